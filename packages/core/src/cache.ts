@@ -1,0 +1,13 @@
+/**
+ * The small key-value interface under {@link TenantCache}: an LRU in one process, Redis across
+ * processes. Every store passes `testCacheStore` from `@tenant/core/testing`.
+ */
+export interface CacheStore<V = unknown> {
+  get(key: string): Promise<V | undefined>
+  /** Stores `value`; `ttlMs` (whole ms > 0) bounds its life, absent means the store's default. */
+  set(key: string, value: V, options?: { ttlMs?: number }): Promise<void>
+  /** Removes `key`; resolves true when something was removed. */
+  delete(key: string): Promise<boolean>
+  /** Removes every key that starts with `prefix` (literally; no pattern syntax). Resolves the count. */
+  deletePrefix(prefix: string): Promise<number>
+}

@@ -1,0 +1,26 @@
+/** The answer to {@link RateLimiter.consume}. A denial is a value, not an exception. */
+export interface RateLimitDecision {
+  allowed: boolean
+  /** The bucket size (burst); absent when the tenant has no rate limit. */
+  limit?: number
+  /** Whole tokens left after this decision; absent when the tenant has no rate limit. */
+  remaining?: number
+  /** When the bucket would be full again, ms since the epoch. */
+  resetAt: number
+  /** 0 when allowed; otherwise deficit / rate, in ms. */
+  retryAfterMs: number
+  reason?: string
+}
+
+/**
+ * Per-tenant request rate limiting (token bucket: `requestsPerSecond` refill, `burst` capacity).
+ * Implementations: `TokenBucketRateLimiter`, `RedisRateLimiter`, `DurableObjectRateLimiter`; all
+ * pass `testRateLimiter` from `@tenant/core/testing`.
+ */
+export interface RateLimiter {
+  /**
+   * Takes `cost` tokens (default 1, whole number >= 0) from the tenant's bucket if it has them.
+   * A tenant without a rate limit is always allowed.
+   */
+  consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision>
+}

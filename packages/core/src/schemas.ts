@@ -1,0 +1,116 @@
+import { z } from 'zod'
+import { MAX_TENANT_ID_LENGTH } from './tenant-id'
+
+/** The calendar windows a quota limit can use. Fixed windows align to UTC calendar boundaries. */
+export const quotaWindows = ['minute', 'hour', 'day', 'month'] as const
+
+/** One of {@link quotaWindows}. */
+export type QuotaWindow = (typeof quotaWindows)[number]
+
+const wholeCount = z
+  .number()
+  .int('must be a whole number')
+  .min(0, 'must be >= 0')
+  .max(Number.MAX_SAFE_INTEGER)
+
+/** Schema of a tenant id: 1 to 255 characters of `[A-Za-z0-9._-]`. */
+export const tenantIdSchema = z
+  .string()
+  .min(1, 'tenant id is empty')
+  .max(MAX_TENANT_ID_LENGTH, `tenant id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
+  .regex(/^[A-Za-z0-9._-]+$/, 'tenant id may only contain letters, digits, ".", "_" and "-"')
+
+/**
+ * Schema of one quota limit. A missing dimension, or 0, means unlimited in that dimension.
+ */
+export const quotaLimitSchema = z.strictObject({
+  window: z.enum(quotaWindows),
+  requests: wholeCount.optional(),
+  tokens: wholeCount.optional(),
+})
+
+/** Schema of a tenant's quota: at most one limit per window. */
+export const quotaConfigSchema = z.strictObject({
+  limits: z
+    .array(quotaLimitSchema)
+    .max(quotaWindows.length)
+    .default([])
+    .superRefine((limits, ctx) => {
+      const seen = new Set<string>()
+      limits.forEach((limit, index) => {
+        if (seen.has(limit.window)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, 'window'],
+            message: `duplicate "${limit.window}" limit: one limit per window`,
+          })
+        }
+        seen.add(limit.window)
+      })
+    }),
+})
+
+/** Schema of a tenant's token-bucket rate limit. */
+export const rateLimitConfigSchema = z.strictObject({
+  requestsPerSecond: z.number().positive('must be > 0').finite(),
+  burst: z.number().int('must be a whole number').min(1, 'must be >= 1').max(Number.MAX_SAFE_INTEGER),
+})
+
+const allowList = z.array(z.string().min(1).max(1024)).max(10_000).default([])
+
+/**
+ * Schema of a tenant's policy. An empty list allows everything in that dimension; paths are
+ * exact matches or `prefix*`.
+ */
+export const policyConfigSchema = z.strictObject({
+  allowedModels: allowList,
+  allowedTools: allowList,
+  allowedMethods: allowList,
+  allowedPaths: allowList,
+})
+
+/** Tenant lifecycle states. A suspended tenant is refused by the resolver. */
+export const tenantStatuses = ['active', 'suspended'] as const
+
+/** One of {@link tenantStatuses}. */
+export type TenantStatus = (typeof tenantStatuses)[number]
+
+const metadataSchema = z.record(z.string(), z.unknown()).default({})
+const timestamp = z.number().int().min(0)
+
+/**
+ * Schema of what a caller supplies to create or replace a tenant. Everything but `id` has a
+ * default; timestamps are stamped by the store's clock and cannot be supplied.
+ */
+export const tenantConfigInputSchema = z.strictObject({
+  id: tenantIdSchema,
+  status: z.enum(tenantStatuses).default('active'),
+  quota: quotaConfigSchema.default({ limits: [] }),
+  rateLimit: rateLimitConfigSchema.nullable().default(null),
+  policy: policyConfigSchema.default({
+    allowedModels: [],
+    allowedTools: [],
+    allowedMethods: [],
+    allowedPaths: [],
+  }),
+  metadata: metadataSchema,
+})
+
+/** Schema of a stored tenant configuration. Timestamps are ms since the epoch. */
+export const tenantConfigSchema = tenantConfigInputSchema.extend({
+  createdAt: timestamp,
+  updatedAt: timestamp,
+})
+
+/** One quota limit: a calendar window and its request and/or token allowance. */
+export type QuotaLimit = z.infer<typeof quotaLimitSchema>
+/** A tenant's quota: the list of its limits, all checked on every request. */
+export type QuotaConfig = z.infer<typeof quotaConfigSchema>
+/** A tenant's token-bucket rate limit. */
+export type RateLimitConfig = z.infer<typeof rateLimitConfigSchema>
+/** A tenant's model/tool/method/path allow-lists. */
+export type PolicyConfig = z.infer<typeof policyConfigSchema>
+/** A stored tenant configuration. */
+export type TenantConfig = z.infer<typeof tenantConfigSchema>
+/** What a caller supplies to create or replace a tenant (defaults applied by the schema). */
+export type TenantConfigInput = z.input<typeof tenantConfigInputSchema>

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config'
+
+// One project per package: each folder's own vitest.config.ts says how its tests run
+// (node pool for most, extra setup for the database, Redis and runtime suites).
+export default defineConfig({
+  test: {
+    projects: ['packages/*', 'apps/*'],
+    coverage: {
+      provider: 'v8',
+      include: ['packages/*/src/**/*.ts'],
+      exclude: ['**/*.test.ts', '**/*.test-d.ts', '**/index.ts'],
+      reporter: ['text-summary', 'json-summary'],
+    },
+  },
+})

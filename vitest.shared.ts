@@ -1,0 +1,17 @@
+import { defineProject, type ViteUserConfig } from 'vitest/config'
+
+/**
+ * The per-package Vitest project: resolves our packages to their TypeScript sources through
+ * the `@tenant/source` export condition, so tests never depend on a previous build.
+ */
+export function packageProject(name: string, test: NonNullable<ViteUserConfig['test']> = {}) {
+  return defineProject({
+    resolve: { conditions: ['@tenant/source', 'module', 'node', 'import', 'default'] },
+    ssr: { resolve: { conditions: ['@tenant/source', 'module', 'node', 'import', 'default'] } },
+    test: {
+      name,
+      include: ['src/**/*.test.ts', 'testing/**/*.test.ts', 'test/**/*.test.ts'],
+      ...test,
+    },
+  })
+}
