@@ -14,6 +14,7 @@ export type TenantErrorCode =
   | 'tenant_required'
   | 'tenant_unknown'
   | 'tenant_mismatch'
+  | 'tenant_already_exists'
 
 /** Suggested HTTP status for each code; the HTTP adapters use this table. */
 export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.freeze({
@@ -29,6 +30,7 @@ export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.fre
   tenant_required: 401,
   tenant_unknown: 403,
   tenant_mismatch: 403,
+  tenant_already_exists: 409,
 })
 
 // Symbol.for so that two copies of @tenant/core in one process (a common result of
@@ -160,5 +162,13 @@ export class TenantBackendError extends TenantError {
   constructor(message: string, options: TenantErrorOptions = {}) {
     super('tenant_backend_unavailable', message, options)
     this.name = 'TenantBackendError'
+  }
+}
+
+/** A create named a tenant id that is already taken. */
+export class TenantAlreadyExistsError extends TenantError {
+  constructor(tenantId: string, options: Omit<TenantErrorOptions, 'tenantId'> = {}) {
+    super('tenant_already_exists', `tenant "${tenantId}" already exists`, { ...options, tenantId })
+    this.name = 'TenantAlreadyExistsError'
   }
 }
