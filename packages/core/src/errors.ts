@@ -15,6 +15,7 @@ export type TenantErrorCode =
   | 'tenant_unknown'
   | 'tenant_mismatch'
   | 'tenant_already_exists'
+  | 'tenant_unsafe_query'
 
 /** Suggested HTTP status for each code; the HTTP adapters use this table. */
 export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.freeze({
@@ -31,6 +32,8 @@ export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.fre
   tenant_unknown: 403,
   tenant_mismatch: 403,
   tenant_already_exists: 409,
+  // A query the isolation layer cannot prove tenant-scoped is a bug in the service, not the client.
+  tenant_unsafe_query: 500,
 })
 
 // Symbol.for so that two copies of @tenant/core in one process (a common result of
