@@ -1,0 +1,98 @@
+/**
+ * The two Redis commands the stores need: run a Lua script by its SHA-1, or by its source.
+ *
+ * Every store in this package does all its work in scripts (one round trip per decision), so this
+ * is the whole surface a client has to offer. ioredis and node-redis clients are accepted as they
+ * are (see {@link toScriptClient}); implement this interface to use any other client.
+ *
+ * @example
+ * ```ts
+ * const client: RedisScriptClient = {
+ *   evalScriptSha: (sha, keys, args) => myClient.command('EVALSHA', sha, keys.length, ...keys, ...args),
+ *   evalScript: (src, keys, args) => myClient.command('EVAL', src, keys.length, ...keys, ...args),
+ * }
+ * ```
+ */
+export interface RedisScriptClient {
+  /**
+   * `EVALSHA sha numkeys ...keys ...args`. Must reject with an error whose message contains
+   * `NOSCRIPT` when the server does not have the script cached.
+   */
+  evalScriptSha(sha: string, keys: string[], args: string[]): Promise<unknown>
+  /** `EVAL script numkeys ...keys ...args`. */
+  evalScript(script: string, keys: string[], args: string[]): Promise<unknown>
+}
+
+/** The part of an ioredis `Redis` or `Cluster` instance the stores use. */
+export interface IoredisLike {
+  evalsha(sha: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
+  eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
+}
+
+/** The part of a node-redis (`redis` package, v4 and later) client or cluster the stores use. */
+export interface NodeRedisLike {
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+}
+
+/** What the `redis` option of every store accepts. */
+export type RedisClientInput = RedisScriptClient | IoredisLike | NodeRedisLike
+
+/**
+ * Wraps an ioredis `Redis` or `Cluster` instance. Commands are sent as plain `EVALSHA` / `EVAL`,
+ * so the client's own options (timeouts, offline queue, retries) apply unchanged.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * const redis = ioredisClient(new Redis(process.env.REDIS_URL!))
+ * ```
+ */
+export function ioredisClient(client: IoredisLike): RedisScriptClient {
+  return {
+    evalScriptSha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
+    evalScript: (script, keys, args) => client.eval(script, keys.length, ...keys, ...args),
+  }
+}
+
+/**
+ * Wraps a node-redis client (`createClient()` / `createCluster()` from the `redis` package).
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis'
+ * const redis = nodeRedisClient(await createClient({ url }).connect())
+ * ```
+ */
+export function nodeRedisClient(client: NodeRedisLike): RedisScriptClient {
+  return {
+    evalScriptSha: (sha, keys, args) => client.evalSha(sha, { keys, arguments: args }),
+    evalScript: (script, keys, args) => client.eval(script, { keys, arguments: args }),
+  }
+}
+
+function hasFunction(value: object, name: string): boolean {
+  return typeof (value as Record<string, unknown>)[name] === 'function'
+}
+
+/**
+ * Normalises the `redis` option: a {@link RedisScriptClient} is used as is, an ioredis or
+ * node-redis client is wrapped. Throws a `TypeError` at construction for anything else, so a
+ * misconfiguration never surfaces per request.
+ */
+export function toScriptClient(input: RedisClientInput): RedisScriptClient {
+  if (typeof input !== 'object' || input === null) {
+    throw new TypeError('redis: expected an ioredis or node-redis client, or a RedisScriptClient')
+  }
+  if (hasFunction(input, 'evalScriptSha') && hasFunction(input, 'evalScript')) {
+    return input as RedisScriptClient
+  }
+  // node-redis clients have camel-case `evalSha`; ioredis only the lower-case command names.
+  if (hasFunction(input, 'evalSha') && hasFunction(input, 'eval')) {
+    return nodeRedisClient(input as NodeRedisLike)
+  }
+  if (hasFunction(input, 'evalsha') && hasFunction(input, 'eval')) {
+    return ioredisClient(input as IoredisLike)
+  }
+  throw new TypeError('redis: expected an ioredis or node-redis client, or a RedisScriptClient')
+}

@@ -1,0 +1,2 @@
+export * from './client'
+export { DEFAULT_TIMEOUT_MS } from './script'

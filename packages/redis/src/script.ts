@@ -1,0 +1,92 @@
+import { TenantBackendError } from '@tenant/core'
+import type { RedisScriptClient } from './client'
+
+/** Default per-call timeout of every store, in ms. */
+export const DEFAULT_TIMEOUT_MS = 50
+
+async function sha1Hex(text: string): Promise<string> {
+  // Web Crypto rather than node:crypto: the same code runs on Node, Bun and Deno.
+  const digest = await globalThis.crypto.subtle.digest('SHA-1', new TextEncoder().encode(text))
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('NOSCRIPT')
+}
+
+/**
+ * A Lua script run with `EVALSHA`, falling back to `EVAL` (which also caches it on the server)
+ * when the server answers `NOSCRIPT` (after a restart, `SCRIPT FLUSH` or a failover to a replica
+ * that never saw it). One round trip in the common case, two right after a flush.
+ */
+export class LuaScript {
+  readonly source: string
+  #sha: string | undefined
+  #shaPromise: Promise<string> | undefined
+
+  constructor(source: string) {
+    this.source = source
+  }
+
+  /** The script's SHA-1 as Redis computes it. */
+  sha(): Promise<string> {
+    if (this.#sha !== undefined) return Promise.resolve(this.#sha)
+    this.#shaPromise ??= sha1Hex(this.source).then((sha) => {
+      this.#sha = sha
+      return sha
+    })
+    return this.#shaPromise
+  }
+
+  /** Runs the script, loading it on `NOSCRIPT`. Errors are the client's, unchanged. */
+  async run(client: RedisScriptClient, keys: string[], args: string[]): Promise<unknown> {
+    const sha = this.#sha ?? (await this.sha())
+    try {
+      return await client.evalScriptSha(sha, keys, args)
+    } catch (error) {
+      if (!isNoScript(error)) throw error
+      return client.evalScript(this.source, keys, args)
+    }
+  }
+}
+
+/**
+ * Validates a `timeoutMs` option: a whole number of ms > 0.
+ * Throws a `TypeError` at construction so a typo never becomes a per-request failure.
+ */
+export function validateTimeout(timeoutMs: number | undefined): number {
+  if (timeoutMs === undefined) return DEFAULT_TIMEOUT_MS
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new TypeError(`timeoutMs must be a whole number of ms > 0, got ${String(timeoutMs)}`)
+  }
+  return timeoutMs
+}
+
+/**
+ * Settles with `work`, or rejects with {@link TenantBackendError} when it fails or takes longer
+ * than `timeoutMs`. The command may still run on the server after a timeout: the caller only
+ * learns that it cannot know, which is exactly what the stage's fail mode is for.
+ */
+export function withBackendTimeout<T>(
+  work: Promise<T>,
+  timeoutMs: number,
+  what: string,
+  tenantId?: string,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
+    }, timeoutMs)
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        const message = error instanceof Error ? error.message : String(error)
+        reject(new TenantBackendError(`redis: ${what} failed: ${message}`, { cause: error, tenantId }))
+      },
+    )
+  })
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+
+/**
+ * The Redis the integration tests use: `TEST_REDIS_URL`, or the local server at
+ * redis://127.0.0.1:6379 when that variable is unset and the server answers. Under `CI` an
+ * unreachable server fails the run (this module throws at import) instead of skipping.
+ */
+const DEFAULT_URL = 'redis://127.0.0.1:6379'
+
+/** Options that make a client fail fast instead of queueing commands while disconnected. */
+export const fastFailOptions: RedisOptions = {
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+  connectTimeout: 1000,
+  lazyConnect: true,
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const client = new Redis(url, { ...fastFailOptions, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+async function resolveUrl(): Promise<string | undefined> {
+  const explicit = process.env.TEST_REDIS_URL
+  const url = explicit || DEFAULT_URL
+  if (await reachable(url)) return url
+  if (process.env.CI || explicit) {
+    throw new Error(
+      `Redis at ${url} is unreachable (TEST_REDIS_URL=${explicit ?? '(unset)'}, CI=${process.env.CI})`,
+    )
+  }
+  return undefined
+}
+
+/** The test server's URL; undefined only outside CI when no server is around (suites skip). */
+export const REDIS_URL: string | undefined = await resolveUrl()
+
+/** A key prefix no other test run shares: `test-<uuid>` plus `name`. */
+export function uniquePrefix(name: string): string {
+  return `test-${randomUUID().slice(0, 8)}:${name}`
+}
+
+/** A connected ioredis client for the test server, failing fast. */
+export async function connectIoredis(url = REDIS_URL!, options: RedisOptions = {}): Promise<Redis> {
+  const client = new Redis(url, { ...fastFailOptions, ...options })
+  await client.connect()
+  return client
+}
+
+/** Deletes every key whose name contains `{prefix` (the stores' hash tags) or starts with `prefix`. */
+export async function deleteKeys(client: Redis, prefix: string): Promise<number> {
+  let removed = 0
+  for (const pattern of [`{${prefix}*`, `${prefix}*`]) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) removed += await client.del(...keys)
+    } while (cursor !== '0')
+  }
+  return removed
+}
