@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { testAuditLog } from '../testing/audit-log'
+import type { AuditRecordInput } from './audit'
+import { InMemoryAuditLog, resolveAuditListOptions } from './in-memory-audit-log'
+
+testAuditLog('InMemoryAuditLog', () => new InMemoryAuditLog())
+
+function input(tenantId: string, n: number): AuditRecordInput {
+  return { tenantId, actor: 'admin', action: 'tenant.update', before: null, after: null, at: n }
+}
+
+describe('InMemoryAuditLog', () => {
+  it('holds at most `max` records, dropping the oldest across tenants', async () => {
+    const log = new InMemoryAuditLog({ max: 3 })
+    await log.append(input('a', 1))
+    await log.append(input('b', 2))
+    await log.append(input('a', 3))
+    await log.append(input('c', 4))
+    expect(log.size).toBe(3)
+    expect((await log.list('a')).items.map((r) => r.at)).toEqual([3])
+    expect((await log.list('c')).items.map((r) => r.at)).toEqual([4])
+  })
+
+  it('stays bounded over many appends from many tenants', async () => {
+    const log = new InMemoryAuditLog({ max: 100 })
+    for (let i = 0; i < 10_000; i++) await log.append(input(`t${i % 777}`, i))
+    expect(log.size).toBe(100)
+    // Only the newest 100 survive: tenants whose records were all dropped have no history left.
+    expect((await log.list('t0')).items).toEqual([])
+    const survivor = 9_999 % 777
+    expect((await log.list(`t${survivor}`)).items.map((r) => r.at)).toEqual([9_999])
+  })
+
+  it('stores a frozen copy: neither the caller nor a reader can rewrite history', async () => {
+    const log = new InMemoryAuditLog()
+    const metadata: Record<string, unknown> = { plan: 'pro' }
+    const after = {
+      id: 'acme',
+      status: 'active' as const,
+      quota: { limits: [] },
+      rateLimit: null,
+      policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+      metadata,
+      createdAt: 1,
+      updatedAt: 1,
+    }
+    await log.append({ ...input('acme', 1), after })
+    metadata.plan = 'free'
+    const [stored] = (await log.list('acme')).items
+    expect(stored!.after!.metadata).toEqual({ plan: 'pro' })
+    expect(Object.isFrozen(stored!.after!.metadata)).toBe(true)
+    expect(() => {
+      ;(stored!.after!.metadata as Record<string, unknown>).plan = 'hacked'
+    }).toThrow(TypeError)
+  })
+
+  it('rejects a max that is not a whole number >= 1', () => {
+    for (const max of [0, -5, 1.5, Number.NaN]) {
+      expect(() => new InMemoryAuditLog({ max })).toThrow(RangeError)
+    }
+  })
+})
+
+describe('resolveAuditListOptions', () => {
+  it('applies the defaults', () => {
+    expect(resolveAuditListOptions()).toEqual({ limit: 50, before: undefined })
+    expect(resolveAuditListOptions({ limit: 1000, before: 'x' })).toEqual({ limit: 1000, before: 'x' })
+  })
+
+  it('lists every bad option at once', () => {
+    expect(() => resolveAuditListOptions({ limit: 0, before: '' })).toThrow(/limit: .*; before: /)
+  })
+})

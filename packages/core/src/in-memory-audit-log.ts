@@ -1,0 +1,153 @@
+import { z } from 'zod'
+import type { AuditListOptions, AuditLog, AuditRecord, AuditRecordInput } from './audit'
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './config'
+import { InvalidTenantConfigError } from './errors'
+import { copyJson } from './json'
+import { validateTenantId } from './tenant-id'
+
+/** Options of {@link InMemoryAuditLog}. */
+export interface InMemoryAuditLogOptions {
+  /**
+   * Most records kept, across all tenants. When full, the oldest record is dropped for each new one,
+   * so memory stays bounded however long the process runs.
+   * @default 10000
+   */
+  max?: number
+}
+
+const auditListOptionsSchema = z.strictObject({
+  limit: z
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be >= 1')
+    .max(MAX_LIST_LIMIT, `must be <= ${MAX_LIST_LIMIT}`)
+    .optional(),
+  before: z.string().min(1, 'must not be empty').max(255, 'must be the `next` of a previous page').optional(),
+})
+
+/** {@link AuditListOptions} with defaults applied and checked. */
+export interface ResolvedAuditListOptions {
+  limit: number
+  before: string | undefined
+}
+
+/**
+ * Applies the defaults of {@link AuditListOptions} and checks them: `limit` a whole number from 1
+ * to 1000 (default 50), `before` a non-empty string of at most 255 characters. Every `AuditLog`
+ * store uses it so that all stores accept and refuse the same options.
+ * Throws {@link InvalidTenantConfigError} listing the bad options.
+ */
+export function resolveAuditListOptions(options: AuditListOptions = {}): ResolvedAuditListOptions {
+  const result = auditListOptionsSchema.safeParse(options)
+  if (!result.success) throw new InvalidTenantConfigError(result.error.issues)
+  return { limit: result.data.limit ?? DEFAULT_LIST_LIMIT, before: result.data.before }
+}
+
+// Ids are a zero-padded sequence so that string order is insertion order, which keeps cursors
+// comparable without parsing and matches how a database store would order them.
+const ID_WIDTH = 16
+const ID_PATTERN = /^\d{16}$/
+
+/**
+ * An {@link AuditLog} kept in memory, for tests and small single-process apps. Bounded by `max`
+ * (oldest records dropped first). Records are copied and frozen on append, so neither the caller
+ * nor a reader can rewrite history.
+ *
+ * @example
+ * ```ts
+ * const auditLog = new InMemoryAuditLog({ max: 1000 })
+ * const store = auditedStore(new InMemoryConfigManager(), auditLog)
+ * const admin = new AdminService({ store, auditLog })
+ * const { items, next } = await auditLog.list('acme', { limit: 20 })
+ * ```
+ */
+export class InMemoryAuditLog implements AuditLog {
+  readonly #max: number
+  // Per tenant, oldest first; `#order` remembers which tenant owns each record globally so the
+  // oldest record overall can be dropped in O(1) amortised.
+  readonly #byTenant = new Map<string, AuditRecord[]>()
+  readonly #order: string[] = []
+  #orderHead = 0
+  #seq = 0
+
+  constructor(options: InMemoryAuditLogOptions = {}) {
+    const max = options.max ?? 10_000
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`InMemoryAuditLog: max must be a whole number >= 1, got ${String(max)}`)
+    }
+    this.#max = max
+  }
+
+  /** Number of records currently held (at most `max`). */
+  get size(): number {
+    return this.#order.length - this.#orderHead
+  }
+
+  async append(record: AuditRecordInput): Promise<AuditRecord> {
+    validateTenantId(record.tenantId)
+    this.#seq += 1
+    const stored = deepFreeze(copyJson({ ...record, id: String(this.#seq).padStart(ID_WIDTH, '0') }))
+    let list = this.#byTenant.get(stored.tenantId)
+    if (list === undefined) {
+      list = []
+      this.#byTenant.set(stored.tenantId, list)
+    }
+    list.push(stored)
+    this.#order.push(stored.tenantId)
+    while (this.size > this.#max) this.#dropOldest()
+    return stored
+  }
+
+  async list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }> {
+    validateTenantId(tenantId)
+    const { limit, before } = resolveAuditListOptions(options)
+    if (before !== undefined && !ID_PATTERN.test(before)) {
+      throw new InvalidTenantConfigError([
+        { path: ['before'], message: 'must be the `next` of a previous page', code: 'invalid_value' },
+      ])
+    }
+    const list = this.#byTenant.get(tenantId) ?? []
+    // Newest first: start just below the cursor and walk back.
+    let end = list.length
+    if (before !== undefined) end = lowerBound(list, before)
+    const items: AuditRecord[] = []
+    for (let i = end - 1; i >= 0 && items.length < limit; i--) items.push(list[i]!)
+    const last = items[items.length - 1]
+    const hasMore = last !== undefined && end - items.length > 0
+    return hasMore ? { items, next: last.id } : { items }
+  }
+
+  #dropOldest(): void {
+    const tenantId = this.#order[this.#orderHead]!
+    this.#orderHead += 1
+    // Compact the queue once the consumed head dominates, keeping memory proportional to `max`.
+    if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
+      this.#order.splice(0, this.#orderHead)
+      this.#orderHead = 0
+    }
+    const list = this.#byTenant.get(tenantId)!
+    list.shift()
+    if (list.length === 0) this.#byTenant.delete(tenantId)
+  }
+}
+
+/** Index of the first record whose id is >= `id` (ids ascend within a tenant's list). */
+function lowerBound(list: readonly AuditRecord[], id: string): number {
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (list[mid]!.id < id) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+// Records hold validated configs, which are plain JSON data, so a JSON copy is a faithful one.
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
