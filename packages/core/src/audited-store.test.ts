@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest'
+import { testAuditedTenantStore } from '../testing/audited-store'
+import type { AuditListOptions, AuditLog, AuditRecordInput } from './audit'
+import { auditedStore, getTenantConfigOrNull } from './audited-store'
+import { ManualClock } from './clock'
+import type { ConfigManager } from './config'
+import { InvalidTenantConfigError, isTenantError, TenantBackendError } from './errors'
+import { InMemoryAuditLog } from './in-memory-audit-log'
+import { InMemoryConfigManager } from './in-memory-config-manager'
+import type { TenantConfigInput } from './schemas'
+
+const T0 = Date.UTC(2026, 0, 1)
+
+testAuditedTenantStore('auditedStore(InMemoryConfigManager, InMemoryAuditLog)', () => {
+  const clock = new ManualClock(T0)
+  const auditLog = new InMemoryAuditLog()
+  return { store: auditedStore(new InMemoryConfigManager({ clock }), auditLog, { clock }), auditLog, clock }
+})
+
+// An audit store that is down: the fault cannot be produced for real in memory.
+class FailingAuditLog implements AuditLog {
+  readonly inner = new InMemoryAuditLog()
+  failure: unknown = null
+  append(record: AuditRecordInput) {
+    if (this.failure !== null) return Promise.reject(this.failure)
+    return this.inner.append(record)
+  }
+  list(tenantId: string, options?: AuditListOptions) {
+    return this.inner.list(tenantId, options)
+  }
+}
+
+function setup() {
+  const clock = new ManualClock(T0)
+  const configs = new InMemoryConfigManager({ clock })
+  const auditLog = new FailingAuditLog()
+  const store = auditedStore(configs, auditLog, { clock })
+  return { clock, configs, auditLog, store }
+}
+
+async function rejects(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise
+  } catch (error) {
+    return error
+  }
+  throw new Error('expected a rejection')
+}
+
+const create = (id: string, metadata: Record<string, unknown> = {}) => ({
+  tenantId: id,
+  action: 'tenant.create' as const,
+  actor: 'alice',
+  apply: (): TenantConfigInput => ({ id, metadata }),
+})
+
+describe('auditedStore: compensation when the audit append fails', () => {
+  it('removes a created tenant and reports a backend error', async () => {
+    const { configs, auditLog, store } = setup()
+    auditLog.failure = new Error('audit db down')
+    const error = await rejects(store.applyChange(create('acme')))
+    expect(error).toBeInstanceOf(TenantBackendError)
+    expect((error as Error).message).toMatch(/the change was undone/)
+    expect((error as Error).cause).toBe(auditLog.failure)
+    expect(await getTenantConfigOrNull(configs, 'acme')).toBeNull()
+  })
+
+  it('restores the previous config of an updated tenant', async () => {
+    const { configs, auditLog, store } = setup()
+    await store.applyChange(create('acme', { v: 1 }))
+    auditLog.failure = new Error('audit db down')
+    await rejects(
+      store.applyChange({
+        tenantId: 'acme',
+        action: 'tenant.quota.update',
+        actor: 'alice',
+        apply: () => ({
+          id: 'acme',
+          metadata: { v: 2 },
+          quota: { limits: [{ window: 'day', requests: 5 }] },
+        }),
+      }),
+    )
+    const restored = await configs.getTenantConfig('acme')
+    expect(restored.metadata).toEqual({ v: 1 })
+    expect(restored.quota).toEqual({ limits: [] })
+    expect((await auditLog.list('acme')).items.map((r) => r.action)).toEqual(['tenant.create'])
+  })
+
+  it('re-creates a deleted tenant with its previous content', async () => {
+    const { configs, auditLog, store } = setup()
+    await store.applyChange(create('acme', { v: 1 }))
+    auditLog.failure = new Error('audit db down')
+    await rejects(
+      store.applyChange({ tenantId: 'acme', action: 'tenant.delete', actor: 'a', apply: () => null }),
+    )
+    expect((await configs.getTenantConfig('acme')).metadata).toEqual({ v: 1 })
+  })
+
+  it('passes a TenantError from the log through unchanged', async () => {
+    const { configs, auditLog, store } = setup()
+    auditLog.failure = new InvalidTenantConfigError([
+      { path: ['actor'], message: 'too long', code: 'too_big' },
+    ])
+    expect(await rejects(store.applyChange(create('acme')))).toBe(auditLog.failure)
+    expect(await getTenantConfigOrNull(configs, 'acme')).toBeNull()
+  })
+
+  it('says so when the restore fails too, keeping both causes', async () => {
+    const { configs, auditLog } = setup()
+    const restoreFailure = new Error('config db down')
+    let writes = 0
+    const flaky: ConfigManager = {
+      getTenantConfig: (id) => configs.getTenantConfig(id),
+      listTenants: (options) => configs.listTenants(options),
+      quotaConfig: (id) => configs.quotaConfig(id),
+      policyConfig: (id) => configs.policyConfig(id),
+      rateLimitConfig: (id) => configs.rateLimitConfig(id),
+      setTenantConfig: (input) => {
+        writes += 1
+        return writes === 1 ? configs.setTenantConfig(input) : Promise.reject(restoreFailure)
+      },
+      deleteTenantConfig: () => Promise.reject(restoreFailure),
+    }
+    const store = auditedStore(flaky, auditLog)
+    auditLog.failure = new Error('audit db down')
+    const error = await rejects(store.applyChange(create('acme')))
+    expect(error).toBeInstanceOf(TenantBackendError)
+    expect((error as Error).message).toMatch(/may be stored without an audit record/)
+    expect(((error as Error).cause as AggregateError).errors).toEqual([auditLog.failure, restoreFailure])
+  })
+})
+
+describe('auditedStore', () => {
+  it('delegates reads and provider methods to the config manager', async () => {
+    const { configs, store } = setup()
+    await configs.setTenantConfig({ id: 'acme', rateLimit: { requestsPerSecond: 5, burst: 10 } })
+    expect(await store.getTenantConfig('acme')).toEqual(await configs.getTenantConfig('acme'))
+    expect(await store.rateLimitConfig('acme')).toEqual({ requestsPerSecond: 5, burst: 10 })
+    expect(await store.quotaConfig('acme')).toEqual({ limits: [] })
+    expect((await store.policyConfig('acme')).allowedModels).toEqual([])
+    expect((await store.listTenants()).items.map((t) => t.id)).toEqual(['acme'])
+  })
+
+  it('keeps serving other tenants while one change is in flight', async () => {
+    const { store } = setup()
+    await store.applyChange(create('a'))
+    await store.applyChange(create('b'))
+    // A change whose apply throws must release its tenant's lock for the next change.
+    await rejects(
+      store.applyChange({
+        tenantId: 'a',
+        action: 'tenant.update',
+        actor: 'x',
+        apply: () => {
+          throw new Error('no')
+        },
+      }),
+    )
+    const result = await store.applyChange({
+      tenantId: 'a',
+      action: 'tenant.suspend',
+      actor: 'x',
+      apply: () => ({ id: 'a', status: 'suspended' }),
+    })
+    expect(result.after?.status).toBe('suspended')
+  })
+})
+
+describe('getTenantConfigOrNull', () => {
+  it('is null for an unknown tenant and rethrows other errors', async () => {
+    const configs = new InMemoryConfigManager()
+    expect(await getTenantConfigOrNull(configs, 'nobody')).toBeNull()
+    const error = await rejects(getTenantConfigOrNull(configs, 'bad id'))
+    expect(isTenantError(error) && error.code).toBe('tenant_invalid_id')
+  })
+})
