@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { findNonJsonValue } from './json'
 import { MAX_TENANT_ID_LENGTH } from './tenant-id'
 
 /** The calendar windows a quota limit can use. Fixed windows align to UTC calendar boundaries. */
@@ -56,7 +57,14 @@ export const rateLimitConfigSchema = z.strictObject({
   burst: z.number().int('must be a whole number').min(1, 'must be >= 1').max(Number.MAX_SAFE_INTEGER),
 })
 
-const allowList = z.array(z.string().min(1).max(1024)).max(10_000).default([])
+const allowEntry = z.string().min(1).max(1024)
+const allowList = z.array(allowEntry).max(10_000).default([])
+
+// A path entry is matched against a URL pathname, which always starts with "/"; an entry that
+// does not, or a "*" anywhere but at the end, would silently never match what its author meant.
+const pathEntry = allowEntry
+  .refine((p) => p === '*' || p.startsWith('/'), 'must start with "/" or be "*"')
+  .refine((p) => !p.slice(0, -1).includes('*'), '"*" is only allowed at the end (a prefix match)')
 
 /**
  * Schema of a tenant's policy. An empty list allows everything in that dimension; paths are
@@ -66,7 +74,7 @@ export const policyConfigSchema = z.strictObject({
   allowedModels: allowList,
   allowedTools: allowList,
   allowedMethods: allowList,
-  allowedPaths: allowList,
+  allowedPaths: z.array(pathEntry).max(10_000).default([]),
 })
 
 /** Tenant lifecycle states. A suspended tenant is refused by the resolver. */
@@ -75,7 +83,15 @@ export const tenantStatuses = ['active', 'suspended'] as const
 /** One of {@link tenantStatuses}. */
 export type TenantStatus = (typeof tenantStatuses)[number]
 
-const metadataSchema = z.record(z.string(), z.unknown()).default({})
+// Plain JSON only: a database store would turn a Date into a string and drop undefined, so
+// anything else would come back different depending on the store.
+const metadataSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((metadata, ctx) => {
+    const problem = findNonJsonValue(metadata)
+    if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message })
+  })
+  .default({})
 const timestamp = z.number().int().min(0)
 
 /**

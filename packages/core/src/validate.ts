@@ -22,3 +22,24 @@ export function parseTenantConfigInput(value: unknown): Omit<TenantConfig, 'crea
 export function parseTenantConfig(value: unknown): TenantConfig {
   return parseOrThrow(tenantConfigSchema, value)
 }
+
+/**
+ * Checks, when a factory or constructor is called, that `value` has each of `methods`, so that
+ * passing the wrong object fails at wiring time with `InvalidTenantConfigError` instead of with a
+ * `TypeError` on the first request.
+ *
+ * @example
+ * ```ts
+ * assertMethods(provider, 'provider', ['policyConfig'])
+ * ```
+ */
+export function assertMethods(value: unknown, name: string, methods: readonly string[]): void {
+  const missing = methods.filter(
+    (m) => typeof (value as Record<string, unknown> | null | undefined)?.[m] !== 'function',
+  )
+  if (missing.length > 0) {
+    throw new InvalidTenantConfigError([
+      { path: [name], message: `must have method(s) ${missing.join(', ')}`, code: 'invalid_type' },
+    ])
+  }
+}

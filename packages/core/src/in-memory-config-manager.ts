@@ -1,0 +1,112 @@
+import { type Clock, systemClock } from './clock'
+import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
+import { TenantNotFoundError } from './errors'
+import { copyJson } from './json'
+import { compareTenantIds, resolveListTenantsOptions } from './list-tenants'
+import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
+import { validateTenantId } from './tenant-id'
+import { parseTenantConfigInput } from './validate'
+
+/** Options of {@link InMemoryConfigManager}. */
+export interface InMemoryConfigManagerOptions {
+  /**
+   * Stamps `createdAt` / `updatedAt`.
+   * @default systemClock
+   */
+  clock?: Clock
+}
+
+/**
+ * A {@link ConfigManager} (and quota, policy and rate-limit provider) that keeps tenants in
+ * memory: for tests, single-process apps, and as the reference every other store is compared to.
+ *
+ * Every config going in or coming out is a deep copy, so neither the caller that stored it nor a
+ * caller that read it can change the store behind its back. It grows only with
+ * `setTenantConfig` calls, never with request traffic (unknown ids allocate nothing).
+ *
+ * @example
+ * ```ts
+ * const configs = new InMemoryConfigManager()
+ * await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 1000 }] } })
+ * const quotas = new InMemoryQuotaManager(configs)
+ * const policy = new ConfigPolicyEvaluator(configs)
+ * ```
+ */
+export class InMemoryConfigManager implements ConfigManager {
+  readonly #clock: Clock
+  readonly #configs = new Map<string, TenantConfig>()
+  // Kept sorted so both pagination styles are a binary search and a slice, not a sort per call.
+  readonly #ids: string[] = []
+
+  constructor(options: InMemoryConfigManagerOptions = {}) {
+    this.#clock = options.clock ?? systemClock
+  }
+
+  async getTenantConfig(tenantId: string): Promise<TenantConfig> {
+    return copyJson(this.#get(tenantId))
+  }
+
+  async setTenantConfig(input: TenantConfigInput): Promise<TenantConfig> {
+    // Parsing copies the structure, but metadata values are passed through by reference.
+    const parsed = copyJson(parseTenantConfigInput(input))
+    const now = Math.floor(this.#clock.now())
+    const existing = this.#configs.get(parsed.id)
+    const config: TenantConfig = { ...parsed, createdAt: existing?.createdAt ?? now, updatedAt: now }
+    if (!existing) this.#ids.splice(this.#lowerBound(parsed.id), 0, parsed.id)
+    this.#configs.set(parsed.id, config)
+    return copyJson(config)
+  }
+
+  async deleteTenantConfig(tenantId: string): Promise<void> {
+    this.#get(tenantId)
+    this.#configs.delete(tenantId)
+    this.#ids.splice(this.#lowerBound(tenantId), 1)
+  }
+
+  async listTenants(options?: ListTenantsOptions): Promise<ListTenantsResult> {
+    const resolved = resolveListTenantsOptions(options)
+    const start =
+      resolved.mode === 'offset'
+        ? resolved.offset
+        : this.#upperBound(resolved.after, this.#lowerBound(resolved.after))
+    const ids = this.#ids.slice(start, start + resolved.limit)
+    const items = ids.map((id) => copyJson(this.#configs.get(id)!))
+    const last = ids[ids.length - 1]
+    return last !== undefined && start + ids.length < this.#ids.length ? { items, next: last } : { items }
+  }
+
+  async quotaConfig(tenantId: string): Promise<QuotaConfig> {
+    return copyJson(this.#get(tenantId).quota)
+  }
+
+  async policyConfig(tenantId: string): Promise<PolicyConfig> {
+    return copyJson(this.#get(tenantId).policy)
+  }
+
+  async rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
+    return copyJson(this.#get(tenantId).rateLimit)
+  }
+
+  #get(tenantId: string): TenantConfig {
+    const config = this.#configs.get(validateTenantId(tenantId))
+    if (!config) throw new TenantNotFoundError(tenantId)
+    return config
+  }
+
+  /** Index of the first id >= `id`. */
+  #lowerBound(id: string): number {
+    let lo = 0
+    let hi = this.#ids.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (compareTenantIds(this.#ids[mid]!, id) < 0) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** Index of the first id > `id`, given the index of the first id >= `id`. */
+  #upperBound(id: string, lowerBound: number): number {
+    return this.#ids[lowerBound] === id ? lowerBound + 1 : lowerBound
+  }
+}

@@ -1,0 +1,99 @@
+/** A value that survives `JSON.stringify` / `JSON.parse` unchanged. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/** Deepest nesting {@link findNonJsonValue} accepts, so a hostile value cannot exhaust the stack. */
+export const MAX_JSON_DEPTH = 64
+
+/** Where a value stops being plain JSON data, and why. */
+export interface NonJsonValue {
+  path: (string | number)[]
+  message: string
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Finds the first part of `value` that is not plain JSON data: `undefined`, functions, symbols,
+ * bigints, non-finite numbers, class instances (`Date`, `Map`, ...), sparse arrays, symbol keys,
+ * circular references, or nesting deeper than {@link MAX_JSON_DEPTH}. Returns `undefined` when
+ * `value` is plain JSON.
+ *
+ * Stores disagree on everything else (a database stores a `Date` as a string, memory keeps the
+ * object), so the schemas refuse it up front and every store returns what it was given.
+ *
+ * @example
+ * ```ts
+ * findNonJsonValue({ a: [1, new Date()] }) // { path: ['a', 1], message: 'Date is not JSON data' }
+ * ```
+ */
+export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
+  const ancestors: object[] = []
+  const path: (string | number)[] = []
+  const fail = (message: string): NonJsonValue => ({ path: [...path], message })
+
+  const visit = (v: unknown): NonJsonValue | undefined => {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return undefined
+      case 'number':
+        return Number.isFinite(v) ? undefined : fail(`${v} is not JSON data`)
+      case 'object':
+        break
+      default:
+        return fail(`${typeof v} is not JSON data`)
+    }
+    if (v === null) return undefined
+    if (ancestors.includes(v)) return fail('circular reference')
+    if (ancestors.length >= MAX_JSON_DEPTH) return fail(`nested deeper than ${MAX_JSON_DEPTH} levels`)
+    if (!Array.isArray(v) && !isPlainObject(v)) {
+      return fail(`${v.constructor?.name ?? 'object'} is not JSON data`)
+    }
+    if (Object.getOwnPropertySymbols(v).length > 0) return fail('symbol keys are not JSON data')
+    ancestors.push(v)
+    try {
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          path.push(i)
+          const problem = i in v ? visit(v[i]) : fail('sparse array hole is not JSON data')
+          path.pop()
+          if (problem) return problem
+        }
+      } else {
+        for (const key of Object.keys(v)) {
+          path.push(key)
+          const problem = visit(v[key])
+          path.pop()
+          if (problem) return problem
+        }
+      }
+      return undefined
+    } finally {
+      ancestors.pop()
+    }
+  }
+  return visit(value)
+}
+
+/**
+ * A deep copy of plain JSON data (see {@link findNonJsonValue}), so a caller holding the copy
+ * cannot change the original. `structuredClone` is not part of the ES library core targets.
+ */
+export function copyJson<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map(copyJson) as T
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    // defineProperty, not assignment: a "__proto__" key must stay data, never a prototype switch.
+    Object.defineProperty(out, key, {
+      value: copyJson((value as Record<string, unknown>)[key]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  return out as T
+}

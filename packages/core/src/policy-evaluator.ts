@@ -1,0 +1,106 @@
+import type { PolicyProvider } from './config'
+import { InvalidTenantConfigError } from './errors'
+import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
+import { validateTenantId } from './tenant-id'
+import { assertMethods } from './validate'
+
+/** Options of {@link ConfigPolicyEvaluator}. */
+export interface ConfigPolicyEvaluatorOptions {
+  /**
+   * When true, a request that does not name a model (tool, method, path) is denied by a
+   * non-empty allow-list for that dimension instead of passing it. Empty lists still allow all.
+   * @default false
+   */
+  strict?: boolean
+}
+
+// Long enough to recognise the value in a log, short enough that a hostile header cannot bloat it.
+const MAX_ECHO = 100
+
+function describe(value: string): string {
+  return JSON.stringify(value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}...` : value)
+}
+
+/**
+ * True when `path` is allowed by one `entry`: an entry ending in `*` matches every path that
+ * starts with the text before the `*` (so `*` alone matches every path), any other entry must
+ * equal the path exactly. Nothing is normalised: a trailing slash is significant, and the
+ * prefix is plain text, so `/v1*` also matches `/v1beta` while `/v1/*` does not match `/v1`.
+ */
+export function pathMatches(entry: string, path: string): boolean {
+  return entry.endsWith('*') ? path.startsWith(entry.slice(0, -1)) : path === entry
+}
+
+/**
+ * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
+ * (any `ConfigManager`) on every call, so a policy change applies to the next request.
+ *
+ * Rules, checked in this order, the first refusal wins:
+ * - `model`, `tool`: exact, case-sensitive match (`*` has no special meaning).
+ * - `method`: case-insensitive match (`get` allows `GET`).
+ * - `path`: exact match, or a prefix match for entries ending in `*`; see {@link pathMatches}.
+ *
+ * An empty allow-list allows everything in its dimension. A request that does not name a value
+ * for a dimension (`undefined`) passes that check unless `strict` is set and the list is not
+ * empty. An empty string is a named value, and is allowed only by an empty list.
+ *
+ * @example
+ * ```ts
+ * const policy = new ConfigPolicyEvaluator(configs, { strict: true })
+ * const decision = await policy.evaluate('acme', { model: 'gpt-4o', method: 'POST', path: '/v1/chat' })
+ * if (!decision.allowed) console.log(decision.rule, decision.reason)
+ * ```
+ */
+export class ConfigPolicyEvaluator implements PolicyEvaluator {
+  readonly #provider: PolicyProvider
+  readonly #strict: boolean
+
+  constructor(provider: PolicyProvider, options: ConfigPolicyEvaluatorOptions = {}) {
+    assertMethods(provider, 'provider', ['policyConfig'])
+    if (options.strict !== undefined && typeof options.strict !== 'boolean') {
+      throw new InvalidTenantConfigError([
+        { path: ['strict'], message: 'must be a boolean', code: 'invalid_type' },
+      ])
+    }
+    this.#provider = provider
+    this.#strict = options.strict ?? false
+  }
+
+  /** Throws `TenantNotFoundError` for an unknown tenant, `InvalidTenantIdError` for a bad id. */
+  async evaluate(tenantId: string, request: PolicyRequest = {}): Promise<PolicyDecision> {
+    validateTenantId(tenantId)
+    const policy = await this.#provider.policyConfig(tenantId)
+    return (
+      this.#check('model', request.model, policy.allowedModels, (a, v) => a === v) ??
+      this.#check('tool', request.tool, policy.allowedTools, (a, v) => a === v) ??
+      this.#check(
+        'method',
+        request.method,
+        policy.allowedMethods,
+        (a, v) => a.toUpperCase() === v.toUpperCase(),
+      ) ??
+      this.#check('path', request.path, policy.allowedPaths, pathMatches) ?? { allowed: true }
+    )
+  }
+
+  #check(
+    rule: PolicyRule,
+    value: string | undefined,
+    allowed: readonly string[] | undefined,
+    matches: (entry: string, value: string) => boolean,
+  ): PolicyDecision | undefined {
+    if (value !== undefined && typeof value !== 'string') {
+      throw new InvalidTenantConfigError([
+        { path: [rule], message: 'must be a string', code: 'invalid_type' },
+      ])
+    }
+    if (!allowed || allowed.length === 0) return undefined
+    if (value === undefined) {
+      return this.#strict
+        ? { allowed: false, rule, reason: `request names no ${rule}; one is required` }
+        : undefined
+    }
+    if (allowed.some((entry) => matches(entry, value))) return undefined
+    return { allowed: false, rule, reason: `${rule} ${describe(value)} is not allowed` }
+  }
+}

@@ -1,0 +1,225 @@
+import { LRUCache } from 'lru-cache'
+import { describe, expect, it } from 'vitest'
+import { testCacheStore } from '../testing/index'
+import type { CacheStore } from './cache'
+import { ManualClock } from './clock'
+import { InvalidTenantConfigError, InvalidTenantIdError } from './errors'
+import { lruCacheStore, memoryCacheStore, TenantCache, validateCacheTtl } from './tenant-cache'
+
+testCacheStore('memoryCacheStore', ({ clock }) => memoryCacheStore({ clock, max: 10_000 }))
+testCacheStore('lruCacheStore(lru-cache)', ({ clock }) =>
+  lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, perf: clock, ttlResolution: 0 })),
+)
+
+describe('validateCacheTtl', () => {
+  it('accepts undefined and whole ms > 0', () => {
+    expect(validateCacheTtl(undefined)).toBeUndefined()
+    expect(validateCacheTtl(1)).toBe(1)
+    expect(validateCacheTtl(Number.MAX_SAFE_INTEGER)).toBe(Number.MAX_SAFE_INTEGER)
+  })
+  it('rejects everything else with InvalidTenantConfigError', () => {
+    for (const bad of [0, -5, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, '5', null]) {
+      expect(() => validateCacheTtl(bad), String(bad)).toThrow(InvalidTenantConfigError)
+    }
+  })
+})
+
+describe('memoryCacheStore', () => {
+  it('evicts the least recently used entry beyond max', async () => {
+    const store = memoryCacheStore<number>({ max: 3 })
+    await store.set('a', 1)
+    await store.set('b', 2)
+    await store.set('c', 3)
+    expect(await store.get('a')).toBe(1) // a is now the most recent; b the least
+    await store.set('d', 4)
+    expect(await store.get('b')).toBeUndefined()
+    expect(await store.get('a')).toBe(1)
+    expect(await store.get('c')).toBe(3)
+    expect(await store.get('d')).toBe(4)
+    await store.set('c', 30) // overwriting refreshes too
+    await store.set('e', 5)
+    expect(await store.get('a')).toBeUndefined()
+    expect(await store.get('c')).toBe(30)
+  })
+
+  it('stays bounded under many distinct keys', async () => {
+    const store = memoryCacheStore<number>({ max: 100 })
+    for (let i = 0; i < 5_000; i++) await store.set(`k${i}`, i)
+    expect(await store.deletePrefix('k')).toBe(100)
+    expect(await store.get('k4999')).toBeUndefined()
+  })
+
+  it('applies the default ttlMs to entries set without one, and keeps others forever', async () => {
+    const clock = new ManualClock(1_000)
+    const withDefault = memoryCacheStore({ clock, ttlMs: 500 })
+    const forever = memoryCacheStore({ clock })
+    await withDefault.set('a', 1)
+    await withDefault.set('b', 1, { ttlMs: 5_000 })
+    await forever.set('a', 1)
+    clock.advance(500)
+    expect(await withDefault.get('a')).toBe(1) // alive through t + ttl
+    clock.advance(1)
+    expect(await withDefault.get('a')).toBeUndefined()
+    expect(await withDefault.get('b')).toBe(1)
+    clock.advance(10 ** 12)
+    expect(await forever.get('a')).toBe(1)
+  })
+
+  it('treats setting undefined as a delete', async () => {
+    const store = memoryCacheStore()
+    await store.set('a', 1)
+    await store.set('a', undefined)
+    expect(await store.get('a')).toBeUndefined()
+    expect(await store.delete('a')).toBe(false)
+  })
+
+  it('keeps values by reference', async () => {
+    const store = memoryCacheStore<{ n: number }>()
+    const value = { n: 1 }
+    await store.set('a', value)
+    expect(await store.get('a')).toBe(value)
+  })
+
+  it('validates its options once, when created', () => {
+    for (const bad of [{ max: 0 }, { max: 1.5 }, { ttlMs: 0 }, { clock: {} }, { maxSize: 3 }]) {
+      expect(() => memoryCacheStore(bad as never), JSON.stringify(bad)).toThrow(InvalidTenantConfigError)
+    }
+  })
+})
+
+describe('lruCacheStore', () => {
+  it('uses the LRU default ttl and honours per-entry ttlMs', async () => {
+    const clock = new ManualClock(1_000)
+    const lru = new LRUCache<string, NonNullable<unknown>>({
+      max: 10,
+      ttl: 500,
+      perf: clock,
+      ttlResolution: 0,
+    })
+    const store = lruCacheStore(lru)
+    await store.set('default', 1)
+    await store.set('long', 1, { ttlMs: 5_000 })
+    clock.advance(501)
+    expect(await store.get('default')).toBeUndefined()
+    expect(await store.get('long')).toBe(1)
+  })
+
+  it('stores null as a value but leaves no null in the LRU', async () => {
+    const lru = new LRUCache<string, NonNullable<unknown>>({ max: 10 })
+    const store = lruCacheStore(lru)
+    await store.set('n', null)
+    expect(await store.get('n')).toBeNull()
+    expect(lru.get('n')).not.toBeNull()
+    await store.set('n', undefined)
+    expect(lru.has('n')).toBe(false)
+  })
+
+  it('is bounded by the LRU max', async () => {
+    const lru = new LRUCache<string, NonNullable<unknown>>({ max: 2 })
+    const store = lruCacheStore(lru)
+    for (const k of ['a', 'b', 'c']) await store.set(k, k)
+    expect(await store.get('a')).toBeUndefined()
+    expect(lru.size).toBe(2)
+  })
+
+  it('accepts an LRUCache of any value type', async () => {
+    const store = lruCacheStore<string>(new LRUCache<string, string>({ max: 2 }))
+    await store.set('a', 'x')
+    expect(await store.get('a')).toBe('x')
+  })
+
+  it('refuses something that is not an LRU', () => {
+    expect(() => lruCacheStore({ get() {}, set() {} } as never)).toThrow(/delete, has, keys/)
+    expect(() => lruCacheStore(undefined as never)).toThrow(InvalidTenantConfigError)
+  })
+})
+
+describe('TenantCache', () => {
+  const fresh = () => {
+    const clock = new ManualClock(1_000)
+    const store = memoryCacheStore({ clock })
+    return { clock, store, cache: new TenantCache(store, { prefix: 'app:' }) }
+  }
+
+  it('stores keys as prefix + tenant id + ":" + key', async () => {
+    const { store, cache } = fresh()
+    expect(cache.keyFor('acme', 'user:1')).toBe('app:acme:user:1')
+    await cache.set('acme', 'user:1', 'v')
+    expect(await store.get('app:acme:user:1')).toBe('v')
+    expect(new TenantCache(store).keyFor('acme', 'k')).toBe('tenant:acme:k')
+  })
+
+  it('gives each (tenant, key) pair its own entry, even where plain concatenation collides', async () => {
+    const { cache } = fresh()
+    const pairs: [string, string][] = [
+      ['a', 'b:c'],
+      ['a:b', 'c'],
+      ['ab', 'c'],
+      ['a', 'bc'],
+      ['a.b', 'c'],
+      ['a', '.bc'],
+      ['a', ''],
+      ['a-', ''],
+    ]
+    for (const [i, [tenant, key]] of pairs.entries()) {
+      if (tenant.includes(':')) {
+        await expect(cache.set(tenant, key, i)).rejects.toBeInstanceOf(InvalidTenantIdError)
+        continue
+      }
+      await cache.set(tenant, key, i)
+    }
+    for (const [i, [tenant, key]] of pairs.entries()) {
+      if (!tenant.includes(':')) expect(await cache.get(tenant, key)).toBe(i)
+    }
+  })
+
+  it('clears one tenant and nothing else', async () => {
+    const { cache } = fresh()
+    await cache.set('acme', 'a', 1)
+    await cache.set('acme', 'b', 2)
+    await cache.set('acme-eu', 'a', 3)
+    await cache.set('acm', 'ea', 4)
+    await cache.set('ACME', 'a', 5)
+    expect(await cache.clear('acme')).toBe(2)
+    expect(await cache.get('acme', 'a')).toBeUndefined()
+    expect(await cache.get('acme-eu', 'a')).toBe(3)
+    expect(await cache.get('acm', 'ea')).toBe(4)
+    expect(await cache.get('ACME', 'a')).toBe(5)
+  })
+
+  it('deletes one entry', async () => {
+    const { cache } = fresh()
+    await cache.set('acme', 'a', 1)
+    expect(await cache.delete('acme', 'a')).toBe(true)
+    expect(await cache.delete('acme', 'a')).toBe(false)
+  })
+
+  it('applies its default ttlMs, overridable per entry', async () => {
+    const clock = new ManualClock(1_000)
+    const cache = new TenantCache(memoryCacheStore({ clock }), { ttlMs: 100 })
+    await cache.set('t', 'short', 1)
+    await cache.set('t', 'long', 1, { ttlMs: 1_000 })
+    clock.advance(101)
+    expect(await cache.get('t', 'short')).toBeUndefined()
+    expect(await cache.get('t', 'long')).toBe(1)
+  })
+
+  it('rejects invalid tenant ids and TTLs as rejected promises', async () => {
+    const { cache } = fresh()
+    for (const id of ['', 'a:b', 'a/b', 'é', 'x'.repeat(256)]) {
+      await expect(cache.get(id, 'k')).rejects.toBeInstanceOf(InvalidTenantIdError)
+      await expect(cache.set(id, 'k', 1)).rejects.toBeInstanceOf(InvalidTenantIdError)
+      await expect(cache.delete(id, 'k')).rejects.toBeInstanceOf(InvalidTenantIdError)
+      await expect(cache.clear(id)).rejects.toBeInstanceOf(InvalidTenantIdError)
+    }
+    await expect(cache.set('t', 'k', 1, { ttlMs: 0 })).rejects.toBeInstanceOf(InvalidTenantConfigError)
+  })
+
+  it('validates its store and options when created', () => {
+    const store: CacheStore = memoryCacheStore()
+    expect(() => new TenantCache({} as never)).toThrow(InvalidTenantConfigError)
+    expect(() => new TenantCache(store, { ttlMs: -1 })).toThrow(InvalidTenantConfigError)
+    expect(() => new TenantCache(store, { prefix: 1 } as never)).toThrow(InvalidTenantConfigError)
+    expect(() => new TenantCache(store, { ttl: 1 } as never)).toThrow(InvalidTenantConfigError)
+  })
+})

@@ -1,0 +1,273 @@
+import { z } from 'zod'
+import type { CacheStore } from './cache'
+import { type Clock, systemClock } from './clock'
+import { validateTenantId } from './tenant-id'
+import { assertMethods, parseOrThrow } from './validate'
+
+const ttlSchema = z
+  .number()
+  .int('ttlMs must be a whole number of ms')
+  .min(1, 'ttlMs must be > 0')
+  .max(Number.MAX_SAFE_INTEGER)
+  .optional()
+
+/**
+ * Validates a cache TTL: `undefined` (the store's default) or a whole number of ms > 0. Throws
+ * `InvalidTenantConfigError` otherwise. Every {@link CacheStore} calls it so a bad TTL fails the
+ * same way everywhere instead of meaning "forever" in one store and "already expired" in another.
+ *
+ * @example
+ * ```ts
+ * validateCacheTtl(60_000) // 60000
+ * validateCacheTtl(0)      // throws InvalidTenantConfigError
+ * ```
+ */
+export function validateCacheTtl(ttlMs: unknown): number | undefined {
+  return parseOrThrow(ttlSchema, ttlMs)
+}
+
+const tenantCacheOptionsSchema = z.strictObject({ prefix: z.string().optional(), ttlMs: ttlSchema })
+
+/** Options of {@link TenantCache}. */
+export interface TenantCacheOptions {
+  /**
+   * Put before every key, to keep this cache apart from other users of the same store. End it
+   * with a delimiter (`:`) so that one prefix is never the start of another.
+   * @default 'tenant:'
+   */
+  prefix?: string
+  /**
+   * TTL for entries set without one; `undefined` leaves it to the store.
+   * @default undefined
+   */
+  ttlMs?: number
+}
+
+/**
+ * Tenant-isolated caching over any {@link CacheStore}: every key is stored as
+ * `prefix + tenantId + ':' + key`.
+ *
+ * Why two tenants can never share a key: tenant ids are validated to `[A-Za-z0-9._-]{1,255}`,
+ * which has no `:`. Reading a stored key after `prefix`, the first `:` therefore always ends the
+ * tenant id, so the key decodes to exactly one `(tenantId, key)` pair whatever `key` contains
+ * (`:` included). For the same reason `clear('acme')` deletes the prefix `'tenant:acme:'`, which
+ * no key of `acme-eu` or `acm` starts with.
+ *
+ * @example
+ * ```ts
+ * const cache = new TenantCache(memoryCacheStore({ max: 10_000 }), { prefix: 'app:', ttlMs: 60_000 })
+ * await cache.set('acme', 'user:42', { name: 'Ada' })
+ * await cache.get('acme', 'user:42')     // { name: 'Ada' }
+ * await cache.get('globex', 'user:42')   // undefined: another tenant's key
+ * await cache.clear('acme')              // only acme's entries
+ * ```
+ */
+export class TenantCache<V = unknown> {
+  readonly #store: CacheStore<V>
+  readonly #prefix: string
+  readonly #ttlMs: number | undefined
+
+  constructor(store: CacheStore<V>, options: TenantCacheOptions = {}) {
+    assertMethods(store, 'store', ['get', 'set', 'delete', 'deletePrefix'])
+    const { prefix = 'tenant:', ttlMs } = parseOrThrow(tenantCacheOptionsSchema, options)
+    this.#store = store
+    this.#prefix = prefix
+    this.#ttlMs = ttlMs
+  }
+
+  /**
+   * The store key for `key` of `tenantId`. Throws `InvalidTenantIdError` for a bad id.
+   */
+  keyFor(tenantId: string, key: string): string {
+    return this.#tenantPrefix(tenantId) + key
+  }
+
+  /** The cached value, or `undefined` when absent or expired. */
+  get(tenantId: string, key: string): Promise<V | undefined> {
+    return this.#run(() => this.#store.get(this.keyFor(tenantId, key)))
+  }
+
+  /** Caches `value` for `ttlMs` (default: the cache's `ttlMs`, then the store's default). */
+  set(tenantId: string, key: string, value: V, options: { ttlMs?: number } = {}): Promise<void> {
+    return this.#run(() => {
+      const ttlMs = validateCacheTtl(options.ttlMs) ?? this.#ttlMs
+      return this.#store.set(this.keyFor(tenantId, key), value, ttlMs === undefined ? undefined : { ttlMs })
+    })
+  }
+
+  /** Removes one entry; resolves true when something was removed. */
+  delete(tenantId: string, key: string): Promise<boolean> {
+    return this.#run(() => this.#store.delete(this.keyFor(tenantId, key)))
+  }
+
+  /** Removes every entry of `tenantId` and nothing else; resolves the count. */
+  clear(tenantId: string): Promise<number> {
+    return this.#run(() => this.#store.deletePrefix(this.#tenantPrefix(tenantId)))
+  }
+
+  #tenantPrefix(tenantId: string): string {
+    return `${this.#prefix}${validateTenantId(tenantId)}:`
+  }
+
+  // Validation errors become rejections, like every other failure of these async methods.
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    return fn()
+  }
+}
+
+/** Options of {@link memoryCacheStore}. */
+export interface MemoryCacheStoreOptions {
+  /**
+   * Most entries kept; the least recently used one is dropped to make room.
+   * @default 1000
+   */
+  max?: number
+  /**
+   * TTL of entries set without one; `undefined` keeps them until evicted or deleted.
+   * @default undefined
+   */
+  ttlMs?: number
+  /**
+   * Measures TTLs.
+   * @default systemClock
+   */
+  clock?: Clock
+}
+
+interface MemoryEntry<V> {
+  value: V
+  expiresAt: number
+}
+
+const memoryOptionsSchema = z.strictObject({
+  max: z
+    .number()
+    .int('max must be a whole number')
+    .min(1, 'max must be >= 1')
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional(),
+  ttlMs: ttlSchema,
+  clock: z
+    .custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function', 'clock must have now()')
+    .optional(),
+})
+
+/**
+ * A bounded in-process {@link CacheStore}: least-recently-used eviction at `max` entries, and
+ * TTLs measured with the injected clock. An entry set with `ttlMs` at time `t` is returned
+ * through `t + ttlMs` and gone after. Values are kept by reference (like any in-process LRU):
+ * do not mutate what you put in or get out.
+ *
+ * @example
+ * ```ts
+ * const cache = new TenantCache(memoryCacheStore({ max: 10_000, ttlMs: 60_000 }))
+ * ```
+ */
+export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions = {}): CacheStore<V> {
+  const { max = 1000, ttlMs: defaultTtl, clock = systemClock } = parseOrThrow(memoryOptionsSchema, options)
+  // A Map iterates in insertion order; re-inserting on read makes its first key the LRU one.
+  const entries = new Map<string, MemoryEntry<V>>()
+
+  const live = (key: string, now: number): MemoryEntry<V> | undefined => {
+    const entry = entries.get(key)
+    if (entry && entry.expiresAt < now) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  return {
+    async get(key) {
+      const entry = live(key, clock.now())
+      if (!entry) return undefined
+      entries.delete(key)
+      entries.set(key, entry)
+      return entry.value
+    },
+    async set(key, value, setOptions) {
+      const ttl = validateCacheTtl(setOptions?.ttlMs) ?? defaultTtl
+      entries.delete(key)
+      if (value === undefined) return
+      entries.set(key, { value, expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : clock.now() + ttl })
+      while (entries.size > max) entries.delete(entries.keys().next().value!)
+    },
+    async delete(key) {
+      const existed = live(key, clock.now()) !== undefined
+      entries.delete(key)
+      return existed
+    },
+    async deletePrefix(prefix) {
+      const now = clock.now()
+      let count = 0
+      // Collect first: deleting from a Map while iterating it is allowed but easy to misread.
+      const keys = [...entries.keys()].filter((key) => key.startsWith(prefix))
+      for (const key of keys) {
+        if (live(key, now)) count++
+        entries.delete(key)
+      }
+      return count
+    },
+  }
+}
+
+/**
+ * The part of an `lru-cache` (v10+) `LRUCache<string, T>` that {@link lruCacheStore} uses.
+ * Typed structurally so that core does not depend on `lru-cache`.
+ */
+export interface LruCacheLike {
+  get(key: string): unknown
+  // `any`: an LRUCache<string, T> of any T must fit; the adapter only stores what V allows.
+  set(key: string, value: any, options?: { ttl?: number }): unknown
+  delete(key: string): boolean
+  has(key: string): boolean
+  keys(): Iterable<string>
+}
+
+// lru-cache refuses null and undefined values; null is a useful cached answer ("no rate limit"),
+// so it is stored as this marker instead.
+const NULL_VALUE = Object.freeze({ '@tenant/core/null': true })
+
+/**
+ * Adapts a user-supplied `lru-cache` `LRUCache` to a {@link CacheStore}. The LRU keeps its own
+ * `max`, default `ttl` and clock (its `perf` option); `ttlMs` maps to its per-entry `ttl`.
+ * `deletePrefix` walks the LRU's keys, so it costs O(entries).
+ *
+ * @example
+ * ```ts
+ * import { LRUCache } from 'lru-cache'
+ * const cache = new TenantCache(lruCacheStore(new LRUCache<string, {}>({ max: 10_000, ttl: 60_000 })))
+ * ```
+ */
+export function lruCacheStore<V = unknown>(lru: LruCacheLike): CacheStore<V> {
+  assertMethods(lru, 'lru', ['get', 'set', 'delete', 'has', 'keys'])
+  return {
+    async get(key) {
+      const value = lru.get(key)
+      return (value === NULL_VALUE ? null : value) as V | undefined
+    },
+    async set(key, value, setOptions) {
+      const ttl = validateCacheTtl(setOptions?.ttlMs)
+      if (value === undefined) {
+        lru.delete(key)
+        return
+      }
+      const stored = value === null ? NULL_VALUE : value
+      if (ttl === undefined) lru.set(key, stored)
+      else lru.set(key, stored, { ttl })
+    },
+    async delete(key) {
+      // has() is false for an expired entry that delete() would still report as removed.
+      const existed = lru.has(key)
+      lru.delete(key)
+      return existed
+    },
+    async deletePrefix(prefix) {
+      let count = 0
+      for (const key of [...lru.keys()]) {
+        if (key.startsWith(prefix) && lru.delete(key)) count++
+      }
+      return count
+    },
+  }
+}
