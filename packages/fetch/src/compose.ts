@@ -1,0 +1,53 @@
+import { inheritTenantState } from './context'
+import type { FetchHandler, Middleware, Next } from './types'
+
+/**
+ * Chains middleware into one: the first runs first and decides whether to call the next. A
+ * middleware that hands a new Request downstream keeps the tenant state of the one it got.
+ *
+ * @example
+ * ```ts
+ * const chain = compose(tenantResolver(), tenantPolicy({ evaluator }), tenantQuota({ manager }))
+ * const response = await chain(request, async () => new Response('ok'))
+ * ```
+ */
+export function compose(...middlewares: Middleware[]): Middleware {
+  middlewares.forEach((middleware, index) => {
+    if (typeof middleware !== 'function') {
+      throw new TypeError(`compose(): argument ${index} is not a middleware function`)
+    }
+  })
+  return function composed(request, next) {
+    const dispatch = async (index: number, current: Request): Promise<Response> => {
+      const middleware = middlewares[index]
+      if (!middleware) return next(current)
+      let called = false
+      const nextOf: Next = (handed = current) => {
+        if (called) return Promise.reject(new Error('next() called multiple times'))
+        called = true
+        if (handed !== current) inheritTenantState(current, handed)
+        return dispatch(index + 1, handed)
+      }
+      return middleware(current, nextOf)
+    }
+    return dispatch(0, request)
+  }
+}
+
+/**
+ * Runs `middleware` in front of a plain fetch handler; extra arguments (Workers' `env` and `ctx`,
+ * Bun's `server`) are passed through to the handler untouched.
+ *
+ * @example
+ * ```ts
+ * export default { fetch: applyMiddleware(tenantResolver(), (request, env, ctx) => app(request, env, ctx)) }
+ * ```
+ */
+export function applyMiddleware<Args extends unknown[]>(
+  middleware: Middleware,
+  handler: FetchHandler<Args>,
+): (request: Request, ...args: Args) => Promise<Response> {
+  return function handle(request, ...args) {
+    return middleware(request, async (handed = request) => handler(handed, ...args))
+  }
+}

@@ -1,0 +1,132 @@
+import type { TenantConfig } from '@tenant/core'
+
+/** What the resolver learned about one request. */
+interface TenantState {
+  tenantId: string | undefined
+  tenant: TenantConfig | undefined
+}
+
+// Keyed by the Request object, so the state lives exactly as long as the request and needs no
+// cleanup; every stage and adapter that holds the request can read it.
+const states = new WeakMap<Request, TenantState>()
+
+/** Records the resolver's outcome on a request. Internal: only the resolver writes state. */
+export function setTenantState(request: Request, state: TenantState): void {
+  states.set(request, state)
+}
+
+/** True once a resolver ran on this request (with or without finding a tenant). */
+export function isResolved(request: Request): boolean {
+  return states.has(request)
+}
+
+/** Carries the state over when a middleware hands a new Request object downstream. */
+export function inheritTenantState(from: Request, to: Request): void {
+  const state = states.get(from)
+  if (state && !states.has(to)) states.set(to, state)
+}
+
+/**
+ * The tenant id the resolver found for `request`, or `undefined` when none was resolved
+ * (the resolver did not run, or `allowMissing` let an anonymous request through).
+ *
+ * @example
+ * ```ts
+ * const handler = withTenancy((request) => new Response(`hello ${getTenantId(request)}`), { configManager })
+ * ```
+ */
+export function getTenantId(request: Request): string | undefined {
+  return states.get(request)?.tenantId
+}
+
+/**
+ * The tenant's stored config, when the resolver checked the tenant against a `configManager`;
+ * otherwise `undefined`.
+ *
+ * @example
+ * ```ts
+ * const plan = getTenant(request)?.metadata.plan
+ * ```
+ */
+export function getTenant(request: Request): TenantConfig | undefined {
+  return states.get(request)?.tenant
+}
+
+interface Storage<T> {
+  run<R>(store: T, fn: () => R): R
+  getStore(): T | undefined
+}
+
+interface Scope {
+  tenantId: string | undefined
+}
+
+let storage: Storage<Scope> | null | undefined
+
+// Loaded without an `import` statement: a static `node:async_hooks` import would stop the whole
+// package from loading on runtimes without it (Workers without nodejs_compat), although only
+// currentTenantId() needs it. `process.getBuiltinModule` exists on Node >= 20.16, Bun, Deno and
+// Workers with nodejs_compat; some edge runtimes expose the class globally instead.
+function loadStorage(): Storage<Scope> | null {
+  if (storage !== undefined) return storage
+  const g = globalThis as {
+    process?: { getBuiltinModule?: (id: string) => { AsyncLocalStorage?: new () => Storage<Scope> } }
+    AsyncLocalStorage?: new () => Storage<Scope>
+  }
+  let Ctor: (new () => Storage<Scope>) | undefined
+  try {
+    Ctor = g.process?.getBuiltinModule?.('node:async_hooks')?.AsyncLocalStorage ?? g.AsyncLocalStorage
+  } catch {
+    Ctor = g.AsyncLocalStorage
+  }
+  storage = Ctor ? new Ctor() : null
+  return storage
+}
+
+/**
+ * True when this runtime has AsyncLocalStorage, so {@link currentTenantId} works: Node, Bun, Deno,
+ * and Cloudflare Workers with the `nodejs_compat` flag.
+ */
+export function isTenantContextAvailable(): boolean {
+  return loadStorage() !== null
+}
+
+/**
+ * Runs `fn` with `tenantId` as the {@link currentTenantId} of everything it calls, synchronously or
+ * across `await`. The resolver does this for the rest of the chain; call it yourself in queue
+ * consumers, cron jobs and tests. Where AsyncLocalStorage is missing, runs `fn` without a scope.
+ *
+ * @example
+ * ```ts
+ * await runWithTenantId('acme', () => db.scoped().select().from(invoices))
+ * ```
+ */
+export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R {
+  const als = loadStorage()
+  return als ? als.run({ tenantId }, fn) : fn()
+}
+
+/**
+ * The tenant of the request being handled, for code deep in a call that has no request at hand
+ * (a store's `tenantId` source, a logger). `undefined` outside a tenant scope.
+ *
+ * Throws an `Error` on a runtime without AsyncLocalStorage (Workers without `nodejs_compat`)
+ * rather than answering `undefined` for a request that has a tenant: use {@link getTenantId}
+ * there.
+ *
+ * @example
+ * ```ts
+ * const db = scoped(drizzleDb, { tenantId: currentTenantId })
+ * ```
+ */
+export function currentTenantId(): string | undefined {
+  const als = loadStorage()
+  if (!als) {
+    throw new Error(
+      'currentTenantId() needs AsyncLocalStorage, which this runtime does not provide ' +
+        '(on Cloudflare Workers, enable the "nodejs_compat" compatibility flag); ' +
+        'use getTenantId(request) instead.',
+    )
+  }
+  return als.getStore()?.tenantId
+}

@@ -1,0 +1,209 @@
+import { checkHeaderName } from './stage'
+import type { MaybePromise } from './types'
+
+/**
+ * Finds the tenant id a request names. Return `undefined` when the request names none; the
+ * resolver validates what is returned.
+ */
+export interface TenantExtractor {
+  /** Where the id comes from, as reported in `onResolve` events, e.g. `'header:X-Tenant-ID'`. */
+  readonly source: string
+  extract(request: Request): MaybePromise<string | undefined>
+}
+
+/** An extractor that tries several in order; see {@link chain}. */
+export interface ChainExtractor extends TenantExtractor {
+  readonly extractors: readonly TenantExtractor[]
+}
+
+function nonEmpty(value: string | null | undefined): string | undefined {
+  return value === null || value === undefined || value === '' ? undefined : value
+}
+
+/**
+ * Reads the tenant id from a request header. An empty header counts as absent; a repeated
+ * header (which Fetch joins with `, `) is an invalid id, not a choice.
+ *
+ * @param name @default 'X-Tenant-ID'
+ * @example
+ * ```ts
+ * tenantResolver({ extractors: [fromHeader('X-Org')] })
+ * ```
+ */
+export function fromHeader(name = 'X-Tenant-ID'): TenantExtractor {
+  checkHeaderName('fromHeader', 'name', name)
+  return {
+    source: `header:${name}`,
+    extract: (request) => nonEmpty(request.headers.get(name)),
+  }
+}
+
+/**
+ * Reads the tenant id from a query parameter (the first one when repeated).
+ *
+ * @param name @default 'tenant'
+ * @example
+ * ```ts
+ * fromQuery('org') // GET /reports?org=acme
+ * ```
+ */
+export function fromQuery(name = 'tenant'): TenantExtractor {
+  if (typeof name !== 'string' || name === '')
+    throw new TypeError('fromQuery: name must be a non-empty string')
+  return {
+    source: `query:${name}`,
+    extract: (request) => nonEmpty(new URL(request.url).searchParams.get(name)),
+  }
+}
+
+/**
+ * Reads the tenant id from a cookie (percent-decoded, surrounding double quotes removed).
+ *
+ * @param name @default 'tenant'
+ * @example
+ * ```ts
+ * fromCookie('org') // Cookie: org=acme
+ * ```
+ */
+export function fromCookie(name = 'tenant'): TenantExtractor {
+  if (typeof name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+    throw new TypeError(`fromCookie: name must be a cookie name, got ${JSON.stringify(name)}`)
+  }
+  return {
+    source: `cookie:${name}`,
+    extract(request) {
+      const header = request.headers.get('Cookie')
+      if (!header) return undefined
+      for (const part of header.split(';')) {
+        const eq = part.indexOf('=')
+        if (eq === -1 || part.slice(0, eq).trim() !== name) continue
+        let value = part.slice(eq + 1).trim()
+        if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+        try {
+          return nonEmpty(decodeURIComponent(value))
+        } catch {
+          return nonEmpty(value) // not valid percent-encoding: let id validation refuse it
+        }
+      }
+      return undefined
+    },
+  }
+}
+
+/** Options of {@link fromSubdomain}. */
+export interface SubdomainOptions {
+  /**
+   * Labels that are never tenants.
+   * @default ['www']
+   */
+  ignore?: string[]
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
+
+/**
+ * Reads the tenant id from the label just left of a base domain: `acme.example.com` with base
+ * `example.com` is `acme`. The apex itself, deeper names (`a.b.example.com`), other hosts and IP
+ * addresses name no tenant. Host names are case-insensitive, so ids read here are lower case.
+ *
+ * The base domain is required: without it `example.co.uk` would read as tenant `example`.
+ *
+ * @example
+ * ```ts
+ * fromSubdomain(['example.com', 'localhost']) // acme.example.com, acme.localhost:8787
+ * ```
+ */
+export function fromSubdomain(
+  baseDomain: string | string[],
+  options: SubdomainOptions = {},
+): TenantExtractor {
+  const bases = (Array.isArray(baseDomain) ? baseDomain : [baseDomain]).map((base) => {
+    if (typeof base !== 'string' || base.replace(/^\.+|\.+$/g, '') === '') {
+      throw new TypeError('fromSubdomain: baseDomain must be a domain name such as "example.com"')
+    }
+    return base.replace(/^\.+|\.+$/g, '').toLowerCase()
+  })
+  if (bases.length === 0) throw new TypeError('fromSubdomain: give at least one base domain')
+  const ignore = new Set((options.ignore ?? ['www']).map((label) => label.toLowerCase()))
+  return {
+    source: 'subdomain',
+    extract(request) {
+      const host = new URL(request.url).hostname.replace(/\.$/, '')
+      if (host.startsWith('[') || IPV4.test(host)) return undefined
+      for (const base of bases) {
+        if (!host.endsWith(`.${base}`)) continue
+        const label = host.slice(0, -(base.length + 1))
+        if (label === '' || label.includes('.') || ignore.has(label)) return undefined
+        return label
+      }
+      return undefined
+    },
+  }
+}
+
+/**
+ * Reads the tenant id from the path segment after a prefix: `/t/acme/invoices` with prefix `/t/`
+ * is `acme`. The path is left as it is; route on the full path.
+ *
+ * @param prefix @default '/t/'
+ * @example
+ * ```ts
+ * fromPathPrefix('/tenants/') // /tenants/acme/usage
+ * ```
+ */
+export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
+  if (typeof prefix !== 'string') throw new TypeError('fromPathPrefix: prefix must be a string')
+  const normalized = `/${prefix.replace(/^\/+|\/+$/g, '')}/`.replace(/^\/\/$/, '/')
+  return {
+    source: `path:${normalized}`,
+    extract(request) {
+      const path = new URL(request.url).pathname
+      if (!path.startsWith(normalized)) return undefined
+      const rest = path.slice(normalized.length)
+      const end = rest.indexOf('/')
+      return nonEmpty(end === -1 ? rest : rest.slice(0, end))
+    },
+  }
+}
+
+/**
+ * Tries extractors in order; the first that finds an id wins.
+ *
+ * @example
+ * ```ts
+ * tenantResolver({ extractors: [chain(fromHeader(), fromSubdomain('example.com'))] })
+ * ```
+ */
+export function chain(...extractors: TenantExtractor[]): ChainExtractor {
+  extractors.forEach((extractor, index) => {
+    if (typeof extractor?.extract !== 'function') {
+      throw new TypeError(`chain(): argument ${index} is not an extractor (it needs extract(request))`)
+    }
+  })
+  return {
+    source: `chain(${extractors.map((e) => e.source).join(',')})`,
+    extractors,
+    async extract(request) {
+      return (await extractFrom(this, request))?.tenantId
+    },
+  }
+}
+
+/** Runs an extractor; for a chain, reports which member found the id. Internal. */
+export async function extractFrom(
+  extractor: TenantExtractor,
+  request: Request,
+): Promise<{ tenantId: string; source: string } | undefined> {
+  const members = (extractor as Partial<ChainExtractor>).extractors
+  if (members) {
+    for (const member of members) {
+      const found = await extractFrom(member, request)
+      if (found) return found
+    }
+    return undefined
+  }
+  const tenantId = await extractor.extract(request)
+  return tenantId === undefined || tenantId === null || tenantId === ''
+    ? undefined
+    : { tenantId, source: extractor.source }
+}

@@ -1,0 +1,141 @@
+import type { QuotaWindow, QuotaWindowUsage, RateLimitDecision } from '@tenant/core'
+
+/** One entry of the IETF `RateLimit-Policy` / `RateLimit` fields. */
+export interface RateLimitItem {
+  /** The policy identifier, e.g. `minute` or `minute-tokens`. */
+  policy: string
+  /** `q`: the quota of the policy. */
+  quota: number
+  /** `w`: the window in seconds, when the policy has one. */
+  windowSeconds?: number
+  /** `qu`: the quota unit, when not requests. */
+  unit?: string
+  /** `r`: what is left. */
+  remaining: number
+  /** `t`: seconds until the quota resets. */
+  resetSeconds: number
+}
+
+/** `Retry-After` for a wait of `ms`: whole seconds, rounded up, at least 1. */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
+}
+
+/** Seconds from `now` until `at`, rounded up, never negative. */
+function secondsUntil(at: number, now: number): number {
+  return Math.max(0, Math.ceil((at - now) / 1000))
+}
+
+/**
+ * The `RateLimit-Policy` and `RateLimit` header pairs for `items`, as in
+ * draft-ietf-httpapi-ratelimit-headers: `"minute";q=100;w=60` and `"minute";r=42;t=17`.
+ */
+export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
+  if (items.length === 0) return []
+  const policies = items.map((item) => {
+    let value = `"${item.policy}";q=${item.quota}`
+    if (item.windowSeconds !== undefined) value += `;w=${item.windowSeconds}`
+    if (item.unit !== undefined) value += `;qu="${item.unit}"`
+    return value
+  })
+  const states = items.map((item) => `"${item.policy}";r=${item.remaining};t=${item.resetSeconds}`)
+  return [
+    ['RateLimit-Policy', policies.join(', ')],
+    ['RateLimit', states.join(', ')],
+  ]
+}
+
+const windowSeconds: Record<Exclude<QuotaWindow, 'month'>, number> = { minute: 60, hour: 3600, day: 86_400 }
+
+/** The length in seconds of the window ending at `resetAt`: a month is the calendar month it closes. */
+function lengthOf(window: QuotaWindow, resetAt: number): number {
+  if (window !== 'month') return windowSeconds[window]
+  const end = new Date(resetAt - 1)
+  const days = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() + 1, 0)).getUTCDate()
+  return days * 86_400
+}
+
+/**
+ * The headers of a quota state: for every limited dimension of every window, a `RateLimit-Policy`
+ * and `RateLimit` item (`"minute"` for requests, `"minute-tokens";qu="tokens"` for tokens), and
+ * `X-Quota-Remaining-Requests` / `-Tokens` with the smallest remaining of each limited dimension.
+ */
+export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number): [string, string][] {
+  const items: RateLimitItem[] = []
+  let requests: number | undefined
+  let tokens: number | undefined
+  for (const usage of windows) {
+    const common = {
+      windowSeconds: lengthOf(usage.window, usage.resetAt),
+      resetSeconds: secondsUntil(usage.resetAt, now),
+    }
+    if (usage.limit.requests !== undefined) {
+      const remaining = usage.remaining.requests ?? 0
+      items.push({ policy: usage.window, quota: usage.limit.requests, remaining, ...common })
+      requests = Math.min(requests ?? remaining, remaining)
+    }
+    if (usage.limit.tokens !== undefined) {
+      const remaining = usage.remaining.tokens ?? 0
+      items.push({
+        policy: `${usage.window}-tokens`,
+        quota: usage.limit.tokens,
+        unit: 'tokens',
+        remaining,
+        ...common,
+      })
+      tokens = Math.min(tokens ?? remaining, remaining)
+    }
+  }
+  const headers = rateLimitFields(items)
+  if (requests !== undefined) headers.push(['X-Quota-Remaining-Requests', String(requests)])
+  if (tokens !== undefined) headers.push(['X-Quota-Remaining-Tokens', String(tokens)])
+  return headers
+}
+
+/**
+ * The headers of a token-bucket decision: `"rate";q=<burst>` and `"rate";r=<tokens left>;t=<seconds
+ * until the bucket is full>`. None when the tenant has no rate limit.
+ */
+export function rateLimitHeaders(decision: RateLimitDecision, now: number): [string, string][] {
+  if (decision.limit === undefined) return []
+  return rateLimitFields([
+    {
+      policy: 'rate',
+      quota: decision.limit,
+      remaining: decision.remaining ?? 0,
+      resetSeconds: secondsUntil(decision.resetAt, now),
+    },
+  ])
+}
+
+/**
+ * Adds headers to a response. `RateLimit-Policy` and `RateLimit` are Structured Field lists, so
+ * they are appended (two stages each add their items); others replace. A response with immutable
+ * headers (one straight from `fetch()`) is copied first.
+ */
+export function withHeaders(response: Response, headers: readonly [string, string][]): Response {
+  if (headers.length === 0) return response
+  try {
+    applyHeaders(response.headers, headers)
+    return response
+  } catch {
+    const copy = new Response(response.body, response)
+    applyHeaders(copy.headers, headers)
+    return copy
+  }
+}
+
+function applyHeaders(target: Headers, headers: readonly [string, string][]): void {
+  for (const [name, value] of headers) {
+    if (name === 'RateLimit-Policy' || name === 'RateLimit') target.append(name, value)
+    else target.set(name, value)
+  }
+}
+
+/** Adds the headers a response (a custom rejection) does not set itself. */
+export function withMissingHeaders(response: Response, headers: readonly [string, string][]): Response {
+  return withHeaders(
+    response,
+    headers.filter(([name]) => !response.headers.has(name)),
+  )
+}

@@ -1,0 +1,212 @@
+import type {
+  PolicyDecision,
+  PolicyRequest,
+  QuotaCost,
+  QuotaDecision,
+  QuotaUsage,
+  RateLimitDecision,
+  TenantConfig,
+  TenantErrorCode,
+} from '@tenant/core'
+import type { MaybePromise } from './types'
+
+/** The stages of the tenancy chain, in the order they run. */
+export type TenancyStage = 'resolve' | 'policy' | 'rateLimit' | 'quota'
+
+/** What every event hook receives. */
+export interface TenancyEventBase {
+  request: Request
+  /** The tenant the decision concerns; `undefined` when none was resolved. */
+  tenantId: string | undefined
+  /** Whether the request goes on down the chain. */
+  allowed: boolean
+  /** The status actually sent for a refusal (after any override hook); 200 when allowed. */
+  status: number
+  /** The stable error code of a refusal; absent when allowed. */
+  code?: TenantErrorCode
+  /** The error behind a refusal or a fail-open pass (a store failure, an unknown tenant). */
+  error?: unknown
+  /** True when the store failed and the stage let the request through because of `failOpen`. */
+  failedOpen?: boolean
+}
+
+/** Event of the resolver stage. */
+export interface ResolveEvent extends TenancyEventBase {
+  /** Where the id came from: `'principal'` or an extractor's `source` such as `'header:X-Tenant-ID'`. */
+  source?: string
+  /** The stored config, when the resolver checked the tenant against a config manager. */
+  tenant?: TenantConfig
+}
+
+/** Event of the policy stage. */
+export interface PolicyEvent extends TenancyEventBase {
+  /** What the request asked for. */
+  input: PolicyRequest
+  /** The evaluator's answer; absent when the evaluator threw. */
+  decision?: PolicyDecision
+}
+
+/** Event of the rate-limit stage. */
+export interface RateLimitEvent extends TenancyEventBase {
+  /** The limiter's answer; absent when the limiter threw. */
+  decision?: RateLimitDecision
+}
+
+/** Event of the quota stage. */
+export interface QuotaEvent extends TenancyEventBase {
+  /** The cost charged; absent when it could not be read (an `invalid_cost` refusal). */
+  cost?: Required<QuotaCost>
+  /** The manager's answer; absent when the manager threw or the cost was invalid. */
+  decision?: QuotaDecision
+}
+
+/** Event of the quota stage's `actualTokens` adjustment, after the upstream answered. */
+export interface AdjustEvent {
+  request: Request
+  tenantId: string
+  /** Tokens charged up front (the estimate). */
+  estimatedTokens: number
+  /** Tokens the upstream response reported; absent when `actualTokens()` failed or returned an invalid count. */
+  actualTokens?: number
+  /** Usage after the adjustment; absent when it failed. */
+  usage?: QuotaUsage
+  /** Why the adjustment failed; the response is sent unchanged. */
+  error?: unknown
+}
+
+/** Where an error reported to `onError` came from. */
+export interface ErrorInfo {
+  stage: TenancyStage
+  request: Request
+  tenantId?: string
+  /** Set when the error was thrown by a hook, e.g. `'onQuota'`; absent for a store failure. */
+  hook?: string
+}
+
+/**
+ * Event hooks, fired once per decision of each stage, allowed or not. Their return value is
+ * ignored and a returned promise is not awaited; a hook that throws (or rejects) is reported to
+ * `onError` and never changes the response.
+ */
+export interface TenancyHooks {
+  onResolve?(event: ResolveEvent): unknown
+  onPolicy?(event: PolicyEvent): unknown
+  onRateLimit?(event: RateLimitEvent): unknown
+  onQuota?(event: QuotaEvent): unknown
+  onAdjust?(event: AdjustEvent): unknown
+  /**
+   * Sees every error the chain did not answer with: store failures (including those passed by
+   * `failOpen`), failed adjustments and hooks that threw.
+   * @default reports to `console.error`
+   */
+  onError?(error: unknown, info: ErrorInfo): unknown
+}
+
+/** Names of the event hooks. */
+export type EventHookName = Exclude<keyof TenancyHooks, 'onError'>
+/** The event an event hook receives. */
+export type EventOf<K extends EventHookName> = Parameters<NonNullable<TenancyHooks[K]>>[0]
+type HookFn = (...args: any[]) => unknown
+
+const hookNames = ['onResolve', 'onPolicy', 'onRateLimit', 'onQuota', 'onAdjust', 'onError'] as const
+
+/** Hooks gathered from every level that defines them, each bound to its owner. Internal. */
+export type HookSet = { readonly [K in keyof TenancyHooks]-?: readonly HookFn[] }
+
+/**
+ * Gathers one or several hook sets: where several define a hook, all run in order.
+ * Methods are bound, so a class instance (a metrics recorder) works as a hook set.
+ */
+export function hookSet(hooks: TenancyHooks | readonly TenancyHooks[] | undefined): HookSet {
+  const sets: readonly (TenancyHooks | undefined)[] = Array.isArray(hooks)
+    ? hooks
+    : [hooks as TenancyHooks | undefined]
+  const result = {} as Record<keyof TenancyHooks, HookFn[]>
+  for (const name of hookNames) {
+    result[name] = sets.flatMap((set) => {
+      const fn = set?.[name] as HookFn | undefined
+      if (fn === undefined) return []
+      if (typeof fn !== 'function') throw new TypeError(`hooks.${name} must be a function, got ${typeof fn}`)
+      return [fn.bind(set)]
+    })
+  }
+  return result
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
+}
+
+function logError(error: unknown, info: ErrorInfo, original?: unknown): void {
+  const where = info.hook ? `the ${info.hook} hook` : `the ${info.stage} stage`
+  if (original === undefined) console.error(`[@tenant/fetch] error in ${where}:`, error)
+  else console.error(`[@tenant/fetch] onError threw while reporting an error in ${where}:`, error, original)
+}
+
+/** Reports an error to every `onError` hook, or to the console when there is none or one fails. */
+export function reportError(hooks: HookSet, error: unknown, info: ErrorInfo): void {
+  if (hooks.onError.length === 0) {
+    logError(error, info)
+    return
+  }
+  for (const onError of hooks.onError) {
+    try {
+      const result = onError(error, info)
+      if (isThenable(result)) result.then(undefined, (hookError) => logError(hookError, info, error))
+    } catch (hookError) {
+      logError(hookError, info, error)
+    }
+  }
+}
+
+/** Fires an event hook; whatever the hook does, the request path goes on. */
+export function emit<K extends EventHookName>(
+  hooks: HookSet,
+  name: K,
+  stage: TenancyStage,
+  event: EventOf<K>,
+): void {
+  for (const hook of hooks[name]) {
+    const info: ErrorInfo = { stage, request: event.request, tenantId: event.tenantId, hook: name }
+    try {
+      const result = hook(event)
+      if (isThenable(result)) result.then(undefined, (error) => reportError(hooks, error, info))
+    } catch (error) {
+      reportError(hooks, error, info)
+    }
+  }
+}
+
+// Duck-typed: a Response from another realm or another copy of undici fails `instanceof`.
+function isResponse(value: unknown): value is Response {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Response).status === 'number' &&
+    typeof (value as Response).headers?.get === 'function'
+  )
+}
+
+/**
+ * Asks an override hook (`onMissing`, `onDenied`, `onRejected`) for the response to send. If it
+ * throws or returns something that is not a Response, that is reported and the default response
+ * is sent: the request is refused as decided either way.
+ */
+export async function overrideResponse(
+  hooks: HookSet,
+  info: ErrorInfo & { hook: string },
+  override: (() => MaybePromise<Response>) | undefined,
+  fallback: () => Response,
+): Promise<Response> {
+  if (!override) return fallback()
+  try {
+    const response: unknown = await override()
+    if (isResponse(response)) return response
+    throw new TypeError(
+      `${info.hook} must return a Response, got ${response === null ? 'null' : typeof response}`,
+    )
+  } catch (error) {
+    reportError(hooks, error, info)
+    return fallback()
+  }
+}

@@ -1,0 +1,410 @@
+import { InMemoryConfigManager, TenantBackendError, TenantError } from '@tenant/core'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import { failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
+import {
+  chain,
+  currentTenantId,
+  fromCookie,
+  fromHeader,
+  fromQuery,
+  getTenant,
+  getTenantId,
+  problemResponse,
+  tenantResolver,
+} from './index'
+
+describe('tenantResolver', () => {
+  let configs: InMemoryConfigManager
+  beforeEach(async () => {
+    configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', metadata: { plan: 'pro' } })
+    await configs.setTenantConfig({ id: 'globex' })
+    await configs.setTenantConfig({ id: 'frozen', status: 'suspended' })
+  })
+
+  it('resolves the tenant from the X-Tenant-ID header', async () => {
+    const { calls, next } = okHandler()
+    const response = await tenantResolver()(req('/', { tenant: 'acme' }), next)
+    expect(response.status).toBe(200)
+    expect(calls).toHaveLength(1)
+    expect(getTenantId(calls[0]!)).toBe('acme')
+  })
+
+  it('prefers the principal over the header when they agree, and over no header', async () => {
+    const resolve = tenantResolver({ principal: (request) => request.headers.get('Authorization')?.slice(7) })
+    let seen: string | undefined
+    const next = async (request?: Request) => {
+      seen = getTenantId(request!)
+      return new Response('ok')
+    }
+    const auth = { Authorization: 'Bearer acme' }
+    expect((await resolve(req('/', { headers: auth }), next)).status).toBe(200)
+    expect(seen).toBe('acme')
+    expect((await resolve(req('/', { headers: auth, tenant: 'acme' }), next)).status).toBe(200)
+    expect(seen).toBe('acme')
+  })
+
+  it('refuses a request naming another tenant than its principal: 403 tenant_mismatch', async () => {
+    const { calls, next } = okHandler()
+    const { hooks, events } = recorder()
+    const resolve = tenantResolver({ principal: () => 'acme', hooks })
+    const response = await resolve(req('/', { tenant: 'globex' }), next)
+    expect(response.status).toBe(403)
+    const body = await problem(response)
+    expect(body).toMatchObject({
+      code: 'tenant_mismatch',
+      title: 'Tenant mismatch',
+      type: 'urn:tenant-toolkit:error:tenant_mismatch',
+    })
+    expect(body.detail).toContain('header:X-Tenant-ID')
+    expect(calls).toHaveLength(0)
+    expect(events[0]!.event).toMatchObject({
+      allowed: false,
+      status: 403,
+      code: 'tenant_mismatch',
+      tenantId: 'acme',
+    })
+  })
+
+  it('reads a custom header', async () => {
+    const { calls, next } = okHandler()
+    const resolve = tenantResolver({ header: 'X-Org' })
+    expect((await resolve(req('/', { headers: { 'X-Org': 'acme' } }), next)).status).toBe(200)
+    expect(getTenantId(calls[0]!)).toBe('acme')
+    // The default header is no longer read.
+    expect((await resolve(req('/', { tenant: 'acme' }), next)).status).toBe(401)
+  })
+
+  it('answers a request without a tenant with 401 tenant_required as problem+json', async () => {
+    const { calls, next } = okHandler()
+    const response = await tenantResolver()(req('/'), next)
+    expect(response.status).toBe(401)
+    expect(response.headers.get('Cache-Control')).toBe('no-store')
+    expect(await problem(response)).toEqual({
+      type: 'urn:tenant-toolkit:error:tenant_required',
+      title: 'Tenant required',
+      status: 401,
+      detail: 'this request must name a tenant',
+      code: 'tenant_required',
+    })
+    expect(calls).toHaveLength(0)
+  })
+
+  it('treats an empty header as absent', async () => {
+    const response = await tenantResolver()(req('/', { tenant: '' }), okHandler().next)
+    expect(response.status).toBe(401)
+  })
+
+  it('lets a request without a tenant through with allowMissing, without a tenant', async () => {
+    const { hooks, events } = recorder()
+    let seen: { id?: string; current?: string } = {}
+    const next = async (request?: Request) => {
+      seen = { id: getTenantId(request!), current: currentTenantId() }
+      return new Response('anon')
+    }
+    const response = await tenantResolver({ allowMissing: true, hooks })(req('/'), next)
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('anon')
+    expect(seen).toEqual({ id: undefined, current: undefined })
+    expect(events.map((e) => e.event)).toMatchObject([{ allowed: true, status: 200, tenantId: undefined }])
+  })
+
+  it('sends the onMissing response for a request without a tenant', async () => {
+    const { hooks, events } = recorder()
+    const onMissing = vi.fn((request: Request) =>
+      Response.redirect(`https://login.example.com/?from=${new URL(request.url).pathname}`, 302),
+    )
+    const response = await tenantResolver({ onMissing, hooks })(req('/dash'), okHandler().next)
+    expect(response.status).toBe(302)
+    expect(response.headers.get('Location')).toBe('https://login.example.com/?from=/dash')
+    expect(onMissing).toHaveBeenCalledTimes(1)
+    // The event reports the status actually sent.
+    expect(events[0]!.event).toMatchObject({ allowed: false, status: 302, code: 'tenant_required' })
+  })
+
+  it('falls back to the 401 problem when onMissing throws, and reports the error', async () => {
+    const { hooks, errors } = recorder()
+    const boom = new Error('template missing')
+    const response = await tenantResolver({
+      onMissing: () => {
+        throw boom
+      },
+      hooks,
+    })(req('/'), okHandler().next)
+    expect(response.status).toBe(401)
+    expect((await problem(response)).code).toBe('tenant_required')
+    expect(errors).toEqual([
+      { error: boom, info: expect.objectContaining({ stage: 'resolve', hook: 'onMissing' }) },
+    ])
+  })
+
+  it('falls back to the 401 problem when onMissing returns something other than a Response', async () => {
+    const { hooks, errors } = recorder()
+    const onMissing = (() => 'nope') as unknown as () => Response
+    const response = await tenantResolver({ onMissing, hooks })(req('/'), okHandler().next)
+    expect(response.status).toBe(401)
+    expect(String(errors[0]!.error)).toContain('onMissing must return a Response')
+  })
+
+  it('fires onResolve for every decision with the source and status', async () => {
+    const { hooks, events } = recorder()
+    const resolve = tenantResolver({ hooks, configManager: configs })
+    await resolve(req('/', { tenant: 'acme' }), okHandler().next)
+    await resolve(req('/'), okHandler().next)
+    await resolve(req('/', { tenant: 'nobody' }), okHandler().next)
+    expect(events.map((e) => e.hook)).toEqual(['onResolve', 'onResolve', 'onResolve'])
+    expect(events[0]!.event).toMatchObject({
+      allowed: true,
+      status: 200,
+      tenantId: 'acme',
+      source: 'header:X-Tenant-ID',
+      tenant: { id: 'acme', metadata: { plan: 'pro' } },
+    })
+    expect(events[0]!.event.code).toBeUndefined()
+    expect(events[1]!.event).toMatchObject({ allowed: false, status: 401, code: 'tenant_required' })
+    expect(events[2]!.event).toMatchObject({
+      allowed: false,
+      status: 403,
+      code: 'tenant_unknown',
+      tenantId: 'nobody',
+    })
+  })
+
+  it('keeps answering when an event hook throws or rejects, and reports it', async () => {
+    const errors: unknown[] = []
+    const hooks = [
+      {
+        onResolve: () => {
+          throw new Error('sync hook bug')
+        },
+      },
+      { onResolve: async () => Promise.reject(new Error('async hook bug')) },
+      { onError: (error: unknown) => void errors.push(error) },
+    ]
+    const { calls, next } = okHandler()
+    const response = await tenantResolver({ hooks })(req('/', { tenant: 'acme' }), next)
+    expect(response.status).toBe(200)
+    expect(calls).toHaveLength(1)
+    await vi.waitFor(() =>
+      expect(errors.map(String)).toEqual(['Error: sync hook bug', 'Error: async hook bug']),
+    )
+  })
+
+  it('logs to the console when a hook throws and there is no onError', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      const hooks = {
+        onResolve: () => {
+          throw new Error('hook bug')
+        },
+      }
+      const response = await tenantResolver({ hooks })(req('/', { tenant: 'acme' }), okHandler().next)
+      expect(response.status).toBe(200)
+      expect(log).toHaveBeenCalledWith('[@tenant/fetch] error in the onResolve hook:', expect.any(Error))
+    } finally {
+      log.mockRestore()
+    }
+  })
+
+  describe('tenant id validation', () => {
+    it.each([
+      ['a slash', 'acme/prod'],
+      ['a space', 'acme prod'],
+      ['a repeated header', 'acme, globex'],
+      ['256 characters', 'a'.repeat(256)],
+      ['unicode', 'acmé'],
+    ])('refuses %s with 400 tenant_invalid_id and does not echo it', async (_, id) => {
+      const { calls, next } = okHandler()
+      const request = new Request('https://api.example.com/', { headers: [['X-Tenant-ID', id]] })
+      const response = await tenantResolver()(request, next)
+      expect(response.status).toBe(400)
+      const body = await problem(response)
+      expect(body.code).toBe('tenant_invalid_id')
+      expect(body.tenantId).toBeUndefined()
+      expect(calls).toHaveLength(0)
+    })
+
+    it('accepts 255 characters', async () => {
+      const response = await tenantResolver()(req('/', { tenant: 'a'.repeat(255) }), okHandler().next)
+      expect(response.status).toBe(200)
+    })
+
+    it('refuses an invalid principal id too', async () => {
+      const response = await tenantResolver({ principal: () => 'not valid!' })(req('/'), okHandler().next)
+      expect((await problem(response)).code).toBe('tenant_invalid_id')
+    })
+  })
+
+  describe('existence check against a config manager', () => {
+    it('puts the stored config on the request', async () => {
+      const { calls, next } = okHandler()
+      await tenantResolver({ configManager: configs })(req('/', { tenant: 'acme' }), next)
+      expect(getTenant(calls[0]!)).toMatchObject({ id: 'acme', status: 'active', metadata: { plan: 'pro' } })
+    })
+
+    it('refuses an unknown tenant with 403 tenant_unknown', async () => {
+      const response = await tenantResolver({ configManager: configs })(
+        req('/', { tenant: 'nobody' }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+      expect(await problem(response)).toMatchObject({ code: 'tenant_unknown', tenantId: 'nobody' })
+    })
+
+    it('refuses a suspended tenant with 403 tenant_suspended', async () => {
+      const response = await tenantResolver({ configManager: configs })(
+        req('/', { tenant: 'frozen' }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+      expect(await problem(response)).toMatchObject({ code: 'tenant_suspended', tenantId: 'frozen' })
+    })
+
+    it('answers 503 tenant_backend_unavailable when the store throws, never 403', async () => {
+      const { hooks, events, errors } = recorder()
+      const dead = failing()
+      const response = await tenantResolver({ configManager: { getTenantConfig: dead.call }, hooks })(
+        req('/', { tenant: 'acme' }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(503)
+      const body = await problem(response)
+      expect(body.code).toBe('tenant_backend_unavailable')
+      // The driver's message (host, port) stays out of the response.
+      expect(JSON.stringify(body)).not.toContain('10.0.0.7')
+      expect(events[0]!.event).toMatchObject({ allowed: false, status: 503, error: dead.error })
+      expect(errors).toEqual([{ error: dead.error, info: expect.objectContaining({ stage: 'resolve' }) }])
+    })
+
+    it('passes the request without a config under failOpen when the store throws', async () => {
+      const { hooks, events, errors } = recorder()
+      const dead = failing()
+      const { calls, next } = okHandler()
+      const response = await tenantResolver({
+        configManager: { getTenantConfig: dead.call },
+        failOpen: true,
+        hooks,
+      })(req('/', { tenant: 'acme' }), next)
+      expect(response.status).toBe(200)
+      expect(getTenantId(calls[0]!)).toBe('acme')
+      expect(getTenant(calls[0]!)).toBeUndefined()
+      expect(events[0]!.event).toMatchObject({
+        allowed: true,
+        status: 200,
+        failedOpen: true,
+        error: dead.error,
+      })
+      expect(errors).toHaveLength(1)
+    })
+
+    it('still refuses an unknown tenant under failOpen: only backend failures pass', async () => {
+      const response = await tenantResolver({ configManager: configs, failOpen: true })(
+        req('/', { tenant: 'nobody' }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+    })
+
+    it('fails a store call that outlives timeoutMs', async () => {
+      vi.useFakeTimers()
+      try {
+        const { hooks, errors } = recorder()
+        const pending = tenantResolver({
+          configManager: { getTenantConfig: hanging() },
+          timeoutMs: 50,
+          hooks,
+        })(req('/', { tenant: 'acme' }), okHandler().next)
+        await vi.advanceTimersByTimeAsync(50)
+        const response = await pending
+        expect(response.status).toBe(503)
+        expect(errors[0]!.error).toBeInstanceOf(TenantBackendError)
+        expect(String(errors[0]!.error)).toContain('no answer within 50 ms')
+      } finally {
+        vi.useRealTimers()
+      }
+    })
+  })
+
+  describe('principal', () => {
+    it('answers with the code of a TenantError the principal throws', async () => {
+      const principal = () => {
+        throw new TenantBackendError('session store down')
+      }
+      const response = await tenantResolver({ principal })(req('/'), okHandler().next)
+      expect(response.status).toBe(503)
+    })
+
+    it('lets any other error from the principal propagate: a bug is not a 4xx', async () => {
+      const principal = () => {
+        throw new TypeError('cannot read properties of undefined')
+      }
+      await expect(tenantResolver({ principal })(req('/'), okHandler().next)).rejects.toThrow(TypeError)
+    })
+
+    it('falls back to the extractors when the principal has no tenant', async () => {
+      const { calls, next } = okHandler()
+      await tenantResolver({ principal: async () => null })(req('/', { tenant: 'globex' }), next)
+      expect(getTenantId(calls[0]!)).toBe('globex')
+    })
+  })
+
+  it('tries the extractors in order and reports which one matched', async () => {
+    const { hooks, events } = recorder()
+    const resolve = tenantResolver({ extractors: [chain(fromHeader(), fromQuery()), fromCookie()], hooks })
+    await resolve(req('/?tenant=globex', { headers: { Cookie: 'tenant=acme' } }), okHandler().next)
+    await resolve(req('/', { headers: { Cookie: 'theme=dark; tenant=acme' } }), okHandler().next)
+    expect(events.map((e) => [e.event.tenantId, e.event.source])).toEqual([
+      ['globex', 'query:tenant'],
+      ['acme', 'cookie:tenant'],
+    ])
+  })
+
+  it('makes the tenant the currentTenantId() of everything downstream', async () => {
+    const next = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      return new Response(currentTenantId())
+    }
+    const resolve = tenantResolver()
+    const [a, b] = await Promise.all([
+      resolve(req('/', { tenant: 'acme' }), next),
+      resolve(req('/', { tenant: 'globex' }), next),
+    ])
+    expect(await a.text()).toBe('acme')
+    expect(await b.text()).toBe('globex')
+    expect(currentTenantId()).toBeUndefined()
+  })
+
+  it('rejects bad options when created, not per request', () => {
+    expect(() => tenantResolver({ header: 'X Bad' })).toThrow(/header must be an HTTP header name/)
+    expect(() => tenantResolver({ header: 'X-A', extractors: [fromHeader()] })).toThrow(
+      /either header or extractors/,
+    )
+    expect(() => tenantResolver({ extractors: [{} as never] })).toThrow(/extractors\[0\] is not an extractor/)
+    expect(() => tenantResolver({ configManager: {} as never })).toThrow(
+      /configManager must have getTenantConfig/,
+    )
+    expect(() => tenantResolver({ failOpen: 'yes' as never })).toThrow(/failOpen must be a boolean/)
+    expect(() => tenantResolver({ timeoutMs: 0 })).toThrow(/timeoutMs must be a number > 0/)
+    expect(() => tenantResolver({ onMissing: 'x' as never })).toThrow(/onMissing must be a function/)
+    expect(() => tenantResolver({ hooks: { onResolve: 1 as never } })).toThrow(
+      /hooks.onResolve must be a function/,
+    )
+  })
+
+  it('problemResponse builds the same body for custom handlers', async () => {
+    const response = problemResponse(new TenantError('tenant_unknown', 'no such tenant', { tenantId: 'x' }), {
+      headers: { 'X-Trace': '1' },
+      extensions: { hint: 'sign up' },
+    })
+    expect(response.headers.get('X-Trace')).toBe('1')
+    expect(await problem(response)).toEqual({
+      type: 'urn:tenant-toolkit:error:tenant_unknown',
+      title: 'Unknown tenant',
+      status: 403,
+      detail: 'no such tenant',
+      code: 'tenant_unknown',
+      tenantId: 'x',
+      hint: 'sign up',
+    })
+  })
+})

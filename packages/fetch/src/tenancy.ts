@@ -1,0 +1,133 @@
+import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
+import { applyMiddleware, compose } from './compose'
+import type { TenancyHooks } from './hooks'
+import { type PolicyOptions, tenantPolicy } from './policy'
+import { type QuotaOptions, tenantQuota } from './quota'
+import { type RateLimitOptions, tenantRateLimit } from './rate-limit'
+import { type ResolverOptions, tenantResolver } from './resolver'
+import type { FetchHandler, Middleware } from './types'
+
+/** Options of {@link tenancy} and {@link withTenancy}. */
+export interface TenancyOptions {
+  /**
+   * Checks every resolved tenant exists and is active (403 `tenant_unknown` /
+   * `tenant_suspended`); `resolver.configManager` overrides it.
+   * @default undefined (no existence check)
+   */
+  configManager?: Pick<ConfigManager, 'getTenantConfig'>
+  /** Resolver options (principal, extractors, allowMissing, onMissing). @default header `X-Tenant-ID`, required */
+  resolver?: ResolverOptions
+  /** The policy stage: an evaluator or the stage's options. @default undefined (stage skipped) */
+  policy?: PolicyEvaluator | PolicyOptions
+  /** The rate-limit stage: a limiter or the stage's options. @default undefined (stage skipped) */
+  rateLimit?: RateLimiter | RateLimitOptions
+  /** The quota stage: a manager or the stage's options. @default undefined (stage skipped) */
+  quota?: QuotaManager | QuotaOptions
+  /** Event hooks for every stage (one set or several); a stage's own `hooks` run after these. */
+  hooks?: TenancyHooks | readonly TenancyHooks[]
+  /** Default `failOpen` of every stage; a stage's own setting wins. @default false */
+  failOpen?: boolean
+  /** Default `timeoutMs` of every stage's store calls; a stage's own setting wins. @default undefined */
+  timeoutMs?: number
+  /** Default clock of the RateLimit fields; a stage's own wins. @default systemClock */
+  clock?: Clock
+}
+
+function stageOptions<M extends object, O extends object>(
+  value: M | O | undefined,
+  method: string,
+  key: string,
+): O | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof (value as Record<string, unknown>)[method] === 'function') return { [key]: value } as O
+  return value as O
+}
+
+interface Shared {
+  hooks?: TenancyHooks | readonly TenancyHooks[]
+  failOpen?: boolean
+  timeoutMs?: number
+  clock?: Clock
+}
+
+function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
+  return {
+    ...options,
+    failOpen: options.failOpen ?? shared.failOpen,
+    timeoutMs: options.timeoutMs ?? shared.timeoutMs,
+    ...('clock' in options || shared.clock ? { clock: options.clock ?? shared.clock } : {}),
+    // Both run: the chain-wide hooks (metrics, logging) first, then the stage's own.
+    hooks: [shared.hooks ?? [], options.hooks ?? []].flat(),
+  }
+}
+
+/**
+ * The whole tenancy chain in the canonical order: resolve -> policy -> rate limit -> quota. Each
+ * stage takes its store or its options object; a stage without one is left out. A request denied
+ * by policy or the rate limit consumes no quota.
+ *
+ * @example
+ * ```ts
+ * const configs = new InMemoryConfigManager()
+ * const chain = tenancy({
+ *   configManager: configs,
+ *   policy: new ConfigPolicyEvaluator(configs),
+ *   rateLimit: new TokenBucketRateLimiter(configs),
+ *   quota: { manager: new InMemoryQuotaManager(configs), tokenEstimator: estimate },
+ *   hooks: { onQuota: (event) => log(event) },
+ * })
+ * ```
+ */
+export function tenancy(options: TenancyOptions = {}): Middleware {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('tenancy: options must be an object')
+  const resolver = withShared(options.resolver ?? {}, options)
+  const stages: Middleware[] = [
+    tenantResolver({ ...resolver, configManager: resolver.configManager ?? options.configManager }),
+  ]
+  const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
+  if (policy?.evaluator) stages.push(tenantPolicy(withShared(policy, options)))
+  const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
+  if (rateLimit?.limiter) stages.push(tenantRateLimit(withShared(rateLimit, options)))
+  const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
+  if (quota?.manager) stages.push(tenantQuota(withShared(quota, options)))
+  const chain = compose(...stages)
+  return function tenancy(request, next) {
+    return chain(request, next)
+  }
+}
+
+/**
+ * Wraps a plain fetch handler in the tenancy chain. Extra arguments (Workers' `env` and `ctx`,
+ * Bun's `server`) reach the handler untouched. `options` may be a function of the request and
+ * those arguments, for stores built from Workers bindings; return the same object for the same
+ * bindings (memoize it) so the chain is built once, not per request.
+ *
+ * @example
+ * ```ts
+ * export default {
+ *   fetch: withTenancy(
+ *     (request, env: Env, ctx: ExecutionContext) => new Response(`hello ${getTenantId(request)}`),
+ *     { configManager, quota: new InMemoryQuotaManager(configManager) },
+ *   ),
+ * }
+ * ```
+ */
+export function withTenancy<Args extends unknown[]>(
+  handler: FetchHandler<Args>,
+  options: TenancyOptions | ((request: Request, ...args: Args) => TenancyOptions) = {},
+): (request: Request, ...args: Args) => Promise<Response> {
+  if (typeof handler !== 'function') throw new TypeError('withTenancy: handler must be a function')
+  if (typeof options !== 'function') return applyMiddleware(tenancy(options), handler)
+  // Bounded by the option objects alive: a dropped one takes its chain with it.
+  const chains = new WeakMap<TenancyOptions, Middleware>()
+  return function withTenancy(request, ...args) {
+    const resolved = options(request, ...args)
+    let chain = chains.get(resolved)
+    if (!chain) {
+      chain = tenancy(resolved)
+      chains.set(resolved, chain)
+    }
+    return chain(request, async (handed = request) => handler(handed, ...args))
+  }
+}
