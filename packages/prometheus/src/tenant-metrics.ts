@@ -1,0 +1,282 @@
+import { isValidTenantId, type PolicyRule } from '@tenant/core'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+/** Options of {@link TenantMetrics}. */
+export interface TenantMetricsOptions {
+  /**
+   * Where the metrics are registered. Pass your app's registry to expose them with your other
+   * metrics. Never the global `register` implicitly: a library writing to a process-wide registry
+   * collides with the app's own metrics and with a second instance (tests, hot reload).
+   * @default a new `Registry`
+   */
+  registry?: Registry
+  /** Prefix of every metric name. @default 'tenant_' */
+  prefix?: string
+  /**
+   * Most distinct tenant label values. The first `maxTenants` tenants seen (after those listed in
+   * `tenants`) get their own label; every other tenant is counted under `overflowLabel`, so a flood
+   * of tenant ids cannot grow the number of series or the memory behind them.
+   * @default 1000
+   */
+  maxTenants?: number
+  /**
+   * Tenants that always get their own label (your largest customers), reserved up front so that
+   * they are never folded into the overflow. They count towards `maxTenants`.
+   * @default []
+   */
+  tenants?: Iterable<string>
+  /**
+   * The label of tenants beyond `maxTenants` and of invalid tenant ids. Must not be a valid tenant
+   * id, so that no tenant can be mistaken for it.
+   * @default '(other)'
+   */
+  overflowLabel?: string
+  /** The label of requests without a tenant. Must not be a valid tenant id. @default '(none)' */
+  missingLabel?: string
+  /**
+   * Buckets of the request duration histogram, in seconds. The default reaches two minutes because
+   * LLM calls routinely take tens of seconds.
+   * @default [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+   */
+  buckets?: number[]
+}
+
+/** What {@link TenantMetrics.recordRequest} takes. */
+export interface RequestRecord {
+  /** The HTTP status sent. */
+  status: number
+  /** How long the request took, in milliseconds. */
+  durationMs: number
+}
+
+/** The `outcome` label of `requests_total`: the class of the status sent. */
+export type RequestOutcome = 'success' | 'client_error' | 'server_error'
+
+/** Default buckets of {@link TenantMetricsOptions.buckets}, in seconds. */
+export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+])
+
+const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/
+
+function outcomeOf(status: number): RequestOutcome {
+  return status >= 500 ? 'server_error' : status >= 400 ? 'client_error' : 'success'
+}
+
+function checkLabel(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0 || isValidTenantId(value)) {
+    throw new TypeError(`TenantMetrics: ${name} must be a non-empty string that is not a valid tenant id`)
+  }
+  return value
+}
+
+/**
+ * Per-tenant Prometheus metrics on prom-client, with bounded label cardinality.
+ *
+ * | Metric | Type | Labels |
+ * | --- | --- | --- |
+ * | `tenant_requests_total` | counter | `tenant`, `outcome`, `code` (HTTP status) |
+ * | `tenant_request_duration_seconds` | histogram | `tenant` |
+ * | `tenant_quota_rejections_total` | counter | `tenant` |
+ * | `tenant_rate_limited_total` | counter | `tenant` |
+ * | `tenant_policy_denials_total` | counter | `tenant`, `rule` |
+ * | `tenant_tokens_consumed_total` | counter | `tenant` |
+ * | `tenant_tokens_refunded_total` | counter | `tenant` |
+ * | `tenant_metrics_tracked_tenants` | gauge | (none) |
+ *
+ * The recording methods never throw: a metric must not fail a request. Wire them by hand, or with
+ * {@link tenantMetricsHooks} and {@link tenantMetricsMiddleware} for the `@tenant/fetch` chain.
+ *
+ * @example
+ * ```ts
+ * const metrics = new TenantMetrics({ maxTenants: 500 })
+ * metrics.recordRequest('acme', { status: 200, durationMs: 42 })
+ * metrics.recordQuotaRejection('acme')
+ * const text = await metrics.registry.metrics()
+ * ```
+ */
+export class TenantMetrics {
+  /** The registry holding these metrics (the one passed in, or a new one). */
+  readonly registry: Registry
+  /** The label value of tenants beyond `maxTenants`. */
+  readonly overflowLabel: string
+  /** The label value of requests without a tenant. */
+  readonly missingLabel: string
+  /** Most distinct tenant label values. */
+  readonly maxTenants: number
+
+  readonly #tenants = new Set<string>()
+  readonly #reserved: readonly string[]
+  readonly #requests: Counter<'tenant' | 'outcome' | 'code'>
+  readonly #duration: Histogram<'tenant'>
+  readonly #quotaRejections: Counter<'tenant'>
+  readonly #rateLimited: Counter<'tenant'>
+  readonly #policyDenials: Counter<'tenant' | 'rule'>
+  readonly #tokens: Counter<'tenant'>
+  readonly #refunds: Counter<'tenant'>
+  readonly #tracked: Gauge
+
+  constructor(options: TenantMetricsOptions = {}) {
+    const prefix = options.prefix ?? 'tenant_'
+    if (!METRIC_PREFIX.test(prefix))
+      throw new TypeError(`TenantMetrics: prefix "${prefix}" is not a metric name`)
+    const maxTenants = options.maxTenants ?? 1000
+    if (!Number.isInteger(maxTenants) || maxTenants < 0) {
+      throw new RangeError(`TenantMetrics: maxTenants must be a whole number >= 0, got ${String(maxTenants)}`)
+    }
+    this.maxTenants = maxTenants
+    this.overflowLabel = checkLabel(options.overflowLabel ?? '(other)', 'overflowLabel')
+    this.missingLabel = checkLabel(options.missingLabel ?? '(none)', 'missingLabel')
+    if (this.overflowLabel === this.missingLabel) {
+      throw new TypeError('TenantMetrics: overflowLabel and missingLabel must differ')
+    }
+    const buckets = options.buckets ?? [...DEFAULT_DURATION_BUCKETS]
+    if (buckets.length === 0 || buckets.some((b, i) => !(b > 0) || (i > 0 && b <= buckets[i - 1]!))) {
+      throw new TypeError('TenantMetrics: buckets must be positive and strictly increasing')
+    }
+    this.registry = options.registry ?? new Registry()
+    const registers = [this.registry]
+
+    this.#requests = new Counter({
+      name: `${prefix}requests_total`,
+      help: 'Requests by tenant, outcome (status class) and HTTP status code.',
+      labelNames: ['tenant', 'outcome', 'code'],
+      registers,
+    })
+    this.#duration = new Histogram({
+      name: `${prefix}request_duration_seconds`,
+      help: 'Request duration by tenant, in seconds.',
+      labelNames: ['tenant'],
+      buckets,
+      registers,
+    })
+    this.#quotaRejections = new Counter({
+      name: `${prefix}quota_rejections_total`,
+      help: 'Requests refused because a quota limit was exhausted.',
+      labelNames: ['tenant'],
+      registers,
+    })
+    this.#rateLimited = new Counter({
+      name: `${prefix}rate_limited_total`,
+      help: 'Requests refused by the rate limiter.',
+      labelNames: ['tenant'],
+      registers,
+    })
+    this.#policyDenials = new Counter({
+      name: `${prefix}policy_denials_total`,
+      help: 'Requests refused by policy, by the rule (model, tool, method, path) that refused them.',
+      labelNames: ['tenant', 'rule'],
+      registers,
+    })
+    this.#tokens = new Counter({
+      name: `${prefix}tokens_consumed_total`,
+      help: 'Tokens charged against quotas (estimates at admission plus upward adjustments).',
+      labelNames: ['tenant'],
+      registers,
+    })
+    this.#refunds = new Counter({
+      name: `${prefix}tokens_refunded_total`,
+      help: 'Tokens given back when a response used fewer than estimated.',
+      labelNames: ['tenant'],
+      registers,
+    })
+    this.#tracked = new Gauge({
+      name: `${prefix}metrics_tracked_tenants`,
+      help: 'Distinct tenant label values in use; at maxTenants, new tenants are counted as overflow.',
+      registers,
+    })
+
+    const reserved = [...new Set(options.tenants ?? [])]
+    for (const id of reserved) {
+      if (!isValidTenantId(id))
+        throw new TypeError(`TenantMetrics: tenants contains an invalid id "${String(id)}"`)
+    }
+    if (reserved.length > maxTenants) {
+      throw new RangeError(
+        `TenantMetrics: ${reserved.length} tenants listed, more than maxTenants (${maxTenants})`,
+      )
+    }
+    this.#reserved = reserved
+    this.#reserve()
+  }
+
+  /**
+   * The label value used for `tenantId`: the id itself while fewer than `maxTenants` tenants have
+   * labels (or it already has one), `overflowLabel` beyond that or for an invalid id, and
+   * `missingLabel` for `undefined`.
+   */
+  tenantLabel(tenantId: string | undefined): string {
+    if (tenantId === undefined) return this.missingLabel
+    if (this.#tenants.has(tenantId)) return tenantId
+    if (this.#tenants.size >= this.maxTenants || !isValidTenantId(tenantId)) return this.overflowLabel
+    this.#tenants.add(tenantId)
+    this.#tracked.set(this.#tenants.size)
+    return tenantId
+  }
+
+  /** Counts a finished request and observes its duration. */
+  recordRequest(tenantId: string | undefined, record: RequestRecord): void {
+    const { status, durationMs } = record
+    const tenant = this.tenantLabel(tenantId)
+    const valid = Number.isInteger(status) && status >= 100 && status <= 599
+    this.#requests.inc({
+      tenant,
+      outcome: valid ? outcomeOf(status) : 'server_error',
+      code: valid ? String(status) : '0',
+    })
+    // Metrics are never the reason a request fails: a bad duration is dropped, not thrown.
+    if (Number.isFinite(durationMs) && durationMs >= 0) this.#duration.observe({ tenant }, durationMs / 1000)
+  }
+
+  /** Counts a request refused for an exhausted quota. */
+  recordQuotaRejection(tenantId: string | undefined): void {
+    this.#quotaRejections.inc({ tenant: this.tenantLabel(tenantId) })
+  }
+
+  /** Counts a request refused by the rate limiter. */
+  recordRateLimited(tenantId: string | undefined): void {
+    this.#rateLimited.inc({ tenant: this.tenantLabel(tenantId) })
+  }
+
+  /** Counts a policy denial; `rule` is the allow-list that refused (`'unknown'` when not given). */
+  recordPolicyDenial(tenantId: string | undefined, rule?: PolicyRule): void {
+    const known = rule === 'model' || rule === 'tool' || rule === 'method' || rule === 'path'
+    this.#policyDenials.inc({ tenant: this.tenantLabel(tenantId), rule: known ? rule : 'unknown' })
+  }
+
+  /**
+   * Counts tokens charged to a tenant. A negative amount (a refund after the response used fewer
+   * tokens than estimated) goes to `tokens_refunded_total`, since counters only go up.
+   */
+  recordTokens(tenantId: string | undefined, tokens: number): void {
+    if (!Number.isFinite(tokens) || tokens === 0) return
+    const tenant = this.tenantLabel(tenantId)
+    if (tokens > 0) this.#tokens.inc({ tenant }, tokens)
+    else this.#refunds.inc({ tenant }, -tokens)
+  }
+
+  /**
+   * Zeroes these metrics and forgets which tenants have labels (except the reserved `tenants`), so
+   * the next tenants seen get them. Scrapers see a counter reset, which `rate()` handles.
+   */
+  reset(): void {
+    for (const metric of [
+      this.#requests,
+      this.#duration,
+      this.#quotaRejections,
+      this.#rateLimited,
+      this.#policyDenials,
+      this.#tokens,
+      this.#refunds,
+    ]) {
+      metric.reset()
+    }
+    this.#reserve()
+  }
+
+  #reserve(): void {
+    this.#tenants.clear()
+    for (const id of this.#reserved) this.#tenants.add(id)
+    this.#tracked.set(this.#tenants.size)
+  }
+}
