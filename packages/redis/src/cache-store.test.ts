@@ -1,0 +1,202 @@
+import { isTenantError, ManualClock, TenantBackendError, TenantCache } from '@tenant/core'
+import { testCacheStore } from '@tenant/core/testing'
+import type { Redis } from 'ioredis'
+import { createClient } from 'redis'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { RedisServerProcess } from '../test/helpers/redis-server'
+import { RedisTenantCacheStore } from './cache-store'
+
+const T0 = Date.UTC(2026, 0, 1)
+
+describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
+  let redis: Redis
+  let nodeRedis: ReturnType<typeof createClient>
+  const prefix = uniquePrefix('cache')
+
+  beforeAll(async () => {
+    redis = await connectIoredis()
+    nodeRedis = createClient({ url: REDIS_URL })
+    await nodeRedis.connect()
+  })
+
+  afterAll(async () => {
+    if (redis) {
+      await deleteKeys(redis, prefix)
+      redis.disconnect()
+    }
+    await nodeRedis?.close()
+  })
+
+  // Generous timeouts: the conformance suite checks behaviour, and CI machines are shared.
+  testCacheStore(
+    'conformance, ioredis, TTLs on the ManualClock',
+    ({ clock }) => new RedisTenantCacheStore({ redis, prefix, clock, timeoutMs: 2000 }),
+  )
+
+  testCacheStore(
+    'conformance, node-redis, TTLs on the Redis clock',
+    () => new RedisTenantCacheStore({ redis: nodeRedis, prefix, timeoutMs: 2000 }),
+    { manualClockTtl: false },
+  )
+
+  describe('layout', () => {
+    let clock: ManualClock
+    let store: RedisTenantCacheStore
+    let p: string
+
+    beforeEach(() => {
+      clock = new ManualClock(T0)
+      p = `${prefix}:${Math.random().toString(36).slice(2, 8)}`
+      store = new RedisTenantCacheStore({ redis, prefix: p, clock, timeoutMs: 2000 })
+    })
+
+    it("keeps a tenant's entries in two keys under its hash tag, expiring with the longest entry", async () => {
+      const cache = new TenantCache(store)
+      await cache.set('acme', 'a', 1, { ttlMs: 10_000 })
+      await cache.set('acme', 'b:c', 2, { ttlMs: 60_000 })
+      await cache.set('globex', 'a', 3, { ttlMs: 10_000 })
+      expect((await redis.keys(`{${p}:*`)).sort()).toEqual([
+        `{${p}:acme}:h`,
+        `{${p}:acme}:x`,
+        `{${p}:globex}:h`,
+        `{${p}:globex}:x`,
+      ])
+      expect(await redis.hgetall(`{${p}:acme}:h`)).toEqual({ 'tenant:acme:a': '1', 'tenant:acme:b:c': '2' })
+      const pttl = await redis.pttl(`{${p}:acme}:h`)
+      expect(pttl).toBeGreaterThan(50_000)
+      expect(pttl).toBeLessThanOrEqual(60_001)
+      expect(await redis.pttl(`{${p}:globex}:x`)).toBeLessThanOrEqual(10_001)
+    })
+
+    it('clears a tenant by deleting its two keys, leaving look-alike tenants alone', async () => {
+      const cache = new TenantCache(store)
+      await cache.set('acme', 'k', 'acme')
+      await cache.set('acme', 'k2', 'acme')
+      await cache.set('acme-eu', 'k', 'acme-eu')
+      await cache.set('acm', 'e:k', 'acm')
+      expect(await cache.clear('acme')).toBe(2)
+      expect(await redis.exists(`{${p}:acme}:h`, `{${p}:acme}:x`)).toBe(0)
+      expect(await cache.get('acme-eu', 'k')).toBe('acme-eu')
+      expect(await cache.get('acm', 'e:k')).toBe('acm')
+    })
+
+    it('uses the TenantCache prefix it is told, and a shared group for other keys', async () => {
+      store = new RedisTenantCacheStore({
+        redis,
+        prefix: p,
+        clock,
+        tenantCachePrefix: 'app:',
+        timeoutMs: 2000,
+      })
+      const cache = new TenantCache(store, { prefix: 'app:' })
+      await cache.set('acme', 'k', 1)
+      await store.set('loose-key', 2)
+      await store.set('app:not/a/tenant:k', 3)
+      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['app:acme:k'])
+      expect((await redis.hkeys(`{${p}:}:h`)).sort()).toEqual(['app:not/a/tenant:k', 'loose-key'])
+      expect(await store.deletePrefix('app:not/')).toBe(1)
+      expect(await store.get('loose-key')).toBe(2)
+    })
+
+    it('deletes a prefix that spans tenants, and only this store’s keys', async () => {
+      const cache = new TenantCache(store)
+      const neighbour = new RedisTenantCacheStore({ redis, prefix: `${p}:x`, clock, timeoutMs: 2000 })
+      const neighbourCache = new TenantCache(neighbour)
+      for (const tenant of ['acme', 'acme-eu', 'globex']) await cache.set(tenant, 'k', tenant)
+      await store.set('tenant:ac', 'shared group')
+      await store.set('other', 'outside the prefix')
+      await neighbourCache.set('acme', 'k', 'neighbour')
+      expect(await store.deletePrefix('tenant:ac')).toBe(3)
+      expect(await cache.get('acme', 'k')).toBeUndefined()
+      expect(await cache.get('acme-eu', 'k')).toBeUndefined()
+      expect(await cache.get('globex', 'k')).toBe('globex')
+      expect(await store.get('tenant:ac')).toBeUndefined()
+      expect(await store.get('other')).toBe('outside the prefix')
+      expect(await neighbourCache.get('acme', 'k')).toBe('neighbour')
+      expect(await store.deletePrefix('')).toBe(2)
+      expect(await store.get('other')).toBeUndefined()
+      expect(await neighbourCache.get('acme', 'k')).toBe('neighbour')
+    })
+
+    it('prunes expired entries on write, so a busy tenant holds only live entries', async () => {
+      const cache = new TenantCache(store)
+      for (let i = 0; i < 50; i++) await cache.set('acme', `old${i}`, i, { ttlMs: 1000 })
+      clock.advance(1001)
+      await cache.set('acme', 'new', 'x', { ttlMs: 1000 })
+      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['tenant:acme:new'])
+      expect(await redis.zcard(`{${p}:acme}:x`)).toBe(1)
+    })
+
+    it('expires every entry on the server, with the default TTL when none is given', async () => {
+      store = new RedisTenantCacheStore({ redis, prefix: p, ttlMs: 5_000, timeoutMs: 2000 })
+      await store.set('tenant:acme:k', 'v')
+      const pttl = await redis.pttl(`{${p}:acme}:h`)
+      expect(pttl).toBeGreaterThan(0)
+      expect(pttl).toBeLessThanOrEqual(5_001)
+      expect(await store.get('tenant:acme:k')).toBe('v')
+    })
+
+    it('refuses values JSON would change, and accepts a custom serializer', async () => {
+      await expect(store.set('k', { at: new Date(0) })).rejects.toThrow(TypeError)
+      const dates = new RedisTenantCacheStore<Date>({
+        redis,
+        prefix: p,
+        timeoutMs: 2000,
+        serializer: { serialize: (d) => String(d.getTime()), deserialize: (s) => new Date(Number(s)) },
+      })
+      await dates.set('d', new Date(42))
+      expect(await dates.get('d')).toEqual(new Date(42))
+    })
+
+    it('validates its options at construction', () => {
+      expect(() => new RedisTenantCacheStore({ redis, prefix: '{x}' })).toThrow(TypeError)
+      expect(() => new RedisTenantCacheStore({ redis, prefix: 'a*' })).toThrow(TypeError)
+      expect(() => new RedisTenantCacheStore({ redis, timeoutMs: 0 })).toThrow(TypeError)
+      expect(() => new RedisTenantCacheStore({ redis: {} as never })).toThrow(TypeError)
+      const error = (() => {
+        try {
+          new RedisTenantCacheStore({ redis, ttlMs: -1 })
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(isTenantError(error)).toBe(true)
+    })
+  })
+})
+
+describe('RedisTenantCacheStore when Redis is down', () => {
+  let server: RedisServerProcess
+  let client: Redis
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.launch()
+    client = await connectIoredis(server.url, { retryStrategy: () => 50 })
+    client.on('error', () => {})
+  })
+
+  afterAll(async () => {
+    client?.disconnect()
+    await server?.stop()
+  })
+
+  it('rejects with TenantBackendError, and works again once Redis is back', async () => {
+    const store = new RedisTenantCacheStore({ redis: client, timeoutMs: 200 })
+    await store.set('k', 'v')
+    await server.stop()
+    await expect(store.get('k')).rejects.toBeInstanceOf(TenantBackendError)
+    await server.start()
+    await expect
+      .poll(
+        () =>
+          store.set('k', 'again').then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 5000 },
+      )
+      .toBe(true)
+    expect(await store.get('k')).toBe('again')
+  })
+})

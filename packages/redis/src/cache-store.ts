@@ -1,0 +1,295 @@
+import {
+  type CacheStore,
+  type Clock,
+  findNonJsonValue,
+  isValidTenantId,
+  validateCacheTtl,
+} from '@tenant/core'
+import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
+import { validatePrefix } from './keys'
+import { LUA_PRELUDE, nowArg } from './lua'
+import { LuaScript, validateTimeout, withBackendTimeout } from './script'
+
+/** Turns cache values into Redis strings and back. */
+export interface CacheSerializer<V> {
+  serialize(value: V): string
+  deserialize(text: string): V
+}
+
+/** Options of {@link RedisTenantCacheStore}. */
+export interface RedisTenantCacheStoreOptions<V> {
+  /** An ioredis or node-redis client, or any {@link RedisScriptClient}. */
+  redis: RedisClientInput
+  /**
+   * Start of every Redis key this store writes (inside the Cluster hash tag), 1 to 128 characters
+   * of `[A-Za-z0-9:._-]`.
+   * @default 'tenant:cache'
+   */
+  prefix?: string
+  /**
+   * The `prefix` of the {@link TenantCache} using this store. Keys of the form
+   * `tenantCachePrefix + tenantId + ':' + key` are grouped per tenant (one Cluster slot, and
+   * `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group.
+   * @default 'tenant:' (TenantCache's default)
+   */
+  tenantCachePrefix?: string
+  /**
+   * TTL of entries set without one. Every entry expires, so memory stays bounded.
+   * @default 3600000 (one hour)
+   */
+  ttlMs?: number
+  /**
+   * Per-call timeout in ms; a call that takes longer rejects with `TenantBackendError`.
+   * @default 50
+   */
+  timeoutMs?: number
+  /**
+   * Measures TTLs with this clock instead of the Redis server's. For tests with a `ManualClock`;
+   * in production the server's clock keeps every host consistent.
+   * @default undefined (Redis TIME)
+   */
+  clock?: Clock
+  /**
+   * How values become Redis strings. The default is JSON, and refuses values that JSON would
+   * change (`Date`, `Map`, `undefined` inside objects, ...) with a `TypeError`.
+   * @default JSON
+   */
+  serializer?: CacheSerializer<V>
+}
+
+/** Default {@link RedisTenantCacheStoreOptions.ttlMs}: one hour. */
+export const DEFAULT_CACHE_TTL_MS = 3_600_000
+
+// How many expired entries each write removes from its group: writes outpace expiry, so a
+// group's hash holds (about) its live entries only.
+const PRUNE_BATCH = 64
+
+const GROUP_LUA = `
+local function is_live(x, f, now)
+  local exp = redis.call('ZSCORE', x, f)
+  return exp and tonumber(exp) >= now
+end
+local function clear_group(h, x, prefix, now)
+  local n = #prefix
+  local live, batch = 0, {}
+  local function flush()
+    if #batch > 0 then
+      redis.call('HDEL', h, unpack(batch))
+      redis.call('ZREM', x, unpack(batch))
+      batch = {}
+    end
+  end
+  for _, f in ipairs(redis.call('HKEYS', h)) do
+    if string.sub(f, 1, n) == prefix then
+      if is_live(x, f, now) then live = live + 1 end
+      batch[#batch + 1] = f
+      if #batch >= 500 then flush() end
+    end
+  end
+  flush()
+  return live
+end
+`
+
+// KEYS: hash (key -> payload), zset (key -> expiry ms). An entry is live through its expiry ms.
+const GET = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
+if not is_live(KEYS[2], ARGV[2], now_ms(ARGV[1])) then return false end
+return redis.call('HGET', KEYS[1], ARGV[2])
+`)
+
+const SET = new LuaScript(`${LUA_PRELUDE}
+local now = now_ms(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now), 'LIMIT', 0, ${PRUNE_BATCH})
+if #expired > 0 then
+  redis.call('HDEL', KEYS[1], unpack(expired))
+  redis.call('ZREM', KEYS[2], unpack(expired))
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[4])), ARGV[2])
+-- The group lives as long as its longest-lived entry.
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local ttl = string.format('%.0f', math.max(1, tonumber(last[2]) - now + 1))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+`)
+
+const DELETE = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
+local live = is_live(KEYS[2], ARGV[2], now_ms(ARGV[1]))
+redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if live then return 1 end
+return 0
+`)
+
+// ARGV[3] = '1' when every key of the group starts with the prefix: drop the group whole.
+const CLEAR = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
+local now = now_ms(ARGV[1])
+if ARGV[3] == '1' then
+  local live = redis.call('ZCOUNT', KEYS[2], string.format('%.0f', now), '+inf')
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return live
+end
+return clear_group(KEYS[1], KEYS[2], ARGV[2], now)
+`)
+
+// One SCAN step over this store's own groups, for prefixes that span tenants. The MATCH pattern
+// is built from the validated store prefix only; the caller's prefix is compared literally.
+const CLEAR_SPAN = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
+if string.find(redis.call('INFO', 'cluster'), 'cluster_enabled:1', 1, true) then
+  return redis.error_reply('ERR a deletePrefix spanning several tenants needs a non-cluster Redis')
+end
+local now = now_ms(ARGV[1])
+local start = ARGV[2]
+local step = redis.call('SCAN', ARGV[4], 'MATCH', start .. '*', 'COUNT', ARGV[5])
+local live = 0
+for _, key in ipairs(step[2]) do
+  if string.sub(key, -3) == '}:h' then
+    local group = string.sub(key, #start + 1, -4)
+    -- Another store whose prefix extends ours has a ':' here; it is not ours to touch.
+    if string.find(group, '^[%w%._%-]*$') then
+      live = live + clear_group(key, string.sub(key, 1, -2) .. 'x', ARGV[3], now)
+    end
+  end
+end
+return {step[1], live}
+`)
+
+const jsonSerializer: CacheSerializer<unknown> = {
+  serialize(value) {
+    const bad = findNonJsonValue(value)
+    if (bad) throw new TypeError(`cache value at ${bad.path.join('.') || '(root)'}: ${bad.message}`)
+    return JSON.stringify(value)
+  },
+  deserialize: (text) => JSON.parse(text),
+}
+
+/**
+ * A {@link CacheStore} on Redis, shared by every instance: the store behind a distributed
+ * `TenantCache`.
+ *
+ * Layout: the entries of one tenant live in two keys under one Cluster hash tag,
+ * `{prefix:tenantId}:h` (key -> value) and `{prefix:tenantId}:x` (key -> expiry), so
+ * `TenantCache.clear(tenantId)` is one atomic `DEL` of two keys: no `SCAN`, no `KEYS`, and no
+ * pattern a tenant id could widen. Expiry is per entry; each write prunes expired entries and
+ * sets the group's own TTL to its longest-lived entry, so memory is bounded by live entries.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * import { TenantCache } from '@tenant/core'
+ * const cache = new TenantCache(new RedisTenantCacheStore({ redis: new Redis(url), ttlMs: 60_000 }))
+ * await cache.set('acme', 'user:42', { name: 'Ada' })
+ * await cache.clear('acme')
+ * ```
+ */
+export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
+  readonly #redis: RedisScriptClient
+  readonly #prefix: string
+  readonly #tenantCachePrefix: string
+  readonly #ttlMs: number
+  readonly #timeoutMs: number
+  readonly #clock: Clock | undefined
+  readonly #serializer: CacheSerializer<V>
+
+  constructor(options: RedisTenantCacheStoreOptions<V>) {
+    this.#redis = toScriptClient(options?.redis)
+    this.#prefix = validatePrefix(options.prefix, 'tenant:cache')
+    if (options.tenantCachePrefix !== undefined && typeof options.tenantCachePrefix !== 'string') {
+      throw new TypeError('tenantCachePrefix must be a string')
+    }
+    this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
+    this.#ttlMs = validateCacheTtl(options.ttlMs) ?? DEFAULT_CACHE_TTL_MS
+    this.#timeoutMs = validateTimeout(options.timeoutMs)
+    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
+      throw new TypeError('clock must have now()')
+    }
+    this.#clock = options.clock
+    this.#serializer = options.serializer ?? (jsonSerializer as CacheSerializer<V>)
+  }
+
+  async get(key: string): Promise<V | undefined> {
+    const text = await this.#run(GET, this.#groupKeys(this.#groupOf(key)), [this.#now(), key], 'cache get')
+    if (text === null || text === undefined) return undefined
+    return this.#serializer.deserialize(String(text))
+  }
+
+  async set(key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
+    const ttlMs = validateCacheTtl(options?.ttlMs) ?? this.#ttlMs
+    if (value === undefined) {
+      await this.delete(key)
+      return
+    }
+    const payload = this.#serializer.serialize(value)
+    const keys = this.#groupKeys(this.#groupOf(key))
+    await this.#run(SET, keys, [this.#now(), key, payload, String(ttlMs)], 'cache set')
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const keys = this.#groupKeys(this.#groupOf(key))
+    return Number(await this.#run(DELETE, keys, [this.#now(), key], 'cache delete')) === 1
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const scope = this.#scopeOf(prefix)
+    if (scope.kind === 'group') {
+      const args = [this.#now(), prefix, scope.whole ? '1' : '0']
+      return Number(await this.#run(CLEAR, this.#groupKeys(scope.group), args, 'cache deletePrefix'))
+    }
+    let cursor = '0'
+    let removed = 0
+    do {
+      const args = [this.#now(), `{${this.#prefix}:`, prefix, cursor, '1000']
+      const step = (await this.#run(CLEAR_SPAN, [], args, 'cache deletePrefix')) as [unknown, unknown]
+      cursor = String(step[0])
+      removed += Number(step[1])
+    } while (cursor !== '0')
+    return removed
+  }
+
+  /** The tenant whose group holds `key`, or '' for the shared group. */
+  #groupOf(key: string): string {
+    const p = this.#tenantCachePrefix
+    if (!key.startsWith(p)) return ''
+    const end = key.indexOf(':', p.length)
+    if (end < 0) return ''
+    const tenant = key.slice(p.length, end)
+    return isValidTenantId(tenant) ? tenant : ''
+  }
+
+  /**
+   * Which groups can hold keys starting with `prefix`: one group (and whether all of it), or
+   * possibly several (a prefix that stops inside, or before, a tenant id).
+   */
+  #scopeOf(prefix: string): { kind: 'group'; group: string; whole: boolean } | { kind: 'span' } {
+    const p = this.#tenantCachePrefix
+    if (!prefix.startsWith(p)) {
+      return p.startsWith(prefix) ? { kind: 'span' } : { kind: 'group', group: '', whole: false }
+    }
+    const rest = prefix.slice(p.length)
+    const end = rest.indexOf(':')
+    if (end >= 0) {
+      const tenant = rest.slice(0, end)
+      if (!isValidTenantId(tenant)) return { kind: 'group', group: '', whole: false }
+      return { kind: 'group', group: tenant, whole: rest.length === end + 1 }
+    }
+    // No ':' yet: a partial tenant id matches every tenant starting with it, and the shared
+    // group; one that no tenant id can start with only the shared group.
+    return /^[A-Za-z0-9._-]{0,255}$/.test(rest)
+      ? { kind: 'span' }
+      : { kind: 'group', group: '', whole: false }
+  }
+
+  #groupKeys(group: string): string[] {
+    const tag = `{${this.#prefix}:${group}}`
+    return [`${tag}:h`, `${tag}:x`]
+  }
+
+  #now(): string {
+    return nowArg(this.#clock)
+  }
+
+  #run(script: LuaScript, keys: string[], args: string[], what: string): Promise<unknown> {
+    return withBackendTimeout(script.run(this.#redis, keys, args), this.#timeoutMs, what)
+  }
+}

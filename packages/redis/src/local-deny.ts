@@ -1,0 +1,79 @@
+/** Options of the in-process denial cache of {@link RedisQuotaManager}. */
+export interface LocalDenyOptions {
+  /**
+   * How many tenants' denials to hold at most; the least recently denied are dropped first.
+   * @default 10000
+   */
+  maxEntries?: number
+}
+
+/** Default {@link LocalDenyOptions.maxEntries}. */
+export const DEFAULT_LOCAL_DENY_ENTRIES = 10_000
+
+/** One remembered denial. */
+export interface DenyEntry<D> {
+  /** Until when (manager clock, ms) a request of at least `requests` cannot be admitted. */
+  until: number
+  /** The request count that was denied; only requests at least this large are answered locally. */
+  requests: number
+  /** The tenant's quota config when Redis answered; a different config voids the entry. */
+  fingerprint: string
+  /** The decision Redis gave. */
+  decision: D
+  /** When (manager clock, ms) the denied request as a whole would have been admitted. */
+  retryAt: number
+}
+
+/**
+ * A bounded map of tenants that Redis recently refused on the *requests* dimension, so a flood
+ * from a tenant over its request quota does not cost a round trip per request.
+ *
+ * Soundness (it must never deny what Redis would admit): between a denial and `until`, the only
+ * things that can free request capacity are a change of the tenant's limits (caught by the
+ * config fingerprint) or someone deleting the counters by hand. Consumes by other instances only
+ * add usage, and `adjust()` refunds only touch tokens, so neither can make an earlier admission
+ * possible. Token denials are never cached: another instance's refund could free tokens early.
+ */
+export class LocalDenyCache<D> {
+  readonly #max: number
+  readonly #entries = new Map<string, DenyEntry<D>>()
+
+  constructor(options: LocalDenyOptions = {}) {
+    const max = options.maxEntries ?? DEFAULT_LOCAL_DENY_ENTRIES
+    if (!Number.isInteger(max) || max < 1) {
+      throw new TypeError(`localDeny.maxEntries must be a whole number >= 1, got ${String(max)}`)
+    }
+    this.#max = max
+  }
+
+  /** Number of tenants held (for tests and metrics). */
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /** The remembered denial that covers this request, if any; drops stale entries on the way. */
+  match(tenantId: string, now: number, requests: number, fingerprint: string): DenyEntry<D> | undefined {
+    const entry = this.#entries.get(tenantId)
+    if (entry === undefined) return undefined
+    if (now >= entry.until || entry.fingerprint !== fingerprint) {
+      this.#entries.delete(tenantId)
+      return undefined
+    }
+    return requests >= entry.requests ? entry : undefined
+  }
+
+  /** Remembers a denial, replacing the tenant's previous one. */
+  remember(tenantId: string, entry: DenyEntry<D>): void {
+    this.#entries.delete(tenantId)
+    this.#entries.set(tenantId, entry)
+    if (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next().value
+      if (oldest !== undefined) this.#entries.delete(oldest)
+    }
+  }
+
+  /** Forgets a tenant (an admission proves the entry, if any, is no longer right). */
+  forget(tenantId: string): void {
+    this.#entries.delete(tenantId)
+  }
+}
