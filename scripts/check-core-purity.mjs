@@ -8,7 +8,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import ts from 'typescript'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const dir = resolve(process.argv[2] ?? join(root, 'packages/core/src'))
@@ -157,6 +156,8 @@ try {
   console.error(`check-core-purity: cannot read ${dir}: ${error.message}`)
   process.exit(2)
 }
+// Loaded only once there is something to parse: a usage error should not pay for TypeScript.
+const { default: ts } = await import('typescript')
 const offences = files.flatMap(check)
 if (offences.length > 0) {
   console.error(`core purity: ${offences.length} offence(s) in ${relative(process.cwd(), dir) || '.'}`)
