@@ -1,0 +1,150 @@
+import type { NormalizedCost } from '../cost'
+import { normalizeCost } from '../cost'
+import type { QuotaCost, QuotaWindowUsage } from '../quota'
+import type { QuotaConfig, QuotaWindow } from '../schemas'
+import { calendarWindow } from './calendar'
+import type { EffectiveLimit } from './limits'
+import { effectiveLimits } from './limits'
+import type { QuotaDenial } from './quota-decision'
+import { denialReason, overLimit, quotaDecision, windowUsage } from './quota-decision'
+import type { QuotaStep } from './types'
+
+/**
+ * The count of one calendar window. `start` says which window it counts: a counter whose `start`
+ * is not the start of the current window is stale and reads as zero (no cleanup needed for
+ * correctness, so a store may expire it whenever convenient).
+ */
+export interface FixedWindowCounter {
+  /** Start of the counted calendar window, ms since the epoch. */
+  start: number
+  requests: number
+  tokens: number
+}
+
+/**
+ * A tenant's fixed-window state: at most one counter per window kind. Plain JSON: a Redis hash
+ * (`minute:start`, `minute:requests`, ...), a Durable Object storage value, or a Map entry.
+ */
+export type FixedWindowState = { [W in QuotaWindow]?: FixedWindowCounter }
+
+const ZERO: NormalizedCost = Object.freeze({ requests: 0, tokens: 0 })
+
+function currentCount(counter: FixedWindowCounter | undefined, start: number): NormalizedCost {
+  return counter !== undefined && counter.start === start ? counter : ZERO
+}
+
+interface Scan {
+  limit: EffectiveLimit
+  start: number
+  end: number
+  used: NormalizedCost
+}
+
+function scan(state: FixedWindowState | undefined, limits: EffectiveLimit[], now: number): Scan[] {
+  return limits.map((limit) => {
+    const { start, end } = calendarWindow(limit.window, now)
+    return { limit, start, end, used: currentCount(state?.[limit.window], start) }
+  })
+}
+
+function usages(scans: Scan[]): QuotaWindowUsage[] {
+  return scans.map((s) => windowUsage(s.limit, s.used, s.end))
+}
+
+function nextState(scans: Scan[], add: (used: NormalizedCost) => NormalizedCost): FixedWindowState {
+  const state: FixedWindowState = {}
+  for (const s of scans) {
+    const next = add(s.used)
+    s.used = next
+    if (next.requests !== 0 || next.tokens !== 0) state[s.limit.window] = { start: s.start, ...next }
+  }
+  return state
+}
+
+/**
+ * Checks `cost` against every limit of `config` in the calendar windows containing `now` and, only
+ * if all have room for the full cost, charges all of them (all-or-nothing).
+ *
+ * On a denial the returned `state` is the input state unchanged, and `retryAfterMs` is the time
+ * until the latest-ending refusing window ends: the counter falls to zero exactly then and never
+ * before, so the same request is admitted at `now + retryAfterMs` and not 1 ms earlier. A request
+ * whose cost exceeds a limit outright gets the same value (the end of that window, when it is as
+ * empty as it can ever be) and a reason saying it can never be admitted.
+ *
+ * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
+ *
+ * @example
+ * ```ts
+ * const { decision, state } = fixedWindowConsume(undefined, { limits: [{ window: 'minute', requests: 2 }] }, {}, now)
+ * ```
+ */
+export function fixedWindowConsume(
+  state: FixedWindowState | undefined,
+  config: QuotaConfig,
+  cost: QuotaCost | undefined,
+  now: number,
+): QuotaStep<FixedWindowState> {
+  const charge = normalizeCost(cost)
+  const scans = scan(state, effectiveLimits(config), now)
+  const denials: QuotaDenial[] = []
+  for (const s of scans) {
+    for (const dimension of overLimit(s.limit, s.used, charge)) {
+      const allowance = s.limit[dimension]!
+      denials.push({
+        window: s.limit.window,
+        dimension,
+        retryAt: s.end,
+        impossible: charge[dimension] > allowance,
+        reason: denialReason(s.limit.window, dimension, s.used[dimension], allowance, charge[dimension]),
+      })
+    }
+  }
+  if (denials.length > 0) return { decision: quotaDecision(now, usages(scans), denials), state: state ?? {} }
+  const next = nextState(scans, (used) => ({
+    requests: used.requests + charge.requests,
+    tokens: used.tokens + charge.tokens,
+  }))
+  return { decision: quotaDecision(now, usages(scans), []), state: next }
+}
+
+/**
+ * Adds `tokens` (negative: refunds) to the current window of every limit of `config`. Never
+ * denies; a refund stops at zero. Returns the usage after the change.
+ */
+export function fixedWindowAdjust(
+  state: FixedWindowState | undefined,
+  config: QuotaConfig,
+  tokens: number,
+  now: number,
+): { usage: QuotaWindowUsage[]; state: FixedWindowState } {
+  const scans = scan(state, effectiveLimits(config), now)
+  const next = nextState(scans, (used) => ({
+    requests: used.requests,
+    tokens: Math.max(0, used.tokens + tokens),
+  }))
+  return { usage: usages(scans), state: next }
+}
+
+/** Usage of every limit of `config` at `now`, without changing anything. */
+export function fixedWindowPeek(
+  state: FixedWindowState | undefined,
+  config: QuotaConfig,
+  now: number,
+): QuotaWindowUsage[] {
+  return usages(scan(state, effectiveLimits(config), now))
+}
+
+/**
+ * The instant from which `state` counts nothing any more (the end of the latest window it has a
+ * non-zero counter for), so a store can drop it then: a Map sweep, a Redis `PEXPIREAT`, a Durable
+ * Object alarm. `0` for a state that counts nothing.
+ */
+export function fixedWindowExpiresAt(state: FixedWindowState | undefined): number {
+  let expiresAt = 0
+  if (state === undefined) return expiresAt
+  for (const [window, counter] of Object.entries(state) as [QuotaWindow, FixedWindowCounter | undefined][]) {
+    if (counter === undefined || (counter.requests === 0 && counter.tokens === 0)) continue
+    expiresAt = Math.max(expiresAt, calendarWindow(window, counter.start).end)
+  }
+  return expiresAt
+}

@@ -1,0 +1,149 @@
+import type { NormalizedCost } from '../cost'
+import type { QuotaAmounts, QuotaDecision, QuotaWindowUsage } from '../quota'
+import type { QuotaWindow } from '../schemas'
+import type { EffectiveLimit, QuotaDimension } from './limits'
+import { quotaDimensions } from './limits'
+
+/** Why one window refuses a request in one dimension, and from when it would admit it. */
+export interface QuotaDenial {
+  window: QuotaWindow
+  dimension: QuotaDimension
+  /**
+   * The earliest instant (ms since the epoch) at which this window admits the same request if no
+   * other traffic arrives. For an impossible request, the policy value described in the README.
+   */
+  retryAt: number
+  /** The request's cost alone exceeds the limit: waiting never admits it. */
+  impossible: boolean
+  /** Human-readable, names the window, the dimension and the numbers. */
+  reason: string
+}
+
+/**
+ * The reason text of a denial. Stable wording so logs can be grepped: an impossible request says
+ * "can never be admitted", an exhausted window says "quota exhausted".
+ */
+export function denialReason(
+  window: QuotaWindow,
+  dimension: QuotaDimension,
+  used: number,
+  limit: number,
+  cost: number,
+): string {
+  if (cost > limit) {
+    return `request cost of ${cost} ${dimension} exceeds the ${window} limit of ${limit} ${dimension}: it can never be admitted`
+  }
+  return `${window} ${dimension} quota exhausted: ${used} of ${limit} used, the request needs ${cost}`
+}
+
+/**
+ * The usage report of one window: `limit` and `remaining` carry only limited dimensions;
+ * `remaining` is `limit - used` floored at 0.
+ */
+export function windowUsage(
+  limit: EffectiveLimit,
+  used: { requests: number; tokens: number },
+  resetAt: number,
+): QuotaWindowUsage {
+  const limits: QuotaAmounts = {}
+  const remaining: QuotaAmounts = {}
+  for (const dimension of quotaDimensions) {
+    const allowance = limit[dimension]
+    if (allowance === undefined) continue
+    limits[dimension] = allowance
+    remaining[dimension] = Math.max(0, allowance - used[dimension])
+  }
+  return {
+    window: limit.window,
+    limit: limits,
+    used: { requests: used.requests, tokens: used.tokens },
+    remaining,
+    resetAt,
+  }
+}
+
+/**
+ * Whether `cost` fits into a window with `used` already counted, in each limited dimension.
+ * Returns the dimensions that do not fit (an empty list admits).
+ */
+export function overLimit(
+  limit: EffectiveLimit,
+  used: NormalizedCost,
+  cost: NormalizedCost,
+): QuotaDimension[] {
+  return quotaDimensions.filter((d) => {
+    const allowance = limit[d]
+    return allowance !== undefined && used[d] + cost[d] > allowance
+  })
+}
+
+// Larger is more constraining: least room left, then the window that holds it longer.
+function tighter(a: { room: number; resetAt: number }, b: { room: number; resetAt: number }): boolean {
+  return a.room < b.room || (a.room === b.room && a.resetAt > b.resetAt)
+}
+
+/**
+ * Assembles a {@link QuotaDecision} from every window's usage (after the charge when allowed,
+ * before it when denied) and the denials found.
+ *
+ * - `remaining` / `limit`: per dimension, of the window with the least remaining (ties: the later reset).
+ * - `resetAt`: allowed, the reset of the window with the smallest remaining fraction; denied, the
+ *   reset of the window that holds the request back longest (never before the retry time);
+ *   with no limited window at all, `now`.
+ * - `retryAfterMs`: the latest `retryAt` of all denials minus `now` (every window must admit).
+ */
+export function quotaDecision(
+  now: number,
+  windows: QuotaWindowUsage[],
+  denials: QuotaDenial[],
+): QuotaDecision {
+  const remaining: QuotaAmounts = {}
+  const limit: QuotaAmounts = {}
+  for (const dimension of quotaDimensions) {
+    let best: QuotaWindowUsage | undefined
+    for (const usage of windows) {
+      const room = usage.remaining[dimension]
+      if (room === undefined) continue
+      if (
+        !best ||
+        tighter({ room, resetAt: usage.resetAt }, { room: best.remaining[dimension]!, resetAt: best.resetAt })
+      ) {
+        best = usage
+      }
+    }
+    if (best) {
+      remaining[dimension] = best.remaining[dimension]!
+      limit[dimension] = best.limit[dimension]!
+    }
+  }
+
+  if (denials.length === 0) {
+    let resetAt = now
+    let tightest: { room: number; resetAt: number } | undefined
+    for (const usage of windows) {
+      for (const dimension of quotaDimensions) {
+        const allowance = usage.limit[dimension]
+        if (allowance === undefined) continue
+        const candidate = { room: usage.remaining[dimension]! / allowance, resetAt: usage.resetAt }
+        if (!tightest || tighter(candidate, tightest)) tightest = candidate
+      }
+    }
+    if (tightest) resetAt = tightest.resetAt
+    return { allowed: true, remaining, limit, resetAt, retryAfterMs: 0, windows }
+  }
+
+  let binding = denials[0]!
+  for (const denial of denials) if (denial.retryAt > binding.retryAt) binding = denial
+  const bindingReset = windows.find((w) => w.window === binding.window)?.resetAt ?? binding.retryAt
+  // Impossible requests first: they are the news, an exhausted window is routine.
+  const ordered = [...denials.filter((d) => d.impossible), ...denials.filter((d) => !d.impossible)]
+  return {
+    allowed: false,
+    remaining,
+    limit,
+    resetAt: Math.max(bindingReset, binding.retryAt),
+    retryAfterMs: Math.max(0, Math.ceil(binding.retryAt - now)),
+    reason: ordered.map((d) => d.reason).join('; '),
+    windows,
+  }
+}

@@ -1,0 +1,325 @@
+import type { NormalizedCost } from '../cost'
+import { normalizeCost } from '../cost'
+import type { QuotaCost, QuotaWindowUsage } from '../quota'
+import type { QuotaConfig, QuotaWindow } from '../schemas'
+import { MINUTE_MS, slidingWindowMs } from './calendar'
+import type { EffectiveLimit, QuotaDimension } from './limits'
+import { effectiveLimits, quotaDimensions } from './limits'
+import type { QuotaDenial } from './quota-decision'
+import { denialReason, quotaDecision, windowUsage } from './quota-decision'
+import type { QuotaStep } from './types'
+
+/**
+ * One sub-window bucket: `[start, requests, tokens]`, `start` in ms since the epoch and a multiple
+ * of the bucket length. A tuple of numbers so it maps onto a Redis hash field or a JSON value.
+ */
+export type SlidingBucket = [start: number, requests: number, tokens: number]
+
+/**
+ * A tenant's sliding-window state: per window kind, its non-empty buckets in ascending `start`
+ * order. Buckets that no longer overlap the window are pruned on every write.
+ */
+export type SlidingWindowState = { [W in QuotaWindow]?: SlidingBucket[] }
+
+/** Buckets per window when no `precision` is given. */
+export const DEFAULT_SLIDING_PRECISION = 10
+/** Largest accepted `precision`. */
+export const MAX_SLIDING_PRECISION = 1000
+
+/**
+ * Validates a sliding-window `precision` (buckets per window): a whole number from 1 to 1000 that
+ * divides 60,000, so that every bucket of every window kind is a whole number of milliseconds
+ * (all window lengths are multiples of a minute) and the arithmetic stays exact.
+ * Throws `RangeError` otherwise; managers call it once, in their constructor.
+ */
+export function validatePrecision(precision: unknown): number {
+  if (
+    typeof precision !== 'number' ||
+    !Number.isInteger(precision) ||
+    precision < 1 ||
+    precision > MAX_SLIDING_PRECISION ||
+    MINUTE_MS % precision !== 0
+  ) {
+    throw new RangeError(
+      `precision must be a whole number from 1 to ${MAX_SLIDING_PRECISION} that divides 60000 (e.g. 6, 10, 12, 60), got ${String(precision)}`,
+    )
+  }
+  return precision
+}
+
+const DIM_INDEX: Record<QuotaDimension, 1 | 2> = { requests: 1, tokens: 2 }
+
+interface Geometry {
+  /** Bucket length, ms. */
+  bucket: number
+  /** Buckets per window. */
+  precision: number
+}
+
+function geometry(window: QuotaWindow, precision: number): Geometry {
+  return { bucket: slidingWindowMs(window) / precision, precision }
+}
+
+/**
+ * The window's count at `t`, multiplied by the bucket length so that it stays an integer: the
+ * oldest bucket (the one the window's start falls into) weighted by how much of it the window
+ * still overlaps, every newer bucket in full.
+ */
+function scaledCount(buckets: readonly SlidingBucket[], t: number, g: Geometry, dim: 1 | 2): number {
+  const k = Math.floor(t / g.bucket)
+  const overlap = (k + 1) * g.bucket - t
+  let oldest = 0
+  let newer = 0
+  for (const b of buckets) {
+    const index = Math.floor(b[0] / g.bucket)
+    if (index === k - g.precision) oldest += b[dim]
+    else if (index > k - g.precision) newer += b[dim]
+  }
+  return oldest * overlap + g.bucket * newer
+}
+
+function admitsAt(
+  buckets: readonly SlidingBucket[],
+  t: number,
+  g: Geometry,
+  dim: 1 | 2,
+  cost: number,
+  limit: number,
+) {
+  return scaledCount(buckets, t, g, dim) + g.bucket * cost <= g.bucket * limit
+}
+
+/**
+ * The earliest instant >= `now` at which the window admits `cost` in dimension `dim`, given no
+ * other traffic. Requires `cost <= limit`.
+ *
+ * Between two bucket boundaries the count is `S + c_old * ((j + 1) * B - t) / B`, linear in `t`
+ * (`S`: the buckets after the oldest, `c_old`: the oldest, `j`: the current bucket index), and it
+ * is continuous and never rising across boundaries. So walk the boundaries until the count at the
+ * end of a bucket fits, then solve the linear inequality in that bucket for the first whole ms.
+ */
+function slidingRetryAt(
+  buckets: readonly SlidingBucket[],
+  now: number,
+  g: Geometry,
+  dim: 1 | 2,
+  cost: number,
+  limit: number,
+): number {
+  const B = g.bucket
+  const P = g.precision
+  const k = Math.floor(now / B)
+  const counts = new Map<number, number>()
+  let newest = k
+  for (const b of buckets) {
+    const index = Math.floor(b[0] / B)
+    counts.set(index, (counts.get(index) ?? 0) + b[dim])
+    newest = Math.max(newest, index)
+  }
+  let newer = 0
+  for (const [index, count] of counts) if (index > k - P) newer += count
+  // Walk the bucket boundaries until the count at the end of bucket j leaves room; by the time
+  // j = newest + P every bucket but the decaying oldest has left, so the walk always stops.
+  let j = k
+  let room = B * (limit - cost - newer)
+  while (room < 0 && j < newest + P) {
+    j++
+    newer -= counts.get(j - P) ?? 0
+    room = B * (limit - cost - newer)
+  }
+  const from = j === k ? now : j * B
+  const oldest = counts.get(j - P) ?? 0
+  let t = oldest > 0 ? Math.max(from, (j + 1) * B - Math.floor(Math.max(0, room) / oldest)) : from
+  // The closed form is exact while the scaled numbers stay below 2^53; beyond that floating point
+  // may put it a ms off, so settle on the very predicate the next consume will evaluate.
+  for (let i = 0; i < 64 && !admitsAt(buckets, t, g, dim, cost, limit); i++) t++
+  for (let i = 0; i < 64 && t - 1 >= now && admitsAt(buckets, t - 1, g, dim, cost, limit); i++) t--
+  return t
+}
+
+interface Scan {
+  limit: EffectiveLimit
+  g: Geometry
+  buckets: SlidingBucket[]
+  used: NormalizedCost
+  resetAt: number
+}
+
+/** Drops buckets that no longer overlap the window at `now` (or any later time) and empty ones. */
+function prune(buckets: readonly SlidingBucket[] | undefined, now: number, g: Geometry): SlidingBucket[] {
+  if (buckets === undefined) return []
+  const oldStart = (Math.floor(now / g.bucket) - g.precision) * g.bucket
+  return buckets.filter((b) => b[0] >= oldStart && (b[1] !== 0 || b[2] !== 0))
+}
+
+function measure(scan: Omit<Scan, 'used' | 'resetAt'>, now: number): Scan {
+  const { buckets, g } = scan
+  const used = {
+    requests: Math.ceil(scaledCount(buckets, now, g, 1) / g.bucket),
+    tokens: Math.ceil(scaledCount(buckets, now, g, 2) / g.bucket),
+  }
+  const newest = buckets.at(-1)
+  // Everything counted now has aged out once the newest bucket has left the window entirely.
+  const resetAt = newest ? newest[0] + (g.precision + 1) * g.bucket : now
+  return { ...scan, used, resetAt }
+}
+
+function scan(
+  state: SlidingWindowState | undefined,
+  config: QuotaConfig,
+  now: number,
+  precision: number,
+): Scan[] {
+  validatePrecision(precision)
+  return effectiveLimits(config).map((limit) => {
+    const g = geometry(limit.window, precision)
+    return measure({ limit, g, buckets: prune(state?.[limit.window], now, g) }, now)
+  })
+}
+
+function toState(scans: Scan[]): SlidingWindowState {
+  const state: SlidingWindowState = {}
+  for (const s of scans) if (s.buckets.length > 0) state[s.limit.window] = s.buckets
+  return state
+}
+
+/** Adds `add` to the bucket containing `now`, keeping the list sorted. Returns a new list. */
+function addToCurrent(
+  buckets: SlidingBucket[],
+  now: number,
+  g: Geometry,
+  add: NormalizedCost,
+): SlidingBucket[] {
+  const start = Math.floor(now / g.bucket) * g.bucket
+  const out = buckets.slice()
+  const at = out.findIndex((b) => b[0] >= start)
+  const existing = at === -1 ? undefined : out[at]
+  if (existing !== undefined && existing[0] === start) {
+    out[at] = [start, existing[1] + add.requests, existing[2] + add.tokens]
+  } else {
+    out.splice(at === -1 ? out.length : at, 0, [start, add.requests, add.tokens])
+  }
+  return out.filter((b) => b[1] !== 0 || b[2] !== 0)
+}
+
+/**
+ * Checks `cost` against every limit of `config` over sliding windows ending at `now`, and charges
+ * all of them only if all admit it (all-or-nothing). Each window is split into `precision`
+ * buckets; its count is the newer buckets in full plus the oldest bucket weighted by the share of
+ * it the window still covers. A window admits when `count + cost <= limit` in every limited
+ * dimension, so the request's own cost is part of the check.
+ *
+ * On a denial the returned `state` is the input state (pruned of buckets that can never count
+ * again) and `retryAfterMs` is exact: the first whole ms at which the oldest buckets' linear decay
+ * makes room for the full cost in every window (see `slidingRetryAt`). A request whose cost
+ * exceeds a limit outright gets the time until every bucket that could count now (the current one
+ * included) has left that window, `(k + precision + 1) * bucketMs - now`, and a reason saying it
+ * can never be admitted.
+ *
+ * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
+ *
+ * @example
+ * ```ts
+ * const { decision, state } = slidingWindowConsume(saved, config, { tokens: 300 }, clock.now(), 10)
+ * ```
+ */
+export function slidingWindowConsume(
+  state: SlidingWindowState | undefined,
+  config: QuotaConfig,
+  cost: QuotaCost | undefined,
+  now: number,
+  precision: number = DEFAULT_SLIDING_PRECISION,
+): QuotaStep<SlidingWindowState> {
+  const charge = normalizeCost(cost)
+  const scans = scan(state, config, now, precision)
+  const denials: QuotaDenial[] = []
+  for (const s of scans) {
+    for (const dimension of quotaDimensions) {
+      const allowance = s.limit[dimension]
+      if (allowance === undefined) continue
+      const dim = DIM_INDEX[dimension]
+      if (admitsAt(s.buckets, now, s.g, dim, charge[dimension], allowance)) continue
+      const impossible = charge[dimension] > allowance
+      denials.push({
+        window: s.limit.window,
+        dimension,
+        retryAt: impossible
+          ? (Math.floor(now / s.g.bucket) + precision + 1) * s.g.bucket
+          : slidingRetryAt(s.buckets, now, s.g, dim, charge[dimension], allowance),
+        impossible,
+        reason: denialReason(s.limit.window, dimension, s.used[dimension], allowance, charge[dimension]),
+      })
+    }
+  }
+  if (denials.length > 0) {
+    return { decision: quotaDecision(now, usage(scans), denials), state: toState(scans) }
+  }
+  const charged = scans.map((s) => measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, charge) }, now))
+  return { decision: quotaDecision(now, usage(charged), []), state: toState(charged) }
+}
+
+function usage(scans: Scan[]): QuotaWindowUsage[] {
+  return scans.map((s) => windowUsage(s.limit, s.used, s.resetAt))
+}
+
+/** Takes up to `amount` tokens out of the buckets, newest first (what was charged last goes first). */
+function refund(buckets: SlidingBucket[], amount: number): SlidingBucket[] {
+  let left = amount
+  const out = buckets.slice()
+  for (let i = out.length - 1; i >= 0 && left > 0; i--) {
+    const b = out[i]!
+    const take = Math.min(b[2], left)
+    out[i] = [b[0], b[1], b[2] - take]
+    left -= take
+  }
+  return out.filter((b) => b[1] !== 0 || b[2] !== 0)
+}
+
+/**
+ * Adds `tokens` to the current bucket of every window of `config`; a negative `tokens` refunds,
+ * newest bucket first, down to zero. Never denies. Returns the usage after the change.
+ */
+export function slidingWindowAdjust(
+  state: SlidingWindowState | undefined,
+  config: QuotaConfig,
+  tokens: number,
+  now: number,
+  precision: number = DEFAULT_SLIDING_PRECISION,
+): { usage: QuotaWindowUsage[]; state: SlidingWindowState } {
+  const scans = scan(state, config, now, precision).map((s) => {
+    const buckets =
+      tokens >= 0 ? addToCurrent(s.buckets, now, s.g, { requests: 0, tokens }) : refund(s.buckets, -tokens)
+    return measure({ ...s, buckets }, now)
+  })
+  return { usage: usage(scans), state: toState(scans) }
+}
+
+/** Usage of every limit of `config` over the sliding windows ending at `now`; changes nothing. */
+export function slidingWindowPeek(
+  state: SlidingWindowState | undefined,
+  config: QuotaConfig,
+  now: number,
+  precision: number = DEFAULT_SLIDING_PRECISION,
+): QuotaWindowUsage[] {
+  return usage(scan(state, config, now, precision))
+}
+
+/**
+ * The instant from which `state` counts nothing (its newest bucket has left its window), for
+ * dropping it: a Map sweep, a Redis `PEXPIREAT`, a Durable Object alarm. `0` for an empty state.
+ */
+export function slidingWindowExpiresAt(
+  state: SlidingWindowState | undefined,
+  precision: number = DEFAULT_SLIDING_PRECISION,
+): number {
+  validatePrecision(precision)
+  let expiresAt = 0
+  if (state === undefined) return expiresAt
+  for (const [window, buckets] of Object.entries(state) as [QuotaWindow, SlidingBucket[] | undefined][]) {
+    const newest = buckets?.at(-1)
+    if (newest === undefined) continue
+    const g = geometry(window, precision)
+    expiresAt = Math.max(expiresAt, newest[0] + (precision + 1) * g.bucket)
+  }
+  return expiresAt
+}

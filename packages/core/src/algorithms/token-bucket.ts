@@ -1,0 +1,113 @@
+import type { RateLimitDecision } from '../rate-limit'
+import type { RateLimitConfig } from '../schemas'
+
+/**
+ * A tenant's token bucket: the level at `updatedAt` (ms since the epoch). Levels are fractional
+ * (refill is continuous). No state means a full bucket, so a store drops the state once full.
+ */
+export interface TokenBucketState {
+  tokens: number
+  updatedAt: number
+}
+
+/** What {@link tokenBucketConsume} returns: the decision and the state to store (`undefined`: full, drop it). */
+export interface TokenBucketStep {
+  decision: RateLimitDecision
+  state: TokenBucketState | undefined
+}
+
+/** The level of the bucket at `t`: continuous refill at `requestsPerSecond`, capped at `burst`. */
+export function tokenBucketLevel(
+  state: TokenBucketState | undefined,
+  config: RateLimitConfig,
+  t: number,
+): number {
+  if (state === undefined) return config.burst
+  const elapsed = Math.max(0, t - state.updatedAt)
+  return Math.min(config.burst, state.tokens + (elapsed * config.requestsPerSecond) / 1000)
+}
+
+/** Whole ms (rounded up) that refilling `amount` tokens takes at `requestsPerSecond`. */
+function refillMs(amount: number, config: RateLimitConfig): number {
+  return Math.ceil((amount * 1000) / config.requestsPerSecond)
+}
+
+/**
+ * The instant at which `state` is a full bucket again (and can be dropped). `0` for no state.
+ */
+export function tokenBucketFullAt(state: TokenBucketState | undefined, config: RateLimitConfig): number {
+  if (state === undefined) return 0
+  return state.updatedAt + refillMs(Math.max(0, config.burst - state.tokens), config)
+}
+
+/**
+ * Takes `cost` tokens from the bucket if it holds them at `now`. `config === null` (a tenant with
+ * no rate limit) always allows and reports no `limit` / `remaining`.
+ *
+ * On a denial the state is returned unchanged and `retryAfterMs` is the deficit over the rate,
+ * rounded up to a whole ms and settled on the same level function the next call evaluates, so the
+ * same request is admitted at `now + retryAfterMs` and not 1 ms earlier. A cost above `burst` can
+ * never be admitted: it gets `burst / requestsPerSecond` (the time an empty bucket takes to fill,
+ * after which waiting longer changes nothing) and a reason saying so.
+ *
+ * `cost` must already be validated (a whole number >= 0); managers use `costAmount` from core.
+ *
+ * @example
+ * ```ts
+ * const { decision, state } = tokenBucketConsume(saved, { requestsPerSecond: 10, burst: 20 }, 1, clock.now())
+ * ```
+ */
+export function tokenBucketConsume(
+  state: TokenBucketState | undefined,
+  config: RateLimitConfig | null,
+  cost: number,
+  now: number,
+): TokenBucketStep {
+  if (config === null) return { decision: { allowed: true, resetAt: now, retryAfterMs: 0 }, state: undefined }
+  const level = tokenBucketLevel(state, config, now)
+  if (cost <= level) {
+    const tokens = level - cost
+    const next = tokens >= config.burst ? undefined : { tokens, updatedAt: now }
+    return {
+      decision: {
+        allowed: true,
+        limit: config.burst,
+        remaining: Math.floor(tokens),
+        resetAt: now + refillMs(config.burst - tokens, config),
+        retryAfterMs: 0,
+      },
+      state: next,
+    }
+  }
+  const resetAt = now + refillMs(config.burst - level, config)
+  if (cost > config.burst) {
+    return {
+      decision: {
+        allowed: false,
+        limit: config.burst,
+        remaining: Math.floor(level),
+        resetAt,
+        retryAfterMs: refillMs(config.burst, config),
+        reason: `request cost of ${cost} exceeds the rate limit burst of ${config.burst}: it can never be admitted`,
+      },
+      state,
+    }
+  }
+  // Refill runs from the later of now and the state's own time (after a clock that stepped back).
+  // A denial implies a state: no state is a full bucket, and cost <= burst here.
+  let t = Math.max(now, state!.updatedAt) + refillMs(cost - level, config)
+  // Floating point may put the closed form a ms off; settle on the level the next call computes.
+  for (let i = 0; i < 64 && tokenBucketLevel(state, config, t) < cost; i++) t++
+  for (let i = 0; i < 64 && t - 1 > now && tokenBucketLevel(state, config, t - 1) >= cost; i++) t--
+  return {
+    decision: {
+      allowed: false,
+      limit: config.burst,
+      remaining: Math.floor(level),
+      resetAt,
+      retryAfterMs: t - now,
+      reason: `rate limit exceeded: ${config.requestsPerSecond}/s with a burst of ${config.burst}, the request needs ${cost} and ${Math.floor(level)} are available`,
+    },
+    state,
+  }
+}

@@ -1,0 +1,80 @@
+import { InvalidCostError } from './errors'
+import type { QuotaCost } from './quota'
+
+/** A validated request cost: both dimensions present, whole numbers >= 0. */
+export interface NormalizedCost {
+  requests: number
+  tokens: number
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value)
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`
+  return value === null ? 'null' : typeof value
+}
+
+/**
+ * Validates one cost amount: a safe whole number >= 0, or `undefined` for `fallback`.
+ * Throws {@link InvalidCostError} for anything else (negative, fractional, NaN, Infinity, a string),
+ * so a bad cost can never turn into a credit.
+ *
+ * @example
+ * ```ts
+ * costAmount(undefined, 'cost', 1) // 1
+ * costAmount(-1, 'cost', 1) // throws InvalidCostError
+ * ```
+ */
+export function costAmount(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidCostError(`${name} must be a whole number >= 0, got ${describe(value)}`)
+  }
+  // `+ 0` turns -0 into 0 so that no store ever serialises "-0".
+  return value + 0
+}
+
+/**
+ * Validates a quota cost and fills in the defaults: `requests` 1, `tokens` 0.
+ * Throws {@link InvalidCostError} for a negative, fractional or non-numeric amount, or a cost that
+ * is not an object.
+ *
+ * @example
+ * ```ts
+ * normalizeCost() // { requests: 1, tokens: 0 }
+ * normalizeCost({ tokens: 250 }) // { requests: 1, tokens: 250 }
+ * normalizeCost({ tokens: -5 }) // throws InvalidCostError
+ * ```
+ */
+export function normalizeCost(cost?: QuotaCost): NormalizedCost {
+  if (cost === undefined) return { requests: 1, tokens: 0 }
+  if (typeof cost !== 'object' || cost === null || Array.isArray(cost)) {
+    throw new InvalidCostError(`cost must be an object like { requests, tokens }, got ${describe(cost)}`)
+  }
+  return {
+    requests: costAmount(cost.requests, 'cost.requests', 1),
+    tokens: costAmount(cost.tokens, 'cost.tokens', 0),
+  }
+}
+
+/**
+ * Validates the token delta of `QuotaManager.adjust`: a safe whole number, negative for a refund.
+ * Throws {@link InvalidCostError} otherwise (a missing `tokens` included).
+ *
+ * @example
+ * ```ts
+ * normalizeTokenDelta({ tokens: -120 }) // -120 (a refund)
+ * normalizeTokenDelta({ tokens: 1.5 }) // throws InvalidCostError
+ * ```
+ */
+export function normalizeTokenDelta(delta: { tokens: number }): number {
+  if (typeof delta !== 'object' || delta === null) {
+    throw new InvalidCostError(`adjust expects { tokens }, got ${describe(delta)}`)
+  }
+  const tokens: unknown = delta.tokens
+  if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens)) {
+    throw new InvalidCostError(
+      `adjust tokens must be a whole number (negative to refund), got ${describe(tokens)}`,
+    )
+  }
+  return tokens + 0
+}
