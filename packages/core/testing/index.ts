@@ -1,2 +1,6 @@
+export * from './audit-log'
+export * from './audited-store'
 export * from './cache-store'
 export * from './config-manager'
+export * from './quota-manager'
+export * from './rate-limiter'
