@@ -1,4 +1,4 @@
-import type { QuotaWindow, QuotaWindowUsage, RateLimitDecision } from '@tenant/core'
+import { calendarWindow, type QuotaWindow, type QuotaWindowUsage, type RateLimitDecision } from '@tenant/core'
 
 /** One entry of the IETF `RateLimit-Policy` / `RateLimit` fields. */
 export interface RateLimitItem {
@@ -45,14 +45,13 @@ export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
   ]
 }
 
-const windowSeconds: Record<Exclude<QuotaWindow, 'month'>, number> = { minute: 60, hour: 3600, day: 86_400 }
-
-/** The length in seconds of the window ending at `resetAt`: a month is the calendar month it closes. */
-function lengthOf(window: QuotaWindow, resetAt: number): number {
-  if (window !== 'month') return windowSeconds[window]
-  const end = new Date(resetAt - 1)
-  const days = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() + 1, 0)).getUTCDate()
-  return days * 86_400
+/**
+ * `w` of a quota window: the length of the calendar window that ends at `resetAt` (a month is the
+ * 28 to 31 days of the month it closes), the same for fixed and sliding managers.
+ */
+function windowSeconds(window: QuotaWindow, resetAt: number): number {
+  const { start, end } = calendarWindow(window, resetAt - 1)
+  return (end - start) / 1000
 }
 
 /**
@@ -66,7 +65,7 @@ export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number):
   let tokens: number | undefined
   for (const usage of windows) {
     const common = {
-      windowSeconds: lengthOf(usage.window, usage.resetAt),
+      windowSeconds: windowSeconds(usage.window, usage.resetAt),
       resetSeconds: secondsUntil(usage.resetAt, now),
     }
     if (usage.limit.requests !== undefined) {

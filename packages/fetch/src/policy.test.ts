@@ -1,0 +1,212 @@
+import { ConfigPolicyEvaluator, InMemoryConfigManager, type PolicyEvaluator, TenantError } from '@tenant/core'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import type { Middleware, PolicyOptions } from './index'
+import { compose, tenantPolicy, tenantResolver } from './index'
+
+describe('tenantPolicy', () => {
+  let configs: InMemoryConfigManager
+  let evaluator: ConfigPolicyEvaluator
+  beforeEach(async () => {
+    configs = new InMemoryConfigManager()
+    evaluator = new ConfigPolicyEvaluator(configs)
+    await configs.setTenantConfig({ id: 'open' })
+    await configs.setTenantConfig({
+      id: 'acme',
+      policy: {
+        allowedModels: ['gpt-4o-mini'],
+        allowedTools: ['search'],
+        allowedMethods: ['GET', 'POST'],
+        allowedPaths: ['/v1/*'],
+      },
+    })
+  })
+
+  const chain = (options: PolicyOptions): Middleware => compose(tenantResolver(), tenantPolicy(options))
+
+  it('allows everything for a tenant with an empty policy', async () => {
+    const { calls, next } = okHandler()
+    const request = req('/anything', {
+      method: 'DELETE',
+      tenant: 'open',
+      headers: { 'X-Model': 'any', 'X-Tool': 'any' },
+    })
+    expect((await chain({ evaluator })(request, next)).status).toBe(200)
+    expect(calls).toHaveLength(1)
+  })
+
+  it('checks the model and tool headers, method and path', async () => {
+    const run = (path: string, init: RequestInit) =>
+      chain({ evaluator })(req(path, { tenant: 'acme', ...init }), okHandler().next)
+    expect(
+      (await run('/v1/chat', { method: 'POST', headers: { 'X-Model': 'gpt-4o-mini', 'X-Tool': 'search' } }))
+        .status,
+    ).toBe(200)
+    expect((await run('/v1/chat', {})).status).toBe(200)
+    const cases: [string, RequestInit, string][] = [
+      ['/v1/chat', { headers: { 'X-Model': 'gpt-4o' } }, 'model'],
+      ['/v1/chat', { headers: { 'X-Tool': 'shell' } }, 'tool'],
+      ['/v1/chat', { method: 'DELETE' }, 'method'],
+      ['/admin', {}, 'path'],
+    ]
+    for (const [path, init, rule] of cases) {
+      const response = await run(path, init)
+      expect(response.status).toBe(403)
+      const body = await problem(response)
+      expect(body).toMatchObject({
+        code: 'tenant_policy_denied',
+        rule,
+        tenantId: 'acme',
+        title: 'Denied by tenant policy',
+      })
+      expect(body.detail).toEqual(expect.any(String))
+    }
+  })
+
+  it('reads custom model and tool headers', async () => {
+    const policy = chain({ evaluator, modelHeader: 'X-LLM', toolHeader: 'X-Function' })
+    const allowed = req('/v1/chat', {
+      tenant: 'acme',
+      headers: { 'X-LLM': 'gpt-4o-mini', 'X-Model': 'ignored' },
+    })
+    expect((await policy(allowed, okHandler().next)).status).toBe(200)
+    const denied = req('/v1/chat', { tenant: 'acme', headers: { 'X-Function': 'shell' } })
+    expect((await problem(await policy(denied, okHandler().next))).rule).toBe('tool')
+  })
+
+  it('reads model and tool with extract(request), leaving the body to the handler', async () => {
+    const extract = async (request: Request) => {
+      const body = (await request.clone().json()) as { model?: string }
+      return { model: body.model }
+    }
+    let handlerBody: unknown
+    const next = async (request?: Request) => {
+      handlerBody = await request!.json()
+      return new Response('ok')
+    }
+    const policy = chain({ evaluator, extract })
+    const post = (model: string) =>
+      req('/v1/chat', { tenant: 'acme', method: 'POST', body: JSON.stringify({ model }) })
+    expect((await policy(post('gpt-4o-mini'), next)).status).toBe(200)
+    expect(handlerBody).toEqual({ model: 'gpt-4o-mini' })
+    expect((await policy(post('gpt-4o'), next)).status).toBe(403)
+  })
+
+  it('refuses with the code of a TenantError thrown by extract', async () => {
+    const extract = () => {
+      throw new TenantError('invalid_cost', 'body too large to inspect')
+    }
+    const response = await chain({ evaluator, extract })(req('/v1/x', { tenant: 'acme' }), okHandler().next)
+    expect(response.status).toBe(400)
+  })
+
+  it('sends the onDenied response with the decision', async () => {
+    const { hooks, events } = recorder()
+    const policy = chain({
+      evaluator,
+      hooks,
+      onDenied: (_request, decision) =>
+        Response.json({ nope: decision.rule, tenant: decision.tenantId }, { status: 451 }),
+    })
+    const response = await policy(req('/admin', { tenant: 'acme' }), okHandler().next)
+    expect(response.status).toBe(451)
+    expect(await response.json()).toEqual({ nope: 'path', tenant: 'acme' })
+    const event = events.find((e) => e.hook === 'onPolicy')!.event
+    expect(event).toMatchObject({
+      allowed: false,
+      status: 451,
+      code: 'tenant_policy_denied',
+      decision: { allowed: false, rule: 'path' },
+    })
+  })
+
+  it('fires onPolicy for allowed and denied requests with the input', async () => {
+    const { hooks, events } = recorder()
+    const policy = chain({ evaluator, hooks })
+    await policy(
+      req('/v1/chat', { tenant: 'acme', method: 'POST', headers: { 'X-Model': 'gpt-4o-mini' } }),
+      okHandler().next,
+    )
+    await policy(req('/v1/chat', { tenant: 'acme', headers: { 'X-Model': 'o3' } }), okHandler().next)
+    const policyEvents = events.filter((e) => e.hook === 'onPolicy').map((e) => e.event)
+    expect(policyEvents).toMatchObject([
+      {
+        allowed: true,
+        status: 200,
+        tenantId: 'acme',
+        input: { method: 'POST', path: '/v1/chat', model: 'gpt-4o-mini' },
+      },
+      { allowed: false, status: 403, tenantId: 'acme', code: 'tenant_policy_denied', input: { model: 'o3' } },
+    ])
+    expect(policyEvents[0].code).toBeUndefined()
+  })
+
+  it('is a pass-through without an evaluator', async () => {
+    const { calls, next } = okHandler()
+    const response = await tenantPolicy()(req('/admin'), next)
+    expect(response.status).toBe(200)
+    expect(calls).toHaveLength(1)
+  })
+
+  it('answers 403 tenant_unknown when the evaluator does not know the tenant', async () => {
+    const response = await chain({ evaluator })(req('/v1', { tenant: 'nobody' }), okHandler().next)
+    expect(response.status).toBe(403)
+    expect((await problem(response)).code).toBe('tenant_unknown')
+  })
+
+  it('answers 503 when the evaluator fails, or passes under failOpen', async () => {
+    const dead = failing()
+    const broken: PolicyEvaluator = { evaluate: dead.call }
+    const closed = recorder()
+    const response = await chain({ evaluator: broken, hooks: closed.hooks })(
+      req('/v1', { tenant: 'acme' }),
+      okHandler().next,
+    )
+    expect(response.status).toBe(503)
+    expect((await problem(response)).code).toBe('tenant_backend_unavailable')
+    expect(closed.events.find((e) => e.hook === 'onPolicy')!.event).toMatchObject({
+      allowed: false,
+      status: 503,
+      error: dead.error,
+    })
+
+    const open = recorder()
+    const { calls, next } = okHandler()
+    const passed = await chain({ evaluator: broken, failOpen: true, hooks: open.hooks })(
+      req('/v1', { tenant: 'acme' }),
+      next,
+    )
+    expect(passed.status).toBe(200)
+    expect(calls).toHaveLength(1)
+    expect(open.events.find((e) => e.hook === 'onPolicy')!.event).toMatchObject({
+      allowed: true,
+      failedOpen: true,
+      error: dead.error,
+    })
+    expect(open.errors.map((e) => e.error)).toEqual([dead.error])
+  })
+
+  it('skips a request that has no tenant under allowMissing', async () => {
+    const { calls, next } = okHandler()
+    const response = await compose(tenantResolver({ allowMissing: true }), tenantPolicy({ evaluator }))(
+      req('/admin'),
+      next,
+    )
+    expect(response.status).toBe(200)
+    expect(calls).toHaveLength(1)
+  })
+
+  it('throws a clear error when no resolver ran before it', async () => {
+    await expect(tenantPolicy({ evaluator })(req('/', { tenant: 'acme' }), okHandler().next)).rejects.toThrow(
+      /put tenantResolver\(\) before it/,
+    )
+  })
+
+  it('rejects bad options when created', () => {
+    expect(() => tenantPolicy({ evaluator: {} as never })).toThrow(/evaluator must have evaluate\(\)/)
+    expect(() => tenantPolicy({ evaluator, modelHeader: '' })).toThrow(
+      /modelHeader must be an HTTP header name/,
+    )
+    expect(() => tenantPolicy({ evaluator, extract: 'body' as never })).toThrow(/extract must be a function/)
+  })
+})

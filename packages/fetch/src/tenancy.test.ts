@@ -1,0 +1,180 @@
+import {
+  ConfigPolicyEvaluator,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+  type QuotaManager,
+  TokenBucketRateLimiter,
+} from '@tenant/core'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import { currentTenantId, getTenant, getTenantId, type TenancyOptions, tenancy, withTenancy } from './index'
+
+describe('tenancy', () => {
+  let clock: ManualClock
+  let configs: InMemoryConfigManager
+  let quotas: InMemoryQuotaManager
+  let options: TenancyOptions
+  beforeEach(async () => {
+    clock = new ManualClock(Date.UTC(2026, 0, 1, 12))
+    configs = new InMemoryConfigManager({ clock })
+    quotas = new InMemoryQuotaManager(configs, { clock })
+    await configs.setTenantConfig({
+      id: 'acme',
+      quota: { limits: [{ window: 'minute', requests: 3 }] },
+      rateLimit: { requestsPerSecond: 1, burst: 2 },
+      policy: { allowedModels: ['small'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+    })
+    options = {
+      configManager: configs,
+      policy: new ConfigPolicyEvaluator(configs),
+      rateLimit: new TokenBucketRateLimiter(configs, { clock }),
+      quota: quotas,
+      clock,
+    }
+  })
+
+  const used = async () => (await quotas.peek('acme')).windows[0]!.used.requests
+
+  it('runs resolve -> policy -> rate limit -> quota and fires the hooks in that order', async () => {
+    const { hooks, events } = recorder()
+    const { calls, next } = okHandler()
+    const response = await tenancy({ ...options, hooks })(
+      req('/', { tenant: 'acme', headers: { 'X-Model': 'small' } }),
+      next,
+    )
+    expect(response.status).toBe(200)
+    expect(events.map((e) => e.hook)).toEqual(['onResolve', 'onPolicy', 'onRateLimit', 'onQuota'])
+    expect(getTenant(calls[0]!)?.id).toBe('acme')
+    expect(response.headers.get('RateLimit-Policy')).toBe('"minute";q=3;w=60, "rate";q=2')
+    expect(response.headers.get('RateLimit')).toBe('"minute";r=2;t=60, "rate";r=1;t=1')
+  })
+
+  it('charges no quota and no rate limit for a request denied by policy', async () => {
+    const { hooks, events } = recorder()
+    for (let i = 0; i < 5; i++) {
+      const response = await tenancy({ ...options, hooks })(
+        req('/', { tenant: 'acme', headers: { 'X-Model': 'big' } }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+    }
+    expect(await used()).toBe(0)
+    expect(events.map((e) => e.hook)).not.toContain('onQuota')
+    expect(events.map((e) => e.hook)).not.toContain('onRateLimit')
+    // The rate limit still has its full burst.
+    const chain = tenancy(options)
+    expect((await chain(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(200)
+    expect((await chain(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(200)
+  })
+
+  it('charges no quota for a request refused by the rate limit', async () => {
+    const chain = tenancy(options)
+    await chain(req('/', { tenant: 'acme' }), okHandler().next)
+    await chain(req('/', { tenant: 'acme' }), okHandler().next)
+    const limited = await chain(req('/', { tenant: 'acme' }), okHandler().next)
+    expect(limited.status).toBe(429)
+    expect((await problem(limited)).code).toBe('tenant_rate_limited')
+    expect(await used()).toBe(2)
+  })
+
+  it('refuses an unknown tenant before any stage', async () => {
+    const { hooks, events } = recorder()
+    const response = await tenancy({ ...options, hooks })(req('/', { tenant: 'nobody' }), okHandler().next)
+    expect(response.status).toBe(403)
+    expect((await problem(response)).code).toBe('tenant_unknown')
+    expect(events.map((e) => e.hook)).toEqual(['onResolve'])
+  })
+
+  it('leaves out stages without a store', async () => {
+    const { hooks, events } = recorder()
+    const response = await tenancy({ quota: { manager: undefined }, hooks })(
+      req('/', { tenant: 'anyone' }),
+      okHandler().next,
+    )
+    expect(response.status).toBe(200)
+    expect(events.map((e) => e.hook)).toEqual(['onResolve'])
+  })
+
+  it('accepts stage options objects and passes failOpen, hooks and timeouts down', async () => {
+    const shared = recorder()
+    const own = recorder()
+    const dead = failing()
+    const broken: QuotaManager = { consume: dead.call, adjust: dead.call, peek: dead.call }
+    const chain = tenancy({
+      ...options,
+      failOpen: true,
+      hooks: shared.hooks,
+      quota: { manager: broken, hooks: own.hooks },
+    })
+    const response = await chain(
+      req('/', { tenant: 'acme', headers: { 'X-Model': 'small' } }),
+      okHandler().next,
+    )
+    expect(response.status).toBe(200)
+    // Both the chain-wide and the stage's own hooks saw the quota event and the error.
+    expect(shared.events.map((e) => e.hook)).toEqual(['onResolve', 'onPolicy', 'onRateLimit', 'onQuota'])
+    expect(own.events.map((e) => e.hook)).toEqual(['onQuota'])
+    expect(shared.errors.map((e) => e.error)).toEqual([dead.error])
+    expect(own.errors.map((e) => e.error)).toEqual([dead.error])
+
+    const strict = tenancy({
+      ...options,
+      failOpen: true,
+      quota: { manager: broken, failOpen: false, hooks: own.hooks },
+    })
+    expect((await strict(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(503)
+  })
+
+  it('passes resolver options through', async () => {
+    const chain = tenancy({ resolver: { allowMissing: true }, quota: quotas })
+    const { calls, next } = okHandler()
+    expect((await chain(req('/'), next)).status).toBe(200)
+    expect(getTenantId(calls[0]!)).toBeUndefined()
+  })
+})
+
+describe('withTenancy', () => {
+  it('wraps a Workers-style fetch(request, env, ctx) handler', async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme' })
+    const env = { GREETING: 'hello' }
+    const ctx = { waitUntil: (_: Promise<unknown>) => {} }
+    const handler = withTenancy(
+      async (request: Request, e: typeof env, c: typeof ctx) =>
+        Response.json({
+          tenant: getTenantId(request),
+          current: currentTenantId(),
+          greeting: e.GREETING,
+          ctx: c === ctx,
+        }),
+      { configManager: configs },
+    )
+    const response = await handler(req('/', { tenant: 'acme' }), env, ctx)
+    expect(await response.json()).toEqual({ tenant: 'acme', current: 'acme', greeting: 'hello', ctx: true })
+    expect((await handler(req('/', { tenant: 'nobody' }), env, ctx)).status).toBe(403)
+  })
+
+  it('builds the chain from per-request bindings once per options object', async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 1 }] } })
+    const built = new Map<object, TenancyOptions>()
+    const optionsFor = (_request: Request, env: { DB: object }) => {
+      let options = built.get(env.DB)
+      if (!options) {
+        options = { configManager: configs, quota: new InMemoryQuotaManager(configs) }
+        built.set(env.DB, options)
+      }
+      return options
+    }
+    const handler = withTenancy((_request: Request, _env: { DB: object }) => new Response('ok'), optionsFor)
+    const env = { DB: {} }
+    expect((await handler(req('/', { tenant: 'acme' }), env)).status).toBe(200)
+    // Same options object, same chain, same quota state.
+    expect((await handler(req('/', { tenant: 'acme' }), env)).status).toBe(429)
+  })
+
+  it('rejects a handler that is not a function', () => {
+    expect(() => withTenancy('x' as never)).toThrow(/handler must be a function/)
+  })
+})
