@@ -1,0 +1,504 @@
+import {
+  AdminService,
+  auditedStore,
+  InMemoryAuditLog,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+} from '@tenant/core'
+import { Hono } from 'hono'
+import { requestId } from 'hono/request-id'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { adminOpenApiDocument, adminRoutes } from './admin-routes'
+
+const T0 = Date.UTC(2026, 0, 1)
+const TOKEN = 's3cret-admin-token-0123456789abcdef'
+
+let clock: ManualClock
+let configs: InMemoryConfigManager
+let auditLog: InMemoryAuditLog
+let quotas: InMemoryQuotaManager
+let service: AdminService
+let app: Hono
+
+function build(options: Parameters<typeof adminRoutes>[1] = { token: TOKEN }, withQuotas = true) {
+  service = new AdminService({
+    store: auditedStore(configs, auditLog, { clock }),
+    auditLog,
+    ...(withQuotas ? { quotas } : {}),
+  })
+  app = new Hono()
+  app.route('/admin', adminRoutes(service, options))
+}
+
+beforeEach(() => {
+  clock = new ManualClock(T0)
+  configs = new InMemoryConfigManager({ clock })
+  auditLog = new InMemoryAuditLog()
+  quotas = new InMemoryQuotaManager(configs, { clock })
+  build()
+})
+
+interface Call {
+  body?: unknown
+  token?: string | null
+  headers?: Record<string, string>
+}
+
+async function call(method: string, path: string, { body, token = TOKEN, headers = {} }: Call = {}) {
+  const init: RequestInit = { method, headers: { ...headers } }
+  if (token !== null) (init.headers as Record<string, string>).Authorization = `Bearer ${token}`
+  if (body !== undefined) {
+    ;(init.headers as Record<string, string>)['Content-Type'] ??= 'application/json'
+    init.body = typeof body === 'string' ? body : JSON.stringify(body)
+  }
+  const response = await app.request(`http://admin.test/admin${path}`, init)
+  const text = await response.text()
+  const isJson = /json/.test(response.headers.get('Content-Type') ?? '')
+  return {
+    response,
+    status: response.status,
+    text,
+    json: isJson && text !== '' ? JSON.parse(text) : undefined,
+  }
+}
+
+async function history(id: string) {
+  return (await auditLog.list(id, { limit: 1000 })).items
+}
+
+function expectProblem(result: Awaited<ReturnType<typeof call>>, status: number, code: string) {
+  expect(result.status).toBe(status)
+  expect(result.response.headers.get('Content-Type')).toBe('application/problem+json')
+  expect(result.json).toMatchObject({ status, code, type: `urn:tenant-toolkit:error:${code}` })
+  expect(typeof result.json.title).toBe('string')
+  expect(typeof result.json.detail).toBe('string')
+}
+
+describe('adminRoutes authentication', () => {
+  it('refuses a request without a token with 401 and a Bearer challenge, doing nothing', async () => {
+    const result = await call('POST', '/tenants', { body: { id: 'acme' }, token: null })
+    expectProblem(result, 401, 'admin_unauthorized')
+    expect(result.response.headers.get('WWW-Authenticate')).toBe('Bearer realm="tenant-admin"')
+    expect((await configs.listTenants()).items).toEqual([])
+    expect(await history('acme')).toEqual([])
+  })
+
+  it('refuses a wrong token, a prefix of the token and a longer one with 401 invalid_token', async () => {
+    for (const token of ['wrong', TOKEN.slice(0, -1), `${TOKEN}x`, TOKEN.toUpperCase()]) {
+      const result = await call('GET', '/tenants', { token })
+      expectProblem(result, 401, 'admin_unauthorized')
+      expect(result.response.headers.get('WWW-Authenticate')).toContain('error="invalid_token"')
+    }
+  })
+
+  it('refuses other schemes and malformed headers', async () => {
+    for (const header of [`Basic ${TOKEN}`, 'Bearer', `Bearer ${TOKEN} extra`, TOKEN]) {
+      const result = await call('GET', '/tenants', { token: null, headers: { Authorization: header } })
+      expectProblem(result, 401, 'admin_unauthorized')
+    }
+  })
+
+  it('guards every route, the OpenAPI document included', async () => {
+    await configs.setTenantConfig({ id: 'acme' })
+    const routes: [string, string][] = [
+      ['GET', '/tenants'],
+      ['POST', '/tenants'],
+      ['GET', '/tenants/acme'],
+      ['PUT', '/tenants/acme'],
+      ['DELETE', '/tenants/acme'],
+      ['PUT', '/tenants/acme/quota'],
+      ['PUT', '/tenants/acme/policy'],
+      ['POST', '/tenants/acme/suspend'],
+      ['POST', '/tenants/acme/activate'],
+      ['GET', '/tenants/acme/usage'],
+      ['GET', '/tenants/acme/audit'],
+      ['GET', '/openapi.json'],
+    ]
+    for (const [method, path] of routes) {
+      expect(
+        (await call(method, path, { token: 'nope', body: method === 'GET' ? undefined : {} })).status,
+      ).toBe(401)
+    }
+    expect(await configs.getTenantConfig('acme')).toMatchObject({ status: 'active' })
+  })
+
+  it('records the actor of the token; several tokens tell their holders apart', async () => {
+    build({ tokens: { ci: 'ci-token-aaaaaaaaaaaaaaaa', alice: 'alice-token-bbbbbbbbbbbb' } })
+    expect(
+      (await call('POST', '/tenants', { body: { id: 'acme' }, token: 'ci-token-aaaaaaaaaaaaaaaa' })).status,
+    ).toBe(201)
+    expect((await call('POST', '/tenants/acme/suspend', { token: 'alice-token-bbbbbbbbbbbb' })).status).toBe(
+      200,
+    )
+    expect((await call('GET', '/tenants', { token: TOKEN })).status).toBe(401)
+    expect((await history('acme')).map((r) => r.actor)).toEqual(['alice', 'ci'])
+  })
+
+  it('records "admin" for a single token unless an actor is given', async () => {
+    await call('POST', '/tenants', { body: { id: 'a' } })
+    build({ token: TOKEN, actor: 'deploy-bot' })
+    await call('POST', '/tenants', { body: { id: 'b' } })
+    expect((await history('a'))[0]!.actor).toBe('admin')
+    expect((await history('b'))[0]!.actor).toBe('deploy-bot')
+  })
+
+  it('uses authorize for real identity: its actor, its refusal, or its own response', async () => {
+    build({
+      authorize: (request) => {
+        const user = request.headers.get('X-User')
+        if (user === 'mallory') return new Response('go away', { status: 403 })
+        return user ? { actor: `user:${user}` } : false
+      },
+    })
+    const created = await call('POST', '/tenants', {
+      token: null,
+      body: { id: 'acme' },
+      headers: { 'X-User': 'bob' },
+    })
+    expect(created.status).toBe(201)
+    expect((await history('acme'))[0]!.actor).toBe('user:bob')
+    expectProblem(await call('GET', '/tenants', { token: null }), 401, 'admin_unauthorized')
+    const refused = await call('GET', '/tenants', { token: null, headers: { 'X-User': 'mallory' } })
+    expect(refused.status).toBe(403)
+    expect(refused.response.headers.get('Content-Type')).toMatch(/^text\/plain/)
+    expect(refused.text).toBe('go away')
+  })
+
+  it('answers 500 when authorize throws or returns a bad actor, and reports it', async () => {
+    const reported: unknown[] = []
+    build({
+      authorize: (request) => {
+        if (request.headers.get('X-Mode') === 'throw') throw new Error('idp down')
+        return { actor: '' }
+      },
+      onError: (error) => reported.push(error),
+    })
+    expectProblem(
+      await call('GET', '/tenants', { token: null, headers: { 'X-Mode': 'throw' } }),
+      500,
+      'internal_error',
+    )
+    const bad = await call('POST', '/tenants', { token: null, body: { id: 'acme' } })
+    expectProblem(bad, 500, 'internal_error')
+    expect(bad.json.detail).not.toMatch(/actor/)
+    expect(reported.map((e) => (e as Error).message)).toEqual([
+      'idp down',
+      'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters',
+    ])
+    expect(await history('acme')).toEqual([])
+  })
+
+  it('checks its options when created', () => {
+    const s = service
+    expect(() => adminRoutes(s, {})).toThrow(/exactly one of token, tokens or authorize \(got none\)/)
+    expect(() => adminRoutes(s, { token: TOKEN, authorize: () => false })).toThrow(/got token, authorize/)
+    expect(() => adminRoutes(s, { token: '' })).toThrow(/b64token/)
+    expect(() => adminRoutes(s, { token: 'has space' })).toThrow(/b64token/)
+    expect(() => adminRoutes(s, { tokens: {} })).toThrow(/tokens is empty/)
+    expect(() => adminRoutes(s, { token: TOKEN, actor: '' })).toThrow(/actor/)
+    expect(() => adminRoutes(s, { token: TOKEN, maxBodyBytes: 0 })).toThrow(/maxBodyBytes/)
+    expect(() => adminRoutes({} as never, { token: TOKEN })).toThrow(/AdminService/)
+  })
+})
+
+describe('adminRoutes CRUD', () => {
+  it('creates, reads, replaces, lists and deletes a tenant', async () => {
+    const created = await call('POST', '/tenants', {
+      body: { id: 'acme', quota: { limits: [{ window: 'day', requests: 100 }] }, metadata: { plan: 'pro' } },
+    })
+    expect(created.status).toBe(201)
+    expect(created.response.headers.get('Location')).toBe('/admin/tenants/acme')
+    expect(created.json).toMatchObject({ id: 'acme', status: 'active', createdAt: T0, updatedAt: T0 })
+
+    const read = await call('GET', '/tenants/acme')
+    expect(read.status).toBe(200)
+    expect(read.json).toEqual(created.json)
+    expect(read.response.headers.get('Cache-Control')).toBe('no-store')
+
+    clock.advance(1000)
+    const replaced = await call('PUT', '/tenants/acme', { body: { metadata: { plan: 'team' } } })
+    expect(replaced.status).toBe(200)
+    expect(replaced.json).toMatchObject({
+      metadata: { plan: 'team' },
+      quota: { limits: [] },
+      updatedAt: T0 + 1000,
+    })
+
+    await call('POST', '/tenants', { body: { id: 'beta' } })
+    await call('POST', '/tenants', { body: { id: 'gamma' } })
+    const page1 = await call('GET', '/tenants?limit=2')
+    expect(page1.json.items.map((t: { id: string }) => t.id)).toEqual(['acme', 'beta'])
+    expect(page1.json.next).toBe('beta')
+    const page2 = await call('GET', `/tenants?limit=2&after=${page1.json.next}`)
+    expect(page2.json).toMatchObject({ items: [{ id: 'gamma' }] })
+    expect(page2.json.next).toBeUndefined()
+    expect((await call('GET', '/tenants?offset=1&limit=1')).json.items[0].id).toBe('beta')
+
+    const deleted = await call('DELETE', '/tenants/acme')
+    expect(deleted.status).toBe(204)
+    expect(deleted.json).toBeUndefined()
+    expectProblem(await call('GET', '/tenants/acme'), 404, 'tenant_not_found')
+  })
+
+  it('updates quota and policy, suspends and activates', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme', metadata: { keep: true } } })
+    const quota = await call('PUT', '/tenants/acme/quota', {
+      body: { limits: [{ window: 'minute', requests: 10 }] },
+    })
+    expect(quota.json).toMatchObject({
+      quota: { limits: [{ window: 'minute', requests: 10 }] },
+      metadata: { keep: true },
+    })
+    const policy = await call('PUT', '/tenants/acme/policy', { body: { allowedModels: ['gpt-4o'] } })
+    expect(policy.json.policy).toEqual({
+      allowedModels: ['gpt-4o'],
+      allowedTools: [],
+      allowedMethods: [],
+      allowedPaths: [],
+    })
+    expect((await call('POST', '/tenants/acme/suspend')).json.status).toBe('suspended')
+    expect((await call('GET', '/tenants/acme')).json.status).toBe('suspended')
+    expect((await call('POST', '/tenants/acme/activate')).json.status).toBe('active')
+  })
+
+  it('reports usage from peek() without consuming', async () => {
+    await call('POST', '/tenants', {
+      body: { id: 'acme', quota: { limits: [{ window: 'day', requests: 10 }] } },
+    })
+    await quotas.consume('acme', { requests: 3, tokens: 7 })
+    const first = await call('GET', '/tenants/acme/usage')
+    expect(first.status).toBe(200)
+    expect(first.json).toEqual({
+      tenantId: 'acme',
+      windows: [
+        {
+          window: 'day',
+          limit: { requests: 10 },
+          used: { requests: 3, tokens: 7 },
+          remaining: { requests: 7 },
+          resetAt: T0 + 86_400_000,
+        },
+      ],
+    })
+    expect((await call('GET', '/tenants/acme/usage')).json).toEqual(first.json)
+    expectProblem(await call('GET', '/tenants/ghost/usage'), 404, 'tenant_not_found')
+  })
+
+  it('answers 501 for usage when the service has no quota manager', async () => {
+    build({ token: TOKEN }, false)
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    expectProblem(await call('GET', '/tenants/acme/usage'), 501, 'usage_unavailable')
+  })
+
+  it('serves audit history newest first, paginated, with the request id', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme' }, headers: { 'X-Request-ID': 'req-1' } })
+    await call('POST', '/tenants/acme/suspend', { headers: { 'X-Request-ID': 'req-2' } })
+    await call('POST', '/tenants/acme/activate', { headers: { 'X-Request-ID': 'bad id with spaces' } })
+    const page1 = await call('GET', '/tenants/acme/audit?limit=2')
+    expect(page1.status).toBe(200)
+    expect(page1.json.items.map((r: { action: string }) => r.action)).toEqual([
+      'tenant.activate',
+      'tenant.suspend',
+    ])
+    expect(page1.json.items[0].requestId).toBeUndefined()
+    expect(page1.json.items[1]).toMatchObject({
+      actor: 'admin',
+      requestId: 'req-2',
+      tenantId: 'acme',
+      at: T0,
+    })
+    const page2 = await call('GET', `/tenants/acme/audit?limit=2&before=${page1.json.next}`)
+    expect(page2.json.items).toHaveLength(1)
+    expect(page2.json.items[0]).toMatchObject({ action: 'tenant.create', before: null, requestId: 'req-1' })
+    expect(page2.json.items[0].after).toMatchObject({ id: 'acme' })
+  })
+
+  it("takes the request id from hono's requestId middleware when present", async () => {
+    const outer = new Hono()
+    outer.use(requestId({ generator: () => 'generated-id' }))
+    outer.route('/admin', adminRoutes(service, { token: TOKEN }))
+    app = outer
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    expect((await history('acme'))[0]!.requestId).toBe('generated-id')
+  })
+})
+
+describe('adminRoutes validation and errors', () => {
+  it('refuses an invalid body with 400 and every issue, writing nothing', async () => {
+    const result = await call('POST', '/tenants', {
+      body: { id: 'bad id', quota: { limits: [{ window: 'week', requests: -1 }] }, surprise: 1 },
+    })
+    expectProblem(result, 400, 'tenant_invalid_config')
+    const paths = result.json.issues.map((i: { path: unknown[] }) => i.path.join('.'))
+    expect(paths).toEqual(
+      expect.arrayContaining(['id', 'quota.limits.0.window', 'quota.limits.0.requests', '']),
+    )
+    for (const issue of result.json.issues)
+      expect(issue).toEqual({
+        path: expect.any(Array),
+        message: expect.any(String),
+        code: expect.any(String),
+      })
+    expect((await configs.listTenants()).items).toEqual([])
+  })
+
+  it('refuses bad quota and policy bodies and bad queries with the issues', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    const quota = await call('PUT', '/tenants/acme/quota', {
+      body: { limits: [{ window: 'day', requests: 1.5 }] },
+    })
+    expectProblem(quota, 400, 'tenant_invalid_config')
+    expect(quota.json.issues[0].path).toEqual(['limits', 0, 'requests'])
+    const policy = await call('PUT', '/tenants/acme/policy', { body: { allowedModels: 'gpt-4o' } })
+    expectProblem(policy, 400, 'tenant_invalid_config')
+    for (const query of ['limit=0', 'limit=abc', 'limit=1001', 'offset=-1', 'unknown=1']) {
+      expectProblem(await call('GET', `/tenants?${query}`), 400, 'tenant_invalid_config')
+    }
+    // Both pagination styles at once: refused by core's option check, same problem shape.
+    const both = await call('GET', '/tenants?offset=1&after=a')
+    expectProblem(both, 400, 'tenant_invalid_config')
+    expect(both.json.issues[0].path).toEqual(['after'])
+    expectProblem(await call('GET', '/tenants/acme/audit?limit=0'), 400, 'tenant_invalid_config')
+    expectProblem(await call('GET', '/tenants/acme/audit?before=bogus'), 400, 'tenant_invalid_config')
+  })
+
+  it('refuses an invalid tenant id in the path with 400 tenant_invalid_id', async () => {
+    const result = await call('GET', `/tenants/${'x'.repeat(256)}`)
+    expectProblem(result, 400, 'tenant_invalid_id')
+    expectProblem(await call('POST', '/tenants/a%20b/suspend'), 400, 'tenant_invalid_id')
+  })
+
+  it('answers 409 for a taken id and 400 for a body id that differs from the path', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    const conflict = await call('POST', '/tenants', { body: { id: 'acme' } })
+    expectProblem(conflict, 409, 'tenant_already_exists')
+    expect(conflict.json.tenantId).toBe('acme')
+    expectProblem(await call('PUT', '/tenants/acme', { body: { id: 'other' } }), 400, 'tenant_invalid_config')
+  })
+
+  it('answers 404 for changes to an unknown tenant', async () => {
+    for (const [method, path, body] of [
+      ['PUT', '/tenants/ghost', {}],
+      ['DELETE', '/tenants/ghost', undefined],
+      ['PUT', '/tenants/ghost/quota', { limits: [] }],
+      ['PUT', '/tenants/ghost/policy', {}],
+      ['POST', '/tenants/ghost/suspend', undefined],
+      ['POST', '/tenants/ghost/activate', undefined],
+    ] as const) {
+      expectProblem(await call(method, path, { body }), 404, 'tenant_not_found')
+    }
+    expect(await history('ghost')).toEqual([])
+  })
+
+  it('answers malformed JSON with 400, a non-JSON body with 415 and a huge body with 413', async () => {
+    expectProblem(await call('POST', '/tenants', { body: '{"id":' }), 400, 'invalid_request')
+    expectProblem(
+      await call('POST', '/tenants', { body: 'id=acme', headers: { 'Content-Type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    )
+    build({ token: TOKEN, maxBodyBytes: 64 })
+    const huge = await call('POST', '/tenants', { body: { id: 'acme', metadata: { blob: 'x'.repeat(100) } } })
+    expectProblem(huge, 413, 'payload_too_large')
+    expect((await configs.listTenants()).items).toEqual([])
+  })
+
+  it('accepts a JSON media type with parameters', async () => {
+    const result = await call('POST', '/tenants', {
+      body: { id: 'acme' },
+      headers: { 'Content-Type': 'application/json; charset=utf-8' },
+    })
+    expect(result.status).toBe(201)
+  })
+
+  it('answers a failing store with 503 and hides unexpected errors behind a 500', async () => {
+    const reported: unknown[] = []
+    build({ token: TOKEN, onError: (error) => reported.push(error) })
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    // The audit store goes down: the change is undone and the client told the backend is unavailable.
+    auditLog.append = () => Promise.reject(new Error('disk full'))
+    const down = await call('POST', '/tenants/acme/suspend')
+    expectProblem(down, 503, 'tenant_backend_unavailable')
+    expect((await configs.getTenantConfig('acme')).status).toBe('active')
+    expect(reported).toEqual([])
+    // A bug (not a TenantError) is a 500 that does not leak its message, and is reported.
+    configs.getTenantConfig = () => Promise.reject(new TypeError('secret internals'))
+    const bug = await call('GET', '/tenants/acme')
+    expectProblem(bug, 500, 'internal_error')
+    expect(JSON.stringify(bug.json)).not.toContain('secret')
+    expect(reported).toHaveLength(1)
+  })
+
+  it('writes an audit record for every successful mutation and none for failed ones', async () => {
+    const script: [method: string, path: string, body: unknown, ok: boolean][] = [
+      ['POST', '/tenants', { id: 'acme' }, true],
+      ['POST', '/tenants', { id: 'acme' }, false], // 409
+      ['POST', '/tenants', { id: 'acme', status: 'paused' }, false], // 400
+      ['PUT', '/tenants/acme', { metadata: { v: 2 } }, true],
+      ['PUT', '/tenants/acme', { rateLimit: { requestsPerSecond: -1, burst: 1 } }, false],
+      ['PUT', '/tenants/acme/quota', { limits: [{ window: 'hour', tokens: 1000 }] }, true],
+      ['PUT', '/tenants/acme/quota', { limits: 'lots' }, false],
+      ['PUT', '/tenants/acme/policy', { allowedTools: ['search'] }, true],
+      ['PUT', '/tenants/acme/policy', { allowedTools: [''] }, false],
+      ['POST', '/tenants/acme/suspend', undefined, true],
+      ['POST', '/tenants/acme/activate', undefined, true],
+      ['POST', '/tenants/ghost/suspend', undefined, false],
+      ['DELETE', '/tenants/acme', undefined, true],
+      ['DELETE', '/tenants/acme', undefined, false],
+    ]
+    let succeeded = 0
+    for (const [method, path, body, ok] of script) {
+      const { status } = await call(method, path, { body })
+      expect(status < 300, `${method} ${path} -> ${status}`).toBe(ok)
+      if (ok) succeeded += 1
+    }
+    const records = await history('acme')
+    expect(records).toHaveLength(succeeded)
+    expect(records.map((r) => r.action).reverse()).toEqual([
+      'tenant.create',
+      'tenant.update',
+      'tenant.quota.update',
+      'tenant.policy.update',
+      'tenant.suspend',
+      'tenant.activate',
+      'tenant.delete',
+    ])
+    // Each record's before is the previous record's after: no change went unrecorded.
+    const chronological = [...records].reverse()
+    for (let i = 1; i < chronological.length; i++) {
+      expect(chronological[i]!.before).toEqual(chronological[i - 1]!.after)
+    }
+    expect(await history('ghost')).toEqual([])
+  })
+})
+
+describe('adminRoutes OpenAPI', () => {
+  it('serves a document that covers every route', async () => {
+    const result = await call('GET', '/openapi.json')
+    expect(result.status).toBe(200)
+    expect(result.json).toEqual(adminOpenApiDocument())
+    const documented = Object.entries(result.json.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, ops]) =>
+        Object.keys(ops).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    )
+    const served = adminRoutes(service, { token: TOKEN, openApi: false })
+      .routes.filter((r) => r.method !== 'ALL')
+      .map((r) => `${r.method} ${r.path}`)
+    expect(new Set(documented)).toEqual(new Set(served))
+    expect(result.json.components.schemas.TenantConfigInput.required).toEqual(['id'])
+    expect(result.json.components.schemas.TenantUpdateInput.properties.status.enum).toEqual([
+      'active',
+      'suspended',
+    ])
+    expect(result.json.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer' })
+  })
+
+  it('can be left out, and documents a server url when given', async () => {
+    build({ token: TOKEN, openApi: false })
+    expect((await call('GET', '/openapi.json')).status).toBe(404)
+    expect(adminOpenApiDocument({ serverUrl: 'https://api.example.com/admin' }).servers).toEqual([
+      { url: 'https://api.example.com/admin' },
+    ])
+  })
+})
