@@ -1,0 +1,218 @@
+import {
+  type Clock,
+  copyJson,
+  isTenantError,
+  parseOrThrow,
+  type TenantConfig,
+  TenantNotFoundError,
+} from '@tenant/core'
+import { LRUCache } from 'lru-cache'
+import { z } from 'zod'
+import { TenantRowDecodeError } from './tenant-row'
+
+/** Options of the {@link DrizzleConfigManager} cache. All durations are milliseconds of its clock. */
+export interface ConfigCacheOptions {
+  /**
+   * Most tenant configs kept. Least recently used ones are dropped first.
+   * @default 10000
+   */
+  max?: number
+  /**
+   * How long a cached config is served without asking the database. Changes made through this
+   * manager are seen at once; changes made by another process or by hand, after at most `ttl`.
+   * @default 30000
+   */
+  ttl?: number
+  /**
+   * How long an unknown tenant id is answered "not found" without asking the database, so a flood
+   * of made-up ids costs one query per id per `negativeTtl`. 0 turns negative caching off.
+   * @default 5000
+   */
+  negativeTtl?: number
+  /**
+   * Most unknown ids remembered. Kept apart from `max` so a flood of made-up ids cannot push real
+   * tenants' configs out of the cache.
+   * @default 10000
+   */
+  negativeMax?: number
+  /**
+   * How long past its `ttl` (or `negativeTtl`) a cached answer is still served while the database
+   * fails. 0 turns stale-on-error off. Lookups with nothing cached fail with
+   * `tenant_backend_unavailable`.
+   * @default 300000
+   */
+  staleTtl?: number
+}
+
+const duration = z
+  .number()
+  .int('must be a whole number of ms')
+  .min(0, 'must be >= 0')
+  .max(2 ** 31 - 1)
+const size = z.number().int('must be a whole number').min(1, 'must be >= 1').max(10_000_000)
+const cacheOptionsSchema = z.strictObject({
+  max: size.default(10_000),
+  ttl: duration.min(1, 'must be >= 1').default(30_000),
+  negativeTtl: duration.default(5_000),
+  negativeMax: size.default(10_000),
+  staleTtl: duration.default(300_000),
+})
+
+/** {@link ConfigCacheOptions} with defaults applied. */
+export type ResolvedConfigCacheOptions = Required<ConfigCacheOptions>
+
+/** Validates cache options once, at construction. Throws `InvalidTenantConfigError`. */
+export function resolveConfigCacheOptions(options: ConfigCacheOptions = {}): ResolvedConfigCacheOptions {
+  return parseOrThrow(cacheOptionsSchema, options)
+}
+
+/** Counters of cache outcomes since the manager was created; for metrics and tests. */
+export interface ConfigCacheStats {
+  /** Answered from a fresh cached config or a fresh "not found". */
+  hits: number
+  /** Went to the database (including lookups that joined another caller's query). */
+  misses: number
+  /** Database queries actually started for lookups. */
+  loads: number
+  /** Answered from an expired entry because the database failed. */
+  stale: number
+}
+
+interface Entry {
+  /** null: the tenant does not exist. */
+  config: TenantConfig | null
+  /** When the database gave this answer, on the cache's clock. */
+  at: number
+}
+
+/**
+ * The LRU in front of the database: fresh entries answer lookups, unknown ids are remembered
+ * briefly, concurrent misses for one id share one query, and expired entries stand in while the
+ * database is failing. Internal to {@link DrizzleConfigManager}.
+ */
+export class ConfigCache {
+  readonly #options: ResolvedConfigCacheOptions
+  readonly #clock: Clock
+  // Expiry is judged from `Entry.at` against the injected clock, not by lru-cache's own ttl (which
+  // reads performance.now()); lru-cache provides the bound and the eviction order.
+  readonly #found: LRUCache<string, Entry>
+  readonly #missing: LRUCache<string, Entry>
+  // Lookups in flight, so concurrent misses share one query. An entry is removed when its query
+  // settles or when a write through this manager makes its answer out of date; either way the map
+  // holds at most one promise per id with a lookup pending.
+  readonly #loading = new Map<string, Promise<TenantConfig | null>>()
+  readonly stats: ConfigCacheStats = { hits: 0, misses: 0, loads: 0, stale: 0 }
+
+  constructor(options: ResolvedConfigCacheOptions, clock: Clock) {
+    this.#options = options
+    this.#clock = clock
+    this.#found = new LRUCache({ max: options.max })
+    this.#missing = new LRUCache({ max: options.negativeMax })
+  }
+
+  /**
+   * The config of `tenantId`, from the cache when fresh, else from `load` (which resolves null for
+   * an unknown tenant). Throws `TenantNotFoundError` for an unknown tenant.
+   */
+  async get(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig> {
+    const now = this.#clock.now()
+    const cached = this.#lookup(tenantId)
+    if (cached && now - cached.at < this.#freshFor(cached)) {
+      this.stats.hits += 1
+      return answer(tenantId, cached.config)
+    }
+    this.stats.misses += 1
+    let config: TenantConfig | null
+    try {
+      config = await this.#load(tenantId, load)
+    } catch (error) {
+      const stale = this.#lookup(tenantId)
+      if (
+        stale &&
+        this.#servesStale(error) &&
+        this.#clock.now() - stale.at < this.#freshFor(stale) + this.#options.staleTtl
+      ) {
+        this.stats.stale += 1
+        return answer(tenantId, stale.config)
+      }
+      throw error
+    }
+    return answer(tenantId, config)
+  }
+
+  /** Records a config this manager just wrote (or null: just deleted), replacing what was cached. */
+  put(tenantId: string, config: TenantConfig | null): void {
+    // A lookup started before the write may still resolve with the old row; it must not be stored.
+    this.#loading.delete(tenantId)
+    this.#store(tenantId, config)
+  }
+
+  /** Forgets one tenant, or everything. For apps that learn of changes made elsewhere. */
+  invalidate(tenantId?: string): void {
+    if (tenantId === undefined) {
+      this.#found.clear()
+      this.#missing.clear()
+      this.#loading.clear()
+      return
+    }
+    this.#found.delete(tenantId)
+    this.#missing.delete(tenantId)
+    this.#loading.delete(tenantId)
+  }
+
+  #load(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig | null> {
+    const pending = this.#loading.get(tenantId)
+    if (pending) return pending
+    this.stats.loads += 1
+    const promise: Promise<TenantConfig | null> = load().then(
+      (config) => {
+        if (this.#loading.get(tenantId) === promise) {
+          this.#loading.delete(tenantId)
+          this.#store(tenantId, config)
+        }
+        return config
+      },
+      (error: unknown) => {
+        if (this.#loading.get(tenantId) === promise) this.#loading.delete(tenantId)
+        throw error
+      },
+    )
+    this.#loading.set(tenantId, promise)
+    return promise
+  }
+
+  #store(tenantId: string, config: TenantConfig | null): void {
+    const entry: Entry = { config: config === null ? null : copyJson(config), at: this.#clock.now() }
+    if (config === null) {
+      this.#found.delete(tenantId)
+      if (this.#options.negativeTtl > 0) this.#missing.set(tenantId, entry)
+    } else {
+      this.#missing.delete(tenantId)
+      this.#found.set(tenantId, entry)
+    }
+  }
+
+  #lookup(tenantId: string): Entry | undefined {
+    return this.#found.get(tenantId) ?? this.#missing.get(tenantId)
+  }
+
+  #freshFor(entry: Entry): number {
+    return entry.config === null ? this.#options.negativeTtl : this.#options.ttl
+  }
+
+  // Only an unreachable or failing database is bridged; a row that no longer decodes is a fault to
+  // report, not to hide behind the last good copy.
+  #servesStale(error: unknown): boolean {
+    return (
+      this.#options.staleTtl > 0 &&
+      isTenantError(error) &&
+      error.code === 'tenant_backend_unavailable' &&
+      !(error instanceof TenantRowDecodeError)
+    )
+  }
+}
+
+function answer(tenantId: string, config: TenantConfig | null): TenantConfig {
+  if (config === null) throw new TenantNotFoundError(tenantId)
+  return copyJson(config)
+}

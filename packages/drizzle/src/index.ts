@@ -1,0 +1,7 @@
+export * from './audit-log'
+export type { ConfigCacheOptions, ConfigCacheStats } from './config-cache'
+export * from './config-manager'
+export type { Dialect, TenantDatabase } from './driver'
+export type { MigrateOptions, RollbackOptions, ShippedMigration } from './migrate'
+export { migrate, rollback } from './migrate'
+export { TenantRowDecodeError } from './tenant-row'

@@ -1,0 +1,110 @@
+import { sql } from 'drizzle-orm'
+import {
+  bigint,
+  check,
+  customType,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core'
+import { quotaColumns } from '../columns'
+
+// Tenant ids sort in byte order everywhere (SQLite, the in-memory store, cursors). Postgres would
+// otherwise sort by the database's locale, so the column carries the "C" collation and its
+// primary-key index serves `ORDER BY id` and `id > $after` in that order.
+const tenantIdColumn = customType<{ data: string; driverData: string }>({
+  dataType: () => 'varchar(255) COLLATE "C"',
+})
+
+const msTimestamp = (name: string) => timestamp(name, { precision: 3, withTimezone: true, mode: 'date' })
+const count = (name: string) => bigint(name, { mode: 'number' })
+
+/**
+ * Tenant configurations (PostgreSQL, PGlite). One row per tenant; the v1.1 plan's columns plus the
+ * further quota windows, the rate limit, the method/path allow-lists and the status. A quota column
+ * that is NULL means "no limit in that window and dimension". The id uses `COLLATE "C"` so listing
+ * order is byte order, as on SQLite. `revision` counts writes; audited changes use it to detect a
+ * concurrent writer.
+ *
+ * @example
+ * ```ts
+ * import { tenants } from '@tenant/drizzle/pg'
+ * const suspended = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.status, 'suspended'))
+ * ```
+ */
+export const tenants = pgTable(
+  'tenants',
+  {
+    id: tenantIdColumn('id').primaryKey().notNull(),
+    status: text('status', { enum: ['active', 'suspended'] })
+      .notNull()
+      .default('active'),
+    quotaRequestsPerMinute: count('quota_requests_per_minute'),
+    quotaTokensPerMinute: count('quota_tokens_per_minute'),
+    quotaRequestsPerHour: count('quota_requests_per_hour'),
+    quotaTokensPerHour: count('quota_tokens_per_hour'),
+    quotaRequestsPerDay: count('quota_requests_per_day'),
+    quotaTokensPerDay: count('quota_tokens_per_day'),
+    quotaRequestsPerMonth: count('quota_requests_per_month'),
+    quotaTokensPerMonth: count('quota_tokens_per_month'),
+    rateLimitRequestsPerSecond: doublePrecision('rate_limit_requests_per_second'),
+    rateLimitBurst: count('rate_limit_burst'),
+    allowedModels: jsonb('allowed_models').notNull().default([]),
+    allowedTools: jsonb('allowed_tools').notNull().default([]),
+    allowedMethods: jsonb('allowed_methods').notNull().default([]),
+    allowedPaths: jsonb('allowed_paths').notNull().default([]),
+    metadata: jsonb('metadata').notNull().default({}),
+    revision: integer('revision').notNull().default(1),
+    createdAt: msTimestamp('created_at').notNull().defaultNow(),
+    updatedAt: msTimestamp('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('tenants_status_id_idx').on(t.status, t.id),
+    check('tenants_id_check', sql`${t.id} ~ '^[A-Za-z0-9._-]{1,255}$'`),
+    check('tenants_status_check', sql`${t.status} in ('active', 'suspended')`),
+    // NULL passes a CHECK, so an absent limit needs no special case.
+    check(
+      'tenants_quota_check',
+      sql.join(
+        quotaColumns(t).map((c) => sql`${c} >= 0`),
+        sql` and `,
+      ),
+    ),
+    check(
+      'tenants_rate_limit_check',
+      sql`(${t.rateLimitRequestsPerSecond} is null and ${t.rateLimitBurst} is null) or (${t.rateLimitRequestsPerSecond} is not null and ${t.rateLimitBurst} is not null and ${t.rateLimitRequestsPerSecond} > 0 and ${t.rateLimitBurst} >= 1)`,
+    ),
+  ],
+)
+
+/**
+ * The audit log of tenant changes (PostgreSQL, PGlite). Append-only; `id` is an identity column,
+ * which is the listing order. `before` / `after` are JSON snapshots of the config (NULL on create /
+ * delete).
+ */
+export const tenantAuditLog = pgTable(
+  'tenant_audit_log',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    tenantId: text('tenant_id').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    before: jsonb('before'),
+    after: jsonb('after'),
+    at: msTimestamp('at').notNull(),
+    requestId: text('request_id'),
+  },
+  (t) => [
+    index('tenant_audit_log_tenant_id_idx').on(t.tenantId, t.id.desc()),
+    index('tenant_audit_log_at_idx').on(t.at),
+  ],
+)
+
+/** A row of {@link tenants} as Drizzle returns it. */
+export type TenantRow = typeof tenants.$inferSelect
+/** A row of {@link tenantAuditLog} as Drizzle returns it. */
+export type TenantAuditRow = typeof tenantAuditLog.$inferSelect
