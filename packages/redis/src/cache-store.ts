@@ -99,16 +99,16 @@ return redis.call('HGET', KEYS[1], ARGV[2])
 
 const SET = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now), 'LIMIT', 0, ${PRUNE_BATCH})
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. fmt(now), 'LIMIT', 0, ${PRUNE_BATCH})
 if #expired > 0 then
   redis.call('HDEL', KEYS[1], unpack(expired))
   redis.call('ZREM', KEYS[2], unpack(expired))
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[4])), ARGV[2])
+redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[4])), ARGV[2])
 -- The group lives as long as its longest-lived entry.
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-local ttl = string.format('%.0f', math.max(1, tonumber(last[2]) - now + 1))
+local ttl = fmt(math.max(1, tonumber(last[2]) - now + 1))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
@@ -126,7 +126,7 @@ return 0
 const CLEAR = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
 local now = now_ms(ARGV[1])
 if ARGV[3] == '1' then
-  local live = redis.call('ZCOUNT', KEYS[2], string.format('%.0f', now), '+inf')
+  local live = redis.call('ZCOUNT', KEYS[2], fmt(now), '+inf')
   redis.call('DEL', KEYS[1], KEYS[2])
   return live
 end

@@ -1,3 +1,6 @@
 export * from './cache-store'
 export * from './client'
+export * from './local-deny'
+export * from './quota-manager'
+export * from './rate-limiter'
 export { DEFAULT_TIMEOUT_MS } from './script'

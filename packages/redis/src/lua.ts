@@ -1,5 +1,11 @@
 /**
- * Lua shared by every script. `now_ms(arg)` is the decision time: the application's clock when
+ * How much longer than needed state lives in Redis when the decision time comes from the
+ * application's clock rather than Redis TIME (see `pexpire` below).
+ */
+export const APP_CLOCK_TTL_MARGIN_MS = 60_000
+
+/**
+ * Lua shared by every script (ARGV[1] is always the `now` argument). `now_ms(arg)` is the decision time: the application's clock when
  * the store was given one (passed as a number), otherwise the Redis server's own `TIME`, so hosts
  * with skewed clocks agree. Redis >= 5 replicates script effects, not scripts, which is what makes
  * `TIME` in a writing script safe; the call below opts in on older servers.
@@ -10,6 +16,15 @@ local function now_ms(arg)
   if arg ~= nil and arg ~= '' then return tonumber(arg) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Integers as exact decimals: tostring() would round anything past 14 digits.
+local function fmt(x) return string.format('%.0f', x) end
+-- Expiry only bounds memory; it must never drop a count that still matters. On Redis time the
+-- TTL is exact. On an application clock the server cannot know how that clock moves against its
+-- own, so a margin covers the difference (a ManualClock in tests, a skewed host in production).
+local function pexpire(key, ms)
+  if ARGV[1] ~= '' then ms = ms + ${APP_CLOCK_TTL_MARGIN_MS} end
+  redis.call('PEXPIRE', key, fmt(math.max(1, ms)))
 end
 `
 

@@ -1,0 +1,240 @@
+import { LUA_PRELUDE } from './lua'
+import { LuaScript } from './script'
+
+/**
+ * The Lua side of `RedisQuotaManager`. Redis cannot run TypeScript, so each script mirrors, line
+ * by line, the part of core's algorithms (`packages/core/src/algorithms/`) that must happen
+ * atomically: which windows are current, whether every limit admits the cost, and the charge.
+ * Everything else (the decision, remaining amounts, the exact retry time, reasons) is computed
+ * by core's own functions in TypeScript from the state the script read and the `now` it used,
+ * so there is one implementation of it. The manager checks that both agree on the admission.
+ *
+ * Every script replies `{now, applied, field1, value1, field2, value2, ...}`: the decision time,
+ * 1 when it wrote (admitted / adjusted), and the tenant's state as it was before.
+ *
+ * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek'), requests cost (or the token
+ * delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`, shortest
+ * window first) its window, requests allowance and tokens allowance (0 = unlimited) and, for
+ * sliding windows, the bucket length in ms.
+ */
+
+/** `calendarWindow` of core's `algorithms/calendar.ts` (Hinnant's civil-date arithmetic). */
+const CALENDAR_LUA = `
+local MINUTE_MS, HOUR_MS, DAY_MS = 60000, 3600000, 86400000
+local function days_from_civil(year, month, day)
+  local y = year
+  if month <= 2 then y = year - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = month + 9
+  if month > 2 then mp = month - 3 end
+  local doy = math.floor((153 * mp + 2) / 5) + day - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function civil_from_days(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp - 9
+  if mp < 10 then month = mp + 3 end
+  local year = yoe + era * 400
+  if month <= 2 then year = year + 1 end
+  return year, month, day
+end
+local function calendar_window(window, now)
+  local len
+  if window == 'minute' then len = MINUTE_MS
+  elseif window == 'hour' then len = HOUR_MS
+  elseif window == 'day' then len = DAY_MS
+  else
+    local days = math.floor(now / DAY_MS)
+    local year, month, day = civil_from_days(days)
+    local next_days
+    if month == 12 then next_days = days_from_civil(year + 1, 1, 1) else next_days = days_from_civil(year, month + 1, 1) end
+    return (days - day + 1) * DAY_MS, next_days * DAY_MS
+  end
+  local start = math.floor(now / len) * len
+  return start, start + len
+end
+`
+
+/** Reads the state, answers `peek` with it; the rest of each script decides and writes. */
+const READ_LUA = `
+local now = now_ms(ARGV[1])
+local op = ARGV[2]
+local raw = redis.call('HGETALL', KEYS[1])
+local reply = {fmt(now), 0}
+for i = 1, #raw do reply[#reply + 1] = raw[i] end
+if op == 'peek' then return reply end
+local stored = {}
+for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
+`
+
+/**
+ * Fixed windows: one hash per tenant, field = window, value = `start,requests,tokens`
+ * (core's `FixedWindowCounter`). A counter whose start is not the current window's reads as 0.
+ */
+export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}${READ_LUA}
+local scans = {}
+for i = 5, #ARGV, 3 do
+  local window = ARGV[i]
+  local start, window_end = calendar_window(window, now)
+  local used_r, used_t = 0, 0
+  local s, r, t = string.match(stored[window] or '', '^(%-?%d+),(%d+),(%d+)$')
+  if s and tonumber(s) == start then used_r, used_t = tonumber(r), tonumber(t) end
+  scans[#scans + 1] = { window = window, start = start, window_end = window_end,
+    r = used_r, t = used_t, limit_r = tonumber(ARGV[i + 1]), limit_t = tonumber(ARGV[i + 2]) }
+end
+if op == 'consume' then
+  local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+  for _, s in ipairs(scans) do
+    if (s.limit_r > 0 and s.r + cost_r > s.limit_r) or (s.limit_t > 0 and s.t + cost_t > s.limit_t) then
+      return reply
+    end
+  end
+  for _, s in ipairs(scans) do s.r = s.r + cost_r; s.t = s.t + cost_t end
+else
+  local delta = tonumber(ARGV[3])
+  for _, s in ipairs(scans) do s.t = math.max(0, s.t + delta) end
+end
+-- The new state holds the configured windows with a non-zero count, and lives until the
+-- latest of their windows ends (core's fixedWindowExpiresAt).
+redis.call('DEL', KEYS[1])
+local expires_at = 0
+for _, s in ipairs(scans) do
+  if s.r ~= 0 or s.t ~= 0 then
+    redis.call('HSET', KEYS[1], s.window, fmt(s.start) .. ',' .. fmt(s.r) .. ',' .. fmt(s.t))
+    expires_at = math.max(expires_at, s.window_end)
+  end
+end
+if expires_at > now then pexpire(KEYS[1], expires_at - now) end
+reply[2] = 1
+return reply
+`)
+
+/**
+ * Sliding windows (core's `sliding-window.ts`): one hash per tenant and precision, field =
+ * window, value = its non-empty buckets in ascending start order, `start,requests,tokens;...`.
+ */
+export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${READ_LUA}
+local P = tonumber(ARGV[5])
+local function parse(text)
+  local buckets = {}
+  for s, r, t in string.gmatch(text or '', '(%-?%d+),(%d+),(%d+)') do
+    buckets[#buckets + 1] = { tonumber(s), tonumber(r), tonumber(t) }
+  end
+  return buckets
+end
+local function non_empty(buckets)
+  local out = {}
+  for _, b in ipairs(buckets) do if b[2] ~= 0 or b[3] ~= 0 then out[#out + 1] = b end end
+  return out
+end
+-- prune: drops buckets that can never count again, and empty ones.
+local function prune(buckets, B)
+  local old_start = (math.floor(now / B) - P) * B
+  local out = {}
+  for _, b in ipairs(buckets) do
+    if b[1] >= old_start and (b[2] ~= 0 or b[3] ~= 0) then out[#out + 1] = b end
+  end
+  return out
+end
+-- scaledCount: the oldest bucket weighted by its overlap, the newer ones in full, times B.
+local function scaled_count(buckets, t, B, dim)
+  local k = math.floor(t / B)
+  local overlap = (k + 1) * B - t
+  local oldest, newer = 0, 0
+  for _, b in ipairs(buckets) do
+    local index = math.floor(b[1] / B)
+    if index == k - P then oldest = oldest + b[dim]
+    elseif index > k - P then newer = newer + b[dim] end
+  end
+  return oldest * overlap + B * newer
+end
+local function admits(buckets, B, dim, cost, limit)
+  return scaled_count(buckets, now, B, dim) + B * cost <= B * limit
+end
+-- addToCurrent: adds to the bucket containing now, keeping the list sorted.
+local function add_to_current(buckets, B, add_r, add_t)
+  local start = math.floor(now / B) * B
+  local out = {}
+  local done = false
+  for _, b in ipairs(buckets) do
+    if not done and b[1] >= start then
+      if b[1] == start then
+        out[#out + 1] = { start, b[2] + add_r, b[3] + add_t }
+        done = true
+      else
+        out[#out + 1] = { start, add_r, add_t }
+        out[#out + 1] = b
+        done = true
+      end
+    else
+      out[#out + 1] = b
+    end
+  end
+  if not done then out[#out + 1] = { start, add_r, add_t } end
+  return non_empty(out)
+end
+-- refund: takes tokens out newest bucket first, down to zero.
+local function refund(buckets, amount)
+  local left = amount
+  local out = {}
+  for i = 1, #buckets do out[i] = { buckets[i][1], buckets[i][2], buckets[i][3] } end
+  for i = #out, 1, -1 do
+    if left <= 0 then break end
+    local take = math.min(out[i][3], left)
+    out[i][3] = out[i][3] - take
+    left = left - take
+  end
+  return non_empty(out)
+end
+local scans = {}
+for i = 6, #ARGV, 4 do
+  local B = tonumber(ARGV[i + 3])
+  scans[#scans + 1] = { window = ARGV[i], B = B, limit_r = tonumber(ARGV[i + 1]), limit_t = tonumber(ARGV[i + 2]),
+    buckets = prune(parse(stored[ARGV[i]]), B) }
+end
+if op == 'consume' then
+  local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+  for _, s in ipairs(scans) do
+    if (s.limit_r > 0 and not admits(s.buckets, s.B, 2, cost_r, s.limit_r))
+      or (s.limit_t > 0 and not admits(s.buckets, s.B, 3, cost_t, s.limit_t)) then
+      return reply
+    end
+  end
+  for _, s in ipairs(scans) do s.buckets = add_to_current(s.buckets, s.B, cost_r, cost_t) end
+else
+  local delta = tonumber(ARGV[3])
+  for _, s in ipairs(scans) do
+    if delta >= 0 then s.buckets = add_to_current(s.buckets, s.B, 0, delta)
+    else s.buckets = refund(s.buckets, -delta) end
+  end
+end
+-- The new state lives until its newest bucket has left its window (slidingWindowExpiresAt).
+redis.call('DEL', KEYS[1])
+local expires_at = 0
+for _, s in ipairs(scans) do
+  local n = #s.buckets
+  if n > 0 then
+    local parts = {}
+    for j, b in ipairs(s.buckets) do parts[j] = fmt(b[1]) .. ',' .. fmt(b[2]) .. ',' .. fmt(b[3]) end
+    redis.call('HSET', KEYS[1], s.window, table.concat(parts, ';'))
+    expires_at = math.max(expires_at, s.buckets[n][1] + (P + 1) * s.B)
+  end
+end
+if expires_at > now then pexpire(KEYS[1], expires_at - now) end
+reply[2] = 1
+return reply
+`)
+
+/** For tests: the calendar arithmetic alone, `{start, end}` of `ARGV[1]`'s window at `ARGV[2]`. */
+export const CALENDAR_PROBE_SCRIPT = new LuaScript(`${CALENDAR_LUA}
+local start, window_end = calendar_window(ARGV[1], tonumber(ARGV[2]))
+return { string.format('%.0f', start), string.format('%.0f', window_end) }
+`)

@@ -1,0 +1,183 @@
+import {
+  type Clock,
+  costAmount,
+  InvalidCostError,
+  InvalidTenantConfigError,
+  type RateLimitConfig,
+  type RateLimitDecision,
+  type RateLimiter,
+  type RateLimitProvider,
+  systemClock,
+  TenantBackendError,
+  type TokenBucketState,
+  tokenBucketConsume,
+} from '@tenant/core'
+import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
+import { tenantTag, validatePrefix } from './keys'
+import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
+import { LUA_PRELUDE, nowArg } from './lua'
+import { decodeReply } from './quota-state'
+import { LuaScript, validateTimeout, withBackendTimeout } from './script'
+
+/**
+ * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
+ * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
+ * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
+ * ARGV: now, cost, requestsPerSecond, burst. Reply: now, taken (0/1), then the prior state.
+ */
+const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+local now = now_ms(ARGV[1])
+local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'updatedAt')
+local reply = {fmt(now), 0}
+local level = burst
+if saved[1] and saved[2] then
+  reply[3], reply[4], reply[5], reply[6] = 'tokens', saved[1], 'updatedAt', saved[2]
+  local elapsed = math.max(0, now - tonumber(saved[2]))
+  level = math.min(burst, tonumber(saved[1]) + (elapsed * rate) / 1000)
+end
+if cost <= level then
+  local tokens = level - cost
+  if tokens >= burst then
+    redis.call('DEL', KEYS[1])
+  else
+    -- %.17g: the fractional level survives the round trip through a string bit for bit.
+    redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'updatedAt', fmt(now))
+    pexpire(KEYS[1], math.ceil(((burst - tokens) * 1000) / rate))
+  end
+  reply[2] = 1
+end
+return reply
+`)
+
+/** Options of {@link RedisRateLimiter}. */
+export interface RedisRateLimiterOptions {
+  /** An ioredis or node-redis client (or Cluster), or any {@link RedisScriptClient}. */
+  redis: RedisClientInput
+  /**
+   * Start of every key, inside the Cluster hash tag: `{prefix:tenantId}:b`. 1 to 128 characters
+   * of `[A-Za-z0-9:._-]`.
+   * @default 'tenant:rate'
+   */
+  prefix?: string
+  /**
+   * Per-call timeout in ms; a slower Redis rejects with `TenantBackendError`.
+   * @default 50
+   */
+  timeoutMs?: number
+  /**
+   * Decide with this clock instead of the Redis server's `TIME` (tests, single hosts).
+   * @default undefined (Redis TIME)
+   */
+  clock?: Clock
+  /**
+   * Answer a tenant's requests locally while Redis has just refused one at least as large, until
+   * the exact moment its bucket holds enough again. `true` for the defaults.
+   * @default false
+   */
+  localDeny?: boolean | LocalDenyOptions
+}
+
+// The bucket arithmetic divides by the rate: a hand-written provider must not smuggle in a 0.
+function checkedConfig(config: RateLimitConfig): RateLimitConfig {
+  const { requestsPerSecond: rate, burst } = config ?? {}
+  if (
+    typeof rate === 'number' &&
+    rate > 0 &&
+    Number.isFinite(rate) &&
+    Number.isSafeInteger(burst) &&
+    burst >= 1
+  ) {
+    return config
+  }
+  throw new InvalidTenantConfigError([
+    {
+      path: ['rateLimit'],
+      message: 'requestsPerSecond must be > 0 and burst a whole number >= 1',
+      code: 'custom',
+    },
+  ])
+}
+
+function decodeBucket(fields: [string, string][]): TokenBucketState | undefined {
+  const map = new Map(fields)
+  const tokens = Number(map.get('tokens'))
+  const updatedAt = Number(map.get('updatedAt'))
+  return Number.isFinite(tokens) && Number.isFinite(updatedAt) ? { tokens, updatedAt } : undefined
+}
+
+/**
+ * A {@link RateLimiter} (token bucket: `requestsPerSecond` refill, `burst` capacity) shared by
+ * every instance through Redis, with the semantics of core's `TokenBucketRateLimiter`: one Lua
+ * script per decision, atomic, on the Redis server's clock. Exact `retryAfterMs`.
+ *
+ * @example
+ * ```ts
+ * const limiter = new RedisRateLimiter(configs, { redis })
+ * const decision = await limiter.consume('acme')
+ * if (!decision.allowed) return new Response(null, { status: 429 })
+ * ```
+ */
+export class RedisRateLimiter implements RateLimiter {
+  readonly #provider: RateLimitProvider
+  readonly #redis: RedisScriptClient
+  readonly #prefix: string
+  readonly #timeoutMs: number
+  readonly #clock: Clock | undefined
+  readonly #localClock: Clock
+  readonly #localDeny: LocalDenyCache<RateLimitDecision> | undefined
+
+  constructor(provider: RateLimitProvider, options: RedisRateLimiterOptions) {
+    if (typeof (provider as Partial<RateLimitProvider> | null)?.rateLimitConfig !== 'function') {
+      throw new TypeError('RedisRateLimiter: provider must have a rateLimitConfig(tenantId) method')
+    }
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('RedisRateLimiter: options must be an object with a redis client')
+    }
+    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
+      throw new TypeError('RedisRateLimiter: clock must have a now() method')
+    }
+    this.#provider = provider
+    this.#redis = toScriptClient(options.redis)
+    this.#prefix = validatePrefix(options.prefix, 'tenant:rate')
+    this.#timeoutMs = validateTimeout(options.timeoutMs)
+    this.#clock = options.clock
+    this.#localClock = options.clock ?? systemClock
+    const localDeny = options.localDeny ?? false
+    this.#localDeny =
+      localDeny === false ? undefined : new LocalDenyCache(localDeny === true ? {} : localDeny)
+  }
+
+  async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
+    const key = `${tenantTag(this.#prefix, tenantId)}:b`
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      throw new InvalidCostError('rate limit options must be an object like { cost }')
+    }
+    const cost = costAmount(options?.cost, 'cost', 1)
+    const found = await this.#provider.rateLimitConfig(tenantId)
+    const sentAt = this.#localClock.now()
+    if (found === null) return tokenBucketConsume(undefined, null, cost, sentAt).decision
+    const config = checkedConfig(found)
+
+    const fingerprint = this.#localDeny ? `${config.requestsPerSecond}/${config.burst}` : ''
+    const held = this.#localDeny?.match(tenantId, sentAt, cost, fingerprint)
+    if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
+
+    const args = [nowArg(this.#clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
+    const run = TOKEN_BUCKET_SCRIPT.run(this.#redis, [key], args)
+    const reply = decodeReply(await withBackendTimeout(run, this.#timeoutMs, 'rate limit consume', tenantId))
+    const { decision } = tokenBucketConsume(decodeBucket(reply.fields), config, cost, reply.now)
+    if (decision.allowed !== reply.applied) {
+      throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
+        tenantId,
+      })
+    }
+    // Other instances only take tokens, so until the retry time no request of at least this cost
+    // can pass; a changed rate or burst voids the entry.
+    if (!decision.allowed && this.#localDeny) {
+      const retryAt = sentAt + decision.retryAfterMs
+      this.#localDeny.remember(tenantId, { until: retryAt, requests: cost, fingerprint, decision, retryAt })
+    }
+    return decision
+  }
+}
