@@ -9,6 +9,7 @@ import {
 import { Hono } from 'hono'
 import { requestId } from 'hono/request-id'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { adminClient, expectOneAuditRecordPerChange, expectProblem } from '../test/admin-routes-helpers'
 import { adminOpenApiDocument, adminRoutes } from './admin-routes'
 
 const T0 = Date.UTC(2026, 0, 1)
@@ -39,40 +40,10 @@ beforeEach(() => {
   build()
 })
 
-interface Call {
-  body?: unknown
-  token?: string | null
-  headers?: Record<string, string>
-}
-
-async function call(method: string, path: string, { body, token = TOKEN, headers = {} }: Call = {}) {
-  const init: RequestInit = { method, headers: { ...headers } }
-  if (token !== null) (init.headers as Record<string, string>).Authorization = `Bearer ${token}`
-  if (body !== undefined) {
-    ;(init.headers as Record<string, string>)['Content-Type'] ??= 'application/json'
-    init.body = typeof body === 'string' ? body : JSON.stringify(body)
-  }
-  const response = await app.request(`http://admin.test/admin${path}`, init)
-  const text = await response.text()
-  const isJson = /json/.test(response.headers.get('Content-Type') ?? '')
-  return {
-    response,
-    status: response.status,
-    text,
-    json: isJson && text !== '' ? JSON.parse(text) : undefined,
-  }
-}
+const call = adminClient(() => app, TOKEN)
 
 async function history(id: string) {
   return (await auditLog.list(id, { limit: 1000 })).items
-}
-
-function expectProblem(result: Awaited<ReturnType<typeof call>>, status: number, code: string) {
-  expect(result.status).toBe(status)
-  expect(result.response.headers.get('Content-Type')).toBe('application/problem+json')
-  expect(result.json).toMatchObject({ status, code, type: `urn:tenant-toolkit:error:${code}` })
-  expect(typeof result.json.title).toBe('string')
-  expect(typeof result.json.detail).toBe('string')
 }
 
 describe('adminRoutes authentication', () => {
@@ -431,45 +402,7 @@ describe('adminRoutes validation and errors', () => {
   })
 
   it('writes an audit record for every successful mutation and none for failed ones', async () => {
-    const script: [method: string, path: string, body: unknown, ok: boolean][] = [
-      ['POST', '/tenants', { id: 'acme' }, true],
-      ['POST', '/tenants', { id: 'acme' }, false], // 409
-      ['POST', '/tenants', { id: 'acme', status: 'paused' }, false], // 400
-      ['PUT', '/tenants/acme', { metadata: { v: 2 } }, true],
-      ['PUT', '/tenants/acme', { rateLimit: { requestsPerSecond: -1, burst: 1 } }, false],
-      ['PUT', '/tenants/acme/quota', { limits: [{ window: 'hour', tokens: 1000 }] }, true],
-      ['PUT', '/tenants/acme/quota', { limits: 'lots' }, false],
-      ['PUT', '/tenants/acme/policy', { allowedTools: ['search'] }, true],
-      ['PUT', '/tenants/acme/policy', { allowedTools: [''] }, false],
-      ['POST', '/tenants/acme/suspend', undefined, true],
-      ['POST', '/tenants/acme/activate', undefined, true],
-      ['POST', '/tenants/ghost/suspend', undefined, false],
-      ['DELETE', '/tenants/acme', undefined, true],
-      ['DELETE', '/tenants/acme', undefined, false],
-    ]
-    let succeeded = 0
-    for (const [method, path, body, ok] of script) {
-      const { status } = await call(method, path, { body })
-      expect(status < 300, `${method} ${path} -> ${status}`).toBe(ok)
-      if (ok) succeeded += 1
-    }
-    const records = await history('acme')
-    expect(records).toHaveLength(succeeded)
-    expect(records.map((r) => r.action).reverse()).toEqual([
-      'tenant.create',
-      'tenant.update',
-      'tenant.quota.update',
-      'tenant.policy.update',
-      'tenant.suspend',
-      'tenant.activate',
-      'tenant.delete',
-    ])
-    // Each record's before is the previous record's after: no change went unrecorded.
-    const chronological = [...records].reverse()
-    for (let i = 1; i < chronological.length; i++) {
-      expect(chronological[i]!.before).toEqual(chronological[i - 1]!.after)
-    }
-    expect(await history('ghost')).toEqual([])
+    await expectOneAuditRecordPerChange(call, auditLog)
   })
 })
 
