@@ -1,0 +1,382 @@
+/**
+ * The runtime-portable middleware suite: plain async functions with their own assertions, so the
+ * same cases run under vitest on Node, `bun test`, `deno test` and inside a workerd Worker. Each
+ * case builds a real chain (withTenancy over core's managers) and talks to it through the
+ * transport the runtime gives: a real HTTP server where there is one, a direct call in workerd.
+ */
+import {
+  ConfigPolicyEvaluator,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+  type QuotaManager,
+  TokenBucketRateLimiter,
+} from '@tenant/core'
+import {
+  currentTenantId,
+  getTenant,
+  getTenantId,
+  type TenancyHooks,
+  type TenancyOptions,
+  withTenancy,
+} from '@tenant/fetch'
+
+/** A handler served for one case. */
+export type Handler = (request: Request) => Promise<Response>
+
+/** Sends a request (a path and init) to the served handler. */
+export type Send = (path: string, init?: RequestInit) => Promise<Response>
+
+/** How a runtime serves a handler: over HTTP, or by calling it. */
+export interface Transport {
+  readonly name: string
+  serve(handler: Handler): Promise<{ send: Send; close(): Promise<void> }>
+}
+
+/** One portable test case. */
+export interface PortableCase {
+  readonly name: string
+  run(transport: Transport): Promise<void>
+}
+
+/** Calls the handler directly, as a Worker's fetch is called. */
+export const inProcess: Transport = {
+  name: 'in-process',
+  async serve(handler) {
+    return {
+      send: (path, init) => handler(new Request(`http://tenant.test${path}`, init)),
+      close: async () => {},
+    }
+  },
+}
+
+function fail(message: string): never {
+  throw new Error(message)
+}
+
+function equal(actual: unknown, expected: unknown, label: string): void {
+  const a = JSON.stringify(actual)
+  const e = JSON.stringify(expected)
+  if (a !== e) fail(`${label}: expected ${e}, got ${a}`)
+}
+
+async function expectProblem(
+  response: Response,
+  status: number,
+  code: string,
+): Promise<Record<string, unknown>> {
+  equal(response.status, status, `status of ${code}`)
+  equal(response.headers.get('Content-Type'), 'application/problem+json', `content type of ${code}`)
+  const body = (await response.json()) as Record<string, unknown>
+  equal(
+    [body.status, body.code, body.type],
+    [status, code, `urn:tenant-toolkit:error:${code}`],
+    'problem body',
+  )
+  if (typeof body.title !== 'string' || typeof body.detail !== 'string')
+    fail('problem body lacks title or detail')
+  return body
+}
+
+// 15 s into a minute of a fixed day, so windows and Retry-After are exact.
+const START = Date.UTC(2026, 2, 10, 9, 30, 15)
+
+async function world() {
+  const clock = new ManualClock(START)
+  const configs = new InMemoryConfigManager({ clock })
+  await configs.setTenantConfig({
+    id: 'acme',
+    metadata: { plan: 'pro' },
+    quota: { limits: [{ window: 'minute', requests: 3, tokens: 1000 }] },
+    rateLimit: { requestsPerSecond: 1, burst: 5 },
+    policy: { allowedModels: ['small'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+  })
+  await configs.setTenantConfig({ id: 'globex', rateLimit: { requestsPerSecond: 0.5, burst: 1 } })
+  await configs.setTenantConfig({ id: 'frozen', status: 'suspended' })
+  const quotas = new InMemoryQuotaManager(configs, { clock })
+  const options: TenancyOptions = {
+    configManager: configs,
+    policy: new ConfigPolicyEvaluator(configs),
+    rateLimit: new TokenBucketRateLimiter(configs, { clock }),
+    quota: quotas,
+    clock,
+  }
+  return { clock, configs, quotas, options }
+}
+
+async function serving(
+  transport: Transport,
+  handler: Handler,
+  body: (send: Send) => Promise<void>,
+): Promise<void> {
+  const served = await transport.serve(handler)
+  try {
+    await body(served.send)
+  } finally {
+    await served.close()
+  }
+}
+
+const echo = async (request: Request) => {
+  // Across a timer and a microtask, the tenant context must still be there.
+  await new Promise((resolve) => setTimeout(resolve, 1))
+  await Promise.resolve()
+  return Response.json({
+    tenantId: getTenantId(request),
+    current: currentTenantId(),
+    plan: getTenant(request)?.metadata.plan,
+  })
+}
+
+const t = (tenant: string, headers: Record<string, string> = {}): RequestInit => ({
+  headers: { 'X-Tenant-ID': tenant, ...headers },
+})
+
+export const portableCases: PortableCase[] = [
+  {
+    name: 'resolves the X-Tenant-ID header; getTenantId, getTenant and currentTenantId see it',
+    async run(transport) {
+      const { options } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        const response = await send('/v1/me', t('acme'))
+        equal(response.status, 200, 'status')
+        equal(await response.json(), { tenantId: 'acme', current: 'acme', plan: 'pro' }, 'body')
+      })
+    },
+  },
+  {
+    name: 'keeps concurrent requests apart in currentTenantId',
+    async run(transport) {
+      const { options } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        const answers = await Promise.all(
+          ['acme', 'globex', 'acme'].map((id) => send('/', t(id)).then((r) => r.json())),
+        )
+        equal(
+          answers.map((a) => (a as { current: string }).current),
+          ['acme', 'globex', 'acme'],
+          'current tenants',
+        )
+      })
+    },
+  },
+  {
+    name: 'refuses missing, invalid, unknown and suspended tenants with problem+json',
+    async run(transport) {
+      const { options } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        await expectProblem(await send('/'), 401, 'tenant_required')
+        await expectProblem(await send('/', t('a/b')), 400, 'tenant_invalid_id')
+        await expectProblem(await send('/', t('nobody')), 403, 'tenant_unknown')
+        await expectProblem(await send('/', t('frozen')), 403, 'tenant_suspended')
+      })
+    },
+  },
+  {
+    name: 'refuses a request naming another tenant than its principal (403 tenant_mismatch)',
+    async run(transport) {
+      const { options } = await world()
+      const principal = (request: Request) => request.headers.get('Authorization')?.replace(/^Bearer /, '')
+      const handler = withTenancy(echo, { ...options, resolver: { principal } })
+      await serving(transport, handler, async (send) => {
+        await expectProblem(
+          await send('/', t('globex', { Authorization: 'Bearer acme' })),
+          403,
+          'tenant_mismatch',
+        )
+        equal(
+          (await send('/', t('acme', { Authorization: 'Bearer acme' }))).status,
+          200,
+          'agreeing principal',
+        )
+      })
+    },
+  },
+  {
+    name: 'denies by policy without consuming quota',
+    async run(transport) {
+      const { options, quotas } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        const body = await expectProblem(
+          await send('/', t('acme', { 'X-Model': 'large' })),
+          403,
+          'tenant_policy_denied',
+        )
+        equal(body.rule, 'model', 'rule')
+        equal((await quotas.peek('acme')).windows[0]?.used, { requests: 0, tokens: 0 }, 'quota after denial')
+      })
+    },
+  },
+  {
+    name: 'rate limits with 429, Retry-After and RateLimit fields',
+    async run(transport) {
+      const { options } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        const first = await send('/', t('globex'))
+        equal(first.status, 200, 'first')
+        equal(
+          [first.headers.get('RateLimit-Policy'), first.headers.get('RateLimit')],
+          ['"rate";q=1', '"rate";r=0;t=2'],
+          'fields',
+        )
+        const limited = await send('/', t('globex'))
+        await expectProblem(limited.clone(), 429, 'tenant_rate_limited')
+        equal(limited.headers.get('Retry-After'), '2', 'Retry-After')
+      })
+    },
+  },
+  {
+    name: 'charges the quota and refuses over it with 429, Retry-After and the IETF fields',
+    async run(transport) {
+      const { options, quotas } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        const ok = await send('/', t('acme', { 'X-Token-Count': '400' }))
+        equal(ok.status, 200, 'admitted')
+        equal(
+          [
+            ok.headers.get('RateLimit-Policy'),
+            ok.headers.get('X-Quota-Remaining-Requests'),
+            ok.headers.get('X-Quota-Remaining-Tokens'),
+          ],
+          ['"minute";q=3;w=60, "minute-tokens";q=1000;w=60;qu="tokens", "rate";q=5', '2', '600'],
+          'quota headers',
+        )
+        const denied = await send('/', t('acme', { 'X-Token-Count': '700' }))
+        await expectProblem(denied.clone(), 429, 'tenant_quota_exceeded')
+        equal(denied.headers.get('Retry-After'), '45', 'Retry-After')
+        equal(
+          denied.headers.get('RateLimit')?.startsWith('"minute";r=2;t=45, "minute-tokens";r=600;t=45'),
+          true,
+          'RateLimit',
+        )
+        equal(
+          (await quotas.peek('acme')).windows[0]?.used,
+          { requests: 1, tokens: 400 },
+          'nothing charged by the denial',
+        )
+      })
+    },
+  },
+  {
+    name: 'refuses a negative or garbage X-Token-Count with 400 invalid_cost',
+    async run(transport) {
+      const { options } = await world()
+      await serving(transport, withTenancy(echo, options), async (send) => {
+        await expectProblem(await send('/', t('acme', { 'X-Token-Count': '-5' })), 400, 'invalid_cost')
+        await expectProblem(await send('/', t('acme', { 'X-Token-Count': 'lots' })), 400, 'invalid_cost')
+      })
+    },
+  },
+  {
+    name: 'answers 503 for a failing store, and passes under failOpen',
+    async run(transport) {
+      const { options } = await world()
+      const dead = async (): Promise<never> => {
+        throw new Error('connection reset')
+      }
+      const broken: QuotaManager = { consume: dead, adjust: dead, peek: dead }
+      const errors: unknown[] = []
+      const hooks: TenancyHooks = { onError: (error) => void errors.push(error) }
+      await serving(transport, withTenancy(echo, { ...options, quota: broken, hooks }), async (send) => {
+        await expectProblem(await send('/', t('acme')), 503, 'tenant_backend_unavailable')
+      })
+      await serving(
+        transport,
+        withTenancy(echo, { ...options, quota: broken, hooks, failOpen: true }),
+        async (send) => {
+          equal((await send('/', t('acme'))).status, 200, 'failOpen')
+        },
+      )
+      equal(
+        errors.map(String),
+        ['Error: connection reset', 'Error: connection reset'],
+        'errors seen by onError',
+      )
+    },
+  },
+  {
+    name: 'adjusts the quota to the tokens the upstream reports',
+    async run(transport) {
+      const { options, quotas } = await world()
+      const upstream = async () => new Response('answer', { headers: { 'X-Usage-Tokens': '250' } })
+      const handler = withTenancy(upstream, {
+        ...options,
+        quota: {
+          manager: quotas,
+          actualTokens: (response) => Number(response.headers.get('X-Usage-Tokens')),
+        },
+      })
+      await serving(transport, handler, async (send) => {
+        const response = await send('/', t('acme', { 'X-Token-Count': '100' }))
+        equal(await response.text(), 'answer', 'body')
+        equal(response.headers.get('X-Quota-Remaining-Tokens'), '750', 'remaining after adjust')
+        equal((await quotas.peek('acme')).windows[0]?.used.tokens, 250, 'charged tokens')
+      })
+    },
+  },
+  {
+    name: 'fires hooks with the status sent, and survives a throwing hook',
+    async run(transport) {
+      const { options } = await world()
+      const seen: string[] = []
+      const hooks: TenancyHooks[] = [
+        {
+          onResolve: (e) => void seen.push(`resolve:${e.status}`),
+          onPolicy: (e) => void seen.push(`policy:${e.status}`),
+          onRateLimit: (e) => void seen.push(`rateLimit:${e.status}`),
+          onQuota: (e) => void seen.push(`quota:${e.status}`),
+          onError: () => void seen.push('error'),
+        },
+        {
+          onQuota: () => {
+            throw new Error('hook bug')
+          },
+        },
+      ]
+      await serving(transport, withTenancy(echo, { ...options, hooks }), async (send) => {
+        equal((await send('/', t('acme'))).status, 200, 'status despite the hook')
+        await send('/', t('acme', { 'X-Model': 'large' }))
+      })
+      equal(
+        seen,
+        ['resolve:200', 'policy:200', 'rateLimit:200', 'quota:200', 'error', 'resolve:200', 'policy:403'],
+        'events',
+      )
+    },
+  },
+  {
+    name: 'withTenancy hands extra arguments (Workers env and ctx) to the handler',
+    async run() {
+      const { options } = await world()
+      const env = { GREETING: 'hi' }
+      const ctx = { waitUntil(_promise: Promise<unknown>) {} }
+      const handler = withTenancy(
+        async (request: Request, e: typeof env, c: typeof ctx) =>
+          new Response(`${e.GREETING} ${getTenantId(request)} ${c === ctx}`),
+        options,
+      )
+      const response = await handler(new Request('http://tenant.test/', t('acme')), env, ctx)
+      equal(await response.text(), 'hi acme true', 'handler saw env and ctx')
+    },
+  },
+]
+
+/** Runs every case on a transport; the results, for runtimes without a test runner (workerd). */
+export async function runPortableSuite(
+  transport: Transport,
+): Promise<{ name: string; ok: boolean; error?: string }[]> {
+  const results: { name: string; ok: boolean; error?: string }[] = []
+  for (const testCase of portableCases) {
+    try {
+      await testCase.run(transport)
+      results.push({ name: testCase.name, ok: true })
+    } catch (error) {
+      results.push({
+        name: testCase.name,
+        ok: false,
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      })
+    }
+  }
+  return results
+}

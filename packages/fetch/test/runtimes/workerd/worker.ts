@@ -1,0 +1,48 @@
+// The Worker `wrangler dev` serves in workerd.test.ts (with nodejs_compat): the portable suite
+// run inside workerd at /__suite, a withTenancy handler for end-to-end requests, and /nocompat/*
+// forwarded to a second Worker without nodejs_compat.
+import { InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
+import { currentTenantId, getTenant, getTenantId, isTenantContextAvailable, withTenancy } from '@tenant/fetch'
+import { inProcess, runPortableSuite } from '../../portable/suite'
+
+interface Env {
+  GREETING: string
+  NOCOMPAT: { fetch(request: Request): Promise<Response> }
+}
+
+interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void
+}
+
+const configs = new InMemoryConfigManager()
+const ready = configs.setTenantConfig({
+  id: 'acme',
+  metadata: { plan: 'pro' },
+  quota: { limits: [{ window: 'day', requests: 2 }] },
+})
+
+const app = withTenancy(
+  async (request: Request, env: Env, ctx: ExecutionContext) => {
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    return Response.json({
+      tenantId: getTenantId(request),
+      current: currentTenantId(),
+      plan: getTenant(request)?.metadata.plan,
+      greeting: env.GREETING,
+      waitUntil: typeof ctx.waitUntil,
+      contextAvailable: isTenantContextAvailable(),
+    })
+  },
+  { configManager: configs, quota: new InMemoryQuotaManager(configs) },
+)
+
+export default {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    await ready
+    const url = new URL(request.url)
+    if (url.pathname === '/__ready') return new Response('ready')
+    if (url.pathname === '/__suite') return Response.json(await runPortableSuite(inProcess))
+    if (url.pathname.startsWith('/nocompat/')) return env.NOCOMPAT.fetch(request)
+    return app(request, env, ctx)
+  },
+}
