@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
+import { rejectionOf as rejects } from '../testing/quota-manager'
 import { AdminService, toTenantConfigInput } from './admin-service'
 import type { AuditRecord } from './audit'
 import { auditedStore } from './audited-store'
@@ -16,15 +17,6 @@ import type { QuotaUsage } from './quota'
 
 const T0 = Date.UTC(2026, 0, 1)
 const alice = { actor: 'alice', requestId: 'req-1' }
-
-async function rejects(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
-}
 
 let clock: ManualClock
 let configs: InMemoryConfigManager

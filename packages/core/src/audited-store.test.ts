@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { testAuditedTenantStore } from '../testing/audited-store'
+import { rejectionOf as rejects } from '../testing/quota-manager'
 import type { AuditListOptions, AuditLog, AuditRecordInput } from './audit'
 import { auditedStore, getTenantConfigOrNull } from './audited-store'
 import { ManualClock } from './clock'
@@ -36,15 +37,6 @@ function setup() {
   const auditLog = new FailingAuditLog()
   const store = auditedStore(configs, auditLog, { clock })
   return { clock, configs, auditLog, store }
-}
-
-async function rejects(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
 }
 
 const create = (id: string, metadata: Record<string, unknown> = {}) => ({

@@ -67,6 +67,13 @@ describe('resolveAuditListOptions', () => {
     expect(resolveAuditListOptions({ limit: 1000, before: 'x' })).toEqual({ limit: 1000, before: 'x' })
   })
 
+  it('checks the cursor against the store format when given', () => {
+    expect(resolveAuditListOptions({ before: '0000000000000042' }, /^\d{16}$/).before).toBe(
+      '0000000000000042',
+    )
+    expect(() => resolveAuditListOptions({ before: 'abc' }, /^\d{16}$/)).toThrow(/before: must be the `next`/)
+  })
+
   it('lists every bad option at once', () => {
     expect(() => resolveAuditListOptions({ limit: 0, before: '' })).toThrow(/limit: .*; before: /)
   })

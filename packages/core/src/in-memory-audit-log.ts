@@ -33,14 +33,28 @@ export interface ResolvedAuditListOptions {
 
 /**
  * Applies the defaults of {@link AuditListOptions} and checks them: `limit` a whole number from 1
- * to 1000 (default 50), `before` a non-empty string of at most 255 characters. Every `AuditLog`
- * store uses it so that all stores accept and refuse the same options.
- * Throws {@link InvalidTenantConfigError} listing the bad options.
+ * to 1000 (default 50), `before` a non-empty string of at most 255 characters that matches the
+ * store's `cursor` format when one is given. Every `AuditLog` store uses it so that all stores
+ * accept and refuse the same options. Throws {@link InvalidTenantConfigError} listing the bad options.
+ *
+ * @example
+ * ```ts
+ * const { limit, before } = resolveAuditListOptions(options, /^\d{16}$/)
+ * ```
  */
-export function resolveAuditListOptions(options: AuditListOptions = {}): ResolvedAuditListOptions {
+export function resolveAuditListOptions(
+  options: AuditListOptions = {},
+  cursor?: RegExp,
+): ResolvedAuditListOptions {
   const result = auditListOptionsSchema.safeParse(options)
   if (!result.success) throw new InvalidTenantConfigError(result.error.issues)
-  return { limit: result.data.limit ?? DEFAULT_LIST_LIMIT, before: result.data.before }
+  const { limit = DEFAULT_LIST_LIMIT, before } = result.data
+  if (before !== undefined && cursor !== undefined && !cursor.test(before)) {
+    throw new InvalidTenantConfigError([
+      { path: ['before'], message: 'must be the `next` of a previous page', code: 'invalid_value' },
+    ])
+  }
+  return { limit, before }
 }
 
 // Ids are a zero-padded sequence so that string order is insertion order, which keeps cursors
@@ -100,12 +114,7 @@ export class InMemoryAuditLog implements AuditLog {
 
   async list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }> {
     validateTenantId(tenantId)
-    const { limit, before } = resolveAuditListOptions(options)
-    if (before !== undefined && !ID_PATTERN.test(before)) {
-      throw new InvalidTenantConfigError([
-        { path: ['before'], message: 'must be the `next` of a previous page', code: 'invalid_value' },
-      ])
-    }
+    const { limit, before } = resolveAuditListOptions(options, ID_PATTERN)
     const list = this.#byTenant.get(tenantId) ?? []
     // Newest first: start just below the cursor and walk back.
     let end = list.length

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import type { AuditLog, AuditRecord, AuditRecordInput } from '../src/audit'
 import { isTenantError } from '../src/errors'
 import type { TenantConfig } from '../src/schemas'
+import { rejectionOf as rejects } from './quota-manager'
 
 /** What {@link testAuditLog} needs: a fresh, empty log per test. */
 export type AuditLogFactory = () => AuditLog | Promise<AuditLog>
@@ -33,15 +34,6 @@ function record(tenantId: string, n: number, overrides: Partial<AuditRecordInput
     requestId: `req-${n}`,
     ...overrides,
   }
-}
-
-async function rejects(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
 }
 
 async function all(log: AuditLog, tenantId: string, limit: number): Promise<AuditRecord[]> {

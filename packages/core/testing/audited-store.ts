@@ -4,6 +4,7 @@ import type { ManualClock } from '../src/clock'
 import type { ConfigManager } from '../src/config'
 import { isTenantError } from '../src/errors'
 import type { TenantConfig, TenantConfigInput } from '../src/schemas'
+import { rejectionOf as rejects } from './quota-manager'
 
 /** What {@link testAuditedTenantStore} needs per test: an empty store, its audit log and its clock. */
 export interface AuditedTenantStoreFixture {
@@ -12,15 +13,6 @@ export interface AuditedTenantStoreFixture {
   auditLog: AuditLog
   /** The clock both the store and its audit stamping use. */
   clock: ManualClock
-}
-
-async function rejects(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
 }
 
 async function exists(store: ConfigManager, id: string): Promise<boolean> {
