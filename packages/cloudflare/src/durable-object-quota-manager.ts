@@ -1,0 +1,150 @@
+import type {
+  QuotaAlgorithm,
+  QuotaCost,
+  QuotaDecision,
+  QuotaManager,
+  QuotaProvider,
+  QuotaUsage,
+  QuotaWindowUsage,
+} from '@tenant/core'
+import {
+  DEFAULT_SLIDING_PRECISION,
+  effectiveLimits,
+  fixedWindowAlgorithm,
+  normalizeCost,
+  normalizeTokenDelta,
+  slidingWindowAlgorithm,
+  validateTenantId,
+} from '@tenant/core'
+import type { ObjectClientOptions } from './object-client'
+import { ObjectClient } from './object-client'
+import type { Prefilter, PrefilterOptions } from './prefilter'
+import { createPrefilter, prefilterReason } from './prefilter'
+import type { QuotaAlgorithmName, QuotaCall } from './protocol'
+import { PROTOCOL_VERSION } from './protocol'
+
+/** Options of {@link DurableObjectQuotaManager}. */
+export interface DurableObjectQuotaManagerOptions extends ObjectClientOptions {
+  /**
+   * `'fixed'`: windows aligned to the UTC calendar (like `InMemoryQuotaManager`); `'sliding'`:
+   * sub-window buckets (like `SlidingWindowQuotaManager`). The two keep separate counts.
+   * @default 'fixed'
+   */
+  algorithm?: QuotaAlgorithmName
+  /**
+   * Buckets per sliding window (see `SlidingWindowQuotaManager`); ignored for `'fixed'`.
+   * @default 10
+   */
+  precision?: number
+  /**
+   * A coarse pre-filter through the Workers Rate Limiting binding, checked before the object on
+   * `consume` only (never on `adjust` / `peek`). Approximate, per location: abuse shielding.
+   * @default undefined (none)
+   */
+  prefilter?: PrefilterOptions
+}
+
+/**
+ * Per-tenant quotas held by a Durable Object per tenant ({@link TenantQuotaObject}): one exact,
+ * strongly consistent count for every Worker in every location, where an in-memory quota would
+ * count per isolate and silently multiply the limits.
+ *
+ * Each `consume`, `adjust` and `peek` is one RPC to the tenant's object
+ * (`namespace.idFromName(prefix + tenantId)`), which checks and charges in one step with core's
+ * algorithms. The tenant's limits come from `provider` in the calling Worker and travel with the
+ * call, so a changed limit applies from the next call of a Worker that sees it, to the usage
+ * already counted. Bad input (`InvalidCostError`, `InvalidTenantIdError`, an invalid config) is
+ * refused before any request to the object; a tenant without any limit never costs one.
+ *
+ * @example
+ * ```ts
+ * // env.TENANT_QUOTA: the TenantQuotaObject binding (see the README for wrangler.toml)
+ * const quotas = new DurableObjectQuotaManager(configManager, { namespace: env.TENANT_QUOTA })
+ * const decision = await quotas.consume('acme', { tokens: 1_200 })
+ * if (!decision.allowed) return new Response(decision.reason, { status: 429 })
+ * ```
+ */
+export class DurableObjectQuotaManager implements QuotaManager {
+  readonly #provider: QuotaProvider
+  readonly #client: ObjectClient
+  readonly #algorithm: QuotaAlgorithm<unknown>
+  readonly #name: QuotaAlgorithmName
+  readonly #precision: number
+  readonly #prefilter: Prefilter | undefined
+
+  constructor(provider: QuotaProvider, options: DurableObjectQuotaManagerOptions) {
+    const owner = 'DurableObjectQuotaManager'
+    this.#client = new ObjectClient(owner, provider, 'quotaConfig', options)
+    const { algorithm = 'fixed', precision = DEFAULT_SLIDING_PRECISION } = options
+    if (algorithm !== 'fixed' && algorithm !== 'sliding') {
+      throw new TypeError(`${owner}: options.algorithm must be 'fixed' or 'sliding'`)
+    }
+    // Validates precision now (RangeError), not on the first request.
+    this.#algorithm = algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(precision)
+    this.#provider = provider
+    this.#name = algorithm
+    this.#precision = precision
+    this.#prefilter = createPrefilter(owner, options.prefilter)
+  }
+
+  /** The window algorithm the objects run. */
+  get algorithm(): QuotaAlgorithmName {
+    return this.#name
+  }
+
+  async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
+    validateTenantId(tenantId)
+    const charge = normalizeCost(cost)
+    if (this.#prefilter !== undefined && (await this.#prefilter.refused(tenantId))) {
+      const { periodMs } = this.#prefilter
+      return {
+        allowed: false,
+        remaining: {},
+        limit: {},
+        resetAt: this.#client.localTime() + periodMs,
+        retryAfterMs: periodMs,
+        reason: prefilterReason(periodMs),
+        windows: [],
+      }
+    }
+    const config = await this.#provider.quotaConfig(tenantId)
+    // An unlimited tenant's decision depends on no state: answer here, without a request.
+    if (effectiveLimits(config).length === 0) {
+      return this.#algorithm.consume(undefined, config, charge, this.#client.localTime()).decision
+    }
+    const call: QuotaCall = { ...this.#base(config), op: 'consume', cost: charge }
+    return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaDecision
+  }
+
+  async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
+    validateTenantId(tenantId)
+    const tokens = normalizeTokenDelta(delta)
+    const config = await this.#provider.quotaConfig(tenantId)
+    if (effectiveLimits(config).length === 0) return { tenantId, windows: [] }
+    const call: QuotaCall = { ...this.#base(config), op: 'adjust', tokens }
+    return { tenantId, windows: await this.#windows(tenantId, call) }
+  }
+
+  async peek(tenantId: string): Promise<QuotaUsage> {
+    validateTenantId(tenantId)
+    const config = await this.#provider.quotaConfig(tenantId)
+    if (effectiveLimits(config).length === 0) return { tenantId, windows: [] }
+    const call: QuotaCall = { ...this.#base(config), op: 'peek' }
+    return { tenantId, windows: await this.#windows(tenantId, call) }
+  }
+
+  async #windows(tenantId: string, call: QuotaCall): Promise<QuotaWindowUsage[]> {
+    return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaWindowUsage[]
+  }
+
+  #base(config: QuotaCall['config']) {
+    const now = this.#client.sentTime()
+    return {
+      v: PROTOCOL_VERSION,
+      algorithm: this.#name,
+      precision: this.#precision,
+      config,
+      ...(now === undefined ? {} : { now }),
+    } as const
+  }
+}

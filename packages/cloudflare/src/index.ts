@@ -1,0 +1,21 @@
+export {
+  DurableObjectQuotaManager,
+  type DurableObjectQuotaManagerOptions,
+} from './durable-object-quota-manager'
+export {
+  DurableObjectRateLimiter,
+  type DurableObjectRateLimiterOptions,
+} from './durable-object-rate-limiter'
+export type { ObjectClientOptions, TenantQuotaNamespace } from './object-client'
+export type { PrefilterOptions, RateLimitBinding } from './prefilter'
+export {
+  PROTOCOL_VERSION,
+  type QuotaAlgorithmName,
+  type QuotaCall,
+  type QuotaReply,
+  type RateLimitCall,
+  type RateLimitReply,
+  type Reply,
+  type WireError,
+} from './protocol'
+export { TenantQuotaObject } from './tenant-quota-object'

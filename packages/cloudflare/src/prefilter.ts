@@ -1,0 +1,78 @@
+/**
+ * The Workers Rate Limiting binding (a `[[ratelimits]]` entry in wrangler.toml; workers-types
+ * calls it `RateLimit`). Only `limit` is used.
+ */
+export interface RateLimitBinding {
+  limit(options: { key: string }): Promise<{ success: boolean }>
+}
+
+/**
+ * A coarse, approximate pre-filter through the Workers Rate Limiting binding, run before the
+ * exact Durable Object check. It is abuse shielding, not accounting: the binding counts per
+ * Cloudflare location, approximately, over 10 s or 60 s only. What it refuses never reaches the
+ * tenant's object (no Durable Object request is billed for it); what it lets through is decided
+ * exactly by the object. Set its limit well above any tenant's legitimate peak.
+ */
+export interface PrefilterOptions {
+  /** The binding, e.g. `env.QUOTA_SHIELD`. */
+  binding: RateLimitBinding
+  /**
+   * The binding key for a tenant. Give two managers that share one binding different keys.
+   * @default (tenantId) => tenantId
+   */
+  key?: (tenantId: string) => string
+  /**
+   * The binding's `period` in seconds as configured in wrangler.toml (the binding does not report
+   * it). A refusal's `retryAfterMs` is one period.
+   * @default 60
+   */
+  period?: 10 | 60
+  /**
+   * Called when the binding itself throws. The request then goes on to the exact check: a broken
+   * shield must not refuse traffic the quota would admit.
+   * @default undefined (ignored)
+   */
+  onError?: (error: unknown, tenantId: string) => void
+}
+
+/** A checked pre-filter: `refused(tenantId)` says whether the binding refused this request. */
+export interface Prefilter {
+  readonly periodMs: number
+  refused(tenantId: string): Promise<boolean>
+}
+
+/** Validates {@link PrefilterOptions} once, at construction. */
+export function createPrefilter(owner: string, options: PrefilterOptions | undefined): Prefilter | undefined {
+  if (options === undefined) return undefined
+  if (typeof options !== 'object' || options === null || typeof options.binding?.limit !== 'function') {
+    throw new TypeError(`${owner}: options.prefilter.binding must be a Workers Rate Limiting binding`)
+  }
+  const { binding, key = (tenantId: string) => tenantId, period = 60, onError } = options
+  if (typeof key !== 'function') throw new TypeError(`${owner}: options.prefilter.key must be a function`)
+  if (period !== 10 && period !== 60) {
+    throw new TypeError(`${owner}: options.prefilter.period must be 10 or 60 (the binding's periods)`)
+  }
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new TypeError(`${owner}: options.prefilter.onError must be a function`)
+  }
+  return {
+    periodMs: period * 1000,
+    async refused(tenantId) {
+      try {
+        const outcome = await binding.limit({ key: key(tenantId) })
+        return outcome?.success === false
+      } catch (error) {
+        onError?.(error, tenantId)
+        return false
+      }
+    },
+  }
+}
+
+/** The reason a pre-filter refusal carries. */
+export function prefilterReason(periodMs: number): string {
+  return (
+    `refused by the coarse pre-filter (Workers Rate Limiting binding, per ${periodMs / 1000} s and ` +
+    'per location): too many requests for this tenant'
+  )
+}

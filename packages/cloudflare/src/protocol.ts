@@ -1,0 +1,98 @@
+import type {
+  ConfigIssue,
+  NormalizedCost,
+  QuotaConfig,
+  QuotaDecision,
+  QuotaWindowUsage,
+  RateLimitConfig,
+  RateLimitDecision,
+  TenantErrorCode,
+} from '@tenant/core'
+import {
+  InvalidCostError,
+  InvalidTenantConfigError,
+  isTenantError,
+  TenantBackendError,
+  TenantError,
+} from '@tenant/core'
+
+/**
+ * Version of the messages between the managers and {@link TenantQuotaObject}. The object refuses
+ * other versions, so a Worker and an object class deployed from different releases fail loudly
+ * (503) instead of misreading each other's state.
+ */
+export const PROTOCOL_VERSION = 1
+
+/** The quota algorithms the object runs (core's `fixedWindowAlgorithm` / `slidingWindowAlgorithm`). */
+export type QuotaAlgorithmName = 'fixed' | 'sliding'
+
+/** Fields every quota call carries. */
+interface QuotaCallBase {
+  v: typeof PROTOCOL_VERSION
+  algorithm: QuotaAlgorithmName
+  /** Buckets per window; only read for `'sliding'`. */
+  precision: number
+  /** The tenant's limits as the calling Worker's provider returned them. */
+  config: QuotaConfig
+  /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
+  now?: number
+}
+
+/**
+ * One quota operation, sent to the tenant's object in a single RPC. The cost is validated by the
+ * manager before the call; the object checks it again through core's algorithms.
+ */
+export type QuotaCall =
+  | (QuotaCallBase & { op: 'consume'; cost: NormalizedCost })
+  | (QuotaCallBase & { op: 'adjust'; tokens: number })
+  | (QuotaCallBase & { op: 'peek' })
+
+/** One token-bucket operation for the tenant's object. */
+export interface RateLimitCall {
+  v: typeof PROTOCOL_VERSION
+  config: RateLimitConfig
+  /** Whole number >= 0, validated by the manager. */
+  cost: number
+  /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
+  now?: number
+}
+
+/** A `TenantError` as it crosses the RPC boundary (RPC keeps an error's message, not its class). */
+export interface WireError {
+  code: TenantErrorCode
+  message: string
+  issues?: ConfigIssue[]
+}
+
+/** What the object answers: a value, or the `TenantError` the algorithms threw. */
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: WireError }
+
+/** The answer to a quota call: the decision for `consume`, the windows for `adjust` / `peek`. */
+export type QuotaReply = Reply<QuotaDecision | QuotaWindowUsage[]>
+
+/** The answer to a rate-limit call. */
+export type RateLimitReply = Reply<RateLimitDecision>
+
+/** Turns a thrown `TenantError` into a reply; anything else is rethrown (a backend failure). */
+export function errorReply(error: unknown): { ok: false; error: WireError } {
+  if (!isTenantError(error)) throw error
+  const wire: WireError = { code: error.code, message: error.message }
+  if (error instanceof InvalidTenantConfigError || Array.isArray((error as { issues?: unknown }).issues)) {
+    wire.issues = (error as InvalidTenantConfigError).issues
+  }
+  return { ok: false, error: wire }
+}
+
+/** Rebuilds the typed error of a {@link WireError}, so callers can match on class as well as code. */
+export function errorFromWire(wire: WireError, tenantId: string): TenantError {
+  switch (wire.code) {
+    case 'invalid_cost':
+      return new InvalidCostError(wire.message, { tenantId })
+    case 'tenant_invalid_config':
+      return new InvalidTenantConfigError(wire.issues ?? [], { tenantId })
+    case 'tenant_backend_unavailable':
+      return new TenantBackendError(wire.message, { tenantId })
+    default:
+      return new TenantError(wire.code, wire.message, { tenantId })
+  }
+}

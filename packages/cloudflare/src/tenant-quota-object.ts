@@ -1,0 +1,223 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { QuotaAlgorithm, QuotaConfig, QuotaDecision, QuotaWindow, QuotaWindowUsage } from '@tenant/core'
+import {
+  effectiveLimits,
+  fixedWindowAlgorithm,
+  slidingWindowAlgorithm,
+  TenantBackendError,
+  tokenBucketConsume,
+  tokenBucketFullAt,
+} from '@tenant/core'
+import type { QuotaCall, QuotaReply, RateLimitCall, RateLimitReply, Reply } from './protocol'
+import { errorReply, PROTOCOL_VERSION } from './protocol'
+
+/** What the object keeps per algorithm: core's plain state and when it stops counting anything. */
+interface StoredRecord {
+  state: unknown
+  /** From this instant (ms since the epoch) the state counts nothing and may be deleted. */
+  expiresAt: number
+}
+
+// Storage keys carry a format version, so a future release can change a state's shape without
+// misreading what an older one wrote.
+const KEY_PREFIX = 'v1:'
+const RATE_KEY = `${KEY_PREFIX}rate`
+
+function quotaKey(call: QuotaCall): string {
+  return call.algorithm === 'fixed'
+    ? `${KEY_PREFIX}quota:fixed`
+    : `${KEY_PREFIX}quota:sliding:${call.precision}`
+}
+
+function timeOf(call: { now?: number }): number {
+  if (call.now === undefined) return Date.now()
+  if (typeof call.now !== 'number' || !Number.isFinite(call.now)) {
+    throw new TenantBackendError(`the caller sent an invalid time: ${String(call.now)}`)
+  }
+  return call.now
+}
+
+type WindowState = { [W in QuotaWindow]?: unknown }
+
+/**
+ * Keeps the counters of windows the call's config does not name. Two Workers can briefly hold
+ * different versions of a tenant's limits (a provider cache); without this, a Worker that has not
+ * seen a newly added window would erase that window's count on every write. A kept counter is
+ * harmless: it only counts again if its window is configured again, and the state's expiry (so
+ * the cleanup alarm) still covers it.
+ */
+function keepUnconfigured(next: unknown, previous: unknown, config: QuotaConfig): unknown {
+  if (previous === undefined) return next
+  const configured = new Set(effectiveLimits(config).map((l) => l.window))
+  const merged: WindowState = { ...(next as WindowState) }
+  for (const [window, value] of Object.entries(previous as WindowState) as [QuotaWindow, unknown][]) {
+    if (!configured.has(window) && value !== undefined) merged[window] = value
+  }
+  return merged
+}
+
+/**
+ * The Durable Object that holds one tenant's quota windows and token bucket, so every Worker in
+ * every location asks the same exact, strongly consistent counter. Export it from your Worker's
+ * main module and bind it (see the README); `DurableObjectQuotaManager` and
+ * `DurableObjectRateLimiter` call it with one RPC per decision.
+ *
+ * The arithmetic is core's (`fixedWindowAlgorithm`, `slidingWindowAlgorithm`,
+ * `tokenBucketConsume`): the object only keeps their plain state. That state is loaded once when
+ * the object starts and mirrored in memory; each decision is computed and written with no `await`
+ * in between, so concurrent calls are serialised and never over-admit, and the output gate holds
+ * every answer until its write is durable, so a restart or eviction loses no admitted request.
+ *
+ * Storage stays bounded: a state that counts nothing is deleted rather than written, and an alarm
+ * at the latest expiry deletes what went idle (the whole storage once nothing is left).
+ *
+ * @example
+ * ```ts
+ * // worker.ts
+ * import { TenantQuotaObject } from '@tenant/cloudflare'
+ * export { TenantQuotaObject }
+ * ```
+ */
+export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
+  readonly #records = new Map<string, StoredRecord>()
+  /** The alarm the object has scheduled (mirrors storage), `null` for none. */
+  #alarmAt: number | null = null
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    void ctx.blockConcurrencyWhile(async () => {
+      const [records, alarmAt] = await Promise.all([
+        ctx.storage.list<StoredRecord>({ prefix: KEY_PREFIX }),
+        ctx.storage.getAlarm(),
+      ])
+      for (const [key, record] of records) this.#records.set(key, record)
+      this.#alarmAt = alarmAt
+    })
+  }
+
+  /** Runs one quota operation (called by `DurableObjectQuotaManager`; not a public API). */
+  async quota(call: QuotaCall): Promise<QuotaReply> {
+    return this.#answer(call, () => this.#quota(call))
+  }
+
+  /** Runs one token-bucket decision (called by `DurableObjectRateLimiter`; not a public API). */
+  async rateLimit(call: RateLimitCall): Promise<RateLimitReply> {
+    return this.#answer(call, () => {
+      const now = timeOf(call)
+      const previous = this.#records.get(RATE_KEY)?.state as Parameters<typeof tokenBucketConsume>[0]
+      const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
+      const write = decision.allowed
+        ? this.#save(RATE_KEY, state, state === undefined ? 0 : tokenBucketFullAt(state, call.config), now)
+        : undefined
+      return { value: decision, write }
+    })
+  }
+
+  /** Deletes the states whose windows are over, and everything once nothing is left. */
+  override async alarm(): Promise<void> {
+    const now = Date.now()
+    this.#alarmAt = null
+    const expired: string[] = []
+    let latest = 0
+    for (const [key, record] of this.#records) {
+      if (record.expiresAt <= now) expired.push(key)
+      else latest = Math.max(latest, record.expiresAt)
+    }
+    for (const key of expired) this.#records.delete(key)
+    if (this.#records.size === 0) {
+      await this.ctx.storage.deleteAll()
+      return
+    }
+    if (expired.length > 0) await this.ctx.storage.delete(expired)
+    this.#alarmAt = latest
+    await this.ctx.storage.setAlarm(latest)
+  }
+
+  /**
+   * Computes the answer synchronously (state read, decision, mirror update: one atomic step),
+   * then awaits the write it started. A `TenantError` becomes an error reply, because RPC keeps an
+   * error's message but not its class or fields; anything else rejects the call (a backend failure).
+   */
+  async #answer<T>(
+    call: { v: number },
+    run: () => { value: T; write: Promise<unknown> | undefined },
+  ): Promise<Reply<T>> {
+    let result: { value: T; write: Promise<unknown> | undefined }
+    try {
+      if (call?.v !== PROTOCOL_VERSION) {
+        throw new TenantBackendError(
+          `@tenant/cloudflare protocol mismatch: the Worker sent version ${String(call?.v)}, this ` +
+            `TenantQuotaObject speaks ${PROTOCOL_VERSION}; deploy both from the same release`,
+        )
+      }
+      result = run()
+    } catch (error) {
+      return errorReply(error)
+    }
+    await result.write
+    return { ok: true, value: result.value }
+  }
+
+  #quota(call: QuotaCall): {
+    value: QuotaDecision | QuotaWindowUsage[]
+    write: Promise<unknown> | undefined
+  } {
+    const algorithm: QuotaAlgorithm<unknown> =
+      call.algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(call.precision)
+    const key = quotaKey(call)
+    const now = timeOf(call)
+    const previous = this.#records.get(key)?.state
+    switch (call.op) {
+      case 'consume': {
+        const { decision, state } = algorithm.consume(previous, call.config, call.cost, now)
+        // A denial changes nothing (core returns the state unchanged, at most pruned): no write.
+        if (!decision.allowed) return { value: decision, write: undefined }
+        return { value: decision, write: this.#saveQuota(key, algorithm, state, previous, call.config, now) }
+      }
+      case 'adjust': {
+        const { usage, state } = algorithm.adjust(previous, call.config, call.tokens, now)
+        const write =
+          call.tokens === 0 ? undefined : this.#saveQuota(key, algorithm, state, previous, call.config, now)
+        return { value: usage, write }
+      }
+      case 'peek':
+        return { value: algorithm.peek(previous, call.config, now), write: undefined }
+      default:
+        throw new TenantBackendError(
+          `unknown quota operation ${JSON.stringify((call as { op: unknown }).op)}`,
+        )
+    }
+  }
+
+  #saveQuota(
+    key: string,
+    algorithm: QuotaAlgorithm<unknown>,
+    state: unknown,
+    previous: unknown,
+    config: QuotaConfig,
+    now: number,
+  ): Promise<unknown> | undefined {
+    const kept = keepUnconfigured(state, previous, config)
+    return this.#save(key, kept, algorithm.expiresAt(kept), now)
+  }
+
+  /**
+   * Updates the mirror now and returns the storage write. A state that already counts nothing is
+   * deleted instead of written. The alarm is set only when none is scheduled: when it fires it
+   * moves itself to the latest expiry, so a busy tenant costs one alarm write per expiry period,
+   * not one per decision.
+   */
+  #save(key: string, state: unknown, expiresAt: number, now: number): Promise<unknown> | undefined {
+    const storage = this.ctx.storage
+    if (expiresAt <= now) {
+      return this.#records.delete(key) ? storage.delete(key) : undefined
+    }
+    const record: StoredRecord = { state, expiresAt }
+    this.#records.set(key, record)
+    if (this.#alarmAt !== null) return storage.put(key, record)
+    let latest = expiresAt
+    for (const r of this.#records.values()) latest = Math.max(latest, r.expiresAt)
+    this.#alarmAt = latest
+    return Promise.all([storage.put(key, record), storage.setAlarm(latest)])
+  }
+}

@@ -1,0 +1,289 @@
+// The Worker the workerd tests run: the managers and TenantQuotaObject from src/, bundled by
+// esbuild and driven from Node (test/workerd.ts) over HTTP and a WebSocket. The tenant configs
+// and the time come from the Node side with each message, exactly as a provider and a clock in a
+// real Worker would hand them to the managers.
+import type { QuotaConfig, RateLimitConfig } from '@tenant/core'
+import { isTenantError, TenantNotFoundError } from '@tenant/core'
+import {
+  DurableObjectQuotaManager,
+  DurableObjectRateLimiter,
+  type PrefilterOptions,
+  type RateLimitBinding,
+  TenantQuotaObject,
+} from '../src/index'
+
+interface Env {
+  TENANT_QUOTA: DurableObjectNamespace<CountingQuotaObject>
+  SHIELD: RateLimitBinding
+}
+
+/** What each message asks for. */
+export type TestMessage =
+  | {
+      kind: 'quota'
+      op: 'consume' | 'adjust' | 'peek'
+      tenantId: string
+      /** The cost (consume) or the delta (adjust), passed to the manager as it is. */
+      arg?: unknown
+      /** The provider's answer; absent: the provider throws TenantNotFoundError. */
+      config?: QuotaConfig
+      now?: number
+      algorithm?: 'fixed' | 'sliding'
+      precision?: number
+      prefilter?: PrefilterMode
+      prefix?: string
+    }
+  | {
+      kind: 'rate'
+      tenantId: string
+      arg?: unknown
+      config?: RateLimitConfig | null
+      now?: number
+      prefilter?: PrefilterMode
+    }
+  /** Storage and call counts of a tenant's object. */
+  | { kind: 'inspect'; tenantId: string; prefix?: string }
+  /** Runs the object's alarm handler now. */
+  | { kind: 'alarm'; tenantId: string }
+  /** The next RPC into the tenant's object throws a plain Error (a backend fault). */
+  | { kind: 'break'; tenantId: string }
+  /** Sends a raw call with a wrong protocol version. */
+  | { kind: 'raw'; tenantId: string; call: unknown }
+  /** The keys the recording pre-filter binding saw. */
+  | { kind: 'shieldKeys' }
+
+/** `real`: miniflare's emulated binding; the others are fakes for faults that cannot be produced. */
+export type PrefilterMode = 'real' | 'refuse' | 'throw' | 'record'
+
+export type TestReply =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { name: string; code?: string; status?: number; message: string; tenantId?: string } }
+
+/** What `inspect` reports. */
+export interface Inspection {
+  keys: string[]
+  alarm: number | null
+  calls: number
+  writes: number
+  deletes: number
+  alarmWrites: number
+}
+
+let shieldKeys: string[] = []
+const errorsSeen: unknown[] = []
+
+function bindingFor(mode: PrefilterMode | undefined, env: Env): PrefilterOptions | undefined {
+  switch (mode) {
+    case undefined:
+      return undefined
+    case 'real':
+      return { binding: env.SHIELD, key: (id) => `shield:${id}` }
+    case 'refuse':
+      return { binding: { limit: async () => ({ success: false }) }, period: 10 }
+    case 'throw':
+      return {
+        binding: {
+          limit: async () => {
+            throw new Error('rate limiting binding unavailable')
+          },
+        },
+        onError: (error) => errorsSeen.push(error),
+      }
+    case 'record':
+      return {
+        binding: {
+          limit: async ({ key }) => {
+            shieldKeys.push(key)
+            return { success: true }
+          },
+        },
+        key: (id) => `tenant:${id}`,
+      }
+  }
+}
+
+async function handle(message: TestMessage, env: Env): Promise<unknown> {
+  const stub = (tenantId: string, prefix = '') =>
+    env.TENANT_QUOTA.get(env.TENANT_QUOTA.idFromName(prefix + tenantId))
+  switch (message.kind) {
+    case 'quota': {
+      const { config, now } = message
+      const provider = {
+        quotaConfig: async (id: string) => {
+          if (config === undefined) throw new TenantNotFoundError(id)
+          return config
+        },
+      }
+      const manager = new DurableObjectQuotaManager(provider, {
+        namespace: env.TENANT_QUOTA,
+        ...(now === undefined ? {} : { clock: { now: () => now } }),
+        ...(message.algorithm ? { algorithm: message.algorithm } : {}),
+        ...(message.precision ? { precision: message.precision } : {}),
+        ...(message.prefix ? { prefix: message.prefix } : {}),
+        ...(message.prefilter ? { prefilter: bindingFor(message.prefilter, env) } : {}),
+      })
+      if (message.op === 'consume') return manager.consume(message.tenantId, message.arg as never)
+      if (message.op === 'adjust') return manager.adjust(message.tenantId, message.arg as never)
+      return manager.peek(message.tenantId)
+    }
+    case 'rate': {
+      const { config, now } = message
+      const provider = {
+        rateLimitConfig: async (id: string) => {
+          if (config === undefined) throw new TenantNotFoundError(id)
+          return config
+        },
+      }
+      const limiter = new DurableObjectRateLimiter(provider, {
+        namespace: env.TENANT_QUOTA,
+        ...(now === undefined ? {} : { clock: { now: () => now } }),
+        ...(message.prefilter ? { prefilter: bindingFor(message.prefilter, env) } : {}),
+      })
+      return limiter.consume(message.tenantId, message.arg as never)
+    }
+    case 'inspect':
+      return stub(message.tenantId, message.prefix).inspect()
+    case 'alarm':
+      return stub(message.tenantId).runAlarm()
+    case 'break':
+      return stub(message.tenantId).breakNext()
+    case 'raw':
+      return stub(message.tenantId).quota(message.call as never)
+    case 'shieldKeys': {
+      const keys = shieldKeys
+      shieldKeys = []
+      return { keys, errors: errorsSeen.splice(0).map(String) }
+    }
+  }
+}
+
+async function reply(message: TestMessage, env: Env): Promise<TestReply> {
+  try {
+    return { ok: true, value: await handle(message, env) }
+  } catch (error) {
+    const e = error as Error
+    return {
+      ok: false,
+      error: isTenantError(error)
+        ? {
+            name: e.name,
+            code: error.code,
+            status: error.status,
+            message: e.message,
+            tenantId: error.tenantId,
+          }
+        : { name: e?.name ?? 'Error', message: String(e?.message ?? e) },
+    }
+  }
+}
+
+// Non-finite numbers and undefined do not survive JSON; the Node side encodes them so that a bad
+// cost reaches the manager as the very value the suite passed.
+function revive(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && '$n' in value)
+    return Number((value as { $n: string }).$n)
+  return value
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    if (request.headers.get('Upgrade') !== 'websocket') {
+      const message = JSON.parse(await request.text(), revive) as TestMessage
+      return Response.json(await reply(message, env))
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    server.accept()
+    server.addEventListener('message', async (event) => {
+      const { id, message } = JSON.parse(event.data as string, revive) as { id: number; message: TestMessage }
+      server.send(JSON.stringify({ id, reply: await reply(message, env) }))
+    })
+    return new Response(null, { status: 101, webSocket: client })
+  },
+}
+
+/**
+ * TenantQuotaObject with instruments around its storage: counts of RPCs, writes and deletes, a
+ * way to run the alarm now, and a one-shot fault. The code under test is the parent class.
+ */
+export class CountingQuotaObject extends TenantQuotaObject<Env> {
+  #calls = 0
+  #writes = 0
+  #deletes = 0
+  #alarmWrites = 0
+  #broken = false
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    const count = (field: 'writes' | 'deletes' | 'alarmWrites', n = 1) => {
+      if (this) this.#bump(field, n)
+    }
+    const storage = new Proxy(ctx.storage, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target)
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          if (prop === 'put')
+            count('writes', typeof args[0] === 'string' ? 1 : Object.keys(args[0] as object).length)
+          if (prop === 'delete') count('deletes', Array.isArray(args[0]) ? args[0].length : 1)
+          if (prop === 'deleteAll') count('deletes')
+          if (prop === 'setAlarm') count('alarmWrites')
+          return value.apply(target, args)
+        }
+      },
+    })
+    super(ctx, env)
+    // The parent reads `this.ctx.storage` on every write; the base class insists on the real
+    // DurableObjectState in its constructor, so the counting view is swapped in afterwards.
+    const counted = new Proxy(ctx, {
+      get(target, prop) {
+        if (prop === 'storage') return storage
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    Object.defineProperty(this, 'ctx', { value: counted, configurable: true, writable: true })
+  }
+
+  #bump(field: 'writes' | 'deletes' | 'alarmWrites', n: number): void {
+    if (field === 'writes') this.#writes += n
+    else if (field === 'deletes') this.#deletes += n
+    else this.#alarmWrites += n
+  }
+
+  override async quota(call: Parameters<TenantQuotaObject['quota']>[0]) {
+    this.#calls++
+    this.#fault()
+    return super.quota(call)
+  }
+
+  override async rateLimit(call: Parameters<TenantQuotaObject['rateLimit']>[0]) {
+    this.#calls++
+    this.#fault()
+    return super.rateLimit(call)
+  }
+
+  async inspect(): Promise<Inspection> {
+    const keys = [...(await this.ctx.storage.list()).keys()]
+    return {
+      keys,
+      alarm: await this.ctx.storage.getAlarm(),
+      calls: this.#calls,
+      writes: this.#writes,
+      deletes: this.#deletes,
+      alarmWrites: this.#alarmWrites,
+    }
+  }
+
+  async runAlarm(): Promise<void> {
+    await this.alarm()
+  }
+
+  breakNext(): void {
+    this.#broken = true
+  }
+
+  #fault(): void {
+    if (!this.#broken) return
+    this.#broken = false
+    throw new Error('simulated storage failure')
+  }
+}
