@@ -1,2 +1,3 @@
+export { pgTenantIdColumn as tenantIdColumn } from '../scoped-columns'
 export { migrations } from './migrations'
 export * from './schema'

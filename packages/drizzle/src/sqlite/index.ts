@@ -1,2 +1,3 @@
+export { sqliteTenantIdColumn as tenantIdColumn } from '../scoped-columns'
 export { migrations } from './migrations'
 export * from './schema'

@@ -1,0 +1,395 @@
+import {
+  and,
+  Column,
+  eq,
+  getTableColumns,
+  is,
+  isSQLWrapper,
+  Name,
+  Param,
+  Placeholder,
+  SQL,
+  type SQLWrapper,
+  StringChunk,
+  Subquery,
+  Table,
+  View,
+} from 'drizzle-orm'
+import { UnsafeQueryError } from './raw-sql-ast'
+
+// Internal: the scoped query builders. Each is Drizzle's own builder behind a Proxy that
+// (1) puts `tenant = id` into WHERE as soon as the table is known, and ANDs it with whatever the
+//     caller passes to `.where()` later (Drizzle's `.where()` replaces, so the caller cannot drop it);
+// (2) puts `joined.tenant = id` into the ON clause of every INNER/LEFT join and refuses the joins
+//     that cannot be scoped that way (RIGHT, FULL, CROSS, LATERAL);
+// (3) tags every inserted row and refuses to change the tenant column;
+// (4) refuses expressions that embed a table, subquery or query builder that was not built through
+//     a scoped database of the same tenant.
+// The types users see are Drizzle's: the proxies behave exactly like the builders they wrap.
+
+/** What a scoped statement needs: the tenant it is for and how to find tenant columns. */
+export interface ScopeContext {
+  tenantId: string
+  /** SQL name of the tenant column. */
+  column: string
+  /** `schema.table` keys of the shared tables (readable, never filtered, never written). */
+  shared: ReadonlySet<string>
+  /** The database's casing rules, to compare SQL column names the way Drizzle renders them. */
+  columnName: (column: Column) => string
+}
+
+// Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
+const artefacts = new WeakMap<object, string>()
+
+/** The tenant a scoped builder, subquery or count was made for, or undefined for anything else. */
+export function scopedTenantOf(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null ? artefacts.get(value) : undefined
+}
+
+function register<T extends object>(value: T, tenantId: string): T {
+  if (typeof value === 'object' && value !== null) artefacts.set(value, tenantId)
+  return value
+}
+
+const TableSchema = Symbol.for('drizzle:Schema')
+const TableOriginalName = Symbol.for('drizzle:OriginalName')
+const TableName = Symbol.for('drizzle:Name')
+
+/** `schema.table` of a Drizzle table (the original table for an alias). */
+export function sharedKey(table: Table): string {
+  const t = table as unknown as Record<symbol, string | undefined>
+  return `${t[TableSchema] ?? ''}.${t[TableOriginalName] ?? t[TableName] ?? ''}`
+}
+
+function displayName(table: Table): string {
+  return String((table as unknown as Record<symbol, string | undefined>)[TableName])
+}
+
+/** The table's tenant column (through an alias, the aliased column), or undefined. */
+export function tenantColumn(table: Table, ctx: ScopeContext): { key: string; column: Column } | undefined {
+  const columns = getTableColumns(table) as Record<string, Column>
+  for (const [key, column] of Object.entries(columns)) {
+    if (ctx.columnName(column) === ctx.column) return { key, column }
+  }
+  return undefined
+}
+
+/** The tenant condition for a table, `undefined` for a shared one; refuses other tables. */
+function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | undefined {
+  if (is(table, Table)) {
+    const tc = tenantColumn(table, ctx)
+    if (tc !== undefined) return eq(tc.column, ctx.tenantId)
+    if (ctx.shared.has(sharedKey(table))) return undefined
+    throw new UnsafeQueryError(
+      `table "${displayName(table)}" has no "${ctx.column}" column; list it in \`shared\` if every tenant may read it, or use unscoped(db) for admin work`,
+    )
+  }
+  const owner = scopedTenantOf(table)
+  if (owner !== undefined) {
+    if (owner !== ctx.tenantId) throw new UnsafeQueryError(`${role} was built for another tenant`)
+    return undefined
+  }
+  throw new UnsafeQueryError(
+    `${role} must be a table or a subquery built with a scoped database (views, raw SQL and unscoped subqueries cannot be filtered)`,
+  )
+}
+
+/** A tenant table the scoped API may write to. */
+function writableTenantColumn(table: unknown, ctx: ScopeContext): { key: string; column: Column } {
+  if (!is(table, Table)) throw new UnsafeQueryError('the scoped API writes to tables only')
+  const tc = tenantColumn(table, ctx)
+  if (tc === undefined) {
+    throw new UnsafeQueryError(
+      `table "${displayName(table)}" has no "${ctx.column}" column; writes to shared tables are admin work (use unscoped(db))`,
+    )
+  }
+  return tc
+}
+
+/**
+ * Refuses an expression that reaches outside the tenant: a table, view or subquery inside it, or a
+ * query builder not made by a scoped database of this tenant. Columns, parameters and plain values
+ * pass. (Raw text inside `sql` is the caller's own code and cannot be inspected.)
+ */
+export function inspectExpression(value: unknown, ctx: ScopeContext, depth = 0): void {
+  if (value === null || typeof value !== 'object') return
+  if (depth > 100) throw new UnsafeQueryError('expression nested too deeply to inspect')
+  const owner = artefacts.get(value)
+  if (owner !== undefined) {
+    if (owner !== ctx.tenantId)
+      throw new UnsafeQueryError('an expression embeds a query built for another tenant')
+    return
+  }
+  if (
+    is(value, Column) ||
+    is(value, Param) ||
+    is(value, Placeholder) ||
+    is(value, StringChunk) ||
+    is(value, Name)
+  )
+    return
+  if (is(value, SQL)) {
+    for (const chunk of value.queryChunks) inspectExpression(chunk, ctx, depth + 1)
+    return
+  }
+  if (is(value, SQL.Aliased)) {
+    inspectExpression(value.sql, ctx, depth + 1)
+    return
+  }
+  if (is(value, Table) || is(value, View) || is(value, Subquery)) {
+    throw new UnsafeQueryError(
+      'an expression refers to a table, view or subquery directly; build subqueries with the same scoped database',
+    )
+  }
+  if (isSQLWrapper(value)) {
+    inspectExpression((value as SQLWrapper).getSQL(), ctx, depth + 1)
+    return
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) inspectExpression(v, ctx, depth + 1)
+    return
+  }
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null) {
+    for (const v of Object.values(value)) inspectExpression(v, ctx, depth + 1)
+  }
+  // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
+}
+
+/** Wraps a Drizzle callback argument (`where((fields) => ...)`) so its result is inspected too. */
+function inspected<T>(arg: T, ctx: ScopeContext): T {
+  if (typeof arg !== 'function') {
+    inspectExpression(arg, ctx)
+    return arg
+  }
+  return ((...a: unknown[]) => {
+    const result = (arg as (...a: unknown[]) => unknown)(...a)
+    inspectExpression(result, ctx)
+    return result
+  }) as T
+}
+
+function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeContext): unknown {
+  if (condition === undefined) return inspected(where, ctx)
+  if (typeof where === 'function') {
+    return (...a: unknown[]) => {
+      const result = (where as (...a: unknown[]) => unknown)(...a)
+      inspectExpression(result, ctx)
+      return and(condition, result as SQL | undefined)
+    }
+  }
+  inspectExpression(where, ctx)
+  return and(condition, where as SQL | undefined)
+}
+
+type Intercepts = Record<string, (target: any, ...args: any[]) => unknown>
+
+// Methods whose arguments are not SQL (execution, promise callbacks) are passed through untouched.
+const PASS_THROUGH = new Set([
+  'then',
+  'catch',
+  'finally',
+  'execute',
+  'run',
+  'all',
+  'get',
+  'values',
+  'prepare',
+  'toSQL',
+  'getSQL',
+  'getSelectedFields',
+  'limit',
+  'offset',
+  '$withCache',
+  '$dynamic',
+  'setToken',
+  'mapResult',
+])
+
+function refuse(message: string): () => never {
+  return () => {
+    throw new UnsafeQueryError(message)
+  }
+}
+
+/** Drizzle's builder behind a proxy with our intercepts; any method returning the builder returns the proxy. */
+function scopedProxy<T extends object>(target: T, ctx: ScopeContext, intercepts: Intercepts): T {
+  const proxy: T = new Proxy(target, {
+    get(t, prop) {
+      if (typeof prop === 'string' && Object.hasOwn(intercepts, prop)) {
+        const fn = intercepts[prop]!
+        return (...args: unknown[]) => {
+          const result = fn(t, ...args)
+          return result === t ? proxy : result
+        }
+      }
+      const value = Reflect.get(t, prop, t)
+      if (typeof value !== 'function' || typeof prop === 'symbol' || prop === 'constructor') return value
+      return (...args: unknown[]) => {
+        const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, ctx))
+        const result = (value as (...a: unknown[]) => unknown).apply(t, checked)
+        return result === t ? proxy : result
+      }
+    },
+  })
+  return register(proxy, ctx.tenantId)
+}
+
+function setOperator(ctx: ScopeContext) {
+  return (name: string) => (t: any, right: unknown) => {
+    if (typeof right === 'function' || scopedTenantOf(right) !== ctx.tenantId) {
+      throw new UnsafeQueryError(`${name}() needs a query built with a scoped database of the same tenant`)
+    }
+    return t[name](right)
+  }
+}
+
+function joinIntercept(ctx: ScopeContext, name: string) {
+  return (t: any, table: unknown, on: unknown) => {
+    const condition = tableCondition(table, ctx, `the table joined by ${name}()`)
+    return t[name](table, withCondition(condition, on, ctx))
+  }
+}
+
+const UNSCOPABLE_JOIN =
+  'cannot be scoped: the joined rows would not all pass through the ON condition; use innerJoin/leftJoin or unscoped(db)'
+
+/** The query builder after `.from()`, with the tenant condition already in WHERE. */
+function scopedSelectQuery(query: any, condition: SQL | undefined, ctx: ScopeContext): unknown {
+  if (condition !== undefined) query.where(condition)
+  const op = setOperator(ctx)
+  return scopedProxy(query, ctx, {
+    where: (t, where) => t.where(withCondition(condition, where, ctx)),
+    having: (t, having) => t.having(inspected(having, ctx)),
+    innerJoin: joinIntercept(ctx, 'innerJoin'),
+    leftJoin: joinIntercept(ctx, 'leftJoin'),
+    rightJoin: refuse(`rightJoin ${UNSCOPABLE_JOIN}`),
+    fullJoin: refuse(`fullJoin ${UNSCOPABLE_JOIN}`),
+    crossJoin: refuse(`crossJoin ${UNSCOPABLE_JOIN}`),
+    innerJoinLateral: refuse(`innerJoinLateral ${UNSCOPABLE_JOIN}`),
+    leftJoinLateral: refuse(`leftJoinLateral ${UNSCOPABLE_JOIN}`),
+    crossJoinLateral: refuse(`crossJoinLateral ${UNSCOPABLE_JOIN}`),
+    union: op('union'),
+    unionAll: op('unionAll'),
+    intersect: op('intersect'),
+    intersectAll: op('intersectAll'),
+    except: op('except'),
+    exceptAll: op('exceptAll'),
+    // Used by the standalone union(a, b) helpers of drizzle-orm/*-core.
+    addSetOperators: (t, operators: { rightSelect: unknown }[]) => {
+      for (const o of operators) {
+        if (scopedTenantOf(o.rightSelect) !== ctx.tenantId) {
+          throw new UnsafeQueryError(
+            'a set operation needs queries built with a scoped database of the same tenant',
+          )
+        }
+      }
+      return t.addSetOperators(operators)
+    },
+    as: (t, alias: string) => register(t.as(alias), ctx.tenantId),
+  })
+}
+
+/** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
+export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
+  for (const a of args) inspectExpression(a, ctx)
+  const builder = db[method](...args)
+  return scopedProxy(builder, ctx, {
+    from: (t, source) => {
+      const condition = tableCondition(source, ctx, 'the FROM source')
+      return scopedSelectQuery(t.from(source), condition, ctx)
+    },
+  })
+}
+
+function checkTenantValue(row: Record<string, unknown>, key: string, ctx: ScopeContext, what: string): void {
+  if (!Object.hasOwn(row, key) || row[key] === undefined) return
+  if (row[key] !== ctx.tenantId) {
+    throw new UnsafeQueryError(
+      `${what} sets "${key}" to something other than the scoped tenant "${ctx.tenantId}"`,
+    )
+  }
+}
+
+/** `db.insert(table)`: every row is tagged with the tenant; upserts cannot touch other tenants. */
+export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknown {
+  const { key, column } = writableTenantColumn(table, ctx)
+  const condition = eq(column, ctx.tenantId)
+  const builder = db.insert(table)
+  return scopedProxy(builder, ctx, {
+    values: (t, values: unknown) => {
+      const rows = Array.isArray(values) ? values : [values]
+      const tagged = rows.map((row) => {
+        if (row === null || typeof row !== 'object')
+          throw new UnsafeQueryError('insert values must be objects')
+        checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
+        inspectExpression(row, ctx)
+        return { ...(row as Record<string, unknown>), [key]: ctx.tenantId }
+      })
+      return scopedInsertQuery(t.values(Array.isArray(values) ? tagged : tagged[0]), key, condition, ctx)
+    },
+    select: refuse('INSERT ... SELECT is refused by the scoped API: insert values'),
+  })
+}
+
+function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeContext): unknown {
+  return scopedProxy(query, ctx, {
+    onConflictDoUpdate: (t, config: Record<string, unknown>) => {
+      const set = config.set as Record<string, unknown> | undefined
+      if (set !== undefined && Object.hasOwn(set, key) && set[key] !== undefined) {
+        throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
+      }
+      inspectExpression(config, ctx)
+      const { where, setWhere, ...rest } = config
+      // The conflicting row may be another tenant's when the unique key lacks the tenant column:
+      // only update it when it is ours.
+      return t.onConflictDoUpdate({
+        ...rest,
+        setWhere: and(condition, (setWhere ?? where) as SQL | undefined),
+      })
+    },
+  })
+}
+
+/** `db.update(table)`: WHERE always has the tenant condition; the tenant column cannot change. */
+export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknown {
+  const { key, column } = writableTenantColumn(table, ctx)
+  const condition = eq(column, ctx.tenantId)
+  const builder = db.update(table)
+  return scopedProxy(builder, ctx, {
+    set: (t, values: Record<string, unknown>) => {
+      if (values === null || typeof values !== 'object')
+        throw new UnsafeQueryError('update values must be an object')
+      checkTenantValue(values, key, ctx, 'an update')
+      inspectExpression(values, ctx)
+      const query = t.set(values)
+      query.where(condition)
+      return scopedProxy(query, ctx, {
+        where: (q, where) => q.where(withCondition(condition, where, ctx)),
+        from: refuse('UPDATE ... FROM is refused by the scoped API: use a scoped subquery in where()'),
+        innerJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
+        leftJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
+        rightJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
+        fullJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
+      })
+    },
+  })
+}
+
+/** `db.delete(table)`: WHERE always has the tenant condition. */
+export function scopedDelete(db: any, table: unknown, ctx: ScopeContext): unknown {
+  const { column } = writableTenantColumn(table, ctx)
+  const condition = eq(column, ctx.tenantId)
+  const query = db.delete(table)
+  query.where(condition)
+  return scopedProxy(query, ctx, {
+    where: (q, where) => q.where(withCondition(condition, where, ctx)),
+  })
+}
+
+/** `db.$count(table, filters)` with the tenant condition. */
+export function scopedCount(db: any, source: unknown, filters: unknown, ctx: ScopeContext): unknown {
+  const condition = tableCondition(source, ctx, 'the $count source')
+  inspectExpression(filters, ctx)
+  return register(db.$count(source, and(condition, filters as SQL | undefined)), ctx.tenantId)
+}

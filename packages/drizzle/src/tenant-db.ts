@@ -1,0 +1,270 @@
+import { TenantError, validateTenantId } from '@tenant/core'
+import { type Column, getTableName, is, type SQL, sql, Table } from 'drizzle-orm'
+import { type AnyDb, detectDriver, queryRows, runQuery, type TenantDatabase } from './driver'
+import { checkColumnName, scopeSql } from './raw-sql'
+import type { SqlDialect } from './raw-sql-ast'
+import {
+  type ScopeContext,
+  scopedCount,
+  scopedDelete,
+  scopedInsert,
+  scopedSelect,
+  scopedUpdate,
+  sharedKey,
+} from './scoped-builders'
+
+/** Where the current tenant comes from: a fixed id, or a function such as `currentTenantId`. */
+export type TenantIdSource = string | (() => string | undefined)
+
+/** Options of {@link TenantDB} and {@link scoped}. */
+export interface TenantDBOptions {
+  /**
+   * SQL name of the tenant column, the same in every tenant table (the Drizzle column is found by
+   * this name, so `tenantId: text('tenant_id')` matches).
+   * @default 'tenant_id'
+   */
+  column?: string
+  /**
+   * Tables without a tenant column that every tenant may read (plans, currencies): Drizzle tables
+   * for the scoped API, or `'table'` / `'schema.table'` names for raw SQL. They are never filtered
+   * and never written through a TenantDB. Any other table without the column is refused.
+   * @default []
+   */
+  shared?: readonly (Table | string)[]
+}
+
+/** The Drizzle methods a {@link TenantDB} scopes; their types are Drizzle's own. */
+type ScopedMethodName =
+  | 'select'
+  | 'selectDistinct'
+  | 'selectDistinctOn'
+  | 'insert'
+  | 'update'
+  | 'delete'
+  | '$count'
+
+/** The transaction object Drizzle passes to `TDb.transaction`'s callback. */
+export type TransactionOf<TDb> = TDb extends { transaction(fn: (tx: infer X) => any, ...rest: any[]): any }
+  ? X
+  : never
+
+/** What {@link TenantDB.exec} reports. */
+export interface ExecResult {
+  /** Rows inserted, updated or deleted, as reported by the driver (0 when it does not say). */
+  rowsAffected: number
+}
+
+function tenantRequired(): TenantError {
+  return new TenantError(
+    'tenant_required',
+    'no tenant for this scoped query: pass a tenant id, or a tenantId() source that returns one (for example currentTenantId inside a tenant request)',
+  )
+}
+
+function readSource(source: TenantIdSource): string {
+  const id = typeof source === 'function' ? source() : source
+  if (id === undefined || id === null || id === '') throw tenantRequired()
+  return validateTenantId(id)
+}
+
+function snakeCase(name: string): string {
+  return name.replace(/(?<=[a-z0-9])([A-Z])/g, '_$1').toLowerCase()
+}
+
+/**
+ * A tenant's view of a Drizzle database: every query built through it is filtered by the tenant,
+ * every inserted row is tagged with it, an update can never change the tenant column, joins stay
+ * scoped, and raw SQL goes through {@link addTenantFilter}'s parser-based scoping and proof. There
+ * is no way to get the unscoped database back out of it: admin work uses {@link unscoped}.
+ *
+ * Without a tenant (a source that returns `undefined`) every query throws `TenantError`
+ * (`tenant_required`, 401) before touching the database.
+ *
+ * Join rule: `innerJoin`/`leftJoin` put `joined.tenant_id = <tenant>` into the ON clause of every
+ * joined tenant table; `rightJoin`, `fullJoin`, `crossJoin` and lateral joins are refused, and so
+ * is joining a table that has no tenant column unless it is listed in `shared`.
+ *
+ * @example
+ * ```ts
+ * const tdb = new TenantDB(db, { tenantId: 'acme' })
+ * await tdb.insert(notes).values({ id: 'n1', title: 'hello' })        // tenant_id = 'acme'
+ * const mine = await tdb.select().from(notes).where(eq(notes.id, 'n1')) // ... AND tenant_id = 'acme'
+ * const rows = await tdb.query('SELECT title FROM notes WHERE id = ?', ['n1'])
+ * ```
+ */
+export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
+  readonly #db: TDb
+  readonly #source: TenantIdSource
+  readonly #column: string
+  readonly #sharedOption: readonly (Table | string)[]
+  readonly #shared: ReadonlySet<string>
+  readonly #sharedNames: string[]
+  readonly #dialect: SqlDialect
+
+  /** `db.select(...)`, scoped. */
+  declare readonly select: TDb['select']
+  /** `db.selectDistinct(...)`, scoped. */
+  declare readonly selectDistinct: TDb['selectDistinct']
+  /** `db.selectDistinctOn(...)` (Postgres only), scoped. */
+  declare readonly selectDistinctOn: TDb extends { selectDistinctOn: infer M } ? M : never
+  /** `db.insert(table)`, scoped: every row is tagged with the tenant. */
+  declare readonly insert: TDb['insert']
+  /** `db.update(table)`, scoped: cannot change the tenant column. */
+  declare readonly update: TDb['update']
+  /** `db.delete(table)`, scoped. */
+  declare readonly delete: TDb['delete']
+  /** `db.$count(table, filters)`, scoped. */
+  declare readonly $count: TDb['$count']
+
+  constructor(db: TDb, options: TenantDBOptions & { tenantId: TenantIdSource }) {
+    const info = detectDriver(db)
+    if (typeof options?.tenantId === 'string') validateTenantId(options.tenantId)
+    else if (typeof options?.tenantId !== 'function') throw tenantRequired()
+    this.#db = db
+    this.#source = options.tenantId
+    this.#column = checkColumnName(options.column ?? 'tenant_id')
+    this.#dialect = info.dialect === 'pg' ? 'postgresql' : 'sqlite'
+    this.#sharedOption = [...(options.shared ?? [])]
+    const shared = new Set<string>()
+    const names: string[] = []
+    for (const entry of this.#sharedOption) {
+      if (is(entry, Table)) {
+        const key = sharedKey(entry)
+        shared.add(key)
+        names.push(key.startsWith('.') ? getTableName(entry) : key)
+      } else if (typeof entry === 'string') {
+        names.push(entry)
+        const [a, b] = entry.split('.')
+        // Drizzle tables in the default schema have no schema name; Postgres calls it public.
+        if (b === undefined) shared.add(`.${a}`).add(`public.${a}`)
+        else shared.add(`${a}.${b}`).add(a === 'public' ? `.${b}` : `${a}.${b}`)
+      } else {
+        throw new TenantError('tenant_invalid_config', 'shared entries must be Drizzle tables or table names')
+      }
+    }
+    this.#shared = shared
+    this.#sharedNames = names
+    const anyDb = db as AnyDb
+    const define = (name: ScopedMethodName, fn: (...args: any[]) => unknown) => {
+      if (typeof anyDb[name] === 'function')
+        Object.defineProperty(this, name, { value: fn, enumerable: true })
+    }
+    define('select', (...args) => scopedSelect(anyDb, 'select', args, this.#context()))
+    define('selectDistinct', (...args) => scopedSelect(anyDb, 'selectDistinct', args, this.#context()))
+    define('selectDistinctOn', (...args) => scopedSelect(anyDb, 'selectDistinctOn', args, this.#context()))
+    define('insert', (table) => scopedInsert(anyDb, table, this.#context()))
+    define('update', (table) => scopedUpdate(anyDb, table, this.#context()))
+    define('delete', (table) => scopedDelete(anyDb, table, this.#context()))
+    define('$count', (source, filters) => scopedCount(anyDb, source, filters, this.#context()))
+  }
+
+  /** The current tenant; throws `TenantError` (`tenant_required`) when there is none. */
+  get tenantId(): string {
+    return readSource(this.#source)
+  }
+
+  /** SQL name of the tenant column. */
+  get column(): string {
+    return this.#column
+  }
+
+  #context(): ScopeContext {
+    const dialect = (this.#db as AnyDb).dialect
+    return {
+      tenantId: this.tenantId,
+      column: this.#column,
+      shared: this.#shared,
+      columnName: (column: Column) =>
+        typeof dialect?.casing?.getColumnCasing === 'function'
+          ? dialect.casing.getColumnCasing(column)
+          : column.keyAsName
+            ? snakeCase(column.name)
+            : column.name,
+    }
+  }
+
+  #scoped(statement: string, params: readonly unknown[]): { tenantId: string; query: SQL } {
+    if (!Array.isArray(params)) throw new TenantError('tenant_invalid_config', 'params must be an array')
+    const tenantId = this.tenantId
+    const parts = scopeSql(statement, tenantId, this.#column, {
+      dialect: this.#dialect,
+      params,
+      sharedTables: this.#sharedNames,
+    })
+    const chunks: SQL[] = []
+    parts.text.forEach((text, i) => {
+      chunks.push(sql.raw(text))
+      if (i < parts.values.length) chunks.push(sql`${parts.values[i]}`)
+    })
+    return { tenantId, query: sql.join(chunks) }
+  }
+
+  /**
+   * Runs one raw SELECT (or a write with RETURNING) scoped to the tenant and returns its rows.
+   * Placeholders are the dialect's own: `?` for SQLite, `$1..$n` for Postgres. The statement is
+   * parsed, filtered like {@link addTenantFilter}, proven scoped on exactly the text that runs,
+   * and refused with an `UnsafeQueryError` (`tenant_unsafe_query`) otherwise.
+   *
+   * @example
+   * ```ts
+   * const rows = await tdb.query<{ title: string }>('SELECT title FROM notes WHERE done = ? OR pinned = ?', [0, 1])
+   * ```
+   */
+  async query<R = Record<string, unknown>>(statement: string, params: readonly unknown[] = []): Promise<R[]> {
+    const { tenantId, query } = this.#scoped(statement, params)
+    const info = detectDriver(this.#db)
+    return (await runQuery('raw tenant query', tenantId, () => queryRows(this.#db, info, query))) as R[]
+  }
+
+  /**
+   * Runs one raw INSERT, UPDATE or DELETE scoped to the tenant (see {@link TenantDB.query}) and
+   * reports the rows it changed.
+   *
+   * @example
+   * ```ts
+   * const { rowsAffected } = await tdb.exec('UPDATE notes SET done = 1 WHERE id = ?', ['n1'])
+   * ```
+   */
+  async exec(statement: string, params: readonly unknown[] = []): Promise<ExecResult> {
+    const { tenantId, query } = this.#scoped(statement, params)
+    const anyDb = this.#db as AnyDb
+    const result = await runQuery('raw tenant statement', tenantId, () =>
+      this.#dialect === 'sqlite' ? anyDb.run(query) : anyDb.execute(query),
+    )
+    return { rowsAffected: rowsAffectedOf(result) }
+  }
+
+  /**
+   * Runs `fn` in a database transaction with a TenantDB of the same tenant over the transaction.
+   *
+   * @example
+   * ```ts
+   * await tdb.transaction(async (tx) => {
+   *   await tx.insert(notes).values({ id: 'n2', title: 'b' })
+   *   await tx.update(counters).set({ notes: sql`${counters.notes} + 1` })
+   * })
+   * ```
+   */
+  transaction<R>(
+    fn: (tx: TenantDB<TransactionOf<TDb> & TenantDatabase>) => R,
+    config?: unknown,
+  ): Promise<Awaited<R>> {
+    const options = { tenantId: this.tenantId, column: this.#column, shared: this.#sharedOption }
+    return (this.#db as AnyDb).transaction(
+      (tx: TransactionOf<TDb> & TenantDatabase) => fn(new TenantDB(tx, options)),
+      config,
+    )
+  }
+}
+
+function rowsAffectedOf(result: unknown): number {
+  if (result === null || typeof result !== 'object') return 0
+  const r = result as Record<string, any>
+  // libSQL: rowsAffected; PGlite: affectedRows; postgres.js: count; node-postgres: rowCount;
+  // bun:sqlite / better-sqlite3: changes; D1: meta.changes.
+  for (const value of [r.rowsAffected, r.affectedRows, r.count, r.rowCount, r.changes, r.meta?.changes]) {
+    if (typeof value === 'number') return value
+    if (typeof value === 'bigint') return Number(value)
+  }
+  return 0
+}
