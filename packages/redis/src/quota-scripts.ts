@@ -144,20 +144,22 @@ local function prune(buckets, B)
   end
   return out
 end
--- scaledCount: the oldest bucket weighted by its overlap, the newer ones in full, times B.
-local function scaled_count(buckets, t, B, dim)
+-- countParts: what the oldest bucket (the one the window's start falls into) holds, how many ms
+-- of it the window still covers, and what the newer buckets hold.
+local function count_parts(buckets, t, B, dim)
   local k = math.floor(t / B)
-  local overlap = (k + 1) * B - t
   local oldest, newer = 0, 0
   for _, b in ipairs(buckets) do
     local index = math.floor(b[1] / B)
     if index == k - P then oldest = oldest + b[dim]
     elseif index > k - P then newer = newer + b[dim] end
   end
-  return oldest * overlap + B * newer
+  return oldest, (k + 1) * B - t, newer
 end
+-- admitsAt: newer + oldest * overlap / B + cost <= limit, in core's exact arrangement.
 local function admits(buckets, B, dim, cost, limit)
-  return scaled_count(buckets, now, B, dim) + B * cost <= B * limit
+  local oldest, overlap, newer = count_parts(buckets, now, B, dim)
+  return oldest * overlap <= B * (limit - cost - newer)
 end
 -- addToCurrent: adds to the bucket containing now, keeping the list sorted.
 local function add_to_current(buckets, B, add_r, add_t)

@@ -1,0 +1,320 @@
+import {
+  calendarWindow,
+  InvalidTenantIdError,
+  ManualClock,
+  type QuotaDecision,
+  TenantBackendError,
+  TenantNotFoundError,
+} from '@tenant/core'
+import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
+import type { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { RedisServerProcess } from '../test/helpers/redis-server'
+import { type RedisScriptClient, toScriptClient } from './client'
+import { APP_CLOCK_TTL_MARGIN_MS } from './lua'
+import { RedisQuotaManager } from './quota-manager'
+import { RedisRateLimiter } from './rate-limiter'
+
+const MINUTE = 60_000
+const T0 = Date.UTC(2030, 2, 14, 9, 26)
+
+/** Wraps a client to count the scripts it runs. */
+function counting(inner: RedisScriptClient): RedisScriptClient & { calls: number; evals: number } {
+  const client = {
+    calls: 0,
+    evals: 0,
+    evalScriptSha: (sha: string, keys: string[], args: string[]) => {
+      client.calls++
+      return inner.evalScriptSha(sha, keys, args)
+    },
+    evalScript: (src: string, keys: string[], args: string[]) => {
+      client.evals++
+      return inner.evalScript(src, keys, args)
+    },
+  }
+  return client
+}
+
+async function redisTime(redis: Redis): Promise<number> {
+  const [seconds, micros] = await redis.time()
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+}
+
+describe('RedisQuotaManager without a server', () => {
+  const unreachable: RedisScriptClient = {
+    evalScriptSha: () => Promise.reject(new Error('must not be called')),
+    evalScript: () => Promise.reject(new Error('must not be called')),
+  }
+  const provider = new TestConfigProvider()
+  provider.setQuota('acme', { limits: [{ window: 'minute', requests: 10 }] })
+  provider.setQuota('free', { limits: [] })
+
+  it('validates its options at construction', () => {
+    const make = (options: object) => () =>
+      new RedisQuotaManager(provider, { redis: unreachable, ...options })
+    expect(make({ prefix: 'a{b}' })).toThrow(TypeError)
+    expect(make({ prefix: '' })).toThrow(TypeError)
+    expect(make({ algorithm: 'leaky' })).toThrow(TypeError)
+    expect(make({ precision: 10 })).toThrow(TypeError)
+    expect(make({ algorithm: 'sliding', precision: 7 })).toThrow(RangeError)
+    expect(make({ timeoutMs: 0 })).toThrow(TypeError)
+    expect(make({ clock: {} })).toThrow(TypeError)
+    expect(make({ localDeny: { maxEntries: 0 } })).toThrow(TypeError)
+    expect(() => new RedisQuotaManager(provider, { redis: 42 as never })).toThrow(TypeError)
+    expect(() => new RedisQuotaManager({} as never, { redis: unreachable })).toThrow(TypeError)
+    expect(new RedisQuotaManager(provider, { redis: unreachable, algorithm: 'sliding' }).algorithm).toBe(
+      'sliding',
+    )
+  })
+
+  it('refuses a bad tenant id or cost before any round trip', async () => {
+    const manager = new RedisQuotaManager(provider, { redis: unreachable })
+    for (const id of ['', 'a b', 'a:b', '{acme}', 'x'.repeat(256), 'acme*']) {
+      expect(await rejectionOf(manager.consume(id))).toBeInstanceOf(InvalidTenantIdError)
+      expect(await rejectionOf(manager.peek(id))).toBeInstanceOf(InvalidTenantIdError)
+    }
+    expect(await rejectionOf(manager.consume('acme', { tokens: -1 }))).toMatchObject({ code: 'invalid_cost' })
+    expect(await rejectionOf(manager.adjust('acme', { tokens: 0.5 }))).toMatchObject({ code: 'invalid_cost' })
+    expect(await rejectionOf(manager.consume('nobody'))).toBeInstanceOf(TenantNotFoundError)
+  })
+
+  it('answers a tenant without limits without a round trip', async () => {
+    const manager = new RedisQuotaManager(provider, { redis: unreachable })
+    expect(await manager.consume('free', { tokens: 10 ** 9 })).toMatchObject({ allowed: true, remaining: {} })
+    expect(await manager.peek('free')).toEqual({ tenantId: 'free', windows: [] })
+    expect(await manager.adjust('free', { tokens: 5 })).toEqual({ tenantId: 'free', windows: [] })
+  })
+
+  it('turns a malformed reply, or one that disagrees with core, into TenantBackendError', async () => {
+    const replying = (reply: unknown): RedisScriptClient => ({
+      evalScriptSha: async () => reply,
+      evalScript: async () => reply,
+    })
+    for (const reply of [null, 'OK', [1], ['x', 1]]) {
+      const manager = new RedisQuotaManager(provider, { redis: replying(reply) })
+      expect(await rejectionOf(manager.consume('acme'))).toBeInstanceOf(TenantBackendError)
+    }
+    // The script says it charged, but the state it read has no room: core would deny.
+    const start = calendarWindow('minute', T0).start
+    const lying = replying([String(T0), 1, 'minute', `${start},10,0`])
+    const manager = new RedisQuotaManager(provider, { redis: lying })
+    const error = await rejectionOf(manager.consume('acme'))
+    expect(error).toBeInstanceOf(TenantBackendError)
+    expect((error as Error).message).toMatch(/disagree/)
+  })
+})
+
+describe('RedisQuotaManager after SCRIPT FLUSH', () => {
+  let server: RedisServerProcess
+  let redis: Redis
+
+  beforeAll(async () => {
+    // A private server: flushing the shared one's script cache would be felt by other runs.
+    server = await RedisServerProcess.launch()
+    redis = await connectIoredis(server.url)
+  })
+
+  afterAll(async () => {
+    redis?.disconnect()
+    await server?.stop()
+  })
+
+  it('reloads its script in the same call (NOSCRIPT -> EVAL)', async () => {
+    const provider = new TestConfigProvider()
+    provider.setQuota('acme', { limits: [{ window: 'minute', requests: 10 }] })
+    const client = counting(toScriptClient(redis))
+    const manager = new RedisQuotaManager(provider, { redis: client, timeoutMs: 2_000 })
+    await manager.consume('acme')
+    await redis.script('FLUSH')
+    expect(await manager.consume('acme')).toMatchObject({ allowed: true, remaining: { requests: 8 } })
+    expect(client.calls).toBe(2)
+    expect(client.evals).toBe(2)
+  })
+})
+
+describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
+  let redis: Redis
+  const prefix = uniquePrefix('quota')
+
+  beforeAll(async () => {
+    redis = await connectIoredis()
+  })
+
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  afterAll(async () => {
+    if (redis) {
+      await deleteKeys(redis, prefix)
+      redis.disconnect()
+    }
+  })
+
+  function tenant(
+    limits: { window: 'minute' | 'hour' | 'day' | 'month'; requests?: number; tokens?: number }[],
+  ) {
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('rq')
+    provider.setQuota(id, { limits })
+    return { provider, id }
+  }
+
+  it('decides on the Redis clock by default: managers on skewed hosts share one window', async () => {
+    const { provider, id } = tenant([{ window: 'minute', requests: 10 }])
+    const a = new RedisQuotaManager(provider, { redis, timeoutMs: 2_000, prefix })
+    const b = new RedisQuotaManager(provider, { redis, timeoutMs: 2_000, prefix })
+    const real = Date.now.bind(Date)
+    const skewed = (offset: number) => vi.spyOn(Date, 'now').mockImplementation(() => real() + offset)
+
+    // Host A runs 3 hours ahead, host B 47 minutes behind.
+    for (let attempt = 0; ; attempt++) {
+      const before = await redisTime(redis)
+      skewed(3 * 3_600_000)
+      const fromA = await a.consume(id)
+      skewed(-47 * MINUTE)
+      const fromB = await b.consume(id)
+      vi.restoreAllMocks()
+      const after = await redisTime(redis)
+      // Retry if the Redis clock crossed a minute boundary between the two calls.
+      if (calendarWindow('minute', before).start !== calendarWindow('minute', after).start && attempt < 3) {
+        await redis.del(`{${prefix}:${id}}:f`)
+        continue
+      }
+      const window = calendarWindow('minute', before)
+      expect(fromA.windows[0]).toMatchObject({ resetAt: window.end })
+      expect(fromB.windows[0]).toMatchObject({ resetAt: window.end, used: { requests: 2 } })
+      expect(fromB.remaining).toEqual({ requests: 8 })
+      break
+    }
+  })
+
+  it('keeps state in one hash per tenant under its hash tag, expiring with its last window', async () => {
+    const { provider, id } = tenant([
+      { window: 'minute', requests: 10 },
+      { window: 'day', tokens: 1000 },
+    ])
+    const fixed = new RedisQuotaManager(provider, { redis, timeoutMs: 2_000, prefix })
+    const sliding = new RedisQuotaManager(provider, { redis, timeoutMs: 2_000, prefix, algorithm: 'sliding' })
+    const limiterProvider = new TestConfigProvider()
+    limiterProvider.setRateLimit(id, { requestsPerSecond: 1, burst: 10 })
+    const limiter = new RedisRateLimiter(limiterProvider, { redis, timeoutMs: 2_000, prefix })
+    await fixed.consume(id, { tokens: 5 })
+    await sliding.consume(id, { tokens: 5 })
+    await limiter.consume(id, { cost: 3 })
+    const keys = (await redis.keys(`{${prefix}:${id}}*`)).sort()
+    expect(keys).toEqual([`{${prefix}:${id}}:b`, `{${prefix}:${id}}:f`, `{${prefix}:${id}}:s10`])
+
+    const now = await redisTime(redis)
+    const fixedTtl = await redis.pttl(`{${prefix}:${id}}:f`)
+    // The day window is the last to end; no margin on the Redis clock.
+    expect(fixedTtl).toBeGreaterThan(0)
+    expect(fixedTtl).toBeLessThanOrEqual(calendarWindow('day', now).end - now + 50)
+    expect(fixedTtl).toBeGreaterThan(calendarWindow('day', now).end - now - 5_000)
+    // Sliding: until the newest bucket has left the day window, (precision + 1) buckets.
+    const slidingTtl = await redis.pttl(`{${prefix}:${id}}:s10`)
+    expect(slidingTtl).toBeGreaterThan(86_400_000)
+    expect(slidingTtl).toBeLessThanOrEqual(86_400_000 * 1.1)
+    // Token bucket: until it is full again, 3 tokens at 1/s.
+    const bucketTtl = await redis.pttl(`{${prefix}:${id}}:b`)
+    expect(bucketTtl).toBeGreaterThan(2_000)
+    expect(bucketTtl).toBeLessThanOrEqual(3_000)
+    expect(await redis.hgetall(`{${prefix}:${id}}:f`)).toEqual({
+      minute: `${calendarWindow('minute', now).start},1,5`,
+      day: `${calendarWindow('day', now).start},1,5`,
+    })
+  })
+
+  it('adds a margin to expiry when deciding on the application clock', async () => {
+    const { provider, id } = tenant([{ window: 'minute', requests: 10 }])
+    const clock = new ManualClock(T0 + MINUTE - 10)
+    await new RedisQuotaManager(provider, { redis, clock, timeoutMs: 2_000, prefix }).consume(id)
+    const ttl = await redis.pttl(`{${prefix}:${id}}:f`)
+    expect(ttl).toBeGreaterThan(APP_CLOCK_TTL_MARGIN_MS - 1_000)
+    expect(ttl).toBeLessThanOrEqual(APP_CLOCK_TTL_MARGIN_MS + 10)
+  })
+
+  describe('localDeny', () => {
+    it('answers repeated requests locally until the exact retry time, then asks Redis again', async () => {
+      const { provider, id } = tenant([{ window: 'minute', requests: 2 }])
+      const clock = new ManualClock(T0 + 20_000)
+      const client = counting(toScriptClient(redis))
+      const manager = new RedisQuotaManager(provider, {
+        redis: client,
+        clock,
+        prefix,
+        timeoutMs: 2_000,
+        localDeny: true,
+      })
+      await manager.consume(id)
+      await manager.consume(id)
+      const denial = await manager.consume(id)
+      expect(denial).toMatchObject({ allowed: false, retryAfterMs: 40_000 })
+      expect(client.calls).toBe(3)
+      clock.advance(10_000)
+      const held: QuotaDecision[] = []
+      for (let i = 0; i < 100; i++) held.push(await manager.consume(id, { requests: 1, tokens: i }))
+      expect(client.calls).toBe(3)
+      expect(held.every((d) => !d.allowed && d.retryAfterMs === 30_000)).toBe(true)
+      expect(held[0]!.reason).toBe(denial.reason)
+      clock.set(T0 + MINUTE)
+      expect((await manager.consume(id)).allowed).toBe(true)
+      expect(client.calls).toBe(4)
+    })
+
+    it('never holds a request Redis would admit', async () => {
+      const { provider, id } = tenant([{ window: 'minute', requests: 3, tokens: 100 }])
+      const clock = new ManualClock(T0)
+      const client = counting(toScriptClient(redis))
+      const options = { redis: client, clock, prefix, timeoutMs: 2_000, localDeny: true } as const
+      const manager = new RedisQuotaManager(provider, options)
+      const otherHost = new RedisQuotaManager(provider, { ...options, localDeny: false })
+
+      // A token denial is not held: another host's refund frees tokens at once.
+      expect((await manager.consume(id, { tokens: 90 })).allowed).toBe(true)
+      expect((await manager.consume(id, { tokens: 20 })).allowed).toBe(false)
+      await otherHost.adjust(id, { tokens: -50 })
+      expect((await manager.consume(id, { tokens: 20 })).allowed).toBe(true)
+
+      // A request denial is held, but only for requests at least as large.
+      expect((await manager.consume(id)).allowed).toBe(true)
+      expect(await manager.consume(id, { requests: 2 })).toMatchObject({ allowed: false })
+      const calls = client.calls
+      expect((await manager.consume(id, { requests: 2 })).allowed).toBe(false)
+      expect(client.calls).toBe(calls)
+      expect((await manager.consume(id, { requests: 0, tokens: 1 })).allowed).toBe(true)
+      expect(client.calls).toBe(calls + 1)
+
+      // A raised limit is seen at once.
+      provider.setQuota(id, { limits: [{ window: 'minute', requests: 5, tokens: 100 }] })
+      expect((await manager.consume(id, { requests: 2 })).allowed).toBe(true)
+    })
+
+    it('holds at most maxEntries tenants', async () => {
+      const clock = new ManualClock(T0)
+      const provider = new TestConfigProvider()
+      const client = counting(toScriptClient(redis))
+      const manager = new RedisQuotaManager(provider, {
+        redis: client,
+        clock,
+        prefix,
+        timeoutMs: 2_000,
+        localDeny: { maxEntries: 2 },
+      })
+      const ids = [randomTenantId('ld'), randomTenantId('ld'), randomTenantId('ld')]
+      for (const id of ids) {
+        provider.setQuota(id, { limits: [{ window: 'minute', requests: 1 }] })
+        await manager.consume(id)
+        await manager.consume(id)
+      }
+      const calls = client.calls
+      // The first tenant was evicted: its next request goes to Redis; the other two do not.
+      await manager.consume(ids[1]!)
+      await manager.consume(ids[2]!)
+      expect(client.calls).toBe(calls)
+      await manager.consume(ids[0]!)
+      expect(client.calls).toBe(calls + 1)
+    })
+  })
+})
