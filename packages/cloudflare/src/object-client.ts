@@ -5,10 +5,11 @@ import { errorFromWire } from './protocol'
 import type { TenantQuotaObject } from './tenant-quota-object'
 
 /**
- * The Durable Object namespace binding of {@link TenantQuotaObject} (`env.TENANT_QUOTA`). Typed
- * loosely on purpose: a binding declared as a bare `DurableObjectNamespace` is accepted too.
+ * The Durable Object namespace binding of {@link TenantQuotaObject} or a subclass of it
+ * (`env.TENANT_QUOTA`). Typed loosely on purpose: namespaces are invariant in their class, so a
+ * subclass's namespace or one declared as a bare `DurableObjectNamespace` is accepted too.
  */
-export type TenantQuotaNamespace = DurableObjectNamespace<TenantQuotaObject> | DurableObjectNamespace
+export type TenantQuotaNamespace = DurableObjectNamespace<any>
 
 /** Options both managers share. */
 export interface ObjectClientOptions {
@@ -47,7 +48,7 @@ export class ObjectClient {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`${owner}: options with a namespace are required`)
     }
-    const namespace = options.namespace as Partial<DurableObjectNamespace> | undefined
+    const namespace = options.namespace as { idFromName?: unknown; get?: unknown } | undefined
     if (typeof namespace?.idFromName !== 'function' || typeof namespace.get !== 'function') {
       throw new TypeError(
         `${owner}: options.namespace must be the Durable Object namespace binding of TenantQuotaObject`,
