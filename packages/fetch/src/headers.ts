@@ -21,6 +21,11 @@ export function retryAfterSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000))
 }
 
+/** The `Retry-After` header of a refusal that may be retried after `ms`. */
+export function retryAfterHeader(ms: number): [string, string] {
+  return ['Retry-After', String(retryAfterSeconds(ms))]
+}
+
 /** Seconds from `now` until `at`, rounded up, never negative. */
 function secondsUntil(at: number, now: number): number {
   return Math.max(0, Math.ceil((at - now) / 1000))

@@ -76,7 +76,7 @@ export function tenantPolicy(options: PolicyOptions = {}): Middleware {
       if (tool) input.tool = tool
       return { value: input }
     }
-    const result = await callUser(() => extract(request))
+    const result = await callUser('policy', () => extract(request))
     if ('error' in result) return result
     for (const [key, value] of Object.entries(result.value ?? {})) {
       if (value !== undefined) input[key as keyof PolicyRequest] = value

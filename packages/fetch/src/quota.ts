@@ -9,7 +9,7 @@ import {
   TenantError,
 } from '@tenant/core'
 import { getTenantId } from './context'
-import { quotaHeaders, retryAfterSeconds, withHeaders, withMissingHeaders } from './headers'
+import { quotaHeaders, retryAfterHeader, withHeaders } from './headers'
 import { emit, type HookSet, hookSet, reportError } from './hooks'
 import {
   callStore,
@@ -90,7 +90,7 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
 
   async function readTokens(request: Request): Promise<{ value: number } | { error: TenantError }> {
     if (tokenEstimator) {
-      const result = await callUser(() => tokenEstimator(request))
+      const result = await callUser('quota', () => tokenEstimator(request))
       if ('error' in result) return result
       return validAmount(result.value, 'the token estimate')
     }
@@ -127,25 +127,21 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
     const headers = quotaHeaders(decision.windows, clock.now())
 
     if (!decision.allowed) {
-      headers.push(['Retry-After', String(retryAfterSeconds(decision.retryAfterMs))])
-      const response = await run.refuse(
+      return run.refuse(
         { cost, decision },
         {
           error: new TenantError(
             'tenant_quota_exceeded',
             decision.reason ?? 'the tenant quota is exhausted',
-            {
-              tenantId,
-            },
+            { tenantId },
           ),
-          headers,
+          headers: [...headers, retryAfterHeader(decision.retryAfterMs)],
           override: onRejected && {
             hook: 'onRejected',
             call: () => onRejected(request, { ...decision, tenantId }),
           },
         },
       )
-      return withMissingHeaders(response, headers)
     }
 
     run.allow({ cost, decision })

@@ -1,7 +1,7 @@
 import type { Clock, RateLimitDecision, RateLimiter } from '@tenant/core'
 import { TenantError } from '@tenant/core'
 import { getTenantId } from './context'
-import { rateLimitHeaders, retryAfterSeconds, withHeaders, withMissingHeaders } from './headers'
+import { rateLimitHeaders, retryAfterHeader, withHeaders } from './headers'
 import { hookSet } from './hooks'
 import {
   checkFunction,
@@ -74,24 +74,20 @@ export function tenantRateLimit(options: RateLimitOptions = {}): Middleware {
       run.allow({ decision })
       return withHeaders(await next(request), headers)
     }
-    headers.push(['Retry-After', String(retryAfterSeconds(decision.retryAfterMs))])
-    const response = await run.refuse(
+    return run.refuse(
       { decision },
       {
         error: new TenantError(
           'tenant_rate_limited',
           decision.reason ?? 'too many requests for this tenant',
-          {
-            tenantId,
-          },
+          { tenantId },
         ),
-        headers,
+        headers: [...headers, retryAfterHeader(decision.retryAfterMs)],
         override: onRejected && {
           hook: 'onRejected',
           call: () => onRejected(request, { ...decision, tenantId }),
         },
       },
     )
-    return withMissingHeaders(response, headers)
   }
 }

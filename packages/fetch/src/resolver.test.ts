@@ -1,4 +1,4 @@
-import { InMemoryConfigManager, TenantBackendError, TenantError } from '@tenant/core'
+import { InMemoryConfigManager, TenantBackendError, TenantError, TenantNotFoundError } from '@tenant/core'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
 import {
@@ -331,6 +331,29 @@ describe('tenantResolver', () => {
         throw new TenantBackendError('session store down')
       }
       const response = await tenantResolver({ principal })(req('/'), okHandler().next)
+      expect(response.status).toBe(503)
+    })
+
+    it('maps a TenantNotFoundError from a principal lookup to 403 tenant_unknown', async () => {
+      const principal = () => {
+        throw new TenantNotFoundError('ghost')
+      }
+      const response = await tenantResolver({ principal })(req('/'), okHandler().next)
+      expect(await problem(response)).toMatchObject({
+        status: 403,
+        code: 'tenant_unknown',
+        tenantId: 'ghost',
+      })
+    })
+
+    it('never fails open on a principal lookup: authentication is not optional', async () => {
+      const principal = async () => {
+        throw new TenantBackendError('session store down')
+      }
+      const response = await tenantResolver({ principal, failOpen: true })(
+        req('/', { tenant: 'acme' }),
+        okHandler().next,
+      )
       expect(response.status).toBe(503)
     })
 

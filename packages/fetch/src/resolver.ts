@@ -119,7 +119,7 @@ export function tenantResolver(options: ResolverOptions = {}): Middleware {
 
     let fromPrincipal: Found | undefined
     if (principal) {
-      const result = await callUser(() => principal(request))
+      const result = await callUser('resolve', () => principal(request))
       if ('error' in result) return run.refuse({ source: 'principal' }, result)
       if (result.value !== undefined && result.value !== null && result.value !== '') {
         fromPrincipal = { tenantId: result.value, source: 'principal' }
@@ -128,7 +128,7 @@ export function tenantResolver(options: ResolverOptions = {}): Middleware {
 
     let fromRequest: Found | undefined
     for (const extractor of extractors) {
-      const result = await callUser(() => extractFrom(extractor, request))
+      const result = await callUser('resolve', () => extractFrom(extractor, request))
       if ('error' in result) return run.refuse({ source: extractor.source }, result)
       if (result.value) {
         fromRequest = result.value

@@ -1,5 +1,6 @@
 import { type Clock, isTenantError, systemClock, TenantBackendError, TenantError } from '@tenant/core'
 import { isResolved } from './context'
+import { withMissingHeaders } from './headers'
 import {
   type EventHookName,
   type EventOf,
@@ -110,18 +111,20 @@ export async function callStore<T>(call: () => Promise<T>, timeoutMs: number | u
 }
 
 /**
- * Runs a user callback (`principal`, `extract`, `tokenEstimator`). A `TenantError` it throws is the
- * answer (so a principal lookup can throw `TenantBackendError` for a 503); any other error is a bug
- * in the callback and propagates to the framework's error handler.
+ * Runs a user callback (`principal`, `extract`, `tokenEstimator`, an extractor). A `TenantError`
+ * it throws is the answer, sorted like a store's (so a principal lookup can throw
+ * `TenantBackendError` for a 503, never passed by `failOpen`); any other error is a bug in the
+ * callback and propagates to the framework's error handler.
  */
 export async function callUser<T>(
+  stage: TenancyStage,
   call: () => T | Promise<T>,
-): Promise<{ value: T } | { error: TenantError }> {
+): Promise<{ value: T } | { error: TenantError; cause: unknown }> {
   try {
     return { value: await call() }
   } catch (error) {
-    if (isTenantError(error)) return { error }
-    throw error
+    if (!isTenantError(error)) throw error
+    return { error: classifyStoreError(error, stage, error.tenantId).error, cause: error }
   }
 }
 
@@ -203,9 +206,12 @@ export class StageRun<K extends EventHookName> {
     this.fire({ ...event, allowed: true, status: 200, error: cause, failedOpen: true })
   }
 
-  /** Builds the refusal response (override hook or problem) and fires the event with its status. */
+  /**
+   * Builds the refusal response (override hook or problem) and fires the event with its status.
+   * The refusal's headers are added to an override's response where it did not set them.
+   */
   async refuse(event: EventInput<K>, refusal: Refusal): Promise<Response> {
-    const response = await overrideResponse(
+    const made = await overrideResponse(
       this.hooks,
       {
         stage: this.stage,
@@ -216,6 +222,7 @@ export class StageRun<K extends EventHookName> {
       refusal.override?.call,
       () => problemResponse(refusal.error, { headers: refusal.headers, extensions: refusal.extensions }),
     )
+    const response = refusal.headers ? withMissingHeaders(made, refusal.headers) : made
     this.fire({
       error: refusal.cause ?? refusal.error,
       ...event,
