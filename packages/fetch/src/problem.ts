@@ -55,7 +55,9 @@ export function problemDetails(error: TenantError, extensions: Record<string, un
   }
   // Only a valid id is echoed back: an invalid one is attacker-controlled text.
   if (isValidTenantId(error.tenantId)) body.tenantId = error.tenantId
-  return { ...extensions, ...body }
+  // Extensions follow the standard members and never replace one.
+  for (const [name, value] of Object.entries(extensions)) if (!(name in body)) body[name] = value
+  return body
 }
 
 /**

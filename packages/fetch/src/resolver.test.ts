@@ -417,7 +417,8 @@ describe('tenantResolver', () => {
   it('problemResponse builds the same body for custom handlers', async () => {
     const response = problemResponse(new TenantError('tenant_unknown', 'no such tenant', { tenantId: 'x' }), {
       headers: { 'X-Trace': '1' },
-      extensions: { hint: 'sign up' },
+      // An extension never replaces a standard member.
+      extensions: { hint: 'sign up', status: 200, code: 'ok' },
     })
     expect(response.headers.get('X-Trace')).toBe('1')
     expect(await problem(response)).toEqual({
