@@ -1,14 +1,7 @@
-import {
-  type CacheStore,
-  type Clock,
-  findNonJsonValue,
-  isValidTenantId,
-  validateCacheTtl,
-} from '@tenant/core'
-import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
-import { validatePrefix } from './keys'
+import { type CacheStore, findNonJsonValue, isValidTenantId, validateCacheTtl } from '@tenant/core'
 import { LUA_PRELUDE, nowArg } from './lua'
-import { LuaScript, validateTimeout, withBackendTimeout } from './script'
+import { type RedisStoreOptions, type ResolvedStoreOptions, resolveStoreOptions } from './options'
+import { LuaScript, withBackendTimeout } from './script'
 
 /** Turns cache values into Redis strings and back. */
 export interface CacheSerializer<V> {
@@ -17,17 +10,15 @@ export interface CacheSerializer<V> {
 }
 
 /** Options of {@link RedisTenantCacheStore}. */
-export interface RedisTenantCacheStoreOptions<V> {
-  /** An ioredis or node-redis client, or any {@link RedisScriptClient}. */
-  redis: RedisClientInput
+export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
   /**
-   * Start of every Redis key this store writes (inside the Cluster hash tag), 1 to 128 characters
-   * of `[A-Za-z0-9:._-]`.
+   * Start of every Redis key this store writes, inside the Cluster hash tag:
+   * `{prefix:tenantId}:h` and `{prefix:tenantId}:x`.
    * @default 'tenant:cache'
    */
   prefix?: string
   /**
-   * The `prefix` of the {@link TenantCache} using this store. Keys of the form
+   * The `prefix` of the `TenantCache` using this store. Keys of the form
    * `tenantCachePrefix + tenantId + ':' + key` are grouped per tenant (one Cluster slot, and
    * `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group.
    * @default 'tenant:' (TenantCache's default)
@@ -38,17 +29,6 @@ export interface RedisTenantCacheStoreOptions<V> {
    * @default 3600000 (one hour)
    */
   ttlMs?: number
-  /**
-   * Per-call timeout in ms; a call that takes longer rejects with `TenantBackendError`.
-   * @default 50
-   */
-  timeoutMs?: number
-  /**
-   * Measures TTLs with this clock instead of the Redis server's. For tests with a `ManualClock`;
-   * in production the server's clock keeps every host consistent.
-   * @default undefined (Redis TIME)
-   */
-  clock?: Clock
   /**
    * How values become Redis strings. The default is JSON, and refuses values that JSON would
    * change (`Date`, `Map`, `undefined` inside objects, ...) with a `TypeError`.
@@ -184,27 +164,18 @@ const jsonSerializer: CacheSerializer<unknown> = {
  * ```
  */
 export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
-  readonly #redis: RedisScriptClient
-  readonly #prefix: string
+  readonly #options: ResolvedStoreOptions
   readonly #tenantCachePrefix: string
   readonly #ttlMs: number
-  readonly #timeoutMs: number
-  readonly #clock: Clock | undefined
   readonly #serializer: CacheSerializer<V>
 
   constructor(options: RedisTenantCacheStoreOptions<V>) {
-    this.#redis = toScriptClient(options?.redis)
-    this.#prefix = validatePrefix(options.prefix, 'tenant:cache')
+    this.#options = resolveStoreOptions('RedisTenantCacheStore', options, 'tenant:cache')
     if (options.tenantCachePrefix !== undefined && typeof options.tenantCachePrefix !== 'string') {
-      throw new TypeError('tenantCachePrefix must be a string')
+      throw new TypeError('RedisTenantCacheStore: tenantCachePrefix must be a string')
     }
     this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
     this.#ttlMs = validateCacheTtl(options.ttlMs) ?? DEFAULT_CACHE_TTL_MS
-    this.#timeoutMs = validateTimeout(options.timeoutMs)
-    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-      throw new TypeError('clock must have now()')
-    }
-    this.#clock = options.clock
     this.#serializer = options.serializer ?? (jsonSerializer as CacheSerializer<V>)
   }
 
@@ -239,7 +210,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     let cursor = '0'
     let removed = 0
     do {
-      const args = [this.#now(), `{${this.#prefix}:`, prefix, cursor, '1000']
+      const args = [this.#now(), `{${this.#options.prefix}:`, prefix, cursor, '1000']
       const step = (await this.#run(CLEAR_SPAN, [], args, 'cache deletePrefix')) as [unknown, unknown]
       cursor = String(step[0])
       removed += Number(step[1])
@@ -281,15 +252,16 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   }
 
   #groupKeys(group: string): string[] {
-    const tag = `{${this.#prefix}:${group}}`
+    const tag = `{${this.#options.prefix}:${group}}`
     return [`${tag}:h`, `${tag}:x`]
   }
 
   #now(): string {
-    return nowArg(this.#clock)
+    return nowArg(this.#options.clock)
   }
 
   #run(script: LuaScript, keys: string[], args: string[], what: string): Promise<unknown> {
-    return withBackendTimeout(script.run(this.#redis, keys, args), this.#timeoutMs, what)
+    const { redis, timeoutMs } = this.#options
+    return withBackendTimeout(script.run(redis, keys, args), timeoutMs, what)
   }
 }

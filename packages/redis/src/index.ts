@@ -1,6 +1,7 @@
 export * from './cache-store'
 export * from './client'
 export * from './local-deny'
+export * from './options'
 export * from './quota-manager'
 export * from './rate-limiter'
 export { DEFAULT_TIMEOUT_MS } from './script'

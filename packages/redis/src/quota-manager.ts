@@ -1,5 +1,4 @@
 import {
-  type Clock,
   DEFAULT_SLIDING_PRECISION,
   type EffectiveLimit,
   effectiveLimits,
@@ -15,22 +14,25 @@ import {
   type QuotaUsage,
   slidingWindowAlgorithm,
   slidingWindowMs,
-  systemClock,
   TenantBackendError,
   validatePrecision,
 } from '@tenant/core'
-import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
-import { tenantTag, validatePrefix } from './keys'
-import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
+import { tenantTag } from './keys'
+import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
 import { nowArg } from './lua'
+import {
+  checkProvider,
+  localDenyCache,
+  type RedisStoreOptions,
+  type ResolvedStoreOptions,
+  resolveStoreOptions,
+} from './options'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { decodeFixedState, decodeReply, decodeSlidingState, type ScriptReply } from './quota-state'
-import { type LuaScript, validateTimeout, withBackendTimeout } from './script'
+import { type LuaScript, withBackendTimeout } from './script'
 
 /** Options of {@link RedisQuotaManager}. */
-export interface RedisQuotaManagerOptions {
-  /** An ioredis or node-redis client (or Cluster), or any {@link RedisScriptClient}. */
-  redis: RedisClientInput
+export interface RedisQuotaManagerOptions extends RedisStoreOptions {
   /**
    * `'fixed'`: windows aligned to the UTC calendar (like `InMemoryQuotaManager`); `'sliding'`:
    * sub-window buckets (like `SlidingWindowQuotaManager`).
@@ -43,24 +45,11 @@ export interface RedisQuotaManagerOptions {
    */
   precision?: number
   /**
-   * Start of every key, inside the Cluster hash tag: `{prefix:tenantId}:f`. 1 to 128 characters
-   * of `[A-Za-z0-9:._-]`.
+   * Start of every key, inside the Cluster hash tag: `{prefix:tenantId}:f` (fixed) or
+   * `{prefix:tenantId}:s<precision>` (sliding).
    * @default 'tenant:quota'
    */
   prefix?: string
-  /**
-   * Per-call timeout in ms; a slower Redis rejects with `TenantBackendError` (503, or passed by
-   * a `failOpen` stage).
-   * @default 50
-   */
-  timeoutMs?: number
-  /**
-   * Decide with this clock instead of the Redis server's `TIME`. For tests (`ManualClock`) and
-   * single-host set-ups that want the application's time; several hosts should keep the default,
-   * which makes their clock skew irrelevant. Also measures the local-deny cache.
-   * @default undefined (Redis TIME)
-   */
-  clock?: Clock
   /**
    * Answer repeated requests of a tenant that Redis refused on its *request* count locally,
    * without a round trip, until the exact moment Redis could admit them (see README). `true` for
@@ -130,21 +119,13 @@ function slidingEngine(precision: number): Engine {
  */
 export class RedisQuotaManager implements QuotaManager {
   readonly #provider: QuotaProvider
-  readonly #redis: RedisScriptClient
+  readonly #options: ResolvedStoreOptions
   readonly #engine: Engine
-  readonly #prefix: string
-  readonly #timeoutMs: number
-  readonly #clock: Clock | undefined
-  readonly #localClock: Clock
   readonly #localDeny: LocalDenyCache<QuotaDecision> | undefined
 
   constructor(provider: QuotaProvider, options: RedisQuotaManagerOptions) {
-    if (typeof (provider as Partial<QuotaProvider> | null)?.quotaConfig !== 'function') {
-      throw new TypeError('RedisQuotaManager: provider must have a quotaConfig(tenantId) method')
-    }
-    if (typeof options !== 'object' || options === null) {
-      throw new TypeError('RedisQuotaManager: options must be an object with a redis client')
-    }
+    checkProvider('RedisQuotaManager', provider, 'quotaConfig')
+    this.#options = resolveStoreOptions('RedisQuotaManager', options, 'tenant:quota')
     const { algorithm = 'fixed', precision } = options
     if (algorithm !== 'fixed' && algorithm !== 'sliding') {
       throw new TypeError(
@@ -154,22 +135,12 @@ export class RedisQuotaManager implements QuotaManager {
     if (algorithm === 'fixed' && precision !== undefined) {
       throw new TypeError("RedisQuotaManager: precision applies to algorithm: 'sliding' only")
     }
-    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-      throw new TypeError('RedisQuotaManager: clock must have a now() method')
-    }
     this.#provider = provider
-    this.#redis = toScriptClient(options.redis)
     this.#engine =
       algorithm === 'fixed'
         ? fixedEngine()
         : slidingEngine(validatePrecision(precision ?? DEFAULT_SLIDING_PRECISION))
-    this.#prefix = validatePrefix(options.prefix, 'tenant:quota')
-    this.#timeoutMs = validateTimeout(options.timeoutMs)
-    this.#clock = options.clock
-    this.#localClock = options.clock ?? systemClock
-    const localDeny = options.localDeny ?? false
-    this.#localDeny =
-      localDeny === false ? undefined : new LocalDenyCache(localDeny === true ? {} : localDeny)
+    this.#localDeny = localDenyCache(options.localDeny)
   }
 
   /** The window algorithm: `'fixed'` or `'sliding'`. */
@@ -185,9 +156,9 @@ export class RedisQuotaManager implements QuotaManager {
     const { algorithm } = this.#engine
     // A tenant without limits is always admitted and has nothing to count.
     if (limits.length === 0)
-      return algorithm.consume(undefined, config, charge, this.#localClock.now()).decision
+      return algorithm.consume(undefined, config, charge, this.#options.localClock.now()).decision
 
-    const sentAt = this.#localClock.now()
+    const sentAt = this.#options.localClock.now()
     const fingerprint = this.#localDeny ? JSON.stringify(limits) : ''
     const held = this.#localDeny?.match(tenantId, sentAt, charge.requests, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
@@ -211,7 +182,10 @@ export class RedisQuotaManager implements QuotaManager {
     const limits = effectiveLimits(config)
     const { algorithm } = this.#engine
     if (limits.length === 0) {
-      return { tenantId, windows: algorithm.adjust(undefined, config, tokens, this.#localClock.now()).usage }
+      return {
+        tenantId,
+        windows: algorithm.adjust(undefined, config, tokens, this.#options.localClock.now()).usage,
+      }
     }
     const reply = await this.#call(tenantId, key, 'adjust', [
       String(tokens),
@@ -229,19 +203,20 @@ export class RedisQuotaManager implements QuotaManager {
     const config = await this.#provider.quotaConfig(tenantId)
     const { algorithm } = this.#engine
     if (effectiveLimits(config).length === 0) {
-      return { tenantId, windows: algorithm.peek(undefined, config, this.#localClock.now()) }
+      return { tenantId, windows: algorithm.peek(undefined, config, this.#options.localClock.now()) }
     }
     const reply = await this.#call(tenantId, key, 'peek', [])
     return { tenantId, windows: algorithm.peek(this.#engine.decode(reply.fields), config, reply.now) }
   }
 
   #key(tenantId: string): string {
-    return `${tenantTag(this.#prefix, tenantId)}:${this.#engine.keySuffix}`
+    return `${tenantTag(this.#options.prefix, tenantId)}:${this.#engine.keySuffix}`
   }
 
   async #call(tenantId: string, key: string, op: string, args: string[]): Promise<ScriptReply> {
-    const run = this.#engine.script.run(this.#redis, [key], [nowArg(this.#clock), op, ...args])
-    return decodeReply(await withBackendTimeout(run, this.#timeoutMs, `quota ${op}`, tenantId))
+    const { redis, clock, timeoutMs } = this.#options
+    const run = this.#engine.script.run(redis, [key], [nowArg(clock), op, ...args])
+    return decodeReply(await withBackendTimeout(run, timeoutMs, `quota ${op}`, tenantId))
   }
 
   /**

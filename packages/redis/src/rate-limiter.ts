@@ -1,5 +1,4 @@
 import {
-  type Clock,
   costAmount,
   InvalidCostError,
   InvalidTenantConfigError,
@@ -7,17 +6,22 @@ import {
   type RateLimitDecision,
   type RateLimiter,
   type RateLimitProvider,
-  systemClock,
   TenantBackendError,
   type TokenBucketState,
   tokenBucketConsume,
 } from '@tenant/core'
-import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
-import { tenantTag, validatePrefix } from './keys'
-import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
+import { tenantTag } from './keys'
+import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
 import { LUA_PRELUDE, nowArg } from './lua'
+import {
+  checkProvider,
+  localDenyCache,
+  type RedisStoreOptions,
+  type ResolvedStoreOptions,
+  resolveStoreOptions,
+} from './options'
 import { decodeReply } from './quota-state'
-import { LuaScript, validateTimeout, withBackendTimeout } from './script'
+import { LuaScript, withBackendTimeout } from './script'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
@@ -51,25 +55,12 @@ return reply
 `)
 
 /** Options of {@link RedisRateLimiter}. */
-export interface RedisRateLimiterOptions {
-  /** An ioredis or node-redis client (or Cluster), or any {@link RedisScriptClient}. */
-  redis: RedisClientInput
+export interface RedisRateLimiterOptions extends RedisStoreOptions {
   /**
-   * Start of every key, inside the Cluster hash tag: `{prefix:tenantId}:b`. 1 to 128 characters
-   * of `[A-Za-z0-9:._-]`.
+   * Start of every key, inside the Cluster hash tag: `{prefix:tenantId}:b`.
    * @default 'tenant:rate'
    */
   prefix?: string
-  /**
-   * Per-call timeout in ms; a slower Redis rejects with `TenantBackendError`.
-   * @default 50
-   */
-  timeoutMs?: number
-  /**
-   * Decide with this clock instead of the Redis server's `TIME` (tests, single hosts).
-   * @default undefined (Redis TIME)
-   */
-  clock?: Clock
   /**
    * Answer a tenant's requests locally while Redis has just refused one at least as large, until
    * the exact moment its bucket holds enough again. `true` for the defaults.
@@ -120,42 +111,25 @@ function decodeBucket(fields: [string, string][]): TokenBucketState | undefined 
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #provider: RateLimitProvider
-  readonly #redis: RedisScriptClient
-  readonly #prefix: string
-  readonly #timeoutMs: number
-  readonly #clock: Clock | undefined
-  readonly #localClock: Clock
+  readonly #options: ResolvedStoreOptions
   readonly #localDeny: LocalDenyCache<RateLimitDecision> | undefined
 
   constructor(provider: RateLimitProvider, options: RedisRateLimiterOptions) {
-    if (typeof (provider as Partial<RateLimitProvider> | null)?.rateLimitConfig !== 'function') {
-      throw new TypeError('RedisRateLimiter: provider must have a rateLimitConfig(tenantId) method')
-    }
-    if (typeof options !== 'object' || options === null) {
-      throw new TypeError('RedisRateLimiter: options must be an object with a redis client')
-    }
-    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-      throw new TypeError('RedisRateLimiter: clock must have a now() method')
-    }
+    checkProvider('RedisRateLimiter', provider, 'rateLimitConfig')
+    this.#options = resolveStoreOptions('RedisRateLimiter', options, 'tenant:rate')
     this.#provider = provider
-    this.#redis = toScriptClient(options.redis)
-    this.#prefix = validatePrefix(options.prefix, 'tenant:rate')
-    this.#timeoutMs = validateTimeout(options.timeoutMs)
-    this.#clock = options.clock
-    this.#localClock = options.clock ?? systemClock
-    const localDeny = options.localDeny ?? false
-    this.#localDeny =
-      localDeny === false ? undefined : new LocalDenyCache(localDeny === true ? {} : localDeny)
+    this.#localDeny = localDenyCache(options.localDeny)
   }
 
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    const key = `${tenantTag(this.#prefix, tenantId)}:b`
+    const { redis, prefix, timeoutMs, clock, localClock } = this.#options
+    const key = `${tenantTag(prefix, tenantId)}:b`
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
     }
     const cost = costAmount(options?.cost, 'cost', 1)
     const found = await this.#provider.rateLimitConfig(tenantId)
-    const sentAt = this.#localClock.now()
+    const sentAt = localClock.now()
     if (found === null) return tokenBucketConsume(undefined, null, cost, sentAt).decision
     const config = checkedConfig(found)
 
@@ -163,9 +137,9 @@ export class RedisRateLimiter implements RateLimiter {
     const held = this.#localDeny?.match(tenantId, sentAt, cost, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
 
-    const args = [nowArg(this.#clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
-    const run = TOKEN_BUCKET_SCRIPT.run(this.#redis, [key], args)
-    const reply = decodeReply(await withBackendTimeout(run, this.#timeoutMs, 'rate limit consume', tenantId))
+    const args = [nowArg(clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
+    const run = TOKEN_BUCKET_SCRIPT.run(redis, [key], args)
+    const reply = decodeReply(await withBackendTimeout(run, timeoutMs, 'rate limit consume', tenantId))
     const { decision } = tokenBucketConsume(decodeBucket(reply.fields), config, cost, reply.now)
     if (decision.allowed !== reply.applied) {
       throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
