@@ -98,8 +98,8 @@ export class ConfigCache {
   readonly #found: LRUCache<string, Entry>
   readonly #missing: LRUCache<string, Entry>
   // Lookups in flight, so concurrent misses share one query. An entry is removed when its query
-  // settles or when a write through this manager makes its answer out of date; either way the map
-  // holds at most one promise per id with a lookup pending.
+  // settles or when an invalidation makes its answer out of date; either way the map holds at
+  // most one promise per id with a lookup pending.
   readonly #loading = new Map<string, Promise<TenantConfig | null>>()
   readonly stats: ConfigCacheStats = { hits: 0, misses: 0, loads: 0, stale: 0 }
 
@@ -140,14 +140,15 @@ export class ConfigCache {
     return answer(tenantId, config)
   }
 
-  /** Records a config this manager just wrote (or null: just deleted), replacing what was cached. */
-  put(tenantId: string, config: TenantConfig | null): void {
-    // A lookup started before the write may still resolve with the old row; it must not be stored.
-    this.#loading.delete(tenantId)
-    this.#store(tenantId, config)
-  }
-
-  /** Forgets one tenant, or everything. For apps that learn of changes made elsewhere. */
+  /**
+   * Forgets one tenant, or everything, including lookups in flight (their answers may predate the
+   * change, so they are not stored). The manager calls this after each write it makes; apps call
+   * it when they learn of changes made elsewhere.
+   *
+   * Writes invalidate rather than store what they wrote: two writes to one tenant can finish in
+   * the opposite order to the one the database applied them in, and storing each would leave
+   * the earlier value cached. The next lookup reads what the database holds.
+   */
   invalidate(tenantId?: string): void {
     if (tenantId === undefined) {
       this.#found.clear()

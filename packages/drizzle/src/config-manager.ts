@@ -85,7 +85,7 @@ interface ChangePlan {
  * Run {@link migrate} once to create its tables.
  *
  * Lookups go through an LRU cache (see {@link ConfigCacheOptions}): writes through this manager
- * update it at once, unknown ids are remembered briefly, concurrent lookups of one id share one
+ * invalidate the tenant's entry at once, unknown ids are remembered briefly, concurrent lookups of one id share one
  * query, and cached configs stand in for a failing database up to `staleTtl`. Database failures
  * are `TenantBackendError` (`tenant_backend_unavailable`), rows that do not decode are
  * `TenantRowDecodeError`.
@@ -144,7 +144,8 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
 
   /**
    * Drops the cached answer for one tenant, or every cached answer. Writes through this manager
-   * do this themselves; call it when you learn that another process changed a tenant.
+   * do this themselves; call it when you learn that another process changed a tenant (a pub/sub
+   * message, a webhook), so that it does not wait for `ttl`.
    */
   invalidate(tenantId?: string): void {
     this.#cache?.invalidate(tenantId)
@@ -176,7 +177,7 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
         .returning(),
     )
     const config = decodeTenant(this.dialect, rows[0]!)
-    this.#cache?.put(parsed.id, config)
+    this.#cache?.invalidate(parsed.id)
     return config
   }
 
@@ -186,7 +187,7 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
     const rows = await runQuery<Row[]>(WHAT, tenantId, () =>
       this.#db.delete(tenants).where(eq(tenants.id, tenantId)).returning({ id: tenants.id }),
     )
-    this.#cache?.put(tenantId, null)
+    this.#cache?.invalidate(tenantId)
     if (rows.length === 0) throw new TenantNotFoundError(tenantId)
   }
 
@@ -244,7 +245,7 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
         if (!(error instanceof Conflict)) throw toBackendError(error, WHAT, tenantId)
       }
       if (result) {
-        this.#cache?.put(tenantId, result.after)
+        this.#cache?.invalidate(tenantId)
         return result
       }
       if (attempt >= MAX_ATTEMPTS) {

@@ -160,9 +160,15 @@ function tableName(options: MigrateOptions): string {
 
 async function ensureTable(db: TenantDatabase, info: DriverInfo, table: string): Promise<void> {
   const stamp = info.dialect === 'pg' ? sql`bigint` : sql`integer`
-  await runStatements(db, info, [
-    sql`create table if not exists ${sql.identifier(table)} (tag text primary key not null, hash text not null, applied_at ${stamp} not null)`,
-  ])
+  const create = sql`create table if not exists ${sql.identifier(table)} (tag text primary key not null, hash text not null, applied_at ${stamp} not null)`
+  // Postgres' IF NOT EXISTS is not safe against a concurrent CREATE (both pass the check, one
+  // fails on the catalog's unique index); a transaction-scoped advisory lock serialises them.
+  // SQLite takes a database-wide write lock for DDL anyway.
+  const statements =
+    info.dialect === 'pg'
+      ? [sql`select pg_advisory_xact_lock(hashtext(${`@tenant/drizzle:${table}`}))`, create]
+      : [create]
+  await runStatements(db, info, statements)
 }
 
 async function appliedTags(db: TenantDatabase, info: DriverInfo, table: string): Promise<string[]> {

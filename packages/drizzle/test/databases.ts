@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { type Client, createClient } from '@libsql/client'
-import { type Logger, sql } from 'drizzle-orm'
+import { type Logger, type SQL, sql } from 'drizzle-orm'
 import { drizzle as drizzleLibsql, type LibSQLDatabase } from 'drizzle-orm/libsql'
 import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import type { Dialect } from '../src/driver'
+import { type Dialect, detectDriver, queryRows } from '../src/driver'
 import { migrate } from '../src/migrate'
 
 /** The database setups every store test runs against. */
@@ -36,6 +36,10 @@ export interface TestDatabase {
   readonly queries: number
   /** Deletes every row of the package's tables (after {@link migrate}). */
   reset(): Promise<void>
+  /** Runs raw SQL (either dialect) and returns its rows keyed by column name. */
+  query(statement: SQL): Promise<Record<string, unknown>[]>
+  /** The tables in the database's own schema (Postgres) or file (SQLite), sorted. */
+  tables(): Promise<string[]>
   /**
    * Makes the database fail for real from now on: closes the libSQL client or PGlite instance, or
    * ends the postgres.js pool. Queries after this reject; `close()` still cleans up.
@@ -52,6 +56,8 @@ export interface OpenDatabaseOptions {
   /** Apply the package's migrations after opening. @default true */
   migrate?: boolean
 }
+
+type Opened = Omit<TestDatabase, 'queries' | 'reset' | 'query' | 'tables'>
 
 /** Why a kind cannot run here, or undefined when it can. */
 export function unavailableReason(kind: DatabaseKind): string | undefined {
@@ -83,7 +89,7 @@ export async function openDatabase(
   const reason = unavailableReason(kind)
   if (reason) throw new Error(`cannot open a ${kind} database: ${reason}`)
   const { logger, count } = counter()
-  let opened: Omit<TestDatabase, 'queries' | 'reset'>
+  let opened: Opened
   switch (kind) {
     case 'libsql-memory': {
       const client = createClient({ url: ':memory:' })
@@ -155,26 +161,28 @@ export async function openDatabase(
       return count()
     },
     async reset() {
-      const db = opened.db as LibSQLDatabase
-      await db.run(sql`delete from tenants`)
-      await db.run(sql`delete from tenant_audit_log`)
+      if (opened.dialect === 'pg') {
+        await database.query(sql`truncate tenants, tenant_audit_log`)
+      } else {
+        await database.query(sql`delete from tenants`)
+        await database.query(sql`delete from tenant_audit_log`)
+      }
     },
-  }
-  if (opened.dialect === 'pg') {
-    database.reset = async () => {
-      await (opened.db as PgliteDatabase).execute(sql`truncate tenants, tenant_audit_log`)
-    }
+    query: (statement) => queryRows(opened.db, detectDriver(opened.db), statement),
+    async tables() {
+      const rows = await database.query(
+        opened.dialect === 'pg'
+          ? sql`select table_name as name from information_schema.tables where table_schema = current_schema()`
+          : sql`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`,
+      )
+      return rows.map((r) => String(r.name)).sort()
+    },
   }
   if (options.migrate !== false) await migrate(database.db)
   return database
 }
 
-function libsql(
-  kind: DatabaseKind,
-  client: Client,
-  logger: Logger,
-  cleanup: () => Promise<void>,
-): Omit<TestDatabase, 'queries' | 'reset'> {
+function libsql(kind: DatabaseKind, client: Client, logger: Logger, cleanup: () => Promise<void>): Opened {
   return {
     kind,
     dialect: 'sqlite',
@@ -195,9 +203,44 @@ export interface SharedDatabase {
 }
 
 /**
- * Defines `body` once per database kind, each in its own `describe` titled `title [kind]`, with
- * one migrated database opened for the block. Kinds that cannot run here are skipped with the
- * reason, except under CI, where they fail.
+ * Defines `body` once per database kind, each in its own `describe` titled `title [kind]`. Kinds
+ * that cannot run here are skipped with the reason, except under CI, where they fail. For tests
+ * that open (and break) databases of their own with {@link openDatabase}.
+ */
+export function describeEachKind(
+  title: string,
+  body: (kind: DatabaseKind) => void,
+  kinds: readonly DatabaseKind[] = databaseKinds,
+): void {
+  for (const kind of kinds) {
+    const reason = unavailableReason(kind)
+    if (reason === undefined) {
+      describe(`${title} [${kind}]`, () => body(kind))
+    } else if (process.env.CI) {
+      describe(`${title} [${kind}]`, () => {
+        it('needs its database under CI', () => {
+          throw new Error(`${kind} is required under CI: ${reason}`)
+        })
+      })
+    } else {
+      describe.skip(`${title} [${kind}] (skipped: ${reason})`, () => {
+        it('needs its database', () => {})
+      })
+    }
+  }
+}
+
+/** Options of {@link describeEachDatabase}. */
+export interface DescribeEachDatabaseOptions {
+  /** The kinds to run on. @default databaseKinds */
+  kinds?: readonly DatabaseKind[]
+  /** Apply the package's migrations when opening. @default true */
+  migrate?: boolean
+}
+
+/**
+ * Like {@link describeEachKind}, with one database (migrated unless `migrate: false`) opened for
+ * the block before its tests and closed after them.
  *
  * @example
  * ```ts
@@ -210,28 +253,14 @@ export interface SharedDatabase {
 export function describeEachDatabase(
   title: string,
   body: (database: SharedDatabase) => void,
-  kinds: readonly DatabaseKind[] = databaseKinds,
+  options: DescribeEachDatabaseOptions = {},
 ): void {
-  for (const kind of kinds) {
-    const reason = unavailableReason(kind)
-    if (reason !== undefined) {
-      if (process.env.CI) {
-        describe(`${title} [${kind}]`, () => {
-          it('needs its database under CI', () => {
-            throw new Error(`${kind} is required under CI: ${reason}`)
-          })
-        })
-      } else {
-        describe.skip(`${title} [${kind}] (skipped: ${reason})`, () => {
-          it('needs its database', () => {})
-        })
-      }
-      continue
-    }
-    describe(`${title} [${kind}]`, () => {
+  describeEachKind(
+    title,
+    (kind) => {
       let open: TestDatabase | undefined
       beforeAll(async () => {
-        open = await openDatabase(kind)
+        open = await openDatabase(kind, { migrate: options.migrate ?? true })
       })
       afterAll(async () => {
         await open?.close()
@@ -243,6 +272,7 @@ export function describeEachDatabase(
           return open
         },
       })
-    })
-  }
+    },
+    options.kinds,
+  )
 }
