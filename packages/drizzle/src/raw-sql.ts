@@ -167,7 +167,8 @@ export function scopeSql(
  * subquery must carry its own tenant condition bound to the same tenant.
  *
  * The tenant id is always a bound parameter, appended after the statement's own: `$n+1` in
- * Postgres, `?n+1` in SQLite (the statement's `?` become `?1..?n` in order).
+ * Postgres, `?n+1` in SQLite (the statement's `?` become `?1..?n` in order). `params` must hold a
+ * value for every placeholder of the statement.
  *
  * @example
  * ```ts
@@ -197,7 +198,8 @@ export function addTenantFilter(
   parts.sources.forEach((source, i) => {
     out += `${marker}${source < 0 ? tenantIndex : source + 1}${parts.text[i + 1]}`
   })
-  return { sql: out, params: [...userParams, tenantId] }
+  // A statement without tenant tables (SELECT 1) has no tenant placeholder; drivers refuse unused ones.
+  return { sql: out, params: parts.sources.includes(-1) ? [...userParams, tenantId] : userParams }
 }
 
 /**

@@ -1,0 +1,347 @@
+import { isTenantError } from '@tenant/core'
+import { describe, expect, it } from 'vitest'
+import { addTenantFilter, type RawSqlOptions, UnsafeQueryError, validateQuery } from './raw-sql'
+
+function refusal(fn: () => unknown): UnsafeQueryError {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).toBeInstanceOf(UnsafeQueryError)
+    expect(isTenantError(error)).toBe(true)
+    expect((error as UnsafeQueryError).code).toBe('tenant_unsafe_query')
+    expect((error as UnsafeQueryError).status).toBe(500)
+    return error as UnsafeQueryError
+  }
+  throw new Error('expected an UnsafeQueryError')
+}
+
+const sqlite: RawSqlOptions = { dialect: 'sqlite' }
+const pg: RawSqlOptions = { dialect: 'postgresql' }
+
+describe('addTenantFilter', () => {
+  it('puts the condition on the outer WHERE and keeps precedence (SQLite)', () => {
+    expect(
+      addTenantFilter('SELECT * FROM notes WHERE a = ? OR b = ?', 'acme', 'tenant_id', { params: [1, 2] }),
+    ).toEqual({
+      sql: 'SELECT * FROM "notes" WHERE ("a" = ?1 OR "b" = ?2) AND "notes"."tenant_id" = ?3',
+      params: [1, 2, 'acme'],
+    })
+  })
+
+  it('appends the tenant as $n+1 and keeps the caller placeholders (Postgres)', () => {
+    expect(
+      addTenantFilter('select * from notes t where a = $1 or b = $2 limit $3', 'acme', 'tenant_id', {
+        ...pg,
+        params: [1, 2, 10],
+      }),
+    ).toEqual({
+      sql: 'SELECT * FROM "notes" AS "t" WHERE (a = $1 OR b = $2) AND "t"."tenant_id" = $4 LIMIT $3',
+      params: [1, 2, 10, 'acme'],
+    })
+  })
+
+  it('adds a WHERE when there is none, and never inlines the tenant id', () => {
+    for (const options of [sqlite, pg]) {
+      const { sql, params } = addTenantFilter(
+        'SELECT id FROM notes ORDER BY id LIMIT 5',
+        'acme',
+        'tenant_id',
+        options,
+      )
+      expect(sql).toMatch(/WHERE "notes"\."tenant_id" = (\?1|\$1) ORDER BY/)
+      expect(sql).not.toContain('acme')
+      expect(params).toEqual(['acme'])
+    }
+  })
+
+  it('reads any case, whitespace, comments and string literals through the parser', () => {
+    const { sql } = addTenantFilter(
+      "sElEcT *\n\tFROM   notes  -- WHERE tenant_id = 'x'\nwHeRe\n title = 'a WHERE b OR 1=1' /* OR 1=1 */ OR score = 2",
+      'acme',
+      'tenant_id',
+    )
+    expect(sql).toBe(
+      `SELECT * FROM "notes" WHERE ("title" = 'a WHERE b OR 1=1' OR "score" = 2) AND "notes"."tenant_id" = ?1`,
+    )
+  })
+
+  it('qualifies with the alias, and handles quoted identifiers', () => {
+    expect(
+      addTenantFilter('SELECT "n"."id" FROM "notes" AS "n" WHERE "n"."id" = ?', 'acme', 'tenant_id', {
+        params: ['x'],
+      }).sql,
+    ).toBe('SELECT "n"."id" FROM "notes" AS "n" WHERE ("n"."id" = ?1) AND "n"."tenant_id" = ?2')
+    expect(addTenantFilter('SELECT n.id FROM notes n', 'acme', 'org_id', pg).sql).toBe(
+      'SELECT "n".id FROM "notes" AS "n" WHERE "n"."org_id" = $1',
+    )
+  })
+
+  it('scopes INNER/LEFT joined tables in ON and comma-joined ones in WHERE', () => {
+    const { sql } = addTenantFilter(
+      'SELECT n.id, u.name FROM notes n, shares s LEFT JOIN users u ON u.id = s.user_id',
+      'acme',
+      'tenant_id',
+    )
+    expect(sql).toBe(
+      'SELECT "n"."id", "u"."name" FROM "notes" AS "n", "shares" AS "s" LEFT JOIN "users" AS "u" ON ("u"."id" = "s"."user_id") AND "u"."tenant_id" = ?1 WHERE "n"."tenant_id" = ?1 AND "s"."tenant_id" = ?1',
+    )
+  })
+
+  it('leaves shared tables alone', () => {
+    const { sql } = addTenantFilter(
+      'SELECT u.id, p.name FROM users u JOIN plans p ON p.id = u.plan_id',
+      'acme',
+      'tenant_id',
+      {
+        ...pg,
+        sharedTables: ['plans'],
+      },
+    )
+    expect(sql).toBe(
+      'SELECT "u".id, "p".name FROM "users" AS "u" INNER JOIN "plans" AS "p" ON "p".id = "u".plan_id WHERE "u"."tenant_id" = $1',
+    )
+  })
+
+  it('filters every UNION arm', () => {
+    const { sql } = addTenantFilter(
+      'SELECT id FROM notes UNION ALL SELECT id FROM users WHERE name = ?',
+      'acme',
+      'tenant_id',
+      {
+        params: ['x'],
+      },
+    )
+    expect(sql).toBe(
+      'SELECT "id" FROM "notes" WHERE "notes"."tenant_id" = ?2 UNION ALL SELECT "id" FROM "users" WHERE ("name" = ?1) AND "users"."tenant_id" = ?2',
+    )
+  })
+
+  it('tags every row of a multi-row INSERT, and checks rows that already name the tenant', () => {
+    expect(
+      addTenantFilter('INSERT INTO notes (id, title) VALUES (?, ?), (?, ?)', 'acme', 'tenant_id', {
+        params: [1, 'a', 2, 'b'],
+      }),
+    ).toEqual({
+      sql: 'INSERT INTO "notes" (id, title, tenant_id) VALUES (?1,?2,?5), (?3,?4,?5)',
+      params: [1, 'a', 2, 'b', 'acme'],
+    })
+    expect(
+      addTenantFilter('insert into notes (id, tenant_id) values ($1, $2)', 'acme', 'tenant_id', {
+        ...pg,
+        params: [1, 'acme'],
+      }).sql,
+    ).toBe('INSERT INTO "notes" (id, tenant_id) VALUES ($1,$2)')
+    const other = refusal(() =>
+      addTenantFilter('insert into notes (id, tenant_id) values ($1, $2)', 'acme', 'tenant_id', {
+        ...pg,
+        params: [1, 'globex'],
+      }),
+    )
+    expect(other.message).toContain('the tenant "acme"')
+  })
+
+  it('restricts ON CONFLICT DO UPDATE to the tenant row (Postgres)', () => {
+    expect(
+      addTenantFilter(
+        'INSERT INTO notes (id, title) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET title = excluded.title',
+        'acme',
+        'tenant_id',
+        { ...pg, params: ['n1', 'x'] },
+      ).sql,
+    ).toBe(
+      'INSERT INTO "notes" (id, title, "tenant_id") VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET title = "excluded".title WHERE "notes"."tenant_id" = $3',
+    )
+  })
+
+  it('filters UPDATE and DELETE, keeping an OR inside parentheses', () => {
+    expect(
+      addTenantFilter('UPDATE notes SET title = ? WHERE id = ? OR 1 = 1', 'acme', 'tenant_id', {
+        params: ['x', 'n'],
+      }).sql,
+    ).toBe('UPDATE "notes" SET "title" = ?1 WHERE ("id" = ?2 OR 1 = 1) AND "notes"."tenant_id" = ?3')
+    expect(addTenantFilter('delete from notes', 'acme', 'tenant_id', pg).sql).toBe(
+      'DELETE FROM "notes" WHERE "notes"."tenant_id" = $1',
+    )
+  })
+
+  it('leaves out the tenant parameter when no tenant table is read', () => {
+    expect(addTenantFilter('SELECT 1', 'acme', 'tenant_id')).toEqual({ sql: 'SELECT 1', params: [] })
+  })
+
+  it('refuses what it cannot handle, saying why', () => {
+    const cases: [string, RawSqlOptions, string][] = [
+      ['SELECT 1; SELECT 2', sqlite, 'exactly one statement'],
+      ['DROP TABLE notes', sqlite, 'DROP is refused'],
+      ['CREATE TABLE x (a int)', pg, 'CREATE is refused'],
+      ['WITH x AS (SELECT * FROM notes) SELECT * FROM x', sqlite, 'WITH'],
+      ['INSERT INTO notes (id) SELECT id FROM notes', sqlite, 'INSERT ... SELECT'],
+      ['INSERT INTO notes VALUES (1, 2)', sqlite, 'name its columns'],
+      ['REPLACE INTO notes (id) VALUES (1)', sqlite, 'REPLACE'],
+      ['INSERT OR REPLACE INTO notes (id) VALUES (1)', sqlite, 'REPLACE'],
+      ['UPDATE notes SET tenant_id = ?', { params: ['acme'] }, 'may not change the tenant column'],
+      [
+        'SELECT * FROM notes WHERE id IN (SELECT note_id FROM shares)',
+        sqlite,
+        'a subquery reads table "shares"',
+      ],
+      ['SELECT * FROM (SELECT * FROM notes) q', sqlite, 'a subquery reads table "notes"'],
+      ['SELECT * FROM notes WHERE x = :x', sqlite, 'positional parameters'],
+      ['SELECT * FROM notes WHERE x = ?', pg, 'the postgresql parser cannot read'],
+      ['SELECT * FROM Notes', pg, 'lower case'],
+      ['SELECT * FROM notes WHERE a = ?', sqlite, 'parameter 1 but 0 were given'],
+      ['SELECT * FROM json_each(?) j', { params: ['[]'] }, 'only tables and subqueries'],
+      ['SELECT * FROM notes WHERE', sqlite, 'cannot read this statement'],
+      ['', sqlite, 'empty'],
+    ]
+    for (const [statement, options, reason] of cases) {
+      const error = refusal(() => addTenantFilter(statement, 'acme', 'tenant_id', options))
+      expect(error.message, statement).toContain(reason)
+    }
+  })
+
+  it('validates the tenant id, the column name, the dialect and shared table names', () => {
+    expect(() => addTenantFilter('SELECT * FROM notes', "acme' OR '1'='1", 'tenant_id')).toThrowError(
+      expect.objectContaining({ code: 'tenant_invalid_id' }),
+    )
+    for (const column of ['tenant-id', 'tenant_id; drop table x', '"tenant_id"', '1abc', '']) {
+      expect(() => addTenantFilter('SELECT * FROM notes', 'acme', column)).toThrowError(
+        expect.objectContaining({ code: 'tenant_invalid_config' }),
+      )
+    }
+    expect(() =>
+      addTenantFilter('SELECT 1', 'acme', 'tenant_id', { dialect: 'mysql' as never }),
+    ).toThrowError(expect.objectContaining({ code: 'tenant_invalid_config' }))
+    expect(() => addTenantFilter('SELECT 1', 'acme', 'tenant_id', { sharedTables: ['a b'] })).toThrowError(
+      expect.objectContaining({ code: 'tenant_invalid_config' }),
+    )
+  })
+
+  it('renames its own parameters around names already in the text', () => {
+    const { sql } = addTenantFilter(
+      "SELECT * FROM notes WHERE title = ':tnt0p_0' AND x = ?",
+      'acme',
+      'tenant_id',
+      {
+        params: [1],
+      },
+    )
+    expect(sql).toBe(
+      `SELECT * FROM "notes" WHERE ("title" = ':tnt0p_0' AND "x" = ?1) AND "notes"."tenant_id" = ?2`,
+    )
+  })
+})
+
+describe('validateQuery', () => {
+  const accepted: [string, RawSqlOptions?][] = [
+    ['SELECT * FROM notes WHERE tenant_id = ?'],
+    ['SELECT * FROM notes WHERE ? = tenant_id AND id = ?'],
+    ["SELECT * FROM notes WHERE tenant_id = 'acme'"],
+    ['SELECT * FROM notes WHERE (tenant_id = ?) AND (a = 1 OR b = 2)'],
+    ['SELECT * FROM notes n WHERE n.tenant_id = ?'],
+    ['SELECT * FROM "notes" "n" WHERE "n"."tenant_id" = ?'],
+    ['SELECT * FROM notes WHERE "tenant_id" = ?'],
+    ['SELECT * FROM NOTES WHERE TENANT_ID == ?'],
+    ['select * from notes where "tenant_id" = $1', pg],
+    ['select * from notes n where n.tenant_id = $1 limit $2', pg],
+    ['SELECT n.id FROM notes n JOIN users u ON u.id = n.owner_id AND u.tenant_id = ? WHERE n.tenant_id = ?'],
+    ['SELECT n.id FROM notes n LEFT JOIN users u ON u.tenant_id = n.tenant_id WHERE n.tenant_id = ?'],
+    ['SELECT n.id FROM notes n, users u WHERE n.tenant_id = ? AND u.tenant_id = n.tenant_id'],
+    ['SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)'],
+    ['SELECT * FROM (SELECT * FROM notes WHERE tenant_id = ?) AS q'],
+    ['SELECT id FROM notes WHERE tenant_id = ? UNION SELECT id FROM users WHERE tenant_id = ?'],
+    [
+      'SELECT u.id, p.name FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.tenant_id = ?',
+      { sharedTables: ['plans'] },
+    ],
+    ['SELECT 1'],
+    ['UPDATE notes SET title = ? WHERE tenant_id = ? AND id = ?'],
+    ['DELETE FROM notes WHERE id = ? AND tenant_id = ?'],
+    ['INSERT INTO notes (id, tenant_id) VALUES (?, ?), (?, ?)'],
+    [
+      'insert into notes (id, tenant_id) values ($1, $2) on conflict (id) do update set title = excluded.title where notes.tenant_id = $2',
+      pg,
+    ],
+  ]
+  it.each(accepted)('accepts %s', (statement, options) => {
+    expect(() => validateQuery(statement, 'tenant_id', options)).not.toThrow()
+  })
+
+  const refused: [string, string, RawSqlOptions?][] = [
+    ['SELECT * FROM notes', 'without "notes.tenant_id = ..."'],
+    ['SELECT * FROM notes WHERE tenant_id = ? OR 1 = 1', 'under OR/NOT'],
+    ['SELECT * FROM notes WHERE NOT tenant_id <> ?', 'under OR/NOT'],
+    ['SELECT * FROM notes WHERE tenant_id = ? AND 1 = 1 OR x = 2', 'under OR/NOT'],
+    ['SELECT * FROM notes WHERE tenant_id IN (?)', 'under OR/NOT'],
+    ['SELECT * FROM notes WHERE tenant_id = tenant_id', 'compare with a parameter or string literal'],
+    ['SELECT * FROM notes WHERE tenant_id = NULL', 'compare with a parameter or string literal'],
+    ['SELECT * FROM notes n JOIN users u ON u.id = n.owner_id WHERE tenant_id = ?', 'qualified with "n"'],
+    ['SELECT * FROM notes n WHERE notes.tenant_id = ?', 'qualified with "n"'],
+    ['SELECT * FROM notes n JOIN users u ON 1 = 1 WHERE n.tenant_id = ?', 'reads table "users"'],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares)',
+      'a subquery reads table "shares"',
+    ],
+    [
+      'SELECT * FROM notes n WHERE n.tenant_id = ? AND EXISTS (SELECT 1 FROM shares s WHERE n.tenant_id = ?)',
+      'a subquery reads table "shares"',
+    ],
+    [
+      'SELECT (SELECT title FROM notes LIMIT 1) AS t FROM users WHERE tenant_id = ?',
+      'a subquery reads table "notes"',
+    ],
+    ['SELECT id FROM notes WHERE tenant_id = ? UNION SELECT id FROM users', 'UNION/INTERSECT/EXCEPT arm'],
+    ['WITH x AS (SELECT * FROM notes WHERE tenant_id = ?) SELECT * FROM x', 'WITH'],
+    [
+      'INSERT INTO notes (id, tenant_id) SELECT id, tenant_id FROM notes WHERE tenant_id = ?',
+      'INSERT ... SELECT',
+    ],
+    ['INSERT INTO notes (id) VALUES (?)', 'must set the tenant column'],
+    ['INSERT INTO notes (id, tenant_id) VALUES (?, ?), (?, tenant_id)', 'every VALUES row'],
+    ['UPDATE notes SET tenant_id = ? WHERE tenant_id = ?', 'may not change the tenant column'],
+    ['DELETE FROM notes WHERE id = ?', 'the DELETE from table "notes"'],
+    [
+      'insert into notes (id, tenant_id) values ($1, $2) on conflict (id) do update set title = excluded.title',
+      'ON CONFLICT DO UPDATE needs',
+      pg,
+    ],
+    ['select query_to_xml($2, true, false, $3) from notes where tenant_id = $1', 'query_to_xml', pg],
+    ["SELECT 'x' AS tenant_id, * FROM notes WHERE tenant_id = ?", 'output column'],
+    ['SELECT * FROM notes n, notes N WHERE n.tenant_id = ?', 'both called'],
+    ['UPDATE plans SET name = ?', 'shared', { sharedTables: ['plans'] }],
+    ['SELECT * FROM notes WHERE tenant_id = ?; DELETE FROM notes', 'exactly one statement'],
+  ]
+  it.each(refused)('refuses %s', (statement, reason, options) => {
+    const error = refusal(() => validateQuery(statement, 'tenant_id', options))
+    expect(error.message).toContain(reason)
+  })
+
+  it('with a tenantId, accepts only conditions bound to that tenant', () => {
+    const statement =
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)'
+    expect(() =>
+      validateQuery(statement, 'tenant_id', { tenantId: 'acme', params: ['acme', 'acme'] }),
+    ).not.toThrow()
+    expect(
+      refusal(() => validateQuery(statement, 'tenant_id', { tenantId: 'acme', params: ['acme', 'globex'] }))
+        .message,
+    ).toContain('a subquery reads table "shares"')
+    // Without the values the binding cannot be proven.
+    refusal(() => validateQuery(statement, 'tenant_id', { tenantId: 'acme' }))
+    expect(() =>
+      validateQuery("SELECT * FROM notes WHERE tenant_id = 'acme'", 'tenant_id', { tenantId: 'acme' }),
+    ).not.toThrow()
+    refusal(() =>
+      validateQuery("SELECT * FROM notes WHERE tenant_id = 'globex'", 'tenant_id', { tenantId: 'acme' }),
+    )
+  })
+
+  it('matches column case the way each database does', () => {
+    // Postgres: an unquoted name folds to lower case, a quoted one is exact.
+    expect(() => validateQuery('select * from notes where TENANT_ID = $1', 'tenant_id', pg)).not.toThrow()
+    refusal(() => validateQuery('select * from notes where "TENANT_ID" = $1', 'tenant_id', pg))
+    expect(() => validateQuery('select * from notes where "TenantId" = $1', 'TenantId', pg)).not.toThrow()
+    refusal(() => validateQuery('select * from notes where TenantId = $1', 'TenantId', pg))
+    // SQLite: identifiers are case-insensitive, quoted or not.
+    expect(() => validateQuery('SELECT * FROM notes WHERE "TENANT_ID" = ?', 'tenant_id')).not.toThrow()
+  })
+})
