@@ -60,14 +60,18 @@ function geometry(window: QuotaWindow, precision: number): Geometry {
   return { bucket: slidingWindowMs(window) / precision, precision }
 }
 
-/**
- * The window's count at `t`, multiplied by the bucket length so that it stays an integer: the
- * oldest bucket (the one the window's start falls into) weighted by how much of it the window
- * still overlaps, every newer bucket in full.
- */
-function scaledCount(buckets: readonly SlidingBucket[], t: number, g: Geometry, dim: 1 | 2): number {
+/** The parts of a window's count at `t`: `count = newer + oldest * overlap / bucket`. */
+interface CountParts {
+  /** What the oldest bucket (the one the window's start falls into) holds. */
+  oldest: number
+  /** How many ms of the oldest bucket the window still covers, in (0, bucket]. */
+  overlap: number
+  /** What the newer buckets hold; they count in full. */
+  newer: number
+}
+
+function countParts(buckets: readonly SlidingBucket[], t: number, g: Geometry, dim: 1 | 2): CountParts {
   const k = Math.floor(t / g.bucket)
-  const overlap = (k + 1) * g.bucket - t
   let oldest = 0
   let newer = 0
   for (const b of buckets) {
@@ -75,9 +79,15 @@ function scaledCount(buckets: readonly SlidingBucket[], t: number, g: Geometry, 
     if (index === k - g.precision) oldest += b[dim]
     else if (index > k - g.precision) newer += b[dim]
   }
-  return oldest * overlap + g.bucket * newer
+  return { oldest, overlap: (k + 1) * g.bucket - t, newer }
 }
 
+/**
+ * `newer + oldest * overlap / bucket + cost <= limit`, rearranged so that the whole-number part
+ * (`limit - cost - newer`) is exact and only the decaying term is a product: it then resolves
+ * single milliseconds even for token counts in the trillions. Redis and Durable Object stores
+ * must evaluate this same expression.
+ */
 function admitsAt(
   buckets: readonly SlidingBucket[],
   t: number,
@@ -85,8 +95,9 @@ function admitsAt(
   dim: 1 | 2,
   cost: number,
   limit: number,
-) {
-  return scaledCount(buckets, t, g, dim) + g.bucket * cost <= g.bucket * limit
+): boolean {
+  const { oldest, overlap, newer } = countParts(buckets, t, g, dim)
+  return oldest * overlap <= g.bucket * (limit - cost - newer)
 }
 
 /**
@@ -154,10 +165,11 @@ function prune(buckets: readonly SlidingBucket[] | undefined, now: number, g: Ge
 
 function measure(scan: Omit<Scan, 'used' | 'resetAt'>, now: number): Scan {
   const { buckets, g } = scan
-  const used = {
-    requests: Math.ceil(scaledCount(buckets, now, g, 1) / g.bucket),
-    tokens: Math.ceil(scaledCount(buckets, now, g, 2) / g.bucket),
+  const count = (dim: 1 | 2) => {
+    const { oldest, overlap, newer } = countParts(buckets, now, g, dim)
+    return newer + Math.ceil((oldest * overlap) / g.bucket)
   }
+  const used = { requests: count(1), tokens: count(2) }
   const newest = buckets.at(-1)
   // Everything counted now has aged out once the newest bucket has left the window entirely.
   const resetAt = newest ? newest[0] + (g.precision + 1) * g.bucket : now
