@@ -3,28 +3,22 @@ import { testCacheStore } from '@tenant/core/testing'
 import type { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { RedisServerProcess } from '../test/helpers/redis-server'
 import { RedisTenantCacheStore } from './cache-store'
 
 const T0 = Date.UTC(2026, 0, 1)
 
 describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
-  let redis: Redis
+  const { client: redis, prefix } = useTestRedis('cache')
   let nodeRedis: ReturnType<typeof createClient>
-  const prefix = uniquePrefix('cache')
 
   beforeAll(async () => {
-    redis = await connectIoredis()
     nodeRedis = createClient({ url: REDIS_URL })
     await nodeRedis.connect()
   })
 
   afterAll(async () => {
-    if (redis) {
-      await deleteKeys(redis, prefix)
-      redis.disconnect()
-    }
     await nodeRedis?.close()
   })
 

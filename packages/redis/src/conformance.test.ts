@@ -1,8 +1,7 @@
 import { testQuotaManager, testRateLimiter } from '@tenant/core/testing'
-import type { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe } from 'vitest'
-import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { RedisQuotaManager } from './quota-manager'
 import { RedisRateLimiter } from './rate-limiter'
 
@@ -14,21 +13,15 @@ const timeoutMs = 5_000
 const suite = { timeout: 30_000 }
 
 describe.runIf(REDIS_URL)('Redis stores pass the core conformance suites', () => {
-  let ioredis: Redis
+  const { client: ioredis, prefix } = useTestRedis('conformance')
   let nodeRedis: ReturnType<typeof createClient>
-  const prefix = uniquePrefix('conformance')
 
   beforeAll(async () => {
-    ioredis = await connectIoredis()
     nodeRedis = createClient({ url: REDIS_URL })
     await nodeRedis.connect()
   })
 
   afterAll(async () => {
-    if (ioredis) {
-      await deleteKeys(ioredis, prefix)
-      ioredis.disconnect()
-    }
     await nodeRedis?.close()
   })
 

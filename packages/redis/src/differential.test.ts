@@ -11,9 +11,8 @@ import {
 } from '@tenant/core'
 import { randomTenantId, TestConfigProvider } from '@tenant/core/testing'
 import fc from 'fast-check'
-import type { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { describe, expect, it } from 'vitest'
+import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { toScriptClient } from './client'
 import { RedisQuotaManager } from './quota-manager'
 import { CALENDAR_PROBE_SCRIPT } from './quota-scripts'
@@ -86,19 +85,7 @@ const startArb = fc.oneof(
 )
 
 describe.runIf(REDIS_URL)('Redis stores decide exactly like core', () => {
-  let redis: Redis
-  const prefix = uniquePrefix('differential')
-
-  beforeAll(async () => {
-    redis = await connectIoredis()
-  })
-
-  afterAll(async () => {
-    if (redis) {
-      await deleteKeys(redis, prefix)
-      redis.disconnect()
-    }
-  })
+  const { client: redis, prefix } = useTestRedis('differential')
 
   it('the Lua calendar windows equal calendarWindow from year 1 to 9999', async () => {
     const client = toScriptClient(redis)

@@ -3,9 +3,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { calendarWindow } from '@tenant/core'
 import { randomTenantId } from '@tenant/core/testing'
-import type { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { describe, expect, it } from 'vitest'
+import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url))
 const child = fileURLToPath(new URL('../test/fixtures/consume-child.ts', import.meta.url))
@@ -47,19 +46,7 @@ async function startHost(
 }
 
 describe.runIf(REDIS_URL)('exactness across OS processes', () => {
-  let redis: Redis
-  const prefix = uniquePrefix('processes')
-
-  beforeAll(async () => {
-    redis = await connectIoredis()
-  })
-
-  afterAll(async () => {
-    if (redis) {
-      await deleteKeys(redis, prefix)
-      redis.disconnect()
-    }
-  })
+  const { client: redis, prefix } = useTestRedis('processes')
 
   async function redisNow(): Promise<number> {
     const [s, us] = await redis.time()

@@ -9,7 +9,7 @@ import {
 import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { connectIoredis, deleteKeys, REDIS_URL, uniquePrefix } from '../test/helpers/redis-env'
+import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { RedisServerProcess } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { APP_CLOCK_TTL_MARGIN_MS } from './lua'
@@ -134,22 +134,10 @@ describe('RedisQuotaManager after SCRIPT FLUSH', () => {
 })
 
 describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
-  let redis: Redis
-  const prefix = uniquePrefix('quota')
-
-  beforeAll(async () => {
-    redis = await connectIoredis()
-  })
+  const { client: redis, prefix } = useTestRedis('quota')
 
   afterEach(() => {
     vi.restoreAllMocks()
-  })
-
-  afterAll(async () => {
-    if (redis) {
-      await deleteKeys(redis, prefix)
-      redis.disconnect()
-    }
   })
 
   function tenant(

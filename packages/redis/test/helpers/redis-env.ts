@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
+import { afterAll, beforeAll } from 'vitest'
 
 /**
  * The Redis the integration tests use: `TEST_REDIS_URL`, or the local server at
@@ -68,4 +69,21 @@ export async function deleteKeys(client: Redis, prefix: string): Promise<number>
     } while (cursor !== '0')
   }
   return removed
+}
+
+/**
+ * Inside a `describe`: a client for the test server (connected before the tests run) and a key
+ * prefix unique to this run; after the tests every key under the prefix is deleted.
+ */
+export function useTestRedis(name: string): { client: Redis; prefix: string } {
+  const prefix = uniquePrefix(name)
+  const client = new Redis(REDIS_URL ?? DEFAULT_URL, fastFailOptions)
+  beforeAll(async () => {
+    await client.connect()
+  })
+  afterAll(async () => {
+    if (client.status === 'ready') await deleteKeys(client, prefix)
+    client.disconnect()
+  })
+  return { client, prefix }
 }
