@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { req } from '../test/helpers'
+import { expectInvalidOption, req } from '../test/helpers'
 import { applyMiddleware, compose, getTenantId, type Middleware, tenantResolver } from './index'
 
 describe('compose', () => {
@@ -54,7 +54,7 @@ describe('compose', () => {
   })
 
   it('rejects something that is not a middleware', () => {
-    expect(() => compose('x' as never)).toThrow(/argument 0 is not a middleware/)
+    expectInvalidOption(() => compose('x' as never), 'compose(0)', /is not a middleware/)
   })
 
   it('applyMiddleware passes extra handler arguments through', async () => {

@@ -1,4 +1,5 @@
 import { inheritTenantState } from './context'
+import { invalidOption } from './options'
 import type { FetchHandler, Middleware, Next } from './types'
 
 /**
@@ -14,7 +15,7 @@ import type { FetchHandler, Middleware, Next } from './types'
 export function compose(...middlewares: Middleware[]): Middleware {
   middlewares.forEach((middleware, index) => {
     if (typeof middleware !== 'function') {
-      throw new TypeError(`compose(): argument ${index} is not a middleware function`)
+      throw invalidOption(`compose(${index})`, 'is not a middleware function')
     }
   })
   return function composed(request, next) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { expectInvalidOption } from '../test/helpers'
 import {
   chain,
   fromCookie,
@@ -18,7 +19,7 @@ describe('extractors', () => {
     expect(read(fromHeader('X-Org'), at('http://x/', { 'X-Org': 'globex' }))).toBe('globex')
     expect(read(fromHeader(), at('http://x/'))).toBeUndefined()
     expect(fromHeader().source).toBe('header:X-Tenant-ID')
-    expect(() => fromHeader('bad header')).toThrow(TypeError)
+    expectInvalidOption(() => fromHeader('bad header'), 'fromHeader.name', /HTTP header name/)
   })
 
   it('fromQuery reads the first value of the parameter', () => {
@@ -35,7 +36,7 @@ describe('extractors', () => {
     expect(read(fromCookie(), at('http://x/', { Cookie: 'xtenant=acme' }))).toBeUndefined()
     expect(read(fromCookie(), at('http://x/', { Cookie: 'tenant=%E0%A4%A' }))).toBe('%E0%A4%A')
     expect(read(fromCookie(), at('http://x/'))).toBeUndefined()
-    expect(() => fromCookie('a;b')).toThrow(TypeError)
+    expectInvalidOption(() => fromCookie('a;b'), 'fromCookie.name', /cookie name/)
   })
 
   describe('fromSubdomain', () => {
@@ -64,8 +65,8 @@ describe('extractors', () => {
       expect(read(fromSubdomain('example.com', { ignore: ['api'] }), at('https://www.example.com/'))).toBe(
         'www',
       )
-      expect(() => fromSubdomain('')).toThrow(TypeError)
-      expect(() => fromSubdomain([])).toThrow(TypeError)
+      expectInvalidOption(() => fromSubdomain(''), 'fromSubdomain.baseDomain', /domain name/)
+      expectInvalidOption(() => fromSubdomain([]), 'fromSubdomain.baseDomain', /at least one/)
     })
   })
 
@@ -85,6 +86,6 @@ describe('extractors', () => {
     expect(await read(both, at('http://x/?tenant=q'))).toBe('q')
     expect(await read(both, at('http://x/'))).toBeUndefined()
     expect(both.source).toBe('chain(header:X-Tenant-ID,query:tenant)')
-    expect(() => chain({} as never)).toThrow(/argument 0 is not an extractor/)
+    expectInvalidOption(() => chain({} as never), 'chain(0)', /is not an extractor/)
   })
 })

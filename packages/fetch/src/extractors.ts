@@ -1,4 +1,4 @@
-import { checkHeaderName } from './stage'
+import { checkToken, invalidOption } from './options'
 import type { MaybePromise } from './types'
 
 /**
@@ -31,7 +31,7 @@ function nonEmpty(value: string | null | undefined): string | undefined {
  * ```
  */
 export function fromHeader(name = 'X-Tenant-ID'): TenantExtractor {
-  checkHeaderName('fromHeader', 'name', name)
+  checkToken('fromHeader.name', name)
   return {
     source: `header:${name}`,
     extract: (request) => nonEmpty(request.headers.get(name)),
@@ -49,7 +49,7 @@ export function fromHeader(name = 'X-Tenant-ID'): TenantExtractor {
  */
 export function fromQuery(name = 'tenant'): TenantExtractor {
   if (typeof name !== 'string' || name === '')
-    throw new TypeError('fromQuery: name must be a non-empty string')
+    throw invalidOption('fromQuery.name', 'must be a non-empty string')
   return {
     source: `query:${name}`,
     extract: (request) => nonEmpty(new URL(request.url).searchParams.get(name)),
@@ -66,9 +66,7 @@ export function fromQuery(name = 'tenant'): TenantExtractor {
  * ```
  */
 export function fromCookie(name = 'tenant'): TenantExtractor {
-  if (typeof name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
-    throw new TypeError(`fromCookie: name must be a cookie name, got ${JSON.stringify(name)}`)
-  }
+  checkToken('fromCookie.name', name, 'a cookie name')
   return {
     source: `cookie:${name}`,
     extract(request) {
@@ -119,11 +117,11 @@ export function fromSubdomain(
 ): TenantExtractor {
   const bases = (Array.isArray(baseDomain) ? baseDomain : [baseDomain]).map((base) => {
     if (typeof base !== 'string' || base.replace(/^\.+|\.+$/g, '') === '') {
-      throw new TypeError('fromSubdomain: baseDomain must be a domain name such as "example.com"')
+      throw invalidOption('fromSubdomain.baseDomain', 'must be a domain name such as "example.com"')
     }
     return base.replace(/^\.+|\.+$/g, '').toLowerCase()
   })
-  if (bases.length === 0) throw new TypeError('fromSubdomain: give at least one base domain')
+  if (bases.length === 0) throw invalidOption('fromSubdomain.baseDomain', 'give at least one base domain')
   const ignore = new Set((options.ignore ?? ['www']).map((label) => label.toLowerCase()))
   return {
     source: 'subdomain',
@@ -152,7 +150,7 @@ export function fromSubdomain(
  * ```
  */
 export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
-  if (typeof prefix !== 'string') throw new TypeError('fromPathPrefix: prefix must be a string')
+  if (typeof prefix !== 'string') throw invalidOption('fromPathPrefix.prefix', 'must be a string')
   const normalized = `/${prefix.replace(/^\/+|\/+$/g, '')}/`.replace(/^\/\/$/, '/')
   return {
     source: `path:${normalized}`,
@@ -177,7 +175,7 @@ export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
 export function chain(...extractors: TenantExtractor[]): ChainExtractor {
   extractors.forEach((extractor, index) => {
     if (typeof extractor?.extract !== 'function') {
-      throw new TypeError(`chain(): argument ${index} is not an extractor (it needs extract(request))`)
+      throw invalidOption(`chain(${index})`, 'is not an extractor (it needs extract(request))')
     }
   })
   return {

@@ -8,6 +8,7 @@ import type {
   TenantConfig,
   TenantErrorCode,
 } from '@tenant/core'
+import { invalidOption } from './options'
 import type { MaybePromise } from './types'
 
 /** The stages of the tenancy chain, in the order they run. */
@@ -126,7 +127,8 @@ export function hookSet(hooks: TenancyHooks | readonly TenancyHooks[] | undefine
     result[name] = sets.flatMap((set) => {
       const fn = set?.[name] as HookFn | undefined
       if (fn === undefined) return []
-      if (typeof fn !== 'function') throw new TypeError(`hooks.${name} must be a function, got ${typeof fn}`)
+      if (typeof fn !== 'function')
+        throw invalidOption(`hooks.${name}`, `must be a function, got ${typeof fn}`)
       return [fn.bind(set)]
     })
   }

@@ -1,6 +1,6 @@
 import { ConfigPolicyEvaluator, InMemoryConfigManager, type PolicyEvaluator, TenantError } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
 import type { Middleware, PolicyOptions } from './index'
 import { compose, tenantPolicy, tenantResolver } from './index'
 
@@ -203,10 +203,16 @@ describe('tenantPolicy', () => {
   })
 
   it('rejects bad options when created', () => {
-    expect(() => tenantPolicy({ evaluator: {} as never })).toThrow(/evaluator must have evaluate\(\)/)
-    expect(() => tenantPolicy({ evaluator, modelHeader: '' })).toThrow(
-      /modelHeader must be an HTTP header name/,
+    expectInvalidOption(() => tenantPolicy({ evaluator: {} as never }), 'tenantPolicy.evaluator', /evaluate/)
+    expectInvalidOption(
+      () => tenantPolicy({ evaluator, modelHeader: '' }),
+      'tenantPolicy.modelHeader',
+      /HTTP header name/,
     )
-    expect(() => tenantPolicy({ evaluator, extract: 'body' as never })).toThrow(/extract must be a function/)
+    expectInvalidOption(
+      () => tenantPolicy({ evaluator, extract: 'body' as never }),
+      'tenantPolicy.extract',
+      /function/,
+    )
   })
 })

@@ -1,16 +1,8 @@
 import { type PolicyDecision, type PolicyEvaluator, type PolicyRequest, TenantError } from '@tenant/core'
 import { getTenantId } from './context'
 import { hookSet } from './hooks'
-import {
-  callUser,
-  checkFunction,
-  checkHeaderName,
-  checkMethods,
-  checkStageOptions,
-  requireResolution,
-  type StageOptions,
-  StageRun,
-} from './stage'
+import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
+import { callUser, requireResolution, type StageOptions, StageRun } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantPolicy}. */
@@ -57,14 +49,14 @@ export interface PolicyOptions extends StageOptions {
 export function tenantPolicy(options: PolicyOptions = {}): Middleware {
   const name = 'tenantPolicy'
   checkStageOptions(name, options)
-  checkFunction(name, 'extract', options.extract)
-  checkFunction(name, 'onDenied', options.onDenied)
+  checkFunction(`${name}.extract`, options.extract)
+  checkFunction(`${name}.onDenied`, options.onDenied)
   const { evaluator, extract, onDenied, failOpen = false, timeoutMs } = options
-  const modelHeader = checkHeaderName(name, 'modelHeader', options.modelHeader ?? 'X-Model')
-  const toolHeader = checkHeaderName(name, 'toolHeader', options.toolHeader ?? 'X-Tool')
+  const modelHeader = checkToken(`${name}.modelHeader`, options.modelHeader ?? 'X-Model')
+  const toolHeader = checkToken(`${name}.toolHeader`, options.toolHeader ?? 'X-Tool')
   // No evaluator: the stage is off (tenancy() leaves it out altogether).
   if (evaluator === undefined) return (request, next) => next(request)
-  checkMethods(name, 'evaluator', evaluator, ['evaluate'])
+  assertMethods(evaluator, `${name}.evaluator`, ['evaluate'])
   const hooks = hookSet(options.hooks)
 
   async function readInput(request: Request): Promise<{ value: PolicyRequest } | { error: TenantError }> {

@@ -6,7 +6,7 @@ import {
   SlidingWindowQuotaManager,
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
 import { compose, type QuotaOptions, tenantQuota, tenantResolver } from './index'
 
 // 30 s into a minute, so the minute window resets in 30 s.
@@ -316,13 +316,17 @@ describe('tenantQuota', () => {
   })
 
   it('rejects bad options when created', () => {
-    expect(() => tenantQuota({ manager: {} as never })).toThrow(/manager must have consume\(\)/)
-    expect(() =>
-      tenantQuota({ manager: { consume: manager.consume } as never, actualTokens: () => 1 }),
-    ).toThrow(/manager must have consume\(\) and adjust\(\)/)
-    expect(() => tenantQuota({ manager, tokenHeader: 'a b' })).toThrow(
-      /tokenHeader must be an HTTP header name/,
+    expectInvalidOption(() => tenantQuota({ manager: {} as never }), 'tenantQuota.manager', /consume/)
+    expectInvalidOption(
+      () => tenantQuota({ manager: { consume: manager.consume } as never, actualTokens: () => 1 }),
+      'tenantQuota.manager',
+      /adjust/,
     )
-    expect(() => tenantQuota({ manager, clock: {} as never })).toThrow(/clock must have a now\(\) method/)
+    expectInvalidOption(
+      () => tenantQuota({ manager, tokenHeader: 'a b' }),
+      'tenantQuota.tokenHeader',
+      /HTTP header name/,
+    )
+    expectInvalidOption(() => tenantQuota({ manager, clock: {} as never }), 'tenantQuota.clock', /now/)
   })
 })

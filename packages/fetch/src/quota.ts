@@ -11,18 +11,8 @@ import {
 import { getTenantId } from './context'
 import { quotaHeaders, retryAfterHeader, withHeaders } from './headers'
 import { emit, type HookSet, hookSet, reportError } from './hooks'
-import {
-  callStore,
-  callUser,
-  checkFunction,
-  checkHeaderName,
-  checkMethods,
-  checkStageOptions,
-  clockOf,
-  requireResolution,
-  type StageOptions,
-  StageRun,
-} from './stage'
+import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
+import { callStore, callUser, clockOf, requireResolution, type StageOptions, StageRun } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantQuota}. */
@@ -78,13 +68,13 @@ export interface QuotaOptions extends StageOptions {
 export function tenantQuota(options: QuotaOptions = {}): Middleware {
   const name = 'tenantQuota'
   checkStageOptions(name, options)
-  checkFunction(name, 'tokenEstimator', options.tokenEstimator)
-  checkFunction(name, 'actualTokens', options.actualTokens)
-  checkFunction(name, 'onRejected', options.onRejected)
+  checkFunction(`${name}.tokenEstimator`, options.tokenEstimator)
+  checkFunction(`${name}.actualTokens`, options.actualTokens)
+  checkFunction(`${name}.onRejected`, options.onRejected)
   const { manager, tokenEstimator, actualTokens, onRejected, failOpen = false, timeoutMs } = options
-  const tokenHeader = checkHeaderName(name, 'tokenHeader', options.tokenHeader ?? 'X-Token-Count')
+  const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
   if (manager === undefined) return (request, next) => next(request)
-  checkMethods(name, 'manager', manager, actualTokens ? ['consume', 'adjust'] : ['consume'])
+  assertMethods(manager, `${name}.manager`, actualTokens ? ['consume', 'adjust'] : ['consume'])
   const hooks = hookSet(options.hooks)
   const clock = clockOf(options)
 

@@ -1,6 +1,6 @@
 import { InMemoryConfigManager, ManualClock, type RateLimiter, TokenBucketRateLimiter } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
 import { compose, type RateLimitOptions, tenantRateLimit, tenantResolver } from './index'
 
 describe('tenantRateLimit', () => {
@@ -95,9 +95,11 @@ describe('tenantRateLimit', () => {
   })
 
   it('rejects bad options when created', () => {
-    expect(() => tenantRateLimit({ limiter: {} as never })).toThrow(/limiter must have consume\(\)/)
-    expect(() => tenantRateLimit({ limiter, onRejected: 1 as never })).toThrow(
-      /onRejected must be a function/,
+    expectInvalidOption(() => tenantRateLimit({ limiter: {} as never }), 'tenantRateLimit.limiter', /consume/)
+    expectInvalidOption(
+      () => tenantRateLimit({ limiter, onRejected: 1 as never }),
+      'tenantRateLimit.onRejected',
+      /function/,
     )
   })
 })

@@ -3,15 +3,8 @@ import { TenantError } from '@tenant/core'
 import { getTenantId } from './context'
 import { rateLimitHeaders, retryAfterHeader, withHeaders } from './headers'
 import { hookSet } from './hooks'
-import {
-  checkFunction,
-  checkMethods,
-  checkStageOptions,
-  clockOf,
-  requireResolution,
-  type StageOptions,
-  StageRun,
-} from './stage'
+import { assertMethods, checkFunction, checkStageOptions } from './options'
+import { clockOf, requireResolution, type StageOptions, StageRun } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantRateLimit}. */
@@ -49,10 +42,10 @@ export interface RateLimitOptions extends StageOptions {
 export function tenantRateLimit(options: RateLimitOptions = {}): Middleware {
   const name = 'tenantRateLimit'
   checkStageOptions(name, options)
-  checkFunction(name, 'onRejected', options.onRejected)
+  checkFunction(`${name}.onRejected`, options.onRejected)
   const { limiter, onRejected, failOpen = false, timeoutMs } = options
   if (limiter === undefined) return (request, next) => next(request)
-  checkMethods(name, 'limiter', limiter, ['consume'])
+  assertMethods(limiter, `${name}.limiter`, ['consume'])
   const hooks = hookSet(options.hooks)
   const clock = clockOf(options)
 

@@ -1,6 +1,6 @@
 import { InMemoryConfigManager, TenantBackendError, TenantError, TenantNotFoundError } from '@tenant/core'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
+import { expectInvalidOption, failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
 import {
   chain,
   currentTenantId,
@@ -10,6 +10,7 @@ import {
   getTenant,
   getTenantId,
   problemResponse,
+  type ResolverOptions,
   tenantResolver,
 } from './index'
 
@@ -398,20 +399,18 @@ describe('tenantResolver', () => {
   })
 
   it('rejects bad options when created, not per request', () => {
-    expect(() => tenantResolver({ header: 'X Bad' })).toThrow(/header must be an HTTP header name/)
-    expect(() => tenantResolver({ header: 'X-A', extractors: [fromHeader()] })).toThrow(
-      /either header or extractors/,
-    )
-    expect(() => tenantResolver({ extractors: [{} as never] })).toThrow(/extractors\[0\] is not an extractor/)
-    expect(() => tenantResolver({ configManager: {} as never })).toThrow(
-      /configManager must have getTenantConfig/,
-    )
-    expect(() => tenantResolver({ failOpen: 'yes' as never })).toThrow(/failOpen must be a boolean/)
-    expect(() => tenantResolver({ timeoutMs: 0 })).toThrow(/timeoutMs must be a number > 0/)
-    expect(() => tenantResolver({ onMissing: 'x' as never })).toThrow(/onMissing must be a function/)
-    expect(() => tenantResolver({ hooks: { onResolve: 1 as never } })).toThrow(
-      /hooks.onResolve must be a function/,
-    )
+    const cases: [ResolverOptions, string, RegExp][] = [
+      [{ header: 'X Bad' }, 'tenantResolver.header', /HTTP header name/],
+      [{ header: 'X-A', extractors: [fromHeader()] }, 'tenantResolver', /either header or extractors/],
+      [{ extractors: [{} as never] }, 'tenantResolver.extractors[0]', /not an extractor/],
+      [{ configManager: {} as never }, 'tenantResolver.configManager', /getTenantConfig/],
+      [{ failOpen: 'yes' as never }, 'tenantResolver.failOpen', /must be a boolean/],
+      [{ timeoutMs: 0 }, 'tenantResolver.timeoutMs', /must be a number > 0/],
+      [{ onMissing: 'x' as never }, 'tenantResolver.onMissing', /must be a function/],
+      [{ hooks: { onResolve: 1 as never } }, 'hooks.onResolve', /must be a function/],
+    ]
+    for (const [options, path, message] of cases)
+      expectInvalidOption(() => tenantResolver(options), path, message)
   })
 
   it('problemResponse builds the same body for custom handlers', async () => {

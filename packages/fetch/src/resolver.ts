@@ -2,15 +2,8 @@ import { type ConfigManager, type TenantConfig, TenantError, validateTenantId } 
 import { runWithTenantId, setTenantState } from './context'
 import { extractFrom, fromHeader, type TenantExtractor } from './extractors'
 import { hookSet } from './hooks'
-import {
-  callUser,
-  checkFunction,
-  checkHeaderName,
-  checkMethods,
-  checkStageOptions,
-  type StageOptions,
-  StageRun,
-} from './stage'
+import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
+import { callUser, type StageOptions, StageRun } from './stage'
 import type { MaybePromise, Middleware, Next } from './types'
 
 /** Options of {@link tenantResolver}. */
@@ -76,27 +69,23 @@ interface Found {
 export function tenantResolver(options: ResolverOptions = {}): Middleware {
   const name = 'tenantResolver'
   checkStageOptions(name, options)
-  checkFunction(name, 'principal', options.principal)
-  checkFunction(name, 'onMissing', options.onMissing)
+  checkFunction(`${name}.principal`, options.principal)
+  checkFunction(`${name}.onMissing`, options.onMissing)
   if (options.configManager !== undefined) {
-    checkMethods(name, 'configManager', options.configManager, ['getTenantConfig'])
+    assertMethods(options.configManager, `${name}.configManager`, ['getTenantConfig'])
   }
   if (options.header !== undefined && options.extractors !== undefined) {
-    throw new TypeError(`${name}: give either header or extractors, not both`)
+    throw invalidOption(name, 'give either header or extractors, not both')
   }
   const extractors =
     options.extractors === undefined
-      ? [
-          fromHeader(
-            options.header === undefined ? undefined : checkHeaderName(name, 'header', options.header),
-          ),
-        ]
+      ? [fromHeader(options.header === undefined ? undefined : checkToken(`${name}.header`, options.header))]
       : Array.isArray(options.extractors)
         ? options.extractors
         : [options.extractors]
   extractors.forEach((extractor, index) => {
     if (typeof extractor?.extract !== 'function') {
-      throw new TypeError(`${name}: extractors[${index}] is not an extractor (it needs extract(request))`)
+      throw invalidOption(`${name}.extractors[${index}]`, 'is not an extractor (it needs extract(request))')
     }
   })
   const hooks = hookSet(options.hooks)

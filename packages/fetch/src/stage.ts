@@ -242,49 +242,6 @@ export class StageRun<K extends EventHookName> {
   }
 }
 
-/** Validates the options every stage shares; throws a TypeError naming the bad one. */
-export function checkStageOptions(name: string, options: StageOptions & { clock?: Clock }): void {
-  if (options.failOpen !== undefined && typeof options.failOpen !== 'boolean') {
-    throw new TypeError(`${name}: failOpen must be a boolean`)
-  }
-  if (
-    options.timeoutMs !== undefined &&
-    (typeof options.timeoutMs !== 'number' || !Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)
-  ) {
-    throw new TypeError(`${name}: timeoutMs must be a number > 0`)
-  }
-  if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-    throw new TypeError(`${name}: clock must have a now() method`)
-  }
-}
-
-/** Throws a TypeError unless `value` is a function or undefined. */
-export function checkFunction(name: string, option: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function') {
-    throw new TypeError(
-      `${name}: ${option} must be a function, got ${value === null ? 'null' : typeof value}`,
-    )
-  }
-}
-
-/** Throws a TypeError unless `value` has the named methods (a store given in the options). */
-export function checkMethods(name: string, option: string, value: unknown, methods: string[]): void {
-  const missing = methods.filter((m) => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
-  if (missing.length > 0) {
-    throw new TypeError(`${name}: ${option} must have ${methods.map((m) => `${m}()`).join(' and ')}`)
-  }
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-
-/** Throws a TypeError unless `value` is a valid HTTP header name. */
-export function checkHeaderName(name: string, option: string, value: unknown): string {
-  if (typeof value !== 'string' || !TOKEN.test(value)) {
-    throw new TypeError(`${name}: ${option} must be an HTTP header name, got ${JSON.stringify(value)}`)
-  }
-  return value
-}
-
 /** The clock of a stage, for the `t=` of the RateLimit field. */
 export function clockOf(options: { clock?: Clock }): Clock {
   return options.clock ?? systemClock

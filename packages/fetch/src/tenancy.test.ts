@@ -7,7 +7,7 @@ import {
   TokenBucketRateLimiter,
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { failing, okHandler, problem, recorder, req } from '../test/helpers'
+import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
 import { currentTenantId, getTenant, getTenantId, type TenancyOptions, tenancy, withTenancy } from './index'
 
 describe('tenancy', () => {
@@ -175,6 +175,6 @@ describe('withTenancy', () => {
   })
 
   it('rejects a handler that is not a function', () => {
-    expect(() => withTenancy('x' as never)).toThrow(/handler must be a function/)
+    expectInvalidOption(() => withTenancy('x' as never), 'withTenancy.handler', /must be a function/)
   })
 })

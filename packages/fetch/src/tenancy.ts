@@ -1,6 +1,7 @@
 import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
 import { applyMiddleware, compose } from './compose'
 import type { TenancyHooks } from './hooks'
+import { invalidOption } from './options'
 import { type PolicyOptions, tenantPolicy } from './policy'
 import { type QuotaOptions, tenantQuota } from './quota'
 import { type RateLimitOptions, tenantRateLimit } from './rate-limit'
@@ -117,7 +118,7 @@ export function withTenancy<Args extends unknown[]>(
   handler: FetchHandler<Args>,
   options: TenancyOptions | ((request: Request, ...args: Args) => TenancyOptions) = {},
 ): (request: Request, ...args: Args) => Promise<Response> {
-  if (typeof handler !== 'function') throw new TypeError('withTenancy: handler must be a function')
+  if (typeof handler !== 'function') throw invalidOption('withTenancy.handler', 'must be a function')
   if (typeof options !== 'function') return applyMiddleware(tenancy(options), handler)
   // Bounded by the option objects alive: a dropped one takes its chain with it.
   const chains = new WeakMap<TenancyOptions, Middleware>()

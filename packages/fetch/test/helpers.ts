@@ -1,3 +1,4 @@
+import { InvalidTenantConfigError } from '@tenant/core'
 import type { Next, TenancyHooks } from '../src/index'
 
 /** A request to the test origin. */
@@ -67,4 +68,21 @@ export function failing(message = 'connect ECONNREFUSED 10.0.0.7:5432') {
 /** A store method that never answers (for timeouts). */
 export function hanging<T>(): () => Promise<T> {
   return () => new Promise<T>(() => {})
+}
+
+/** Asserts that `fn` throws core's InvalidTenantConfigError for the option at `path`. */
+export function expectInvalidOption(fn: () => unknown, path: string, message: RegExp): void {
+  let thrown: unknown
+  try {
+    fn()
+  } catch (error) {
+    thrown = error
+  }
+  if (!(thrown instanceof InvalidTenantConfigError)) {
+    throw new Error(`expected InvalidTenantConfigError for ${path}, got ${String(thrown)}`)
+  }
+  const issue = thrown.issues[0]!
+  if (issue.path.join('.') !== path || !message.test(issue.message)) {
+    throw new Error(`expected ${path}: ${message}, got ${issue.path.join('.')}: ${issue.message}`)
+  }
 }

@@ -1,3 +1,4 @@
+import { InvalidTenantConfigError } from '@tenant/core'
 import {
   type ResolverOptions as FetchResolverOptions,
   type TenancyOptions as FetchTenancyOptions,
@@ -80,10 +81,18 @@ export interface ResolverOptions extends Omit<FetchResolverOptions, 'principal'>
 function fetchResolverOptions(options: ResolverOptions): FetchResolverOptions {
   const { principal, jwtClaim = 'tenant_id', ...rest } = options
   if (principal !== undefined && typeof principal !== 'function') {
-    throw new TypeError('tenantResolver: principal must be a function of the Hono context')
+    throw new InvalidTenantConfigError([
+      {
+        path: ['tenantResolver.principal'],
+        message: 'must be a function of the Hono context',
+        code: 'invalid_option',
+      },
+    ])
   }
   if (jwtClaim !== false && (typeof jwtClaim !== 'string' || jwtClaim === '')) {
-    throw new TypeError('tenantResolver: jwtClaim must be a claim name or false')
+    throw new InvalidTenantConfigError([
+      { path: ['tenantResolver.jwtClaim'], message: 'must be a claim name or false', code: 'invalid_option' },
+    ])
   }
   const fromContext =
     principal ??
