@@ -49,7 +49,11 @@ export interface AdminServiceOptions {
   store: ConfigManager & AuditedTenantStore
   /** Where audit history is read from; the same log the store writes to. */
   auditLog: AuditLog
-  /** Answers {@link AdminService.usage} with `peek()`. Without it, `usage` is unavailable. */
+  /**
+   * Answers {@link AdminService.usage} with `peek()`. Without it, `usage` is unavailable (a 501
+   * from the admin routes).
+   * @default undefined
+   */
   quotas?: Pick<QuotaManager, 'peek'>
 }
 
