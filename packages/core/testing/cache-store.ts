@@ -1,5 +1,5 @@
+import { type CacheStore, isTenantError, ManualClock, TenantCache } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { type CacheStore, isTenantError, ManualClock, TenantCache } from '../src/index'
 
 /** What a {@link testCacheStore} factory receives. */
 export interface CacheStoreFactoryContext {

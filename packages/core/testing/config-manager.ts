@@ -1,4 +1,3 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   type ConfigManager,
   compareTenantIds,
@@ -11,7 +10,8 @@ import {
   type TenantConfigInput,
   TenantNotFoundError,
   tenantConfigSchema,
-} from '../src/index'
+} from '@tenant/core'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 /** What a {@link testConfigManager} factory receives. */
 export interface ConfigManagerFactoryContext {
