@@ -6,6 +6,7 @@ export type { MigrateOptions, RollbackOptions, ShippedMigration } from './migrat
 export { migrate, rollback } from './migrate'
 export type { RawSqlOptions, SqlDialect, TenantStatement, ValidateQueryOptions } from './raw-sql'
 export { addTenantFilter, UnsafeQueryError, validateQuery } from './raw-sql'
+export * from './rls'
 export type { CreateScopedOptions } from './scoped'
 export { createScoped, scoped, unscoped } from './scoped'
 export * from './shard-router'

@@ -1,0 +1,391 @@
+import { isTenantError } from '@tenant/core'
+import { eq, sql } from 'drizzle-orm'
+import { pgTable, text } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import postgres from 'postgres'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { openDatabase, type TestDatabase, unavailableReason } from '../test/databases'
+import { createIsolationTables, pgTables, seedIsolationData } from '../test/isolation-db'
+import {
+  checkTenantRls,
+  enableTenantRls,
+  forceRlsSql,
+  tenantRlsCondition,
+  tenantRlsPolicy,
+  tenantRlsSql,
+  withTenantRls,
+} from './rls'
+import { scoped } from './scoped'
+
+const { notes, users } = pgTables
+type AppDb = PostgresJsDatabase
+
+/** Where a driver keeps the SQLSTATE of a failed statement (Drizzle wraps it in `cause`). */
+function sqlState(error: unknown): string | undefined {
+  for (let e: any = error; e; e = e.cause)
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code
+  return undefined
+}
+
+async function expectRlsViolation(promise: Promise<unknown>): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(error, 'expected the write to be refused').toBeDefined()
+  expect(sqlState(error)).toBe('42501') // insufficient_privilege: new row violates row-level security policy
+}
+
+interface RlsSetup {
+  /** The application's database: a non-owner role without BYPASSRLS. */
+  app: AppDb
+  /** The current tenant setting of the application's (only) pooled connection. */
+  currentSetting(): Promise<unknown>
+  /** Seeds as the owner (RLS does not hide rows from the seeding). */
+  seed(): Promise<void>
+  close(): Promise<void>
+}
+
+function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
+  describe(title, () => {
+    let setup: RlsSetup
+    beforeAll(async () => {
+      setup = await open()
+    })
+    afterAll(async () => {
+      await setup?.close()
+    })
+    beforeEach(() => setup.seed())
+
+    it('an unfiltered query inside withTenantRls sees only that tenant', async () => {
+      const rows = await withTenantRls(setup.app, 'acme', (tx) => tx.select().from(notes))
+      expect(rows.map((r) => r.id).sort()).toEqual(['acme-n1', 'acme-n2', 'acme-n3'])
+      const people = await withTenantRls(setup.app, 'globex', (tx) => tx.select({ id: users.id }).from(users))
+      expect(people.map((r) => r.id).sort()).toEqual(['globex-u1', 'globex-u2'])
+      const count = await withTenantRls(setup.app, 'initech', (tx) =>
+        tx.execute(sql`select count(*)::int as n from notes`),
+      )
+      expect(JSON.stringify(count)).toContain('3')
+    })
+
+    it('with no tenant set, it sees nothing', async () => {
+      expect(await setup.app.select().from(notes)).toEqual([])
+      expect(await setup.app.select().from(users)).toEqual([])
+    })
+
+    it("refuses to write another tenant's row, or to move a row to another tenant", async () => {
+      await expectRlsViolation(
+        withTenantRls(setup.app, 'acme', (tx) =>
+          tx.insert(notes).values({ id: 'x1', tenantId: 'globex', title: 'x' }),
+        ),
+      )
+      await expectRlsViolation(
+        withTenantRls(setup.app, 'acme', (tx) =>
+          tx.update(notes).set({ tenantId: 'globex' }).where(eq(notes.id, 'acme-n1')),
+        ),
+      )
+      await withTenantRls(setup.app, 'acme', (tx) =>
+        tx.insert(notes).values({ id: 'x2', tenantId: 'acme', title: 'mine' }),
+      )
+      // Another tenant's rows are invisible to UPDATE and DELETE: nothing happens.
+      const changed = await withTenantRls(setup.app, 'acme', async (tx) => [
+        ...(await tx.update(notes).set({ title: 'pwned' }).where(eq(notes.id, 'globex-n1')).returning()),
+        ...(await tx.delete(notes).where(eq(notes.id, 'globex-n2')).returning()),
+      ])
+      expect(changed).toEqual([])
+      const globex = await withTenantRls(setup.app, 'globex', (tx) => tx.select().from(notes))
+      expect(globex.map((r) => [r.id, r.title]).sort()).toEqual([
+        ['globex-n1', 'globex note 1'],
+        ['globex-n2', 'globex note 2'],
+        ['globex-n3', 'globex note 3'],
+      ])
+      // Without a tenant, nothing can be written at all.
+      await expectRlsViolation(setup.app.insert(notes).values({ id: 'x3', tenantId: 'acme', title: 'x' }))
+    })
+
+    it('a pooled connection used afterwards carries no tenant, after a commit or an error', async () => {
+      await withTenantRls(setup.app, 'acme', (tx) => tx.select().from(notes))
+      expect(['', null]).toContain(await setup.currentSetting())
+      expect(await setup.app.select().from(notes)).toEqual([])
+      await expect(
+        withTenantRls(setup.app, 'globex', async (tx) => {
+          expect(await tx.select().from(notes)).toHaveLength(3)
+          throw new Error('boom')
+        }),
+      ).rejects.toThrow('boom')
+      expect(['', null]).toContain(await setup.currentSetting())
+      expect(await setup.app.select().from(notes)).toEqual([])
+    })
+
+    it('sets the tenant as a bound parameter and validates it first', async () => {
+      await expect(
+        withTenantRls(setup.app, "acme', true); select set_config('x", () => 1),
+      ).rejects.toThrowError(expect.objectContaining({ code: 'tenant_invalid_id' }))
+      await expect(withTenantRls(setup.app, 'acme', () => 1, { setting: 'no_dot' })).rejects.toThrowError(
+        expect.objectContaining({ code: 'tenant_invalid_config' }),
+      )
+    })
+
+    it('combines with the scoped API: two barriers', async () => {
+      const both = await withTenantRls(setup.app, 'acme', (tx) => scoped(tx, 'acme').select().from(notes))
+      expect(both).toHaveLength(3)
+      // A scoped query for another tenant inside acme's RLS transaction finds nothing.
+      const crossed = await withTenantRls(setup.app, 'acme', (tx) =>
+        scoped(tx, 'globex').select().from(notes),
+      )
+      expect(crossed).toEqual([])
+    })
+
+    it('checkTenantRls finds nothing wrong with the application role', async () => {
+      expect(await checkTenantRls(setup.app, ['notes', 'users', 'shares'])).toEqual({
+        ok: true,
+        problems: [],
+      })
+      const report = await checkTenantRls(setup.app, ['plans', 'no_such_table'])
+      expect(report.ok).toBe(false)
+      expect(report.problems).toEqual([
+        expect.stringContaining('"plans" does not have row-level security enabled'),
+        expect.stringContaining('"plans" has no policy'),
+        expect.stringContaining('"no_such_table" does not exist'),
+      ])
+    })
+  })
+}
+
+const RLS_TABLES = ['notes', 'users', 'shares']
+
+rlsSuite('withTenantRls on PGlite (SET ROLE to a non-owner role)', async () => {
+  const database = await openDatabase('pglite', { migrate: false })
+  await createIsolationTables(database)
+  await enableTenantRls(database.db as AppDb, RLS_TABLES)
+  const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+  await client.exec(`
+    create role app_rls nologin nosuperuser nobypassrls;
+    grant usage on schema public to app_rls;
+    grant select, insert, update, delete on all tables in schema public to app_rls;
+    set role app_rls;`)
+  const app = database.db as AppDb
+  return {
+    app,
+    currentSetting: async () =>
+      ((await database.query(sql`select current_setting('app.tenant_id', true) as v`))[0] as { v: unknown })
+        .v,
+    seed: async () => {
+      await client.exec('reset role')
+      await seedIsolationData(database)
+      await client.exec('set role app_rls')
+    },
+    close: () => database.close(),
+  }
+})
+
+describe('FORCE ROW LEVEL SECURITY on PGlite', () => {
+  it('filters the table owner too, which plain ENABLE does not', async () => {
+    const database = await openDatabase('pglite', { migrate: false })
+    try {
+      await createIsolationTables(database)
+      await seedIsolationData(database)
+      const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+      await client.exec(`
+        create role owner_rls nologin nosuperuser nobypassrls;
+        grant usage, create on schema public to owner_rls;
+        alter table notes owner to owner_rls;`)
+      const db = database.db as AppDb
+      await enableTenantRls(db, ['notes'])
+      await client.exec('set role owner_rls')
+      expect(await db.select().from(notes)).toEqual([])
+      expect(await withTenantRls(db, 'acme', (tx) => tx.select().from(notes))).toHaveLength(3)
+      expect((await checkTenantRls(db, ['notes'])).ok).toBe(true)
+      await client.exec('alter table notes no force row level security')
+      expect(await db.select().from(notes)).toHaveLength(9) // the owner bypasses an unforced policy
+      expect((await checkTenantRls(db, ['notes'])).problems).toEqual([
+        expect.stringContaining('owned by this role and RLS is not forced'),
+      ])
+      await client.exec('reset role')
+      expect((await checkTenantRls(db, ['notes'])).problems).toEqual([
+        expect.stringContaining('is a superuser'),
+        expect.stringContaining('has BYPASSRLS'),
+      ])
+    } finally {
+      await database.close()
+    }
+  })
+})
+
+describe('tenantRlsPolicy with drizzle-kit', () => {
+  it('generates a policy that isolates tenants once applied with FORCE', async () => {
+    const { generateDrizzleJson, generateMigration } = await import('drizzle-kit/api')
+    const docs = pgTable(
+      'docs',
+      { id: text('id').primaryKey(), tenantId: text('tenant_id').notNull() },
+      () => [tenantRlsPolicy({ to: 'app_docs' })],
+    )
+    const statements = await generateMigration(generateDrizzleJson({}), generateDrizzleJson({ docs }))
+    const joined = statements.join('\n')
+    expect(joined).toContain('ENABLE ROW LEVEL SECURITY')
+    expect(joined).toContain(`USING ("tenant_id" = NULLIF(current_setting('app.tenant_id', true), ''))`)
+    expect(joined).toContain(`WITH CHECK ("tenant_id" = NULLIF(current_setting('app.tenant_id', true), ''))`)
+    const database = await openDatabase('pglite', { migrate: false })
+    try {
+      const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+      await client.exec('create role app_docs nologin nobypassrls')
+      for (const statement of statements) await client.exec(statement)
+      await client.exec(`${forceRlsSql(docs)};
+        insert into docs values ('d1', 'acme'), ('d2', 'globex');
+        grant select, insert on docs to app_docs;
+        set role app_docs;`)
+      const db = drizzlePglite({ client: (database.db as any).$client })
+      expect(await db.select().from(docs)).toEqual([])
+      expect(await withTenantRls(db, 'globex', (tx) => tx.select().from(docs))).toEqual([
+        { id: 'd2', tenantId: 'globex' },
+      ])
+      await expectRlsViolation(
+        withTenantRls(db, 'globex', (tx) => tx.insert(docs).values({ id: 'd3', tenantId: 'acme' })),
+      )
+    } finally {
+      await database.close()
+    }
+  })
+})
+
+describe('RLS SQL helpers', () => {
+  it('writes ENABLE, FORCE and one policy with USING and WITH CHECK', () => {
+    expect(
+      tenantRlsSql('app.notes', { to: ['app', 'reporting'], column: 'org_id', setting: 'my.org' }),
+    ).toEqual([
+      'ALTER TABLE "app"."notes" ENABLE ROW LEVEL SECURITY',
+      'ALTER TABLE "app"."notes" FORCE ROW LEVEL SECURITY',
+      'DROP POLICY IF EXISTS "notes_tenant_isolation" ON "app"."notes"',
+      `CREATE POLICY "notes_tenant_isolation" ON "app"."notes" AS PERMISSIVE FOR ALL TO "app", "reporting" USING ("org_id" = NULLIF(current_setting('my.org', true), '')) WITH CHECK ("org_id" = NULLIF(current_setting('my.org', true), ''))`,
+    ])
+    expect(tenantRlsCondition()).toBe(`"tenant_id" = NULLIF(current_setting('app.tenant_id', true), '')`)
+    expect(forceRlsSql(notes)).toBe('ALTER TABLE "notes" FORCE ROW LEVEL SECURITY')
+  })
+
+  it('refuses names that are not plain identifiers', () => {
+    const bad: (() => unknown)[] = [
+      () => tenantRlsSql('notes; drop table x'),
+      () => tenantRlsSql('a.b.c'),
+      () => tenantRlsSql('notes', { column: 'tenant"id' }),
+      () => tenantRlsSql('notes', { setting: "app.x', true) or true or ('" }),
+      () => tenantRlsSql('notes', { to: 'app; drop role x' }),
+      () => tenantRlsSql('notes', { to: [] }),
+      () => tenantRlsPolicy({ to: 'bad role' }),
+    ]
+    for (const fn of bad) {
+      expect(fn).toThrowError(expect.objectContaining({ code: 'tenant_invalid_config' }))
+      try {
+        fn()
+      } catch (e) {
+        expect(isTenantError(e)).toBe(true)
+      }
+    }
+  })
+})
+
+// The real server: the superuser `postgres` bypasses RLS, so the application connects as a role
+// created for this run (trust auth), which owns nothing and has no BYPASSRLS.
+const pgReason = unavailableReason('postgres')
+
+function roleUrl(url: string, role: string): string {
+  const u = new URL(url)
+  u.username = role
+  u.password = ''
+  return u.toString()
+}
+
+if (pgReason === undefined) {
+  let database: TestDatabase
+  let role: string
+  let appClient: postgres.Sql
+  const openPostgres = async (): Promise<RlsSetup> => {
+    database = await openDatabase('postgres', { migrate: false })
+    const admin = database.postgres!.sql
+    const schema = database.postgres!.schema
+    role = `rls_${schema}`.slice(0, 60)
+    await createIsolationTables(database)
+    await enableTenantRls(database.db as AppDb, RLS_TABLES)
+    await admin.unsafe(`create role "${role}" login nosuperuser nobypassrls`)
+    await admin.unsafe(`grant usage on schema "${schema}" to "${role}"`)
+    await admin.unsafe(
+      `grant select, insert, update, delete on all tables in schema "${schema}" to "${role}"`,
+    )
+    // One connection: the next query provably reuses the connection withTenantRls used.
+    appClient = postgres(roleUrl(database.postgres!.url, role), {
+      max: 1,
+      onnotice: () => {},
+      connection: { search_path: schema },
+    })
+    const app = drizzlePostgres({ client: appClient })
+    return {
+      app,
+      currentSetting: async () => (await appClient`select current_setting('app.tenant_id', true) as v`)[0]!.v,
+      seed: () => seedIsolationData(database),
+      close: async () => {
+        await appClient.end({ timeout: 1 })
+        await admin.unsafe(`drop owned by "${role}"`)
+        await admin.unsafe(`drop role if exists "${role}"`)
+        await database.close()
+      },
+    }
+  }
+  rlsSuite(
+    'withTenantRls on PostgreSQL (a login role without BYPASSRLS, one pooled connection)',
+    openPostgres,
+  )
+
+  describe('withTenantRls on PostgreSQL with two pooled connections', () => {
+    let setup: RlsSetup
+    let pool: postgres.Sql
+    beforeAll(async () => {
+      setup = await openPostgres()
+      await setup.seed()
+      pool = postgres(roleUrl(database.postgres!.url, role), {
+        max: 2,
+        onnotice: () => {},
+        connection: { search_path: database.postgres!.schema },
+      })
+    })
+    afterAll(async () => {
+      await pool?.end({ timeout: 1 })
+      await setup?.close()
+    })
+
+    it('concurrent transactions of different tenants each see their own rows, and the pool keeps no tenant', async () => {
+      const app = drizzlePostgres({ client: pool })
+      let arrived = 0
+      let release!: () => void
+      const bothOpen = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const reads = ['acme', 'globex'].map((tenant) =>
+        withTenantRls(app, tenant, async (tx) => {
+          // Both transactions have set their tenant before either reads: two connections at once.
+          if (++arrived === 2) release()
+          await bothOpen
+          return (await tx.select({ id: notes.id }).from(notes)).map((r) => r.id)
+        }),
+      )
+      const [acme, globex] = await Promise.all(reads)
+      expect(acme!.every((id) => id.startsWith('acme-'))).toBe(true)
+      expect(globex!.every((id) => id.startsWith('globex-'))).toBe(true)
+      const after = await Promise.all([
+        pool`select count(*)::int as n from notes`,
+        pool`select count(*)::int as n from notes`,
+      ])
+      expect(after.map((r) => r[0]!.n)).toEqual([0, 0])
+    })
+  })
+} else if (process.env.CI) {
+  describe('withTenantRls on PostgreSQL', () => {
+    it('needs PostgreSQL under CI', () => {
+      throw new Error(`PostgreSQL is required under CI: ${pgReason}`)
+    })
+  })
+} else {
+  describe.skip(`withTenantRls on PostgreSQL (skipped: ${pgReason})`, () => {
+    it('needs PostgreSQL', () => {})
+  })
+}

@@ -1,0 +1,265 @@
+import { TenantError, validateTenantId } from '@tenant/core'
+import { getTableName, is, sql } from 'drizzle-orm'
+import { type PgDatabase, type PgPolicy, type PgPolicyToOption, PgTable, pgPolicy } from 'drizzle-orm/pg-core'
+import { type AnyDb, queryRows, runQuery } from './driver'
+import { checkColumnName } from './raw-sql'
+import type { TransactionOf } from './tenant-db'
+
+/** The custom setting that carries the tenant inside a transaction. */
+export const DEFAULT_TENANT_SETTING = 'app.tenant_id'
+
+/** Options of the row-level security helpers. */
+export interface TenantRlsOptions {
+  /**
+   * SQL name of the tenant column (a `text` column).
+   * @default 'tenant_id'
+   */
+  column?: string
+  /**
+   * The custom setting that holds the tenant; it must contain a dot (`prefix.name`).
+   * @default 'app.tenant_id'
+   */
+  setting?: string
+  /**
+   * Name of the policy. {@link tenantRlsSql} prefixes it with the table name.
+   * @default 'tenant_isolation'
+   */
+  name?: string
+  /**
+   * Roles the policy applies to (the application role), or `'public'` for every role.
+   * @default 'public'
+   */
+  to?: string | readonly string[]
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+const SETTING = /^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/
+
+function quoteIdent(name: string, what: string): string {
+  if (!IDENT.test(name)) {
+    throw new TenantError(
+      'tenant_invalid_config',
+      `${what} ${JSON.stringify(name)} must be a plain identifier`,
+    )
+  }
+  return `"${name}"`
+}
+
+function settingName(setting: string | undefined): string {
+  const s = setting ?? DEFAULT_TENANT_SETTING
+  if (typeof s !== 'string' || !SETTING.test(s)) {
+    throw new TenantError(
+      'tenant_invalid_config',
+      `setting ${JSON.stringify(s)} must look like "app.tenant_id"`,
+    )
+  }
+  return s
+}
+
+function qualifiedTable(table: string | PgTable): string {
+  if (is(table, PgTable)) {
+    const schema = (table as unknown as Record<symbol, string | undefined>)[Symbol.for('drizzle:Schema')]
+    const name = quoteIdent(getTableName(table), 'table')
+    return schema ? `${quoteIdent(schema, 'schema')}.${name}` : name
+  }
+  const parts = String(table).split('.')
+  if (parts.length > 2)
+    throw new TenantError(
+      'tenant_invalid_config',
+      `table ${JSON.stringify(table)} must be "table" or "schema.table"`,
+    )
+  return parts.map((p) => quoteIdent(p, 'table')).join('.')
+}
+
+function roles(to: TenantRlsOptions['to']): string {
+  const list = to === undefined ? ['public'] : typeof to === 'string' ? [to] : [...to]
+  if (list.length === 0) throw new TenantError('tenant_invalid_config', 'the policy needs at least one role')
+  return list.map((r) => (r.toLowerCase() === 'public' ? 'PUBLIC' : quoteIdent(r, 'role'))).join(', ')
+}
+
+/**
+ * The policy condition: the row's tenant equals the setting. `current_setting(..., true)` is NULL
+ * when the setting was never set in the session and `''` after a transaction that set it locally
+ * ended; `NULLIF` turns both into NULL, and `tenant_id = NULL` is never true: no tenant, no rows.
+ *
+ * @example
+ * ```ts
+ * tenantRlsCondition() // "tenant_id" = NULLIF(current_setting('app.tenant_id', true), '')
+ * ```
+ */
+export function tenantRlsCondition(options: Pick<TenantRlsOptions, 'column' | 'setting'> = {}): string {
+  const column = quoteIdent(checkColumnName(options.column ?? 'tenant_id'), 'column')
+  return `${column} = NULLIF(current_setting('${settingName(options.setting)}', true), '')`
+}
+
+/**
+ * The statements that put a table under tenant row-level security: `ENABLE` and `FORCE ROW LEVEL
+ * SECURITY` (so the table owner is filtered too) and one policy for all commands with the same
+ * condition in `USING` (rows you can see, update, delete) and `WITH CHECK` (rows you can write).
+ * Run them once, as the table owner, in a migration.
+ *
+ * @example
+ * ```ts
+ * for (const statement of tenantRlsSql('notes', { to: 'app' })) await admin.execute(sql.raw(statement))
+ * ```
+ */
+export function tenantRlsSql(table: string | PgTable, options: TenantRlsOptions = {}): string[] {
+  const target = qualifiedTable(table)
+  const bare = is(table, PgTable) ? getTableName(table) : String(table).split('.').pop()!
+  const name = quoteIdent(`${bare}_${options.name ?? 'tenant_isolation'}`, 'policy name')
+  const condition = tenantRlsCondition(options)
+  return [
+    `ALTER TABLE ${target} ENABLE ROW LEVEL SECURITY`,
+    `ALTER TABLE ${target} FORCE ROW LEVEL SECURITY`,
+    `DROP POLICY IF EXISTS ${name} ON ${target}`,
+    `CREATE POLICY ${name} ON ${target} AS PERMISSIVE FOR ALL TO ${roles(options.to)} USING (${condition}) WITH CHECK (${condition})`,
+  ]
+}
+
+/**
+ * `ALTER TABLE ... FORCE ROW LEVEL SECURITY`: drizzle-kit emits `ENABLE` for a table with policies
+ * but has no `FORCE`; add this to a custom migration when you define policies with
+ * {@link tenantRlsPolicy}.
+ */
+export function forceRlsSql(table: string | PgTable): string {
+  return `ALTER TABLE ${qualifiedTable(table)} FORCE ROW LEVEL SECURITY`
+}
+
+/**
+ * The tenant policy as a Drizzle `pgPolicy`, for the third argument of `pgTable`; drizzle-kit then
+ * generates `ENABLE ROW LEVEL SECURITY` and `CREATE POLICY`. Add {@link forceRlsSql} in a custom
+ * migration.
+ *
+ * @example
+ * ```ts
+ * export const notes = pgTable('notes', { id: text('id').primaryKey(), tenantId: text('tenant_id').notNull() }, () => [
+ *   tenantRlsPolicy({ to: 'app' }),
+ * ])
+ * ```
+ */
+export function tenantRlsPolicy(options: TenantRlsOptions = {}): PgPolicy {
+  const condition = sql.raw(tenantRlsCondition(options))
+  const to =
+    options.to === undefined ? 'public' : typeof options.to === 'string' ? options.to : [...options.to]
+  for (const role of typeof to === 'string' ? [to] : to) if (role !== 'public') quoteIdent(role, 'role')
+  return pgPolicy(options.name ?? 'tenant_isolation', {
+    as: 'permissive',
+    for: 'all',
+    to: to as PgPolicyToOption,
+    using: condition,
+    withCheck: condition,
+  })
+}
+
+/**
+ * Runs {@link tenantRlsSql} for each table, in one transaction. Connect as the table owner (a
+ * migration role), not as the application role.
+ *
+ * @example
+ * ```ts
+ * await enableTenantRls(adminDb, ['notes', 'comments'], { to: 'app' })
+ * ```
+ */
+export async function enableTenantRls(
+  db: PgDatabase<any, any, any>,
+  tables: readonly (string | PgTable)[],
+  options: TenantRlsOptions = {},
+): Promise<void> {
+  const statements = tables.flatMap((t) => tenantRlsSql(t, options))
+  await (db as AnyDb).transaction(async (tx: AnyDb) => {
+    for (const statement of statements) await tx.execute(sql.raw(statement))
+  })
+}
+
+/** Options of {@link withTenantRls}. */
+export interface WithTenantRlsOptions {
+  /** @default 'app.tenant_id' */
+  setting?: string
+  /** Passed to Drizzle's `transaction()` (isolation level, access mode). */
+  config?: Parameters<PgDatabase<any, any, any>['transaction']>[1]
+}
+
+/**
+ * Runs `fn` in a transaction in which Postgres row-level security sees `tenantId`: first
+ * `SELECT set_config('app.tenant_id', $1, true)` with the tenant as a bound parameter, then `fn`.
+ * `true` makes the setting transaction-local, so the pooled connection carries no tenant
+ * afterwards, whether `fn` commits or throws. Use it with a non-owner role without BYPASSRLS
+ * and tables under {@link tenantRlsSql}; queries inside need no filter, though combining it with
+ * {@link scoped} gives two barriers.
+ *
+ * @example
+ * ```ts
+ * const rows = await withTenantRls(db, 'acme', (tx) => tx.select().from(notes)) // only acme's rows
+ * ```
+ */
+export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
+  db: TDb,
+  tenantId: string,
+  fn: (tx: TransactionOf<TDb>) => Promise<R> | R,
+  options: WithTenantRlsOptions = {},
+): Promise<R> {
+  validateTenantId(tenantId)
+  const setting = settingName(options.setting)
+  return (db as AnyDb).transaction(async (tx: AnyDb) => {
+    await tx.execute(sql`select set_config(${setting}, ${tenantId}, true)`)
+    return fn(tx)
+  }, options.config)
+}
+
+/** What {@link checkTenantRls} found. */
+export interface TenantRlsReport {
+  /** True when nothing below was found. */
+  ok: boolean
+  /** Each problem, in words. */
+  problems: string[]
+}
+
+/**
+ * Checks, from the application's own connection, that row-level security will actually apply:
+ * the role is not a superuser and has no BYPASSRLS, and each table has RLS enabled and forced
+ * (or is not owned by this role) and at least one policy. Call it at start-up and refuse to serve
+ * when `ok` is false.
+ *
+ * @example
+ * ```ts
+ * const report = await checkTenantRls(db, ['notes'])
+ * if (!report.ok) throw new Error(report.problems.join('; '))
+ * ```
+ */
+export async function checkTenantRls(
+  db: PgDatabase<any, any, any>,
+  tables: readonly (string | PgTable)[],
+): Promise<TenantRlsReport> {
+  const problems: string[] = []
+  const info = { dialect: 'pg' as const, mode: 'pg' as const }
+  const [role] = await runQuery('RLS check', undefined, () =>
+    queryRows(
+      db,
+      info,
+      sql`select current_user as name, rolsuper, rolbypassrls from pg_roles where rolname = current_user`,
+    ),
+  )
+  if (role?.rolsuper) problems.push(`role "${role.name}" is a superuser, which bypasses row-level security`)
+  if (role?.rolbypassrls) problems.push(`role "${role?.name}" has BYPASSRLS`)
+  for (const table of tables) {
+    const name = qualifiedTable(table)
+    const [row] = await runQuery('RLS check', undefined, () =>
+      queryRows(
+        db,
+        info,
+        sql`select c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+              pg_get_userbyid(c.relowner) = current_user as owned,
+              (select count(*) from pg_policy p where p.polrelid = c.oid)::int as policies
+            from pg_class c where c.oid = to_regclass(${name})`,
+      ),
+    )
+    if (row === undefined) {
+      problems.push(`table ${name} does not exist`)
+      continue
+    }
+    if (!row.enabled) problems.push(`table ${name} does not have row-level security enabled`)
+    if (row.owned && !row.forced) problems.push(`table ${name} is owned by this role and RLS is not forced`)
+    if (Number(row.policies) === 0) problems.push(`table ${name} has no policy (every row would be hidden)`)
+  }
+  return { ok: problems.length === 0, problems }
+}
