@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import { rejectionOf } from '../testing/quota-manager'
 import { ManualClock } from './clock'
 import type { QuotaProvider } from './config'
+import { InvalidTenantConfigError } from './errors'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
 import type { QuotaConfig } from './schemas'
 import { SlidingWindowQuotaManager } from './sliding-window-quota-manager'
@@ -17,15 +19,6 @@ function everyone(quota: QuotaConfig): QuotaProvider & { calls: number } {
       return quota
     },
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
 }
 
 const managers = [
@@ -92,24 +85,26 @@ describe.each(managers)('%s', (_name, create) => {
   it('validates the tenant id and the cost before asking the provider', async () => {
     const provider = everyone({ limits: [] })
     const manager = create(provider, new ManualClock(T0))
-    expect(await rejection(manager.consume('no spaces'))).toMatchObject({ code: 'tenant_invalid_id' })
-    expect(await rejection(manager.adjust('', { tokens: 1 }))).toMatchObject({ code: 'tenant_invalid_id' })
-    expect(await rejection(manager.peek('a/b'))).toMatchObject({ code: 'tenant_invalid_id' })
-    expect(await rejection(manager.consume('ok', { tokens: -1 }))).toMatchObject({ code: 'invalid_cost' })
+    expect(await rejectionOf(manager.consume('no spaces'))).toMatchObject({ code: 'tenant_invalid_id' })
+    expect(await rejectionOf(manager.adjust('', { tokens: 1 }))).toMatchObject({ code: 'tenant_invalid_id' })
+    expect(await rejectionOf(manager.peek('a/b'))).toMatchObject({ code: 'tenant_invalid_id' })
+    expect(await rejectionOf(manager.consume('ok', { tokens: -1 }))).toMatchObject({ code: 'invalid_cost' })
     expect(provider.calls).toBe(0)
   })
 
   it('passes provider failures through unchanged and rejects an invalid config', async () => {
     const failure = new Error('db down')
     const failing = create({ quotaConfig: () => Promise.reject(failure) }, new ManualClock(T0))
-    expect(await rejection(failing.consume('a'))).toBe(failure)
+    expect(await rejectionOf(failing.consume('a'))).toBe(failure)
     const bad = create(everyone({ limits: [{ window: 'minute', requests: -5 }] }), new ManualClock(T0))
-    expect(await rejection(bad.consume('a'))).toMatchObject({ code: 'tenant_invalid_config' })
+    expect(await rejectionOf(bad.consume('a'))).toMatchObject({ code: 'tenant_invalid_config' })
   })
 
   it('rejects a provider without quotaConfig and a clock without now()', () => {
     expect(() => create({} as QuotaProvider, new ManualClock(T0))).toThrow(/quotaConfig/)
-    expect(() => create(null as unknown as QuotaProvider, new ManualClock(T0))).toThrow(TypeError)
+    expect(() => create(null as unknown as QuotaProvider, new ManualClock(T0))).toThrow(
+      InvalidTenantConfigError,
+    )
     expect(() => create(everyone({ limits: [] }), {} as ManualClock)).toThrow(/clock/)
   })
 })

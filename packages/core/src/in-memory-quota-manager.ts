@@ -36,6 +36,6 @@ export interface InMemoryQuotaManagerOptions {
  */
 export class InMemoryQuotaManager extends MemoryQuotaManager<FixedWindowState> {
   constructor(provider: QuotaProvider, options: InMemoryQuotaManagerOptions = {}) {
-    super('InMemoryQuotaManager', provider, options.clock, fixedWindowAlgorithm)
+    super(provider, options.clock, fixedWindowAlgorithm)
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from './clock'
 import type { QuotaProvider } from './config'
+import { InvalidTenantConfigError } from './errors'
 import { SlidingWindowQuotaManager } from './sliding-window-quota-manager'
 
 const provider: QuotaProvider = { quotaConfig: async () => ({ limits: [{ window: 'hour', requests: 60 }] }) }
@@ -11,7 +12,7 @@ describe('SlidingWindowQuotaManager', () => {
     expect(new SlidingWindowQuotaManager(provider).precision).toBe(10)
     expect(new SlidingWindowQuotaManager(provider, { precision: 60 }).precision).toBe(60)
     for (const precision of [0, 7, 2.5, 5000, Number.NaN]) {
-      expect(() => new SlidingWindowQuotaManager(provider, { precision })).toThrow(RangeError)
+      expect(() => new SlidingWindowQuotaManager(provider, { precision })).toThrow(InvalidTenantConfigError)
     }
   })
 

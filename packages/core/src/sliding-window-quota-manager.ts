@@ -42,7 +42,7 @@ export class SlidingWindowQuotaManager extends MemoryQuotaManager<SlidingWindowS
 
   constructor(provider: QuotaProvider, options: SlidingWindowQuotaManagerOptions = {}) {
     const algorithm = slidingWindowAlgorithm(options.precision)
-    super('SlidingWindowQuotaManager', provider, options.clock, algorithm)
+    super(provider, options.clock, algorithm)
     this.precision = options.precision ?? DEFAULT_SLIDING_PRECISION
   }
 }

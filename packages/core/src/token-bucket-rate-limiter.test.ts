@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { rejectionOf } from '../testing/quota-manager'
 import { ManualClock } from './clock'
 import type { RateLimitProvider } from './config'
 import type { RateLimitConfig } from './schemas'
@@ -14,15 +15,6 @@ function everyone(config: RateLimitConfig | null): RateLimitProvider & { calls: 
       return config
     },
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
 }
 
 describe('TokenBucketRateLimiter', () => {
@@ -52,14 +44,14 @@ describe('TokenBucketRateLimiter', () => {
   it('validates the tenant id and the cost before asking the provider', async () => {
     const provider = everyone(null)
     const limiter = new TokenBucketRateLimiter(provider, { clock: new ManualClock(T0) })
-    expect(await rejection(limiter.consume('bad id'))).toMatchObject({ code: 'tenant_invalid_id' })
-    expect(await rejection(limiter.consume('a', 3 as unknown as { cost: number }))).toMatchObject({
+    expect(await rejectionOf(limiter.consume('bad id'))).toMatchObject({ code: 'tenant_invalid_id' })
+    expect(await rejectionOf(limiter.consume('a', 3 as unknown as { cost: number }))).toMatchObject({
       code: 'invalid_cost',
     })
-    expect(await rejection(limiter.consume('a', null as unknown as { cost: number }))).toMatchObject({
+    expect(await rejectionOf(limiter.consume('a', null as unknown as { cost: number }))).toMatchObject({
       code: 'invalid_cost',
     })
-    expect(await rejection(limiter.consume('a', { cost: -1 }))).toMatchObject({ code: 'invalid_cost' })
+    expect(await rejectionOf(limiter.consume('a', { cost: -1 }))).toMatchObject({ code: 'invalid_cost' })
     expect(provider.calls).toBe(0)
     expect((await limiter.consume('a', {})).allowed).toBe(true)
   })

@@ -39,7 +39,7 @@ export class TokenBucketRateLimiter implements RateLimiter {
   readonly #buckets = new ExpiringMap<TokenBucketState>()
 
   constructor(provider: RateLimitProvider, options: TokenBucketRateLimiterOptions = {}) {
-    this.#clock = checkManagerArgs('TokenBucketRateLimiter', provider, 'rateLimitConfig', options.clock)
+    this.#clock = checkManagerArgs(provider, 'rateLimitConfig', options.clock)
     this.#provider = provider
   }
 

@@ -4,7 +4,6 @@ import {
   ManualClock,
   type QuotaConfig,
   type QuotaCost,
-  type QuotaDecision,
   type QuotaManager,
   type QuotaProvider,
   type QuotaWindow,
@@ -87,6 +86,33 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the promise to reject')
 }
 
+/** What {@link expectExactRetry} needs of a decision: quota and rate-limit decisions both qualify. */
+export interface RetryDecision {
+  allowed: boolean
+  retryAfterMs: number
+}
+
+/**
+ * Asserts that a denial's `retryAfterMs` is exact: `attempt` (the same request again) is denied
+ * 1 ms before `now + retryAfterMs`, with 1 ms left to wait, and admitted at it. Moves `clock`.
+ */
+export async function expectExactRetry(
+  clock: ManualClock,
+  denial: RetryDecision,
+  attempt: () => Promise<RetryDecision>,
+): Promise<void> {
+  expect(denial.allowed).toBe(false)
+  expect(Number.isInteger(denial.retryAfterMs)).toBe(true)
+  expect(denial.retryAfterMs).toBeGreaterThan(0)
+  const at = clock.now() + denial.retryAfterMs
+  clock.set(at - 1)
+  const early = await attempt()
+  expect(early.allowed).toBe(false)
+  expect(early.retryAfterMs).toBe(1)
+  clock.set(at)
+  expect((await attempt()).allowed).toBe(true)
+}
+
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
 /** 2030-03-14T09:26:00.000Z: on a minute boundary, far from any hour, day or month boundary. */
@@ -131,26 +157,6 @@ export function testQuotaManager(
       if (!decision.allowed) return { admitted, denial: decision }
     }
     throw new Error(`still admitted after ${max} requests`)
-  }
-
-  /** Asserts the denial's retryAfterMs is exact: denied 1 ms before, admitted at it. */
-  async function expectExactRetry(
-    clock: ManualClock,
-    manager: QuotaManager,
-    id: string,
-    cost: QuotaCost,
-    denial: QuotaDecision,
-  ) {
-    expect(denial.allowed).toBe(false)
-    expect(Number.isInteger(denial.retryAfterMs)).toBe(true)
-    expect(denial.retryAfterMs).toBeGreaterThan(0)
-    const at = clock.now() + denial.retryAfterMs
-    clock.set(at - 1)
-    const early = await manager.consume(id, cost)
-    expect(early.allowed).toBe(false)
-    expect(early.retryAfterMs).toBe(1)
-    clock.set(at)
-    expect((await manager.consume(id, cost)).allowed).toBe(true)
   }
 
   describe(`${name} (QuotaManager conformance, ${options.algorithm} windows)`, () => {
@@ -352,7 +358,7 @@ export function testQuotaManager(
         }
         clock.set(T0 + 50_000)
         const { denial } = await exhaust(manager, id, {})
-        await expectExactRetry(clock, manager, id, {}, denial)
+        await expectExactRetry(clock, denial, () => manager.consume(id, {}))
         if (fixed) expect(clock.now()).toBe(T0 + MINUTE)
       },
       timeout,
@@ -381,13 +387,13 @@ export function testQuotaManager(
         for (const probe of [55_000, 61_000, 75_500]) {
           clock.set(Math.max(clock.now(), T0 + probe))
           const { denial } = await exhaust(manager, id, { tokens: 180 })
-          await expectExactRetry(clock, manager, id, { tokens: 180 }, denial)
+          await expectExactRetry(clock, denial, () => manager.consume(id, { tokens: 180 }))
         }
         // The hour window refuses last; its retry time is exact as well.
         clock.advance(1)
         const { denial } = await exhaust(manager, id, { tokens: 700 })
         expect(denial.reason).toMatch(/hour|minute/)
-        await expectExactRetry(clock, manager, id, { tokens: 700 }, denial)
+        await expectExactRetry(clock, denial, () => manager.consume(id, { tokens: 700 }))
       },
       timeout,
     )

@@ -4,24 +4,17 @@ import type { QuotaProvider } from '../config'
 import { normalizeCost, normalizeTokenDelta } from '../cost'
 import type { QuotaCost, QuotaDecision, QuotaManager, QuotaUsage } from '../quota'
 import { validateTenantId } from '../tenant-id'
+import { assertMethods } from '../validate'
 import { ExpiringMap } from './expiring-map'
 import type { QuotaAlgorithm } from './quota-algorithm'
 
-/** Checks what every in-memory manager takes: a provider with `method`, and an optional clock. */
-export function checkManagerArgs(
-  owner: string,
-  provider: unknown,
-  method: string,
-  clock: Clock | undefined,
-): Clock {
-  if (typeof (provider as Record<string, unknown> | null)?.[method] !== 'function') {
-    throw new TypeError(
-      `${owner}: provider must have a ${method}(tenantId) method (a ConfigManager qualifies)`,
-    )
-  }
-  if (clock !== undefined && typeof clock?.now !== 'function') {
-    throw new TypeError(`${owner}: options.clock must have a now() method`)
-  }
+/**
+ * Checks what every in-memory manager takes, once, in its constructor: a provider with `method`
+ * and an optional clock. Throws `InvalidTenantConfigError` naming what is missing.
+ */
+export function checkManagerArgs(provider: unknown, method: string, clock: Clock | undefined): Clock {
+  assertMethods(provider, 'provider', [method])
+  if (clock !== undefined) assertMethods(clock, 'options.clock', ['now'])
   return clock ?? systemClock
 }
 
@@ -36,13 +29,8 @@ export class MemoryQuotaManager<S> implements QuotaManager {
   readonly #algorithm: QuotaAlgorithm<S>
   readonly #states = new ExpiringMap<S>()
 
-  constructor(
-    owner: string,
-    provider: QuotaProvider,
-    clock: Clock | undefined,
-    algorithm: QuotaAlgorithm<S>,
-  ) {
-    this.#clock = checkManagerArgs(owner, provider, 'quotaConfig', clock)
+  constructor(provider: QuotaProvider, clock: Clock | undefined, algorithm: QuotaAlgorithm<S>) {
+    this.#clock = checkManagerArgs(provider, 'quotaConfig', clock)
     this.#provider = provider
     this.#algorithm = algorithm
   }

@@ -46,7 +46,7 @@ export const fixedWindowAlgorithm: QuotaAlgorithm<FixedWindowState> = Object.fre
 
 /**
  * Sliding windows of `precision` buckets each (see `slidingWindowConsume`). Validates `precision`
- * once (throws `RangeError`).
+ * once (throws `InvalidTenantConfigError`).
  *
  * @example
  * ```ts

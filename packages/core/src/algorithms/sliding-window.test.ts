@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
@@ -150,7 +151,7 @@ describe('slidingWindowExpiresAt / validatePrecision', () => {
   it('accepts whole divisors of 60,000 from 1 to 1000 only', () => {
     for (const ok of [1, 2, 6, 10, 12, 60, 100, 600, 1000]) expect(validatePrecision(ok)).toBe(ok)
     for (const bad of [0, -1, 7, 1.5, 1200, 60_000, Number.NaN, '10', undefined]) {
-      expect(() => validatePrecision(bad)).toThrow(RangeError)
+      expect(() => validatePrecision(bad)).toThrow(InvalidTenantConfigError)
     }
     expect(() => slidingWindowPeek(undefined, { limits: [] }, M, 7)).toThrow(/divides 60000/)
     expect(DEFAULT_SLIDING_PRECISION).toBe(10)

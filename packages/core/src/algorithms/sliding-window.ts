@@ -1,5 +1,6 @@
 import type { NormalizedCost } from '../cost'
 import { normalizeCost } from '../cost'
+import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
@@ -30,7 +31,7 @@ export const MAX_SLIDING_PRECISION = 1000
  * Validates a sliding-window `precision` (buckets per window): a whole number from 1 to 1000 that
  * divides 60,000, so that every bucket of every window kind is a whole number of milliseconds
  * (all window lengths are multiples of a minute) and the arithmetic stays exact.
- * Throws `RangeError` otherwise; managers call it once, in their constructor.
+ * Throws `InvalidTenantConfigError` otherwise; managers call it once, in their constructor.
  */
 export function validatePrecision(precision: unknown): number {
   if (
@@ -40,9 +41,13 @@ export function validatePrecision(precision: unknown): number {
     precision > MAX_SLIDING_PRECISION ||
     MINUTE_MS % precision !== 0
   ) {
-    throw new RangeError(
-      `precision must be a whole number from 1 to ${MAX_SLIDING_PRECISION} that divides 60000 (e.g. 6, 10, 12, 60), got ${String(precision)}`,
-    )
+    throw new InvalidTenantConfigError([
+      {
+        path: ['precision'],
+        message: `must be a whole number from 1 to ${MAX_SLIDING_PRECISION} that divides 60000 (e.g. 6, 10, 12, 60), got ${String(precision)}`,
+        code: 'custom',
+      },
+    ])
   }
   return precision
 }

@@ -79,19 +79,11 @@ export function tokenBucketConsume(
       state: next,
     }
   }
+  const denial = { allowed: false, limit: config.burst, remaining: Math.floor(level) }
   const resetAt = now + refillMs(config.burst - level, config)
   if (cost > config.burst) {
-    return {
-      decision: {
-        allowed: false,
-        limit: config.burst,
-        remaining: Math.floor(level),
-        resetAt,
-        retryAfterMs: refillMs(config.burst, config),
-        reason: `request cost of ${cost} exceeds the rate limit burst of ${config.burst}: it can never be admitted`,
-      },
-      state,
-    }
+    const reason = `request cost of ${cost} exceeds the rate limit burst of ${config.burst}: it can never be admitted`
+    return { decision: { ...denial, resetAt, retryAfterMs: refillMs(config.burst, config), reason }, state }
   }
   // Refill runs from the later of now and the state's own time (after a clock that stepped back).
   // A denial implies a state: no state is a full bucket, and cost <= burst here.
@@ -99,15 +91,6 @@ export function tokenBucketConsume(
   // Floating point may put the closed form a ms off; settle on the level the next call computes.
   for (let i = 0; i < 64 && tokenBucketLevel(state, config, t) < cost; i++) t++
   for (let i = 0; i < 64 && t - 1 > now && tokenBucketLevel(state, config, t - 1) >= cost; i++) t--
-  return {
-    decision: {
-      allowed: false,
-      limit: config.burst,
-      remaining: Math.floor(level),
-      resetAt,
-      retryAfterMs: t - now,
-      reason: `rate limit exceeded: ${config.requestsPerSecond}/s with a burst of ${config.burst}, the request needs ${cost} and ${Math.floor(level)} are available`,
-    },
-    state,
-  }
+  const reason = `rate limit exceeded: ${config.requestsPerSecond}/s with a burst of ${config.burst}, the request needs ${cost} and ${denial.remaining} are available`
+  return { decision: { ...denial, resetAt, retryAfterMs: t - now, reason }, state }
 }
