@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 /** A port nobody listens on right now, chosen by the OS. */
 export async function freePort(): Promise<number> {
@@ -20,15 +23,17 @@ export async function freePort(): Promise<number> {
  */
 export class RedisServerProcess {
   readonly port: number
+  readonly #extraArgs: string[]
   #child: ChildProcess | undefined
 
-  constructor(port: number) {
+  constructor(port: number, extraArgs: string[] = []) {
     this.port = port
+    this.#extraArgs = extraArgs
   }
 
   /** Starts a server on a free port. */
-  static async launch(): Promise<RedisServerProcess> {
-    const server = new RedisServerProcess(await freePort())
+  static async launch(extraArgs: string[] = []): Promise<RedisServerProcess> {
+    const server = new RedisServerProcess(await freePort(), extraArgs)
     await server.start()
     return server
   }
@@ -42,7 +47,17 @@ export class RedisServerProcess {
     if (this.#child) throw new Error('already running')
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        ...this.#extraArgs,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     this.#child = child
@@ -72,5 +87,77 @@ export class RedisServerProcess {
     const exited = once(child, 'exit')
     child.kill('SIGKILL')
     await exited
+  }
+}
+
+/**
+ * A throw-away Redis Cluster of three masters (no replicas), slots spread by `redis-cli --cluster
+ * create`. Each node's cluster bus is its port + 10000.
+ */
+export class RedisClusterProcess {
+  readonly nodes: RedisServerProcess[]
+  readonly #dir: string
+
+  private constructor(nodes: RedisServerProcess[], dir: string) {
+    this.nodes = nodes
+    this.#dir = dir
+  }
+
+  /** `host:port` of every node. */
+  get addresses(): { host: string; port: number }[] {
+    return this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+  }
+
+  static async launch(): Promise<RedisClusterProcess> {
+    const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'))
+    const nodes: RedisServerProcess[] = []
+    const cluster = new RedisClusterProcess(nodes, dir)
+    try {
+      for (let i = 0; i < 3; i++) {
+        const port = await freePort()
+        const node = new RedisServerProcess(port, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
+        ])
+        await node.start()
+        nodes.push(node)
+      }
+      const create = spawn(
+        'redis-cli',
+        [
+          '--cluster',
+          'create',
+          ...nodes.map((n) => `127.0.0.1:${n.port}`),
+          '--cluster-replicas',
+          '0',
+          '--cluster-yes',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let output = ''
+      create.stdout?.on('data', (c: Buffer) => {
+        output += c.toString()
+      })
+      create.stderr?.on('data', (c: Buffer) => {
+        output += c.toString()
+      })
+      const [code] = await once(create, 'exit')
+      if (code !== 0 || !output.includes('All 16384 slots covered')) {
+        throw new Error(`redis-cli --cluster create failed (${code}): ${output}`)
+      }
+      return cluster
+    } catch (error) {
+      await cluster.stop()
+      throw error
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()))
+    await rm(this.#dir, { recursive: true, force: true })
   }
 }
