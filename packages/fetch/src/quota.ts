@@ -61,7 +61,10 @@ export interface QuotaOptions extends StageOptions {
  * ```ts
  * const quota = tenantQuota({
  *   manager: new InMemoryQuotaManager(configManager),
- *   actualTokens: (response) => Number(response.headers.get('X-Usage-Tokens') ?? undefined),
+ *   actualTokens: (response) => {
+ *     const used = response.headers.get('X-Usage-Tokens')
+ *     return used === null ? undefined : Number(used)
+ *   },
  * })
  * ```
  */

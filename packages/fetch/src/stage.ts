@@ -70,10 +70,14 @@ export function classifyStoreError(
       const id = error.tenantId ?? tenantId
       return {
         kind: 'refuse',
-        error: new TenantError('tenant_unknown', `tenant "${id}" is not known`, {
-          tenantId: id,
-          cause: error,
-        }),
+        error: new TenantError(
+          'tenant_unknown',
+          id ? `tenant "${id}" is not known` : 'the tenant is not known',
+          {
+            tenantId: id,
+            cause: error,
+          },
+        ),
       }
     }
     if (clientCodes.has(error.code)) return { kind: 'refuse', error }

@@ -15,5 +15,5 @@ describe('runtime: bun', () => {
     expect(output, output).toMatch(/\b0 fail\b/)
     expect(code, output).toBe(0)
     console.log(output.trim().split('\n').slice(-5).join('\n'))
-  })
+  }, 90_000)
 })

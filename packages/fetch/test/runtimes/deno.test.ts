@@ -25,5 +25,5 @@ describe('runtime: deno', () => {
     expect(output, output).toMatch(new RegExp(`ok \\| ${portableCases.length * 2} passed \\| 0 failed`))
     expect(code, output).toBe(0)
     console.log(output.trim().split('\n').slice(-3).join('\n'))
-  })
+  }, 90_000)
 })
