@@ -8,13 +8,16 @@ export type ResolvedListTenantsOptions =
   | { mode: 'offset'; limit: number; offset: number }
   | { mode: 'keyset'; limit: number; after: string }
 
+/** Schema of a page size: a whole number from 1 to {@link MAX_LIST_LIMIT}, optional. For every paged list. */
+export const listLimitSchema = z
+  .number()
+  .int('must be a whole number')
+  .min(1, 'must be >= 1')
+  .max(MAX_LIST_LIMIT, `must be <= ${MAX_LIST_LIMIT}`)
+  .optional()
+
 const listOptionsSchema = z.strictObject({
-  limit: z
-    .number()
-    .int('must be a whole number')
-    .min(1, 'must be >= 1')
-    .max(MAX_LIST_LIMIT, `must be <= ${MAX_LIST_LIMIT}`)
-    .optional(),
+  limit: listLimitSchema,
   offset: z
     .number()
     .int('must be a whole number')
