@@ -19,7 +19,7 @@ import {
 import type { ObjectClientOptions } from './object-client'
 import { ObjectClient } from './object-client'
 import type { Prefilter, PrefilterOptions } from './prefilter'
-import { createPrefilter, prefilterReason } from './prefilter'
+import { createPrefilter } from './prefilter'
 import type { QuotaAlgorithmName, QuotaCall } from './protocol'
 import { PROTOCOL_VERSION } from './protocol'
 
@@ -79,7 +79,7 @@ export class DurableObjectQuotaManager implements QuotaManager {
     if (algorithm !== 'fixed' && algorithm !== 'sliding') {
       throw new TypeError(`${owner}: options.algorithm must be 'fixed' or 'sliding'`)
     }
-    // Validates precision now (RangeError), not on the first request.
+    // Core validates precision here, at construction, not on the first request.
     this.#algorithm = algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(precision)
     this.#provider = provider
     this.#name = algorithm
@@ -95,18 +95,8 @@ export class DurableObjectQuotaManager implements QuotaManager {
   async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
     validateTenantId(tenantId)
     const charge = normalizeCost(cost)
-    if (this.#prefilter !== undefined && (await this.#prefilter.refused(tenantId))) {
-      const { periodMs } = this.#prefilter
-      return {
-        allowed: false,
-        remaining: {},
-        limit: {},
-        resetAt: this.#client.localTime() + periodMs,
-        retryAfterMs: periodMs,
-        reason: prefilterReason(periodMs),
-        windows: [],
-      }
-    }
+    const denial = await this.#prefilter?.deny(tenantId, () => this.#client.localTime())
+    if (denial !== undefined) return { ...denial, remaining: {}, limit: {}, windows: [] }
     const config = await this.#provider.quotaConfig(tenantId)
     // An unlimited tenant's decision depends on no state: answer here, without a request.
     if (effectiveLimits(config).length === 0) {

@@ -10,7 +10,7 @@ import {
 import type { ObjectClientOptions } from './object-client'
 import { ObjectClient } from './object-client'
 import type { Prefilter, PrefilterOptions } from './prefilter'
-import { createPrefilter, prefilterReason } from './prefilter'
+import { createPrefilter } from './prefilter'
 import { PROTOCOL_VERSION } from './protocol'
 
 /** Options of {@link DurableObjectRateLimiter}. */
@@ -59,15 +59,8 @@ export class DurableObjectRateLimiter implements RateLimiter {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
     }
     const cost = costAmount(options?.cost, 'cost', 1)
-    if (this.#prefilter !== undefined && (await this.#prefilter.refused(tenantId))) {
-      const { periodMs } = this.#prefilter
-      return {
-        allowed: false,
-        resetAt: this.#client.localTime() + periodMs,
-        retryAfterMs: periodMs,
-        reason: prefilterReason(periodMs),
-      }
-    }
+    const denial = await this.#prefilter?.deny(tenantId, () => this.#client.localTime())
+    if (denial !== undefined) return denial
     const config = await this.#provider.rateLimitConfig(tenantId)
     if (config === null) return tokenBucketConsume(undefined, null, cost, this.#client.localTime()).decision
     // A bad config would be written into the bucket (a NaN level refuses forever): refuse it here.

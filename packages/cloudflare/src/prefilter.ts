@@ -35,10 +35,18 @@ export interface PrefilterOptions {
   onError?: (error: unknown, tenantId: string) => void
 }
 
-/** A checked pre-filter: `refused(tenantId)` says whether the binding refused this request. */
+/** The fields of a pre-filter refusal, shared by the quota and the rate-limit decision. */
+export interface PrefilterDenial {
+  allowed: false
+  resetAt: number
+  retryAfterMs: number
+  reason: string
+}
+
+/** A checked pre-filter. */
 export interface Prefilter {
-  readonly periodMs: number
-  refused(tenantId: string): Promise<boolean>
+  /** Asks the binding; the refusal's fields when it refused (times from `now()`), else `undefined`. */
+  deny(tenantId: string, now: () => number): Promise<PrefilterDenial | undefined>
 }
 
 /** Validates {@link PrefilterOptions} once, at construction. */
@@ -55,24 +63,20 @@ export function createPrefilter(owner: string, options: PrefilterOptions | undef
   if (onError !== undefined && typeof onError !== 'function') {
     throw new TypeError(`${owner}: options.prefilter.onError must be a function`)
   }
+  const periodMs = period * 1000
+  const reason =
+    `refused by the coarse pre-filter (Workers Rate Limiting binding, per ${period} s and per ` +
+    'location): too many requests for this tenant'
   return {
-    periodMs: period * 1000,
-    async refused(tenantId) {
+    async deny(tenantId, now) {
       try {
         const outcome = await binding.limit({ key: key(tenantId) })
-        return outcome?.success === false
+        if (outcome?.success !== false) return undefined
       } catch (error) {
         onError?.(error, tenantId)
-        return false
+        return undefined
       }
+      return { allowed: false, resetAt: now() + periodMs, retryAfterMs: periodMs, reason }
     },
   }
-}
-
-/** The reason a pre-filter refusal carries. */
-export function prefilterReason(periodMs: number): string {
-  return (
-    `refused by the coarse pre-filter (Workers Rate Limiting binding, per ${periodMs / 1000} s and ` +
-    'per location): too many requests for this tenant'
-  )
 }

@@ -1,38 +1,26 @@
 // Core's conformance suites, run through DurableObjectQuotaManager / DurableObjectRateLimiter and
 // TenantQuotaObject on workerd: every call below crosses into the runtime and into the tenant's object.
 import { testQuotaManager, testRateLimiter } from '@tenant/core/testing'
-import { afterAll, beforeAll } from 'vitest'
-import { Workerd } from './workerd'
+import { useWorkerd } from './workerd'
 
-let workerd: Workerd
-
-beforeAll(async () => {
-  workerd = await Workerd.start()
-}, 60_000)
-
-afterAll(async () => {
-  await workerd?.dispose()
-})
+const workerd = useWorkerd()
 
 const timeout = 30_000
 
 testQuotaManager(
   'DurableObjectQuotaManager (fixed)',
-  ({ provider, clock }) => workerd.quotaManager(provider, { clock }),
-  {
-    algorithm: 'fixed',
-    timeout,
-  },
+  ({ provider, clock }) => workerd().quotaManager(provider, { clock }),
+  { algorithm: 'fixed', timeout },
 )
 
 testQuotaManager(
   'DurableObjectQuotaManager (sliding)',
-  ({ provider, clock }) => workerd.quotaManager(provider, { clock, algorithm: 'sliding' }),
+  ({ provider, clock }) => workerd().quotaManager(provider, { clock, algorithm: 'sliding' }),
   { algorithm: 'sliding', timeout },
 )
 
 testRateLimiter(
   'DurableObjectRateLimiter',
-  ({ provider, clock }) => workerd.rateLimiter(provider, { clock }),
+  ({ provider, clock }) => workerd().rateLimiter(provider, { clock }),
   { timeout },
 )

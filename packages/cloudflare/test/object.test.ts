@@ -2,19 +2,11 @@
 // boundary, and the object's own time and bookkeeping; all on workerd.
 import { calendarWindow, ManualClock, type QuotaLimit } from '@tenant/core'
 import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { PROTOCOL_VERSION } from '../src/protocol'
-import { Workerd } from './workerd'
+import { useWorkerd } from './workerd'
 
-let workerd: Workerd
-
-beforeAll(async () => {
-  workerd = await Workerd.start()
-}, 60_000)
-
-afterAll(async () => {
-  await workerd?.dispose()
-})
+const workerd = useWorkerd()
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
 
@@ -24,59 +16,59 @@ function setup(limits: QuotaLimit[] = [{ window: 'minute', requests: 2, tokens: 
   const id = randomTenantId('obj')
   provider.setQuota(id, { limits })
   provider.setRateLimit(id, { requestsPerSecond: 1, burst: 2 })
-  return { provider, clock, id, quotas: workerd.quotaManager(provider, { clock }) }
+  return { provider, clock, id, quotas: workerd().quotaManager(provider, { clock }) }
 }
 
 describe('cost per decision', () => {
   it('an admitted consume is one request and one write; the first also schedules the cleanup alarm', async () => {
     const { quotas, id } = setup()
     await quotas.consume(id)
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 1, writes: 1, alarmWrites: 1, deletes: 0 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 1, writes: 1, alarmWrites: 1, deletes: 0 })
     await quotas.consume(id, { tokens: 5 })
     // The alarm is already set: later decisions write the state only.
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 2, writes: 2, alarmWrites: 1 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 2, writes: 2, alarmWrites: 1 })
   })
 
   it('a denial, a peek and a zero adjust are one request each and write nothing', async () => {
     const { quotas, id } = setup()
     await quotas.consume(id)
     await quotas.consume(id)
-    const before = await workerd.inspect(id)
+    const before = await workerd().inspect(id)
     expect((await quotas.consume(id)).allowed).toBe(false)
     await quotas.peek(id)
     await quotas.adjust(id, { tokens: 0 })
-    expect(await workerd.inspect(id)).toMatchObject({ calls: before.calls + 3, writes: before.writes })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: before.calls + 3, writes: before.writes })
   })
 
   it('adjust is one request and one write', async () => {
     const { quotas, id } = setup()
     await quotas.adjust(id, { tokens: 30 })
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 1, writes: 1 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 1, writes: 1 })
   })
 
   it('a tenant without limits, or without a rate limit, costs no request at all', async () => {
     const { provider, clock, id } = setup([])
     provider.setRateLimit(id, null)
-    const quotas = workerd.quotaManager(provider, { clock })
-    const limiter = workerd.rateLimiter(provider, { clock })
+    const quotas = workerd().quotaManager(provider, { clock })
+    const limiter = workerd().rateLimiter(provider, { clock })
     expect(await quotas.consume(id, { tokens: 10 ** 9 })).toMatchObject({ allowed: true, windows: [] })
     expect(await quotas.adjust(id, { tokens: 5 })).toEqual({ tenantId: id, windows: [] })
     expect(await quotas.peek(id)).toEqual({ tenantId: id, windows: [] })
     expect(await limiter.consume(id, { cost: 1000 })).toMatchObject({ allowed: true, retryAfterMs: 0 })
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 0, writes: 0, keys: [] })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 0, writes: 0, keys: [] })
   })
 
   it('a rate-limit decision is one request; a full bucket is not stored, a spent one is', async () => {
     const { provider, clock, id } = setup()
-    const limiter = workerd.rateLimiter(provider, { clock })
+    const limiter = workerd().rateLimiter(provider, { clock })
     expect(await limiter.consume(id, { cost: 0 })).toMatchObject({ allowed: true, remaining: 2 })
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 1, writes: 0, keys: [] })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 1, writes: 0, keys: [] })
     await limiter.consume(id)
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 2, writes: 1, keys: ['v1:rate'] })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 2, writes: 1, keys: ['v1:rate'] })
     clock.advance(2_000)
     // Refilled: taking nothing from a full bucket leaves no state behind.
     await limiter.consume(id, { cost: 0 })
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 3, keys: [] })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 3, keys: [] })
   })
 
   it('bad input never reaches the object', async () => {
@@ -92,19 +84,19 @@ describe('cost per decision', () => {
       status: 400,
     })
     provider.setRateLimit(id, { requestsPerSecond: 0, burst: 1.5 })
-    const limiter = workerd.rateLimiter(provider, { clock })
+    const limiter = workerd().rateLimiter(provider, { clock })
     const error = await rejectionOf(limiter.consume(id))
     expect(error).toMatchObject({ code: 'tenant_invalid_config', status: 400 })
     expect((error as Error).message).toMatch(/requestsPerSecond/)
     expect((error as Error).message).toMatch(/burst/)
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 0 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 0 })
   })
 })
 
 describe('errors and versions', () => {
   it('a failing object call is a TenantBackendError (503), never a denial, and is not retried', async () => {
     const { quotas, id } = setup()
-    await workerd.send({ kind: 'break', tenantId: id })
+    await workerd().send({ kind: 'break', tenantId: id })
     const error = await rejectionOf(quotas.consume(id))
     expect(error).toMatchObject({
       name: 'TenantBackendError',
@@ -112,14 +104,14 @@ describe('errors and versions', () => {
       status: 503,
     })
     expect((error as Error).message).toMatch(/simulated storage failure/)
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 1, writes: 0 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 1, writes: 0 })
     // The fault was one-shot; the next call is answered normally and nothing was charged.
     expect(await quotas.consume(id)).toMatchObject({ allowed: true, remaining: { requests: 1 } })
   })
 
   it('the object refuses a call from another protocol version', async () => {
     const { id } = setup()
-    const reply = await workerd.send({
+    const reply = await workerd().send({
       kind: 'raw',
       tenantId: id,
       call: {
@@ -136,7 +128,7 @@ describe('errors and versions', () => {
 
   it('an invalid config that only the object sees comes back as InvalidTenantConfigError with its issues', async () => {
     const { id } = setup()
-    const reply = await workerd.send({
+    const reply = await workerd().send({
       kind: 'raw',
       tenantId: id,
       call: {
@@ -157,7 +149,7 @@ describe('time, names and state', () => {
     const provider = new TestConfigProvider()
     const id = randomTenantId('objtime')
     provider.setQuota(id, { limits: [{ window: 'month', requests: 5 }] })
-    const quotas = workerd.quotaManager(provider)
+    const quotas = workerd().quotaManager(provider)
     const before = Date.now()
     const decision = await quotas.consume(id)
     const after = Date.now()
@@ -169,23 +161,23 @@ describe('time, names and state', () => {
 
   it('fixed and sliding counts are separate states in the same object', async () => {
     const { provider, clock, id, quotas } = setup()
-    const sliding = workerd.quotaManager(provider, { clock, algorithm: 'sliding', precision: 12 })
+    const sliding = workerd().quotaManager(provider, { clock, algorithm: 'sliding', precision: 12 })
     await quotas.consume(id)
     await sliding.consume(id)
     await sliding.consume(id)
     expect((await quotas.peek(id)).windows[0]!.used.requests).toBe(1)
     expect((await sliding.peek(id)).windows[0]!.used.requests).toBe(2)
-    expect((await workerd.inspect(id)).keys.sort()).toEqual(['v1:quota:fixed', 'v1:quota:sliding:12'])
+    expect((await workerd().inspect(id)).keys.sort()).toEqual(['v1:quota:fixed', 'v1:quota:sliding:12'])
   })
 
   it('a prefix gives each manager its own objects', async () => {
     const { provider, clock, id, quotas } = setup()
-    const other = workerd.quotaManager(provider, { clock, prefix: 'batch:' })
+    const other = workerd().quotaManager(provider, { clock, prefix: 'batch:' })
     await quotas.consume(id)
     await quotas.consume(id)
     expect((await quotas.consume(id)).allowed).toBe(false)
     expect((await other.consume(id)).allowed).toBe(true)
-    expect(await workerd.inspect(id, 'batch:')).toMatchObject({ calls: 1 })
+    expect(await workerd().inspect(id, 'batch:')).toMatchObject({ calls: 1 })
   })
 
   it('a Worker with an older config that lacks a window does not erase that window’s count', async () => {
@@ -197,7 +189,7 @@ describe('time, names and state', () => {
     // A second Worker whose cached config predates the day limit.
     const stale = new TestConfigProvider()
     stale.setQuota(id, { limits: [{ window: 'minute', requests: 10 }] })
-    const staleQuotas = workerd.quotaManager(stale, { clock })
+    const staleQuotas = workerd().quotaManager(stale, { clock })
     await staleQuotas.consume(id)
     await staleQuotas.adjust(id, { tokens: 4 })
     const day = (await quotas.peek(id)).windows.find((w) => w.window === 'day')!
@@ -212,9 +204,9 @@ describe('time, names and state', () => {
   it('a refund to zero deletes the stored state instead of writing an empty one', async () => {
     const { quotas, id } = setup([{ window: 'minute', requests: 0, tokens: 100 }])
     await quotas.adjust(id, { tokens: 40 })
-    expect((await workerd.inspect(id)).keys).toEqual(['v1:quota:fixed'])
+    expect((await workerd().inspect(id)).keys).toEqual(['v1:quota:fixed'])
     await quotas.adjust(id, { tokens: -40 })
     // requests were never counted (adjust charges tokens only), so nothing is left to keep.
-    expect(await workerd.inspect(id)).toMatchObject({ keys: [], deletes: 1 })
+    expect(await workerd().inspect(id)).toMatchObject({ keys: [], deletes: 1 })
   })
 })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { calendarWindow, ManualClock } from '@tenant/core'
 import { randomTenantId, TestConfigProvider } from '@tenant/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Workerd } from './workerd'
+import { useWorkerd, Workerd } from './workerd'
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
 
@@ -65,15 +65,7 @@ describe('persistence', () => {
 })
 
 describe('cleanup of idle tenants', () => {
-  let workerd: Workerd
-
-  beforeAll(async () => {
-    workerd = await Workerd.start()
-  }, 60_000)
-
-  afterAll(async () => {
-    await workerd?.dispose()
-  })
+  const workerd = useWorkerd()
 
   it("the alarm deletes the object's storage once its windows are over", async () => {
     const provider = new TestConfigProvider()
@@ -82,12 +74,12 @@ describe('cleanup of idle tenants', () => {
     // Usage from two hours ago (in the object's time): its minute ended long since, so the alarm
     // the write schedules is due at once and workerd runs it.
     const past = new ManualClock(Date.now() - 2 * 3_600_000)
-    const quotas = workerd.quotaManager(provider, { clock: past })
+    const quotas = workerd().quotaManager(provider, { clock: past })
     expect((await quotas.consume(id)).allowed).toBe(true)
-    let state = await workerd.inspect(id)
+    let state = await workerd().inspect(id)
     for (let i = 0; i < 100 && (state.keys.length > 0 || state.alarm !== null); i++) {
       await new Promise((resolve) => setTimeout(resolve, 50))
-      state = await workerd.inspect(id)
+      state = await workerd().inspect(id)
     }
     expect(state).toMatchObject({ keys: [], alarm: null, alarmWrites: 1 })
     expect(state.deletes).toBeGreaterThan(0)
@@ -99,19 +91,19 @@ describe('cleanup of idle tenants', () => {
     provider.setQuota(id, { limits: [{ window: 'day', requests: 10 }] })
     provider.setRateLimit(id, { requestsPerSecond: 1, burst: 5 })
     const clock = new ManualClock(T0)
-    await workerd.rateLimiter(provider, { clock }).consume(id, { cost: 2 })
+    await workerd().rateLimiter(provider, { clock }).consume(id, { cost: 2 })
     // The first write scheduled the alarm at the bucket's refill time.
-    expect((await workerd.inspect(id)).alarm).toBe(T0 + 2000)
-    const quotas = workerd.quotaManager(provider, { clock })
+    expect((await workerd().inspect(id)).alarm).toBe(T0 + 2000)
+    const quotas = workerd().quotaManager(provider, { clock })
     await quotas.consume(id)
     // Later writes leave the alarm alone (no write per decision)...
-    expect(await workerd.inspect(id)).toMatchObject({ alarm: T0 + 2000, alarmWrites: 1 })
+    expect(await workerd().inspect(id)).toMatchObject({ alarm: T0 + 2000, alarmWrites: 1 })
     // ...and a stale state from an old clock sits next to them until the alarm runs.
-    await workerd
+    await workerd()
       .quotaManager(provider, { clock: new ManualClock(Date.now() - 3 * 86_400_000), algorithm: 'sliding' })
       .consume(id)
-    await workerd.send({ kind: 'alarm', tenantId: id })
-    const state = await workerd.inspect(id)
+    await workerd().send({ kind: 'alarm', tenantId: id })
+    const state = await workerd().inspect(id)
     expect(state.keys.sort()).toEqual(['v1:quota:fixed', 'v1:rate'])
     expect(state.alarm).toBe(calendarWindow('day', T0).end)
     expect((await quotas.peek(id)).windows[0]!.used.requests).toBe(1)

@@ -3,18 +3,10 @@
 // failing binding). Neither is the production binding, which counts per location and approximately.
 import { ManualClock } from '@tenant/core'
 import { randomTenantId, TestConfigProvider } from '@tenant/core/testing'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Workerd } from './workerd'
+import { describe, expect, it } from 'vitest'
+import { useWorkerd } from './workerd'
 
-let workerd: Workerd
-
-beforeAll(async () => {
-  workerd = await Workerd.start({ shieldLimit: 3 })
-}, 60_000)
-
-afterAll(async () => {
-  await workerd?.dispose()
-})
+const workerd = useWorkerd({ shieldLimit: 3 })
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
 
@@ -33,7 +25,7 @@ describe('prefilter (Workers Rate Limiting binding)', () => {
     // boundary sees a fresh count, so it is repeated (at most twice more) rather than misread.
     for (let attempt = 0; attempt < 3; attempt++) {
       const { provider, clock, id } = setup()
-      const quotas = workerd.quotaManager(provider, { clock, prefilter: 'real' })
+      const quotas = workerd().quotaManager(provider, { clock, prefilter: 'real' })
       const period = Math.floor(Date.now() / 60_000)
       const decisions = []
       for (let i = 0; i < 5; i++) decisions.push(await quotas.consume(id))
@@ -42,7 +34,7 @@ describe('prefilter (Workers Rate Limiting binding)', () => {
       expect(decisions[3]).toMatchObject({ retryAfterMs: 60_000, resetAt: T0 + 60_000, windows: [] })
       expect(decisions[3]!.reason).toMatch(/pre-filter/)
       // Only the three admitted requests reached the object, and only they were counted.
-      expect(await workerd.inspect(id)).toMatchObject({ calls: 3 })
+      expect(await workerd().inspect(id)).toMatchObject({ calls: 3 })
       expect((await quotas.peek(id)).windows[0]!.used.requests).toBe(3)
       return
     }
@@ -51,30 +43,30 @@ describe('prefilter (Workers Rate Limiting binding)', () => {
 
   it('a refusal costs no object request, for quotas and rate limits alike', async () => {
     const { provider, clock, id } = setup()
-    const quota = await workerd.quotaManager(provider, { clock, prefilter: 'refuse' }).consume(id)
+    const quota = await workerd().quotaManager(provider, { clock, prefilter: 'refuse' }).consume(id)
     expect(quota).toMatchObject({ allowed: false, retryAfterMs: 10_000, remaining: {}, limit: {} })
-    const rate = await workerd.rateLimiter(provider, { clock, prefilter: 'refuse' }).consume(id)
+    const rate = await workerd().rateLimiter(provider, { clock, prefilter: 'refuse' }).consume(id)
     expect(rate).toMatchObject({ allowed: false, retryAfterMs: 10_000, resetAt: T0 + 10_000 })
     expect(rate.reason).toMatch(/pre-filter/)
     expect(rate.limit).toBeUndefined()
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 0 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 0 })
   })
 
   it('adjust and peek are never filtered', async () => {
     const { provider, clock, id } = setup()
-    const quotas = workerd.quotaManager(provider, { clock, prefilter: 'refuse' })
+    const quotas = workerd().quotaManager(provider, { clock, prefilter: 'refuse' })
     expect((await quotas.adjust(id, { tokens: 5 })).windows[0]!.used.tokens).toBe(5)
     expect((await quotas.peek(id)).windows[0]!.used.tokens).toBe(5)
-    expect(await workerd.inspect(id)).toMatchObject({ calls: 2 })
+    expect(await workerd().inspect(id)).toMatchObject({ calls: 2 })
   })
 
   it('a failing binding is reported and the exact check still decides', async () => {
     const { provider, clock, id } = setup()
-    const quotas = workerd.quotaManager(provider, { clock, prefilter: 'throw' })
-    const limiter = workerd.rateLimiter(provider, { clock, prefilter: 'throw' })
+    const quotas = workerd().quotaManager(provider, { clock, prefilter: 'throw' })
+    const limiter = workerd().rateLimiter(provider, { clock, prefilter: 'throw' })
     expect(await quotas.consume(id)).toMatchObject({ allowed: true, remaining: { requests: 99 } })
     expect(await limiter.consume(id)).toMatchObject({ allowed: true, remaining: 99 })
-    const seen = (await workerd.send({ kind: 'shieldKeys' })) as { errors: string[] }
+    const seen = (await workerd().send({ kind: 'shieldKeys' })) as { errors: string[] }
     expect(seen.errors).toEqual([
       'Error: rate limiting binding unavailable',
       'Error: rate limiting binding unavailable',
@@ -83,10 +75,10 @@ describe('prefilter (Workers Rate Limiting binding)', () => {
 
   it('the binding is asked with the configured key, once per decision', async () => {
     const { provider, clock, id } = setup()
-    await workerd.send({ kind: 'shieldKeys' })
-    await workerd.quotaManager(provider, { clock, prefilter: 'record' }).consume(id)
-    await workerd.rateLimiter(provider, { clock, prefilter: 'record' }).consume(id)
-    const seen = (await workerd.send({ kind: 'shieldKeys' })) as { keys: string[] }
+    await workerd().send({ kind: 'shieldKeys' })
+    await workerd().quotaManager(provider, { clock, prefilter: 'record' }).consume(id)
+    await workerd().rateLimiter(provider, { clock, prefilter: 'record' }).consume(id)
+    const seen = (await workerd().send({ kind: 'shieldKeys' })) as { keys: string[] }
     expect(seen.keys).toEqual([`tenant:${id}`, `tenant:${id}`])
   })
 })

@@ -102,43 +102,46 @@ function bindingFor(mode: PrefilterMode | undefined, env: Env): PrefilterOptions
   }
 }
 
+/** A provider answering what the Node side sent: the config, or TenantNotFoundError without one. */
+function configOf<T>(config: T | undefined): (tenantId: string) => Promise<T> {
+  return async (tenantId) => {
+    if (config === undefined) throw new TenantNotFoundError(tenantId)
+    return config
+  }
+}
+
+/** The options both managers take, from the message. */
+function commonOptions(message: { now?: number; prefilter?: PrefilterMode }, env: Env) {
+  return {
+    namespace: env.TENANT_QUOTA,
+    ...(message.now === undefined ? {} : { clock: { now: () => message.now! } }),
+    ...(message.prefilter ? { prefilter: bindingFor(message.prefilter, env) } : {}),
+  }
+}
+
 async function handle(message: TestMessage, env: Env): Promise<unknown> {
   const stub = (tenantId: string, prefix = '') =>
     env.TENANT_QUOTA.get(env.TENANT_QUOTA.idFromName(prefix + tenantId))
   switch (message.kind) {
     case 'quota': {
-      const { config, now } = message
-      const provider = {
-        quotaConfig: async (id: string) => {
-          if (config === undefined) throw new TenantNotFoundError(id)
-          return config
+      const manager = new DurableObjectQuotaManager(
+        { quotaConfig: configOf(message.config) },
+        {
+          ...commonOptions(message, env),
+          ...(message.algorithm ? { algorithm: message.algorithm } : {}),
+          ...(message.precision ? { precision: message.precision } : {}),
+          ...(message.prefix ? { prefix: message.prefix } : {}),
         },
-      }
-      const manager = new DurableObjectQuotaManager(provider, {
-        namespace: env.TENANT_QUOTA,
-        ...(now === undefined ? {} : { clock: { now: () => now } }),
-        ...(message.algorithm ? { algorithm: message.algorithm } : {}),
-        ...(message.precision ? { precision: message.precision } : {}),
-        ...(message.prefix ? { prefix: message.prefix } : {}),
-        ...(message.prefilter ? { prefilter: bindingFor(message.prefilter, env) } : {}),
-      })
+      )
       if (message.op === 'consume') return manager.consume(message.tenantId, message.arg as never)
       if (message.op === 'adjust') return manager.adjust(message.tenantId, message.arg as never)
       return manager.peek(message.tenantId)
     }
     case 'rate': {
-      const { config, now } = message
-      const provider = {
-        rateLimitConfig: async (id: string) => {
-          if (config === undefined) throw new TenantNotFoundError(id)
-          return config
-        },
-      }
-      const limiter = new DurableObjectRateLimiter(provider, {
-        namespace: env.TENANT_QUOTA,
-        ...(now === undefined ? {} : { clock: { now: () => now } }),
-        ...(message.prefilter ? { prefilter: bindingFor(message.prefilter, env) } : {}),
-      })
+      const limiter = new DurableObjectRateLimiter(
+        { rateLimitConfig: configOf(message.config) },
+        commonOptions(message, env),
+      )
       return limiter.consume(message.tenantId, message.arg as never)
     }
     case 'inspect':

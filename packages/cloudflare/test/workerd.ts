@@ -16,6 +16,7 @@ import type {
 import { isTenantError, TenantError } from '@tenant/core'
 import { build } from 'esbuild'
 import { Miniflare, type WebSocket } from 'miniflare'
+import { afterAll, beforeAll } from 'vitest'
 import type { Inspection, PrefilterMode, TestMessage, TestReply } from './worker'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -187,5 +188,23 @@ async function configOf<T>(get: () => Promise<T>): Promise<{ config?: T }> {
   } catch (error) {
     if (isTenantError(error) && error.code === 'tenant_not_found') return {}
     throw error
+  }
+}
+
+/**
+ * One runtime for the calling test file: started before its tests, disposed after them. Returns
+ * a getter, since the runtime only exists once `beforeAll` has run.
+ */
+export function useWorkerd(options?: WorkerdOptions): () => Workerd {
+  let workerd: Workerd | undefined
+  beforeAll(async () => {
+    workerd = await Workerd.start(options)
+  }, 60_000)
+  afterAll(async () => {
+    await workerd?.dispose()
+  })
+  return () => {
+    if (workerd === undefined) throw new Error('the workerd runtime is not started yet')
+    return workerd
   }
 }
