@@ -32,6 +32,10 @@ describe('InMemoryConfigManager', () => {
     expect(await ids({ after: 'b' })).toEqual({ ids: ['d', 'e'], next: undefined })
   })
 
+  it('validates its clock when created', () => {
+    expect(() => new InMemoryConfigManager({ clock: {} as never })).toThrow(InvalidTenantConfigError)
+  })
+
   it('rejects null and unknown list options', async () => {
     const configs = new InMemoryConfigManager()
     await expect(configs.listTenants(null as never)).rejects.toBeInstanceOf(InvalidTenantConfigError)

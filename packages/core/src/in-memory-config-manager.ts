@@ -5,7 +5,7 @@ import { copyJson } from './json'
 import { compareTenantIds, resolveListTenantsOptions } from './list-tenants'
 import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
-import { parseTenantConfigInput } from './validate'
+import { assertMethods, parseTenantConfigInput } from './validate'
 
 /** Options of {@link InMemoryConfigManager}. */
 export interface InMemoryConfigManagerOptions {
@@ -39,6 +39,7 @@ export class InMemoryConfigManager implements ConfigManager {
   readonly #ids: string[] = []
 
   constructor(options: InMemoryConfigManagerOptions = {}) {
+    if (options.clock !== undefined) assertMethods(options.clock, 'clock', ['now'])
     this.#clock = options.clock ?? systemClock
   }
 
