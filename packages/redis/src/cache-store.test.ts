@@ -1,4 +1,10 @@
-import { isTenantError, ManualClock, TenantBackendError, TenantCache } from '@tenant/core'
+import {
+  InvalidTenantConfigError,
+  isTenantError,
+  ManualClock,
+  TenantBackendError,
+  TenantCache,
+} from '@tenant/core'
 import { testCacheStore } from '@tenant/core/testing'
 import type { Redis } from 'ioredis'
 import { createClient } from 'redis'
@@ -144,10 +150,13 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
     })
 
     it('validates its options at construction', () => {
-      expect(() => new RedisTenantCacheStore({ redis, prefix: '{x}' })).toThrow(TypeError)
-      expect(() => new RedisTenantCacheStore({ redis, prefix: 'a*' })).toThrow(TypeError)
-      expect(() => new RedisTenantCacheStore({ redis, timeoutMs: 0 })).toThrow(TypeError)
-      expect(() => new RedisTenantCacheStore({ redis: {} as never })).toThrow(TypeError)
+      expect(() => new RedisTenantCacheStore({ redis, prefix: '{x}' })).toThrow(InvalidTenantConfigError)
+      expect(() => new RedisTenantCacheStore({ redis, prefix: 'a*' })).toThrow(InvalidTenantConfigError)
+      expect(() => new RedisTenantCacheStore({ redis, timeoutMs: 0 })).toThrow(InvalidTenantConfigError)
+      expect(() => new RedisTenantCacheStore({ redis: {} as never })).toThrow(InvalidTenantConfigError)
+      expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 1 as never })).toThrow(
+        InvalidTenantConfigError,
+      )
       const error = (() => {
         try {
           new RedisTenantCacheStore({ redis, ttlMs: -1 })

@@ -1,5 +1,6 @@
 import { type CacheStore, findNonJsonValue, isValidTenantId, validateCacheTtl } from '@tenant/core'
 import { LUA_PRELUDE, nowArg } from './lua'
+import { optionError } from './option-error'
 import { type RedisStoreOptions, type ResolvedStoreOptions, resolveStoreOptions } from './options'
 import { LuaScript, withBackendTimeout } from './script'
 
@@ -172,7 +173,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   constructor(options: RedisTenantCacheStoreOptions<V>) {
     this.#options = resolveStoreOptions('RedisTenantCacheStore', options, 'tenant:cache')
     if (options.tenantCachePrefix !== undefined && typeof options.tenantCachePrefix !== 'string') {
-      throw new TypeError('RedisTenantCacheStore: tenantCachePrefix must be a string')
+      throw optionError('tenantCachePrefix', 'must be a string')
     }
     this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
     this.#ttlMs = validateCacheTtl(options.ttlMs) ?? DEFAULT_CACHE_TTL_MS

@@ -1,3 +1,5 @@
+import { optionError } from './option-error'
+
 /**
  * The two Redis commands the stores need: run a Lua script by its SHA-1, or by its source.
  *
@@ -71,18 +73,20 @@ export function nodeRedisClient(client: NodeRedisLike): RedisScriptClient {
   }
 }
 
+const NOT_A_CLIENT = 'expected an ioredis or node-redis client, or a RedisScriptClient'
+
 function hasFunction(value: object, name: string): boolean {
   return typeof (value as Record<string, unknown>)[name] === 'function'
 }
 
 /**
  * Normalises the `redis` option: a {@link RedisScriptClient} is used as is, an ioredis or
- * node-redis client is wrapped. Throws a `TypeError` at construction for anything else, so a
- * misconfiguration never surfaces per request.
+ * node-redis client is wrapped. Throws `InvalidTenantConfigError` at construction for anything
+ * else, so a * misconfiguration never surfaces per request.
  */
 export function toScriptClient(input: RedisClientInput): RedisScriptClient {
   if (typeof input !== 'object' || input === null) {
-    throw new TypeError('redis: expected an ioredis or node-redis client, or a RedisScriptClient')
+    throw optionError('redis', NOT_A_CLIENT)
   }
   if (hasFunction(input, 'evalScriptSha') && hasFunction(input, 'evalScript')) {
     return input as RedisScriptClient
@@ -94,5 +98,5 @@ export function toScriptClient(input: RedisClientInput): RedisScriptClient {
   if (hasFunction(input, 'evalsha') && hasFunction(input, 'eval')) {
     return ioredisClient(input as IoredisLike)
   }
-  throw new TypeError('redis: expected an ioredis or node-redis client, or a RedisScriptClient')
+  throw optionError('redis', NOT_A_CLIENT)
 }

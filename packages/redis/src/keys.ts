@@ -1,4 +1,5 @@
 import { validateTenantId } from '@tenant/core'
+import { optionError } from './option-error'
 
 // Letters, digits and `: . _ -`: never `{` or `}` (which would move the Cluster hash tag), never
 // whitespace or glob characters. Tenant ids cannot contain `:`, so in `{prefix:tenant}` the
@@ -7,13 +8,14 @@ const PREFIX = /^[A-Za-z0-9:._-]{1,128}$/
 
 /**
  * Validates a `prefix` option (1 to 128 characters of `[A-Za-z0-9:._-]`), or returns `fallback`.
- * Throws a `TypeError` at construction.
+ * Throws `InvalidTenantConfigError` at construction.
  */
 export function validatePrefix(prefix: string | undefined, fallback: string): string {
   if (prefix === undefined) return fallback
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      `prefix must be 1 to 128 characters of [A-Za-z0-9:._-], got ${JSON.stringify(prefix)}`,
+    throw optionError(
+      'prefix',
+      `must be 1 to 128 characters of [A-Za-z0-9:._-], got ${JSON.stringify(prefix)}`,
     )
   }
   return prefix

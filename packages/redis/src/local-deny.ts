@@ -1,3 +1,5 @@
+import { optionError } from './option-error'
+
 /** Options of the in-process denial cache of {@link RedisQuotaManager}. */
 export interface LocalDenyOptions {
   /**
@@ -41,7 +43,7 @@ export class LocalDenyCache<D> {
   constructor(options: LocalDenyOptions = {}) {
     const max = options.maxEntries ?? DEFAULT_LOCAL_DENY_ENTRIES
     if (!Number.isInteger(max) || max < 1) {
-      throw new TypeError(`localDeny.maxEntries must be a whole number >= 1, got ${String(max)}`)
+      throw optionError('localDeny.maxEntries', `must be a whole number >= 1, got ${String(max)}`)
     }
     this.#max = max
   }

@@ -1,7 +1,8 @@
-import { type Clock, systemClock } from '@tenant/core'
+import { assertMethods, type Clock, systemClock } from '@tenant/core'
 import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
 import { validatePrefix } from './keys'
 import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
+import { optionError } from './option-error'
 import { validateTimeout } from './script'
 
 /** The options every store of this package shares. */
@@ -34,27 +35,27 @@ export interface ResolvedStoreOptions {
   localClock: Clock
 }
 
-/** Checks, at construction, that `provider` has the method the store calls (`TypeError`). */
-export function checkProvider(owner: string, provider: unknown, method: string): void {
-  if (typeof (provider as Record<string, unknown> | null)?.[method] !== 'function') {
-    throw new TypeError(
-      `${owner}: provider must have a ${method}(tenantId) method (a ConfigManager qualifies)`,
-    )
-  }
+/**
+ * Checks, at construction, that `provider` has the method the store calls. Throws
+ * `InvalidTenantConfigError`, like core's managers.
+ */
+export function checkProvider(provider: unknown, method: string): void {
+  assertMethods(provider, 'provider', [method])
 }
 
-/** Validates the shared options once, at construction (`TypeError` for a misconfiguration). */
+/**
+ * Validates the shared options once, at construction. Throws `InvalidTenantConfigError` naming
+ * the option, so a misconfiguration never surfaces per request.
+ */
 export function resolveStoreOptions(
   owner: string,
   options: RedisStoreOptions,
   defaultPrefix: string,
 ): ResolvedStoreOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${owner}: options must be an object with a redis client`)
+    throw optionError('options', `${owner} needs an options object with a redis client`)
   }
-  if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-    throw new TypeError(`${owner}: clock must have a now() method`)
-  }
+  if (options.clock !== undefined) assertMethods(options.clock, 'options.clock', ['now'])
   return {
     redis: toScriptClient(options.redis),
     prefix: validatePrefix(options.prefix, defaultPrefix),

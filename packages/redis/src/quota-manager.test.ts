@@ -1,5 +1,6 @@
 import {
   calendarWindow,
+  InvalidTenantConfigError,
   InvalidTenantIdError,
   ManualClock,
   type QuotaDecision,
@@ -41,6 +42,17 @@ async function redisTime(redis: Redis): Promise<number> {
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
 }
 
+/** The option an `InvalidTenantConfigError` thrown by `fn` names. */
+function issuePath(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidTenantConfigError)
+    return (error as InvalidTenantConfigError).issues[0]!.path.join('.')
+  }
+  throw new Error('expected an InvalidTenantConfigError')
+}
+
 describe('RedisQuotaManager without a server', () => {
   const unreachable: RedisScriptClient = {
     evalScriptSha: () => Promise.reject(new Error('must not be called')),
@@ -53,16 +65,17 @@ describe('RedisQuotaManager without a server', () => {
   it('validates its options at construction', () => {
     const make = (options: object) => () =>
       new RedisQuotaManager(provider, { redis: unreachable, ...options })
-    expect(make({ prefix: 'a{b}' })).toThrow(TypeError)
-    expect(make({ prefix: '' })).toThrow(TypeError)
-    expect(make({ algorithm: 'leaky' })).toThrow(TypeError)
-    expect(make({ precision: 10 })).toThrow(TypeError)
-    expect(make({ algorithm: 'sliding', precision: 7 })).toThrow(RangeError)
-    expect(make({ timeoutMs: 0 })).toThrow(TypeError)
-    expect(make({ clock: {} })).toThrow(TypeError)
-    expect(make({ localDeny: { maxEntries: 0 } })).toThrow(TypeError)
-    expect(() => new RedisQuotaManager(provider, { redis: 42 as never })).toThrow(TypeError)
-    expect(() => new RedisQuotaManager({} as never, { redis: unreachable })).toThrow(TypeError)
+    expect(issuePath(make({ prefix: 'a{b}' }))).toBe('prefix')
+    expect(issuePath(make({ prefix: '' }))).toBe('prefix')
+    expect(issuePath(make({ algorithm: 'leaky' }))).toBe('algorithm')
+    expect(issuePath(make({ precision: 10 }))).toBe('precision')
+    expect(issuePath(make({ algorithm: 'sliding', precision: 7 }))).toBe('precision')
+    expect(issuePath(make({ timeoutMs: 0 }))).toBe('timeoutMs')
+    expect(issuePath(make({ clock: {} }))).toBe('options.clock')
+    expect(issuePath(make({ localDeny: { maxEntries: 0 } }))).toBe('localDeny.maxEntries')
+    expect(issuePath(() => new RedisQuotaManager(provider, { redis: 42 as never }))).toBe('redis')
+    expect(issuePath(() => new RedisQuotaManager({} as never, { redis: unreachable }))).toBe('provider')
+    expect(issuePath(() => new RedisQuotaManager(provider, undefined as never))).toBe('options')
     expect(new RedisQuotaManager(provider, { redis: unreachable, algorithm: 'sliding' }).algorithm).toBe(
       'sliding',
     )

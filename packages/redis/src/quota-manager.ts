@@ -20,6 +20,7 @@ import {
 import { tenantTag } from './keys'
 import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
 import { nowArg } from './lua'
+import { optionError } from './option-error'
 import {
   checkProvider,
   localDenyCache,
@@ -124,16 +125,14 @@ export class RedisQuotaManager implements QuotaManager {
   readonly #localDeny: LocalDenyCache<QuotaDecision> | undefined
 
   constructor(provider: QuotaProvider, options: RedisQuotaManagerOptions) {
-    checkProvider('RedisQuotaManager', provider, 'quotaConfig')
+    checkProvider(provider, 'quotaConfig')
     this.#options = resolveStoreOptions('RedisQuotaManager', options, 'tenant:quota')
     const { algorithm = 'fixed', precision } = options
     if (algorithm !== 'fixed' && algorithm !== 'sliding') {
-      throw new TypeError(
-        `RedisQuotaManager: algorithm must be 'fixed' or 'sliding', got ${String(algorithm)}`,
-      )
+      throw optionError('algorithm', `must be 'fixed' or 'sliding', got ${String(algorithm)}`)
     }
     if (algorithm === 'fixed' && precision !== undefined) {
-      throw new TypeError("RedisQuotaManager: precision applies to algorithm: 'sliding' only")
+      throw optionError('precision', "applies to algorithm: 'sliding' only")
     }
     this.#provider = provider
     this.#engine =

@@ -115,7 +115,7 @@ export class RedisRateLimiter implements RateLimiter {
   readonly #localDeny: LocalDenyCache<RateLimitDecision> | undefined
 
   constructor(provider: RateLimitProvider, options: RedisRateLimiterOptions) {
-    checkProvider('RedisRateLimiter', provider, 'rateLimitConfig')
+    checkProvider(provider, 'rateLimitConfig')
     this.#options = resolveStoreOptions('RedisRateLimiter', options, 'tenant:rate')
     this.#provider = provider
     this.#localDeny = localDenyCache(options.localDeny)

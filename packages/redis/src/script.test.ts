@@ -1,4 +1,4 @@
-import { TenantBackendError } from '@tenant/core'
+import { InvalidTenantConfigError, TenantBackendError } from '@tenant/core'
 import type { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -9,9 +9,9 @@ import { LuaScript, validateTimeout, withBackendTimeout } from './script'
 
 describe('toScriptClient', () => {
   it('rejects values that are not clients', () => {
-    expect(() => toScriptClient(null as never)).toThrow(TypeError)
-    expect(() => toScriptClient({} as never)).toThrow(TypeError)
-    expect(() => toScriptClient({ eval: () => 1 } as never)).toThrow(TypeError)
+    expect(() => toScriptClient(null as never)).toThrow(InvalidTenantConfigError)
+    expect(() => toScriptClient({} as never)).toThrow(InvalidTenantConfigError)
+    expect(() => toScriptClient({ eval: () => 1 } as never)).toThrow(InvalidTenantConfigError)
   })
 
   it('uses a RedisScriptClient as it is', () => {
@@ -27,7 +27,7 @@ describe('validateTimeout', () => {
   })
 
   it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('rejects %s', (value) => {
-    expect(() => validateTimeout(value)).toThrow(TypeError)
+    expect(() => validateTimeout(value)).toThrow(InvalidTenantConfigError)
   })
 })
 

@@ -1,0 +1,50 @@
+import { InvalidTenantConfigError, InvalidTenantIdError, TenantNotFoundError } from '@tenant/core'
+import { rejectionOf, TestConfigProvider } from '@tenant/core/testing'
+import { describe, expect, it } from 'vitest'
+import type { RedisScriptClient } from './client'
+import { RedisRateLimiter } from './rate-limiter'
+
+// Semantics are covered by core's conformance suite (conformance.test.ts) and the differential
+// test against TokenBucketRateLimiter; these are the checks made before any round trip.
+describe('RedisRateLimiter without a server', () => {
+  const unreachable: RedisScriptClient = {
+    evalScriptSha: () => Promise.reject(new Error('must not be called')),
+    evalScript: () => Promise.reject(new Error('must not be called')),
+  }
+  const provider = new TestConfigProvider()
+  provider.setRateLimit('acme', { requestsPerSecond: 10, burst: 10 })
+  provider.setRateLimit('free', null)
+
+  it('validates its options at construction', () => {
+    expect(() => new RedisRateLimiter({} as never, { redis: unreachable })).toThrow(InvalidTenantConfigError)
+    expect(() => new RedisRateLimiter(provider, { redis: unreachable, prefix: 'x}' })).toThrow(
+      InvalidTenantConfigError,
+    )
+    expect(() => new RedisRateLimiter(provider, { redis: unreachable, timeoutMs: -5 })).toThrow(
+      InvalidTenantConfigError,
+    )
+  })
+
+  it('refuses bad ids and costs, and lets a tenant without a rate limit through, with no round trip', async () => {
+    const limiter = new RedisRateLimiter(provider, { redis: unreachable })
+    expect(await rejectionOf(limiter.consume('a/b'))).toBeInstanceOf(InvalidTenantIdError)
+    for (const options of [{ cost: -1 }, { cost: 0.5 }, { cost: '1' }, 'x', null]) {
+      expect(await rejectionOf(limiter.consume('acme', options as never))).toMatchObject({
+        code: 'invalid_cost',
+      })
+    }
+    expect(await rejectionOf(limiter.consume('nobody'))).toBeInstanceOf(TenantNotFoundError)
+    expect(await limiter.consume('free', { cost: 1_000 })).toMatchObject({ allowed: true, retryAfterMs: 0 })
+  })
+
+  it('refuses a rate limit the bucket arithmetic cannot use, from a hand-written provider', async () => {
+    for (const config of [
+      { requestsPerSecond: 0, burst: 10 },
+      { requestsPerSecond: Number.POSITIVE_INFINITY, burst: 10 },
+      { requestsPerSecond: 10, burst: 0.5 },
+    ]) {
+      const limiter = new RedisRateLimiter({ rateLimitConfig: async () => config }, { redis: unreachable })
+      expect(await rejectionOf(limiter.consume('acme'))).toBeInstanceOf(InvalidTenantConfigError)
+    }
+  })
+})
