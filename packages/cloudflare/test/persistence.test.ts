@@ -77,7 +77,7 @@ describe('cleanup of idle tenants', () => {
     const quotas = workerd().quotaManager(provider, { clock: past })
     expect((await quotas.consume(id)).allowed).toBe(true)
     let state = await workerd().inspect(id)
-    for (let i = 0; i < 100 && (state.keys.length > 0 || state.alarm !== null); i++) {
+    for (let i = 0; i < 200 && (state.keys.length > 0 || state.alarm !== null); i++) {
       await new Promise((resolve) => setTimeout(resolve, 50))
       state = await workerd().inspect(id)
     }
