@@ -119,9 +119,9 @@ describe('calendarWindow', () => {
           expect(bounds.start <= now && now < bounds.end).toBe(true)
         }
       }),
-      { numRuns: 5000 },
+      { numRuns: 1000 },
     )
-  })
+  }, 30_000)
 
   it('every month of four centuries starts where the previous one ends', () => {
     let now = Date.UTC(1800, 0, 1)
@@ -131,7 +131,7 @@ describe('calendarWindow', () => {
       expect(referenceMonth(now).end).toBe(end)
       now = end
     }
-  })
+  }, 30_000)
 })
 
 describe('slidingWindowMs', () => {

@@ -37,6 +37,7 @@ export class ExpiringMap<V> {
     return this.#slots.size
   }
 
+  /** The value stored for `key`, expired or not (the algorithms read stale state as empty). */
   get(key: string): V | undefined {
     return this.#slots.get(key)?.value
   }

@@ -127,7 +127,7 @@ describe('fixedWindowConsume', () => {
       ),
       { numRuns: 300 },
     )
-  })
+  }, 30_000)
 
   it('admits exactly at now + retryAfterMs and not 1 ms before (property)', () => {
     fc.assert(
@@ -149,7 +149,7 @@ describe('fixedWindowConsume', () => {
       ),
       { numRuns: 500 },
     )
-  })
+  }, 30_000)
 })
 
 describe('fixedWindowAdjust / fixedWindowPeek / fixedWindowExpiresAt', () => {

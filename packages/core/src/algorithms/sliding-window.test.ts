@@ -224,7 +224,7 @@ describe('slidingWindowConsume: properties', () => {
       ),
       { numRuns: 300 },
     )
-  })
+  }, 30_000)
 
   it('admits exactly at now + retryAfterMs and not 1 ms before', () => {
     fc.assert(
@@ -260,7 +260,7 @@ describe('slidingWindowConsume: properties', () => {
       ),
       { numRuns: 500 },
     )
-  })
+  }, 30_000)
 
   it('stays exact with token counts far beyond 2^53 / bucket length (a rolling month of tokens)', () => {
     fc.assert(
@@ -296,5 +296,5 @@ describe('slidingWindowConsume: properties', () => {
       ),
       { numRuns: 300 },
     )
-  })
+  }, 30_000)
 })

@@ -88,7 +88,7 @@ describe('token bucket', () => {
       ),
       { numRuns: 1000 },
     )
-  })
+  }, 30_000)
 
   it('never admits more than burst + rate * T in any span of T ms (property)', () => {
     fc.assert(
@@ -119,5 +119,5 @@ describe('token bucket', () => {
       ),
       { numRuns: 300 },
     )
-  })
+  }, 30_000)
 })
