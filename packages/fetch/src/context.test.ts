@@ -28,7 +28,7 @@ describe('tenant context', () => {
 
   it('throws a clear error, not undefined, where the runtime has no AsyncLocalStorage', async () => {
     // The situation of Workers without nodejs_compat: no process.getBuiltinModule, no global class.
-    vi.stubGlobal('process', { ...process, getBuiltinModule: undefined })
+    vi.stubGlobal('process', { ...process, getBuiltinModule: undefined, versions: {} })
     vi.resetModules()
     const { currentTenantId, getTenantId, isTenantContextAvailable, runWithTenantId, tenantResolver } =
       await import('./index')
@@ -41,5 +41,12 @@ describe('tenant context', () => {
     )
     expect(await response.text()).toBe('acme')
     expect(runWithTenantId('acme', () => 42)).toBe(42)
+  })
+
+  it('tells a Node older than 20.16 what it lacks', async () => {
+    vi.stubGlobal('process', { ...process, getBuiltinModule: undefined, versions: { node: '20.11.0' } })
+    vi.resetModules()
+    const { currentTenantId } = await import('./index')
+    expect(() => currentTenantId()).toThrow(/Node 20.11.0 lacks process.getBuiltinModule: use Node >= 20.16/)
   })
 })

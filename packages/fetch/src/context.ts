@@ -122,9 +122,14 @@ export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R
 export function currentTenantId(): string | undefined {
   const als = loadStorage()
   if (!als) {
+    const node = (globalThis as { process?: { versions?: { node?: string; bun?: string } } }).process
+      ?.versions
+    const hint =
+      node?.node && !node.bun
+        ? `Node ${node.node} lacks process.getBuiltinModule: use Node >= 20.16`
+        : 'on Cloudflare Workers, enable the "nodejs_compat" compatibility flag'
     throw new Error(
-      'currentTenantId() needs AsyncLocalStorage, which this runtime does not provide ' +
-        '(on Cloudflare Workers, enable the "nodejs_compat" compatibility flag); ' +
+      `currentTenantId() needs AsyncLocalStorage, which this runtime does not provide (${hint}); ` +
         'use getTenantId(request) instead.',
     )
   }
