@@ -8,7 +8,13 @@ import {
 } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { describeEachDatabase, describeEachKind, openDatabase, type TestDatabase } from '../test/databases'
+import {
+  describeEachDatabase,
+  describeEachKind,
+  openDatabase,
+  type TestDatabase,
+  withD1,
+} from '../test/databases'
 import { ConfigCache, resolveConfigCacheOptions } from './config-cache'
 import { DrizzleConfigManager } from './config-manager'
 import { TenantRowDecodeError } from './tenant-row'
@@ -144,230 +150,242 @@ describe('ConfigCache', () => {
 
 // The manager's cache against real databases: hits and misses are counted from Drizzle's query
 // log, not from the cache's own counters.
-describeEachDatabase('DrizzleConfigManager cache', (database) => {
-  let clock: ManualClock
-  beforeEach(async () => {
-    await database.current.reset()
-    clock = new ManualClock(T0)
-  })
-
-  const queriesDuring = async (fn: () => Promise<unknown>) => {
-    const start = database.current.queries
-    await fn()
-    return database.current.queries - start
-  }
-
-  it('answers repeat lookups from the cache until ttl, then asks the database again', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
-    await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({ id: 'a' })
-    expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(1)
-    expect(
-      await queriesDuring(async () => {
-        await manager.getTenantConfig('a')
-        await manager.quotaConfig('a')
-        await manager.policyConfig('a')
-        await manager.rateLimitConfig('a')
-      }),
-    ).toBe(0)
-    clock.advance(999)
-    expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(0)
-    clock.advance(1)
-    expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(1)
-    expect(manager.cacheStats).toEqual({ hits: 5, misses: 2, loads: 2, stale: 0 })
-  })
-
-  it('sees its own writes at once and others after ttl or invalidate()', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
-    const other = new DrizzleConfigManager(database.current.db, { clock, cache: false })
-    await manager.setTenantConfig({ id: 'a', metadata: { v: 1 } })
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 1 })
-    await manager.setTenantConfig({ id: 'a', metadata: { v: 2 } })
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 2 })
-    await manager.applyChange({
-      tenantId: 'a',
-      action: 'tenant.update',
-      actor: 'alice',
-      apply: () => ({ id: 'a', metadata: { v: 3 } }),
+describeEachDatabase(
+  'DrizzleConfigManager cache',
+  (database) => {
+    let clock: ManualClock
+    beforeEach(async () => {
+      await database.current.reset()
+      clock = new ManualClock(T0)
     })
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 3 })
-    expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(0)
 
-    await other.setTenantConfig({ id: 'a', metadata: { v: 4 } })
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 3 })
-    manager.invalidate('a')
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 4 })
-
-    await other.setTenantConfig({ id: 'a', metadata: { v: 5 } })
-    manager.invalidate()
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 5 })
-    await other.setTenantConfig({ id: 'a', metadata: { v: 6 } })
-    clock.advance(1000)
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 6 })
-
-    await manager.deleteTenantConfig('a')
-    await expect(manager.getTenantConfig('a')).rejects.toBeInstanceOf(TenantNotFoundError)
-    await manager.applyChange({
-      tenantId: 'a',
-      action: 'tenant.create',
-      actor: 'alice',
-      apply: () => ({ id: 'a' }),
-    })
-    expect((await manager.getTenantConfig('a')).metadata).toEqual({})
-  })
-
-  it('never keeps an older config cached after concurrent writes through it', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock })
-    await manager.setTenantConfig({ id: 'a', metadata: { v: -1 } })
-    await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        i % 2
-          ? manager.setTenantConfig({ id: 'a', metadata: { v: i } })
-          : manager.applyChange({
-              tenantId: 'a',
-              action: 'tenant.update',
-              actor: 'alice',
-              apply: () => ({ id: 'a', metadata: { v: i } }),
-            }),
-      ),
-    )
-    const stored = await new DrizzleConfigManager(database.current.db, { cache: false }).getTenantConfig('a')
-    expect(await manager.getTenantConfig('a')).toEqual(stored)
-  })
-
-  it('caches unknown ids for negativeTtl, so a flood of bogus ids costs one query per id', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { negativeTtl: 500 } })
-    const bogus = Array.from({ length: 20 }, (_, i) => `bogus-${i}`)
-    const flood = async () => {
-      const results = await Promise.allSettled(
-        Array.from({ length: 10 }, () => bogus.map((id) => manager.getTenantConfig(id))).flat(),
-      )
-      expect(results.every((r) => r.status === 'rejected' && r.reason instanceof TenantNotFoundError)).toBe(
-        true,
-      )
+    const queriesDuring = async (fn: () => Promise<unknown>) => {
+      const start = database.current.queries
+      await fn()
+      return database.current.queries - start
     }
-    expect(await queriesDuring(flood)).toBe(bogus.length)
-    clock.advance(499)
-    expect(await queriesDuring(flood)).toBe(0)
-    clock.advance(1)
-    expect(await queriesDuring(flood)).toBe(bogus.length)
-    // Creating one through the manager ends its negative entry at once.
-    await manager.setTenantConfig({ id: 'bogus-3' })
-    expect((await manager.getTenantConfig('bogus-3')).id).toBe('bogus-3')
-  })
 
-  it('with negativeTtl 0 asks the database about unknown ids every time', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { negativeTtl: 0 } })
-    expect(
-      await queriesDuring(async () => {
-        for (let i = 0; i < 3; i++)
-          await expect(manager.getTenantConfig('nobody')).rejects.toBeInstanceOf(TenantNotFoundError)
-      }),
-    ).toBe(3)
-  })
-
-  it('shares one query between concurrent misses for the same id', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock })
-    await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({
-      id: 'hot',
+    it('answers repeat lookups from the cache until ttl, then asks the database again', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
+      await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({
+        id: 'a',
+      })
+      expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(1)
+      expect(
+        await queriesDuring(async () => {
+          await manager.getTenantConfig('a')
+          await manager.quotaConfig('a')
+          await manager.policyConfig('a')
+          await manager.rateLimitConfig('a')
+        }),
+      ).toBe(0)
+      clock.advance(999)
+      expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(0)
+      clock.advance(1)
+      expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(1)
+      expect(manager.cacheStats).toEqual({ hits: 5, misses: 2, loads: 2, stale: 0 })
     })
-    await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({
-      id: 'warm',
-    })
-    const count = await queriesDuring(async () => {
-      const results = await Promise.all([
-        ...Array.from({ length: 50 }, () => manager.getTenantConfig('hot')),
-        ...Array.from({ length: 50 }, () => manager.policyConfig('warm')),
-      ])
-      expect(results).toHaveLength(100)
-    })
-    expect(count).toBe(2)
-    expect(manager.cacheStats).toMatchObject({ misses: 100, loads: 2 })
-  })
 
-  it('queries every time with the cache off', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: false })
-    await manager.setTenantConfig({ id: 'a' })
-    expect(
-      await queriesDuring(() => Promise.all([manager.getTenantConfig('a'), manager.getTenantConfig('a')])),
-    ).toBe(2)
-    expect(manager.cacheStats).toBeUndefined()
-  })
+    it('sees its own writes at once and others after ttl or invalidate()', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
+      const other = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      await manager.setTenantConfig({ id: 'a', metadata: { v: 1 } })
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 1 })
+      await manager.setTenantConfig({ id: 'a', metadata: { v: 2 } })
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 2 })
+      await manager.applyChange({
+        tenantId: 'a',
+        action: 'tenant.update',
+        actor: 'alice',
+        apply: () => ({ id: 'a', metadata: { v: 3 } }),
+      })
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 3 })
+      expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(0)
 
-  it('does not hide a corrupted row behind the last good copy', async () => {
-    const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
-    await manager.setTenantConfig({ id: 'a', policy: { allowedModels: ['m'] } })
-    await manager.getTenantConfig('a')
-    await database.current.query(sql`update tenants set allowed_models = '[1]' where id = 'a'`)
-    clock.advance(1000)
-    await expect(manager.getTenantConfig('a')).rejects.toBeInstanceOf(TenantRowDecodeError)
-  })
-})
+      await other.setTenantConfig({ id: 'a', metadata: { v: 4 } })
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 3 })
+      manager.invalidate('a')
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 4 })
+
+      await other.setTenantConfig({ id: 'a', metadata: { v: 5 } })
+      manager.invalidate()
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 5 })
+      await other.setTenantConfig({ id: 'a', metadata: { v: 6 } })
+      clock.advance(1000)
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({ v: 6 })
+
+      await manager.deleteTenantConfig('a')
+      await expect(manager.getTenantConfig('a')).rejects.toBeInstanceOf(TenantNotFoundError)
+      await manager.applyChange({
+        tenantId: 'a',
+        action: 'tenant.create',
+        actor: 'alice',
+        apply: () => ({ id: 'a' }),
+      })
+      expect((await manager.getTenantConfig('a')).metadata).toEqual({})
+    })
+
+    it('never keeps an older config cached after concurrent writes through it', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock })
+      await manager.setTenantConfig({ id: 'a', metadata: { v: -1 } })
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2
+            ? manager.setTenantConfig({ id: 'a', metadata: { v: i } })
+            : manager.applyChange({
+                tenantId: 'a',
+                action: 'tenant.update',
+                actor: 'alice',
+                apply: () => ({ id: 'a', metadata: { v: i } }),
+              }),
+        ),
+      )
+      const stored = await new DrizzleConfigManager(database.current.db, { cache: false }).getTenantConfig(
+        'a',
+      )
+      expect(await manager.getTenantConfig('a')).toEqual(stored)
+    })
+
+    it('caches unknown ids for negativeTtl, so a flood of bogus ids costs one query per id', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { negativeTtl: 500 } })
+      const bogus = Array.from({ length: 20 }, (_, i) => `bogus-${i}`)
+      const flood = async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, () => bogus.map((id) => manager.getTenantConfig(id))).flat(),
+        )
+        expect(results.every((r) => r.status === 'rejected' && r.reason instanceof TenantNotFoundError)).toBe(
+          true,
+        )
+      }
+      expect(await queriesDuring(flood)).toBe(bogus.length)
+      clock.advance(499)
+      expect(await queriesDuring(flood)).toBe(0)
+      clock.advance(1)
+      expect(await queriesDuring(flood)).toBe(bogus.length)
+      // Creating one through the manager ends its negative entry at once.
+      await manager.setTenantConfig({ id: 'bogus-3' })
+      expect((await manager.getTenantConfig('bogus-3')).id).toBe('bogus-3')
+    })
+
+    it('with negativeTtl 0 asks the database about unknown ids every time', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { negativeTtl: 0 } })
+      expect(
+        await queriesDuring(async () => {
+          for (let i = 0; i < 3; i++)
+            await expect(manager.getTenantConfig('nobody')).rejects.toBeInstanceOf(TenantNotFoundError)
+        }),
+      ).toBe(3)
+    })
+
+    it('shares one query between concurrent misses for the same id', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock })
+      await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({
+        id: 'hot',
+      })
+      await new DrizzleConfigManager(database.current.db, { clock, cache: false }).setTenantConfig({
+        id: 'warm',
+      })
+      const count = await queriesDuring(async () => {
+        const results = await Promise.all([
+          ...Array.from({ length: 50 }, () => manager.getTenantConfig('hot')),
+          ...Array.from({ length: 50 }, () => manager.policyConfig('warm')),
+        ])
+        expect(results).toHaveLength(100)
+      })
+      expect(count).toBe(2)
+      expect(manager.cacheStats).toMatchObject({ misses: 100, loads: 2 })
+    })
+
+    it('queries every time with the cache off', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      await manager.setTenantConfig({ id: 'a' })
+      expect(
+        await queriesDuring(() => Promise.all([manager.getTenantConfig('a'), manager.getTenantConfig('a')])),
+      ).toBe(2)
+      expect(manager.cacheStats).toBeUndefined()
+    })
+
+    it('does not hide a corrupted row behind the last good copy', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
+      await manager.setTenantConfig({ id: 'a', policy: { allowedModels: ['m'] } })
+      await manager.getTenantConfig('a')
+      await database.current.query(sql`update tenants set allowed_models = '[1]' where id = 'a'`)
+      clock.advance(1000)
+      await expect(manager.getTenantConfig('a')).rejects.toBeInstanceOf(TenantRowDecodeError)
+    })
+  },
+  { kinds: withD1 },
+)
 
 // A database that starts failing for real: the libSQL client or PGlite instance is closed, or the
 // postgres.js pool ended, after the cache was filled. Each test opens its own database for that.
-describeEachKind('stale-on-error', (kind) => {
-  let database: TestDatabase
-  beforeEach(async () => {
-    database = await openDatabase(kind)
-  })
-  afterEach(async () => {
-    await database.close()
-  })
-
-  it('serves cached answers up to staleTtl past ttl while the database is down, then fails', async () => {
-    const clock = new ManualClock(T0)
-    const manager = new DrizzleConfigManager(database.db, {
-      clock,
-      cache: { ttl: 1_000, negativeTtl: 500, staleTtl: 5_000 },
+describeEachKind(
+  'stale-on-error',
+  (kind) => {
+    let database: TestDatabase
+    beforeEach(async () => {
+      database = await openDatabase(kind)
     })
-    await manager.setTenantConfig({ id: 'cached', metadata: { v: 1 } })
-    await manager.getTenantConfig('cached')
-    await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantNotFoundError)
-
-    await database.fail()
-
-    // Fresh entries never needed the database.
-    expect((await manager.getTenantConfig('cached')).metadata).toEqual({ v: 1 })
-    clock.advance(2_000)
-    // Expired: the database is asked, fails, and the stale answers stand in.
-    expect((await manager.getTenantConfig('cached')).metadata).toEqual({ v: 1 })
-    expect((await manager.quotaConfig('cached')).limits).toEqual([])
-    await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantNotFoundError)
-    expect(manager.cacheStats!.stale).toBe(3)
-
-    // Nothing cached: the failure is reported, as a backend error (503), never as "not found".
-    const uncached = await manager.getTenantConfig('never-seen').catch((e: unknown) => e)
-    expect(uncached).toBeInstanceOf(TenantBackendError)
-    expect(uncached).toMatchObject({
-      code: 'tenant_backend_unavailable',
-      status: 503,
-      tenantId: 'never-seen',
+    afterEach(async () => {
+      await database.close()
     })
-    expect((uncached as Error).cause).toBeDefined()
-    // Writes fail the same way; the cached copy is unchanged.
-    await expect(manager.setTenantConfig({ id: 'cached', metadata: { v: 2 } })).rejects.toBeInstanceOf(
-      TenantBackendError,
-    )
-    await expect(manager.listTenants()).rejects.toBeInstanceOf(TenantBackendError)
-    await expect(manager.deleteTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
-    await expect(
-      manager.applyChange({ tenantId: 'cached', action: 'tenant.update', actor: 'a', apply: () => null }),
-    ).rejects.toBeInstanceOf(TenantBackendError)
 
-    // ttl (1s) + staleTtl (5s) after the config was read: too old to stand in any more.
-    clock.set(T0 + 6_000)
-    await expect(manager.getTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
-    await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantBackendError)
-  })
+    it('serves cached answers up to staleTtl past ttl while the database is down, then fails', async () => {
+      const clock = new ManualClock(T0)
+      const manager = new DrizzleConfigManager(database.db, {
+        clock,
+        cache: { ttl: 1_000, negativeTtl: 500, staleTtl: 5_000 },
+      })
+      await manager.setTenantConfig({ id: 'cached', metadata: { v: 1 } })
+      await manager.getTenantConfig('cached')
+      await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantNotFoundError)
 
-  it('with staleTtl 0 fails as soon as an entry expires', async () => {
-    const clock = new ManualClock(T0)
-    const manager = new DrizzleConfigManager(database.db, { clock, cache: { ttl: 1_000, staleTtl: 0 } })
-    await manager.setTenantConfig({ id: 'cached' })
-    await manager.getTenantConfig('cached')
-    await database.fail()
-    expect((await manager.getTenantConfig('cached')).id).toBe('cached')
-    clock.advance(1_000)
-    await expect(manager.getTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
-  })
-})
+      await database.fail()
+
+      // Fresh entries never needed the database.
+      expect((await manager.getTenantConfig('cached')).metadata).toEqual({ v: 1 })
+      clock.advance(2_000)
+      // Expired: the database is asked, fails, and the stale answers stand in.
+      expect((await manager.getTenantConfig('cached')).metadata).toEqual({ v: 1 })
+      expect((await manager.quotaConfig('cached')).limits).toEqual([])
+      await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantNotFoundError)
+      expect(manager.cacheStats!.stale).toBe(3)
+
+      // Nothing cached: the failure is reported, as a backend error (503), never as "not found".
+      const uncached = await manager.getTenantConfig('never-seen').catch((e: unknown) => e)
+      expect(uncached).toBeInstanceOf(TenantBackendError)
+      expect(uncached).toMatchObject({
+        code: 'tenant_backend_unavailable',
+        status: 503,
+        tenantId: 'never-seen',
+      })
+      expect((uncached as Error).cause).toBeDefined()
+      // Writes fail the same way; the cached copy is unchanged.
+      await expect(manager.setTenantConfig({ id: 'cached', metadata: { v: 2 } })).rejects.toBeInstanceOf(
+        TenantBackendError,
+      )
+      await expect(manager.listTenants()).rejects.toBeInstanceOf(TenantBackendError)
+      await expect(manager.deleteTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
+      await expect(
+        manager.applyChange({ tenantId: 'cached', action: 'tenant.update', actor: 'a', apply: () => null }),
+      ).rejects.toBeInstanceOf(TenantBackendError)
+
+      // ttl (1s) + staleTtl (5s) after the config was read: too old to stand in any more.
+      clock.set(T0 + 6_000)
+      await expect(manager.getTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
+      await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantBackendError)
+    })
+
+    it('with staleTtl 0 fails as soon as an entry expires', async () => {
+      const clock = new ManualClock(T0)
+      const manager = new DrizzleConfigManager(database.db, { clock, cache: { ttl: 1_000, staleTtl: 0 } })
+      await manager.setTenantConfig({ id: 'cached' })
+      await manager.getTenantConfig('cached')
+      await database.fail()
+      expect((await manager.getTenantConfig('cached')).id).toBe('cached')
+      clock.advance(1_000)
+      await expect(manager.getTenantConfig('cached')).rejects.toBeInstanceOf(TenantBackendError)
+    })
+  },
+  withD1,
+)

@@ -382,24 +382,17 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
 
   // In a batch there is no way to branch on the write's outcome, so the insert carries the
   // condition itself: changes() is the row count of the statement before it in the same batch.
+  // An INSERT ... SELECT builder (not raw SQL) so that D1 can bind its parameters; it lists every
+  // column in table order, and a NULL id takes the next AUTOINCREMENT value.
   #guardedAudit(q: AnyDb, plan: ChangePlan): AnyDb {
     const { auditLog } = this.#tables
     const v = encodeAudit(this.dialect, plan.record)
-    const columns = [
-      auditLog.tenantId,
-      auditLog.actor,
-      auditLog.action,
-      auditLog.before,
-      auditLog.after,
-      auditLog.at,
-      auditLog.requestId,
-    ]
-    return q.all(
-      sql`insert into ${auditLog} (${sql.join(
-        columns.map((c) => sql.identifier(c.name)),
-        sql`, `,
-      )}) select ${v.tenantId}, ${v.actor}, ${v.action}, ${v.before}, ${v.after}, ${v.at}, ${v.requestId} where changes() = 1 returning id`,
-    )
+    return q
+      .insert(auditLog)
+      .select(
+        sql`select null, ${v.tenantId}, ${v.actor}, ${v.action}, ${v.before}, ${v.after}, ${v.at}, ${v.requestId} where changes() = 1`,
+      )
+      .returning({ id: auditLog.id })
   }
 
   #now(): number {

@@ -1,5 +1,5 @@
 import { isTenantError, TenantBackendError } from '@tenant/core'
-import { is, type SQL } from 'drizzle-orm'
+import { is, SQL } from 'drizzle-orm'
 import { PgDatabase } from 'drizzle-orm/pg-core'
 import { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
 
@@ -58,31 +58,38 @@ export function detectDriver(db: unknown): DriverInfo {
 export type AnyDb = any
 
 /**
- * Runs `statements` (raw SQL, no results needed) atomically: all or none. Used by the migrator.
+ * One statement of an atomic unit: raw SQL, or a query built on the database or transaction it is
+ * given. Raw SQL must not carry parameters: Drizzle's D1 batch cannot bind them (it needs a
+ * prepared statement, which only the query builders produce).
  */
+export type Statement = SQL | ((q: AnyDb) => AnyDb)
+
+/** Runs `statements` atomically, all or none, discarding their results. Used by the migrator. */
 export async function runStatements(
   db: TenantDatabase,
   info: DriverInfo,
-  statements: readonly SQL[],
+  statements: readonly Statement[],
 ): Promise<void> {
   const anyDb = db as AnyDb
+  const raw = (q: AnyDb, statement: SQL) => (info.dialect === 'pg' ? q.execute(statement) : q.run(statement))
   switch (info.mode) {
     case 'pg':
+    case 'sqlite-async':
       await anyDb.transaction(async (tx: AnyDb) => {
-        for (const statement of statements) await tx.execute(statement)
+        for (const s of statements) await (is(s, SQL) ? raw(tx, s) : s(tx))
       })
       return
     case 'sqlite-batch':
-      if (statements.length > 0) await anyDb.batch(statements.map((s) => anyDb.run(s)))
+      if (statements.length > 0)
+        await anyDb.batch(statements.map((s) => (is(s, SQL) ? raw(anyDb, s) : s(anyDb))))
       return
     case 'sqlite-sync':
+      // tx.run(sql) executes at once; a builder executes when run.
       anyDb.transaction((tx: AnyDb) => {
-        for (const statement of statements) tx.run(statement)
-      })
-      return
-    case 'sqlite-async':
-      await anyDb.transaction(async (tx: AnyDb) => {
-        for (const statement of statements) await tx.run(statement)
+        for (const s of statements) {
+          if (is(s, SQL)) tx.run(s)
+          else s(tx).run()
+        }
       })
       return
   }

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { isTenantError } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { describeEachDatabase } from '../test/databases'
+import { describeEachDatabase, withD1 } from '../test/databases'
 import { DrizzleConfigManager } from './config-manager'
 import { detectDriver } from './driver'
 import {
@@ -154,5 +154,5 @@ describeEachDatabase(
       await expect(migrate({} as never)).rejects.toBeInstanceOf(TypeError)
     })
   },
-  { migrate: false },
+  { migrate: false, kinds: withD1 },
 )

@@ -1,6 +1,8 @@
 import { TenantBackendError } from '@tenant/core'
-import { type SQL, sql } from 'drizzle-orm'
-import { type DriverInfo, detectDriver, queryRows, runStatements, type TenantDatabase } from './driver'
+import { eq, type SQL, sql } from 'drizzle-orm'
+import { bigint, pgTable, text as pgText } from 'drizzle-orm/pg-core'
+import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import { type AnyDb, type DriverInfo, detectDriver, runStatements, type TenantDatabase } from './driver'
 import { migrations as pgMigrations } from './pg/migrations'
 import { migrations as sqliteMigrations } from './sqlite/migrations'
 
@@ -88,17 +90,19 @@ export async function applyMigrations(
 ): Promise<string[]> {
   const table = tableName(options)
   await ensureTable(db, info, table)
-  const applied = new Set(await appliedTags(db, info, table))
+  const journal = journalTable(info, table)
+  const applied = new Set(await appliedTags(db, journal))
   const done: string[] = []
   for (const migration of migrations) {
     if (applied.has(migration.tag)) continue
-    const record = sql`insert into ${sql.identifier(table)} (tag, hash, applied_at) values (${migration.tag}, ${migration.hash}, ${nowMs(info)})`
+    const record = (q: AnyDb) =>
+      q.insert(journal).values({ tag: migration.tag, hash: migration.hash, appliedAt: nowMs(info) })
     try {
       // The journal row goes first: if another process is applying the same migration, its
       // primary key stops this transaction before any DDL runs.
       await runStatements(db, info, [record, ...migration.up.map((s) => sql.raw(s))])
     } catch (error) {
-      if ((await appliedTags(db, info, table)).includes(migration.tag)) continue
+      if ((await appliedTags(db, journal)).includes(migration.tag)) continue
       throw new TenantBackendError(
         `migration ${migration.tag} failed and was rolled back: ${message(error)}`,
         {
@@ -124,8 +128,9 @@ export async function revertMigrations(
     throw new RangeError(`rollback: steps must be a whole number >= 0 or 'all', got ${String(steps)}`)
   }
   await ensureTable(db, info, table)
+  const journal = journalTable(info, table)
   const order = new Map(migrations.map((m, i) => [m.tag, i]))
-  const applied = await appliedTags(db, info, table)
+  const applied = await appliedTags(db, journal)
   const unknown = applied.filter((tag) => !order.has(tag))
   if (unknown.length > 0) {
     throw new TenantBackendError(
@@ -137,7 +142,7 @@ export async function revertMigrations(
   const reverted: string[] = []
   for (const tag of steps === 'all' ? newestFirst : newestFirst.slice(0, steps)) {
     const migration = migrations[order.get(tag)!]!
-    const forget = sql`delete from ${sql.identifier(table)} where tag = ${tag}`
+    const forget = (q: AnyDb) => q.delete(journal).where(eq(journal.tag, tag))
     try {
       await runStatements(db, info, [...migration.down.map((s) => sql.raw(s)), forget])
     } catch (error) {
@@ -171,9 +176,25 @@ async function ensureTable(db: TenantDatabase, info: DriverInfo, table: string):
   await runStatements(db, info, statements)
 }
 
-async function appliedTags(db: TenantDatabase, info: DriverInfo, table: string): Promise<string[]> {
-  const rows = await queryRows(db, info, sql`select tag from ${sql.identifier(table)}`)
-  return rows.map((row) => String(row.tag))
+// A Drizzle table for the journal under the name chosen, so that its writes are query builders
+// (D1's batch binds parameters only for those).
+function journalTable(info: DriverInfo, name: string) {
+  return info.dialect === 'pg'
+    ? pgTable(name, {
+        tag: pgText('tag').primaryKey(),
+        hash: pgText('hash').notNull(),
+        appliedAt: bigint('applied_at', { mode: 'number' }).notNull(),
+      })
+    : sqliteTable(name, {
+        tag: text('tag').primaryKey(),
+        hash: text('hash').notNull(),
+        appliedAt: integer('applied_at').notNull(),
+      })
+}
+
+async function appliedTags(db: TenantDatabase, journal: ReturnType<typeof journalTable>): Promise<string[]> {
+  const rows: { tag: string }[] = await (db as AnyDb).select({ tag: journal.tag }).from(journal)
+  return rows.map((row) => row.tag)
 }
 
 // The database's clock, not the app's: the journal records when the schema changed on the server.

@@ -1,7 +1,7 @@
 // Real databases for the @tenant/drizzle tests (no mocks): libSQL in memory and in a temp file,
-// PGlite (Postgres compiled to WASM, in-process) and, when TEST_DATABASE_URL is set, a real
-// PostgreSQL server through postgres.js, in a schema of its own per database opened, dropped on
-// close, so that parallel runs never see each other's rows.
+// PGlite (Postgres compiled to WASM, in-process), Cloudflare D1 in workerd (Miniflare) and, when
+// TEST_DATABASE_URL is set, a real PostgreSQL server through postgres.js, in a schema of its own
+// per database opened, dropped on close, so that parallel runs never see each other's rows.
 //
 // Under CI (process.env.CI set), a missing TEST_DATABASE_URL fails the Postgres suites instead of
 // skipping them; an unreachable server fails them everywhere.
@@ -11,9 +11,11 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { type Client, createClient } from '@libsql/client'
 import { type Logger, type SQL, sql } from 'drizzle-orm'
+import { type DrizzleD1Database, drizzle as drizzleD1 } from 'drizzle-orm/d1'
 import { drizzle as drizzleLibsql, type LibSQLDatabase } from 'drizzle-orm/libsql'
 import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
+import { Miniflare } from 'miniflare'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import { type Dialect, detectDriver, queryRows } from '../src/driver'
@@ -21,11 +23,16 @@ import { migrate } from '../src/migrate'
 
 /** The database setups every store test runs against. */
 export const databaseKinds = ['libsql-memory', 'libsql-file', 'pglite', 'postgres'] as const
-/** One of {@link databaseKinds}. */
-export type DatabaseKind = (typeof databaseKinds)[number]
+/**
+ * Also Cloudflare D1, run by workerd through Miniflare (the same engine as `wrangler dev`); not in
+ * {@link databaseKinds} because booting workerd is slower, so suites opt in.
+ */
+export const withD1 = [...databaseKinds, 'd1'] as const
+/** One of {@link withD1}. */
+export type DatabaseKind = (typeof withD1)[number]
 
 /** A Drizzle database of any kind the tests use. */
-export type AnyTestDb = LibSQLDatabase | PgliteDatabase | PostgresJsDatabase
+export type AnyTestDb = LibSQLDatabase | PgliteDatabase | PostgresJsDatabase | DrizzleD1Database
 
 /** An open test database. */
 export interface TestDatabase {
@@ -41,8 +48,9 @@ export interface TestDatabase {
   /** The tables in the database's own schema (Postgres) or file (SQLite), sorted. */
   tables(): Promise<string[]>
   /**
-   * Makes the database fail for real from now on: closes the libSQL client or PGlite instance, or
-   * ends the postgres.js pool. Queries after this reject; `close()` still cleans up.
+   * Makes the database fail for real from now on: closes the libSQL client or PGlite instance,
+   * ends the postgres.js pool, or shuts workerd down (D1). Queries after this reject; `close()`
+   * still cleans up.
    */
   fail(): Promise<void>
   /** Closes the database and removes what it created (temp file, Postgres schema). */
@@ -117,6 +125,29 @@ export async function openDatabase(
       }
       break
     }
+    case 'd1': {
+      const mf = new Miniflare({
+        modules: true,
+        script: 'export default { fetch: () => new Response(null, { status: 404 }) }',
+        d1Databases: { DB: 'tenant-drizzle-test' },
+      })
+      const d1 = await mf.getD1Database('DB')
+      let disposed = false
+      const dispose = async () => {
+        if (!disposed) {
+          disposed = true
+          await mf.dispose()
+        }
+      }
+      opened = {
+        kind,
+        dialect: 'sqlite',
+        db: drizzleD1(d1 as never, { logger }),
+        fail: dispose,
+        close: dispose,
+      }
+      break
+    }
     case 'postgres': {
       const url = process.env.TEST_DATABASE_URL!
       const schema = randomName('t')
@@ -173,7 +204,8 @@ export async function openDatabase(
       const rows = await database.query(
         opened.dialect === 'pg'
           ? sql`select table_name as name from information_schema.tables where table_schema = current_schema()`
-          : sql`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`,
+          : // D1 keeps its own bookkeeping tables (_cf_*) next to the app's.
+            sql`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like '_cf_%'`,
       )
       return rows.map((r) => String(r.name)).sort()
     },
