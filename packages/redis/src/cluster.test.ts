@@ -9,7 +9,7 @@ import {
 import { Cluster, Redis } from 'ioredis'
 import { createCluster } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RedisClusterProcess } from '../test/helpers/redis-server'
+import { CAN_SPAWN_REDIS, RedisClusterProcess } from '../test/helpers/redis-server'
 import { RedisTenantCacheStore } from './cache-store'
 import { RedisQuotaManager } from './quota-manager'
 import { RedisRateLimiter } from './rate-limiter'
@@ -17,7 +17,7 @@ import { RedisRateLimiter } from './rate-limiter'
 // A real three-master Redis Cluster (redis-server child processes): every script touches the keys
 // of one tenant, which share one hash tag and so one slot, wherever that slot lives.
 
-describe('on a Redis Cluster', () => {
+describe.runIf(CAN_SPAWN_REDIS)('on a Redis Cluster', () => {
   let cluster: RedisClusterProcess
   let ioredis: Cluster
   let nodeRedis: ReturnType<typeof createCluster>

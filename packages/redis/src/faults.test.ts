@@ -4,7 +4,7 @@ import { tenancy } from '@tenant/fetch'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RedisServerProcess } from '../test/helpers/redis-server'
+import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import type { RedisClientInput } from './client'
 import { RedisQuotaManager } from './quota-manager'
 import { RedisRateLimiter } from './rate-limiter'
@@ -66,7 +66,7 @@ const clients: [string, (url: string) => Promise<{ client: RedisClientInput; clo
   ],
 ]
 
-describe.each(clients)('Redis stopped mid-run, %s', (_name, connect) => {
+describe.runIf(CAN_SPAWN_REDIS).each(clients)('Redis stopped mid-run, %s', (_name, connect) => {
   let server: RedisServerProcess
   let connection: Awaited<ReturnType<typeof connect>>
   const provider = new TestConfigProvider()
@@ -135,7 +135,7 @@ describe.each(clients)('Redis stopped mid-run, %s', (_name, connect) => {
   }, 30_000)
 })
 
-describe('the fetch stages follow their fail mode when Redis is down', () => {
+describe.runIf(CAN_SPAWN_REDIS)('the fetch stages follow their fail mode when Redis is down', () => {
   let server: RedisServerProcess
   let client: Redis
 

@@ -11,7 +11,7 @@ import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/te
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
-import { RedisServerProcess } from '../test/helpers/redis-server'
+import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { APP_CLOCK_TTL_MARGIN_MS } from './lua'
 import { RedisQuotaManager } from './quota-manager'
@@ -118,7 +118,7 @@ describe('RedisQuotaManager without a server', () => {
   })
 })
 
-describe('RedisQuotaManager after SCRIPT FLUSH', () => {
+describe.runIf(CAN_SPAWN_REDIS)('RedisQuotaManager after SCRIPT FLUSH', () => {
   let server: RedisServerProcess
   let redis: Redis
 

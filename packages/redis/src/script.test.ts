@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectIoredis, REDIS_URL } from '../test/helpers/redis-env'
-import { RedisServerProcess } from '../test/helpers/redis-server'
+import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { LuaScript, validateTimeout, withBackendTimeout } from './script'
 
@@ -115,7 +115,7 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
   })
 })
 
-describe('timeouts against a paused server', () => {
+describe.runIf(CAN_SPAWN_REDIS)('timeouts against a paused server', () => {
   let server: RedisServerProcess
   let client: Redis
   let admin: Redis

@@ -1,9 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+
+/**
+ * Whether the outage and Cluster tests can start their own servers: `redis-server` and
+ * `redis-cli` on PATH. Under `CI` they must be, so the tests run (and fail) regardless.
+ */
+export const CAN_SPAWN_REDIS: boolean =
+  Boolean(process.env.CI) ||
+  (spawnSync('redis-server', ['--version']).status === 0 &&
+    spawnSync('redis-cli', ['--version']).status === 0)
 
 /** A port nobody listens on right now, chosen by the OS. */
 export async function freePort(): Promise<number> {
