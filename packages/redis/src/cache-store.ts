@@ -180,12 +180,14 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     this.#serializer = options.serializer ?? (jsonSerializer as CacheSerializer<V>)
   }
 
+  /** The value, or `undefined` when absent or expired. */
   async get(key: string): Promise<V | undefined> {
     const text = await this.#run(GET, this.#groupKeys(this.#groupOf(key)), [this.#now(), key], 'cache get')
     if (text === null || text === undefined) return undefined
     return this.#serializer.deserialize(String(text))
   }
 
+  /** Stores `value` for `ttlMs` (default: the store's `ttlMs`); `undefined` deletes the key. */
   async set(key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
     const ttlMs = validateCacheTtl(options?.ttlMs) ?? this.#ttlMs
     if (value === undefined) {
@@ -197,11 +199,17 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     await this.#run(SET, keys, [this.#now(), key, payload, String(ttlMs)], 'cache set')
   }
 
+  /** Removes `key`; resolves true when a live entry was removed. */
   async delete(key: string): Promise<boolean> {
     const keys = this.#groupKeys(this.#groupOf(key))
     return Number(await this.#run(DELETE, keys, [this.#now(), key], 'cache delete')) === 1
   }
 
+  /**
+   * Removes every key starting with `prefix`, compared literally; resolves the number of live
+   * entries removed. One tenant's prefix is one script; a prefix spanning tenants walks the
+   * store's groups (not on Cluster, where it throws `TenantBackendError`).
+   */
   async deletePrefix(prefix: string): Promise<number> {
     const scope = this.#scopeOf(prefix)
     if (scope.kind === 'group') {

@@ -147,6 +147,10 @@ export class RedisQuotaManager implements QuotaManager {
     return this.#engine.algorithm.name
   }
 
+  /**
+   * Admits the request only if every limit has room for its full cost, then charges all of them,
+   * in one atomic script. A denial is a value (`allowed: false`) and charges nothing.
+   */
   async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
     const key = this.#key(tenantId)
     const charge = normalizeCost(cost)
@@ -174,6 +178,7 @@ export class RedisQuotaManager implements QuotaManager {
     return decision
   }
 
+  /** Charges (positive) or refunds (negative, down to zero) tokens in the current windows. */
   async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
     const tokens = normalizeTokenDelta(delta)
@@ -197,6 +202,7 @@ export class RedisQuotaManager implements QuotaManager {
     }
   }
 
+  /** Every window's usage, read without a change. */
   async peek(tenantId: string): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
     const config = await this.#provider.quotaConfig(tenantId)

@@ -121,6 +121,10 @@ export class RedisRateLimiter implements RateLimiter {
     this.#localDeny = localDenyCache(options.localDeny)
   }
 
+  /**
+   * Takes `cost` tokens (default 1) from the tenant's bucket if it holds them, atomically. A
+   * tenant without a rate limit is always allowed, without a round trip.
+   */
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
     const { redis, prefix, timeoutMs, clock, localClock } = this.#options
     const key = `${tenantTag(prefix, tenantId)}:b`
