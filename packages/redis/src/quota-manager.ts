@@ -113,7 +113,8 @@ function slidingEngine(precision: number): Engine {
  * @example
  * ```ts
  * import { Redis } from 'ioredis'
- * const redis = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+ * const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true })
+ * await redis.connect()
  * const quotas = new RedisQuotaManager(configs, { redis, algorithm: 'sliding' })
  * const decision = await quotas.consume('acme', { tokens: 1200 })
  * ```
