@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
-import type { Transport } from './suite'
+import type { Transport } from '@tenant/fetch/testing'
 
 function toRequest(message: IncomingMessage, origin: string): Request {
   const headers = new Headers()

@@ -1,5 +1,6 @@
-// Run by `deno test` (see deno.test.ts): the portable suite through Deno.serve and in-process.
-import { inProcess, portableCases, type Transport } from '../portable/suite'
+// Run by `deno test` (see deno.test.ts): the portable cases through Deno.serve and in-process.
+import { inProcess, type Transport } from '@tenant/fetch/testing'
+import { allCases } from '../portable/all-cases'
 
 declare const Deno: {
   test(name: string, fn: () => Promise<void>): void
@@ -21,6 +22,6 @@ const denoServe: Transport = {
 }
 
 for (const transport of [denoServe, inProcess]) {
-  for (const testCase of portableCases)
+  for (const testCase of allCases)
     Deno.test(`${transport.name} > ${testCase.name}`, () => testCase.run(transport))
 }

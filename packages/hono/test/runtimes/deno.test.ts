@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { portableCases } from '../portable/suite'
+import { allCases } from '../portable/all-cases'
 import { bin, packageDir, run } from './spawn'
 
 // `deno test` runs the portable suite (through Deno.serve and in-process) on the TypeScript
@@ -7,7 +7,7 @@ import { bin, packageDir, run } from './spawn'
 // extensionless imports through --unstable-sloppy-imports, @tenant/* through the source condition.
 // Only loopback network access is granted. A missing or failing deno fails this test.
 describe('runtime: deno', () => {
-  it(`passes the portable suite (${portableCases.length * 2} cases) under deno test`, async () => {
+  it(`passes the portable suite (${allCases.length * 2} cases) under deno test`, async () => {
     const { code, output } = await run(
       bin('deno'),
       [
@@ -22,7 +22,7 @@ describe('runtime: deno', () => {
       ],
       { cwd: packageDir, timeoutMs: 60_000 },
     )
-    expect(output, output).toMatch(new RegExp(`ok \\| ${portableCases.length * 2} passed \\| 0 failed`))
+    expect(output, output).toMatch(new RegExp(`ok \\| ${allCases.length * 2} passed \\| 0 failed`))
     expect(code, output).toBe(0)
     console.log(output.trim().split('\n').slice(-3).join('\n'))
   }, 90_000)

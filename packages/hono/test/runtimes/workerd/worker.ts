@@ -3,7 +3,8 @@
 // forwarded to a second Worker without nodejs_compat.
 import { InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { currentTenantId, getTenant, getTenantId, isTenantContextAvailable, withTenancy } from '@tenant/fetch'
-import { inProcess, runPortableSuite } from '../../portable/suite'
+import { inProcess, runCases } from '@tenant/fetch/testing'
+import { allCases } from '../../portable/all-cases'
 
 interface Env {
   GREETING: string
@@ -41,7 +42,7 @@ export default {
     await ready
     const url = new URL(request.url)
     if (url.pathname === '/__ready') return new Response('ready')
-    if (url.pathname === '/__suite') return Response.json(await runPortableSuite(inProcess))
+    if (url.pathname === '/__suite') return Response.json(await runCases(allCases, inProcess))
     if (url.pathname.startsWith('/nocompat/')) return env.NOCOMPAT.fetch(request)
     return app(request, env, ctx)
   },

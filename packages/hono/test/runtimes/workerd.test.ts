@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { portableCases } from '../portable/suite'
+import { allCases } from '../portable/all-cases'
 import { bin, freePort, packageDir, type Service, startService } from './spawn'
 
 // `wrangler dev` serves two Workers in workerd (wrangler bundles them with esbuild, our packages
@@ -40,7 +40,7 @@ describe('runtime: workerd (wrangler dev)', () => {
     await wrangler?.stop()
   })
 
-  it(`passes the portable suite (${portableCases.length} cases) inside workerd`, async () => {
+  it(`passes the portable suite (${allCases.length} cases) inside workerd`, async () => {
     const results = (await (await fetch(`${origin}/__suite`)).json()) as {
       name: string
       ok: boolean
@@ -48,7 +48,7 @@ describe('runtime: workerd (wrangler dev)', () => {
     }[]
     const failures = results.filter((r) => !r.ok).map((r) => `${r.name}\n${r.error}`)
     expect(failures, failures.join('\n\n')).toEqual([])
-    expect(results.map((r) => r.name)).toEqual(portableCases.map((c) => c.name))
+    expect(results.map((r) => r.name)).toEqual(allCases.map((c) => c.name))
     console.log(`workerd: ${results.length} passed, ${failures.length} failed`)
   })
 

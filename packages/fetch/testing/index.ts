@@ -1,8 +1,16 @@
 /**
- * The runtime-portable middleware suite: plain async functions with their own assertions, so the
- * same cases run under vitest on Node, `bun test`, `deno test` and inside a workerd Worker. Each
- * case builds a real chain (withTenancy over core's managers) and talks to it through the
- * transport the runtime gives: a real HTTP server where there is one, a direct call in workerd.
+ * `@tenant/fetch/testing`: the runtime-portable middleware suite. Plain async functions with their
+ * own assertions (no test framework, no Node modules), so the same cases run under vitest on Node,
+ * `bun test`, `deno test` and inside a workerd Worker, and on any other Fetch runtime you deploy
+ * to. Each case builds a real chain (`withTenancy` over core's in-memory managers) and talks to it
+ * through the transport the runtime offers: a real HTTP server where there is one, a direct call
+ * in a Worker.
+ *
+ * @example
+ * ```ts
+ * import { inProcess, portableCases, runCases } from '@tenant/fetch/testing'
+ * const results = await runCases(portableCases, inProcess)
+ * ```
  */
 import {
   ConfigPolicyEvaluator,
@@ -50,17 +58,20 @@ export const inProcess: Transport = {
   },
 }
 
-function fail(message: string): never {
+/** Throws `message`: the suite's assertion failure. */
+export function fail(message: string): never {
   throw new Error(message)
 }
 
-function equal(actual: unknown, expected: unknown, label: string): void {
+/** Asserts that `actual` and `expected` have the same JSON form. */
+export function equal(actual: unknown, expected: unknown, label: string): void {
   const a = JSON.stringify(actual)
   const e = JSON.stringify(expected)
   if (a !== e) fail(`${label}: expected ${e}, got ${a}`)
 }
 
-async function expectProblem(
+/** Asserts a problem+json refusal with `status` and `code`; returns its body. */
+export async function expectProblem(
   response: Response,
   status: number,
   code: string,
@@ -104,7 +115,8 @@ async function world() {
   return { clock, configs, quotas, options }
 }
 
-async function serving(
+/** Serves `handler` on `transport` for the duration of `body`, then closes it. */
+export async function serving(
   transport: Transport,
   handler: Handler,
   body: (send: Send) => Promise<void>,
@@ -128,10 +140,12 @@ const echo = async (request: Request) => {
   })
 }
 
-const t = (tenant: string, headers: Record<string, string> = {}): RequestInit => ({
+/** Request init naming `tenant` in `X-Tenant-ID`, with more headers if given. */
+export const t = (tenant: string, headers: Record<string, string> = {}): RequestInit => ({
   headers: { 'X-Tenant-ID': tenant, ...headers },
 })
 
+/** The @tenant/fetch cases: resolution, refusals, stage order, headers, failures, adjustment, hooks. */
 export const portableCases: PortableCase[] = [
   {
     name: 'resolves the X-Tenant-ID header; getTenantId, getTenant and currentTenantId see it',
@@ -361,21 +375,27 @@ export const portableCases: PortableCase[] = [
   },
 ]
 
-/** Runs every case on a transport; the results, for runtimes without a test runner (workerd). */
-export async function runPortableSuite(
-  transport: Transport,
-): Promise<{ name: string; ok: boolean; error?: string }[]> {
-  const results: { name: string; ok: boolean; error?: string }[] = []
-  for (const testCase of portableCases) {
+/** The outcome of one case in {@link runCases}. */
+export interface CaseResult {
+  name: string
+  ok: boolean
+  /** The failure's stack, when it failed. */
+  error?: string
+}
+
+/**
+ * Runs cases one after the other on a transport and reports each, for runtimes without a test
+ * runner (a Worker answering with the results).
+ */
+export async function runCases(cases: readonly PortableCase[], transport: Transport): Promise<CaseResult[]> {
+  const results: CaseResult[] = []
+  for (const testCase of cases) {
     try {
       await testCase.run(transport)
       results.push({ name: testCase.name, ok: true })
     } catch (error) {
-      results.push({
-        name: testCase.name,
-        ok: false,
-        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-      })
+      const detail = error instanceof Error ? (error.stack ?? error.message) : String(error)
+      results.push({ name: testCase.name, ok: false, error: detail })
     }
   }
   return results

@@ -1,8 +1,9 @@
+import { inProcess, portableCases } from '@tenant/fetch/testing'
 import { describe, it } from 'vitest'
-import { nodeServer } from '../portable/node-server'
-import { inProcess, portableCases } from '../portable/suite'
+import { nodeServer } from './portable/node-server'
 
 // The portable suite on Node: every case through a real node:http server, and called directly.
+// Bun, Deno and workerd run it too, with the Hono cases, from packages/hono/test/runtimes.
 describe('runtime: node', () => {
   for (const transport of [nodeServer, inProcess]) {
     describe(transport.name, () => {

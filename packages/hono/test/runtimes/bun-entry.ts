@@ -1,6 +1,7 @@
-// Run by `bun test` (see bun.test.ts): the portable suite through Bun.serve and in-process.
+// Run by `bun test` (see bun.test.ts): the portable cases through Bun.serve and in-process.
 import { test } from 'bun:test'
-import { inProcess, portableCases, type Transport } from '../portable/suite'
+import { inProcess, type Transport } from '@tenant/fetch/testing'
+import { allCases } from '../portable/all-cases'
 
 declare const Bun: {
   serve(options: { port: number; hostname: string; fetch: (request: Request) => Promise<Response> }): {
@@ -23,6 +24,5 @@ const bunServe: Transport = {
 }
 
 for (const transport of [bunServe, inProcess]) {
-  for (const testCase of portableCases)
-    test(`${transport.name} > ${testCase.name}`, () => testCase.run(transport))
+  for (const testCase of allCases) test(`${transport.name} > ${testCase.name}`, () => testCase.run(transport))
 }
