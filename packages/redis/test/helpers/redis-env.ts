@@ -57,23 +57,30 @@ export async function connectIoredis(url = REDIS_URL!, options: RedisOptions = {
   return client
 }
 
-/** Deletes every key whose name contains `{prefix` (the stores' hash tags) or starts with `prefix`. */
-export async function deleteKeys(client: Redis, prefix: string): Promise<number> {
-  let removed = 0
+/** Every key whose name starts with `{prefix` (the stores' hash tags) or with `prefix`. */
+export async function keysUnder(client: Redis, prefix: string): Promise<string[]> {
+  const found = new Set<string>()
   for (const pattern of [`{${prefix}*`, `${prefix}*`]) {
     let cursor = '0'
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
       cursor = next
-      if (keys.length > 0) removed += await client.del(...keys)
+      for (const key of keys) found.add(key)
     } while (cursor !== '0')
   }
-  return removed
+  return [...found]
+}
+
+/** Deletes {@link keysUnder} `prefix`. */
+export async function deleteKeys(client: Redis, prefix: string): Promise<number> {
+  const keys = await keysUnder(client, prefix)
+  return keys.length === 0 ? 0 : client.del(...keys)
 }
 
 /**
  * Inside a `describe`: a client for the test server (connected before the tests run) and a key
- * prefix unique to this run; after the tests every key under the prefix is deleted.
+ * prefix unique to this run. After the tests it checks that every key under the prefix has a TTL
+ * (failing the file otherwise), then deletes them.
  */
 export function useTestRedis(name: string): { client: Redis; prefix: string } {
   const prefix = uniquePrefix(name)
@@ -82,8 +89,17 @@ export function useTestRedis(name: string): { client: Redis; prefix: string } {
     await client.connect()
   })
   afterAll(async () => {
-    if (client.status === 'ready') await deleteKeys(client, prefix)
-    client.disconnect()
+    if (client.status !== 'ready') return
+    try {
+      // Every key the stores wrote must expire: memory stays bounded.
+      const keys = await keysUnder(client, prefix)
+      const ttls = await Promise.all(keys.map((key) => client.pttl(key)))
+      const immortal = keys.filter((_, i) => ttls[i] === -1)
+      if (immortal.length > 0) throw new Error(`keys without a TTL: ${immortal.slice(0, 5).join(', ')}`)
+    } finally {
+      await deleteKeys(client, prefix)
+      client.disconnect()
+    }
   })
   return { client, prefix }
 }
