@@ -1,0 +1,166 @@
+import {
+  AdminService,
+  type AuditedTenantStore,
+  type AuditLog,
+  type Clock,
+  type ConfigManager,
+  isTenantError,
+  type PolicyEvaluator,
+  type QuotaManager,
+  type RateLimiter,
+} from '@tenant/core'
+import { adminRoutes, fromFetch, problemResponse, type TenantEnv, tenancy } from '@tenant/hono'
+import {
+  metricsHandler,
+  type TenantMetrics,
+  tenantMetricsHooks,
+  tenantMetricsMiddleware,
+} from '@tenant/prometheus'
+import { Hono } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import { jwt } from 'hono/jwt'
+import { requestId } from 'hono/request-id'
+import type { ResourceStore } from './db/resource-store'
+import { problem } from './http'
+import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
+import { resourceRoutes } from './routes/resources'
+
+/** Everything the app needs; each runtime's entry builds these from its own storage. */
+export interface AppDeps {
+  /** Tenant configs: the resolver's existence check and every stage's provider; also the admin store. */
+  configs: ConfigManager & AuditedTenantStore
+  /** Where admin changes are recorded (the same database as `configs`). */
+  auditLog: AuditLog
+  /** Request and token quotas (in memory, Redis or Durable Objects). */
+  quotas: QuotaManager
+  /** Token-bucket rate limits (in memory, Redis or Durable Objects). */
+  rateLimiter: RateLimiter
+  /** Model, tool, method and path allow-lists. */
+  policy: PolicyEvaluator
+  /** The tenant-scoped data access of `/api/v1/resources`. */
+  resources: ResourceStore
+  /** Per-tenant Prometheus metrics, served at `/metrics`. */
+  metrics: TenantMetrics
+  /** The time of every decision, the `RateLimit` fields and the logs. */
+  clock: Clock
+  /** Where the decision lines go. */
+  logger: Logger
+  /** Bearer token of `/admin`; without one, `/admin` answers 503 `admin_disabled`. */
+  adminToken: string | undefined
+  /** When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant. @default undefined */
+  jwtSecret?: string
+  /**
+   * Named readiness checks for `/health`; each resolves when its backend answers.
+   * @default {} (health is always ok)
+   */
+  health?: Record<string, () => Promise<unknown>>
+}
+
+/** The Hono app {@link createApp} returns. */
+export type App = ReturnType<typeof createApp>
+
+/**
+ * The example SaaS API as a Hono app, on whatever stores it is given (pure wiring: no I/O here).
+ *
+ * - `/health`, `/metrics`: outside the tenant chain.
+ * - `/admin/*`: the toolkit's admin plane (`adminRoutes`) behind `Authorization: Bearer <token>`.
+ * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> rate limit -> quota
+ *   (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the resource routes, which
+ *   can only reach the caller's tenant's rows.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ configs, auditLog, quotas, rateLimiter, policy, resources, metrics, clock, logger, adminToken })
+ * export default app // Bun, Workers; serve(app) from @hono/node-server on Node
+ * ```
+ */
+export function createApp(deps: AppDeps) {
+  const app = new Hono()
+
+  app.use(requestId())
+  app.use(async (c, next) => {
+    requestIds.set(c.req.raw, c.var.requestId)
+    await next()
+  })
+
+  app.get('/health', async (c) => {
+    const checks: Record<string, 'ok' | 'unavailable'> = {}
+    await Promise.all(
+      Object.entries(deps.health ?? {}).map(async ([name, check]) => {
+        try {
+          await check()
+          checks[name] = 'ok'
+        } catch (error) {
+          checks[name] = 'unavailable'
+          deps.logger.error({ msg: 'health check failed', check: name, error: describeError(error) })
+        }
+      }),
+    )
+    const ok = Object.values(checks).every((v) => v === 'ok')
+    c.header('Cache-Control', 'no-store')
+    return c.json({ status: ok ? 'ok' : 'unavailable', checks }, ok ? 200 : 503)
+  })
+
+  const serveMetrics = metricsHandler(deps.metrics)
+  app.on(['GET', 'HEAD'], '/metrics', (c) => serveMetrics(c.req.raw))
+
+  if (deps.adminToken === undefined) {
+    app.all('/admin/*', () =>
+      problem(503, 'admin_disabled', 'the admin plane is off: set ADMIN_TOKEN to turn it on'),
+    )
+  } else {
+    const admin = new AdminService({ store: deps.configs, auditLog: deps.auditLog, quotas: deps.quotas })
+    app.route(
+      '/admin',
+      adminRoutes(admin, {
+        token: deps.adminToken,
+        onError: (error) => deps.logger.error({ msg: 'admin error', error: describeError(error) }),
+      }),
+    )
+  }
+
+  const api = new Hono<TenantEnv>()
+  // Outermost, so refusals of the chain are counted with the status actually sent.
+  api.use(fromFetch(tenantMetricsMiddleware(deps.metrics)))
+  if (deps.jwtSecret !== undefined) api.use(jwt({ secret: deps.jwtSecret, alg: 'HS256' }))
+  api.use(
+    tenancy({
+      configManager: deps.configs,
+      policy: deps.policy,
+      rateLimit: deps.rateLimiter,
+      quota: deps.quotas,
+      clock: deps.clock,
+      hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],
+    }),
+  )
+  api.route('/resources', resourceRoutes(deps.resources))
+  app.route('/api/v1', api)
+
+  app.notFound((c) => problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`))
+  app.onError((error, c) => {
+    if (isTenantError(error)) {
+      if (error.status >= 500) {
+        deps.logger.error({ msg: 'backend error', path: c.req.path, error: describeError(error) })
+      }
+      return problemResponse(error)
+    }
+    if (error instanceof HTTPException && error.status === 401) {
+      // hono/jwt: no token, or one that does not verify.
+      const challenge = error.getResponse().headers.get('WWW-Authenticate') ?? 'Bearer'
+      return problem(401, 'unauthorized', error.message, {}, { 'WWW-Authenticate': challenge })
+    }
+    if (error instanceof HTTPException) return error.getResponse()
+    deps.logger.error({
+      msg: 'unhandled error',
+      method: c.req.method,
+      path: c.req.path,
+      requestId: c.var.requestId ?? null,
+      error: describeError(error),
+    })
+    return problem(500, 'internal_error', 'the server failed; the request id is in the logs', {
+      requestId: c.var.requestId ?? null,
+    })
+  })
+
+  return app
+}

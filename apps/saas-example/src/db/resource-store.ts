@@ -1,0 +1,214 @@
+import { type Clock, isTenantError, systemClock, TenantBackendError } from '@tenant/core'
+import { scoped, type TenantDatabase, type TenantDB, withTenantRls } from '@tenant/drizzle'
+import { and, asc, eq, gt, is, sql } from 'drizzle-orm'
+import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import { PgDatabase } from 'drizzle-orm/pg-core'
+import { resources as pgResources } from './pg-schema'
+import { resources as sqliteResources } from './sqlite-schema'
+
+/** A resource as the API returns it. */
+export interface Resource {
+  id: string
+  name: string
+  data: Record<string, unknown>
+  /** ISO 8601, UTC. */
+  createdAt: string
+  /** ISO 8601, UTC. */
+  updatedAt: string
+}
+
+/** What a client sends to create or replace a resource. */
+export interface ResourceInput {
+  name: string
+  data: Record<string, unknown>
+}
+
+/** One page of a tenant's resources, in id (creation) order. */
+export interface ResourcePage {
+  items: Resource[]
+  /** Pass as `after` for the next page; absent on the last page. */
+  next?: string
+}
+
+/**
+ * The app's data access, always for one tenant: every method takes the tenant first and can only
+ * see or change that tenant's rows. The HTTP layer passes `c.var.tenantId`, which the tenancy chain
+ * has resolved and checked.
+ */
+export interface ResourceStore {
+  list(tenantId: string, page: { limit: number; after?: string }): Promise<ResourcePage>
+  create(tenantId: string, input: ResourceInput): Promise<Resource>
+  /** The resource, or undefined when the tenant has none with this id (another tenant's included). */
+  get(tenantId: string, id: string): Promise<Resource | undefined>
+  /** The replaced resource, or undefined when the tenant has none with this id. */
+  update(tenantId: string, id: string, input: ResourceInput): Promise<Resource | undefined>
+  /** True when a resource was deleted, false when the tenant has none with this id. */
+  delete(tenantId: string, id: string): Promise<boolean>
+  /** Resolves when the database answers a trivial query (the health check). */
+  ping(): Promise<void>
+}
+
+/** Options of {@link DrizzleResourceStore}. */
+export interface DrizzleResourceStoreOptions {
+  /**
+   * Stamps `createdAt` / `updatedAt` and orders new ids.
+   * @default systemClock
+   */
+  clock?: Clock
+}
+
+// The queries are written once against the SQLite table: Drizzle's SQLite and Postgres builders
+// have the same surface for what is used here, but their types do not unify. Both dialects run
+// every query in the e2e suite.
+type Table = typeof sqliteResources
+type Db = LibSQLDatabase
+type Row = typeof sqliteResources.$inferSelect
+
+const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz' // Crockford base32, lower case
+
+/**
+ * A new resource id: `res_`, 10 characters of the clock's time and 16 random ones (a ULID in
+ * lower case). Ids sort in creation order, so keyset paging by id lists oldest first, and
+ * 80 random bits make them unguessable across tenants.
+ */
+export function newResourceId(now: number): string {
+  let time = ''
+  let t = Math.max(0, Math.floor(now))
+  for (let i = 0; i < 10; i++) {
+    time = ID_ALPHABET[t % 32] + time
+    t = Math.floor(t / 32)
+  }
+  const random = crypto.getRandomValues(new Uint8Array(16))
+  let tail = ''
+  for (const byte of random) tail += ID_ALPHABET[byte % 32]
+  return `res_${time}${tail}`
+}
+
+/** The shape of ids made by {@link newResourceId}; anything else cannot exist, so it is a 404. */
+export const RESOURCE_ID_PATTERN = /^res_[0-9a-hjkmnp-tv-z]{26}$/
+
+function toResource(row: Row): Resource {
+  return {
+    id: row.id,
+    name: row.name,
+    data: row.data,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  }
+}
+
+/**
+ * {@link ResourceStore} on the app's Drizzle database. Every query goes through `scoped(db,
+ * tenantId)` from `@tenant/drizzle`, which adds `tenant_id = ?` to every WHERE and tags every
+ * insert. On PostgreSQL each call also runs inside `withTenantRls`, so row-level security (the
+ * policy of drizzle/pg) filters the same rows a second time: a query that somehow lost its filter
+ * would still see only the tenant's rows.
+ *
+ * @example
+ * ```ts
+ * const store = new DrizzleResourceStore(drizzle({ connection: { url: 'file:data/app.db' } }))
+ * const created = await store.create('acme', { name: 'report', data: { pages: 3 } })
+ * await store.get('globex', created.id) // undefined: another tenant's id
+ * ```
+ */
+export class DrizzleResourceStore implements ResourceStore {
+  readonly #db: TenantDatabase
+  readonly #pg: boolean
+  readonly #table: Table
+  readonly #clock: Clock
+
+  constructor(db: TenantDatabase, options: DrizzleResourceStoreOptions = {}) {
+    this.#db = db
+    this.#pg = is(db, PgDatabase)
+    this.#table = (this.#pg ? pgResources : sqliteResources) as unknown as Table
+    this.#clock = options.clock ?? systemClock
+  }
+
+  /** Runs `fn` with the tenant's scoped database (inside a tenant RLS transaction on Postgres). */
+  async #run<T>(tenantId: string, what: string, fn: (tdb: TenantDB<Db>) => Promise<T>): Promise<T> {
+    try {
+      if (this.#pg) {
+        return await withTenantRls(this.#db as PgDatabase<any, any, any>, tenantId, (tx) =>
+          fn(scoped(tx as unknown as Db, tenantId)),
+        )
+      }
+      return await fn(scoped(this.#db as unknown as Db, tenantId))
+    } catch (error) {
+      // The driver's message can carry SQL and host names; it stays in `cause`, out of responses.
+      if (isTenantError(error)) throw error
+      throw new TenantBackendError(`${what} failed for tenant "${tenantId}"`, { cause: error, tenantId })
+    }
+  }
+
+  list(tenantId: string, page: { limit: number; after?: string }): Promise<ResourcePage> {
+    const t = this.#table
+    return this.#run(tenantId, 'listing resources', async (tdb) => {
+      const rows = await tdb
+        .select()
+        .from(t)
+        .where(page.after === undefined ? undefined : gt(t.id, page.after))
+        .orderBy(asc(t.id))
+        .limit(page.limit + 1)
+      const items = rows.slice(0, page.limit).map(toResource)
+      return rows.length > page.limit ? { items, next: items[items.length - 1]!.id } : { items }
+    })
+  }
+
+  create(tenantId: string, input: ResourceInput): Promise<Resource> {
+    const t = this.#table
+    return this.#run(tenantId, 'creating a resource', async (tdb) => {
+      const now = new Date(this.#clock.now())
+      const [row] = await tdb
+        .insert(t)
+        .values({
+          id: newResourceId(now.getTime()),
+          name: input.name,
+          data: input.data,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .returning()
+      return toResource(row!)
+    })
+  }
+
+  get(tenantId: string, id: string): Promise<Resource | undefined> {
+    const t = this.#table
+    return this.#run(tenantId, 'reading a resource', async (tdb) => {
+      const [row] = await tdb.select().from(t).where(eq(t.id, id)).limit(1)
+      return row === undefined ? undefined : toResource(row)
+    })
+  }
+
+  update(tenantId: string, id: string, input: ResourceInput): Promise<Resource | undefined> {
+    const t = this.#table
+    return this.#run(tenantId, 'updating a resource', async (tdb) => {
+      const [row] = await tdb
+        .update(t)
+        .set({ name: input.name, data: input.data, updatedAt: new Date(this.#clock.now()) })
+        .where(eq(t.id, id))
+        .returning()
+      return row === undefined ? undefined : toResource(row)
+    })
+  }
+
+  delete(tenantId: string, id: string): Promise<boolean> {
+    const t = this.#table
+    return this.#run(tenantId, 'deleting a resource', async (tdb) => {
+      const rows = await tdb
+        .delete(t)
+        .where(and(eq(t.id, id)))
+        .returning({ id: t.id })
+      return rows.length > 0
+    })
+  }
+
+  async ping(): Promise<void> {
+    try {
+      const db = this.#db as any
+      await (this.#pg ? db.execute(sql`select 1`) : db.run(sql`select 1`))
+    } catch (error) {
+      throw new TenantBackendError('the database did not answer', { cause: error })
+    }
+  }
+}

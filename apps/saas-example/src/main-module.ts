@@ -1,0 +1,49 @@
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { SettingsError } from './settings'
+
+/**
+ * True when the module at `url` is the program being run (`node src/node.ts`), false when it is
+ * imported (by a test entry). Compares real paths, so symlinks and relative paths agree.
+ */
+export function isMainModule(url: string): boolean {
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(url))
+  } catch {
+    return false
+  }
+}
+
+/** Loads `.env` from the working directory into `process.env` when there is one (Node >= 20.12). */
+export function loadDotEnv(path = '.env'): void {
+  try {
+    process.loadEnvFile(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
+/**
+ * Starts a server and stops it on SIGINT / SIGTERM. A start that fails (bad settings, an
+ * unreachable database) prints why and exits with 1.
+ */
+export function runUntilSignal(start: () => Promise<{ stop(): Promise<void> }>): void {
+  start().then(
+    (running) => {
+      const shutdown = () => {
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        )
+      }
+      process.once('SIGINT', shutdown)
+      process.once('SIGTERM', shutdown)
+    },
+    (error: unknown) => {
+      console.error(error instanceof SettingsError ? error.message : error)
+      process.exit(1)
+    },
+  )
+}

@@ -1,0 +1,147 @@
+import { AdminService, type Clock, ConfigPolicyEvaluator, systemClock } from '@tenant/core'
+import { DrizzleAuditLog, DrizzleConfigManager } from '@tenant/drizzle'
+import { TenantMetrics } from '@tenant/prometheus'
+import { Redis } from 'ioredis'
+import { Registry } from 'prom-client'
+import { type App, createApp } from './app'
+import { openDatabase } from './db/open'
+import { DrizzleResourceStore } from './db/resource-store'
+import { type SeedResult, seedDemoTenants } from './demo-tenants'
+import { type Limits, memoryLimits, redisLimits } from './limits'
+import { jsonLogger, type Logger } from './logger'
+import { parseSettings, type ServerSettings, serverSettingsSchema } from './settings'
+
+/** Options of {@link createServer}, for tests and embedding. */
+export interface CreateServerOptions {
+  /**
+   * The time of every decision, timestamp and log line. Tests pass a `ManualClock`; it then also
+   * replaces the Redis server's time.
+   * @default systemClock
+   */
+  clock?: Clock
+  /**
+   * Where log lines go.
+   * @default console.log
+   */
+  write?: (line: string) => void
+}
+
+/** A composed server: the app and what it runs on, not yet listening. */
+export interface Server {
+  app: App
+  settings: ServerSettings
+  logger: Logger
+  /** The admin token, and whether it was generated for this run because ADMIN_TOKEN was unset. */
+  admin: { token: string; generated: boolean }
+  /** One line per backing store, for the banner. */
+  storage: { database: string; limits: string }
+  /** Creates the demo tenants that are missing (see `demoTenants`). */
+  seed(): Promise<SeedResult[]>
+  /** Closes the database and Redis connections. */
+  close(): Promise<void>
+}
+
+/** 32 random bytes, base64url: a bearer token for a development run. */
+export function generateToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32))
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '')
+}
+
+/**
+ * The composition root shared by the Node and Bun entries: validates the settings from `env`,
+ * opens and migrates the database (libSQL file by default, PostgreSQL with `DATABASE_URL=postgres://`),
+ * picks in-process or Redis limits (`REDIS_URL`), and wires them into {@link createApp}. Throws
+ * `SettingsError` for bad settings and the driver's error when a backend is unreachable, before
+ * anything listens.
+ *
+ * @example
+ * ```ts
+ * const server = await createServer(process.env)
+ * Bun.serve({ fetch: server.app.fetch, port: server.settings.PORT })
+ * ```
+ */
+export async function createServer(
+  env: Record<string, string | undefined>,
+  options: CreateServerOptions = {},
+): Promise<Server> {
+  const settings = parseSettings(serverSettingsSchema, env)
+  const clock = options.clock ?? systemClock
+  const logger = jsonLogger({
+    level: settings.LOG_LEVEL,
+    clock,
+    ...(options.write ? { write: options.write } : {}),
+  })
+  const database = await openDatabase(settings, logger)
+  let redis: Redis | undefined
+  try {
+    const configs = new DrizzleConfigManager(database.db, {
+      clock,
+      cache: { ttl: settings.CONFIG_CACHE_TTL_MS },
+    })
+    const auditLog = new DrizzleAuditLog(database.db)
+    let limits: Limits
+    if (settings.REDIS_URL !== undefined) {
+      redis = new Redis(settings.REDIS_URL, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 5_000,
+      })
+      // Fail at start, not on the first request, when Redis is unreachable.
+      await redis.connect()
+      limits = redisLimits(configs, {
+        redis,
+        prefix: settings.REDIS_PREFIX,
+        algorithm: settings.QUOTA_ALGORITHM,
+        ...(options.clock ? { clock: options.clock } : {}),
+      })
+    } else {
+      limits = memoryLimits(configs, { algorithm: settings.QUOTA_ALGORITHM, clock })
+    }
+    const resources = new DrizzleResourceStore(database.db, { clock })
+    const admin = {
+      token: settings.ADMIN_TOKEN ?? generateToken(),
+      generated: settings.ADMIN_TOKEN === undefined,
+    }
+    const connectedRedis = redis
+    const app = createApp({
+      configs,
+      auditLog,
+      ...limits,
+      policy: new ConfigPolicyEvaluator(configs),
+      resources,
+      metrics: new TenantMetrics({ registry: new Registry() }),
+      clock,
+      logger,
+      adminToken: admin.token,
+      ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
+      health: {
+        database: () => resources.ping(),
+        ...(connectedRedis ? { redis: () => connectedRedis.ping() } : {}),
+      },
+    })
+    const seeder = new AdminService({ store: configs, auditLog })
+    return {
+      app,
+      settings,
+      logger,
+      admin,
+      storage: {
+        database: database.description,
+        limits: redis
+          ? `Redis ${settings.QUOTA_ALGORITHM} windows (prefix ${settings.REDIS_PREFIX})`
+          : `in process, ${settings.QUOTA_ALGORITHM} windows`,
+      },
+      seed: () => seedDemoTenants(seeder),
+      close: async () => {
+        await Promise.all([database.close(), connectedRedis?.quit()])
+      },
+    }
+  } catch (error) {
+    redis?.disconnect()
+    await database.close()
+    throw error
+  }
+}
