@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { isTenantError } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -18,6 +22,8 @@ import { migrations as pgMigrations } from './pg/migrations'
 import { migrations as sqliteMigrations } from './sqlite/migrations'
 
 const repoDrizzle = join(import.meta.dirname, '..', '..', '..', 'drizzle')
+const wrangler = join(repoDrizzle, '..', 'node_modules', '.bin', 'wrangler')
+const run = promisify(execFile)
 const PACKAGE_TABLES = ['__tenant_migrations', 'tenant_audit_log', 'tenants']
 
 describe('shipped migrations', () => {
@@ -25,6 +31,47 @@ describe('shipped migrations', () => {
     expect(sqliteMigrations).toEqual(readMigrationFolder(join(repoDrizzle, 'sqlite')))
     expect(pgMigrations).toEqual(readMigrationFolder(join(repoDrizzle, 'pg')))
   })
+
+  it('apply with `wrangler d1 migrations apply` from the shipped folder (down scripts ignored)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tenant-drizzle-wrangler-'))
+    try {
+      writeFileSync(join(dir, 'index.js'), 'export default { fetch: () => new Response(null) }')
+      writeFileSync(
+        join(dir, 'wrangler.toml'),
+        [
+          'name = "tenant-drizzle-migrations"',
+          'main = "index.js"',
+          'compatibility_date = "2025-01-01"',
+          '[[d1_databases]]',
+          'binding = "DB"',
+          'database_name = "tenants"',
+          'database_id = "00000000-0000-0000-0000-000000000000"',
+          `migrations_dir = ${JSON.stringify(join(repoDrizzle, 'sqlite'))}`,
+        ].join('\n'),
+      )
+      const env = { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' }
+      const apply = await run(wrangler, ['d1', 'migrations', 'apply', 'tenants', '--local'], {
+        cwd: dir,
+        env,
+      })
+      expect(apply.stdout).toContain('0000_init.sql')
+      expect(apply.stdout).not.toContain('down')
+      const query =
+        "select name from sqlite_master where type = 'table' and name in ('tenants', 'tenant_audit_log')"
+      const { stdout } = await run(
+        wrangler,
+        ['d1', 'execute', 'tenants', '--local', '--json', '--command', query],
+        {
+          cwd: dir,
+          env,
+        },
+      )
+      const names = (JSON.parse(stdout) as { results: { name: string }[] }[])[0]!.results.map((r) => r.name)
+      expect(names.sort()).toEqual(['tenant_audit_log', 'tenants'])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 
   it('have a down script for every up migration, on both dialects', () => {
     for (const list of [sqliteMigrations, pgMigrations]) {
