@@ -1,7 +1,11 @@
+import {
+  type AuditLog,
+  type AuditRecord,
+  type AuditRecordInput,
+  isTenantError,
+  type TenantConfig,
+} from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import type { AuditLog, AuditRecord, AuditRecordInput } from '../src/audit'
-import { isTenantError } from '../src/errors'
-import type { TenantConfig } from '../src/schemas'
 import { rejectionOf as rejects } from './quota-manager'
 
 /** What {@link testAuditLog} needs: a fresh, empty log per test. */

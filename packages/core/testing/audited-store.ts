@@ -1,9 +1,14 @@
+import {
+  type AuditedTenantStore,
+  type AuditLog,
+  type ConfigManager,
+  isTenantError,
+  type ManualClock,
+  type TenantChange,
+  type TenantConfig,
+  type TenantConfigInput,
+} from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
-import type { AuditedTenantStore, AuditLog, TenantChange } from '../src/audit'
-import type { ManualClock } from '../src/clock'
-import type { ConfigManager } from '../src/config'
-import { isTenantError } from '../src/errors'
-import type { TenantConfig, TenantConfigInput } from '../src/schemas'
 import { rejectionOf as rejects } from './quota-manager'
 
 /** What {@link testAuditedTenantStore} needs per test: an empty store, its audit log and its clock. */

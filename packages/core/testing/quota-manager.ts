@@ -1,4 +1,3 @@
-import { describe, expect, it } from 'vitest'
 import {
   calendarWindow,
   ManualClock,
@@ -10,7 +9,8 @@ import {
   type RateLimitConfig,
   type RateLimitProvider,
   TenantNotFoundError,
-} from '../src/index'
+} from '@tenant/core'
+import { describe, expect, it } from 'vitest'
 
 /**
  * A tenant configuration source the conformance suites fill: `setQuota` / `setRateLimit` per

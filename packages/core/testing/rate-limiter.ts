@@ -1,5 +1,5 @@
+import { ManualClock, type RateLimitConfig, type RateLimiter } from '@tenant/core'
 import { describe, expect, it } from 'vitest'
-import { ManualClock, type RateLimitConfig, type RateLimiter } from '../src/index'
 import {
   expectExactRetry,
   type ManagerFactoryContext,
