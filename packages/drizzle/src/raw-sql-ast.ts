@@ -13,8 +13,17 @@ export type AstNode = Record<string, any>
 
 /**
  * A statement the isolation layer cannot prove tenant-scoped, or cannot handle at all. The message
- * says why; `reason` holds the same text without the prefix. Status 500: it is a bug in the
- * service that issued the query, not in the client's request.
+ * says why; `reason` holds the same text without the prefix. Code `tenant_unsafe_query`, status
+ * 500: it is a bug in the service that issued the query, not in the client's request.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   validateQuery('SELECT * FROM notes WHERE tenant_id = ? OR 1 = 1', 'tenant_id')
+ * } catch (error) {
+ *   if (error instanceof UnsafeQueryError) console.error(error.reason) // "... sits under OR/NOT ..."
+ * }
+ * ```
  */
 export class UnsafeQueryError extends TenantError {
   readonly reason: string

@@ -1,4 +1,5 @@
 import { isTenantError } from '@tenant/core'
+import { sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import { beforeAll, beforeEach, expect, expectTypeOf, it } from 'vitest'
 import { describeEachDatabase } from '../test/databases'
@@ -77,6 +78,10 @@ describeEachDatabase(
       await expect(acme.query('SELECT * FROM notes', 'x' as never)).rejects.toThrowError(
         expect.objectContaining({ code: 'tenant_invalid_config' }),
       )
+      // A Drizzle SQL object as a parameter would be spliced into the text, past the proof.
+      await expect(
+        acme.query(`SELECT * FROM notes WHERE id = ${p(1)}`, [sql.raw("'x' OR 1 = 1")]),
+      ).rejects.toThrowError(expect.objectContaining({ code: 'tenant_unsafe_query' }))
       const failure = await acme.query('SELECT nope FROM notes').catch((e: unknown) => e)
       expect(isTenantError(failure)).toBe(true)
       expect(failure).toMatchObject({ code: 'tenant_backend_unavailable', status: 503, tenantId: 'acme' })

@@ -1,8 +1,8 @@
 import { TenantError, validateTenantId } from '@tenant/core'
-import { type Column, getTableName, is, type SQL, sql, Table } from 'drizzle-orm'
+import { type Column, getTableName, is, isSQLWrapper, Placeholder, type SQL, sql, Table } from 'drizzle-orm'
 import { type AnyDb, detectDriver, queryRows, runQuery, type TenantDatabase } from './driver'
 import { checkColumnName, scopeSql } from './raw-sql'
-import type { SqlDialect } from './raw-sql-ast'
+import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import {
   type ScopeContext,
   scopedCount,
@@ -194,7 +194,14 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     const chunks: SQL[] = []
     parts.text.forEach((text, i) => {
       chunks.push(sql.raw(text))
-      if (i < parts.values.length) chunks.push(sql`${parts.values[i]}`)
+      if (i < parts.values.length) {
+        const value = parts.values[i]
+        // Drizzle would splice an SQL object into the text instead of binding it: values only.
+        if (isSQLWrapper(value) || is(value, Placeholder)) {
+          throw new UnsafeQueryError('raw SQL parameters must be values, not Drizzle SQL objects')
+        }
+        chunks.push(sql`${sql.param(value)}`)
+      }
     })
     return { tenantId, query: sql.join(chunks) }
   }
