@@ -1,4 +1,5 @@
 import type { QuotaWindow } from '@tenant/core'
+import { type SQL, type SQLWrapper, sql } from 'drizzle-orm'
 
 /**
  * The table columns that hold each quota window's limits, by their Drizzle property names. Both
@@ -18,4 +19,34 @@ export type QuotaColumnKey =
 /** The eight quota columns of a `tenants` table, in window order (for CHECK constraints). */
 export function quotaColumns<T extends Record<QuotaColumnKey, unknown>>(table: T): T[QuotaColumnKey][] {
   return Object.values(quotaColumnKeys).flatMap((keys) => [table[keys.requests], table[keys.tokens]])
+}
+
+interface CheckedColumns extends Record<QuotaColumnKey, SQLWrapper> {
+  status: SQLWrapper
+  rateLimitRequestsPerSecond: SQLWrapper
+  rateLimitBurst: SQLWrapper
+}
+
+/**
+ * The CHECK constraints both dialects put on `tenants` (the id check differs: SQLite has no
+ * regular expressions), repeating core's validation in the database so that rows written by hand
+ * are refused at write time. NULL passes a CHECK, so an absent limit needs no special case.
+ */
+export function tenantChecks(t: CheckedColumns): { name: string; condition: SQL }[] {
+  const rps = t.rateLimitRequestsPerSecond
+  const burst = t.rateLimitBurst
+  return [
+    { name: 'tenants_status_check', condition: sql`${t.status} in ('active', 'suspended')` },
+    {
+      name: 'tenants_quota_check',
+      condition: sql.join(
+        quotaColumns(t).map((c) => sql`${c} >= 0`),
+        sql` and `,
+      ),
+    },
+    {
+      name: 'tenants_rate_limit_check',
+      condition: sql`(${rps} is null and ${burst} is null) or (${rps} is not null and ${burst} is not null and ${rps} > 0 and ${burst} >= 1)`,
+    },
+  ]
 }

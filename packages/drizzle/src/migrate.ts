@@ -88,9 +88,7 @@ export async function applyMigrations(
   migrations: readonly ShippedMigration[],
   options: MigrateOptions = {},
 ): Promise<string[]> {
-  const table = tableName(options)
-  await ensureTable(db, info, table)
-  const journal = journalTable(info, table)
+  const journal = await openJournal(db, info, options)
   const applied = new Set(await appliedTags(db, journal))
   const done: string[] = []
   for (const migration of migrations) {
@@ -122,13 +120,11 @@ export async function revertMigrations(
   migrations: readonly ShippedMigration[],
   options: RollbackOptions = {},
 ): Promise<string[]> {
-  const table = tableName(options)
   const steps = options.steps ?? 1
   if (steps !== 'all' && !(Number.isInteger(steps) && steps >= 0)) {
     throw new RangeError(`rollback: steps must be a whole number >= 0 or 'all', got ${String(steps)}`)
   }
-  await ensureTable(db, info, table)
-  const journal = journalTable(info, table)
+  const journal = await openJournal(db, info, options)
   const order = new Map(migrations.map((m, i) => [m.tag, i]))
   const applied = await appliedTags(db, journal)
   const unknown = applied.filter((tag) => !order.has(tag))
@@ -155,12 +151,14 @@ export async function revertMigrations(
   return reverted
 }
 
-function tableName(options: MigrateOptions): string {
+/** Checks the journal's name, creates the table if needed, and returns it as a Drizzle table. */
+async function openJournal(db: TenantDatabase, info: DriverInfo, options: MigrateOptions) {
   const table = options.migrationsTable ?? DEFAULT_TABLE
   if (typeof table !== 'string' || table.length === 0 || table.length > 63) {
     throw new RangeError('migrationsTable must be a name of 1 to 63 characters')
   }
-  return table
+  await ensureTable(db, info, table)
+  return journalTable(info, table)
 }
 
 async function ensureTable(db: TenantDatabase, info: DriverInfo, table: string): Promise<void> {

@@ -11,7 +11,7 @@ import {
   text,
   timestamp,
 } from 'drizzle-orm/pg-core'
-import { quotaColumns } from '../columns'
+import { tenantChecks } from '../columns'
 
 // Tenant ids sort in byte order everywhere (SQLite, the in-memory store, cursors). Postgres would
 // otherwise sort by the database's locale, so the column carries the "C" collation and its
@@ -65,19 +65,7 @@ export const tenants = pgTable(
   (t) => [
     index('tenants_status_id_idx').on(t.status, t.id),
     check('tenants_id_check', sql`${t.id} ~ '^[A-Za-z0-9._-]{1,255}$'`),
-    check('tenants_status_check', sql`${t.status} in ('active', 'suspended')`),
-    // NULL passes a CHECK, so an absent limit needs no special case.
-    check(
-      'tenants_quota_check',
-      sql.join(
-        quotaColumns(t).map((c) => sql`${c} >= 0`),
-        sql` and `,
-      ),
-    ),
-    check(
-      'tenants_rate_limit_check',
-      sql`(${t.rateLimitRequestsPerSecond} is null and ${t.rateLimitBurst} is null) or (${t.rateLimitRequestsPerSecond} is not null and ${t.rateLimitBurst} is not null and ${t.rateLimitRequestsPerSecond} > 0 and ${t.rateLimitBurst} >= 1)`,
-    ),
+    ...tenantChecks(t).map(({ name, condition }) => check(name, condition)),
   ],
 )
 

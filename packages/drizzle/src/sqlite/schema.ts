@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { check, index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core'
-import { quotaColumns } from '../columns'
+import { tenantChecks } from '../columns'
 
 // Milliseconds since the epoch, computed in SQL for rows inserted by hand. julianday() rather than
 // unixepoch('subsec') because the latter needs SQLite 3.42, which not every D1/bun/libSQL build has.
@@ -51,19 +51,7 @@ export const tenants = sqliteTable(
       'tenants_id_check',
       sql`length(${t.id}) between 1 and 255 and ${t.id} not glob '*[^A-Za-z0-9._-]*'`,
     ),
-    check('tenants_status_check', sql`${t.status} in ('active', 'suspended')`),
-    // NULL passes a CHECK, so an absent limit needs no special case.
-    check(
-      'tenants_quota_check',
-      sql.join(
-        quotaColumns(t).map((c) => sql`${c} >= 0`),
-        sql` and `,
-      ),
-    ),
-    check(
-      'tenants_rate_limit_check',
-      sql`(${t.rateLimitRequestsPerSecond} is null and ${t.rateLimitBurst} is null) or (${t.rateLimitRequestsPerSecond} is not null and ${t.rateLimitBurst} is not null and ${t.rateLimitRequestsPerSecond} > 0 and ${t.rateLimitBurst} >= 1)`,
-    ),
+    ...tenantChecks(t).map(({ name, condition }) => check(name, condition)),
   ],
 )
 
