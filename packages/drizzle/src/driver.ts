@@ -51,10 +51,13 @@ export function detectDriver(db: unknown): DriverInfo {
   )
 }
 
-// The stores build the same queries for both dialects. Drizzle's SQLite and Postgres builders
-// have the same surface for what they use (select/insert/update/delete, onConflict*, returning),
-// but their types do not unify, so this module is the one place that talks to them untyped.
-// Every query runs against all dialects in the tests.
+/**
+ * A Drizzle database or transaction of either dialect, untyped. The stores build the same queries
+ * for both dialects: Drizzle's SQLite and Postgres builders have the same surface for what they use
+ * (select/insert/update/delete, onConflict*, returning), but their types do not unify, so the
+ * query-building code talks to them through this type. Every query runs against all dialects in
+ * the tests.
+ */
 export type AnyDb = any
 
 /**
