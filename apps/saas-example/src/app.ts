@@ -81,6 +81,13 @@ export function createApp(deps: AppDeps) {
   app.use(async (c, next) => {
     requestIds.set(c.req.raw, c.var.requestId)
     await next()
+    // Responses built outside the context (problems from onError, the chain's refusals) carry
+    // the id too, so a client can quote it. Some responses have immutable headers: leave those.
+    if (!c.res.headers.has('X-Request-Id')) {
+      try {
+        c.res.headers.set('X-Request-Id', c.var.requestId)
+      } catch {}
+    }
   })
 
   app.get('/health', async (c) => {

@@ -42,7 +42,7 @@ export function banner(
 /** The lines `pnpm seed` prints. */
 export function seedReport(results: SeedResult[], adminTokenHint: string): string {
   return [
-    ...results.map((r) => `${r.outcome === 'created' ? 'created' : 'exists '}  ${r.id}  (plan ${r.plan})`),
+    ...results.map((r) => `${r.outcome.padEnd(9)}${r.id.padEnd(12)}plan ${r.plan}`),
     `Admin API: ${adminTokenHint}`,
     '',
   ].join('\n')

@@ -1,0 +1,133 @@
+// createApp in the test process (the e2e suites cover the same routes through real servers): the
+// options and failure paths that need a particular wiring, a real broken database, or a JWT.
+import { sign } from 'hono/jwt'
+import { describe, expect, it } from 'vitest'
+import { inProcessApp } from '../test/in-process'
+import type { ResourceStore } from './db/resource-store'
+import { MAX_BODY_BYTES } from './routes/resources'
+
+describe('createApp', () => {
+  it('answers unknown routes with a problem, outside the tenant chain', async () => {
+    const t = await inProcessApp()
+    const response = await t.request('GET', '/nowhere')
+    expect(response.status).toBe(404)
+    expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+    expect(await response.json()).toMatchObject({ code: 'not_found', status: 404 })
+    expect(t.lines).toEqual([])
+  })
+
+  it('turns the admin plane off without a token', async () => {
+    const t = await inProcessApp({ adminToken: undefined })
+    const response = await t.request('GET', '/admin/tenants', { admin: true })
+    expect(response.status).toBe(503)
+    expect(await response.json()).toMatchObject({ code: 'admin_disabled' })
+  })
+
+  it('refuses bodies over the limit with 413, before reading them whole', async () => {
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    const big = JSON.stringify({ name: 'x', data: { blob: 'x'.repeat(MAX_BODY_BYTES) } })
+    const response = await t.request('POST', '/api/v1/resources', { tenant: 'acme', body: big })
+    expect(response.status).toBe(413)
+    expect(await response.json()).toMatchObject({ code: 'payload_too_large' })
+  })
+
+  it('echoes only well-formed resource ids in a 404', async () => {
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    const odd = await t.request('GET', `/api/v1/resources/${'<script>'.repeat(50)}`, { tenant: 'acme' })
+    expect(odd.status).toBe(404)
+    expect(((await odd.json()) as { detail: string }).detail).toBe('no resource with this id for this tenant')
+  })
+
+  it('reports a database that fails for real: /health 503, the API 503 tenant_backend_unavailable', async () => {
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    // Warm the config cache, so the tenancy chain passes and the resource query is what fails.
+    expect((await t.request('GET', '/api/v1/resources', { tenant: 'acme' })).status).toBe(200)
+    t.close()
+
+    const health = await t.request('GET', '/health')
+    expect(health.status).toBe(503)
+    expect(await health.json()).toEqual({ status: 'unavailable', checks: { database: 'unavailable' } })
+
+    const list = await t.request('GET', '/api/v1/resources', { tenant: 'acme' })
+    expect(list.status).toBe(503)
+    const body = await list.json()
+    expect(body).toMatchObject({ code: 'tenant_backend_unavailable', tenantId: 'acme' })
+    // The driver's message stays in the logs.
+    expect(JSON.stringify(body)).not.toMatch(/client|closed|SQL/i)
+    expect(t.lines).toContainEqual(
+      expect.objectContaining({ level: 'error', msg: 'backend error', error: expect.stringMatching(/<- /) }),
+    )
+  })
+
+  it('answers an unexpected error with 500 and the request id, logging the error', async () => {
+    const broken = {
+      list: () => Promise.reject(new TypeError('a bug')),
+    } as unknown as ResourceStore
+    const t = await inProcessApp({ resources: broken })
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    const response = await t.request('GET', '/api/v1/resources', { tenant: 'acme' })
+    expect(response.status).toBe(500)
+    const body = (await response.json()) as { requestId: string }
+    expect(body).toMatchObject({ code: 'internal_error', requestId: response.headers.get('X-Request-Id') })
+    expect(JSON.stringify(body)).not.toContain('a bug')
+    expect(t.lines).toContainEqual(
+      expect.objectContaining({
+        msg: 'unhandled error',
+        error: 'TypeError: a bug',
+        requestId: body.requestId,
+      }),
+    )
+  })
+
+  describe('with JWT_SECRET', () => {
+    const secret = 'a-secret-of-at-least-thirty-two-characters'
+    const bearer = async (claims: Record<string, unknown>) => ({
+      Authorization: `Bearer ${await sign(claims, secret, 'HS256')}`,
+    })
+
+    it('takes the tenant from the token and refuses requests without one', async () => {
+      const t = await inProcessApp({ jwtSecret: secret })
+      await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+
+      const anonymous = await t.request('GET', '/api/v1/resources', { tenant: 'acme' })
+      expect(anonymous.status).toBe(401)
+      expect(anonymous.headers.get('WWW-Authenticate')).toMatch(/^Bearer/)
+      expect(await anonymous.json()).toMatchObject({ code: 'unauthorized' })
+
+      const created = await t.request('POST', '/api/v1/resources', {
+        headers: await bearer({ tenant_id: 'acme' }),
+        body: { name: 'from a token' },
+      })
+      expect(created.status).toBe(201)
+      const listed = await t.request('GET', '/api/v1/resources', {
+        headers: await bearer({ tenant_id: 'acme' }),
+      })
+      expect(((await listed.json()) as { items: unknown[] }).items).toHaveLength(1)
+    })
+
+    it('refuses a token for one tenant that names another in X-Tenant-ID (403 tenant_mismatch)', async () => {
+      const t = await inProcessApp({ jwtSecret: secret })
+      for (const id of ['acme', 'globex'])
+        await t.request('POST', '/admin/tenants', { admin: true, body: { id } })
+      const response = await t.request('GET', '/api/v1/resources', {
+        tenant: 'globex',
+        headers: await bearer({ tenant_id: 'acme' }),
+      })
+      expect(response.status).toBe(403)
+      expect(await response.json()).toMatchObject({ code: 'tenant_mismatch' })
+    })
+
+    it('refuses a token signed with another secret', async () => {
+      const t = await inProcessApp({ jwtSecret: secret })
+      const forged = await sign({ tenant_id: 'acme' }, 'another-secret-of-thirty-two-characters!', 'HS256')
+      const response = await t.request('GET', '/api/v1/resources', {
+        headers: { Authorization: `Bearer ${forged}` },
+      })
+      expect(response.status).toBe(401)
+      expect(await response.json()).toMatchObject({ code: 'unauthorized' })
+    })
+  })
+})

@@ -1,0 +1,69 @@
+import { ManualClock } from '@tenant/core'
+import { describe, expect, it } from 'vitest'
+import { inProcessApp, START } from '../../test/in-process'
+import { DrizzleResourceStore, newResourceId, RESOURCE_ID_PATTERN } from './resource-store'
+
+describe('newResourceId', () => {
+  it('makes ids of the documented shape that sort in time order', () => {
+    const ids = [0, 1, 1_000, START, START + 1, 2 ** 48 - 1].map((t) => newResourceId(t))
+    for (const id of ids) expect(id).toMatch(RESOURCE_ID_PATTERN)
+    expect([...ids].sort()).toEqual(ids)
+  })
+
+  it('makes different ids in the same millisecond', () => {
+    const ids = new Set(Array.from({ length: 1000 }, () => newResourceId(START)))
+    expect(ids.size).toBe(1000)
+  })
+})
+
+describe('DrizzleResourceStore (libSQL)', () => {
+  async function store() {
+    const { db } = await inProcessApp()
+    const clock = new ManualClock(START)
+    return { clock, store: new DrizzleResourceStore(db, { clock }) }
+  }
+
+  it("never reads, changes or deletes another tenant's row", async () => {
+    const { store: s } = await store()
+    const mine = await s.create('acme', { name: 'mine', data: { n: 1 } })
+    expect(await s.get('globex', mine.id)).toBeUndefined()
+    expect(await s.update('globex', mine.id, { name: 'theirs', data: {} })).toBeUndefined()
+    expect(await s.delete('globex', mine.id)).toBe(false)
+    expect(await s.list('globex', { limit: 10 })).toEqual({ items: [] })
+    expect(await s.get('acme', mine.id)).toEqual(mine)
+  })
+
+  it('pages in creation order with a cursor', async () => {
+    const { clock, store: s } = await store()
+    const made = []
+    for (let i = 0; i < 5; i++) {
+      made.push(await s.create('acme', { name: `r${i}`, data: {} }))
+      clock.advance(1)
+    }
+    const first = await s.list('acme', { limit: 2 })
+    expect(first.items.map((r) => r.name)).toEqual(['r0', 'r1'])
+    const second = await s.list('acme', { limit: 2, after: first.next! })
+    expect(second.items.map((r) => r.name)).toEqual(['r2', 'r3'])
+    const last = await s.list('acme', { limit: 2, after: second.next! })
+    expect(last).toEqual({ items: [made[4]] })
+  })
+
+  it('stamps times from its clock', async () => {
+    const { clock, store: s } = await store()
+    const created = await s.create('acme', { name: 'x', data: {} })
+    clock.advance(60_000)
+    const updated = await s.update('acme', created.id, { name: 'y', data: { v: 2 } })
+    expect(updated).toEqual({
+      id: created.id,
+      name: 'y',
+      data: { v: 2 },
+      createdAt: new Date(START).toISOString(),
+      updatedAt: new Date(START + 60_000).toISOString(),
+    })
+  })
+
+  it('refuses an invalid tenant id before touching the database', async () => {
+    const { store: s } = await store()
+    await expect(s.list('not valid!', { limit: 1 })).rejects.toMatchObject({ code: 'tenant_invalid_id' })
+  })
+})

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { appSettingsSchema, parseSettings, SettingsError, serverSettingsSchema } from './settings'
+
+describe('parseSettings', () => {
+  it('defaults to the embedded database under ./data, port 3000 on 127.0.0.1, in-process fixed windows', () => {
+    expect(parseSettings(serverSettingsSchema, {})).toEqual({
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'file:./data/saas-example.db',
+      RLS_CHECK: 'enforce',
+      REDIS_PREFIX: 'saas-example',
+      QUOTA_ALGORITHM: 'fixed',
+      CONFIG_CACHE_TTL_MS: 30_000,
+      LOG_LEVEL: 'info',
+    })
+  })
+
+  it('treats empty values as unset, as a `KEY=` line in .env means', () => {
+    const settings = parseSettings(serverSettingsSchema, { REDIS_URL: '', ADMIN_TOKEN: '', PORT: '' })
+    expect(settings.REDIS_URL).toBeUndefined()
+    expect(settings.ADMIN_TOKEN).toBeUndefined()
+    expect(settings.PORT).toBe(3000)
+  })
+
+  it('reads numbers and choices from strings', () => {
+    const settings = parseSettings(serverSettingsSchema, {
+      PORT: '0',
+      DATABASE_URL: 'postgres://app@db/app',
+      REDIS_URL: 'rediss://cache:6380',
+      QUOTA_ALGORITHM: 'sliding',
+      CONFIG_CACHE_TTL_MS: '5000',
+    })
+    expect(settings).toMatchObject({ PORT: 0, QUOTA_ALGORITHM: 'sliding', CONFIG_CACHE_TTL_MS: 5000 })
+  })
+
+  it('lists every problem at once', () => {
+    let error: unknown
+    try {
+      parseSettings(serverSettingsSchema, {
+        PORT: '70000',
+        DATABASE_URL: 'mysql://db',
+        REDIS_URL: 'http://cache',
+        ADMIN_TOKEN: 'has spaces in it, sadly',
+        JWT_SECRET: 'short',
+        LOG_LEVEL: 'debug',
+      })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(SettingsError)
+    const problems = (error as SettingsError).problems.map((p) => p.split(':')[0])
+    expect(problems.sort()).toEqual([
+      'ADMIN_TOKEN',
+      'DATABASE_URL',
+      'JWT_SECRET',
+      'LOG_LEVEL',
+      'PORT',
+      'REDIS_URL',
+    ])
+  })
+
+  it('ignores what it does not know: the bindings of a Worker', () => {
+    expect(parseSettings(appSettingsSchema, { DB: {}, TENANT_QUOTA: {}, LOG_LEVEL: 'warn' })).toMatchObject({
+      LOG_LEVEL: 'warn',
+    })
+  })
+})
