@@ -50,7 +50,6 @@ let scratch
 // required (Vitest always runs test files as ES modules, so the CommonJS build is never used).
 const ESM_ONLY = new Map([
   ['@tenant/core/testing', 'imports vitest, which refuses require()'],
-  ['@tenant/fetch/testing', 'imports vitest, which refuses require()'],
 ])
 // Modules that exist only inside a runtime; the smoke test supplies a stand-in with the
 // same export names so the package around them can be loaded on Node.

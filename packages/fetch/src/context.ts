@@ -98,7 +98,8 @@ export function isTenantContextAvailable(): boolean {
  *
  * @example
  * ```ts
- * await runWithTenantId('acme', () => db.scoped().select().from(invoices))
+ * // a queue consumer: scoped(db, currentTenantId) from @tenant/drizzle reads 'acme' below
+ * await runWithTenantId('acme', () => scoped(db, currentTenantId).select().from(invoices))
  * ```
  */
 export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R {
@@ -116,7 +117,8 @@ export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R
  *
  * @example
  * ```ts
- * const db = scoped(drizzleDb, { tenantId: currentTenantId })
+ * // @tenant/drizzle: every query is scoped to the tenant of the request being handled
+ * const invoicesOfThisTenant = await scoped(db, currentTenantId).select().from(invoices)
  * ```
  */
 export function currentTenantId(): string | undefined {
