@@ -343,7 +343,7 @@ describeEachDatabase(
         await database.current.query(sql`update tenant_audit_log set after = '{"id": "a"}'`)
         const error = await rejection(auditLog.list('a'))
         expect(error).toBeInstanceOf(TenantRowDecodeError)
-        expect(error).toMatchObject({ table: 'tenant_audit_log', rowId: '0000000000000001' })
+        expect(error).toMatchObject({ table: 'tenant_audit_log', rowId: '0000000000000001', tenantId: 'a' })
       })
     })
 

@@ -13,7 +13,7 @@ import type { Dialect } from './driver'
 /**
  * A stored row could not be turned back into a value: corrupt JSON, a shape the schema refuses,
  * a constraint someone bypassed by hand. Never answered with an empty or default config. Carries
- * the table, the row's id and the underlying error (`cause`: a `SyntaxError` or an
+ * the table, the row's id, the tenant id and the underlying error (`cause`: a `SyntaxError` or an
  * `InvalidTenantConfigError` listing the issues). Its code is `tenant_backend_unavailable` (503):
  * the store cannot serve that tenant until the row is fixed. Cached configs are not served in its
  * place, so the fault is seen.
@@ -22,11 +22,11 @@ export class TenantRowDecodeError extends TenantBackendError {
   readonly table: string
   readonly rowId: string
 
-  constructor(table: string, rowId: string, cause: unknown) {
+  constructor(table: string, rowId: string, cause: unknown, tenantId?: string) {
     const reason = cause instanceof Error ? cause.message : String(cause)
     super(`${table} row "${rowId}" cannot be decoded: ${reason}`, {
       cause,
-      ...(table === 'tenants' ? { tenantId: rowId } : {}),
+      ...(tenantId === undefined ? {} : { tenantId }),
     })
     this.name = 'TenantRowDecodeError'
     this.table = table
@@ -128,7 +128,7 @@ export function decodeTenant(dialect: Dialect, row: Record<string, unknown>): Te
       updatedAt: e.ms(row.updatedAt),
     })
   } catch (cause) {
-    throw new TenantRowDecodeError('tenants', String(row.id), cause)
+    throw new TenantRowDecodeError('tenants', String(row.id), cause, String(row.id))
   }
 }
 
@@ -179,7 +179,7 @@ export function decodeAudit(dialect: Dialect, row: Record<string, unknown>): Aud
       ...(row.requestId === null || row.requestId === undefined ? {} : { requestId: String(row.requestId) }),
     }
   } catch (cause) {
-    throw new TenantRowDecodeError('tenant_audit_log', id, cause)
+    throw new TenantRowDecodeError('tenant_audit_log', id, cause, String(row.tenantId))
   }
 }
 
