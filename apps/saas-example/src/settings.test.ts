@@ -65,3 +65,28 @@ describe('parseSettings', () => {
     })
   })
 })
+
+describe('the documented settings', () => {
+  const keys = Object.keys(serverSettingsSchema.shape)
+
+  it('.env.example lists every setting and parses as it is', async () => {
+    const { readFile } = await import('node:fs/promises')
+    const text = await readFile(new URL('../.env.example', import.meta.url), 'utf8')
+    const lines = text.split('\n')
+    // Active lines, and commented-out examples (`# KEY=value`), both count as documented.
+    const documented = new Set(lines.flatMap((line) => /^(?:# )?([A-Z_]+)=/.exec(line)?.[1] ?? []))
+    const entries = Object.fromEntries(
+      lines
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    )
+    expect([...documented].sort()).toEqual([...keys].sort())
+    expect(() => parseSettings(serverSettingsSchema, entries)).not.toThrow()
+  })
+
+  it('the README documents every setting', async () => {
+    const { readFile } = await import('node:fs/promises')
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+    for (const key of keys) expect(readme, key).toContain(`| \`${key}\``)
+  })
+})

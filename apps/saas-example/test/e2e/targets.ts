@@ -1,7 +1,7 @@
 // How each runtime's server process is started for the scenario: the test entries of test/entries
 // (the real entries of src/ plus a ManualClock and its route), on a temporary database.
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -179,8 +179,16 @@ export function describeWithBackends(target: Target): void {
  * metrics, whenever a source file of the toolkit changes during the run.
  */
 export function workerdTarget(): Target {
+  let persist = ''
   return {
     name: 'workerd (wrangler dev): D1, Durable Object limits',
+    extra() {
+      it('kept the quota and rate-limit state in one Durable Object per limited tenant', async () => {
+        // beta and metered have quotas, bursty a rate limit; alpha has neither and costs no call.
+        const objects = await readdir(join(persist, 'v3/do/saas-example-TenantQuotaObject'))
+        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(3)
+      })
+    },
     async start() {
       const dir = await mkdtemp(join(tmpdir(), 'saas-e2e-workerd-'))
       // The configs live next to the shipped one: the paths inside are relative to the app.
@@ -202,7 +210,7 @@ export function workerdTarget(): Target {
             `main = ${JSON.stringify(join(bundle, 'worker.js'))}\nno_bundle = true`,
           ),
         )
-        const persist = join(dir, 'state')
+        persist = join(dir, 'state')
         const wrangler = (args: string[]) =>
           runToEnd(bin('wrangler'), args, { cwd: appDir, env: childEnv(), timeoutMs: START_TIMEOUT_MS })
         const [build, migrate] = await Promise.all([
