@@ -1,0 +1,42 @@
+// Run-wide settings read from the environment once, so every section agrees on them.
+
+/** `BENCH_QUICK=1`: short runs for building and debugging; the numbers are not for publishing. */
+export const QUICK = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true'
+
+/**
+ * `BENCH_ONLY=micro,redis`: run only the named sections (`micro`, `redis`, `http`, `memory`).
+ * Unset: all of them.
+ */
+export const ONLY: ReadonlySet<string> | undefined = process.env.BENCH_ONLY
+  ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim()))
+  : undefined
+
+/** Whether the section `name` runs in this invocation. */
+export function enabled(name: string): boolean {
+  return ONLY === undefined || ONLY.has(name)
+}
+
+/** Where the report goes: `BENCH_OUT`, default `BENCHMARKS.md` at the repository root. */
+export const OUT = process.env.BENCH_OUT ?? new URL('../../BENCHMARKS.md', import.meta.url).pathname
+
+/** Redis used by the Redis and HTTP sections: `BENCH_REDIS_URL`, then `TEST_REDIS_URL`, then local. */
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** Whether the packages are loaded from their TypeScript sources (tsx + `@tenant/source`) or `dist/`. */
+export const FROM_SOURCE = import.meta.resolve('@tenant/core').includes('/src/')
+
+/**
+ * Micro benchmark budget: mitata's minimum CPU time per measurement (ns) and how many interleaved
+ * rounds each group runs (the best round's median is reported).
+ */
+export const MICRO = QUICK ? { minCpuTimeNs: 60e6, rounds: 1 } : { minCpuTimeNs: 400e6, rounds: 3 }
+
+/** Seconds per Redis load point (each peer x concurrency). */
+export const REDIS_SECONDS = QUICK ? 0.5 : 3
+
+/** Seconds of autocannon per HTTP variant, after a warm-up of `HTTP_WARMUP_SECONDS`. */
+export const HTTP_SECONDS = QUICK ? 1 : 5
+export const HTTP_WARMUP_SECONDS = QUICK ? 0.5 : 1
+
+/** Tenant counts of the memory section. */
+export const MEMORY_TENANTS = QUICK ? [1e4, 1e5] : [1e4, 1e5, 1e6]

@@ -1,0 +1,140 @@
+// The Hono apps the HTTP section serves. The same builder makes the app for the same-decision check
+// (driven in-process with app.request) and for the load run (served by http-server.ts).
+import {
+  ConfigPolicyEvaluator,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  type TenantConfigInput,
+  TokenBucketRateLimiter,
+} from '@tenant/core'
+import { tenancy } from '@tenant/hono'
+import { RedisQuotaManager, RedisRateLimiter } from '@tenant/redis'
+import { Hono } from 'hono'
+import { rateLimiter } from 'hono-rate-limiter'
+import { Redis } from 'ioredis'
+import { REDIS_URL } from './env'
+
+/** The app variants of the HTTP section, in report order. */
+export const httpVariants = [
+  'bare',
+  'chain-memory',
+  'hono-rate-limiter',
+  'chain-redis',
+  'example-app',
+] as const
+export type HttpVariant = (typeof httpVariants)[number]
+
+/** What each variant is, for the report. */
+export const variantTitles: Record<HttpVariant, string> = {
+  bare: 'bare Hono route',
+  'chain-memory': 'Hono + full tenancy chain, in memory',
+  'hono-rate-limiter': 'Hono + hono-rate-limiter (memory store)',
+  'chain-redis': 'Hono + full tenancy chain, Redis quota and rate limit',
+  'example-app': 'example app GET /api/v1/resources, libSQL',
+}
+
+/** Tenants the load generator spreads its connections over. */
+export const HTTP_TENANTS = Array.from({ length: 8 }, (_, i) => `tenant-${i}`)
+/** The path every variant serves (except the example app). */
+export const HTTP_PATH = '/api/hello'
+
+/** A built app and how to release what it holds (Redis connections). */
+export interface BuiltApp {
+  fetch: (request: Request) => Response | Promise<Response>
+  close(): Promise<void>
+}
+
+function tenantConfig(id: string, requestsPerMinute: number): TenantConfigInput {
+  return {
+    id,
+    quota: { limits: [{ window: 'minute', requests: requestsPerMinute, tokens: 1e12 }] },
+    // The rate limit never binds: the checks count quota decisions against hono-rate-limiter's.
+    rateLimit: { requestsPerSecond: 1e9, burst: 1e12 },
+    policy: {
+      allowedModels: ['gpt-4o-mini', 'gpt-4o'],
+      allowedTools: [],
+      allowedMethods: ['GET', 'POST'],
+      allowedPaths: ['/api/*'],
+    },
+    metadata: { plan: 'pro' },
+  }
+}
+
+async function configsFor(tenants: readonly string[], limit: number): Promise<InMemoryConfigManager> {
+  const configs = new InMemoryConfigManager()
+  for (const id of tenants) await configs.setTenantConfig(tenantConfig(id, limit))
+  return configs
+}
+
+/**
+ * Builds one variant whose tenants may make `limit` requests per minute. `prefix` keeps Redis keys
+ * of one run apart from every other run's.
+ */
+export async function buildApp(
+  variant: Exclude<HttpVariant, 'example-app'>,
+  options: { limit: number; tenants: readonly string[]; prefix: string },
+): Promise<BuiltApp> {
+  const app = new Hono()
+  const handler = (c: { json: (value: unknown) => Response }) => c.json({ ok: true })
+  switch (variant) {
+    case 'bare': {
+      app.get(HTTP_PATH, handler)
+      return { fetch: app.fetch, close: async () => {} }
+    }
+    case 'chain-memory': {
+      const configs = await configsFor(options.tenants, options.limit)
+      app.use(
+        '/api/*',
+        tenancy({
+          configManager: configs,
+          policy: new ConfigPolicyEvaluator(configs),
+          rateLimit: new TokenBucketRateLimiter(configs),
+          quota: new InMemoryQuotaManager(configs),
+        }),
+      )
+      app.get(HTTP_PATH, handler)
+      return { fetch: app.fetch, close: async () => {} }
+    }
+    case 'hono-rate-limiter': {
+      app.use(
+        '/api/*',
+        rateLimiter({
+          windowMs: 60_000,
+          limit: options.limit,
+          standardHeaders: 'draft-6',
+          keyGenerator: (c) => c.req.header('x-tenant-id') ?? '',
+        }),
+      )
+      app.get(HTTP_PATH, handler)
+      return { fetch: app.fetch, close: async () => {} }
+    }
+    case 'chain-redis': {
+      const configs = await configsFor(options.tenants, options.limit)
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
+      app.use(
+        '/api/*',
+        tenancy({
+          configManager: configs,
+          policy: new ConfigPolicyEvaluator(configs),
+          rateLimit: new RedisRateLimiter(configs, { redis, prefix: `${options.prefix}b`, timeoutMs: 5_000 }),
+          quota: new RedisQuotaManager(configs, { redis, prefix: `${options.prefix}q`, timeoutMs: 5_000 }),
+        }),
+      )
+      app.get(HTTP_PATH, handler)
+      return {
+        fetch: app.fetch,
+        close: async () => {
+          const keys: string[] = []
+          let cursor = '0'
+          do {
+            const [next, found] = await redis.scan(cursor, 'MATCH', `*${options.prefix}*`, 'COUNT', 1000)
+            cursor = next
+            keys.push(...found)
+          } while (cursor !== '0')
+          if (keys.length > 0) await redis.del(...keys)
+          redis.disconnect()
+        },
+      }
+    }
+  }
+}

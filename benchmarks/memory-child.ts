@@ -1,0 +1,93 @@
+// Child process of the memory section (needs --expose-gc): heap bytes per active tenant in the
+// in-memory quota manager, and the heap once every window has passed. Prints one JSON line.
+import { InMemoryQuotaManager, ManualClock, type QuotaConfig } from '@tenant/core'
+import { MemoryStore } from 'hono-rate-limiter'
+import { RateLimiterMemory } from 'rate-limiter-flexible'
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (!gc) throw new Error('run with node --expose-gc')
+
+/** Collected heap in bytes, after full collections. */
+function heap(): number {
+  for (let i = 0; i < 3; i++) gc!()
+  return process.memoryUsage().heapUsed
+}
+
+// Mid-minute, so every tenant's counter lives until the same window end.
+const EPOCH = Date.UTC(2026, 0, 15, 12, 0, 30)
+const QUOTA: QuotaConfig = { limits: [{ window: 'minute', requests: 1_000 }] }
+
+/** Ids are built inside the loops: a server's ids come from requests, so the manager holds the only copy. */
+const tenantId = (i: number) => `tenant-${String(i).padStart(7, '0')}`
+
+export interface MemoryResult {
+  tenants: number
+  bytesPerTenant: number
+  peakBytes: number
+  size: number
+  /** Heap after every window passed and the manager swept, minus the baseline. */
+  afterExpiryBytes: number
+  sizeAfterExpiry: number
+  /** Calls it took to sweep every tenant (each call forgets up to 1,024). */
+  sweepCalls: number
+}
+
+async function ours(tenants: number): Promise<MemoryResult> {
+  const clock = new ManualClock(EPOCH)
+  // One config object for everyone: this measures the manager's state, not a config store.
+  const manager = new InMemoryQuotaManager({ quotaConfig: async () => QUOTA }, { clock })
+  await manager.consume('warm-up')
+  clock.advance(60_000)
+  await manager.peek('warm-up')
+  const base = heap()
+  for (let i = 0; i < tenants; i++) await manager.consume(tenantId(i))
+  const peak = heap() - base
+  const size = manager.size
+  clock.advance(60_000)
+  let sweepCalls = 0
+  while (manager.size > 0 && sweepCalls < tenants) {
+    await manager.peek('sweeper')
+    sweepCalls++
+  }
+  const after = heap() - base
+  return {
+    tenants,
+    bytesPerTenant: peak / tenants,
+    peakBytes: peak,
+    size,
+    afterExpiryBytes: after,
+    sizeAfterExpiry: manager.size,
+    sweepCalls,
+  }
+}
+
+async function peers(tenants: number): Promise<{ name: string; bytesPerTenant: number }[]> {
+  const out: { name: string; bytesPerTenant: number }[] = []
+  {
+    const limiter = new RateLimiterMemory({ points: 1_000, duration: 60 })
+    const base = heap()
+    for (let i = 0; i < tenants; i++) await limiter.consume(tenantId(i))
+    out.push({ name: 'rate-limiter-flexible RateLimiterMemory', bytesPerTenant: (heap() - base) / tenants })
+    // Its keys expire by timers; drop them so they do not keep the process alive.
+    for (let i = 0; i < tenants; i++) await limiter.delete(tenantId(i))
+  }
+  {
+    const store = new MemoryStore()
+    store.init({ windowMs: 60_000 } as Parameters<MemoryStore['init']>[0])
+    const base = heap()
+    for (let i = 0; i < tenants; i++) store.increment(tenantId(i))
+    out.push({ name: 'hono-rate-limiter MemoryStore', bytesPerTenant: (heap() - base) / tenants })
+    store.shutdown()
+  }
+  return out
+}
+
+const sizes = JSON.parse(process.argv[2] ?? '[10000]') as number[]
+const peerTenants = Number(process.argv[3] ?? 100_000)
+const results: MemoryResult[] = []
+for (const n of sizes) results.push(await ours(n))
+const peerResults = await peers(peerTenants)
+process.stdout.write(
+  `${JSON.stringify({ results, peers: { tenants: peerTenants, results: peerResults } })}\n`,
+)
+process.exit(0)
