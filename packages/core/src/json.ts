@@ -87,13 +87,15 @@ export function copyJson<T>(value: T): T {
   if (Array.isArray(value)) return value.map(copyJson) as T
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(value)) {
-    // defineProperty, not assignment: a "__proto__" key must stay data, never a prototype switch.
-    Object.defineProperty(out, key, {
-      value: copyJson((value as Record<string, unknown>)[key]),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
+    const copy = copyJson((value as Record<string, unknown>)[key])
+    // Assignment keeps the copy a fast-properties object (defineProperty on every key made config
+    // lookups several times slower, see BENCHMARKS.md); only a "__proto__" key needs defineProperty,
+    // so that it stays data and never switches the prototype.
+    if (key === '__proto__') {
+      Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true })
+    } else {
+      out[key] = copy
+    }
   }
   return out as T
 }

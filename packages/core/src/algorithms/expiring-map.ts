@@ -11,6 +11,9 @@ interface Slot<V> {
 /** Most expired entries one {@link ExpiringMap.sweep} call removes: bounds the latency of a call. */
 export const SWEEP_BUDGET = 1024
 
+// Below this many heap slots the array is too small to be worth copying.
+const COMPACT_MIN = 1024
+
 /**
  * A Map whose entries carry an expiry and are forgotten after it, without timers: every call of
  * {@link sweep} pops the entries that are due from a min-heap ordered by expiry, at most
@@ -25,7 +28,9 @@ export const SWEEP_BUDGET = 1024
  */
 export class ExpiringMap<V> {
   readonly #slots = new Map<string, Slot<V>>()
-  readonly #heap: Slot<V>[] = []
+  #heap: Slot<V>[] = []
+  /** Longest the heap has been since it was last compacted (see `#compact`). */
+  #peak = 0
   readonly #budget: number
 
   constructor(budget: number = SWEEP_BUDGET) {
@@ -76,11 +81,23 @@ export class ExpiringMap<V> {
         this.#push(slot)
       }
     }
+    this.#compact()
+  }
+
+  // V8 never shrinks an array's backing store on pop(): after a burst of a million tenants the
+  // heap array would keep its 8 MB once they all expired. Copying it when it has fallen to a
+  // quarter of its peak returns that memory; each copy is paid for by the pops before it.
+  #compact(): void {
+    if (this.#peak >= COMPACT_MIN && this.#heap.length * 4 <= this.#peak) {
+      this.#heap = this.#heap.slice()
+      this.#peak = this.#heap.length
+    }
   }
 
   #push(slot: Slot<V>): void {
     const heap = this.#heap
     heap.push(slot)
+    if (heap.length > this.#peak) this.#peak = heap.length
     let i = heap.length - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
