@@ -6,7 +6,7 @@ import type { Server } from './server'
  * comes from) and the first curl commands to try, which work as printed.
  */
 export function banner(
-  server: Pick<Server, 'admin' | 'storage'>,
+  server: Pick<Server, 'admin' | 'storage' | 'settings'>,
   url: string,
   seeded?: SeedResult[],
 ): string {
@@ -15,6 +15,9 @@ export function banner(
     `saas-example is listening on ${url}`,
     `  database:    ${server.storage.database}`,
     `  limits:      ${server.storage.limits}`,
+    server.settings.JWT_SECRET === undefined
+      ? '  tenant:      the X-Tenant-ID header (unauthenticated: development, or behind a gateway)'
+      : '  tenant:      the tenant_id claim of an HS256 JWT (JWT_SECRET); the curls below need its token',
     server.admin.generated
       ? `  admin token: ${server.admin.token} (generated for this run; set ADMIN_TOKEN to keep one)`
       : '  admin token: from ADMIN_TOKEN',

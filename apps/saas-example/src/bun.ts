@@ -1,19 +1,16 @@
-import type { App } from './app'
-import { banner, displayUrl } from './banner'
 import { runUntilSignal } from './main-module'
-import { type CreateServerOptions, createServer, type Server } from './server'
+import { type RunningServer, type StartServerOptions, startServer } from './server'
 
 // The little of Bun's API this entry uses (the app does not depend on bun-types).
-interface BunServer {
-  readonly port: number
-  stop(closeActiveConnections?: boolean): Promise<void> | void
-}
 declare const Bun: {
   serve(options: {
     fetch: (request: Request) => Response | Promise<Response>
     port: number
     hostname: string
-  }): BunServer
+  }): {
+    readonly port: number
+    stop(closeActiveConnections?: boolean): Promise<void> | void
+  }
 }
 declare global {
   interface ImportMeta {
@@ -22,52 +19,20 @@ declare global {
   }
 }
 
-/** Options of {@link startBun}. */
-export interface StartBunOptions extends CreateServerOptions {
-  /** @default process.env (Bun loads `.env` itself) */
-  env?: Record<string, string | undefined>
-  /** `--seed` creates the demo tenants before listening. @default process.argv.slice(2) */
-  args?: readonly string[]
-  /** Adds routes before the app serves (the e2e entry mounts its clock control here). */
-  extend?: (app: App) => void
-}
-
 /**
- * The Bun entry: the same composition as Node (`createServer`), served by `Bun.serve`.
+ * The Bun entry: the same composition as Node (`createServer`: libSQL or PostgreSQL, memory or
+ * Redis), served by `Bun.serve`. Bun reads `.env` by itself.
  *
  * @example
  * ```ts
  * const { url, stop } = await startBun({ env: { PORT: '0' } })
  * ```
  */
-export async function startBun(
-  options: StartBunOptions = {},
-): Promise<{ server: Server; url: string; stop(): Promise<void> }> {
-  const server = await createServer(options.env ?? process.env, options)
-  try {
-    const seeded = (options.args ?? process.argv.slice(2)).includes('--seed')
-      ? await server.seed()
-      : undefined
-    options.extend?.(server.app)
-    const http = Bun.serve({
-      fetch: server.app.fetch,
-      port: server.settings.PORT,
-      hostname: server.settings.HOST,
-    })
-    const url = displayUrl(server.settings.HOST, http.port)
-    console.log(banner(server, url, seeded))
-    return {
-      server,
-      url,
-      stop: async () => {
-        await http.stop(true)
-        await server.close()
-      },
-    }
-  } catch (error) {
-    await server.close()
-    throw error
-  }
+export function startBun(options: StartServerOptions = {}): Promise<RunningServer> {
+  return startServer(options, async (app, settings) => {
+    const server = Bun.serve({ fetch: app.fetch, port: settings.PORT, hostname: settings.HOST })
+    return { port: server.port, close: async () => server.stop(true) }
+  })
 }
 
 if (import.meta.main) runUntilSignal(() => startBun())

@@ -1,26 +1,6 @@
 import { type ServerType, serve } from '@hono/node-server'
-import type { App } from './app'
-import { banner, displayUrl } from './banner'
 import { isMainModule, loadDotEnv, runUntilSignal } from './main-module'
-import { type CreateServerOptions, createServer, type Server } from './server'
-
-/** Options of {@link startNode}. */
-export interface StartNodeOptions extends CreateServerOptions {
-  /** @default process.env */
-  env?: Record<string, string | undefined>
-  /** `--seed` creates the demo tenants before listening. @default process.argv.slice(2) */
-  args?: readonly string[]
-  /** Adds routes before the app serves (the e2e entry mounts its clock control here). */
-  extend?: (app: App) => void
-}
-
-/** A listening Node server. */
-export interface RunningNode {
-  server: Server
-  http: ServerType
-  url: string
-  stop(): Promise<void>
-}
+import { type RunningServer, type StartServerOptions, startServer } from './server'
 
 /**
  * The Node entry: composes the server from the environment, seeds when asked, listens with
@@ -31,35 +11,22 @@ export interface RunningNode {
  * const { url, stop } = await startNode({ env: { PORT: '0', DATABASE_URL: 'file:/tmp/app.db' } })
  * ```
  */
-export async function startNode(options: StartNodeOptions = {}): Promise<RunningNode> {
-  const server = await createServer(options.env ?? process.env, options)
-  try {
-    const seeded = (options.args ?? process.argv.slice(2)).includes('--seed')
-      ? await server.seed()
-      : undefined
-    options.extend?.(server.app)
-    const { http, port } = await new Promise<{ http: ServerType; port: number }>((resolve, reject) => {
-      const http = serve(
-        { fetch: server.app.fetch, port: server.settings.PORT, hostname: server.settings.HOST },
-        (info) => resolve({ http, port: info.port }),
-      )
-      http.once('error', reject)
-    })
-    const url = displayUrl(server.settings.HOST, port)
-    console.log(banner(server, url, seeded))
-    return {
-      server,
-      http,
-      url,
-      stop: async () => {
-        await new Promise<void>((resolve) => http.close(() => resolve()))
-        await server.close()
-      },
-    }
-  } catch (error) {
-    await server.close()
-    throw error
-  }
+export function startNode(options: StartServerOptions = {}): Promise<RunningServer> {
+  return startServer(
+    options,
+    (app, settings) =>
+      new Promise((resolve, reject) => {
+        const http: ServerType = serve(
+          { fetch: app.fetch, port: settings.PORT, hostname: settings.HOST },
+          (info) =>
+            resolve({
+              port: info.port,
+              close: () => new Promise<void>((done) => http.close(() => done())),
+            }),
+        )
+        http.once('error', reject)
+      }),
+  )
 }
 
 if (isMainModule(import.meta.url)) {

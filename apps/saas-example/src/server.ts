@@ -4,6 +4,7 @@ import { TenantMetrics } from '@tenant/prometheus'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { type App, createApp } from './app'
+import { banner, displayUrl } from './banner'
 import { openDatabase } from './db/open'
 import { DrizzleResourceStore } from './db/resource-store'
 import { type SeedResult, seedDemoTenants } from './demo-tenants'
@@ -142,6 +143,71 @@ export async function createServer(
   } catch (error) {
     redis?.disconnect()
     await database.close()
+    throw error
+  }
+}
+
+/** Options of {@link startServer}: what the Node and Bun entries accept. */
+export interface StartServerOptions extends CreateServerOptions {
+  /** @default process.env */
+  env?: Record<string, string | undefined>
+  /** `--seed` creates the demo tenants before listening. @default process.argv.slice(2) */
+  args?: readonly string[]
+  /** Adds routes before the app serves (the e2e entries mount their clock control here). */
+  extend?: (app: App) => void
+}
+
+/** A runtime's listening socket: its port, and how to stop listening. */
+export interface Listener {
+  port: number
+  close(): Promise<void>
+}
+
+/** A listening server. */
+export interface RunningServer {
+  server: Server
+  /** The URL printed in the banner. */
+  url: string
+  /** Stops listening, then closes the database and Redis connections. */
+  stop(): Promise<void>
+}
+
+/**
+ * What the Node and Bun entries share: composes the server ({@link createServer}), seeds when
+ * `--seed` is among the arguments, lets `listen` open the runtime's socket, and prints the banner
+ * with the URL and the first curl commands. A failure after the database opened closes it.
+ *
+ * @example
+ * ```ts
+ * await startServer({}, async (app, { PORT, HOST }) => {
+ *   const server = Bun.serve({ fetch: app.fetch, port: PORT, hostname: HOST })
+ *   return { port: server.port, close: async () => server.stop() }
+ * })
+ * ```
+ */
+export async function startServer(
+  options: StartServerOptions,
+  listen: (app: App, settings: ServerSettings) => Promise<Listener>,
+): Promise<RunningServer> {
+  const server = await createServer(options.env ?? process.env, options)
+  try {
+    const seeded = (options.args ?? process.argv.slice(2)).includes('--seed')
+      ? await server.seed()
+      : undefined
+    options.extend?.(server.app)
+    const listener = await listen(server.app, server.settings)
+    const url = displayUrl(server.settings.HOST, listener.port)
+    console.log(banner(server, url, seeded))
+    return {
+      server,
+      url,
+      stop: async () => {
+        await listener.close()
+        await server.close()
+      },
+    }
+  } catch (error) {
+    await server.close()
     throw error
   }
 }

@@ -40,7 +40,13 @@ export interface WorkerOptions {
 
 /**
  * The app on Workers bindings: D1 through Drizzle for configs, the audit log and resources; quotas
- * and rate limits in the tenant's Durable Object, exact across every isolate and location.
+ * and rate limits in the tenant's Durable Object, exact across every isolate and location. Throws
+ * `SettingsError` for invalid vars.
+ *
+ * @example
+ * ```ts
+ * export default { fetch: (request: Request, env: Env) => workerApp(env).fetch(request, env) }
+ * ```
  */
 export function workerApp(env: Env, options: WorkerOptions = {}): App {
   const settings = parseSettings(appSettingsSchema, env as unknown as Record<string, unknown>)

@@ -44,6 +44,12 @@ export function redact(url: string): string {
  * `MIGRATION_DATABASE_URL` (the owner of the tables) when set, which then grants the app's role
  * what it needs; then the app's own connection is checked with `checkTenantRls`, and the start is
  * refused (or, with `RLS_CHECK=warn`, logged) when row-level security would not apply to it.
+ *
+ * @example
+ * ```ts
+ * const database = await openDatabase(parseSettings(serverSettingsSchema, process.env), jsonLogger())
+ * const configs = new DrizzleConfigManager(database.db)
+ * ```
  */
 export async function openDatabase(settings: ServerSettings, logger: Logger): Promise<OpenDatabase> {
   const url = settings.DATABASE_URL
