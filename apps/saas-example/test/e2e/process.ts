@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { serverSettingsSchema } from '../../src/settings'
 
 /** The app's folder and the repository root. */
 export const appDir = fileURLToPath(new URL('../../', import.meta.url))
@@ -28,9 +29,10 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     NO_UPDATE_NOTIFIER: '1',
     ...extra,
   }
-  // The app's own settings come only from `extra`, never from the developer's shell.
-  for (const key of ['ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'PORT', 'HOST']) {
-    if (!(key in extra)) delete env[key]
+  // The app's own settings come only from `extra`, never from the developer's shell or a .env
+  // file: an empty value counts as unset for the app, and .env loading never overrides one.
+  for (const key of Object.keys(serverSettingsSchema.shape)) {
+    if (!(key in extra)) env[key] = ''
   }
   return env
 }
