@@ -60,6 +60,12 @@ export interface AdminServiceOptions {
 /**
  * Returns a stored config as the input that would store it again: the config without its
  * store-stamped timestamps.
+ *
+ * @example
+ * ```ts
+ * const config = await configs.getTenantConfig('acme')
+ * await otherStore.setTenantConfig(toTenantConfigInput(config)) // copy a tenant to another store
+ * ```
  */
 export function toTenantConfigInput(config: TenantConfig): TenantConfigInput {
   const { createdAt: _createdAt, updatedAt: _updatedAt, ...input } = config

@@ -110,7 +110,14 @@ export function auditedStore(
   }
 }
 
-/** The tenant's config, or null when the store says it does not exist. */
+/**
+ * The tenant's config, or null when the store says it does not exist.
+ *
+ * @example
+ * ```ts
+ * const before = await getTenantConfigOrNull(configs, 'acme') // null instead of TenantNotFoundError
+ * ```
+ */
 export async function getTenantConfigOrNull(
   configs: Pick<ConfigManager, 'getTenantConfig'>,
   tenantId: string,

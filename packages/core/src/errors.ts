@@ -49,6 +49,18 @@ export interface TenantErrorOptions {
 /**
  * Base class of every error the toolkit throws on purpose. Carries a stable `code` and the
  * suggested HTTP `status`. Use {@link isTenantError} rather than `instanceof` across packages.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await configs.getTenantConfig(id)
+ * } catch (error) {
+ *   if (isTenantError(error) && error.code === 'tenant_not_found') return null
+ *   throw error
+ * }
+ * // or throw one yourself (a resolver's principal lookup, say):
+ * throw new TenantError('tenant_required', 'send an API key', { cause })
+ * ```
  */
 export class TenantError extends Error {
   readonly code: TenantErrorCode

@@ -81,6 +81,12 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
 /**
  * A deep copy of plain JSON data (see {@link findNonJsonValue}), so a caller holding the copy
  * cannot change the original. `structuredClone` is not part of the ES library core targets.
+ *
+ * @example
+ * ```ts
+ * const copy = copyJson({ a: [1, { b: 2 }] })
+ * copy.a.push(3) // the original is unchanged
+ * ```
  */
 export function copyJson<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value

@@ -58,6 +58,11 @@ export function resolveListTenantsOptions(options: ListTenantsOptions = {}): Res
  * The order of `listTenants`: UTF-16 code-unit order, which for valid ids (ASCII only) is byte
  * order, so `'A' < 'Z' < '_' < 'a'` and `'-' < '.' < '0'`. SQL stores must compare with a binary
  * collation (`COLLATE "C"` on Postgres) to agree.
+ *
+ * @example
+ * ```ts
+ * ['b', 'a-1', 'A', '_x'].sort(compareTenantIds) // ['A', '_x', 'a-1', 'b']
+ * ```
  */
 export function compareTenantIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0

@@ -26,6 +26,13 @@ function describe(value: string): string {
  * starts with the text before the `*` (so `*` alone matches every path), any other entry must
  * equal the path exactly. Nothing is normalised: a trailing slash is significant, and the
  * prefix is plain text, so `/v1*` also matches `/v1beta` while `/v1/*` does not match `/v1`.
+ *
+ * @example
+ * ```ts
+ * pathMatches('/v1/*', '/v1/chat') // true
+ * pathMatches('/v1/*', '/v1') // false: list '/v1' as well
+ * pathMatches('*', '/anything') // true
+ * ```
  */
 export function pathMatches(entry: string, path: string): boolean {
   return entry.endsWith('*') ? path.startsWith(entry.slice(0, -1)) : path === entry

@@ -5,7 +5,15 @@ export const MAX_TENANT_ID_LENGTH = 255
 
 const TENANT_ID = /^[A-Za-z0-9._-]{1,255}$/
 
-/** True when `id` is 1 to 255 characters of `[A-Za-z0-9._-]`. */
+/**
+ * True when `id` is 1 to 255 characters of `[A-Za-z0-9._-]`.
+ *
+ * @example
+ * ```ts
+ * isValidTenantId('acme-eu') // true
+ * isValidTenantId('acme/eu') // false
+ * ```
+ */
 export function isValidTenantId(id: unknown): id is string {
   return typeof id === 'string' && TENANT_ID.test(id)
 }

@@ -6,6 +6,12 @@ import { tenantConfigInputSchema, tenantConfigSchema } from './schemas'
 /**
  * Parses `value` with `schema`, throwing {@link InvalidTenantConfigError} listing every issue.
  * The one place zod failures become our error type.
+ *
+ * @example
+ * ```ts
+ * const rateLimit = parseOrThrow(rateLimitConfigSchema, { requestsPerSecond: 5, burst: 10 })
+ * parseOrThrow(quotaLimitSchema, { window: 'week' }) // throws InvalidTenantConfigError, issues[0].path: ['window']
+ * ```
  */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value)
@@ -13,12 +19,28 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.
   return result.data
 }
 
-/** Validates caller input for a tenant and applies defaults. Throws {@link InvalidTenantConfigError}. */
+/**
+ * Validates caller input for a tenant and applies defaults. Throws {@link InvalidTenantConfigError}.
+ *
+ * @example
+ * ```ts
+ * parseTenantConfigInput({ id: 'acme' })
+ * // { id: 'acme', status: 'active', quota: { limits: [] }, rateLimit: null,
+ * //   policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] }, metadata: {} }
+ * ```
+ */
 export function parseTenantConfigInput(value: unknown): Omit<TenantConfig, 'createdAt' | 'updatedAt'> {
   return parseOrThrow(tenantConfigInputSchema, value)
 }
 
-/** Validates a complete stored config (for stores decoding rows). Throws {@link InvalidTenantConfigError}. */
+/**
+ * Validates a complete stored config (for stores decoding rows). Throws {@link InvalidTenantConfigError}.
+ *
+ * @example
+ * ```ts
+ * const config = parseTenantConfig(JSON.parse(row.config)) // a complete TenantConfig, or InvalidTenantConfigError
+ * ```
+ */
 export function parseTenantConfig(value: unknown): TenantConfig {
   return parseOrThrow(tenantConfigSchema, value)
 }

@@ -15,6 +15,14 @@ import { describe, expect, it } from 'vitest'
 /**
  * A tenant configuration source the conformance suites fill: `setQuota` / `setRateLimit` per
  * tenant; an id never set throws `TenantNotFoundError`, like every `ConfigManager`.
+ *
+ * @example
+ * ```ts
+ * const provider = new TestConfigProvider()
+ * provider.setQuota('acme', { limits: [{ window: 'minute', requests: 2 }] })
+ * provider.setRateLimit('acme', { requestsPerSecond: 1, burst: 1 })
+ * const quotas = new MyQuotaManager(provider, { clock })
+ * ```
  */
 export class TestConfigProvider implements QuotaProvider, RateLimitProvider {
   readonly #quotas = new Map<string, QuotaConfig>()
@@ -70,13 +78,28 @@ export interface QuotaManagerSuiteOptions {
 
 let idCounter = 0
 
-/** A fresh tenant id per test, so stores that persist between runs (Redis, DOs) never see old state. */
+/**
+ * A fresh tenant id per test, so stores that persist between runs (Redis, DOs) never see old state.
+ *
+ * @example
+ * ```ts
+ * const tenantId = randomTenantId('redis') // 'redis-k3j9x0qa-1': never seen by an earlier run
+ * ```
+ */
 export function randomTenantId(prefix = 'suite'): string {
   idCounter += 1
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}-${idCounter.toString(36)}`
 }
 
-/** Resolves the error a promise rejects with; fails when it resolves. */
+/**
+ * Resolves the error a promise rejects with; fails when it resolves.
+ *
+ * @example
+ * ```ts
+ * const error = await rejectionOf(quotas.consume('acme', { tokens: -1 }))
+ * expect(isTenantError(error) && error.code).toBe('invalid_cost')
+ * ```
+ */
 export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise
@@ -95,6 +118,12 @@ export interface RetryDecision {
 /**
  * Asserts that a denial's `retryAfterMs` is exact: `attempt` (the same request again) is denied
  * 1 ms before `now + retryAfterMs`, with 1 ms left to wait, and admitted at it. Moves `clock`.
+ *
+ * @example
+ * ```ts
+ * const denied = await quotas.consume(tenantId)
+ * await expectExactRetry(clock, denied, () => quotas.consume(tenantId))
+ * ```
  */
 export async function expectExactRetry(
   clock: ManualClock,

@@ -120,6 +120,12 @@ export function tenantRlsSql(table: string | PgTable, options: TenantRlsOptions 
  * `ALTER TABLE ... FORCE ROW LEVEL SECURITY`: drizzle-kit emits `ENABLE` for a table with policies
  * but has no `FORCE`; add this to a custom migration when you define policies with
  * {@link tenantRlsPolicy}.
+ *
+ * @example
+ * ```ts
+ * forceRlsSql('notes') // 'ALTER TABLE "notes" FORCE ROW LEVEL SECURITY'
+ * // in a drizzle-kit custom migration (drizzle-kit generate --custom), after the policy's migration
+ * ```
  */
 export function forceRlsSql(table: string | PgTable): string {
   return `ALTER TABLE ${qualifiedTable(table)} FORCE ROW LEVEL SECURITY`

@@ -86,6 +86,12 @@ function loadStorage(): Storage<Scope> | null {
 /**
  * True when this runtime has AsyncLocalStorage, so {@link currentTenantId} works: Node, Bun, Deno,
  * and Cloudflare Workers with the `nodejs_compat` flag.
+ *
+ * @example
+ * ```ts
+ * // Workers without nodejs_compat: fall back to the request
+ * const tenantId = isTenantContextAvailable() ? currentTenantId() : getTenantId(request)
+ * ```
  */
 export function isTenantContextAvailable(): boolean {
   return loadStorage() !== null

@@ -16,7 +16,15 @@ export interface RateLimitItem {
   resetSeconds: number
 }
 
-/** `Retry-After` for a wait of `ms`: whole seconds, rounded up, at least 1. */
+/**
+ * `Retry-After` for a wait of `ms`: whole seconds, rounded up, at least 1.
+ *
+ * @example
+ * ```ts
+ * retryAfterSeconds(1_500) // 2
+ * retryAfterSeconds(0) // 1: a refusal never says "retry now"
+ * ```
+ */
 export function retryAfterSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000))
 }
@@ -34,6 +42,12 @@ function secondsUntil(at: number, now: number): number {
 /**
  * The `RateLimit-Policy` and `RateLimit` header pairs for `items`, as in
  * draft-ietf-httpapi-ratelimit-headers: `"minute";q=100;w=60` and `"minute";r=42;t=17`.
+ *
+ * @example
+ * ```ts
+ * rateLimitFields([{ policy: 'minute', quota: 100, windowSeconds: 60, remaining: 42, resetSeconds: 17 }])
+ * // [['RateLimit-Policy', '"minute";q=100;w=60'], ['RateLimit', '"minute";r=42;t=17']]
+ * ```
  */
 export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
   if (items.length === 0) return []
@@ -63,6 +77,15 @@ function windowSeconds(window: QuotaWindow, resetAt: number): number {
  * The headers of a quota state: for every limited dimension of every window, a `RateLimit-Policy`
  * and `RateLimit` item (`"minute"` for requests, `"minute-tokens";qu="tokens"` for tokens), and
  * `X-Quota-Remaining-Requests` / `-Tokens` with the smallest remaining of each limited dimension.
+ *
+ * @example
+ * ```ts
+ * const decision = await quotas.consume('acme', { tokens: 500 })
+ * const headers = new Headers(quotaHeaders(decision.windows ?? [], clock.now()))
+ * // RateLimit-Policy: "minute";q=100;w=60, "minute-tokens";q=10000;w=60;qu="tokens"
+ * // RateLimit: "minute";r=99;t=30, "minute-tokens";r=9500;t=30
+ * // X-Quota-Remaining-Requests: 99, X-Quota-Remaining-Tokens: 9500
+ * ```
  */
 export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number): [string, string][] {
   const items: RateLimitItem[] = []
@@ -99,6 +122,13 @@ export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number):
 /**
  * The headers of a token-bucket decision: `"rate";q=<burst>` and `"rate";r=<tokens left>;t=<seconds
  * until the bucket is full>`. None when the tenant has no rate limit.
+ *
+ * @example
+ * ```ts
+ * const decision = await limiter.consume('acme')
+ * const headers = new Headers(rateLimitHeaders(decision, clock.now()))
+ * // RateLimit-Policy: "rate";q=20 and RateLimit: "rate";r=19;t=1
+ * ```
  */
 export function rateLimitHeaders(decision: RateLimitDecision, now: number): [string, string][] {
   if (decision.limit === undefined) return []

@@ -58,19 +58,40 @@ export const inProcess: Transport = {
   },
 }
 
-/** Throws `message`: the suite's assertion failure. */
+/**
+ * Throws `message`: the suite's assertion failure.
+ *
+ * @example
+ * ```ts
+ * if (response.status !== 200) fail(`expected 200, got ${response.status}`)
+ * ```
+ */
 export function fail(message: string): never {
   throw new Error(message)
 }
 
-/** Asserts that `actual` and `expected` have the same JSON form. */
+/**
+ * Asserts that `actual` and `expected` have the same JSON form.
+ *
+ * @example
+ * ```ts
+ * equal(response.headers.get('Retry-After'), '45', 'Retry-After')
+ * ```
+ */
 export function equal(actual: unknown, expected: unknown, label: string): void {
   const a = JSON.stringify(actual)
   const e = JSON.stringify(expected)
   if (a !== e) fail(`${label}: expected ${e}, got ${a}`)
 }
 
-/** Asserts a problem+json refusal with `status` and `code`; returns its body. */
+/**
+ * Asserts a problem+json refusal with `status` and `code`; returns its body.
+ *
+ * @example
+ * ```ts
+ * const body = await expectProblem(await send('/v1/chat', t('acme')), 429, 'tenant_quota_exceeded')
+ * ```
+ */
 export async function expectProblem(
   response: Response,
   status: number,
@@ -115,7 +136,16 @@ async function world() {
   return { clock, configs, quotas, options }
 }
 
-/** Serves `handler` on `transport` for the duration of `body`, then closes it. */
+/**
+ * Serves `handler` on `transport` for the duration of `body`, then closes it.
+ *
+ * @example
+ * ```ts
+ * await serving(inProcess, withTenancy(handler, options), async (send) => {
+ *   equal((await send('/v1/chat', t('acme'))).status, 200, 'status')
+ * })
+ * ```
+ */
 export async function serving(
   transport: Transport,
   handler: Handler,
@@ -140,7 +170,14 @@ const echo = async (request: Request) => {
   })
 }
 
-/** Request init naming `tenant` in `X-Tenant-ID`, with more headers if given. */
+/**
+ * Request init naming `tenant` in `X-Tenant-ID`, with more headers if given.
+ *
+ * @example
+ * ```ts
+ * await send('/v1/chat', t('acme', { 'X-Token-Count': '100' })) // X-Tenant-ID: acme
+ * ```
+ */
 export const t = (tenant: string, headers: Record<string, string> = {}): RequestInit => ({
   headers: { 'X-Tenant-ID': tenant, ...headers },
 })
@@ -386,6 +423,12 @@ export interface CaseResult {
 /**
  * Runs cases one after the other on a transport and reports each, for runtimes without a test
  * runner (a Worker answering with the results).
+ *
+ * @example
+ * ```ts
+ * const failed = (await runCases(portableCases, inProcess)).filter((result) => !result.ok)
+ * if (failed.length > 0) throw new Error(failed.map((result) => result.error).join('\n'))
+ * ```
  */
 export async function runCases(cases: readonly PortableCase[], transport: Transport): Promise<CaseResult[]> {
   const results: CaseResult[] = []

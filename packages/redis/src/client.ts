@@ -83,6 +83,12 @@ function hasFunction(value: object, name: string): boolean {
  * Normalises the `redis` option: a {@link RedisScriptClient} is used as is, an ioredis or
  * node-redis client is wrapped. Throws `InvalidTenantConfigError` at construction for anything
  * else, so a * misconfiguration never surfaces per request.
+ *
+ * @example
+ * ```ts
+ * const client = toScriptClient(new Redis(process.env.REDIS_URL!)) // ioredis, node-redis or RedisScriptClient
+ * await client.evalScript('return 1', [], [])
+ * ```
  */
 export function toScriptClient(input: RedisClientInput): RedisScriptClient {
   if (typeof input !== 'object' || input === null) {

@@ -77,6 +77,12 @@ export function calendarWindow(window: QuotaWindow, now: number): WindowBounds {
  * The length of a sliding window of kind `window`, in ms. A sliding window has no calendar to align
  * to, so `'month'` is a rolling 30 days (the usual meaning of "a rolling month"; one fixed length
  * keeps the sub-window buckets equal and the arithmetic the same on every store).
+ *
+ * @example
+ * ```ts
+ * slidingWindowMs('minute') // 60000
+ * slidingWindowMs('month') // 2592000000: a rolling 30 days
+ * ```
  */
 export function slidingWindowMs(window: QuotaWindow): number {
   switch (window) {

@@ -110,6 +110,14 @@ export function fixedWindowConsume(
 /**
  * Adds `tokens` (negative: refunds) to the current window of every limit of `config`. Never
  * denies; a refund stops at zero. Returns the usage after the change.
+ *
+ * @example
+ * ```ts
+ * const config = { limits: [{ window: 'minute' as const, requests: 100, tokens: 10_000 }] }
+ * const { state } = fixedWindowConsume(undefined, config, { tokens: 500 }, now)
+ * const { usage, state: next } = fixedWindowAdjust(state, config, 300, now) // the call used 800 tokens
+ * // usage[0].used: { requests: 1, tokens: 800 }
+ * ```
  */
 export function fixedWindowAdjust(
   state: FixedWindowState | undefined,
@@ -125,7 +133,15 @@ export function fixedWindowAdjust(
   return { usage: usages(scans), state: next }
 }
 
-/** Usage of every limit of `config` at `now`, without changing anything. */
+/**
+ * Usage of every limit of `config` at `now`, without changing anything.
+ *
+ * @example
+ * ```ts
+ * const usage = fixedWindowPeek(state, config, now)
+ * // [{ window: 'minute', used: { requests: 1, tokens: 800 }, remaining: { requests: 99, tokens: 9200 }, ... }]
+ * ```
+ */
 export function fixedWindowPeek(
   state: FixedWindowState | undefined,
   config: QuotaConfig,
@@ -138,6 +154,12 @@ export function fixedWindowPeek(
  * The instant from which `state` counts nothing any more (the end of the latest window it has a
  * non-zero counter for), so a store can drop it then: a Map sweep, a Redis `PEXPIREAT`, a Durable
  * Object alarm. `0` for a state that counts nothing.
+ *
+ * @example
+ * ```ts
+ * // keep the state until it counts nothing, e.g. as a TTL
+ * const ttlMs = fixedWindowExpiresAt(state) - now // at 12:00:30 with only a minute count: 30000
+ * ```
  */
 export function fixedWindowExpiresAt(state: FixedWindowState | undefined): number {
   let expiresAt = 0

@@ -22,6 +22,12 @@ export interface QuotaDenial {
 /**
  * The reason text of a denial. Stable wording so logs can be grepped: an impossible request says
  * "can never be admitted", an exhausted window says "quota exhausted".
+ *
+ * @example
+ * ```ts
+ * denialReason('minute', 'tokens', 9_500, 10_000, 1_200)
+ * // 'minute tokens quota exhausted: 9500 of 10000 used, the request needs 1200'
+ * ```
  */
 export function denialReason(
   window: QuotaWindow,
@@ -39,6 +45,12 @@ export function denialReason(
 /**
  * The usage report of one window: `limit` and `remaining` carry only limited dimensions;
  * `remaining` is `limit - used` floored at 0.
+ *
+ * @example
+ * ```ts
+ * const [minute] = effectiveLimits({ limits: [{ window: 'minute', requests: 100 }] })
+ * windowUsage(minute!, { requests: 40, tokens: 0 }, resetAt) // remaining: { requests: 60 }
+ * ```
  */
 export function windowUsage(
   limit: EffectiveLimit,
@@ -65,6 +77,12 @@ export function windowUsage(
 /**
  * Whether `cost` fits into a window with `used` already counted, in each limited dimension.
  * Returns the dimensions that do not fit (an empty list admits).
+ *
+ * @example
+ * ```ts
+ * const [minute] = effectiveLimits({ limits: [{ window: 'minute', requests: 100, tokens: 10_000 }] })
+ * overLimit(minute!, { requests: 99, tokens: 9_900 }, { requests: 1, tokens: 200 }) // ['tokens']
+ * ```
  */
 export function overLimit(
   limit: EffectiveLimit,
@@ -91,6 +109,13 @@ function tighter(a: { room: number; resetAt: number }, b: { room: number; resetA
  *   reset of the window that holds the request back longest (never before the retry time);
  *   with no limited window at all, `now`.
  * - `retryAfterMs`: the latest `retryAt` of all denials minus `now` (every window must admit).
+ *
+ * @example
+ * ```ts
+ * const [minute] = effectiveLimits({ limits: [{ window: 'minute', requests: 100 }] })
+ * const decision = quotaDecision(now, [windowUsage(minute!, { requests: 40, tokens: 0 }, resetAt)], [])
+ * // { allowed: true, remaining: { requests: 60 }, limit: { requests: 100 }, retryAfterMs: 0, ... }
+ * ```
  */
 export function quotaDecision(
   now: number,

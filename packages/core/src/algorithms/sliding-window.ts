@@ -32,6 +32,12 @@ export const MAX_SLIDING_PRECISION = 1000
  * divides 60,000, so that every bucket of every window kind is a whole number of milliseconds
  * (all window lengths are multiples of a minute) and the arithmetic stays exact.
  * Throws `InvalidTenantConfigError` otherwise; managers call it once, in their constructor.
+ *
+ * @example
+ * ```ts
+ * validatePrecision(12) // 12
+ * validatePrecision(7) // throws InvalidTenantConfigError: 7 does not divide 60,000
+ * ```
  */
 export function validatePrecision(precision: unknown): number {
   if (
@@ -295,6 +301,11 @@ function refund(buckets: SlidingBucket[], amount: number): SlidingBucket[] {
 /**
  * Adds `tokens` to the current bucket of every window of `config`; a negative `tokens` refunds,
  * newest bucket first, down to zero. Never denies. Returns the usage after the change.
+ *
+ * @example
+ * ```ts
+ * const { usage, state: next } = slidingWindowAdjust(state, config, -200, now) // refund 200 tokens
+ * ```
  */
 export function slidingWindowAdjust(
   state: SlidingWindowState | undefined,
@@ -311,7 +322,14 @@ export function slidingWindowAdjust(
   return { usage: usage(scans), state: toState(scans) }
 }
 
-/** Usage of every limit of `config` over the sliding windows ending at `now`; changes nothing. */
+/**
+ * Usage of every limit of `config` over the sliding windows ending at `now`; changes nothing.
+ *
+ * @example
+ * ```ts
+ * const usage = slidingWindowPeek(state, config, clock.now()) // weighted usage per window; nothing charged
+ * ```
+ */
 export function slidingWindowPeek(
   state: SlidingWindowState | undefined,
   config: QuotaConfig,
@@ -324,6 +342,11 @@ export function slidingWindowPeek(
 /**
  * The instant from which `state` counts nothing (its newest bucket has left its window), for
  * dropping it: a Map sweep, a Redis `PEXPIREAT`, a Durable Object alarm. `0` for an empty state.
+ *
+ * @example
+ * ```ts
+ * const ttlMs = slidingWindowExpiresAt(state, 10) - now // when every bucket has left its window
+ * ```
  */
 export function slidingWindowExpiresAt(
   state: SlidingWindowState | undefined,

@@ -16,7 +16,14 @@ export interface TokenBucketStep {
   state: TokenBucketState | undefined
 }
 
-/** The level of the bucket at `t`: continuous refill at `requestsPerSecond`, capped at `burst`. */
+/**
+ * The level of the bucket at `t`: continuous refill at `requestsPerSecond`, capped at `burst`.
+ *
+ * @example
+ * ```ts
+ * tokenBucketLevel(state, { requestsPerSecond: 10, burst: 20 }, now + 200) // 17: 15 left, 2 refilled
+ * ```
+ */
 export function tokenBucketLevel(
   state: TokenBucketState | undefined,
   config: RateLimitConfig,
@@ -34,6 +41,13 @@ function refillMs(amount: number, config: RateLimitConfig): number {
 
 /**
  * The instant at which `state` is a full bucket again (and can be dropped). `0` for no state.
+ *
+ * @example
+ * ```ts
+ * const config = { requestsPerSecond: 10, burst: 20 }
+ * const { state } = tokenBucketConsume(undefined, config, 5, now)
+ * tokenBucketFullAt(state, config) // now + 500: 5 tokens at 10 per second
+ * ```
  */
 export function tokenBucketFullAt(state: TokenBucketState | undefined, config: RateLimitConfig): number {
   if (state === undefined) return 0
