@@ -28,13 +28,27 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { publint } from 'publint'
 import { formatMessage } from 'publint/utils'
 import ts from 'typescript'
+
+// Are the Types Wrong, in process (one TypeScript load for every package, unlike one CLI run each).
+// Its core package is a dependency of the CLI, so it is resolved from there.
+const attwCli = createRequire(
+  join(
+    realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '../node_modules/@arethetypeswrong/cli')),
+    'package.json',
+  ),
+)
+const attw = await import(pathToFileURL(attwCli.resolve('@arethetypeswrong/core')).href)
+const { problemKindInfo: attwProblems } = await import(
+  pathToFileURL(attwCli.resolve('@arethetypeswrong/core/problems')).href
+)
 
 const execFile = promisify(execFileCb)
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -48,9 +62,7 @@ let scratch
 
 // Entry points that cannot be loaded with require(): they import vitest, which throws when
 // required (Vitest always runs test files as ES modules, so the CommonJS build is never used).
-const ESM_ONLY = new Map([
-  ['@tenant/core/testing', 'imports vitest, which refuses require()'],
-])
+const ESM_ONLY = new Map([['@tenant/core/testing', 'imports vitest, which refuses require()']])
 // Modules that exist only inside a runtime; the smoke test supplies a stand-in with the
 // same export names so the package around them can be loaded on Node.
 const RUNTIME_MODULES = {
@@ -131,21 +143,16 @@ await pool(packages, 2, async (p) => {
   for (const m of messages) fail(`${p.pkg.name} publint`, formatMessage(m, pkg, { color: false }) ?? m.code)
 
   // node10 (TypeScript's legacy `moduleResolution: node`) cannot see `exports` subpaths at all;
-  // the node16 profile checks every resolution mode that can.
-  const attw = join(root, 'node_modules/.bin/attw')
-  try {
-    await execFile(attw, [
-      p.tarball,
-      '--profile',
-      'node16',
-      '--format',
-      'ascii',
-      '--no-color',
-      '--no-emoji',
-      '--no-definitely-typed',
-    ])
-  } catch (error) {
-    fail(`${p.pkg.name} attw`, `\n${error.stdout || error.message}`)
+  // like `attw --profile node16`, every resolution mode that can is checked.
+  const analysis = await attw.checkPackage(attw.createPackageFromTarballData(new Uint8Array(data)))
+  if (!analysis.types) fail(`${p.pkg.name} attw`, 'the package has no type declarations')
+  for (const problem of analysis.problems ?? []) {
+    if (problem.resolutionKind === 'node10') continue
+    const where = [problem.entrypoint, problem.resolutionKind].filter(Boolean).join(', ')
+    fail(
+      `${p.pkg.name} attw`,
+      `${attwProblems[problem.kind]?.shortDescription ?? problem.kind}${where ? ` (${where})` : ''}`,
+    )
   }
 })
 log('publint and attw done')
