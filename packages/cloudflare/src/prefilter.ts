@@ -3,6 +3,7 @@
  * calls it `RateLimit`). Only `limit` is used.
  */
 export interface RateLimitBinding {
+  /** Counts one request for `key`; `success` is false when the binding's limit is reached. */
   limit(options: { key: string }): Promise<{ success: boolean }>
 }
 

@@ -36,6 +36,7 @@ export interface AuditListOptions {
 
 /** An append-only record of admin changes. */
 export interface AuditLog {
+  /** Stores `record` and returns it with the id the log assigned. */
   append(record: AuditRecordInput): Promise<AuditRecord>
   /** A tenant's history, newest first. */
   list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }>
@@ -67,5 +68,6 @@ export interface TenantChangeResult {
  * `ConfigManager` with any `AuditLog`, compensating when the audit write fails.
  */
 export interface AuditedTenantStore {
+  /** Reads the tenant, applies `change.apply`, and writes the result and its audit record together, or neither. */
   applyChange(change: TenantChange): Promise<TenantChangeResult>
 }

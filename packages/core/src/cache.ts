@@ -3,6 +3,7 @@
  * processes. Every store passes `testCacheStore` from `@tenant/core/testing`.
  */
 export interface CacheStore<V = unknown> {
+  /** The value stored under `key`, or `undefined` when there is none or it expired. */
   get(key: string): Promise<V | undefined>
   /** Stores `value`; `ttlMs` (whole ms > 0) bounds its life, absent means the store's default. */
   set(key: string, value: V, options?: { ttlMs?: number }): Promise<void>

@@ -5,6 +5,7 @@
  * sleeping, and a deployment can substitute a server-synchronised clock.
  */
 export interface Clock {
+  /** The current time in ms since the Unix epoch. */
   now(): number
 }
 

@@ -33,11 +33,13 @@ export interface ListTenantsResult {
 
 /** Supplies a tenant's quota. Throws `TenantNotFoundError` for an unknown tenant. */
 export interface QuotaProvider {
+  /** The tenant's quota; throws `TenantNotFoundError` for an unknown tenant. */
   quotaConfig(tenantId: string): Promise<QuotaConfig>
 }
 
 /** Supplies a tenant's policy. Throws `TenantNotFoundError` for an unknown tenant. */
 export interface PolicyProvider {
+  /** The tenant's policy; throws `TenantNotFoundError` for an unknown tenant. */
   policyConfig(tenantId: string): Promise<PolicyConfig>
 }
 
@@ -46,6 +48,7 @@ export interface PolicyProvider {
  * Throws `TenantNotFoundError` for an unknown tenant.
  */
 export interface RateLimitProvider {
+  /** The tenant's rate limit, or `null` when it has none; throws `TenantNotFoundError` for an unknown tenant. */
   rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null>
 }
 

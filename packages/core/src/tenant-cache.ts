@@ -216,11 +216,16 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
  * Typed structurally so that core does not depend on `lru-cache`.
  */
 export interface LruCacheLike {
+  /** `LRUCache.get`. */
   get(key: string): unknown
   // `any`: an LRUCache<string, T> of any T must fit; the adapter only stores what V allows.
+  /** `LRUCache.set`; `ttl` in ms. */
   set(key: string, value: any, options?: { ttl?: number }): unknown
+  /** `LRUCache.delete`. */
   delete(key: string): boolean
+  /** `LRUCache.has`. */
   has(key: string): boolean
+  /** `LRUCache.keys`. */
   keys(): Iterable<string>
 }
 

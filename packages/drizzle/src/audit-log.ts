@@ -44,6 +44,7 @@ export class DrizzleAuditLog implements AuditLog {
     this.#tables = tablesFor(this.dialect)
   }
 
+  /** Inserts `record` (its snapshots validated first) and returns it with its id: the row id, zero-padded to 16 digits. */
   async append(record: AuditRecordInput): Promise<AuditRecord> {
     validateTenantId(record.tenantId)
     // Snapshots are validated on the way in, so that every stored record can be read back.

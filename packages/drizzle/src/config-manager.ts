@@ -207,14 +207,17 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
     return rows.length > resolved.limit && last ? { items, next: last.id } : { items }
   }
 
+  /** The tenant's quota, read through the cache like `getTenantConfig`. */
   async quotaConfig(tenantId: string): Promise<QuotaConfig> {
     return (await this.getTenantConfig(tenantId)).quota
   }
 
+  /** The tenant's policy, read through the cache like `getTenantConfig`. */
   async policyConfig(tenantId: string): Promise<PolicyConfig> {
     return (await this.getTenantConfig(tenantId)).policy
   }
 
+  /** The tenant's rate limit (`null`: none), read through the cache like `getTenantConfig`. */
   async rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
     return (await this.getTenantConfig(tenantId)).rateLimit
   }

@@ -44,7 +44,10 @@ type ScopedMethodName =
   | '$count'
 
 /** The transaction object Drizzle passes to `TDb.transaction`'s callback. */
-export type TransactionOf<TDb> = TDb extends { transaction(fn: (tx: infer X) => any, ...rest: any[]): any }
+export type TransactionOf<TDb> = TDb extends {
+  /** Drizzle's `db.transaction(fn, config?)`. */
+  transaction(fn: (tx: infer X) => any, ...rest: any[]): any
+}
   ? X
   : never
 

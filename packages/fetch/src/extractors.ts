@@ -8,6 +8,7 @@ import type { MaybePromise } from './types'
 export interface TenantExtractor {
   /** Where the id comes from, as reported in `onResolve` events, e.g. `'header:X-Tenant-ID'`. */
   readonly source: string
+  /** The tenant id the request names, or `undefined` when it names none (an empty value counts as none). */
   extract(request: Request): MaybePromise<string | undefined>
 }
 

@@ -90,10 +90,15 @@ export interface ErrorInfo {
  * `onError` and never changes the response.
  */
 export interface TenancyHooks {
+  /** After the resolver decided: the tenant found (or why none was), and the status sent. */
   onResolve?(event: ResolveEvent): unknown
+  /** After the policy stage decided, with what the request asked for and the evaluator's answer. */
   onPolicy?(event: PolicyEvent): unknown
+  /** After the rate-limit stage decided, with the limiter's answer. */
   onRateLimit?(event: RateLimitEvent): unknown
+  /** After the quota stage decided, with the cost charged and the manager's answer. */
   onQuota?(event: QuotaEvent): unknown
+  /** After `actualTokens` reported the real usage and the difference was charged or refunded. */
   onAdjust?(event: AdjustEvent): unknown
   /**
    * Sees every error the chain did not answer with: store failures (including those passed by

@@ -38,12 +38,18 @@ export type Send = (path: string, init?: RequestInit) => Promise<Response>
 /** How a runtime serves a handler: over HTTP, or by calling it. */
 export interface Transport {
   readonly name: string
-  serve(handler: Handler): Promise<{ send: Send; close(): Promise<void> }>
+  /** Serves `handler` and returns how to send it requests and how to stop serving. */
+  serve(handler: Handler): Promise<{
+    send: Send
+    /** Stops serving. */
+    close(): Promise<void>
+  }>
 }
 
 /** One portable test case. */
 export interface PortableCase {
   readonly name: string
+  /** Runs the case on `transport`; rejects with the failure. */
   run(transport: Transport): Promise<void>
 }
 

@@ -6,7 +6,9 @@ import { LuaScript, withBackendTimeout } from './script'
 
 /** Turns cache values into Redis strings and back. */
 export interface CacheSerializer<V> {
+  /** Turns a value into the string stored in Redis. */
   serialize(value: V): string
+  /** Turns a stored string back into the value. */
   deserialize(text: string): V
 }
 

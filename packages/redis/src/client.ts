@@ -27,13 +27,17 @@ export interface RedisScriptClient {
 
 /** The part of an ioredis `Redis` or `Cluster` instance the stores use. */
 export interface IoredisLike {
+  /** ioredis `evalsha(sha, numkeys, ...keys, ...args)`. */
   evalsha(sha: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
+  /** ioredis `eval(script, numkeys, ...keys, ...args)`. */
   eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
 }
 
 /** The part of a node-redis (`redis` package, v4 and later) client or cluster the stores use. */
 export interface NodeRedisLike {
+  /** node-redis `evalSha(sha, { keys, arguments })`. */
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  /** node-redis `eval(script, { keys, arguments })`. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
 }
 
