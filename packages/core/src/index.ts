@@ -1,3 +1,9 @@
+/**
+ * The pure core of the tenancy toolkit: tenant configuration schemas, config managers, quotas,
+ * rate limits, policies, the tenant cache, the admin service, typed errors and the clock.
+ *
+ * @module @tenant/core
+ */
 export * from './admin-service'
 export * from './algorithms/index'
 export * from './audit'

@@ -1,3 +1,9 @@
+/**
+ * Drizzle stores for tenancy: config manager, audit log, migrations, scoped queries, raw-SQL
+ * scoping, Postgres row-level security and the shard router.
+ *
+ * @module @tenant/drizzle
+ */
 export * from './audit-log'
 export type { ConfigCacheOptions, ConfigCacheStats } from './config-cache'
 export * from './config-manager'

@@ -1,3 +1,9 @@
+/**
+ * Tenancy middleware for the Fetch API (`Request -> Response`): resolver, policy, rate limit and
+ * quota stages, `tenancy()` / `withTenancy()`, problem responses and the tenant context.
+ *
+ * @module @tenant/fetch
+ */
 export { applyMiddleware, compose } from './compose'
 export {
   currentTenantId,

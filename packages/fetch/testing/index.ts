@@ -11,6 +11,8 @@
  * import { inProcess, portableCases, runCases } from '@tenant/fetch/testing'
  * const results = await runCases(portableCases, inProcess)
  * ```
+ *
+ * @module @tenant/fetch/testing
  */
 import {
   ConfigPolicyEvaluator,

@@ -1,3 +1,9 @@
+/**
+ * The SQLite-family tables (`tenants`, `tenantAuditLog`), their migrations, and `tenantIdColumn()`
+ * for your own tenant tables.
+ *
+ * @module @tenant/drizzle/sqlite
+ */
 export { sqliteTenantIdColumn as tenantIdColumn } from '../scoped-columns'
 export { migrations } from './migrations'
 export * from './schema'
