@@ -1,7 +1,8 @@
 // Child process of the HTTP section: serves one app variant on loopback with @hono/node-server, so
 // the load generator (autocannon, in the parent) and the server do not share an event loop.
-// Protocol: argv[2] = variant, argv[3] = Redis key prefix; sends { port } over IPC when listening,
-// closes and exits on the message 'close'.
+// Protocol (IPC): argv[2] = variant, argv[3] = Redis key prefix; sends { type: 'listening', port };
+// answers { type: 'start' } and { type: 'stop' } (with CPU used and requests handled since the
+// start); closes and exits on { type: 'close' }.
 import { serve } from '@hono/node-server'
 import { loadExampleApp } from './lib/example-app'
 import { type BuiltApp, buildApp, HTTP_TENANTS, type HttpVariant } from './lib/http-apps'
@@ -18,13 +19,35 @@ if (variant === 'example-app') {
   app = await buildApp(variant, { limit: 1e12, tenants: HTTP_TENANTS, prefix })
 }
 
-const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => {
-  process.send?.({ port: info.port })
-})
+// Requests handled and CPU time used between a 'start' and a 'stop' message: CPU per request is
+// steadier than req/s on a machine shared with other work.
+let handled = 0
+let cpuAtStart = process.cpuUsage()
+const server = serve(
+  {
+    fetch: (request) => {
+      handled++
+      return app.fetch(request)
+    },
+    port: 0,
+    hostname: '127.0.0.1',
+  },
+  (info) => {
+    process.send?.({ type: 'listening', port: info.port })
+  },
+)
 
-process.on('message', (message) => {
-  if (message !== 'close') return
-  server.close()
-  void app.close().finally(() => process.exit(0))
+process.on('message', (message: { type: string }) => {
+  if (message.type === 'start') {
+    handled = 0
+    cpuAtStart = process.cpuUsage()
+    process.send?.({ type: 'started' })
+  } else if (message.type === 'stop') {
+    const used = process.cpuUsage(cpuAtStart)
+    process.send?.({ type: 'stats', cpuMicros: used.user + used.system, handled })
+  } else if (message.type === 'close') {
+    server.close()
+    void app.close().finally(() => process.exit(0))
+  }
 })
 process.on('disconnect', () => process.exit(0))

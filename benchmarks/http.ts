@@ -4,9 +4,10 @@ import { type ChildProcess, fork } from 'node:child_process'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { countAdmitted, sameDecisions } from './lib/check'
-import { HTTP_SECONDS, HTTP_WARMUP_SECONDS, QUICK, REDIS_URL } from './lib/env'
-import { loadExampleApp } from './lib/example-app'
+import { HTTP_SECONDS, HTTP_WARMUP, QUICK, REDIS_URL } from './lib/env'
+import { type ExampleApp, loadExampleApp } from './lib/example-app'
 import {
+  type BuiltApp,
   buildApp,
   HTTP_PATH,
   HTTP_TENANTS,
@@ -28,13 +29,28 @@ interface Served {
   port: number
 }
 
+/** Sends `message` to the server and resolves its first reply of type `replyType`. */
+function ask<T>(served: Served, message: { type: string }, replyType: string): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (reply: { type: string }) => {
+      if (reply.type !== replyType) return
+      served.child.off('message', onMessage)
+      resolve(reply as T)
+    }
+    served.child.on('message', onMessage)
+    served.child.send(message)
+  })
+}
+
 async function serveVariant(variant: HttpVariant, prefix: string): Promise<Served> {
   const child = fork(new URL('./http-server.ts', import.meta.url).pathname, [variant, prefix], {
     execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m) => resolve((m as { port: number }).port))
+    child.on('message', (m: { type: string; port?: number }) => {
+      if (m.type === 'listening') resolve(m.port!)
+    })
     child.once('exit', (code) => reject(new Error(`the ${variant} server exited (${code}) before listening`)))
   })
   return { child, port }
@@ -42,17 +58,37 @@ async function serveVariant(variant: HttpVariant, prefix: string): Promise<Serve
 
 async function stop(served: Served): Promise<void> {
   const exited = new Promise((resolve) => served.child.once('exit', resolve))
-  served.child.send('close')
+  served.child.send({ type: 'close' })
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))])
   if (served.child.exitCode === null) served.child.kill()
 }
 
 interface LoadResult {
   requestsPerSec: number
-  p50Ms: number
+  /** Server CPU time (user + system) per request handled, µs. */
+  cpuMicrosPerRequest: number
+  meanMs: number
   p99Ms: number
   non2xx: number
   errors: number
+}
+
+/** Loads a fresh server until the JIT has settled (see `HTTP_WARMUP`). */
+async function warmUp(served: Served, path: string, tenants: readonly string[]): Promise<void> {
+  const started = performance.now()
+  let answered = 0
+  while (answered < HTTP_WARMUP.requests && performance.now() - started < HTTP_WARMUP.maxSeconds * 1000) {
+    const run = await hammer(served.port, path, 1, tenants)
+    answered += run.requestsPerSec
+  }
+}
+
+/** A measured run: autocannon's numbers plus the server's CPU per request over the same time. */
+async function measured(served: Served, path: string, tenants: readonly string[]): Promise<LoadResult> {
+  await ask(served, { type: 'start' }, 'started')
+  const load = await hammer(served.port, path, HTTP_SECONDS, tenants)
+  const stats = await ask<{ cpuMicros: number; handled: number }>(served, { type: 'stop' }, 'stats')
+  return { ...load, cpuMicrosPerRequest: stats.cpuMicros / stats.handled }
 }
 
 async function hammer(
@@ -60,7 +96,7 @@ async function hammer(
   path: string,
   seconds: number,
   tenants: readonly string[],
-): Promise<LoadResult> {
+): Promise<Omit<LoadResult, 'cpuMicrosPerRequest'>> {
   let next = 0
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${path}`,
@@ -72,7 +108,7 @@ async function hammer(
   })
   return {
     requestsPerSec: result.requests.total / result.duration,
-    p50Ms: result.latency.p50,
+    meanMs: result.latency.average,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors,
@@ -92,8 +128,20 @@ async function redisAnswers(): Promise<boolean> {
   }
 }
 
+/** GET `path` as `tenantId` through an in-process app; 200 is admitted, 429 refused, else an error. */
+async function admitted(app: BuiltApp, path: string, tenantId: string, label: string): Promise<boolean> {
+  const response = await app.fetch(
+    new Request(`http://localhost${path}`, { headers: { 'x-tenant-id': tenantId } }),
+  )
+  if (response.status !== 200 && response.status !== 429) {
+    throw new Error(`${label}: unexpected status ${response.status}: ${await response.text()}`)
+  }
+  await response.arrayBuffer()
+  return response.status === 200
+}
+
 /** Same decisions over HTTP: one tenant, limit 100 per minute, 150 requests. */
-async function checkDecisions(prefix: string, withRedis: boolean): Promise<void> {
+async function checkDecisions(prefix: string, withRedis: boolean, example: ExampleApp): Promise<void> {
   const outcomes: Record<string, number> = {}
   const checked = [
     'chain-memory',
@@ -103,54 +151,81 @@ async function checkDecisions(prefix: string, withRedis: boolean): Promise<void>
   for (const variant of checked) {
     const app = await buildApp(variant, { limit: CHECK_LIMIT, tenants: ['check'], prefix: `${prefix}check:` })
     try {
-      outcomes[variantTitles[variant]] = await countAdmitted(CHECK_ATTEMPTS, async () => {
-        const response = await app.fetch(
-          new Request(`http://localhost${HTTP_PATH}`, { headers: { 'x-tenant-id': 'check' } }),
-        )
-        if (response.status !== 200 && response.status !== 429) {
-          throw new Error(`${variant}: unexpected status ${response.status}: ${await response.text()}`)
-        }
-        return response.status === 200
-      })
+      outcomes[variantTitles[variant]] = await countAdmitted(CHECK_ATTEMPTS, () =>
+        admitted(app, HTTP_PATH, 'check', variant),
+      )
     } finally {
       await app.close()
     }
+  }
+  if (example.ok) {
+    outcomes[variantTitles['example-app']] = await countAdmitted(CHECK_ATTEMPTS, () =>
+      admitted(example.app, example.path, 'check', 'example app'),
+    )
   }
   sameDecisions(
     `HTTP, limit ${CHECK_LIMIT}/minute, ${CHECK_ATTEMPTS} requests (200 vs 429)`,
     outcomes,
     CHECK_LIMIT,
   )
+  if (example.ok) {
+    // The measured route must answer each tenant with its own rows only.
+    const owners: Record<string, { own: number; foreign: number }> = {}
+    for (const tenantId of example.tenants) {
+      const response = await example.app.fetch(
+        new Request(`http://localhost${example.path}`, { headers: { 'x-tenant-id': tenantId } }),
+      )
+      const page = (await response.json()) as { items: { name: string }[] }
+      const own = page.items.filter((item) => item.name.endsWith(` of ${tenantId}`)).length
+      owners[tenantId] = { own, foreign: page.items.length - own }
+    }
+    sameDecisions(
+      `example app GET ${example.path}: each of ${example.tenants.length} tenants gets a page of 20 of its own resources and none of another's`,
+      owners,
+      { own: 20, foreign: 0 },
+    )
+  }
 }
 
 /** Runs the HTTP section into `report`. */
 export async function runHttp(report: Report): Promise<void> {
   const section = report.section(
     'HTTP',
-    `autocannon in the benchmark process against @hono/node-server in a child process, both on loopback; ${CONNECTIONS} connections, spread over ${HTTP_TENANTS.length} tenants (X-Tenant-ID), ${HTTP_SECONDS} s per run after a ${HTTP_WARMUP_SECONDS} s warm-up, ${ROUNDS} round(s), best round kept. Every response must be a 2xx (limits are never reached). Same handler everywhere: \`c.json({ ok: true })\`. The full chain is resolve (existence check in InMemoryConfigManager) -> policy (ConfigPolicyEvaluator) -> rate limit (token bucket) -> quota (fixed minute window).`,
+    `autocannon in the benchmark process against @hono/node-server in a child process, both on loopback; ${CONNECTIONS} connections, spread over ${HTTP_TENANTS.length} tenants (X-Tenant-ID), each server warmed up with ${HTTP_WARMUP.requests.toLocaleString('en-US')} requests (at most ${HTTP_WARMUP.maxSeconds} s), then ${ROUNDS} interleaved round(s) of ${HTTP_SECONDS} s per app, best round kept. Every response must be a 2xx (limits are never reached). Same handler everywhere: \`c.json({ ok: true })\`. The full chain is resolve (existence check in InMemoryConfigManager) -> policy (ConfigPolicyEvaluator) -> rate limit (token bucket) -> quota (fixed minute window).`,
   )
   const prefix = `bench:http:${process.pid}:${Date.now()}:`
   const withRedis = await redisAnswers()
   if (!withRedis)
     section.notes.push(`Redis at ${REDIS_URL} did not answer: the Redis chain was not measured.`)
-  await checkDecisions(prefix, withRedis)
-
-  const example = await loadExampleApp()
+  const example = await loadExampleApp(CHECK_LIMIT)
   if (!example.ok) section.notes.push(`Example app not measured: ${example.reason}`)
-  else await example.app.close()
+  try {
+    await checkDecisions(prefix, withRedis, example)
+  } finally {
+    if (example.ok) await example.app.close()
+  }
   const variants = httpVariants.filter(
     (v) => (v !== 'example-app' || example.ok) && (v !== 'chain-redis' || withRedis),
   )
 
+  // Every server lives through all rounds: warmed once, then measured round by round, interleaved.
+  const servers = new Map<HttpVariant, Served>()
   const best = new Map<HttpVariant, LoadResult>()
-  for (let round = 0; round < ROUNDS; round++) {
+  const leastCpu = new Map<HttpVariant, number>()
+  const routeOf = (variant: HttpVariant) =>
+    variant === 'example-app' && example.ok
+      ? { path: example.path, tenants: example.tenants }
+      : { path: HTTP_PATH, tenants: HTTP_TENANTS }
+  try {
+    for (const variant of variants) servers.set(variant, await serveVariant(variant, `${prefix}${variant}:`))
     for (const variant of variants) {
-      const served = await serveVariant(variant, `${prefix}${variant}:${round}:`)
-      try {
-        const path = variant === 'example-app' && example.ok ? example.path : HTTP_PATH
-        const tenants = variant === 'example-app' && example.ok ? example.tenants : HTTP_TENANTS
-        await hammer(served.port, path, HTTP_WARMUP_SECONDS, tenants)
-        const result = await hammer(served.port, path, HTTP_SECONDS, tenants)
+      const { path, tenants } = routeOf(variant)
+      await warmUp(servers.get(variant)!, path, tenants)
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const variant of variants) {
+        const { path, tenants } = routeOf(variant)
+        const result = await measured(servers.get(variant)!, path, tenants)
         if (result.non2xx > 0 || result.errors > 0) {
           throw new Error(
             `${variant}: ${result.non2xx} non-2xx responses and ${result.errors} errors under load; the run must only admit`,
@@ -158,35 +233,60 @@ export async function runHttp(report: Report): Promise<void> {
         }
         const previous = best.get(variant)
         if (!previous || result.requestsPerSec > previous.requestsPerSec) best.set(variant, result)
-        console.log(`  ${variantTitles[variant].padEnd(56)} ${formatRate(result.requestsPerSec)} req/s`)
-      } finally {
-        await stop(served)
+        leastCpu.set(variant, Math.min(leastCpu.get(variant) ?? Infinity, result.cpuMicrosPerRequest))
+        console.log(
+          `  ${variantTitles[variant].padEnd(56)} ${formatRate(result.requestsPerSec).padStart(6)} req/s  ${result.cpuMicrosPerRequest.toFixed(0).padStart(5)} µs CPU/request`,
+        )
       }
     }
+  } finally {
+    for (const served of servers.values()) await stop(served)
   }
 
   const bare = best.get('bare')!
-  const rows = variants.map((variant) => {
+  const bareCpu = leastCpu.get('bare')!
+  const row = (variant: HttpVariant) => {
     const r = best.get(variant)!
+    const cpu = leastCpu.get(variant)!
     return [
       variantTitles[variant],
       formatRate(r.requestsPerSec),
-      `${r.p50Ms.toFixed(1)} ms`,
+      `${r.meanMs.toFixed(1)} ms`,
       `${r.p99Ms.toFixed(1)} ms`,
-      variant === 'bare' ? '1.00' : `${(r.requestsPerSec / bare.requestsPerSec).toFixed(2)}`,
+      (r.requestsPerSec / bare.requestsPerSec).toFixed(2),
+      `${cpu.toFixed(0)} µs`,
+      variant === 'bare' ? '' : `+${(cpu - bareCpu).toFixed(0)} µs (${formatRatio(cpu / bareCpu)})`,
     ]
-  })
+  }
+  const columns = [
+    'app',
+    'req/s',
+    'mean latency',
+    'p99',
+    'req/s vs bare Hono',
+    'server CPU per request',
+    'CPU vs bare',
+  ]
+  const isStage = (v: HttpVariant) => v.startsWith('stage-')
   section.tables.push({
     title: 'HTTP throughput and latency',
-    columns: ['app', 'req/s', 'p50', 'p99', 'req/s vs bare Hono'],
-    rows,
+    columns,
+    rows: variants.filter((v) => !isStage(v)).map(row),
+    note: 'req/s and latency: the best round. Server CPU per request: user + system CPU time of the server process divided by the requests it answered during the measured run (lowest round); it is steadier than req/s when other processes compete for the cores.',
+  })
+  section.tables.push({
+    title: 'In-memory chain stage by stage',
+    columns,
+    rows: ['bare', ...variants.filter(isStage), 'chain-memory'].map((v) => row(v as HttpVariant)),
+    note: 'The same tenancy() chain cut after each stage (resolve with the existence check, then + policy, + token-bucket rate limit, + quota): what each stage adds.',
   })
   const chain = best.get('chain-memory')!
   const ratio = chain.requestsPerSec / bare.requestsPerSec
+  const cpuRatio = bareCpu / leastCpu.get('chain-memory')!
   report.target({
     name: 'Full in-memory tenancy chain over HTTP',
     goal: "keeps >= 90% of bare Hono's req/s",
-    measured: `${(ratio * 100).toFixed(0)}% (${formatRate(chain.requestsPerSec)} vs ${formatRate(bare.requestsPerSec)} req/s; overhead ${formatRatio(bare.requestsPerSec / chain.requestsPerSec)} the time per request)`,
+    measured: `${(ratio * 100).toFixed(0)}% of the req/s (${formatRate(chain.requestsPerSec)} vs ${formatRate(bare.requestsPerSec)}); by server CPU per request ${(cpuRatio * 100).toFixed(0)}% (${leastCpu.get('chain-memory')!.toFixed(0)} vs ${bareCpu.toFixed(0)} µs)`,
     holds: ratio >= 0.9,
     limitedBy: LIMITS.chain,
   })

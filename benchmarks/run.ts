@@ -85,10 +85,13 @@ const lines: string[] = [
   '',
   '## Targets',
   '',
-  markdownTable({
-    columns: ['target', 'goal', 'measured', 'verdict'],
-    rows: report.targets.map((t) => [t.name, t.goal, t.measured, verdict(t.holds)]),
-  }),
+  markdownTable(
+    {
+      columns: ['target', 'goal', 'measured', 'verdict'],
+      rows: report.targets.map((t) => [t.name, t.goal, t.measured, verdict(t.holds)]),
+    },
+    true,
+  ),
   '',
 ]
 const missed = report.targets.filter((t) => t.holds === false && t.limitedBy)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 
 /** Thrown when compared variants disagree: the run stops, nothing is written. */
@@ -28,7 +29,16 @@ export function sameDecisions(what: string, outcomes: Record<string, unknown>, e
       `same-decision check failed: ${what}\nexpected ${JSON.stringify(reference)}, got\n${detail}`,
     )
   }
-  passedChecks.push(`${what}: ${entries.map(([name]) => name).join(' = ')} (${JSON.stringify(reference)})`)
+  passedChecks.push(`${what}: ${entries.map(([name]) => name).join(' = ')} (${describe(reference)})`)
+}
+
+/** A short description of an outcome for the report: the value itself, or its size and digest. */
+function describe(outcome: unknown): string {
+  const json = JSON.stringify(outcome)
+  if (json.length <= 80) return json
+  const digest = createHash('sha256').update(json).digest('hex').slice(0, 12)
+  const size = Array.isArray(outcome) ? `${outcome.length} values` : `${json.length} bytes of JSON`
+  return `${size}, sha256 ${digest}`
 }
 
 /** Counts how many of `attempts` sequential calls `admit` lets through. */

@@ -21,6 +21,9 @@ export const httpVariants = [
   'hono-rate-limiter',
   'chain-redis',
   'example-app',
+  'stage-resolve',
+  'stage-policy',
+  'stage-rate-limit',
 ] as const
 export type HttpVariant = (typeof httpVariants)[number]
 
@@ -31,7 +34,13 @@ export const variantTitles: Record<HttpVariant, string> = {
   'hono-rate-limiter': 'Hono + hono-rate-limiter (memory store)',
   'chain-redis': 'Hono + full tenancy chain, Redis quota and rate limit',
   'example-app': 'example app GET /api/v1/resources, libSQL',
+  'stage-resolve': 'in-memory chain cut after resolve',
+  'stage-policy': 'in-memory chain cut after policy',
+  'stage-rate-limit': 'in-memory chain cut after rate limit',
 }
+
+/** The in-memory chain cut after each stage, to see what each stage costs. */
+const stageCuts = { 'stage-resolve': 1, 'stage-policy': 2, 'stage-rate-limit': 3, 'chain-memory': 4 } as const
 
 /** Tenants the load generator spreads its connections over. */
 export const HTTP_TENANTS = Array.from({ length: 8 }, (_, i) => `tenant-${i}`)
@@ -81,15 +90,19 @@ export async function buildApp(
       app.get(HTTP_PATH, handler)
       return { fetch: app.fetch, close: async () => {} }
     }
+    case 'stage-resolve':
+    case 'stage-policy':
+    case 'stage-rate-limit':
     case 'chain-memory': {
       const configs = await configsFor(options.tenants, options.limit)
+      const stages = stageCuts[variant]
       app.use(
         '/api/*',
         tenancy({
           configManager: configs,
-          policy: new ConfigPolicyEvaluator(configs),
-          rateLimit: new TokenBucketRateLimiter(configs),
-          quota: new InMemoryQuotaManager(configs),
+          ...(stages >= 2 ? { policy: new ConfigPolicyEvaluator(configs) } : {}),
+          ...(stages >= 3 ? { rateLimit: new TokenBucketRateLimiter(configs) } : {}),
+          ...(stages >= 4 ? { quota: new InMemoryQuotaManager(configs) } : {}),
         }),
       )
       app.get(HTTP_PATH, handler)

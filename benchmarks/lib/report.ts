@@ -48,11 +48,11 @@ function escapeCell(cell: string): string {
   return cell.replaceAll('|', '\\|')
 }
 
-/** A GitHub markdown table. */
-export function markdownTable(table: Pick<Table, 'columns' | 'rows'>): string {
+/** A GitHub markdown table: the first column left-aligned, the others right (numbers) unless `left`. */
+export function markdownTable(table: Pick<Table, 'columns' | 'rows'>, left = false): string {
   const lines = [
     `| ${table.columns.map(escapeCell).join(' | ')} |`,
-    `| ${table.columns.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+    `| ${table.columns.map((_, i) => (i === 0 || left ? '---' : '---:')).join(' | ')} |`,
     ...table.rows.map((row) => `| ${row.map(escapeCell).join(' | ')} |`),
   ]
   return lines.join('\n')
