@@ -8,6 +8,7 @@ import { type App, createApp } from './app'
 import { DrizzleResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { jsonLogger } from './logger'
+import { MAX_BODY_BYTES } from './routes/resources'
 import { appSettingsSchema, parseSettings } from './settings'
 
 // The Durable Object class must be exported by the main module under its wrangler.toml name.
@@ -80,6 +81,19 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
 }
 
 /**
+ * Reads what a handler left unread of a request body of at most {@link MAX_BODY_BYTES} (a refusal:
+ * 401, 403, 415, 429 ...). `wrangler dev`'s local proxy otherwise stalls the requests that follow
+ * one whose body was left unread (cloudflare/workers-sdk#5095, #15203); cancelling the body or
+ * reading it after the response does not help. On the platform it costs reading a few KiB that
+ * have arrived already; larger or unsized bodies are left alone.
+ */
+async function drainSmallBody(request: Request): Promise<void> {
+  if (request.body === null || request.bodyUsed) return
+  const length = Number(request.headers.get('Content-Length') ?? Number.NaN)
+  if (Number.isInteger(length) && length <= MAX_BODY_BYTES) await request.arrayBuffer().catch(() => {})
+}
+
+/**
  * The Workers entry: one app per set of bindings (the same object for the life of an isolate), so
  * caches and metrics live as long as the isolate. A configuration error answers 500 and is logged.
  *
@@ -91,7 +105,7 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
 export function createWorker(options: WorkerOptions = {}): ExportedHandler<Env> {
   const apps = new WeakMap<Env, App>()
   return {
-    fetch(request, env, ctx) {
+    async fetch(request, env, ctx) {
       let app = apps.get(env)
       if (app === undefined) {
         try {
@@ -102,7 +116,9 @@ export function createWorker(options: WorkerOptions = {}): ExportedHandler<Env> 
         }
         apps.set(env, app)
       }
-      return app.fetch(request as unknown as Request, env, ctx)
+      const response = await app.fetch(request as unknown as Request, env, ctx)
+      await drainSmallBody(request as unknown as Request)
+      return response
     },
   }
 }
