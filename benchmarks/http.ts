@@ -252,7 +252,7 @@ export async function runHttp(report: Report): Promise<void> {
       variantTitles[variant],
       formatRate(r.requestsPerSec),
       `${r.meanMs.toFixed(1)} ms`,
-      `${r.p99Ms.toFixed(1)} ms`,
+      r.p99Ms < 1 ? '< 1 ms' : `${r.p99Ms.toFixed(0)} ms`,
       (r.requestsPerSec / bare.requestsPerSec).toFixed(2),
       `${cpu.toFixed(0)} µs`,
       variant === 'bare' ? '' : `+${(cpu - bareCpu).toFixed(0)} µs (${formatRatio(cpu / bareCpu)})`,
@@ -272,7 +272,7 @@ export async function runHttp(report: Report): Promise<void> {
     title: 'HTTP throughput and latency',
     columns,
     rows: variants.filter((v) => !isStage(v)).map(row),
-    note: 'req/s and latency: the best round. Server CPU per request: user + system CPU time of the server process divided by the requests it answered during the measured run (lowest round); it is steadier than req/s when other processes compete for the cores.',
+    note: 'req/s and latency: the best round (autocannon records latency in whole milliseconds). Server CPU per request: user + system CPU time of the server process divided by the requests it answered during the measured run (lowest round); it is steadier than req/s when other processes compete for the cores.',
   })
   section.tables.push({
     title: 'In-memory chain stage by stage',

@@ -7,7 +7,7 @@ import { RedisStore } from 'hono-rate-limiter'
 import { Redis } from 'ioredis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
 import { countAdmitted, sameDecisions } from './lib/check'
-import { REDIS_SECONDS, REDIS_URL } from './lib/env'
+import { REDIS_ROUNDS, REDIS_SECONDS, REDIS_URL } from './lib/env'
 import { LIMITS } from './lib/limits'
 import type { Report } from './lib/report'
 import { formatRate, formatRatio, percentile } from './lib/timing'
@@ -144,11 +144,12 @@ interface LoadResult {
 async function load(
   decide: (tenantId: string) => Promise<boolean>,
   concurrency: number,
+  seconds: number,
 ): Promise<LoadResult> {
   const latencies: number[] = []
   let next = 0
   let denied = 0
-  const deadline = performance.now() + REDIS_SECONDS * 1000
+  const deadline = performance.now() + seconds * 1000
   const start = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -208,7 +209,7 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
 export async function runRedis(report: Report): Promise<void> {
   const section = report.section(
     'Redis',
-    `Each contender on its own ioredis connection to ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}; ${TENANTS} tenants round robin; every decision admitted (limit never reached); ${REDIS_SECONDS} s per load point. Latency is per decision as the caller sees it (includes the client library). Round trips: commands the client sent per decision (ioredis sendCommand) and commands the server received from that connection per decision (MONITOR), over ${COUNTED} sequential decisions after warm-up.`,
+    `Each contender on its own ioredis connection to ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}; ${TENANTS} tenants round robin; every decision admitted (limit never reached); each contender warmed up at each concurrency, then ${REDIS_ROUNDS} interleaved round(s) of ${REDIS_SECONDS} s, best round kept. Latency is per decision as the caller sees it (includes the client library). Round trips: commands the client sent per decision (ioredis sendCommand) and commands the server received from that connection per decision (MONITOR), over ${COUNTED} sequential decisions after warm-up.`,
   )
   const prefix = `bench:${process.pid}:${Date.now()}:`
   const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true })
@@ -249,11 +250,18 @@ export async function runRedis(report: Report): Promise<void> {
     const trips = new Map<string, { client: number; server: number }>()
     for (const peer of peers) trips.set(peer.name, await roundTrips(peer))
 
+    // Warm every contender at each concurrency, then interleaved rounds; the best round is kept
+    // (other processes on the machine only ever take throughput away).
     const results = new Map<string, LoadResult>()
     for (const concurrency of CONCURRENCY) {
-      for (const peer of peers) {
-        await load(peer.decide, concurrency) // warm-up at this concurrency, shorter in effect
-        results.set(`${peer.name}@${concurrency}`, await load(peer.decide, concurrency))
+      for (const peer of peers) await load(peer.decide, concurrency, REDIS_SECONDS / 2)
+      for (let round = 0; round < REDIS_ROUNDS; round++) {
+        for (const peer of peers) {
+          const key = `${peer.name}@${concurrency}`
+          const result = await load(peer.decide, concurrency, REDIS_SECONDS)
+          const previous = results.get(key)
+          if (!previous || result.decisionsPerSec > previous.decisionsPerSec) results.set(key, result)
+        }
       }
     }
 

@@ -31,8 +31,9 @@ export const FROM_SOURCE = import.meta.resolve('@tenant/core').includes('/src/')
  */
 export const MICRO = QUICK ? { minCpuTimeNs: 60e6, rounds: 1 } : { minCpuTimeNs: 400e6, rounds: 3 }
 
-/** Seconds per Redis load point (each peer x concurrency). */
-export const REDIS_SECONDS = QUICK ? 0.5 : 3
+/** Seconds per Redis load point (each peer x concurrency x round), and interleaved rounds. */
+export const REDIS_SECONDS = QUICK ? 0.5 : 2
+export const REDIS_ROUNDS = QUICK ? 1 : 2
 
 /** Seconds of autocannon per HTTP variant and round. */
 export const HTTP_SECONDS = QUICK ? 1 : 3
