@@ -280,6 +280,11 @@ export async function runHttp(report: Report): Promise<void> {
     rows: ['bare', ...variants.filter(isStage), 'chain-memory'].map((v) => row(v as HttpVariant)),
     note: 'The same tenancy() chain cut after each stage (resolve with the existence check, then + policy, + token-bucket rate limit, + quota): what each stage adds. Neighbouring rows closer than about 20 µs of CPU per request are within run-to-run noise on this machine.',
   })
+  if (best.has('example-app')) {
+    section.notes.push(
+      "The example app's row is a whole application request: a page of 20 resources read from a libSQL file database, the config from DrizzleConfigManager's cache for each stage, Prometheus metrics and the logging hooks (at level `silent`). Compare it with the libSQL rows of the micro section rather than with bare Hono.",
+    )
+  }
   const chain = best.get('chain-memory')!
   const ratio = chain.requestsPerSec / bare.requestsPerSec
   const cpuRatio = bareCpu / leastCpu.get('chain-memory')!
