@@ -240,7 +240,7 @@ const NULL_VALUE = Object.freeze({ '@tenant/core/null': true })
  *
  * @example
  * ```ts
- * import { LRUCache } from 'lru-cache'
+ * // LRUCache is the user's own import of the lru-cache package; core never imports it.
  * const cache = new TenantCache(lruCacheStore(new LRUCache<string, {}>({ max: 10_000, ttl: 60_000 })))
  * ```
  */
