@@ -7,9 +7,8 @@ import {
 } from '@tenant/core'
 import { testCacheStore } from '@tenant/core/testing'
 import type { Redis } from 'ioredis'
-import { createClient } from 'redis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
+import { connectIoredis, REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
 import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { RedisTenantCacheStore } from './cache-store'
 
@@ -17,16 +16,7 @@ const T0 = Date.UTC(2026, 0, 1)
 
 describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
   const { client: redis, prefix } = useTestRedis('cache')
-  let nodeRedis: ReturnType<typeof createClient>
-
-  beforeAll(async () => {
-    nodeRedis = createClient({ url: REDIS_URL })
-    await nodeRedis.connect()
-  })
-
-  afterAll(async () => {
-    await nodeRedis?.close()
-  })
+  const nodeRedis = useNodeRedis()
 
   // Generous timeouts: the conformance suite checks behaviour, and CI machines are shared.
   testCacheStore(

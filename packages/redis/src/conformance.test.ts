@@ -1,7 +1,6 @@
 import { testQuotaManager, testRateLimiter } from '@tenant/core/testing'
-import { createClient } from 'redis'
-import { afterAll, beforeAll, describe } from 'vitest'
-import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
+import { describe } from 'vitest'
+import { REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
 import { RedisQuotaManager } from './quota-manager'
 import { RedisRateLimiter } from './rate-limiter'
 
@@ -14,16 +13,7 @@ const suite = { timeout: 30_000 }
 
 describe.runIf(REDIS_URL)('Redis stores pass the core conformance suites', () => {
   const { client: ioredis, prefix } = useTestRedis('conformance')
-  let nodeRedis: ReturnType<typeof createClient>
-
-  beforeAll(async () => {
-    nodeRedis = createClient({ url: REDIS_URL })
-    await nodeRedis.connect()
-  })
-
-  afterAll(async () => {
-    await nodeRedis?.close()
-  })
+  const nodeRedis = useNodeRedis()
 
   testQuotaManager(
     'RedisQuotaManager fixed, ioredis',

@@ -1,8 +1,7 @@
 import { InvalidTenantConfigError, TenantBackendError } from '@tenant/core'
 import type { Redis } from 'ioredis'
-import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectIoredis, REDIS_URL } from '../test/helpers/redis-env'
+import { connectIoredis, REDIS_URL, useNodeRedis } from '../test/helpers/redis-env'
 import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { LuaScript, validateTimeout, withBackendTimeout } from './script'
@@ -56,17 +55,14 @@ describe('withBackendTimeout', () => {
 
 describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
   let ioredis: Redis
-  let nodeRedis: ReturnType<typeof createClient>
+  const nodeRedis = useNodeRedis()
 
   beforeAll(async () => {
     ioredis = await connectIoredis()
-    nodeRedis = createClient({ url: REDIS_URL })
-    await nodeRedis.connect()
   })
 
   afterAll(async () => {
     ioredis?.disconnect()
-    await nodeRedis?.close()
   })
 
   it('computes the SHA-1 Redis computes', async () => {

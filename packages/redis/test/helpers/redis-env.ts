@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
+import { createClient } from 'redis'
 import { afterAll, beforeAll } from 'vitest'
 
 /**
@@ -102,4 +103,19 @@ export function useTestRedis(name: string): { client: Redis; prefix: string } {
     }
   })
   return { client, prefix }
+}
+
+/**
+ * Inside a `describe`: a node-redis client for the test server, connected before the tests run and
+ * closed after them, for suites that check both client libraries.
+ */
+export function useNodeRedis() {
+  const client = createClient({ url: REDIS_URL ?? DEFAULT_URL })
+  beforeAll(async () => {
+    await client.connect()
+  })
+  afterAll(async () => {
+    if (client.isOpen) await client.close()
+  })
+  return client
 }
