@@ -55,6 +55,12 @@ export interface RateLimitProvider {
 /**
  * Where tenant configurations live. Every store (in-memory, Drizzle) implements this and the three
  * providers, and passes `testConfigManager` from `@tenant/core/testing`.
+ *
+ * Every config a store returns (and every part of it) is deeply frozen and may be the same object
+ * for every caller: a request path reads it several times, and a copy per read was the largest
+ * cost of a cached lookup. Copy it (`structuredClone`, `copyJson`) to build a changed version.
+ * Consumers may rely on this: the quota and rate-limit engines cache what they derive from a
+ * frozen config object.
  */
 export interface ConfigManager extends QuotaProvider, PolicyProvider, RateLimitProvider {
   /** The stored config. Throws `TenantNotFoundError` when absent, `InvalidTenantIdError` for a bad id. */

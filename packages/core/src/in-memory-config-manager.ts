@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { TenantNotFoundError } from './errors'
-import { copyJson } from './json'
+import { copyJson, deepFreeze } from './json'
 import { compareTenantIds, resolveListTenantsOptions } from './list-tenants'
 import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
@@ -20,8 +20,9 @@ export interface InMemoryConfigManagerOptions {
  * A {@link ConfigManager} (and quota, policy and rate-limit provider) that keeps tenants in
  * memory: for tests, single-process apps, and as the reference every other store is compared to.
  *
- * Every config going in or coming out is a deep copy, so neither the caller that stored it nor a
- * caller that read it can change the store behind its back. It grows only with
+ * A config is copied once on the way in and then deeply frozen: every read hands out that same
+ * frozen object (no copy per call), so neither the caller that stored it nor a caller that read
+ * it can change the store behind its back. It grows only with
  * `setTenantConfig` calls, never with request traffic (unknown ids allocate nothing).
  *
  * @example
@@ -43,8 +44,9 @@ export class InMemoryConfigManager implements ConfigManager {
     this.#clock = options.clock ?? systemClock
   }
 
-  async getTenantConfig(tenantId: string): Promise<TenantConfig> {
-    return copyJson(this.#get(tenantId))
+  getTenantConfig(tenantId: string): Promise<TenantConfig> {
+    const config = this.#configs.get(tenantId)
+    return config !== undefined ? Promise.resolve(config) : this.#missing(tenantId)
   }
 
   async setTenantConfig(input: TenantConfigInput): Promise<TenantConfig> {
@@ -52,10 +54,14 @@ export class InMemoryConfigManager implements ConfigManager {
     const parsed = copyJson(parseTenantConfigInput(input))
     const now = Math.floor(this.#clock.now())
     const existing = this.#configs.get(parsed.id)
-    const config: TenantConfig = { ...parsed, createdAt: existing?.createdAt ?? now, updatedAt: now }
+    const config = deepFreeze<TenantConfig>({
+      ...parsed,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    })
     if (!existing) this.#ids.splice(this.#lowerBound(parsed.id), 0, parsed.id)
     this.#configs.set(parsed.id, config)
-    return copyJson(config)
+    return config
   }
 
   async deleteTenantConfig(tenantId: string): Promise<void> {
@@ -71,21 +77,32 @@ export class InMemoryConfigManager implements ConfigManager {
         ? resolved.offset
         : this.#upperBound(resolved.after, this.#lowerBound(resolved.after))
     const ids = this.#ids.slice(start, start + resolved.limit)
-    const items = ids.map((id) => copyJson(this.#configs.get(id)!))
+    const items = ids.map((id) => this.#configs.get(id)!)
     const last = ids[ids.length - 1]
     return last !== undefined && start + ids.length < this.#ids.length ? { items, next: last } : { items }
   }
 
-  async quotaConfig(tenantId: string): Promise<QuotaConfig> {
-    return copyJson(this.#get(tenantId).quota)
+  quotaConfig(tenantId: string): Promise<QuotaConfig> {
+    const config = this.#configs.get(tenantId)
+    return config !== undefined ? Promise.resolve(config.quota) : this.#missing(tenantId)
   }
 
-  async policyConfig(tenantId: string): Promise<PolicyConfig> {
-    return copyJson(this.#get(tenantId).policy)
+  policyConfig(tenantId: string): Promise<PolicyConfig> {
+    const config = this.#configs.get(tenantId)
+    return config !== undefined ? Promise.resolve(config.policy) : this.#missing(tenantId)
   }
 
-  async rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
-    return copyJson(this.#get(tenantId).rateLimit)
+  rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
+    const config = this.#configs.get(tenantId)
+    return config !== undefined ? Promise.resolve(config.rateLimit) : this.#missing(tenantId)
+  }
+
+  // The reads are the path of every request stage: a stored id was validated when it was stored,
+  // so a hit is one Map lookup and an already resolved promise (no async frame, no id regex). A
+  // miss rejects as any read of an absent tenant does.
+  async #missing(tenantId: string): Promise<never> {
+    validateTenantId(tenantId)
+    throw new TenantNotFoundError(tenantId)
   }
 
   #get(tenantId: string): TenantConfig {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { copyJson, findNonJsonValue, MAX_JSON_DEPTH } from './json'
+import { copyJson, deepFreeze, findNonJsonValue, isDeeplyFrozen, MAX_JSON_DEPTH } from './json'
 
 describe('findNonJsonValue', () => {
   it('accepts plain JSON data', () => {
@@ -90,5 +90,24 @@ describe('copyJson', () => {
     expect(Object.keys(copy)).toEqual(['__proto__', 'a'])
     expect((copy as { polluted?: boolean }).polluted).toBeUndefined()
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined()
+  })
+})
+
+describe('isDeeplyFrozen', () => {
+  it('is true only when every object inside is frozen', () => {
+    for (const value of [null, 0, 'x', true]) expect(isDeeplyFrozen(value)).toBe(true)
+    expect(isDeeplyFrozen(deepFreeze({ limits: [{ window: 'minute', requests: 1 }] }))).toBe(true)
+    expect(isDeeplyFrozen({ limits: [] })).toBe(false)
+    expect(isDeeplyFrozen(Object.freeze({ limits: [] }))).toBe(false)
+    expect(isDeeplyFrozen(Object.freeze({ limits: Object.freeze([{ window: 'minute' }]) }))).toBe(false)
+  })
+
+  it('gives up below MAX_JSON_DEPTH levels instead of recursing without end', () => {
+    let deep: unknown = 1
+    for (let i = 0; i <= MAX_JSON_DEPTH + 1; i++) deep = Object.freeze([deep])
+    expect(isDeeplyFrozen(deep)).toBe(false)
+    const cycle: { self?: unknown } = {}
+    cycle.self = cycle
+    expect(isDeeplyFrozen(Object.freeze(cycle))).toBe(false)
   })
 })

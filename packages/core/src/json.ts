@@ -105,3 +105,46 @@ export function copyJson<T>(value: T): T {
   }
   return out as T
 }
+
+/**
+ * Freezes plain JSON data (see {@link findNonJsonValue}) and everything inside it, and returns it.
+ * Stores hand out frozen configs and records so that one object can be shared by every caller
+ * instead of copied per call: a caller that tries to change one gets a `TypeError` (in strict
+ * code) rather than silently changing what every other caller sees.
+ *
+ * @example
+ * ```ts
+ * const config = deepFreeze(copyJson(parsed))
+ * config.policy.allowedModels.push('x') // TypeError: Cannot add property 1, object is not extensible
+ * ```
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+/**
+ * Whether `value` and every object inside it are frozen, as {@link deepFreeze} leaves them (a
+ * primitive is). What is derived from such a value can be cached for as long as the object lives:
+ * the quota engines key their compiled limits on it. Nesting deeper than {@link MAX_JSON_DEPTH}
+ * counts as not frozen, so a hostile value cannot exhaust the stack.
+ *
+ * @example
+ * ```ts
+ * isDeeplyFrozen(deepFreeze({ limits: [{ window: 'minute', requests: 10 }] })) // true
+ * isDeeplyFrozen(Object.freeze({ limits: [] })) // false: the array is not frozen
+ * ```
+ */
+export function isDeeplyFrozen(value: unknown): boolean {
+  return frozenFrom(value, 0)
+}
+
+function frozenFrom(value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null) return true
+  if (depth > MAX_JSON_DEPTH || !Object.isFrozen(value)) return false
+  for (const child of Object.values(value)) if (!frozenFrom(child, depth + 1)) return false
+  return true
+}

@@ -1,6 +1,7 @@
 import {
   type ConfigManager,
   compareTenantIds,
+  copyJson,
   InvalidTenantConfigError,
   InvalidTenantIdError,
   isTenantError,
@@ -279,34 +280,61 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       expect((await manager.getTenantConfig(longest)).id).toBe(longest)
     })
 
-    it('returns copies: mutating a returned config or the input does not change the store', async () => {
+    it('returns deeply frozen configs: the store never changes behind a caller, nor a caller behind it', async () => {
       const input = {
-        id: `${p}copy`,
+        id: `${p}frozen`,
         quota: { limits: [{ window: 'day' as const, requests: 10 }] },
         policy: { allowedModels: ['m1'] },
+        rateLimit: { requestsPerSecond: 5, burst: 10 },
         metadata: { nested: { list: [1, 2] } },
       }
       const stored = await set(input)
+      // The input is copied on the way in and stays the caller's (and mutable).
       input.quota.limits[0]!.requests = 99
       input.policy.allowedModels.push('m2')
       input.metadata.nested.list.push(3)
-      stored.metadata.nested = 'changed'
-      stored.quota.limits.push({ window: 'hour', requests: 1 })
+      expect(Object.isFrozen(input)).toBe(false)
 
-      const read = await manager.getTenantConfig(`${p}copy`)
-      expect(read.quota.limits).toEqual([{ window: 'day', requests: 10 }])
-      expect(read.policy.allowedModels).toEqual(['m1'])
-      expect(read.metadata).toEqual({ nested: { list: [1, 2] } })
+      const page = await manager.listTenants({ after: p, limit: 100 })
+      const listed = page.items.find((item) => item.id === `${p}frozen`)!
+      const reads = [
+        stored,
+        await manager.getTenantConfig(`${p}frozen`),
+        listed,
+        await manager.quotaConfig(`${p}frozen`),
+        await manager.policyConfig(`${p}frozen`),
+        await manager.rateLimitConfig(`${p}frozen`),
+      ]
+      const unfrozen: string[] = []
+      const walk = (value: unknown, path: string): void => {
+        if (typeof value !== 'object' || value === null) return
+        if (!Object.isFrozen(value)) unfrozen.push(path)
+        for (const [key, child] of Object.entries(value)) walk(child, `${path}.${key}`)
+      }
+      for (const [i, read] of reads.entries()) walk(read, `read${i}`)
+      expect(unfrozen).toEqual([])
 
-      read.policy.allowedModels.length = 0
-      ;(await manager.policyConfig(`${p}copy`)).allowedModels.push('m3')
-      ;(await manager.quotaConfig(`${p}copy`)).limits.length = 0
-      const page = await manager.listTenants({ after: p, limit: 1 })
-      page.items[0]!.metadata.nested = null
-      const again = await manager.getTenantConfig(`${p}copy`)
+      // Changing what was read fails loudly (strict mode) instead of changing the store.
+      const read = await manager.getTenantConfig(`${p}frozen`)
+      expect(() => read.policy.allowedModels.push('m3')).toThrow(TypeError)
+      expect(() => {
+        ;(read.quota.limits[0] as { requests?: number }).requests = 1
+      }).toThrow(TypeError)
+      expect(() => {
+        ;(read.metadata as Record<string, unknown>).nested = 'changed'
+      }).toThrow(TypeError)
+
+      const again = await manager.getTenantConfig(`${p}frozen`)
       expect(again.quota).toEqual({ limits: [{ window: 'day', requests: 10 }] })
       expect(again.policy.allowedModels).toEqual(['m1'])
       expect(again.metadata).toEqual({ nested: { list: [1, 2] } })
+      expect(again.rateLimit).toEqual({ requestsPerSecond: 5, burst: 10 })
+      // A copy is the way to a changed version, and storing it leaves earlier reads as they were.
+      const { createdAt: _c, updatedAt: _u, ...changed } = copyJson(again)
+      changed.policy.allowedModels.push('m4')
+      await set(changed)
+      expect((await manager.policyConfig(`${p}frozen`)).allowedModels).toEqual(['m1', 'm4'])
+      expect(again.policy.allowedModels).toEqual(['m1'])
     })
 
     it('lists with keyset pagination in binary id order', async () => {
