@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
+import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import { AdminService, toTenantConfigInput } from './admin-service'
 import type { AuditRecord } from './audit'
@@ -329,31 +330,46 @@ describe('AdminService reads', () => {
   it('says plainly when usage was not wired', async () => {
     expect(admin.hasUsage).toBe(false)
     await admin.create({ id: 'acme' }, alice)
-    await expect(admin.usage('acme')).rejects.toThrow(/needs a quota manager/)
+    expectInvalidOption(await rejects(admin.usage('acme')), 'AdminService.quotas', /needs a quota manager/)
   })
 })
 
 describe('AdminService wiring', () => {
   it('requires an actor on every change', async () => {
-    for (const context of [
-      {},
-      { actor: '' },
-      { actor: 'x'.repeat(256) },
-      { actor: 'a', requestId: 'r'.repeat(256) },
-    ]) {
-      await expect(admin.create({ id: 'acme' }, context as never)).rejects.toThrow(TypeError)
+    for (const [context, path] of [
+      [undefined, 'AdminService.context.actor'],
+      [{}, 'AdminService.context.actor'],
+      [{ actor: '' }, 'AdminService.context.actor'],
+      [{ actor: 'x'.repeat(256) }, 'AdminService.context.actor'],
+      [{ actor: 'a', requestId: 'r'.repeat(256) }, 'AdminService.context.requestId'],
+    ] as const) {
+      expectInvalidOption(
+        await rejects(admin.create({ id: 'acme' }, context as never)),
+        path,
+        /must be a string/,
+      )
     }
     expect(await history('acme')).toEqual([])
   })
 
   it('checks its options when constructed', () => {
-    expect(() => new AdminService({ store: configs as never, auditLog })).toThrow(/applyChange/)
-    expect(() => new AdminService({ store: auditedStore(configs, auditLog), auditLog: {} as never })).toThrow(
-      /auditLog/,
+    const store = auditedStore(configs, auditLog)
+    expectInvalidOption(() => new AdminService(undefined as never), 'AdminService.store', /applyChange/)
+    expectInvalidOption(
+      () => new AdminService({ store: configs as never, auditLog }),
+      'AdminService.store',
+      /must be a ConfigManager with applyChange/,
     )
-    expect(
-      () => new AdminService({ store: auditedStore(configs, auditLog), auditLog, quotas: {} as never }),
-    ).toThrow(/peek/)
+    expectInvalidOption(
+      () => new AdminService({ store, auditLog: {} as never }),
+      'AdminService.auditLog',
+      /must be an AuditLog/,
+    )
+    expectInvalidOption(
+      () => new AdminService({ store, auditLog, quotas: {} as never }),
+      'AdminService.quotas',
+      /must have a peek\(\) method/,
+    )
   })
 
   it('toTenantConfigInput drops only the timestamps', async () => {

@@ -16,7 +16,7 @@ import {
   tenantStatuses,
 } from './schemas'
 import { validateTenantId } from './tenant-id'
-import { parseOrThrow } from './validate'
+import { invalidOption, parseOrThrow } from './validate'
 
 /**
  * Schema of a full update (`PUT /tenants/:id`): the same fields as a create, but `id` is optional
@@ -98,15 +98,16 @@ export class AdminService {
       typeof options?.store?.applyChange !== 'function' ||
       typeof options.store.getTenantConfig !== 'function'
     ) {
-      throw new TypeError(
-        'AdminService: `store` must be a ConfigManager with applyChange (see auditedStore())',
+      throw invalidOption(
+        'AdminService.store',
+        'must be a ConfigManager with applyChange (see auditedStore())',
       )
     }
     if (typeof options.auditLog?.list !== 'function') {
-      throw new TypeError('AdminService: `auditLog` must be an AuditLog')
+      throw invalidOption('AdminService.auditLog', 'must be an AuditLog')
     }
     if (options.quotas !== undefined && typeof options.quotas.peek !== 'function') {
-      throw new TypeError('AdminService: `quotas` must have a peek() method')
+      throw invalidOption('AdminService.quotas', 'must have a peek() method')
     }
     this.#store = options.store
     this.#auditLog = options.auditLog
@@ -204,13 +205,17 @@ export class AdminService {
 
   /**
    * Current usage per quota limit, from the quota manager's `peek()` (consumes nothing).
-   * Throws `TenantNotFoundError` for an unknown tenant, and a `TypeError` when the service was
-   * created without `quotas` (check {@link AdminService.hasUsage}).
+   * Throws `TenantNotFoundError` for an unknown tenant, and `InvalidTenantConfigError` (path
+   * `AdminService.quotas`) when the service was created without `quotas` (check
+   * {@link AdminService.hasUsage}).
    */
   async usage(tenantId: string): Promise<QuotaUsage> {
     const id = validateTenantId(tenantId)
     if (this.#quotas === undefined) {
-      throw new TypeError('AdminService: usage needs a quota manager (pass `quotas` to the constructor)')
+      throw invalidOption(
+        'AdminService.quotas',
+        'usage needs a quota manager (pass `quotas` to the constructor)',
+      )
     }
     await this.#store.getTenantConfig(id)
     return this.#quotas.peek(id)
@@ -267,15 +272,15 @@ function existing(tenantId: string, before: TenantConfig | null): TenantConfig {
   return before
 }
 
-// A missing actor is a wiring bug in the caller (the HTTP layer always supplies one), not bad
-// tenant input, hence TypeError rather than a TenantError.
+// A missing actor is a wiring bug in the caller (the HTTP layer always supplies one); it is reported
+// like every other bad argument, as invalid config naming the field, before anything is written.
 function checkContext(context: AdminContext): void {
   const actor = context?.actor
   if (typeof actor !== 'string' || actor.length === 0 || actor.length > 255) {
-    throw new TypeError('AdminService: context.actor must be a string of 1 to 255 characters')
+    throw invalidOption('AdminService.context.actor', 'must be a string of 1 to 255 characters')
   }
   const requestId = context.requestId
   if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length > 255)) {
-    throw new TypeError('AdminService: context.requestId must be a string of at most 255 characters')
+    throw invalidOption('AdminService.context.requestId', 'must be a string of at most 255 characters')
   }
 }

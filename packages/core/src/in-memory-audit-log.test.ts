@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { testAuditLog } from '../testing/audit-log'
 import type { AuditRecordInput } from './audit'
+import { InvalidTenantConfigError } from './errors'
 import { InMemoryAuditLog, resolveAuditListOptions } from './in-memory-audit-log'
 
 testAuditLog('InMemoryAuditLog', () => new InMemoryAuditLog())
@@ -56,7 +57,10 @@ describe('InMemoryAuditLog', () => {
 
   it('rejects a max that is not a whole number >= 1', () => {
     for (const max of [0, -5, 1.5, Number.NaN]) {
-      expect(() => new InMemoryAuditLog({ max })).toThrow(RangeError)
+      expect(() => new InMemoryAuditLog({ max })).toThrow(InvalidTenantConfigError)
+      expect(() => new InMemoryAuditLog({ max })).toThrow(
+        /InMemoryAuditLog\.max: must be a whole number >= 1/,
+      )
     }
   })
 })

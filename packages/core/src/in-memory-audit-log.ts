@@ -2,8 +2,9 @@ import { z } from 'zod'
 import type { AuditListOptions, AuditLog, AuditRecord, AuditRecordInput } from './audit'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './config'
 import { InvalidTenantConfigError } from './errors'
-import { copyJson } from './json'
+import { copyJson, deepFreeze } from './json'
 import { validateTenantId } from './tenant-id'
+import { invalidOption } from './validate'
 
 /** Options of {@link InMemoryAuditLog}. */
 export interface InMemoryAuditLogOptions {
@@ -87,7 +88,7 @@ export class InMemoryAuditLog implements AuditLog {
   constructor(options: InMemoryAuditLogOptions = {}) {
     const max = options.max ?? 10_000
     if (!Number.isInteger(max) || max < 1) {
-      throw new RangeError(`InMemoryAuditLog: max must be a whole number >= 1, got ${String(max)}`)
+      throw invalidOption('InMemoryAuditLog.max', `must be a whole number >= 1, got ${String(max)}`)
     }
     this.#max = max
   }
@@ -150,13 +151,4 @@ function lowerBound(list: readonly AuditRecord[], id: string): number {
     else hi = mid
   }
   return lo
-}
-
-// Records hold validated configs, which are plain JSON data, so a JSON copy is a faithful one.
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const v of Object.values(value)) deepFreeze(v)
-    Object.freeze(value)
-  }
-  return value
 }

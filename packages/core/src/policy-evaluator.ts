@@ -2,7 +2,7 @@ import type { PolicyProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
 import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
 import { validateTenantId } from './tenant-id'
-import { assertMethods } from './validate'
+import { assertMethods, invalidOption } from './validate'
 
 /** Options of {@link ConfigPolicyEvaluator}. */
 export interface ConfigPolicyEvaluatorOptions {
@@ -65,9 +65,7 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator {
   constructor(provider: PolicyProvider, options: ConfigPolicyEvaluatorOptions = {}) {
     assertMethods(provider, 'provider', ['policyConfig'])
     if (options.strict !== undefined && typeof options.strict !== 'boolean') {
-      throw new InvalidTenantConfigError([
-        { path: ['strict'], message: 'must be a boolean', code: 'invalid_type' },
-      ])
+      throw invalidOption('strict', 'must be a boolean')
     }
     this.#provider = provider
     this.#strict = options.strict ?? false

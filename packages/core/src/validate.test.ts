@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { InvalidTenantConfigError } from './errors'
-import { assertMethods, parseOrThrow, parseTenantConfig, parseTenantConfigInput } from './validate'
+import { InvalidTenantConfigError, isTenantError } from './errors'
+import {
+  assertMethods,
+  invalidOption,
+  parseOrThrow,
+  parseTenantConfig,
+  parseTenantConfigInput,
+} from './validate'
 
 describe('parseOrThrow', () => {
   it('returns the parsed value, or throws InvalidTenantConfigError listing every issue', () => {
@@ -38,5 +44,19 @@ describe('assertMethods', () => {
     )
     expect(() => assertMethods(null, 'thing', ['a'])).toThrow(InvalidTenantConfigError)
     expect(() => assertMethods(undefined, 'thing', ['a'])).toThrow(InvalidTenantConfigError)
+  })
+})
+
+describe('invalidOption', () => {
+  it('is a typed error naming the option, with one invalid_option issue', () => {
+    const error = invalidOption('Owner.timeoutMs', 'must be a number > 0')
+    expect(error).toBeInstanceOf(InvalidTenantConfigError)
+    expect(isTenantError(error)).toBe(true)
+    expect(error.code).toBe('tenant_invalid_config')
+    expect(error.status).toBe(400)
+    expect(error.issues).toEqual([
+      { path: ['Owner.timeoutMs'], message: 'must be a number > 0', code: 'invalid_option' },
+    ])
+    expect(error.message).toBe('invalid tenant config: Owner.timeoutMs: must be a number > 0')
   })
 })

@@ -46,6 +46,24 @@ export function parseTenantConfig(value: unknown): TenantConfig {
 }
 
 /**
+ * The error of a bad option or call argument, built where it is detected: an
+ * {@link InvalidTenantConfigError} (`tenant_invalid_config`) with one issue, code `'invalid_option'`,
+ * whose path is `[where]`. Every package reports bad wiring with it, so a caller handles one typed
+ * error (`isTenantError`) instead of a mix of `TypeError`s and `RangeError`s. Name the option in
+ * `where` (`'Owner.option'`) and say what it must be in `message`.
+ *
+ * @example
+ * ```ts
+ * if (typeof options.onError !== 'function') throw invalidOption('tenantQuota.onError', 'must be a function')
+ * // InvalidTenantConfigError: invalid tenant config: tenantQuota.onError: must be a function
+ * // issues: [{ path: ['tenantQuota.onError'], message: 'must be a function', code: 'invalid_option' }]
+ * ```
+ */
+export function invalidOption(where: string, message: string): InvalidTenantConfigError {
+  return new InvalidTenantConfigError([{ path: [where], message, code: 'invalid_option' }])
+}
+
+/**
  * Checks, when a factory or constructor is called, that `value` has each of `methods`, so that
  * passing the wrong object fails at wiring time with `InvalidTenantConfigError` instead of with a
  * `TypeError` on the first request.
@@ -59,9 +77,5 @@ export function assertMethods(value: unknown, name: string, methods: readonly st
   const missing = methods.filter(
     (m) => typeof (value as Record<string, unknown> | null | undefined)?.[m] !== 'function',
   )
-  if (missing.length > 0) {
-    throw new InvalidTenantConfigError([
-      { path: [name], message: `must have method(s) ${missing.join(', ')}`, code: 'invalid_type' },
-    ])
-  }
+  if (missing.length > 0) throw invalidOption(name, `must have method(s) ${missing.join(', ')}`)
 }
