@@ -1,10 +1,14 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { rejectionOf } from '../testing/quota-manager'
+import type { FixedWindowState } from './algorithms/fixed-window'
+import { fixedWindowAdjust, fixedWindowConsume, fixedWindowPeek } from './algorithms/fixed-window'
 import { ManualClock } from './clock'
 import type { QuotaProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
-import type { QuotaConfig } from './schemas'
+import { copyJson, deepFreeze } from './json'
+import type { QuotaConfig, QuotaWindow } from './schemas'
 import { SlidingWindowQuotaManager } from './sliding-window-quota-manager'
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26, 30)
@@ -116,5 +120,125 @@ describe('InMemoryQuotaManager', () => {
     const decision = await manager.consume('a')
     expect(decision.resetAt).toBeGreaterThan(before)
     expect(decision.resetAt).toBeLessThanOrEqual(Math.floor(Date.now() / MINUTE) * MINUTE + MINUTE)
+  })
+})
+
+/** A deep-frozen copy, as the config managers hand out. */
+const frozen = (quota: QuotaConfig): QuotaConfig => deepFreeze(copyJson(quota))
+
+describe('InMemoryQuotaManager against fixedWindowConsume', () => {
+  const windows: QuotaWindow[] = ['minute', 'hour', 'day', 'month']
+  // Room for a few requests per window, so admissions (the in-place path) and denials both occur.
+  const limit = fc.record(
+    { window: fc.constantFrom(...windows), requests: fc.nat(12), tokens: fc.nat(120) },
+    { requiredKeys: ['window'] },
+  )
+  const quota = fc
+    .uniqueArray(limit, { selector: (l) => l.window, minLength: 0, maxLength: 4 })
+    .map((limits) => ({ limits }))
+  const step = fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.record({ op: fc.constant('consume' as const), requests: fc.nat(2), tokens: fc.nat(20) }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ op: fc.constant('adjust' as const), tokens: fc.integer({ min: -30, max: 30 }) }),
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('peek' as const) }) },
+    {
+      // Mostly within an hour (a shorter window goes stale while a longer one still counts).
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('advance' as const),
+        ms: fc.oneof(fc.nat(90_000), fc.nat(4 * 86_400_000)),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('config' as const), index: fc.nat(2) }) },
+  )
+
+  it('decides, charges and reports exactly as the pure algorithm, frozen configs or not (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(quota, { minLength: 3, maxLength: 3 }),
+        fc.boolean(),
+        fc.array(fc.tuple(fc.constantFrom('a', 'b'), step), { maxLength: 80 }),
+        async (quotas, freeze, steps) => {
+          const configs = quotas.map((q) => (freeze ? frozen(q) : q))
+          let config = configs[0]!
+          const clock = new ManualClock(Date.UTC(2030, 0, 15, 10, 58, 58))
+          const manager = new InMemoryQuotaManager({ quotaConfig: async () => config }, { clock })
+          const reference = new Map<string, FixedWindowState>()
+          for (const [tenant, s] of steps) {
+            const now = clock.now()
+            const state = reference.get(tenant)
+            if (s.op === 'advance') clock.advance(s.ms)
+            else if (s.op === 'config') config = configs[s.index]!
+            else if (s.op === 'peek') {
+              expect((await manager.peek(tenant)).windows).toEqual(fixedWindowPeek(state, config, now))
+            } else if (s.op === 'adjust') {
+              const expected = fixedWindowAdjust(state, config, s.tokens, now)
+              reference.set(tenant, expected.state)
+              expect((await manager.adjust(tenant, { tokens: s.tokens })).windows).toEqual(expected.usage)
+            } else {
+              const cost = { requests: s.requests, tokens: s.tokens }
+              const expected = fixedWindowConsume(state, config, cost, now)
+              if (expected.decision.allowed) reference.set(tenant, expected.state)
+              expect(await manager.consume(tenant, cost)).toEqual(expected.decision)
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('checks a config that is not frozen on every call, and never caches an invalid frozen one', async () => {
+    const clock = new ManualClock(T0)
+    const quota: QuotaConfig = { limits: [{ window: 'minute', requests: 1 }] }
+    const manager = new InMemoryQuotaManager(everyone(quota), { clock })
+    expect((await manager.consume('a')).allowed).toBe(true)
+    expect((await manager.consume('a')).allowed).toBe(false)
+    quota.limits[0]!.requests = 3 // a hand-written provider that edits its object in place
+    expect((await manager.consume('a')).allowed).toBe(true)
+    quota.limits[0]!.requests = -1
+    expect(await rejectionOf(manager.consume('a'))).toMatchObject({ code: 'tenant_invalid_config' })
+
+    const invalid = frozen({ limits: [{ window: 'minute', requests: 1.5 }] })
+    const strict = new InMemoryQuotaManager(everyone(invalid), { clock })
+    for (let i = 0; i < 2; i++) {
+      expect(await rejectionOf(strict.consume('a'))).toMatchObject({ code: 'tenant_invalid_config' })
+    }
+  })
+
+  it('never over-admits concurrent calls, with a frozen config and an in-place charge', async () => {
+    const clock = new ManualClock(T0)
+    const manager = new InMemoryQuotaManager(
+      everyone(
+        frozen({
+          limits: [
+            { window: 'minute', requests: 50 },
+            { window: 'hour', requests: 70 },
+          ],
+        }),
+      ),
+      { clock },
+    )
+    await manager.consume('a')
+    const decisions = await Promise.all(Array.from({ length: 200 }, () => manager.consume('a')))
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(49)
+    expect((await manager.peek('a')).windows.map((w) => w.used.requests)).toEqual([50, 50])
+  })
+
+  it('skips the id check only for ids it holds', async () => {
+    const manager = new InMemoryQuotaManager(everyone({ limits: [{ window: 'minute', requests: 5 }] }), {
+      clock: new ManualClock(T0),
+    })
+    await manager.consume('known')
+    expect((await manager.consume('known')).allowed).toBe(true)
+    expect(await rejectionOf(manager.consume('known '))).toMatchObject({ code: 'tenant_invalid_id' })
+    expect(await rejectionOf(manager.consume(7 as unknown as string))).toMatchObject({
+      code: 'tenant_invalid_id',
+    })
   })
 })

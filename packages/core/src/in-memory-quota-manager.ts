@@ -1,6 +1,6 @@
 import type { FixedWindowState } from './algorithms/fixed-window'
+import { fixedWindowLayout } from './algorithms/fixed-window-layout'
 import { MemoryQuotaManager } from './algorithms/memory-quota-manager'
-import { fixedWindowAlgorithm } from './algorithms/quota-algorithm'
 import type { Clock } from './clock'
 import type { QuotaProvider } from './config'
 
@@ -36,6 +36,6 @@ export interface InMemoryQuotaManagerOptions {
  */
 export class InMemoryQuotaManager extends MemoryQuotaManager<FixedWindowState> {
   constructor(provider: QuotaProvider, options: InMemoryQuotaManagerOptions = {}) {
-    super(provider, options.clock, fixedWindowAlgorithm)
+    super(provider, options.clock, fixedWindowLayout)
   }
 }

@@ -1,7 +1,7 @@
 import { MemoryQuotaManager } from './algorithms/memory-quota-manager'
-import { slidingWindowAlgorithm } from './algorithms/quota-algorithm'
 import type { SlidingWindowState } from './algorithms/sliding-window'
 import { DEFAULT_SLIDING_PRECISION } from './algorithms/sliding-window'
+import { slidingWindowLayout } from './algorithms/sliding-window-layout'
 import type { Clock } from './clock'
 import type { QuotaProvider } from './config'
 
@@ -41,8 +41,9 @@ export class SlidingWindowQuotaManager extends MemoryQuotaManager<SlidingWindowS
   readonly precision: number
 
   constructor(provider: QuotaProvider, options: SlidingWindowQuotaManagerOptions = {}) {
-    const algorithm = slidingWindowAlgorithm(options.precision)
-    super(provider, options.clock, algorithm)
-    this.precision = options.precision ?? DEFAULT_SLIDING_PRECISION
+    // Only a missing precision means the default: null and the like are rejected by the layout.
+    const precision = options.precision === undefined ? DEFAULT_SLIDING_PRECISION : options.precision
+    super(provider, options.clock, slidingWindowLayout(precision))
+    this.precision = precision
   }
 }

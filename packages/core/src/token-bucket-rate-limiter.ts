@@ -1,3 +1,4 @@
+import type { ExpiringEntry } from './algorithms/expiring-map'
 import { ExpiringMap } from './algorithms/expiring-map'
 import { checkManagerArgs } from './algorithms/memory-quota-manager'
 import type { TokenBucketState } from './algorithms/token-bucket'
@@ -18,6 +19,18 @@ export interface TokenBucketRateLimiterOptions {
   clock?: Clock
 }
 
+/** A tenant's bucket and its expiry-heap field in one object. */
+class Bucket implements ExpiringEntry, TokenBucketState {
+  heapAt = 0
+  constructor(
+    readonly key: string,
+    public tokens: number,
+    public updatedAt: number,
+    /** When the bucket is full again (ms): then it is the same as no bucket and can go. */
+    public fullAt: number,
+  ) {}
+}
+
 /**
  * Per-tenant token buckets in this process: `burst` tokens, refilled continuously at
  * `requestsPerSecond`; a request takes `cost` tokens (default 1) or is denied with
@@ -36,7 +49,7 @@ export interface TokenBucketRateLimiterOptions {
 export class TokenBucketRateLimiter implements RateLimiter {
   readonly #provider: RateLimitProvider
   readonly #clock: Clock
-  readonly #buckets = new ExpiringMap<TokenBucketState>()
+  readonly #buckets = new ExpiringMap<Bucket>((bucket) => bucket.fullAt)
 
   constructor(provider: RateLimitProvider, options: TokenBucketRateLimiterOptions = {}) {
     this.#clock = checkManagerArgs(provider, 'rateLimitConfig', options.clock)
@@ -49,7 +62,8 @@ export class TokenBucketRateLimiter implements RateLimiter {
   }
 
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    validateTenantId(tenantId)
+    // Only valid ids are ever inserted and Map keys compare by value: a held id needs no regex.
+    if (this.#buckets.get(tenantId) === undefined) validateTenantId(tenantId)
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
     }
@@ -58,11 +72,21 @@ export class TokenBucketRateLimiter implements RateLimiter {
     // No await from here on: the check and the take are one step.
     const now = this.#clock.now()
     this.#buckets.sweep(now)
-    const { decision, state } = tokenBucketConsume(this.#buckets.get(tenantId), config, cost, now)
+    const bucket = this.#buckets.get(tenantId)
+    const { decision, state } = tokenBucketConsume(bucket, config, cost, now)
     if (!decision.allowed) return decision
     // A full bucket (or a tenant without a rate limit) needs no state; a state implies a config.
-    if (state === undefined) this.#buckets.delete(tenantId)
-    else this.#buckets.set(tenantId, state, tokenBucketFullAt(state, config!))
+    if (state === undefined) {
+      this.#buckets.delete(tenantId)
+    } else if (bucket === undefined) {
+      const fullAt = tokenBucketFullAt(state, config!)
+      this.#buckets.add(new Bucket(tenantId, state.tokens, state.updatedAt, fullAt), fullAt)
+    } else {
+      // Updated in place: the entry keeps its one heap slot; the map reads fullAt when it is due.
+      bucket.tokens = state.tokens
+      bucket.updatedAt = state.updatedAt
+      bucket.fullAt = tokenBucketFullAt(state, config!)
+    }
     return decision
   }
 }

@@ -1,53 +1,78 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ExpiringMap } from './expiring-map'
+import type { ExpiringEntry } from './expiring-map'
+import { ExpiringMap, SecondsSinceBase } from './expiring-map'
+
+/** A test entry: the key and a value to check that the right object is held. */
+class Entry implements ExpiringEntry {
+  heapAt = 0
+  constructor(
+    readonly key: string,
+    public value: number,
+    public expiresAt: number,
+  ) {}
+}
+
+const expiry = (entry: Entry) => entry.expiresAt
+
+/** Adds `key` or moves its expiry, as the managers do. */
+function put(map: ExpiringMap<Entry>, key: string, value: number, expiresAt: number): void {
+  const entry = map.get(key)
+  if (entry === undefined) {
+    map.add(new Entry(key, value, expiresAt), expiresAt)
+  } else {
+    entry.value = value
+    entry.expiresAt = expiresAt
+  }
+}
+const held = (map: ExpiringMap<Entry>, key: string) => map.get(key)?.value
 
 describe('ExpiringMap', () => {
   it('forgets entries once their expiry has passed, on sweep only', () => {
-    const map = new ExpiringMap<number>()
-    map.set('a', 1, 100)
-    map.set('b', 2, 200)
-    map.sweep(99)
+    const map = new ExpiringMap<Entry>(expiry)
+    put(map, 'a', 1, 100)
+    put(map, 'b', 2, 200)
+    map.sweep(100 - 1)
     expect(map.size).toBe(2)
     map.sweep(100)
     expect(map.get('a')).toBeUndefined()
-    expect(map.get('b')).toBe(2)
+    expect(held(map, 'b')).toBe(2)
     map.sweep(1_000)
     expect(map.size).toBe(0)
   })
 
   it('reschedules an entry whose expiry moved later, and drops one that moved earlier when due', () => {
-    const map = new ExpiringMap<string>()
-    map.set('a', 'x', 100)
-    map.set('a', 'y', 500)
+    const map = new ExpiringMap<Entry>(expiry)
+    put(map, 'a', 1, 100)
+    put(map, 'a', 2, 500)
     map.sweep(100)
-    expect(map.get('a')).toBe('y')
-    map.sweep(499)
+    expect(held(map, 'a')).toBe(2)
+    map.sweep(500 - 1)
     expect(map.size).toBe(1)
     map.sweep(500)
     expect(map.size).toBe(0)
-    map.set('b', 'z', 300)
-    map.set('b', 'z', 50)
-    map.sweep(299)
+    put(map, 'b', 3, 300)
+    put(map, 'b', 3, 50)
+    map.sweep(300 - 1)
     expect(map.size).toBe(1)
     map.sweep(300)
     expect(map.size).toBe(0)
   })
 
   it('deletes at once and ignores the stale heap slot later, even when the key comes back', () => {
-    const map = new ExpiringMap<number>()
-    map.set('a', 1, 100)
+    const map = new ExpiringMap<Entry>(expiry)
+    put(map, 'a', 1, 100)
     map.delete('a')
     map.delete('missing')
     expect(map.size).toBe(0)
-    map.set('a', 2, 1_000)
+    put(map, 'a', 2, 1_000)
     map.sweep(500)
-    expect(map.get('a')).toBe(2)
+    expect(held(map, 'a')).toBe(2)
   })
 
   it('removes at most the budget per sweep', () => {
-    const map = new ExpiringMap<number>(10)
-    for (let i = 0; i < 35; i++) map.set(`k${i}`, i, i)
+    const map = new ExpiringMap<Entry>(expiry, 10)
+    for (let i = 0; i < 35; i++) put(map, `k${i}`, i, i)
     map.sweep(1_000)
     expect(map.size).toBe(25)
     map.sweep(1_000)
@@ -62,11 +87,11 @@ describe('ExpiringMap', () => {
         fc.uniqueArray(fc.tuple(fc.nat(300), fc.nat(1_000)), { selector: (e) => e[0], maxLength: 200 }),
         fc.nat(1_000),
         (entries, now) => {
-          const map = new ExpiringMap<number>(10_000)
-          for (const [key, expiresAt] of entries) map.set(String(key), expiresAt, expiresAt)
+          const map = new ExpiringMap<Entry>(expiry, 10_000)
+          for (const [key, expiresAt] of entries) put(map, String(key), expiresAt, expiresAt)
           map.sweep(now)
           for (const [key, expiresAt] of entries)
-            expect(map.get(String(key))).toBe(expiresAt > now ? expiresAt : undefined)
+            expect(held(map, String(key))).toBe(expiresAt > now ? expiresAt : undefined)
           expect(map.size).toBe(entries.filter(([, e]) => e > now).length)
         },
       ),
@@ -76,17 +101,65 @@ describe('ExpiringMap', () => {
   it('never forgets an entry before its latest expiry, however often it moves (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(20), fc.nat(1_000), fc.nat(50)), { maxLength: 300 }), (steps) => {
-        const map = new ExpiringMap<number>(7)
+        const map = new ExpiringMap<Entry>(expiry, 7)
         const latest = new Map<string, number>()
         let now = 0
         for (const [key, expiresAt, advance] of steps) {
           now += advance
           map.sweep(now)
-          for (const [k, e] of latest) if (e > now) expect(map.get(k)).toBe(e)
-          map.set(String(key), now + expiresAt, now + expiresAt)
+          for (const [k, e] of latest) if (e > now) expect(held(map, k)).toBe(e)
+          put(map, String(key), now + expiresAt, now + expiresAt)
           latest.set(String(key), now + expiresAt)
         }
       }),
+    )
+  })
+})
+
+describe('SecondsSinceBase', () => {
+  const t0 = Date.UTC(2030, 0, 1, 12, 0, 0, 400)
+
+  it('rounds expiries up and now down, so an entry is never due before its expiry', () => {
+    const seconds = new SecondsSinceBase()
+    const base = seconds.expiry(t0) // the base is t0's whole second
+    expect(base).toBe(1)
+    expect(seconds.expiry(t0 + 600)).toBe(1)
+    expect(seconds.now(t0 + 599)).toBe(0)
+    expect(seconds.now(t0 + 600)).toBe(1)
+    // A whole-second expiry (a window's end) is due at exactly that instant.
+    expect(seconds.expiry(t0 + 59_600)).toBe(60)
+    expect(seconds.now(t0 + 59_599)).toBe(59)
+    expect(seconds.now(t0 + 59_600)).toBe(60)
+  })
+
+  it('stays a small integer for times long past, decades ahead and just before the base', () => {
+    const seconds = new SecondsSinceBase()
+    seconds.expiry(t0)
+    const values = [
+      seconds.expiry(0),
+      seconds.expiry(t0 + 100 * 365 * 86_400_000),
+      seconds.expiry(t0 - 401),
+      seconds.now(t0 + 100 * 365 * 86_400_000),
+    ]
+    for (const v of values)
+      expect(Number.isSafeInteger(v) && Math.abs(v) < 2 ** 30 && !Object.is(v, -0)).toBe(true)
+    // Decades ahead is never due; long past is due at once.
+    expect(values[3]!).toBeLessThan(values[1]!)
+    expect(values[0]!).toBeLessThanOrEqual(seconds.now(t0))
+    expect(values[2]).toBe(0)
+  })
+
+  it('never makes an entry due before its expiry in ms (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -1e9, max: 1e12 }),
+        fc.integer({ min: -1e9, max: 1e12 }),
+        (expiry, now) => {
+          const seconds = new SecondsSinceBase()
+          seconds.expiry(t0)
+          if (seconds.expiry(t0 + expiry) <= seconds.now(t0 + now)) expect(expiry).toBeLessThanOrEqual(now)
+        },
+      ),
     )
   })
 })

@@ -1,11 +1,15 @@
-interface Slot<V> {
-  key: string
-  value: V
-  /** When the value stops mattering (a store may forget it from then on). */
-  expiresAt: number
-  /** The time this slot is filed under in the heap; <= expiresAt unless expiresAt moved earlier. */
+/**
+ * What {@link ExpiringMap} needs of an entry. The entry is the caller's own per-key object (a
+ * tenant's counters, its token bucket) with these fields added, so one object per key holds both
+ * the state and its place in the expiry heap.
+ */
+export interface ExpiringEntry {
+  readonly key: string
+  /**
+   * Owned by the map: the time the entry is filed under in the heap, in the unit of the caller's
+   * times (see {@link SecondsSinceBase} for one that keeps it a small integer).
+   */
   heapAt: number
-  dead: boolean
 }
 
 /** Most expired entries one {@link ExpiringMap.sweep} call removes: bounds the latency of a call. */
@@ -14,71 +18,106 @@ export const SWEEP_BUDGET = 1024
 // Below this many heap slots the array is too small to be worth copying.
 const COMPACT_MIN = 1024
 
+// Times are clamped to [-FAR, FAR] so that they stay small integers on every V8 build (31 bits with
+// pointer compression): one larger value would turn the field into a boxed number in every entry.
+// FAR (34 years) means "not in this process's lifetime": such an expiry is never due.
+const FAR = 2 ** 30 - 1
+
+/**
+ * A time unit for {@link ExpiringMap} that keeps `heapAt` (and expiries) small integers: whole
+ * seconds since a base (the first expiry converted). V8 stores a small integer in the object
+ * itself, where a time in ms would be a separate 16-byte boxed number per field.
+ *
+ * Expiries round up and `now` rounds down, so an entry is forgotten at most a second after its
+ * expiry, never before it; an expiry on a whole second (every calendar window's end) keeps its
+ * exact instant.
+ */
+export class SecondsSinceBase {
+  /** ms since the epoch of second 0, a whole second; set by the first expiry converted. */
+  #base = Number.NaN
+
+  /** An expiry (ms since the epoch) in seconds since the base, rounded up. */
+  expiry(ms: number): number {
+    if (Number.isNaN(this.#base)) this.#base = Math.floor(ms / 1000) * 1000
+    const seconds = Math.ceil((ms - this.#base) / 1000)
+    if (seconds >= FAR) return FAR
+    // Clamping up only delays forgetting; `+ 0` turns -0 into 0, which is a small integer.
+    return seconds > -FAR ? seconds + 0 : -FAR
+  }
+
+  /** The current time (ms since the epoch) in seconds since the base, rounded down. */
+  now(ms: number): number {
+    // Before any expiry there is nothing to sweep: any value will do.
+    if (Number.isNaN(this.#base)) return -FAR
+    return Math.min(FAR - 1, Math.floor((ms - this.#base) / 1000))
+  }
+}
+
 /**
  * A Map whose entries carry an expiry and are forgotten after it, without timers: every call of
  * {@link sweep} pops the entries that are due from a min-heap ordered by expiry, at most
  * `budget` per call. Memory is therefore bounded by the entries not yet expired plus a backlog that
  * every call shrinks by up to `budget` while it can grow by at most one.
  *
- * Each live key has exactly one heap slot. Moving an expiry later does not touch the heap: when the
- * old time comes the slot is filed again under the new one (lazy rescheduling), so a busy tenant
- * costs one heap operation per expiry period, not one per request.
+ * The map does not store expiries: it asks `expiresAt(entry)` when an entry's heap time comes, and
+ * files it again under the answer if that is later (lazy rescheduling). So a caller that changes an
+ * entry in place tells the map nothing, and a busy tenant costs one heap operation per expiry
+ * period, not one per request. An expiry that moved earlier is noticed at the old heap time.
  *
- * Internal to the in-memory managers; values are whatever state the algorithm keeps.
+ * Internal to the in-memory managers.
  */
-export class ExpiringMap<V> {
-  readonly #slots = new Map<string, Slot<V>>()
-  #heap: Slot<V>[] = []
+export class ExpiringMap<E extends ExpiringEntry> {
+  readonly #entries = new Map<string, E>()
+  #heap: E[] = []
   /** Longest the heap has been since it was last compacted (see `#compact`). */
   #peak = 0
   readonly #budget: number
+  readonly #expiresAt: (entry: E) => number
 
-  constructor(budget: number = SWEEP_BUDGET) {
+  /**
+   * @param expiresAt From when an entry stops mattering (the map may forget it from then on), in
+   * the unit of `add` and `sweep`; asked only when the entry's heap time comes.
+   */
+  constructor(expiresAt: (entry: E) => number, budget: number = SWEEP_BUDGET) {
+    this.#expiresAt = expiresAt
     this.#budget = budget
   }
 
   /** Live entries (including expired ones the sweep has not reached yet). */
   get size(): number {
-    return this.#slots.size
+    return this.#entries.size
   }
 
-  /** The value stored for `key`, expired or not (the algorithms read stale state as empty). */
-  get(key: string): V | undefined {
-    return this.#slots.get(key)?.value
+  /** The entry stored for `key`, expired or not (the algorithms read stale state as empty). */
+  get(key: string): E | undefined {
+    return this.#entries.get(key)
   }
 
-  /** Stores `value` for `key`, to be forgotten from `expiresAt` on. */
-  set(key: string, value: V, expiresAt: number): void {
-    const slot = this.#slots.get(key)
-    if (slot !== undefined) {
-      slot.value = value
-      slot.expiresAt = expiresAt
-      return
-    }
-    const fresh: Slot<V> = { key, value, expiresAt, heapAt: expiresAt, dead: false }
-    this.#slots.set(key, fresh)
-    this.#push(fresh)
+  /** Stores `entry` under `entry.key`, to be looked at again at `expiresAt`. The key must be absent. */
+  add(entry: E, expiresAt: number): void {
+    entry.heapAt = expiresAt
+    this.#entries.set(entry.key, entry)
+    this.#push(entry)
   }
 
   /** Forgets `key` now. Its heap slot is discarded when its time comes. */
   delete(key: string): void {
-    const slot = this.#slots.get(key)
-    if (slot === undefined) return
-    slot.dead = true
-    this.#slots.delete(key)
+    this.#entries.delete(key)
   }
 
   /** Forgets up to the budget of entries whose expiry is `<= now`. */
   sweep(now: number): void {
     const heap = this.#heap
     for (let n = 0; n < this.#budget && heap.length > 0 && heap[0]!.heapAt <= now; n++) {
-      const slot = this.#pop()
-      if (slot.dead) continue
-      if (slot.expiresAt <= now) {
-        this.#slots.delete(slot.key)
+      const entry = this.#pop()
+      // A deleted (or deleted and re-added) key: this slot is no longer its entry's.
+      if (this.#entries.get(entry.key) !== entry) continue
+      const expiresAt = this.#expiresAt(entry)
+      if (expiresAt <= now) {
+        this.#entries.delete(entry.key)
       } else {
-        slot.heapAt = slot.expiresAt
-        this.#push(slot)
+        entry.heapAt = expiresAt
+        this.#push(entry)
       }
     }
     this.#compact()
@@ -94,21 +133,21 @@ export class ExpiringMap<V> {
     }
   }
 
-  #push(slot: Slot<V>): void {
+  #push(entry: E): void {
     const heap = this.#heap
-    heap.push(slot)
+    heap.push(entry)
     if (heap.length > this.#peak) this.#peak = heap.length
     let i = heap.length - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (heap[parent]!.heapAt <= slot.heapAt) break
+      if (heap[parent]!.heapAt <= entry.heapAt) break
       heap[i] = heap[parent]!
       i = parent
     }
-    heap[i] = slot
+    heap[i] = entry
   }
 
-  #pop(): Slot<V> {
+  #pop(): E {
     const heap = this.#heap
     const top = heap[0]!
     const last = heap.pop()!

@@ -2,9 +2,9 @@ import type { NormalizedCost } from '../cost'
 import { normalizeCost } from '../cost'
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
-import { calendarWindow } from './calendar'
+import { quotaWindows } from '../schemas'
 import type { EffectiveLimit } from './limits'
-import { effectiveLimits } from './limits'
+import { currentWindow, limitsOf } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, overLimit, quotaDecision, windowUsage } from './quota-decision'
 import type { QuotaStep } from './types'
@@ -40,9 +40,9 @@ interface Scan {
   used: NormalizedCost
 }
 
-function scan(state: FixedWindowState | undefined, limits: EffectiveLimit[], now: number): Scan[] {
+function scan(state: FixedWindowState | undefined, limits: readonly EffectiveLimit[], now: number): Scan[] {
   return limits.map((limit) => {
-    const { start, end } = calendarWindow(limit.window, now)
+    const { start, end } = currentWindow(limit.window, now)
     return { limit, start, end, used: currentCount(state?.[limit.window], start) }
   })
 }
@@ -51,10 +51,11 @@ function usages(scans: Scan[]): QuotaWindowUsage[] {
   return scans.map((s) => windowUsage(s.limit, s.used, s.end))
 }
 
-function nextState(scans: Scan[], add: (used: NormalizedCost) => NormalizedCost): FixedWindowState {
+/** The state after adding `requests` / `tokens` (tokens floored at 0) to every scanned window. */
+function nextState(scans: Scan[], requests: number, tokens: number): FixedWindowState {
   const state: FixedWindowState = {}
   for (const s of scans) {
-    const next = add(s.used)
+    const next = { requests: s.used.requests + requests, tokens: Math.max(0, s.used.tokens + tokens) }
     s.used = next
     if (next.requests !== 0 || next.tokens !== 0) state[s.limit.window] = { start: s.start, ...next }
   }
@@ -85,7 +86,7 @@ export function fixedWindowConsume(
   now: number,
 ): QuotaStep<FixedWindowState> {
   const charge = normalizeCost(cost)
-  const scans = scan(state, effectiveLimits(config), now)
+  const scans = scan(state, limitsOf(config), now)
   const denials: QuotaDenial[] = []
   for (const s of scans) {
     for (const dimension of overLimit(s.limit, s.used, charge)) {
@@ -100,10 +101,7 @@ export function fixedWindowConsume(
     }
   }
   if (denials.length > 0) return { decision: quotaDecision(now, usages(scans), denials), state: state ?? {} }
-  const next = nextState(scans, (used) => ({
-    requests: used.requests + charge.requests,
-    tokens: used.tokens + charge.tokens,
-  }))
+  const next = nextState(scans, charge.requests, charge.tokens)
   return { decision: quotaDecision(now, usages(scans), []), state: next }
 }
 
@@ -125,11 +123,8 @@ export function fixedWindowAdjust(
   tokens: number,
   now: number,
 ): { usage: QuotaWindowUsage[]; state: FixedWindowState } {
-  const scans = scan(state, effectiveLimits(config), now)
-  const next = nextState(scans, (used) => ({
-    requests: used.requests,
-    tokens: Math.max(0, used.tokens + tokens),
-  }))
+  const scans = scan(state, limitsOf(config), now)
+  const next = nextState(scans, 0, tokens)
   return { usage: usages(scans), state: next }
 }
 
@@ -147,7 +142,7 @@ export function fixedWindowPeek(
   config: QuotaConfig,
   now: number,
 ): QuotaWindowUsage[] {
-  return usages(scan(state, effectiveLimits(config), now))
+  return usages(scan(state, limitsOf(config), now))
 }
 
 /**
@@ -164,9 +159,10 @@ export function fixedWindowPeek(
 export function fixedWindowExpiresAt(state: FixedWindowState | undefined): number {
   let expiresAt = 0
   if (state === undefined) return expiresAt
-  for (const [window, counter] of Object.entries(state) as [QuotaWindow, FixedWindowCounter | undefined][]) {
+  for (const window of quotaWindows) {
+    const counter = state[window]
     if (counter === undefined || (counter.requests === 0 && counter.tokens === 0)) continue
-    expiresAt = Math.max(expiresAt, calendarWindow(window, counter.start).end)
+    expiresAt = Math.max(expiresAt, currentWindow(window, counter.start).end)
   }
   return expiresAt
 }

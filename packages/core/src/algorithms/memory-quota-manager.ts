@@ -1,12 +1,18 @@
 import type { Clock } from '../clock'
 import { systemClock } from '../clock'
 import type { QuotaProvider } from '../config'
+import type { NormalizedCost } from '../cost'
 import { normalizeCost, normalizeTokenDelta } from '../cost'
 import type { QuotaCost, QuotaDecision, QuotaManager, QuotaUsage } from '../quota'
 import { validateTenantId } from '../tenant-id'
 import { assertMethods } from '../validate'
-import { ExpiringMap } from './expiring-map'
+import type { ExpiringEntry } from './expiring-map'
+import { ExpiringMap, SecondsSinceBase } from './expiring-map'
+import type { EffectiveLimit } from './limits'
+import { limitsOf } from './memo'
 import type { QuotaAlgorithm } from './quota-algorithm'
+
+const ONE_REQUEST: NormalizedCost = Object.freeze(normalizeCost())
 
 /**
  * Checks what every in-memory manager takes, once, in its constructor: a provider with `method`
@@ -19,20 +25,82 @@ export function checkManagerArgs(provider: unknown, method: string, clock: Clock
 }
 
 /**
+ * How an in-memory manager keeps a tenant's algorithm state `S` in its map entry `E`. The entry is
+ * one object per tenant holding both the state and its expiry-heap field, so a layout can store the
+ * state flatter than the algorithm's plain JSON form; `read` and `write` convert between the two.
+ */
+export interface MemoryLayout<S, E extends ExpiringEntry> {
+  readonly algorithm: QuotaAlgorithm<S>
+  /** A new entry for `key` holding `state`, not yet in the map. */
+  create(key: string, state: S): E
+  /** The entry's state in the algorithm's plain form (a snapshot the algorithm may read). */
+  read(entry: E | undefined): S | undefined
+  /** Replaces the entry's state with `state`. */
+  write(entry: E, state: S): void
+  /** From when the entry counts nothing, ms since the epoch; `0` when it counts nothing. */
+  expiresAt(entry: E): number
+  /**
+   * Optional shortcut for the common case, an admission: when every limit has room for `cost`,
+   * charges `entry` in place and returns the decision `algorithm.consume` would have returned.
+   * Otherwise changes nothing and returns `undefined`, and the manager asks `algorithm.consume`.
+   */
+  charge?(
+    entry: E,
+    limits: readonly EffectiveLimit[],
+    cost: NormalizedCost,
+    now: number,
+  ): QuotaDecision | undefined
+}
+
+/** The entry of a layout that stores the algorithm's state as it is. */
+class StateEntry<S> implements ExpiringEntry {
+  heapAt = 0
+  constructor(
+    readonly key: string,
+    public state: S,
+  ) {}
+}
+
+/**
+ * The layout that keeps `algorithm`'s plain state in the entry unchanged (no in-place path).
+ *
+ * @example
+ * ```ts
+ * new MemoryQuotaManager(provider, clock, plainLayout(slidingWindowAlgorithm(10)))
+ * ```
+ */
+export function plainLayout<S>(algorithm: QuotaAlgorithm<S>): MemoryLayout<S, StateEntry<S>> {
+  return {
+    algorithm,
+    create: (key, state) => new StateEntry(key, state),
+    read: (entry) => entry?.state,
+    write: (entry, state) => {
+      entry.state = state
+    },
+    expiresAt: (entry) => algorithm.expiresAt(entry.state),
+  }
+}
+
+/**
  * The in-memory quota engine shared by `InMemoryQuotaManager` and `SlidingWindowQuotaManager`:
- * per-tenant algorithm state in an {@link ExpiringMap}, checked and charged with no `await`
- * between reading and writing it, so concurrent calls in one process never over-admit.
+ * per-tenant state in an {@link ExpiringMap}, checked and charged with no `await` between reading
+ * and writing it, so concurrent calls in one process never over-admit.
  */
 export class MemoryQuotaManager<S> implements QuotaManager {
   readonly #provider: QuotaProvider
   readonly #clock: Clock
-  readonly #algorithm: QuotaAlgorithm<S>
-  readonly #states = new ExpiringMap<S>()
+  readonly #layout: MemoryLayout<S, ExpiringEntry>
+  // Expiries as small integers (see SecondsSinceBase): windows end on whole seconds, so nothing is
+  // kept longer, and the entry's heap time is not a boxed number.
+  readonly #seconds = new SecondsSinceBase()
+  readonly #entries = new ExpiringMap<ExpiringEntry>((entry) =>
+    this.#seconds.expiry(this.#layout.expiresAt(entry)),
+  )
 
-  constructor(provider: QuotaProvider, clock: Clock | undefined, algorithm: QuotaAlgorithm<S>) {
+  constructor(provider: QuotaProvider, clock: Clock | undefined, layout: MemoryLayout<S, ExpiringEntry>) {
     this.#clock = checkManagerArgs(provider, 'quotaConfig', clock)
     this.#provider = provider
-    this.#algorithm = algorithm
+    this.#layout = layout
   }
 
   /**
@@ -40,48 +108,69 @@ export class MemoryQuotaManager<S> implements QuotaManager {
    * call forgets up to 1,024 tenants whose counts have all expired.
    */
   get size(): number {
-    return this.#states.size
+    return this.#entries.size
   }
 
   async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
-    validateTenantId(tenantId)
-    const charge = normalizeCost(cost)
+    this.#validate(tenantId)
+    // Most calls name no cost: share one frozen default instead of allocating it per call.
+    const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
     const config = await this.#provider.quotaConfig(tenantId)
     // From here to the return: no await, so the check and the charge are one atomic step.
     const now = this.#now()
-    const { decision, state } = this.#algorithm.consume(this.#states.get(tenantId), config, charge, now)
-    if (decision.allowed) this.#store(tenantId, state, now)
+    const layout = this.#layout
+    const entry = this.#entries.get(tenantId)
+    if (entry !== undefined && layout.charge !== undefined) {
+      const decision = layout.charge(entry, limitsOf(config), charge, now)
+      // The map asks for the entry's new expiry when its heap time comes.
+      if (decision !== undefined) return decision
+    }
+    const { decision, state } = layout.algorithm.consume(layout.read(entry), config, charge, now)
+    if (decision.allowed) this.#store(tenantId, entry, state, now)
     return decision
   }
 
   async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
-    validateTenantId(tenantId)
+    this.#validate(tenantId)
     const tokens = normalizeTokenDelta(delta)
     const config = await this.#provider.quotaConfig(tenantId)
     const now = this.#now()
-    const { usage, state } = this.#algorithm.adjust(this.#states.get(tenantId), config, tokens, now)
-    this.#store(tenantId, state, now)
+    const entry = this.#entries.get(tenantId)
+    const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
+    this.#store(tenantId, entry, state, now)
     return { tenantId, windows: usage }
   }
 
   async peek(tenantId: string): Promise<QuotaUsage> {
-    validateTenantId(tenantId)
+    this.#validate(tenantId)
     const config = await this.#provider.quotaConfig(tenantId)
     const now = this.#now()
-    return { tenantId, windows: this.#algorithm.peek(this.#states.get(tenantId), config, now) }
+    const state = this.#layout.read(this.#entries.get(tenantId))
+    return { tenantId, windows: this.#layout.algorithm.peek(state, config, now) }
+  }
+
+  // Only ids that passed validateTenantId are ever inserted, and Map keys compare by value, so an
+  // id the map holds is valid: the regex runs for new tenants only.
+  #validate(tenantId: string): void {
+    if (this.#entries.get(tenantId) === undefined) validateTenantId(tenantId)
   }
 
   #now(): number {
     const now = this.#clock.now()
-    this.#states.sweep(now)
+    this.#entries.sweep(this.#seconds.now(now))
     return now
   }
 
-  #store(tenantId: string, state: S, now: number): void {
-    const expiresAt = this.#algorithm.expiresAt(state)
-    // An empty state is the same as none: create no entry for it. An existing entry is updated
-    // rather than deleted, so it keeps its one heap slot and the sweep drops it.
-    if (expiresAt > now || this.#states.get(tenantId) !== undefined)
-      this.#states.set(tenantId, state, expiresAt)
+  #store(tenantId: string, entry: ExpiringEntry | undefined, state: S, now: number): void {
+    // An existing entry is updated rather than deleted, so it keeps its one heap slot and the sweep
+    // drops it once it counts nothing. An empty state is the same as none: create no entry for it.
+    if (entry !== undefined) {
+      this.#layout.write(entry, state)
+      return
+    }
+    const expiresAt = this.#layout.algorithm.expiresAt(state)
+    if (expiresAt > now) {
+      this.#entries.add(this.#layout.create(tenantId, state), this.#seconds.expiry(expiresAt))
+    }
   }
 }

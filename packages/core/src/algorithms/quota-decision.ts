@@ -57,13 +57,16 @@ export function windowUsage(
   used: { requests: number; tokens: number },
   resetAt: number,
 ): QuotaWindowUsage {
+  // Spelled out per dimension rather than looped: this runs for every window of every decision.
   const limits: QuotaAmounts = {}
   const remaining: QuotaAmounts = {}
-  for (const dimension of quotaDimensions) {
-    const allowance = limit[dimension]
-    if (allowance === undefined) continue
-    limits[dimension] = allowance
-    remaining[dimension] = Math.max(0, allowance - used[dimension])
+  if (limit.requests !== undefined) {
+    limits.requests = limit.requests
+    remaining.requests = Math.max(0, limit.requests - used.requests)
+  }
+  if (limit.tokens !== undefined) {
+    limits.tokens = limit.tokens
+    remaining.tokens = Math.max(0, limit.tokens - used.tokens)
   }
   return {
     window: limit.window,
@@ -95,9 +98,32 @@ export function overLimit(
   })
 }
 
-// Larger is more constraining: least room left, then the window that holds it longer.
-function tighter(a: { room: number; resetAt: number }, b: { room: number; resetAt: number }): boolean {
-  return a.room < b.room || (a.room === b.room && a.resetAt > b.resetAt)
+// The window with the least room left in `dimension`; of equal ones, the one that holds it longer.
+function mostConstrained(
+  windows: readonly QuotaWindowUsage[],
+  dimension: QuotaDimension,
+): QuotaWindowUsage | undefined {
+  let best: QuotaWindowUsage | undefined
+  let bestRoom = 0
+  for (const usage of windows) {
+    const room = usage.remaining[dimension]
+    if (room === undefined) continue
+    if (best === undefined || room < bestRoom || (room === bestRoom && usage.resetAt > best.resetAt)) {
+      best = usage
+      bestRoom = room
+    }
+  }
+  return best
+}
+
+// The smaller remaining share of a window's limited dimensions (NaN when none is limited). Of two
+// equal shares the first found wins, so this picks the same window as comparing them one by one.
+function remainingShare(usage: QuotaWindowUsage): number {
+  const { limit, remaining } = usage
+  const requests = limit.requests === undefined ? Number.NaN : remaining.requests! / limit.requests
+  if (limit.tokens === undefined) return requests
+  const tokens = remaining.tokens! / limit.tokens
+  return Number.isNaN(requests) ? tokens : Math.min(requests, tokens)
 }
 
 /**
@@ -122,38 +148,35 @@ export function quotaDecision(
   windows: QuotaWindowUsage[],
   denials: QuotaDenial[],
 ): QuotaDecision {
+  // Comparisons on plain numbers and each dimension spelled out (constant property names), with no
+  // objects built along the way: this runs once per decision.
   const remaining: QuotaAmounts = {}
   const limit: QuotaAmounts = {}
-  for (const dimension of quotaDimensions) {
-    let best: QuotaWindowUsage | undefined
-    for (const usage of windows) {
-      const room = usage.remaining[dimension]
-      if (room === undefined) continue
-      if (
-        !best ||
-        tighter({ room, resetAt: usage.resetAt }, { room: best.remaining[dimension]!, resetAt: best.resetAt })
-      ) {
-        best = usage
-      }
-    }
-    if (best) {
-      remaining[dimension] = best.remaining[dimension]!
-      limit[dimension] = best.limit[dimension]!
-    }
+  const byRequests = mostConstrained(windows, 'requests')
+  if (byRequests) {
+    remaining.requests = byRequests.remaining.requests!
+    limit.requests = byRequests.limit.requests!
+  }
+  const byTokens = mostConstrained(windows, 'tokens')
+  if (byTokens) {
+    remaining.tokens = byTokens.remaining.tokens!
+    limit.tokens = byTokens.limit.tokens!
   }
 
   if (denials.length === 0) {
+    // The smallest remaining share; of equal ones, the later reset.
     let resetAt = now
-    let tightest: { room: number; resetAt: number } | undefined
+    let tightest = Number.POSITIVE_INFINITY
+    let found = false
     for (const usage of windows) {
-      for (const dimension of quotaDimensions) {
-        const allowance = usage.limit[dimension]
-        if (allowance === undefined) continue
-        const candidate = { room: usage.remaining[dimension]! / allowance, resetAt: usage.resetAt }
-        if (!tightest || tighter(candidate, tightest)) tightest = candidate
+      const share = remainingShare(usage)
+      if (Number.isNaN(share)) continue
+      if (!found || share < tightest || (share === tightest && usage.resetAt > resetAt)) {
+        tightest = share
+        resetAt = usage.resetAt
+        found = true
       }
     }
-    if (tightest) resetAt = tightest.resetAt
     return { allowed: true, remaining, limit, resetAt, retryAfterMs: 0, windows }
   }
 

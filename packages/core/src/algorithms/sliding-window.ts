@@ -5,7 +5,8 @@ import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
 import type { EffectiveLimit, QuotaDimension } from './limits'
-import { effectiveLimits, quotaDimensions } from './limits'
+import { quotaDimensions } from './limits'
+import { limitsOf } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, quotaDecision, windowUsage } from './quota-decision'
 import type { QuotaStep } from './types'
@@ -194,7 +195,7 @@ function scan(
   precision: number,
 ): Scan[] {
   validatePrecision(precision)
-  return effectiveLimits(config).map((limit) => {
+  return limitsOf(config).map((limit) => {
     const g = geometry(limit.window, precision)
     return measure({ limit, g, buckets: prune(state?.[limit.window], now, g) }, now)
   })

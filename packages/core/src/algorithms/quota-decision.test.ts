@@ -1,0 +1,78 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { QuotaAmounts, QuotaDecision, QuotaWindowUsage } from '../quota'
+import type { QuotaWindow } from '../schemas'
+import type { QuotaDimension } from './limits'
+import type { QuotaDenial } from './quota-decision'
+import { quotaDecision, windowUsage } from './quota-decision'
+
+const dimensions: QuotaDimension[] = ['requests', 'tokens']
+
+// The rules of quotaDecision written the plain way (one candidate object per window and dimension):
+// the optimised function must pick exactly the same windows, ties included.
+function tighter(a: { room: number; resetAt: number }, b: { room: number; resetAt: number }): boolean {
+  return a.room < b.room || (a.room === b.room && a.resetAt > b.resetAt)
+}
+
+function reference(now: number, windows: QuotaWindowUsage[], denials: QuotaDenial[]): QuotaDecision {
+  const remaining: QuotaAmounts = {}
+  const limit: QuotaAmounts = {}
+  for (const d of dimensions) {
+    let best: QuotaWindowUsage | undefined
+    for (const usage of windows) {
+      const room = usage.remaining[d]
+      if (room === undefined) continue
+      if (
+        !best ||
+        tighter({ room, resetAt: usage.resetAt }, { room: best.remaining[d]!, resetAt: best.resetAt })
+      ) {
+        best = usage
+      }
+    }
+    if (best) {
+      remaining[d] = best.remaining[d]!
+      limit[d] = best.limit[d]!
+    }
+  }
+  if (denials.length > 0) return { ...quotaDecision(now, windows, denials), remaining, limit }
+  let tightest: { room: number; resetAt: number } | undefined
+  for (const usage of windows) {
+    for (const d of dimensions) {
+      const allowance = usage.limit[d]
+      if (allowance === undefined) continue
+      const candidate = { room: usage.remaining[d]! / allowance, resetAt: usage.resetAt }
+      if (!tightest || tighter(candidate, tightest)) tightest = candidate
+    }
+  }
+  return { allowed: true, remaining, limit, resetAt: tightest?.resetAt ?? now, retryAfterMs: 0, windows }
+}
+
+describe('quotaDecision', () => {
+  it('picks the same windows as comparing every window and dimension one by one (property)', () => {
+    const order: QuotaWindow[] = ['minute', 'hour', 'day', 'month']
+    // Small numbers so that equal remaining amounts, equal shares and equal resets are common.
+    const usage = fc.record({
+      requests: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      tokens: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      usedRequests: fc.nat(5),
+      usedTokens: fc.nat(5),
+      resetAt: fc.integer({ min: 1, max: 3 }),
+    })
+    fc.assert(
+      fc.property(fc.array(usage, { maxLength: 4 }), fc.boolean(), (rows, denied) => {
+        const windows = rows.map((r, i) =>
+          windowUsage(
+            { window: order[i]!, requests: r.requests, tokens: r.tokens },
+            { requests: r.usedRequests, tokens: r.usedTokens },
+            r.resetAt,
+          ),
+        )
+        const denials: QuotaDenial[] = denied
+          ? [{ window: 'minute', dimension: 'requests', retryAt: 2, impossible: false, reason: 'r' }]
+          : []
+        expect(quotaDecision(0, windows, denials)).toEqual(reference(0, windows, denials))
+      }),
+      { numRuns: 2000 },
+    )
+  })
+})
