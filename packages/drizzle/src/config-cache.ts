@@ -1,11 +1,4 @@
-import {
-  type Clock,
-  copyJson,
-  isTenantError,
-  parseOrThrow,
-  type TenantConfig,
-  TenantNotFoundError,
-} from '@tenant/core'
+import { type Clock, isTenantError, parseOrThrow, type TenantConfig, TenantNotFoundError } from '@tenant/core'
 import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import { TenantRowDecodeError } from './tenant-row'
@@ -115,12 +108,29 @@ export class ConfigCache {
    * an unknown tenant). Throws `TenantNotFoundError` for an unknown tenant.
    */
   async get(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig> {
-    const now = this.#clock.now()
+    const fresh = this.fresh(tenantId)
+    if (fresh) return answer(tenantId, fresh.config)
+    return this.miss(tenantId, load)
+  }
+
+  /**
+   * The fresh cached answer for `tenantId` (counted as a hit), or `undefined` (nothing counted:
+   * the caller goes on with {@link get}, which counts the miss). Synchronous, so a hit costs no
+   * promise of its own. An id with an entry was validated before the entry was stored.
+   */
+  fresh(tenantId: string): { config: TenantConfig | null } | undefined {
     const cached = this.#lookup(tenantId)
-    if (cached && now - cached.at < this.#freshFor(cached)) {
-      this.stats.hits += 1
-      return answer(tenantId, cached.config)
-    }
+    if (cached === undefined || this.#clock.now() - cached.at >= this.#freshFor(cached)) return undefined
+    this.stats.hits += 1
+    return cached
+  }
+
+  /**
+   * The rest of {@link get} once {@link fresh} found nothing: counts the miss, loads (one load per
+   * id in flight) and bridges a backend failure with a stale answer. For a caller that just asked
+   * `fresh` itself, so the cache is not looked up twice.
+   */
+  async miss(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig> {
     this.stats.misses += 1
     let config: TenantConfig | null
     try {
@@ -183,7 +193,7 @@ export class ConfigCache {
   }
 
   #store(tenantId: string, config: TenantConfig | null): void {
-    const entry: Entry = { config: config === null ? null : copyJson(config), at: this.#clock.now() }
+    const entry: Entry = { config, at: this.#clock.now() }
     if (config === null) {
       this.#found.delete(tenantId)
       if (this.#options.negativeTtl > 0) this.#missing.set(tenantId, entry)
@@ -213,7 +223,8 @@ export class ConfigCache {
   }
 }
 
+/** The config of a lookup's answer; `null` (no such tenant) throws `TenantNotFoundError`. */
 function answer(tenantId: string, config: TenantConfig | null): TenantConfig {
   if (config === null) throw new TenantNotFoundError(tenantId)
-  return copyJson(config)
+  return config
 }

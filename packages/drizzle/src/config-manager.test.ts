@@ -62,8 +62,13 @@ async function failInserts(
 
 describe('DrizzleConfigManager construction', () => {
   it('refuses what is not a Drizzle database, and bad options, when constructed', async () => {
-    expect(() => new DrizzleConfigManager({} as never)).toThrow(TypeError)
-    expect(() => new DrizzleAuditLog({ select: () => undefined } as never)).toThrow(TypeError)
+    for (const make of [
+      () => new DrizzleConfigManager({} as never),
+      () => new DrizzleAuditLog({ select: () => undefined } as never),
+    ]) {
+      expect(make).toThrow(InvalidTenantConfigError)
+      expect(make).toThrow(/db: expected a Drizzle database/)
+    }
     const { drizzle } = await import('drizzle-orm/libsql')
     const db = drizzle({ connection: { url: ':memory:' } })
     for (const [options, path] of [

@@ -6,6 +6,7 @@ import {
   type ConfigManager,
   copyJson,
   InvalidTenantConfigError,
+  invalidOption,
   type ListTenantsOptions,
   type ListTenantsResult,
   type PolicyConfig,
@@ -127,9 +128,7 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
       options.cache !== false &&
       (typeof options.cache !== 'object' || options.cache === null)
     ) {
-      throw new InvalidTenantConfigError([
-        { path: ['cache'], message: 'must be an options object or false', code: 'invalid_type' },
-      ])
+      throw invalidOption('cache', 'must be an options object or false')
     }
     this.#cache =
       options.cache === false
@@ -151,9 +150,19 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
     this.#cache?.invalidate(tenantId)
   }
 
-  async getTenantConfig(tenantId: string): Promise<TenantConfig> {
+  getTenantConfig(tenantId: string): Promise<TenantConfig> {
+    // The cache-hit path: no id check (an id with an entry was checked before the entry was
+    // stored) and no async frame; every stage of a request comes through here.
+    const fresh = this.#cache?.fresh(tenantId)
+    if (fresh === undefined) return this.#lookupTenant(tenantId)
+    if (fresh.config === null) return Promise.reject(new TenantNotFoundError(tenantId))
+    return Promise.resolve(fresh.config)
+  }
+
+  async #lookupTenant(tenantId: string): Promise<TenantConfig> {
     validateTenantId(tenantId)
-    if (this.#cache) return this.#cache.get(tenantId, () => this.#find(tenantId))
+    // getTenantConfig found no fresh entry a moment ago (nothing ran in between).
+    if (this.#cache) return this.#cache.miss(tenantId, () => this.#find(tenantId))
     const config = await this.#find(tenantId)
     if (config === null) throw new TenantNotFoundError(tenantId)
     return config
@@ -208,18 +217,18 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
   }
 
   /** The tenant's quota, read through the cache like `getTenantConfig`. */
-  async quotaConfig(tenantId: string): Promise<QuotaConfig> {
-    return (await this.getTenantConfig(tenantId)).quota
+  quotaConfig(tenantId: string): Promise<QuotaConfig> {
+    return this.getTenantConfig(tenantId).then((config) => config.quota)
   }
 
   /** The tenant's policy, read through the cache like `getTenantConfig`. */
-  async policyConfig(tenantId: string): Promise<PolicyConfig> {
-    return (await this.getTenantConfig(tenantId)).policy
+  policyConfig(tenantId: string): Promise<PolicyConfig> {
+    return this.getTenantConfig(tenantId).then((config) => config.policy)
   }
 
   /** The tenant's rate limit (`null`: none), read through the cache like `getTenantConfig`. */
-  async rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
-    return (await this.getTenantConfig(tenantId)).rateLimit
+  rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
+    return this.getTenantConfig(tenantId).then((config) => config.rateLimit)
   }
 
   /**

@@ -1,4 +1,4 @@
-import { isTenantError, TenantBackendError } from '@tenant/core'
+import { invalidOption, isTenantError, TenantBackendError } from '@tenant/core'
 import { is, SQL } from 'drizzle-orm'
 import { PgDatabase } from 'drizzle-orm/pg-core'
 import { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
@@ -32,7 +32,8 @@ export interface DriverInfo {
 
 /**
  * Works out the dialect and the way to run statements atomically, from Drizzle's entity kinds
- * (robust across bundling, unlike `instanceof`). Throws a `TypeError` for anything else, when the
+ * (robust across bundling, unlike `instanceof`). Throws `InvalidTenantConfigError` (issue path
+ * `db`) for anything else, when the
  * store is constructed rather than on the first query.
  */
 export function detectDriver(db: unknown): DriverInfo {
@@ -45,7 +46,8 @@ export function detectDriver(db: unknown): DriverInfo {
       return { dialect: 'sqlite', mode: 'sqlite-batch' }
     return { dialect: 'sqlite', mode: 'sqlite-async' }
   }
-  throw new TypeError(
+  throw invalidOption(
+    'db',
     'expected a Drizzle database: a SQLite-family one (libSQL, D1, bun:sqlite) or a PostgreSQL one ' +
       '(postgres.js, node-postgres, PGlite)',
   )

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { isTenantError } from '@tenant/core'
+import { InvalidTenantConfigError, isTenantError } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { describeEachDatabase, withD1 } from '../test/databases'
@@ -195,10 +195,10 @@ describeEachDatabase(
 
     it('checks its options', async () => {
       const { db } = database.current
-      await expect(rollback(db, { steps: -1 })).rejects.toBeInstanceOf(RangeError)
-      await expect(rollback(db, { steps: 1.5 })).rejects.toBeInstanceOf(RangeError)
-      await expect(migrate(db, { migrationsTable: '' })).rejects.toBeInstanceOf(RangeError)
-      await expect(migrate({} as never)).rejects.toBeInstanceOf(TypeError)
+      await expect(rollback(db, { steps: -1 })).rejects.toThrow(/rollback\.steps: must be a whole number/)
+      await expect(rollback(db, { steps: 1.5 })).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(migrate(db, { migrationsTable: '' })).rejects.toThrow(/migrationsTable: must be a name/)
+      await expect(migrate({} as never)).rejects.toBeInstanceOf(InvalidTenantConfigError)
     })
   },
   { migrate: false, kinds: withD1 },

@@ -1,4 +1,4 @@
-import { TenantBackendError } from '@tenant/core'
+import { invalidOption, TenantBackendError } from '@tenant/core'
 import { eq, type SQL, sql } from 'drizzle-orm'
 import { bigint, pgTable, text as pgText } from 'drizzle-orm/pg-core'
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
@@ -122,7 +122,7 @@ export async function revertMigrations(
 ): Promise<string[]> {
   const steps = options.steps ?? 1
   if (steps !== 'all' && !(Number.isInteger(steps) && steps >= 0)) {
-    throw new RangeError(`rollback: steps must be a whole number >= 0 or 'all', got ${String(steps)}`)
+    throw invalidOption('rollback.steps', `must be a whole number >= 0 or 'all', got ${String(steps)}`)
   }
   const journal = await openJournal(db, info, options)
   const order = new Map(migrations.map((m, i) => [m.tag, i]))
@@ -155,7 +155,7 @@ export async function revertMigrations(
 async function openJournal(db: TenantDatabase, info: DriverInfo, options: MigrateOptions) {
   const table = options.migrationsTable ?? DEFAULT_TABLE
   if (typeof table !== 'string' || table.length === 0 || table.length > 63) {
-    throw new RangeError('migrationsTable must be a name of 1 to 63 characters')
+    throw invalidOption('migrationsTable', 'must be a name of 1 to 63 characters')
   }
   await ensureTable(db, info, table)
   return journalTable(info, table)

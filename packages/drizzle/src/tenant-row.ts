@@ -1,6 +1,7 @@
 import {
   type AuditAction,
   type AuditRecord,
+  deepFreeze,
   parseTenantConfig,
   type QuotaLimit,
   quotaWindows,
@@ -112,21 +113,24 @@ export function decodeTenant(dialect: Dialect, row: Record<string, unknown>): Te
     }
     const rps = row.rateLimitRequestsPerSecond
     const burst = count(row.rateLimitBurst)
-    return parseTenantConfig({
-      id: row.id,
-      status: row.status,
-      quota: { limits },
-      rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
-      policy: {
-        allowedModels: e.parseJson(row.allowedModels),
-        allowedTools: e.parseJson(row.allowedTools),
-        allowedMethods: e.parseJson(row.allowedMethods),
-        allowedPaths: e.parseJson(row.allowedPaths),
-      },
-      metadata: e.parseJson(row.metadata),
-      createdAt: e.ms(row.createdAt),
-      updatedAt: e.ms(row.updatedAt),
-    })
+    // Frozen once here, so the cache and every reader share it (the ConfigManager contract).
+    return deepFreeze(
+      parseTenantConfig({
+        id: row.id,
+        status: row.status,
+        quota: { limits },
+        rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
+        policy: {
+          allowedModels: e.parseJson(row.allowedModels),
+          allowedTools: e.parseJson(row.allowedTools),
+          allowedMethods: e.parseJson(row.allowedMethods),
+          allowedPaths: e.parseJson(row.allowedPaths),
+        },
+        metadata: e.parseJson(row.metadata),
+        createdAt: e.ms(row.createdAt),
+        updatedAt: e.ms(row.updatedAt),
+      }),
+    )
   } catch (cause) {
     throw new TenantRowDecodeError('tenants', String(row.id), cause, String(row.id))
   }
