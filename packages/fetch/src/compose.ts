@@ -19,9 +19,10 @@ export function compose(...middlewares: Middleware[]): Middleware {
     }
   })
   return function composed(request, next) {
-    const dispatch = async (index: number, current: Request): Promise<Response> => {
+    // Not async: each middleware already returns a promise, and a wrapper per stage would add one
+    // more per request (this runs on every request, under AsyncLocalStorage's promise hooks).
+    const dispatch = (index: number, current: Request): Promise<Response> => {
       const middleware = middlewares[index]
-      if (!middleware) return next(current)
       let called = false
       const nextOf: Next = (handed = current) => {
         if (called) return Promise.reject(new Error('next() called multiple times'))
@@ -29,7 +30,12 @@ export function compose(...middlewares: Middleware[]): Middleware {
         if (handed !== current) inheritTenantState(current, handed)
         return dispatch(index + 1, handed)
       }
-      return middleware(current, nextOf)
+      try {
+        return middleware ? middleware(current, nextOf) : next(current)
+      } catch (error) {
+        // A synchronous throw still surfaces as a rejection, as from an async function.
+        return Promise.reject(error)
+      }
     }
     return dispatch(0, request)
   }

@@ -173,3 +173,57 @@ export function withMissingHeaders(response: Response, headers: readonly [string
     headers.filter(([name]) => !response.headers.has(name)),
   )
 }
+
+// The headers the stages of one tenancy() chain add to an admitted request's response, per
+// request: the chain writes them once, merged, instead of every stage changing the Response's
+// Headers (each WHATWG header write is validated, and on @hono/node-server the first access
+// materialises a Headers object).
+const pending = new WeakMap<Request, [string, string][]>()
+
+/**
+ * Adds a stage's headers to the response of an admitted request: at once when the stage runs on
+ * its own, or through the chain's pending list inside {@link collectResponseHeaders}. Either way
+ * the response ends up with the same headers.
+ */
+export function addResponseHeaders(
+  request: Request,
+  response: Response,
+  headers: readonly [string, string][],
+): Response {
+  const list = pending.get(request)
+  if (list === undefined) return withHeaders(response, headers)
+  for (const header of headers) list.push(header)
+  return response
+}
+
+/**
+ * Runs a chain whose stages add their headers with {@link addResponseHeaders}, and writes them to
+ * its response in one pass: the `RateLimit-Policy` and `RateLimit` items of all stages become one
+ * value each (in the order the stages added them, innermost first, as separate appends would),
+ * and for any other name the last value wins.
+ */
+export async function collectResponseHeaders(
+  request: Request,
+  chain: () => Promise<Response>,
+): Promise<Response> {
+  const list: [string, string][] = []
+  pending.set(request, list)
+  let response: Response
+  try {
+    response = await chain()
+  } finally {
+    pending.delete(request)
+  }
+  return withHeaders(response, mergeFields(list))
+}
+
+function mergeFields(headers: readonly [string, string][]): [string, string][] {
+  if (headers.length <= 1) return headers as [string, string][]
+  const merged = new Map<string, string>()
+  for (const [name, value] of headers) {
+    const before = merged.get(name)
+    const list = name === 'RateLimit-Policy' || name === 'RateLimit'
+    merged.set(name, list && before !== undefined ? `${before}, ${value}` : value)
+  }
+  return [...merged]
+}

@@ -1,12 +1,4 @@
-import { assertMethods, type Clock, InvalidTenantConfigError } from '@tenant/core'
-
-/**
- * The error of a misconfigured middleware option, thrown when the factory is called: core's
- * `InvalidTenantConfigError`, as for a misconfigured manager, with the option as its path.
- */
-export function invalidOption(where: string, message: string): InvalidTenantConfigError {
-  return new InvalidTenantConfigError([{ path: [where], message, code: 'invalid_option' }])
-}
+import { assertMethods, type Clock, invalidOption } from '@tenant/core'
 
 function describe(value: unknown): string {
   return value === null ? 'null' : typeof value === 'string' ? JSON.stringify(value) : typeof value
@@ -48,4 +40,5 @@ export function checkToken(where: string, value: unknown, what = 'an HTTP header
   return value
 }
 
-export { assertMethods }
+// Re-exported so the stages take every option helper from one module.
+export { assertMethods, invalidOption }

@@ -59,16 +59,21 @@ export function tenantPolicy(options: PolicyOptions = {}): Middleware {
   assertMethods(evaluator, `${name}.evaluator`, ['evaluate'])
   const hooks = hookSet(options.hooks)
 
-  async function readInput(request: Request): Promise<{ value: PolicyRequest } | { error: TenantError }> {
+  function headerInput(request: Request): PolicyRequest {
     const input: PolicyRequest = { method: request.method, path: new URL(request.url).pathname }
-    if (!extract) {
-      const model = request.headers.get(modelHeader)
-      const tool = request.headers.get(toolHeader)
-      if (model) input.model = model
-      if (tool) input.tool = tool
-      return { value: input }
-    }
-    const result = await callUser('policy', () => extract(request))
+    const model = request.headers.get(modelHeader)
+    const tool = request.headers.get(toolHeader)
+    if (model) input.model = model
+    if (tool) input.tool = tool
+    return input
+  }
+
+  async function extractedInput(
+    request: Request,
+    from: NonNullable<PolicyOptions['extract']>,
+  ): Promise<{ value: PolicyRequest } | { error: TenantError }> {
+    const input: PolicyRequest = { method: request.method, path: new URL(request.url).pathname }
+    const result = await callUser('policy', () => from(request))
     if ('error' in result) return result
     for (const [key, value] of Object.entries(result.value ?? {})) {
       if (value !== undefined) input[key as keyof PolicyRequest] = value
@@ -82,7 +87,8 @@ export function tenantPolicy(options: PolicyOptions = {}): Middleware {
     if (tenantId === undefined) return next(request)
     const run = new StageRun(hooks, 'onPolicy', 'policy', request, tenantId, { failOpen, timeoutMs })
 
-    const read = await readInput(request)
+    // Without `extract` the input comes from the request line and headers, with no await.
+    const read = extract ? await extractedInput(request, extract) : { value: headerInput(request) }
     if ('error' in read) return run.refuse({ input: {} }, { error: read.error })
     const input = read.value
 

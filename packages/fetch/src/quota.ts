@@ -9,7 +9,7 @@ import {
   TenantError,
 } from '@tenant/core'
 import { getTenantId } from './context'
-import { quotaHeaders, retryAfterHeader, withHeaders } from './headers'
+import { addResponseHeaders, quotaHeaders, retryAfterHeader } from './headers'
 import { emit, type HookSet, hookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
 import { callStore, callUser, clockOf, requireResolution, type StageOptions, StageRun } from './stage'
@@ -81,12 +81,7 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
   const hooks = hookSet(options.hooks)
   const clock = clockOf(options)
 
-  async function readTokens(request: Request): Promise<{ value: number } | { error: TenantError }> {
-    if (tokenEstimator) {
-      const result = await callUser('quota', () => tokenEstimator(request))
-      if ('error' in result) return result
-      return validAmount(result.value, 'the token estimate')
-    }
+  function headerTokens(request: Request): { value: number } | { error: TenantError } {
     const header = request.headers.get(tokenHeader)
     if (header === null) return { value: 0 }
     // Digits only: Number() would take "1e3", "0x10", " 12 " and "" as numbers.
@@ -100,13 +95,23 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
     return validAmount(Number(header), tokenHeader)
   }
 
+  async function estimatedTokens(
+    request: Request,
+    estimate: NonNullable<QuotaOptions['tokenEstimator']>,
+  ): Promise<{ value: number } | { error: TenantError }> {
+    const result = await callUser('quota', () => estimate(request))
+    if ('error' in result) return result
+    return validAmount(result.value, 'the token estimate')
+  }
+
   return async function tenantQuota(request, next) {
     requireResolution(request, name)
     const tenantId = getTenantId(request)
     if (tenantId === undefined) return next(request)
     const run = new StageRun(hooks, 'onQuota', 'quota', request, tenantId, { failOpen, timeoutMs })
 
-    const tokens = await readTokens(request)
+    // Without an estimator the cost is read from the header, with no await.
+    const tokens = tokenEstimator ? await estimatedTokens(request, tokenEstimator) : headerTokens(request)
     if ('error' in tokens) return run.refuse({}, { error: tokens.error })
     const cost = { requests: 1, tokens: tokens.value }
 
@@ -139,7 +144,7 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
 
     run.allow({ cost, decision })
     const response = await next(request)
-    if (!actualTokens) return withHeaders(response, headers)
+    if (!actualTokens) return addResponseHeaders(request, response, headers)
     const usage = await adjust(hooks, manager, actualTokens, {
       request,
       response,
@@ -147,7 +152,7 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
       estimated: cost.tokens,
       timeoutMs,
     })
-    return withHeaders(response, usage ? quotaHeaders(usage.windows, clock.now()) : headers)
+    return addResponseHeaders(request, response, usage ? quotaHeaders(usage.windows, clock.now()) : headers)
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Clock, RateLimitDecision, RateLimiter } from '@tenant/core'
 import { TenantError } from '@tenant/core'
 import { getTenantId } from './context'
-import { rateLimitHeaders, retryAfterHeader, withHeaders } from './headers'
+import { addResponseHeaders, rateLimitHeaders, retryAfterHeader } from './headers'
 import { hookSet } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
 import { clockOf, requireResolution, type StageOptions, StageRun } from './stage'
@@ -65,7 +65,7 @@ export function tenantRateLimit(options: RateLimitOptions = {}): Middleware {
     const headers = rateLimitHeaders(decision, clock.now())
     if (decision.allowed) {
       run.allow({ decision })
-      return withHeaders(await next(request), headers)
+      return addResponseHeaders(request, await next(request), headers)
     }
     return run.refuse(
       { decision },

@@ -383,6 +383,36 @@ describe('tenantResolver', () => {
     ])
   })
 
+  it('treats synchronous and asynchronous extractors alike: value, TenantError, other errors', async () => {
+    const sync = (answer: () => string | undefined) => ({ source: 'custom', extract: answer })
+    const async_ = (answer: () => string | undefined) => ({
+      source: 'custom',
+      extract: async () => answer(),
+    })
+    for (const make of [sync, async_]) {
+      const { calls, next } = okHandler()
+      await tenantResolver({ extractors: make(() => 'acme') })(req('/'), next)
+      expect(getTenantId(calls[0]!)).toBe('acme')
+
+      const refused = await tenantResolver({
+        extractors: make(() => {
+          throw new TenantError('tenant_invalid_id', 'bad signature')
+        }),
+      })(req('/'), okHandler().next)
+      expect(await problem(refused)).toMatchObject({ status: 400, code: 'tenant_invalid_id' })
+
+      // Not a TenantError: a bug in the extractor, for the framework's error handler.
+      const bug = new Error('extractor bug')
+      await expect(
+        tenantResolver({
+          extractors: make(() => {
+            throw bug
+          }),
+        })(req('/'), okHandler().next),
+      ).rejects.toBe(bug)
+    }
+  })
+
   it('makes the tenant the currentTenantId() of everything downstream', async () => {
     const next = async () => {
       await new Promise((resolve) => setTimeout(resolve, 1))

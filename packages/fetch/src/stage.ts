@@ -6,6 +6,7 @@ import {
   type EventOf,
   emit,
   type HookSet,
+  isThenable,
   overrideResponse,
   reportError,
   type TenancyHooks,
@@ -114,22 +115,35 @@ export async function callStore<T>(call: () => Promise<T>, timeoutMs: number | u
   }
 }
 
+/** What a user callback gave: its value, or the `TenantError` it threw as the answer. */
+export type UserResult<T> = { value: T } | { error: TenantError; cause: unknown }
+
 /**
  * Runs a user callback (`principal`, `extract`, `tokenEstimator`, an extractor). A `TenantError`
  * it throws is the answer, sorted like a store's (so a principal lookup can throw
  * `TenantBackendError` for a 503, never passed by `failOpen`); any other error is a bug in the
  * callback and propagates to the framework's error handler.
+ *
+ * A callback that answers synchronously (the header extractors) gets its result back synchronously:
+ * the chain runs on every request, and each needless promise is paid for again by
+ * AsyncLocalStorage's promise hooks.
  */
-export async function callUser<T>(
+export function callUser<T>(
   stage: TenancyStage,
   call: () => T | Promise<T>,
-): Promise<{ value: T } | { error: TenantError; cause: unknown }> {
-  try {
-    return { value: await call() }
-  } catch (error) {
+): UserResult<Awaited<T>> | Promise<UserResult<Awaited<T>>> {
+  const fail = (error: unknown): UserResult<Awaited<T>> => {
     if (!isTenantError(error)) throw error
     return { error: classifyStoreError(error, stage, error.tenantId).error, cause: error }
   }
+  let value: T | Promise<T>
+  try {
+    value = call()
+  } catch (error) {
+    return fail(error)
+  }
+  if (!isThenable(value)) return { value: value as Awaited<T> }
+  return Promise.resolve(value).then((resolved) => ({ value: resolved }), fail)
 }
 
 /** The tenant of a request for the stages after the resolver; throws if no resolver ran. */
@@ -184,30 +198,50 @@ export class StageRun<K extends EventHookName> {
   ) {}
 
   /** Calls the store; a failure is reported to `onError` when it is the backend's. */
-  async store<T>(call: () => Promise<T>): Promise<StoreOutcome<T>> {
+  store<T>(call: () => Promise<T>): Promise<StoreOutcome<T>> {
+    const { timeoutMs } = this.options
+    // Without a timeout the store's own promise is chained directly: no wrapper promise per call.
+    let pending: Promise<T>
     try {
-      return { status: 'ok', value: await callStore(call, this.options.timeoutMs) }
+      pending = timeoutMs === undefined ? call() : callStore(call, timeoutMs)
     } catch (thrown) {
-      const failure = classifyStoreError(thrown, this.stage, this.tenantId)
-      if (failure.kind === 'refuse') return { status: 'refused', error: failure.error, cause: thrown }
-      reportError(this.hooks, failure.cause, {
-        stage: this.stage,
-        request: this.request,
-        tenantId: this.tenantId,
-      })
-      if (this.options.failOpen) return { status: 'failedOpen', cause: failure.cause }
-      return { status: 'refused', error: failure.error, cause: failure.cause }
+      return Promise.resolve(this.#failed(thrown))
     }
+    return Promise.resolve(pending).then(
+      (value): StoreOutcome<T> => ({ status: 'ok', value }),
+      (thrown) => this.#failed<T>(thrown),
+    )
+  }
+
+  /** Sorts a store failure: a refusal, a pass under `failOpen`, or a backend refusal. */
+  #failed<T>(thrown: unknown): StoreOutcome<T> {
+    const failure = classifyStoreError(thrown, this.stage, this.tenantId)
+    if (failure.kind === 'refuse') return { status: 'refused', error: failure.error, cause: thrown }
+    reportError(this.hooks, failure.cause, {
+      stage: this.stage,
+      request: this.request,
+      tenantId: this.tenantId,
+    })
+    if (this.options.failOpen) return { status: 'failedOpen', cause: failure.cause }
+    return { status: 'refused', error: failure.error, cause: failure.cause }
+  }
+
+  /**
+   * Whether anything listens to this stage's event. The event objects are only built when one
+   * does: most chains run without event hooks, and the chain runs on every request.
+   */
+  get observed(): boolean {
+    return this.hooks[this.hook].length > 0
   }
 
   /** Fires the event of an admitted request (status 200). */
   allow(event: EventInput<K>): void {
-    this.fire({ ...event, allowed: true, status: 200 })
+    if (this.observed) this.fire({ ...event, allowed: true, status: 200 })
   }
 
   /** Fires the event of a request let through by `failOpen`. */
   failOpen(event: EventInput<K>, cause: unknown): void {
-    this.fire({ ...event, allowed: true, status: 200, error: cause, failedOpen: true })
+    if (this.observed) this.fire({ ...event, allowed: true, status: 200, error: cause, failedOpen: true })
   }
 
   /**

@@ -8,7 +8,20 @@ import {
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
-import { currentTenantId, getTenant, getTenantId, type TenancyOptions, tenancy, withTenancy } from './index'
+import {
+  compose,
+  currentTenantId,
+  getTenant,
+  getTenantId,
+  type Next,
+  type TenancyOptions,
+  tenancy,
+  tenantPolicy,
+  tenantQuota,
+  tenantRateLimit,
+  tenantResolver,
+  withTenancy,
+} from './index'
 
 describe('tenancy', () => {
   let clock: ManualClock
@@ -48,6 +61,55 @@ describe('tenancy', () => {
     expect(getTenant(calls[0]!)?.id).toBe('acme')
     expect(response.headers.get('RateLimit-Policy')).toBe('"minute";q=3;w=60, "rate";q=2')
     expect(response.headers.get('RateLimit')).toBe('"minute";r=2;t=60, "rate";r=1;t=1')
+  })
+
+  it('writes the same response headers as the stages composed one by one', async () => {
+    // tenancy() merges the stages' headers into one write; compose() of the single stages writes
+    // them stage by stage. Two identical sets of stores, driven in lockstep, must answer alike.
+    const build = async () => {
+      const c = new InMemoryConfigManager({ clock })
+      await c.setTenantConfig(
+        await configs.getTenantConfig('acme').then(({ createdAt, updatedAt, ...rest }) => rest),
+      )
+      return {
+        configManager: c,
+        policy: new ConfigPolicyEvaluator(c),
+        rateLimit: new TokenBucketRateLimiter(c, { clock }),
+        quota: new InMemoryQuotaManager(c, { clock }),
+        clock,
+      }
+    }
+    const a = await build()
+    const b = await build()
+    const merged = tenancy(a)
+    const single = compose(
+      tenantResolver({ configManager: b.configManager }),
+      tenantPolicy({ evaluator: b.policy }),
+      tenantRateLimit({ limiter: b.rateLimit, clock }),
+      tenantQuota({ manager: b.quota, clock }),
+    )
+    const downstreams: Next[] = [
+      async () => new Response('ok'),
+      // Immutable headers: the response is copied once to add the stages' headers.
+      async () => Response.redirect('https://example.com/next', 302),
+      // The handler's own fields come first; the stages' items are appended after them.
+      async () =>
+        new Response('ok', {
+          headers: { 'RateLimit-Policy': '"upstream";q=5', 'X-Quota-Remaining-Requests': '999' },
+        }),
+    ]
+    const seen: number[] = []
+    for (let i = 0; i < 6; i++) {
+      const next = downstreams[i % downstreams.length]!
+      const x = await merged(req('/', { tenant: 'acme' }), next)
+      const y = await single(req('/', { tenant: 'acme' }), next)
+      seen.push(x.status)
+      expect(x.status).toBe(y.status)
+      expect([...x.headers]).toEqual([...y.headers])
+      if (x.status !== 429) expect(x.headers.get('RateLimit-Policy')).toContain('"rate";q=2')
+      clock.advance(1_000) // the bucket refills; the quota (3 a minute) does not
+    }
+    expect(seen).toEqual([200, 302, 200, 429, 429, 429])
   })
 
   it('charges no quota and no rate limit for a request denied by policy', async () => {
@@ -131,6 +193,18 @@ describe('tenancy', () => {
     const { calls, next } = okHandler()
     expect((await chain(req('/'), next)).status).toBe(200)
     expect(getTenantId(calls[0]!)).toBeUndefined()
+  })
+
+  it('rejects options that are not an object with the typed config error', () => {
+    for (const options of [null, 'x', 42]) {
+      expectInvalidOption(() => tenancy(options as never), 'tenancy', /^options must be an object$/)
+    }
+    expect(() => tenancy(null as never)).toThrow(
+      expect.objectContaining({
+        code: 'tenant_invalid_config',
+        issues: [expect.objectContaining({ code: 'invalid_option' })],
+      }),
+    )
   })
 })
 

@@ -1,5 +1,6 @@
 import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
 import { applyMiddleware, compose } from './compose'
+import { collectResponseHeaders } from './headers'
 import type { TenancyHooks } from './hooks'
 import { invalidOption } from './options'
 import { type PolicyOptions, tenantPolicy } from './policy'
@@ -81,7 +82,7 @@ function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
  */
 export function tenancy(options: TenancyOptions = {}): Middleware {
   if (typeof options !== 'object' || options === null)
-    throw new TypeError('tenancy: options must be an object')
+    throw invalidOption('tenancy', 'options must be an object')
   const resolver = withShared(options.resolver ?? {}, options)
   const stages: Middleware[] = [
     tenantResolver({ ...resolver, configManager: resolver.configManager ?? options.configManager }),
@@ -93,8 +94,9 @@ export function tenancy(options: TenancyOptions = {}): Middleware {
   const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
   if (quota?.manager) stages.push(tenantQuota(withShared(quota, options)))
   const chain = compose(...stages)
+  // The stages' response headers are written once, merged, by the chain (not by each stage).
   return function tenancy(request, next) {
-    return chain(request, next)
+    return collectResponseHeaders(request, () => chain(request, next))
   }
 }
 

@@ -1,4 +1,3 @@
-import { InvalidTenantConfigError } from '@tenant/core'
 import type { Next, TenancyHooks } from '../src/index'
 
 /** A request to the test origin. */
@@ -70,19 +69,5 @@ export function hanging<T>(): () => Promise<T> {
   return () => new Promise<T>(() => {})
 }
 
-/** Asserts that `fn` throws core's InvalidTenantConfigError for the option at `path`. */
-export function expectInvalidOption(fn: () => unknown, path: string, message: RegExp): void {
-  let thrown: unknown
-  try {
-    fn()
-  } catch (error) {
-    thrown = error
-  }
-  if (!(thrown instanceof InvalidTenantConfigError)) {
-    throw new Error(`expected InvalidTenantConfigError for ${path}, got ${String(thrown)}`)
-  }
-  const issue = thrown.issues[0]!
-  if (issue.path.join('.') !== path || !message.test(issue.message)) {
-    throw new Error(`expected ${path}: ${message}, got ${issue.path.join('.')}: ${issue.message}`)
-  }
-}
+// Bad options: the same assertion every package uses.
+export { expectInvalidOption } from '@tenant/core/testing'
