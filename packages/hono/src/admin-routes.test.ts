@@ -6,6 +6,7 @@ import {
   InMemoryQuotaManager,
   ManualClock,
 } from '@tenant/core'
+import { expectInvalidOption } from '@tenant/core/testing'
 import { Hono } from 'hono'
 import { requestId } from 'hono/request-id'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -160,16 +161,44 @@ describe('adminRoutes authentication', () => {
     expect(await history('acme')).toEqual([])
   })
 
-  it('checks its options when created', () => {
+  it('checks its options when created, with the typed config error naming the option', () => {
     const s = service
-    expect(() => adminRoutes(s, {})).toThrow(/exactly one of token, tokens or authorize \(got none\)/)
-    expect(() => adminRoutes(s, { token: TOKEN, authorize: () => false })).toThrow(/got token, authorize/)
-    expect(() => adminRoutes(s, { token: '' })).toThrow(/b64token/)
-    expect(() => adminRoutes(s, { token: 'has space' })).toThrow(/b64token/)
-    expect(() => adminRoutes(s, { tokens: {} })).toThrow(/tokens is empty/)
-    expect(() => adminRoutes(s, { token: TOKEN, actor: '' })).toThrow(/actor/)
-    expect(() => adminRoutes(s, { token: TOKEN, maxBodyBytes: 0 })).toThrow(/maxBodyBytes/)
-    expect(() => adminRoutes({} as never, { token: TOKEN })).toThrow(/AdminService/)
+    const cases: [() => unknown, string, RegExp][] = [
+      [
+        () => adminRoutes(s, {}),
+        'adminRoutes',
+        /^pass exactly one of token, tokens or authorize \(got none\)$/,
+      ],
+      [() => adminRoutes(s, { token: TOKEN, authorize: () => false }), 'adminRoutes', /got token, authorize/],
+      [() => adminRoutes(s, undefined as never), 'adminRoutes', /^options must be an object$/],
+      [() => adminRoutes(s, { authorize: 'yes' as never }), 'adminRoutes.authorize', /^must be a function$/],
+      [
+        () => adminRoutes(s, { token: '' }),
+        'adminRoutes.token',
+        /the token of "admin" must be a non-empty RFC 6750 b64token/,
+      ],
+      [() => adminRoutes(s, { token: 'has space' }), 'adminRoutes.token', /b64token/],
+      [() => adminRoutes(s, { tokens: {} }), 'adminRoutes.tokens', /^is empty$/],
+      [() => adminRoutes(s, { tokens: 'x' as never }), 'adminRoutes.tokens', /must be an object/],
+      [
+        () => adminRoutes(s, { tokens: { '': TOKEN } }),
+        'adminRoutes.tokens',
+        /an actor in tokens must be a string of 1 to 255/,
+      ],
+      [() => adminRoutes(s, { tokens: { bob: 'has space' } }), 'adminRoutes.tokens', /the token of "bob"/],
+      [
+        () => adminRoutes(s, { token: TOKEN, actor: '' }),
+        'adminRoutes.actor',
+        /^must be a string of 1 to 255 characters$/,
+      ],
+      [
+        () => adminRoutes(s, { token: TOKEN, maxBodyBytes: 0 }),
+        'adminRoutes.maxBodyBytes',
+        /^must be a whole number >= 1$/,
+      ],
+      [() => adminRoutes({} as never, { token: TOKEN }), 'adminRoutes.service', /^must be an AdminService$/],
+    ]
+    for (const [create, path, message] of cases) expectInvalidOption(create, path, message)
   })
 })
 

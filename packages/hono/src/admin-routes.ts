@@ -2,6 +2,7 @@ import { zValidator } from '@hono/zod-validator'
 import {
   type AdminService,
   InvalidTenantConfigError,
+  invalidOption,
   isTenantError,
   MAX_LIST_LIMIT,
   MAX_TENANT_ID_LENGTH,
@@ -132,39 +133,51 @@ function unauthorized(detail: string, invalidToken: boolean): Response {
   return adminProblem(401, 'admin_unauthorized', 'Unauthorized', detail, { 'WWW-Authenticate': challenge })
 }
 
-function checkActor(actor: unknown, where: string): string {
-  if (typeof actor !== 'string' || actor.length === 0 || actor.length > 255) {
-    throw new TypeError(`adminRoutes: ${where} must be a string of 1 to 255 characters`)
-  }
-  return actor
+function isActor(actor: unknown): actor is string {
+  return typeof actor === 'string' && actor.length > 0 && actor.length <= 255
 }
 
 function authenticator(options: AdminRoutesOptions): Authenticate {
   const given = (['token', 'tokens', 'authorize'] as const).filter((k) => options[k] !== undefined)
   if (given.length !== 1) {
-    throw new TypeError(
-      `adminRoutes: pass exactly one of token, tokens or authorize (got ${given.length === 0 ? 'none' : given.join(', ')})`,
+    throw invalidOption(
+      'adminRoutes',
+      `pass exactly one of token, tokens or authorize (got ${given.length === 0 ? 'none' : given.join(', ')})`,
     )
   }
   const { authorize } = options
   if (authorize !== undefined) {
-    if (typeof authorize !== 'function') throw new TypeError('adminRoutes: authorize must be a function')
+    if (typeof authorize !== 'function') throw invalidOption('adminRoutes.authorize', 'must be a function')
     return async (c) => {
       const result = await authorize(c.req.raw, c)
       if (result instanceof Response) return result
       if (!result) return unauthorized('authorization refused', false)
-      return { actor: checkActor(result.actor, 'the actor returned by authorize') }
+      // A bug in the app's authorize, found while serving a request: a 500 it gets reported, not
+      // a config error the client would see as its own 400.
+      if (!isActor(result.actor)) {
+        throw new TypeError(
+          'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters',
+        )
+      }
+      return { actor: result.actor }
     }
   }
+  const where = options.tokens !== undefined ? 'adminRoutes.tokens' : 'adminRoutes.token'
+  if (options.tokens !== undefined && (typeof options.tokens !== 'object' || options.tokens === null)) {
+    throw invalidOption(where, 'must be an object of { actor: token }')
+  }
+  const actor = options.actor ?? 'admin'
+  if (options.tokens === undefined && !isActor(actor)) {
+    throw invalidOption('adminRoutes.actor', 'must be a string of 1 to 255 characters')
+  }
   const entries: [actor: string, token: string][] =
-    options.tokens !== undefined
-      ? Object.entries(options.tokens)
-      : [[checkActor(options.actor ?? 'admin', 'actor'), options.token!]]
-  if (entries.length === 0) throw new TypeError('adminRoutes: tokens is empty')
+    options.tokens !== undefined ? Object.entries(options.tokens) : [[actor, options.token!]]
+  if (entries.length === 0) throw invalidOption(where, 'is empty')
   for (const [actor, token] of entries) {
-    checkActor(actor, 'an actor in tokens')
+    if (!isActor(actor))
+      throw invalidOption(where, 'an actor in tokens must be a string of 1 to 255 characters')
     if (typeof token !== 'string' || !B64TOKEN.test(token)) {
-      throw new TypeError(`adminRoutes: the token of "${actor}" must be a non-empty RFC 6750 b64token`)
+      throw invalidOption(where, `the token of "${actor}" must be a non-empty RFC 6750 b64token`)
     }
   }
   return async (c) => {
@@ -219,14 +232,16 @@ function defaultRequestId(c: Context): string | undefined {
  */
 export function adminRoutes(service: AdminService, options: AdminRoutesOptions) {
   if (typeof service?.create !== 'function')
-    throw new TypeError('adminRoutes: service must be an AdminService')
+    throw invalidOption('adminRoutes.service', 'must be an AdminService')
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('adminRoutes', 'options must be an object')
   const authenticate = authenticator(options)
   const requestIdOf = options.requestId ?? defaultRequestId
   const onError =
     options.onError ?? ((error: unknown) => console.error('[@tenant/hono] admin route error:', error))
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) {
-    throw new TypeError('adminRoutes: maxBodyBytes must be a whole number >= 1')
+    throw invalidOption('adminRoutes.maxBodyBytes', 'must be a whole number >= 1')
   }
 
   const auth: MiddlewareHandler<AdminEnv> = async (c, next) => {
