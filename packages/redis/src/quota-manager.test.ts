@@ -3,6 +3,7 @@ import {
   InvalidTenantConfigError,
   InvalidTenantIdError,
   ManualClock,
+  type QuotaConfig,
   type QuotaDecision,
   TenantBackendError,
   TenantNotFoundError,
@@ -104,17 +105,50 @@ describe('RedisQuotaManager without a server', () => {
       evalScriptSha: async () => reply,
       evalScript: async () => reply,
     })
-    for (const reply of [null, 'OK', [1], ['x', 1]]) {
+    // The fixed script replies now, applied, then requests and tokens of each configured window.
+    for (const reply of [null, 'OK', [1], ['x', 1, 0, 0], [T0, 1, 0], [T0, 1, 0, 0, 0, 0], [T0, 1, 'x', 0]]) {
       const manager = new RedisQuotaManager(provider, { redis: replying(reply) })
       expect(await rejectionOf(manager.consume('acme'))).toBeInstanceOf(TenantBackendError)
     }
-    // The script says it charged, but the state it read has no room: core would deny.
-    const start = calendarWindow('minute', T0).start
-    const lying = replying([String(T0), 1, 'minute', `${start},10,0`])
+    // The script says it charged, but the counts it read leave no room: core would deny.
+    const lying = replying([T0, 1, 10, 0])
     const manager = new RedisQuotaManager(provider, { redis: lying })
     const error = await rejectionOf(manager.consume('acme'))
     expect(error).toBeInstanceOf(TenantBackendError)
     expect((error as Error).message).toMatch(/disagree/)
+  })
+  it('reads a config it may not keep afresh on every call, and keeps what it derives from a frozen one', async () => {
+    const sent: string[][] = []
+    const recording: RedisScriptClient = {
+      evalScriptSha: async (_sha, _keys, args) => {
+        sent.push(args)
+        return [T0, 1, 0, 0]
+      },
+      evalScript: async () => Promise.reject(new Error('must not be called')),
+    }
+    // A hand-written provider that changes its config object in place between calls.
+    const mutable = { limits: [{ window: 'minute' as const, requests: 10 }] }
+    const manager = new RedisQuotaManager({ quotaConfig: async () => mutable }, { redis: recording })
+    await manager.consume('acme')
+    mutable.limits[0]!.requests = 20
+    await manager.consume('acme')
+    expect(sent.map((args) => args.slice(4))).toEqual([
+      ['minute', '10', '0'],
+      ['minute', '20', '0'],
+    ])
+    // A deeply frozen config cannot change; the same arguments follow from it on every call.
+    const frozen: QuotaConfig = { limits: [{ window: 'hour', tokens: 500 }] }
+    Object.freeze(frozen.limits[0])
+    Object.freeze(frozen.limits)
+    Object.freeze(frozen)
+    const cached = new RedisQuotaManager({ quotaConfig: async () => frozen }, { redis: recording })
+    sent.length = 0
+    await cached.consume('acme')
+    await cached.consume('acme', { tokens: 7 })
+    expect(sent).toEqual([
+      ['', 'consume', '1', '0', 'hour', '0', '500'],
+      ['', 'consume', '1', '7', 'hour', '0', '500'],
+    ])
   })
 })
 

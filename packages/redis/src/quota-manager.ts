@@ -3,6 +3,7 @@ import {
   type EffectiveLimit,
   effectiveLimits,
   fixedWindowAlgorithm,
+  isDeeplyFrozen,
   normalizeCost,
   normalizeTokenDelta,
   type QuotaAlgorithm,
@@ -29,7 +30,7 @@ import {
   resolveStoreOptions,
 } from './options'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
-import { decodeFixedState, decodeReply, decodeSlidingState, type ScriptReply } from './quota-state'
+import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
 import { type LuaScript, withBackendTimeout } from './script'
 
 /** Options of {@link RedisQuotaManager}. */
@@ -64,7 +65,8 @@ interface Engine {
   algorithm: QuotaAlgorithm<unknown>
   script: LuaScript
   keySuffix: string
-  decode(fields: [string, string][]): unknown
+  /** The script's reply as core's state; `limits` are the ones the script was given. */
+  decode(reply: unknown, limits: readonly EffectiveLimit[]): DecodedReply<unknown>
   /** ARGV after the cost: per limit its window and allowances (0 = unlimited), plus geometry. */
   limitArgs(limits: EffectiveLimit[]): string[]
 }
@@ -78,7 +80,7 @@ function fixedEngine(): Engine {
     algorithm: fixedWindowAlgorithm as QuotaAlgorithm<unknown>,
     script: FIXED_WINDOW_SCRIPT,
     keySuffix: 'f',
-    decode: decodeFixedState,
+    decode: decodeFixedReply,
     limitArgs: (limits) => limits.flatMap(allowances),
   }
 }
@@ -89,12 +91,24 @@ function slidingEngine(precision: number): Engine {
     script: SLIDING_WINDOW_SCRIPT,
     // The bucket layout depends on the precision: a different precision starts fresh state.
     keySuffix: `s${precision}`,
-    decode: decodeSlidingState,
+    decode(reply) {
+      const { now, applied, fields } = decodeReply(reply)
+      return { now, applied, state: decodeSlidingState(fields) }
+    },
     limitArgs: (limits) => [
       String(precision),
       ...limits.flatMap((l) => [...allowances(l), String(slidingWindowMs(l.window) / precision)]),
     ],
   }
+}
+
+/** What a manager derives from one quota config before it can ask Redis. */
+interface PreparedConfig {
+  limits: EffectiveLimit[]
+  /** The script's ARGV after the cost. */
+  limitArgs: string[]
+  /** The limits as the local-deny cache compares them ('' when it is off). */
+  fingerprint: string
 }
 
 /**
@@ -124,6 +138,7 @@ export class RedisQuotaManager implements QuotaManager {
   readonly #options: ResolvedStoreOptions
   readonly #engine: Engine
   readonly #localDeny: LocalDenyCache<QuotaDecision> | undefined
+  readonly #prepared = new WeakMap<QuotaConfig, PreparedConfig>()
 
   constructor(provider: QuotaProvider, options: RedisQuotaManagerOptions) {
     checkProvider(provider, 'quotaConfig')
@@ -156,26 +171,24 @@ export class RedisQuotaManager implements QuotaManager {
     const key = this.#key(tenantId)
     const charge = normalizeCost(cost)
     const config = await this.#provider.quotaConfig(tenantId)
-    const limits = effectiveLimits(config)
+    const { limits, limitArgs, fingerprint } = this.#prepare(config)
     const { algorithm } = this.#engine
     // A tenant without limits is always admitted and has nothing to count.
     if (limits.length === 0)
       return algorithm.consume(undefined, config, charge, this.#options.localClock.now()).decision
 
     const sentAt = this.#options.localClock.now()
-    const fingerprint = this.#localDeny ? JSON.stringify(limits) : ''
     const held = this.#localDeny?.match(tenantId, sentAt, charge.requests, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
 
-    const args = [String(charge.requests), String(charge.tokens), ...this.#engine.limitArgs(limits)]
-    const reply = await this.#call(tenantId, key, 'consume', args)
-    const state = this.#engine.decode(reply.fields)
-    const { decision } = algorithm.consume(state, config, charge, reply.now)
-    if (decision.allowed !== reply.applied) {
+    const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
+    const { now, applied, state } = await this.#call(tenantId, key, 'consume', args, limits)
+    const { decision } = algorithm.consume(state, config, charge, now)
+    if (decision.allowed !== applied) {
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
     if (!decision.allowed && this.#localDeny)
-      this.#holdDenial(tenantId, limits, state, charge, reply.now, sentAt, decision, fingerprint)
+      this.#holdDenial(tenantId, limits, state, charge, now, sentAt, decision, fingerprint)
     return decision
   }
 
@@ -184,7 +197,7 @@ export class RedisQuotaManager implements QuotaManager {
     const key = this.#key(tenantId)
     const tokens = normalizeTokenDelta(delta)
     const config = await this.#provider.quotaConfig(tenantId)
-    const limits = effectiveLimits(config)
+    const { limits, limitArgs } = this.#prepare(config)
     const { algorithm } = this.#engine
     if (limits.length === 0) {
       return {
@@ -192,37 +205,56 @@ export class RedisQuotaManager implements QuotaManager {
         windows: algorithm.adjust(undefined, config, tokens, this.#options.localClock.now()).usage,
       }
     }
-    const reply = await this.#call(tenantId, key, 'adjust', [
-      String(tokens),
-      '0',
-      ...this.#engine.limitArgs(limits),
-    ])
-    return {
-      tenantId,
-      windows: algorithm.adjust(this.#engine.decode(reply.fields), config, tokens, reply.now).usage,
-    }
+    const reply = await this.#call(tenantId, key, 'adjust', [String(tokens), '0', ...limitArgs], limits)
+    return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now).usage }
   }
 
   /** Every window's usage, read without a change. */
   async peek(tenantId: string): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
     const config = await this.#provider.quotaConfig(tenantId)
+    const { limits, limitArgs } = this.#prepare(config)
     const { algorithm } = this.#engine
-    if (effectiveLimits(config).length === 0) {
+    if (limits.length === 0) {
       return { tenantId, windows: algorithm.peek(undefined, config, this.#options.localClock.now()) }
     }
-    const reply = await this.#call(tenantId, key, 'peek', [])
-    return { tenantId, windows: algorithm.peek(this.#engine.decode(reply.fields), config, reply.now) }
+    const reply = await this.#call(tenantId, key, 'peek', ['0', '0', ...limitArgs], limits)
+    return { tenantId, windows: algorithm.peek(reply.state, config, reply.now) }
   }
 
   #key(tenantId: string): string {
     return `${tenantTag(this.#options.prefix, tenantId)}:${this.#engine.keySuffix}`
   }
 
-  async #call(tenantId: string, key: string, op: string, args: string[]): Promise<ScriptReply> {
+  /** Throws `InvalidTenantConfigError` for a bad config, like core's managers. */
+  #prepare(config: QuotaConfig): PreparedConfig {
+    const cached = this.#prepared.get(config)
+    if (cached !== undefined) return cached
+    const limits = effectiveLimits(config)
+    const prepared: PreparedConfig = {
+      limits,
+      limitArgs: this.#engine.limitArgs(limits),
+      fingerprint: this.#localDeny ? JSON.stringify(limits) : '',
+    }
+    // A deeply frozen config never changes (core's config stores share frozen configs), so what
+    // is derived from it is kept while the object lives; anything else may be changed in place by
+    // its owner and is derived afresh per call.
+    if (typeof config === 'object' && config !== null && isDeeplyFrozen(config)) {
+      this.#prepared.set(config, prepared)
+    }
+    return prepared
+  }
+
+  async #call(
+    tenantId: string,
+    key: string,
+    op: string,
+    args: string[],
+    limits: readonly EffectiveLimit[],
+  ): Promise<DecodedReply<unknown>> {
     const { redis, clock, timeoutMs } = this.#options
     const run = this.#engine.script.run(redis, [key], [nowArg(clock), op, ...args])
-    return decodeReply(await withBackendTimeout(run, timeoutMs, `quota ${op}`, tenantId))
+    return this.#engine.decode(await withBackendTimeout(run, timeoutMs, `quota ${op}`, tenantId), limits)
   }
 
   /**

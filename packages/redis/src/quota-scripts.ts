@@ -9,8 +9,9 @@ import { LuaScript } from './script'
  * by core's own functions in TypeScript from the state the script read and the `now` it used,
  * so there is one implementation of it. The manager checks that both agree on the admission.
  *
- * Every script replies `{now, applied, field1, value1, field2, value2, ...}`: the decision time,
- * 1 when it wrote (admitted / adjusted), and the tenant's state as it was before.
+ * Every script replies the decision time, 1 when it wrote (admitted / adjusted), then the
+ * tenant's state as it was before: the sliding script as `field1, value1, ...` of its hash, the
+ * fixed script as the current counts of each configured window (see there).
  *
  * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek'), requests cost (or the token
  * delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`, shortest
@@ -18,40 +19,44 @@ import { LuaScript } from './script'
  * sliding windows, the bucket length in ms.
  */
 
-/** `calendarWindow` of core's `algorithms/calendar.ts` (Hinnant's civil-date arithmetic). */
+/**
+ * `calendarWindow` of core's `algorithms/calendar.ts` (Hinnant's civil-date arithmetic). A script
+ * creates its local functions on every call, so the civil-date helpers, which only month windows
+ * need, are created only when a month window is computed.
+ */
 const CALENDAR_LUA = `
 local MINUTE_MS, HOUR_MS, DAY_MS = 60000, 3600000, 86400000
-local function days_from_civil(year, month, day)
-  local y = year
-  if month <= 2 then y = year - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = month + 9
-  if month > 2 then mp = month - 3 end
-  local doy = math.floor((153 * mp + 2) / 5) + day - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-local function civil_from_days(days)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local day = doy - math.floor((153 * mp + 2) / 5) + 1
-  local month = mp - 9
-  if mp < 10 then month = mp + 3 end
-  local year = yoe + era * 400
-  if month <= 2 then year = year + 1 end
-  return year, month, day
-end
 local function calendar_window(window, now)
   local len
   if window == 'minute' then len = MINUTE_MS
   elseif window == 'hour' then len = HOUR_MS
   elseif window == 'day' then len = DAY_MS
   else
+    local function days_from_civil(year, month, day)
+      local y = year
+      if month <= 2 then y = year - 1 end
+      local era = math.floor(y / 400)
+      local yoe = y - era * 400
+      local mp = month + 9
+      if month > 2 then mp = month - 3 end
+      local doy = math.floor((153 * mp + 2) / 5) + day - 1
+      local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+      return era * 146097 + doe - 719468
+    end
+    local function civil_from_days(days)
+      local z = days + 719468
+      local era = math.floor(z / 146097)
+      local doe = z - era * 146097
+      local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+      local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+      local mp = math.floor((5 * doy + 2) / 153)
+      local day = doy - math.floor((153 * mp + 2) / 5) + 1
+      local month = mp - 9
+      if mp < 10 then month = mp + 3 end
+      local year = yoe + era * 400
+      if month <= 2 then year = year + 1 end
+      return year, month, day
+    end
     local days = math.floor(now / DAY_MS)
     local year, month, day = civil_from_days(days)
     local next_days
@@ -63,7 +68,7 @@ local function calendar_window(window, now)
 end
 `
 
-/** Reads the state, answers `peek` with it; the rest of each script decides and writes. */
+/** Reads the state, answers `peek` with it; the rest of the sliding script decides and writes. */
 const READ_LUA = `
 local now = now_ms(ARGV[1])
 local op = ARGV[2]
@@ -78,38 +83,87 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
 /**
  * Fixed windows: one hash per tenant, field = window, value = `start,requests,tokens`
  * (core's `FixedWindowCounter`). A counter whose start is not the current window's reads as 0.
+ *
+ * Unlike the other scripts it replies only what core needs to decide: `{now, applied, requests1,
+ * tokens1, requests2, tokens2, ...}`, the counts of each configured window's *current* calendar
+ * window before the change, as integers, in ARGV order. A stale counter is a 0 either way, so
+ * the client rebuilds core's state from these and the window starts of `now`; integers and a
+ * short reply are what keep the client's decoding cheap.
+ *
+ * Two ways to write an admission, chosen per call:
+ * - fast path, the steady state: every window already has a counter for its current calendar
+ *   window. Each is overwritten in place by one HSET; the key's TTL stays as it is, because it
+ *   was set by the slow write that created these very counters (fields are only ever created
+ *   there, after a DEL) to the end of the latest of their windows, and a counter keeps its start.
+ *   Rewriting the key (DEL, HSET, PEXPIRE) costs Redis several times what this does.
+ * - slow path, whenever a window starts afresh (first request, a new minute, a changed config)
+ *   or on adjust: the whole state is rewritten as before, with only the configured windows that
+ *   count something, and the TTL set to the end of the latest of them.
+ * Both write the same counts, so the next decision reads the same state either way.
  */
-export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}${READ_LUA}
-local scans = {}
-for i = 5, #ARGV, 3 do
-  local window = ARGV[i]
-  local start, window_end = calendar_window(window, now)
-  local used_r, used_t = 0, 0
-  local s, r, t = string.match(stored[window] or '', '^(%-?%d+),(%d+),(%d+)$')
-  if s and tonumber(s) == start then used_r, used_t = tonumber(r), tonumber(t) end
-  scans[#scans + 1] = { window = window, start = start, window_end = window_end,
-    r = used_r, t = used_t, limit_r = tonumber(ARGV[i + 1]), limit_t = tonumber(ARGV[i + 2]) }
+export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}
+local now = now_ms(ARGV[1])
+local op = ARGV[2]
+-- Window j's name, requests and tokens allowances are ARGV[3j + 2], ARGV[3j + 3], ARGV[3j + 4].
+local n = (#ARGV - 4) / 3
+local windows = {}
+for j = 1, n do windows[j] = ARGV[3 * j + 2] end
+-- Only the configured windows: anything else in the hash reads as 0 to core as well.
+local raw = redis.call('HMGET', KEYS[1], unpack(windows))
+-- reply[2j + 1], reply[2j + 2]: window j's requests and tokens (numbers). cur[4j - 3 .. 4j]: its
+-- start, end, and the stored start and tokens text of a current counter (false otherwise). Two
+-- flat tables rather than one per window: this runs on every decision, and every Lua table is
+-- an allocation Redis pays for.
+local reply = {now, 0}
+local cur = {}
+-- Whether every window has a counter for its current calendar window (the fast path's condition).
+local all_current = true
+for j = 1, n do
+  local start, window_end = calendar_window(windows[j], now)
+  local used_r, used_t, text_s, text_t = 0, 0, false, false
+  -- HMGET gives false for a missing field.
+  local s, r, t = string.match(raw[j] or '', '^(%-?%d+),(%d+),(%d+)$')
+  if s and tonumber(s) == start then
+    used_r, used_t, text_s, text_t = tonumber(r), tonumber(t), s, t
+  else
+    all_current = false
+  end
+  reply[2 * j + 1], reply[2 * j + 2] = used_r, used_t
+  cur[4 * j - 3], cur[4 * j - 2], cur[4 * j - 1], cur[4 * j] = start, window_end, text_s, text_t
 end
+if op == 'peek' then return reply end
+local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
 if op == 'consume' then
-  local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
-  for _, s in ipairs(scans) do
-    if (s.limit_r > 0 and s.r + cost_r > s.limit_r) or (s.limit_t > 0 and s.t + cost_t > s.limit_t) then
+  for j = 1, n do
+    local limit_r, limit_t = tonumber(ARGV[3 * j + 3]), tonumber(ARGV[3 * j + 4])
+    if (limit_r > 0 and reply[2 * j + 1] + cost_r > limit_r)
+      or (limit_t > 0 and reply[2 * j + 2] + cost_t > limit_t) then
       return reply
     end
   end
-  for _, s in ipairs(scans) do s.r = s.r + cost_r; s.t = s.t + cost_t end
-else
-  local delta = tonumber(ARGV[3])
-  for _, s in ipairs(scans) do s.t = math.max(0, s.t + delta) end
+  if all_current then
+    -- Number formatting is a large part of this path, so what the cost leaves as it was (the
+    -- start, the tokens of a request without tokens) keeps its stored text.
+    for j = 1, n do
+      local t = cur[4 * j]
+      if cost_t ~= 0 then t = fmt(reply[2 * j + 2] + cost_t) end
+      redis.call('HSET', KEYS[1], windows[j], cur[4 * j - 1] .. ',' .. fmt(reply[2 * j + 1] + cost_r) .. ',' .. t)
+    end
+    reply[2] = 1
+    return reply
+  end
 end
--- The new state holds the configured windows with a non-zero count, and lives until the
--- latest of their windows ends (core's fixedWindowExpiresAt).
+-- The slow path. The new state holds the configured windows with a non-zero count, and lives
+-- until the latest of their windows ends (core's fixedWindowExpiresAt).
 redis.call('DEL', KEYS[1])
 local expires_at = 0
-for _, s in ipairs(scans) do
-  if s.r ~= 0 or s.t ~= 0 then
-    redis.call('HSET', KEYS[1], s.window, fmt(s.start) .. ',' .. fmt(s.r) .. ',' .. fmt(s.t))
-    expires_at = math.max(expires_at, s.window_end)
+for j = 1, n do
+  local r, t = reply[2 * j + 1], reply[2 * j + 2]
+  -- (adjust: ARGV[3] is the token delta; a refund stops at zero)
+  if op == 'consume' then r, t = r + cost_r, t + cost_t else t = math.max(0, t + cost_r) end
+  if r ~= 0 or t ~= 0 then
+    redis.call('HSET', KEYS[1], windows[j], fmt(cur[4 * j - 3]) .. ',' .. fmt(r) .. ',' .. fmt(t))
+    expires_at = math.max(expires_at, cur[4 * j - 2])
   end
 end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end

@@ -1,4 +1,9 @@
-import { InvalidTenantConfigError, InvalidTenantIdError, TenantNotFoundError } from '@tenant/core'
+import {
+  InvalidTenantConfigError,
+  InvalidTenantIdError,
+  TenantBackendError,
+  TenantNotFoundError,
+} from '@tenant/core'
 import { rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
 import type { RedisScriptClient } from './client'
@@ -46,5 +51,26 @@ describe('RedisRateLimiter without a server', () => {
       const limiter = new RedisRateLimiter({ rateLimitConfig: async () => config }, { redis: unreachable })
       expect(await rejectionOf(limiter.consume('acme'))).toBeInstanceOf(InvalidTenantConfigError)
     }
+  })
+
+  it('turns a malformed reply, or one that disagrees with core, into TenantBackendError', async () => {
+    const replying = (reply: unknown): RedisScriptClient => ({
+      evalScriptSha: async () => reply,
+      evalScript: async () => reply,
+    })
+    const now = Date.UTC(2030, 2, 14, 9, 26)
+    // The script replies now, taken, then the prior tokens and updatedAt when there is a bucket.
+    for (const reply of [null, 'OK', [now], ['x', 1], [now, 1, '5'], [now, 1, '5', now, 0]]) {
+      const limiter = new RedisRateLimiter(provider, { redis: replying(reply) })
+      expect(await rejectionOf(limiter.consume('acme'))).toBeInstanceOf(TenantBackendError)
+    }
+    // The script says it took a token from a bucket that it read as empty: core would refuse.
+    const limiter = new RedisRateLimiter(provider, { redis: replying([now, 1, '0', now]) })
+    const error = await rejectionOf(limiter.consume('acme'))
+    expect(error).toBeInstanceOf(TenantBackendError)
+    expect((error as Error).message).toMatch(/disagree/)
+    // And the reply core agrees with decides: a full bucket (no state) takes one token.
+    const agreeing = new RedisRateLimiter(provider, { redis: replying([now, 1]) })
+    expect(await agreeing.consume('acme')).toMatchObject({ allowed: true, remaining: 9 })
   })
 })

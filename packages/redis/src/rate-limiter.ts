@@ -20,23 +20,25 @@ import {
   type ResolvedStoreOptions,
   resolveStoreOptions,
 } from './options'
-import { decodeReply } from './quota-state'
+import { type DecodedReply, unexpectedReply } from './quota-state'
 import { LuaScript, withBackendTimeout } from './script'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
  * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
  * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
- * ARGV: now, cost, requestsPerSecond, burst. Reply: now, taken (0/1), then the prior state.
+ * ARGV: now, cost, requestsPerSecond, burst. Reply: now and taken (0/1) as integers, then, when
+ * the tenant has a bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps
+ * both sides' decoding cheap.
  */
 const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
 local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local saved = redis.call('HMGET', KEYS[1], 'tokens', 'updatedAt')
-local reply = {fmt(now), 0}
+local reply = {now, 0}
 local level = burst
 if saved[1] and saved[2] then
-  reply[3], reply[4], reply[5], reply[6] = 'tokens', saved[1], 'updatedAt', saved[2]
+  reply[3], reply[4] = saved[1], saved[2]
   local elapsed = math.max(0, now - tonumber(saved[2]))
   level = math.min(burst, tonumber(saved[1]) + (elapsed * rate) / 1000)
 end
@@ -90,11 +92,18 @@ function checkedConfig(config: RateLimitConfig): RateLimitConfig {
   ])
 }
 
-function decodeBucket(fields: [string, string][]): TokenBucketState | undefined {
-  const map = new Map(fields)
-  const tokens = Number(map.get('tokens'))
-  const updatedAt = Number(map.get('updatedAt'))
-  return Number.isFinite(tokens) && Number.isFinite(updatedAt) ? { tokens, updatedAt } : undefined
+/** Decodes the script's `{now, taken, tokens?, updatedAt?}`; anything else is a backend fault. */
+function decodeBucketReply(reply: unknown): DecodedReply<TokenBucketState | undefined> {
+  if (!Array.isArray(reply) || (reply.length !== 2 && reply.length !== 4)) throw unexpectedReply()
+  const now = Number(reply[0])
+  if (!Number.isSafeInteger(now)) throw unexpectedReply()
+  const applied = Number(reply[1]) === 1
+  if (reply.length === 2) return { now, applied, state: undefined }
+  const tokens = Number(reply[2])
+  const updatedAt = Number(reply[3])
+  // A bucket that does not read as numbers counts as none, as core would treat a missing one.
+  const state = Number.isFinite(tokens) && Number.isFinite(updatedAt) ? { tokens, updatedAt } : undefined
+  return { now, applied, state }
 }
 
 /**
@@ -143,8 +152,8 @@ export class RedisRateLimiter implements RateLimiter {
 
     const args = [nowArg(clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
     const run = TOKEN_BUCKET_SCRIPT.run(redis, [key], args)
-    const reply = decodeReply(await withBackendTimeout(run, timeoutMs, 'rate limit consume', tenantId))
-    const { decision } = tokenBucketConsume(decodeBucket(reply.fields), config, cost, reply.now)
+    const reply = decodeBucketReply(await withBackendTimeout(run, timeoutMs, 'rate limit consume', tenantId))
+    const { decision } = tokenBucketConsume(reply.state, config, cost, reply.now)
     if (decision.allowed !== reply.applied) {
       throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
         tenantId,
