@@ -11,6 +11,7 @@ import {
   DEFAULT_SLIDING_PRECISION,
   effectiveLimits,
   fixedWindowAlgorithm,
+  invalidOption,
   normalizeCost,
   normalizeTokenDelta,
   slidingWindowAlgorithm,
@@ -77,7 +78,7 @@ export class DurableObjectQuotaManager implements QuotaManager {
     this.#client = new ObjectClient(owner, provider, 'quotaConfig', options)
     const { algorithm = 'fixed', precision = DEFAULT_SLIDING_PRECISION } = options
     if (algorithm !== 'fixed' && algorithm !== 'sliding') {
-      throw new TypeError(`${owner}: options.algorithm must be 'fixed' or 'sliding'`)
+      throw invalidOption(`${owner}.algorithm`, "must be 'fixed' or 'sliding'")
     }
     // Core validates precision here, at construction, not on the first request.
     this.#algorithm = algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(precision)

@@ -1,5 +1,5 @@
 import type { Clock } from '@tenant/core'
-import { TenantBackendError } from '@tenant/core'
+import { invalidOption, TenantBackendError } from '@tenant/core'
 import type { Reply } from './protocol'
 import { errorFromWire } from './protocol'
 import type { TenantQuotaObject } from './tenant-quota-object'
@@ -41,24 +41,26 @@ export class ObjectClient {
 
   constructor(owner: string, provider: unknown, method: string, options: ObjectClientOptions) {
     if (typeof (provider as Record<string, unknown> | null)?.[method] !== 'function') {
-      throw new TypeError(
-        `${owner}: provider must have a ${method}(tenantId) method (a ConfigManager qualifies)`,
+      throw invalidOption(
+        `${owner}.provider`,
+        `must have a ${method}(tenantId) method (a ConfigManager qualifies)`,
       )
     }
     if (typeof options !== 'object' || options === null) {
-      throw new TypeError(`${owner}: options with a namespace are required`)
+      throw invalidOption(owner, 'options with a namespace are required')
     }
     const namespace = options.namespace as { idFromName?: unknown; get?: unknown } | undefined
     if (typeof namespace?.idFromName !== 'function' || typeof namespace.get !== 'function') {
-      throw new TypeError(
-        `${owner}: options.namespace must be the Durable Object namespace binding of TenantQuotaObject`,
+      throw invalidOption(
+        `${owner}.namespace`,
+        'must be the Durable Object namespace binding of TenantQuotaObject',
       )
     }
     if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-      throw new TypeError(`${owner}: options.clock must have a now() method`)
+      throw invalidOption(`${owner}.clock`, 'must have a now() method')
     }
     if (options.prefix !== undefined && typeof options.prefix !== 'string') {
-      throw new TypeError(`${owner}: options.prefix must be a string`)
+      throw invalidOption(`${owner}.prefix`, 'must be a string')
     }
     this.#namespace = options.namespace as DurableObjectNamespace<TenantQuotaObject>
     this.#clock = options.clock

@@ -1,7 +1,7 @@
 // Misconfiguration fails when a manager is built, and bad input fails before the namespace is
 // touched. These run in Node: nothing here reaches a Durable Object.
 import { ManualClock } from '@tenant/core'
-import { rejectionOf, TestConfigProvider } from '@tenant/core/testing'
+import { expectInvalidOption, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
 import { DurableObjectQuotaManager } from './durable-object-quota-manager'
 import { DurableObjectRateLimiter } from './durable-object-rate-limiter'
@@ -21,44 +21,71 @@ const provider = new TestConfigProvider()
 provider.setQuota('acme', { limits: [{ window: 'minute', requests: 5 }] })
 provider.setRateLimit('acme', { requestsPerSecond: 1, burst: 1 })
 
+const binding = { limit: async () => ({ success: true }) }
+
 describe('construction', () => {
   it.each([
-    ['no options', undefined, /namespace/],
-    ['no namespace', {}, /namespace/],
-    ['a namespace without get', { namespace: { idFromName: () => 'x' } }, /namespace/],
-    ['a clock without now', { namespace: untouchable, clock: {} }, /clock/],
-    ['a non-string prefix', { namespace: untouchable, prefix: 7 }, /prefix/],
-    ['an unknown algorithm', { namespace: untouchable, algorithm: 'leaky' }, /algorithm/],
-    ['a prefilter without a binding', { namespace: untouchable, prefilter: {} }, /prefilter\.binding/],
+    ['no options', undefined, '', /^options with a namespace are required$/],
+    ['no namespace', {}, '.namespace', /Durable Object namespace binding of TenantQuotaObject/],
+    ['a namespace without get', { namespace: { idFromName: () => 'x' } }, '.namespace', /namespace binding/],
+    ['a clock without now', { namespace: untouchable, clock: {} }, '.clock', /^must have a now\(\) method$/],
+    ['a non-string prefix', { namespace: untouchable, prefix: 7 }, '.prefix', /^must be a string$/],
+    [
+      'a prefilter without a binding',
+      { namespace: untouchable, prefilter: {} },
+      '.prefilter.binding',
+      /^must be a Workers Rate Limiting binding$/,
+    ],
     [
       'a prefilter period the binding does not have',
-      {
-        namespace: untouchable,
-        prefilter: { binding: { limit: async () => ({ success: true }) }, period: 30 },
-      },
-      /10 or 60/,
+      { namespace: untouchable, prefilter: { binding, period: 30 } },
+      '.prefilter.period',
+      /^must be 10 or 60 \(the binding's periods\)$/,
     ],
     [
       'a prefilter key that is not a function',
-      {
-        namespace: untouchable,
-        prefilter: { binding: { limit: async () => ({ success: true }) }, key: 'k' },
-      },
-      /prefilter\.key/,
+      { namespace: untouchable, prefilter: { binding, key: 'k' } },
+      '.prefilter.key',
+      /^must be a function$/,
     ],
-  ])('DurableObjectQuotaManager refuses %s with a TypeError', (_label, options, message) => {
-    expect(() => new DurableObjectQuotaManager(provider, options as never)).toThrow(TypeError)
-    expect(() => new DurableObjectQuotaManager(provider, options as never)).toThrow(message)
+    [
+      'a prefilter onError that is not a function',
+      { namespace: untouchable, prefilter: { binding, onError: 'log' } },
+      '.prefilter.onError',
+      /^must be a function$/,
+    ],
+  ])('both managers refuse %s with InvalidTenantConfigError', (_label, options, path, message) => {
+    expectInvalidOption(
+      () => new DurableObjectQuotaManager(provider, options as never),
+      `DurableObjectQuotaManager${path}`,
+      message,
+    )
+    expectInvalidOption(
+      () => new DurableObjectRateLimiter(provider, options as never),
+      `DurableObjectRateLimiter${path}`,
+      message,
+    )
+  })
+
+  it('DurableObjectQuotaManager refuses an unknown algorithm', () => {
+    expectInvalidOption(
+      () => new DurableObjectQuotaManager(provider, { namespace: untouchable, algorithm: 'leaky' as never }),
+      'DurableObjectQuotaManager.algorithm',
+      /^must be 'fixed' or 'sliding'$/,
+    )
   })
 
   it('refuses a provider without quotaConfig / rateLimitConfig', () => {
-    expect(() => new DurableObjectQuotaManager({} as never, { namespace: untouchable })).toThrow(
-      /quotaConfig/,
+    expectInvalidOption(
+      () => new DurableObjectQuotaManager({} as never, { namespace: untouchable }),
+      'DurableObjectQuotaManager.provider',
+      /^must have a quotaConfig\(tenantId\) method \(a ConfigManager qualifies\)$/,
     )
-    expect(() => new DurableObjectRateLimiter({} as never, { namespace: untouchable })).toThrow(
-      /rateLimitConfig/,
+    expectInvalidOption(
+      () => new DurableObjectRateLimiter(null as never, { namespace: untouchable }),
+      'DurableObjectRateLimiter.provider',
+      /rateLimitConfig\(tenantId\)/,
     )
-    expect(() => new DurableObjectRateLimiter(provider, { namespace: {} as never })).toThrow(/namespace/)
   })
 
   it("checks the sliding precision at construction (core's check), not on the first request", () => {

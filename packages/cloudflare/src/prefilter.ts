@@ -1,3 +1,5 @@
+import { invalidOption } from '@tenant/core'
+
 /**
  * The Workers Rate Limiting binding (a `[[ratelimits]]` entry in wrangler.toml; workers-types
  * calls it `RateLimit`). Only `limit` is used.
@@ -54,15 +56,15 @@ export interface Prefilter {
 export function createPrefilter(owner: string, options: PrefilterOptions | undefined): Prefilter | undefined {
   if (options === undefined) return undefined
   if (typeof options !== 'object' || options === null || typeof options.binding?.limit !== 'function') {
-    throw new TypeError(`${owner}: options.prefilter.binding must be a Workers Rate Limiting binding`)
+    throw invalidOption(`${owner}.prefilter.binding`, 'must be a Workers Rate Limiting binding')
   }
   const { binding, key = (tenantId: string) => tenantId, period = 60, onError } = options
-  if (typeof key !== 'function') throw new TypeError(`${owner}: options.prefilter.key must be a function`)
+  if (typeof key !== 'function') throw invalidOption(`${owner}.prefilter.key`, 'must be a function')
   if (period !== 10 && period !== 60) {
-    throw new TypeError(`${owner}: options.prefilter.period must be 10 or 60 (the binding's periods)`)
+    throw invalidOption(`${owner}.prefilter.period`, "must be 10 or 60 (the binding's periods)")
   }
   if (onError !== undefined && typeof onError !== 'function') {
-    throw new TypeError(`${owner}: options.prefilter.onError must be a function`)
+    throw invalidOption(`${owner}.prefilter.onError`, 'must be a function')
   }
   const periodMs = period * 1000
   const reason =

@@ -5,6 +5,7 @@ import {
   ManualClock,
   TokenBucketRateLimiter,
 } from '@tenant/core'
+import { expectInvalidOption } from '@tenant/core/testing'
 import { applyMiddleware, withTenancy } from '@tenant/fetch'
 import { describe, expect, it } from 'vitest'
 import { tenantMetricsHooks, tenantMetricsMiddleware } from './fetch-metrics'
@@ -177,7 +178,13 @@ describe('metricsHandler', () => {
     expect(post.headers.get('Allow')).toBe('GET, HEAD')
   })
 
-  it('refuses something that is not a registry', () => {
-    expect(() => metricsHandler({} as never)).toThrow(TypeError)
+  it('refuses something that is not a registry, with the typed config error', () => {
+    for (const source of [{}, null, undefined, 'registry']) {
+      expectInvalidOption(
+        () => metricsHandler(source as never),
+        'metricsHandler',
+        /^pass a TenantMetrics or a prom-client Registry$/,
+      )
+    }
   })
 })

@@ -1,3 +1,4 @@
+import { invalidOption } from '@tenant/core'
 import type { Registry } from 'prom-client'
 import type { TenantMetrics } from './tenant-metrics'
 
@@ -15,9 +16,10 @@ import type { TenantMetrics } from './tenant-metrics'
  * ```
  */
 export function metricsHandler(source: TenantMetrics | Registry): (request: Request) => Promise<Response> {
-  const registry: Registry = 'registry' in source ? source.registry : source
+  const registry: Registry | undefined =
+    typeof source === 'object' && source !== null && 'registry' in source ? source.registry : source
   if (typeof registry?.metrics !== 'function') {
-    throw new TypeError('metricsHandler: pass a TenantMetrics or a prom-client Registry')
+    throw invalidOption('metricsHandler', 'pass a TenantMetrics or a prom-client Registry')
   }
   return async function serveMetrics(request: Request): Promise<Response> {
     if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -1,6 +1,7 @@
+import { expectInvalidOption } from '@tenant/core/testing'
 import { register as globalRegistry, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { TenantMetrics } from './tenant-metrics'
+import { TenantMetrics, type TenantMetricsOptions } from './tenant-metrics'
 
 type Labels = Record<string, string | number>
 
@@ -186,16 +187,30 @@ describe('TenantMetrics registries', () => {
     expect(() => new TenantMetrics({ registry, prefix: 'other_' })).not.toThrow()
   })
 
-  it('checks its options when constructed', () => {
-    expect(() => new TenantMetrics({ maxTenants: -1 })).toThrow(RangeError)
-    expect(() => new TenantMetrics({ maxTenants: 1.5 })).toThrow(RangeError)
-    expect(() => new TenantMetrics({ overflowLabel: 'other' })).toThrow(/not a valid tenant id/)
-    expect(() => new TenantMetrics({ missingLabel: '' })).toThrow(/not a valid tenant id/)
-    expect(() => new TenantMetrics({ overflowLabel: '(x)', missingLabel: '(x)' })).toThrow(/must differ/)
-    expect(() => new TenantMetrics({ prefix: 'bad-prefix' })).toThrow(/not a metric name/)
-    expect(() => new TenantMetrics({ buckets: [1, 1] })).toThrow(/strictly increasing/)
-    expect(() => new TenantMetrics({ buckets: [] })).toThrow(/strictly increasing/)
-    expect(() => new TenantMetrics({ tenants: ['a b'] })).toThrow(/invalid id/)
-    expect(() => new TenantMetrics({ maxTenants: 1, tenants: ['a', 'b'] })).toThrow(RangeError)
+  it('checks its options when constructed, with the typed config error naming the option', () => {
+    const cases: [TenantMetricsOptions, string, RegExp][] = [
+      [{ maxTenants: -1 }, 'TenantMetrics.maxTenants', /^must be a whole number >= 0, got -1$/],
+      [{ maxTenants: 1.5 }, 'TenantMetrics.maxTenants', /got 1\.5/],
+      [{ overflowLabel: 'other' }, 'TenantMetrics.overflowLabel', /not a valid tenant id/],
+      [{ missingLabel: '' }, 'TenantMetrics.missingLabel', /not a valid tenant id/],
+      [{ overflowLabel: '(x)', missingLabel: '(x)' }, 'TenantMetrics.missingLabel', /must differ/],
+      [{ prefix: 'bad-prefix' }, 'TenantMetrics.prefix', /^"bad-prefix" is not a metric name$/],
+      [{ prefix: 7 as never }, 'TenantMetrics.prefix', /not a metric name/],
+      [{ buckets: [1, 1] }, 'TenantMetrics.buckets', /strictly increasing/],
+      [{ buckets: [] }, 'TenantMetrics.buckets', /strictly increasing/],
+      [{ buckets: 5 as never }, 'TenantMetrics.buckets', /strictly increasing/],
+      [{ tenants: ['a b'] }, 'TenantMetrics.tenants', /^contains an invalid id "a b"$/],
+      [
+        { maxTenants: 1, tenants: ['a', 'b'] },
+        'TenantMetrics.tenants',
+        /2 tenants listed, more than maxTenants \(1\)/,
+      ],
+    ]
+    for (const [options, path, message] of cases) {
+      const registry = new Registry()
+      expectInvalidOption(() => new TenantMetrics({ ...options, registry }), path, message)
+      // Refused before registering anything, so the corrected options can reuse the registry.
+      expect(registry.getMetricsAsArray(), path).toEqual([])
+    }
   })
 })

@@ -1,4 +1,4 @@
-import { isValidTenantId, type PolicyRule } from '@tenant/core'
+import { invalidOption, isValidTenantId, type PolicyRule } from '@tenant/core'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Options of {@link TenantMetrics}. */
@@ -65,7 +65,7 @@ function outcomeOf(status: number): RequestOutcome {
 
 function checkLabel(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || isValidTenantId(value)) {
-    throw new TypeError(`TenantMetrics: ${name} must be a non-empty string that is not a valid tenant id`)
+    throw invalidOption(`TenantMetrics.${name}`, 'must be a non-empty string that is not a valid tenant id')
   }
   return value
 }
@@ -118,22 +118,43 @@ export class TenantMetrics {
 
   constructor(options: TenantMetricsOptions = {}) {
     const prefix = options.prefix ?? 'tenant_'
-    if (!METRIC_PREFIX.test(prefix))
-      throw new TypeError(`TenantMetrics: prefix "${prefix}" is not a metric name`)
+    if (typeof prefix !== 'string' || !METRIC_PREFIX.test(prefix)) {
+      throw invalidOption('TenantMetrics.prefix', `"${String(prefix)}" is not a metric name`)
+    }
     const maxTenants = options.maxTenants ?? 1000
     if (!Number.isInteger(maxTenants) || maxTenants < 0) {
-      throw new RangeError(`TenantMetrics: maxTenants must be a whole number >= 0, got ${String(maxTenants)}`)
+      throw invalidOption(
+        'TenantMetrics.maxTenants',
+        `must be a whole number >= 0, got ${String(maxTenants)}`,
+      )
     }
     this.maxTenants = maxTenants
     this.overflowLabel = checkLabel(options.overflowLabel ?? '(other)', 'overflowLabel')
     this.missingLabel = checkLabel(options.missingLabel ?? '(none)', 'missingLabel')
     if (this.overflowLabel === this.missingLabel) {
-      throw new TypeError('TenantMetrics: overflowLabel and missingLabel must differ')
+      throw invalidOption('TenantMetrics.missingLabel', 'overflowLabel and missingLabel must differ')
     }
     const buckets = options.buckets ?? [...DEFAULT_DURATION_BUCKETS]
-    if (buckets.length === 0 || buckets.some((b, i) => !(b > 0) || (i > 0 && b <= buckets[i - 1]!))) {
-      throw new TypeError('TenantMetrics: buckets must be positive and strictly increasing')
+    if (
+      !Array.isArray(buckets) ||
+      buckets.length === 0 ||
+      buckets.some((b, i) => !(b > 0) || (i > 0 && b <= buckets[i - 1]!))
+    ) {
+      throw invalidOption('TenantMetrics.buckets', 'must be positive and strictly increasing')
     }
+    const reserved = [...new Set(options.tenants ?? [])]
+    for (const id of reserved) {
+      if (!isValidTenantId(id))
+        throw invalidOption('TenantMetrics.tenants', `contains an invalid id "${String(id)}"`)
+    }
+    if (reserved.length > maxTenants) {
+      throw invalidOption(
+        'TenantMetrics.tenants',
+        `${reserved.length} tenants listed, more than maxTenants (${maxTenants})`,
+      )
+    }
+    // Every check is above this line: a refused construction must not leave metrics registered in
+    // the caller's registry, or the corrected retry would collide with them.
     this.registry = options.registry ?? new Registry()
     const registers = [this.registry]
 
@@ -186,16 +207,6 @@ export class TenantMetrics {
       registers,
     })
 
-    const reserved = [...new Set(options.tenants ?? [])]
-    for (const id of reserved) {
-      if (!isValidTenantId(id))
-        throw new TypeError(`TenantMetrics: tenants contains an invalid id "${String(id)}"`)
-    }
-    if (reserved.length > maxTenants) {
-      throw new RangeError(
-        `TenantMetrics: ${reserved.length} tenants listed, more than maxTenants (${maxTenants})`,
-      )
-    }
     this.#reserved = reserved
     this.#reserve()
   }
