@@ -23,6 +23,30 @@ describe('createApp', () => {
     expect(await response.json()).toMatchObject({ code: 'admin_disabled' })
   })
 
+  it('guards /metrics with METRICS_TOKEN when one is set, and leaves it open otherwise', async () => {
+    const token = 'metrics-token-0123456789'
+    const guarded = await inProcessApp({ metricsToken: token })
+    for (const authorization of [
+      undefined,
+      'Bearer wrong-token-0123456789',
+      `Basic ${token}`,
+      `Bearer ${token}x`,
+    ]) {
+      const refused = await guarded.app.request('/metrics', {
+        headers: authorization === undefined ? {} : { Authorization: authorization },
+      })
+      expect(refused.status).toBe(401)
+      expect(refused.headers.get('WWW-Authenticate')).toBe('Bearer realm="metrics"')
+      expect(await refused.json()).toMatchObject({ code: 'unauthorized', status: 401 })
+    }
+    const allowed = await guarded.app.request('/metrics', { headers: { Authorization: `bearer ${token}` } })
+    expect(allowed.status).toBe(200)
+    expect(await allowed.text()).toContain('# TYPE')
+
+    const open = await inProcessApp()
+    expect((await open.app.request('/metrics')).status).toBe(200)
+  })
+
   it('refuses bodies over the limit with 413, before reading them whole', async () => {
     const t = await inProcessApp()
     await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })

@@ -20,6 +20,7 @@ import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { jwt } from 'hono/jwt'
 import { requestId } from 'hono/request-id'
+import { timingSafeEqual } from 'hono/utils/buffer'
 import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
@@ -47,6 +48,12 @@ export interface AppDeps {
   logger: Logger
   /** Bearer token of `/admin`; without one, `/admin` answers 503 `admin_disabled`. */
   adminToken: string | undefined
+  /**
+   * Bearer token of `/metrics`. Without one `/metrics` is open, as Prometheus endpoints usually are
+   * on a private network; the tenant ids in its labels are then visible to anyone who reaches it.
+   * @default undefined
+   */
+  metricsToken?: string
   /** When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant. @default undefined */
   jwtSecret?: string
   /**
@@ -109,7 +116,19 @@ export function createApp(deps: AppDeps) {
   })
 
   const serveMetrics = metricsHandler(deps.metrics)
-  app.on(['GET', 'HEAD'], '/metrics', (c) => serveMetrics(c.req.raw))
+  const metricsToken = deps.metricsToken
+  app.on(['GET', 'HEAD'], '/metrics', async (c) => {
+    if (metricsToken !== undefined && !(await hasBearer(c.req.header('Authorization'), metricsToken))) {
+      return problem(
+        401,
+        'unauthorized',
+        'this endpoint needs Authorization: Bearer <METRICS_TOKEN>',
+        {},
+        { 'WWW-Authenticate': 'Bearer realm="metrics"' },
+      )
+    }
+    return serveMetrics(c.req.raw)
+  })
 
   if (deps.adminToken === undefined) {
     app.all('/admin/*', () =>
@@ -170,4 +189,10 @@ export function createApp(deps: AppDeps) {
   })
 
   return app
+}
+
+/** Whether `header` is `Bearer <token>`, compared in constant time (the scheme is case-insensitive). */
+async function hasBearer(header: string | undefined, token: string): Promise<boolean> {
+  const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header)
+  return match !== null && (await timingSafeEqual(match[1]!, token))
 }

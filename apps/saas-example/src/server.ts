@@ -117,6 +117,7 @@ export async function createServer(
       clock,
       logger,
       adminToken: admin.token,
+      ...(settings.METRICS_TOKEN === undefined ? {} : { metricsToken: settings.METRICS_TOKEN }),
       ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
       health: {
         database: () => resources.ping(),

@@ -11,6 +11,8 @@ const bearerToken = z
 export const appSettingsSchema = z.object({
   /** Bearer token of the admin plane. Node/Bun generate one per start when unset; Workers disable `/admin`. */
   ADMIN_TOKEN: bearerToken.optional(),
+  /** When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>` (Prometheus `authorization`). */
+  METRICS_TOKEN: bearerToken.optional(),
   /** When set, `/api/*` requires an HS256 JWT whose `tenant_id` claim names the tenant. */
   JWT_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
   /** `fixed` (UTC calendar windows) or `sliding` (sub-window buckets). */

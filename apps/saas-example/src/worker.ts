@@ -21,6 +21,7 @@ export interface Env {
   /** One TenantQuotaObject per tenant: its quota windows and its token bucket. */
   TENANT_QUOTA: DurableObjectNamespace<TenantQuotaObject>
   ADMIN_TOKEN?: string
+  METRICS_TOKEN?: string
   JWT_SECRET?: string
   QUOTA_ALGORITHM?: string
   CONFIG_CACHE_TTL_MS?: string
@@ -73,6 +74,7 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
     clock,
     logger: jsonLogger({ level: settings.LOG_LEVEL, clock }),
     adminToken: settings.ADMIN_TOKEN,
+    ...(settings.METRICS_TOKEN === undefined ? {} : { metricsToken: settings.METRICS_TOKEN }),
     ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
     health: { database: () => resources.ping() },
   })
