@@ -67,7 +67,7 @@ export async function runMemory(report: Report): Promise<void> {
     title: `Peers, ${peers.tenants.toLocaleString('en-US')} keys (for context)`,
     columns: ['store', 'bytes per key'],
     rows: peers.results.map((p) => [p.name, p.bytesPerTenant.toFixed(0)]),
-    note: 'rate-limiter-flexible keeps a timer per key; hono-rate-limiter keeps two maps swapped by one interval. Neither holds more than a count and a reset time per key; the quota manager holds a per-window counter (start, requests, tokens) per tenant and an expiry heap entry.',
+    note: 'rate-limiter-flexible keeps a timer per key; hono-rate-limiter keeps two maps swapped by one interval. Neither holds more than a count and a reset time per key; the quota manager holds one flat entry per tenant (requests and tokens inline, the window start and the expiry as small integers) and its expiry-heap slot.',
   })
   for (const r of results)
     console.log(
