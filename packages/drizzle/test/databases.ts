@@ -1,7 +1,7 @@
 // Real databases for the @tenant/drizzle tests (no mocks): libSQL in memory and in a temp file,
-// PGlite (Postgres compiled to WASM, in-process), Cloudflare D1 in workerd (Miniflare) and, when
-// TEST_DATABASE_URL is set, a real PostgreSQL server through postgres.js, in a schema of its own
-// per database opened, dropped on close, so that parallel runs never see each other's rows.
+// PGlite (Postgres compiled to WASM, in-process), Cloudflare D1 in workerd (Miniflare, see d1.ts)
+// and, when TEST_DATABASE_URL is set, a real PostgreSQL server through postgres.js, in a schema of
+// its own per database opened, dropped on close, so that parallel runs never see each other's rows.
 //
 // Under CI (process.env.CI set), a missing TEST_DATABASE_URL fails the Postgres suites instead of
 // skipping them; an unreachable server fails them everywhere.
@@ -15,11 +15,11 @@ import { type DrizzleD1Database, drizzle as drizzleD1 } from 'drizzle-orm/d1'
 import { drizzle as drizzleLibsql, type LibSQLDatabase } from 'drizzle-orm/libsql'
 import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
-import { Miniflare } from 'miniflare'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import { type Dialect, detectDriver, queryRows } from '../src/driver'
 import { migrate } from '../src/migrate'
+import { startD1 } from './d1'
 
 /** The database setups every store test runs against. */
 export const databaseKinds = ['libsql-memory', 'libsql-file', 'pglite', 'postgres'] as const
@@ -126,25 +126,20 @@ export async function openDatabase(
       break
     }
     case 'd1': {
-      const mf = new Miniflare({
-        modules: true,
-        script: 'export default { fetch: () => new Response(null, { status: 404 }) }',
-        d1Databases: { DB: 'tenant-drizzle-test' },
-      })
-      const d1 = await mf.getD1Database('DB')
+      const { client, dispose } = await startD1()
       let disposed = false
-      const dispose = async () => {
+      const disposeOnce = async () => {
         if (!disposed) {
           disposed = true
-          await mf.dispose()
+          await dispose()
         }
       }
       opened = {
         kind,
         dialect: 'sqlite',
-        db: drizzleD1(d1 as never, { logger }),
-        fail: dispose,
-        close: dispose,
+        db: drizzleD1(client as never, { logger }),
+        fail: disposeOnce,
+        close: disposeOnce,
       }
       break
     }
