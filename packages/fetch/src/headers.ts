@@ -81,7 +81,7 @@ function windowSeconds(window: QuotaWindow, resetAt: number): number {
  * @example
  * ```ts
  * const decision = await quotas.consume('acme', { tokens: 500 })
- * const headers = new Headers(quotaHeaders(decision.windows ?? [], clock.now()))
+ * const headers = new Headers(quotaHeaders(decision.windows, clock.now()))
  * // RateLimit-Policy: "minute";q=100;w=60, "minute-tokens";q=10000;w=60;qu="tokens"
  * // RateLimit: "minute";r=99;t=30, "minute-tokens";r=9500;t=30
  * // X-Quota-Remaining-Requests: 99, X-Quota-Remaining-Tokens: 9500

@@ -140,9 +140,8 @@ export function hookSet(hooks: TenancyHooks | readonly TenancyHooks[] | undefine
   return result
 }
 
-/** Whether `value` is a promise (or any thenable) rather than a plain value. */
-export function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof (value as PromiseLike<T> | null)?.then === 'function'
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
 }
 
 function logError(error: unknown, info: ErrorInfo, original?: unknown): void {

@@ -1,7 +1,7 @@
 import { type ConfigManager, type TenantConfig, TenantError, validateTenantId } from '@tenant/core'
 import { runWithTenantId, setTenantState } from './context'
 import { extractFrom, fromHeader, type TenantExtractor } from './extractors'
-import { hookSet, isThenable } from './hooks'
+import { hookSet } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
 import { callUser, type StageOptions, StageRun } from './stage'
 import type { MaybePromise, Middleware, Next } from './types'
@@ -117,8 +117,7 @@ export function tenantResolver(options: ResolverOptions = {}): Middleware {
 
     let fromRequest: Found | undefined
     for (const extractor of extractors) {
-      const called = callUser('resolve', () => extractFrom(extractor, request))
-      const result = isThenable(called) ? await called : called
+      const result = await callUser('resolve', () => extractFrom(extractor, request))
       if ('error' in result) return run.refuse({ source: extractor.source }, result)
       if (result.value) {
         fromRequest = result.value

@@ -6,7 +6,6 @@ import {
   type EventOf,
   emit,
   type HookSet,
-  isThenable,
   overrideResponse,
   reportError,
   type TenancyHooks,
@@ -101,9 +100,16 @@ const stageNames: Record<TenancyStage, string> = {
   quota: 'quota',
 }
 
-/** Runs a store call, failing it with a `TenantBackendError` if it outlives `timeoutMs`. */
-export async function callStore<T>(call: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
-  if (timeoutMs === undefined) return await call()
+/**
+ * Runs a store call, failing it with a `TenantBackendError` if it outlives `timeoutMs`. Without a
+ * timeout it is the store's own promise: no wrapper per call (each promise also runs
+ * AsyncLocalStorage's hooks on Node). A store that throws synchronously throws here.
+ */
+export function callStore<T>(call: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  return timeoutMs === undefined ? call() : raceTimeout(call, timeoutMs)
+}
+
+async function raceTimeout<T>(call: () => Promise<T>, timeoutMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TenantBackendError(`no answer within ${timeoutMs} ms`)), timeoutMs)
@@ -115,35 +121,22 @@ export async function callStore<T>(call: () => Promise<T>, timeoutMs: number | u
   }
 }
 
-/** What a user callback gave: its value, or the `TenantError` it threw as the answer. */
-export type UserResult<T> = { value: T } | { error: TenantError; cause: unknown }
-
 /**
  * Runs a user callback (`principal`, `extract`, `tokenEstimator`, an extractor). A `TenantError`
  * it throws is the answer, sorted like a store's (so a principal lookup can throw
  * `TenantBackendError` for a 503, never passed by `failOpen`); any other error is a bug in the
  * callback and propagates to the framework's error handler.
- *
- * A callback that answers synchronously (the header extractors) gets its result back synchronously:
- * the chain runs on every request, and each needless promise is paid for again by
- * AsyncLocalStorage's promise hooks.
  */
-export function callUser<T>(
+export async function callUser<T>(
   stage: TenancyStage,
   call: () => T | Promise<T>,
-): UserResult<Awaited<T>> | Promise<UserResult<Awaited<T>>> {
-  const fail = (error: unknown): UserResult<Awaited<T>> => {
+): Promise<{ value: T } | { error: TenantError; cause: unknown }> {
+  try {
+    return { value: await call() }
+  } catch (error) {
     if (!isTenantError(error)) throw error
     return { error: classifyStoreError(error, stage, error.tenantId).error, cause: error }
   }
-  let value: T | Promise<T>
-  try {
-    value = call()
-  } catch (error) {
-    return fail(error)
-  }
-  if (!isThenable(value)) return { value: value as Awaited<T> }
-  return Promise.resolve(value).then((resolved) => ({ value: resolved }), fail)
 }
 
 /** The tenant of a request for the stages after the resolver; throws if no resolver ran. */
@@ -199,11 +192,9 @@ export class StageRun<K extends EventHookName> {
 
   /** Calls the store; a failure is reported to `onError` when it is the backend's. */
   store<T>(call: () => Promise<T>): Promise<StoreOutcome<T>> {
-    const { timeoutMs } = this.options
-    // Without a timeout the store's own promise is chained directly: no wrapper promise per call.
     let pending: Promise<T>
     try {
-      pending = timeoutMs === undefined ? call() : callStore(call, timeoutMs)
+      pending = callStore(call, this.options.timeoutMs)
     } catch (thrown) {
       return Promise.resolve(this.#failed(thrown))
     }
@@ -227,8 +218,9 @@ export class StageRun<K extends EventHookName> {
   }
 
   /**
-   * Whether anything listens to this stage's event. The event objects are only built when one
-   * does: most chains run without event hooks, and the chain runs on every request.
+   * Whether anything listens to this stage's event. Without a listener the full event (the
+   * caller's fields plus `allowed`, `status`, ...) is not assembled: most chains run without event
+   * hooks, and the chain runs on every request.
    */
   get observed(): boolean {
     return this.hooks[this.hook].length > 0
