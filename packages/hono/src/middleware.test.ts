@@ -5,6 +5,7 @@ import {
   ManualClock,
   TokenBucketRateLimiter,
 } from '@tenant/core'
+import { expectInvalidOption } from '@tenant/core/testing'
 import { Hono } from 'hono'
 import { jwt, sign } from 'hono/jwt'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -218,6 +219,17 @@ describe('@tenant/hono', () => {
 
     it('rejects a bad jwtClaim when created', () => {
       expect(() => tenantResolver({ jwtClaim: '' })).toThrow(/jwtClaim/)
+    })
+
+    it('rejects options that are not an object with the typed option error, as @tenant/fetch does', () => {
+      expectInvalidOption(() => tenancy(null as never), 'tenancy', /^options must be an object$/)
+      expectInvalidOption(() => tenantResolver('x' as never), 'tenantResolver', /must be an object/)
+      expectInvalidOption(() => tenantResolver({ jwtClaim: '' }), 'tenantResolver.jwtClaim', /claim name/)
+      expectInvalidOption(
+        () => tenantResolver({ principal: 1 as never }),
+        'tenantResolver.principal',
+        /function/,
+      )
     })
   })
 

@@ -1,4 +1,4 @@
-import { InvalidTenantConfigError } from '@tenant/core'
+import { invalidOption } from '@tenant/core'
 import {
   type ResolverOptions as FetchResolverOptions,
   type TenancyOptions as FetchTenancyOptions,
@@ -79,20 +79,14 @@ export interface ResolverOptions extends Omit<FetchResolverOptions, 'principal'>
 }
 
 function fetchResolverOptions(options: ResolverOptions): FetchResolverOptions {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('tenantResolver', 'options must be an object')
   const { principal, jwtClaim = 'tenant_id', ...rest } = options
   if (principal !== undefined && typeof principal !== 'function') {
-    throw new InvalidTenantConfigError([
-      {
-        path: ['tenantResolver.principal'],
-        message: 'must be a function of the Hono context',
-        code: 'invalid_option',
-      },
-    ])
+    throw invalidOption('tenantResolver.principal', 'must be a function of the Hono context')
   }
   if (jwtClaim !== false && (typeof jwtClaim !== 'string' || jwtClaim === '')) {
-    throw new InvalidTenantConfigError([
-      { path: ['tenantResolver.jwtClaim'], message: 'must be a claim name or false', code: 'invalid_option' },
-    ])
+    throw invalidOption('tenantResolver.jwtClaim', 'must be a claim name or false')
   }
   const fromContext =
     principal ??
@@ -194,5 +188,8 @@ export function tenancy(
 ): MiddlewareHandler<OptionalTenantEnv>
 export function tenancy(options?: TenancyOptions): MiddlewareHandler<TenantEnv>
 export function tenancy(options: TenancyOptions = {}): MiddlewareHandler<any> {
+  // Checked here too: the resolver options are read before @tenant/fetch sees the rest.
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('tenancy', 'options must be an object')
   return fromFetch(fetchTenancy({ ...options, resolver: fetchResolverOptions(options.resolver ?? {}) }))
 }
