@@ -24,6 +24,7 @@ type Step =
   | { kind: 'consume'; requests: number; tokens: number }
   | { kind: 'adjust'; tokens: number }
   | { kind: 'advance'; ms: number }
+  | { kind: 'config' }
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
@@ -44,6 +45,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       ms: fc.oneof(fc.nat(5_000), fc.nat(2 * 3_600_000)),
     }),
   },
+  // Switches to the other set of limits: windows leave the config and come back.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('config' as const) }) },
 )
 
 const limitsArb = fc.subarray([...quotaWindows], { minLength: 1 }).chain((windows) =>
@@ -67,21 +70,28 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
     expect(SLOW_ONLY_SCRIPT.source).not.toContain(FAST_PATH)
   })
 
-  it('replies and stores exactly what the slow path does, on random histories', async () => {
+  it('replies and stores exactly what the slow path does, on random histories with config changes', async () => {
     let run = 0
     await fc.assert(
       fc.asyncProperty(
-        limitsArb,
+        fc.tuple(limitsArb, limitsArb),
         fc.array(stepArb, { minLength: 1, maxLength: 30 }),
-        async (limits, steps) => {
+        async (configs, steps) => {
           run++
           const fastKey = `{${prefix}:fast${run}}:f`
           const slowKey = `{${prefix}:slow${run}}:f`
-          const limitArgs = limits.flatMap((l) => [l.window, String(l.requests), String(l.tokens)])
+          const [a, b] = configs.map((limits) =>
+            limits.flatMap((l) => [l.window, String(l.requests), String(l.tokens)]),
+          )
+          let limitArgs = a!
           let now = T0 + 59_000
           for (const step of steps) {
             if (step.kind === 'advance') {
               now += step.ms
+              continue
+            }
+            if (step.kind === 'config') {
+              limitArgs = limitArgs === a ? b! : a!
               continue
             }
             const args =
@@ -143,6 +153,23 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
       minute: `${next.start},2,0`,
       hour: `${calendarWindow('hour', clock.now()).start},1,0`,
     })
+
+    // A window that leaves the config: the minute is current, but the hash still holds the hour,
+    // so the slow path rewrites it without; when the hour comes back it counts afresh, as in core.
+    provider.setQuota('acme', { limits: [{ window: 'minute', requests: 100 }] })
+    await quotas.consume('acme')
+    expect(await redis.hgetall(key)).toEqual({ minute: `${next.start},3,0` })
+    provider.setQuota('acme', {
+      limits: [
+        { window: 'minute', requests: 100 },
+        { window: 'hour', requests: 1_000 },
+      ],
+    })
+    const back = await quotas.consume('acme')
+    expect(back.windows.map((w) => [w.window, w.used.requests])).toEqual([
+      ['minute', 4],
+      ['hour', 1],
+    ])
   })
 
   it('a denial writes nothing, with every counter current', async () => {

@@ -92,7 +92,7 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
  *
  * Two ways to write an admission, chosen per call:
  * - fast path, the steady state: every window already has a counter for its current calendar
- *   window. Each is overwritten in place by one HSET; the key's TTL stays as it is, because it
+ *   window, and the hash holds no other field. Each is overwritten in place by one HSET; the key's TTL stays as it is, because it
  *   was set by the slow write that created these very counters (fields are only ever created
  *   there, after a DEL) to the end of the latest of their windows, and a counter keeps its start.
  *   Rewriting the key (DEL, HSET, PEXPIRE) costs Redis several times what this does.
@@ -141,6 +141,9 @@ if op == 'consume' then
       return reply
     end
   end
+  -- A field of a window the config no longer has (left by an earlier config) would survive an
+  -- in-place write and count again if that window came back: the slow path drops it.
+  if all_current and redis.call('HLEN', KEYS[1]) ~= n then all_current = false end
   if all_current then
     -- Number formatting is a large part of this path, so what the cost leaves as it was (the
     -- start, the tokens of a request without tokens) keeps its stored text.
