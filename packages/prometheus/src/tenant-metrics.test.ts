@@ -200,6 +200,8 @@ describe('TenantMetrics registries', () => {
       [{ buckets: [] }, 'TenantMetrics.buckets', /strictly increasing/],
       [{ buckets: 5 as never }, 'TenantMetrics.buckets', /strictly increasing/],
       [{ tenants: ['a b'] }, 'TenantMetrics.tenants', /^contains an invalid id "a b"$/],
+      [{ tenants: 'acme' as never }, 'TenantMetrics.tenants', /must be an array/],
+      [{ tenants: 7 as never }, 'TenantMetrics.tenants', /must be an array/],
       [
         { maxTenants: 1, tenants: ['a', 'b'] },
         'TenantMetrics.tenants',

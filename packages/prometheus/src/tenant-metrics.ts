@@ -142,6 +142,10 @@ export class TenantMetrics {
     ) {
       throw invalidOption('TenantMetrics.buckets', 'must be positive and strictly increasing')
     }
+    // A string is iterable too: new Set('acme') would reserve four one-letter tenants.
+    if (options.tenants !== undefined && !Array.isArray(options.tenants)) {
+      throw invalidOption('TenantMetrics.tenants', 'must be an array of tenant ids')
+    }
     const reserved = [...new Set(options.tenants ?? [])]
     for (const id of reserved) {
       if (!isValidTenantId(id))
