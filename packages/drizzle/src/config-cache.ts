@@ -115,7 +115,7 @@ export class ConfigCache {
 
   /**
    * The fresh cached answer for `tenantId` (counted as a hit), or `undefined` (nothing counted:
-   * the caller goes on with {@link get}, which counts the miss). Synchronous, so a hit costs no
+   * the caller goes on with {@link miss}, which counts the miss). Synchronous, so a hit costs no
    * promise of its own. An id with an entry was validated before the entry was stored.
    */
   fresh(tenantId: string): { config: TenantConfig | null } | undefined {
