@@ -40,45 +40,16 @@ export interface MemoryLayout<S, E extends ExpiringEntry> {
   /** From when the entry counts nothing, ms since the epoch; `0` when it counts nothing. */
   expiresAt(entry: E): number
   /**
-   * Optional shortcut for the common case, an admission: when every limit has room for `cost`,
-   * charges `entry` in place and returns the decision `algorithm.consume` would have returned.
-   * Otherwise changes nothing and returns `undefined`, and the manager asks `algorithm.consume`.
+   * The shortcut for the common case, an admission: when every limit has room for `cost`, charges
+   * `entry` in place and returns the decision `algorithm.consume` would have returned. Otherwise
+   * changes nothing and returns `undefined`, and the manager asks `algorithm.consume`.
    */
-  charge?(
+  charge(
     entry: E,
     limits: readonly EffectiveLimit[],
     cost: NormalizedCost,
     now: number,
   ): QuotaDecision | undefined
-}
-
-/** The entry of a layout that stores the algorithm's state as it is. */
-class StateEntry<S> implements ExpiringEntry {
-  heapAt = 0
-  constructor(
-    readonly key: string,
-    public state: S,
-  ) {}
-}
-
-/**
- * The layout that keeps `algorithm`'s plain state in the entry unchanged (no in-place path).
- *
- * @example
- * ```ts
- * new MemoryQuotaManager(provider, clock, plainLayout(slidingWindowAlgorithm(10)))
- * ```
- */
-export function plainLayout<S>(algorithm: QuotaAlgorithm<S>): MemoryLayout<S, StateEntry<S>> {
-  return {
-    algorithm,
-    create: (key, state) => new StateEntry(key, state),
-    read: (entry) => entry?.state,
-    write: (entry, state) => {
-      entry.state = state
-    },
-    expiresAt: (entry) => algorithm.expiresAt(entry.state),
-  }
 }
 
 /**
@@ -120,7 +91,7 @@ export class MemoryQuotaManager<S> implements QuotaManager {
     const now = this.#now()
     const layout = this.#layout
     const entry = this.#entries.get(tenantId)
-    if (entry !== undefined && layout.charge !== undefined) {
+    if (entry !== undefined) {
       const decision = layout.charge(entry, limitsOf(config), charge, now)
       // The map asks for the entry's new expiry when its heap time comes.
       if (decision !== undefined) return decision
