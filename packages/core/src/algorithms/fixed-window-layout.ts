@@ -8,7 +8,7 @@ import { MINUTE_MS } from './calendar'
 import type { ExpiringEntry } from './expiring-map'
 import type { FixedWindowCounter, FixedWindowState } from './fixed-window'
 import type { EffectiveLimit } from './limits'
-import { currentWindow } from './memo'
+import { currentWindow, windowStartingAt } from './memo'
 import type { MemoryLayout } from './memory-quota-manager'
 import { fixedWindowAlgorithm } from './quota-algorithm'
 import { quotaDecision, windowUsage } from './quota-decision'
@@ -88,7 +88,7 @@ function expiresAt(entry: FixedTenant): number {
   let at = 0
   for (let count: WindowCount | undefined = entry; count?.window !== undefined; count = count.next) {
     if (count.requests === 0 && count.tokens === 0) continue
-    at = Math.max(at, currentWindow(count.window, count.minute * MINUTE_MS).end)
+    at = Math.max(at, windowStartingAt(count.window, count.minute * MINUTE_MS).end)
   }
   return at
 }
@@ -96,8 +96,10 @@ function expiresAt(entry: FixedTenant): number {
 /**
  * `fixedWindowConsume` for an admission, in place: the same check, the same counts after it and
  * the same decision. Taken only when the entry holds exactly one count per limit, in the limits'
- * order (a tenant's steady state); anything else (a denial, a changed config, a window emptied by a
- * refund) returns `undefined` without changing the entry, and the manager runs `fixedWindowConsume`.
+ * order (a tenant's steady state) and the cost is not zero; anything else (a denial, a changed
+ * config, a window emptied by a refund, a zero cost, which `fixedWindowConsume` answers without
+ * keeping a rolled-over empty count) returns `undefined` without changing the entry, and the
+ * manager runs `fixedWindowConsume`.
  */
 function charge(
   entry: FixedTenant,
@@ -105,6 +107,7 @@ function charge(
   cost: NormalizedCost,
   now: number,
 ): QuotaDecision | undefined {
+  if (cost.requests === 0 && cost.tokens === 0) return undefined
   // First pass: check only, so a denial changes nothing.
   let count: WindowCount | undefined = entry.window === undefined ? undefined : entry
   for (const limit of limits) {

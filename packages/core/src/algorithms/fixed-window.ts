@@ -4,7 +4,7 @@ import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { quotaWindows } from '../schemas'
 import type { EffectiveLimit } from './limits'
-import { currentWindow, limitsOf } from './memo'
+import { currentWindow, limitsOf, windowStartingAt } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, overLimit, quotaDecision, windowUsage } from './quota-decision'
 import type { QuotaStep } from './types'
@@ -162,7 +162,7 @@ export function fixedWindowExpiresAt(state: FixedWindowState | undefined): numbe
   for (const window of quotaWindows) {
     const counter = state[window]
     if (counter === undefined || (counter.requests === 0 && counter.tokens === 0)) continue
-    expiresAt = Math.max(expiresAt, currentWindow(window, counter.start).end)
+    expiresAt = Math.max(expiresAt, windowStartingAt(window, counter.start).end)
   }
   return expiresAt
 }

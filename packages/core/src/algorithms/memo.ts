@@ -50,3 +50,13 @@ export function currentWindow(window: QuotaWindow, now: number): WindowBounds {
   current[window] = bounds
   return bounds
 }
+
+/**
+ * The bounds of the `window` that starts at `start` (a stored counter's), without replacing the
+ * cached current window: the expiry of an old counter, asked during a sweep, must not evict the
+ * window every consume is asking about. Shared like {@link currentWindow}'s result.
+ */
+export function windowStartingAt(window: QuotaWindow, start: number): WindowBounds {
+  const cached = current[window]
+  return start === cached.start ? cached : calendarWindow(window, start)
+}
