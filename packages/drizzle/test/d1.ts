@@ -43,6 +43,16 @@ class Statement {
   ) {}
 
   bind(...params: unknown[]): Statement {
+    // What survives JSON unchanged and real D1 binds alike; anything else (a Date or undefined,
+    // which D1 refuses, a blob, a bigint) fails here rather than pass a test it would fail on D1.
+    for (const param of params) {
+      const type = typeof param
+      if (param !== null && type !== 'string' && type !== 'number' && type !== 'boolean') {
+        throw new TypeError(
+          `test D1 client: cannot bind ${String(param)} (${type}); bind strings, numbers, booleans or null`,
+        )
+      }
+    }
     return new Statement(this.send, this.sql, params)
   }
 
