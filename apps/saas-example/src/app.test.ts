@@ -144,6 +144,30 @@ describe('createApp', () => {
       expect(await response.json()).toMatchObject({ code: 'tenant_mismatch' })
     })
 
+    // A valid token that names no tenant must not read the tenant the header names.
+    it.each([{}, { tenant_id: null }, { tenant_id: '' }])(
+      'refuses a valid token without a tenant (%j), with or without X-Tenant-ID',
+      async (claims) => {
+        const t = await inProcessApp({ jwtSecret: secret })
+        await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'globex' } })
+        await t.request('POST', '/api/v1/resources', {
+          headers: await bearer({ tenant_id: 'globex' }),
+          body: { name: 'globex secret' },
+        })
+        const headers = await bearer({ sub: 'u1', ...claims })
+        for (const tenant of ['globex', undefined]) {
+          const response = await t.request('GET', '/api/v1/resources', {
+            headers,
+            ...(tenant ? { tenant } : {}),
+          })
+          expect(response.status).toBe(401)
+          const body = await response.json()
+          expect(body).toMatchObject({ code: 'tenant_required' })
+          expect(JSON.stringify(body)).not.toContain('globex secret')
+        }
+      },
+    )
+
     it('refuses a token signed with another secret', async () => {
       const t = await inProcessApp({ jwtSecret: secret })
       const forged = await sign({ tenant_id: 'acme' }, 'another-secret-of-thirty-two-characters!', 'HS256')

@@ -365,10 +365,45 @@ describe('tenantResolver', () => {
       await expect(tenantResolver({ principal })(req('/'), okHandler().next)).rejects.toThrow(TypeError)
     })
 
-    it('falls back to the extractors when the principal has no tenant', async () => {
+    // A principal without a tenant (a valid token lacking the claim) must never pick a tenant by header.
+    it.each([undefined, null, ''])(
+      'refuses a principal without a tenant (%j): 403 when the request names one, 401 when not',
+      async (none) => {
+        const { calls, next } = okHandler()
+        const resolve = tenantResolver({ principal: async () => none as string | undefined })
+        const named = await resolve(req('/', { tenant: 'globex' }), next)
+        expect(named.status).toBe(403)
+        expect(await problem(named)).toMatchObject({ code: 'tenant_mismatch' })
+        const bare = await resolve(req('/'), next)
+        expect(bare.status).toBe(401)
+        expect(await problem(bare)).toMatchObject({
+          code: 'tenant_required',
+          detail: 'the authenticated principal carries no tenant',
+        })
+        expect(calls).toHaveLength(0)
+      },
+    )
+
+    it('with allowMissing, passes a principal without a tenant through without one, never the header', async () => {
       const { calls, next } = okHandler()
-      await tenantResolver({ principal: async () => null })(req('/', { tenant: 'globex' }), next)
+      const resolve = tenantResolver({ principal: () => undefined, allowMissing: true })
+      expect((await resolve(req('/'), next)).status).toBe(200)
+      expect(getTenantId(calls[0]!)).toBeUndefined()
+      expect((await resolve(req('/', { tenant: 'globex' }), next)).status).toBe(403)
+      expect(calls).toHaveLength(1)
+    })
+
+    it('falls back to the extractors only with fallbackToExtractors', async () => {
+      const { calls, next } = okHandler()
+      const resolve = tenantResolver({ principal: async () => null, fallbackToExtractors: true })
+      await resolve(req('/', { tenant: 'globex' }), next)
       expect(getTenantId(calls[0]!)).toBe('globex')
+      // A principal that has a tenant still wins, and a different header is still a mismatch.
+      const withTenant = tenantResolver({ principal: () => 'acme', fallbackToExtractors: true })
+      expect((await withTenant(req('/', { tenant: 'globex' }), next)).status).toBe(403)
+      expect(() => tenantResolver({ principal: () => 'acme', fallbackToExtractors: 'yes' as never })).toThrow(
+        'tenantResolver.fallbackToExtractors',
+      )
     })
   })
 

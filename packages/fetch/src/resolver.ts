@@ -12,9 +12,22 @@ export interface ResolverOptions extends StageOptions {
    * The authenticated principal's tenant (from a JWT, an API key lookup, a session), checked
    * before the extractors. When it returns an id and the request also names a different one, the
    * request is refused with 403 `tenant_mismatch`. Throw a `TenantError` to answer with its code.
+   *
+   * Once a principal source is set, it is the only source of the tenant: when it returns no
+   * tenant (`undefined`, `null`, `''`), the request is refused (401 `tenant_required`, or 403
+   * `tenant_mismatch` when the request names a tenant), never resolved from a header. See
+   * `fallbackToExtractors`.
    * @default undefined (no principal)
    */
   principal?: (request: Request) => MaybePromise<string | null | undefined>
+  /**
+   * With a `principal`: when it returns no tenant, resolve the tenant from the extractors instead
+   * of refusing the request. Only for routes where unauthenticated requests may name their tenant;
+   * the principal must then throw (a `TenantError`) for an authenticated principal without a
+   * tenant, or that principal could pick any tenant by header.
+   * @default false
+   */
+  fallbackToExtractors?: boolean
   /**
    * Where the request names its tenant, tried in order (see `fromHeader`, `fromQuery`,
    * `fromCookie`, `fromSubdomain`, `fromPathPrefix`, `chain`).
@@ -89,7 +102,12 @@ export function tenantResolver(options: ResolverOptions = {}): Middleware {
     }
   })
   const hooks = hookSet(options.hooks)
+  if (options.fallbackToExtractors !== undefined && typeof options.fallbackToExtractors !== 'boolean') {
+    throw invalidOption(`${name}.fallbackToExtractors`, 'must be a boolean')
+  }
   const { principal, configManager, onMissing, allowMissing = false, failOpen = false, timeoutMs } = options
+  // With a principal source, a request whose principal has no tenant never takes one from the request.
+  const principalOnly = principal !== undefined && options.fallbackToExtractors !== true
 
   function pass(
     run: StageRun<'onResolve'>,
@@ -134,13 +152,22 @@ export function tenantResolver(options: ResolverOptions = {}): Middleware {
       }
     }
 
-    const chosen = fromPrincipal ?? fromRequest
+    if (principalOnly && !fromPrincipal && fromRequest) {
+      const detail = `the request names a tenant (${fromRequest.source}) but the authenticated principal carries none`
+      return run.refuse({ source: fromRequest.source }, { error: new TenantError('tenant_mismatch', detail) })
+    }
+    const chosen = principalOnly ? fromPrincipal : (fromPrincipal ?? fromRequest)
     if (!chosen) {
       if (allowMissing) return pass(run, next)
       return run.refuse(
         {},
         {
-          error: new TenantError('tenant_required', 'this request must name a tenant'),
+          error: new TenantError(
+            'tenant_required',
+            principalOnly
+              ? 'the authenticated principal carries no tenant'
+              : 'this request must name a tenant',
+          ),
           override: onMissing && { hook: 'onMissing', call: () => onMissing(request) },
         },
       )

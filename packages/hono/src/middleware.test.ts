@@ -199,6 +199,39 @@ describe('@tenant/hono', () => {
       expect((await problem(response)).code).toBe('tenant_mismatch')
     })
 
+    // A verified token without a tenant must never let the X-Tenant-ID header pick one.
+    it.each([
+      ['no claim', {}],
+      ['a null claim', { tenant_id: null }],
+      ['an empty claim', { tenant_id: '' }],
+    ])('refuses a token with %s, whatever the header says', async (_, claims) => {
+      const token = await bearer({ sub: 'u1', ...claims })
+      for (const headers of [token, { ...token, 'X-Tenant-ID': 'globex' }]) {
+        const response = await get(jwtApp(), '/', headers)
+        expect(response.status).toBe(401)
+        expect(await problem(response)).toMatchObject({
+          code: 'tenant_required',
+          detail: 'the token has no "tenant_id" claim',
+        })
+      }
+    })
+
+    it('resolves from the header on routes without hono/jwt (no token, no principal)', async () => {
+      const app = new Hono()
+        .use(tenantResolver({ configManager: configs }))
+        .get('/', (c) => c.text(c.var.tenantId))
+      expect(await (await get(app, '/', { 'X-Tenant-ID': 'globex' })).text()).toBe('globex')
+    })
+
+    it('an explicit principal without a tenant is refused, not resolved from the header', async () => {
+      const app = new Hono()
+        .use(tenantResolver({ principal: () => undefined }))
+        .get('/', (c) => c.text(c.var.tenantId))
+      const response = await get(app, '/', { 'X-Tenant-ID': 'globex' })
+      expect(response.status).toBe(403)
+      expect((await problem(response)).code).toBe('tenant_mismatch')
+    })
+
     it('reads a custom claim, or none with jwtClaim: false', async () => {
       const token = await bearer({ org: 'globex', tenant_id: 'acme' })
       expect(await (await get(jwtApp({ jwtClaim: 'org' }), '/', token)).text()).toBe('globex')

@@ -1,4 +1,4 @@
-import { invalidOption } from '@tenant/core'
+import { invalidOption, TenantError } from '@tenant/core'
 import {
   type ResolverOptions as FetchResolverOptions,
   type TenancyOptions as FetchTenancyOptions,
@@ -88,22 +88,31 @@ function fetchResolverOptions(options: ResolverOptions): FetchResolverOptions {
   if (jwtClaim !== false && (typeof jwtClaim !== 'string' || jwtClaim === '')) {
     throw invalidOption('tenantResolver.jwtClaim', 'must be a claim name or false')
   }
-  const fromContext =
-    principal ??
-    (jwtClaim === false
-      ? undefined
-      : (c: Context) => {
-          const payload: unknown = c.get('jwtPayload')
-          if (typeof payload !== 'object' || payload === null) return undefined
-          return (payload as Record<string, unknown>)[jwtClaim] as string | undefined
-        })
+  const fromContext = principal ?? (jwtClaim === false ? undefined : jwtPrincipal(jwtClaim))
   if (!fromContext) return rest
   return {
+    // Without a verified JWT on the request (no hono/jwt on this route) there is no principal, so
+    // the default JWT principal lets the extractors decide; a JWT without the claim is refused in
+    // jwtPrincipal. An explicit principal is the only source, as in @tenant/fetch.
+    ...(principal === undefined ? { fallbackToExtractors: true } : {}),
     ...rest,
     principal: (request) => {
       const c = contexts.get(request)
       return c ? fromContext(c) : undefined
     },
+  }
+}
+
+function jwtPrincipal(claim: string) {
+  return (c: Context): string | undefined => {
+    const payload: unknown = c.get('jwtPayload')
+    if (typeof payload !== 'object' || payload === null) return undefined
+    const value = (payload as Record<string, unknown>)[claim]
+    // A verified token that names no tenant must not fall back to a header naming any tenant.
+    if (value === undefined || value === null || value === '') {
+      throw new TenantError('tenant_required', `the token has no "${claim}" claim`)
+    }
+    return value as string
   }
 }
 
