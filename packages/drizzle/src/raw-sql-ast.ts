@@ -1,6 +1,7 @@
 import { TenantError } from '@tenant/core'
 import * as pgBuild from 'node-sql-parser/build/postgresql.js'
 import * as sqliteBuild from 'node-sql-parser/build/sqlite.js'
+import { lexSql } from './raw-sql-lex'
 
 // Internal: parsing, rendering and placeholder bookkeeping for the raw-SQL tools. Everything here
 // works on node-sql-parser's AST; no function looks for keywords in SQL text.
@@ -71,6 +72,9 @@ export function checkDialect(dialect: unknown): SqlDialect {
 /** Parses exactly one statement; anything else (nothing, two statements, a syntax error) is refused. */
 export function parseStatement(sql: string, dialect: SqlDialect): AstNode {
   if (typeof sql !== 'string' || sql.trim() === '') throw new UnsafeQueryError('the statement is empty')
+  // What the database reads must be what the parser reads: refuse text they could split apart
+  // differently (a backslash before a quote, a comment one of them ends early, ...).
+  lexSql(sql, dialect)
   let ast: AstNode | AstNode[]
   try {
     ast = parser(dialect).astify(sql, { database: dialect })

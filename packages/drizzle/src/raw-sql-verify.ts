@@ -17,42 +17,85 @@ export interface VerifyContext {
   params: readonly unknown[] | undefined
   /** When set, every tenant condition must compare with exactly this tenant. */
   tenantId: string | undefined
+  /**
+   * Lower-cased names (`table` or `schema.table`) of the tables known to have the tenant column;
+   * inside a subquery only these may be pinned by an unqualified tenant column.
+   */
+  tenantTables?: ReadonlySet<string> | undefined
+  /** Lower-cased names (`name` or `schema.name`) of functions allowed besides the built-in list. */
+  allowedFunctions?: ReadonlySet<string> | undefined
 }
 
-// Functions that run SQL given as text, dump whole tables, read or write files, or change the
-// session (and with it `app.tenant_id`). A filter on the statement cannot see through them.
-const FORBIDDEN_FUNCTIONS = new Set([
-  'query_to_xml',
-  'query_to_xmlschema',
-  'query_to_xml_and_xmlschema',
-  'cursor_to_xml',
-  'cursor_to_xmlschema',
-  'table_to_xml',
-  'table_to_xmlschema',
-  'table_to_xml_and_xmlschema',
-  'schema_to_xml',
-  'schema_to_xmlschema',
-  'schema_to_xml_and_xmlschema',
-  'database_to_xml',
-  'database_to_xmlschema',
-  'database_to_xml_and_xmlschema',
-  'dblink',
-  'dblink_exec',
-  'dblink_open',
-  'dblink_fetch',
-  'dblink_send_query',
-  'set_config',
-  'pg_read_file',
-  'pg_read_binary_file',
-  'pg_ls_dir',
-  'lo_import',
-  'lo_export',
-  'lo_get',
-  'load_extension',
-  'readfile',
-  'writefile',
-  'fts3_tokenizer',
-])
+/**
+ * Where a SELECT sits. Inside a subquery a column reference the subquery's own tables do not
+ * have resolves to an enclosing query's row (SQLite does this even for a qualified reference
+ * whose qualifier names an inner table), so there a tenant condition only proves what it seems
+ * to when the column surely belongs to the inner table.
+ */
+interface Scope {
+  /** True when enclosing queries' columns are visible (correlated subqueries, LATERAL). */
+  nested: boolean
+  /** Folded names of the FROM entries of the enclosing queries. */
+  outer: ReadonlySet<string>
+}
+
+const TOP: Scope = { nested: false, outer: new Set() }
+
+// Functions a scoped statement may call: the databases' built-in scalar, aggregate, window, date,
+// math, string and JSON functions that compute from their arguments. Everything else is refused,
+// because a function can read data the tenant filter does not cover: ones that run SQL given as
+// text (`query_to_xml`, `ts_stat`, `dblink`), read files or large objects, change the session
+// (`set_config` could rewrite `app.tenant_id`), or any function of your own. Allow your own vetted
+// ones with the `allowedFunctions` option.
+function words(list: string): string[] {
+  return list.trim().split(/\s+/)
+}
+
+const COMMON_FUNCTIONS = words(`
+  avg count max min sum string_agg row_number rank dense_rank percent_rank cume_dist ntile lag
+  lead first_value last_value nth_value coalesce nullif concat concat_ws format length lower upper
+  ltrim rtrim trim replace substr substring octet_length abs round ceil ceiling floor trunc sign
+  mod power pow sqrt exp ln log log10 pi degrees radians random acos asin atan atan2 cos sin tan
+  acosh asinh atanh cosh sinh tanh
+`)
+const SQLITE_FUNCTIONS = words(`
+  char glob hex ifnull iif if instr like likelihood likely unlikely printf quote randomblob
+  soundex typeof unhex unicode zeroblob log2 group_concat total date time datetime julianday
+  unixepoch strftime timediff current_date current_time current_timestamp json jsonb json_array
+  jsonb_array json_array_length json_error_position json_extract jsonb_extract json_insert
+  jsonb_insert json_object jsonb_object json_patch jsonb_patch json_remove jsonb_remove
+  json_replace jsonb_replace json_set jsonb_set json_type json_valid json_quote json_group_array
+  jsonb_group_array json_group_object jsonb_group_object
+`)
+const PG_FUNCTIONS = words(`
+  ascii bit_length btrim char_length character_length chr initcap left lpad md5 overlay position
+  regexp_count regexp_instr regexp_like regexp_match regexp_matches regexp_replace
+  regexp_split_to_array regexp_substr repeat reverse right rpad split_part starts_with strpos
+  to_hex translate encode decode sha224 sha256 sha384 sha512 normalize greatest least num_nonnulls
+  num_nulls gen_random_uuid cbrt div factorial gcd lcm scale min_scale trim_scale width_bucket cot
+  acosd asind atand atan2d cosd cotd sind tand array_agg bit_and bit_or bit_xor bool_and bool_or
+  every json_agg jsonb_agg json_object_agg jsonb_object_agg stddev stddev_pop stddev_samp variance
+  var_pop var_samp corr covar_pop covar_samp mode percentile_cont percentile_disc any_value age
+  clock_timestamp current_date current_time current_timestamp date_bin date_part date_trunc
+  isfinite justify_days justify_hours justify_interval localtime localtimestamp make_date
+  make_interval make_time make_timestamp make_timestamptz now statement_timestamp
+  transaction_timestamp to_timestamp to_char to_date to_number to_json to_jsonb array_to_json
+  row_to_json json_build_array jsonb_build_array json_build_object jsonb_build_object json_object
+  jsonb_object json_array_length jsonb_array_length json_extract_path jsonb_extract_path
+  json_extract_path_text jsonb_extract_path_text json_typeof jsonb_typeof jsonb_set jsonb_set_lax
+  jsonb_insert json_strip_nulls jsonb_strip_nulls jsonb_pretty jsonb_path_exists jsonb_path_match
+  jsonb_path_query jsonb_path_query_array jsonb_path_query_first json_array_elements
+  jsonb_array_elements json_array_elements_text jsonb_array_elements_text json_object_keys
+  jsonb_object_keys array_append array_cat array_dims array_fill array_length array_lower
+  array_position array_positions array_prepend array_remove array_replace array_to_string
+  array_upper cardinality string_to_array unnest trim_array to_tsvector to_tsquery plainto_tsquery
+  phraseto_tsquery websearch_to_tsquery ts_rank ts_rank_cd ts_headline setweight strip
+  tsvector_to_array numnode
+`)
+const ALLOWED_FUNCTIONS: Record<SqlDialect, ReadonlySet<string>> = {
+  sqlite: new Set([...COMMON_FUNCTIONS, ...SQLITE_FUNCTIONS]),
+  postgresql: new Set([...COMMON_FUNCTIONS, ...PG_FUNCTIONS]),
+}
 
 const WRITE_TYPES = new Set(['insert', 'update', 'delete', 'replace'])
 /** Joins whose ON condition can scope the joined table: its rows appear only where ON holds. */
@@ -81,13 +124,16 @@ export function verifyStatement(ast: AstNode, ctx: VerifyContext): void {
   }
 }
 
-function verifySelect(select: AstNode, ctx: VerifyContext, label = 'the statement'): void {
+function verifySelect(select: AstNode, ctx: VerifyContext, label = 'the statement', scope = TOP): void {
   for (let arm: AstNode | undefined = select; arm; arm = arm._next) {
-    verifySelectCore(arm, ctx, arm === select ? label : `a UNION/INTERSECT/EXCEPT arm of ${label}`)
+    verifySelectCore(arm, ctx, arm === select ? label : `a UNION/INTERSECT/EXCEPT arm of ${label}`, scope)
   }
+  // A subquery in an expression list reaches us as its own fields plus a copy under `ast`: the
+  // copy sits at the same level, not one deeper.
+  if (select.ast?.type === 'select' && select.ast !== select) verifySelect(select.ast, ctx, label, scope)
 }
 
-function verifySelectCore(s: AstNode, ctx: VerifyContext, where: string): void {
+function verifySelectCore(s: AstNode, ctx: VerifyContext, where: string, scope: Scope): void {
   rejectCte(s)
   if (s.into && (s.into.position || s.into.expr)) throw new UnsafeQueryError('SELECT ... INTO is refused')
   const items = fromItems(s.from)
@@ -102,8 +148,22 @@ function verifySelectCore(s: AstNode, ctx: VerifyContext, where: string): void {
       throw new UnsafeQueryError(`an output column may not be named "${column.as}" like the tenant column`)
     }
   }
-  proveTables(items, conjunctsOf(s.where), s.where, ctx, (item) => `${where} reads table "${item.table}"`)
-  verifyNested(s, ctx, ['_next'])
+  proveTables(
+    items,
+    conjunctsOf(s.where),
+    s.where,
+    ctx,
+    (item) => `${where} reads table "${item.table}"`,
+    scope,
+  )
+  verifyNested(s, ctx, ['_next', 'ast'], { sub: enclosing(scope, items, ctx), derived: scope })
+}
+
+/** The scope of a subquery of a query that reads `items` and itself sits in `scope`. */
+function enclosing(scope: Scope, items: AstNode[], ctx: VerifyContext): Scope {
+  const outer = new Set(scope.outer)
+  for (const item of items) if (tableName(item) !== undefined) outer.add(foldIdent(tableName(item), ctx))
+  return { nested: true, outer }
 }
 
 /**
@@ -117,6 +177,7 @@ function proveTables(
   where: unknown,
   ctx: VerifyContext,
   describe: (item: AstNode) => string,
+  scope: Scope,
 ): void {
   const pending = items.filter(
     (item) => !isDerivedTable(item) && item.type !== 'dual' && !isShared(item, ctx),
@@ -133,10 +194,16 @@ function proveTables(
     for (const item of [...pending]) {
       const name = foldIdent(tableName(item), ctx)
       const own = onConjuncts(item)
+      const refs = trustedRefs(item, name, single, scope, ctx)
       const proven =
         conjuncts.some(
-          (c) => isTenantCondition(c, name, single, ctx) || isTenantLink(c, name, pinned, ctx),
-        ) || own.some((c) => isTenantCondition(c, name, false, ctx) || isTenantLink(c, name, pinned, ctx))
+          (c) => isTenantCondition(c, name, refs, ctx) || isTenantLink(c, name, pinned, refs, ctx),
+        ) ||
+        own.some(
+          (c) =>
+            isTenantCondition(c, name, { ...refs, unqualified: false }, ctx) ||
+            isTenantLink(c, name, pinned, refs, ctx),
+        )
       if (proven) {
         pinned.add(name)
         pending.splice(pending.indexOf(item), 1)
@@ -146,8 +213,32 @@ function proveTables(
   }
   const first = pending[0]
   if (first !== undefined) {
-    throw new UnsafeQueryError(missingCondition(describe(first), tableName(first), where, first, ctx))
+    throw new UnsafeQueryError(missingCondition(describe(first), tableName(first), where, first, ctx, scope))
   }
+}
+
+/** Which references to the tenant column the proof may take as this item's own column. */
+interface TrustedRefs {
+  qualified: boolean
+  unqualified: boolean
+}
+
+/**
+ * At the top of a statement a reference resolves to the statement's own tables. In a subquery,
+ * a table that lacks the column lets the reference resolve to an enclosing query's row, so the
+ * reference counts only when the table is declared in `tenantTables`, or, qualified, when no
+ * enclosing query uses the same name (SQLite would look there).
+ */
+function trustedRefs(
+  item: AstNode,
+  name: string,
+  single: boolean,
+  scope: Scope,
+  ctx: VerifyContext,
+): TrustedRefs {
+  if (!scope.nested) return { qualified: true, unqualified: single }
+  const declared = ctx.tenantTables !== undefined && isListedTable(item, ctx.tenantTables)
+  return { qualified: declared || !scope.outer.has(name), unqualified: single && declared }
 }
 
 function verifyUpdate(s: AstNode, ctx: VerifyContext): void {
@@ -161,10 +252,16 @@ function verifyUpdate(s: AstNode, ctx: VerifyContext): void {
       throw new UnsafeQueryError(`an UPDATE may not change the tenant column "${ctx.column}"`)
     }
   }
-  proveTables([target, ...items], conjunctsOf(s.where), s.where, ctx, (item) =>
-    item === target ? `the UPDATE of table "${item.table}"` : `UPDATE ... FROM reads table "${item.table}"`,
+  proveTables(
+    [target, ...items],
+    conjunctsOf(s.where),
+    s.where,
+    ctx,
+    (item) =>
+      item === target ? `the UPDATE of table "${item.table}"` : `UPDATE ... FROM reads table "${item.table}"`,
+    TOP,
   )
-  verifyNested(s, ctx, ['table'])
+  verifyNested(s, ctx, ['table'], { sub: enclosing(TOP, [target, ...items], ctx), derived: TOP })
 }
 
 function verifyDelete(s: AstNode, ctx: VerifyContext): void {
@@ -172,8 +269,15 @@ function verifyDelete(s: AstNode, ctx: VerifyContext): void {
   const target = singleTable(s.from, 'DELETE')
   checkAliases([target], ctx)
   rejectSharedWrite(target, ctx)
-  proveTables([target], conjunctsOf(s.where), s.where, ctx, (item) => `the DELETE from table "${item.table}"`)
-  verifyNested(s, ctx, ['table', 'from'])
+  proveTables(
+    [target],
+    conjunctsOf(s.where),
+    s.where,
+    ctx,
+    (item) => `the DELETE from table "${item.table}"`,
+    TOP,
+  )
+  verifyNested(s, ctx, ['table', 'from'], { sub: enclosing(TOP, [target], ctx), derived: TOP })
 }
 
 function verifyInsert(s: AstNode, ctx: VerifyContext): void {
@@ -214,18 +318,33 @@ function verifyInsert(s: AstNode, ctx: VerifyContext): void {
     }
     // The conflicting row may belong to another tenant when the unique key lacks the tenant column.
     const name = foldIdent(tableName(target), ctx)
-    if (!conjunctsOf(action.where).some((c) => isTenantCondition(c, name, false, ctx))) {
+    const refs = { qualified: true, unqualified: false }
+    if (!conjunctsOf(action.where).some((c) => isTenantCondition(c, name, refs, ctx))) {
       throw new UnsafeQueryError(
         `ON CONFLICT DO UPDATE needs "WHERE ${name}.${ctx.column} = ..." so it cannot update another tenant's row`,
       )
     }
   }
-  verifyNested(s, ctx, ['table', 'conflict'])
-  if (action?.type === 'update') verifyNested({ set: action.set, where: action.where }, ctx, [])
+  // A subquery in VALUES sees no other row; one in DO UPDATE sees the target row and `excluded`.
+  verifyNested(s, ctx, ['table', 'conflict'], { sub: TOP, derived: TOP })
+  if (action?.type === 'update') {
+    const sub = enclosing(TOP, [target, { table: 'excluded' }], ctx)
+    verifyNested({ set: action.set, where: action.where }, ctx, [], { sub, derived: sub })
+  }
 }
 
-/** Every SELECT below `node` (subqueries anywhere, derived tables) is proven on its own. */
-function verifyNested(node: AstNode, ctx: VerifyContext, skip: string[]): void {
+/**
+ * Every SELECT below `node` (subqueries anywhere, derived tables) is proven on its own, in its
+ * scope: `derived` for a subquery in FROM (it sees only what the query around it sees), `sub`
+ * for every other one and for LATERAL (they also see the query's own FROM entries). Every
+ * function called must be on the allow-list.
+ */
+function verifyNested(
+  node: AstNode,
+  ctx: VerifyContext,
+  skip: string[],
+  scopes: { sub: Scope; derived: Scope },
+): void {
   const visit = (value: unknown) => {
     if (value === null || typeof value !== 'object') return
     if (Array.isArray(value)) {
@@ -234,33 +353,66 @@ function verifyNested(node: AstNode, ctx: VerifyContext, skip: string[]): void {
     }
     const n = value as AstNode
     if (n.type === 'select') {
-      verifySelect(n, ctx, 'a subquery')
+      verifySelect(n, ctx, 'a subquery', scopes.sub)
       return
     }
     if (WRITE_TYPES.has(n.type))
       throw new UnsafeQueryError('a data-modifying statement inside another is refused')
-    if (n.type === 'function' || n.type === 'aggr_func') {
-      const name = functionName(n)
-      if (name !== undefined && FORBIDDEN_FUNCTIONS.has(name)) {
-        throw new UnsafeQueryError(
-          `function ${name}() is refused: it can read data the tenant filter does not cover`,
-        )
-      }
-    }
+    if (n.type === 'function' || n.type === 'aggr_func' || n.type === 'window_func') checkFunction(n, ctx)
     for (const key of Object.keys(n)) if (key !== 'loc') visit(n[key])
   }
-  for (const key of Object.keys(node)) if (!skip.includes(key) && key !== 'loc') visit(node[key])
+  for (const key of Object.keys(node)) {
+    if (skip.includes(key) || key === 'loc') continue
+    if (key !== 'from' || !Array.isArray(node.from)) {
+      visit(node[key])
+      continue
+    }
+    for (const item of node.from as AstNode[]) {
+      if (!isDerivedTable(item)) {
+        visit(item)
+        continue
+      }
+      verifySelect(item.expr.ast, ctx, 'a subquery in FROM', item.prefix ? scopes.sub : scopes.derived)
+      for (const k of Object.keys(item)) if (k !== 'loc' && k !== 'expr') visit(item[k])
+    }
+  }
 }
 
-function functionName(node: AstNode): string | undefined {
+// `NOT (...)` and `EXISTS (...)` reach the AST as calls of functions with these names.
+const KEYWORD_CALLS = new Set(['not', 'exists'])
+
+function checkFunction(node: AstNode, ctx: VerifyContext): void {
+  const parts = node.name?.name
+  if (Array.isArray(parts) && parts.length === 1 && parts[0]?.type === 'default' && !node.name.schema) {
+    if (KEYWORD_CALLS.has(String(parts[0].value).toLowerCase())) return
+  }
+  const name = functionName(node, ctx)
+  const [schema, bare] = name.includes('.') ? name.split('.', 2) : [undefined, name]
+  const builtIn =
+    (schema === undefined || (ctx.dialect === 'postgresql' && schema === 'pg_catalog')) &&
+    ALLOWED_FUNCTIONS[ctx.dialect].has(bare!)
+  if (builtIn || ctx.allowedFunctions?.has(name)) return
+  throw new UnsafeQueryError(
+    `function ${name}() is not on the list of functions a scoped statement may call (functions can read data the tenant filter does not cover); allow your own vetted functions with allowedFunctions`,
+  )
+}
+
+/** `name` or `schema.name` as the database reads it: unquoted parts folded to lower case. */
+function functionName(node: AstNode, ctx: VerifyContext): string {
+  const part = (p: unknown): string => {
+    if (typeof p === 'string') return p.toLowerCase()
+    const value = String((p as AstNode)?.value ?? '')
+    return (p as AstNode)?.type === 'double_quote_string' && ctx.dialect === 'postgresql'
+      ? value
+      : value.toLowerCase()
+  }
   const name = node.name
   if (typeof name === 'string') return name.toLowerCase()
-  const parts = name?.name
-  if (Array.isArray(parts) && parts.length > 0) {
-    const last = parts[parts.length - 1]
-    return typeof last?.value === 'string' ? last.value.toLowerCase() : undefined
-  }
-  return undefined
+  const parts: unknown[] = Array.isArray(name?.name) ? name.name : []
+  const schema = name?.schema ? [part(name.schema)] : []
+  const all = [...schema, ...parts.map(part)]
+  // A name the parser shapes differently is refused rather than guessed at.
+  return all.length > 0 && all.every((p) => p !== '') ? all.join('.') : '(unreadable name)'
 }
 
 /** Refuses a statement with a WITH clause. */
@@ -346,9 +498,14 @@ function isShared(item: AstNode, ctx: VerifyContext): boolean {
 
 /** True when the FROM item names a table listed in `shared` (bare or schema-qualified, any case). */
 export function isSharedTable(item: AstNode, shared: ReadonlySet<string>): boolean {
+  return isListedTable(item, shared)
+}
+
+/** True when the FROM item names a table of `list` (lower-cased `table` or `schema.table`). */
+function isListedTable(item: AstNode, list: ReadonlySet<string>): boolean {
   const table = String(item.table).toLowerCase()
   const schema = typeof item.db === 'string' ? `${item.db.toLowerCase()}.${table}` : undefined
-  return shared.has(table) || (schema !== undefined && shared.has(schema))
+  return list.has(table) || (schema !== undefined && list.has(schema))
 }
 
 function rejectSharedWrite(item: AstNode, ctx: VerifyContext): void {
@@ -426,24 +583,52 @@ function isTenantValue(node: unknown, ctx: VerifyContext): boolean {
   return !known || (typeof value === 'string' && value !== '')
 }
 
-/** `<name>.<column> = <tenant value>` (either side), unqualified allowed when `single`. */
-function isTenantCondition(c: AstNode, name: string, single: boolean, ctx: VerifyContext): boolean {
-  if (c.type !== 'binary_expr' || (c.operator !== '=' && c.operator !== '==')) return false
+// The parts of a tenant condition may carry nothing but what the proof read: no COLLATE (SQLite
+// `= 'acme' COLLATE NOCASE` matches tenant ACME), no other modifier the parser attaches.
+const PLAIN_KEYS: Record<string, ReadonlySet<string>> = {
+  binary_expr: new Set(['type', 'operator', 'left', 'right']),
+  column_ref: new Set(['type', 'table', 'column']),
+  double_quote_string: new Set(['type', 'value']),
+  single_quote_string: new Set(['type', 'value']),
+  param: new Set(['type', 'value']),
+}
+
+function isPlain(node: unknown): boolean {
+  if (node === null || typeof node !== 'object') return false
+  const n = node as AstNode
+  const keys = PLAIN_KEYS[n.type]
+  if (keys === undefined) return false
+  return Object.keys(n).every(
+    (key) =>
+      keys.has(key) || key === 'loc' || key === 'parentheses' || n[key] === null || n[key] === undefined,
+  )
+}
+
+/** `<name>.<column> = <tenant value>` (either side), through the references `refs` trusts. */
+function isTenantCondition(c: AstNode, name: string, refs: TrustedRefs, ctx: VerifyContext): boolean {
+  if (c.type !== 'binary_expr' || (c.operator !== '=' && c.operator !== '==') || !isPlain(c)) return false
   for (const [ref, value] of [
     [c.left, c.right],
     [c.right, c.left],
   ]) {
     const qualifier = tenantColumnQualifier(ref, ctx)
-    if (qualifier === undefined) continue
-    const qualified = qualifier !== null && foldIdent(qualifier, ctx) === name
-    if ((qualified || (qualifier === null && single)) && isTenantValue(value, ctx)) return true
+    if (qualifier === undefined || !isPlain(ref) || !isPlain(value)) continue
+    const qualified = refs.qualified && qualifier !== null && foldIdent(qualifier, ctx) === name
+    if ((qualified || (qualifier === null && refs.unqualified)) && isTenantValue(value, ctx)) return true
   }
   return false
 }
 
 /** `<name>.<column> = <other>.<column>` with `other` already pinned to the tenant. */
-function isTenantLink(c: AstNode, name: string, pinned: ReadonlySet<string>, ctx: VerifyContext): boolean {
-  if (c.type !== 'binary_expr' || (c.operator !== '=' && c.operator !== '==')) return false
+function isTenantLink(
+  c: AstNode,
+  name: string,
+  pinned: ReadonlySet<string>,
+  refs: TrustedRefs,
+  ctx: VerifyContext,
+): boolean {
+  if (c.type !== 'binary_expr' || (c.operator !== '=' && c.operator !== '==') || !isPlain(c)) return false
+  if (!refs.qualified || !isPlain(c.left) || !isPlain(c.right)) return false
   const left = tenantColumnQualifier(c.left, ctx)
   const right = tenantColumnQualifier(c.right, ctx)
   if (typeof left !== 'string' || typeof right !== 'string') return false
@@ -485,6 +670,7 @@ function missingCondition(
   where: unknown,
   item: AstNode,
   ctx: VerifyContext,
+  scope: Scope,
 ): string {
   const wanted = `"${name}.${ctx.column} = ..." as a top-level AND condition`
   const mentions = (node: unknown): boolean => {
@@ -497,11 +683,17 @@ function missingCondition(
   let hint = ''
   const top = conjunctsOf(where)
   const candidates = [...top, ...conjunctsOf(item.on)]
-  if (
-    candidates.some(
-      (c) => c.type === 'binary_expr' && (c.operator === '=' || c.operator === '==') && mentions(c),
-    )
-  ) {
+  const equalities = candidates.filter(
+    (c) => c.type === 'binary_expr' && (c.operator === '=' || c.operator === '==') && mentions(c),
+  )
+  const refs = trustedRefs(item, name, true, scope, ctx)
+  if (equalities.some((c) => JSON.stringify(c).includes('"collate":{'))) {
+    hint = '; COLLATE (or another modifier) on the tenant condition is refused: it can match other tenants'
+  } else if (scope.nested && (!refs.qualified || !refs.unqualified) && equalities.length > 0) {
+    hint = !refs.qualified
+      ? `; in a subquery, "${name}" also names a table of an enclosing query, where SQLite would look for the column: give the subquery's table a distinct alias`
+      : `; in a subquery, an unqualified "${ctx.column}" can resolve to an enclosing query's row when the table has no such column: qualify it ("${name}.${ctx.column}") or declare the table in tenantTables`
+  } else if (equalities.length > 0) {
     hint =
       ctx.tenantId !== undefined
         ? `; the tenant condition compares with something other than ${expected(ctx)}, or is not qualified with "${name}"`

@@ -5,6 +5,7 @@
 // - TenantDB.query/exec (addTenantFilter + proof), checked by running the filtered statement;
 // - validateQuery on the statement as written: what it accepts is run unchanged and checked.
 import { isTenantError } from '@tenant/core'
+import { sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import { beforeAll, beforeEach, expect, it } from 'vitest'
 import { describeEachDatabase, type TestDatabase } from '../test/databases'
@@ -295,11 +296,154 @@ const corpus: CorpusCase[] = [
   },
   {
     name: 'scoped IN subquery',
-    sql: 'SELECT * FROM notes WHERE tenant_id = {?} AND id IN (SELECT note_id FROM shares WHERE tenant_id = {?})',
+    sql: 'SELECT * FROM notes WHERE tenant_id = {?} AND id IN (SELECT note_id FROM shares WHERE shares.tenant_id = {?})',
     params: ['acme', 'acme'],
     tenantDb: 'scoped',
     validate: 'scoped',
     rows: 1,
+  },
+  {
+    // Safe here (shares has the column), but not provable without knowing the schema.
+    name: 'IN subquery with an unqualified tenant column and no schema',
+    sql: 'SELECT * FROM notes WHERE tenant_id = {?} AND id IN (SELECT note_id FROM shares WHERE tenant_id = {?})',
+    params: ['acme', 'acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  // A subquery over a table without the tenant column: its unqualified tenant_id is the outer row's.
+  {
+    name: 'unqualified tenant column in a subquery over a table without one',
+    sql: "SELECT id, (SELECT max(detail) FROM audit_events WHERE tenant_id = {?} AND detail LIKE 'globex%') AS leaked FROM notes WHERE tenant_id = {?}",
+    params: ['acme', 'acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  {
+    name: 'subquery table qualified with the outer alias it shadows (SQLite resolves outward)',
+    sql: "SELECT id, (SELECT max(detail) FROM audit_events WHERE audit_events.tenant_id = {?} AND detail LIKE 'globex%') AS leaked FROM notes AS audit_events WHERE audit_events.tenant_id = {?}",
+    params: ['acme', 'acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  {
+    name: 'EXISTS subquery over a table without the column, unqualified',
+    sql: "SELECT * FROM notes WHERE tenant_id = {?} AND EXISTS (SELECT 1 FROM audit_events WHERE tenant_id = {?} AND detail = 'globex event')",
+    params: ['acme', 'acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  // What the parser reads must be what the database reads.
+  {
+    name: 'backslash before a quote: the parser reads an escape, the database the end of the literal',
+    sql: "SELECT * FROM notes WHERE title = 'x\\' OR 1=1) --'",
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  {
+    name: 'backslash literal that deletes every tenant',
+    sql: "DELETE FROM notes WHERE title = 'x\\' OR 1=1 --'",
+    write: true,
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  {
+    name: 'backslash literal that updates every tenant',
+    sql: "UPDATE notes SET title = 'pwned' WHERE title = 'x\\' OR 1=1 --'",
+    write: true,
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  // Inside what the parser takes for one literal, the database reads code ('acme' spelt without
+  // quotes, which would end the parser's literal).
+  ...(['sqlite', 'pg'] as const).flatMap((only): CorpusCase[] => {
+    const text = (s: string) =>
+      only === 'sqlite'
+        ? `char(${[...s].map((c) => c.charCodeAt(0)).join(', ')})`
+        : [...s].map((c) => `chr(${c.charCodeAt(0)})`).join(' || ')
+    return [
+      {
+        name: 'backslash literal that moves every row to the tenant',
+        sql: `UPDATE notes SET title = 'x\\', tenant_id = ${text('acme')} --' WHERE tenant_id = {?}`,
+        params: ['acme'],
+        write: true,
+        tenantDb: 'refused',
+        validate: 'refused',
+        only,
+      },
+      {
+        name: 'backslash literal that inserts a row for another tenant',
+        sql: `INSERT INTO notes (id, title) VALUES ('z9', 'x\\', ${text('globex')}) --')`,
+        write: true,
+        tenantDb: 'refused',
+        validate: 'refused',
+        only,
+      },
+    ]
+  }),
+  {
+    name: 'a comment that SQLite ends at a line feed and the parser at a carriage return',
+    sql: 'SELECT * FROM notes -- note\r WHERE tenant_id = {?}',
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'sqlite',
+  },
+  {
+    name: 'a "#" the parser reads as a comment',
+    sql: 'SELECT * FROM notes WHERE tenant_id = {?} # note',
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'sqlite',
+  },
+  {
+    name: 'a NUL character, where SQLite stops reading',
+    sql: 'SELECT * FROM notes \u0000 WHERE tenant_id = {?}',
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+  },
+  {
+    name: 'a dollar-quoted string',
+    sql: 'SELECT * FROM notes WHERE tenant_id = {?} AND title <> $$x$$',
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  {
+    name: 'an E string with a backslash escape',
+    sql: "SELECT * FROM notes WHERE tenant_id = {?} AND title <> E'x\\'y'",
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  // Comparison modifiers on the tenant predicate.
+  {
+    name: 'COLLATE NOCASE on the tenant value (matches tenant ACME)',
+    sql: "SELECT * FROM notes WHERE tenant_id = 'acme' COLLATE NOCASE",
+    tenantDb: 'scoped',
+    validate: 'refused',
+    rows: 3,
+    only: 'sqlite',
+  },
+  {
+    name: 'COLLATE NOCASE on the tenant column',
+    sql: 'SELECT * FROM notes WHERE tenant_id COLLATE NOCASE = {?}',
+    params: ['acme'],
+    tenantDb: 'scoped',
+    validate: 'refused',
+    rows: 3,
+    only: 'sqlite',
+  },
+  {
+    name: 'COLLATE on a tenant link between tables',
+    sql: 'SELECT n.id FROM notes n JOIN shares s ON s.tenant_id = n.tenant_id COLLATE NOCASE WHERE n.tenant_id = {?}',
+    params: ['acme'],
+    tenantDb: 'scoped',
+    validate: 'refused',
+    only: 'sqlite',
   },
   {
     name: 'subquery scoped to another tenant',
@@ -387,6 +531,47 @@ const corpus: CorpusCase[] = [
     params: ['acme'],
     tenantDb: 'refused',
     validate: 'refused',
+  },
+  // Functions: only the built-in allow-list.
+  {
+    name: 'ts_stat runs SQL given as text',
+    sql: "SELECT ts_stat('SELECT to_tsvector(title) FROM notes') AS words FROM notes WHERE tenant_id = {?}",
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  {
+    name: 'xpath over query_to_xml output',
+    sql: "SELECT xpath('//title/text()', query_to_xml('select title from notes', true, false, '')) AS t FROM notes WHERE tenant_id = {?}",
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  {
+    name: 'a function of the database that reads every tenant',
+    sql: 'SELECT all_titles() AS t FROM notes WHERE tenant_id = {?}',
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  {
+    name: 'a schema-qualified call of a refused function',
+    sql: "SELECT pg_catalog.query_to_xml('select title from notes', true, false, '') AS t FROM notes WHERE tenant_id = {?}",
+    params: ['acme'],
+    tenantDb: 'refused',
+    validate: 'refused',
+    only: 'pg',
+  },
+  {
+    name: 'allowed functions still work',
+    sql: "SELECT lower(title) AS t, coalesce(owner_id, 'none') AS o, length(id) AS n FROM notes WHERE tenant_id = {?}",
+    params: ['acme'],
+    tenantDb: 'scoped',
+    validate: 'scoped',
+    rows: 3,
   },
   // Several statements, DDL, dangerous functions.
   {
@@ -578,14 +763,43 @@ async function runAsWritten(
   return [...(await client.unsafe(statement, params))]
 }
 
+// Besides the three seeded tenants: a tenant whose id differs from acme only in case, and an
+// audit table without a tenant column whose rows name their tenant.
+const FOREIGN = [...TENANTS.filter((t) => t !== 'acme'), 'ACME']
+
+async function seedCorpusExtras(database: TestDatabase): Promise<void> {
+  await database.query(sql.raw('delete from audit_events'))
+  for (const t of TENANTS) {
+    await database.query(sql.raw(`insert into audit_events (detail) values ('${t} event')`))
+  }
+  await database.query(
+    sql.raw(
+      "insert into notes (id, tenant_id, owner_id, title, score) values ('ACME-n1', 'ACME', null, 'ACME secret', 1)",
+    ),
+  )
+  await database.query(
+    sql.raw("insert into shares (note_id, tenant_id, user_id) values ('ACME-n1', 'ACME', 'ACME-u1')"),
+  )
+}
+
+async function createCorpusExtras(database: TestDatabase): Promise<void> {
+  await database.query(sql.raw('create table if not exists audit_events (detail text not null)'))
+  if (database.dialect === 'pg') {
+    await database.query(
+      sql.raw(
+        "create or replace function all_titles() returns text language sql as 'select string_agg(title, '','') from notes'",
+      ),
+    )
+  }
+}
+
 /** Every tenant-tagged value in the rows belongs to acme (ids `acme-..`, titles `acme note ..`). */
 function expectOnlyAcme(rows: Record<string, unknown>[]): void {
   for (const row of rows) {
     for (const value of Object.values(row)) {
-      if (typeof value !== 'string') continue
-      for (const tenant of TENANTS) {
-        if (tenant !== 'acme' && value.startsWith(tenant))
-          throw new Error(`leaked a ${tenant} value: ${JSON.stringify(row)}`)
+      const text = typeof value === 'string' ? value : JSON.stringify(value ?? null)
+      for (const tenant of FOREIGN) {
+        if (text.includes(tenant)) throw new Error(`leaked a ${tenant} value: ${JSON.stringify(row)}`)
       }
     }
   }
@@ -593,7 +807,7 @@ function expectOnlyAcme(rows: Record<string, unknown>[]): void {
 
 async function othersSnapshot(database: TestDatabase): Promise<string> {
   const parts: unknown[] = []
-  for (const table of ['notes', 'users', 'shares']) {
+  for (const table of ['notes', 'users', 'shares', 'audit_events']) {
     parts.push((await allRows(database, table)).filter((r) => r.tenant_id !== 'acme'))
   }
   return JSON.stringify(parts)
@@ -609,9 +823,13 @@ describeEachDatabase(
     let tdb: TenantDB<LibSQLDatabase>
     beforeAll(async () => {
       await createIsolationTables(database.current)
+      await createCorpusExtras(database.current)
       tdb = scoped(database.current.db as unknown as LibSQLDatabase, 'acme', { shared: ['plans'] })
     })
-    beforeEach(() => seedIsolationData(database.current))
+    beforeEach(async () => {
+      await seedIsolationData(database.current)
+      await seedCorpusExtras(database.current)
+    })
 
     const dialect = database.kind.startsWith('libsql') ? 'sqlite' : 'pg'
     for (const c of corpus.filter((x) => x.only === undefined || x.only === dialect)) {

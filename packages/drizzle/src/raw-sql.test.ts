@@ -184,7 +184,7 @@ describe('addTenantFilter', () => {
         sqlite,
         'a subquery reads table "shares"',
       ],
-      ['SELECT * FROM (SELECT * FROM notes) q', sqlite, 'a subquery reads table "notes"'],
+      ['SELECT * FROM (SELECT * FROM notes) q', sqlite, 'a subquery in FROM reads table "notes"'],
       ['SELECT * FROM notes WHERE x = :x', sqlite, 'positional parameters'],
       ['SELECT * FROM notes WHERE x = ?', pg, 'the postgresql parser cannot read'],
       ['SELECT * FROM Notes', pg, 'lower case'],
@@ -246,8 +246,37 @@ describe('validateQuery', () => {
     ['SELECT n.id FROM notes n JOIN users u ON u.id = n.owner_id AND u.tenant_id = ? WHERE n.tenant_id = ?'],
     ['SELECT n.id FROM notes n LEFT JOIN users u ON u.tenant_id = n.tenant_id WHERE n.tenant_id = ?'],
     ['SELECT n.id FROM notes n, users u WHERE n.tenant_id = ? AND u.tenant_id = n.tenant_id'],
-    ['SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)'],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE shares.tenant_id = ?)',
+    ],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares s WHERE s.tenant_id = ?)',
+    ],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)',
+      { tenantTables: ['shares'] },
+    ],
+    // A subquery in FROM of the outer statement sees no other row.
     ['SELECT * FROM (SELECT * FROM notes WHERE tenant_id = ?) AS q'],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND score > (SELECT avg(score) FROM notes n2 WHERE n2.tenant_id = ?)',
+    ],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND score > (SELECT avg(score) FROM notes WHERE notes.tenant_id = ?)',
+      { tenantTables: ['notes'] },
+    ],
+    ["SELECT * FROM notes WHERE tenant_id = ? AND title = 'it''s' -- a comment\n AND 1 = 1"],
+    ['SELECT * FROM notes /* a comment */ WHERE tenant_id = ?'],
+    [
+      'SELECT lower(title), count(*), group_concat(id), json_extract(title, ?) FROM notes WHERE tenant_id = ?',
+    ],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND NOT (score > 1) AND EXISTS (SELECT 1 FROM plans)',
+      { sharedTables: ['plans'] },
+    ],
+    ['select pg_catalog.lower(title), date_trunc($2, now()) from notes where tenant_id = $1', pg],
+    ['select my_fn(title) from notes where tenant_id = $1', { ...pg, allowedFunctions: ['my_fn'] }],
+    ['select app.my_fn(title) from notes where tenant_id = $1', { ...pg, allowedFunctions: ['app.my_fn'] }],
     ['SELECT id FROM notes WHERE tenant_id = ? UNION SELECT id FROM users WHERE tenant_id = ?'],
     [
       'SELECT u.id, p.name FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.tenant_id = ?',
@@ -289,6 +318,78 @@ describe('validateQuery', () => {
       'SELECT (SELECT title FROM notes LIMIT 1) AS t FROM users WHERE tenant_id = ?',
       'a subquery reads table "notes"',
     ],
+    // An unqualified tenant column in a subquery binds to the outer row when the inner table lacks it.
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)',
+      'qualify it ("shares.tenant_id") or declare the table in tenantTables',
+    ],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)',
+      'qualify it',
+      { tenantTables: ['notes'] },
+    ],
+    // SQLite looks for audit.tenant_id in the outer "audit" when the inner one has no such column.
+    [
+      'SELECT (SELECT max(detail) FROM audit WHERE audit.tenant_id = ?) FROM notes audit WHERE audit.tenant_id = ?',
+      "give the subquery's table a distinct alias",
+    ],
+    // Inside a subquery, a subquery in FROM can see the enclosing query's row too.
+    [
+      'SELECT (SELECT x FROM (SELECT detail AS x FROM audit WHERE tenant_id = ?) d) FROM notes WHERE tenant_id = ?',
+      'qualify it',
+    ],
+    [
+      'select * from notes n, lateral (select 1 from audit where tenant_id = $2) x where n.tenant_id = $1',
+      'qualify it',
+      pg,
+    ],
+    ["SELECT * FROM notes WHERE tenant_id = 'acme' COLLATE NOCASE", 'COLLATE'],
+    ['SELECT * FROM notes WHERE tenant_id COLLATE NOCASE = ?', 'COLLATE'],
+    [
+      'SELECT * FROM notes n JOIN shares s ON s.tenant_id = n.tenant_id COLLATE NOCASE WHERE n.tenant_id = ?',
+      'COLLATE',
+    ],
+    ['select * from notes where tenant_id collate "C" = $1', 'COLLATE', pg],
+    ['SELECT * FROM notes WHERE +tenant_id = ?', 'without "notes.tenant_id = ..."'],
+    // Only built-in functions that compute from their arguments.
+    [
+      "select ts_stat('select to_tsvector(title) from notes') from notes where tenant_id = $1",
+      'ts_stat()',
+      pg,
+    ],
+    [
+      'select pg_catalog.query_to_xml($2, true, false, $3) from notes where tenant_id = $1',
+      'pg_catalog.query_to_xml()',
+      pg,
+    ],
+    ['select public.lower(title) from notes where tenant_id = $1', 'public.lower()', pg],
+    ['select "LOWER"(title) from notes where tenant_id = $1', 'LOWER()', pg],
+    ['select set_config($2, $3, true) from notes where tenant_id = $1', 'set_config()', pg],
+    ['select current_setting($2) from notes where tenant_id = $1', 'current_setting()', pg],
+    ['select my_fn(title) from notes where tenant_id = $1', 'allowedFunctions', pg],
+    ['SELECT load_extension(?) FROM notes WHERE tenant_id = ?', 'load_extension()'],
+    ['SELECT * FROM notes WHERE tenant_id = ? AND score = (SELECT my_fn())', 'my_fn()'],
+    // What the parser reads must be what the database reads.
+    [
+      "SELECT * FROM notes WHERE tenant_id = ? AND title = 'x\\' OR 1=1) --'",
+      'a backslash inside a string literal',
+    ],
+    ['SELECT "x\\" FROM notes WHERE tenant_id = ?', 'a backslash inside a quoted name'],
+    ['SELECT * FROM notes -- c\r WHERE tenant_id = ?', 'a comment with a control or non-ASCII character'],
+    [
+      'SELECT * FROM notes -- caf\u00e9\n WHERE tenant_id = ?',
+      'a comment with a control or non-ASCII character',
+    ],
+    ['SELECT * FROM notes WHERE tenant_id = ? /* a /* b */', 'a nested comment'],
+    ['SELECT * FROM notes WHERE tenant_id = ? /* open', 'an unterminated comment'],
+    ['SELECT * FROM notes WHERE tenant_id = ? # c', 'a "#"'],
+    ['SELECT * FROM notes\u0000 WHERE tenant_id = ?', 'a NUL character'],
+    ['SELECT * FROM notes\u00a0WHERE tenant_id = ?', 'non-ASCII character outside quotes'],
+    ["SELECT * FROM notes WHERE tenant_id = ? AND title = 'open", 'an unterminated string literal'],
+    ['select * from notes where tenant_id = $1 and title = $$x$$', 'a dollar-quoted string', pg],
+    ['select * from notes where tenant_id = $1 and title = $t$x$t$', 'a dollar-quoted string', pg],
+    ["select * from notes where tenant_id = $1 and title = E'x'", 'the E prefix', pg],
+    ["select * from notes where tenant_id = $1 and title = U&'x'", 'a U& string', pg],
     ['SELECT id FROM notes WHERE tenant_id = ? UNION SELECT id FROM users', 'UNION/INTERSECT/EXCEPT arm'],
     ['WITH x AS (SELECT * FROM notes WHERE tenant_id = ?) SELECT * FROM x', 'WITH'],
     [
@@ -304,7 +405,7 @@ describe('validateQuery', () => {
       'ON CONFLICT DO UPDATE needs',
       pg,
     ],
-    ['select query_to_xml($2, true, false, $3) from notes where tenant_id = $1', 'query_to_xml', pg],
+    ['select query_to_xml($2, true, false, $3) from notes where tenant_id = $1', 'query_to_xml()', pg],
     ["SELECT 'x' AS tenant_id, * FROM notes WHERE tenant_id = ?", 'output column'],
     ['SELECT * FROM notes n, notes N WHERE n.tenant_id = ?', 'both called'],
     ['UPDATE plans SET name = ?', 'shared', { sharedTables: ['plans'] }],
@@ -317,7 +418,7 @@ describe('validateQuery', () => {
 
   it('with a tenantId, accepts only conditions bound to that tenant', () => {
     const statement =
-      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE tenant_id = ?)'
+      'SELECT * FROM notes WHERE tenant_id = ? AND id IN (SELECT note_id FROM shares WHERE shares.tenant_id = ?)'
     expect(() =>
       validateQuery(statement, 'tenant_id', { tenantId: 'acme', params: ['acme', 'acme'] }),
     ).not.toThrow()

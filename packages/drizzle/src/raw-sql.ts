@@ -44,6 +44,22 @@ export interface RawSqlOptions {
    * @default []
    */
   sharedTables?: readonly string[]
+  /**
+   * Tables that have the tenant column (bare or `schema.table` names, any case). Inside a
+   * subquery an unqualified tenant column (`WHERE tenant_id = ?`) would resolve to the enclosing
+   * query's row if the subquery's table had no such column, so there it is accepted only for
+   * these tables; qualify it (`shares.tenant_id = ?`) otherwise. `TenantDB` fills this in from
+   * the schema given to `drizzle()`.
+   * @default []
+   */
+  tenantTables?: readonly string[]
+  /**
+   * Functions a statement may call besides the built-in allow-list (lower-case `name`, or
+   * `schema.name` for a schema-qualified call): your own functions, once you know they read
+   * nothing the tenant filter does not cover.
+   * @default []
+   */
+  allowedFunctions?: readonly string[]
 }
 
 /** Options of {@link validateQuery}. */
@@ -75,9 +91,13 @@ export function checkColumnName(column: unknown): string {
   return column
 }
 
-function sharedSet(tables: readonly string[] | undefined): Set<string> {
+/** Lower-cased `name` / `schema.name` entries of a list option; refuses anything else. */
+function nameSet(names: readonly string[] | undefined, what: string): Set<string> {
   const set = new Set<string>()
-  for (const t of tables ?? []) {
+  if (names !== undefined && !Array.isArray(names)) {
+    throw new TenantError('tenant_invalid_config', `${what}s must be an array of names`)
+  }
+  for (const t of names ?? []) {
     if (
       typeof t !== 'string' ||
       !t.split('.').every((part) => IDENTIFIER.test(part)) ||
@@ -85,12 +105,23 @@ function sharedSet(tables: readonly string[] | undefined): Set<string> {
     ) {
       throw new TenantError(
         'tenant_invalid_config',
-        `shared table ${JSON.stringify(t)} must be "table" or "schema.table"`,
+        `${what} ${JSON.stringify(t)} must be "name" or "schema.name"`,
       )
     }
     set.add(t.toLowerCase())
   }
   return set
+}
+
+/** The parts of a {@link VerifyContext} that come from the options. */
+function listsOf(
+  options: RawSqlOptions,
+): Pick<VerifyContext, 'shared' | 'tenantTables' | 'allowedFunctions'> {
+  return {
+    shared: nameSet(options.sharedTables, 'shared table'),
+    tenantTables: nameSet(options.tenantTables, 'tenant table'),
+    allowedFunctions: nameSet(options.allowedFunctions, 'allowed function'),
+  }
 }
 
 /** The scoped statement split at its parameters: `text.length === values.length + 1`. */
@@ -111,20 +142,16 @@ export function scopeSql(
   sql: string,
   tenantId: string,
   column: string,
-  options: {
-    dialect: SqlDialect
-    params: readonly unknown[] | undefined
-    sharedTables?: readonly string[] | undefined
-  },
+  options: RawSqlOptions & { dialect: SqlDialect; params: readonly unknown[] | undefined },
 ): ScopedSqlParts {
   validateTenantId(tenantId)
   checkColumnName(column)
   const dialect = checkDialect(options.dialect)
-  const shared = sharedSet(options.sharedTables)
+  const lists = listsOf(options)
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
   bindUserPlaceholders(ast, dialect, placeholders)
-  const ctx: VerifyContext = { dialect, column, shared, placeholders, params: options.params, tenantId }
+  const ctx: VerifyContext = { dialect, column, ...lists, placeholders, params: options.params, tenantId }
   addConditions(ast, ctx, () => placeholders.node({ kind: 'tenant' }))
   const rendered = renderStatement(ast, dialect)
   const reparsed = parseStatement(rendered, dialect)
@@ -186,11 +213,7 @@ export function addTenantFilter(
   options: RawSqlOptions = {},
 ): TenantStatement {
   const dialect = checkDialect(options.dialect ?? 'sqlite')
-  const parts = scopeSql(sql, tenantId, column, {
-    dialect,
-    params: options.params ?? [],
-    sharedTables: options.sharedTables,
-  })
+  const parts = scopeSql(sql, tenantId, column, { ...options, dialect, params: options.params ?? [] })
   const userParams = [...(options.params ?? [])]
   const tenantIndex = userParams.length + 1
   const marker = dialect === 'sqlite' ? '?' : '$'
@@ -226,14 +249,14 @@ export function validateQuery(sql: string, column: string, options: ValidateQuer
   checkColumnName(column)
   if (options.tenantId !== undefined) validateTenantId(options.tenantId)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
-  const shared = sharedSet(options.sharedTables)
+  const lists = listsOf(options)
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
   bindUserPlaceholders(ast, dialect, placeholders)
   verifyStatement(ast, {
     dialect,
     column,
-    shared,
+    ...lists,
     placeholders,
     params: options.params,
     tenantId: options.tenantId,
