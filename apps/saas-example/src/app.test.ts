@@ -56,6 +56,21 @@ describe('createApp', () => {
     expect(await response.json()).toMatchObject({ code: 'payload_too_large' })
   })
 
+  it('stores a deeply nested body as data (it is bound, never read as SQL)', async () => {
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    let data: Record<string, unknown> = { leaf: "') OR 1=1 --" }
+    for (let i = 0; i < 120; i++) data = { a: data }
+    const created = await t.request('POST', '/api/v1/resources', {
+      tenant: 'acme',
+      body: { name: 'deep', data },
+    })
+    expect(created.status).toBe(201)
+    const { id } = (await created.json()) as { id: string }
+    const read = await t.request('GET', `/api/v1/resources/${id}`, { tenant: 'acme' })
+    expect(await read.json()).toMatchObject({ name: 'deep', data })
+  })
+
   it('echoes only well-formed resource ids in a 404', async () => {
     const t = await inProcessApp()
     await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })

@@ -1,5 +1,4 @@
 import {
-  and,
   Column,
   eq,
   getTableColumns,
@@ -12,10 +11,12 @@ import {
   type SQLWrapper,
   StringChunk,
   Subquery,
+  sql,
   Table,
   View,
 } from 'drizzle-orm'
-import { UnsafeQueryError } from './raw-sql-ast'
+import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
+import { lexSql } from './raw-sql-lex'
 
 // Internal: the scoped query builders. Each is Drizzle's own builder behind a Proxy that
 // (1) puts `tenant = id` into WHERE as soon as the table is known, and ANDs it with whatever the
@@ -36,6 +37,8 @@ export interface ScopeContext {
   shared: ReadonlySet<string>
   /** The database's casing rules, to compare SQL column names the way Drizzle renders them. */
   columnName: (column: Column) => string
+  /** The database's SQL dialect, to read raw condition text by its rules. */
+  dialect: SqlDialect
 }
 
 // Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
@@ -66,7 +69,10 @@ function displayName(table: Table): string {
 }
 
 /** The table's tenant column (through an alias, the aliased column), or undefined. */
-export function tenantColumn(table: Table, ctx: ScopeContext): { key: string; column: Column } | undefined {
+export function tenantColumn(
+  table: Table,
+  ctx: Pick<ScopeContext, 'column' | 'columnName'>,
+): { key: string; column: Column } | undefined {
   const columns = getTableColumns(table) as Record<string, Column>
   for (const [key, column] of Object.entries(columns)) {
     if (ctx.columnName(column) === ctx.column) return { key, column }
@@ -109,51 +115,57 @@ function writableTenantColumn(table: unknown, ctx: ScopeContext): { key: string;
 /**
  * Refuses an expression that reaches outside the tenant: a table, view or subquery inside it, or a
  * query builder not made by a scoped database of this tenant. Columns, parameters and plain values
- * pass. (Raw text inside `sql` is the caller's own code and cannot be inspected.)
+ * pass. (Raw text inside `sql` is the caller's own code; see {@link bindTenant} for what is checked
+ * of it.) Walks with its own stack, so an expression's depth is no limit.
  */
-export function inspectExpression(value: unknown, ctx: ScopeContext, depth = 0): void {
-  if (value === null || typeof value !== 'object') return
-  if (depth > 100) throw new UnsafeQueryError('expression nested too deeply to inspect')
-  const owner = artefacts.get(value)
-  if (owner !== undefined) {
-    if (owner !== ctx.tenantId)
-      throw new UnsafeQueryError('an expression embeds a query built for another tenant')
-    return
-  }
-  if (
-    is(value, Column) ||
-    is(value, Param) ||
-    is(value, Placeholder) ||
-    is(value, StringChunk) ||
-    is(value, Name)
-  )
-    return
-  if (is(value, SQL)) {
-    for (const chunk of value.queryChunks) inspectExpression(chunk, ctx, depth + 1)
-    return
-  }
-  if (is(value, SQL.Aliased)) {
-    inspectExpression(value.sql, ctx, depth + 1)
-    return
-  }
-  if (is(value, Table) || is(value, View) || is(value, Subquery)) {
-    throw new UnsafeQueryError(
-      'an expression refers to a table, view or subquery directly; build subqueries with the same scoped database',
+export function inspectExpression(value: unknown, ctx: ScopeContext): void {
+  const stack: unknown[] = [value]
+  const seen = new Set<object>()
+  while (stack.length > 0) {
+    const item = stack.pop()
+    if (item === null || typeof item !== 'object' || seen.has(item)) continue
+    seen.add(item)
+    const owner = artefacts.get(item)
+    if (owner !== undefined) {
+      if (owner !== ctx.tenantId)
+        throw new UnsafeQueryError('an expression embeds a query built for another tenant')
+      continue
+    }
+    if (
+      is(item, Column) ||
+      is(item, Param) ||
+      is(item, Placeholder) ||
+      is(item, StringChunk) ||
+      is(item, Name)
     )
+      continue
+    if (is(item, SQL)) stack.push(...item.queryChunks)
+    else if (is(item, SQL.Aliased)) stack.push(item.sql)
+    else if (is(item, Table) || is(item, View) || is(item, Subquery)) {
+      throw new UnsafeQueryError(
+        'an expression refers to a table, view or subquery directly; build subqueries with the same scoped database',
+      )
+    } else if (isSQLWrapper(item)) stack.push((item as SQLWrapper).getSQL())
+    else if (Array.isArray(item)) stack.push(...item)
+    else {
+      const proto = Object.getPrototypeOf(item)
+      if (proto === Object.prototype || proto === null) stack.push(...Object.values(item))
+      // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
+    }
   }
-  if (isSQLWrapper(value)) {
-    inspectExpression((value as SQLWrapper).getSQL(), ctx, depth + 1)
-    return
+}
+
+/**
+ * Inspects the values of an inserted row or an update's `set`: Drizzle renders a value as SQL only
+ * when it is an `SQL` object or a column; anything else, objects and arrays included, is bound as
+ * one parameter (a JSON document, an array column), so it is data and is not walked.
+ */
+function inspectValues(values: Record<string, unknown>, ctx: ScopeContext): void {
+  for (const value of Object.values(values)) {
+    if (is(value, SQL) || is(value, Column) || isSQLWrapper(value) || artefacts.has(value as object)) {
+      inspectExpression(value, ctx)
+    }
   }
-  if (Array.isArray(value)) {
-    for (const v of value) inspectExpression(v, ctx, depth + 1)
-    return
-  }
-  const proto = Object.getPrototypeOf(value)
-  if (proto === Object.prototype || proto === null) {
-    for (const v of Object.values(value)) inspectExpression(v, ctx, depth + 1)
-  }
-  // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
 }
 
 /** Wraps a Drizzle callback argument (`where((fields) => ...)`) so its result is inspected too. */
@@ -169,17 +181,54 @@ function inspected<T>(arg: T, ctx: ScopeContext): T {
   }) as T
 }
 
+/**
+ * `(<tenant condition> and (<caller's condition>))`. Drizzle's `and()` joins its arguments
+ * without parentheses of their own, so a caller's raw `sql\`a = 1 OR 1=1\`` would bind looser than
+ * the tenant predicate and match every tenant's rows; in its own parentheses it cannot. Raw text
+ * that could close those parentheses itself (an unbalanced `)`, a comment, a `;`) is refused.
+ */
+export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQL {
+  inspectExpression(user, ctx)
+  if (user === undefined) return condition
+  checkRawText(user, ctx)
+  return sql`(${condition} and (${user as SQL}))`
+}
+
+/**
+ * Refuses a condition whose raw text (`sql` template strings, `sql.raw`) could escape the
+ * parentheses {@link bindTenant} puts around it. Bound values, columns and nested builders are
+ * opaque here: Drizzle renders them balanced.
+ */
+function checkRawText(user: unknown, ctx: ScopeContext): void {
+  let text = ''
+  const stack: unknown[] = [user]
+  while (stack.length > 0) {
+    const item = stack.pop()
+    if (is(item, StringChunk)) text += item.value.join('')
+    else if (is(item, SQL) && !artefacts.has(item)) stack.push(...[...item.queryChunks].reverse())
+    else if (is(item, SQL.Aliased)) stack.push(item.sql)
+    else text += ' ? '
+  }
+  let depth = 0
+  for (const token of lexSql(text, ctx.dialect)) {
+    if (token.kind === 'open') depth++
+    else if (token.kind === 'close') depth--
+    else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
+    if (depth < 0) break
+  }
+  if (depth !== 0) {
+    throw new UnsafeQueryError(
+      'a condition whose raw SQL text has unbalanced parentheses, a comment or a ";" could escape the tenant condition',
+    )
+  }
+}
+
 function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeContext): unknown {
   if (condition === undefined) return inspected(where, ctx)
   if (typeof where === 'function') {
-    return (...a: unknown[]) => {
-      const result = (where as (...a: unknown[]) => unknown)(...a)
-      inspectExpression(result, ctx)
-      return and(condition, result as SQL | undefined)
-    }
+    return (...a: unknown[]) => bindTenant(condition, (where as (...a: unknown[]) => unknown)(...a), ctx)
   }
-  inspectExpression(where, ctx)
-  return and(condition, where as SQL | undefined)
+  return bindTenant(condition, where, ctx)
 }
 
 type Intercepts = Record<string, (target: any, ...args: any[]) => unknown>
@@ -323,7 +372,7 @@ export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknow
         if (row === null || typeof row !== 'object')
           throw new UnsafeQueryError('insert values must be objects')
         checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
-        inspectExpression(row, ctx)
+        inspectValues(row as Record<string, unknown>, ctx)
         return { ...(row as Record<string, unknown>), [key]: ctx.tenantId }
       })
       return scopedInsertQuery(t.values(Array.isArray(values) ? tagged : tagged[0]), key, condition, ctx)
@@ -339,13 +388,15 @@ function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeCo
       if (set !== undefined && Object.hasOwn(set, key) && set[key] !== undefined) {
         throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
       }
-      inspectExpression(config, ctx)
-      const { where, setWhere, ...rest } = config
+      const { where, setWhere, set: values, ...rest } = config
+      if (values !== null && typeof values === 'object') inspectValues(values as Record<string, unknown>, ctx)
+      inspectExpression(rest, ctx)
       // The conflicting row may be another tenant's when the unique key lacks the tenant column:
       // only update it when it is ours.
       return t.onConflictDoUpdate({
         ...rest,
-        setWhere: and(condition, (setWhere ?? where) as SQL | undefined),
+        set: values,
+        setWhere: bindTenant(condition, setWhere ?? where, ctx),
       })
     },
   })
@@ -361,7 +412,7 @@ export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknow
       if (values === null || typeof values !== 'object')
         throw new UnsafeQueryError('update values must be an object')
       checkTenantValue(values, key, ctx, 'an update')
-      inspectExpression(values, ctx)
+      inspectValues(values, ctx)
       const query = t.set(values)
       query.where(condition)
       return scopedProxy(query, ctx, {
@@ -390,6 +441,9 @@ export function scopedDelete(db: any, table: unknown, ctx: ScopeContext): unknow
 /** `db.$count(table, filters)` with the tenant condition. */
 export function scopedCount(db: any, source: unknown, filters: unknown, ctx: ScopeContext): unknown {
   const condition = tableCondition(source, ctx, 'the $count source')
-  inspectExpression(filters, ctx)
-  return register(db.$count(source, and(condition, filters as SQL | undefined)), ctx.tenantId)
+  const where =
+    condition === undefined
+      ? (inspected(filters, ctx) as SQL | undefined)
+      : bindTenant(condition, filters, ctx)
+  return register(db.$count(source, where), ctx.tenantId)
 }

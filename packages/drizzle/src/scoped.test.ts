@@ -1,7 +1,9 @@
 import { isTenantError } from '@tenant/core'
 import { and, asc, eq, exists, inArray, or, sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import * as pgCore from 'drizzle-orm/pg-core'
 import { alias as pgAlias } from 'drizzle-orm/pg-core'
+import * as sqliteCore from 'drizzle-orm/sqlite-core'
 import { alias as sqliteAlias, unionAll } from 'drizzle-orm/sqlite-core'
 import { beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest'
 import { describeEachDatabase, openDatabase } from '../test/databases'
@@ -364,6 +366,130 @@ describeEachDatabase(
         )
         expect(unscoped(db)).toBe(db)
       })
+    })
+
+    // Drizzle's and() does not parenthesise a raw chunk: `tenant = ? and score = 5 OR 1=1` would
+    // match every tenant. The caller's condition is always wrapped so the tenant predicate binds.
+    describe("a raw OR in the caller's condition cannot outrank the tenant predicate", () => {
+      const bypass = () => sql`${t.notes.score} = 5 OR 1=1`
+      const ids = (rows: { id: string }[]) => rows.map((r) => r.id).sort()
+      const acmeIds = ['acme-n1', 'acme-n2', 'acme-n3']
+
+      it('select().where(), the callback where, selectDistinct and $dynamic().where', async () => {
+        expect(ids(await acme.select().from(t.notes).where(bypass()))).toEqual(acmeIds)
+        expect(
+          ids(
+            await acme
+              .select()
+              .from(t.notes)
+              .where(() => bypass()),
+          ),
+        ).toEqual(acmeIds)
+        expect(ids(await acme.selectDistinct({ id: t.notes.id }).from(t.notes).where(bypass()))).toEqual(
+          acmeIds,
+        )
+        expect(ids(await acme.select().from(t.notes).$dynamic().where(bypass()))).toEqual(acmeIds)
+      })
+
+      it('$count(table, sql)', async () => {
+        expect(await acme.$count(t.notes, bypass())).toBe(3)
+      })
+
+      it('join ON conditions', async () => {
+        const inner = await acme
+          .select({ note: t.notes.id, share: t.shares.noteId, tenant: t.shares.tenantId })
+          .from(t.notes)
+          .innerJoin(t.shares, sql`${t.shares.noteId} = ${t.notes.id} OR 1=1`)
+        expect(inner.length).toBeGreaterThan(0)
+        expect(inner.every((r) => r.tenant === 'acme' && r.share.startsWith('acme-'))).toBe(true)
+        const left = await acme
+          .select({ note: t.notes.id, tenant: t.shares.tenantId })
+          .from(t.notes)
+          .leftJoin(t.shares, sql`${t.shares.noteId} = ${t.notes.id} OR 1=1`)
+        expect(left.every((r) => r.tenant === null || r.tenant === 'acme')).toBe(true)
+      })
+
+      it('update().where() and delete().where() touch only the tenant rows', async () => {
+        const before = (await allRows(database.current, 'notes')).filter((r) => r.tenant_id !== 'acme')
+        await acme.update(t.notes).set({ title: 'pwned' }).where(bypass())
+        await acme.delete(t.notes).where(bypass())
+        const after = await allRows(database.current, 'notes')
+        expect(after.filter((r) => r.tenant_id !== 'acme')).toEqual(before)
+        expect(after.filter((r) => r.tenant_id === 'acme')).toEqual([])
+      })
+
+      it("onConflictDoUpdate({ setWhere }) never updates another tenant's conflicting row", async () => {
+        await acme
+          .insert(t.notes)
+          .values({ id: 'globex-n1', title: 'hijack' })
+          .onConflictDoUpdate({ target: t.notes.id, set: { title: 'hijacked' }, setWhere: sql`1=0 OR 1=1` })
+        const [globexRow] = await unscoped(db).select().from(t.notes).where(eq(t.notes.id, 'globex-n1'))
+        expect(globexRow).toMatchObject({ tenantId: 'globex', title: 'globex note 1' })
+      })
+
+      it('inside transaction()', async () => {
+        await acme.transaction(async (tx) => {
+          expect(ids(await tx.select().from(t.notes).where(bypass()))).toEqual(acmeIds)
+          await tx.update(t.notes).set({ title: 'pwned' }).where(bypass())
+        })
+        const rows = await allRows(database.current, 'notes')
+        expect(rows.filter((r) => r.title === 'pwned').map((r) => r.tenant_id)).toEqual([
+          'acme',
+          'acme',
+          'acme',
+        ])
+      })
+
+      it('refuses raw text that could close the parentheses itself', async () => {
+        for (const breakout of [
+          sql`1=1) OR (1=1`,
+          sql`${t.notes.score} = 1 --`,
+          sql`${t.notes.score} = 1 /* x */`,
+          sql`1=1; DELETE FROM notes`,
+          sql.raw(`title = 'x\\' OR 1=1) OR (1=1`),
+        ]) {
+          await rejects(() => acme.select().from(t.notes).where(breakout), 'tenant_unsafe_query')
+        }
+        // Quotes and balanced parentheses are fine.
+        const rows = await acme
+          .select()
+          .from(t.notes)
+          .where(sql`(${t.notes.title} <> ')(' and ${t.notes.score} in (1, 2))`)
+        expect(ids(rows)).toEqual(['acme-n1', 'acme-n2'])
+      })
+    })
+
+    it('stores a deeply nested JSON value as data: values are bound, never inspected as SQL', async () => {
+      const docs =
+        database.current.dialect === 'pg'
+          ? pgCore.pgTable('docs', {
+              id: pgCore.text('id').primaryKey(),
+              tenantId: pgCore.text('tenant_id').notNull(),
+              body: pgCore.jsonb('body'),
+            })
+          : sqliteCore.sqliteTable('docs', {
+              id: sqliteCore.text('id').primaryKey(),
+              tenantId: sqliteCore.text('tenant_id').notNull(),
+              body: sqliteCore.text('body', { mode: 'json' }),
+            })
+      const table = docs as unknown as ReturnType<
+        typeof sqliteCore.sqliteTable<'docs', { id: any; tenantId: any; body: any }>
+      >
+      await database.current.query(
+        sql.raw(
+          `create table if not exists docs (id text primary key, tenant_id text not null, body ${database.current.dialect === 'pg' ? 'jsonb' : 'text'})`,
+        ),
+      )
+      let deep: unknown = { leaf: "') OR 1=1 --" }
+      for (let i = 0; i < 150; i++) deep = { a: [deep] }
+      await acme.insert(table).values({ id: 'd1', body: deep })
+      await acme
+        .insert(table)
+        .values({ id: 'd1', body: deep })
+        .onConflictDoUpdate({ target: table.id, set: { body: { again: deep } } })
+      await acme.update(table).set({ body: deep }).where(eq(table.id, 'd1'))
+      const [row] = await acme.select().from(table)
+      expect(row).toEqual({ id: 'd1', tenantId: 'acme', body: deep })
     })
 
     it('transaction() scopes the transaction and rolls back together', async () => {

@@ -11,6 +11,7 @@ import {
   scopedSelect,
   scopedUpdate,
   sharedKey,
+  tenantColumn,
 } from './scoped-builders'
 
 /** Where the current tenant comes from: a fixed id, or a function such as `currentTenantId`. */
@@ -31,6 +32,20 @@ export interface TenantDBOptions {
    * @default []
    */
   shared?: readonly (Table | string)[]
+  /**
+   * Tables that have the tenant column, for the raw-SQL proof of `query`/`exec`: inside a
+   * subquery an unqualified `tenant_id` is accepted only over one of these (see
+   * `RawSqlOptions.tenantTables`). Added to the tables with the column in the schema given to
+   * `drizzle({ schema })`.
+   * @default the schema's tables that have the column
+   */
+  tenantTables?: readonly (Table | string)[]
+  /**
+   * Functions raw SQL may call besides the built-in allow-list (see
+   * `RawSqlOptions.allowedFunctions`).
+   * @default []
+   */
+  allowedFunctions?: readonly string[]
 }
 
 /** The Drizzle methods a {@link TenantDB} scopes; their types are Drizzle's own. */
@@ -102,6 +117,9 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
   readonly #sharedOption: readonly (Table | string)[]
   readonly #shared: ReadonlySet<string>
   readonly #sharedNames: string[]
+  readonly #tenantTableOption: readonly (Table | string)[]
+  readonly #tenantTables: string[]
+  readonly #allowedFunctions: readonly string[]
   readonly #dialect: SqlDialect
 
   /** `db.select(...)`, scoped. */
@@ -147,6 +165,17 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     }
     this.#shared = shared
     this.#sharedNames = names
+    this.#tenantTableOption = [...(options.tenantTables ?? [])]
+    this.#tenantTables = tenantTableNames(
+      db,
+      this.#tenantTableOption,
+      (table) =>
+        tenantColumn(table, { column: this.#column, columnName: (c) => this.#columnName(c) }) !== undefined,
+    )
+    if (options.allowedFunctions !== undefined && !Array.isArray(options.allowedFunctions)) {
+      throw new TenantError('tenant_invalid_config', 'allowedFunctions must be an array of function names')
+    }
+    this.#allowedFunctions = [...(options.allowedFunctions ?? [])]
     const anyDb = db as AnyDb
     const define = (name: ScopedMethodName, fn: (...args: any[]) => unknown) => {
       if (typeof anyDb[name] === 'function')
@@ -172,18 +201,20 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
   }
 
   #context(): ScopeContext {
-    const dialect = (this.#db as AnyDb).dialect
     return {
       tenantId: this.tenantId,
       column: this.#column,
       shared: this.#shared,
-      columnName: (column: Column) =>
-        typeof dialect?.casing?.getColumnCasing === 'function'
-          ? dialect.casing.getColumnCasing(column)
-          : column.keyAsName
-            ? snakeCase(column.name)
-            : column.name,
+      columnName: (column: Column) => this.#columnName(column),
+      dialect: this.#dialect,
     }
+  }
+
+  /** A column's SQL name under the database's casing rules. */
+  #columnName(column: Column): string {
+    const dialect = (this.#db as AnyDb).dialect
+    if (typeof dialect?.casing?.getColumnCasing === 'function') return dialect.casing.getColumnCasing(column)
+    return column.keyAsName ? snakeCase(column.name) : column.name
   }
 
   #scoped(statement: string, params: readonly unknown[]): { tenantId: string; query: SQL } {
@@ -193,6 +224,8 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       dialect: this.#dialect,
       params,
       sharedTables: this.#sharedNames,
+      tenantTables: this.#tenantTables,
+      allowedFunctions: this.#allowedFunctions,
     })
     const chunks: SQL[] = []
     parts.text.forEach((text, i) => {
@@ -259,12 +292,42 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     fn: (tx: TenantDB<TransactionOf<TDb> & TenantDatabase>) => R,
     config?: unknown,
   ): Promise<Awaited<R>> {
-    const options = { tenantId: this.tenantId, column: this.#column, shared: this.#sharedOption }
+    const options = {
+      tenantId: this.tenantId,
+      column: this.#column,
+      shared: this.#sharedOption,
+      tenantTables: this.#tenantTableOption,
+      allowedFunctions: this.#allowedFunctions,
+    }
     return (this.#db as AnyDb).transaction(
       (tx: TransactionOf<TDb> & TenantDatabase) => fn(new TenantDB(tx, options)),
       config,
     )
   }
+}
+
+/** Names for the raw-SQL proof: the given tables and names, and the schema's tables that `hasColumn`. */
+function tenantTableNames(
+  db: TenantDatabase,
+  given: readonly (Table | string)[],
+  hasColumn: (table: Table) => boolean,
+): string[] {
+  const fullSchema = (db as AnyDb)._?.fullSchema
+  const fromSchema =
+    typeof fullSchema === 'object' && fullSchema !== null
+      ? Object.values(fullSchema).filter((t): t is Table => is(t, Table) && hasColumn(t))
+      : []
+  return [...fromSchema, ...given].map((entry) => {
+    if (is(entry, Table)) {
+      const key = sharedKey(entry)
+      return key.startsWith('.') ? getTableName(entry) : key
+    }
+    if (typeof entry === 'string') return entry
+    throw new TenantError(
+      'tenant_invalid_config',
+      'tenantTables entries must be Drizzle tables or table names',
+    )
+  })
 }
 
 function rowsAffectedOf(result: unknown): number {
