@@ -119,6 +119,32 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(await setup.app.select().from(notes)).toEqual([])
     })
 
+    it('refuses a nested call for another tenant; the outer transaction keeps its own tenant', async () => {
+      const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
+        const error = await withTenantRls(tx, 'globex', (inner) => inner.select().from(notes)).then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error).toMatchObject({ code: 'tenant_unsafe_query' })
+        // The rest of acme's transaction still sees acme, and only acme.
+        const [row] = await tx
+          .execute(sql`select current_setting('app.tenant_id', true) as v`)
+          .then((r) => (Array.isArray(r) ? r : (r as { rows: unknown[] }).rows))
+        expect(row).toEqual({ v: 'acme' })
+        return (await tx.select().from(notes)).map((r) => r.tenantId)
+      })
+      expect(seen).toEqual(['acme', 'acme', 'acme'])
+      expect(['', null]).toContain(await setup.currentSetting())
+    })
+
+    it('a nested call for the same tenant runs, and leaves the tenant set', async () => {
+      const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
+        const inner = await withTenantRls(tx, 'acme', (t2) => t2.select().from(notes))
+        return [...inner, ...(await tx.select().from(notes))].map((r) => r.tenantId)
+      })
+      expect(seen).toEqual(Array(6).fill('acme'))
+    })
+
     it('sets the tenant as a bound parameter and validates it first', async () => {
       await expect(
         withTenantRls(setup.app, "acme', true); select set_config('x", () => 1),

@@ -2,8 +2,10 @@ import { TenantError, validateTenantId } from '@tenant/core'
 import { getTableName, is, sql } from 'drizzle-orm'
 import { type PgDatabase, type PgPolicy, type PgPolicyToOption, PgTable, pgPolicy } from 'drizzle-orm/pg-core'
 import { type AnyDb, queryRows, runQuery } from './driver'
-import { checkColumnName } from './raw-sql'
+import { checkColumnName, UnsafeQueryError } from './raw-sql'
 import type { TransactionOf } from './tenant-db'
+
+const PG = { dialect: 'pg' as const, mode: 'pg' as const }
 
 /** The custom setting that carries the tenant inside a transaction. */
 export const DEFAULT_TENANT_SETTING = 'app.tenant_id'
@@ -207,7 +209,22 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
   validateTenantId(tenantId)
   const setting = settingName(options.setting)
   return (db as AnyDb).transaction(async (tx: AnyDb) => {
-    await tx.execute(sql`select set_config(${setting}, ${tenantId}, true)`)
+    // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
+    // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
+    // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
+    // running meanwhile on the same connection would see the inner tenant's rows.
+    const [row] = await queryRows(
+      tx,
+      PG,
+      sql`select case when coalesce(nullif(current_setting(${setting}, true), ''), ${tenantId}) = ${tenantId}
+        then set_config(${setting}, ${tenantId}, true) end as applied`,
+    )
+    if (row?.applied !== tenantId) {
+      throw new UnsafeQueryError(
+        `withTenantRls(db, "${tenantId}") inside a transaction (or session) that already carries another tenant in ${setting}: one transaction serves one tenant; run the other tenant's work in a transaction of its own`,
+        { tenantId },
+      )
+    }
     return fn(tx)
   }, options.config)
 }
@@ -237,7 +254,7 @@ export async function checkTenantRls(
   tables: readonly (string | PgTable)[],
 ): Promise<TenantRlsReport> {
   const problems: string[] = []
-  const info = { dialect: 'pg' as const, mode: 'pg' as const }
+  const info = PG
   const [role] = await runQuery('RLS check', undefined, () =>
     queryRows(
       db,
