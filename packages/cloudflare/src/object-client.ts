@@ -25,7 +25,9 @@ export interface ObjectClientOptions {
   clock?: Clock
   /**
    * Prepended to the tenant id to name its object (`idFromName(prefix + tenantId)`), to keep two
-   * managers on one namespace apart.
+   * managers on one namespace apart. Empty, or ending with `:`: tenant ids have no `:`, so the
+   * tenant is what follows the last `:` and two (prefix, tenant) pairs never name one object
+   * (`'q'` + `'a1'` and `'qa'` + `'1'` would).
    * @default ''
    */
   prefix?: string
@@ -61,6 +63,12 @@ export class ObjectClient {
     }
     if (options.prefix !== undefined && typeof options.prefix !== 'string') {
       throw invalidOption(`${owner}.prefix`, 'must be a string')
+    }
+    if (options.prefix !== undefined && options.prefix !== '' && !options.prefix.endsWith(':')) {
+      throw invalidOption(
+        `${owner}.prefix`,
+        'must be empty or end with ":", so that no prefix and tenant id name the object of another pair',
+      )
     }
     this.#namespace = options.namespace as DurableObjectNamespace<TenantQuotaObject>
     this.#clock = options.clock

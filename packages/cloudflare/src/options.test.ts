@@ -30,6 +30,8 @@ describe('construction', () => {
     ['a namespace without get', { namespace: { idFromName: () => 'x' } }, '.namespace', /namespace binding/],
     ['a clock without now', { namespace: untouchable, clock: {} }, '.clock', /^must have a now\(\) method$/],
     ['a non-string prefix', { namespace: untouchable, prefix: 7 }, '.prefix', /^must be a string$/],
+    // 'q' + 'a1' and 'qa' + '1' would name one object.
+    ['a prefix not ending with ":"', { namespace: untouchable, prefix: 'q' }, '.prefix', /end with ":"/],
     [
       'a prefilter without a binding',
       { namespace: untouchable, prefilter: {} },

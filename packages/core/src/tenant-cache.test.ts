@@ -4,7 +4,13 @@ import { testCacheStore } from '../testing/index'
 import type { CacheStore } from './cache'
 import { ManualClock } from './clock'
 import { InvalidTenantConfigError, InvalidTenantIdError } from './errors'
-import { lruCacheStore, memoryCacheStore, TenantCache, validateCacheTtl } from './tenant-cache'
+import {
+  lruCacheStore,
+  memoryCacheStore,
+  TenantCache,
+  tenantOfCacheKey,
+  validateCacheTtl,
+} from './tenant-cache'
 
 testCacheStore('memoryCacheStore', ({ clock }) => memoryCacheStore({ clock, max: 10_000 }))
 testCacheStore('lruCacheStore(lru-cache)', ({ clock }) =>
@@ -141,12 +147,41 @@ describe('TenantCache', () => {
     return { clock, store, cache: new TenantCache(store, { prefix: 'app:' }) }
   }
 
-  it('stores keys as prefix + tenant id + ":" + key', async () => {
+  it('stores keys as prefix + "{" + tenant id + "}:" + key', async () => {
     const { store, cache } = fresh()
-    expect(cache.keyFor('acme', 'user:1')).toBe('app:acme:user:1')
+    expect(cache.keyFor('acme', 'user:1')).toBe('app:{acme}:user:1')
     await cache.set('acme', 'user:1', 'v')
-    expect(await store.get('app:acme:user:1')).toBe('v')
-    expect(new TenantCache(store).keyFor('acme', 'k')).toBe('tenant:acme:k')
+    expect(await store.get('app:{acme}:user:1')).toBe('v')
+    expect(new TenantCache(store).keyFor('acme', 'k')).toBe('tenant:{acme}:k')
+    expect(tenantOfCacheKey('app:', 'app:{acme}:user:1')).toBe('acme')
+    for (const key of ['app:acme:k', 'app:{acme}k', 'app:{a b}:k', 'other:{acme}:k', 'app:{acme']) {
+      expect(tenantOfCacheKey('app:', key)).toBeUndefined()
+    }
+  })
+
+  it('keeps caches whose prefixes extend each other apart on one store', async () => {
+    const store = memoryCacheStore()
+    const app = new TenantCache(store, { prefix: 'app:' })
+    const users = new TenantCache(store, { prefix: 'app:users:' })
+    await users.set('acme', 'secret', 'acme secret')
+    // Plain concatenation would make (app:, users, acme:secret) and (app:users:, acme, secret) one key.
+    expect(await app.get('users', 'acme:secret')).toBeUndefined()
+    await app.set('users', 'acme:secret', 'other')
+    expect(await users.get('acme', 'secret')).toBe('acme secret')
+    expect(await app.clear('users')).toBe(1)
+    expect(await users.get('acme', 'secret')).toBe('acme secret')
+    await app.set('app', 'k', 1)
+    expect(await users.clear('acme')).toBe(1)
+    expect(await app.get('app', 'k')).toBe(1)
+  })
+
+  it('refuses a prefix with a brace, which would make keys ambiguous', () => {
+    for (const prefix of ['app:{', 'a}b', '{x}']) {
+      expect(() => new TenantCache(memoryCacheStore(), { prefix })).toThrow(InvalidTenantConfigError)
+    }
+    expect(() => new TenantCache(memoryCacheStore(), { prefix: 'x'.repeat(1025) })).toThrow(
+      InvalidTenantConfigError,
+    )
   })
 
   it('gives each (tenant, key) pair its own entry, even where plain concatenation collides', async () => {

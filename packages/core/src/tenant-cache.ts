@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
-import { validateTenantId } from './tenant-id'
+import { isValidTenantId, validateTenantId } from './tenant-id'
 import { assertMethods, parseOrThrow } from './validate'
 
 const ttlSchema = z
@@ -26,13 +26,51 @@ export function validateCacheTtl(ttlMs: unknown): number | undefined {
   return parseOrThrow(ttlSchema, ttlMs)
 }
 
-const tenantCacheOptionsSchema = z.strictObject({ prefix: z.string().optional(), ttlMs: ttlSchema })
+const tenantCacheOptionsSchema = z.strictObject({
+  prefix: z
+    .string()
+    .max(1024, 'prefix must be at most 1024 characters')
+    .refine((p) => !/[{}]/.test(p), 'prefix may not contain "{" or "}": they delimit the tenant id')
+    .optional(),
+  ttlMs: ttlSchema,
+})
+
+/**
+ * The start of every store key of `tenantId`'s entries in a {@link TenantCache} with `prefix`:
+ * `prefix{tenantId}:`. Throws `InvalidTenantIdError` for a bad id.
+ *
+ * @example
+ * ```ts
+ * tenantCacheKeyPrefix('app:', 'acme') // 'app:{acme}:'
+ * ```
+ */
+export function tenantCacheKeyPrefix(prefix: string, tenantId: string): string {
+  return `${prefix}{${validateTenantId(tenantId)}}:`
+}
+
+/**
+ * The tenant whose entry `key` is, in a {@link TenantCache} with `prefix`, or `undefined` when
+ * `key` is not of the form `prefix{tenantId}:...` (for stores that group entries by tenant).
+ *
+ * @example
+ * ```ts
+ * tenantOfCacheKey('app:', 'app:{acme}:user:1') // 'acme'
+ * ```
+ */
+export function tenantOfCacheKey(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(`${prefix}{`)) return undefined
+  const end = key.indexOf('}', prefix.length + 1)
+  if (end < 0 || key[end + 1] !== ':') return undefined
+  const tenantId = key.slice(prefix.length + 1, end)
+  return isValidTenantId(tenantId) ? tenantId : undefined
+}
 
 /** Options of {@link TenantCache}. */
 export interface TenantCacheOptions {
   /**
-   * Put before every key, to keep this cache apart from other users of the same store. End it
-   * with a delimiter (`:`) so that one prefix is never the start of another.
+   * Put before every key, to keep this cache apart from other users of the same store. It may
+   * not contain `{` or `}`, which delimit the tenant id after it, so no two prefixes can produce
+   * the same key (`app:` and `app:users:` included).
    * @default 'tenant:'
    */
   prefix?: string
@@ -45,13 +83,15 @@ export interface TenantCacheOptions {
 
 /**
  * Tenant-isolated caching over any {@link CacheStore}: every key is stored as
- * `prefix + tenantId + ':' + key`.
+ * `prefix + '{' + tenantId + '}:' + key`.
  *
- * Why two tenants can never share a key: tenant ids are validated to `[A-Za-z0-9._-]{1,255}`,
- * which has no `:`. Reading a stored key after `prefix`, the first `:` therefore always ends the
- * tenant id, so the key decodes to exactly one `(tenantId, key)` pair whatever `key` contains
- * (`:` included). For the same reason `clear('acme')` deletes the prefix `'tenant:acme:'`, which
- * no key of `acme-eu` or `acm` starts with.
+ * Why no two entries can share a store key, even across caches on one store: a prefix cannot
+ * contain `{`, so the first `{` of a stored key ends the prefix; tenant ids are validated to
+ * `[A-Za-z0-9._-]{1,255}`, so the next `}` ends the id. A stored key therefore decodes to exactly
+ * one `(prefix, tenantId, key)` whatever `key` contains. Caches with prefixes `app:` and
+ * `app:users:` on one store write `app:{users}:...` and `app:users:{acme}:...`: never the same
+ * key. `clear('acme')` deletes the prefix `'tenant:{acme}:'`, which no key of another cache, of
+ * `acme-eu` or of `acm` starts with.
  *
  * @example
  * ```ts
@@ -106,7 +146,7 @@ export class TenantCache<V = unknown> {
   }
 
   #tenantPrefix(tenantId: string): string {
-    return `${this.#prefix}${validateTenantId(tenantId)}:`
+    return tenantCacheKeyPrefix(this.#prefix, tenantId)
   }
 
   // Validation errors become rejections, like every other failure of these async methods.

@@ -52,11 +52,24 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
         `{${p}:globex}:h`,
         `{${p}:globex}:x`,
       ])
-      expect(await redis.hgetall(`{${p}:acme}:h`)).toEqual({ 'tenant:acme:a': '1', 'tenant:acme:b:c': '2' })
+      expect(await redis.hgetall(`{${p}:acme}:h`)).toEqual({
+        'tenant:{acme}:a': '1',
+        'tenant:{acme}:b:c': '2',
+      })
       const pttl = await redis.pttl(`{${p}:acme}:h`)
       expect(pttl).toBeGreaterThan(50_000)
       expect(pttl).toBeLessThanOrEqual(60_001)
       expect(await redis.pttl(`{${p}:globex}:x`)).toBeLessThanOrEqual(10_001)
+    })
+
+    it('keeps two TenantCaches whose prefixes extend each other apart', async () => {
+      const app = new TenantCache(store, { prefix: 'app:' })
+      const users = new TenantCache(store, { prefix: 'app:users:' })
+      await users.set('acme', 'secret', 'acme secret')
+      expect(await app.get('users', 'acme:secret')).toBeUndefined()
+      await app.set('users', 'acme:secret', 'other')
+      expect(await app.clear('users')).toBe(1)
+      expect(await users.get('acme', 'secret')).toBe('acme secret')
     })
 
     it('clears a tenant by deleting its two keys, leaving look-alike tenants alone', async () => {
@@ -82,11 +95,18 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       const cache = new TenantCache(store, { prefix: 'app:' })
       await cache.set('acme', 'k', 1)
       await store.set('loose-key', 2)
-      await store.set('app:not/a/tenant:k', 3)
-      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['app:acme:k'])
-      expect((await redis.hkeys(`{${p}:}:h`)).sort()).toEqual(['app:not/a/tenant:k', 'loose-key'])
-      expect(await store.deletePrefix('app:not/')).toBe(1)
+      await store.set('app:{not/a/tenant}:k', 3)
+      await store.set('app:acme:k', 4)
+      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['app:{acme}:k'])
+      expect((await redis.hkeys(`{${p}:}:h`)).sort()).toEqual([
+        'app:acme:k',
+        'app:{not/a/tenant}:k',
+        'loose-key',
+      ])
+      expect(await store.deletePrefix('app:{not/')).toBe(1)
+      expect(await store.deletePrefix('app:acme')).toBe(1)
       expect(await store.get('loose-key')).toBe(2)
+      expect(await cache.get('acme', 'k')).toBe(1)
     })
 
     it('deletes a prefix that spans tenants, and only this store’s keys', async () => {
@@ -94,14 +114,14 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       const neighbour = new RedisTenantCacheStore({ redis, prefix: `${p}:x`, clock, timeoutMs: 2000 })
       const neighbourCache = new TenantCache(neighbour)
       for (const tenant of ['acme', 'acme-eu', 'globex']) await cache.set(tenant, 'k', tenant)
-      await store.set('tenant:ac', 'shared group')
+      await store.set('tenant:{ac', 'shared group')
       await store.set('other', 'outside the prefix')
       await neighbourCache.set('acme', 'k', 'neighbour')
-      expect(await store.deletePrefix('tenant:ac')).toBe(3)
+      expect(await store.deletePrefix('tenant:{ac')).toBe(3)
       expect(await cache.get('acme', 'k')).toBeUndefined()
       expect(await cache.get('acme-eu', 'k')).toBeUndefined()
       expect(await cache.get('globex', 'k')).toBe('globex')
-      expect(await store.get('tenant:ac')).toBeUndefined()
+      expect(await store.get('tenant:{ac')).toBeUndefined()
       expect(await store.get('other')).toBe('outside the prefix')
       expect(await neighbourCache.get('acme', 'k')).toBe('neighbour')
       expect(await store.deletePrefix('')).toBe(2)
@@ -114,17 +134,17 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       for (let i = 0; i < 50; i++) await cache.set('acme', `old${i}`, i, { ttlMs: 1000 })
       clock.advance(1001)
       await cache.set('acme', 'new', 'x', { ttlMs: 1000 })
-      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['tenant:acme:new'])
+      expect(await redis.hkeys(`{${p}:acme}:h`)).toEqual(['tenant:{acme}:new'])
       expect(await redis.zcard(`{${p}:acme}:x`)).toBe(1)
     })
 
     it('expires every entry on the server, with the default TTL when none is given', async () => {
       store = new RedisTenantCacheStore({ redis, prefix: p, ttlMs: 5_000, timeoutMs: 2000 })
-      await store.set('tenant:acme:k', 'v')
+      await store.set('tenant:{acme}:k', 'v')
       const pttl = await redis.pttl(`{${p}:acme}:h`)
       expect(pttl).toBeGreaterThan(0)
       expect(pttl).toBeLessThanOrEqual(5_001)
-      expect(await store.get('tenant:acme:k')).toBe('v')
+      expect(await store.get('tenant:{acme}:k')).toBe('v')
     })
 
     it('refuses values JSON would change, and accepts a custom serializer', async () => {

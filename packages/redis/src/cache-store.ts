@@ -1,4 +1,10 @@
-import { type CacheStore, findNonJsonValue, isValidTenantId, validateCacheTtl } from '@tenant/core'
+import {
+  type CacheStore,
+  findNonJsonValue,
+  isValidTenantId,
+  tenantOfCacheKey,
+  validateCacheTtl,
+} from '@tenant/core'
 import { LUA_PRELUDE, nowArg } from './lua'
 import { optionError } from './option-error'
 import { type RedisStoreOptions, type ResolvedStoreOptions, resolveStoreOptions } from './options'
@@ -22,8 +28,8 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
   prefix?: string
   /**
    * The `prefix` of the `TenantCache` using this store. Keys of the form
-   * `tenantCachePrefix + tenantId + ':' + key` are grouped per tenant (one Cluster slot, and
-   * `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group.
+   * `tenantCachePrefix + '{' + tenantId + '}:' + key` are grouped per tenant (one Cluster slot,
+   * and `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group.
    * @default 'tenant:' (TenantCache's default)
    */
   tenantCachePrefix?: string
@@ -231,12 +237,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
 
   /** The tenant whose group holds `key`, or '' for the shared group. */
   #groupOf(key: string): string {
-    const p = this.#tenantCachePrefix
-    if (!key.startsWith(p)) return ''
-    const end = key.indexOf(':', p.length)
-    if (end < 0) return ''
-    const tenant = key.slice(p.length, end)
-    return isValidTenantId(tenant) ? tenant : ''
+    return tenantOfCacheKey(this.#tenantCachePrefix, key) ?? ''
   }
 
   /**
@@ -245,21 +246,23 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
    */
   #scopeOf(prefix: string): { kind: 'group'; group: string; whole: boolean } | { kind: 'span' } {
     const p = this.#tenantCachePrefix
-    if (!prefix.startsWith(p)) {
-      return p.startsWith(prefix) ? { kind: 'span' } : { kind: 'group', group: '', whole: false }
-    }
+    const shared = { kind: 'group', group: '', whole: false } as const
+    if (!prefix.startsWith(p)) return p.startsWith(prefix) ? { kind: 'span' } : shared
     const rest = prefix.slice(p.length)
-    const end = rest.indexOf(':')
-    if (end >= 0) {
-      const tenant = rest.slice(0, end)
-      if (!isValidTenantId(tenant)) return { kind: 'group', group: '', whole: false }
-      return { kind: 'group', group: tenant, whole: rest.length === end + 1 }
+    if (rest === '') return { kind: 'span' }
+    if (rest[0] !== '{') return shared
+    const end = rest.indexOf('}')
+    if (end < 0) {
+      // A partial tenant id matches every tenant starting with it (and the shared group); one that
+      // no tenant id can start with only the shared group.
+      return /^[A-Za-z0-9._-]{0,255}$/.test(rest.slice(1)) ? { kind: 'span' } : shared
     }
-    // No ':' yet: a partial tenant id matches every tenant starting with it, and the shared
-    // group; one that no tenant id can start with only the shared group.
-    return /^[A-Za-z0-9._-]{0,255}$/.test(rest)
-      ? { kind: 'span' }
-      : { kind: 'group', group: '', whole: false }
+    const tenant = rest.slice(1, end)
+    if (!isValidTenantId(tenant)) return shared
+    const after = rest.slice(end + 1)
+    if (after === '' || after === ':') return { kind: 'group', group: tenant, whole: true }
+    // `p{t}x...` is no tenant key, so only the shared group can hold it.
+    return after[0] === ':' ? { kind: 'group', group: tenant, whole: false } : shared
   }
 
   #groupKeys(group: string): string[] {
