@@ -211,7 +211,8 @@ describeEachDatabase(
             : await tdb
                 .select({ id: t.notes.id, title: t.notes.title, score: t.notes.score })
                 .from(t.notes)
-                .where(c.op === 'list' ? undefined : or(eq(t.notes.tenantId, c.other), sql`1 = 1`))
+                // A raw OR, which Drizzle's and() would not parenthesise on its own.
+                .where(c.op === 'list' ? undefined : sql`${t.notes.tenantId} = ${c.other} OR 1 = 1`)
                 .orderBy(asc(t.notes.id))
           const sorted = rows
             .map((r) => ({ ...r, score: Number(r.score) }))
@@ -232,7 +233,11 @@ describeEachDatabase(
                 await tdb
                   .update(t.notes)
                   .set({ title: c.title })
-                  .where(or(eq(t.notes.tenantId, c.other), sql`1 = 1`))
+                  .where(
+                    c.title.length % 2 === 0
+                      ? or(eq(t.notes.tenantId, c.other), sql`1 = 1`)
+                      : sql`${t.notes.tenantId} = ${c.other} OR 1 = 1`,
+                  )
                   .returning({ id: t.notes.id })
               ).length
           const mine = ownRows()
