@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   realpathSync,
   rmSync,
   symlinkSync,
@@ -36,6 +37,17 @@ describe('the built, installed package', () => {
       const target = join(modules, name)
       mkdirSync(target, { recursive: true })
       cpSync(join(dir, 'package.json'), join(target, 'package.json'))
+      // tsup keeps a package's dependencies external by reading package.json in the working
+      // directory, which here is the repository's: name them, as npm users get them, so that
+      // @tenant/core is imported, not bundled (and no build of it is needed first).
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<
+        string,
+        Record<string, string> | undefined
+      >
+      const external = [
+        ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }),
+        name,
+      ].map((dependency) => new RegExp(`^${dependency.replace(/[/.]/g, '\\$&')}(/|$)`))
       // The package's own build configuration (entries made absolute, as the test does not run in
       // the package's folder), with declarations left to `pnpm build`.
       for (const options of [config].flat()) {
@@ -47,6 +59,7 @@ describe('the built, installed package', () => {
           entry,
           tsconfig: join(dir, 'tsconfig.json'),
           outDir: join(target, 'dist'),
+          external,
           dts: false,
           // Rollup's tree-shaking pass is most of the build time and changes nothing that matters here.
           treeshake: false,
