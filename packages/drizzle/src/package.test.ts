@@ -44,10 +44,9 @@ describe('the built, installed package', () => {
         string,
         Record<string, string> | undefined
       >
-      const external = [
-        ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }),
-        name,
-      ].map((dependency) => new RegExp(`^${dependency.replace(/[/.]/g, '\\$&')}(/|$)`))
+      const external = [...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }), name].map(
+        (dependency) => new RegExp(`^${dependency.replace(/[/.]/g, '\\$&')}(/|$)`),
+      )
       // The package's own build configuration (entries made absolute, as the test does not run in
       // the package's folder), with declarations left to `pnpm build`.
       for (const options of [config].flat()) {
