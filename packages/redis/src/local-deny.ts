@@ -1,4 +1,4 @@
-import { optionError } from './option-error'
+import { wholeNumberOption } from './option-error'
 
 /** Options of the in-process denial cache of {@link RedisQuotaManager}. */
 export interface LocalDenyOptions {
@@ -41,11 +41,7 @@ export class LocalDenyCache<D> {
   readonly #entries = new Map<string, DenyEntry<D>>()
 
   constructor(options: LocalDenyOptions = {}) {
-    const max = options.maxEntries ?? DEFAULT_LOCAL_DENY_ENTRIES
-    if (!Number.isInteger(max) || max < 1) {
-      throw optionError('localDeny.maxEntries', `must be a whole number >= 1, got ${String(max)}`)
-    }
-    this.#max = max
+    this.#max = wholeNumberOption('localDeny.maxEntries', options.maxEntries, DEFAULT_LOCAL_DENY_ENTRIES, 1)
   }
 
   /** Number of tenants held (for tests and metrics). */

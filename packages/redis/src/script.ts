@@ -1,6 +1,6 @@
 import { TenantBackendError } from '@tenant/core'
 import type { RedisScriptClient } from './client'
-import { optionError } from './option-error'
+import { wholeNumberOption } from './option-error'
 
 /** Default per-call timeout of every store, in ms. */
 export const DEFAULT_TIMEOUT_MS = 50
@@ -56,11 +56,7 @@ export class LuaScript {
  * Throws `InvalidTenantConfigError` at construction so a typo never becomes a per-request failure.
  */
 export function validateTimeout(timeoutMs: number | undefined): number {
-  if (timeoutMs === undefined) return DEFAULT_TIMEOUT_MS
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    throw optionError('timeoutMs', `must be a whole number of ms > 0, got ${String(timeoutMs)}`)
-  }
-  return timeoutMs
+  return wholeNumberOption('timeoutMs', timeoutMs, DEFAULT_TIMEOUT_MS, 1)
 }
 
 /**
