@@ -27,11 +27,13 @@ import { LuaScript, withBackendTimeout } from './script'
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
  * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
  * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
- * ARGV: now, cost, requestsPerSecond, burst. Reply: now and taken (0/1) as integers, then, when
- * the tenant has a bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps
- * both sides' decoding cheap.
+ * ARGV: now, cost, requestsPerSecond, burst, and 'refund' to give `cost` tokens back instead (an
+ * admission whose reply came too late for its caller): the level at `now` plus the cost, capped
+ * at the burst. Reply: now and taken / given back (0/1) as integers, then, when the tenant has a
+ * bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps both sides'
+ * decoding cheap.
  */
-const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+export const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
 local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local saved = redis.call('HMGET', KEYS[1], 'tokens', 'updatedAt')
@@ -42,6 +44,9 @@ if saved[1] and saved[2] then
   local elapsed = math.max(0, now - tonumber(saved[2]))
   level = math.min(burst, tonumber(saved[1]) + (elapsed * rate) / 1000)
 end
+-- A refund is a negative take: the same write, with the level raised instead of lowered (no
+-- bucket means a full one, which has nothing to take back).
+if ARGV[5] == 'refund' then cost = -math.min(cost, burst - level) end
 if cost <= level then
   local tokens = level - cost
   if tokens >= burst then
