@@ -1,8 +1,8 @@
 import { InvalidTenantConfigError, TenantBackendError } from '@tenant/core'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectIoredis, REDIS_URL, useNodeRedis } from '../test/helpers/redis-env'
-import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
+import { connectIoredis, REDIS_URL, useNodeRedis, usePrivateRedis } from '../test/helpers/redis-env'
+import { CAN_SPAWN_REDIS } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { LuaScript, validateTimeout, withBackendTimeout } from './script'
 
@@ -112,29 +112,15 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
 })
 
 describe.runIf(CAN_SPAWN_REDIS)('timeouts against a paused server', () => {
-  let server: RedisServerProcess
-  let client: Redis
-  let admin: Redis
-
-  beforeAll(async () => {
-    server = await RedisServerProcess.launch()
-    client = await connectIoredis(server.url)
-    admin = await connectIoredis(server.url)
-  })
-
-  afterAll(async () => {
-    client?.disconnect()
-    admin?.disconnect()
-    await server?.stop()
-  })
+  const server = usePrivateRedis()
 
   it('times out a script the server does not answer in time, and works once it answers', async () => {
     const script = new LuaScript('return 1')
-    const run = () => withBackendTimeout(script.run(toScriptClient(client), [], []), 30, 'run')
+    const run = () => withBackendTimeout(script.run(toScriptClient(server.client), [], []), 30, 'run')
     await expect(run()).resolves.toBe(1)
-    await admin.call('CLIENT', 'PAUSE', '300', 'ALL')
+    await server.admin.call('CLIENT', 'PAUSE', '300', 'ALL')
     await expect(run()).rejects.toBeInstanceOf(TenantBackendError)
-    await admin.call('CLIENT', 'UNPAUSE')
+    await server.admin.call('CLIENT', 'UNPAUSE')
     await expect(run()).resolves.toBe(1)
   })
 })
