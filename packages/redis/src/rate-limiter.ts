@@ -21,7 +21,7 @@ import {
   resolveStoreOptions,
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
-import { LuaScript, withBackendTimeout } from './script'
+import { LuaScript } from './script'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
@@ -140,7 +140,7 @@ export class RedisRateLimiter implements RateLimiter {
    * tenant without a rate limit is always allowed, without a round trip.
    */
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    const { redis, prefix, timeoutMs, clock, localClock } = this.#options
+    const { redis, prefix, gate, clock, localClock } = this.#options
     const key = `${tenantTag(prefix, tenantId)}:b`
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
@@ -154,22 +154,52 @@ export class RedisRateLimiter implements RateLimiter {
     const fingerprint = this.#localDeny ? `${config.requestsPerSecond}/${config.burst}` : ''
     const held = this.#localDeny?.match(tenantId, sentAt, cost, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
+    const refundsBefore = this.#localDeny?.refunds ?? 0
 
-    const args = [nowArg(clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
-    const run = TOKEN_BUCKET_SCRIPT.run(redis, [key], args)
-    const reply = decodeBucketReply(await withBackendTimeout(run, timeoutMs, 'rate limit consume', tenantId))
+    const rest = [String(cost), String(config.requestsPerSecond), String(config.burst)]
+    // The time is read when the command goes out: a call that waited to be sent decides at send time.
+    const send = () => TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest])
+    const refundLate = (late: unknown) => this.#refundLate(tenantId, key, rest, late)
+    const reply = decodeBucketReply(await gate.run(send, 'rate limit consume', tenantId, refundLate))
     const { decision } = tokenBucketConsume(reply.state, config, cost, reply.now)
     if (decision.allowed !== reply.applied) {
       throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
         tenantId,
       })
     }
-    // Other instances only take tokens, so until the retry time no request of at least this cost
-    // can pass; a changed rate or burst voids the entry.
+    // Other instances only take tokens (but for late-reply refunds, see LocalDenyCache), so until
+    // the retry time no request of at least this cost can pass; a changed rate or burst voids the entry.
     if (!decision.allowed && this.#localDeny) {
       const retryAt = sentAt + decision.retryAfterMs
-      this.#localDeny.remember(tenantId, { until: retryAt, requests: cost, fingerprint, decision, retryAt })
+      const entry = { until: retryAt, requests: cost, fingerprint, decision, retryAt }
+      this.#localDeny.remember(tenantId, entry, refundsBefore)
     }
     return decision
+  }
+
+  /**
+   * Resolves once every command this limiter sent has been answered and every refund it owes
+   * (see `timeoutMs`) has been made. Call it before closing the client, so no refund is lost.
+   */
+  drain(): Promise<void> {
+    return this.#options.gate.drain()
+  }
+
+  /**
+   * A take whose caller was told it timed out, but whose reply came after all: if it took tokens,
+   * give them back (capped at the burst), so a failed call never costs any.
+   */
+  #refundLate(tenantId: string, key: string, rest: string[], reply: unknown): void {
+    let taken: boolean
+    try {
+      taken = decodeBucketReply(reply).applied
+    } catch {
+      return // not a reply the script sends: nothing it could have taken is known
+    }
+    if (!taken || rest[0] === '0') return
+    const { redis, gate, clock } = this.#options
+    gate.track(TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest, 'refund']))
+    // The tokens given back may admit what a remembered denial is holding back.
+    this.#localDeny?.refunded(tenantId)
   }
 }

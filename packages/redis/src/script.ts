@@ -59,27 +59,45 @@ export function validateTimeout(timeoutMs: number | undefined): number {
   return wholeNumberOption('timeoutMs', timeoutMs, DEFAULT_TIMEOUT_MS, 1)
 }
 
+// After the I/O of the current event-loop turn (setImmediate); a timer where there is none.
+const nextTurn: (callback: () => void) => void =
+  typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
+
 /**
  * Settles with `work`, or rejects with {@link TenantBackendError} when it fails or takes longer
- * than `timeoutMs`. The command may still run on the server after a timeout: the caller only
- * learns that it cannot know, which is exactly what the stage's fail mode is for.
+ * than `timeoutMs` from this call (the caller makes it when the command is sent). The command may
+ * still run on the server after a timeout: `onLate` receives the value of a `work` that succeeds
+ * after its caller was told it timed out, so the store can take back what it charged.
+ *
+ * When the timer fires, the answer is given one more turn of the event loop (`setImmediate`): a
+ * reply that reached the socket in time but waited behind other JavaScript is not a timeout.
  */
 export function withBackendTimeout<T>(
   work: Promise<T>,
   timeoutMs: number,
   what: string,
   tenantId?: string,
+  onLate?: (value: T) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    let settled = false
+    let timedOut = false
     const timer = setTimeout(() => {
-      reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
+      nextTurn(() => {
+        if (settled) return
+        timedOut = true
+        reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
+      })
     }, timeoutMs)
     work.then(
       (value) => {
+        settled = true
         clearTimeout(timer)
-        resolve(value)
+        if (!timedOut) resolve(value)
+        else onLate?.(value)
       },
       (error: unknown) => {
+        settled = true
         clearTimeout(timer)
         const message = error instanceof Error ? error.message : String(error)
         reject(new TenantBackendError(`redis: ${what} failed: ${message}`, { cause: error, tenantId }))
