@@ -142,25 +142,25 @@ export class CommandGate {
     } catch (error) {
       work = Promise.reject(error)
     }
-    const done = () => {
-      this.#inFlight--
-      this.#pending--
-      this.#answers++
-      this.#stalled = false
-      this.#pump()
-      this.#settledOne()
-    }
-    work.then(done, done)
-    const answer = withBackendTimeout(work, this.#limits.timeoutMs, what, tenantId, onLate)
-    answer.catch(() => {
-      // Timed out, and nothing at all was answered since it was sent: Redis has stopped answering
-      // (paused, blocked by a slow script, cut off). Until it answers again, waiting calls and new
-      // ones fail at once rather than queue behind it.
-      if (this.#answers !== answersBefore || this.#inFlight === 0) return
-      this.#stalled = true
-      this.#failQueue()
+    return withBackendTimeout(work, this.#limits.timeoutMs, what, tenantId, {
+      onLate,
+      onSettled: () => {
+        this.#inFlight--
+        this.#pending--
+        this.#answers++
+        this.#stalled = false
+        this.#pump()
+        this.#settledOne()
+      },
+      onTimeout: () => {
+        // Nothing at all was answered since this command went out: Redis has stopped answering
+        // (paused, blocked by a slow script, cut off). Until it answers again, waiting calls and
+        // new ones fail at once rather than queue behind it.
+        if (this.#answers !== answersBefore) return
+        this.#stalled = true
+        this.#failQueue()
+      },
     })
-    return answer
   }
 
   #canSend(): boolean {

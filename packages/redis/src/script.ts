@@ -63,11 +63,21 @@ export function validateTimeout(timeoutMs: number | undefined): number {
 const nextTurn: (callback: () => void) => void =
   typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
 
+/** What {@link withBackendTimeout} tells its caller besides the answer. */
+export interface TimeoutHooks<T> {
+  /** The value of a `work` that succeeded after the caller was told it timed out. */
+  onLate?: (value: T) => void
+  /** `work` settled (before or after the timeout), whichever way. */
+  onSettled?: () => void
+  /** The caller was just told `work` timed out. */
+  onTimeout?: () => void
+}
+
 /**
  * Settles with `work`, or rejects with {@link TenantBackendError} when it fails or takes longer
  * than `timeoutMs` from this call (the caller makes it when the command is sent). The command may
- * still run on the server after a timeout: `onLate` receives the value of a `work` that succeeds
- * after its caller was told it timed out, so the store can take back what it charged.
+ * still run on the server after a timeout: `hooks.onLate` receives the value of a `work` that
+ * succeeds after its caller was told it timed out, so the store can take back what it charged.
  *
  * When the timer fires, the answer is given one more turn of the event loop (`setImmediate`): a
  * reply that reached the socket in time but waited behind other JavaScript is not a timeout.
@@ -77,7 +87,7 @@ export function withBackendTimeout<T>(
   timeoutMs: number,
   what: string,
   tenantId?: string,
-  onLate?: (value: T) => void,
+  hooks: TimeoutHooks<T> = {},
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false
@@ -87,18 +97,21 @@ export function withBackendTimeout<T>(
         if (settled) return
         timedOut = true
         reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
+        hooks.onTimeout?.()
       })
     }, timeoutMs)
     work.then(
       (value) => {
         settled = true
         clearTimeout(timer)
+        hooks.onSettled?.()
         if (!timedOut) resolve(value)
-        else onLate?.(value)
+        else hooks.onLate?.(value)
       },
       (error: unknown) => {
         settled = true
         clearTimeout(timer)
+        hooks.onSettled?.()
         const message = error instanceof Error ? error.message : String(error)
         reject(new TenantBackendError(`redis: ${what} failed: ${message}`, { cause: error, tenantId }))
       },
