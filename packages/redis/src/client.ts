@@ -76,6 +76,7 @@ function ioredisState(client: IoredisLike): ConnectionState {
       return 'connecting'
     case 'connecting':
     case 'connect':
+    case 'close': // between a failed attempt and the next one (or 'end')
     case 'reconnecting':
       return 'connecting'
     default:

@@ -54,6 +54,7 @@ describe('connectionState of the adapters', () => {
     expect(io('ready').connectionState?.()).toBe('ready')
     expect(io('connecting').connectionState?.()).toBe('connecting')
     expect(io('reconnecting').connectionState?.()).toBe('connecting')
+    expect(io('close').connectionState?.()).toBe('connecting')
     expect(io('end').connectionState?.()).toBe('down')
     const node = (isReady: boolean, isOpen: boolean) =>
       nodeRedisClient({ evalSha: async () => 0, eval: async () => 0, isReady, isOpen })

@@ -199,14 +199,15 @@ export class CommandGate {
   #shift(): Waiter | undefined {
     const waiter = this.#queue[this.#head]
     this.#queue[this.#head++] = undefined
-    // Reclaim the consumed front now and then rather than shifting the array on every call.
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head)
+    if (this.queued === 0) {
+      this.#queue.length = 0
       this.#head = 0
-    }
-    if (this.queued === 0 && this.#queueTimer !== undefined) {
       clearTimeout(this.#queueTimer)
       this.#queueTimer = undefined
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      // Reclaim the consumed front now and then rather than shifting the array on every call.
+      this.#queue.splice(0, this.#head)
+      this.#head = 0
     }
     return waiter
   }
