@@ -58,7 +58,7 @@ redis.on('error', () => {})
 
 interface Store {
   decide(id: string): Promise<boolean>
-  /** Waits for late replies and refunds, where the store has that notion. */
+  /** Waits for every reply, and for the refunds of late admissions. */
   drain(): Promise<void>
   /** What Redis counts for the tenant (a fresh store with a long timeout, on the same connection). */
   charged(id: string): Promise<number>
@@ -69,7 +69,7 @@ function makeStore(): Store {
     const limiter = new RedisRateLimiter(configs, { redis, prefix })
     return {
       decide: async (id) => (await limiter.consume(id)).allowed,
-      drain: () => (limiter as { drain?: () => Promise<void> }).drain?.() ?? Promise.resolve(),
+      drain: () => limiter.drain(),
       async charged(id) {
         const [tokens] = await redis.hmget(`{${prefix}:${id}}:b`, 'tokens')
         return tokens === null ? 0 : Math.round(limit - Number(tokens))
@@ -80,7 +80,7 @@ function makeStore(): Store {
   const reader = new RedisQuotaManager(configs, { redis, prefix, algorithm: store, timeoutMs: 10_000 })
   return {
     decide: async (id) => (await quotas.consume(id)).allowed,
-    drain: () => (quotas as { drain?: () => Promise<void> }).drain?.() ?? Promise.resolve(),
+    drain: () => quotas.drain(),
     charged: async (id) => (await reader.peek(id)).windows[0]!.used.requests,
   }
 }
