@@ -145,6 +145,14 @@ describe.runIf(CAN_SPAWN_REDIS)('bursts with default options', () => {
       },
     ],
     [
+      'ioredis, enableAutoPipelining',
+      async () => {
+        const client = await connectIoredis(server.url, { enableAutoPipelining: true })
+        closers.push(() => client.disconnect())
+        return client
+      },
+    ],
+    [
       'node-redis',
       async () => {
         const client = createClient({ url: server.url })
