@@ -105,6 +105,30 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
     expect(calls).toEqual(['evalsha', 'eval', 'evalsha', 'evalsha'])
   })
 
+  it('sends the source once when a burst meets a server without the script', async () => {
+    const calls: string[] = []
+    const inner = toScriptClient(ioredis)
+    const counting: RedisScriptClient = {
+      evalScriptSha: (sha, keys, args) => {
+        calls.push('evalsha')
+        return inner.evalScriptSha(sha, keys, args)
+      },
+      evalScript: (src, keys, args) => {
+        calls.push('eval')
+        return inner.evalScript(src, keys, args)
+      },
+    }
+    const script = new LuaScript(`-- ${Math.random()}\nreturn ARGV[1]`)
+    await script.sha()
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => script.run(counting, [], [String(i)])),
+    )
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => String(i)))
+    // 50 NOSCRIPT answers; the first resends the source, the other 49 wait for it and retry the SHA.
+    expect(calls.filter((c) => c === 'eval')).toHaveLength(1)
+    expect(calls.filter((c) => c === 'evalsha')).toHaveLength(99)
+  })
+
   it('passes errors other than NOSCRIPT through unchanged', async () => {
     const script = new LuaScript(`-- ${Math.random()}\nreturn redis.error_reply('BOOM broken')`)
     await expect(script.run(toScriptClient(ioredis), [], [])).rejects.toThrow('BOOM broken')

@@ -19,11 +19,17 @@ function isNoScript(error: unknown): boolean {
  * A Lua script run with `EVALSHA`, falling back to `EVAL` (which also caches it on the server)
  * when the server answers `NOSCRIPT` (after a restart, `SCRIPT FLUSH` or a failover to a replica
  * that never saw it). One round trip in the common case, two right after a flush.
+ *
+ * A burst that meets a server without the script gets one `NOSCRIPT` per command in flight. Only
+ * the first of them resends the source; the others wait for that `EVAL` (which caches the script)
+ * and try the SHA again, so a fresh server is not sent the source a hundred times at once.
  */
 export class LuaScript {
   readonly source: string
   #sha: string | undefined
   #shaPromise: Promise<string> | undefined
+  /** The `EVAL` under way after a `NOSCRIPT`, if any. */
+  #loading: Promise<unknown> | undefined
 
   constructor(source: string) {
     this.source = source
@@ -46,8 +52,27 @@ export class LuaScript {
       return await client.evalScriptSha(sha, keys, args)
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return client.evalScript(this.source, keys, args)
     }
+    const loading = this.#loading
+    if (loading !== undefined) {
+      await loading.catch(() => {})
+      try {
+        return await client.evalScriptSha(sha, keys, args)
+      } catch (error) {
+        // Still unknown: that EVAL went to another server (a Cluster node, a new master).
+        if (!isNoScript(error)) throw error
+      }
+    }
+    const evaluated = client.evalScript(this.source, keys, args)
+    const settled = evaluated.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#loading = settled
+    void settled.then(() => {
+      if (this.#loading === settled) this.#loading = undefined
+    })
+    return evaluated
   }
 }
 
