@@ -1,6 +1,6 @@
 import { TenantBackendError } from '@tenant/core'
 import type { ConnectionState, RedisScriptClient } from './client'
-import { withBackendTimeout } from './script'
+import { nextTurn, withBackendTimeout } from './script'
 
 /** Default {@link RedisStoreOptions.maxInFlight}. */
 export const DEFAULT_MAX_IN_FLIGHT = 128
@@ -69,6 +69,16 @@ export class CommandGate {
   #queueTimer: ReturnType<typeof setTimeout> | undefined
   #poll: ReturnType<typeof setTimeout> | undefined
   #drained: (() => void)[] = []
+  /** Timers of commands handed over in this event-loop turn, started together at its end. */
+  #toStart: (() => void)[] = []
+  readonly #deferStart = (start: () => void): void => {
+    if (this.#toStart.push(start) === 1) nextTurn(this.#startTimers)
+  }
+  readonly #startTimers = (): void => {
+    const starts = this.#toStart
+    this.#toStart = []
+    for (const start of starts) start()
+  }
 
   constructor(client: RedisScriptClient, limits: GateLimits) {
     this.#client = client
@@ -143,6 +153,9 @@ export class CommandGate {
       work = Promise.reject(error)
     }
     return withBackendTimeout(work, this.#limits.timeoutMs, what, tenantId, {
+      // node-redis writes the commands of a turn at its end (setImmediate, queued before this):
+      // the timer starts after that, so a process that falls behind does not count the wait.
+      deferStart: this.#deferStart,
       onLate,
       onSettled: () => {
         this.#inFlight--

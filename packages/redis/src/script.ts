@@ -84,9 +84,12 @@ export function validateTimeout(timeoutMs: number | undefined): number {
   return wholeNumberOption('timeoutMs', timeoutMs, DEFAULT_TIMEOUT_MS, 1)
 }
 
-// After the I/O of the current event-loop turn (setImmediate); a timer where there is none.
-const nextTurn: (callback: () => void) => void =
+/** Runs `callback` after the I/O of the current event-loop turn (setImmediate; a timer where there is none). */
+export const nextTurn: (callback: () => void) => void =
   typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
+
+// How late a timeout timer may fire before the delay counts as this process's, not Redis's.
+const LAG_SLACK_MS = 5
 
 /** What {@link withBackendTimeout} tells its caller besides the answer. */
 export interface TimeoutHooks<T> {
@@ -96,6 +99,11 @@ export interface TimeoutHooks<T> {
   onSettled?: () => void
   /** The caller was just told `work` timed out. */
   onTimeout?: () => void
+  /**
+   * Starts the timer later: `start` is to be called once the command is really on its way (a
+   * client may write it only at the end of the event-loop turn). Default: the timer starts now.
+   */
+  deferStart?: (start: () => void) => void
 }
 
 /**
@@ -104,8 +112,10 @@ export interface TimeoutHooks<T> {
  * still run on the server after a timeout: `hooks.onLate` receives the value of a `work` that
  * succeeds after its caller was told it timed out, so the store can take back what it charged.
  *
- * When the timer fires, the answer is given one more turn of the event loop (`setImmediate`): a
- * reply that reached the socket in time but waited behind other JavaScript is not a timeout.
+ * The timeout counts this process's running time: when the timer fires more than a few ms late
+ * (the process was busy or not scheduled), the lateness is added back, and when it fires, the
+ * answer gets one more turn of the event loop (`setImmediate`), so a reply that reached the socket
+ * in time but waited behind other JavaScript is not a timeout.
  */
 export function withBackendTimeout<T>(
   work: Promise<T>,
@@ -117,14 +127,31 @@ export function withBackendTimeout<T>(
   return new Promise<T>((resolve, reject) => {
     let settled = false
     let timedOut = false
-    const timer = setTimeout(() => {
-      nextTurn(() => {
-        if (settled) return
-        timedOut = true
-        reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
-        hooks.onTimeout?.()
-      })
-    }, timeoutMs)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const arm = (ms: number) => {
+      const due = performance.now() + ms
+      timer = setTimeout(() => {
+        // A timer that fires late means this process could not run for that long (busy, or not
+        // scheduled): it could neither write the command nor read the answer, so that time is
+        // not Redis's. The answer gets it back.
+        const late = performance.now() - due
+        if (late > LAG_SLACK_MS) {
+          arm(late)
+          return
+        }
+        nextTurn(() => {
+          if (settled) return
+          timedOut = true
+          reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
+          hooks.onTimeout?.()
+        })
+      }, ms)
+    }
+    const start = () => {
+      if (!settled) arm(timeoutMs)
+    }
+    if (hooks.deferStart) hooks.deferStart(start)
+    else start()
     work.then(
       (value) => {
         settled = true
