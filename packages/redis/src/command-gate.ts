@@ -3,7 +3,7 @@ import type { ConnectionState, RedisScriptClient } from './client'
 import { nextTurn, withBackendTimeout } from './script'
 
 /** Default {@link RedisStoreOptions.maxInFlight}. */
-export const DEFAULT_MAX_IN_FLIGHT = 128
+export const DEFAULT_MAX_IN_FLIGHT = 64
 /** Default {@link RedisStoreOptions.maxQueue}. */
 export const DEFAULT_MAX_QUEUE = 10_000
 /** Default {@link RedisStoreOptions.queueTimeoutMs}. */

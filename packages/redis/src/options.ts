@@ -20,8 +20,8 @@ export interface RedisStoreOptions {
   /**
    * How long a call waits for Redis's answer once its command is sent, in ms; a slower Redis
    * rejects with `TenantBackendError`. It does not count the wait for the client's first
-   * connection or for a place among `maxInFlight` (that is `queueTimeoutMs`). An admission whose
-   * answer comes later is refunded.
+   * connection or for a place among `maxInFlight` (that is `queueTimeoutMs`), nor time this
+   * process could not run. An admission whose answer comes later is refunded.
    * @default 50
    */
   timeoutMs?: number
@@ -29,7 +29,7 @@ export interface RedisStoreOptions {
    * How many of this store's commands may be sent and unanswered at once; more calls wait in the
    * store's queue, so a burst does not pile up in the client's pipeline where each command's
    * timer would count the whole burst ahead of it.
-   * @default 128
+   * @default 64
    */
   maxInFlight?: number
   /**
