@@ -101,12 +101,12 @@ describe.runIf(CAN_SPAWN_REDIS)('the store queue against a real server', () => {
     await server.admin.call('CLIENT', 'PAUSE', '1000', 'ALL')
     const sent = rejectionOf(quotas.consume('acme'))
     const waiting = [rejectionOf(quotas.consume('acme')), rejectionOf(quotas.consume('acme'))]
-    // The sent one times out; nothing was answered since it went out, so the queue gives up on
-    // Redis rather than wait the minute queueTimeoutMs allows.
+    // The sent one times out; nothing is answered for another timeoutMs either, so the queue gives
+    // up on Redis rather than wait the minute queueTimeoutMs allows.
     expect(String(await sent)).toMatch(/timed out after 50 ms/)
     for (const error of await Promise.all(waiting)) {
       expect(String(error)).toMatch(
-        /not sent: Redis has answered none of the 1 commands in flight for over 50 ms/,
+        /not sent: Redis has answered none of the 1 commands in flight for over 100 ms/,
       )
     }
     expect(String(await rejectionOf(quotas.consume('acme')))).toMatch(/not sent: Redis has answered none/)

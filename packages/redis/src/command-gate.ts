@@ -1,6 +1,6 @@
 import { TenantBackendError } from '@tenant/core'
 import type { ConnectionState, RedisScriptClient } from './client'
-import { nextTurn, withBackendTimeout } from './script'
+import { afterRunning, nextTurn, withBackendTimeout } from './script'
 
 /** Default {@link RedisStoreOptions.maxInFlight}. */
 export const DEFAULT_MAX_IN_FLIGHT = 64
@@ -46,9 +46,9 @@ function notSent(what: string, reason: string, tenantId: string | undefined): Te
  * - While a client that has never been ready is connecting, calls wait here too, instead of in the
  *   client's offline queue. A client that was ready and lost its connection gets calls as before,
  *   and fails or queues them its own way: an outage must be a quick 503, not a wait.
- * - When a command times out and no command at all was answered since it was sent, Redis is not
- *   answering: until it answers again, waiting calls and new ones fail at once rather than queue
- *   behind it.
+ * - When a command times out and nothing at all is answered for another `timeoutMs` either, Redis
+ *   is not answering: until it answers again, waiting calls and new ones fail at once rather than
+ *   queue behind it.
  *
  * A call that fails before it is sent was never sent: it cannot have charged anything.
  */
@@ -61,7 +61,7 @@ export class CommandGate {
   #pending = 0
   /** Counts the client's answers (and failures): how the gate tells a stalled Redis from a slow one. */
   #answers = 0
-  /** Set when a command timed out with no answer to any command since it was sent; cleared by the next answer. */
+  /** Set when nothing was answered for twice timeoutMs after a command was sent; cleared by the next answer. */
   #stalled = false
   #everReady = false
   readonly #queue: (Waiter | undefined)[] = []
@@ -166,12 +166,16 @@ export class CommandGate {
         this.#settledOne()
       },
       onTimeout: () => {
-        // Nothing at all was answered since this command went out: Redis has stopped answering
-        // (paused, blocked by a slow script, cut off). Until it answers again, waiting calls and
-        // new ones fail at once rather than queue behind it.
+        // Nothing was answered since this command went out. If nothing is answered for another
+        // timeoutMs either, Redis has stopped answering (paused, blocked by a slow script, cut
+        // off): until it answers again, waiting calls and new ones fail at once rather than queue
+        // behind it. A shorter hiccup only costs the commands that timed out.
         if (this.#answers !== answersBefore) return
-        this.#stalled = true
-        this.#failQueue()
+        afterRunning(this.#limits.timeoutMs, () => {
+          if (this.#answers !== answersBefore || this.#inFlight === 0) return
+          this.#stalled = true
+          this.#failQueue()
+        })
       },
     })
   }
@@ -195,7 +199,7 @@ export class CommandGate {
   }
 
   #stallReason(): string {
-    return `Redis has answered none of the ${this.#inFlight} commands in flight for over ${this.#limits.timeoutMs} ms`
+    return `Redis has answered none of the ${this.#inFlight} commands in flight for over ${2 * this.#limits.timeoutMs} ms`
   }
 
   /** Sends waiting calls while there is room and the client can take them. */

@@ -88,8 +88,28 @@ export function validateTimeout(timeoutMs: number | undefined): number {
 export const nextTurn: (callback: () => void) => void =
   typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
 
-// How late a timeout timer may fire before the delay counts as this process's, not Redis's.
+// How late a timer may fire before the delay counts as this process's, not Redis's.
 const LAG_SLACK_MS = 5
+
+/**
+ * Calls `callback` once `ms` of this process's running time have passed: a timer that fires more
+ * than a few ms late means the process could not run (busy, or not scheduled), and the lateness
+ * is added back, since the process could neither write a command nor read an answer meanwhile.
+ * Returns a function that cancels it.
+ */
+export function afterRunning(ms: number, callback: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout>
+  const arm = (wait: number) => {
+    const due = performance.now() + wait
+    timer = setTimeout(() => {
+      const late = performance.now() - due
+      if (late > LAG_SLACK_MS) arm(late)
+      else callback()
+    }, wait)
+  }
+  arm(ms)
+  return () => clearTimeout(timer)
+}
 
 /** What {@link withBackendTimeout} tells its caller besides the answer. */
 export interface TimeoutHooks<T> {
@@ -127,42 +147,31 @@ export function withBackendTimeout<T>(
   return new Promise<T>((resolve, reject) => {
     let settled = false
     let timedOut = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const arm = (ms: number) => {
-      const due = performance.now() + ms
-      timer = setTimeout(() => {
-        // A timer that fires late means this process could not run for that long (busy, or not
-        // scheduled): it could neither write the command nor read the answer, so that time is
-        // not Redis's. The answer gets it back.
-        const late = performance.now() - due
-        if (late > LAG_SLACK_MS) {
-          arm(late)
-          return
-        }
+    let cancel: (() => void) | undefined
+    const start = () => {
+      if (settled) return
+      cancel = afterRunning(timeoutMs, () =>
         nextTurn(() => {
           if (settled) return
           timedOut = true
           reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
           hooks.onTimeout?.()
-        })
-      }, ms)
-    }
-    const start = () => {
-      if (!settled) arm(timeoutMs)
+        }),
+      )
     }
     if (hooks.deferStart) hooks.deferStart(start)
     else start()
     work.then(
       (value) => {
         settled = true
-        clearTimeout(timer)
+        cancel?.()
         hooks.onSettled?.()
         if (!timedOut) resolve(value)
         else hooks.onLate?.(value)
       },
       (error: unknown) => {
         settled = true
-        clearTimeout(timer)
+        cancel?.()
         hooks.onSettled?.()
         const message = error instanceof Error ? error.message : String(error)
         reject(new TenantBackendError(`redis: ${what} failed: ${message}`, { cause: error, tenantId }))
