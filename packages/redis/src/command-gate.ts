@@ -6,8 +6,11 @@ import { afterRunning, nextTurn, withBackendTimeout } from './script'
 export const DEFAULT_MAX_IN_FLIGHT = 64
 /** Default {@link RedisStoreOptions.maxQueue}. */
 export const DEFAULT_MAX_QUEUE = 10_000
-/** Default {@link RedisStoreOptions.queueTimeoutMs}. */
-export const DEFAULT_QUEUE_TIMEOUT_MS = 1_000
+/**
+ * Default {@link RedisStoreOptions.queueTimeoutMs}, in units of `timeoutMs`: a store given a
+ * generous timeout for a slow network lets a burst wait proportionally longer to be sent.
+ */
+export const QUEUE_TIMEOUTS_PER_TIMEOUT = 20
 
 // How often a call held back for a client's first connection looks at it again. Polling rather
 // than a 'ready' listener: node-redis clusters emit none, and no listener is left on the user's

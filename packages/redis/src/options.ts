@@ -4,7 +4,7 @@ import {
   CommandGate,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_QUEUE,
-  DEFAULT_QUEUE_TIMEOUT_MS,
+  QUEUE_TIMEOUTS_PER_TIMEOUT,
 } from './command-gate'
 import { validatePrefix } from './keys'
 import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
@@ -42,7 +42,7 @@ export interface RedisStoreOptions {
   /**
    * How long a call may wait to be sent, in ms, before it fails with `TenantBackendError`. A call
    * that fails before it is sent has charged nothing.
-   * @default 1000
+   * @default 20 * timeoutMs (1000 with the default timeoutMs)
    */
   queueTimeoutMs?: number
   /**
@@ -93,7 +93,12 @@ export function resolveStoreOptions(
     timeoutMs,
     maxInFlight: wholeNumberOption('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1),
     maxQueue: wholeNumberOption('maxQueue', options.maxQueue, DEFAULT_MAX_QUEUE, 0),
-    queueTimeoutMs: wholeNumberOption('queueTimeoutMs', options.queueTimeoutMs, DEFAULT_QUEUE_TIMEOUT_MS, 1),
+    queueTimeoutMs: wholeNumberOption(
+      'queueTimeoutMs',
+      options.queueTimeoutMs,
+      QUEUE_TIMEOUTS_PER_TIMEOUT * timeoutMs,
+      1,
+    ),
   })
   return {
     redis,
