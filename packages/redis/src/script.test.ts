@@ -53,6 +53,20 @@ describe('withBackendTimeout', () => {
   })
 })
 
+/** `inner`, noting each command it sends in `calls` ('evalsha' or 'eval'). */
+function recording(inner: RedisScriptClient, calls: string[]): RedisScriptClient {
+  return {
+    evalScriptSha: (sha, keys, args) => {
+      calls.push('evalsha')
+      return inner.evalScriptSha(sha, keys, args)
+    },
+    evalScript: (src, keys, args) => {
+      calls.push('eval')
+      return inner.evalScript(src, keys, args)
+    },
+  }
+}
+
 describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
   let ioredis: Redis
   const nodeRedis = useNodeRedis()
@@ -87,17 +101,7 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
 
   it('counts one EVALSHA per run once the script is cached', async () => {
     const calls: string[] = []
-    const inner = toScriptClient(ioredis)
-    const counting: RedisScriptClient = {
-      evalScriptSha: (sha, keys, args) => {
-        calls.push('evalsha')
-        return inner.evalScriptSha(sha, keys, args)
-      },
-      evalScript: (src, keys, args) => {
-        calls.push('eval')
-        return inner.evalScript(src, keys, args)
-      },
-    }
+    const counting = recording(toScriptClient(ioredis), calls)
     const script = new LuaScript(`-- ${Math.random()}\nreturn 1`)
     await script.run(counting, [], [])
     await script.run(counting, [], [])
@@ -107,17 +111,7 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
 
   it('sends the source once when a burst meets a server without the script', async () => {
     const calls: string[] = []
-    const inner = toScriptClient(ioredis)
-    const counting: RedisScriptClient = {
-      evalScriptSha: (sha, keys, args) => {
-        calls.push('evalsha')
-        return inner.evalScriptSha(sha, keys, args)
-      },
-      evalScript: (src, keys, args) => {
-        calls.push('eval')
-        return inner.evalScript(src, keys, args)
-      },
-    }
+    const counting = recording(toScriptClient(ioredis), calls)
     const script = new LuaScript(`-- ${Math.random()}\nreturn ARGV[1]`)
     await script.sha()
     const results = await Promise.all(
