@@ -1,6 +1,8 @@
 // Redis: RedisQuotaManager against rate-limiter-flexible's RateLimiterRedis and hono-rate-limiter's
 // RedisStore on the local Redis, at concurrency 1 and 64: throughput, latency, and round trips per
 // decision counted twice, by the client (every command ioredis sends) and by the server (MONITOR).
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { InMemoryConfigManager, type QuotaConfig } from '@tenant/core'
 import { RedisQuotaManager, RedisRateLimiter } from '@tenant/redis'
 import { RedisStore } from 'hono-rate-limiter'
@@ -11,6 +13,7 @@ import { REDIS_ROUNDS, REDIS_SECONDS, REDIS_URL } from './lib/env'
 import { LIMITS } from './lib/limits'
 import type { Report } from './lib/report'
 import { formatRate, formatRatio, percentile } from './lib/timing'
+import type { BurstResult } from './redis-burst-child'
 
 const UNREACHABLE = 1e12
 const CHECK_LIMIT = 100
@@ -21,6 +24,14 @@ const CONCURRENCY = [1, 64] as const
 const COUNTED = 200
 /** Generous, so a busy machine shows up as latency, not as failed decisions. */
 const TIMEOUT_MS = 5_000
+
+/** Burst rows: a fresh process fires `burst` concurrent decisions at one tenant allowed `limit`. */
+const BURSTS = [
+  { mode: 'cold', burst: 300, limit: 100 },
+  { mode: 'warm', burst: 3000, limit: 1000 },
+] as const
+const BURST_STORES = ['fixed', 'sliding', 'rate'] as const
+const BURST_WARMUP = 3000
 
 const ids = Array.from({ length: TENANTS }, (_, i) => `tenant-${String(i).padStart(3, '0')}`)
 
@@ -196,6 +207,63 @@ async function roundTrips(peer: Peer): Promise<{ client: number; server: number 
   return { client: sent / COUNTED, server: seen / COUNTED }
 }
 
+const run = promisify(execFile)
+
+/** One burst in a child process (see redis-burst-child.ts), with the stores' default options. */
+async function burstRun(
+  store: (typeof BURST_STORES)[number],
+  shape: (typeof BURSTS)[number],
+  prefix: string,
+): Promise<BurstResult> {
+  const { stdout } = await run(
+    process.execPath,
+    [...process.execArgv, new URL('./redis-burst-child.ts', import.meta.url).pathname],
+    {
+      env: {
+        ...process.env,
+        REDIS_URL,
+        PREFIX: `${prefix}burst`,
+        STORE: store,
+        MODE: shape.mode,
+        BURST: String(shape.burst),
+        LIMIT: String(shape.limit),
+        WARMUP: String(BURST_WARMUP),
+      },
+      maxBuffer: 1 << 20,
+    },
+  )
+  return JSON.parse(stdout.trim().split('\n').pop()!) as BurstResult
+}
+
+/** The burst table: what callers saw (admitted, denied, 503) against what Redis charged. */
+async function burstTable(prefix: string): Promise<{ title: string; columns: string[]; rows: string[][] }> {
+  const names = {
+    fixed: 'RedisQuotaManager (fixed)',
+    sliding: 'RedisQuotaManager (sliding)',
+    rate: 'RedisRateLimiter',
+  }
+  const rows: string[][] = []
+  for (const shape of BURSTS) {
+    for (const store of BURST_STORES) {
+      const r = await burstRun(store, shape, `${prefix}${store}:`)
+      rows.push([
+        `${names[store]}, ${shape.mode}: ${shape.burst} at limit ${shape.limit}`,
+        String(r.admitted),
+        String(r.denied),
+        String(r.failed),
+        String(r.charged),
+        r.charged === r.admitted ? 'yes' : `NO (${r.charged - r.admitted} charged for nothing)`,
+        `${r.ms.toFixed(0)} ms`,
+      ])
+    }
+  }
+  return {
+    title: 'Redis bursts (default options, fresh process)',
+    columns: ['burst', 'admitted', 'denied', 'failed (503)', 'charged', 'charged == admitted', 'burst took'],
+    rows,
+  }
+}
+
 async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0'
   do {
@@ -209,7 +277,7 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
 export async function runRedis(report: Report): Promise<void> {
   const section = report.section(
     'Redis',
-    `Each contender on its own ioredis connection to ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}; ${TENANTS} tenants round robin; every decision admitted (limit never reached); each contender warmed up at each concurrency, then ${REDIS_ROUNDS} interleaved round(s) of ${REDIS_SECONDS} s, best round kept. Latency is per decision as the caller sees it (includes the client library). Round trips: commands the client sent per decision (ioredis sendCommand) and commands the server received from that connection per decision (MONITOR), over ${COUNTED} sequential decisions after warm-up.`,
+    `Each contender on its own ioredis connection to ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}; ${TENANTS} tenants round robin; every decision admitted (limit never reached); each contender warmed up at each concurrency, then ${REDIS_ROUNDS} interleaved round(s) of ${REDIS_SECONDS} s, best round kept. Latency is per decision as the caller sees it (includes the client library). Round trips: commands the client sent per decision (ioredis sendCommand) and commands the server received from that connection per decision (MONITOR), over ${COUNTED} sequential decisions after warm-up. Bursts: a fresh child process per row creates a plain \`new Redis(url)\` client and one store with its default options, fires the burst at one tenant at once (cold: before the client has connected; warm: after connecting and ${BURST_WARMUP} warm-up decisions on another tenant), waits for every reply, then reads what Redis charged the tenant.`,
   )
   const prefix = `bench:${process.pid}:${Date.now()}:`
   const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true })
@@ -289,6 +357,12 @@ export async function runRedis(report: Report): Promise<void> {
       console.log(`\n${table.title}`)
       for (const row of rows) console.log(`  ${row.join('  ')}`)
     }
+
+    // Each burst runs in a process of its own, started after the load runs.
+    const bursts = await burstTable(prefix)
+    section.tables.push(bursts)
+    console.log(`\n${bursts.title}`)
+    for (const row of bursts.rows) console.log(`  ${row.join('  ')}`)
 
     const ours = 'RedisQuotaManager (fixed minute)'
     const ourTrips = trips.get(ours)!

@@ -8,7 +8,7 @@ import {
 import { LUA_PRELUDE, nowArg } from './lua'
 import { optionError } from './option-error'
 import { type RedisStoreOptions, type ResolvedStoreOptions, resolveStoreOptions } from './options'
-import { LuaScript, withBackendTimeout } from './script'
+import { LuaScript } from './script'
 
 /** Turns cache values into Redis strings and back. */
 export interface CacheSerializer<V> {
@@ -275,7 +275,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   }
 
   #run(script: LuaScript, keys: string[], args: string[], what: string): Promise<unknown> {
-    const { redis, timeoutMs } = this.#options
-    return withBackendTimeout(script.run(redis, keys, args), timeoutMs, what)
+    const { redis, gate } = this.#options
+    return gate.run(() => script.run(redis, keys, args), what)
   }
 }

@@ -23,7 +23,22 @@ export interface RedisScriptClient {
   evalScriptSha(sha: string, keys: string[], args: string[]): Promise<unknown>
   /** `EVAL script numkeys ...keys ...args`. */
   evalScript(script: string, keys: string[], args: string[]): Promise<unknown>
+  /**
+   * Optional: the state of the client's connection (see {@link ConnectionState}). While a client
+   * that has never been ready is `'connecting'`, the stores hold their calls back and send them
+   * once it is ready, so `timeoutMs` never counts connection set-up and no call waits in the
+   * client's own queue. Without it the client is taken to be ready.
+   */
+  connectionState?(): ConnectionState
 }
+
+/**
+ * A client's connection as the stores see it. `'ready'`: a command sent now goes to the server at
+ * once. `'connecting'`: the client is connecting and will be ready by itself. `'down'`: anything
+ * else (closed, or between reconnection attempts): calls go to the client, which fails or queues
+ * them its own way.
+ */
+export type ConnectionState = 'ready' | 'connecting' | 'down'
 
 /** The part of an ioredis `Redis` or `Cluster` instance the stores use. */
 export interface IoredisLike {
@@ -31,6 +46,10 @@ export interface IoredisLike {
   evalsha(sha: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
   /** ioredis `eval(script, numkeys, ...keys, ...args)`. */
   eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>
+  /** ioredis `status` (`'wait'`, `'connecting'`, `'connect'`, `'ready'`, `'reconnecting'`, `'end'`, ...). */
+  readonly status?: string
+  /** ioredis `connect()`: what a command sent to a `lazyConnect` client that never connected does first. */
+  connect?(): Promise<unknown>
 }
 
 /** The part of a node-redis (`redis` package, v4 and later) client or cluster the stores use. */
@@ -39,6 +58,30 @@ export interface NodeRedisLike {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   /** node-redis `eval(script, { keys, arguments })`. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  /** node-redis `isOpen`: `connect()` was called and the client was not closed since. */
+  readonly isOpen?: boolean
+  /** node-redis `isReady`: connected, commands go to the server at once. */
+  readonly isReady?: boolean
+}
+
+/** ioredis `status` as a {@link ConnectionState}. */
+function ioredisState(client: IoredisLike): ConnectionState {
+  switch (client.status) {
+    case 'ready':
+      return 'ready'
+    case 'wait':
+      // A lazyConnect client nobody connected yet: the first command would connect it (ioredis's
+      // sendCommand does exactly this), and holding commands back must not leave it unconnected.
+      client.connect?.().catch(() => {})
+      return 'connecting'
+    case 'connecting':
+    case 'connect':
+    case 'close': // between a failed attempt and the next one (or 'end')
+    case 'reconnecting':
+      return 'connecting'
+    default:
+      return 'down'
+  }
 }
 
 /** What the `redis` option of every store accepts. */
@@ -46,7 +89,8 @@ export type RedisClientInput = RedisScriptClient | IoredisLike | NodeRedisLike
 
 /**
  * Wraps an ioredis `Redis` or `Cluster` instance. Commands are sent as plain `EVALSHA` / `EVAL`,
- * so the client's own options (timeouts, offline queue, retries) apply unchanged.
+ * so the client's own options (timeouts, offline queue, retries) apply unchanged; its `status`
+ * becomes {@link RedisScriptClient.connectionState}.
  *
  * @example
  * ```ts
@@ -58,11 +102,13 @@ export function ioredisClient(client: IoredisLike): RedisScriptClient {
   return {
     evalScriptSha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
     evalScript: (script, keys, args) => client.eval(script, keys.length, ...keys, ...args),
+    ...(typeof client.status === 'string' && { connectionState: () => ioredisState(client) }),
   }
 }
 
 /**
- * Wraps a node-redis client (`createClient()` / `createCluster()` from the `redis` package).
+ * Wraps a node-redis client (`createClient()` / `createCluster()` from the `redis` package); its
+ * `isReady` and `isOpen` become {@link RedisScriptClient.connectionState}.
  *
  * @example
  * ```ts
@@ -74,6 +120,9 @@ export function nodeRedisClient(client: NodeRedisLike): RedisScriptClient {
   return {
     evalScriptSha: (sha, keys, args) => client.evalSha(sha, { keys, arguments: args }),
     evalScript: (script, keys, args) => client.eval(script, { keys, arguments: args }),
+    ...(typeof client.isReady === 'boolean' && {
+      connectionState: () => (client.isReady ? 'ready' : client.isOpen ? 'connecting' : 'down'),
+    }),
   }
 }
 

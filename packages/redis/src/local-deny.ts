@@ -1,4 +1,4 @@
-import { optionError } from './option-error'
+import { wholeNumberOption } from './option-error'
 
 /** Options of the in-process denial cache of {@link RedisQuotaManager}. */
 export interface LocalDenyOptions {
@@ -35,17 +35,19 @@ export interface DenyEntry<D> {
  * config fingerprint) or someone deleting the counters by hand. Consumes by other instances only
  * add usage, and `adjust()` refunds only touch tokens, so neither can make an earlier admission
  * possible. Token denials are never cached: another instance's refund could free tokens early.
+ *
+ * The one refund that gives requests back is of an admission whose reply came after its caller
+ * timed out. This process's own such refunds drop the tenant's entry ({@link refunded}), and a
+ * denial whose call was made before one of them was sent is not remembered: Redis may have
+ * decided it before the refund ran. Another instance's late-reply refund is not seen (README).
  */
 export class LocalDenyCache<D> {
   readonly #max: number
   readonly #entries = new Map<string, DenyEntry<D>>()
+  #refunds = 0
 
   constructor(options: LocalDenyOptions = {}) {
-    const max = options.maxEntries ?? DEFAULT_LOCAL_DENY_ENTRIES
-    if (!Number.isInteger(max) || max < 1) {
-      throw optionError('localDeny.maxEntries', `must be a whole number >= 1, got ${String(max)}`)
-    }
-    this.#max = max
+    this.#max = wholeNumberOption('localDeny.maxEntries', options.maxEntries, DEFAULT_LOCAL_DENY_ENTRIES, 1)
   }
 
   /** Number of tenants held (for tests and metrics). */
@@ -64,8 +66,17 @@ export class LocalDenyCache<D> {
     return requests >= entry.requests ? entry : undefined
   }
 
-  /** Remembers a denial, replacing the tenant's previous one. */
-  remember(tenantId: string, entry: DenyEntry<D>): void {
+  /** How many late-reply refunds this process has sent: read it when a call is made, pass it to {@link remember}. */
+  get refunds(): number {
+    return this.#refunds
+  }
+
+  /**
+   * Remembers a denial, replacing the tenant's previous one, unless a refund was sent since the
+   * call was made (`refundsBefore`, from {@link refunds}): the denial may not have counted it.
+   */
+  remember(tenantId: string, entry: DenyEntry<D>, refundsBefore: number): void {
+    if (refundsBefore !== this.#refunds) return
     this.#entries.delete(tenantId)
     this.#entries.set(tenantId, entry)
     if (this.#entries.size > this.#max) {
@@ -74,8 +85,9 @@ export class LocalDenyCache<D> {
     }
   }
 
-  /** Forgets a tenant (an admission proves the entry, if any, is no longer right). */
-  forget(tenantId: string): void {
+  /** A refund of one of the tenant's admissions was sent: the room it makes voids the entry. */
+  refunded(tenantId: string): void {
+    this.#refunds++
     this.#entries.delete(tenantId)
   }
 }

@@ -7,3 +7,20 @@ import { InvalidTenantConfigError } from '@tenant/core'
 export function optionError(path: string, message: string): InvalidTenantConfigError {
   return new InvalidTenantConfigError([{ path: path.split('.'), message, code: 'custom' }])
 }
+
+/**
+ * A whole-number option of at least `min`, or `fallback` when it is unset. Anything else throws
+ * {@link optionError} naming it, at construction.
+ */
+export function wholeNumberOption(
+  path: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw optionError(path, `must be a whole number >= ${min}, got ${String(value)}`)
+  }
+  return value
+}

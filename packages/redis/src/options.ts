@@ -1,8 +1,14 @@
 import { assertMethods, type Clock, systemClock } from '@tenant/core'
 import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
+import {
+  CommandGate,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_QUEUE,
+  QUEUE_TIMEOUTS_PER_TIMEOUT,
+} from './command-gate'
 import { validatePrefix } from './keys'
 import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
-import { optionError } from './option-error'
+import { optionError, wholeNumberOption } from './option-error'
 import { validateTimeout } from './script'
 
 /** The options every store of this package shares. */
@@ -12,10 +18,33 @@ export interface RedisStoreOptions {
   /** Start of every key, inside the Cluster hash tag. 1 to 128 characters of `[A-Za-z0-9:._-]`. */
   prefix?: string
   /**
-   * Per-call timeout in ms; a slower Redis rejects with `TenantBackendError`.
+   * How long a call waits for Redis's answer once its command is sent, in ms; a slower Redis
+   * rejects with `TenantBackendError`. It does not count the wait for the client's first
+   * connection or for a place among `maxInFlight` (that is `queueTimeoutMs`), nor time this
+   * process could not run. An admission whose answer comes later is refunded.
    * @default 50
    */
   timeoutMs?: number
+  /**
+   * How many of this store's commands may be sent and unanswered at once; more calls wait in the
+   * store's queue, so a burst does not pile up in the client's pipeline where each command's
+   * timer would count the whole burst ahead of it.
+   * @default 64
+   */
+  maxInFlight?: number
+  /**
+   * How many calls may wait to be sent (for a place among `maxInFlight`, or for the client's
+   * first connection). A call that finds the queue full fails at once with `TenantBackendError`
+   * (503 at the HTTP edge). 0: no queue.
+   * @default 10000
+   */
+  maxQueue?: number
+  /**
+   * How long a call may wait to be sent, in ms, before it fails with `TenantBackendError`. A call
+   * that fails before it is sent has charged nothing.
+   * @default 20 * timeoutMs (1000 with the default timeoutMs)
+   */
+  queueTimeoutMs?: number
   /**
    * Decide with this clock instead of the Redis server's `TIME`: for tests (`ManualClock`) and
    * single hosts. Several hosts should keep the default, which makes their clock skew irrelevant.
@@ -29,6 +58,8 @@ export interface ResolvedStoreOptions {
   redis: RedisScriptClient
   prefix: string
   timeoutMs: number
+  /** Sends the store's commands: bounds, timeouts, waiting for a first connection. */
+  gate: CommandGate
   /** The clock whose time goes into the scripts; undefined for Redis TIME. */
   clock: Clock | undefined
   /** The clock for what happens in this process (the local-deny cache, unlimited tenants). */
@@ -56,10 +87,24 @@ export function resolveStoreOptions(
     throw optionError('options', `${owner} needs an options object with a redis client`)
   }
   if (options.clock !== undefined) assertMethods(options.clock, 'options.clock', ['now'])
+  const redis = toScriptClient(options.redis)
+  const timeoutMs = validateTimeout(options.timeoutMs)
+  const gate = new CommandGate(redis, {
+    timeoutMs,
+    maxInFlight: wholeNumberOption('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1),
+    maxQueue: wholeNumberOption('maxQueue', options.maxQueue, DEFAULT_MAX_QUEUE, 0),
+    queueTimeoutMs: wholeNumberOption(
+      'queueTimeoutMs',
+      options.queueTimeoutMs,
+      QUEUE_TIMEOUTS_PER_TIMEOUT * timeoutMs,
+      1,
+    ),
+  })
   return {
-    redis: toScriptClient(options.redis),
+    redis,
     prefix: validatePrefix(options.prefix, defaultPrefix),
-    timeoutMs: validateTimeout(options.timeoutMs),
+    timeoutMs,
+    gate,
     clock: options.clock,
     localClock: options.clock ?? systemClock,
   }

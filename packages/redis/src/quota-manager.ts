@@ -31,7 +31,7 @@ import {
 } from './options'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
-import { type LuaScript, withBackendTimeout } from './script'
+import type { LuaScript } from './script'
 
 /** Options of {@link RedisQuotaManager}. */
 export interface RedisQuotaManagerOptions extends RedisStoreOptions {
@@ -180,15 +180,17 @@ export class RedisQuotaManager implements QuotaManager {
     const sentAt = this.#options.localClock.now()
     const held = this.#localDeny?.match(tenantId, sentAt, charge.requests, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
+    const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
-    const { now, applied, state } = await this.#call(tenantId, key, 'consume', args, limits)
+    const refundLate = (reply: unknown) => this.#refundLate(tenantId, key, args, reply, limits)
+    const { now, applied, state } = await this.#call(tenantId, key, 'consume', args, limits, refundLate)
     const { decision } = algorithm.consume(state, config, charge, now)
     if (decision.allowed !== applied) {
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
     if (!decision.allowed && this.#localDeny)
-      this.#holdDenial(tenantId, limits, state, charge, now, sentAt, decision, fingerprint)
+      this.#holdDenial(tenantId, limits, state, charge, now, { sentAt, refundsBefore }, decision, fingerprint)
     return decision
   }
 
@@ -245,16 +247,52 @@ export class RedisQuotaManager implements QuotaManager {
     return prepared
   }
 
+  /**
+   * Resolves once every command this manager sent has been answered and every refund it owes
+   * (see `timeoutMs`) has been made. Call it before closing the client, so no refund is lost.
+   */
+  drain(): Promise<void> {
+    return this.#options.gate.drain()
+  }
+
   async #call(
     tenantId: string,
     key: string,
     op: string,
     args: string[],
     limits: readonly EffectiveLimit[],
+    onLate?: (reply: unknown) => void,
   ): Promise<DecodedReply<unknown>> {
-    const { redis, clock, timeoutMs } = this.#options
-    const run = this.#engine.script.run(redis, [key], [nowArg(clock), op, ...args])
-    return this.#engine.decode(await withBackendTimeout(run, timeoutMs, `quota ${op}`, tenantId), limits)
+    const { redis, clock, gate } = this.#options
+    // The time is read when the command goes out: a call that waited to be sent decides at send time.
+    const send = () => this.#engine.script.run(redis, [key], [nowArg(clock), op, ...args])
+    return this.#engine.decode(await gate.run(send, `quota ${op}`, tenantId, onLate), limits)
+  }
+
+  /**
+   * A consume whose caller was told it timed out, but whose reply came after all: if it charged,
+   * take the charge back, from the very windows (fixed) or buckets (sliding) of its decision time,
+   * so a failed call never costs quota.
+   */
+  #refundLate(
+    tenantId: string,
+    key: string,
+    args: string[],
+    reply: unknown,
+    limits: readonly EffectiveLimit[],
+  ): void {
+    let decoded: DecodedReply<unknown>
+    try {
+      decoded = this.#engine.decode(reply, limits)
+    } catch {
+      return // not a reply the script sends: nothing it could have charged is known
+    }
+    if (!decoded.applied || (args[0] === '0' && args[1] === '0')) return
+    const { redis, gate } = this.#options
+    // ARGV[1] is the admission's decision time: the script finds its windows from it.
+    gate.track(this.#engine.script.run(redis, [key], [String(decoded.now), 'refund', ...args]))
+    // The refund frees request capacity that a remembered denial may be holding back.
+    this.#localDeny?.refunded(tenantId)
   }
 
   /**
@@ -268,10 +306,11 @@ export class RedisQuotaManager implements QuotaManager {
     state: unknown,
     charge: { requests: number; tokens: number },
     now: number,
-    sentAt: number,
+    call: { sentAt: number; refundsBefore: number },
     decision: QuotaDecision,
     fingerprint: string,
   ): void {
+    const { sentAt } = call
     const requestLimits: QuotaConfig = {
       limits: limits.flatMap((l) =>
         l.requests === undefined ? [] : [{ window: l.window, requests: l.requests }],
@@ -285,12 +324,16 @@ export class RedisQuotaManager implements QuotaManager {
     )
     if (byRequests.decision.allowed) return
     // sentAt is no later than the moment Redis decided, so the hold never outlasts the truth.
-    this.#localDeny!.remember(tenantId, {
-      until: sentAt + byRequests.decision.retryAfterMs,
-      requests: charge.requests,
-      fingerprint,
-      decision,
-      retryAt: sentAt + decision.retryAfterMs,
-    })
+    this.#localDeny!.remember(
+      tenantId,
+      {
+        until: sentAt + byRequests.decision.retryAfterMs,
+        requests: charge.requests,
+        fingerprint,
+        decision,
+        retryAt: sentAt + decision.retryAfterMs,
+      },
+      call.refundsBefore,
+    )
   }
 }

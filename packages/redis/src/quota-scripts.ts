@@ -13,10 +13,17 @@ import { LuaScript } from './script'
  * tenant's state as it was before: the sliding script as `field1, value1, ...` of its hash, the
  * fixed script as the current counts of each configured window (see there).
  *
- * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek'), requests cost (or the token
- * delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`, shortest
- * window first) its window, requests allowance and tokens allowance (0 = unlimited) and, for
- * sliding windows, the bucket length in ms.
+ * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek' | 'refund'), requests cost (or
+ * the token delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`,
+ * shortest window first) its window, requests allowance and tokens allowance (0 = unlimited) and,
+ * for sliding windows, the bucket length in ms.
+ *
+ * `refund` takes back an admission whose reply came too late for its caller (who was told the
+ * call failed): ARGV[1] is then the decision time that admission's reply carried, and the cost
+ * and limits are the ones it was sent with, so the script finds exactly the windows (fixed) or
+ * buckets (sliding) the charge went into. Each loses the cost, never going below zero; a window
+ * or bucket that no longer holds the charge (a new window started since) is left alone. A refund
+ * never sets a TTL: it only lowers counts of an existing key, whose TTL already covers them.
  */
 
 /**
@@ -133,6 +140,24 @@ for j = 1, n do
 end
 if op == 'peek' then return reply end
 local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+if op == 'refund' then
+  -- now is the refunded admission's decision time: a counter that still starts where that
+  -- window did holds the charge. In place, like the fast path; a counter that reaches zero goes,
+  -- as the slow path would leave it out (the next admission then rewrites the hash).
+  for j = 1, n do
+    if cur[4 * j - 1] then
+      local r = math.max(0, reply[2 * j + 1] - cost_r)
+      local t = math.max(0, reply[2 * j + 2] - cost_t)
+      if r == 0 and t == 0 then
+        redis.call('HDEL', KEYS[1], windows[j])
+      else
+        redis.call('HSET', KEYS[1], windows[j], cur[4 * j - 1] .. ',' .. fmt(r) .. ',' .. fmt(t))
+      end
+    end
+  end
+  reply[2] = 1
+  return reply
+end
 if op == 'consume' then
   for j = 1, n do
     local limit_r, limit_t = tonumber(ARGV[3 * j + 3]), tonumber(ARGV[3 * j + 4])
@@ -191,6 +216,12 @@ local function non_empty(buckets)
   local out = {}
   for _, b in ipairs(buckets) do if b[2] ~= 0 or b[3] ~= 0 then out[#out + 1] = b end end
   return out
+end
+-- The hash value of a window: its buckets as 'start,requests,tokens;...'.
+local function encode(buckets)
+  local parts = {}
+  for j, b in ipairs(buckets) do parts[j] = fmt(b[1]) .. ',' .. fmt(b[2]) .. ',' .. fmt(b[3]) end
+  return table.concat(parts, ';')
 end
 -- prune: drops buckets that can never count again, and empty ones.
 local function prune(buckets, B)
@@ -259,6 +290,29 @@ for i = 6, #ARGV, 4 do
   scans[#scans + 1] = { window = ARGV[i], B = B, limit_r = tonumber(ARGV[i + 1]), limit_t = tonumber(ARGV[i + 2]),
     buckets = prune(parse(stored[ARGV[i]]), B) }
 end
+if op == 'refund' then
+  -- now is the refunded admission's decision time, so the bucket containing it is the one
+  -- add_to_current charged. Only the windows that still hold that bucket change, in place: the
+  -- key's TTL already outlives them.
+  local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+  for _, s in ipairs(scans) do
+    local start = math.floor(now / s.B) * s.B
+    for _, b in ipairs(s.buckets) do
+      if b[1] == start then
+        b[2], b[3] = math.max(0, b[2] - cost_r), math.max(0, b[3] - cost_t)
+        local left = non_empty(s.buckets)
+        if #left == 0 then
+          redis.call('HDEL', KEYS[1], s.window)
+        else
+          redis.call('HSET', KEYS[1], s.window, encode(left))
+        end
+        break
+      end
+    end
+  end
+  reply[2] = 1
+  return reply
+end
 if op == 'consume' then
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   for _, s in ipairs(scans) do
@@ -281,9 +335,7 @@ local expires_at = 0
 for _, s in ipairs(scans) do
   local n = #s.buckets
   if n > 0 then
-    local parts = {}
-    for j, b in ipairs(s.buckets) do parts[j] = fmt(b[1]) .. ',' .. fmt(b[2]) .. ',' .. fmt(b[3]) end
-    redis.call('HSET', KEYS[1], s.window, table.concat(parts, ';'))
+    redis.call('HSET', KEYS[1], s.window, encode(s.buckets))
     expires_at = math.max(expires_at, s.buckets[n][1] + (P + 1) * s.B)
   end
 end

@@ -21,17 +21,19 @@ import {
   resolveStoreOptions,
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
-import { LuaScript, withBackendTimeout } from './script'
+import { LuaScript } from './script'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
  * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
  * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
- * ARGV: now, cost, requestsPerSecond, burst. Reply: now and taken (0/1) as integers, then, when
- * the tenant has a bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps
- * both sides' decoding cheap.
+ * ARGV: now, cost, requestsPerSecond, burst, and 'refund' to give `cost` tokens back instead (an
+ * admission whose reply came too late for its caller): the level at `now` plus the cost, capped
+ * at the burst. Reply: now and taken / given back (0/1) as integers, then, when the tenant has a
+ * bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps both sides'
+ * decoding cheap.
  */
-const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+export const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
 local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local saved = redis.call('HMGET', KEYS[1], 'tokens', 'updatedAt')
@@ -42,6 +44,9 @@ if saved[1] and saved[2] then
   local elapsed = math.max(0, now - tonumber(saved[2]))
   level = math.min(burst, tonumber(saved[1]) + (elapsed * rate) / 1000)
 end
+-- A refund is a negative take: the same write, with the level raised instead of lowered (no
+-- bucket means a full one, which has nothing to take back).
+if ARGV[5] == 'refund' then cost = -math.min(cost, burst - level) end
 if cost <= level then
   local tokens = level - cost
   if tokens >= burst then
@@ -135,7 +140,7 @@ export class RedisRateLimiter implements RateLimiter {
    * tenant without a rate limit is always allowed, without a round trip.
    */
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    const { redis, prefix, timeoutMs, clock, localClock } = this.#options
+    const { redis, prefix, gate, clock, localClock } = this.#options
     const key = `${tenantTag(prefix, tenantId)}:b`
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
@@ -149,22 +154,52 @@ export class RedisRateLimiter implements RateLimiter {
     const fingerprint = this.#localDeny ? `${config.requestsPerSecond}/${config.burst}` : ''
     const held = this.#localDeny?.match(tenantId, sentAt, cost, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
+    const refundsBefore = this.#localDeny?.refunds ?? 0
 
-    const args = [nowArg(clock), String(cost), String(config.requestsPerSecond), String(config.burst)]
-    const run = TOKEN_BUCKET_SCRIPT.run(redis, [key], args)
-    const reply = decodeBucketReply(await withBackendTimeout(run, timeoutMs, 'rate limit consume', tenantId))
+    const rest = [String(cost), String(config.requestsPerSecond), String(config.burst)]
+    // The time is read when the command goes out: a call that waited to be sent decides at send time.
+    const send = () => TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest])
+    const refundLate = (late: unknown) => this.#refundLate(tenantId, key, rest, late)
+    const reply = decodeBucketReply(await gate.run(send, 'rate limit consume', tenantId, refundLate))
     const { decision } = tokenBucketConsume(reply.state, config, cost, reply.now)
     if (decision.allowed !== reply.applied) {
       throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
         tenantId,
       })
     }
-    // Other instances only take tokens, so until the retry time no request of at least this cost
-    // can pass; a changed rate or burst voids the entry.
+    // Other instances only take tokens (but for late-reply refunds, see LocalDenyCache), so until
+    // the retry time no request of at least this cost can pass; a changed rate or burst voids the entry.
     if (!decision.allowed && this.#localDeny) {
       const retryAt = sentAt + decision.retryAfterMs
-      this.#localDeny.remember(tenantId, { until: retryAt, requests: cost, fingerprint, decision, retryAt })
+      const entry = { until: retryAt, requests: cost, fingerprint, decision, retryAt }
+      this.#localDeny.remember(tenantId, entry, refundsBefore)
     }
     return decision
+  }
+
+  /**
+   * Resolves once every command this limiter sent has been answered and every refund it owes
+   * (see `timeoutMs`) has been made. Call it before closing the client, so no refund is lost.
+   */
+  drain(): Promise<void> {
+    return this.#options.gate.drain()
+  }
+
+  /**
+   * A take whose caller was told it timed out, but whose reply came after all: if it took tokens,
+   * give them back (capped at the burst), so a failed call never costs any.
+   */
+  #refundLate(tenantId: string, key: string, rest: string[], reply: unknown): void {
+    let taken: boolean
+    try {
+      taken = decodeBucketReply(reply).applied
+    } catch {
+      return // not a reply the script sends: nothing it could have taken is known
+    }
+    if (!taken || rest[0] === '0') return
+    const { redis, gate, clock } = this.#options
+    gate.track(TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest, 'refund']))
+    // The tokens given back may admit what a remembered denial is holding back.
+    this.#localDeny?.refunded(tenantId)
   }
 }

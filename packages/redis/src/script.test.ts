@@ -1,8 +1,8 @@
 import { InvalidTenantConfigError, TenantBackendError } from '@tenant/core'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectIoredis, REDIS_URL, useNodeRedis } from '../test/helpers/redis-env'
-import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
+import { connectIoredis, REDIS_URL, useNodeRedis, usePrivateRedis } from '../test/helpers/redis-env'
+import { CAN_SPAWN_REDIS } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
 import { LuaScript, validateTimeout, withBackendTimeout } from './script'
 
@@ -53,6 +53,20 @@ describe('withBackendTimeout', () => {
   })
 })
 
+/** `inner`, noting each command it sends in `calls` ('evalsha' or 'eval'). */
+function recording(inner: RedisScriptClient, calls: string[]): RedisScriptClient {
+  return {
+    evalScriptSha: (sha, keys, args) => {
+      calls.push('evalsha')
+      return inner.evalScriptSha(sha, keys, args)
+    },
+    evalScript: (src, keys, args) => {
+      calls.push('eval')
+      return inner.evalScript(src, keys, args)
+    },
+  }
+}
+
 describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
   let ioredis: Redis
   const nodeRedis = useNodeRedis()
@@ -87,22 +101,26 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
 
   it('counts one EVALSHA per run once the script is cached', async () => {
     const calls: string[] = []
-    const inner = toScriptClient(ioredis)
-    const counting: RedisScriptClient = {
-      evalScriptSha: (sha, keys, args) => {
-        calls.push('evalsha')
-        return inner.evalScriptSha(sha, keys, args)
-      },
-      evalScript: (src, keys, args) => {
-        calls.push('eval')
-        return inner.evalScript(src, keys, args)
-      },
-    }
+    const counting = recording(toScriptClient(ioredis), calls)
     const script = new LuaScript(`-- ${Math.random()}\nreturn 1`)
     await script.run(counting, [], [])
     await script.run(counting, [], [])
     await script.run(counting, [], [])
     expect(calls).toEqual(['evalsha', 'eval', 'evalsha', 'evalsha'])
+  })
+
+  it('sends the source once when a burst meets a server without the script', async () => {
+    const calls: string[] = []
+    const counting = recording(toScriptClient(ioredis), calls)
+    const script = new LuaScript(`-- ${Math.random()}\nreturn ARGV[1]`)
+    await script.sha()
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => script.run(counting, [], [String(i)])),
+    )
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => String(i)))
+    // 50 NOSCRIPT answers; the first resends the source, the other 49 wait for it and retry the SHA.
+    expect(calls.filter((c) => c === 'eval')).toHaveLength(1)
+    expect(calls.filter((c) => c === 'evalsha')).toHaveLength(99)
   })
 
   it('passes errors other than NOSCRIPT through unchanged', async () => {
@@ -112,29 +130,15 @@ describe.runIf(REDIS_URL)('LuaScript against a real Redis', () => {
 })
 
 describe.runIf(CAN_SPAWN_REDIS)('timeouts against a paused server', () => {
-  let server: RedisServerProcess
-  let client: Redis
-  let admin: Redis
-
-  beforeAll(async () => {
-    server = await RedisServerProcess.launch()
-    client = await connectIoredis(server.url)
-    admin = await connectIoredis(server.url)
-  })
-
-  afterAll(async () => {
-    client?.disconnect()
-    admin?.disconnect()
-    await server?.stop()
-  })
+  const server = usePrivateRedis()
 
   it('times out a script the server does not answer in time, and works once it answers', async () => {
     const script = new LuaScript('return 1')
-    const run = () => withBackendTimeout(script.run(toScriptClient(client), [], []), 30, 'run')
+    const run = () => withBackendTimeout(script.run(toScriptClient(server.client), [], []), 30, 'run')
     await expect(run()).resolves.toBe(1)
-    await admin.call('CLIENT', 'PAUSE', '300', 'ALL')
+    await server.admin.call('CLIENT', 'PAUSE', '300', 'ALL')
     await expect(run()).rejects.toBeInstanceOf(TenantBackendError)
-    await admin.call('CLIENT', 'UNPAUSE')
+    await server.admin.call('CLIENT', 'UNPAUSE')
     await expect(run()).resolves.toBe(1)
   })
 })

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll } from 'vitest'
+import { RedisServerProcess } from './redis-server'
 
 /**
  * The Redis the integration tests use: `TEST_REDIS_URL`, or the local server at
@@ -118,4 +119,37 @@ export function useNodeRedis() {
     if (client.isOpen) await client.close()
   })
   return client
+}
+
+/**
+ * Inside a `describe`: a private `redis-server` child process (started before the tests, killed
+ * after) with two connected ioredis clients, `client` for the code under test and `admin` for
+ * the test's own commands. For tests that pause, flush or stop their server, which must never
+ * happen to the shared one. Its fields are read inside the tests, once `beforeAll` has run.
+ */
+export function usePrivateRedis(): { readonly url: string; readonly client: Redis; readonly admin: Redis } {
+  let server: RedisServerProcess | undefined
+  let client: Redis | undefined
+  let admin: Redis | undefined
+  beforeAll(async () => {
+    server = await RedisServerProcess.launch()
+    client = await connectIoredis(server.url)
+    admin = await connectIoredis(server.url)
+  })
+  afterAll(async () => {
+    client?.disconnect()
+    admin?.disconnect()
+    await server?.stop()
+  })
+  return {
+    get url() {
+      return server!.url
+    },
+    get client() {
+      return client!
+    },
+    get admin() {
+      return admin!
+    },
+  }
 }

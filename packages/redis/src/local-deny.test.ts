@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest'
+import { LocalDenyCache } from './local-deny'
+
+describe('LocalDenyCache and late-reply refunds', () => {
+  const entry = { until: 2_000, requests: 1, fingerprint: 'f', decision: 'denied', retryAt: 2_000 }
+
+  it('drops the tenant when one of its admissions is refunded', () => {
+    const cache = new LocalDenyCache<string>()
+    cache.remember('acme', entry, cache.refunds)
+    cache.remember('beta', entry, cache.refunds)
+    expect(cache.match('acme', 1_000, 1, 'f')?.decision).toBe('denied')
+    cache.refunded('acme')
+    expect(cache.match('acme', 1_000, 1, 'f')).toBeUndefined()
+    expect(cache.match('beta', 1_000, 1, 'f')?.decision).toBe('denied')
+  })
+
+  it('does not remember a denial whose call was made before a refund was sent', () => {
+    // Redis may have decided the denial before the refund ran: the room it made is not in it.
+    const cache = new LocalDenyCache<string>()
+    const before = cache.refunds
+    cache.refunded('acme')
+    cache.remember('acme', entry, before)
+    expect(cache.size).toBe(0)
+    // A call made after the refund was sent is decided after it (one connection, in order).
+    cache.remember('acme', entry, cache.refunds)
+    expect(cache.size).toBe(1)
+  })
+})
