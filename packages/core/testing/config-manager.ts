@@ -114,6 +114,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       const expected: TenantConfig = {
         id: `${p}a`,
         status: 'active',
+        plan: null,
         quota: { limits: [] },
         rateLimit: null,
         policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
@@ -156,7 +157,8 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
         },
       } satisfies TenantConfigInput
       const stored = await set(input)
-      expect(stored).toEqual({ ...input, createdAt: T0, updatedAt: T0 })
+      // `plan` defaults to null; the plan store's suite covers tenants on a plan.
+      expect(stored).toEqual({ ...input, plan: null, createdAt: T0, updatedAt: T0 })
       expect(await manager.getTenantConfig(input.id)).toEqual(stored)
     })
 

@@ -6,6 +6,8 @@ import {
   InvalidTenantConfigError,
   parseTenantConfig,
   resolveAuditListOptions,
+  type TenantAuditRecord,
+  type TenantAuditRecordInput,
   validateTenantId,
 } from '@tenant/core'
 import { and, desc, eq, lt } from 'drizzle-orm'
@@ -45,10 +47,11 @@ export class DrizzleAuditLog implements AuditLog {
   }
 
   /** Inserts `record` (its snapshots validated first) and returns it with its id: the row id, zero-padded to 16 digits. */
-  async append(record: AuditRecordInput): Promise<AuditRecord> {
+  async append(input: AuditRecordInput): Promise<AuditRecord> {
+    const record = input as TenantAuditRecordInput
     validateTenantId(record.tenantId)
     // Snapshots are validated on the way in, so that every stored record can be read back.
-    const checked: AuditRecordInput = {
+    const checked: TenantAuditRecordInput = {
       ...record,
       before: record.before === null ? null : parseTenantConfig(record.before),
       after: record.after === null ? null : parseTenantConfig(record.after),
@@ -65,7 +68,10 @@ export class DrizzleAuditLog implements AuditLog {
     return { ...checked, id: formatAuditId(rows[0]!.id) }
   }
 
-  async list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }> {
+  async list(
+    tenantId: string,
+    options?: AuditListOptions,
+  ): Promise<{ items: TenantAuditRecord[]; next?: string }> {
     validateTenantId(tenantId)
     const { limit, before } = resolveAuditListOptions(options)
     if (before !== undefined && !AUDIT_ID_PATTERN.test(before)) {

@@ -1,6 +1,5 @@
 import {
   type AuditedTenantStore,
-  type AuditRecordInput,
   assertMethods,
   type Clock,
   type ConfigManager,
@@ -15,6 +14,7 @@ import {
   type RateLimitConfig,
   resolveListTenantsOptions,
   systemClock,
+  type TenantAuditRecordInput,
   TenantBackendError,
   type TenantChange,
   type TenantChangeResult,
@@ -76,7 +76,7 @@ interface ChangePlan {
   after: TenantConfig | null
   /** The revision read with `before`; null when the tenant did not exist. */
   revision: number | null
-  record: AuditRecordInput
+  record: TenantAuditRecordInput
 }
 
 /**

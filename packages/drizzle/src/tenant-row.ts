@@ -1,10 +1,11 @@
 import {
-  type AuditAction,
-  type AuditRecord,
   deepFreeze,
   parseTenantConfig,
   type QuotaLimit,
   quotaWindows,
+  type TenantAuditAction,
+  type TenantAuditRecord,
+  type TenantAuditRecordInput,
   TenantBackendError,
   type TenantConfig,
 } from '@tenant/core'
@@ -148,7 +149,7 @@ export function formatAuditId(id: unknown): string {
 }
 
 /** Column values for an audit record (without `id`, which the database assigns). */
-export function encodeAudit(dialect: Dialect, record: Omit<AuditRecord, 'id'>): Record<string, unknown> {
+export function encodeAudit(dialect: Dialect, record: TenantAuditRecordInput): Record<string, unknown> {
   const e = encodings[dialect]
   return {
     tenantId: record.tenantId,
@@ -162,7 +163,7 @@ export function encodeAudit(dialect: Dialect, record: Omit<AuditRecord, 'id'>): 
 }
 
 /** The audit record a row holds; snapshots validated like configs. Throws {@link TenantRowDecodeError}. */
-export function decodeAudit(dialect: Dialect, row: Record<string, unknown>): AuditRecord {
+export function decodeAudit(dialect: Dialect, row: Record<string, unknown>): TenantAuditRecord {
   const e = encodings[dialect]
   const id = formatAuditId(count(row.id))
   try {
@@ -176,7 +177,7 @@ export function decodeAudit(dialect: Dialect, row: Record<string, unknown>): Aud
       id,
       tenantId: String(row.tenantId),
       actor: String(row.actor),
-      action: String(row.action) as AuditAction,
+      action: String(row.action) as TenantAuditAction,
       before: snapshot(row.before),
       after: snapshot(row.after),
       at,
