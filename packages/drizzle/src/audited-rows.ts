@@ -20,7 +20,7 @@ import {
   type ConfigCacheStats,
   resolveConfigCacheOptions,
 } from './config-cache'
-import { type AnyDb, type AtomicMode, type Dialect, runQuery, toBackendError } from './driver'
+import { type AnyDb, type AtomicMode, type Dialect, toBackendError } from './driver'
 import { encodeAudit as encodeAuditRow, formatAuditId } from './tenant-row'
 
 type Row = Record<string, unknown>
