@@ -16,6 +16,7 @@ import {
 } from '@tenant/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { rejectionOf as rejection } from './quota-manager'
+import { uniquePrefix } from './unique-prefix'
 
 /** What a {@link testPlanStore} factory receives. */
 export interface PlanStoreFactoryContext {
@@ -36,13 +37,6 @@ export type PlanStoreFactory = (
 ) => PlanStoreFixture | Promise<PlanStoreFixture>
 
 const T0 = Date.UTC(2026, 0, 1)
-let runCounter = 0
-
-// Unique per test and per process, so the suite is safe on a shared database (see testConfigManager).
-function uniquePrefix(): string {
-  runCounter += 1
-  return `pt${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}${runCounter.toString(36)}-`
-}
 
 async function listPrefix(fixture: PlanStoreFixture, prefix: string, limit: number): Promise<PlanConfig[]> {
   const out: PlanConfig[] = []
@@ -97,7 +91,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
     beforeEach(async () => {
       clock = new ManualClock(T0)
       fixture = await factory({ clock })
-      p = uniquePrefix()
+      p = uniquePrefix('pt')
       createdPlans.clear()
       createdTenants.clear()
     })
