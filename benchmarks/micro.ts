@@ -5,10 +5,13 @@ import { createClient } from '@libsql/client'
 import {
   ConfigPolicyEvaluator,
   deepFreeze,
+  effectiveTenantConfig,
   InMemoryConfigManager,
+  InMemoryPlanStore,
   InMemoryQuotaManager,
   isTenantError,
   ManualClock,
+  type PlanConfig,
   type PolicyConfig,
   type PolicyRequest,
   type QuotaConfig,
@@ -16,8 +19,16 @@ import {
   type TenantConfig,
   type TenantConfigInput,
   TokenBucketRateLimiter,
+  withPlans,
 } from '@tenant/core'
-import { DrizzleConfigManager, hashString, migrate, scoped, TenantShardRouter } from '@tenant/drizzle'
+import {
+  DrizzleConfigManager,
+  DrizzlePlanStore,
+  hashString,
+  migrate,
+  scoped,
+  TenantShardRouter,
+} from '@tenant/drizzle'
 import { and, asc, eq, gt, sql } from 'drizzle-orm'
 import { drizzle as drizzleLibsql } from 'drizzle-orm/libsql'
 import * as pg from 'drizzle-orm/pg-core'
@@ -554,6 +565,112 @@ async function configLookup(report: Report, section: Section, dbs: Databases): P
   })
 }
 
+// --- plans ---------------------------------------------------------------------------------------
+
+/**
+ * What reading through `withPlans` costs on a cached lookup: the tenant lookup, the plan lookup
+ * and the WeakMap hit of the memoized effective config, against the tenant lookup alone.
+ */
+export async function planView(section: Section, dbs: Pick<Databases, 'libsql'>): Promise<void> {
+  const list = ids.slice(0, 200)
+  const clock = new ManualClock(EPOCH)
+  const cache = { ttl: 3_600_000, negativeTtl: 3_600_000 }
+  const configs = new DrizzleConfigManager(dbs.libsql, { cache, clock })
+  const plans = new DrizzlePlanStore(dbs.libsql, { cache, clock })
+  const memory = new InMemoryConfigManager({ clock })
+  const memoryPlans = new InMemoryPlanStore({ tenants: memory, clock })
+  const plan = {
+    id: 'bench-pro',
+    quota: {
+      limits: [
+        { window: 'minute' as const, requests: 600 },
+        { window: 'day' as const, tokens: 1e6 },
+      ],
+    },
+    rateLimit: { requestsPerSecond: 10, burst: 20 },
+    policy: POLICY,
+  }
+  await plans.setPlan(plan)
+  await memoryPlans.setPlan(plan)
+  for (const [i, id] of list.entries()) {
+    // Half the tenants override a quota dimension, so their effective quota is a merged object.
+    const input = {
+      id: `${id}-p`,
+      plan: 'bench-pro',
+      ...(i % 2 === 0 ? { quota: { limits: [{ window: 'day' as const, tokens: 5e6 }] } } : {}),
+      metadata: { region: 'eu' },
+    }
+    await configs.setTenantConfig(input)
+    await memory.setTenantConfig(input)
+    await configs.setTenantConfig(tenantInput(id, i))
+    await memory.setTenantConfig(tenantInput(id, i))
+  }
+  const onPlan = list.map((id) => `${id}-p`)
+  const view = withPlans(configs, plans)
+  const memoryView = withPlans(memory, memoryPlans)
+  const all = [...list, ...onPlan]
+  for (const id of all) {
+    await view.getTenantConfig(id)
+    await memoryView.getTenantConfig(id)
+  }
+  sameDecisions(`plan view, ${onPlan.length} tenants on a plan: same effective config from both stores`, {
+    'withPlans(DrizzleConfigManager, DrizzlePlanStore)': await Promise.all(
+      onPlan.map((id) => view.getTenantConfig(id)),
+    ),
+    'withPlans(InMemoryConfigManager, InMemoryPlanStore)': await Promise.all(
+      onPlan.map((id) => memoryView.getTenantConfig(id)),
+    ),
+  })
+
+  // The memo hit alone: the effective config of a pair already combined, without the lookups.
+  const pairs: [TenantConfig, PlanConfig][] = []
+  for (const id of onPlan)
+    pairs.push([await memory.getTenantConfig(id), await memoryPlans.getPlan('bench-pro')])
+  let p = 0
+  const nextPair = () => pairs[p++ % pairs.length]!
+
+  const loads = configs.cacheStats!.loads + plans.cacheStats!.loads
+  const a = roundRobin(onPlan)
+  const b = roundRobin(onPlan)
+  const c = roundRobin(onPlan)
+  const d = roundRobin(onPlan)
+  const e = roundRobin(onPlan)
+  const f = roundRobin(onPlan)
+  const noPlan = roundRobin(list)
+  const timings = await timeVariants([
+    { name: 'DrizzleConfigManager cached hit (no view)', fn: () => configs.getTenantConfig(a()) },
+    { name: 'withPlans(Drizzle) cached hit, tenant on a plan', fn: () => view.getTenantConfig(b()) },
+    { name: 'withPlans(Drizzle) quotaConfig(), tenant on a plan', fn: () => view.quotaConfig(c()) },
+    {
+      name: 'withPlans(Drizzle) cached hit, tenant without a plan',
+      fn: () => view.getTenantConfig(noPlan()),
+    },
+    { name: 'InMemoryConfigManager getTenantConfig (no view)', fn: () => memory.getTenantConfig(d()) },
+    {
+      name: 'withPlans(InMemory) getTenantConfig, tenant on a plan',
+      fn: () => memoryView.getTenantConfig(e()),
+    },
+    { name: 'withPlans(InMemory) quotaConfig(), tenant on a plan', fn: () => memoryView.quotaConfig(f()) },
+    {
+      name: 'effectiveTenantConfig (memo hit, sync)',
+      fn: () => {
+        const [tenant, plan] = nextPair()
+        return effectiveTenantConfig(tenant, plan)
+      },
+    },
+  ])
+  if (configs.cacheStats!.loads + plans.cacheStats!.loads !== loads) {
+    throw new Error('the plan view rows queried the database: the benchmark is not measuring cache hits')
+  }
+  addTimings(
+    section,
+    `Plan view: cached lookups through withPlans (${onPlan.length} tenants on one plan, half with an override)`,
+    timings,
+    'DrizzleConfigManager cached hit (no view)',
+    'A tenant on a plan costs a second cached lookup (the plan), a second promise hop and a WeakMap hit for the memoized effective config; a tenant without a plan one extra promise hop. The caches were checked to make no database query during the rows.',
+  )
+}
+
 // --- scoped queries -----------------------------------------------------------------------------
 
 async function scopedQueries(section: Section, dbs: Databases): Promise<void> {
@@ -748,6 +865,7 @@ export async function runMicro(report: Report): Promise<void> {
   const dbs = await openDatabases()
   try {
     await configLookup(report, section, dbs)
+    await planView(section, dbs)
     await scopedQueries(section, dbs)
   } finally {
     await dbs.close()

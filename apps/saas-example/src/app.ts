@@ -1,13 +1,16 @@
 import {
   AdminService,
+  type AuditedPlanStore,
   type AuditedTenantStore,
   type AuditLog,
   type Clock,
   type ConfigManager,
   isTenantError,
+  type PlanStore,
   type PolicyEvaluator,
   type QuotaManager,
   type RateLimiter,
+  withPlans,
 } from '@tenant/core'
 import { adminRoutes, fromFetch, problemResponse, type TenantEnv, tenancy } from '@tenant/hono'
 import {
@@ -28,15 +31,20 @@ import { resourceRoutes } from './routes/resources'
 
 /** Everything the app needs; each runtime's entry builds these from its own storage. */
 export interface AppDeps {
-  /** Tenant configs: the resolver's existence check and every stage's provider; also the admin store. */
+  /**
+   * Tenant configs as stored: the admin store. The chain reads them through
+   * `withPlans(configs, plans)`, so that every stage decides by the effective config.
+   */
   configs: ConfigManager & AuditedTenantStore
+  /** Plans: the admin store of `/admin/plans`, and what tenants on a plan inherit. */
+  plans: PlanStore & AuditedPlanStore
   /** Where admin changes are recorded (the same database as `configs`). */
   auditLog: AuditLog
-  /** Request and token quotas (in memory, Redis or Durable Objects). */
+  /** Request and token quotas (in memory, Redis or Durable Objects), over the effective configs. */
   quotas: QuotaManager
-  /** Token-bucket rate limits (in memory, Redis or Durable Objects). */
+  /** Token-bucket rate limits (in memory, Redis or Durable Objects), over the effective configs. */
   rateLimiter: RateLimiter
-  /** Model, tool, method and path allow-lists. */
+  /** Model, tool, method and path allow-lists, over the effective configs. */
   policy: PolicyEvaluator
   /** The tenant-scoped data access of `/api/v1/resources`. */
   resources: ResourceStore
@@ -70,14 +78,16 @@ export type App = ReturnType<typeof createApp>
  * The example SaaS API as a Hono app, on whatever stores it is given (pure wiring: no I/O here).
  *
  * - `/health`, `/metrics`: outside the tenant chain.
- * - `/admin/*`: the toolkit's admin plane (`adminRoutes`) behind `Authorization: Bearer <token>`.
+ * - `/admin/*`: the toolkit's admin plane (`adminRoutes`: tenants and plans) behind
+ *   `Authorization: Bearer <token>`.
  * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> rate limit -> quota
  *   (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the resource routes, which
  *   can only reach the caller's tenant's rows.
  *
  * @example
  * ```ts
- * const app = createApp({ configs, auditLog, quotas, rateLimiter, policy, resources, metrics, clock, logger, adminToken })
+ * const tenants = withPlans(configs, plans) // what quotas, rateLimiter and policy read
+ * const app = createApp({ configs, plans, auditLog, quotas, rateLimiter, policy, resources, metrics, clock, logger, adminToken })
  * export default app // Bun, Workers; serve(app) from @hono/node-server on Node
  * ```
  */
@@ -135,7 +145,12 @@ export function createApp(deps: AppDeps) {
       problem(503, 'admin_disabled', 'the admin plane is off: set ADMIN_TOKEN to turn it on'),
     )
   } else {
-    const admin = new AdminService({ store: deps.configs, auditLog: deps.auditLog, quotas: deps.quotas })
+    const admin = new AdminService({
+      store: deps.configs,
+      plans: deps.plans,
+      auditLog: deps.auditLog,
+      quotas: deps.quotas,
+    })
     app.route(
       '/admin',
       adminRoutes(admin, {
@@ -151,7 +166,8 @@ export function createApp(deps: AppDeps) {
   if (deps.jwtSecret !== undefined) api.use(jwt({ secret: deps.jwtSecret, alg: 'HS256' }))
   api.use(
     tenancy({
-      configManager: deps.configs,
+      // Effective configs: a tenant's own config over its plan's; a plan change applies at once.
+      configManager: withPlans(deps.configs, deps.plans),
       policy: deps.policy,
       rateLimit: deps.rateLimiter,
       quota: deps.quotas,

@@ -1,12 +1,13 @@
-import { type AdminService, isTenantError, type TenantConfigInput } from '@tenant/core'
+import { type AdminService, isTenantError, type PlanConfigInput, type TenantConfigInput } from '@tenant/core'
 
 /**
- * The two demo tenants of `--seed` / `pnpm seed`: a free plan (small quotas, one cheap model) and
- * a pro plan (large quotas, every model).
+ * The two demo plans of `--seed` / `pnpm seed`: free (small quotas, one cheap model) and pro (large
+ * quotas, every model). A tenant on a plan inherits its limits; changing a plan changes them for
+ * every tenant on it.
  */
-export const demoTenants: readonly TenantConfigInput[] = [
+export const demoPlans: readonly PlanConfigInput[] = [
   {
-    id: 'demo-free',
+    id: 'free',
     quota: {
       limits: [
         { window: 'minute', requests: 20 },
@@ -15,10 +16,10 @@ export const demoTenants: readonly TenantConfigInput[] = [
     },
     rateLimit: { requestsPerSecond: 2, burst: 5 },
     policy: { allowedModels: ['gpt-4o-mini'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
-    metadata: { plan: 'free', name: 'Demo Free Ltd' },
+    metadata: { name: 'Free' },
   },
   {
-    id: 'demo-pro',
+    id: 'pro',
     quota: {
       limits: [
         { window: 'minute', requests: 600 },
@@ -26,9 +27,14 @@ export const demoTenants: readonly TenantConfigInput[] = [
       ],
     },
     rateLimit: { requestsPerSecond: 50, burst: 100 },
-    policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
-    metadata: { plan: 'pro', name: 'Demo Pro Inc' },
+    metadata: { name: 'Pro' },
   },
+]
+
+/** The two demo tenants, one on each plan, with nothing of their own but a name. */
+export const demoTenants: readonly TenantConfigInput[] = [
+  { id: 'demo-free', plan: 'free', metadata: { name: 'Demo Free Ltd' } },
+  { id: 'demo-pro', plan: 'pro', metadata: { name: 'Demo Pro Inc' } },
 ]
 
 /** What seeding did for one tenant. */
@@ -40,9 +46,9 @@ export interface SeedResult {
 }
 
 /**
- * Creates the demo tenants that do not exist yet, through the admin service (so each creation is in
- * the audit log, by actor `seed`). Idempotent: an existing tenant is left untouched, even if it was
- * changed since.
+ * Creates the demo plans and tenants that do not exist yet, through the admin service (so each
+ * creation is in the audit log, by actor `seed`), plans first. Idempotent: an existing plan or
+ * tenant is left untouched, even if it was changed since.
  *
  * @example
  * ```ts
@@ -50,9 +56,16 @@ export interface SeedResult {
  * ```
  */
 export async function seedDemoTenants(admin: AdminService): Promise<SeedResult[]> {
+  for (const plan of demoPlans) {
+    try {
+      await admin.createPlan(plan, { actor: 'seed' })
+    } catch (error) {
+      if (!isTenantError(error) || error.code !== 'plan_already_exists') throw error
+    }
+  }
   const results: SeedResult[] = []
   for (const tenant of demoTenants) {
-    const plan = String(tenant.metadata?.plan)
+    const plan = String(tenant.plan)
     try {
       await admin.create(tenant, { actor: 'seed' })
       results.push({ id: tenant.id, plan, outcome: 'created' })

@@ -1,5 +1,5 @@
 import { AdminService } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager } from '@tenant/drizzle'
+import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { seedReport } from './banner'
 import { openDatabase } from './db/open'
 import { seedDemoTenants } from './demo-tenants'
@@ -8,16 +8,17 @@ import { isMainModule, loadDotEnv } from './main-module'
 import { parseSettings, SettingsError, serverSettingsSchema } from './settings'
 
 /**
- * `pnpm seed`: migrates the database of `DATABASE_URL` and creates the demo tenants that are
- * missing (idempotent), then prints their ids. It needs no running server.
+ * `pnpm seed`: migrates the database of `DATABASE_URL` and creates the demo plans and tenants that
+ * are missing (idempotent), then prints the tenants' ids. It needs no running server.
  */
 export async function seed(env: Record<string, string | undefined>): Promise<string> {
   const settings = parseSettings(serverSettingsSchema, env)
   const database = await openDatabase(settings, jsonLogger({ level: settings.LOG_LEVEL }))
   try {
     const configs = new DrizzleConfigManager(database.db, { cache: false })
+    const plans = new DrizzlePlanStore(database.db, { cache: false })
     const results = await seedDemoTenants(
-      new AdminService({ store: configs, auditLog: new DrizzleAuditLog(database.db) }),
+      new AdminService({ store: configs, plans, auditLog: new DrizzleAuditLog(database.db) }),
     )
     return `Seeded ${database.description}\n${seedReport(
       results,

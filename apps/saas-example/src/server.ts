@@ -1,5 +1,5 @@
-import { AdminService, type Clock, ConfigPolicyEvaluator, systemClock } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager } from '@tenant/drizzle'
+import { AdminService, type Clock, ConfigPolicyEvaluator, systemClock, withPlans } from '@tenant/core'
+import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { TenantMetrics } from '@tenant/prometheus'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
@@ -36,7 +36,7 @@ export interface Server {
   admin: { token: string; generated: boolean }
   /** One line per backing store, for the banner. */
   storage: { database: string; limits: string }
-  /** Creates the demo tenants that are missing (see `demoTenants`). */
+  /** Creates the demo plans and tenants that are missing (see `demoPlans`, `demoTenants`). */
   seed(): Promise<SeedResult[]>
   /** Closes the database and Redis connections. */
   close(): Promise<void>
@@ -78,10 +78,11 @@ export async function createServer(
   const database = await openDatabase(settings, logger)
   let redis: Redis | undefined
   try {
-    const configs = new DrizzleConfigManager(database.db, {
-      clock,
-      cache: { ttl: settings.CONFIG_CACHE_TTL_MS },
-    })
+    const cache = { ttl: settings.CONFIG_CACHE_TTL_MS }
+    const configs = new DrizzleConfigManager(database.db, { clock, cache })
+    const plans = new DrizzlePlanStore(database.db, { clock, cache })
+    // What every stage decides by: each tenant's own config over its plan's.
+    const tenants = withPlans(configs, plans)
     const auditLog = new DrizzleAuditLog(database.db)
     let limits: Limits
     if (settings.REDIS_URL !== undefined) {
@@ -92,14 +93,14 @@ export async function createServer(
       })
       // Fail at start, not on the first request, when Redis is unreachable.
       await redis.connect()
-      limits = redisLimits(configs, {
+      limits = redisLimits(tenants, {
         redis,
         prefix: settings.REDIS_PREFIX,
         algorithm: settings.QUOTA_ALGORITHM,
         ...(options.clock ? { clock: options.clock } : {}),
       })
     } else {
-      limits = memoryLimits(configs, { algorithm: settings.QUOTA_ALGORITHM, clock })
+      limits = memoryLimits(tenants, { algorithm: settings.QUOTA_ALGORITHM, clock })
     }
     const resources = new DrizzleResourceStore(database.db, { clock })
     const admin = {
@@ -109,9 +110,10 @@ export async function createServer(
     const connectedRedis = redis
     const app = createApp({
       configs,
+      plans,
       auditLog,
       ...limits,
-      policy: new ConfigPolicyEvaluator(configs),
+      policy: new ConfigPolicyEvaluator(tenants),
       resources,
       metrics: new TenantMetrics({ registry: new Registry() }),
       clock,
@@ -124,7 +126,7 @@ export async function createServer(
         ...(connectedRedis ? { redis: () => connectedRedis.ping() } : {}),
       },
     })
-    const seeder = new AdminService({ store: configs, auditLog })
+    const seeder = new AdminService({ store: configs, plans, auditLog })
     return {
       app,
       settings,

@@ -1,6 +1,6 @@
 import { DurableObjectQuotaManager, DurableObjectRateLimiter, TenantQuotaObject } from '@tenant/cloudflare'
-import { type Clock, ConfigPolicyEvaluator, systemClock } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager } from '@tenant/drizzle'
+import { type Clock, ConfigPolicyEvaluator, systemClock, withPlans } from '@tenant/core'
+import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { TenantMetrics } from '@tenant/prometheus'
 import { drizzle } from 'drizzle-orm/d1'
 import { Registry } from 'prom-client'
@@ -41,7 +41,7 @@ export interface WorkerOptions {
 }
 
 /**
- * The app on Workers bindings: D1 through Drizzle for configs, the audit log and resources; quotas
+ * The app on Workers bindings: D1 through Drizzle for configs, plans, the audit log and resources; quotas
  * and rate limits in the tenant's Durable Object, exact across every isolate and location. Throws
  * `SettingsError` for invalid vars.
  *
@@ -54,19 +54,24 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
   const settings = parseSettings(appSettingsSchema, env as unknown as Record<string, unknown>)
   const clock = options.clock ?? systemClock
   const db = drizzle(env.DB)
-  const configs = new DrizzleConfigManager(db, { clock, cache: { ttl: settings.CONFIG_CACHE_TTL_MS } })
+  const cache = { ttl: settings.CONFIG_CACHE_TTL_MS }
+  const configs = new DrizzleConfigManager(db, { clock, cache })
+  const plans = new DrizzlePlanStore(db, { clock, cache })
+  // What every stage decides by: each tenant's own config over its plan's.
+  const tenants = withPlans(configs, plans)
   const objectClock = options.clock === undefined ? {} : { clock: options.clock }
   const resources = new DrizzleResourceStore(db, { clock })
   const app = createApp({
     configs,
+    plans,
     auditLog: new DrizzleAuditLog(db),
-    quotas: new DurableObjectQuotaManager(configs, {
+    quotas: new DurableObjectQuotaManager(tenants, {
       namespace: env.TENANT_QUOTA,
       algorithm: settings.QUOTA_ALGORITHM,
       ...objectClock,
     }),
-    rateLimiter: new DurableObjectRateLimiter(configs, { namespace: env.TENANT_QUOTA, ...objectClock }),
-    policy: new ConfigPolicyEvaluator(configs),
+    rateLimiter: new DurableObjectRateLimiter(tenants, { namespace: env.TENANT_QUOTA, ...objectClock }),
+    policy: new ConfigPolicyEvaluator(tenants),
     resources,
     // Counts what this isolate served: Workers run many isolates, so for fleet-wide numbers send
     // these to your metrics pipeline (or Workers Analytics Engine) instead of scraping one.

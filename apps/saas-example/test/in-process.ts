@@ -1,8 +1,8 @@
 // The app in the test process, for the tests that need no server process: an in-memory libSQL
 // database migrated like the real one, a ManualClock, in-process limits, and log lines collected.
 import { createClient } from '@libsql/client'
-import { ConfigPolicyEvaluator, ManualClock } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager } from '@tenant/drizzle'
+import { ConfigPolicyEvaluator, ManualClock, withPlans } from '@tenant/core'
+import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { TenantMetrics } from '@tenant/prometheus'
 import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql'
 import { Registry } from 'prom-client'
@@ -44,12 +44,15 @@ export async function inProcessApp(overrides: Partial<AppDeps> = {}): Promise<In
   const clock = new ManualClock(START)
   const lines: Record<string, unknown>[] = []
   const configs = new DrizzleConfigManager(db, { clock })
+  const plans = new DrizzlePlanStore(db, { clock })
+  const tenants = withPlans(configs, plans)
   const resources = new DrizzleResourceStore(db, { clock })
   const deps: AppDeps = {
     configs,
+    plans,
     auditLog: new DrizzleAuditLog(db),
-    ...memoryLimits(configs, { algorithm: 'fixed', clock }),
-    policy: new ConfigPolicyEvaluator(configs),
+    ...memoryLimits(tenants, { algorithm: 'fixed', clock }),
+    policy: new ConfigPolicyEvaluator(tenants),
     resources,
     metrics: new TenantMetrics({ registry: new Registry() }),
     clock,

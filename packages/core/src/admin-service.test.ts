@@ -3,17 +3,21 @@ import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import { AdminService, toTenantConfigInput } from './admin-service'
 import type { AuditRecord } from './audit'
-import { auditedStore } from './audited-store'
+import { auditedPlanStore, auditedStore } from './audited-store'
 import { ManualClock } from './clock'
 import {
   InvalidTenantConfigError,
   InvalidTenantIdError,
   isTenantError,
+  PlanAlreadyExistsError,
+  PlanInUseError,
+  PlanNotFoundError,
   TenantAlreadyExistsError,
   TenantNotFoundError,
 } from './errors'
 import { InMemoryAuditLog } from './in-memory-audit-log'
 import { InMemoryConfigManager } from './in-memory-config-manager'
+import { InMemoryPlanStore } from './in-memory-plan-store'
 import type { QuotaUsage } from './quota'
 
 const T0 = Date.UTC(2026, 0, 1)
@@ -41,6 +45,7 @@ describe('AdminService.create', () => {
     expect(created).toEqual({
       id: 'acme',
       status: 'active',
+      plan: null,
       quota: { limits: [] },
       rateLimit: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
@@ -376,5 +381,131 @@ describe('AdminService wiring', () => {
     const created = await admin.create({ id: 'acme', metadata: { a: 1 } }, alice)
     const { createdAt: _c, updatedAt: _u, ...rest } = created
     expect(toTenantConfigInput(created)).toEqual(rest)
+  })
+})
+
+describe('AdminService plans', () => {
+  let plans: InMemoryPlanStore
+  let withPlans: AdminService
+
+  beforeEach(() => {
+    plans = new InMemoryPlanStore({ tenants: configs, clock })
+    withPlans = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      plans: auditedPlanStore(plans, auditLog, { clock }),
+      auditLog,
+    })
+  })
+
+  const planHistory = async (id: string) => (await withPlans.planAudit(id, { limit: 100 })).items
+
+  it('creates, reads, lists, replaces and deletes plans, each change with its record', async () => {
+    expect(withPlans.hasPlans).toBe(true)
+    const created = await withPlans.createPlan(
+      { id: 'pro', quota: { limits: [{ window: 'day', requests: 10 }] } },
+      alice,
+    )
+    expect(created).toMatchObject({ id: 'pro', createdAt: T0, updatedAt: T0 })
+    expect(await withPlans.getPlan('pro')).toEqual(created)
+    await withPlans.createPlan({ id: 'free' }, alice)
+    expect((await withPlans.listPlans({ limit: 1 })).items.map((p) => p.id)).toEqual(['free'])
+    clock.advance(1000)
+    const updated = await withPlans.updatePlan('pro', { id: 'pro', metadata: { v: 2 } }, { actor: 'bob' })
+    // A replace: the omitted quota is back to its default.
+    expect(updated).toMatchObject({
+      quota: { limits: [] },
+      metadata: { v: 2 },
+      createdAt: T0,
+      updatedAt: T0 + 1000,
+    })
+    await withPlans.deletePlan('pro', { actor: 'bob' })
+    await expect(withPlans.getPlan('pro')).rejects.toBeInstanceOf(PlanNotFoundError)
+    const records = await planHistory('pro')
+    expect(records.map((r) => [r.action, r.actor])).toEqual([
+      ['plan.delete', 'bob'],
+      ['plan.update', 'bob'],
+      ['plan.create', 'alice'],
+    ])
+    expect(records[2]).toMatchObject({ planId: 'pro', before: null, after: created, requestId: 'req-1' })
+    expect(records[1]).toMatchObject({ before: created, after: updated })
+    // Plan records are not in any tenant's history.
+    expect(await history('pro')).toEqual([])
+  })
+
+  it('refuses taken ids, unknown plans, mismatched ids and plans in use', async () => {
+    await withPlans.createPlan({ id: 'pro' }, alice)
+    expect(await rejects(withPlans.createPlan({ id: 'pro' }, alice))).toBeInstanceOf(PlanAlreadyExistsError)
+    expect(await rejects(withPlans.updatePlan('ghost', {}, alice))).toBeInstanceOf(PlanNotFoundError)
+    expect(await rejects(withPlans.deletePlan('ghost', alice))).toBeInstanceOf(PlanNotFoundError)
+    const mismatch = await rejects(withPlans.updatePlan('pro', { id: 'other' }, alice))
+    expect((mismatch as InvalidTenantConfigError).issues[0]).toMatchObject({ path: ['id'] })
+    await withPlans.create({ id: 'acme', plan: 'pro' }, alice)
+    expect(await rejects(withPlans.deletePlan('pro', alice))).toBeInstanceOf(PlanInUseError)
+    expect((await planHistory('pro')).map((r) => r.action)).toEqual(['plan.create'])
+    expect(await rejects(withPlans.getPlan('a/b'))).toBeInstanceOf(InvalidTenantConfigError)
+  })
+
+  it('puts tenants on existing plans only (400 on path plan)', async () => {
+    await withPlans.createPlan({ id: 'pro' }, alice)
+    const onPro = await withPlans.create({ id: 'acme', plan: 'pro' }, alice)
+    expect(onPro.plan).toBe('pro')
+    for (const call of [
+      () => withPlans.create({ id: 'globex', plan: 'ghost' }, alice),
+      () => withPlans.update('acme', { plan: 'ghost' }, alice),
+    ]) {
+      const error = await rejects(call())
+      expect(error).toBeInstanceOf(InvalidTenantConfigError)
+      expect((error as InvalidTenantConfigError).issues).toEqual([
+        { path: ['plan'], message: 'plan "ghost" does not exist', code: 'invalid_value' },
+      ])
+    }
+    expect(await rejects(withPlans.get('globex'))).toBeInstanceOf(TenantNotFoundError)
+    expect((await withPlans.get('acme')).plan).toBe('pro')
+  })
+
+  it('keeps the plan on an update that does not name one; null takes the tenant off it', async () => {
+    await withPlans.createPlan({ id: 'pro' }, alice)
+    await withPlans.create({ id: 'acme', plan: 'pro' }, alice)
+    expect((await withPlans.update('acme', { metadata: { a: 1 } }, alice)).plan).toBe('pro')
+    expect((await withPlans.updateQuota('acme', { limits: [] }, alice)).plan).toBe('pro')
+    expect((await withPlans.suspend('acme', alice)).plan).toBe('pro')
+    expect((await withPlans.update('acme', { plan: null }, alice)).plan).toBeNull()
+    await withPlans.deletePlan('pro', alice)
+  })
+
+  it('without a plan store: tenants may not name a plan and the plan methods say why', async () => {
+    expect(admin.hasPlans).toBe(false)
+    const error = await rejects(admin.create({ id: 'acme', plan: 'pro' }, alice))
+    expect((error as InvalidTenantConfigError).issues[0]).toMatchObject({
+      path: ['plan'],
+      message: 'this admin service manages no plans',
+    })
+    for (const call of [
+      () => admin.getPlan('pro'),
+      () => admin.listPlans(),
+      () => admin.createPlan({ id: 'pro' }, alice),
+      () => admin.planAudit('pro'),
+    ]) {
+      expectInvalidOption(await rejects(call()), 'AdminService.plans', /need a plan store/)
+    }
+  })
+
+  it('checks the plan store and the log it needs when constructed', () => {
+    const store = auditedStore(configs, auditLog)
+    expectInvalidOption(
+      () => new AdminService({ store, auditLog, plans: plans as never }),
+      'AdminService.plans',
+      /applyPlanChange/,
+    )
+    const { listPlan: _listPlan, ...oldLog } = {
+      list: auditLog.list.bind(auditLog),
+      append: auditLog.append.bind(auditLog),
+      listPlan: 1,
+    }
+    expectInvalidOption(
+      () => new AdminService({ store, auditLog: oldLog, plans: auditedPlanStore(plans, auditLog) }),
+      'AdminService.auditLog',
+      /listPlan/,
+    )
   })
 })

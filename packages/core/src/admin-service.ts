@@ -1,10 +1,32 @@
 import { z } from 'zod'
-import type { AuditAction, AuditedTenantStore, AuditListOptions, AuditLog, AuditRecord } from './audit'
+import type {
+  AuditedPlanStore,
+  AuditedTenantStore,
+  AuditListOptions,
+  AuditLog,
+  AuditPage,
+  PlanAuditAction,
+  PlanAuditRecord,
+  TenantAuditAction,
+  TenantAuditRecord,
+} from './audit'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
-import { InvalidTenantConfigError, TenantAlreadyExistsError, TenantNotFoundError } from './errors'
+import {
+  InvalidTenantConfigError,
+  isTenantError,
+  PlanAlreadyExistsError,
+  PlanNotFoundError,
+  TenantAlreadyExistsError,
+  TenantNotFoundError,
+} from './errors'
+import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
 import type { QuotaManager, QuotaUsage } from './quota'
 import {
+  type PlanConfig,
+  type PlanConfigInput,
   type PolicyConfig,
+  planConfigInputSchema,
+  planIdSchema,
   policyConfigSchema,
   type QuotaConfig,
   quotaConfigSchema,
@@ -20,17 +42,33 @@ import { invalidOption, parseOrThrow } from './validate'
 
 /**
  * Schema of a full update (`PUT /tenants/:id`): the same fields as a create, but `id` is optional
- * (it comes from the path; when given it must match) and so is `status` (omitted keeps the current
- * status, so an update never silently re-activates a suspended tenant). Quota, rate limit, policy
- * and metadata are replaced, with the create defaults for omitted ones.
+ * (it comes from the path; when given it must match) and so are `status` and `plan` (omitted keeps
+ * the current one, so an update never silently re-activates a suspended tenant or takes a tenant
+ * off its plan; `plan: null` does that on purpose). Quota, rate limit, policy and metadata are
+ * replaced, with the create defaults for omitted ones.
  */
-export const tenantUpdateInputSchema = tenantConfigInputSchema.omit({ id: true, status: true }).extend({
-  id: tenantIdSchema.optional(),
-  status: z.enum(tenantStatuses).optional(),
-})
+export const tenantUpdateInputSchema = tenantConfigInputSchema
+  .omit({ id: true, status: true, plan: true })
+  .extend({
+    id: tenantIdSchema.optional(),
+    status: z.enum(tenantStatuses).optional(),
+    plan: planIdSchema.nullable().optional(),
+  })
 
 /** What {@link AdminService.update} accepts. */
 export type TenantUpdateInput = z.input<typeof tenantUpdateInputSchema>
+
+/**
+ * Schema of a full plan update (`PUT /plans/:id`): the same fields as a create with `id` optional
+ * (it comes from the path; when given it must match). Quota, rate limit, policy and metadata are
+ * replaced, with the create defaults for omitted ones.
+ */
+export const planUpdateInputSchema = planConfigInputSchema.omit({ id: true }).extend({
+  id: planIdSchema.optional(),
+})
+
+/** What {@link AdminService.updatePlan} accepts. */
+export type PlanUpdateInput = z.input<typeof planUpdateInputSchema>
 
 /** Who is making an admin change, recorded in the audit log. */
 export interface AdminContext {
@@ -55,6 +93,14 @@ export interface AdminServiceOptions {
    * @default undefined
    */
   quotas?: Pick<QuotaManager, 'peek'>
+  /**
+   * Where plans live and how a plan change is written with its audit record: a `DrizzlePlanStore`
+   * (one transaction) or `auditedPlanStore(planStore, auditLog)`. Without it, the plan methods
+   * throw `InvalidTenantConfigError` (path `AdminService.plans`; the admin routes answer 501), and
+   * a tenant may not name a plan. With it, `auditLog` must have `listPlan`.
+   * @default undefined
+   */
+  plans?: PlanStore & AuditedPlanStore
 }
 
 /**
@@ -92,6 +138,7 @@ export class AdminService {
   readonly #store: ConfigManager & AuditedTenantStore
   readonly #auditLog: AuditLog
   readonly #quotas: Pick<QuotaManager, 'peek'> | undefined
+  readonly #plans: (PlanStore & AuditedPlanStore) | undefined
 
   constructor(options: AdminServiceOptions) {
     if (
@@ -109,14 +156,35 @@ export class AdminService {
     if (options.quotas !== undefined && typeof options.quotas.peek !== 'function') {
       throw invalidOption('AdminService.quotas', 'must have a peek() method')
     }
+    if (options.plans !== undefined) {
+      if (
+        typeof options.plans?.applyPlanChange !== 'function' ||
+        typeof options.plans.getPlan !== 'function' ||
+        typeof options.plans.listPlans !== 'function'
+      ) {
+        throw invalidOption(
+          'AdminService.plans',
+          'must be a PlanStore with applyPlanChange (see auditedPlanStore())',
+        )
+      }
+      if (typeof options.auditLog.listPlan !== 'function') {
+        throw invalidOption('AdminService.auditLog', 'must have listPlan() to keep the history of plans')
+      }
+    }
     this.#store = options.store
     this.#auditLog = options.auditLog
     this.#quotas = options.quotas
+    this.#plans = options.plans
   }
 
   /** True when a quota manager was given, so {@link AdminService.usage} can answer. */
   get hasUsage(): boolean {
     return this.#quotas !== undefined
+  }
+
+  /** True when a plan store was given, so the plan methods can answer. */
+  get hasPlans(): boolean {
+    return this.#plans !== undefined
   }
 
   /** A tenant's config. Throws `TenantNotFoundError` or `InvalidTenantIdError`. */
@@ -129,9 +197,13 @@ export class AdminService {
     return this.#store.listTenants(options)
   }
 
-  /** Creates a tenant. Throws `TenantAlreadyExistsError` (409) when the id is taken. */
+  /**
+   * Creates a tenant. Throws `TenantAlreadyExistsError` (409) when the id is taken, and
+   * `InvalidTenantConfigError` (path `plan`) when it names a plan that does not exist.
+   */
   async create(input: TenantConfigInput, context: AdminContext): Promise<TenantConfig> {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
+    await this.#checkPlan(parsed.plan)
     return this.#change(parsed.id, 'tenant.create', context, (before) => {
       if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
       return parsed
@@ -140,21 +212,18 @@ export class AdminService {
 
   /**
    * Replaces a tenant's quota, rate limit, policy and metadata (see {@link tenantUpdateInputSchema});
-   * `status` changes only when given. Throws `TenantNotFoundError` for an unknown tenant.
+   * `status` and `plan` change only when given. Throws `TenantNotFoundError` for an unknown tenant
+   * and `InvalidTenantConfigError` (path `plan`) for a plan that does not exist.
    */
   async update(tenantId: string, input: TenantUpdateInput, context: AdminContext): Promise<TenantConfig> {
     const id = validateTenantId(tenantId)
-    const { id: bodyId, status, ...rest } = parseOrThrow(tenantUpdateInputSchema, input)
-    if (bodyId !== undefined && bodyId !== id) {
-      throw new InvalidTenantConfigError([
-        { path: ['id'], message: `does not match the tenant being updated ("${id}")`, code: 'invalid_value' },
-      ])
-    }
-    return this.#change(id, 'tenant.update', context, (before) => ({
-      ...rest,
-      id,
-      status: status ?? existing(id, before).status,
-    }))
+    const { id: bodyId, status, plan, ...rest } = parseOrThrow(tenantUpdateInputSchema, input)
+    mustMatch(bodyId, id, 'tenant')
+    if (plan !== undefined) await this.#checkPlan(plan)
+    return this.#change(id, 'tenant.update', context, (before) => {
+      const current = existing(id, before)
+      return { ...rest, id, status: status ?? current.status, plan: plan === undefined ? current.plan : plan }
+    })
   }
 
   /** Deletes a tenant. Throws `TenantNotFoundError` for an unknown tenant. */
@@ -225,14 +294,114 @@ export class AdminService {
    * A tenant's audit history, newest first, paginated with `before` (the previous page's `next`).
    * Works for deleted tenants too: their history outlives them.
    */
-  async audit(
-    tenantId: string,
-    options?: AuditListOptions,
-  ): Promise<{ items: AuditRecord[]; next?: string }> {
+  async audit(tenantId: string, options?: AuditListOptions): Promise<AuditPage<TenantAuditRecord>> {
     return this.#auditLog.list(validateTenantId(tenantId), options)
   }
 
-  async #setStatus(tenantId: string, status: TenantStatus, action: AuditAction, context: AdminContext) {
+  /** A plan. Throws `PlanNotFoundError`, or `InvalidTenantConfigError` for a bad id. */
+  async getPlan(planId: string): Promise<PlanConfig> {
+    return this.#planStore().getPlan(validatePlanId(planId))
+  }
+
+  /** One page of plans in id order, offset (`{ limit, offset }`) or keyset (`{ limit, after }`). */
+  async listPlans(options?: ListPlansOptions): Promise<ListPlansResult> {
+    return this.#planStore().listPlans(options)
+  }
+
+  /** Creates a plan. Throws `PlanAlreadyExistsError` (409) when the id is taken. */
+  async createPlan(input: PlanConfigInput, context: AdminContext): Promise<PlanConfig> {
+    const parsed = parseOrThrow(planConfigInputSchema, input)
+    return this.#changePlan(parsed.id, 'plan.create', context, (before) => {
+      if (before !== null) throw new PlanAlreadyExistsError(parsed.id)
+      return parsed
+    })
+  }
+
+  /**
+   * Replaces a plan's quota, rate limit, policy and metadata (see {@link planUpdateInputSchema}).
+   * Its tenants are decided by the new plan from their next read on; none of them is rewritten.
+   * Throws `PlanNotFoundError` for an unknown plan.
+   */
+  async updatePlan(planId: string, input: PlanUpdateInput, context: AdminContext): Promise<PlanConfig> {
+    const id = validatePlanId(planId)
+    const { id: bodyId, ...rest } = parseOrThrow(planUpdateInputSchema, input)
+    mustMatch(bodyId, id, 'plan')
+    return this.#changePlan(id, 'plan.update', context, (before) => {
+      if (before === null) throw new PlanNotFoundError(id)
+      return { ...rest, id }
+    })
+  }
+
+  /**
+   * Deletes a plan. Throws `PlanNotFoundError` for an unknown plan and `PlanInUseError` (409) while
+   * tenants are on it. Its history stays readable.
+   */
+  async deletePlan(planId: string, context: AdminContext): Promise<void> {
+    const id = validatePlanId(planId)
+    await this.#applyPlan(id, 'plan.delete', context, (before) => {
+      if (before === null) throw new PlanNotFoundError(id)
+      return null
+    })
+  }
+
+  /** A plan's audit history, newest first, paginated with `before`. Works for deleted plans too. */
+  async planAudit(planId: string, options?: AuditListOptions): Promise<AuditPage<PlanAuditRecord>> {
+    const id = validatePlanId(planId)
+    this.#planStore()
+    return this.#auditLog.listPlan!(id, options)
+  }
+
+  #planStore(): PlanStore & AuditedPlanStore {
+    if (this.#plans === undefined) {
+      throw invalidOption('AdminService.plans', 'plans need a plan store (pass `plans` to the constructor)')
+    }
+    return this.#plans
+  }
+
+  // A tenant may only name a plan that exists: one that does not would fail every read of the
+  // tenant through withPlans (fail closed), so it is refused here as bad input instead.
+  async #checkPlan(planId: string | null): Promise<void> {
+    if (planId === null) return
+    const problem = (message: string) =>
+      new InvalidTenantConfigError([{ path: ['plan'], message, code: 'invalid_value' }])
+    if (this.#plans === undefined) throw problem('this admin service manages no plans')
+    try {
+      await this.#plans.getPlan(planId)
+    } catch (error) {
+      if (isTenantError(error) && error.code === 'plan_not_found') {
+        throw problem(`plan "${planId}" does not exist`)
+      }
+      throw error
+    }
+  }
+
+  async #changePlan(
+    planId: string,
+    action: PlanAuditAction,
+    context: AdminContext,
+    apply: (before: PlanConfig | null) => PlanConfigInput,
+  ): Promise<PlanConfig> {
+    return (await this.#applyPlan(planId, action, context, apply)).after!
+  }
+
+  async #applyPlan(
+    planId: string,
+    action: PlanAuditAction,
+    context: AdminContext,
+    apply: (before: PlanConfig | null) => PlanConfigInput | null,
+  ) {
+    const plans = this.#planStore()
+    checkContext(context)
+    return plans.applyPlanChange({
+      planId,
+      action,
+      actor: context.actor,
+      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+      apply,
+    })
+  }
+
+  async #setStatus(tenantId: string, status: TenantStatus, action: TenantAuditAction, context: AdminContext) {
     const id = validateTenantId(tenantId)
     return this.#change(id, action, context, (before) => ({
       ...toTenantConfigInput(existing(id, before)),
@@ -242,7 +411,7 @@ export class AdminService {
 
   async #change(
     tenantId: string,
-    action: AuditAction,
+    action: TenantAuditAction,
     context: AdminContext,
     apply: (before: TenantConfig | null) => TenantConfigInput,
   ): Promise<TenantConfig> {
@@ -252,7 +421,7 @@ export class AdminService {
 
   async #apply(
     tenantId: string,
-    action: AuditAction,
+    action: TenantAuditAction,
     context: AdminContext,
     apply: (before: TenantConfig | null) => TenantConfigInput | null,
   ) {
@@ -264,6 +433,14 @@ export class AdminService {
       ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
       apply,
     })
+  }
+}
+
+function mustMatch(bodyId: string | undefined, id: string, kind: 'tenant' | 'plan'): void {
+  if (bodyId !== undefined && bodyId !== id) {
+    throw new InvalidTenantConfigError([
+      { path: ['id'], message: `does not match the ${kind} being updated ("${id}")`, code: 'invalid_value' },
+    ])
   }
 }
 

@@ -1,9 +1,25 @@
 import { toTenantConfigInput } from './admin-service'
-import type { AuditedTenantStore, AuditLog, AuditRecord, TenantChange, TenantChangeResult } from './audit'
+import type {
+  AuditAction,
+  AuditedPlanStore,
+  AuditedTenantStore,
+  AuditLog,
+  AuditRecord,
+  AuditRecordInput,
+  PlanChange,
+  TenantChange,
+} from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager } from './config'
-import { InvalidTenantConfigError, isTenantError, TenantBackendError, TenantNotFoundError } from './errors'
-import type { TenantConfig } from './schemas'
+import {
+  InvalidTenantConfigError,
+  isTenantError,
+  PlanNotFoundError,
+  TenantBackendError,
+  TenantNotFoundError,
+} from './errors'
+import { type PlanStore, toPlanConfigInput, validatePlanId } from './plans'
+import type { PlanConfig, PlanConfigInput, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
 
 /** Options of {@link auditedStore}. */
@@ -41,65 +57,18 @@ export function auditedStore(
   auditLog: AuditLog,
   options: AuditedStoreOptions = {},
 ): AuditedConfigManager {
-  const clock = options.clock ?? systemClock
-  const locks = new KeyedLock()
-
-  async function applyChange(change: TenantChange): Promise<TenantChangeResult> {
-    const tenantId = validateTenantId(change.tenantId)
-    return locks.run(tenantId, async () => {
-      const before = await getTenantConfigOrNull(configs, tenantId)
-      const next = change.apply(before)
-      let after: TenantConfig | null
-      if (next === null) {
-        if (before === null) throw new TenantNotFoundError(tenantId)
-        await configs.deleteTenantConfig(tenantId)
-        after = null
-      } else {
-        if (next.id !== tenantId) {
-          throw new InvalidTenantConfigError([
-            {
-              path: ['id'],
-              message: `must be "${tenantId}", the tenant being changed`,
-              code: 'invalid_value',
-            },
-          ])
-        }
-        after = await configs.setTenantConfig(next)
-      }
-      let audit: AuditRecord
-      try {
-        audit = await auditLog.append({
-          tenantId,
-          actor: change.actor,
-          action: change.action,
-          before,
-          after,
-          at: clock.now(),
-          ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
-        })
-      } catch (appendError) {
-        try {
-          if (before === null) await configs.deleteTenantConfig(tenantId)
-          else await configs.setTenantConfig(toTenantConfigInput(before))
-        } catch (restoreError) {
-          throw new TenantBackendError(
-            `audit append failed for tenant "${tenantId}" and restoring its previous config also failed: ` +
-              'the change may be stored without an audit record',
-            { tenantId, cause: new AggregateError([appendError, restoreError]) },
-          )
-        }
-        if (isTenantError(appendError)) throw appendError
-        throw new TenantBackendError(`audit append failed for tenant "${tenantId}"; the change was undone`, {
-          tenantId,
-          cause: appendError,
-        })
-      }
-      return { before, after, audit }
-    })
-  }
-
+  const applyChange = auditedChanges<TenantConfig, TenantConfigInput, TenantChange>(auditLog, options, {
+    kind: 'tenant',
+    idOf: (change) => validateTenantId(change.tenantId),
+    get: (id) => getTenantConfigOrNull(configs, id),
+    set: (input) => configs.setTenantConfig(input),
+    delete: (id) => configs.deleteTenantConfig(id),
+    toInput: toTenantConfigInput,
+    notFound: (id) => new TenantNotFoundError(id),
+    record: (id, fields) => ({ tenantId: id, ...fields }) as AuditRecordInput,
+  })
   return {
-    applyChange,
+    applyChange: applyChange as AuditedTenantStore['applyChange'],
     getTenantConfig: (id) => configs.getTenantConfig(id),
     setTenantConfig: (input) => configs.setTenantConfig(input),
     deleteTenantConfig: (id) => configs.deleteTenantConfig(id),
@@ -107,6 +76,143 @@ export function auditedStore(
     quotaConfig: (id) => configs.quotaConfig(id),
     policyConfig: (id) => configs.policyConfig(id),
     rateLimitConfig: (id) => configs.rateLimitConfig(id),
+  }
+}
+
+/** A plan store that also applies audited changes: what {@link auditedPlanStore} returns. */
+export type AuditedPlans = PlanStore & AuditedPlanStore
+
+/**
+ * Composes any {@link PlanStore} with any {@link AuditLog} into an {@link AuditedPlanStore}: the
+ * plan counterpart of {@link auditedStore}, with the same best-effort compensation (the plan is
+ * written first, then the record; a failed append restores the previous plan). Changes to one plan
+ * are serialised in this process. `DrizzlePlanStore` is truly transactional and should be preferred
+ * where it applies.
+ *
+ * @example
+ * ```ts
+ * const configs = new InMemoryConfigManager()
+ * const auditLog = new InMemoryAuditLog()
+ * const plans = auditedPlanStore(new InMemoryPlanStore({ tenants: configs }), auditLog)
+ * const admin = new AdminService({ store: auditedStore(configs, auditLog), plans, auditLog })
+ * ```
+ */
+export function auditedPlanStore(
+  plans: PlanStore,
+  auditLog: AuditLog,
+  options: AuditedStoreOptions = {},
+): AuditedPlans {
+  const applyPlanChange = auditedChanges<PlanConfig, PlanConfigInput, PlanChange>(auditLog, options, {
+    kind: 'plan',
+    idOf: (change) => validatePlanId(change.planId),
+    get: (id) => getPlanOrNull(plans, id),
+    set: (input) => plans.setPlan(input),
+    delete: (id) => plans.deletePlan(id),
+    toInput: toPlanConfigInput,
+    notFound: (id) => new PlanNotFoundError(id),
+    record: (id, fields) => ({ planId: id, ...fields }) as AuditRecordInput,
+  })
+  return {
+    applyPlanChange: applyPlanChange as AuditedPlanStore['applyPlanChange'],
+    getPlan: (id) => plans.getPlan(id),
+    setPlan: (input) => plans.setPlan(input),
+    deletePlan: (id) => plans.deletePlan(id),
+    listPlans: (listOptions) => plans.listPlans(listOptions),
+  }
+}
+
+/** What differs between audited tenant changes and audited plan changes. */
+interface Subject<C extends { id: string }, I, Change> {
+  kind: 'tenant' | 'plan'
+  /** The validated id of the subject a change is for. */
+  idOf(change: Change): string
+  get(id: string): Promise<C | null>
+  set(input: I): Promise<C>
+  delete(id: string): Promise<void>
+  toInput(config: C): I
+  notFound(id: string): Error
+  record(
+    id: string,
+    fields: Omit<AuditRecordInput, 'tenantId' | 'planId' | 'before' | 'after'> & {
+      before: C | null
+      after: C | null
+    },
+  ): AuditRecordInput
+}
+
+interface AnyChange<C, I> {
+  actor: string
+  action: AuditAction
+  requestId?: string
+  apply(before: C | null): I | null
+}
+
+// The one implementation of "write, then append, and undo the write if the append fails", for
+// tenants and plans alike.
+function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Change extends AnyChange<C, I>>(
+  auditLog: AuditLog,
+  options: AuditedStoreOptions,
+  subject: Subject<C, I, Change>,
+): (change: Change) => Promise<{ before: C | null; after: C | null; audit: AuditRecord }> {
+  const clock = options.clock ?? systemClock
+  const locks = new KeyedLock()
+  return async (change) => {
+    const id = subject.idOf(change)
+    return locks.run(id, async () => {
+      const before = await subject.get(id)
+      const next = change.apply(before)
+      let after: C | null
+      if (next === null) {
+        if (before === null) throw subject.notFound(id)
+        await subject.delete(id)
+        after = null
+      } else {
+        if (next.id !== id) {
+          throw new InvalidTenantConfigError([
+            {
+              path: ['id'],
+              message: `must be "${id}", the ${subject.kind} being changed`,
+              code: 'invalid_value',
+            },
+          ])
+        }
+        after = await subject.set(next)
+      }
+      let audit: AuditRecord
+      try {
+        audit = await auditLog.append(
+          subject.record(id, {
+            actor: change.actor,
+            action: change.action,
+            before,
+            after,
+            at: clock.now(),
+            ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+          } as never),
+        )
+      } catch (appendError) {
+        const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
+        try {
+          if (before === null) await subject.delete(id)
+          else await subject.set(subject.toInput(before))
+        } catch (restoreError) {
+          throw new TenantBackendError(
+            `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
+              'the change may be stored without an audit record',
+            { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
+          )
+        }
+        if (isTenantError(appendError)) throw appendError
+        throw new TenantBackendError(
+          `audit append failed for ${subject.kind} "${id}"; the change was undone`,
+          {
+            ...tenantId,
+            cause: appendError,
+          },
+        )
+      }
+      return { before, after, audit }
+    })
   }
 }
 
@@ -126,6 +232,26 @@ export async function getTenantConfigOrNull(
     return await configs.getTenantConfig(tenantId)
   } catch (error) {
     if (isTenantError(error) && error.code === 'tenant_not_found') return null
+    throw error
+  }
+}
+
+/**
+ * The plan, or null when the store says it does not exist.
+ *
+ * @example
+ * ```ts
+ * const before = await getPlanOrNull(plans, 'pro') // null instead of PlanNotFoundError
+ * ```
+ */
+export async function getPlanOrNull(
+  plans: Pick<PlanStore, 'getPlan'>,
+  planId: string,
+): Promise<PlanConfig | null> {
+  try {
+    return await plans.getPlan(planId)
+  } catch (error) {
+    if (isTenantError(error) && error.code === 'plan_not_found') return null
     throw error
   }
 }

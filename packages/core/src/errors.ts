@@ -16,6 +16,9 @@ export type TenantErrorCode =
   | 'tenant_mismatch'
   | 'tenant_already_exists'
   | 'tenant_unsafe_query'
+  | 'plan_not_found'
+  | 'plan_already_exists'
+  | 'plan_in_use'
 
 /** Suggested HTTP status for each code; the HTTP adapters use this table. */
 export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.freeze({
@@ -34,6 +37,9 @@ export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.fre
   tenant_already_exists: 409,
   // A query the isolation layer cannot prove tenant-scoped is a bug in the service, not the client.
   tenant_unsafe_query: 500,
+  plan_not_found: 404,
+  plan_already_exists: 409,
+  plan_in_use: 409,
 })
 
 // Symbol.for so that two copies of @tenant/core in one process (a common result of
@@ -185,5 +191,50 @@ export class TenantAlreadyExistsError extends TenantError {
   constructor(tenantId: string, options: Omit<TenantErrorOptions, 'tenantId'> = {}) {
     super('tenant_already_exists', `tenant "${tenantId}" already exists`, { ...options, tenantId })
     this.name = 'TenantAlreadyExistsError'
+  }
+}
+
+/** Options of the plan errors: {@link TenantErrorOptions} without a tenant. */
+export interface PlanErrorOptions {
+  cause?: unknown
+}
+
+/** The plan id is not known to the plan store. */
+export class PlanNotFoundError extends TenantError {
+  /** The plan that was asked for. */
+  readonly planId: string
+  constructor(planId: string, options: PlanErrorOptions = {}) {
+    super('plan_not_found', `plan "${planId}" not found`, options)
+    this.name = 'PlanNotFoundError'
+    this.planId = planId
+  }
+}
+
+/** A create named a plan id that is already taken. */
+export class PlanAlreadyExistsError extends TenantError {
+  /** The plan id that is taken. */
+  readonly planId: string
+  constructor(planId: string, options: PlanErrorOptions = {}) {
+    super('plan_already_exists', `plan "${planId}" already exists`, options)
+    this.name = 'PlanAlreadyExistsError'
+    this.planId = planId
+  }
+}
+
+/**
+ * A plan cannot be deleted while tenants reference it: their effective configs would have nothing
+ * to inherit from. Move the tenants to another plan (or to none) first.
+ */
+export class PlanInUseError extends TenantError {
+  /** The plan that is still referenced. */
+  readonly planId: string
+  constructor(planId: string, options: PlanErrorOptions = {}) {
+    super(
+      'plan_in_use',
+      `plan "${planId}" is still used by tenants; move them to another plan first`,
+      options,
+    )
+    this.name = 'PlanInUseError'
+    this.planId = planId
   }
 }

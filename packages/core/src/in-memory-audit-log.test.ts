@@ -38,6 +38,7 @@ describe('InMemoryAuditLog', () => {
     const after = {
       id: 'acme',
       status: 'active' as const,
+      plan: null,
       quota: { limits: [] },
       rateLimit: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },

@@ -1,15 +1,25 @@
 import { z } from 'zod'
-import type { AuditListOptions, AuditLog, AuditRecord, AuditRecordInput } from './audit'
+import {
+  type AuditListOptions,
+  type AuditLog,
+  type AuditPage,
+  type AuditRecord,
+  type AuditRecordInput,
+  isPlanAuditRecord,
+  type PlanAuditRecord,
+  type TenantAuditRecord,
+} from './audit'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './config'
 import { InvalidTenantConfigError } from './errors'
 import { copyJson, deepFreeze } from './json'
+import { validatePlanId } from './plans'
 import { validateTenantId } from './tenant-id'
 import { invalidOption } from './validate'
 
 /** Options of {@link InMemoryAuditLog}. */
 export interface InMemoryAuditLogOptions {
   /**
-   * Most records kept, across all tenants. When full, the oldest record is dropped for each new one,
+   * Most records kept, across all tenants and plans. When full, the oldest record is dropped for each new one,
    * so memory stays bounded however long the process runs.
    * @default 10000
    */
@@ -78,9 +88,10 @@ const ID_PATTERN = /^\d{16}$/
  */
 export class InMemoryAuditLog implements AuditLog {
   readonly #max: number
-  // Per tenant, oldest first; `#order` remembers which tenant owns each record globally so the
-  // oldest record overall can be dropped in O(1) amortised.
-  readonly #byTenant = new Map<string, AuditRecord[]>()
+  // Per subject ("t:" + tenant id or "p:" + plan id, so a tenant and a plan with the same id keep
+  // apart histories), oldest first; `#order` remembers which subject owns each record globally so
+  // the oldest record overall can be dropped in O(1) amortised.
+  readonly #bySubject = new Map<string, AuditRecord[]>()
   readonly #order: string[] = []
   #orderHead = 0
   #seq = 0
@@ -99,24 +110,33 @@ export class InMemoryAuditLog implements AuditLog {
   }
 
   async append(record: AuditRecordInput): Promise<AuditRecord> {
-    validateTenantId(record.tenantId)
+    const key = isPlanAuditRecord(record)
+      ? `p:${validatePlanId(record.planId)}`
+      : `t:${validateTenantId(record.tenantId)}`
     this.#seq += 1
     const stored = deepFreeze(copyJson({ ...record, id: String(this.#seq).padStart(ID_WIDTH, '0') }))
-    let list = this.#byTenant.get(stored.tenantId)
+    let list = this.#bySubject.get(key)
     if (list === undefined) {
       list = []
-      this.#byTenant.set(stored.tenantId, list)
+      this.#bySubject.set(key, list)
     }
     list.push(stored)
-    this.#order.push(stored.tenantId)
+    this.#order.push(key)
     while (this.size > this.#max) this.#dropOldest()
     return stored
   }
 
-  async list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }> {
-    validateTenantId(tenantId)
+  async list(tenantId: string, options?: AuditListOptions): Promise<AuditPage<TenantAuditRecord>> {
+    return this.#page(`t:${validateTenantId(tenantId)}`, options) as AuditPage<TenantAuditRecord>
+  }
+
+  async listPlan(planId: string, options?: AuditListOptions): Promise<AuditPage<PlanAuditRecord>> {
+    return this.#page(`p:${validatePlanId(planId)}`, options) as AuditPage<PlanAuditRecord>
+  }
+
+  #page(key: string, options: AuditListOptions | undefined): AuditPage {
     const { limit, before } = resolveAuditListOptions(options, ID_PATTERN)
-    const list = this.#byTenant.get(tenantId) ?? []
+    const list = this.#bySubject.get(key) ?? []
     // Newest first: start just below the cursor and walk back.
     let end = list.length
     if (before !== undefined) end = lowerBound(list, before)
@@ -128,20 +148,20 @@ export class InMemoryAuditLog implements AuditLog {
   }
 
   #dropOldest(): void {
-    const tenantId = this.#order[this.#orderHead]!
+    const key = this.#order[this.#orderHead]!
     this.#orderHead += 1
     // Compact the queue once the consumed head dominates, keeping memory proportional to `max`.
     if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
       this.#order.splice(0, this.#orderHead)
       this.#orderHead = 0
     }
-    const list = this.#byTenant.get(tenantId)!
+    const list = this.#bySubject.get(key)!
     list.shift()
-    if (list.length === 0) this.#byTenant.delete(tenantId)
+    if (list.length === 0) this.#bySubject.delete(key)
   }
 }
 
-/** Index of the first record whose id is >= `id` (ids ascend within a tenant's list). */
+/** Index of the first record whose id is >= `id` (ids ascend within a subject's list). */
 function lowerBound(list: readonly AuditRecord[], id: string): number {
   let lo = 0
   let hi = list.length

@@ -2,8 +2,9 @@ import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { TenantNotFoundError } from './errors'
 import { copyJson, deepFreeze } from './json'
-import { compareTenantIds, resolveListTenantsOptions } from './list-tenants'
+import { resolveListTenantsOptions } from './list-tenants'
 import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
+import { SortedIdMap } from './sorted-id-map'
 import { validateTenantId } from './tenant-id'
 import { assertMethods, parseTenantConfigInput } from './validate'
 
@@ -35,9 +36,7 @@ export interface InMemoryConfigManagerOptions {
  */
 export class InMemoryConfigManager implements ConfigManager {
   readonly #clock: Clock
-  readonly #configs = new Map<string, TenantConfig>()
-  // Kept sorted so both pagination styles are a binary search and a slice, not a sort per call.
-  readonly #ids: string[] = []
+  readonly #configs = new SortedIdMap<TenantConfig>()
 
   constructor(options: InMemoryConfigManagerOptions = {}) {
     if (options.clock !== undefined) assertMethods(options.clock, 'clock', ['now'])
@@ -59,27 +58,16 @@ export class InMemoryConfigManager implements ConfigManager {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     })
-    if (!existing) this.#ids.splice(this.#lowerBound(parsed.id), 0, parsed.id)
     this.#configs.set(parsed.id, config)
     return config
   }
 
   async deleteTenantConfig(tenantId: string): Promise<void> {
-    this.#get(tenantId)
-    this.#configs.delete(tenantId)
-    this.#ids.splice(this.#lowerBound(tenantId), 1)
+    if (!this.#configs.delete(validateTenantId(tenantId))) throw new TenantNotFoundError(tenantId)
   }
 
   async listTenants(options?: ListTenantsOptions): Promise<ListTenantsResult> {
-    const resolved = resolveListTenantsOptions(options)
-    const start =
-      resolved.mode === 'offset'
-        ? resolved.offset
-        : this.#upperBound(resolved.after, this.#lowerBound(resolved.after))
-    const ids = this.#ids.slice(start, start + resolved.limit)
-    const items = ids.map((id) => this.#configs.get(id)!)
-    const last = ids[ids.length - 1]
-    return last !== undefined && start + ids.length < this.#ids.length ? { items, next: last } : { items }
+    return this.#configs.page(resolveListTenantsOptions(options))
   }
 
   quotaConfig(tenantId: string): Promise<QuotaConfig> {
@@ -103,28 +91,5 @@ export class InMemoryConfigManager implements ConfigManager {
   async #missing(tenantId: string): Promise<never> {
     validateTenantId(tenantId)
     throw new TenantNotFoundError(tenantId)
-  }
-
-  #get(tenantId: string): TenantConfig {
-    const config = this.#configs.get(validateTenantId(tenantId))
-    if (!config) throw new TenantNotFoundError(tenantId)
-    return config
-  }
-
-  /** Index of the first id >= `id`. */
-  #lowerBound(id: string): number {
-    let lo = 0
-    let hi = this.#ids.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (compareTenantIds(this.#ids[mid]!, id) < 0) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
-
-  /** Index of the first id > `id`, given the index of the first id >= `id`. */
-  #upperBound(id: string, lowerBound: number): number {
-    return this.#ids[lowerBound] === id ? lowerBound + 1 : lowerBound
   }
 }

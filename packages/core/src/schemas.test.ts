@@ -124,6 +124,7 @@ describe('tenantConfigInputSchema', () => {
     expect(tenantConfigInputSchema.parse({ id: 'acme' })).toEqual({
       id: 'acme',
       status: 'active',
+      plan: null,
       quota: { limits: [] },
       rateLimit: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },

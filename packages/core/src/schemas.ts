@@ -21,6 +21,13 @@ export const tenantIdSchema = z
   .max(MAX_TENANT_ID_LENGTH, `tenant id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
   .regex(/^[A-Za-z0-9._-]+$/, 'tenant id may only contain letters, digits, ".", "_" and "-"')
 
+/** Schema of a plan id: the same alphabet and length as a tenant id. */
+export const planIdSchema = z
+  .string()
+  .min(1, 'plan id is empty')
+  .max(MAX_TENANT_ID_LENGTH, `plan id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
+  .regex(/^[A-Za-z0-9._-]+$/, 'plan id may only contain letters, digits, ".", "_" and "-"')
+
 /**
  * Schema of one quota limit. A missing dimension, or 0, means unlimited in that dimension.
  */
@@ -94,13 +101,9 @@ const metadataSchema = z
   .default({})
 const timestamp = z.number().int().min(0)
 
-/**
- * Schema of what a caller supplies to create or replace a tenant. Everything but `id` has a
- * default; timestamps are stamped by the store's clock and cannot be supplied.
- */
-export const tenantConfigInputSchema = z.strictObject({
-  id: tenantIdSchema,
-  status: z.enum(tenantStatuses).default('active'),
+// The parts a tenant and a plan share, with the same defaults: no limits, no rate limit, every
+// allow-list empty, no metadata.
+const limitFields = {
   quota: quotaConfigSchema.default({ limits: [] }),
   rateLimit: rateLimitConfigSchema.nullable().default(null),
   policy: policyConfigSchema.default({
@@ -110,10 +113,37 @@ export const tenantConfigInputSchema = z.strictObject({
     allowedPaths: [],
   }),
   metadata: metadataSchema,
+}
+
+/**
+ * Schema of what a caller supplies to create or replace a tenant. Everything but `id` has a
+ * default; timestamps are stamped by the store's clock and cannot be supplied. `plan` names the
+ * plan the tenant inherits its limits from (`null`: none, the tenant's own config is all there is).
+ */
+export const tenantConfigInputSchema = z.strictObject({
+  id: tenantIdSchema,
+  status: z.enum(tenantStatuses).default('active'),
+  plan: planIdSchema.nullable().default(null),
+  ...limitFields,
 })
 
 /** Schema of a stored tenant configuration. Timestamps are ms since the epoch. */
 export const tenantConfigSchema = tenantConfigInputSchema.extend({
+  createdAt: timestamp,
+  updatedAt: timestamp,
+})
+
+/**
+ * Schema of what a caller supplies to create or replace a plan: the limits, rate limit and policy
+ * its tenants inherit. Everything but `id` has a default; timestamps are stamped by the store.
+ */
+export const planConfigInputSchema = z.strictObject({
+  id: planIdSchema,
+  ...limitFields,
+})
+
+/** Schema of a stored plan. Timestamps are ms since the epoch. */
+export const planConfigSchema = planConfigInputSchema.extend({
   createdAt: timestamp,
   updatedAt: timestamp,
 })
@@ -130,3 +160,7 @@ export type PolicyConfig = z.infer<typeof policyConfigSchema>
 export type TenantConfig = z.infer<typeof tenantConfigSchema>
 /** What a caller supplies to create or replace a tenant (defaults applied by the schema). */
 export type TenantConfigInput = z.input<typeof tenantConfigInputSchema>
+/** A stored plan: the quota, rate limit and policy its tenants inherit. */
+export type PlanConfig = z.infer<typeof planConfigSchema>
+/** What a caller supplies to create or replace a plan (defaults applied by the schema). */
+export type PlanConfigInput = z.input<typeof planConfigInputSchema>

@@ -1,8 +1,9 @@
 import {
   type AuditLog,
   type AuditRecord,
-  type AuditRecordInput,
   isTenantError,
+  type PlanAuditRecordInput,
+  type TenantAuditRecordInput,
   type TenantConfig,
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -17,6 +18,7 @@ function config(id: string, overrides: Partial<TenantConfig> = {}): TenantConfig
   return {
     id,
     status: 'active',
+    plan: null,
     quota: { limits: [{ window: 'day', requests: 100 }] },
     rateLimit: null,
     policy: { allowedModels: ['gpt-4o'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
@@ -27,7 +29,11 @@ function config(id: string, overrides: Partial<TenantConfig> = {}): TenantConfig
   }
 }
 
-function record(tenantId: string, n: number, overrides: Partial<AuditRecordInput> = {}): AuditRecordInput {
+function record(
+  tenantId: string,
+  n: number,
+  overrides: Partial<TenantAuditRecordInput> = {},
+): TenantAuditRecordInput {
   return {
     tenantId,
     actor: `admin-${n}`,
@@ -37,6 +43,20 @@ function record(tenantId: string, n: number, overrides: Partial<AuditRecordInput
     at: T0 + n,
     requestId: `req-${n}`,
     ...overrides,
+  }
+}
+
+function planRecord(planId: string, n: number): PlanAuditRecordInput {
+  const plan = { id: planId, quota: { limits: [{ window: 'day' as const, requests: n }] }, rateLimit: null }
+  const policy = { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] }
+  return {
+    planId,
+    actor: `admin-${n}`,
+    action: 'plan.update',
+    before: { ...plan, policy, metadata: {}, createdAt: T0, updatedAt: T0 + n },
+    after: { ...plan, policy, metadata: { n }, createdAt: T0, updatedAt: T0 + n + 1 },
+    at: T0 + n,
+    requestId: `req-${n}`,
   }
 }
 
@@ -151,6 +171,29 @@ export function testAuditLog(name: string, factory: AuditLogFactory): void {
         const error = await rejects(log.list('acme', { limit }))
         expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
         expect((error as { issues: { path: unknown[] }[] }).issues[0]!.path).toEqual(['limit'])
+      }
+    })
+
+    it('keeps plan records apart from tenant records with the same id, each paged newest first', async () => {
+      expect(typeof log.listPlan).toBe('function')
+      const tenant = await log.append(record('acme', 1))
+      const plans = []
+      for (let n = 2; n < 7; n++) plans.push(await log.append(planRecord('acme', n)))
+      const created = await log.append({ ...planRecord('pro', 9), action: 'plan.create', before: null })
+      expect(plans[0]).toEqual({ ...planRecord('acme', 2), id: plans[0]!.id })
+      expect((await log.list('acme')).items).toEqual([tenant])
+      const newestFirst = [...plans].reverse()
+      expect((await log.listPlan!('acme')).items).toEqual(newestFirst)
+      const first = await log.listPlan!('acme', { limit: 2 })
+      expect(first.items).toEqual(newestFirst.slice(0, 2))
+      const rest = await log.listPlan!('acme', { limit: 10, before: first.next! })
+      expect(rest.items).toEqual(newestFirst.slice(2))
+      expect(rest.next).toBeUndefined()
+      expect((await log.listPlan!('pro')).items).toEqual([created])
+      expect((await log.listPlan!('nothing')).items).toEqual([])
+      for (const bad of ['', 'a/b']) {
+        const error = await rejects(log.listPlan!(bad))
+        expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
       }
     })
 

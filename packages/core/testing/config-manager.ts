@@ -13,6 +13,7 @@ import {
   tenantConfigSchema,
 } from '@tenant/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { uniquePrefix } from './unique-prefix'
 
 /** What a {@link testConfigManager} factory receives. */
 export interface ConfigManagerFactoryContext {
@@ -27,15 +28,6 @@ export type ConfigManagerFactory = (
 
 /** A fixed start so that timestamps are realistic and never 0. */
 const T0 = Date.UTC(2026, 0, 1)
-
-let runCounter = 0
-
-// Unique per test and per process: a shared database may hold other runs' rows, so every test
-// creates ids under its own prefix and only ever looks at ids with that prefix.
-function uniquePrefix(): string {
-  runCounter += 1
-  return `ct${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}${runCounter.toString(36)}-`
-}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -99,7 +91,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
     beforeEach(async () => {
       clock = new ManualClock(T0)
       manager = await factory({ clock })
-      p = uniquePrefix()
+      p = uniquePrefix('ct')
       created.clear()
     })
 
@@ -114,6 +106,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       const expected: TenantConfig = {
         id: `${p}a`,
         status: 'active',
+        plan: null,
         quota: { limits: [] },
         rateLimit: null,
         policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
@@ -156,7 +149,8 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
         },
       } satisfies TenantConfigInput
       const stored = await set(input)
-      expect(stored).toEqual({ ...input, createdAt: T0, updatedAt: T0 })
+      // `plan` defaults to null; the plan store's suite covers tenants on a plan.
+      expect(stored).toEqual({ ...input, plan: null, createdAt: T0, updatedAt: T0 })
       expect(await manager.getTenantConfig(input.id)).toEqual(stored)
     })
 

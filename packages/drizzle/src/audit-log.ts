@@ -1,11 +1,18 @@
 import {
   type AuditListOptions,
   type AuditLog,
+  type AuditPage,
   type AuditRecord,
   type AuditRecordInput,
   InvalidTenantConfigError,
+  isPlanAuditRecord,
+  type PlanAuditRecord,
+  parseOrThrow,
   parseTenantConfig,
+  planConfigSchema,
   resolveAuditListOptions,
+  type TenantAuditRecord,
+  validatePlanId,
   validateTenantId,
 } from '@tenant/core'
 import { and, desc, eq, lt } from 'drizzle-orm'
@@ -16,20 +23,23 @@ import { AUDIT_ID_PATTERN, decodeAudit, encodeAudit, formatAuditId } from './ten
 const WHAT = 'audit log query'
 
 /**
- * An {@link AuditLog} in the `tenant_audit_log` table of the app's Drizzle database (created by
- * {@link migrate}). `DrizzleConfigManager.applyChange` writes to the same table inside its
- * transaction; use this class to read the history (and `append` for records of your own).
+ * An {@link AuditLog} in the `tenant_audit_log` and `plan_audit_log` tables of the app's Drizzle
+ * database (created by {@link migrate}). `DrizzleConfigManager.applyChange` and
+ * `DrizzlePlanStore.applyPlanChange` write to the same tables inside their transactions; use this
+ * class to read the history (and `append` for records of your own).
  *
  * Records are listed newest first, in the order they were written (ids grow), which does not
  * depend on the clocks of the servers that wrote them. Ids are the row id zero-padded to 16
- * digits, so they also sort as strings; `next` is the last id of a page. Rows that do not decode
- * are `TenantRowDecodeError`; database failures `TenantBackendError`.
+ * digits, so they also sort as strings; `next` is the last id of a page. Tenant and plan records
+ * live in their own tables, so their ids are two sequences: an id orders one subject's history.
+ * Rows that do not decode are `TenantRowDecodeError`; database failures `TenantBackendError`.
  *
  * @example
  * ```ts
  * const auditLog = new DrizzleAuditLog(db)
  * const admin = new AdminService({ store: new DrizzleConfigManager(db), auditLog })
  * const { items, next } = await auditLog.list('acme', { limit: 20 })
+ * const plan = await auditLog.listPlan('pro')
  * ```
  */
 export class DrizzleAuditLog implements AuditLog {
@@ -44,49 +54,78 @@ export class DrizzleAuditLog implements AuditLog {
     this.#tables = tablesFor(this.dialect)
   }
 
-  /** Inserts `record` (its snapshots validated first) and returns it with its id: the row id, zero-padded to 16 digits. */
+  /**
+   * Inserts `record` (its snapshots validated first) into the tenant or the plan table, and
+   * returns it with its id: the row id, zero-padded to 16 digits.
+   */
   async append(record: AuditRecordInput): Promise<AuditRecord> {
-    validateTenantId(record.tenantId)
-    // Snapshots are validated on the way in, so that every stored record can be read back.
-    const checked: AuditRecordInput = {
-      ...record,
-      before: record.before === null ? null : parseTenantConfig(record.before),
-      after: record.after === null ? null : parseTenantConfig(record.after),
-    }
-    if (!Number.isSafeInteger(checked.at) || checked.at < 0) {
+    if (!Number.isSafeInteger(record.at) || record.at < 0) {
       throw new InvalidTenantConfigError([
         { path: ['at'], message: 'must be a whole number of ms since the epoch', code: 'invalid_type' },
       ])
     }
-    const { auditLog } = this.#tables
-    const rows = await runQuery<{ id: unknown }[]>(WHAT, record.tenantId, () =>
-      this.#db.insert(auditLog).values(encodeAudit(this.dialect, checked)).returning({ id: auditLog.id }),
+    // Snapshots are validated on the way in, so that every stored record can be read back.
+    let checked: AuditRecordInput
+    let table: AnyDb
+    let tenantId: string | undefined
+    if (isPlanAuditRecord(record)) {
+      validatePlanId(record.planId)
+      const plan = (value: unknown) => (value === null ? null : parseOrThrow(planConfigSchema, value))
+      checked = { ...record, before: plan(record.before), after: plan(record.after) }
+      table = this.#tables.planAuditLog
+    } else {
+      tenantId = validateTenantId(record.tenantId)
+      const tenant = (value: unknown) => (value === null ? null : parseTenantConfig(value))
+      checked = { ...record, before: tenant(record.before), after: tenant(record.after) }
+      table = this.#tables.auditLog
+    }
+    const rows = await runQuery<{ id: unknown }[]>(WHAT, tenantId, () =>
+      this.#db.insert(table).values(encodeAudit(this.dialect, checked)).returning({ id: table.id }),
     )
-    return { ...checked, id: formatAuditId(rows[0]!.id) }
+    return { ...checked, id: formatAuditId(rows[0]!.id) } as AuditRecord
   }
 
-  async list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditRecord[]; next?: string }> {
+  async list(tenantId: string, options?: AuditListOptions): Promise<AuditPage<TenantAuditRecord>> {
     validateTenantId(tenantId)
-    const { limit, before } = resolveAuditListOptions(options)
-    if (before !== undefined && !AUDIT_ID_PATTERN.test(before)) {
-      throw new InvalidTenantConfigError([
-        { path: ['before'], message: 'must be the `next` of a previous page', code: 'invalid_value' },
-      ])
-    }
     const { auditLog } = this.#tables
-    const where =
-      before === undefined
-        ? eq(auditLog.tenantId, tenantId)
-        : and(eq(auditLog.tenantId, tenantId), lt(auditLog.id, Number(before)))
-    const rows = await runQuery<Record<string, unknown>[]>(WHAT, tenantId, () =>
+    const rows = await this.#page(auditLog, auditLog.tenantId, tenantId, options, tenantId)
+    return this.#decode(rows, options, (row) => decodeAudit(this.dialect, row, 'tenant'))
+  }
+
+  /** A plan's history, newest first (`plan_audit_log`). Works for deleted plans too. */
+  async listPlan(planId: string, options?: AuditListOptions): Promise<AuditPage<PlanAuditRecord>> {
+    validatePlanId(planId)
+    const { planAuditLog } = this.#tables
+    const rows = await this.#page(planAuditLog, planAuditLog.planId, planId, options, undefined)
+    return this.#decode(rows, options, (row) => decodeAudit(this.dialect, row, 'plan'))
+  }
+
+  async #page(
+    table: AnyDb,
+    subject: AnyDb,
+    id: string,
+    options: AuditListOptions | undefined,
+    tenantId: string | undefined,
+  ): Promise<Record<string, unknown>[]> {
+    const { limit, before } = resolveAuditListOptions(options, AUDIT_ID_PATTERN)
+    const where = before === undefined ? eq(subject, id) : and(eq(subject, id), lt(table.id, Number(before)))
+    return runQuery<Record<string, unknown>[]>(WHAT, tenantId, () =>
       this.#db
         .select()
-        .from(auditLog)
+        .from(table)
         .where(where)
-        .orderBy(desc(auditLog.id))
+        .orderBy(desc(table.id))
         .limit(limit + 1),
     )
-    const items = rows.slice(0, limit).map((row) => decodeAudit(this.dialect, row))
+  }
+
+  #decode<R extends AuditRecord>(
+    rows: Record<string, unknown>[],
+    options: AuditListOptions | undefined,
+    decode: (row: Record<string, unknown>) => R,
+  ): AuditPage<R> {
+    const { limit } = resolveAuditListOptions(options)
+    const items = rows.slice(0, limit).map(decode)
     const last = items[items.length - 1]
     return rows.length > limit && last ? { items, next: last.id } : { items }
   }

@@ -3,7 +3,7 @@ import { type SQL, type SQLWrapper, sql } from 'drizzle-orm'
 
 /**
  * The table columns that hold each quota window's limits, by their Drizzle property names. Both
- * dialects' `tenants` tables use these names, so one codec serves both.
+ * dialects' `tenants` and `plans` tables use these names, so one codec serves all four.
  */
 export const quotaColumnKeys = {
   minute: { requests: 'quotaRequestsPerMinute', tokens: 'quotaTokensPerMinute' },
@@ -16,15 +16,18 @@ export const quotaColumnKeys = {
 export type QuotaColumnKey =
   (typeof quotaColumnKeys)[QuotaWindow][keyof (typeof quotaColumnKeys)[QuotaWindow]]
 
-/** The eight quota columns of a `tenants` table, in window order (for CHECK constraints). */
+/** The eight quota columns of a `tenants` or `plans` table, in window order (for CHECK constraints). */
 export function quotaColumns<T extends Record<QuotaColumnKey, unknown>>(table: T): T[QuotaColumnKey][] {
   return Object.values(quotaColumnKeys).flatMap((keys) => [table[keys.requests], table[keys.tokens]])
 }
 
-interface CheckedColumns extends Record<QuotaColumnKey, SQLWrapper> {
-  status: SQLWrapper
+interface LimitColumns extends Record<QuotaColumnKey, SQLWrapper> {
   rateLimitRequestsPerSecond: SQLWrapper
   rateLimitBurst: SQLWrapper
+}
+
+interface CheckedColumns extends LimitColumns {
+  status: SQLWrapper
 }
 
 /**
@@ -33,19 +36,29 @@ interface CheckedColumns extends Record<QuotaColumnKey, SQLWrapper> {
  * are refused at write time. NULL passes a CHECK, so an absent limit needs no special case.
  */
 export function tenantChecks(t: CheckedColumns): { name: string; condition: SQL }[] {
+  return [
+    { name: 'tenants_status_check', condition: sql`${t.status} in ('active', 'suspended')` },
+    ...limitChecks('tenants', t),
+  ]
+}
+
+/**
+ * The CHECK constraints of the quota and rate-limit columns a table shares with `tenants`
+ * (`plans`), named `<table>_quota_check` and `<table>_rate_limit_check`.
+ */
+export function limitChecks(table: string, t: LimitColumns): { name: string; condition: SQL }[] {
   const rps = t.rateLimitRequestsPerSecond
   const burst = t.rateLimitBurst
   return [
-    { name: 'tenants_status_check', condition: sql`${t.status} in ('active', 'suspended')` },
     {
-      name: 'tenants_quota_check',
+      name: `${table}_quota_check`,
       condition: sql.join(
         quotaColumns(t).map((c) => sql`${c} >= 0`),
         sql` and `,
       ),
     },
     {
-      name: 'tenants_rate_limit_check',
+      name: `${table}_rate_limit_check`,
       condition: sql`(${rps} is null and ${burst} is null) or (${rps} is not null and ${burst} is not null and ${rps} > 0 and ${burst} >= 1)`,
     },
   ]

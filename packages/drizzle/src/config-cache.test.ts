@@ -25,6 +25,7 @@ function config(id: string, v = 1): TenantConfig {
   return {
     id,
     status: 'active',
+    plan: null,
     quota: { limits: [] },
     rateLimit: null,
     policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },

@@ -3,7 +3,11 @@ import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import { TenantRowDecodeError } from './tenant-row'
 
-/** Options of the {@link DrizzleConfigManager} cache. All durations are milliseconds of its clock. */
+/**
+ * Options of the {@link DrizzleConfigManager} and {@link DrizzlePlanStore} caches. All durations are
+ * milliseconds of its clock. For plans, read "plan" for "tenant": a plan changed by another process
+ * reaches its tenants after at most `ttl`.
+ */
 export interface ConfigCacheOptions {
   /**
    * Most tenant configs kept. Least recently used ones are dropped first.
@@ -71,9 +75,9 @@ export interface ConfigCacheStats {
   stale: number
 }
 
-interface Entry {
-  /** null: the tenant does not exist. */
-  config: TenantConfig | null
+interface Entry<C> {
+  /** null: the tenant (plan) does not exist. */
+  config: C | null
   /** When the database gave this answer, on the cache's clock. */
   at: number
 }
@@ -81,24 +85,31 @@ interface Entry {
 /**
  * The LRU in front of the database: fresh entries answer lookups, unknown ids are remembered
  * briefly, concurrent misses for one id share one query, and expired entries stand in while the
- * database is failing. Internal to {@link DrizzleConfigManager}.
+ * database is failing. Internal to {@link DrizzleConfigManager} (tenant configs) and
+ * {@link DrizzlePlanStore} (plans, with `notFound` building `PlanNotFoundError`).
  */
-export class ConfigCache {
+export class ConfigCache<C = TenantConfig> {
   readonly #options: ResolvedConfigCacheOptions
   readonly #clock: Clock
+  readonly #notFound: (id: string) => Error
   // Expiry is judged from `Entry.at` against the injected clock, not by lru-cache's own ttl (which
   // reads performance.now()); lru-cache provides the bound and the eviction order.
-  readonly #found: LRUCache<string, Entry>
-  readonly #missing: LRUCache<string, Entry>
+  readonly #found: LRUCache<string, Entry<C>>
+  readonly #missing: LRUCache<string, Entry<C>>
   // Lookups in flight, so concurrent misses share one query. An entry is removed when its query
   // settles or when an invalidation makes its answer out of date; either way the map holds at
   // most one promise per id with a lookup pending.
-  readonly #loading = new Map<string, Promise<TenantConfig | null>>()
+  readonly #loading = new Map<string, Promise<C | null>>()
   readonly stats: ConfigCacheStats = { hits: 0, misses: 0, loads: 0, stale: 0 }
 
-  constructor(options: ResolvedConfigCacheOptions, clock: Clock) {
+  constructor(
+    options: ResolvedConfigCacheOptions,
+    clock: Clock,
+    notFound: (id: string) => Error = (id) => new TenantNotFoundError(id),
+  ) {
     this.#options = options
     this.#clock = clock
+    this.#notFound = notFound
     this.#found = new LRUCache({ max: options.max })
     this.#missing = new LRUCache({ max: options.negativeMax })
   }
@@ -107,9 +118,9 @@ export class ConfigCache {
    * The config of `tenantId`, from the cache when fresh, else from `load` (which resolves null for
    * an unknown tenant). Throws `TenantNotFoundError` for an unknown tenant.
    */
-  async get(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig> {
+  async get(tenantId: string, load: () => Promise<C | null>): Promise<C> {
     const fresh = this.fresh(tenantId)
-    if (fresh) return answer(tenantId, fresh.config)
+    if (fresh) return this.#answer(tenantId, fresh.config)
     return this.miss(tenantId, load)
   }
 
@@ -118,7 +129,7 @@ export class ConfigCache {
    * the caller goes on with {@link miss}, which counts the miss). Synchronous, so a hit costs no
    * promise of its own. An id with an entry was validated before the entry was stored.
    */
-  fresh(tenantId: string): { config: TenantConfig | null } | undefined {
+  fresh(tenantId: string): { config: C | null } | undefined {
     const cached = this.#lookup(tenantId)
     if (cached === undefined || this.#clock.now() - cached.at >= this.#freshFor(cached)) return undefined
     this.stats.hits += 1
@@ -130,9 +141,9 @@ export class ConfigCache {
    * id in flight) and bridges a backend failure with a stale answer. For a caller that just asked
    * `fresh` itself, so the cache is not looked up twice.
    */
-  async miss(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig> {
+  async miss(tenantId: string, load: () => Promise<C | null>): Promise<C> {
     this.stats.misses += 1
-    let config: TenantConfig | null
+    let config: C | null
     try {
       config = await this.#load(tenantId, load)
     } catch (error) {
@@ -143,11 +154,11 @@ export class ConfigCache {
         this.#clock.now() - stale.at < this.#freshFor(stale) + this.#options.staleTtl
       ) {
         this.stats.stale += 1
-        return answer(tenantId, stale.config)
+        return this.#answer(tenantId, stale.config)
       }
       throw error
     }
-    return answer(tenantId, config)
+    return this.#answer(tenantId, config)
   }
 
   /**
@@ -171,11 +182,11 @@ export class ConfigCache {
     this.#loading.delete(tenantId)
   }
 
-  #load(tenantId: string, load: () => Promise<TenantConfig | null>): Promise<TenantConfig | null> {
+  #load(tenantId: string, load: () => Promise<C | null>): Promise<C | null> {
     const pending = this.#loading.get(tenantId)
     if (pending) return pending
     this.stats.loads += 1
-    const promise: Promise<TenantConfig | null> = load().then(
+    const promise: Promise<C | null> = load().then(
       (config) => {
         if (this.#loading.get(tenantId) === promise) {
           this.#loading.delete(tenantId)
@@ -192,8 +203,8 @@ export class ConfigCache {
     return promise
   }
 
-  #store(tenantId: string, config: TenantConfig | null): void {
-    const entry: Entry = { config, at: this.#clock.now() }
+  #store(tenantId: string, config: C | null): void {
+    const entry: Entry<C> = { config, at: this.#clock.now() }
     if (config === null) {
       this.#found.delete(tenantId)
       if (this.#options.negativeTtl > 0) this.#missing.set(tenantId, entry)
@@ -203,12 +214,18 @@ export class ConfigCache {
     }
   }
 
-  #lookup(tenantId: string): Entry | undefined {
+  #lookup(tenantId: string): Entry<C> | undefined {
     return this.#found.get(tenantId) ?? this.#missing.get(tenantId)
   }
 
-  #freshFor(entry: Entry): number {
+  #freshFor(entry: Entry<C>): number {
     return entry.config === null ? this.#options.negativeTtl : this.#options.ttl
+  }
+
+  /** The config of a lookup's answer; `null` (no such tenant or plan) throws `notFound`. */
+  #answer(id: string, config: C | null): C {
+    if (config === null) throw this.#notFound(id)
+    return config
   }
 
   // Only an unreachable or failing database is bridged; a row that no longer decodes is a fault to
@@ -221,10 +238,4 @@ export class ConfigCache {
       !(error instanceof TenantRowDecodeError)
     )
   }
-}
-
-/** The config of a lookup's answer; `null` (no such tenant) throws `TenantNotFoundError`. */
-function answer(tenantId: string, config: TenantConfig | null): TenantConfig {
-  if (config === null) throw new TenantNotFoundError(tenantId)
-  return config
 }

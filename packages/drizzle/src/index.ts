@@ -1,5 +1,5 @@
 /**
- * Drizzle stores for tenancy: config manager, audit log, migrations, scoped queries, raw-SQL
+ * Drizzle stores for tenancy: config manager, plan store, audit log, migrations, scoped queries, raw-SQL
  * scoping, Postgres row-level security and the shard router.
  *
  * @module @tenant/drizzle
@@ -10,6 +10,7 @@ export * from './config-manager'
 export type { Dialect, TenantDatabase } from './driver'
 export type { MigrateOptions, RollbackOptions, ShippedMigration } from './migrate'
 export { migrate, rollback } from './migrate'
+export * from './plan-store'
 export type { RawSqlOptions, SqlDialect, TenantStatement, ValidateQueryOptions } from './raw-sql'
 export { addTenantFilter, UnsafeQueryError, validateQuery } from './raw-sql'
 export * from './rls'

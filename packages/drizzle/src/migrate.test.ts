@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { InvalidTenantConfigError, isTenantError } from '@tenant/core'
+import { InvalidTenantConfigError, isTenantError, toTenantConfigInput, withPlans } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { describeEachDatabase, withD1 } from '../test/databases'
+import { DrizzleAuditLog } from './audit-log'
 import { DrizzleConfigManager } from './config-manager'
 import { detectDriver } from './driver'
 import {
@@ -19,12 +20,14 @@ import {
 } from './migrate'
 import { readMigrationFolder } from './migration-files'
 import { migrations as pgMigrations } from './pg/migrations'
+import { DrizzlePlanStore } from './plan-store'
 import { migrations as sqliteMigrations } from './sqlite/migrations'
 
 const repoDrizzle = join(import.meta.dirname, '..', '..', '..', 'drizzle')
 const wrangler = join(repoDrizzle, '..', 'node_modules', '.bin', 'wrangler')
 const run = promisify(execFile)
-const PACKAGE_TABLES = ['__tenant_migrations', 'tenant_audit_log', 'tenants']
+const PACKAGE_TABLES = ['__tenant_migrations', 'plan_audit_log', 'plans', 'tenant_audit_log', 'tenants']
+const TAGS = ['0000_init', '0001_plans']
 
 describe('shipped migrations', () => {
   it('are exactly the SQL in the drizzle/ folder (rerun `pnpm embed-migrations` after editing it)', () => {
@@ -55,9 +58,10 @@ describe('shipped migrations', () => {
         env,
       })
       expect(apply.stdout).toContain('0000_init.sql')
+      expect(apply.stdout).toContain('0001_plans.sql')
       expect(apply.stdout).not.toContain('down')
       const query =
-        "select name from sqlite_master where type = 'table' and name in ('tenants', 'tenant_audit_log')"
+        "select name from sqlite_master where type = 'table' and name in ('tenants', 'tenant_audit_log', 'plans', 'plan_audit_log')"
       const { stdout } = await run(
         wrangler,
         ['d1', 'execute', 'tenants', '--local', '--json', '--command', query],
@@ -67,7 +71,7 @@ describe('shipped migrations', () => {
         },
       )
       const names = (JSON.parse(stdout) as { results: { name: string }[] }[])[0]!.results.map((r) => r.name)
-      expect(names.sort()).toEqual(['tenant_audit_log', 'tenants'])
+      expect(names.sort()).toEqual(['plan_audit_log', 'plans', 'tenant_audit_log', 'tenants'])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -103,12 +107,14 @@ describeEachDatabase(
     it('creates the tables once; a second run is a no-op', async () => {
       const { db } = database.current
       expect(await database.current.tables()).toEqual([])
-      expect(await migrate(db)).toEqual(['0000_init'])
+      expect(await migrate(db)).toEqual(TAGS)
       expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
       expect(await migrate(db)).toEqual([])
-      const journal = await database.current.query(sql`select tag, hash from __tenant_migrations`)
+      const journal = await database.current.query(
+        sql`select tag, hash from __tenant_migrations order by tag`,
+      )
       const shipped = shippedMigrations(detectDriver(db))
-      expect(journal).toEqual([{ tag: '0000_init', hash: shipped[0]!.hash }])
+      expect(journal).toEqual(shipped.map((m) => ({ tag: m.tag, hash: m.hash })))
       // Its own journal: an app's Drizzle migrations table is neither created nor read.
       expect(await database.current.tables()).not.toContain('__drizzle_migrations')
     })
@@ -117,7 +123,7 @@ describeEachDatabase(
       const { db } = database.current
       await migrate(db)
       await new DrizzleConfigManager(db, { cache: false }).setTenantConfig({ id: 'before-down' })
-      expect(await rollback(db)).toEqual(['0000_init'])
+      expect(await rollback(db, { steps: 'all' })).toEqual([...TAGS].reverse())
       expect(await database.current.tables()).toEqual(['__tenant_migrations'])
       await expect(new DrizzleConfigManager(db, { cache: false }).getTenantConfig('x')).rejects.toMatchObject(
         {
@@ -125,7 +131,7 @@ describeEachDatabase(
         },
       )
       expect(await rollback(db)).toEqual([])
-      expect(await migrate(db)).toEqual(['0000_init'])
+      expect(await migrate(db)).toEqual(TAGS)
       const manager = new DrizzleConfigManager(db, { cache: false })
       // Down dropped the data with the tables.
       await expect(manager.getTenantConfig('before-down')).rejects.toMatchObject({ code: 'tenant_not_found' })
@@ -136,10 +142,10 @@ describeEachDatabase(
     it('lets concurrent callers race: each migration is applied exactly once', async () => {
       const { db } = database.current
       const results = await Promise.all([migrate(db), migrate(db), migrate(db)])
-      expect(results.flat()).toEqual(['0000_init'])
-      expect(await database.current.query(sql`select tag from __tenant_migrations`)).toEqual([
-        { tag: '0000_init' },
-      ])
+      expect(results.flat().sort()).toEqual(TAGS)
+      expect(await database.current.query(sql`select tag from __tenant_migrations order by tag`)).toEqual(
+        TAGS.map((tag) => ({ tag })),
+      )
     })
 
     it('applies in order, rolls back newest first, and `all` empties the journal', async () => {
@@ -147,13 +153,16 @@ describeEachDatabase(
       const info = detectDriver(db)
       const list = [
         ...shippedMigrations(info),
-        extra('0001_extra', ['create table extra_table (a integer)', 'insert into extra_table values (1)']),
+        extra('0099_extra', ['create table extra_table (a integer)', 'insert into extra_table values (1)']),
       ]
-      expect(await applyMigrations(db, info, list)).toEqual(['0000_init', '0001_extra'])
-      expect(await revertMigrations(db, info, list)).toEqual(['0001_extra'])
+      expect(await applyMigrations(db, info, list)).toEqual([...TAGS, '0099_extra'])
+      expect(await revertMigrations(db, info, list)).toEqual(['0099_extra'])
       expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
-      expect(await applyMigrations(db, info, list)).toEqual(['0001_extra'])
-      expect(await revertMigrations(db, info, list, { steps: 'all' })).toEqual(['0001_extra', '0000_init'])
+      expect(await applyMigrations(db, info, list)).toEqual(['0099_extra'])
+      expect(await revertMigrations(db, info, list, { steps: 'all' })).toEqual([
+        '0099_extra',
+        ...[...TAGS].reverse(),
+      ])
       expect(await database.current.tables()).toEqual(['__tenant_migrations'])
     })
 
@@ -161,36 +170,94 @@ describeEachDatabase(
       const { db } = database.current
       const info = detectDriver(db)
       await migrate(db)
-      const broken = extra('0001_broken', ['create table extra_table (a integer)', 'this is not sql'])
+      const broken = extra('0099_broken', ['create table extra_table (a integer)', 'this is not sql'])
       const error = await applyMigrations(db, info, [...shippedMigrations(info), broken]).catch(
         (e: unknown) => e,
       )
       expect(isTenantError(error) && error.code).toBe('tenant_backend_unavailable')
-      expect((error as Error).message).toContain('0001_broken')
+      expect((error as Error).message).toContain('0099_broken')
       expect((error as Error).cause).toBeDefined()
       expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
-      expect(await database.current.query(sql`select tag from __tenant_migrations`)).toEqual([
-        { tag: '0000_init' },
-      ])
+      expect(await database.current.query(sql`select tag from __tenant_migrations order by tag`)).toEqual(
+        TAGS.map((tag) => ({ tag })),
+      )
     })
 
     it('refuses to roll back migrations it does not ship', async () => {
       const { db } = database.current
       const info = detectDriver(db)
-      const list = [...shippedMigrations(info), extra('0001_extra', ['create table extra_table (a integer)'])]
+      const list = [...shippedMigrations(info), extra('0099_extra', ['create table extra_table (a integer)'])]
       await applyMigrations(db, info, list)
-      await expect(rollback(db)).rejects.toThrow(/0001_extra/)
+      await expect(rollback(db)).rejects.toThrow(/0099_extra/)
       expect(await database.current.tables()).toContain('extra_table')
-      expect(await revertMigrations(db, info, list, { steps: 2 })).toEqual(['0001_extra', '0000_init'])
+      expect(await revertMigrations(db, info, list, { steps: 2 })).toEqual(['0099_extra', '0001_plans'])
     })
 
     it('keeps its journal in the table it is told to', async () => {
       const { db } = database.current
-      expect(await migrate(db, { migrationsTable: 'custom_journal' })).toEqual(['0000_init'])
-      expect(await database.current.query(sql`select tag from custom_journal`)).toEqual([
-        { tag: '0000_init' },
-      ])
-      expect(await rollback(db, { migrationsTable: 'custom_journal' })).toEqual(['0000_init'])
+      expect(await migrate(db, { migrationsTable: 'custom_journal' })).toEqual(TAGS)
+      expect(await database.current.query(sql`select tag from custom_journal order by tag`)).toEqual(
+        TAGS.map((tag) => ({ tag })),
+      )
+      expect(await rollback(db, { migrationsTable: 'custom_journal', steps: 'all' })).toEqual(
+        [...TAGS].reverse(),
+      )
+    })
+
+    it('upgrades a database of 0000_init in place: tenants and history kept, plans usable, and back', async () => {
+      const { db } = database.current
+      const info = detectDriver(db)
+      const [init] = shippedMigrations(info)
+      expect(await applyMigrations(db, info, [init!])).toEqual(['0000_init'])
+      // Rows as a 1.1.0 store wrote them: no plan column, audit snapshots without `plan`.
+      const ts = (ms: number) => (info.dialect === 'pg' ? sql`to_timestamp(${ms / 1000})` : sql`${ms}`)
+      const snapshot = JSON.stringify({
+        id: 'acme',
+        status: 'active',
+        quota: { limits: [{ window: 'day', requests: 5 }] },
+        rateLimit: null,
+        policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+        metadata: {},
+        createdAt: 1_000,
+        updatedAt: 1_000,
+      })
+      await database.current.query(
+        sql`insert into tenants (id, quota_requests_per_day, created_at, updated_at) values ('acme', 5, ${ts(1_000)}, ${ts(1_000)})`,
+      )
+      await database.current.query(
+        sql`insert into tenant_audit_log (tenant_id, actor, action, before, after, at) values ('acme', 'old', 'tenant.create', null, ${snapshot}, ${ts(1_000)})`,
+      )
+
+      expect(await migrate(db)).toEqual(['0001_plans'])
+      expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
+      const configs = new DrizzleConfigManager(db, { cache: false })
+      const acme = await configs.getTenantConfig('acme')
+      expect(acme).toMatchObject({
+        id: 'acme',
+        plan: null,
+        quota: { limits: [{ window: 'day', requests: 5 }] },
+      })
+      const [record] = (await new DrizzleAuditLog(db).list('acme')).items
+      expect(record).toMatchObject({
+        actor: 'old',
+        action: 'tenant.create',
+        after: { id: 'acme', plan: null },
+      })
+
+      const plans = new DrizzlePlanStore(db, { cache: false })
+      await plans.setPlan({ id: 'pro', quota: { limits: [{ window: 'day', tokens: 100 }] } })
+      await configs.setTenantConfig({ ...toTenantConfigInput(acme), plan: 'pro' })
+      expect(await withPlans(configs, plans).quotaConfig('acme')).toEqual({
+        limits: [{ window: 'day', requests: 5, tokens: 100 }],
+      })
+
+      // And down again: the tenant keeps its own config, the plans are gone.
+      expect(await rollback(db)).toEqual(['0001_plans'])
+      expect(await database.current.tables()).toEqual(['__tenant_migrations', 'tenant_audit_log', 'tenants'])
+      const rows = await database.current.query(sql`select id, quota_requests_per_day from tenants`)
+      expect(rows.map((r) => [r.id, Number(r.quota_requests_per_day)])).toEqual([['acme', 5]])
+      expect(await migrate(db)).toEqual(['0001_plans'])
+      expect((await configs.getTenantConfig('acme')).plan).toBeNull()
     })
 
     it('checks its options', async () => {

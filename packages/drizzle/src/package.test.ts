@@ -86,30 +86,32 @@ describe('the built, installed package', () => {
   const script = (load: (name: string) => string) => `
     const { createClient } = ${load('@libsql/client')}
     const { drizzle } = ${load('drizzle-orm/libsql')}
-    const { migrate, rollback, DrizzleConfigManager, DrizzleAuditLog } = ${load('@tenant/drizzle')}
+    const { migrate, rollback, DrizzleConfigManager, DrizzleAuditLog, DrizzlePlanStore } = ${load('@tenant/drizzle')}
     const sqlite = ${load('@tenant/drizzle/sqlite')}
     const pg = ${load('@tenant/drizzle/pg')}
     const db = drizzle(createClient({ url: ':memory:' }))
     const applied = await migrate(db)
     const configs = new DrizzleConfigManager(db)
-    await configs.applyChange({ tenantId: 'acme', action: 'tenant.create', actor: 'ci', apply: () => ({ id: 'acme' }) })
+    await new DrizzlePlanStore(db).setPlan({ id: 'pro' })
+    await configs.applyChange({ tenantId: 'acme', action: 'tenant.create', actor: 'ci', apply: () => ({ id: 'acme', plan: 'pro' }) })
     const stored = await configs.getTenantConfig('acme')
     const audit = await new DrizzleAuditLog(db).list('acme')
-    const reverted = await rollback(db)
+    const reverted = await rollback(db, { steps: 'all' })
     console.log(JSON.stringify({
-      applied, reverted, id: stored.id, audited: audit.items.length,
+      applied, reverted, id: stored.id, plan: stored.plan, audited: audit.items.length,
       sqlite: sqlite.migrations.map((m) => m.tag), pg: pg.migrations.map((m) => m.tag),
-      tables: [typeof sqlite.tenants, typeof pg.tenantAuditLog],
+      tables: [typeof sqlite.tenants, typeof pg.tenantAuditLog, typeof sqlite.plans, typeof pg.planAuditLog],
     }))
   `
   const expected = {
-    applied: ['0000_init'],
-    reverted: ['0000_init'],
+    applied: ['0000_init', '0001_plans'],
+    reverted: ['0001_plans', '0000_init'],
     id: 'acme',
+    plan: 'pro',
     audited: 1,
-    sqlite: ['0000_init'],
-    pg: ['0000_init'],
-    tables: ['object', 'object'],
+    sqlite: ['0000_init', '0001_plans'],
+    pg: ['0000_init', '0001_plans'],
+    tables: ['object', 'object', 'object', 'object'],
   }
 
   it('works as ESM from outside the repository', async () => {
@@ -138,8 +140,11 @@ describe('the built, installed package', () => {
       for (const file of [
         '0000_init.sql',
         'down/0000_init.sql',
+        '0001_plans.sql',
+        'down/0001_plans.sql',
         'meta/_journal.json',
         'meta/0000_snapshot.json',
+        'meta/0001_snapshot.json',
       ]) {
         expect(files).toContain(`migrations/${dialect}/${file}`)
         expect(existsSync(join(packageDir, 'migrations', dialect, file))).toBe(true)

@@ -1,10 +1,16 @@
 import {
-  type AuditAction,
   type AuditRecord,
+  type AuditRecordInput,
   deepFreeze,
+  isPlanAuditRecord,
+  type PlanAuditRecord,
+  type PlanConfig,
+  parseOrThrow,
   parseTenantConfig,
+  planConfigSchema,
   type QuotaLimit,
   quotaWindows,
+  type TenantAuditRecord,
   TenantBackendError,
   type TenantConfig,
 } from '@tenant/core'
@@ -14,7 +20,7 @@ import type { Dialect } from './driver'
 /**
  * A stored row could not be turned back into a value: corrupt JSON, a shape the schema refuses,
  * a constraint someone bypassed by hand. Never answered with an empty or default config. Carries
- * the table, the row's id, the tenant id and the underlying error (`cause`: a `SyntaxError` or an
+ * the table, the row's id, the tenant id (for tenant rows) and the underlying error (`cause`: a `SyntaxError` or an
  * `InvalidTenantConfigError` listing the issues). Its code is `tenant_backend_unavailable` (503):
  * the store cannot serve that tenant until the row is fixed. Cached configs are not served in its
  * place, so the fault is seen.
@@ -65,12 +71,16 @@ function count(value: unknown): unknown {
   return typeof value === 'bigint' ? Number(value) : value
 }
 
-/** Column values (by Drizzle property name) for a config, without `revision`. */
-export function encodeTenant(dialect: Dialect, config: TenantConfig): Record<string, unknown> {
+/** What a tenant and a plan have in common: the parts stored in the same columns. */
+type Limits = Pick<
+  TenantConfig,
+  'id' | 'quota' | 'rateLimit' | 'policy' | 'metadata' | 'createdAt' | 'updatedAt'
+>
+
+function encodeLimits(dialect: Dialect, config: Limits): Record<string, unknown> {
   const e = encodings[dialect]
   const row: Record<string, unknown> = {
     id: config.id,
-    status: config.status,
     rateLimitRequestsPerSecond: config.rateLimit?.requestsPerSecond ?? null,
     rateLimitBurst: config.rateLimit?.burst ?? null,
     allowedModels: e.json(config.policy.allowedModels),
@@ -92,47 +102,70 @@ export function encodeTenant(dialect: Dialect, config: TenantConfig): Record<str
   return row
 }
 
+// The shared columns back as the shape of a config, not yet validated. Quota limits come back in
+// window order (minute, hour, day, month); a window whose columns are both NULL has no limit.
+function decodeLimits(dialect: Dialect, row: Record<string, unknown>): Record<string, unknown> {
+  const e = encodings[dialect]
+  const limits: QuotaLimit[] = []
+  for (const window of quotaWindows) {
+    const requests = count(row[quotaColumnKeys[window].requests])
+    const tokens = count(row[quotaColumnKeys[window].tokens])
+    if (requests === null && tokens === null) continue
+    limits.push({
+      window,
+      ...(requests === null ? {} : { requests: requests as number }),
+      ...(tokens === null ? {} : { tokens: tokens as number }),
+    })
+  }
+  const rps = row.rateLimitRequestsPerSecond
+  const burst = count(row.rateLimitBurst)
+  return {
+    id: row.id,
+    quota: { limits },
+    rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
+    policy: {
+      allowedModels: e.parseJson(row.allowedModels),
+      allowedTools: e.parseJson(row.allowedTools),
+      allowedMethods: e.parseJson(row.allowedMethods),
+      allowedPaths: e.parseJson(row.allowedPaths),
+    },
+    metadata: e.parseJson(row.metadata),
+    createdAt: e.ms(row.createdAt),
+    updatedAt: e.ms(row.updatedAt),
+  }
+}
+
+/** Column values (by Drizzle property name) for a tenant config, without `revision`. */
+export function encodeTenant(dialect: Dialect, config: TenantConfig): Record<string, unknown> {
+  return { ...encodeLimits(dialect, config), status: config.status, plan: config.plan }
+}
+
 /**
- * The config a row holds, validated with core's `parseTenantConfig`. Quota limits come back in
- * window order (minute, hour, day, month); a window whose columns are both NULL has no limit.
- * Throws {@link TenantRowDecodeError}.
+ * The config a row holds, validated with core's `parseTenantConfig` and deeply frozen. Quota limits
+ * come back in window order. Throws {@link TenantRowDecodeError}.
  */
 export function decodeTenant(dialect: Dialect, row: Record<string, unknown>): TenantConfig {
-  const e = encodings[dialect]
   try {
-    const limits: QuotaLimit[] = []
-    for (const window of quotaWindows) {
-      const requests = count(row[quotaColumnKeys[window].requests])
-      const tokens = count(row[quotaColumnKeys[window].tokens])
-      if (requests === null && tokens === null) continue
-      limits.push({
-        window,
-        ...(requests === null ? {} : { requests: requests as number }),
-        ...(tokens === null ? {} : { tokens: tokens as number }),
-      })
-    }
-    const rps = row.rateLimitRequestsPerSecond
-    const burst = count(row.rateLimitBurst)
     // Frozen once here, so the cache and every reader share it (the ConfigManager contract).
     return deepFreeze(
-      parseTenantConfig({
-        id: row.id,
-        status: row.status,
-        quota: { limits },
-        rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
-        policy: {
-          allowedModels: e.parseJson(row.allowedModels),
-          allowedTools: e.parseJson(row.allowedTools),
-          allowedMethods: e.parseJson(row.allowedMethods),
-          allowedPaths: e.parseJson(row.allowedPaths),
-        },
-        metadata: e.parseJson(row.metadata),
-        createdAt: e.ms(row.createdAt),
-        updatedAt: e.ms(row.updatedAt),
-      }),
+      parseTenantConfig({ ...decodeLimits(dialect, row), status: row.status, plan: row.plan ?? null }),
     )
   } catch (cause) {
     throw new TenantRowDecodeError('tenants', String(row.id), cause, String(row.id))
+  }
+}
+
+/** Column values (by Drizzle property name) for a plan, without `revision`. */
+export function encodePlan(dialect: Dialect, plan: PlanConfig): Record<string, unknown> {
+  return encodeLimits(dialect, plan)
+}
+
+/** The plan a row holds, validated with core's `planConfigSchema` and deeply frozen. Throws {@link TenantRowDecodeError}. */
+export function decodePlan(dialect: Dialect, row: Record<string, unknown>): PlanConfig {
+  try {
+    return deepFreeze(parseOrThrow(planConfigSchema, decodeLimits(dialect, row)))
+  } catch (cause) {
+    throw new TenantRowDecodeError('plans', String(row.id), cause)
   }
 }
 
@@ -147,11 +180,14 @@ export function formatAuditId(id: unknown): string {
   return String(id).padStart(AUDIT_ID_WIDTH, '0')
 }
 
-/** Column values for an audit record (without `id`, which the database assigns). */
-export function encodeAudit(dialect: Dialect, record: Omit<AuditRecord, 'id'>): Record<string, unknown> {
+/**
+ * Column values for an audit record (without `id`, which the database assigns): `tenantId` for the
+ * tenant audit table, `planId` for the plan one.
+ */
+export function encodeAudit(dialect: Dialect, record: AuditRecordInput): Record<string, unknown> {
   const e = encodings[dialect]
   return {
-    tenantId: record.tenantId,
+    ...(isPlanAuditRecord(record) ? { planId: record.planId } : { tenantId: record.tenantId }),
     actor: record.actor,
     action: record.action,
     before: record.before === null ? null : e.json(record.before),
@@ -161,33 +197,51 @@ export function encodeAudit(dialect: Dialect, record: Omit<AuditRecord, 'id'>): 
   }
 }
 
-/** The audit record a row holds; snapshots validated like configs. Throws {@link TenantRowDecodeError}. */
-export function decodeAudit(dialect: Dialect, row: Record<string, unknown>): AuditRecord {
+/**
+ * The audit record a row of the tenant (`kind` `'tenant'`) or plan audit table holds, snapshots
+ * validated like configs and plans. Throws {@link TenantRowDecodeError}.
+ */
+export function decodeAudit(dialect: Dialect, row: Record<string, unknown>, kind: 'tenant'): TenantAuditRecord
+export function decodeAudit(dialect: Dialect, row: Record<string, unknown>, kind: 'plan'): PlanAuditRecord
+export function decodeAudit(
+  dialect: Dialect,
+  row: Record<string, unknown>,
+  kind: 'tenant' | 'plan',
+): AuditRecord {
   const e = encodings[dialect]
   const id = formatAuditId(count(row.id))
+  const subjectId = String(kind === 'tenant' ? row.tenantId : row.planId)
   try {
+    const parse =
+      kind === 'tenant' ? parseTenantConfig : (value: unknown) => parseOrThrow(planConfigSchema, value)
     const snapshot = (value: unknown) => {
       const parsed = e.parseJson(value)
-      return parsed === null ? null : parseTenantConfig(parsed)
+      return parsed === null ? null : parse(parsed)
     }
     const at = e.ms(row.at)
     if (typeof at !== 'number' || !Number.isSafeInteger(at)) throw new TypeError(`"at" is not a timestamp`)
     return {
       id,
-      tenantId: String(row.tenantId),
+      ...(kind === 'tenant' ? { tenantId: subjectId } : { planId: subjectId }),
       actor: String(row.actor),
-      action: String(row.action) as AuditAction,
+      action: String(row.action),
       before: snapshot(row.before),
       after: snapshot(row.after),
       at,
       ...(row.requestId === null || row.requestId === undefined ? {} : { requestId: String(row.requestId) }),
-    }
+    } as AuditRecord
   } catch (cause) {
-    throw new TenantRowDecodeError('tenant_audit_log', id, cause, String(row.tenantId))
+    if (kind === 'tenant') throw new TenantRowDecodeError('tenant_audit_log', id, cause, subjectId)
+    throw new TenantRowDecodeError('plan_audit_log', id, cause)
   }
 }
 
 /** A config as the store would return it after writing it (quota limits in window order). */
 export function normalizeTenant(dialect: Dialect, config: TenantConfig): TenantConfig {
   return decodeTenant(dialect, encodeTenant(dialect, config))
+}
+
+/** A plan as the store would return it after writing it (quota limits in window order). */
+export function normalizePlan(dialect: Dialect, plan: PlanConfig): PlanConfig {
+  return decodePlan(dialect, encodePlan(dialect, plan))
 }

@@ -3,11 +3,17 @@
 // src/bun-sqlite.test.ts; not picked up by Vitest (it only collects *.test.ts).
 import { Database } from 'bun:sqlite'
 import { ManualClock } from '@tenant/core'
-import { testAuditedTenantStore, testAuditLog, testConfigManager } from '@tenant/core/testing'
+import {
+  testAuditedPlanStore,
+  testAuditedTenantStore,
+  testAuditLog,
+  testConfigManager,
+  testPlanStore,
+} from '@tenant/core/testing'
 import { sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/bun-sqlite'
 import { describe, expect, it } from 'vitest'
-import { DrizzleAuditLog, DrizzleConfigManager, migrate, rollback } from '../src/index'
+import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore, migrate, rollback } from '../src/index'
 
 async function fresh() {
   const db = drizzle(new Database(':memory:'))
@@ -24,6 +30,23 @@ testAuditedTenantStore('DrizzleConfigManager [bun:sqlite]', async () => {
   const db = await fresh()
   const clock = new ManualClock(Date.UTC(2026, 0, 1))
   return { store: new DrizzleConfigManager(db, { clock }), auditLog: new DrizzleAuditLog(db), clock }
+})
+
+// bun:sqlite leaves foreign keys off (SQLite's default): the plan store's own in-use check is what
+// refuses deleting a plan that tenants are on.
+testPlanStore('DrizzlePlanStore [bun:sqlite]', async ({ clock }) => {
+  const db = await fresh()
+  return { plans: new DrizzlePlanStore(db, { clock }), tenants: new DrizzleConfigManager(db, { clock }) }
+})
+testAuditedPlanStore('DrizzlePlanStore [bun:sqlite]', async () => {
+  const db = await fresh()
+  const clock = new ManualClock(Date.UTC(2026, 0, 1))
+  return {
+    store: new DrizzlePlanStore(db, { clock }),
+    tenants: new DrizzleConfigManager(db, { clock }),
+    auditLog: new DrizzleAuditLog(db),
+    clock,
+  }
 })
 
 describe('bun:sqlite specifics', () => {
@@ -55,9 +78,9 @@ describe('bun:sqlite specifics', () => {
 
   it('migrates up, down and up again', async () => {
     const db = await fresh()
-    expect(await rollback(db)).toEqual(['0000_init'])
+    expect(await rollback(db, { steps: 'all' })).toEqual(['0001_plans', '0000_init'])
     expect(db.all(sql`select name from sqlite_master where name = 'tenants'`)).toEqual([])
-    expect(await migrate(db)).toEqual(['0000_init'])
+    expect(await migrate(db)).toEqual(['0000_init', '0001_plans'])
     expect((await new DrizzleConfigManager(db).setTenantConfig({ id: 'back' })).id).toBe('back')
   })
 })

@@ -188,10 +188,12 @@ export async function openDatabase(
     },
     async reset() {
       if (opened.dialect === 'pg') {
-        await database.query(sql`truncate tenants, tenant_audit_log`)
+        await database.query(sql`truncate tenants, plans, tenant_audit_log, plan_audit_log`)
       } else {
-        await database.query(sql`delete from tenants`)
-        await database.query(sql`delete from tenant_audit_log`)
+        // Tenants before the plans they reference.
+        for (const table of ['tenants', 'plans', 'tenant_audit_log', 'plan_audit_log']) {
+          await database.query(sql`delete from ${sql.identifier(table)}`)
+        }
       }
     },
     query: (statement) => queryRows(opened.db, detectDriver(opened.db), statement),

@@ -2,8 +2,14 @@
 // server when TEST_DATABASE_URL is set (required under CI), each in a database or schema of its own.
 import { PGlite } from '@electric-sql/pglite'
 import { createClient } from '@libsql/client'
-import { AdminService, InMemoryQuotaManager, ManualClock } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager, migrate, type TenantDatabase } from '@tenant/drizzle'
+import { AdminService, InMemoryQuotaManager, ManualClock, withPlans } from '@tenant/core'
+import {
+  DrizzleAuditLog,
+  DrizzleConfigManager,
+  DrizzlePlanStore,
+  migrate,
+  type TenantDatabase,
+} from '@tenant/drizzle'
 import { drizzle as drizzleLibsql } from 'drizzle-orm/libsql'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
@@ -21,7 +27,7 @@ interface Opened {
   dialect: 'sqlite' | 'pg'
   /** Runs raw SQL (DDL for fault injection, counts for checks). */
   exec(statement: string): Promise<void>
-  count(table: 'tenants' | 'tenant_audit_log'): Promise<number>
+  count(table: 'tenants' | 'tenant_audit_log' | 'plan_audit_log'): Promise<number>
   close(): Promise<void>
 }
 
@@ -113,6 +119,7 @@ for (const [kind, open] of kinds) {
     let database: Opened
     let clock: ManualClock
     let configs: DrizzleConfigManager
+    let plans: DrizzlePlanStore
     let auditLog: DrizzleAuditLog
     let quotas: InMemoryQuotaManager
     let app: Hono
@@ -126,16 +133,18 @@ for (const [kind, open] of kinds) {
       await database?.close()
     })
     beforeEach(async () => {
-      await database.exec('delete from tenant_audit_log')
-      await database.exec('delete from tenants')
+      for (const table of ['tenant_audit_log', 'plan_audit_log', 'tenants', 'plans']) {
+        await database.exec(`delete from ${table}`)
+      }
       clock = new ManualClock(T0)
       configs = new DrizzleConfigManager(database.db, { clock })
+      plans = new DrizzlePlanStore(database.db, { clock })
       auditLog = new DrizzleAuditLog(database.db)
-      quotas = new InMemoryQuotaManager(configs, { clock })
+      quotas = new InMemoryQuotaManager(withPlans(configs, plans), { clock })
       app = new Hono()
       app.route(
         '/admin',
-        adminRoutes(new AdminService({ store: configs, auditLog, quotas }), { token: TOKEN }),
+        adminRoutes(new AdminService({ store: configs, plans, auditLog, quotas }), { token: TOKEN }),
       )
     })
 
@@ -206,6 +215,45 @@ for (const [kind, open] of kinds) {
       })
     })
 
+    it('runs the plan lifecycle through the HTTP routes; a plan change reaches its tenants', async () => {
+      const pro = await call('POST', '/plans', {
+        body: { id: 'pro', quota: { limits: [{ window: 'day', requests: 3 }] } },
+      })
+      expect(pro.status).toBe(201)
+      expect(pro.response.headers.get('Location')).toBe('/admin/plans/pro')
+      expectProblem(await call('POST', '/plans', { body: { id: 'pro' } }), 409, 'plan_already_exists')
+      const missing = await call('POST', '/tenants', { body: { id: 'acme', plan: 'ghost' } })
+      expectProblem(missing, 400, 'tenant_invalid_config')
+      expect(missing.json.issues).toEqual([
+        { path: ['plan'], message: 'plan "ghost" does not exist', code: 'invalid_value' },
+      ])
+      expect((await call('POST', '/tenants', { body: { id: 'acme', plan: 'pro' } })).json.plan).toBe('pro')
+      expect((await quotas.consume('acme', { requests: 3 })).allowed).toBe(true)
+      expect((await quotas.consume('acme', {})).allowed).toBe(false)
+
+      clock.advance(1000)
+      const raised = await call('PUT', '/plans/pro', {
+        body: { quota: { limits: [{ window: 'day', requests: 5 }] } },
+      })
+      expect(raised.json).toMatchObject({ id: 'pro', createdAt: T0, updatedAt: T0 + 1000 })
+      expect((await quotas.consume('acme', {})).allowed).toBe(true)
+      expect((await configs.getTenantConfig('acme')).updatedAt).toBe(T0)
+
+      const inUse = await call('DELETE', '/plans/pro')
+      expectProblem(inUse, 409, 'plan_in_use')
+      expect(inUse.json.planId).toBe('pro')
+      await call('PUT', '/tenants/acme', { body: { plan: null } })
+      expect((await call('DELETE', '/plans/pro')).status).toBe(204)
+      expectProblem(await call('GET', '/plans/pro'), 404, 'plan_not_found')
+      const audit = await call('GET', '/plans/pro/audit')
+      expect(audit.json.items.map((r: { action: string; planId: string }) => [r.action, r.planId])).toEqual([
+        ['plan.delete', 'pro'],
+        ['plan.update', 'pro'],
+        ['plan.create', 'pro'],
+      ])
+      expect(await database.count('plan_audit_log')).toBe(3)
+    })
+
     it('requires the token', async () => {
       expectProblem(
         await call('POST', '/tenants', { body: { id: 'acme' }, token: null }),
@@ -234,6 +282,7 @@ for (const [kind, open] of kinds) {
     it('writes an audit row for every mutation and none for failed ones', async () => {
       await expectOneAuditRecordPerChange(call, auditLog)
       expect(await database.count('tenant_audit_log')).toBe(7)
+      expect(await database.count('plan_audit_log')).toBe(0)
     })
 
     it('leaves neither the change nor its record when the audit write fails before commit', async () => {

@@ -1,8 +1,10 @@
 import {
   AdminService,
+  auditedPlanStore,
   auditedStore,
   InMemoryAuditLog,
   InMemoryConfigManager,
+  InMemoryPlanStore,
   InMemoryQuotaManager,
   ManualClock,
 } from '@tenant/core'
@@ -23,11 +25,18 @@ let quotas: InMemoryQuotaManager
 let service: AdminService
 let app: Hono
 
-function build(options: Parameters<typeof adminRoutes>[1] = { token: TOKEN }, withQuotas = true) {
+function build(
+  options: Parameters<typeof adminRoutes>[1] = { token: TOKEN },
+  withQuotas = true,
+  withPlans = true,
+) {
   service = new AdminService({
     store: auditedStore(configs, auditLog, { clock }),
     auditLog,
     ...(withQuotas ? { quotas } : {}),
+    ...(withPlans
+      ? { plans: auditedPlanStore(new InMemoryPlanStore({ tenants: configs, clock }), auditLog, { clock }) }
+      : {}),
   })
   app = new Hono()
   app.route('/admin', adminRoutes(service, options))
@@ -85,6 +94,12 @@ describe('adminRoutes authentication', () => {
       ['POST', '/tenants/acme/activate'],
       ['GET', '/tenants/acme/usage'],
       ['GET', '/tenants/acme/audit'],
+      ['GET', '/plans'],
+      ['POST', '/plans'],
+      ['GET', '/plans/pro'],
+      ['PUT', '/plans/pro'],
+      ['DELETE', '/plans/pro'],
+      ['GET', '/plans/pro/audit'],
       ['GET', '/openapi.json'],
     ]
     for (const [method, path] of routes) {
@@ -435,6 +450,123 @@ describe('adminRoutes validation and errors', () => {
   })
 })
 
+describe('adminRoutes plans', () => {
+  const planHistory = async (id: string) => (await auditLog.listPlan(id, { limit: 100 })).items
+
+  it('creates, reads, lists, replaces and deletes plans, each change audited with the actor', async () => {
+    const created = await call('POST', '/plans', {
+      body: { id: 'pro', quota: { limits: [{ window: 'day', requests: 100 }] }, metadata: { tier: 2 } },
+      headers: { 'X-Request-ID': 'req-plan' },
+    })
+    expect(created.status).toBe(201)
+    expect(created.response.headers.get('Location')).toBe('/admin/plans/pro')
+    expect(created.json).toEqual({
+      id: 'pro',
+      quota: { limits: [{ window: 'day', requests: 100 }] },
+      rateLimit: null,
+      policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+      metadata: { tier: 2 },
+      createdAt: T0,
+      updatedAt: T0,
+    })
+    expect((await call('GET', '/plans/pro')).json).toEqual(created.json)
+    await call('POST', '/plans', { body: { id: 'free' } })
+    const page = await call('GET', '/plans?limit=1')
+    expect(page.json).toMatchObject({ items: [{ id: 'free' }], next: 'free' })
+    expect((await call('GET', '/plans?limit=1&after=free')).json.items[0].id).toBe('pro')
+    clock.advance(1000)
+    const replaced = await call('PUT', '/plans/pro', { body: { metadata: { tier: 3 } } })
+    expect(replaced.json).toMatchObject({
+      quota: { limits: [] },
+      metadata: { tier: 3 },
+      updatedAt: T0 + 1000,
+    })
+    expect((await call('DELETE', '/plans/pro')).status).toBe(204)
+    expectProblem(await call('GET', '/plans/pro'), 404, 'plan_not_found')
+    const audit = await call('GET', '/plans/pro/audit?limit=2')
+    expect(audit.json.items.map((r: { action: string }) => r.action)).toEqual(['plan.delete', 'plan.update'])
+    const rest = await call('GET', `/plans/pro/audit?before=${audit.json.next}`)
+    expect(rest.json.items).toEqual([
+      {
+        id: expect.any(String),
+        planId: 'pro',
+        actor: 'admin',
+        action: 'plan.create',
+        before: null,
+        after: created.json,
+        at: T0,
+        requestId: 'req-plan',
+      },
+    ])
+  })
+
+  it('puts tenants on plans, keeps the plan on updates that do not name one, and guards deletes', async () => {
+    await call('POST', '/plans', { body: { id: 'pro' } })
+    const ghost = await call('POST', '/tenants', { body: { id: 'acme', plan: 'ghost' } })
+    expectProblem(ghost, 400, 'tenant_invalid_config')
+    expect(ghost.json.issues[0]).toMatchObject({ path: ['plan'] })
+    expect((await call('POST', '/tenants', { body: { id: 'acme', plan: 'pro' } })).json.plan).toBe('pro')
+    expect((await call('PUT', '/tenants/acme', { body: { metadata: { a: 1 } } })).json.plan).toBe('pro')
+    expectProblem(
+      await call('PUT', '/tenants/acme', { body: { plan: 'ghost' } }),
+      400,
+      'tenant_invalid_config',
+    )
+    const inUse = await call('DELETE', '/plans/pro')
+    expectProblem(inUse, 409, 'plan_in_use')
+    expect(inUse.json.planId).toBe('pro')
+    expect((await call('PUT', '/tenants/acme', { body: { plan: null } })).json.plan).toBeNull()
+    expect((await call('DELETE', '/plans/pro')).status).toBe(204)
+    expect((await planHistory('pro')).map((r) => r.action)).toEqual(['plan.delete', 'plan.create'])
+  })
+
+  it('validates bodies, ids and queries like the tenant routes', async () => {
+    const bad = await call('POST', '/plans', {
+      body: { id: 'pro', status: 'active', rateLimit: { burst: 0 } },
+    })
+    expectProblem(bad, 400, 'tenant_invalid_config')
+    expect(bad.json.issues.length).toBeGreaterThan(1)
+    expectProblem(await call('POST', '/plans', { body: { id: 'a b' } }), 400, 'tenant_invalid_config')
+    expectProblem(await call('GET', '/plans/a%20b'), 400, 'tenant_invalid_config')
+    await call('POST', '/plans', { body: { id: 'pro' } })
+    expectProblem(await call('POST', '/plans', { body: { id: 'pro' } }), 409, 'plan_already_exists')
+    expectProblem(await call('PUT', '/plans/pro', { body: { id: 'other' } }), 400, 'tenant_invalid_config')
+    expectProblem(await call('PUT', '/plans/ghost', { body: {} }), 404, 'plan_not_found')
+    expectProblem(await call('DELETE', '/plans/ghost'), 404, 'plan_not_found')
+    expectProblem(await call('GET', '/plans?limit=0'), 400, 'tenant_invalid_config')
+    expectProblem(await call('GET', '/plans/pro/audit?before=nope'), 400, 'tenant_invalid_config')
+    expectProblem(
+      await call('POST', '/plans', { body: 'id=pro', headers: { 'Content-Type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    )
+    expect((await planHistory('pro')).map((r) => r.action)).toEqual(['plan.create'])
+  })
+
+  it('answers 501 plans_unavailable without a plan store, and refuses a tenant on a plan', async () => {
+    build({ token: TOKEN }, true, false)
+    for (const [method, path] of [
+      ['GET', '/plans'],
+      ['POST', '/plans'],
+      ['GET', '/plans/pro'],
+      ['PUT', '/plans/pro'],
+      ['DELETE', '/plans/pro'],
+      ['GET', '/plans/pro/audit'],
+    ] as const) {
+      expectProblem(
+        await call(method, path, { body: method === 'GET' ? undefined : {} }),
+        501,
+        'plans_unavailable',
+      )
+    }
+    expectProblem(
+      await call('POST', '/tenants', { body: { id: 'acme', plan: 'pro' } }),
+      400,
+      'tenant_invalid_config',
+    )
+  })
+})
+
 describe('adminRoutes OpenAPI', () => {
   it('serves a document that covers every route', async () => {
     const result = await call('GET', '/openapi.json')
@@ -454,6 +586,13 @@ describe('adminRoutes OpenAPI', () => {
       'suspended',
     ])
     expect(result.json.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer' })
+    expect(result.json.components.schemas.PlanConfigInput.required).toEqual(['id'])
+    expect(result.json.components.schemas.TenantConfigInput.properties.plan).toBeDefined()
+    expect(result.json.components.schemas.PlanAuditRecord.properties.action.enum).toEqual([
+      'plan.create',
+      'plan.update',
+      'plan.delete',
+    ])
   })
 
   it('can be left out, and documents a server url when given', async () => {

@@ -1,11 +1,15 @@
 import { zValidator } from '@hono/zod-validator'
 import {
   type AdminService,
+  auditActions,
   InvalidTenantConfigError,
   invalidOption,
   isTenantError,
   MAX_LIST_LIMIT,
   MAX_TENANT_ID_LENGTH,
+  planConfigInputSchema,
+  planConfigSchema,
+  planUpdateInputSchema,
   policyConfigSchema,
   quotaConfigSchema,
   type TenantError,
@@ -81,6 +85,7 @@ export type AdminProblemCode =
   | 'unsupported_media_type'
   | 'payload_too_large'
   | 'usage_unavailable'
+  | 'plans_unavailable'
   | 'internal_error'
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
@@ -111,10 +116,18 @@ function adminProblem(
   })
 }
 
-/** A {@link TenantError} as problem+json, with the zod `issues` of a validation error. */
+/**
+ * A {@link TenantError} as problem+json, with the zod `issues` of a validation error and the
+ * `planId` of a plan error (ids are checked before a store sees them, so it is a valid id).
+ */
 function tenantProblem(error: TenantError): Response {
-  const issues = (error as Partial<InvalidTenantConfigError>).issues
-  return problemResponse(error, issues === undefined ? {} : { extensions: { issues } })
+  const { issues, planId } = error as Partial<InvalidTenantConfigError> & { planId?: unknown }
+  return problemResponse(error, {
+    extensions: {
+      ...(issues === undefined ? {} : { issues }),
+      ...(typeof planId === 'string' ? { planId } : {}),
+    },
+  })
 }
 
 // The validator hook: turns zod's failure into the same problem a service-side validation gives.
@@ -219,6 +232,11 @@ function defaultRequestId(c: Context): string | undefined {
  * | `POST /tenants/:id/suspend`, `POST /tenants/:id/activate` | 200 the tenant |
  * | `GET /tenants/:id/usage` | 200 `{ tenantId, windows }` (501 without a quota manager) |
  * | `GET /tenants/:id/audit?limit&before` | 200 `{ items, next? }`, newest first |
+ * | `GET /plans?limit&offset` or `?limit&after` | 200 `{ items, next? }` (501 without a plan store) |
+ * | `POST /plans` | 201 the plan, `Location` |
+ * | `GET /plans/:id`, `PUT /plans/:id` | 200 the plan |
+ * | `DELETE /plans/:id` | 204 (409 `plan_in_use` while tenants are on it) |
+ * | `GET /plans/:id/audit?limit&before` | 200 `{ items, next? }`, newest first |
  * | `GET /openapi.json` | 200 the OpenAPI 3.1 document |
  *
  * @example
@@ -288,6 +306,23 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
       : { actor: c.get('adminActor'), requestId }
   }
 
+  // Plans need a plan store in the service; without one the routes say so instead of a 500.
+  const plansOnly: MiddlewareHandler<AdminEnv> = async (_c, next) => {
+    if (!service.hasPlans) {
+      return adminProblem(
+        501,
+        'plans_unavailable',
+        'Plans unavailable',
+        'this admin service was created without a plan store',
+      )
+    }
+    await next()
+  }
+  const setLocation = (c: Context, id: string) => {
+    const path = new URL(c.req.url).pathname.replace(/\/+$/, '')
+    c.header('Location', `${path}/${encodeURIComponent(id)}`)
+  }
+
   const app = new Hono<AdminEnv>()
   app.onError((error, c) => {
     if (isTenantError(error)) return tenantProblem(error)
@@ -314,10 +349,9 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
       limitBody,
       zValidator('json', tenantConfigInputSchema, invalid),
       async (c) => {
-        const created = await service.create(c.req.valid('json'), context(c))
-        const path = new URL(c.req.url).pathname.replace(/\/+$/, '')
-        c.header('Location', `${path}/${encodeURIComponent(created.id)}`)
-        return c.json(created, 201)
+        const tenant = await service.create(c.req.valid('json'), context(c))
+        setLocation(c, tenant.id)
+        return c.json(tenant, 201)
       },
     )
     .get('/tenants/:id', async (c) => c.json(await service.get(c.req.param('id'))))
@@ -361,6 +395,37 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
     })
     .get('/tenants/:id/audit', zValidator('query', auditQuerySchema, invalid), async (c) =>
       c.json(await service.audit(c.req.param('id'), c.req.valid('query'))),
+    )
+    .get('/plans', plansOnly, zValidator('query', listQuerySchema, invalid), async (c) =>
+      c.json(await service.listPlans(c.req.valid('query'))),
+    )
+    .post(
+      '/plans',
+      plansOnly,
+      jsonOnly,
+      limitBody,
+      zValidator('json', planConfigInputSchema, invalid),
+      async (c) => {
+        const plan = await service.createPlan(c.req.valid('json'), context(c))
+        setLocation(c, plan.id)
+        return c.json(plan, 201)
+      },
+    )
+    .get('/plans/:id', plansOnly, async (c) => c.json(await service.getPlan(c.req.param('id'))))
+    .put(
+      '/plans/:id',
+      plansOnly,
+      jsonOnly,
+      limitBody,
+      zValidator('json', planUpdateInputSchema, invalid),
+      async (c) => c.json(await service.updatePlan(c.req.param('id'), c.req.valid('json'), context(c))),
+    )
+    .delete('/plans/:id', plansOnly, async (c) => {
+      await service.deletePlan(c.req.param('id'), context(c))
+      return c.body(null, 204)
+    })
+    .get('/plans/:id/audit', plansOnly, zValidator('query', auditQuerySchema, invalid), async (c) =>
+      c.json(await service.planAudit(c.req.param('id'), c.req.valid('query'))),
     )
 
   if (options.openApi !== false) {
@@ -423,6 +488,37 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
   }
   const tenant = { description: 'The tenant', content: jsonContent(ref('TenantConfig')) }
   const notFound = problemRef('No such tenant')
+  const plan = { description: 'The plan', content: jsonContent(ref('PlanConfig')) }
+  const planNotFound = problemRef('No such plan (`plan_not_found`)')
+  const noPlans = problemRef('No plan store configured (`plans_unavailable`)')
+  const planIdParam = { ...idParam, description: 'The plan id' }
+  const beforeParam = {
+    name: 'before',
+    in: 'query',
+    description: 'The `next` of the previous page',
+    schema: { type: 'string' },
+  }
+  const planOp = (summary: string, operationId: string, extra: Record<string, unknown> = {}) => ({
+    summary,
+    operationId,
+    parameters: [planIdParam],
+    ...extra,
+    responses: { 200: plan, 404: planNotFound, 501: noPlans, ...errors },
+  })
+  const auditRecord = (subject: 'tenantId' | 'planId', actions: string[], snapshot: string) => ({
+    type: 'object',
+    required: ['id', subject, 'actor', 'action', 'before', 'after', 'at'],
+    properties: {
+      id: { type: 'string' },
+      [subject]: { type: 'string' },
+      actor: { type: 'string' },
+      action: { type: 'string', enum: actions },
+      before: { anyOf: [ref(snapshot), { type: 'null' }] },
+      after: { anyOf: [ref(snapshot), { type: 'null' }] },
+      at: { type: 'integer', description: 'ms since the epoch' },
+      requestId: { type: 'string' },
+    },
+  })
   const body = (name: string) => ({ required: true, content: jsonContent(ref(name)) })
   const tenantOp = (summary: string, operationId: string, extra: Record<string, unknown> = {}) => ({
     summary,
@@ -469,12 +565,13 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
             413: problemRef('The body is too large'),
             415: problemRef('The body is not JSON'),
             ...errors,
+            400: problemRef('Invalid input, or a `plan` that does not exist (issue at path `plan`)'),
           },
         },
       },
       '/tenants/{id}': {
         get: tenantOp('Get a tenant', 'getTenant'),
-        put: tenantOp('Replace a tenant (status kept unless given)', 'updateTenant', {
+        put: tenantOp('Replace a tenant (status and plan kept unless given)', 'updateTenant', {
           requestBody: body('TenantUpdateInput'),
         }),
         delete: {
@@ -511,17 +608,67 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
         get: {
           summary: 'Audit history of a tenant, newest first',
           operationId: 'getTenantAudit',
-          parameters: [
-            idParam,
-            limitParam,
-            {
-              name: 'before',
-              in: 'query',
-              description: 'The `next` of the previous page',
-              schema: { type: 'string' },
-            },
-          ],
+          parameters: [idParam, limitParam, beforeParam],
           responses: { 200: { description: 'One page', content: jsonContent(ref('AuditPage')) }, ...errors },
+        },
+      },
+      '/plans': {
+        get: {
+          summary: 'List plans in id order',
+          operationId: 'listPlans',
+          parameters: [
+            limitParam,
+            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } },
+            { ...beforeParam, name: 'after' },
+          ],
+          responses: {
+            200: { description: 'One page', content: jsonContent(ref('PlanPage')) },
+            501: noPlans,
+            ...errors,
+          },
+        },
+        post: {
+          summary: 'Create a plan',
+          operationId: 'createPlan',
+          requestBody: body('PlanConfigInput'),
+          responses: {
+            201: { ...plan, headers: { Location: { schema: { type: 'string' } } } },
+            409: problemRef('The id is taken (`plan_already_exists`)'),
+            413: problemRef('The body is too large'),
+            415: problemRef('The body is not JSON'),
+            501: noPlans,
+            ...errors,
+          },
+        },
+      },
+      '/plans/{id}': {
+        get: planOp('Get a plan', 'getPlan'),
+        put: planOp('Replace a plan; its tenants follow at their next read', 'updatePlan', {
+          requestBody: body('PlanUpdateInput'),
+        }),
+        delete: {
+          summary: 'Delete a plan no tenant is on',
+          operationId: 'deletePlan',
+          parameters: [planIdParam],
+          responses: {
+            204: { description: 'Deleted' },
+            404: planNotFound,
+            409: problemRef('Tenants are on the plan (`plan_in_use`)'),
+            501: noPlans,
+            ...errors,
+          },
+        },
+      },
+      '/plans/{id}/audit': {
+        get: {
+          summary: 'Audit history of a plan, newest first',
+          operationId: 'getPlanAudit',
+          parameters: [planIdParam, limitParam, beforeParam],
+          responses: {
+            200: { description: 'One page', content: jsonContent(ref('PlanAuditPage')) },
+            501: noPlans,
+            ...errors,
+          },
         },
       },
     },
@@ -534,32 +681,22 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
         QuotaConfig: schemaOf(quotaConfigSchema, 'input'),
         PolicyConfig: schemaOf(policyConfigSchema, 'input'),
         TenantPage: page('TenantConfig'),
-        AuditRecord: {
-          type: 'object',
-          required: ['id', 'tenantId', 'actor', 'action', 'before', 'after', 'at'],
-          properties: {
-            id: { type: 'string' },
-            tenantId: { type: 'string' },
-            actor: { type: 'string' },
-            action: {
-              type: 'string',
-              enum: [
-                'tenant.create',
-                'tenant.update',
-                'tenant.delete',
-                'tenant.quota.update',
-                'tenant.policy.update',
-                'tenant.suspend',
-                'tenant.activate',
-              ],
-            },
-            before: { anyOf: [ref('TenantConfig'), { type: 'null' }] },
-            after: { anyOf: [ref('TenantConfig'), { type: 'null' }] },
-            at: { type: 'integer', description: 'ms since the epoch' },
-            requestId: { type: 'string' },
-          },
-        },
+        AuditRecord: auditRecord(
+          'tenantId',
+          auditActions.filter((a) => a.startsWith('tenant.')),
+          'TenantConfig',
+        ),
         AuditPage: page('AuditRecord'),
+        PlanConfig: schemaOf(planConfigSchema, 'output'),
+        PlanConfigInput: schemaOf(planConfigInputSchema, 'input'),
+        PlanUpdateInput: schemaOf(planUpdateInputSchema, 'input'),
+        PlanPage: page('PlanConfig'),
+        PlanAuditRecord: auditRecord(
+          'planId',
+          auditActions.filter((a) => a.startsWith('plan.')),
+          'PlanConfig',
+        ),
+        PlanAuditPage: page('PlanAuditRecord'),
         QuotaUsage: {
           type: 'object',
           required: ['tenantId', 'windows'],
@@ -596,6 +733,7 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
             detail: { type: 'string' },
             code: { type: 'string' },
             tenantId: { type: 'string' },
+            planId: { type: 'string' },
             issues: {
               type: 'array',
               items: {

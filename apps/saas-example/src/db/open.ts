@@ -122,8 +122,8 @@ export async function openDatabase(settings: ServerSettings, logger: Logger): Pr
 }
 
 /**
- * What the application role may do, granted by the owner after migrating: read and write tenants
- * and resources, append to (never rewrite) the audit log. Idempotent.
+ * What the application role may do, granted by the owner after migrating: read and write tenants,
+ * plans and resources, append to (never rewrite) the audit logs. Idempotent.
  */
 async function grantAppRole(
   owner: PostgresJsDatabase,
@@ -136,8 +136,10 @@ async function grantAppRole(
   await owner.transaction(async (tx) => {
     await tx.execute(sql`grant usage on schema ${target} to ${role}`)
     await tx.execute(
-      sql`grant select, insert, update, delete on ${target}.tenants, ${target}.resources to ${role}`,
+      sql`grant select, insert, update, delete on ${target}.tenants, ${target}.plans, ${target}.resources to ${role}`,
     )
-    await tx.execute(sql`grant select, insert on ${target}.tenant_audit_log to ${role}`)
+    await tx.execute(
+      sql`grant select, insert on ${target}.tenant_audit_log, ${target}.plan_audit_log to ${role}`,
+    )
   })
 }

@@ -398,6 +398,67 @@ export function describeScenario(target: Target): void {
       expect(audit.body.items[1].after.status).toBe('suspended')
     })
 
+    it('applies a plan change to every tenant on it at the next request, without rewriting them', async () => {
+      const plan = await call('POST', '/admin/plans', {
+        admin: true,
+        body: {
+          id: 'starter',
+          quota: { limits: [{ window: 'hour', requests: 2 }] },
+          policy: { allowedModels: ['small-model'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+        },
+      })
+      expect(plan.status, plan.text).toBe(201)
+      expect(plan.headers.get('Location')).toBe('/admin/plans/starter')
+      const ghost = await call('POST', '/admin/tenants', { admin: true, body: { id: 'lost', plan: 'nope' } })
+      expect(ghost.status).toBe(400)
+      expect(ghost.body.issues).toEqual([expect.objectContaining({ path: ['plan'] })])
+      for (const body of [
+        { id: 'on-plan', plan: 'starter' },
+        // Its own day token limit is added to what the plan gives.
+        { id: 'on-plan-2', plan: 'starter', quota: { limits: [{ window: 'day', tokens: 1000 }] } },
+      ]) {
+        const response = await call('POST', '/admin/tenants', { admin: true, body })
+        expect(response.status, response.text).toBe(201)
+        expect(response.body.plan).toBe('starter')
+      }
+      const ask = (tenant: string, model?: string) =>
+        call('GET', resources, { tenant, headers: model ? { 'X-Model': model } : {} })
+
+      expect((await ask('on-plan', 'big-model')).status).toBe(403)
+      expect((await ask('on-plan')).headers.get('X-Quota-Remaining-Requests')).toBe('1')
+      expect((await ask('on-plan')).status).toBe(200)
+      const over = await ask('on-plan')
+      expect(over.status).toBe(429)
+      expect(over.body.detail).toMatch(/hour requests/)
+      const other = await ask('on-plan-2')
+      expect(other.headers.get('RateLimit-Policy')).toBe(
+        '"hour";q=2;w=3600, "day-tokens";q=1000;w=86400;qu="tokens"',
+      )
+
+      // The plan changes: more requests, every model. Both tenants follow at their next request.
+      const raised = await call('PUT', '/admin/plans/starter', {
+        admin: true,
+        body: { quota: { limits: [{ window: 'hour', requests: 10 }] } },
+      })
+      expect(raised.status, raised.text).toBe(200)
+      const again = await ask('on-plan', 'big-model')
+      expect(again.status).toBe(200)
+      expect(again.headers.get('X-Quota-Remaining-Requests')).toBe('7')
+      expect((await ask('on-plan-2')).headers.get('X-Quota-Remaining-Requests')).toBe('8')
+      const stored = await call('GET', '/admin/tenants/on-plan', { admin: true })
+      expect(stored.body).toMatchObject({ plan: 'starter', quota: { limits: [] } })
+      expect(stored.body.updatedAt).toBe(stored.body.createdAt)
+
+      const inUse = await call('DELETE', '/admin/plans/starter', { admin: true })
+      expect(inUse.status).toBe(409)
+      expect(inUse.body).toMatchObject({ code: 'plan_in_use', planId: 'starter' })
+      const audit = await call('GET', '/admin/plans/starter/audit', { admin: true })
+      expect(audit.body.items.map((r: Json) => [r.action, r.planId, r.actor])).toEqual([
+        ['plan.update', 'starter', 'admin'],
+        ['plan.create', 'starter', 'admin'],
+      ])
+    })
+
     it('counts the traffic in /metrics', async () => {
       const { text } = await call('GET', '/metrics')
       const value = (series: string) => {

@@ -65,21 +65,22 @@ describe('pnpm start --seed (root), then pnpm seed', () => {
     const [create, list, admin] = printedCurls(output)
     expect(await runPrinted(create!)).toMatchObject({ name: 'hello', data: {} })
     expect(await runPrinted(list!)).toMatchObject({ items: [expect.objectContaining({ name: 'hello' })] })
-    const tenants = (await runPrinted(admin!)) as { items: { id: string; metadata: { plan: string } }[] }
-    expect(tenants.items.map((t) => [t.id, t.metadata.plan])).toEqual([
+    const tenants = (await runPrinted(admin!)) as { items: { id: string; plan: string }[] }
+    expect(tenants.items.map((t) => [t.id, t.plan])).toEqual([
       ['demo-free', 'free'],
       ['demo-pro', 'pro'],
     ])
   })
 
   it('demo tenants differ in plan: the free one may not use a pro model', async () => {
+    // The limits come from the plans; the tenants themselves set none.
     const ask = (tenant: string) =>
       fetch(`${server!.url}/api/v1/resources`, { headers: { 'X-Tenant-ID': tenant, 'X-Model': 'gpt-4o' } })
     expect((await ask('demo-free')).status).toBe(403)
     expect((await ask('demo-pro')).status).toBe(200)
   })
 
-  it('pnpm seed is idempotent: the tenants are there already and stay as they are', async () => {
+  it('pnpm seed is idempotent: the plans and tenants are there already and stay as they are', async () => {
     const { code, output } = await runToEnd('pnpm', ['seed'], {
       cwd: repoRoot,
       env: childEnv({ DATABASE_URL: database() }),

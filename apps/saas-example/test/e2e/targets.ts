@@ -107,6 +107,8 @@ export function postgresRedisTarget(runtime: Runtime): Target {
         expect(tables.map((t) => t.name)).toEqual([
           '__app_migrations',
           '__tenant_migrations',
+          'plan_audit_log',
+          'plans',
           'resources',
           'tenant_audit_log',
           'tenants',
@@ -141,11 +143,14 @@ export function postgresRedisTarget(runtime: Runtime): Target {
       })
 
       it('kept the quota and rate-limit counters in Redis under its own prefix', async () => {
-        // Fixed-window state of the tenants with quotas, the token bucket of the one with a rate limit.
+        // Fixed-window state of the tenants with quotas (their own or their plan's), the token
+        // bucket of the one with a rate limit.
         const p = redis!.prefix
         expect(await redis!.keys()).toEqual([
           `{${p}:quota:beta}:f`,
           `{${p}:quota:metered}:f`,
+          `{${p}:quota:on-plan-2}:f`,
+          `{${p}:quota:on-plan}:f`,
           `{${p}:rate:bursty}:b`,
         ])
       })
@@ -184,9 +189,10 @@ export function workerdTarget(): Target {
     name: 'workerd (wrangler dev): D1, Durable Object limits',
     extra() {
       it('kept the quota and rate-limit state in one Durable Object per limited tenant', async () => {
-        // beta and metered have quotas, bursty a rate limit; alpha has neither and costs no call.
+        // beta, metered and the two tenants on a plan have quotas, bursty a rate limit; alpha has
+        // neither and costs no call.
         const objects = await readdir(join(persist, 'v3/do/saas-example-TenantQuotaObject'))
-        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(3)
+        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(5)
       })
     },
     async start() {

@@ -54,6 +54,11 @@ it('runs the README walkthrough with the documented answers', async () => {
   expect(stdout).toContain('"code":"tenant_policy_denied","tenantId":"acme","rule":"model"')
   expect(stdout).toContain('"code":"tenant_policy_denied","tenantId":"globex","rule":"tool"')
   expect(stdout).toMatch(/^x-quota-remaining-tokens: 49600\r?$/m)
+  // initech on the starter plan: 3 a day, then 100 a day once the plan changed.
+  expect(stdout).toContain('"id":"initech","status":"active","plan":"starter"')
+  expect(stdout).toMatch(/^x-quota-remaining-requests: 2\r?\n(.*\n)*x-quota-remaining-requests: 98\r?$/m)
+  expect(stdout).toContain('"planId":"starter","actor":"admin","action":"plan.update"')
+  expect(stdout).toContain('"code":"plan_in_use"')
   expect(stdout).toMatch(/^200 200$/m)
   expect(stdout).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r?$/m)
   expect(stdout).toMatch(/^retry-after: [1-9]\d*\r?$/m)

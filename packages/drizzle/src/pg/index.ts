@@ -1,5 +1,5 @@
 /**
- * The Postgres tables (`tenants`, `tenantAuditLog`), their migrations, and `tenantIdColumn()` for
+ * The Postgres tables (`tenants`, `tenantAuditLog`, `plans`, `planAuditLog`), their migrations, and `tenantIdColumn()` for
  * your own tenant tables.
  *
  * @module @tenant/drizzle/pg

@@ -22,4 +22,21 @@ export const migrations: readonly ShippedMigration[] = [
       'DROP TABLE "tenant_audit_log";',
     ],
   },
+  {
+    tag: '0001_plans',
+    hash: 'b268bd108f61fe500f232930b4b4645d49041ed2b8a31e5139ea723004c39f22',
+    up: [
+      'CREATE TABLE "plan_audit_log" (\n\t"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "plan_audit_log_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),\n\t"plan_id" text NOT NULL,\n\t"actor" text NOT NULL,\n\t"action" text NOT NULL,\n\t"before" jsonb,\n\t"after" jsonb,\n\t"at" timestamp (3) with time zone NOT NULL,\n\t"request_id" text\n);',
+      'CREATE TABLE "plans" (\n\t"id" varchar(255) COLLATE "C" PRIMARY KEY NOT NULL,\n\t"quota_requests_per_minute" bigint,\n\t"quota_tokens_per_minute" bigint,\n\t"quota_requests_per_hour" bigint,\n\t"quota_tokens_per_hour" bigint,\n\t"quota_requests_per_day" bigint,\n\t"quota_tokens_per_day" bigint,\n\t"quota_requests_per_month" bigint,\n\t"quota_tokens_per_month" bigint,\n\t"rate_limit_requests_per_second" double precision,\n\t"rate_limit_burst" bigint,\n\t"allowed_models" jsonb DEFAULT \'[]\'::jsonb NOT NULL,\n\t"allowed_tools" jsonb DEFAULT \'[]\'::jsonb NOT NULL,\n\t"allowed_methods" jsonb DEFAULT \'[]\'::jsonb NOT NULL,\n\t"allowed_paths" jsonb DEFAULT \'[]\'::jsonb NOT NULL,\n\t"metadata" jsonb DEFAULT \'{}\'::jsonb NOT NULL,\n\t"revision" integer DEFAULT 1 NOT NULL,\n\t"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,\n\t"updated_at" timestamp (3) with time zone DEFAULT now() NOT NULL,\n\tCONSTRAINT "plans_id_check" CHECK ("plans"."id" ~ \'^[A-Za-z0-9._-]{1,255}$\'),\n\tCONSTRAINT "plans_quota_check" CHECK ("plans"."quota_requests_per_minute" >= 0 and "plans"."quota_tokens_per_minute" >= 0 and "plans"."quota_requests_per_hour" >= 0 and "plans"."quota_tokens_per_hour" >= 0 and "plans"."quota_requests_per_day" >= 0 and "plans"."quota_tokens_per_day" >= 0 and "plans"."quota_requests_per_month" >= 0 and "plans"."quota_tokens_per_month" >= 0),\n\tCONSTRAINT "plans_rate_limit_check" CHECK (("plans"."rate_limit_requests_per_second" is null and "plans"."rate_limit_burst" is null) or ("plans"."rate_limit_requests_per_second" is not null and "plans"."rate_limit_burst" is not null and "plans"."rate_limit_requests_per_second" > 0 and "plans"."rate_limit_burst" >= 1))\n);',
+      'ALTER TABLE "tenants" ADD COLUMN "plan" varchar(255) COLLATE "C";',
+      'CREATE INDEX "plan_audit_log_plan_id_idx" ON "plan_audit_log" USING btree ("plan_id","id" DESC NULLS LAST);',
+      '-- Edited after drizzle-kit: it names the schema ("public"."plans"); migrate(db) creates the tables in\n-- the first schema of the search_path, so the reference must resolve there too.\nALTER TABLE "tenants" ADD CONSTRAINT "tenants_plan_plans_id_fk" FOREIGN KEY ("plan") REFERENCES "plans"("id") ON DELETE no action ON UPDATE no action;',
+      'CREATE INDEX "tenants_plan_idx" ON "tenants" USING btree ("plan");',
+    ],
+    down: [
+      '-- Reverts 0001_plans.sql. Hand-written: drizzle-kit generates only up migrations.\n-- Dropping the tenants\' plan column drops its index and foreign key, so that nothing references\n-- plans when it is dropped. Tenants keep their own configs; what they inherited is gone.\nALTER TABLE "tenants" DROP COLUMN "plan";',
+      'DROP TABLE "plans";',
+      'DROP TABLE "plan_audit_log";',
+    ],
+  },
 ]

@@ -1,5 +1,5 @@
 /**
- * The SQLite-family tables (`tenants`, `tenantAuditLog`), their migrations, and `tenantIdColumn()`
+ * The SQLite-family tables (`tenants`, `tenantAuditLog`, `plans`, `planAuditLog`), their migrations, and `tenantIdColumn()`
  * for your own tenant tables.
  *
  * @module @tenant/drizzle/sqlite

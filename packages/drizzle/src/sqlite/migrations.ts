@@ -22,4 +22,21 @@ export const migrations: readonly ShippedMigration[] = [
       'DROP TABLE `tenant_audit_log`;',
     ],
   },
+  {
+    tag: '0001_plans',
+    hash: '66397fc41090b1498ad6dfd2b0a1cf6ca4e05c846d84b2416471e9c164a78922',
+    up: [
+      'CREATE TABLE `plan_audit_log` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n\t`plan_id` text NOT NULL,\n\t`actor` text NOT NULL,\n\t`action` text NOT NULL,\n\t`before` text,\n\t`after` text,\n\t`at` integer NOT NULL,\n\t`request_id` text\n);',
+      'CREATE INDEX `plan_audit_log_plan_id_idx` ON `plan_audit_log` (`plan_id`,"id" desc);',
+      'CREATE TABLE `plans` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`quota_requests_per_minute` integer,\n\t`quota_tokens_per_minute` integer,\n\t`quota_requests_per_hour` integer,\n\t`quota_tokens_per_hour` integer,\n\t`quota_requests_per_day` integer,\n\t`quota_tokens_per_day` integer,\n\t`quota_requests_per_month` integer,\n\t`quota_tokens_per_month` integer,\n\t`rate_limit_requests_per_second` real,\n\t`rate_limit_burst` integer,\n\t`allowed_models` text DEFAULT \'[]\' NOT NULL,\n\t`allowed_tools` text DEFAULT \'[]\' NOT NULL,\n\t`allowed_methods` text DEFAULT \'[]\' NOT NULL,\n\t`allowed_paths` text DEFAULT \'[]\' NOT NULL,\n\t`metadata` text DEFAULT \'{}\' NOT NULL,\n\t`revision` integer DEFAULT 1 NOT NULL,\n\t`created_at` integer DEFAULT (cast((julianday(\'now\') - 2440587.5) * 86400000 as integer)) NOT NULL,\n\t`updated_at` integer DEFAULT (cast((julianday(\'now\') - 2440587.5) * 86400000 as integer)) NOT NULL,\n\tCONSTRAINT "plans_id_check" CHECK(length("plans"."id") between 1 and 255 and "plans"."id" not glob \'*[^A-Za-z0-9._-]*\'),\n\tCONSTRAINT "plans_quota_check" CHECK("plans"."quota_requests_per_minute" >= 0 and "plans"."quota_tokens_per_minute" >= 0 and "plans"."quota_requests_per_hour" >= 0 and "plans"."quota_tokens_per_hour" >= 0 and "plans"."quota_requests_per_day" >= 0 and "plans"."quota_tokens_per_day" >= 0 and "plans"."quota_requests_per_month" >= 0 and "plans"."quota_tokens_per_month" >= 0),\n\tCONSTRAINT "plans_rate_limit_check" CHECK(("plans"."rate_limit_requests_per_second" is null and "plans"."rate_limit_burst" is null) or ("plans"."rate_limit_requests_per_second" is not null and "plans"."rate_limit_burst" is not null and "plans"."rate_limit_requests_per_second" > 0 and "plans"."rate_limit_burst" >= 1))\n);',
+      'ALTER TABLE `tenants` ADD `plan` text REFERENCES plans(id);',
+      'CREATE INDEX `tenants_plan_idx` ON `tenants` (`plan`);',
+    ],
+    down: [
+      "-- Reverts 0001_plans.sql. Hand-written: drizzle-kit generates only up migrations.\n-- The tenants' plan column goes first (its index with it, then the column and its reference), so\n-- that nothing references plans when it is dropped. Tenants keep their own configs; what they\n-- inherited from their plan is gone with it.\nDROP INDEX `tenants_plan_idx`;",
+      'ALTER TABLE `tenants` DROP COLUMN `plan`;',
+      'DROP TABLE `plans`;',
+      'DROP TABLE `plan_audit_log`;',
+    ],
+  },
 ]

@@ -1,0 +1,172 @@
+import type { ListTenantsOptions } from './config'
+import { InvalidTenantConfigError } from './errors'
+import { deepFreeze, isDeeplyFrozen } from './json'
+import {
+  type PlanConfig,
+  type PlanConfigInput,
+  type PolicyConfig,
+  type QuotaConfig,
+  type QuotaLimit,
+  quotaWindows,
+  type TenantConfig,
+} from './schemas'
+import { isValidTenantId, MAX_TENANT_ID_LENGTH } from './tenant-id'
+
+/** Options of {@link PlanStore.listPlans}: the same offset or keyset pagination as tenants. */
+export type ListPlansOptions = ListTenantsOptions
+
+/** One page of plans, ordered by id ascending (binary string order). */
+export interface ListPlansResult {
+  items: PlanConfig[]
+  /** Pass as `after` to get the next page; absent on the last page. */
+  next?: string
+}
+
+/**
+ * Where plans live. Every store (`InMemoryPlanStore`, `DrizzlePlanStore`) implements this and
+ * passes `testPlanStore` from `@tenant/core/testing`. Like tenant configs, every plan a store
+ * returns is deeply frozen and may be shared by every caller.
+ */
+export interface PlanStore {
+  /** The stored plan. Throws `PlanNotFoundError` when absent, `InvalidTenantConfigError` (path `planId`) for a bad id. */
+  getPlan(planId: string): Promise<PlanConfig>
+  /**
+   * Creates or replaces a plan (upsert). Validates with `planConfigInputSchema`; on bad input
+   * throws `InvalidTenantConfigError` and stores nothing. Keeps `createdAt` on replace. The
+   * plan's tenants see the change at their next read: nothing is written to them.
+   */
+  setPlan(input: PlanConfigInput): Promise<PlanConfig>
+  /** Removes a plan. Throws `PlanNotFoundError` when absent, `PlanInUseError` while a tenant references it. */
+  deletePlan(planId: string): Promise<void>
+  /** One page of plans in id order. */
+  listPlans(options?: ListPlansOptions): Promise<ListPlansResult>
+}
+
+/**
+ * Returns `id` unchanged when it is a valid plan id (1 to 255 characters of `[A-Za-z0-9._-]`, the
+ * alphabet of tenant ids), otherwise throws `InvalidTenantConfigError` with one issue at path
+ * `planId`.
+ *
+ * @example
+ * ```ts
+ * validatePlanId('pro-2026') // 'pro-2026'
+ * validatePlanId('pro 2026') // throws InvalidTenantConfigError
+ * ```
+ */
+export function validatePlanId(id: unknown): string {
+  if (isValidTenantId(id)) return id
+  throw new InvalidTenantConfigError([
+    {
+      path: ['planId'],
+      message: `must be 1 to ${MAX_TENANT_ID_LENGTH} characters of letters, digits, ".", "_" and "-"`,
+      code: 'invalid_value',
+    },
+  ])
+}
+
+// One entry per tenant config object: the plan object it was last combined with and the result.
+// Both are frozen, so the pair's result never changes; a tenant or plan that is written again is
+// a new object, which misses and computes the new result. The WeakMap lets entries go with the
+// tenant config.
+const effective = new WeakMap<TenantConfig, { plan: PlanConfig; config: TenantConfig }>()
+
+/**
+ * The config a tenant's requests are decided by: its own config over its plan's. A pure function
+ * of the pair:
+ *
+ * - **quota**: the plan's limits per window; a window entry in the tenant's own quota overrides the
+ *   dimensions it sets for that window (a dimension it omits is inherited, `0` overrides to
+ *   unlimited), and a window only the tenant has is added. Limits come in window order.
+ * - **rateLimit**: the tenant's when it has one, else the plan's.
+ * - **policy**: per allow-list, the tenant's when non-empty, else the plan's.
+ * - **id, status, plan, metadata, timestamps**: the tenant's.
+ *
+ * `plan` null returns `tenant` itself. The result is deeply frozen and, when both inputs are
+ * (what the stores hand out), memoized by the identity of the pair: asking again for the same two
+ * objects costs one WeakMap lookup. Throws `InvalidTenantConfigError` when `plan` is not the plan
+ * the tenant names.
+ *
+ * @example
+ * ```ts
+ * const plan = await plans.getPlan('pro') // quota: day 10_000 requests and 1M tokens
+ * const tenant = await configs.getTenantConfig('acme') // plan: 'pro', quota: day 50_000 requests
+ * effectiveTenantConfig(tenant, plan).quota // { limits: [{ window: 'day', requests: 50_000, tokens: 1_000_000 }] }
+ * ```
+ */
+export function effectiveTenantConfig(tenant: TenantConfig, plan: PlanConfig | null): TenantConfig {
+  if (plan === null) return tenant
+  const cached = effective.get(tenant)
+  if (cached !== undefined && cached.plan === plan) return cached.config
+  if (tenant.plan !== plan.id) {
+    throw new InvalidTenantConfigError([
+      {
+        path: ['plan'],
+        message: `tenant "${tenant.id}" is on plan ${JSON.stringify(tenant.plan)}, not "${plan.id}"`,
+        code: 'invalid_value',
+      },
+    ])
+  }
+  const config = deepFreeze<TenantConfig>({
+    ...tenant,
+    quota: mergeQuota(tenant.quota, plan.quota),
+    rateLimit: tenant.rateLimit ?? plan.rateLimit,
+    policy: mergePolicy(tenant.policy, plan.policy),
+  })
+  // A config that is not frozen may be changed by its owner later, so only frozen pairs are kept.
+  if (isDeeplyFrozen(tenant) && isDeeplyFrozen(plan)) effective.set(tenant, { plan, config })
+  return config
+}
+
+// Where the tenant sets nothing, the plan's object itself is the answer: every tenant of a plan
+// without overrides then shares one quota object, and what the quota engines compile from it.
+function mergeQuota(own: QuotaConfig, inherited: QuotaConfig): QuotaConfig {
+  if (own.limits.length === 0) return inherited
+  if (inherited.limits.length === 0) return own
+  const limits: QuotaLimit[] = []
+  for (const window of quotaWindows) {
+    const mine = own.limits.find((l) => l.window === window)
+    const base = inherited.limits.find((l) => l.window === window)
+    if (mine === undefined || base === undefined) {
+      const only = mine ?? base
+      if (only !== undefined) limits.push(only)
+      continue
+    }
+    const requests = mine.requests ?? base.requests
+    const tokens = mine.tokens ?? base.tokens
+    limits.push({
+      window,
+      ...(requests === undefined ? {} : { requests }),
+      ...(tokens === undefined ? {} : { tokens }),
+    })
+  }
+  return { limits }
+}
+
+function mergePolicy(own: PolicyConfig, inherited: PolicyConfig): PolicyConfig {
+  const pick = (key: keyof PolicyConfig) => (own[key].length > 0 ? own[key] : inherited[key])
+  const merged: PolicyConfig = {
+    allowedModels: pick('allowedModels'),
+    allowedTools: pick('allowedTools'),
+    allowedMethods: pick('allowedMethods'),
+    allowedPaths: pick('allowedPaths'),
+  }
+  const keys = Object.keys(merged) as (keyof PolicyConfig)[]
+  if (keys.every((k) => merged[k] === inherited[k])) return inherited
+  if (keys.every((k) => merged[k] === own[k])) return own
+  return merged
+}
+
+/**
+ * Returns a stored plan as the input that would store it again: the plan without its
+ * store-stamped timestamps.
+ *
+ * @example
+ * ```ts
+ * const plan = await plans.getPlan('pro')
+ * await otherStore.setPlan(toPlanConfigInput(plan)) // copy a plan to another store
+ * ```
+ */
+export function toPlanConfigInput(plan: PlanConfig): PlanConfigInput {
+  const { createdAt: _createdAt, updatedAt: _updatedAt, ...input } = plan
+  return input
+}

@@ -1,0 +1,449 @@
+// The machinery DrizzleConfigManager (tenants) and DrizzlePlanStore (plans) share: a cached read,
+// upsert, delete and list over one table, and audited changes written atomically with their audit
+// row in the way each driver allows. What differs between the two is a RowKind.
+import {
+  type AuditAction,
+  type AuditRecord,
+  type AuditRecordInput,
+  type Clock,
+  copyJson,
+  InvalidTenantConfigError,
+  invalidOption,
+  type ListTenantsOptions,
+  resolveListTenantsOptions,
+  TenantBackendError,
+} from '@tenant/core'
+import { and, asc, eq, gt, notExists, type SQL, sql } from 'drizzle-orm'
+import {
+  ConfigCache,
+  type ConfigCacheOptions,
+  type ConfigCacheStats,
+  resolveConfigCacheOptions,
+} from './config-cache'
+import { type AnyDb, type AtomicMode, type Dialect, toBackendError } from './driver'
+import { encodeAudit as encodeAuditRow, formatAuditId } from './tenant-row'
+
+type Row = Record<string, unknown>
+
+/** What a stored tenant config and a stored plan have in common. */
+interface Stored {
+  id: string
+  createdAt: number
+  updatedAt: number
+}
+
+/** A change to apply: a tenant's or a plan's. */
+interface AnyChange<C> {
+  actor: string
+  action: AuditAction
+  requestId?: string
+  apply(before: C | null): unknown
+}
+
+/** What tells a tenant store from a plan store. */
+export interface RowKind<C extends Stored, Change extends AnyChange<C>> {
+  kind: 'tenant' | 'plan'
+  /** Names the queries in `TenantBackendError` messages ("tenant store query"). */
+  what: string
+  /** The table of the configs and the table of their audit records, for the dialect. */
+  table: AnyDb
+  auditTable: AnyDb
+  validateId(id: unknown): string
+  /** Validates caller input (throws `InvalidTenantConfigError`). */
+  parse(input: unknown): Omit<C, 'createdAt' | 'updatedAt'>
+  encode(config: C): Row
+  decode(row: Row): C
+  /** The config as the store returns it after writing it. */
+  normalize(config: C): C
+  notFound(id: string): Error
+  /** The id of the subject a change is for (not yet validated). */
+  changeId(change: Change): unknown
+  /** The audit record of a change, keyed by `tenantId` or `planId`. */
+  record(id: string, fields: Omit<AuditRecord, 'id' | 'tenantId' | 'planId'>): AuditRecordInput
+  /** The tenant id to put on backend errors (tenants only). */
+  tenantIdOf(id: string): string | undefined
+  /**
+   * What a failed constraint of the database on a write of `id` means (a foreign key: a tenant on
+   * a plan that does not exist, a plan deleted from under its tenants), or undefined when the
+   * error is something else.
+   */
+  constraintError(error: unknown, id: string): Error | undefined
+  /** Plans: a delete is refused while this finds a row; `guard` is the same as a WHERE condition. */
+  inUse?: {
+    query(q: AnyDb, id: string): AnyDb
+    guard(q: AnyDb, id: string): SQL
+    error(id: string): Error
+  }
+}
+
+/** Options every store of this package shares. */
+export interface RowStoreOptions {
+  cache?: ConfigCacheOptions | false
+  clock: Clock
+}
+
+// With optimistic concurrency (db.batch drivers) each attempt that loses a race lets another
+// writer through, so this bounds the number of changes to one row racing at the same moment.
+const MAX_ATTEMPTS = 32
+
+/** A concurrent writer changed the row between our read and our write: try again. */
+class Conflict extends Error {}
+/** The caller's `apply` (or validating its result) failed: nothing was written; rethrow as is. */
+class Aborted {
+  constructor(readonly error: unknown) {}
+}
+
+interface ChangePlan<C> {
+  id: string
+  before: C | null
+  after: C | null
+  /** The revision read with `before`; null when the row did not exist. */
+  revision: number | null
+  record: AuditRecordInput
+}
+
+/** What an audited change wrote. */
+export interface RowChangeResult<C> {
+  before: C | null
+  after: C | null
+  audit: AuditRecord
+}
+
+/** Reads and writes of one kind of config row, with its cache. Internal. */
+export class RowStore<C extends Stored, Change extends AnyChange<C>> {
+  readonly #db: AnyDb
+  readonly #dialect: Dialect
+  readonly #mode: AtomicMode
+  readonly #kind: RowKind<C, Change>
+  readonly #clock: Clock
+  readonly #cache: ConfigCache<C> | undefined
+
+  constructor(
+    db: AnyDb,
+    info: { dialect: Dialect; mode: AtomicMode },
+    kind: RowKind<C, Change>,
+    options: RowStoreOptions,
+  ) {
+    this.#db = db
+    this.#dialect = info.dialect
+    this.#mode = info.mode
+    this.#kind = kind
+    this.#clock = options.clock
+    if (
+      options.cache !== undefined &&
+      options.cache !== false &&
+      (typeof options.cache !== 'object' || options.cache === null)
+    ) {
+      throw invalidOption('cache', 'must be an options object or false')
+    }
+    this.#cache =
+      options.cache === false
+        ? undefined
+        : new ConfigCache<C>(resolveConfigCacheOptions(options.cache), this.#clock, kind.notFound)
+  }
+
+  get dialect(): Dialect {
+    return this.#dialect
+  }
+
+  get cacheStats(): ConfigCacheStats | undefined {
+    return this.#cache ? { ...this.#cache.stats } : undefined
+  }
+
+  invalidate(id?: string): void {
+    this.#cache?.invalidate(id)
+  }
+
+  get(id: string): Promise<C> {
+    // The cache-hit path: no id check (an id with an entry was checked before the entry was
+    // stored) and no async frame; every stage of a request comes through here.
+    const fresh = this.#cache?.fresh(id)
+    if (fresh === undefined) return this.#lookup(id)
+    if (fresh.config === null) return Promise.reject(this.#kind.notFound(id))
+    return Promise.resolve(fresh.config)
+  }
+
+  async #lookup(id: string): Promise<C> {
+    this.#kind.validateId(id)
+    // get() found no fresh entry a moment ago (nothing ran in between).
+    if (this.#cache) return this.#cache.miss(id, () => this.#find(id))
+    const config = await this.#find(id)
+    if (config === null) throw this.#kind.notFound(id)
+    return config
+  }
+
+  /** Creates or replaces a row with one `INSERT ... ON CONFLICT DO UPDATE`; keeps `createdAt`. */
+  async set(input: unknown): Promise<C> {
+    const parsed = this.#kind.parse(input)
+    const now = this.#now()
+    const { table } = this.#kind
+    const values = this.#kind.encode({ ...parsed, createdAt: now, updatedAt: now } as C)
+    const { id: _id, createdAt: _createdAt, ...changes } = values
+    const rows = await this.#run(parsed.id, () =>
+      this.#db
+        .insert(table)
+        .values(values)
+        .onConflictDoUpdate({ target: table.id, set: { ...changes, revision: sql`${table.revision} + 1` } })
+        .returning(),
+    )
+    this.#cache?.invalidate(parsed.id)
+    return this.#kind.decode(rows[0]!)
+  }
+
+  async delete(id: string): Promise<void> {
+    this.#kind.validateId(id)
+    const { table, inUse } = this.#kind
+    const where = inUse ? and(eq(table.id, id), inUse.guard(this.#db, id)) : eq(table.id, id)
+    const rows = await this.#run(id, () => this.#db.delete(table).where(where).returning({ id: table.id }))
+    this.#cache?.invalidate(id)
+    if (rows.length > 0) return
+    // Nothing deleted: the row is absent, or the guard held it back.
+    if (inUse && (await this.#find(id)) !== null) throw inUse.error(id)
+    throw this.#kind.notFound(id)
+  }
+
+  /** One page in id order (byte order on every dialect). Not cached. */
+  async list(options?: ListTenantsOptions): Promise<{ items: C[]; next?: string }> {
+    const resolved = resolveListTenantsOptions(options)
+    const { table } = this.#kind
+    // One row more than asked tells whether there is a next page without a count query.
+    const rows = await this.#run(undefined, () => {
+      const query = this.#db.select().from(table)
+      const filtered = resolved.mode === 'keyset' ? query.where(gt(table.id, resolved.after)) : query
+      const page = filtered.orderBy(asc(table.id)).limit(resolved.limit + 1)
+      return resolved.mode === 'offset' && resolved.offset > 0 ? page.offset(resolved.offset) : page
+    })
+    const items = rows.slice(0, resolved.limit).map((row) => this.#kind.decode(row))
+    const last = items[items.length - 1]
+    return rows.length > resolved.limit && last ? { items, next: last.id } : { items }
+  }
+
+  /**
+   * Applies a change and writes its audit record atomically (see `DrizzleConfigManager.applyChange`
+   * for how each driver does it). `apply` may run more than once under races.
+   */
+  async applyChange(change: Change): Promise<RowChangeResult<C>> {
+    const id = this.#kind.validateId(this.#kind.changeId(change))
+    for (let attempt = 1; ; attempt++) {
+      let result: RowChangeResult<C> | undefined
+      try {
+        result = await this.#attempt(id, change)
+      } catch (error) {
+        if (error instanceof Aborted) throw error.error
+        if (!(error instanceof Conflict)) throw this.#error(error, id)
+      }
+      if (result) {
+        this.#cache?.invalidate(id)
+        return result
+      }
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new TenantBackendError(
+          `${this.#kind.kind} "${id}" changed concurrently ${attempt} times in a row; the change was not applied`,
+          this.#tenantId(id),
+        )
+      }
+    }
+  }
+
+  async #find(id: string): Promise<C | null> {
+    const { table } = this.#kind
+    const rows = await this.#run(id, () => this.#db.select().from(table).where(eq(table.id, id)).limit(1))
+    return rows[0] === undefined ? null : this.#kind.decode(rows[0])
+  }
+
+  // Resolves undefined on a lost race (batch mode); throws Conflict inside transactions so that
+  // they roll back.
+  async #attempt(id: string, change: Change): Promise<RowChangeResult<C> | undefined> {
+    const db = this.#db
+    const { table, inUse } = this.#kind
+    const select = (q: AnyDb) => q.select().from(table).where(eq(table.id, id)).limit(1)
+    const refuseInUse = (found: unknown[]) => {
+      if (found.length > 0) throw new Aborted(inUse!.error(id))
+    }
+    switch (this.#mode) {
+      case 'sqlite-batch': {
+        const plan = this.#plan(change, id, (await select(db))[0])
+        // The batch's delete is guarded too: a tenant put on the plan after this read makes the
+        // batch write nothing, and the next attempt sees the tenant here.
+        if (plan.after === null && inUse) refuseInUse(await inUse.query(db, id))
+        const [written, audited] = await db.batch([this.#write(db, plan), this.#guardedAudit(db, plan)])
+        return written.length === 1 ? this.#result(plan, audited[0].id) : undefined
+      }
+      case 'pg':
+        return db.transaction(async (tx: AnyDb) => {
+          // FOR UPDATE also holds back a tenant insert that references this plan (it takes a KEY
+          // SHARE lock on the plan row), so the in-use check stays true until the commit.
+          const plan = this.#plan(change, id, (await select(tx).for('update'))[0])
+          if (plan.after === null && inUse) refuseInUse(await inUse.query(tx, id))
+          if ((await this.#write(tx, plan)).length !== 1) throw new Conflict()
+          return this.#result(plan, (await this.#audit(tx, plan))[0].id)
+        })
+      case 'sqlite-sync':
+        // Synchronous drivers: the whole body runs inside the transaction without yielding.
+        return db.transaction(
+          (tx: AnyDb) => {
+            const plan = this.#plan(change, id, select(tx).all()[0])
+            if (plan.after === null && inUse) refuseInUse(inUse.query(tx, id).all())
+            if (this.#write(tx, plan).all().length !== 1) throw new Conflict()
+            return this.#result(plan, this.#audit(tx, plan).all()[0].id)
+          },
+          { behavior: 'immediate' },
+        )
+      case 'sqlite-async':
+        return db.transaction(
+          async (tx: AnyDb) => {
+            const plan = this.#plan(change, id, (await select(tx))[0])
+            if (plan.after === null && inUse) refuseInUse(await inUse.query(tx, id))
+            if ((await this.#write(tx, plan)).length !== 1) throw new Conflict()
+            return this.#result(plan, (await this.#audit(tx, plan))[0].id)
+          },
+          { behavior: 'immediate' },
+        )
+    }
+  }
+
+  #plan(change: Change, id: string, row: Row | undefined): ChangePlan<C> {
+    const kind = this.#kind
+    const before = row === undefined ? null : kind.decode(row)
+    const now = this.#now()
+    let after: C | null
+    try {
+      // A copy, so that an `apply` that mutates its argument cannot alter the audit's `before`.
+      const next = change.apply(before === null ? null : copyJson(before))
+      if (next === null) {
+        if (before === null) throw kind.notFound(id)
+        after = null
+      } else {
+        const parsed = kind.parse(next)
+        if (parsed.id !== id) {
+          throw new InvalidTenantConfigError([
+            {
+              path: ['id'],
+              message: `must be "${id}", the ${kind.kind} being changed`,
+              code: 'invalid_value',
+            },
+          ])
+        }
+        after = kind.normalize({ ...parsed, createdAt: before?.createdAt ?? now, updatedAt: now } as C)
+      }
+    } catch (error) {
+      throw new Aborted(error)
+    }
+    return {
+      id,
+      before,
+      after,
+      revision: row === undefined ? null : Number(row.revision),
+      record: kind.record(id, {
+        actor: change.actor,
+        action: change.action,
+        before,
+        after,
+        at: now,
+        ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+      } as never),
+    }
+  }
+
+  /** The conditional write of a plan; returns the affected ids (one, or none on a lost race). */
+  #write(q: AnyDb, plan: ChangePlan<C>): AnyDb {
+    const { table, inUse } = this.#kind
+    const sameRow = (revision: number) => and(eq(table.id, plan.id), eq(table.revision, revision))
+    if (plan.after === null) {
+      const where = inUse ? and(sameRow(plan.revision!), inUse.guard(q, plan.id)) : sameRow(plan.revision!)
+      return q.delete(table).where(where).returning({ id: table.id })
+    }
+    const values = this.#kind.encode(plan.after)
+    if (plan.revision === null) {
+      return q
+        .insert(table)
+        .values(values)
+        .onConflictDoNothing({ target: table.id })
+        .returning({ id: table.id })
+    }
+    const { id: _id, createdAt: _createdAt, ...changes } = values
+    return q
+      .update(table)
+      .set({ ...changes, revision: plan.revision + 1 })
+      .where(sameRow(plan.revision))
+      .returning({ id: table.id })
+  }
+
+  #audit(q: AnyDb, plan: ChangePlan<C>): AnyDb {
+    const { auditTable } = this.#kind
+    return q.insert(auditTable).values(this.#encodeAudit(plan.record)).returning({ id: auditTable.id })
+  }
+
+  // In a batch there is no way to branch on the write's outcome, so the insert carries the
+  // condition itself: changes() is the row count of the statement before it in the same batch.
+  // An INSERT ... SELECT builder (not raw SQL) so that D1 can bind its parameters; it lists every
+  // column in table order (both audit tables have the same), and a NULL id takes the next
+  // AUTOINCREMENT value.
+  #guardedAudit(q: AnyDb, plan: ChangePlan<C>): AnyDb {
+    const { auditTable } = this.#kind
+    const v = this.#encodeAudit(plan.record)
+    const subject = v.tenantId ?? v.planId
+    return q
+      .insert(auditTable)
+      .select(
+        sql`select null, ${subject}, ${v.actor}, ${v.action}, ${v.before}, ${v.after}, ${v.at}, ${v.requestId} where changes() = 1`,
+      )
+      .returning({ id: auditTable.id })
+  }
+
+  #encodeAudit(record: AuditRecordInput): Row {
+    return encodeAuditRow(this.#dialect, record)
+  }
+
+  #result(plan: ChangePlan<C>, auditId: unknown): RowChangeResult<C> {
+    return {
+      before: plan.before,
+      after: plan.after,
+      audit: { ...plan.record, id: formatAuditId(auditId) } as AuditRecord,
+    }
+  }
+
+  async #run(id: string | undefined, query: () => PromiseLike<Row[]>): Promise<Row[]> {
+    try {
+      return await query()
+    } catch (error) {
+      throw id === undefined ? toBackendError(error, this.#kind.what, undefined) : this.#error(error, id)
+    }
+  }
+
+  #error(error: unknown, id: string): Error {
+    return (
+      this.#kind.constraintError(error, id) ??
+      toBackendError(error, this.#kind.what, this.#kind.tenantIdOf(id))
+    )
+  }
+
+  #tenantId(id: string): { tenantId?: string } {
+    const tenantId = this.#kind.tenantIdOf(id)
+    return tenantId === undefined ? {} : { tenantId }
+  }
+
+  #now(): number {
+    return Math.floor(this.#clock.now())
+  }
+}
+
+/**
+ * True when `error` (or one of its causes: Drizzle wraps driver errors) is a foreign-key violation:
+ * Postgres' SQLSTATE 23503, SQLite's "FOREIGN KEY constraint failed" (libSQL, D1, bun:sqlite).
+ */
+export function isForeignKeyViolation(error: unknown): boolean {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown }
+    if (code === '23503') return true
+    if (typeof message === 'string' && /FOREIGN KEY constraint failed/i.test(message)) return true
+    current = cause
+  }
+  return false
+}
+
+/** The `not exists (select 1 from tenants where plan = id)` guard of a plan delete. */
+export function noTenantOn(q: AnyDb, tenants: AnyDb, planId: string): SQL {
+  return notExists(q.select({ one: sql`1` }).from(tenants).where(eq(tenants.plan, planId)))
+}
