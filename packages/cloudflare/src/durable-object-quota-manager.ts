@@ -1,5 +1,6 @@
 import type {
   QuotaAlgorithm,
+  QuotaConfig,
   QuotaCost,
   QuotaDecision,
   QuotaManager,
@@ -124,11 +125,18 @@ export class DurableObjectQuotaManager implements QuotaManager {
     return { tenantId, windows: await this.#windows(tenantId, call) }
   }
 
+  /** Deletes the tenant's counters in its object (one RPC). */
+  async reset(tenantId: string): Promise<void> {
+    validateTenantId(tenantId)
+    const { config: _, ...base } = this.#base({ limits: [] })
+    await this.#client.call(tenantId, (stub) => stub.quota({ ...base, op: 'reset' }))
+  }
+
   async #windows(tenantId: string, call: QuotaCall): Promise<QuotaWindowUsage[]> {
     return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaWindowUsage[]
   }
 
-  #base(config: QuotaCall['config']) {
+  #base(config: QuotaConfig) {
     const now = this.#client.sentTime()
     return {
       v: PROTOCOL_VERSION,

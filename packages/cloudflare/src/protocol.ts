@@ -46,6 +46,7 @@ export type QuotaCall =
   | (QuotaCallBase & { op: 'consume'; cost: NormalizedCost })
   | (QuotaCallBase & { op: 'adjust'; tokens: number })
   | (QuotaCallBase & { op: 'peek' })
+  | (Omit<QuotaCallBase, 'config'> & { op: 'reset' })
 
 /** One token-bucket operation for the tenant's object. */
 export interface RateLimitCall {

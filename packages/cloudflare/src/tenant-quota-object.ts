@@ -23,7 +23,7 @@ interface StoredRecord {
 const KEY_PREFIX = 'v1:'
 const RATE_KEY = `${KEY_PREFIX}rate`
 
-function quotaKey(call: QuotaCall): string {
+function quotaKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>): string {
   return call.algorithm === 'fixed'
     ? `${KEY_PREFIX}quota:fixed`
     : `${KEY_PREFIX}quota:sliding:${call.precision}`
@@ -162,6 +162,10 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     value: QuotaDecision | QuotaWindowUsage[]
     write: Promise<unknown> | undefined
   } {
+    if (call.op === 'reset') {
+      const key = quotaKey(call)
+      return { value: [], write: this.#records.delete(key) ? this.ctx.storage.delete(key) : undefined }
+    }
     const algorithm: QuotaAlgorithm<unknown> =
       call.algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(call.precision)
     const key = quotaKey(call)

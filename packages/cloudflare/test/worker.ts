@@ -21,7 +21,7 @@ interface Env {
 export type TestMessage =
   | {
       kind: 'quota'
-      op: 'consume' | 'adjust' | 'peek'
+      op: 'consume' | 'adjust' | 'peek' | 'reset'
       tenantId: string
       /** The cost (consume) or the delta (adjust), passed to the manager as it is. */
       arg?: unknown
@@ -135,6 +135,7 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
       )
       if (message.op === 'consume') return manager.consume(message.tenantId, message.arg as never)
       if (message.op === 'adjust') return manager.adjust(message.tenantId, message.arg as never)
+      if (message.op === 'reset') return (await manager.reset(message.tenantId)) ?? null
       return manager.peek(message.tenantId)
     }
     case 'rate': {

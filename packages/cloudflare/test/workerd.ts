@@ -118,7 +118,7 @@ export class Workerd {
     options: ForwardOptions & { algorithm?: 'fixed' | 'sliding'; precision?: number; prefix?: string } = {},
   ): QuotaManager {
     const { clock, transport = 'socket', ...rest } = options
-    const call = async (op: 'consume' | 'adjust' | 'peek', tenantId: string, arg?: unknown) => {
+    const call = async (op: 'consume' | 'adjust' | 'peek' | 'reset', tenantId: string, arg?: unknown) => {
       const config = await configOf(() => provider.quotaConfig(tenantId))
       const message: TestMessage = { kind: 'quota', op, tenantId, arg, ...config, ...rest }
       if (clock) message.now = clock.now()
@@ -130,6 +130,9 @@ export class Workerd {
       adjust: (tenantId: string, delta: { tokens: number }) =>
         call('adjust', tenantId, delta) as Promise<QuotaUsage>,
       peek: (tenantId: string) => call('peek', tenantId) as Promise<QuotaUsage>,
+      reset: async (tenantId: string) => {
+        await call('reset', tenantId)
+      },
     }
   }
 

@@ -13,11 +13,13 @@ import {
   PlanInUseError,
   PlanNotFoundError,
   TenantAlreadyExistsError,
+  TenantBackendError,
   TenantNotFoundError,
 } from './errors'
 import { InMemoryAuditLog } from './in-memory-audit-log'
 import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
+import { InMemoryQuotaManager } from './in-memory-quota-manager'
 import type { QuotaUsage } from './quota'
 
 const T0 = Date.UTC(2026, 0, 1)
@@ -336,6 +338,53 @@ describe('AdminService reads', () => {
     expect(admin.hasUsage).toBe(false)
     await admin.create({ id: 'acme' }, alice)
     expectInvalidOption(await rejects(admin.usage('acme')), 'AdminService.quotas', /needs a quota manager/)
+    expect(admin.canResetUsage).toBe(false)
+    expectInvalidOption(await rejects(admin.resetUsage('acme', alice)), 'AdminService.quotas', /reset\(\)/)
+  })
+
+  it('resets usage in the quota store first, then records it; a failed record fails the call', async () => {
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const withQuotas = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas,
+      clock,
+    })
+    expect(withQuotas.canResetUsage).toBe(true)
+    await withQuotas.create({ id: 'acme', quota: { limits: [{ window: 'hour', requests: 5 }] } }, alice)
+    await quotas.consume('acme', { requests: 4 })
+    clock.advance(10)
+    const after = await withQuotas.resetUsage('acme', alice)
+    expect(after.windows[0]!.used).toEqual({ requests: 0, tokens: 0 })
+    const [record] = await history('acme')
+    expect(record).toMatchObject({
+      action: 'tenant.usage.reset',
+      actor: 'alice',
+      requestId: 'req-1',
+      at: T0 + 10,
+    })
+    expect(await rejects(withQuotas.resetUsage('ghost', alice))).toBeInstanceOf(TenantNotFoundError)
+    expectInvalidOption(
+      await rejects(withQuotas.resetUsage('acme', { actor: '' })),
+      'AdminService.context.actor',
+      /1 to 255/,
+    )
+    await quotas.consume('acme', { requests: 2 })
+    const failing = new AdminService({
+      store: auditedStore(configs, auditLog),
+      auditLog: Object.assign(Object.create(auditLog), {
+        append: async () => {
+          throw new TenantBackendError('audit log down')
+        },
+      }),
+      quotas,
+    })
+    expect(await rejects(failing.resetUsage('acme', alice))).toBeInstanceOf(TenantBackendError)
+    // The reset happened; retrying with a working log records it.
+    expect((await quotas.peek('acme')).windows[0]!.used.requests).toBe(0)
+    expect(
+      () => new AdminService({ store: auditedStore(configs, auditLog), auditLog, clock: {} as never }),
+    ).toThrow(InvalidTenantConfigError)
   })
 })
 

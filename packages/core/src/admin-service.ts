@@ -10,6 +10,7 @@ import type {
   TenantAuditAction,
   TenantAuditRecord,
 } from './audit'
+import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import {
   InvalidTenantConfigError,
@@ -88,11 +89,17 @@ export interface AdminServiceOptions {
   /** Where audit history is read from; the same log the store writes to. */
   auditLog: AuditLog
   /**
-   * Answers {@link AdminService.usage} with `peek()`. Without it, `usage` is unavailable (a 501
-   * from the admin routes).
+   * Answers {@link AdminService.usage} with `peek()`, and {@link AdminService.resetUsage} with
+   * `reset()` when it has one. Without it, both are unavailable (a 501 from the admin routes).
    * @default undefined
    */
-  quotas?: Pick<QuotaManager, 'peek'>
+  quotas?: Pick<QuotaManager, 'peek' | 'reset'>
+  /**
+   * Stamps the audit records the service writes itself (usage resets; config changes are stamped
+   * by the store).
+   * @default systemClock
+   */
+  clock?: Clock
   /**
    * Where plans live and how a plan change is written with its audit record: a `DrizzlePlanStore`
    * (one transaction) or `auditedPlanStore(planStore, auditLog)`. Without it, the plan methods
@@ -137,7 +144,8 @@ export function toTenantConfigInput(config: TenantConfig): TenantConfigInput {
 export class AdminService {
   readonly #store: ConfigManager & AuditedTenantStore
   readonly #auditLog: AuditLog
-  readonly #quotas: Pick<QuotaManager, 'peek'> | undefined
+  readonly #quotas: Pick<QuotaManager, 'peek' | 'reset'> | undefined
+  readonly #clock: Clock
   readonly #plans: (PlanStore & AuditedPlanStore) | undefined
 
   constructor(options: AdminServiceOptions) {
@@ -156,6 +164,10 @@ export class AdminService {
     if (options.quotas !== undefined && typeof options.quotas.peek !== 'function') {
       throw invalidOption('AdminService.quotas', 'must have a peek() method')
     }
+    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
+      throw invalidOption('AdminService.clock', 'must have a now() method')
+    }
+    this.#clock = options.clock ?? systemClock
     if (options.plans !== undefined) {
       if (
         typeof options.plans?.applyPlanChange !== 'function' ||
@@ -180,6 +192,11 @@ export class AdminService {
   /** True when a quota manager was given, so {@link AdminService.usage} can answer. */
   get hasUsage(): boolean {
     return this.#quotas !== undefined
+  }
+
+  /** True when the quota manager can reset usage, so {@link AdminService.resetUsage} can answer. */
+  get canResetUsage(): boolean {
+    return typeof this.#quotas?.reset === 'function'
   }
 
   /** True when a plan store was given, so the plan methods can answer. */
@@ -288,6 +305,37 @@ export class AdminService {
     }
     await this.#store.getTenantConfig(id)
     return this.#quotas.peek(id)
+  }
+
+  /**
+   * Forgets all of a tenant's quota usage (every window), then records who did it (action
+   * `tenant.usage.reset`, the config as both snapshots) and returns the usage after. The reset is
+   * in the quota store and the record in the audit log, so they cannot be one transaction: the
+   * reset comes first, and if the record then fails the call fails (503) with the usage already
+   * reset; retrying is safe (a reset is idempotent) and writes the record. Throws
+   * `TenantNotFoundError` for an unknown tenant and `InvalidTenantConfigError` (path
+   * `AdminService.quotas`) without a quota manager that can reset (check
+   * {@link AdminService.canResetUsage}).
+   */
+  async resetUsage(tenantId: string, context: AdminContext): Promise<QuotaUsage> {
+    const id = validateTenantId(tenantId)
+    checkContext(context)
+    const quotas = this.#quotas
+    if (quotas?.reset === undefined) {
+      throw invalidOption('AdminService.quotas', 'resetting usage needs a quota manager with reset()')
+    }
+    const config = await this.#store.getTenantConfig(id)
+    await quotas.reset(id)
+    await this.#auditLog.append({
+      tenantId: id,
+      actor: context.actor,
+      action: 'tenant.usage.reset',
+      before: config,
+      after: config,
+      at: this.#clock.now(),
+      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+    })
+    return quotas.peek(id)
   }
 
   /**

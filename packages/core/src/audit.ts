@@ -9,6 +9,7 @@ export type TenantAuditAction =
   | 'tenant.policy.update'
   | 'tenant.suspend'
   | 'tenant.activate'
+  | 'tenant.usage.reset'
 
 /** What an admin mutation of a plan did. */
 export type PlanAuditAction = 'plan.create' | 'plan.update' | 'plan.delete'
@@ -25,6 +26,7 @@ export const auditActions: readonly AuditAction[] = Object.freeze([
   'tenant.policy.update',
   'tenant.suspend',
   'tenant.activate',
+  'tenant.usage.reset',
   'plan.create',
   'plan.update',
   'plan.delete',

@@ -68,4 +68,12 @@ export interface QuotaManager {
   adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage>
   /** Current usage without consuming anything. */
   peek(tenantId: string): Promise<QuotaUsage>
+  /**
+   * Forgets all of the tenant's usage in every window, as if it had sent nothing (an operator's
+   * reset, audited by `AdminService.resetUsage`). Other tenants are untouched. Idempotent.
+   * Throws `InvalidTenantIdError` for a bad id and `TenantBackendError` when the store fails.
+   * Optional so that stand-ins and older stores still type-check; every store of the toolkit has
+   * it, and the `testQuotaManager` conformance suite requires it.
+   */
+  reset?(tenantId: string): Promise<void>
 }

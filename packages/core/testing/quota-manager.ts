@@ -249,6 +249,40 @@ export function testQuotaManager(
     )
 
     it(
+      'reset forgets every window of the tenant and nothing of another tenant',
+      async () => {
+        const quota: QuotaConfig = {
+          limits: [
+            { window: 'minute', requests: 2, tokens: 100 },
+            { window: 'day', requests: 10 },
+          ],
+        }
+        const { manager, id, provider, used } = await setup(quota)
+        const other = randomTenantId('q')
+        provider.setQuota(other, quota)
+        expect(typeof manager.reset).toBe('function')
+        await manager.consume(id, { tokens: 50 })
+        await manager.consume(id)
+        await manager.consume(other, { tokens: 10 })
+        expect((await manager.consume(id)).allowed).toBe(false)
+        await manager.reset!(id)
+        expect(await used('minute')).toEqual({ requests: 0, tokens: 0 })
+        expect(await used('day')).toEqual({ requests: 0, tokens: 0 })
+        expect(await manager.consume(id, { tokens: 100 })).toMatchObject({
+          allowed: true,
+          remaining: { requests: 1, tokens: 0 },
+        })
+        const theirs = (await manager.peek(other)).windows.find((w) => w.window === 'minute')?.used
+        expect(theirs).toEqual({ requests: 1, tokens: 10 })
+        // Idempotent, and fine for a tenant with no state.
+        await manager.reset!(id)
+        await manager.reset!(randomTenantId('q'))
+        await expect(manager.reset!('not valid!')).rejects.toMatchObject({ code: 'tenant_invalid_id' })
+      },
+      timeout,
+    )
+
+    it(
       'a denied request charges nothing, in any dimension',
       async () => {
         const { manager, id, used } = await setup({

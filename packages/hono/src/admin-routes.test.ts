@@ -33,6 +33,7 @@ function build(
   service = new AdminService({
     store: auditedStore(configs, auditLog, { clock }),
     auditLog,
+    clock,
     ...(withQuotas ? { quotas } : {}),
     ...(withPlans
       ? { plans: auditedPlanStore(new InMemoryPlanStore({ tenants: configs, clock }), auditLog, { clock }) }
@@ -93,6 +94,7 @@ describe('adminRoutes authentication', () => {
       ['POST', '/tenants/acme/suspend'],
       ['POST', '/tenants/acme/activate'],
       ['GET', '/tenants/acme/usage'],
+      ['POST', '/tenants/acme/usage/reset'],
       ['GET', '/tenants/acme/audit'],
       ['GET', '/plans'],
       ['POST', '/plans'],
@@ -304,6 +306,32 @@ describe('adminRoutes CRUD', () => {
     build({ token: TOKEN }, false)
     await call('POST', '/tenants', { body: { id: 'acme' } })
     expectProblem(await call('GET', '/tenants/acme/usage'), 501, 'usage_unavailable')
+    expectProblem(await call('POST', '/tenants/acme/usage/reset'), 501, 'usage_unavailable')
+  })
+
+  it("resets one tenant's usage, audited with the actor and request id", async () => {
+    const quota = { limits: [{ window: 'day', requests: 2 }] }
+    await call('POST', '/tenants', { body: { id: 'acme', quota } })
+    await call('POST', '/tenants', { body: { id: 'globex', quota } })
+    await quotas.consume('acme', { requests: 2 })
+    await quotas.consume('globex')
+    expect((await quotas.consume('acme')).allowed).toBe(false)
+    clock.advance(1_000)
+    const reset = await call('POST', '/tenants/acme/usage/reset', { headers: { 'X-Request-ID': 'req-9' } })
+    expect(reset.status).toBe(200)
+    expect(reset.json).toMatchObject({ tenantId: 'acme', windows: [{ used: { requests: 0, tokens: 0 } }] })
+    expect((await quotas.consume('acme')).allowed).toBe(true)
+    expect((await quotas.peek('globex')).windows[0]!.used).toEqual({ requests: 1, tokens: 0 })
+    const [record] = await history('acme')
+    expect(record).toMatchObject({
+      action: 'tenant.usage.reset',
+      actor: expect.any(String),
+      requestId: 'req-9',
+      at: T0 + 1_000,
+    })
+    expect(record!.before).toEqual(record!.after)
+    expectProblem(await call('POST', '/tenants/ghost/usage/reset'), 404, 'tenant_not_found')
+    expect(await history('ghost')).toEqual([])
   })
 
   it('serves audit history newest first, paginated, with the request id', async () => {

@@ -231,6 +231,7 @@ function defaultRequestId(c: Context): string | undefined {
  * | `PUT /tenants/:id/quota`, `PUT /tenants/:id/policy` | 200 the tenant |
  * | `POST /tenants/:id/suspend`, `POST /tenants/:id/activate` | 200 the tenant |
  * | `GET /tenants/:id/usage` | 200 `{ tenantId, windows }` (501 without a quota manager) |
+ * | `POST /tenants/:id/usage/reset` | 200 `{ tenantId, windows }` after the reset, audited (501 without a quota manager that can reset) |
  * | `GET /tenants/:id/audit?limit&before` | 200 `{ items, next? }`, newest first |
  * | `GET /plans?limit&offset` or `?limit&after` | 200 `{ items, next? }` (501 without a plan store) |
  * | `POST /plans` | 201 the plan, `Location` |
@@ -392,6 +393,17 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
         )
       }
       return c.json(await service.usage(c.req.param('id')))
+    })
+    .post('/tenants/:id/usage/reset', async (c) => {
+      if (!service.canResetUsage) {
+        return adminProblem(
+          501,
+          'usage_unavailable',
+          'Usage unavailable',
+          'this admin service was created without a quota manager that can reset usage',
+        )
+      }
+      return c.json(await service.resetUsage(c.req.param('id'), context(c)))
     })
     .get('/tenants/:id/audit', zValidator('query', auditQuerySchema, invalid), async (c) =>
       c.json(await service.audit(c.req.param('id'), c.req.valid('query'))),
@@ -600,6 +612,19 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
             200: { description: 'Usage', content: jsonContent(ref('QuotaUsage')) },
             404: notFound,
             501: problemRef('No quota manager configured'),
+            ...errors,
+          },
+        },
+      },
+      '/tenants/{id}/usage/reset': {
+        post: {
+          summary: "Forget all of a tenant's quota usage (audited as tenant.usage.reset)",
+          operationId: 'resetTenantUsage',
+          parameters: [idParam],
+          responses: {
+            200: { description: 'Usage after the reset', content: jsonContent(ref('QuotaUsage')) },
+            404: notFound,
+            501: problemRef('No quota manager that can reset configured'),
             ...errors,
           },
         },

@@ -29,7 +29,7 @@ import {
   type ResolvedStoreOptions,
   resolveStoreOptions,
 } from './options'
-import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
+import { FIXED_WINDOW_SCRIPT, RESET_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
 import type { LuaScript } from './script'
 
@@ -222,6 +222,15 @@ export class RedisQuotaManager implements QuotaManager {
     }
     const reply = await this.#call(tenantId, key, 'peek', ['0', '0', ...limitArgs], limits)
     return { tenantId, windows: algorithm.peek(reply.state, config, reply.now) }
+  }
+
+  /** Deletes the tenant's counters (one `DEL` of its hash, through the same queue and timeout). */
+  async reset(tenantId: string): Promise<void> {
+    const key = this.#key(tenantId)
+    const { redis, gate } = this.#options
+    await gate.run(() => RESET_SCRIPT.run(redis, [key], []), 'quota reset', tenantId)
+    // A remembered denial is about usage that no longer exists.
+    this.#localDeny?.refunded(tenantId)
   }
 
   #key(tenantId: string): string {

@@ -349,3 +349,6 @@ export const CALENDAR_PROBE_SCRIPT = new LuaScript(`${CALENDAR_LUA}
 local start, window_end = calendar_window(ARGV[1], tonumber(ARGV[2]))
 return { string.format('%.0f', start), string.format('%.0f', window_end) }
 `)
+
+/** Deletes one tenant's quota hash (`QuotaManager.reset`). */
+export const RESET_SCRIPT = new LuaScript(`return redis.call('DEL', KEYS[1])`)

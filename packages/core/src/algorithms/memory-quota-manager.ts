@@ -120,6 +120,11 @@ export class MemoryQuotaManager<S> implements QuotaManager {
     return { tenantId, windows: this.#layout.algorithm.peek(state, config, now) }
   }
 
+  async reset(tenantId: string): Promise<void> {
+    validateTenantId(tenantId)
+    this.#entries.delete(tenantId)
+  }
+
   // Only ids that passed validateTenantId are ever inserted, and Map keys compare by value, so an
   // id the map holds is valid: the regex runs for new tenants only.
   #validate(tenantId: string): void {
