@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { TenantNotFoundError } from './errors'
+import { type FastConfigStore, tenantConfigNow } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { compareTenantIds, resolveListTenantsOptions } from './list-tenants'
 import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
@@ -33,7 +34,7 @@ export interface InMemoryConfigManagerOptions {
  * const policy = new ConfigPolicyEvaluator(configs)
  * ```
  */
-export class InMemoryConfigManager implements ConfigManager {
+export class InMemoryConfigManager implements ConfigManager, FastConfigStore {
   readonly #clock: Clock
   readonly #configs = new Map<string, TenantConfig>()
   // Kept sorted so both pagination styles are a binary search and a slice, not a sort per call.
@@ -47,6 +48,14 @@ export class InMemoryConfigManager implements ConfigManager {
   getTenantConfig(tenantId: string): Promise<TenantConfig> {
     const config = this.#configs.get(tenantId)
     return config !== undefined ? Promise.resolve(config) : this.#missing(tenantId)
+  }
+
+  /** `getTenantConfig` as a value (see `tenantConfigNow` in core); throws for an unknown tenant. */
+  [tenantConfigNow](tenantId: string): TenantConfig {
+    const config = this.#configs.get(tenantId)
+    if (config !== undefined) return config
+    validateTenantId(tenantId)
+    throw new TenantNotFoundError(tenantId)
   }
 
   async setTenantConfig(input: TenantConfigInput): Promise<TenantConfig> {

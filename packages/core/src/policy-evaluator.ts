@@ -1,6 +1,9 @@
 import type { PolicyProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
+import { configSource, evaluateNow, type FastPolicyEvaluator, isThenable, promiseOf } from './fast-path'
 import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
+import { providedConfig } from './provided-config'
+import type { PolicyConfig } from './schemas'
 import { validateTenantId } from './tenant-id'
 import { assertMethods, invalidOption } from './validate'
 
@@ -38,6 +41,9 @@ export function pathMatches(entry: string, path: string): boolean {
   return entry.endsWith('*') ? path.startsWith(entry.slice(0, -1)) : path === entry
 }
 
+const same = (entry: string, value: string) => entry === value
+const sameMethod = (entry: string, value: string) => entry.toUpperCase() === value.toUpperCase()
+
 /**
  * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
  * (any `ConfigManager`) on every call, so a policy change applies to the next request.
@@ -58,7 +64,7 @@ export function pathMatches(entry: string, path: string): boolean {
  * if (!decision.allowed) console.log(decision.rule, decision.reason)
  * ```
  */
-export class ConfigPolicyEvaluator implements PolicyEvaluator {
+export class ConfigPolicyEvaluator implements PolicyEvaluator, FastPolicyEvaluator {
   readonly #provider: PolicyProvider
   readonly #strict: boolean
 
@@ -71,19 +77,39 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator {
     this.#strict = options.strict ?? false
   }
 
+  /** The provider the evaluator reads policies from (see `configSource`). */
+  get [configSource](): object {
+    return this.#provider
+  }
+
   /** Throws `TenantNotFoundError` for an unknown tenant, `InvalidTenantIdError` for a bad id. */
-  async evaluate(tenantId: string, request: PolicyRequest = {}): Promise<PolicyDecision> {
+  evaluate(tenantId: string, request: PolicyRequest = {}): Promise<PolicyDecision> {
+    return promiseOf(() => this[evaluateNow](tenantId, request, undefined))
+  }
+
+  /**
+   * `evaluate` as a value when the config needs no I/O (see `evaluateNow` in core); `config` is the
+   * tenant's policy as this evaluator's provider answered it, for a caller that already read it.
+   */
+  [evaluateNow](
+    tenantId: string,
+    request: PolicyRequest,
+    config: PolicyConfig | undefined,
+  ): PolicyDecision | Promise<PolicyDecision> {
+    // A config read from this evaluator's provider was read for a valid, stored id.
+    if (config !== undefined) return this.#decide(request, config)
     validateTenantId(tenantId)
-    const policy = await this.#provider.policyConfig(tenantId)
+    const read = providedConfig(this.#provider, tenantId, 'policy')
+    return isThenable(read)
+      ? read.then((policy) => this.#decide(request, policy))
+      : this.#decide(request, read)
+  }
+
+  #decide(request: PolicyRequest, policy: PolicyConfig): PolicyDecision {
     return (
-      this.#check('model', request.model, policy.allowedModels, (a, v) => a === v) ??
-      this.#check('tool', request.tool, policy.allowedTools, (a, v) => a === v) ??
-      this.#check(
-        'method',
-        request.method,
-        policy.allowedMethods,
-        (a, v) => a.toUpperCase() === v.toUpperCase(),
-      ) ??
+      this.#check('model', request.model, policy.allowedModels, same) ??
+      this.#check('tool', request.tool, policy.allowedTools, same) ??
+      this.#check('method', request.method, policy.allowedMethods, sameMethod) ??
       this.#check('path', request.path, policy.allowedPaths, pathMatches) ?? { allowed: true }
     )
   }

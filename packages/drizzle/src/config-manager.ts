@@ -5,12 +5,14 @@ import {
   type Clock,
   type ConfigManager,
   copyJson,
+  type FastConfigStore,
   InvalidTenantConfigError,
   invalidOption,
   type ListTenantsOptions,
   type ListTenantsResult,
   type PolicyConfig,
   parseTenantConfigInput,
+  promiseOf,
   type QuotaConfig,
   type RateLimitConfig,
   resolveListTenantsOptions,
@@ -21,6 +23,7 @@ import {
   type TenantConfig,
   type TenantConfigInput,
   TenantNotFoundError,
+  tenantConfigNow,
   validateTenantId,
 } from '@tenant/core'
 import { and, asc, eq, gt, sql } from 'drizzle-orm'
@@ -106,7 +109,7 @@ interface ChangePlan {
  * const quotas = new InMemoryQuotaManager(configs)
  * ```
  */
-export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
+export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore, FastConfigStore {
   /** The dialect detected from the database. */
   readonly dialect: Dialect
   readonly #db: AnyDb
@@ -151,12 +154,20 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
   }
 
   getTenantConfig(tenantId: string): Promise<TenantConfig> {
+    return promiseOf(() => this[tenantConfigNow](tenantId))
+  }
+
+  /**
+   * `getTenantConfig` as a value on a fresh cache hit, a promise otherwise (see `tenantConfigNow`
+   * in core); throws `TenantNotFoundError` on a fresh negative hit.
+   */
+  [tenantConfigNow](tenantId: string): TenantConfig | Promise<TenantConfig> {
     // The cache-hit path: no id check (an id with an entry was checked before the entry was
-    // stored) and no async frame; every stage of a request comes through here.
+    // stored), no promise and no async frame; the tenancy chain reads every request's config here.
     const fresh = this.#cache?.fresh(tenantId)
     if (fresh === undefined) return this.#lookupTenant(tenantId)
-    if (fresh.config === null) return Promise.reject(new TenantNotFoundError(tenantId))
-    return Promise.resolve(fresh.config)
+    if (fresh.config === null) throw new TenantNotFoundError(tenantId)
+    return fresh.config
   }
 
   async #lookupTenant(tenantId: string): Promise<TenantConfig> {
