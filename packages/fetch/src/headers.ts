@@ -69,6 +69,11 @@ export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
  * 28 to 31 days of the month it closes), the same for fixed and sliding managers.
  */
 function windowSeconds(window: QuotaWindow, resetAt: number): number {
+  // Only a month's length depends on the date; the others are constants, and this runs for every
+  // window of every admitted request.
+  if (window === 'minute') return 60
+  if (window === 'hour') return 3_600
+  if (window === 'day') return 86_400
   const { start, end } = calendarWindow(window, resetAt - 1)
   return (end - start) / 1000
 }
@@ -146,6 +151,11 @@ export function rateLimitHeaders(decision: RateLimitDecision, now: number): [str
  * Adds headers to a response. `RateLimit-Policy` and `RateLimit` are Structured Field lists, so
  * they are appended (two stages each add their items); others replace. A response with immutable
  * headers (one straight from `fetch()`) is copied first.
+ *
+ * @example
+ * ```ts
+ * const response = withHeaders(await fetch(upstream), [['X-Quota-Remaining-Requests', '41']])
+ * ```
  */
 export function withHeaders(response: Response, headers: readonly [string, string][]): Response {
   if (headers.length === 0) return response
@@ -172,58 +182,4 @@ export function withMissingHeaders(response: Response, headers: readonly [string
     response,
     headers.filter(([name]) => !response.headers.has(name)),
   )
-}
-
-// The headers the stages of one tenancy() chain add to an admitted request's response, per
-// request: the chain writes them once, merged, instead of every stage changing the Response's
-// Headers (each WHATWG header write is validated, and on @hono/node-server the first access
-// materialises a Headers object).
-const pending = new WeakMap<Request, [string, string][]>()
-
-/**
- * Adds a stage's headers to the response of an admitted request: at once when the stage runs on
- * its own, or through the chain's pending list inside {@link collectResponseHeaders}. Either way
- * the response ends up with the same headers.
- */
-export function addResponseHeaders(
-  request: Request,
-  response: Response,
-  headers: readonly [string, string][],
-): Response {
-  const list = pending.get(request)
-  if (list === undefined) return withHeaders(response, headers)
-  for (const header of headers) list.push(header)
-  return response
-}
-
-/**
- * Runs a chain whose stages add their headers with {@link addResponseHeaders}, and writes them to
- * its response in one pass: the `RateLimit-Policy` and `RateLimit` items of all stages become one
- * value each (in the order the stages added them, innermost first, as separate appends would),
- * and for any other name the last value wins.
- */
-export async function collectResponseHeaders(
-  request: Request,
-  chain: () => Promise<Response>,
-): Promise<Response> {
-  const list: [string, string][] = []
-  pending.set(request, list)
-  let response: Response
-  try {
-    response = await chain()
-  } finally {
-    pending.delete(request)
-  }
-  return withHeaders(response, mergeFields(list))
-}
-
-function mergeFields(headers: readonly [string, string][]): [string, string][] {
-  if (headers.length <= 1) return headers as [string, string][]
-  const merged = new Map<string, string>()
-  for (const [name, value] of headers) {
-    const before = merged.get(name)
-    const list = name === 'RateLimit-Policy' || name === 'RateLimit'
-    merged.set(name, list && before !== undefined ? `${before}, ${value}` : value)
-  }
-  return [...merged]
 }

@@ -1,0 +1,228 @@
+import { isThenable, type TenantConfig } from '@tenant/core'
+import { runWithTenantId, type TenantState, tenantState } from './context'
+import { withHeaders } from './headers'
+import type { TenancyStage } from './hooks'
+import { requireResolution } from './stage'
+import type { MaybePromise, Middleware, Next } from './types'
+
+/**
+ * Everything the stages of a chain decided about one request, before its handler runs: the tenant,
+ * its config, the response headers each stage wants, and what must run once the handler answered.
+ * A host binding (the Fetch middleware here, the Hono middleware in @tenant/hono) reads it to run
+ * the handler in the tenant's scope and to write the headers its own cheapest way.
+ *
+ * @example
+ * ```ts
+ * const outcome = await decide(tenancyStages(options), request)
+ * if (!(outcome instanceof Admission)) return outcome // the refusal
+ * const response = await runWithTenantId(outcome.tenantId, () => handler(request))
+ * await outcome.finish(response)
+ * return withHeaders(response, outcome.headers())
+ * ```
+ */
+export class Admission implements TenantState {
+  tenantId: string | undefined = undefined
+  /** The tenant's stored config, when the resolver read it. */
+  tenant: TenantConfig | undefined = undefined
+  /** The store `tenant` came from: a manager reading that store may be handed `tenant`. */
+  source: object | undefined = undefined
+  /** Set by a resolver in this chain: the host runs the handler with the tenant as `currentTenantId()`. */
+  scoped = false
+  // Each stage's response headers, in stage order (see `headers()`).
+  #headers: (readonly [string, string][])[] | undefined = undefined
+  #finishers: ((response: Response) => MaybePromise<void>)[] | undefined = undefined
+
+  constructor(
+    readonly request: Request,
+    /** The host's own context (Hono's `c`), handed to callbacks that read it (the Hono principal). */
+    readonly host: unknown,
+  ) {}
+
+  /**
+   * Adds a stage's response headers; returns a handle to replace them with later (`actualTokens`
+   * replaces the quota's once the usage is adjusted).
+   */
+  addHeaders(headers: readonly [string, string][]): number {
+    if (headers.length === 0) return -1
+    this.#headers ??= []
+    return this.#headers.push(headers) - 1
+  }
+
+  /** Replaces the headers added under `handle` (see {@link addHeaders}). */
+  replaceHeaders(handle: number, headers: readonly [string, string][]): void {
+    if (handle >= 0) this.#headers![handle] = headers
+    else this.addHeaders(headers)
+  }
+
+  /**
+   * Registers work to run once the handler answered, before the response leaves (the quota's
+   * `actualTokens` adjustment). Finishers run in the order the stages registered them; a stage
+   * that needs the end of the response body (a later concurrency cap) registers here too and wraps
+   * the body.
+   */
+  onResponse(finish: (response: Response) => MaybePromise<void>): void {
+    this.#finishers ??= []
+    this.#finishers.push(finish)
+  }
+
+  /** True when something must happen after the handler: headers to write or finishers to run. */
+  get pending(): boolean {
+    return this.#headers !== undefined || this.#finishers !== undefined
+  }
+
+  /** Runs the finishers (see {@link onResponse}) on the handler's response. */
+  finish(response: Response): MaybePromise<void> {
+    const finishers = this.#finishers
+    if (finishers === undefined) return
+    return runAll(finishers, 0, response)
+  }
+
+  /**
+   * The stages' response headers, merged: the items of `RateLimit-Policy` and `RateLimit` from
+   * every stage become one value each, innermost stage first (the order separate middleware would
+   * append them in: the quota's before the rate limit's); of any other name the outermost stage's
+   * value wins.
+   */
+  headers(): readonly [string, string][] {
+    const lists = this.#headers
+    if (lists === undefined) return []
+    if (lists.length === 1) return lists[0]!
+    let policy: string | undefined
+    let state: string | undefined
+    const others: [string, string][] = []
+    for (let i = lists.length - 1; i >= 0; i--) {
+      for (const header of lists[i]!) {
+        const [name, value] = header
+        if (name === 'RateLimit-Policy') policy = policy === undefined ? value : `${policy}, ${value}`
+        else if (name === 'RateLimit') state = state === undefined ? value : `${state}, ${value}`
+        else {
+          const at = others.findIndex(([other]) => other === name)
+          if (at === -1) others.push(header as [string, string])
+          else others[at] = header as [string, string]
+        }
+      }
+    }
+    if (state !== undefined) others.unshift(['RateLimit', state])
+    if (policy !== undefined) others.unshift(['RateLimit-Policy', policy])
+    return others
+  }
+}
+
+function runAll(
+  finishers: readonly ((response: Response) => MaybePromise<void>)[],
+  from: number,
+  response: Response,
+): MaybePromise<void> {
+  for (let i = from; i < finishers.length; i++) {
+    const done = finishers[i]!(response)
+    if (isThenable(done)) return done.then(() => runAll(finishers, i + 1, response))
+  }
+}
+
+/** What a stage answers for one request: go on (`undefined`), or the refusal's response. */
+export type StageStep = Response | undefined | Promise<Response | undefined>
+
+/**
+ * One stage of a tenancy chain: its options validated once, its decision per request. A stage
+ * never touches the response of an admitted request itself; it adds headers and finishers to the
+ * {@link Admission}, and the host writes them.
+ */
+export interface ChainStage {
+  readonly stage: TenancyStage
+  /** The middleware name, for wiring errors (`tenantQuota`). */
+  readonly middleware: string
+  /** Decides for one request; may read and set the admission's tenant. */
+  run(admission: Admission): StageStep
+}
+
+/**
+ * Runs `stages` in order for `request` until one refuses: the refusal's response (its event
+ * fired), or the {@link Admission} of a request every stage let through. Synchronous as long as the
+ * stores answer synchronously (in-memory stores, cached configs); a store that returns a promise
+ * makes the rest asynchronous. A chain that does not start with a resolver takes the tenant a
+ * resolver earlier in the request recorded, and throws when there was none (a wiring bug).
+ *
+ * @example
+ * ```ts
+ * const outcome = decide([resolverStage(options)], request)
+ * ```
+ */
+export function decide(
+  stages: readonly ChainStage[],
+  request: Request,
+  host?: unknown,
+): Admission | Response | Promise<Admission | Response> {
+  const admission = new Admission(request, host)
+  const first = stages[0]
+  if (first !== undefined && first.stage !== 'resolve') {
+    requireResolution(request, first.middleware)
+    const state = tenantState(request)!
+    admission.tenantId = state.tenantId
+    admission.tenant = state.tenant
+    admission.source = state.source
+  }
+  return runFrom(stages, 0, admission)
+}
+
+function runFrom(
+  stages: readonly ChainStage[],
+  from: number,
+  admission: Admission,
+): Admission | Response | Promise<Admission | Response> {
+  for (let i = from; i < stages.length; i++) {
+    const step = stages[i]!.run(admission)
+    if (step === undefined) continue
+    if (isThenable(step)) {
+      return step.then((refused) =>
+        refused === undefined ? runFrom(stages, i + 1, admission) : refusal(admission, refused),
+      )
+    }
+    return refusal(admission, step)
+  }
+  return admission
+}
+
+// A refusal carries the headers of the stages that admitted the request before it, as it would
+// going out through them one by one (the rate limit's fields on a quota refusal).
+function refusal(admission: Admission, response: Response): Response {
+  return admission.pending ? withHeaders(response, admission.headers()) : response
+}
+
+/**
+ * The Fetch host of a chain: the stages decide, the handler runs in the tenant's scope, and the
+ * stages' headers are written to the handler's response in one merge.
+ *
+ * @example
+ * ```ts
+ * const middleware = fetchChain('tenancy', tenancyStages(options))
+ * ```
+ */
+export function fetchChain(name: string, stages: readonly ChainStage[]): Middleware {
+  const middleware = {
+    [name](request: Request, next: Next): Promise<Response> {
+      let outcome: Admission | Response | Promise<Admission | Response>
+      try {
+        outcome = decide(stages, request)
+      } catch (error) {
+        // A synchronous throw still surfaces as a rejection, as from an async function.
+        return Promise.reject(error)
+      }
+      if (isThenable(outcome)) return outcome.then((decided) => proceed(decided, next))
+      return proceed(outcome, next)
+    },
+  }
+  return middleware[name]!
+}
+
+function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
+  if (!(outcome instanceof Admission)) return Promise.resolve(outcome)
+  const { request } = outcome
+  const downstream = outcome.scoped ? runWithTenantId(outcome.tenantId, () => next(request)) : next(request)
+  // Nothing to add: the handler's own promise, without a step of ours.
+  if (!outcome.pending) return downstream
+  return downstream.then((response) => {
+    const finished = outcome.finish(response)
+    if (isThenable(finished)) return finished.then(() => withHeaders(response, outcome.headers()))
+    return withHeaders(response, outcome.headers())
+  })
+}
