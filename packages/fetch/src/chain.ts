@@ -1,4 +1,4 @@
-import { isThenable, type TenantConfig } from '@tenant/core'
+import { type Clock, isThenable, type TenantConfig } from '@tenant/core'
 import { runWithTenantId, type TenantState, tenantState } from './context'
 import { withHeaders } from './headers'
 import type { TenancyStage } from './hooks'
@@ -28,9 +28,12 @@ export class Admission implements TenantState {
   source: object | undefined = undefined
   /** Set by a resolver in this chain: the host runs the handler with the tenant as `currentTenantId()`. */
   scoped = false
-  // Each stage's response headers, in stage order (see `headers()`).
+  // Each stage's response headers, in stage order (see `headers()`), and their merge once made.
   #headers: (readonly [string, string][])[] | undefined = undefined
+  #merged: readonly [string, string][] | undefined = undefined
   #finishers: ((response: Response) => MaybePromise<void>)[] | undefined = undefined
+  #clock: Clock | undefined = undefined
+  #now = 0
 
   constructor(
     readonly request: Request,
@@ -45,13 +48,18 @@ export class Admission implements TenantState {
   addHeaders(headers: readonly [string, string][]): number {
     if (headers.length === 0) return -1
     this.#headers ??= []
+    this.#merged = undefined
     return this.#headers.push(headers) - 1
   }
 
   /** Replaces the headers added under `handle` (see {@link addHeaders}). */
   replaceHeaders(handle: number, headers: readonly [string, string][]): void {
-    if (handle >= 0) this.#headers![handle] = headers
-    else this.addHeaders(headers)
+    if (handle < 0) {
+      this.addHeaders(headers)
+      return
+    }
+    this.#headers![handle] = headers
+    this.#merged = undefined
   }
 
   /**
@@ -84,28 +92,48 @@ export class Admission implements TenantState {
    * value wins.
    */
   headers(): readonly [string, string][] {
-    const lists = this.#headers
-    if (lists === undefined) return []
-    if (lists.length === 1) return lists[0]!
-    let policy: string | undefined
-    let state: string | undefined
-    const others: [string, string][] = []
-    for (let i = lists.length - 1; i >= 0; i--) {
-      for (const header of lists[i]!) {
-        const [name, value] = header
-        if (name === 'RateLimit-Policy') policy = policy === undefined ? value : `${policy}, ${value}`
-        else if (name === 'RateLimit') state = state === undefined ? value : `${state}, ${value}`
-        else {
-          const at = others.findIndex(([other]) => other === name)
-          if (at === -1) others.push(header as [string, string])
-          else others[at] = header as [string, string]
-        }
+    this.#merged ??= merge(this.#headers)
+    return this.#merged
+  }
+
+  /**
+   * `clock.now()`, read once per request and clock: the stages that write the RateLimit fields'
+   * `t=` share one reading (a clock read is not free: about 50 ns on a virtual machine).
+   */
+  now(clock: Clock): number {
+    if (this.#clock !== clock) {
+      this.#clock = clock
+      this.#now = clock.now()
+    }
+    return this.#now
+  }
+}
+
+const NO_HEADERS: readonly [string, string][] = Object.freeze([])
+
+function merge(lists: (readonly [string, string][])[] | undefined): readonly [string, string][] {
+  if (lists === undefined) return NO_HEADERS
+  if (lists.length === 1) return lists[0]!
+  let policy: string | undefined
+  let state: string | undefined
+  const out: [string, string][] = []
+  // Innermost stage first, as separate middleware would append on the way out.
+  for (let i = lists.length - 1; i >= 0; i--) {
+    for (const header of lists[i]!) {
+      const name = header[0]
+      if (name === 'RateLimit-Policy') policy = policy === undefined ? header[1] : `${policy}, ${header[1]}`
+      else if (name === 'RateLimit') state = state === undefined ? header[1] : `${state}, ${header[1]}`
+      else {
+        // Of one name, the outermost stage's value wins (it would be set last).
+        let at = 0
+        while (at < out.length && out[at]![0] !== name) at++
+        out[at] = header as [string, string]
       }
     }
-    if (state !== undefined) others.unshift(['RateLimit', state])
-    if (policy !== undefined) others.unshift(['RateLimit-Policy', policy])
-    return others
   }
+  if (state !== undefined) out.unshift(['RateLimit', state])
+  if (policy !== undefined) out.unshift(['RateLimit-Policy', policy])
+  return out
 }
 
 function runAll(

@@ -135,7 +135,7 @@ class QuotaStage implements ChainStage {
   #decided(admission: Admission, cost: Required<QuotaCost>, answer: QuotaDecision | StoreFailed): StageStep {
     const core = this.#core
     if (answer instanceof StoreFailed) return core.failed(admission, { cost }, answer)
-    const headers = quotaHeaders(answer.windows, this.#clock.now())
+    const headers = quotaHeaders(answer.windows, admission.now(this.#clock))
     const tenantId = admission.tenantId!
     if (!answer.allowed) {
       const { onRejected } = this.options

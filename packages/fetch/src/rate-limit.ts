@@ -79,7 +79,7 @@ class RateLimitStage implements ChainStage {
   #decided(admission: Admission, answer: RateLimitDecision | StoreFailed): StageStep {
     const core = this.#core
     if (answer instanceof StoreFailed) return core.failed(admission, {}, answer)
-    const headers = rateLimitHeaders(answer, this.#clock.now())
+    const headers = rateLimitHeaders(answer, admission.now(this.#clock))
     if (answer.allowed) {
       if (core.observed) core.allow(admission, { decision: answer })
       admission.addHeaders(headers)

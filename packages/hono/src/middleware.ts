@@ -111,6 +111,31 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   })
 }
 
+const lowerNames: Record<string, string> = {
+  'RateLimit-Policy': 'ratelimit-policy',
+  RateLimit: 'ratelimit',
+  'X-Quota-Remaining-Requests': 'x-quota-remaining-requests',
+  'X-Quota-Remaining-Tokens': 'x-quota-remaining-tokens',
+}
+
+/**
+ * The response's values of the `wanted` names (`null`: absent), in one pass over its headers
+ * rather than a `get()` per name: each `get()` validates its argument, while the pass reads the
+ * sorted list undici keeps for the adapter's own pass over the headers that follows.
+ */
+function currentValues(headers: Headers, wanted: readonly [string, string][]): (string | null)[] {
+  const names = wanted.map(([name]) => lowerNames[name] ?? name.toLowerCase())
+  const values: (string | null)[] = names.map(() => null)
+  let left = names.length
+  for (const [name, value] of headers) {
+    const at = names.indexOf(name)
+    if (at === -1) continue
+    values[at] = value
+    if (--left === 0) break
+  }
+  return values
+}
+
 /**
  * After the handler and the stages' finishers (the quota's `actualTokens`): makes sure the
  * response carries the stages' headers. One the handler built with `c.json()` / `c.text()` has
@@ -121,20 +146,19 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
 function settle(c: Context, outcome: Admission, written: readonly [string, string][]): undefined {
   const wanted = outcome.headers()
   const response = c.res
+  const current = currentValues(response.headers, wanted)
   let fixes: [string, string][] | undefined
-  for (const [name, value] of wanted) {
-    const current = response.headers.get(name)
-    if (current === value) continue
+  for (let i = 0; i < wanted.length; i++) {
+    const [name, value] = wanted[i]!
+    const now = current[i]!
+    if (now === value) continue
     let fixed = value
     if (isListField(name)) {
-      if (current?.includes(value)) continue
+      if (now?.includes(value)) continue
       const before = written.find(([n]) => n === name)?.[1]
-      if (current !== null) {
+      if (now !== null) {
         // An adjusted value (actualTokens) replaces what went out before the handler ran.
-        fixed =
-          before !== undefined && current.includes(before)
-            ? current.replace(before, value)
-            : `${current}, ${value}`
+        fixed = before !== undefined && now.includes(before) ? now.replace(before, value) : `${now}, ${value}`
       }
     }
     fixes ??= []
