@@ -38,11 +38,19 @@ function describe(value: string): string {
  * ```
  */
 export function pathMatches(entry: string, path: string): boolean {
-  return entry.endsWith('*') ? path.startsWith(entry.slice(0, -1)) : path === entry
+  const prefix = entry.length - 1
+  if (prefix < 0 || entry.charCodeAt(prefix) !== STAR) return path === entry
+  // The prefix compared in place: a slice per entry per request would allocate a string.
+  if (path.length < prefix) return false
+  for (let i = 0; i < prefix; i++) if (path.charCodeAt(i) !== entry.charCodeAt(i)) return false
+  return true
 }
 
+const STAR = 42 // '*'
 const same = (entry: string, value: string) => entry === value
-const sameMethod = (entry: string, value: string) => entry.toUpperCase() === value.toUpperCase()
+// Methods come in upper case almost always: the exact comparison spares two new strings per entry.
+const sameMethod = (entry: string, value: string) =>
+  entry === value || entry.toUpperCase() === value.toUpperCase()
 
 /**
  * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
@@ -131,7 +139,7 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator, FastPolicyEvaluat
         ? { allowed: false, rule, reason: `request names no ${rule}; one is required` }
         : undefined
     }
-    if (allowed.some((entry) => matches(entry, value))) return undefined
+    for (const entry of allowed) if (matches(entry, value)) return undefined
     return { allowed: false, rule, reason: `${rule} ${describe(value)} is not allowed` }
   }
 }
