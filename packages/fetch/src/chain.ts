@@ -31,7 +31,7 @@ export class Admission implements TenantState {
   // Each stage's response headers, in stage order (see `headers()`), and their merge once made.
   #headers: (readonly [string, string][])[] | undefined = undefined
   #merged: readonly [string, string][] | undefined = undefined
-  #finishers: ((response: Response) => MaybePromise<void>)[] | undefined = undefined
+  #finishers: Finisher[] | undefined = undefined
   #clock: Clock | undefined = undefined
   #now = 0
 
@@ -64,11 +64,11 @@ export class Admission implements TenantState {
 
   /**
    * Registers work to run once the handler answered, before the response leaves (the quota's
-   * `actualTokens` adjustment). Finishers run in the order the stages registered them; a stage
-   * that needs the end of the response body (a later concurrency cap) registers here too and wraps
-   * the body.
+   * `actualTokens` adjustment). Finishers run in the order the stages registered them, each on
+   * the response the one before left; one may answer a replacement response (a stage that must
+   * act when the body has been sent wraps the body in a stream that tells it).
    */
-  onResponse(finish: (response: Response) => MaybePromise<void>): void {
+  onResponse(finish: Finisher): void {
     this.#finishers ??= []
     this.#finishers.push(finish)
   }
@@ -78,10 +78,13 @@ export class Admission implements TenantState {
     return this.#headers !== undefined || this.#finishers !== undefined
   }
 
-  /** Runs the finishers (see {@link onResponse}) on the handler's response. */
-  finish(response: Response): MaybePromise<void> {
+  /**
+   * Runs the finishers (see {@link onResponse}) on the handler's response; answers the response to
+   * send (the same one unless a finisher replaced it).
+   */
+  finish(response: Response): MaybePromise<Response> {
     const finishers = this.#finishers
-    if (finishers === undefined) return
+    if (finishers === undefined) return response
     return runAll(finishers, 0, response)
   }
 
@@ -136,15 +139,20 @@ function merge(lists: (readonly [string, string][])[] | undefined): readonly [st
   return out
 }
 
-function runAll(
-  finishers: readonly ((response: Response) => MaybePromise<void>)[],
-  from: number,
-  response: Response,
-): MaybePromise<void> {
+/**
+ * Work a stage runs once the handler answered (see `Admission.onResponse`): nothing, or a
+ * replacement for the response.
+ */
+export type Finisher = (response: Response) => MaybePromise<Response | undefined | void>
+
+function runAll(finishers: readonly Finisher[], from: number, response: Response): MaybePromise<Response> {
+  let current = response
   for (let i = from; i < finishers.length; i++) {
-    const done = finishers[i]!(response)
-    if (isThenable(done)) return done.then(() => runAll(finishers, i + 1, response))
+    const done = finishers[i]!(current)
+    if (isThenable(done)) return done.then((next) => runAll(finishers, i + 1, next ?? current))
+    if (done) current = done
   }
+  return current
 }
 
 /** What a stage answers for one request: go on (`undefined`), or the refusal's response. */
@@ -250,7 +258,7 @@ function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   if (!outcome.pending) return downstream
   return downstream.then((response) => {
     const finished = outcome.finish(response)
-    if (isThenable(finished)) return finished.then(() => withHeaders(response, outcome.headers()))
-    return withHeaders(response, outcome.headers())
+    if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
+    return withHeaders(finished, outcome.headers())
   })
 }

@@ -167,6 +167,7 @@ class QuotaStage implements ChainStage {
           timeoutMs: core.timeoutMs,
         })
         if (usage) admission.replaceHeaders(handle, quotaHeaders(usage.windows, this.#clock.now()))
+        return undefined
       })
     }
     return undefined

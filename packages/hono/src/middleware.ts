@@ -105,9 +105,10 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
   return done.then(() => {
-    const finished = outcome.finish(c.res)
-    if (isThenable(finished)) return finished.then(() => settle(c, outcome, written))
-    return settle(c, outcome, written)
+    const response = c.res
+    const finished = outcome.finish(response)
+    if (isThenable(finished)) return finished.then((sent) => settle(c, outcome, written, response, sent))
+    return settle(c, outcome, written, response, finished)
   })
 }
 
@@ -143,9 +144,20 @@ function currentValues(headers: Headers, wanted: readonly [string, string][]): (
  * rules as `@tenant/fetch`: the stages' items are appended to the handler's own `RateLimit-Policy`
  * and `RateLimit`, any other header of a stage replaces the handler's.
  */
-function settle(c: Context, outcome: Admission, written: readonly [string, string][]): undefined {
+function settle(
+  c: Context,
+  outcome: Admission,
+  written: readonly [string, string][],
+  handled: Response,
+  sent: Response,
+): undefined {
+  if (sent !== handled) {
+    // A finisher replaced the response (it wraps the body): Hono must not copy the old headers over.
+    c.res = undefined
+    c.res = sent
+  }
   const wanted = outcome.headers()
-  const response = c.res
+  const response = sent
   const current = currentValues(response.headers, wanted)
   let fixes: [string, string][] | undefined
   for (let i = 0; i < wanted.length; i++) {
