@@ -26,6 +26,8 @@ export class Admission implements TenantState {
   tenant: TenantConfig | undefined = undefined
   /** The store `tenant` came from: a manager reading that store may be handed `tenant`. */
   source: object | undefined = undefined
+  /** Set by a resolver in this chain (it decided the tenant, `undefined` included). */
+  resolved = false
   /** Set by a resolver in this chain: the host runs the handler with the tenant as `currentTenantId()`. */
   scoped = false
   // Each stage's response headers, in stage order (see `headers()`), and their merge once made.
@@ -143,7 +145,7 @@ function merge(lists: (readonly [string, string][])[] | undefined): readonly [st
  * Work a stage runs once the handler answered (see `Admission.onResponse`): nothing, or a
  * replacement for the response.
  */
-export type Finisher = (response: Response) => MaybePromise<Response | undefined | void>
+export type Finisher = (response: Response) => MaybePromise<Response | undefined>
 
 function runAll(finishers: readonly Finisher[], from: number, response: Response): MaybePromise<Response> {
   let current = response

@@ -59,6 +59,15 @@ export interface ResolverOptions extends StageOptions {
    */
   onMissing?: (request: Request) => MaybePromise<Response>
   /**
+   * Run the rest of the chain with the tenant as `currentTenantId()` (AsyncLocalStorage).
+   * `false` skips the scope for apps that read the tenant only from the request (`getTenantId`,
+   * `c.var.tenantId`): on Node 20 an active AsyncLocalStorage makes every async operation of the
+   * process pay its hooks (about 4 µs per request on @hono/node-server in BENCHMARKS.md).
+   * `currentTenantId()` is then `undefined` downstream.
+   * @default true
+   */
+  context?: boolean
+  /**
    * Checks that the tenant exists and is active: 403 `tenant_unknown` or `tenant_suspended`
    * otherwise. Its config is then available as `getTenant(request)` (`c.var.tenant` in Hono).
    * @default undefined (any well-formed id is accepted)
@@ -98,6 +107,7 @@ class ResolverStage implements ChainStage {
   readonly #configManager: Pick<ConfigManager, 'getTenantConfig'> | undefined
   readonly #onMissing: ResolverOptions['onMissing']
   readonly #allowMissing: boolean
+  readonly #context: boolean
   // With a principal source, a request whose principal has no tenant never takes one from the request.
   readonly #principalOnly: boolean
 
@@ -130,12 +140,16 @@ class ResolverStage implements ChainStage {
     if (options.fallbackToExtractors !== undefined && typeof options.fallbackToExtractors !== 'boolean') {
       throw invalidOption(`${name}.fallbackToExtractors`, 'must be a boolean')
     }
+    if (options.context !== undefined && typeof options.context !== 'boolean') {
+      throw invalidOption(`${name}.context`, 'must be a boolean')
+    }
     const { principal } = options
     this.#principal = principalOf ?? (principal && ((request: Request) => principal(request)))
     this.#extractors = extractors
     this.#configManager = options.configManager
     this.#onMissing = options.onMissing
     this.#allowMissing = options.allowMissing ?? false
+    this.#context = options.context ?? true
     this.#principalOnly = this.#principal !== undefined && options.fallbackToExtractors !== true
     this.#core = new StageCore(options, 'onResolve', 'resolve')
   }
@@ -275,7 +289,8 @@ class ResolverStage implements ChainStage {
     tenant: TenantConfig | undefined,
     fire = true,
   ): undefined {
-    admission.scoped = true
+    admission.resolved = true
+    admission.scoped = this.#context
     setTenantState(admission.request, admission)
     if (fire && this.#core.observed) this.#core.allow(admission, { source, tenant })
     return undefined

@@ -96,7 +96,7 @@ function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandl
 
 function proceed(c: Context, outcome: Admission | Response, next: Next): Promise<Response | undefined> {
   if (!(outcome instanceof Admission)) return Promise.resolve(refuse(c, outcome))
-  if (outcome.scoped && outcome.tenantId !== undefined) {
+  if (outcome.resolved && outcome.tenantId !== undefined) {
     c.set('tenantId' as never, outcome.tenantId as never)
     c.set('tenant' as never, outcome.tenant as never)
   }
