@@ -66,6 +66,8 @@ function refuse(c: Context, response: Response): Response {
   return c.res
 }
 
+const APPEND = Object.freeze({ append: true })
+
 function isListField(name: string): boolean {
   return name === 'RateLimit-Policy' || name === 'RateLimit'
 }
@@ -101,7 +103,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     c.set('tenant' as never, outcome.tenant as never)
   }
   const written = outcome.headers()
-  for (const [name, value] of written) c.header(name, value, isListField(name) ? { append: true } : undefined)
+  for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
   return done.then(() => {
