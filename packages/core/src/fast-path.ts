@@ -16,7 +16,8 @@ import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig } from '.
 /**
  * Key of a config store's fast read: `store[tenantConfigNow](tenantId)` answers what
  * `getTenantConfig(tenantId)` would (the same frozen object), as a value when no I/O is needed
- * (an in-memory store, a fresh cache hit) and as a promise otherwise. It may also throw
+ * (an in-memory store, a fresh cache hit) and as a native Promise otherwise (callers test
+ * `instanceof Promise`, which costs nothing on the value path). It may also throw
  * synchronously what the promise would reject with (`TenantNotFoundError`, `InvalidTenantIdError`).
  *
  * @example

@@ -1,6 +1,6 @@
 import type { PolicyProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
-import { configSource, evaluateNow, type FastPolicyEvaluator, isThenable, promiseOf } from './fast-path'
+import { configSource, evaluateNow, type FastPolicyEvaluator, promiseOf } from './fast-path'
 import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
 import { providedConfig } from './provided-config'
 import type { PolicyConfig } from './schemas'
@@ -108,7 +108,7 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator, FastPolicyEvaluat
     if (config !== undefined) return this.#decide(request, config)
     validateTenantId(tenantId)
     const read = providedConfig(this.#provider, tenantId, 'policy')
-    return isThenable(read)
+    return read instanceof Promise
       ? read.then((policy) => this.#decide(request, policy))
       : this.#decide(request, read)
   }

@@ -7,7 +7,7 @@ import type { Clock } from './clock'
 import type { RateLimitProvider } from './config'
 import { costAmount } from './cost'
 import { InvalidCostError } from './errors'
-import { configSource, consumeNow, type FastRateLimiter, isThenable, promiseOf } from './fast-path'
+import { configSource, consumeNow, type FastRateLimiter, promiseOf } from './fast-path'
 import { providedConfig } from './provided-config'
 import type { RateLimitDecision, RateLimiter } from './rate-limit'
 import type { RateLimitConfig } from './schemas'
@@ -93,7 +93,7 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
     const amount = costAmount(cost, 'cost', 1)
     if (config !== undefined) return this.#take(tenantId, amount, config)
     const read = providedConfig(this.#provider, tenantId, 'rateLimit')
-    return isThenable(read)
+    return read instanceof Promise
       ? read.then((found) => this.#take(tenantId, amount, found))
       : this.#take(tenantId, amount, read)
   }

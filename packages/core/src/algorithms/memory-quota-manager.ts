@@ -3,7 +3,7 @@ import { systemClock } from '../clock'
 import type { QuotaProvider } from '../config'
 import type { NormalizedCost } from '../cost'
 import { normalizeCost, normalizeTokenDelta } from '../cost'
-import { configSource, consumeNow, type FastQuotaManager, isThenable, promiseOf } from '../fast-path'
+import { configSource, consumeNow, type FastQuotaManager, promiseOf } from '../fast-path'
 import { providedConfig } from '../provided-config'
 import type { QuotaCost, QuotaDecision, QuotaManager, QuotaUsage } from '../quota'
 import type { QuotaConfig } from '../schemas'
@@ -108,7 +108,7 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
     if (config !== undefined) return this.#consume(tenantId, charge, config)
     const read = providedConfig(this.#provider, tenantId, 'quota')
-    return isThenable(read)
+    return read instanceof Promise
       ? read.then((quota) => this.#consume(tenantId, charge, quota))
       : this.#consume(tenantId, charge, read)
   }
