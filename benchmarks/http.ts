@@ -316,7 +316,7 @@ export async function runHttp(report: Report): Promise<void> {
     title: `HTTP throughput and latency (${runtimeTitles.bun})`,
     columns,
     rows: bunVariants.map(row('bun')),
-    note: 'The same apps (built from the same dist/ output) served by Bun.serve, measured in the same rounds as the Node servers.',
+    note: 'The same apps (built from the same dist/ output) served by Bun.serve, measured in the same rounds as the Node servers. Bun answers faster than the load generator (autocannon, on Node, on the same two cores) can ask, so its req/s mostly measures the load generator and swings from round to round (a ratio above 1 is such a swing); server CPU per request is the number to read.',
   })
   section.tables.push({
     title: 'In-memory chain stage by stage (Node)',
