@@ -13,6 +13,7 @@ import {
   HTTP_TENANTS,
   type HttpVariant,
   httpVariants,
+  inProcessVariants,
   variantTitles,
 } from './lib/http-apps'
 import { LIMITS } from './lib/limits'
@@ -28,16 +29,8 @@ const ROUNDS = QUICK ? 1 : 3
 type Runtime = 'node' | 'bun'
 const runtimeTitles: Record<Runtime, string> = { node: 'Node, @hono/node-server', bun: 'Bun, Bun.serve' }
 const BUN = new URL('../node_modules/.bin/bun', import.meta.url).pathname
-/** The variants served under Bun: the chain against bare Hono, the floor and the peer. */
-const bunVariants: readonly HttpVariant[] = [
-  'bare',
-  'floor',
-  'floor-context',
-  'floor-headers',
-  'chain-memory',
-  'chain-no-context',
-  'hono-rate-limiter',
-]
+/** The variants served under Bun: the chain against bare Hono, the floors and the peer. */
+const bunVariants: readonly HttpVariant[] = inProcessVariants
 /** A chain may add at most this much server CPU per request over bare Hono (µs). */
 const CPU_BUDGET_MICROS = 8
 

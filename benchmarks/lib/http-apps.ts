@@ -15,8 +15,8 @@ import { rateLimiter } from 'hono-rate-limiter'
 import { Redis } from 'ioredis'
 import { REDIS_URL } from './env'
 
-/** The app variants of the HTTP section, in report order. */
-export const httpVariants = [
+/** The variants that need nothing outside the server process: served on Node and on Bun. */
+export const inProcessVariants = [
   'bare',
   'floor',
   'floor-context',
@@ -24,6 +24,11 @@ export const httpVariants = [
   'chain-memory',
   'chain-no-context',
   'hono-rate-limiter',
+] as const
+
+/** The app variants of the HTTP section, in report order. */
+export const httpVariants = [
+  ...inProcessVariants,
   'chain-redis',
   'example-app',
   'stage-resolve',
