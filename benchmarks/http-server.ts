@@ -1,11 +1,21 @@
-// Child process of the HTTP section: serves one app variant on loopback with @hono/node-server, so
-// the load generator (autocannon, in the parent) and the server do not share an event loop.
-// Protocol (IPC): argv[2] = variant, argv[3] = Redis key prefix; sends { type: 'listening', port };
-// answers { type: 'start' } and { type: 'stop' } (with CPU used and requests handled since the
-// start); closes and exits on { type: 'close' }.
-import { serve } from '@hono/node-server'
+// Child process of the HTTP section: serves one app variant on loopback, with @hono/node-server on
+// Node and Bun.serve under Bun, so the load generator (autocannon, in the parent) and the server do
+// not share an event loop. Protocol (IPC, Node's fork channel, which Bun speaks too): argv[2] =
+// variant, argv[3] = Redis key prefix; sends { type: 'listening', port }; answers { type: 'start' }
+// and { type: 'stop' } (with CPU used and requests handled since the start); closes and exits on
+// { type: 'close' }.
 import { loadExampleApp } from './lib/example-app'
 import { type BuiltApp, buildApp, HTTP_TENANTS, type HttpVariant } from './lib/http-apps'
+
+declare const Bun:
+  | {
+      serve(options: {
+        fetch: (request: Request) => Response | Promise<Response>
+        port: number
+        hostname: string
+      }): { port: number; stop(closeActiveConnections?: boolean): void }
+    }
+  | undefined
 
 const variant = process.argv[2] as HttpVariant
 const prefix = process.argv[3] ?? `bench:http:${process.pid}:`
@@ -23,19 +33,23 @@ if (variant === 'example-app') {
 // steadier than req/s on a machine shared with other work.
 let handled = 0
 let cpuAtStart = process.cpuUsage()
-const server = serve(
-  {
-    fetch: (request) => {
-      handled++
-      return app.fetch(request)
-    },
-    port: 0,
-    hostname: '127.0.0.1',
-  },
-  (info) => {
+const fetch = (request: Request) => {
+  handled++
+  return app.fetch(request)
+}
+
+let close: () => void
+if (typeof Bun !== 'undefined') {
+  const server = Bun.serve({ fetch, port: 0, hostname: '127.0.0.1' })
+  close = () => server.stop(true)
+  process.send?.({ type: 'listening', port: server.port })
+} else {
+  const { serve } = await import('@hono/node-server')
+  const server = serve({ fetch, port: 0, hostname: '127.0.0.1' }, (info) => {
     process.send?.({ type: 'listening', port: info.port })
-  },
-)
+  })
+  close = () => server.close()
+}
 
 process.on('message', (message: { type: string }) => {
   if (message.type === 'start') {
@@ -46,7 +60,7 @@ process.on('message', (message: { type: string }) => {
     const used = process.cpuUsage(cpuAtStart)
     process.send?.({ type: 'stats', cpuMicros: used.user + used.system, handled })
   } else if (message.type === 'close') {
-    server.close()
+    close()
     void app.close().finally(() => process.exit(0))
   }
 })

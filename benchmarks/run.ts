@@ -116,7 +116,7 @@ lines.push(
   '## Running',
   '',
   '```sh',
-  'pnpm bench                              # everything, rewrites BENCHMARKS.md (3 to 4 minutes)',
+  'pnpm bench                              # everything, rewrites BENCHMARKS.md (6 to 8 minutes)',
   'BENCH_QUICK=1 pnpm bench                # short measurements while developing',
   'BENCH_ONLY=micro,memory pnpm bench      # some sections: micro, redis, http, memory',
   'BENCH_OUT=/tmp/bench.md pnpm bench      # write elsewhere',

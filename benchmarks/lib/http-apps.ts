@@ -7,6 +7,7 @@ import {
   type TenantConfigInput,
   TokenBucketRateLimiter,
 } from '@tenant/core'
+import { runWithTenantId } from '@tenant/fetch'
 import { tenancy } from '@tenant/hono'
 import { RedisQuotaManager, RedisRateLimiter } from '@tenant/redis'
 import { Hono } from 'hono'
@@ -14,11 +15,20 @@ import { rateLimiter } from 'hono-rate-limiter'
 import { Redis } from 'ioredis'
 import { REDIS_URL } from './env'
 
+/** The variants that need nothing outside the server process: served on Node and on Bun. */
+export const inProcessVariants = [
+  'bare',
+  'floor',
+  'floor-context',
+  'floor-headers',
+  'chain-memory',
+  'chain-no-context',
+  'hono-rate-limiter',
+] as const
+
 /** The app variants of the HTTP section, in report order. */
 export const httpVariants = [
-  'bare',
-  'chain-memory',
-  'hono-rate-limiter',
+  ...inProcessVariants,
   'chain-redis',
   'example-app',
   'stage-resolve',
@@ -30,7 +40,11 @@ export type HttpVariant = (typeof httpVariants)[number]
 /** What each variant is, for the report. */
 export const variantTitles: Record<HttpVariant, string> = {
   bare: 'bare Hono route',
+  floor: 'floor: async middleware reading X-Tenant-ID, one c.header() before next()',
+  'floor-context': 'floor + runWithTenantId around next() (tenant context)',
+  'floor-headers': "floor + the chain's four response headers (fixed strings), no context",
   'chain-memory': 'Hono + full tenancy chain, in memory',
+  'chain-no-context': 'the same chain with resolver: { context: false } (no AsyncLocalStorage)',
   'hono-rate-limiter': 'Hono + hono-rate-limiter (memory store)',
   'chain-redis': 'Hono + full tenancy chain, Redis quota and rate limit',
   'example-app': 'example app GET /api/v1/resources, libSQL',
@@ -40,7 +54,27 @@ export const variantTitles: Record<HttpVariant, string> = {
 }
 
 /** The in-memory chain cut after each stage, to see what each stage costs. */
-const stageCuts = { 'stage-resolve': 1, 'stage-policy': 2, 'stage-rate-limit': 3, 'chain-memory': 4 } as const
+const stageCuts = {
+  'stage-resolve': 1,
+  'stage-policy': 2,
+  'stage-rate-limit': 3,
+  'chain-memory': 4,
+  'chain-no-context': 4,
+} as const
+
+// What the full chain sends for these tenants (see tenantConfig), for the floor with headers.
+const CHAIN_HEADERS = [
+  [
+    'RateLimit-Policy',
+    '"minute";q=1000000000000;w=60, "minute-tokens";q=1000000000000;w=60;qu="tokens", "rate";q=1000000000000',
+  ],
+  [
+    'RateLimit',
+    '"minute";r=999999999999;t=42, "minute-tokens";r=1000000000000;t=42, "rate";r=999999999999;t=1',
+  ],
+  ['X-Quota-Remaining-Requests', '999999999999'],
+  ['X-Quota-Remaining-Tokens', '1000000000000'],
+]
 
 /** Tenants the load generator spreads its connections over. */
 export const HTTP_TENANTS = Array.from({ length: 8 }, (_, i) => `tenant-${i}`)
@@ -90,16 +124,35 @@ export async function buildApp(
       app.get(HTTP_PATH, handler)
       return { fetch: app.fetch, close: async () => {} }
     }
+    case 'floor':
+    case 'floor-context':
+    case 'floor-headers': {
+      // The least any tenancy middleware does on this adapter: an async middleware that reads the
+      // tenant header and sets one response header before the handler. With the tenant context,
+      // it also runs the handler in an AsyncLocalStorage scope, as tenancy() does; with the
+      // headers, it sends the four the full chain sends, as fixed strings of the same length.
+      const scoped = variant === 'floor-context'
+      const headers = variant === 'floor-headers' ? CHAIN_HEADERS : [['X-Tenant', '']]
+      app.use('/api/*', async (c, next) => {
+        const tenantId = c.req.header('x-tenant-id')
+        for (const [name, value] of headers) c.header(name!, value || (tenantId ?? '-'))
+        await (scoped ? runWithTenantId(tenantId, next) : next())
+      })
+      app.get(HTTP_PATH, handler)
+      return { fetch: app.fetch, close: async () => {} }
+    }
     case 'stage-resolve':
     case 'stage-policy':
     case 'stage-rate-limit':
-    case 'chain-memory': {
+    case 'chain-memory':
+    case 'chain-no-context': {
       const configs = await configsFor(options.tenants, options.limit)
       const stages = stageCuts[variant]
       app.use(
         '/api/*',
         tenancy({
           configManager: configs,
+          ...(variant === 'chain-no-context' ? { resolver: { context: false } } : {}),
           ...(stages >= 2 ? { policy: new ConfigPolicyEvaluator(configs) } : {}),
           ...(stages >= 3 ? { rateLimit: new TokenBucketRateLimiter(configs) } : {}),
           ...(stages >= 4 ? { quota: new InMemoryQuotaManager(configs) } : {}),

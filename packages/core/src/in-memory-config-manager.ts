@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { TenantNotFoundError } from './errors'
+import { type FastConfigStore, tenantConfigNow } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { resolveListTenantsOptions } from './list-tenants'
 import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
@@ -34,7 +35,7 @@ export interface InMemoryConfigManagerOptions {
  * const policy = new ConfigPolicyEvaluator(configs)
  * ```
  */
-export class InMemoryConfigManager implements ConfigManager {
+export class InMemoryConfigManager implements ConfigManager, FastConfigStore {
   readonly #clock: Clock
   readonly #configs = new SortedIdMap<TenantConfig>()
 
@@ -46,6 +47,14 @@ export class InMemoryConfigManager implements ConfigManager {
   getTenantConfig(tenantId: string): Promise<TenantConfig> {
     const config = this.#configs.get(tenantId)
     return config !== undefined ? Promise.resolve(config) : this.#missing(tenantId)
+  }
+
+  /** `getTenantConfig` as a value (see `tenantConfigNow` in core); throws for an unknown tenant. */
+  [tenantConfigNow](tenantId: string): TenantConfig {
+    const config = this.#configs.get(tenantId)
+    if (config !== undefined) return config
+    validateTenantId(tenantId)
+    throw new TenantNotFoundError(tenantId)
   }
 
   async setTenantConfig(input: TenantConfigInput): Promise<TenantConfig> {

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager } from './config'
 import { PlanInUseError, PlanNotFoundError } from './errors'
+import { type FastPlanStore, planConfigNow } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { resolveListTenantsOptions } from './list-tenants'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
@@ -40,7 +41,7 @@ const SCAN_PAGE = 1000
  * const view = withPlans(configs, plans) // what the tenancy chain reads
  * ```
  */
-export class InMemoryPlanStore implements PlanStore {
+export class InMemoryPlanStore implements PlanStore, FastPlanStore {
   readonly #clock: Clock
   readonly #tenants: Pick<ConfigManager, 'listTenants'>
   readonly #plans = new SortedIdMap<PlanConfig>()
@@ -58,6 +59,14 @@ export class InMemoryPlanStore implements PlanStore {
   getPlan(planId: string): Promise<PlanConfig> {
     const plan = this.#plans.get(planId)
     return plan !== undefined ? Promise.resolve(plan) : this.#missing(planId)
+  }
+
+  /** `getPlan` as a value (see `planConfigNow` in core); throws for an unknown plan. */
+  [planConfigNow](planId: string): PlanConfig {
+    const plan = this.#plans.get(planId)
+    if (plan !== undefined) return plan
+    validatePlanId(planId)
+    throw new PlanNotFoundError(planId)
   }
 
   async setPlan(input: PlanConfigInput): Promise<PlanConfig> {

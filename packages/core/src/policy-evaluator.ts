@@ -1,6 +1,9 @@
 import type { PolicyProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
+import { configSource, evaluateNow, type FastPolicyEvaluator, promiseOf } from './fast-path'
 import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
+import { providedConfig } from './provided-config'
+import type { PolicyConfig } from './schemas'
 import { validateTenantId } from './tenant-id'
 import { assertMethods, invalidOption } from './validate'
 
@@ -35,8 +38,19 @@ function describe(value: string): string {
  * ```
  */
 export function pathMatches(entry: string, path: string): boolean {
-  return entry.endsWith('*') ? path.startsWith(entry.slice(0, -1)) : path === entry
+  const prefix = entry.length - 1
+  if (prefix < 0 || entry.charCodeAt(prefix) !== STAR) return path === entry
+  // The prefix compared in place: a slice per entry per request would allocate a string.
+  if (path.length < prefix) return false
+  for (let i = 0; i < prefix; i++) if (path.charCodeAt(i) !== entry.charCodeAt(i)) return false
+  return true
 }
+
+const STAR = 42 // '*'
+const same = (entry: string, value: string) => entry === value
+// Methods come in upper case almost always: the exact comparison spares two new strings per entry.
+const sameMethod = (entry: string, value: string) =>
+  entry === value || entry.toUpperCase() === value.toUpperCase()
 
 /**
  * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
@@ -58,7 +72,7 @@ export function pathMatches(entry: string, path: string): boolean {
  * if (!decision.allowed) console.log(decision.rule, decision.reason)
  * ```
  */
-export class ConfigPolicyEvaluator implements PolicyEvaluator {
+export class ConfigPolicyEvaluator implements PolicyEvaluator, FastPolicyEvaluator {
   readonly #provider: PolicyProvider
   readonly #strict: boolean
 
@@ -71,19 +85,39 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator {
     this.#strict = options.strict ?? false
   }
 
+  /** The provider the evaluator reads policies from (see `configSource`). */
+  get [configSource](): object {
+    return this.#provider
+  }
+
   /** Throws `TenantNotFoundError` for an unknown tenant, `InvalidTenantIdError` for a bad id. */
-  async evaluate(tenantId: string, request: PolicyRequest = {}): Promise<PolicyDecision> {
+  evaluate(tenantId: string, request: PolicyRequest = {}): Promise<PolicyDecision> {
+    return promiseOf(() => this[evaluateNow](tenantId, request, undefined))
+  }
+
+  /**
+   * `evaluate` as a value when the config needs no I/O (see `evaluateNow` in core); `config` is the
+   * tenant's policy as this evaluator's provider answered it, for a caller that already read it.
+   */
+  [evaluateNow](
+    tenantId: string,
+    request: PolicyRequest,
+    config: PolicyConfig | undefined,
+  ): PolicyDecision | Promise<PolicyDecision> {
+    // A config read from this evaluator's provider was read for a valid, stored id.
+    if (config !== undefined) return this.#decide(request, config)
     validateTenantId(tenantId)
-    const policy = await this.#provider.policyConfig(tenantId)
+    const read = providedConfig(this.#provider, tenantId, 'policy')
+    return read instanceof Promise
+      ? read.then((policy) => this.#decide(request, policy))
+      : this.#decide(request, read)
+  }
+
+  #decide(request: PolicyRequest, policy: PolicyConfig): PolicyDecision {
     return (
-      this.#check('model', request.model, policy.allowedModels, (a, v) => a === v) ??
-      this.#check('tool', request.tool, policy.allowedTools, (a, v) => a === v) ??
-      this.#check(
-        'method',
-        request.method,
-        policy.allowedMethods,
-        (a, v) => a.toUpperCase() === v.toUpperCase(),
-      ) ??
+      this.#check('model', request.model, policy.allowedModels, same) ??
+      this.#check('tool', request.tool, policy.allowedTools, same) ??
+      this.#check('method', request.method, policy.allowedMethods, sameMethod) ??
       this.#check('path', request.path, policy.allowedPaths, pathMatches) ?? { allowed: true }
     )
   }
@@ -105,7 +139,7 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator {
         ? { allowed: false, rule, reason: `request names no ${rule}; one is required` }
         : undefined
     }
-    if (allowed.some((entry) => matches(entry, value))) return undefined
+    for (const entry of allowed) if (matches(entry, value)) return undefined
     return { allowed: false, rule, reason: `${rule} ${describe(value)} is not allowed` }
   }
 }

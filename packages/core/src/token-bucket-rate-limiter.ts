@@ -7,7 +7,10 @@ import type { Clock } from './clock'
 import type { RateLimitProvider } from './config'
 import { costAmount } from './cost'
 import { InvalidCostError } from './errors'
+import { configSource, consumeNow, type FastRateLimiter, promiseOf } from './fast-path'
+import { providedConfig } from './provided-config'
 import type { RateLimitDecision, RateLimiter } from './rate-limit'
+import type { RateLimitConfig } from './schemas'
 import { validateTenantId } from './tenant-id'
 
 /** Options of {@link TokenBucketRateLimiter}. */
@@ -46,7 +49,7 @@ class Bucket implements ExpiringEntry, TokenBucketState {
  * if (!decision.allowed) return new Response(null, { status: 429 })
  * ```
  */
-export class TokenBucketRateLimiter implements RateLimiter {
+export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
   readonly #provider: RateLimitProvider
   readonly #clock: Clock
   readonly #buckets = new ExpiringMap<Bucket>((bucket) => bucket.fullAt)
@@ -61,15 +64,42 @@ export class TokenBucketRateLimiter implements RateLimiter {
     return this.#buckets.size
   }
 
-  async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
+  /** The provider the limiter reads rate limits from (see `configSource`). */
+  get [configSource](): object {
+    return this.#provider
+  }
+
+  consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
+    return promiseOf(() => {
+      if (options !== undefined && (typeof options !== 'object' || options === null)) {
+        if (this.#buckets.get(tenantId) === undefined) validateTenantId(tenantId)
+        throw new InvalidCostError('rate limit options must be an object like { cost }')
+      }
+      return this[consumeNow](tenantId, options?.cost, undefined)
+    })
+  }
+
+  /**
+   * `consume` as a value when the config needs no I/O (see `consumeNow` in core); `config` is the
+   * tenant's rate limit as this limiter's provider answered it, for a caller that already read it.
+   */
+  [consumeNow](
+    tenantId: string,
+    cost: number | undefined,
+    config: RateLimitConfig | null | undefined,
+  ): RateLimitDecision | Promise<RateLimitDecision> {
     // Only valid ids are ever inserted and Map keys compare by value: a held id needs no regex.
     if (this.#buckets.get(tenantId) === undefined) validateTenantId(tenantId)
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw new InvalidCostError('rate limit options must be an object like { cost }')
-    }
-    const cost = costAmount(options?.cost, 'cost', 1)
-    const config = await this.#provider.rateLimitConfig(tenantId)
-    // No await from here on: the check and the take are one step.
+    const amount = costAmount(cost, 'cost', 1)
+    if (config !== undefined) return this.#take(tenantId, amount, config)
+    const read = providedConfig(this.#provider, tenantId, 'rateLimit')
+    return read instanceof Promise
+      ? read.then((found) => this.#take(tenantId, amount, found))
+      : this.#take(tenantId, amount, read)
+  }
+
+  // No await from the config to the return: the check and the take are one step.
+  #take(tenantId: string, cost: number, config: RateLimitConfig | null): RateLimitDecision {
     const now = this.#clock.now()
     this.#buckets.sweep(now)
     const bucket = this.#buckets.get(tenantId)

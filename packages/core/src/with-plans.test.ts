@@ -4,6 +4,7 @@ import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import { ManualClock } from './clock'
 import { TenantBackendError } from './errors'
+import { readTenantConfig, tenantConfigNow } from './fast-path'
 import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
@@ -94,6 +95,31 @@ describe('withPlans', () => {
     const quotas = new InMemoryQuotaManager(view)
     await expect(quotas.consume('acme', {})).rejects.toBeInstanceOf(TenantBackendError)
     expect(await view.getTenantConfig('solo')).toBe(await configs.getTenantConfig('solo'))
+  })
+
+  it('answers the chain as a value when both stores do (no promise on the fast path)', async () => {
+    const { view } = await setUp()
+    const onPlan = view[tenantConfigNow]('acme')
+    expect(onPlan).not.toBeInstanceOf(Promise)
+    expect(onPlan).toBe(await view.getTenantConfig('acme'))
+    expect(readTenantConfig(view, 'solo')).not.toBeInstanceOf(Promise)
+    expect(() => view[tenantConfigNow]('nobody')).toThrow(
+      expect.objectContaining({ code: 'tenant_not_found' }),
+    )
+    // A store without the fast read is awaited, with the same answer and the same fail-closed rule.
+    const { configs } = await setUp()
+    const plans = new InMemoryPlanStore({ tenants: configs })
+    await plans.setPlan({ id: 'free', quota: { limits: [{ window: 'hour', requests: 9 }] } })
+    const slow = withPlans(configs, { getPlan: (id) => plans.getPlan(id) })
+    const answer = slow[tenantConfigNow]('acme')
+    expect(answer).toBeInstanceOf(Promise)
+    expect((await answer).quota).toEqual({ limits: [{ window: 'hour', requests: 9 }] })
+    const broken = withPlans(configs, {
+      getPlan: (id) => new InMemoryPlanStore({ tenants: configs }).getPlan(id),
+    })
+    expect(await rejects(broken[tenantConfigNow]('acme') as Promise<unknown>)).toBeInstanceOf(
+      TenantBackendError,
+    )
   })
 
   it('passes a failing plan store through as it failed', async () => {

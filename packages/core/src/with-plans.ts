@@ -1,5 +1,12 @@
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { isTenantError, TenantBackendError } from './errors'
+import {
+  type FastConfigStore,
+  promiseOf,
+  readPlanConfig,
+  readTenantConfig,
+  tenantConfigNow,
+} from './fast-path'
 import { effectiveTenantConfig, type PlanStore } from './plans'
 import type {
   PlanConfig,
@@ -36,7 +43,10 @@ import { assertMethods } from './validate'
  * app.use(tenancy({ configManager: view, quota: quotas, policy: new ConfigPolicyEvaluator(view) }))
  * ```
  */
-export function withPlans(configs: ConfigManager, plans: Pick<PlanStore, 'getPlan'>): ConfigManager {
+export function withPlans(
+  configs: ConfigManager,
+  plans: Pick<PlanStore, 'getPlan'>,
+): ConfigManager & FastConfigStore {
   assertMethods(configs, 'withPlans.configs', [
     'getTenantConfig',
     'setTenantConfig',
@@ -45,23 +55,33 @@ export function withPlans(configs: ConfigManager, plans: Pick<PlanStore, 'getPla
   ])
   assertMethods(plans, 'withPlans.plans', ['getPlan'])
 
-  // An async function with two awaits rather than a then() chain: a then() callback that returns
-  // the plan lookup's promise costs two more microtask turns (measured 10 to 25% slower per read
-  // of a tenant on a plan).
-  const getTenantConfig = async (tenantId: string): Promise<TenantConfig> => {
-    const tenant = await configs.getTenantConfig(tenantId)
+  // The effective config of a stored tenant: a value when both stores answer without I/O (the
+  // in-memory stores, fresh cache hits), so the chain's fast path stays free of promises.
+  const applyPlan = (tenant: TenantConfig): TenantConfig | Promise<TenantConfig> => {
     const planId = tenant.plan
     if (planId === null) return tenant
-    let plan: PlanConfig
+    let plan: PlanConfig | Promise<PlanConfig>
     try {
-      plan = await plans.getPlan(planId)
+      plan = readPlanConfig(plans, planId)
     } catch (error) {
       throw missingPlan(tenant, planId, error)
     }
-    return effectiveTenantConfig(tenant, plan)
+    if (!(plan instanceof Promise)) return effectiveTenantConfig(tenant, plan)
+    return plan.then(
+      (p) => effectiveTenantConfig(tenant, p),
+      (error: unknown) => {
+        throw missingPlan(tenant, planId, error)
+      },
+    )
   }
+  const now = (tenantId: string): TenantConfig | Promise<TenantConfig> => {
+    const tenant = readTenantConfig(configs, tenantId)
+    return tenant instanceof Promise ? tenant.then(applyPlan) : applyPlan(tenant)
+  }
+  const getTenantConfig = (tenantId: string): Promise<TenantConfig> => promiseOf(() => now(tenantId))
 
   return {
+    [tenantConfigNow]: now,
     getTenantConfig,
     setTenantConfig: (input: TenantConfigInput) => configs.setTenantConfig(input),
     deleteTenantConfig: (tenantId: string) => configs.deleteTenantConfig(tenantId),

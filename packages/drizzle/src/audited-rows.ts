@@ -10,6 +10,7 @@ import {
   InvalidTenantConfigError,
   invalidOption,
   type ListTenantsOptions,
+  promiseOf,
   resolveListTenantsOptions,
   TenantBackendError,
 } from '@tenant/core'
@@ -155,12 +156,20 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
   }
 
   get(id: string): Promise<C> {
+    return promiseOf(() => this.getNow(id))
+  }
+
+  /**
+   * `get` as a value on a fresh cache hit, a promise otherwise (core's `tenantConfigNow`); throws
+   * the not-found error on a fresh negative hit.
+   */
+  getNow(id: string): C | Promise<C> {
     // The cache-hit path: no id check (an id with an entry was checked before the entry was
-    // stored) and no async frame; every stage of a request comes through here.
+    // stored), no promise and no async frame; the tenancy chain reads every request's config here.
     const fresh = this.#cache?.fresh(id)
     if (fresh === undefined) return this.#lookup(id)
-    if (fresh.config === null) return Promise.reject(this.#kind.notFound(id))
-    return Promise.resolve(fresh.config)
+    if (fresh.config === null) throw this.#kind.notFound(id)
+    return fresh.config
   }
 
   async #lookup(id: string): Promise<C> {

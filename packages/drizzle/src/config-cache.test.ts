@@ -5,6 +5,7 @@ import {
   TenantBackendError,
   type TenantConfig,
   TenantNotFoundError,
+  tenantConfigNow,
 } from '@tenant/core'
 import { sql } from 'drizzle-orm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -185,6 +186,21 @@ describeEachDatabase(
       clock.advance(1)
       expect(await queriesDuring(() => manager.getTenantConfig('a'))).toBe(1)
       expect(manager.cacheStats).toEqual({ hits: 5, misses: 2, loads: 2, stale: 0 })
+    })
+
+    it('answers the fast read (tenantConfigNow) as a value on a fresh hit, a promise otherwise', async () => {
+      const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })
+      await manager.setTenantConfig({ id: 'a' })
+      const miss = manager[tenantConfigNow]('a')
+      expect(miss).toBeInstanceOf(Promise)
+      const loaded = await miss
+      // A fresh hit: the same frozen object, with no promise and no query.
+      expect(await queriesDuring(async () => expect(manager[tenantConfigNow]('a')).toBe(loaded))).toBe(0)
+      await expect(manager.getTenantConfig('ghost')).rejects.toBeInstanceOf(TenantNotFoundError)
+      // A fresh negative hit throws, as the promise of getTenantConfig rejects.
+      expect(() => manager[tenantConfigNow]('ghost')).toThrow(TenantNotFoundError)
+      clock.advance(1000)
+      expect(manager[tenantConfigNow]('a')).toBeInstanceOf(Promise)
     })
 
     it('sees its own writes at once and others after ttl or invalidate()', async () => {

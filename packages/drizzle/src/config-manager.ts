@@ -3,6 +3,7 @@ import {
   assertMethods,
   type Clock,
   type ConfigManager,
+  type FastConfigStore,
   InvalidTenantConfigError,
   type ListTenantsOptions,
   type ListTenantsResult,
@@ -17,6 +18,7 @@ import {
   type TenantConfig,
   type TenantConfigInput,
   TenantNotFoundError,
+  tenantConfigNow,
   validateTenantId,
 } from '@tenant/core'
 import { isForeignKeyViolation, RowStore } from './audited-rows'
@@ -67,7 +69,7 @@ export interface DrizzleConfigManagerOptions {
  * const quotas = new InMemoryQuotaManager(configs)
  * ```
  */
-export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
+export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore, FastConfigStore {
   /** The dialect detected from the database. */
   readonly dialect: Dialect
   readonly #rows: RowStore<TenantConfig, TenantChange>
@@ -124,6 +126,14 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore {
 
   getTenantConfig(tenantId: string): Promise<TenantConfig> {
     return this.#rows.get(tenantId)
+  }
+
+  /**
+   * `getTenantConfig` as a value on a fresh cache hit, a promise otherwise (see `tenantConfigNow`
+   * in core); throws `TenantNotFoundError` on a fresh negative hit.
+   */
+  [tenantConfigNow](tenantId: string): TenantConfig | Promise<TenantConfig> {
+    return this.#rows.getNow(tenantId)
   }
 
   /**

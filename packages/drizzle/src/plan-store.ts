@@ -2,6 +2,7 @@ import {
   type AuditedPlanStore,
   assertMethods,
   type Clock,
+  type FastPlanStore,
   type ListPlansOptions,
   type ListPlansResult,
   type PlanAuditRecord,
@@ -14,6 +15,7 @@ import {
   type PlanStore,
   parseOrThrow,
   planConfigInputSchema,
+  planConfigNow,
   systemClock,
   validatePlanId,
 } from '@tenant/core'
@@ -60,7 +62,7 @@ export interface DrizzlePlanStoreOptions {
  * const admin = new AdminService({ store: configs, plans, auditLog: new DrizzleAuditLog(db) })
  * ```
  */
-export class DrizzlePlanStore implements PlanStore, AuditedPlanStore {
+export class DrizzlePlanStore implements PlanStore, AuditedPlanStore, FastPlanStore {
   /** The dialect detected from the database. */
   readonly dialect: Dialect
   readonly #rows: RowStore<PlanConfig, PlanChange>
@@ -117,6 +119,11 @@ export class DrizzlePlanStore implements PlanStore, AuditedPlanStore {
 
   getPlan(planId: string): Promise<PlanConfig> {
     return this.#rows.get(planId)
+  }
+
+  /** `getPlan` as a value on a fresh cache hit, a promise otherwise (see `planConfigNow` in core). */
+  [planConfigNow](planId: string): PlanConfig | Promise<PlanConfig> {
+    return this.#rows.getNow(planId)
   }
 
   /** Creates or replaces a plan with one `INSERT ... ON CONFLICT DO UPDATE`; keeps `createdAt`. */

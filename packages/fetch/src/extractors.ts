@@ -1,3 +1,4 @@
+import { isThenable } from '@tenant/core'
 import { checkToken, invalidOption } from './options'
 import type { MaybePromise } from './types'
 
@@ -188,21 +189,41 @@ export function chain(...extractors: TenantExtractor[]): ChainExtractor {
   }
 }
 
-/** Runs an extractor; for a chain, reports which member found the id. Internal. */
-export async function extractFrom(
+/** The id an extractor found and where: what the resolver reports as the `source`. Internal. */
+export interface Found {
+  tenantId: string
+  source: string
+}
+
+/**
+ * Runs an extractor; for a chain, reports which member found the id. Synchronous while the
+ * extractors are (the built-in ones are), so the resolver awaits only real promises. Internal.
+ */
+export function extractFrom(
   extractor: TenantExtractor,
   request: Request,
-): Promise<{ tenantId: string; source: string } | undefined> {
+): Found | undefined | Promise<Found | undefined> {
   const members = (extractor as Partial<ChainExtractor>).extractors
-  if (members) {
-    for (const member of members) {
-      const found = await extractFrom(member, request)
-      if (found) return found
-    }
-    return undefined
+  if (members) return firstOf(members, 0, request)
+  const tenantId = extractor.extract(request)
+  return isThenable(tenantId)
+    ? Promise.resolve(tenantId).then((id) => found(id, extractor.source))
+    : found(tenantId, extractor.source)
+}
+
+function firstOf(
+  members: readonly TenantExtractor[],
+  from: number,
+  request: Request,
+): Found | undefined | Promise<Found | undefined> {
+  for (let i = from; i < members.length; i++) {
+    const result = extractFrom(members[i]!, request)
+    if (isThenable(result)) return result.then((hit) => hit ?? firstOf(members, i + 1, request))
+    if (result !== undefined) return result
   }
-  const tenantId = await extractor.extract(request)
-  return tenantId === undefined || tenantId === null || tenantId === ''
-    ? undefined
-    : { tenantId, source: extractor.source }
+  return undefined
+}
+
+function found(tenantId: string | null | undefined, source: string): Found | undefined {
+  return tenantId === undefined || tenantId === null || tenantId === '' ? undefined : { tenantId, source }
 }

@@ -47,6 +47,15 @@ describe('headers', () => {
     ])
   })
 
+  it('formats large quotas digit for digit', () => {
+    for (const n of [999_999_999, 1_000_000_000, 1_000_000_007, 1e12, 2 ** 53 - 1, 1_234_567_890_123]) {
+      expect(rateLimitFields([{ policy: 'p', quota: n, remaining: n - 1, resetSeconds: 0 }])).toEqual([
+        ['RateLimit-Policy', `"p";q=${String(n)}`],
+        ['RateLimit', `"p";r=${String(n - 1)};t=0`],
+      ])
+    }
+  })
+
   it('reports the smallest remaining of each limited dimension', () => {
     const usage = (window: 'minute' | 'day', requests: number | undefined, tokens: number | undefined) => ({
       window,

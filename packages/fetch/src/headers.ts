@@ -51,17 +51,45 @@ function secondsUntil(at: number, now: number): number {
  */
 export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
   if (items.length === 0) return []
-  const policies = items.map((item) => {
-    let value = `"${item.policy}";q=${item.quota}`
-    if (item.windowSeconds !== undefined) value += `;w=${item.windowSeconds}`
-    if (item.unit !== undefined) value += `;qu="${item.unit}"`
-    return value
-  })
-  const states = items.map((item) => `"${item.policy}";r=${item.remaining};t=${item.resetSeconds}`)
+  let policies = ''
+  let states = ''
+  for (const item of items) {
+    policies = joinItem(policies, policyItem(item.policy, item.quota, item.windowSeconds, item.unit))
+    states = joinItem(states, stateItem(item.policy, item.remaining, item.resetSeconds))
+  }
   return [
-    ['RateLimit-Policy', policies.join(', ')],
-    ['RateLimit', states.join(', ')],
+    ['RateLimit-Policy', policies],
+    ['RateLimit', states],
   ]
+}
+
+// The items of the two fields, written once for every caller: rateLimitFields and the stages'
+// own builders below (which skip the item objects; they run on every admitted request).
+function policyItem(policy: string, quota: number, windowSeconds?: number, unit?: string): string {
+  let value = `"${policy}";q=${int(quota)}`
+  if (windowSeconds !== undefined) value += `;w=${windowSeconds}`
+  if (unit !== undefined) value += `;qu="${unit}"`
+  return value
+}
+
+function stateItem(policy: string, remaining: number, resetSeconds: number): string {
+  return `"${policy}";r=${int(remaining)};t=${resetSeconds}`
+}
+
+/**
+ * `String(n)`, faster for whole numbers of a billion and more (token quotas often are): V8 and
+ * JavaScriptCore format a number above 2^30 through their general double-to-string path, several
+ * times slower than formatting its two halves, which are small integers.
+ */
+function int(n: number): string {
+  if (n < 1_000_000_000 || !Number.isSafeInteger(n)) return String(n)
+  const high = Math.floor(n / 1_000_000_000)
+  const low = String(n - high * 1_000_000_000)
+  return `${high}${'000000000'.slice(low.length)}${low}`
+}
+
+function joinItem(list: string, item: string): string {
+  return list === '' ? item : `${list}, ${item}`
 }
 
 /**
@@ -69,6 +97,11 @@ export function rateLimitFields(items: RateLimitItem[]): [string, string][] {
  * 28 to 31 days of the month it closes), the same for fixed and sliding managers.
  */
 function windowSeconds(window: QuotaWindow, resetAt: number): number {
+  // Only a month's length depends on the date; the others are constants, and this runs for every
+  // window of every admitted request.
+  if (window === 'minute') return 60
+  if (window === 'hour') return 3_600
+  if (window === 'day') return 86_400
   const { start, end } = calendarWindow(window, resetAt - 1)
   return (end - start) / 1000
 }
@@ -88,34 +121,36 @@ function windowSeconds(window: QuotaWindow, resetAt: number): number {
  * ```
  */
 export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number): [string, string][] {
-  const items: RateLimitItem[] = []
+  let policies = ''
+  let states = ''
   let requests: number | undefined
   let tokens: number | undefined
   for (const usage of windows) {
-    const common = {
-      windowSeconds: windowSeconds(usage.window, usage.resetAt),
-      resetSeconds: secondsUntil(usage.resetAt, now),
-    }
-    if (usage.limit.requests !== undefined) {
+    const { window, limit } = usage
+    if (limit.requests === undefined && limit.tokens === undefined) continue
+    const w = windowSeconds(window, usage.resetAt)
+    const t = secondsUntil(usage.resetAt, now)
+    if (limit.requests !== undefined) {
       const remaining = usage.remaining.requests ?? 0
-      items.push({ policy: usage.window, quota: usage.limit.requests, remaining, ...common })
-      requests = Math.min(requests ?? remaining, remaining)
+      policies = joinItem(policies, policyItem(window, limit.requests, w))
+      states = joinItem(states, stateItem(window, remaining, t))
+      requests = requests === undefined || remaining < requests ? remaining : requests
     }
-    if (usage.limit.tokens !== undefined) {
+    if (limit.tokens !== undefined) {
       const remaining = usage.remaining.tokens ?? 0
-      items.push({
-        policy: `${usage.window}-tokens`,
-        quota: usage.limit.tokens,
-        unit: 'tokens',
-        remaining,
-        ...common,
-      })
-      tokens = Math.min(tokens ?? remaining, remaining)
+      const policy = `${window}-tokens`
+      policies = joinItem(policies, policyItem(policy, limit.tokens, w, 'tokens'))
+      states = joinItem(states, stateItem(policy, remaining, t))
+      tokens = tokens === undefined || remaining < tokens ? remaining : tokens
     }
   }
-  const headers = rateLimitFields(items)
-  if (requests !== undefined) headers.push(['X-Quota-Remaining-Requests', String(requests)])
-  if (tokens !== undefined) headers.push(['X-Quota-Remaining-Tokens', String(tokens)])
+  if (policies === '') return []
+  const headers: [string, string][] = [
+    ['RateLimit-Policy', policies],
+    ['RateLimit', states],
+  ]
+  if (requests !== undefined) headers.push(['X-Quota-Remaining-Requests', int(requests)])
+  if (tokens !== undefined) headers.push(['X-Quota-Remaining-Tokens', int(tokens)])
   return headers
 }
 
@@ -132,20 +167,21 @@ export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number):
  */
 export function rateLimitHeaders(decision: RateLimitDecision, now: number): [string, string][] {
   if (decision.limit === undefined) return []
-  return rateLimitFields([
-    {
-      policy: 'rate',
-      quota: decision.limit,
-      remaining: decision.remaining ?? 0,
-      resetSeconds: secondsUntil(decision.resetAt, now),
-    },
-  ])
+  return [
+    ['RateLimit-Policy', policyItem('rate', decision.limit)],
+    ['RateLimit', stateItem('rate', decision.remaining ?? 0, secondsUntil(decision.resetAt, now))],
+  ]
 }
 
 /**
  * Adds headers to a response. `RateLimit-Policy` and `RateLimit` are Structured Field lists, so
  * they are appended (two stages each add their items); others replace. A response with immutable
  * headers (one straight from `fetch()`) is copied first.
+ *
+ * @example
+ * ```ts
+ * const response = withHeaders(await fetch(upstream), [['X-Quota-Remaining-Requests', '41']])
+ * ```
  */
 export function withHeaders(response: Response, headers: readonly [string, string][]): Response {
   if (headers.length === 0) return response
@@ -172,58 +208,4 @@ export function withMissingHeaders(response: Response, headers: readonly [string
     response,
     headers.filter(([name]) => !response.headers.has(name)),
   )
-}
-
-// The headers the stages of one tenancy() chain add to an admitted request's response, per
-// request: the chain writes them once, merged, instead of every stage changing the Response's
-// Headers (each WHATWG header write is validated, and on @hono/node-server the first access
-// materialises a Headers object).
-const pending = new WeakMap<Request, [string, string][]>()
-
-/**
- * Adds a stage's headers to the response of an admitted request: at once when the stage runs on
- * its own, or through the chain's pending list inside {@link collectResponseHeaders}. Either way
- * the response ends up with the same headers.
- */
-export function addResponseHeaders(
-  request: Request,
-  response: Response,
-  headers: readonly [string, string][],
-): Response {
-  const list = pending.get(request)
-  if (list === undefined) return withHeaders(response, headers)
-  for (const header of headers) list.push(header)
-  return response
-}
-
-/**
- * Runs a chain whose stages add their headers with {@link addResponseHeaders}, and writes them to
- * its response in one pass: the `RateLimit-Policy` and `RateLimit` items of all stages become one
- * value each (in the order the stages added them, innermost first, as separate appends would),
- * and for any other name the last value wins.
- */
-export async function collectResponseHeaders(
-  request: Request,
-  chain: () => Promise<Response>,
-): Promise<Response> {
-  const list: [string, string][] = []
-  pending.set(request, list)
-  let response: Response
-  try {
-    response = await chain()
-  } finally {
-    pending.delete(request)
-  }
-  return withHeaders(response, mergeFields(list))
-}
-
-function mergeFields(headers: readonly [string, string][]): [string, string][] {
-  if (headers.length <= 1) return headers as [string, string][]
-  const merged = new Map<string, string>()
-  for (const [name, value] of headers) {
-    const before = merged.get(name)
-    const list = name === 'RateLimit-Policy' || name === 'RateLimit'
-    merged.set(name, list && before !== undefined ? `${before}, ${value}` : value)
-  }
-  return [...merged]
 }

@@ -1,12 +1,13 @@
-import type {
-  PolicyDecision,
-  PolicyRequest,
-  QuotaCost,
-  QuotaDecision,
-  QuotaUsage,
-  RateLimitDecision,
-  TenantConfig,
-  TenantErrorCode,
+import {
+  isThenable,
+  type PolicyDecision,
+  type PolicyRequest,
+  type QuotaCost,
+  type QuotaDecision,
+  type QuotaUsage,
+  type RateLimitDecision,
+  type TenantConfig,
+  type TenantErrorCode,
 } from '@tenant/core'
 import { invalidOption } from './options'
 import type { MaybePromise } from './types'
@@ -138,10 +139,6 @@ export function hookSet(hooks: TenancyHooks | readonly TenancyHooks[] | undefine
     })
   }
   return result
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
 }
 
 function logError(error: unknown, info: ErrorInfo, original?: unknown): void {

@@ -4,6 +4,7 @@
  *
  * @module @tenant/fetch
  */
+export { Admission, type ChainStage, decide, type Finisher, fetchChain, type StageStep } from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
   currentTenantId,
@@ -29,6 +30,7 @@ export {
   rateLimitFields,
   rateLimitHeaders,
   retryAfterSeconds,
+  withHeaders,
 } from './headers'
 export type {
   AdjustEvent,
@@ -41,7 +43,7 @@ export type {
   TenancyHooks,
   TenancyStage,
 } from './hooks'
-export { type PolicyOptions, tenantPolicy } from './policy'
+export { type PolicyOptions, policyStage, tenantPolicy } from './policy'
 export {
   PROBLEM_CONTENT_TYPE,
   PROBLEM_TYPE_PREFIX,
@@ -49,9 +51,9 @@ export {
   problemDetails,
   problemResponse,
 } from './problem'
-export { type QuotaOptions, tenantQuota } from './quota'
-export { type RateLimitOptions, tenantRateLimit } from './rate-limit'
-export { type ResolverOptions, tenantResolver } from './resolver'
+export { type QuotaOptions, quotaStage, tenantQuota } from './quota'
+export { type RateLimitOptions, rateLimitStage, tenantRateLimit } from './rate-limit'
+export { type HostPrincipal, type ResolverOptions, resolverStage, tenantResolver } from './resolver'
 export type { StageOptions } from './stage'
-export { type TenancyOptions, tenancy, withTenancy } from './tenancy'
+export { type TenancyOptions, tenancy, tenancyStages, withTenancy } from './tenancy'
 export type { FetchHandler, MaybePromise, Middleware, Next } from './types'

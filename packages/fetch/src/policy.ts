@@ -1,8 +1,15 @@
-import { type PolicyDecision, type PolicyEvaluator, type PolicyRequest, TenantError } from '@tenant/core'
-import { getTenantId } from './context'
-import { hookSet } from './hooks'
+import {
+  evaluatePolicy,
+  isThenable,
+  type PolicyDecision,
+  type PolicyEvaluator,
+  type PolicyRequest,
+  TenantError,
+} from '@tenant/core'
+import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
-import { callUser, requireResolution, type StageOptions, StageRun } from './stage'
+import { pathOf } from './path'
+import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantPolicy}. */
@@ -37,6 +44,104 @@ export interface PolicyOptions extends StageOptions {
 }
 
 /**
+ * The policy stage as a chain stage: what {@link tenantPolicy} and `tenancy()` run; `undefined`
+ * without an evaluator (the stage is off).
+ *
+ * @example
+ * ```ts
+ * const stage = policyStage({ evaluator: new ConfigPolicyEvaluator(configs) })
+ * ```
+ */
+export function policyStage(options: PolicyOptions = {}): ChainStage | undefined {
+  const name = 'tenantPolicy'
+  checkStageOptions(name, options)
+  checkFunction(`${name}.extract`, options.extract)
+  checkFunction(`${name}.onDenied`, options.onDenied)
+  const modelHeader = checkToken(`${name}.modelHeader`, options.modelHeader ?? 'X-Model')
+  const toolHeader = checkToken(`${name}.toolHeader`, options.toolHeader ?? 'X-Tool')
+  if (options.evaluator === undefined) return undefined
+  assertMethods(options.evaluator, `${name}.evaluator`, ['evaluate'])
+  return new PolicyStage(options, options.evaluator, modelHeader, toolHeader)
+}
+
+class PolicyStage implements ChainStage {
+  readonly stage = 'policy' as const
+  readonly middleware = 'tenantPolicy'
+  readonly #core: StageCore<'onPolicy'>
+
+  constructor(
+    readonly options: PolicyOptions,
+    readonly evaluator: PolicyEvaluator,
+    readonly modelHeader: string,
+    readonly toolHeader: string,
+  ) {
+    this.#core = new StageCore(options, 'onPolicy', 'policy', evaluator)
+  }
+
+  run(admission: Admission): StageStep {
+    if (admission.tenantId === undefined) return undefined
+    const { request } = admission
+    // The method and path come from the request line; without `extract`, model and tool from the
+    // headers, with no await.
+    const input: PolicyRequest = { method: request.method, path: pathOf(request.url) }
+    const extract = this.options.extract
+    if (extract === undefined) {
+      const model = request.headers.get(this.modelHeader)
+      const tool = request.headers.get(this.toolHeader)
+      if (model) input.model = model
+      if (tool) input.tool = tool
+      return this.#evaluate(admission, input)
+    }
+    const read = callUser('policy', () => extract(request))
+    if (isThenable(read)) return read.then((value) => this.#extracted(admission, input, value))
+    return this.#extracted(admission, input, read)
+  }
+
+  #extracted(admission: Admission, input: PolicyRequest, read: PolicyRequest | UserRefusal): StageStep {
+    if (read instanceof UserRefusal) return this.#core.refuse(admission, { input: {} }, { error: read.error })
+    for (const [key, value] of Object.entries(read ?? {})) {
+      if (value !== undefined) input[key as keyof PolicyRequest] = value
+    }
+    return this.#evaluate(admission, input)
+  }
+
+  #evaluate(admission: Admission, input: PolicyRequest): StageStep {
+    const { evaluator } = this
+    const tenantId = admission.tenantId!
+    // The resolver's config, when it read it from the store this evaluator reads.
+    const config = this.#core.known(admission)?.policy
+    const answer = this.#core.attempt(() => evaluatePolicy(evaluator, tenantId, input, config))
+    if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, input, decision))
+    return this.#decided(admission, input, answer)
+  }
+
+  #decided(admission: Admission, input: PolicyRequest, answer: PolicyDecision | StoreFailed): StageStep {
+    const core = this.#core
+    if (answer instanceof StoreFailed) return core.failed(admission, { input }, answer)
+    if (answer.allowed) {
+      if (core.observed) core.allow(admission, { input, decision: answer })
+      return undefined
+    }
+    const tenantId = admission.tenantId!
+    const { onDenied } = this.options
+    return core.refuse(
+      admission,
+      { input, decision: answer },
+      {
+        error: new TenantError('tenant_policy_denied', answer.reason ?? 'denied by the tenant policy', {
+          tenantId,
+        }),
+        extensions: answer.rule ? { rule: answer.rule } : {},
+        override: onDenied && {
+          hook: 'onDenied',
+          call: () => onDenied(admission.request, { ...answer, tenantId }),
+        },
+      },
+    )
+  }
+}
+
+/**
  * Enforces the tenant's model / tool / method / path allow-lists: 403 `tenant_policy_denied`
  * (with the refusing `rule` in the body) when the evaluator says no. Runs after the resolver;
  * a request without a tenant (`allowMissing`) is not checked.
@@ -47,71 +152,8 @@ export interface PolicyOptions extends StageOptions {
  * ```
  */
 export function tenantPolicy(options: PolicyOptions = {}): Middleware {
-  const name = 'tenantPolicy'
-  checkStageOptions(name, options)
-  checkFunction(`${name}.extract`, options.extract)
-  checkFunction(`${name}.onDenied`, options.onDenied)
-  const { evaluator, extract, onDenied, failOpen = false, timeoutMs } = options
-  const modelHeader = checkToken(`${name}.modelHeader`, options.modelHeader ?? 'X-Model')
-  const toolHeader = checkToken(`${name}.toolHeader`, options.toolHeader ?? 'X-Tool')
+  const stage = policyStage(options)
   // No evaluator: the stage is off (tenancy() leaves it out altogether).
-  if (evaluator === undefined) return (request, next) => next(request)
-  assertMethods(evaluator, `${name}.evaluator`, ['evaluate'])
-  const hooks = hookSet(options.hooks)
-
-  function headerInput(request: Request): PolicyRequest {
-    const input: PolicyRequest = { method: request.method, path: new URL(request.url).pathname }
-    const model = request.headers.get(modelHeader)
-    const tool = request.headers.get(toolHeader)
-    if (model) input.model = model
-    if (tool) input.tool = tool
-    return input
-  }
-
-  async function extractedInput(
-    request: Request,
-    from: NonNullable<PolicyOptions['extract']>,
-  ): Promise<{ value: PolicyRequest } | { error: TenantError }> {
-    const input: PolicyRequest = { method: request.method, path: new URL(request.url).pathname }
-    const result = await callUser('policy', () => from(request))
-    if ('error' in result) return result
-    for (const [key, value] of Object.entries(result.value ?? {})) {
-      if (value !== undefined) input[key as keyof PolicyRequest] = value
-    }
-    return { value: input }
-  }
-
-  return async function tenantPolicy(request, next) {
-    requireResolution(request, name)
-    const tenantId = getTenantId(request)
-    if (tenantId === undefined) return next(request)
-    const run = new StageRun(hooks, 'onPolicy', 'policy', request, tenantId, { failOpen, timeoutMs })
-
-    // Without `extract` the input comes from the request line and headers, with no await.
-    const read = extract ? await extractedInput(request, extract) : { value: headerInput(request) }
-    if ('error' in read) return run.refuse({ input: {} }, { error: read.error })
-    const input = read.value
-
-    const outcome = await run.store(() => evaluator.evaluate(tenantId, input))
-    if (outcome.status === 'failedOpen') {
-      run.failOpen({ input }, outcome.cause)
-      return next(request)
-    }
-    if (outcome.status === 'refused') return run.refuse({ input }, outcome)
-    const decision = outcome.value
-    if (decision.allowed) {
-      run.allow({ input, decision })
-      return next(request)
-    }
-    return run.refuse(
-      { input, decision },
-      {
-        error: new TenantError('tenant_policy_denied', decision.reason ?? 'denied by the tenant policy', {
-          tenantId,
-        }),
-        extensions: decision.rule ? { rule: decision.rule } : {},
-        override: onDenied && { hook: 'onDenied', call: () => onDenied(request, { ...decision, tenantId }) },
-      },
-    )
-  }
+  if (stage === undefined) return (request, next) => next(request)
+  return fetchChain('tenantPolicy', [stage])
 }

@@ -1,18 +1,21 @@
 import {
   type Clock,
+  consumeQuota,
   costAmount,
   InvalidCostError,
   isTenantError,
+  isThenable,
+  type QuotaCost,
   type QuotaDecision,
   type QuotaManager,
   type QuotaUsage,
   TenantError,
 } from '@tenant/core'
-import { getTenantId } from './context'
-import { addResponseHeaders, quotaHeaders, retryAfterHeader } from './headers'
-import { emit, type HookSet, hookSet, reportError } from './hooks'
+import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { quotaHeaders, retryAfterHeader } from './headers'
+import { emit, type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
-import { callStore, callUser, clockOf, requireResolution, type StageOptions, StageRun } from './stage'
+import { callStore, callUser, clockOf, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantQuota}. */
@@ -52,6 +55,126 @@ export interface QuotaOptions extends StageOptions {
 }
 
 /**
+ * The quota stage as a chain stage: what {@link tenantQuota} and `tenancy()` run; `undefined`
+ * without a manager (the stage is off).
+ *
+ * @example
+ * ```ts
+ * const stage = quotaStage({ manager: new InMemoryQuotaManager(configs) })
+ * ```
+ */
+export function quotaStage(options: QuotaOptions = {}): ChainStage | undefined {
+  const name = 'tenantQuota'
+  checkStageOptions(name, options)
+  checkFunction(`${name}.tokenEstimator`, options.tokenEstimator)
+  checkFunction(`${name}.actualTokens`, options.actualTokens)
+  checkFunction(`${name}.onRejected`, options.onRejected)
+  const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
+  const { manager } = options
+  if (manager === undefined) return undefined
+  assertMethods(manager, `${name}.manager`, options.actualTokens ? ['consume', 'adjust'] : ['consume'])
+  return new QuotaStage(options, manager, tokenHeader)
+}
+
+const DIGITS = /^\d+$/
+
+class QuotaStage implements ChainStage {
+  readonly stage = 'quota' as const
+  readonly middleware = 'tenantQuota'
+  readonly #core: StageCore<'onQuota'>
+  readonly #clock: Clock
+
+  constructor(
+    readonly options: QuotaOptions,
+    readonly manager: QuotaManager,
+    readonly tokenHeader: string,
+  ) {
+    this.#core = new StageCore(options, 'onQuota', 'quota', manager)
+    this.#clock = clockOf(options)
+  }
+
+  run(admission: Admission): StageStep {
+    if (admission.tenantId === undefined) return undefined
+    const estimate = this.options.tokenEstimator
+    // Without an estimator the cost is read from the header, with no await.
+    if (estimate === undefined) return this.#charge(admission, this.#headerTokens(admission.request))
+    const estimated = callUser('quota', () => estimate(admission.request))
+    if (isThenable(estimated)) return estimated.then((value) => this.#estimated(admission, value))
+    return this.#estimated(admission, estimated)
+  }
+
+  #headerTokens(request: Request): number | TenantError {
+    const header = request.headers.get(this.tokenHeader)
+    if (header === null) return 0
+    // Digits only: Number() would take "1e3", "0x10", " 12 " and "" as numbers.
+    if (!DIGITS.test(header)) {
+      return new InvalidCostError(
+        `${this.tokenHeader} must be a whole number >= 0, got ${JSON.stringify(header.slice(0, 40))}`,
+      )
+    }
+    return validAmount(Number(header), this.tokenHeader)
+  }
+
+  #estimated(admission: Admission, estimated: number | UserRefusal): StageStep {
+    if (estimated instanceof UserRefusal) return this.#core.refuse(admission, {}, { error: estimated.error })
+    return this.#charge(admission, validAmount(estimated, 'the token estimate'))
+  }
+
+  #charge(admission: Admission, tokens: number | TenantError): StageStep {
+    if (typeof tokens !== 'number') return this.#core.refuse(admission, {}, { error: tokens })
+    const tenantId = admission.tenantId!
+    const cost = { requests: 1, tokens }
+    const { manager } = this
+    // The resolver's config, when it read it from the store this manager reads.
+    const config = this.#core.known(admission)?.quota
+    const answer = this.#core.attempt(() => consumeQuota(manager, tenantId, cost, config))
+    if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, cost, decision))
+    return this.#decided(admission, cost, answer)
+  }
+
+  #decided(admission: Admission, cost: Required<QuotaCost>, answer: QuotaDecision | StoreFailed): StageStep {
+    const core = this.#core
+    if (answer instanceof StoreFailed) return core.failed(admission, { cost }, answer)
+    const headers = quotaHeaders(answer.windows, admission.now(this.#clock))
+    const tenantId = admission.tenantId!
+    if (!answer.allowed) {
+      const { onRejected } = this.options
+      return core.refuse(
+        admission,
+        { cost, decision: answer },
+        {
+          error: new TenantError('tenant_quota_exceeded', answer.reason ?? 'the tenant quota is exhausted', {
+            tenantId,
+          }),
+          headers: [...headers, retryAfterHeader(answer.retryAfterMs)],
+          override: onRejected && {
+            hook: 'onRejected',
+            call: () => onRejected(admission.request, { ...answer, tenantId }),
+          },
+        },
+      )
+    }
+    if (core.observed) core.allow(admission, { cost, decision: answer })
+    const handle = admission.addHeaders(headers)
+    const { actualTokens } = this.options
+    if (actualTokens !== undefined) {
+      admission.onResponse(async (response) => {
+        const usage = await adjust(core.hooks, this.manager, actualTokens, {
+          request: admission.request,
+          response,
+          tenantId,
+          estimated: cost.tokens,
+          timeoutMs: core.timeoutMs,
+        })
+        if (usage) admission.replaceHeaders(handle, quotaHeaders(usage.windows, this.#clock.now()))
+        return undefined
+      })
+    }
+    return undefined
+  }
+}
+
+/**
  * Charges each request to the tenant's quota (1 request plus its tokens) and refuses it with 429
  * `tenant_quota_exceeded` and `Retry-After` when any limit has no room; a refused request charges
  * nothing. Every response of a tenant with limits carries the IETF `RateLimit-Policy` /
@@ -69,98 +192,16 @@ export interface QuotaOptions extends StageOptions {
  * ```
  */
 export function tenantQuota(options: QuotaOptions = {}): Middleware {
-  const name = 'tenantQuota'
-  checkStageOptions(name, options)
-  checkFunction(`${name}.tokenEstimator`, options.tokenEstimator)
-  checkFunction(`${name}.actualTokens`, options.actualTokens)
-  checkFunction(`${name}.onRejected`, options.onRejected)
-  const { manager, tokenEstimator, actualTokens, onRejected, failOpen = false, timeoutMs } = options
-  const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
-  if (manager === undefined) return (request, next) => next(request)
-  assertMethods(manager, `${name}.manager`, actualTokens ? ['consume', 'adjust'] : ['consume'])
-  const hooks = hookSet(options.hooks)
-  const clock = clockOf(options)
-
-  function headerTokens(request: Request): { value: number } | { error: TenantError } {
-    const header = request.headers.get(tokenHeader)
-    if (header === null) return { value: 0 }
-    // Digits only: Number() would take "1e3", "0x10", " 12 " and "" as numbers.
-    if (!/^\d+$/.test(header)) {
-      return {
-        error: new InvalidCostError(
-          `${tokenHeader} must be a whole number >= 0, got ${JSON.stringify(header.slice(0, 40))}`,
-        ),
-      }
-    }
-    return validAmount(Number(header), tokenHeader)
-  }
-
-  async function estimatedTokens(
-    request: Request,
-    estimate: NonNullable<QuotaOptions['tokenEstimator']>,
-  ): Promise<{ value: number } | { error: TenantError }> {
-    const result = await callUser('quota', () => estimate(request))
-    if ('error' in result) return result
-    return validAmount(result.value, 'the token estimate')
-  }
-
-  return async function tenantQuota(request, next) {
-    requireResolution(request, name)
-    const tenantId = getTenantId(request)
-    if (tenantId === undefined) return next(request)
-    const run = new StageRun(hooks, 'onQuota', 'quota', request, tenantId, { failOpen, timeoutMs })
-
-    // Without an estimator the cost is read from the header, with no await.
-    const tokens = tokenEstimator ? await estimatedTokens(request, tokenEstimator) : headerTokens(request)
-    if ('error' in tokens) return run.refuse({}, { error: tokens.error })
-    const cost = { requests: 1, tokens: tokens.value }
-
-    const outcome = await run.store(() => manager.consume(tenantId, cost))
-    if (outcome.status === 'failedOpen') {
-      run.failOpen({ cost }, outcome.cause)
-      return next(request)
-    }
-    if (outcome.status === 'refused') return run.refuse({ cost }, outcome)
-    const decision = outcome.value
-    const headers = quotaHeaders(decision.windows, clock.now())
-
-    if (!decision.allowed) {
-      return run.refuse(
-        { cost, decision },
-        {
-          error: new TenantError(
-            'tenant_quota_exceeded',
-            decision.reason ?? 'the tenant quota is exhausted',
-            { tenantId },
-          ),
-          headers: [...headers, retryAfterHeader(decision.retryAfterMs)],
-          override: onRejected && {
-            hook: 'onRejected',
-            call: () => onRejected(request, { ...decision, tenantId }),
-          },
-        },
-      )
-    }
-
-    run.allow({ cost, decision })
-    const response = await next(request)
-    if (!actualTokens) return addResponseHeaders(request, response, headers)
-    const usage = await adjust(hooks, manager, actualTokens, {
-      request,
-      response,
-      tenantId,
-      estimated: cost.tokens,
-      timeoutMs,
-    })
-    return addResponseHeaders(request, response, usage ? quotaHeaders(usage.windows, clock.now()) : headers)
-  }
+  const stage = quotaStage(options)
+  if (stage === undefined) return (request, next) => next(request)
+  return fetchChain('tenantQuota', [stage])
 }
 
-function validAmount(value: unknown, what: string): { value: number } | { error: TenantError } {
+function validAmount(value: unknown, what: string): number | TenantError {
   try {
-    return { value: costAmount(value, what, 0) }
+    return costAmount(value, what, 0)
   } catch (error) {
-    if (isTenantError(error)) return { error }
+    if (isTenantError(error)) return error
     throw error
   }
 }

@@ -1,10 +1,15 @@
-import type { Clock, RateLimitDecision, RateLimiter } from '@tenant/core'
-import { TenantError } from '@tenant/core'
-import { getTenantId } from './context'
-import { addResponseHeaders, rateLimitHeaders, retryAfterHeader } from './headers'
-import { hookSet } from './hooks'
+import {
+  type Clock,
+  consumeRate,
+  isThenable,
+  type RateLimitDecision,
+  type RateLimiter,
+  TenantError,
+} from '@tenant/core'
+import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { rateLimitHeaders, retryAfterHeader } from './headers'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
-import { clockOf, requireResolution, type StageOptions, StageRun } from './stage'
+import { clockOf, StageCore, type StageOptions, StoreFailed } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantRateLimit}. */
@@ -29,6 +34,77 @@ export interface RateLimitOptions extends StageOptions {
 }
 
 /**
+ * The rate-limit stage as a chain stage: what {@link tenantRateLimit} and `tenancy()` run;
+ * `undefined` without a limiter (the stage is off).
+ *
+ * @example
+ * ```ts
+ * const stage = rateLimitStage({ limiter: new TokenBucketRateLimiter(configs) })
+ * ```
+ */
+export function rateLimitStage(options: RateLimitOptions = {}): ChainStage | undefined {
+  const name = 'tenantRateLimit'
+  checkStageOptions(name, options)
+  checkFunction(`${name}.onRejected`, options.onRejected)
+  if (options.limiter === undefined) return undefined
+  assertMethods(options.limiter, `${name}.limiter`, ['consume'])
+  return new RateLimitStage(options, options.limiter)
+}
+
+class RateLimitStage implements ChainStage {
+  readonly stage = 'rateLimit' as const
+  readonly middleware = 'tenantRateLimit'
+  readonly #core: StageCore<'onRateLimit'>
+  readonly #clock: Clock
+
+  constructor(
+    readonly options: RateLimitOptions,
+    readonly limiter: RateLimiter,
+  ) {
+    this.#core = new StageCore(options, 'onRateLimit', 'rateLimit', limiter)
+    this.#clock = clockOf(options)
+  }
+
+  run(admission: Admission): StageStep {
+    const tenantId = admission.tenantId
+    if (tenantId === undefined) return undefined
+    const { limiter } = this
+    // The resolver's config, when it read it from the store this limiter reads.
+    const config = this.#core.known(admission)?.rateLimit
+    const answer = this.#core.attempt(() => consumeRate(limiter, tenantId, undefined, config))
+    if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, decision))
+    return this.#decided(admission, answer)
+  }
+
+  #decided(admission: Admission, answer: RateLimitDecision | StoreFailed): StageStep {
+    const core = this.#core
+    if (answer instanceof StoreFailed) return core.failed(admission, {}, answer)
+    const headers = rateLimitHeaders(answer, admission.now(this.#clock))
+    if (answer.allowed) {
+      if (core.observed) core.allow(admission, { decision: answer })
+      admission.addHeaders(headers)
+      return undefined
+    }
+    const tenantId = admission.tenantId!
+    const { onRejected } = this.options
+    return core.refuse(
+      admission,
+      { decision: answer },
+      {
+        error: new TenantError('tenant_rate_limited', answer.reason ?? 'too many requests for this tenant', {
+          tenantId,
+        }),
+        headers: [...headers, retryAfterHeader(answer.retryAfterMs)],
+        override: onRejected && {
+          hook: 'onRejected',
+          call: () => onRejected(admission.request, { ...answer, tenantId }),
+        },
+      },
+    )
+  }
+}
+
+/**
  * Limits each tenant's request rate with a token bucket: 429 `tenant_rate_limited` with
  * `Retry-After` (whole seconds, rounded up) when the bucket is empty. Every response of a
  * rate-limited tenant carries `RateLimit-Policy: "rate";q=<burst>` and
@@ -40,47 +116,7 @@ export interface RateLimitOptions extends StageOptions {
  * ```
  */
 export function tenantRateLimit(options: RateLimitOptions = {}): Middleware {
-  const name = 'tenantRateLimit'
-  checkStageOptions(name, options)
-  checkFunction(`${name}.onRejected`, options.onRejected)
-  const { limiter, onRejected, failOpen = false, timeoutMs } = options
-  if (limiter === undefined) return (request, next) => next(request)
-  assertMethods(limiter, `${name}.limiter`, ['consume'])
-  const hooks = hookSet(options.hooks)
-  const clock = clockOf(options)
-
-  return async function tenantRateLimit(request, next) {
-    requireResolution(request, name)
-    const tenantId = getTenantId(request)
-    if (tenantId === undefined) return next(request)
-    const run = new StageRun(hooks, 'onRateLimit', 'rateLimit', request, tenantId, { failOpen, timeoutMs })
-
-    const outcome = await run.store(() => limiter.consume(tenantId))
-    if (outcome.status === 'failedOpen') {
-      run.failOpen({}, outcome.cause)
-      return next(request)
-    }
-    if (outcome.status === 'refused') return run.refuse({}, outcome)
-    const decision = outcome.value
-    const headers = rateLimitHeaders(decision, clock.now())
-    if (decision.allowed) {
-      run.allow({ decision })
-      return addResponseHeaders(request, await next(request), headers)
-    }
-    return run.refuse(
-      { decision },
-      {
-        error: new TenantError(
-          'tenant_rate_limited',
-          decision.reason ?? 'too many requests for this tenant',
-          { tenantId },
-        ),
-        headers: [...headers, retryAfterHeader(decision.retryAfterMs)],
-        override: onRejected && {
-          hook: 'onRejected',
-          call: () => onRejected(request, { ...decision, tenantId }),
-        },
-      },
-    )
-  }
+  const stage = rateLimitStage(options)
+  if (stage === undefined) return (request, next) => next(request)
+  return fetchChain('tenantRateLimit', [stage])
 }

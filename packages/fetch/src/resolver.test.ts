@@ -463,6 +463,22 @@ describe('tenantResolver', () => {
     expect(currentTenantId()).toBeUndefined()
   })
 
+  it('skips the tenant context with context: false, and still resolves the request', async () => {
+    const { calls, next } = okHandler()
+    const seen: (string | undefined)[] = []
+    const response = await tenantResolver({ context: false })(
+      req('/', { tenant: 'acme' }),
+      async (request) => {
+        seen.push(currentTenantId())
+        return next(request)
+      },
+    )
+    expect(response.status).toBe(200)
+    expect(seen).toEqual([undefined])
+    expect(getTenantId(calls[0]!)).toBe('acme')
+    expectInvalidOption(() => tenantResolver({ context: 'no' as never }), 'tenantResolver.context', /boolean/)
+  })
+
   it('rejects bad options when created, not per request', () => {
     const cases: [ResolverOptions, string, RegExp][] = [
       [{ header: 'X Bad' }, 'tenantResolver.header', /HTTP header name/],

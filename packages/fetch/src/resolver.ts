@@ -1,10 +1,18 @@
-import { type ConfigManager, type TenantConfig, TenantError, validateTenantId } from '@tenant/core'
-import { runWithTenantId, setTenantState } from './context'
-import { extractFrom, fromHeader, type TenantExtractor } from './extractors'
-import { hookSet } from './hooks'
+import {
+  type ConfigManager,
+  isThenable,
+  isValidTenantId,
+  readTenantConfig,
+  type TenantConfig,
+  TenantError,
+  validateTenantId,
+} from '@tenant/core'
+import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { setTenantState } from './context'
+import { extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
-import { callUser, type StageOptions, StageRun } from './stage'
-import type { MaybePromise, Middleware, Next } from './types'
+import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
+import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantResolver}. */
 export interface ResolverOptions extends StageOptions {
@@ -51,6 +59,15 @@ export interface ResolverOptions extends StageOptions {
    */
   onMissing?: (request: Request) => MaybePromise<Response>
   /**
+   * Run the rest of the chain with the tenant as `currentTenantId()` (AsyncLocalStorage).
+   * `false` skips the scope for apps that read the tenant only from the request (`getTenantId`,
+   * `c.var.tenantId`): on Node 20 an active AsyncLocalStorage makes every async operation of the
+   * process pay its hooks (about 4 µs per request on @hono/node-server in BENCHMARKS.md).
+   * `currentTenantId()` is then `undefined` downstream.
+   * @default true
+   */
+  context?: boolean
+  /**
    * Checks that the tenant exists and is active: 403 `tenant_unknown` or `tenant_suspended`
    * otherwise. Its config is then available as `getTenant(request)` (`c.var.tenant` in Hono).
    * @default undefined (any well-formed id is accepted)
@@ -58,9 +75,226 @@ export interface ResolverOptions extends StageOptions {
   configManager?: Pick<ConfigManager, 'getTenantConfig'>
 }
 
-interface Found {
-  tenantId: unknown
-  source: string
+/**
+ * A principal read through the host's context (`c` in Hono) rather than the request alone: the
+ * resolver calls it with the request and the context the host handed to `decide`.
+ */
+export type HostPrincipal = (request: Request, host: unknown) => MaybePromise<string | null | undefined>
+
+/**
+ * The resolver as a chain stage: what {@link tenantResolver} and `tenancy()` run. `principalOf`
+ * replaces `options.principal` for a host that reads the principal from its own context (the
+ * Hono adapter reads a JWT claim from `c`); it gets the request and the host's context.
+ *
+ * @example
+ * ```ts
+ * const stages = [resolverStage({ configManager }), quotaStage({ manager: quotas })]
+ * ```
+ */
+export function resolverStage(options: ResolverOptions = {}, principalOf?: HostPrincipal): ChainStage {
+  return new ResolverStage(options, principalOf)
+}
+
+const NO_PRINCIPAL = Symbol('no principal')
+type PrincipalAnswer = string | typeof NO_PRINCIPAL
+
+class ResolverStage implements ChainStage {
+  readonly stage = 'resolve' as const
+  readonly middleware = 'tenantResolver'
+  readonly #core: StageCore<'onResolve'>
+  readonly #principal: HostPrincipal | undefined
+  readonly #extractors: readonly TenantExtractor[]
+  readonly #configManager: Pick<ConfigManager, 'getTenantConfig'> | undefined
+  readonly #onMissing: ResolverOptions['onMissing']
+  readonly #allowMissing: boolean
+  readonly #context: boolean
+  // With a principal source, a request whose principal has no tenant never takes one from the request.
+  readonly #principalOnly: boolean
+
+  constructor(options: ResolverOptions, principalOf: HostPrincipal | undefined) {
+    const name = this.middleware
+    checkStageOptions(name, options)
+    checkFunction(`${name}.principal`, options.principal)
+    checkFunction(`${name}.onMissing`, options.onMissing)
+    if (options.configManager !== undefined) {
+      assertMethods(options.configManager, `${name}.configManager`, ['getTenantConfig'])
+    }
+    if (options.header !== undefined && options.extractors !== undefined) {
+      throw invalidOption(name, 'give either header or extractors, not both')
+    }
+    const extractors =
+      options.extractors === undefined
+        ? [
+            fromHeader(
+              options.header === undefined ? undefined : checkToken(`${name}.header`, options.header),
+            ),
+          ]
+        : Array.isArray(options.extractors)
+          ? options.extractors
+          : [options.extractors]
+    extractors.forEach((extractor, index) => {
+      if (typeof extractor?.extract !== 'function') {
+        throw invalidOption(`${name}.extractors[${index}]`, 'is not an extractor (it needs extract(request))')
+      }
+    })
+    if (options.fallbackToExtractors !== undefined && typeof options.fallbackToExtractors !== 'boolean') {
+      throw invalidOption(`${name}.fallbackToExtractors`, 'must be a boolean')
+    }
+    if (options.context !== undefined && typeof options.context !== 'boolean') {
+      throw invalidOption(`${name}.context`, 'must be a boolean')
+    }
+    const { principal } = options
+    this.#principal = principalOf ?? (principal && ((request: Request) => principal(request)))
+    this.#extractors = extractors
+    this.#configManager = options.configManager
+    this.#onMissing = options.onMissing
+    this.#allowMissing = options.allowMissing ?? false
+    this.#context = options.context ?? true
+    this.#principalOnly = this.#principal !== undefined && options.fallbackToExtractors !== true
+    this.#core = new StageCore(options, 'onResolve', 'resolve')
+  }
+
+  run(admission: Admission): StageStep {
+    const principal = this.#principal
+    if (principal === undefined) return this.#extract(admission, NO_PRINCIPAL, 0)
+    const answer = callUser('resolve', () => principal(admission.request, admission.host))
+    if (isThenable(answer)) return answer.then((value) => this.#afterPrincipal(admission, value))
+    return this.#afterPrincipal(admission, answer)
+  }
+
+  #afterPrincipal(admission: Admission, answer: string | null | undefined | UserRefusal): StageStep {
+    if (answer instanceof UserRefusal) return this.#core.refuse(admission, { source: 'principal' }, answer)
+    const tenantId = answer === undefined || answer === null || answer === '' ? NO_PRINCIPAL : answer
+    return this.#extract(admission, tenantId, 0)
+  }
+
+  // The extractors run even when the principal named a tenant: a request naming another one is a
+  // mismatch, never silently re-targeted.
+  #extract(admission: Admission, principal: PrincipalAnswer, from: number): StageStep {
+    const extractors = this.#extractors
+    for (let i = from; i < extractors.length; i++) {
+      const extractor = extractors[i]!
+      const result = callUser('resolve', () => extractFrom(extractor, admission.request))
+      if (isThenable(result)) {
+        return result.then((value) =>
+          value === undefined
+            ? this.#extract(admission, principal, i + 1)
+            : this.#found(admission, principal, extractor, value),
+        )
+      }
+      if (result !== undefined) return this.#found(admission, principal, extractor, result)
+    }
+    return this.#choose(admission, principal, undefined)
+  }
+
+  #found(
+    admission: Admission,
+    principal: PrincipalAnswer,
+    extractor: TenantExtractor,
+    result: Found | UserRefusal,
+  ): StageStep {
+    if (result instanceof UserRefusal)
+      return this.#core.refuse(admission, { source: extractor.source }, result)
+    return this.#choose(admission, principal, result)
+  }
+
+  #choose(admission: Admission, principal: PrincipalAnswer, fromRequest: Found | undefined): StageStep {
+    const core = this.#core
+    if (principal !== NO_PRINCIPAL) {
+      const refused = this.#invalid(admission, principal, 'principal')
+      if (refused) return refused
+    }
+    if (fromRequest !== undefined) {
+      const refused = this.#invalid(admission, fromRequest.tenantId, fromRequest.source)
+      if (refused) return refused
+    }
+    if (this.#principalOnly && principal === NO_PRINCIPAL && fromRequest !== undefined) {
+      const detail = `the request names a tenant (${fromRequest.source}) but the authenticated principal carries none`
+      return core.refuse(
+        admission,
+        { source: fromRequest.source },
+        { error: new TenantError('tenant_mismatch', detail) },
+      )
+    }
+    let tenantId: string
+    let source: string
+    if (principal !== NO_PRINCIPAL) {
+      tenantId = principal
+      source = 'principal'
+    } else if (fromRequest !== undefined && !this.#principalOnly) {
+      tenantId = fromRequest.tenantId
+      source = fromRequest.source
+    } else {
+      if (this.#allowMissing) return this.#pass(admission, undefined, undefined)
+      const onMissing = this.#onMissing
+      return core.refuse(
+        admission,
+        {},
+        {
+          error: new TenantError(
+            'tenant_required',
+            this.#principalOnly
+              ? 'the authenticated principal carries no tenant'
+              : 'this request must name a tenant',
+          ),
+          override: onMissing && { hook: 'onMissing', call: () => onMissing(admission.request) },
+        },
+      )
+    }
+    admission.tenantId = tenantId
+    if (principal !== NO_PRINCIPAL && fromRequest !== undefined && fromRequest.tenantId !== tenantId) {
+      const detail = `the request names a tenant (${fromRequest.source}) other than the authenticated one`
+      return core.refuse(
+        admission,
+        { source: fromRequest.source },
+        { error: new TenantError('tenant_mismatch', detail) },
+      )
+    }
+    const store = this.#configManager
+    if (store === undefined) return this.#pass(admission, source, undefined)
+    const answer = core.attempt(() => readTenantConfig(store, tenantId))
+    if (isThenable(answer)) return answer.then((config) => this.#checked(admission, source, config))
+    return this.#checked(admission, source, answer)
+  }
+
+  #invalid(admission: Admission, tenantId: unknown, source: string): Promise<Response> | undefined {
+    if (isValidTenantId(tenantId)) return undefined
+    try {
+      validateTenantId(tenantId)
+    } catch (invalid) {
+      return this.#core.refuse(admission, { source }, { error: invalid as TenantError })
+    }
+    return undefined
+  }
+
+  #checked(admission: Admission, source: string, answer: TenantConfig | StoreFailed): StageStep {
+    if (answer instanceof StoreFailed) {
+      const failed = this.#core.failed(admission, { source }, answer)
+      // Failed open: through without a config; the event has fired.
+      return failed === undefined ? this.#pass(admission, source, undefined, false) : failed
+    }
+    if (answer.status === 'suspended') {
+      const { tenantId } = admission
+      const error = new TenantError('tenant_suspended', `tenant "${tenantId}" is suspended`, { tenantId })
+      return this.#core.refuse(admission, { source, tenant: answer }, { error })
+    }
+    admission.tenant = answer
+    admission.source = this.#configManager
+    return this.#pass(admission, source, answer)
+  }
+
+  #pass(
+    admission: Admission,
+    source: string | undefined,
+    tenant: TenantConfig | undefined,
+    fire = true,
+  ): undefined {
+    admission.resolved = true
+    admission.scoped = this.#context
+    setTenantState(admission.request, admission)
+    if (fire && this.#core.observed) this.#core.allow(admission, { source, tenant })
+    return undefined
+  }
 }
 
 /**
@@ -80,115 +314,5 @@ interface Found {
  * ```
  */
 export function tenantResolver(options: ResolverOptions = {}): Middleware {
-  const name = 'tenantResolver'
-  checkStageOptions(name, options)
-  checkFunction(`${name}.principal`, options.principal)
-  checkFunction(`${name}.onMissing`, options.onMissing)
-  if (options.configManager !== undefined) {
-    assertMethods(options.configManager, `${name}.configManager`, ['getTenantConfig'])
-  }
-  if (options.header !== undefined && options.extractors !== undefined) {
-    throw invalidOption(name, 'give either header or extractors, not both')
-  }
-  const extractors =
-    options.extractors === undefined
-      ? [fromHeader(options.header === undefined ? undefined : checkToken(`${name}.header`, options.header))]
-      : Array.isArray(options.extractors)
-        ? options.extractors
-        : [options.extractors]
-  extractors.forEach((extractor, index) => {
-    if (typeof extractor?.extract !== 'function') {
-      throw invalidOption(`${name}.extractors[${index}]`, 'is not an extractor (it needs extract(request))')
-    }
-  })
-  const hooks = hookSet(options.hooks)
-  if (options.fallbackToExtractors !== undefined && typeof options.fallbackToExtractors !== 'boolean') {
-    throw invalidOption(`${name}.fallbackToExtractors`, 'must be a boolean')
-  }
-  const { principal, configManager, onMissing, allowMissing = false, failOpen = false, timeoutMs } = options
-  // With a principal source, a request whose principal has no tenant never takes one from the request.
-  const principalOnly = principal !== undefined && options.fallbackToExtractors !== true
-
-  function pass(
-    run: StageRun<'onResolve'>,
-    next: Next,
-    found: { source?: string; tenant?: TenantConfig; failedOpen?: { cause: unknown } } = {},
-  ): Promise<Response> {
-    const { source, tenant, failedOpen } = found
-    setTenantState(run.request, { tenantId: run.tenantId, tenant })
-    if (failedOpen) run.failOpen({ source }, failedOpen.cause)
-    else run.allow({ source, tenant })
-    return runWithTenantId(run.tenantId, () => next(run.request))
-  }
-
-  return async function tenantResolver(request, next) {
-    const run = new StageRun(hooks, 'onResolve', 'resolve', request, undefined, { failOpen, timeoutMs })
-
-    let fromPrincipal: Found | undefined
-    if (principal) {
-      const result = await callUser('resolve', () => principal(request))
-      if ('error' in result) return run.refuse({ source: 'principal' }, result)
-      if (result.value !== undefined && result.value !== null && result.value !== '') {
-        fromPrincipal = { tenantId: result.value, source: 'principal' }
-      }
-    }
-
-    let fromRequest: Found | undefined
-    for (const extractor of extractors) {
-      const result = await callUser('resolve', () => extractFrom(extractor, request))
-      if ('error' in result) return run.refuse({ source: extractor.source }, result)
-      if (result.value) {
-        fromRequest = result.value
-        break
-      }
-    }
-
-    for (const found of [fromPrincipal, fromRequest]) {
-      if (!found) continue
-      try {
-        validateTenantId(found.tenantId)
-      } catch (invalid) {
-        return run.refuse({ source: found.source }, { error: invalid as TenantError })
-      }
-    }
-
-    if (principalOnly && !fromPrincipal && fromRequest) {
-      const detail = `the request names a tenant (${fromRequest.source}) but the authenticated principal carries none`
-      return run.refuse({ source: fromRequest.source }, { error: new TenantError('tenant_mismatch', detail) })
-    }
-    const chosen = principalOnly ? fromPrincipal : (fromPrincipal ?? fromRequest)
-    if (!chosen) {
-      if (allowMissing) return pass(run, next)
-      return run.refuse(
-        {},
-        {
-          error: new TenantError(
-            'tenant_required',
-            principalOnly
-              ? 'the authenticated principal carries no tenant'
-              : 'this request must name a tenant',
-          ),
-          override: onMissing && { hook: 'onMissing', call: () => onMissing(request) },
-        },
-      )
-    }
-    const tenantId = chosen.tenantId as string
-    run.tenantId = tenantId
-    if (fromPrincipal && fromRequest && fromRequest.tenantId !== tenantId) {
-      const detail = `the request names a tenant (${fromRequest.source}) other than the authenticated one`
-      return run.refuse({ source: fromRequest.source }, { error: new TenantError('tenant_mismatch', detail) })
-    }
-    if (!configManager) return pass(run, next, { source: chosen.source })
-
-    const outcome = await run.store(() => configManager.getTenantConfig(tenantId))
-    if (outcome.status === 'failedOpen')
-      return pass(run, next, { source: chosen.source, failedOpen: outcome })
-    if (outcome.status === 'refused') return run.refuse({ source: chosen.source }, outcome)
-    const tenant = outcome.value
-    if (tenant.status === 'suspended') {
-      const error = new TenantError('tenant_suspended', `tenant "${tenantId}" is suspended`, { tenantId })
-      return run.refuse({ source: chosen.source, tenant }, { error })
-    }
-    return pass(run, next, { source: chosen.source, tenant })
-  }
+  return fetchChain('tenantResolver', [resolverStage(options)])
 }

@@ -1,4 +1,14 @@
-import { type Clock, isTenantError, systemClock, TenantBackendError, TenantError } from '@tenant/core'
+import {
+  type Clock,
+  configSourceOf,
+  isTenantError,
+  isThenable,
+  systemClock,
+  TenantBackendError,
+  type TenantConfig,
+  TenantError,
+} from '@tenant/core'
+import type { Admission, StageStep } from './chain'
 import { isResolved } from './context'
 import { withMissingHeaders } from './headers'
 import {
@@ -6,6 +16,7 @@ import {
   type EventOf,
   emit,
   type HookSet,
+  hookSet,
   overrideResponse,
   reportError,
   type TenancyHooks,
@@ -101,42 +112,60 @@ const stageNames: Record<TenancyStage, string> = {
 }
 
 /**
- * Runs a store call, failing it with a `TenantBackendError` if it outlives `timeoutMs`. Without a
- * timeout it is the store's own promise: no wrapper per call (each promise also runs
- * AsyncLocalStorage's hooks on Node). A store that throws synchronously throws here.
+ * Runs a store call, failing it with a `TenantBackendError` if it outlives `timeoutMs`. An answer
+ * that is already there (a fast-path value) is returned as it is; a promise is the store's own
+ * when there is no timeout (no wrapper per call: each promise also runs AsyncLocalStorage's hooks
+ * on Node). A store that throws synchronously throws here.
  */
-export function callStore<T>(call: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
-  return timeoutMs === undefined ? call() : raceTimeout(call, timeoutMs)
+export function callStore<T>(call: () => T | Promise<T>, timeoutMs: number | undefined): T | Promise<T> {
+  const answer = call()
+  return timeoutMs === undefined || !isThenable(answer) ? answer : raceTimeout(answer, timeoutMs)
 }
 
-async function raceTimeout<T>(call: () => Promise<T>, timeoutMs: number): Promise<T> {
+async function raceTimeout<T>(answer: PromiseLike<T>, timeoutMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TenantBackendError(`no answer within ${timeoutMs} ms`)), timeoutMs)
   })
   try {
-    return await Promise.race([call(), timeout])
+    return await Promise.race([answer, timeout])
   } finally {
     clearTimeout(timer)
   }
 }
 
+/** A user callback's `TenantError`, sorted like a store's: the answer to send. */
+export class UserRefusal {
+  constructor(
+    readonly error: TenantError,
+    readonly cause: unknown,
+  ) {}
+}
+
 /**
  * Runs a user callback (`principal`, `extract`, `tokenEstimator`, an extractor). A `TenantError`
- * it throws is the answer, sorted like a store's (so a principal lookup can throw
- * `TenantBackendError` for a 503, never passed by `failOpen`); any other error is a bug in the
- * callback and propagates to the framework's error handler.
+ * it throws (or rejects with) is the answer, sorted like a store's (so a principal lookup can throw
+ * `TenantBackendError` for a 503, never passed by `failOpen`), returned as a {@link UserRefusal};
+ * any other error is a bug in the callback and propagates to the framework's error handler. A
+ * synchronous answer stays synchronous.
  */
-export async function callUser<T>(
+export function callUser<T>(
   stage: TenancyStage,
   call: () => T | Promise<T>,
-): Promise<{ value: T } | { error: TenantError; cause: unknown }> {
+): T | UserRefusal | Promise<T | UserRefusal> {
+  let answer: T | Promise<T>
   try {
-    return { value: await call() }
+    answer = call()
   } catch (error) {
-    if (!isTenantError(error)) throw error
-    return { error: classifyStoreError(error, stage, error.tenantId).error, cause: error }
+    return userRefusal(stage, error)
   }
+  if (!isThenable(answer)) return answer
+  return Promise.resolve(answer).then(undefined, (error: unknown) => userRefusal(stage, error))
+}
+
+function userRefusal(stage: TenancyStage, error: unknown): UserRefusal {
+  if (!isTenantError(error)) throw error
+  return new UserRefusal(classifyStoreError(error, stage, error.tenantId).error, error)
 }
 
 /** The tenant of a request for the stages after the resolver; throws if no resolver ran. */
@@ -148,14 +177,6 @@ export function requireResolution(request: Request, middleware: string): void {
     )
   }
 }
-
-/** The result of a store call as the stage sees it. */
-export type StoreOutcome<T> =
-  | { status: 'ok'; value: T }
-  /** The store failed and `failOpen` lets the request through; `cause` is what it threw. */
-  | { status: 'failedOpen'; cause: unknown }
-  /** Refuse with `error`; `cause` is what the store threw. */
-  | { status: 'refused'; error: TenantError; cause: unknown }
 
 /** How a stage refuses a request. */
 export interface Refusal {
@@ -175,85 +196,115 @@ type EventInput<K extends EventHookName> = Omit<
   'allowed' | 'status' | 'code' | 'request' | 'tenantId'
 >
 
+/** A store call that threw or rejected: what {@link StageCore.attempt} answers instead of a value. */
+export class StoreFailed {
+  constructor(readonly thrown: unknown) {}
+}
+
 /**
- * One stage's plumbing, the same for every stage: store calls with timeout and failure
- * classification, refusals (override hook, problem response) and the event of each decision.
+ * One stage's plumbing, built once with the stage and the same for every stage: store calls with
+ * timeout and failure classification, refusals (override hook, problem response) and the event of
+ * each decision. Per-request data lives on the {@link Admission}.
  */
-export class StageRun<K extends EventHookName> {
+export class StageCore<K extends EventHookName> {
+  readonly hooks: HookSet
+  readonly failOpen: boolean
+  readonly timeoutMs: number | undefined
+  readonly #observed: boolean
+  readonly #reads: object | undefined
+
+  /**
+   * `options` already checked by `checkStageOptions`; `store` is the stage's manager, limiter or
+   * evaluator, whose config source decides whether the resolver's config is handed to it.
+   */
   constructor(
-    readonly hooks: HookSet,
+    options: StageOptions,
     readonly hook: K,
     readonly stage: TenancyStage,
-    readonly request: Request,
-    /** Set by the resolver once it knows the tenant. */
-    public tenantId: string | undefined,
-    readonly options: { failOpen: boolean; timeoutMs: number | undefined },
-  ) {}
-
-  /** Calls the store; a failure is reported to `onError` when it is the backend's. */
-  store<T>(call: () => Promise<T>): Promise<StoreOutcome<T>> {
-    let pending: Promise<T>
-    try {
-      pending = callStore(call, this.options.timeoutMs)
-    } catch (thrown) {
-      return Promise.resolve(this.#failed(thrown))
-    }
-    return Promise.resolve(pending).then(
-      (value): StoreOutcome<T> => ({ status: 'ok', value }),
-      (thrown) => this.#failed<T>(thrown),
-    )
-  }
-
-  /** Sorts a store failure: a refusal, a pass under `failOpen`, or a backend refusal. */
-  #failed<T>(thrown: unknown): StoreOutcome<T> {
-    const failure = classifyStoreError(thrown, this.stage, this.tenantId)
-    if (failure.kind === 'refuse') return { status: 'refused', error: failure.error, cause: thrown }
-    reportError(this.hooks, failure.cause, {
-      stage: this.stage,
-      request: this.request,
-      tenantId: this.tenantId,
-    })
-    if (this.options.failOpen) return { status: 'failedOpen', cause: failure.cause }
-    return { status: 'refused', error: failure.error, cause: failure.cause }
+    store?: object,
+  ) {
+    this.hooks = hookSet(options.hooks)
+    this.failOpen = options.failOpen ?? false
+    this.timeoutMs = options.timeoutMs
+    this.#observed = this.hooks[hook].length > 0
+    this.#reads = store === undefined ? undefined : configSourceOf(store)
   }
 
   /**
-   * Whether anything listens to this stage's event. Without a listener the full event (the
-   * caller's fields plus `allowed`, `status`, ...) is not assembled: most chains run without event
-   * hooks, and the chain runs on every request.
+   * The tenant's config as the resolver read it, when it read it from the store this stage's
+   * store reads (so the config is read once per request); `undefined` makes the store read it.
+   */
+  known(admission: Admission): TenantConfig | undefined {
+    return admission.source !== undefined && admission.source === this.#reads ? admission.tenant : undefined
+  }
+
+  /**
+   * Calls a store: its answer (a value, or a promise of one), or a {@link StoreFailed} when it
+   * threw, rejected or timed out. Never throws.
+   */
+  attempt<T>(call: () => T | Promise<T>): T | StoreFailed | Promise<T | StoreFailed> {
+    let answer: T | Promise<T>
+    try {
+      answer = callStore(call, this.timeoutMs)
+    } catch (thrown) {
+      return new StoreFailed(thrown)
+    }
+    if (!isThenable(answer)) return answer
+    return Promise.resolve(answer).then(undefined, (thrown: unknown) => new StoreFailed(thrown))
+  }
+
+  /**
+   * What a failed store call means: a refusal (an unknown tenant, a bad cost), a pass under
+   * `failOpen` (`undefined`: go on, the event fired), or a 503. Backend failures reach `onError`.
+   */
+  failed(admission: Admission, event: EventInput<K>, failure: StoreFailed): StageStep {
+    const { thrown } = failure
+    const sorted = classifyStoreError(thrown, this.stage, admission.tenantId)
+    if (sorted.kind === 'refuse') return this.refuse(admission, event, { error: sorted.error, cause: thrown })
+    reportError(this.hooks, sorted.cause, {
+      stage: this.stage,
+      request: admission.request,
+      tenantId: admission.tenantId,
+    })
+    if (this.failOpen) {
+      if (this.#observed)
+        this.#fire(admission, { ...event, allowed: true, status: 200, error: thrown, failedOpen: true })
+      return undefined
+    }
+    return this.refuse(admission, event, { error: sorted.error, cause: sorted.cause })
+  }
+
+  /**
+   * Whether anything listens to this stage's event. Without a listener the event is not
+   * assembled: most chains run without event hooks, and the chain runs on every request.
    */
   get observed(): boolean {
-    return this.hooks[this.hook].length > 0
+    return this.#observed
   }
 
   /** Fires the event of an admitted request (status 200). */
-  allow(event: EventInput<K>): void {
-    if (this.observed) this.fire({ ...event, allowed: true, status: 200 })
-  }
-
-  /** Fires the event of a request let through by `failOpen`. */
-  failOpen(event: EventInput<K>, cause: unknown): void {
-    if (this.observed) this.fire({ ...event, allowed: true, status: 200, error: cause, failedOpen: true })
+  allow(admission: Admission, event: EventInput<K>): void {
+    if (this.#observed) this.#fire(admission, { ...event, allowed: true, status: 200 })
   }
 
   /**
    * Builds the refusal response (override hook or problem) and fires the event with its status.
    * The refusal's headers are added to an override's response where it did not set them.
    */
-  async refuse(event: EventInput<K>, refusal: Refusal): Promise<Response> {
+  async refuse(admission: Admission, event: EventInput<K>, refusal: Refusal): Promise<Response> {
     const made = await overrideResponse(
       this.hooks,
       {
         stage: this.stage,
-        request: this.request,
-        tenantId: this.tenantId,
+        request: admission.request,
+        tenantId: admission.tenantId,
         hook: refusal.override?.hook ?? '',
       },
       refusal.override?.call,
       () => problemResponse(refusal.error, { headers: refusal.headers, extensions: refusal.extensions }),
     )
     const response = refusal.headers ? withMissingHeaders(made, refusal.headers) : made
-    this.fire({
+    this.#fire(admission, {
       error: refusal.cause ?? refusal.error,
       ...event,
       allowed: false,
@@ -263,10 +314,10 @@ export class StageRun<K extends EventHookName> {
     return response
   }
 
-  private fire(event: Record<string, unknown>): void {
+  #fire(admission: Admission, event: Record<string, unknown>): void {
     emit(this.hooks, this.hook, this.stage, {
-      request: this.request,
-      tenantId: this.tenantId,
+      request: admission.request,
+      tenantId: admission.tenantId,
       ...event,
     } as EventOf<K>)
   }

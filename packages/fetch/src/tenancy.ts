@@ -1,12 +1,12 @@
 import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
-import { applyMiddleware, compose } from './compose'
-import { collectResponseHeaders } from './headers'
+import { type ChainStage, fetchChain } from './chain'
+import { applyMiddleware } from './compose'
 import type { TenancyHooks } from './hooks'
 import { invalidOption } from './options'
-import { type PolicyOptions, tenantPolicy } from './policy'
-import { type QuotaOptions, tenantQuota } from './quota'
-import { type RateLimitOptions, tenantRateLimit } from './rate-limit'
-import { type ResolverOptions, tenantResolver } from './resolver'
+import { type PolicyOptions, policyStage } from './policy'
+import { type QuotaOptions, quotaStage } from './quota'
+import { type RateLimitOptions, rateLimitStage } from './rate-limit'
+import { type HostPrincipal, type ResolverOptions, resolverStage } from './resolver'
 import type { FetchHandler, Middleware } from './types'
 
 /** Options of {@link tenancy} and {@link withTenancy}. */
@@ -64,9 +64,44 @@ function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
 }
 
 /**
+ * The stages of the whole chain in the canonical order (resolve -> policy -> rate limit -> quota),
+ * options validated, stages without a store left out: what {@link tenancy} runs, and what a host
+ * adapter (@tenant/hono) runs its own way. `principalOf` is the host's principal (see
+ * `resolverStage`).
+ *
+ * @example
+ * ```ts
+ * const stages = tenancyStages({ configManager: configs, quota: new InMemoryQuotaManager(configs) })
+ * ```
+ */
+export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPrincipal): ChainStage[] {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('tenancy', 'options must be an object')
+  const resolver = withShared(options.resolver ?? {}, options)
+  const stages: (ChainStage | undefined)[] = [
+    resolverStage(
+      { ...resolver, configManager: resolver.configManager ?? options.configManager },
+      principalOf,
+    ),
+  ]
+  const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
+  if (policy?.evaluator) stages.push(policyStage(withShared(policy, options)))
+  const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
+  if (rateLimit?.limiter) stages.push(rateLimitStage(withShared(rateLimit, options)))
+  const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
+  if (quota?.manager) stages.push(quotaStage(withShared(quota, options)))
+  return stages.filter((stage): stage is ChainStage => stage !== undefined)
+}
+
+/**
  * The whole tenancy chain in the canonical order: resolve -> policy -> rate limit -> quota. Each
  * stage takes its store or its options object; a stage without one is left out. A request denied
  * by policy or the rate limit consumes no quota.
+ *
+ * Every stage decides before the handler runs (synchronously while the stores answer without
+ * I/O), the tenant's config is read once, by the resolver, and handed to the stages whose stores
+ * read that same config store; the stages' response headers are written once, merged, to the
+ * handler's response.
  *
  * @example
  * ```ts
@@ -81,23 +116,7 @@ function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
  * ```
  */
 export function tenancy(options: TenancyOptions = {}): Middleware {
-  if (typeof options !== 'object' || options === null)
-    throw invalidOption('tenancy', 'options must be an object')
-  const resolver = withShared(options.resolver ?? {}, options)
-  const stages: Middleware[] = [
-    tenantResolver({ ...resolver, configManager: resolver.configManager ?? options.configManager }),
-  ]
-  const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
-  if (policy?.evaluator) stages.push(tenantPolicy(withShared(policy, options)))
-  const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
-  if (rateLimit?.limiter) stages.push(tenantRateLimit(withShared(rateLimit, options)))
-  const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
-  if (quota?.manager) stages.push(tenantQuota(withShared(quota, options)))
-  const chain = compose(...stages)
-  // The stages' response headers are written once, merged, by the chain (not by each stage).
-  return function tenancy(request, next) {
-    return collectResponseHeaders(request, () => chain(request, next))
-  }
+  return fetchChain('tenancy', tenancyStages(options))
 }
 
 /**

@@ -1,27 +1,28 @@
-import { invalidOption, TenantError } from '@tenant/core'
+import { invalidOption, isThenable, TenantError } from '@tenant/core'
 import {
+  Admission,
+  type ChainStage,
+  decide,
   type ResolverOptions as FetchResolverOptions,
   type TenancyOptions as FetchTenancyOptions,
-  tenancy as fetchTenancy,
-  tenantPolicy as fetchTenantPolicy,
-  tenantQuota as fetchTenantQuota,
-  tenantRateLimit as fetchTenantRateLimit,
-  tenantResolver as fetchTenantResolver,
   getTenant,
   getTenantId,
+  type HostPrincipal,
   type Middleware,
   type PolicyOptions,
+  policyStage,
   type QuotaOptions,
+  quotaStage,
   type RateLimitOptions,
+  rateLimitStage,
+  resolverStage,
+  runWithTenantId,
+  tenancyStages,
 } from '@tenant/fetch'
-import type { Context, Env, MiddlewareHandler } from 'hono'
+import type { Context, Env, MiddlewareHandler, Next } from 'hono'
 import type { OptionalTenantEnv, TenantEnv } from './env'
 
 type MaybePromise<T> = T | Promise<T>
-
-// The Hono context of a request, for the principal callback, which the Fetch resolver calls with
-// the Request only. Weak: it lives as long as the request.
-const contexts = new WeakMap<Request, Context>()
 
 /**
  * Runs a `@tenant/fetch` middleware as a Hono middleware: the Fetch middleware's `next()` runs
@@ -36,7 +37,6 @@ const contexts = new WeakMap<Request, Context>()
 export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): MiddlewareHandler<E> {
   return async function fromFetchMiddleware(c, next) {
     const request = c.req.raw
-    contexts.set(request, c)
     let passed = false
     const response = await middleware(request, async () => {
       passed = true
@@ -48,18 +48,148 @@ export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): Mi
       await next()
       return c.res
     })
-    if (!passed) {
-      // A refusal keeps the headers earlier middleware set with c.header(), as c.json() would:
-      // reading c.res materialises them and the setter copies them onto the new response.
-      if (c.res) c.res = response
-      return c.res
-    }
+    if (!passed) return refuse(c, response)
     if (response !== c.res) {
       // Dropping c.res first stops Hono from copying the old headers over the ones just added.
       c.res = undefined
       c.res = response
     }
   }
+}
+
+/**
+ * A refusal keeps the headers earlier middleware set with `c.header()`, as `c.json()` would:
+ * reading `c.res` materialises them and the setter copies them onto the new response.
+ */
+function refuse(c: Context, response: Response): Response {
+  if (c.res) c.res = response
+  return c.res
+}
+
+const APPEND = Object.freeze({ append: true })
+
+function isListField(name: string): boolean {
+  return name === 'RateLimit-Policy' || name === 'RateLimit'
+}
+
+/**
+ * The Hono host of a chain of `@tenant/fetch` stages: the stages decide before the handler, their
+ * headers go out through `c.header()` (so Hono builds the response with them, and no response is
+ * rebuilt), the handler runs with the tenant as `currentTenantId()`, and `c.var.tenantId` /
+ * `c.var.tenant` are set. A response that does not carry the headers (one the handler built
+ * itself, such as `Response.redirect()`) gets them afterwards, as in `@tenant/fetch`.
+ */
+function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandler<any> {
+  const middleware = {
+    [name](c: Context, next: Next): Promise<Response | undefined> {
+      const outcome = decide(stages, c.req.raw, c)
+      if (isThenable(outcome)) return outcome.then((decided) => proceed(c, decided, next))
+      return proceed(c, outcome, next)
+    },
+  }
+  return middleware[name]! as MiddlewareHandler<any>
+}
+
+/** A single stage as a Hono middleware; a stage without its store is a pass-through. */
+function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandler<TenantEnv> {
+  if (stage === undefined) return (_c, next) => next()
+  return honoChain(name, [stage])
+}
+
+function proceed(c: Context, outcome: Admission | Response, next: Next): Promise<Response | undefined> {
+  if (!(outcome instanceof Admission)) return Promise.resolve(refuse(c, outcome))
+  if (outcome.resolved && outcome.tenantId !== undefined) {
+    c.set('tenantId' as never, outcome.tenantId as never)
+    c.set('tenant' as never, outcome.tenant as never)
+  }
+  const written = outcome.headers()
+  for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
+  const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
+  if (!outcome.pending) return done as Promise<undefined>
+  return done.then(() => {
+    const response = c.res
+    const finished = outcome.finish(response)
+    if (isThenable(finished)) return finished.then((sent) => settle(c, outcome, written, response, sent))
+    return settle(c, outcome, written, response, finished)
+  })
+}
+
+const lowerNames: Record<string, string> = {
+  'RateLimit-Policy': 'ratelimit-policy',
+  RateLimit: 'ratelimit',
+  'X-Quota-Remaining-Requests': 'x-quota-remaining-requests',
+  'X-Quota-Remaining-Tokens': 'x-quota-remaining-tokens',
+}
+
+/**
+ * The response's values of the `wanted` names (`null`: absent), in one pass over its headers
+ * rather than a `get()` per name: each `get()` validates its argument, while the pass reads the
+ * sorted list undici keeps for the adapter's own pass over the headers that follows.
+ */
+function currentValues(headers: Headers, wanted: readonly [string, string][]): (string | null)[] {
+  const names = wanted.map(([name]) => lowerNames[name] ?? name.toLowerCase())
+  const values: (string | null)[] = names.map(() => null)
+  let left = names.length
+  for (const [name, value] of headers) {
+    const at = names.indexOf(name)
+    if (at === -1) continue
+    values[at] = value
+    if (--left === 0) break
+  }
+  return values
+}
+
+/**
+ * After the handler and the stages' finishers (the quota's `actualTokens`): makes sure the
+ * response carries the stages' headers. One the handler built with `c.json()` / `c.text()` has
+ * them already; a Response it built itself, or a header it overwrote, is put right with the same
+ * rules as `@tenant/fetch`: the stages' items are appended to the handler's own `RateLimit-Policy`
+ * and `RateLimit`, any other header of a stage replaces the handler's.
+ */
+function settle(
+  c: Context,
+  outcome: Admission,
+  written: readonly [string, string][],
+  handled: Response,
+  sent: Response,
+): undefined {
+  if (sent !== handled) {
+    // A finisher replaced the response (it wraps the body): Hono must not copy the old headers over.
+    c.res = undefined
+    c.res = sent
+  }
+  const wanted = outcome.headers()
+  const response = sent
+  const current = currentValues(response.headers, wanted)
+  let fixes: [string, string][] | undefined
+  for (let i = 0; i < wanted.length; i++) {
+    const [name, value] = wanted[i]!
+    const now = current[i]!
+    if (now === value) continue
+    let fixed = value
+    if (isListField(name)) {
+      if (now?.includes(value)) continue
+      const before = written.find(([n]) => n === name)?.[1]
+      if (now !== null) {
+        // An adjusted value (actualTokens) replaces what went out before the handler ran.
+        fixed = before !== undefined && now.includes(before) ? now.replace(before, value) : `${now}, ${value}`
+      }
+    }
+    fixes ??= []
+    fixes.push([name, fixed])
+  }
+  if (fixes === undefined) return undefined
+  try {
+    for (const [name, value] of fixes) response.headers.set(name, value)
+  } catch {
+    // Immutable headers (Response.redirect, a proxied fetch()): copy the response once.
+    const copy = new Response(response.body, response)
+    for (const [name, value] of fixes) copy.headers.set(name, value)
+    // Dropping c.res first stops Hono from copying the old headers over the ones just set.
+    c.res = undefined
+    c.res = copy
+  }
+  return undefined
 }
 
 /** Options of the Hono {@link tenantResolver}. */
@@ -78,7 +208,10 @@ export interface ResolverOptions extends Omit<FetchResolverOptions, 'principal'>
   jwtClaim?: string | false
 }
 
-function fetchResolverOptions(options: ResolverOptions): FetchResolverOptions {
+function resolverParts(options: ResolverOptions): {
+  options: FetchResolverOptions
+  principalOf: HostPrincipal | undefined
+} {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('tenantResolver', 'options must be an object')
   const { principal, jwtClaim = 'tenant_id', ...rest } = options
@@ -89,17 +222,14 @@ function fetchResolverOptions(options: ResolverOptions): FetchResolverOptions {
     throw invalidOption('tenantResolver.jwtClaim', 'must be a claim name or false')
   }
   const fromContext = principal ?? (jwtClaim === false ? undefined : jwtPrincipal(jwtClaim))
-  if (!fromContext) return rest
+  if (!fromContext) return { options: rest, principalOf: undefined }
   return {
     // Without a verified JWT on the request (no hono/jwt on this route) there is no principal, so
     // the default JWT principal lets the extractors decide; a JWT without the claim is refused in
     // jwtPrincipal. An explicit principal is the only source, as in @tenant/fetch.
-    ...(principal === undefined ? { fallbackToExtractors: true } : {}),
-    ...rest,
-    principal: (request) => {
-      const c = contexts.get(request)
-      return c ? fromContext(c) : undefined
-    },
+    options: principal === undefined ? { fallbackToExtractors: true, ...rest } : rest,
+    // The resolver hands the host's context (this adapter's `c`) to the principal.
+    principalOf: (_request, c) => fromContext(c as Context),
   }
 }
 
@@ -131,7 +261,8 @@ export function tenantResolver(
 ): MiddlewareHandler<OptionalTenantEnv>
 export function tenantResolver(options?: ResolverOptions): MiddlewareHandler<TenantEnv>
 export function tenantResolver(options: ResolverOptions = {}): MiddlewareHandler<any> {
-  return fromFetch(fetchTenantResolver(fetchResolverOptions(options)))
+  const parts = resolverParts(options)
+  return honoChain('tenantResolver', [resolverStage(parts.options, parts.principalOf)])
 }
 
 /**
@@ -144,7 +275,7 @@ export function tenantResolver(options: ResolverOptions = {}): MiddlewareHandler
  * ```
  */
 export function tenantPolicy(options: PolicyOptions = {}): MiddlewareHandler<TenantEnv> {
-  return fromFetch(fetchTenantPolicy(options))
+  return honoStage('tenantPolicy', policyStage(options))
 }
 
 /**
@@ -157,7 +288,7 @@ export function tenantPolicy(options: PolicyOptions = {}): MiddlewareHandler<Ten
  * ```
  */
 export function tenantRateLimit(options: RateLimitOptions = {}): MiddlewareHandler<TenantEnv> {
-  return fromFetch(fetchTenantRateLimit(options))
+  return honoStage('tenantRateLimit', rateLimitStage(options))
 }
 
 /**
@@ -171,7 +302,7 @@ export function tenantRateLimit(options: RateLimitOptions = {}): MiddlewareHandl
  * ```
  */
 export function tenantQuota(options: QuotaOptions = {}): MiddlewareHandler<TenantEnv> {
-  return fromFetch(fetchTenantQuota(options))
+  return honoStage('tenantQuota', quotaStage(options))
 }
 
 /** Options of the Hono {@link tenancy}: `@tenant/fetch`'s, with the Hono resolver options. */
@@ -200,5 +331,6 @@ export function tenancy(options: TenancyOptions = {}): MiddlewareHandler<any> {
   // Checked here too: the resolver options are read before @tenant/fetch sees the rest.
   if (typeof options !== 'object' || options === null)
     throw invalidOption('tenancy', 'options must be an object')
-  return fromFetch(fetchTenancy({ ...options, resolver: fetchResolverOptions(options.resolver ?? {}) }))
+  const parts = resolverParts(options.resolver ?? {})
+  return honoChain('tenancy', tenancyStages({ ...options, resolver: parts.options }, parts.principalOf))
 }

@@ -3,7 +3,10 @@ import { systemClock } from '../clock'
 import type { QuotaProvider } from '../config'
 import type { NormalizedCost } from '../cost'
 import { normalizeCost, normalizeTokenDelta } from '../cost'
+import { configSource, consumeNow, type FastQuotaManager, promiseOf } from '../fast-path'
+import { providedConfig } from '../provided-config'
 import type { QuotaCost, QuotaDecision, QuotaManager, QuotaUsage } from '../quota'
+import type { QuotaConfig } from '../schemas'
 import { validateTenantId } from '../tenant-id'
 import { assertMethods } from '../validate'
 import type { ExpiringEntry } from './expiring-map'
@@ -57,7 +60,7 @@ export interface MemoryLayout<S, E extends ExpiringEntry> {
  * per-tenant state in an {@link ExpiringMap}, checked and charged with no `await` between reading
  * and writing it, so concurrent calls in one process never over-admit.
  */
-export class MemoryQuotaManager<S> implements QuotaManager {
+export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
   readonly #provider: QuotaProvider
   readonly #clock: Clock
   readonly #layout: MemoryLayout<S, ExpiringEntry>
@@ -82,12 +85,36 @@ export class MemoryQuotaManager<S> implements QuotaManager {
     return this.#entries.size
   }
 
-  async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
+  /** The provider the manager reads its quotas from (see `configSource`). */
+  get [configSource](): object {
+    return this.#provider
+  }
+
+  consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
+    return promiseOf(() => this[consumeNow](tenantId, cost, undefined))
+  }
+
+  /**
+   * `consume` as a value when the config needs no I/O (see `consumeNow` in core); `config` is the
+   * tenant's quota as this manager's provider answered it, for a caller that already read it.
+   */
+  [consumeNow](
+    tenantId: string,
+    cost: QuotaCost | undefined,
+    config: QuotaConfig | undefined,
+  ): QuotaDecision | Promise<QuotaDecision> {
     this.#validate(tenantId)
     // Most calls name no cost: share one frozen default instead of allocating it per call.
     const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
-    const config = await this.#provider.quotaConfig(tenantId)
-    // From here to the return: no await, so the check and the charge are one atomic step.
+    if (config !== undefined) return this.#consume(tenantId, charge, config)
+    const read = providedConfig(this.#provider, tenantId, 'quota')
+    return read instanceof Promise
+      ? read.then((quota) => this.#consume(tenantId, charge, quota))
+      : this.#consume(tenantId, charge, read)
+  }
+
+  // From the config to the return: no await, so the check and the charge are one atomic step.
+  #consume(tenantId: string, charge: NormalizedCost, config: QuotaConfig): QuotaDecision {
     const now = this.#now()
     const layout = this.#layout
     const entry = this.#entries.get(tenantId)
@@ -104,7 +131,7 @@ export class MemoryQuotaManager<S> implements QuotaManager {
   async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
     this.#validate(tenantId)
     const tokens = normalizeTokenDelta(delta)
-    const config = await this.#provider.quotaConfig(tenantId)
+    const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
     const entry = this.#entries.get(tenantId)
     const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
@@ -114,7 +141,7 @@ export class MemoryQuotaManager<S> implements QuotaManager {
 
   async peek(tenantId: string): Promise<QuotaUsage> {
     this.#validate(tenantId)
-    const config = await this.#provider.quotaConfig(tenantId)
+    const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
     const state = this.#layout.read(this.#entries.get(tenantId))
     return { tenantId, windows: this.#layout.algorithm.peek(state, config, now) }
