@@ -94,6 +94,12 @@ CREATE INDEX "plan_audit_log_plan_id_idx" ON "plan_audit_log" USING btree ("plan
 ALTER TABLE "tenants" ADD CONSTRAINT "tenants_plan_plans_id_fk" FOREIGN KEY ("plan") REFERENCES "plans"("id") ON DELETE no action ON UPDATE no action;
 CREATE INDEX "tenants_plan_idx" ON "tenants" USING btree ("plan");
 
+-- Toolkit: per-subject quota limits and in-flight caps (@tenant/drizzle, drizzle/pg/0002_subjects_concurrency.sql).
+ALTER TABLE "plans" ADD COLUMN "quota_subjects" jsonb;
+ALTER TABLE "plans" ADD COLUMN "max_in_flight" bigint;
+ALTER TABLE "tenants" ADD COLUMN "quota_subjects" jsonb;
+ALTER TABLE "tenants" ADD COLUMN "max_in_flight" bigint;
+
 -- The app: resources, one row per resource, owned by one tenant (drizzle/pg/0000_resources.sql).
 CREATE TABLE "resources" (
 	"id" text PRIMARY KEY NOT NULL,

@@ -27,7 +27,7 @@ const repoDrizzle = join(import.meta.dirname, '..', '..', '..', 'drizzle')
 const wrangler = join(repoDrizzle, '..', 'node_modules', '.bin', 'wrangler')
 const run = promisify(execFile)
 const PACKAGE_TABLES = ['__tenant_migrations', 'plan_audit_log', 'plans', 'tenant_audit_log', 'tenants']
-const TAGS = ['0000_init', '0001_plans']
+const TAGS = ['0000_init', '0001_plans', '0002_subjects_concurrency']
 
 describe('shipped migrations', () => {
   it('are exactly the SQL in the drizzle/ folder (rerun `pnpm embed-migrations` after editing it)', () => {
@@ -190,7 +190,10 @@ describeEachDatabase(
       await applyMigrations(db, info, list)
       await expect(rollback(db)).rejects.toThrow(/0099_extra/)
       expect(await database.current.tables()).toContain('extra_table')
-      expect(await revertMigrations(db, info, list, { steps: 2 })).toEqual(['0099_extra', '0001_plans'])
+      expect(await revertMigrations(db, info, list, { steps: 2 })).toEqual([
+        '0099_extra',
+        '0002_subjects_concurrency',
+      ])
     })
 
     it('keeps its journal in the table it is told to', async () => {
@@ -228,7 +231,7 @@ describeEachDatabase(
         sql`insert into tenant_audit_log (tenant_id, actor, action, before, after, at) values ('acme', 'old', 'tenant.create', null, ${snapshot}, ${ts(1_000)})`,
       )
 
-      expect(await migrate(db)).toEqual(['0001_plans'])
+      expect(await migrate(db)).toEqual(['0001_plans', '0002_subjects_concurrency'])
       expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
       const configs = new DrizzleConfigManager(db, { cache: false })
       const acme = await configs.getTenantConfig('acme')
@@ -252,11 +255,11 @@ describeEachDatabase(
       })
 
       // And down again: the tenant keeps its own config, the plans are gone.
-      expect(await rollback(db)).toEqual(['0001_plans'])
+      expect(await rollback(db, { steps: 2 })).toEqual(['0002_subjects_concurrency', '0001_plans'])
       expect(await database.current.tables()).toEqual(['__tenant_migrations', 'tenant_audit_log', 'tenants'])
       const rows = await database.current.query(sql`select id, quota_requests_per_day from tenants`)
       expect(rows.map((r) => [r.id, Number(r.quota_requests_per_day)])).toEqual([['acme', 5]])
-      expect(await migrate(db)).toEqual(['0001_plans'])
+      expect(await migrate(db)).toEqual(['0001_plans', '0002_subjects_concurrency'])
       expect((await configs.getTenantConfig('acme')).plan).toBeNull()
     })
 

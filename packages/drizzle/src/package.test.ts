@@ -104,13 +104,13 @@ describe('the built, installed package', () => {
     }))
   `
   const expected = {
-    applied: ['0000_init', '0001_plans'],
-    reverted: ['0001_plans', '0000_init'],
+    applied: ['0000_init', '0001_plans', '0002_subjects_concurrency'],
+    reverted: ['0002_subjects_concurrency', '0001_plans', '0000_init'],
     id: 'acme',
     plan: 'pro',
     audited: 1,
-    sqlite: ['0000_init', '0001_plans'],
-    pg: ['0000_init', '0001_plans'],
+    sqlite: ['0000_init', '0001_plans', '0002_subjects_concurrency'],
+    pg: ['0000_init', '0001_plans', '0002_subjects_concurrency'],
     tables: ['object', 'object', 'object', 'object'],
   }
 

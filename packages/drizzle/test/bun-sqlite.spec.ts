@@ -78,9 +78,13 @@ describe('bun:sqlite specifics', () => {
 
   it('migrates up, down and up again', async () => {
     const db = await fresh()
-    expect(await rollback(db, { steps: 'all' })).toEqual(['0001_plans', '0000_init'])
+    expect(await rollback(db, { steps: 'all' })).toEqual([
+      '0002_subjects_concurrency',
+      '0001_plans',
+      '0000_init',
+    ])
     expect(db.all(sql`select name from sqlite_master where name = 'tenants'`)).toEqual([])
-    expect(await migrate(db)).toEqual(['0000_init', '0001_plans'])
+    expect(await migrate(db)).toEqual(['0000_init', '0001_plans', '0002_subjects_concurrency'])
     expect((await new DrizzleConfigManager(db).setTenantConfig({ id: 'back' })).id).toBe('back')
   })
 })

@@ -39,4 +39,20 @@ export const migrations: readonly ShippedMigration[] = [
       'DROP TABLE "plan_audit_log";',
     ],
   },
+  {
+    tag: '0002_subjects_concurrency',
+    hash: 'ec5be13f546fb73df59d9bad33ad2664a14d66c4c7201e5f6e1c62ec6a6335a3',
+    up: [
+      'ALTER TABLE "plans" ADD COLUMN "quota_subjects" jsonb;',
+      'ALTER TABLE "plans" ADD COLUMN "max_in_flight" bigint;',
+      'ALTER TABLE "tenants" ADD COLUMN "quota_subjects" jsonb;',
+      'ALTER TABLE "tenants" ADD COLUMN "max_in_flight" bigint;',
+    ],
+    down: [
+      '-- Reverts 0002_subjects_concurrency.sql. Hand-written: drizzle-kit generates only up migrations.\n-- Per-subject limits and in-flight caps are gone with their columns.\nALTER TABLE "tenants" DROP COLUMN "max_in_flight";',
+      'ALTER TABLE "tenants" DROP COLUMN "quota_subjects";',
+      'ALTER TABLE "plans" DROP COLUMN "max_in_flight";',
+      'ALTER TABLE "plans" DROP COLUMN "quota_subjects";',
+    ],
+  },
 ]

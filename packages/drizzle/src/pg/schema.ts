@@ -41,6 +41,9 @@ const limitColumns = () => ({
   allowedMethods: jsonb('allowed_methods').notNull().default([]),
   allowedPaths: jsonb('allowed_paths').notNull().default([]),
   metadata: jsonb('metadata').notNull().default({}),
+  // Migration 0002: per-subject quota limits (NULL = none) and the in-flight cap (NULL = none).
+  quotaSubjects: jsonb('quota_subjects'),
+  maxInFlight: count('max_in_flight'),
   revision: integer('revision').notNull().default(1),
   createdAt: msTimestamp('created_at').notNull().defaultNow(),
   updatedAt: msTimestamp('updated_at').notNull().defaultNow(),

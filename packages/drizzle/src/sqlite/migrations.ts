@@ -39,4 +39,20 @@ export const migrations: readonly ShippedMigration[] = [
       'DROP TABLE `plan_audit_log`;',
     ],
   },
+  {
+    tag: '0002_subjects_concurrency',
+    hash: 'c4eabcf3f82e49061c38dd6182fefaf718f5ca4daf230105b285bab15de596be',
+    up: [
+      'ALTER TABLE `plans` ADD `quota_subjects` text;',
+      'ALTER TABLE `plans` ADD `max_in_flight` integer;',
+      'ALTER TABLE `tenants` ADD `quota_subjects` text;',
+      'ALTER TABLE `tenants` ADD `max_in_flight` integer;',
+    ],
+    down: [
+      '-- Reverts 0002_subjects_concurrency.sql. Hand-written: drizzle-kit generates only up migrations.\n-- Per-subject limits and in-flight caps are gone with their columns.\nALTER TABLE `tenants` DROP COLUMN `max_in_flight`;',
+      'ALTER TABLE `tenants` DROP COLUMN `quota_subjects`;',
+      'ALTER TABLE `plans` DROP COLUMN `max_in_flight`;',
+      'ALTER TABLE `plans` DROP COLUMN `quota_subjects`;',
+    ],
+  },
 ]

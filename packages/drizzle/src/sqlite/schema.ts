@@ -28,6 +28,9 @@ const limitColumns = () => ({
   allowedMethods: text('allowed_methods').notNull().default('[]'),
   allowedPaths: text('allowed_paths').notNull().default('[]'),
   metadata: text('metadata').notNull().default('{}'),
+  // Migration 0002: per-subject quota limits (JSON; NULL = none) and the in-flight cap (NULL = none).
+  quotaSubjects: text('quota_subjects'),
+  maxInFlight: integer('max_in_flight'),
   revision: integer('revision').notNull().default(1),
   createdAt: integer('created_at').notNull().default(nowMs),
   updatedAt: integer('updated_at').notNull().default(nowMs),
