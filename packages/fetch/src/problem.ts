@@ -60,6 +60,9 @@ export function problemDetails(error: TenantError, extensions: Record<string, un
   return body
 }
 
+// The challenge of a 401 whose caller named none (RFC 9110 requires one on every 401).
+const FALLBACK_CHALLENGE = 'Tenant realm="tenant"'
+
 /**
  * An `application/problem+json` response for a {@link TenantError}, with `Cache-Control: no-store`
  * so no cache keeps a denial. Use it in `onMissing` / `onDenied` / `onRejected` to keep the
@@ -79,6 +82,9 @@ export function problemResponse(
   const headers = new Headers(init.headers)
   headers.set('Content-Type', PROBLEM_CONTENT_TYPE)
   headers.set('Cache-Control', 'no-store')
+  // RFC 9110 requires a challenge on every 401; callers that know the scheme pass their own.
+  if (error.status === 401 && !headers.has('WWW-Authenticate'))
+    headers.set('WWW-Authenticate', FALLBACK_CHALLENGE)
   return new Response(JSON.stringify(problemDetails(error, init.extensions)), {
     status: error.status,
     headers,

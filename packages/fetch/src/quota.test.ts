@@ -315,6 +315,28 @@ describe('tenantQuota', () => {
     expect(denied.headers.get('RateLimit-Policy')).toContain('"minute";q=2;w=60')
   })
 
+  // The t of an exhausted sliding window is the wait until it admits again: what Retry-After says,
+  // not the time until every bucket has aged out.
+  it("gives an exhausted sliding window's RateLimit t as the time until the next admission", async () => {
+    const sliding = new SlidingWindowQuotaManager(configs, { clock })
+    const quota = compose(tenantResolver(), tenantQuota({ manager: sliding, clock }))
+    const send = () => quota(req('/', { tenant: 'acme' }), okHandler().next)
+    expect((await send()).status).toBe(200)
+    clock.advance(20_000)
+    const filling = await send()
+    clock.advance(1_000)
+    const denied = await send()
+    expect(denied.status).toBe(429)
+    const retryAfter = Number(denied.headers.get('Retry-After'))
+    expect(denied.headers.get('RateLimit')).toContain(`"minute";r=0;t=${retryAfter}`)
+    // The request that filled the window already said when the next one fits.
+    expect(filling.headers.get('RateLimit')).toContain(`"minute";r=0;t=${retryAfter + 1}`)
+    clock.advance(retryAfter * 1000 - 1)
+    expect((await send()).status).toBe(429)
+    clock.advance(1)
+    expect((await send()).status).toBe(200)
+  })
+
   it('rejects bad options when created', () => {
     expectInvalidOption(() => tenantQuota({ manager: {} as never }), 'tenantQuota.manager', /consume/)
     expectInvalidOption(

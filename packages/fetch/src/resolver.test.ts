@@ -91,6 +91,31 @@ describe('tenantResolver', () => {
     expect(calls).toHaveLength(0)
   })
 
+  // RFC 9110: a 401 carries WWW-Authenticate, saying how to name the tenant.
+  it('challenges a 401 tenant_required with WWW-Authenticate', async () => {
+    const challenge = async (options: Parameters<typeof tenantResolver>[0], request = req('/')) =>
+      (await tenantResolver(options)(request, okHandler().next)).headers.get('WWW-Authenticate')
+    expect(await challenge({})).toBe('Tenant realm="tenant", header="X-Tenant-ID"')
+    expect(await challenge({ header: 'X-Org' })).toBe('Tenant realm="tenant", header="X-Org"')
+    expect(await challenge({ extractors: [fromQuery()] })).toBe('Tenant realm="tenant"')
+    expect(await challenge({ principal: () => undefined })).toBe('Bearer realm="tenant"')
+    expect(await challenge({ principal: () => undefined, fallbackToExtractors: true })).toBe(
+      'Bearer realm="tenant", Tenant realm="tenant", header="X-Tenant-ID"',
+    )
+    expect(await challenge({ challenge: 'ApiKey realm="api"' })).toBe('ApiKey realm="api"')
+    // An onMissing response gets the challenge where it set none, and keeps its own.
+    expect(await challenge({ onMissing: () => new Response('no', { status: 401 }) })).toBe(
+      'Tenant realm="tenant", header="X-Tenant-ID"',
+    )
+    for (const bad of ['', ' Bearer', 'Bearer\r\nSet-Cookie: x=1', 7]) {
+      expect(() => tenantResolver({ challenge: bad as string })).toThrow('tenantResolver.challenge')
+    }
+    // Any 401 problem has one, even from code that names none.
+    expect(problemResponse(new TenantError('tenant_required', 'x')).headers.get('WWW-Authenticate')).toBe(
+      'Tenant realm="tenant"',
+    )
+  })
+
   it('treats an empty header as absent', async () => {
     const response = await tenantResolver()(req('/', { tenant: '' }), okHandler().next)
     expect(response.status).toBe(401)

@@ -59,6 +59,14 @@ export interface ResolverOptions extends StageOptions {
    */
   onMissing?: (request: Request) => MaybePromise<Response>
   /**
+   * The `WWW-Authenticate` challenge of the 401 `tenant_required` (RFC 9110 requires one on every
+   * 401): how the client should name its tenant.
+   * @default `Bearer realm="tenant"` with a `principal`; `Tenant realm="tenant", header="X-Tenant-ID"`
+   * (the first header extractor's name, without `header` when there is none) without one; both,
+   * comma-separated, with a principal and `fallbackToExtractors`
+   */
+  challenge?: string
+  /**
    * Run the rest of the chain with the tenant as `currentTenantId()` (AsyncLocalStorage).
    * `false` skips the scope for apps that read the tenant only from the request (`getTenantId`,
    * `c.var.tenantId`): on Node 20 an active AsyncLocalStorage makes every async operation of the
@@ -98,6 +106,22 @@ export function resolverStage(options: ResolverOptions = {}, principalOf?: HostP
 const NO_PRINCIPAL = Symbol('no principal')
 type PrincipalAnswer = string | typeof NO_PRINCIPAL
 
+// A principal means a credential (Bearer); the extractors mean the request names its tenant. A
+// principal with fallbackToExtractors accepts either, so both challenges are offered.
+function defaultChallenge(
+  principal: unknown,
+  principalOnly: boolean,
+  extractors: readonly TenantExtractor[],
+): string {
+  const bearer = 'Bearer realm="tenant"'
+  if (principal !== undefined && principalOnly) return bearer
+  const header = extractors.find((e) => typeof e.source === 'string' && e.source.startsWith('header:'))
+  const tenant = header
+    ? `Tenant realm="tenant", header="${header.source.slice('header:'.length)}"`
+    : 'Tenant realm="tenant"'
+  return principal === undefined ? tenant : `${bearer}, ${tenant}`
+}
+
 class ResolverStage implements ChainStage {
   readonly stage = 'resolve' as const
   readonly middleware = 'tenantResolver'
@@ -110,6 +134,7 @@ class ResolverStage implements ChainStage {
   readonly #context: boolean
   // With a principal source, a request whose principal has no tenant never takes one from the request.
   readonly #principalOnly: boolean
+  readonly #challenge: [string, string][]
 
   constructor(options: ResolverOptions, principalOf: HostPrincipal | undefined) {
     const name = this.middleware
@@ -143,6 +168,16 @@ class ResolverStage implements ChainStage {
     if (options.context !== undefined && typeof options.context !== 'boolean') {
       throw invalidOption(`${name}.context`, 'must be a boolean')
     }
+    if (
+      options.challenge !== undefined &&
+      (typeof options.challenge !== 'string' ||
+        !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?$/.test(options.challenge))
+    ) {
+      throw invalidOption(
+        `${name}.challenge`,
+        'must be an authentication challenge: a scheme, then its parameters',
+      )
+    }
     const { principal } = options
     this.#principal = principalOf ?? (principal && ((request: Request) => principal(request)))
     this.#extractors = extractors
@@ -151,6 +186,12 @@ class ResolverStage implements ChainStage {
     this.#allowMissing = options.allowMissing ?? false
     this.#context = options.context ?? true
     this.#principalOnly = this.#principal !== undefined && options.fallbackToExtractors !== true
+    this.#challenge = [
+      [
+        'WWW-Authenticate',
+        options.challenge ?? defaultChallenge(this.#principal, this.#principalOnly, extractors),
+      ],
+    ]
     this.#core = new StageCore(options, 'onResolve', 'resolve')
   }
 
@@ -237,6 +278,7 @@ class ResolverStage implements ChainStage {
               ? 'the authenticated principal carries no tenant'
               : 'this request must name a tenant',
           ),
+          headers: this.#challenge,
           override: onMissing && { hook: 'onMissing', call: () => onMissing(admission.request) },
         },
       )
