@@ -21,7 +21,12 @@ export interface QuotaWindowUsage {
   used: { requests: number; tokens: number }
   /** `limit - used`, floored at 0; unlimited dimensions are absent. */
   remaining: QuotaAmounts
-  /** When this window's count next falls (fixed: the window's end), ms since the epoch. */
+  /**
+   * When the window gives room back, ms since the epoch. Fixed windows: the window's end. Sliding
+   * windows: for a window with nothing left in a limited dimension, the first instant it admits
+   * one more unit there (what a client must wait); otherwise when everything counted now has aged
+   * out. The RateLimit field's `t` is read from it.
+   */
   resetAt: number
 }
 

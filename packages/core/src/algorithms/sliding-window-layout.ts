@@ -12,7 +12,7 @@ import type { MemoryLayout } from './memory-quota-manager'
 import { slidingWindowAlgorithm } from './quota-algorithm'
 import { quotaDecision, windowUsage } from './quota-decision'
 import type { SlidingBucket, SlidingWindowState } from './sliding-window'
-import { validatePrecision } from './sliding-window'
+import { flatSlidingResetAt, validatePrecision } from './sliding-window'
 
 /**
  * One window's buckets. `buckets` is the window's `SlidingBucket` list flattened,
@@ -251,7 +251,14 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
         requests: parts.newerRequests + Math.ceil((parts.oldestRequests * overlap) / B),
         tokens: parts.newerTokens + Math.ceil((parts.oldestTokens * overlap) / B),
       }
-      return windowUsage(limit, used, buckets[buckets.length - 3]! + (P + 1) * B)
+      // A window this charge filled waits for its next admission (rare: the reference computes it).
+      const full =
+        (limit.requests !== undefined && used.requests >= limit.requests) ||
+        (limit.tokens !== undefined && used.tokens >= limit.tokens)
+      const resetAt = full
+        ? flatSlidingResetAt(buckets, now, limit, P, used)
+        : buckets[buckets.length - 3]! + (P + 1) * B
+      return windowUsage(limit, used, resetAt)
     })
     return quotaDecision(now, windows, NO_DENIALS)
   }

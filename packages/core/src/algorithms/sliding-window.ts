@@ -176,16 +176,55 @@ function prune(buckets: readonly SlidingBucket[] | undefined, now: number, g: Ge
 }
 
 function measure(scan: Omit<Scan, 'used' | 'resetAt'>, now: number): Scan {
-  const { buckets, g } = scan
+  const { buckets, g, limit } = scan
   const count = (dim: 1 | 2) => {
     const { oldest, overlap, newer } = countParts(buckets, now, g, dim)
     return newer + Math.ceil((oldest * overlap) / g.bucket)
   }
   const used = { requests: count(1), tokens: count(2) }
+  return { ...scan, used, resetAt: slidingResetAt(buckets, now, g, limit, used) }
+}
+
+/**
+ * A sliding window's `resetAt`: for a window that is full in a dimension (nothing left), the first
+ * instant it admits one more unit there, the time a client must wait (what `Retry-After` says for
+ * a one-request denial, and the RateLimit field's `t`); otherwise the instant everything counted
+ * now has aged out (the newest bucket has left the window), when the window is whole again.
+ */
+function slidingResetAt(
+  buckets: readonly SlidingBucket[],
+  now: number,
+  g: Geometry,
+  limit: EffectiveLimit,
+  used: NormalizedCost,
+): number {
+  let full = -1
+  if (limit.requests !== undefined && used.requests >= limit.requests) {
+    full = slidingRetryAt(buckets, now, g, 1, 1, limit.requests)
+  }
+  if (limit.tokens !== undefined && used.tokens >= limit.tokens) {
+    full = Math.max(full, slidingRetryAt(buckets, now, g, 2, 1, limit.tokens))
+  }
+  if (full >= 0) return full
   const newest = buckets.at(-1)
-  // Everything counted now has aged out once the newest bucket has left the window entirely.
-  const resetAt = newest ? newest[0] + (g.precision + 1) * g.bucket : now
-  return { ...scan, used, resetAt }
+  return newest ? newest[0] + (g.precision + 1) * g.bucket : now
+}
+
+/**
+ * {@link slidingResetAt} for one window's buckets in the flat form the in-memory layout keeps
+ * (`[start, requests, tokens, ...]`). Internal to core.
+ */
+export function flatSlidingResetAt(
+  flat: readonly number[],
+  now: number,
+  limit: EffectiveLimit,
+  precision: number,
+  used: NormalizedCost,
+): number {
+  const buckets: SlidingBucket[] = []
+  for (let i = 0; i < flat.length; i += 3) buckets.push([flat[i]!, flat[i + 1]!, flat[i + 2]!])
+  const g = geometry(limit.window, precision)
+  return slidingResetAt(prune(buckets, now, g), now, g, limit, used)
 }
 
 function scan(
