@@ -3,6 +3,17 @@ export * from './fixed-window'
 export * from './limits'
 export * from './quota-algorithm'
 export * from './quota-decision'
-export * from './sliding-window'
+// Named, so that what the in-memory layout needs from it (flatSlidingResetAt) stays internal.
+export {
+  DEFAULT_SLIDING_PRECISION,
+  MAX_SLIDING_PRECISION,
+  type SlidingBucket,
+  type SlidingWindowState,
+  slidingWindowAdjust,
+  slidingWindowConsume,
+  slidingWindowExpiresAt,
+  slidingWindowPeek,
+  validatePrecision,
+} from './sliding-window'
 export * from './token-bucket'
 export * from './types'
