@@ -1,5 +1,6 @@
 import { type Clock, isThenable, type TenantConfig } from '@tenant/core'
 import { runWithTenantId, type TenantState, tenantState } from './context'
+import { executionContextOf, keepPromiseAlive, type WaitUntil } from './execution-context'
 import { withHeaders } from './headers'
 import type { TenancyStage } from './hooks'
 import { requireResolution } from './stage'
@@ -34,6 +35,7 @@ export class Admission implements TenantState {
   #headers: (readonly [string, string][])[] | undefined = undefined
   #merged: readonly [string, string][] | undefined = undefined
   #finishers: Finisher[] | undefined = undefined
+  #executionContext: WaitUntil | undefined = undefined
   #clock: Clock | undefined = undefined
   #now = 0
 
@@ -73,6 +75,26 @@ export class Admission implements TenantState {
   onResponse(finish: Finisher): void {
     this.#finishers ??= []
     this.#finishers.push(finish)
+  }
+
+  /**
+   * The runtime's execution context (Workers' `ctx`): the one the host set (Hono's
+   * `c.executionCtx`), else the one `withTenancy` / `applyMiddleware` recorded for the request.
+   */
+  get executionContext(): WaitUntil | undefined {
+    return this.#executionContext ?? executionContextOf(this.request)
+  }
+
+  set executionContext(context: WaitUntil | undefined) {
+    this.#executionContext = context
+  }
+
+  /**
+   * Keeps work that outlives the response (a streamed body's settlement) running: hands it to
+   * `executionContext.waitUntil` when there is one, and never lets it reject unhandled.
+   */
+  keepAlive(promise: Promise<unknown>): void {
+    keepPromiseAlive(this.executionContext, promise)
   }
 
   /** True when something must happen after the handler: headers to write or finishers to run. */

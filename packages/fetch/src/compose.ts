@@ -1,4 +1,5 @@
 import { inheritTenantState } from './context'
+import { recordExecutionContext } from './execution-context'
 import { invalidOption } from './options'
 import type { FetchHandler, Middleware, Next } from './types'
 
@@ -55,6 +56,8 @@ export function applyMiddleware<Args extends unknown[]>(
   handler: FetchHandler<Args>,
 ): (request: Request, ...args: Args) => Promise<Response> {
   return function handle(request, ...args) {
+    // Workers' ctx, for work that outlives the response (a streamed body's quota settlement).
+    recordExecutionContext(request, args)
     return middleware(request, async (handed = request) => handler(handed, ...args))
   }
 }

@@ -76,6 +76,28 @@ export interface AdjustEvent {
   error?: unknown
 }
 
+/** Event of a streamed (SSE) response's quota settlement, once its body ended (`streamUsage`). */
+export interface SettleEvent {
+  request: Request
+  tenantId: string
+  /**
+   * `'usage'`: the stream's usage event gave the tokens; `'aborted'`: the client went away (or the
+   * upstream failed) before one came, settled at what was sent; `'estimated'`: the stream ended
+   * without one, settled at the estimate plus one token per data event.
+   */
+  how: 'usage' | 'aborted' | 'estimated'
+  /** Tokens charged up front (the estimate). */
+  estimatedTokens: number
+  /** Tokens the request was settled at; absent when they could not be read (see `error`). */
+  tokens?: number
+  /** Data events the stream passed through (`data: [DONE]` not counted). */
+  events: number
+  /** Usage after the adjustment; absent when nothing changed or the adjustment failed. */
+  usage?: QuotaUsage
+  /** Why the tokens could not be read (`streamUsage.sent()` returned no whole number >= 0). */
+  error?: unknown
+}
+
 /** Where an error reported to `onError` came from. */
 export interface ErrorInfo {
   stage: TenancyStage
@@ -101,6 +123,8 @@ export interface TenancyHooks {
   onQuota?(event: QuotaEvent): unknown
   /** After `actualTokens` reported the real usage and the difference was charged or refunded. */
   onAdjust?(event: AdjustEvent): unknown
+  /** After a streamed response's body ended and its quota was settled (`streamUsage`). */
+  onSettle?(event: SettleEvent): unknown
   /**
    * Sees every error the chain did not answer with: store failures (including those passed by
    * `failOpen`), failed adjustments and hooks that threw.
@@ -115,7 +139,15 @@ export type EventHookName = Exclude<keyof TenancyHooks, 'onError'>
 export type EventOf<K extends EventHookName> = Parameters<NonNullable<TenancyHooks[K]>>[0]
 type HookFn = (...args: any[]) => unknown
 
-const hookNames = ['onResolve', 'onPolicy', 'onRateLimit', 'onQuota', 'onAdjust', 'onError'] as const
+const hookNames = [
+  'onResolve',
+  'onPolicy',
+  'onRateLimit',
+  'onQuota',
+  'onAdjust',
+  'onSettle',
+  'onError',
+] as const
 
 /** Hooks gathered from every level that defines them, each bound to its owner. Internal. */
 export type HookSet = { readonly [K in keyof TenancyHooks]-?: readonly HookFn[] }

@@ -13,6 +13,7 @@ export {
   isTenantContextAvailable,
   runWithTenantId,
 } from './context'
+export type { WaitUntil } from './execution-context'
 export {
   type ChainExtractor,
   chain,
@@ -39,6 +40,7 @@ export type {
   QuotaEvent,
   RateLimitEvent,
   ResolveEvent,
+  SettleEvent,
   TenancyEventBase,
   TenancyHooks,
   TenancyStage,
@@ -54,6 +56,16 @@ export {
 export { type QuotaOptions, quotaStage, tenantQuota } from './quota'
 export { type RateLimitOptions, rateLimitStage, tenantRateLimit } from './rate-limit'
 export { type HostPrincipal, type ResolverOptions, resolverStage, tenantResolver } from './resolver'
+export {
+  isEventStream,
+  type SseEvent,
+  type SseProgress,
+  type SseTokenUsage,
+  type SseUsageOptions,
+  type SseUsageStream,
+  sseUsage,
+} from './sse'
 export type { StageOptions } from './stage'
+export type { StreamProgress, StreamUsageOptions } from './stream-usage'
 export { type TenancyOptions, tenancy, tenancyStages, withTenancy } from './tenancy'
 export type { FetchHandler, MaybePromise, Middleware, Next } from './types'

@@ -15,7 +15,9 @@ import { type Admission, type ChainStage, fetchChain, type StageStep } from './c
 import { quotaHeaders, retryAfterHeader } from './headers'
 import { emit, type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
+import { isEventStream } from './sse'
 import { callStore, callUser, clockOf, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
+import { type StreamUsage, type StreamUsageOptions, settleStream, streamUsageOption } from './stream-usage'
 import type { MaybePromise, Middleware } from './types'
 
 /** Options of {@link tenantQuota}. */
@@ -41,6 +43,16 @@ export interface QuotaOptions extends StageOptions {
    * @default undefined (the estimate stands)
    */
   actualTokens?: (response: Response, request: Request) => MaybePromise<number | undefined>
+  /**
+   * Settle streamed (`text/event-stream`) responses when their body ends: the body goes through
+   * unchanged, the final usage event is read (OpenAI `usage`, Anthropic `message_start` /
+   * `message_delta`), and the difference to the estimate is charged or refunded then (on Workers
+   * under `ctx.waitUntil`). A client that aborts is charged for what was sent; a stream without a
+   * usage event, the estimate plus one token per data event. `actualTokens` then applies to the
+   * other responses only. The object form replaces the usage reader and the estimate of what was sent.
+   * @default false
+   */
+  streamUsage?: boolean | StreamUsageOptions
   /**
    * The response for a request over quota, instead of the 429 problem. `Retry-After` and the
    * quota headers are added to it unless it sets them.
@@ -70,10 +82,12 @@ export function quotaStage(options: QuotaOptions = {}): ChainStage | undefined {
   checkFunction(`${name}.actualTokens`, options.actualTokens)
   checkFunction(`${name}.onRejected`, options.onRejected)
   const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
+  const stream = streamUsageOption(`${name}.streamUsage`, options.streamUsage)
   const { manager } = options
   if (manager === undefined) return undefined
-  assertMethods(manager, `${name}.manager`, options.actualTokens ? ['consume', 'adjust'] : ['consume'])
-  return new QuotaStage(options, manager, tokenHeader)
+  const adjusts = options.actualTokens !== undefined || stream !== undefined
+  assertMethods(manager, `${name}.manager`, adjusts ? ['consume', 'adjust'] : ['consume'])
+  return new QuotaStage(options, manager, tokenHeader, stream)
 }
 
 const DIGITS = /^\d+$/
@@ -88,6 +102,7 @@ class QuotaStage implements ChainStage {
     readonly options: QuotaOptions,
     readonly manager: QuotaManager,
     readonly tokenHeader: string,
+    readonly stream: StreamUsage | undefined,
   ) {
     this.#core = new StageCore(options, 'onQuota', 'quota', manager)
     this.#clock = clockOf(options)
@@ -157,8 +172,13 @@ class QuotaStage implements ChainStage {
     if (core.observed) core.allow(admission, { cost, decision: answer })
     const handle = admission.addHeaders(headers)
     const { actualTokens } = this.options
-    if (actualTokens !== undefined) {
+    const { stream } = this
+    if (actualTokens !== undefined || stream !== undefined) {
       admission.onResponse(async (response) => {
+        if (stream !== undefined && isEventStream(response)) {
+          return this.#stream(admission, response, stream, cost.tokens)
+        }
+        if (actualTokens === undefined) return undefined
         const usage = await adjust(core.hooks, this.manager, actualTokens, {
           request: admission.request,
           response,
@@ -171,6 +191,21 @@ class QuotaStage implements ChainStage {
       })
     }
     return undefined
+  }
+
+  #stream(admission: Admission, response: Response, stream: StreamUsage, estimated: number): Response {
+    const { hooks, timeoutMs } = this.#core
+    const tenantId = admission.tenantId!
+    const { request } = admission
+    return settleStream(response, stream, {
+      admission,
+      tenantId,
+      estimated,
+      adjust: (tokens) =>
+        adjust(hooks, this.manager, () => tokens, { request, response, tenantId, estimated, timeoutMs }),
+      onSettle: (event) => emit(hooks, 'onSettle', 'quota', event),
+      reportError: (error) => reportError(hooks, error, { stage: 'quota', request, tenantId }),
+    })
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
 import { type ChainStage, fetchChain } from './chain'
 import { applyMiddleware } from './compose'
+import { recordExecutionContext } from './execution-context'
 import type { TenancyHooks } from './hooks'
 import { invalidOption } from './options'
 import { type PolicyOptions, policyStage } from './policy'
@@ -144,6 +145,7 @@ export function withTenancy<Args extends unknown[]>(
   // Bounded by the option objects alive: a dropped one takes its chain with it.
   const chains = new WeakMap<TenancyOptions, Middleware>()
   return function withTenancy(request, ...args) {
+    recordExecutionContext(request, args)
     const resolved = options(request, ...args)
     let chain = chains.get(resolved)
     if (!chain) {

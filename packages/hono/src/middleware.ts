@@ -18,6 +18,7 @@ import {
   resolverStage,
   runWithTenantId,
   tenancyStages,
+  type WaitUntil,
 } from '@tenant/fetch'
 import type { Context, Env, MiddlewareHandler, Next } from 'hono'
 import type { OptionalTenantEnv, TenantEnv } from './env'
@@ -90,6 +91,15 @@ function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandl
   return middleware[name]! as MiddlewareHandler<any>
 }
 
+/** Hono's `c.executionCtx`, whose getter throws when the app was called without one (Node, Bun). */
+function executionContextOf(c: Context): WaitUntil | undefined {
+  try {
+    return c.executionCtx
+  } catch {
+    return undefined
+  }
+}
+
 /** A single stage as a Hono middleware; a stage without its store is a pass-through. */
 function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandler<TenantEnv> {
   if (stage === undefined) return (_c, next) => next()
@@ -106,6 +116,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
+  outcome.executionContext ??= executionContextOf(c)
   return done.then(() => {
     const response = c.res
     const finished = outcome.finish(response)

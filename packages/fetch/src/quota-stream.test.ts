@@ -1,0 +1,191 @@
+import {
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+  type QuotaManager,
+  SlidingWindowQuotaManager,
+} from '@tenant/core'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { expectInvalidOption, recorder } from '../test/helpers'
+import { openAiEvents, readEvents, sseUpstream, streamingServer } from '../test/streaming'
+import { type QuotaOptions, type SettleEvent, tenantQuota, withTenancy } from './index'
+
+// 30 s into a minute: every request of a test falls in one minute window.
+const START = Date.UTC(2026, 0, 15, 10, 20, 30)
+
+const managers = {
+  fixed: (configs: InMemoryConfigManager, clock: ManualClock) => new InMemoryQuotaManager(configs, { clock }),
+  sliding: (configs: InMemoryConfigManager, clock: ManualClock) =>
+    new SlidingWindowQuotaManager(configs, { clock }),
+}
+
+describe.each(Object.entries(managers))(
+  'quota streamUsage (%s window, real streaming upstream)',
+  (_, make) => {
+    let clock: ManualClock
+    let manager: QuotaManager
+    let closers: (() => Promise<void>)[]
+    beforeEach(async () => {
+      clock = new ManualClock(START)
+      const configs = new InMemoryConfigManager({ clock })
+      await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', tokens: 10_000 }] } })
+      manager = make(configs, clock)
+      closers = []
+    })
+    afterEach(async () => {
+      for (const close of closers) await close()
+    })
+
+    /** The app: the tenancy chain in front of a proxy to `upstream`, served over real HTTP. */
+    async function app(upstream: string, quota: Omit<QuotaOptions, 'manager'> = {}) {
+      const { hooks, events, errors } = recorder()
+      let settled!: (event: SettleEvent) => void
+      const settlement = new Promise<SettleEvent>((resolve) => {
+        settled = resolve
+      })
+      const handler = withTenancy(() => fetch(upstream), {
+        quota: { manager, clock, streamUsage: true, ...quota },
+        hooks: [hooks, { onSettle: settled }],
+      })
+      const server = await streamingServer(handler)
+      closers.push(server.close)
+      const send = (signal?: AbortSignal) =>
+        fetch(server.url, { headers: { 'X-Tenant-ID': 'acme', 'X-Token-Count': '100' }, signal })
+      return { send, settlement, events, errors }
+    }
+
+    async function serve(events: string[], options: { hold?: boolean } = {}) {
+      const upstream = await sseUpstream(events, options)
+      closers.push(upstream.close)
+      return upstream
+    }
+
+    const used = async () => (await manager.peek('acme')).windows[0]!.used.tokens
+
+    it('passes the body through unchanged and settles at the final usage event', async () => {
+      const events = openAiEvents(['Hello', ' there', '!'], { prompt: 90, completion: 160 })
+      const upstream = await serve(events)
+      const { send, settlement, events: seen } = await app(upstream.url)
+      const response = await send()
+      expect(response.headers.get('Content-Type')).toBe('text/event-stream')
+      // Charged at the estimate while streaming; the headers went out before the usage was known.
+      expect(response.headers.get('X-Quota-Remaining-Tokens')).toBe('9900')
+      expect(await response.text()).toBe(events.join(''))
+      expect(await settlement).toMatchObject({ how: 'usage', estimatedTokens: 100, tokens: 250, events: 4 })
+      expect(await used()).toBe(250)
+      // The adjustment is also an onAdjust, so metrics count streamed tokens as any other.
+      expect(seen.find((e) => e.hook === 'onAdjust')!.event).toMatchObject({
+        estimatedTokens: 100,
+        actualTokens: 250,
+      })
+    })
+
+    it('settles an aborted stream at what was sent, and closes the upstream', async () => {
+      const upstream = await serve(openAiEvents(['a', 'b', 'c']).slice(0, 3), { hold: true })
+      const { send, settlement } = await app(upstream.url)
+      const controller = new AbortController()
+      const response = await send(controller.signal)
+      const reader = response.body!.getReader()
+      expect(await readEvents(reader, 3)).toContain('"c"')
+      controller.abort()
+      expect(await settlement).toMatchObject({ how: 'aborted', estimatedTokens: 100, tokens: 103, events: 3 })
+      await upstream.closed
+      expect(await used()).toBe(103)
+    })
+
+    it('charges the estimate plus one token per data event when no usage event came', async () => {
+      const upstream = await serve(openAiEvents(['one', 'two', 'three', 'four']))
+      const { send, settlement } = await app(upstream.url)
+      await (await send()).text()
+      expect(await settlement).toMatchObject({ how: 'estimated', tokens: 104, events: 4 })
+      expect(await used()).toBe(104)
+    })
+
+    it('takes custom usage and sent readers', async () => {
+      const upstream = await serve(['data: {"n":1}\n\n', 'data: {"n":2,"spent":42}\n\n'])
+      const { send, settlement } = await app(upstream.url, {
+        streamUsage: { usage: (event) => (JSON.parse(event.data) as { spent?: number }).spent },
+      })
+      await (await send()).text()
+      expect(await settlement).toMatchObject({ how: 'usage', tokens: 42 })
+      expect(await used()).toBe(42)
+
+      const silent = await serve(['data: x\n\n', 'data: y\n\n'])
+      const second = await app(silent.url, { streamUsage: { sent: (progress) => progress.bytes } })
+      await (await second.send()).text()
+      expect(await second.settlement).toMatchObject({ how: 'estimated', tokens: 18 })
+      expect(await used()).toBe(42 + 18)
+    })
+
+    it('keeps the estimate and reports it when sent() returns no whole number', async () => {
+      const upstream = await serve(['data: x\n\n'])
+      const { send, settlement, errors } = await app(upstream.url, { streamUsage: { sent: () => -5 } })
+      await (await send()).text()
+      const event = await settlement
+      expect(event).toMatchObject({ how: 'estimated', estimatedTokens: 100 })
+      expect(event.tokens).toBeUndefined()
+      expect(errors.map((e) => e.error)).toEqual([event.error])
+      expect(await used()).toBe(100)
+    })
+
+    it('leaves other responses to actualTokens, and streams alone when streamUsage is off', async () => {
+      const upstream = await serve(openAiEvents(['x'], { prompt: 1, completion: 1 }))
+      const { hooks, events } = recorder()
+      const handler = withTenancy(
+        (request: Request) =>
+          request.url.endsWith('/json')
+            ? Promise.resolve(Response.json({}, { headers: { 'X-Usage-Tokens': '7' } }))
+            : fetch(upstream.url),
+        {
+          quota: {
+            manager,
+            clock,
+            actualTokens: (r) => Number(r.headers.get('X-Usage-Tokens') ?? Number.NaN) || undefined,
+          },
+          hooks,
+        },
+      )
+      const init = { headers: { 'X-Tenant-ID': 'acme', 'X-Token-Count': '100' } }
+      await (await handler(new Request('http://app.test/json', init))).text()
+      expect(await used()).toBe(7)
+      // Off by default: an SSE response is left to actualTokens, which finds no usage header here.
+      await (await handler(new Request('http://app.test/sse', init))).text()
+      expect(events.some((e) => e.hook === 'onSettle')).toBe(false)
+      expect(await used()).toBe(107)
+    })
+
+    it('hands the settlement to the Workers ctx.waitUntil', async () => {
+      const upstream = await serve(openAiEvents(['hi'], { prompt: 5, completion: 1 }))
+      const waited: Promise<unknown>[] = []
+      const ctx = { waitUntil: (promise: Promise<unknown>) => void waited.push(promise) }
+      const handler = withTenancy(
+        (_request: Request, _env: unknown, _ctx: typeof ctx) => fetch(upstream.url),
+        {
+          quota: { manager, clock, streamUsage: true },
+        },
+      )
+      const response = await handler(
+        new Request('http://app.test/', { headers: { 'X-Tenant-ID': 'acme', 'X-Token-Count': '100' } }),
+        {},
+        ctx,
+      )
+      expect(waited).toHaveLength(1)
+      await response.text()
+      await Promise.all(waited)
+      expect(await used()).toBe(6)
+    })
+
+    it('rejects a bad streamUsage option', () => {
+      expectInvalidOption(
+        () => tenantQuota({ manager, streamUsage: 'yes' as never }),
+        'tenantQuota.streamUsage',
+        /boolean/,
+      )
+      expectInvalidOption(
+        () => tenantQuota({ manager, streamUsage: { sent: 3 as never } }),
+        'tenantQuota.streamUsage.sent',
+        /function/,
+      )
+    })
+  },
+)

@@ -1,0 +1,331 @@
+/** One server-sent event, as dispatched by a blank line (WHATWG HTML, "event stream interpretation"). */
+export interface SseEvent {
+  /** The `event:` field; `'message'` when the event named none. */
+  event: string
+  /** The `data:` lines joined with `\n`; `''` when a line of the event was over the line bound (not parsed). */
+  data: string
+  /** The `id:` field of this event, when it had one. */
+  id?: string
+}
+
+/** Token usage an event stream reported, as far as it got. */
+export interface SseTokenUsage {
+  /** Prompt tokens: OpenAI `usage.prompt_tokens`, Anthropic `message_start` `input_tokens`. */
+  inputTokens?: number
+  /** Completion tokens: OpenAI `usage.completion_tokens`, Anthropic `message_delta` `output_tokens`. */
+  outputTokens?: number
+  /** OpenAI `usage.total_tokens`, when reported. */
+  totalTokens?: number
+}
+
+/** How far a stream got: what {@link sseUsage} resolves with once it ended. */
+export interface SseProgress {
+  /**
+   * `'complete'`: the upstream body ended; `'aborted'`: the reader cancelled it (the client went
+   * away); `'errored'`: the upstream body failed mid-stream.
+   */
+  end: 'complete' | 'aborted' | 'errored'
+  /** Tokens the stream's usage event reported (see {@link SseUsageOptions.usage}); `undefined` without one. */
+  tokens: number | undefined
+  /** What the built-in reader found of the OpenAI / Anthropic usage fields, final or partial. */
+  usage: SseTokenUsage
+  /** Events with data passed through, `data: [DONE]` not counted. */
+  events: number
+  /** Bytes passed through to the reader. */
+  bytes: number
+  /** True once `data: [DONE]` went through. */
+  done: boolean
+}
+
+/** Options of {@link sseUsage}. */
+export interface SseUsageOptions {
+  /**
+   * Reads the total tokens from one event; the last event that answers a number wins. Replaces
+   * the built-in reader of OpenAI `usage` and Anthropic `message_start` / `message_delta`.
+   * @default undefined (the built-in reader)
+   */
+  usage?: (event: SseEvent) => number | undefined
+}
+
+/** What {@link sseUsage} answers: the body to send in place of the upstream's, and its outcome. */
+export interface SseUsageStream {
+  /** The same bytes as the upstream body, read from it only as fast as this one is read. */
+  body: ReadableStream<Uint8Array>
+  /** Settles (never rejects) once the body completed, was cancelled or failed. */
+  progress: Promise<SseProgress>
+}
+
+/** Lines longer than this are passed through but not parsed, so one line cannot grow memory. */
+export const MAX_SSE_LINE = 64 * 1024
+
+const LF = 0x0a
+const CR = 0x0d
+const decoder = new TextDecoder()
+
+/**
+ * An incremental `text/event-stream` parser: feed it byte chunks split anywhere, it calls `onEvent`
+ * for each event. CR, LF and CRLF end lines; a line (and an event's data) over
+ * {@link MAX_SSE_LINE} bytes is dropped, its event dispatched with empty data.
+ */
+export class SseParser {
+  // The current line's bytes so far; `lineLength` counts them, `overflow` marks a dropped line.
+  #line: Uint8Array[] = []
+  #lineLength = 0
+  #overflow = false
+  #afterCR = false
+  #data: string[] = []
+  #dataLength = 0
+  #hasData = false
+  #truncated = false
+  #event = ''
+  #id: string | undefined = undefined
+
+  constructor(readonly onEvent: (event: SseEvent) => void) {}
+
+  /** Parses one chunk of the stream. */
+  push(chunk: Uint8Array): void {
+    let start = 0
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]
+      if (byte !== LF && byte !== CR) continue
+      // The LF of a CRLF split across chunks (or right after a CR) ends no second line.
+      if (byte === LF && this.#afterCR && i === start) {
+        this.#afterCR = false
+        start = i + 1
+        continue
+      }
+      this.#take(chunk, start, i)
+      this.#endLine()
+      this.#afterCR = byte === CR
+      start = i + 1
+    }
+    if (start < chunk.length) {
+      this.#afterCR = false
+      this.#take(chunk, start, chunk.length)
+    }
+  }
+
+  #take(chunk: Uint8Array, from: number, to: number): void {
+    if (to <= from || this.#overflow) return
+    if (this.#lineLength + (to - from) > MAX_SSE_LINE) {
+      this.#overflow = true
+      this.#line = []
+      this.#lineLength = 0
+      return
+    }
+    // A copy: the reader may reuse or transfer the chunk once it went through.
+    this.#line.push(chunk.slice(from, to))
+    this.#lineLength += to - from
+  }
+
+  #endLine(): void {
+    if (this.#overflow) {
+      this.#overflow = false
+      // The event still happened (it counts as sent) but its content is not parsed.
+      this.#truncated = true
+      this.#hasData = true
+      return
+    }
+    const parts = this.#line
+    let line: string
+    if (parts.length === 0) line = ''
+    else if (parts.length === 1) line = decoder.decode(parts[0])
+    else {
+      const joined = new Uint8Array(this.#lineLength)
+      let at = 0
+      for (const part of parts) {
+        joined.set(part, at)
+        at += part.length
+      }
+      line = decoder.decode(joined)
+    }
+    this.#line = []
+    this.#lineLength = 0
+    this.#field(line)
+  }
+
+  #field(line: string): void {
+    if (line === '') {
+      this.#dispatch()
+      return
+    }
+    if (line.charCodeAt(0) === 0x3a) return // ':' starts a comment
+    const colon = line.indexOf(':')
+    const name = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.charCodeAt(0) === 0x20) value = value.slice(1)
+    if (name === 'data') {
+      this.#hasData = true
+      if (this.#truncated) return
+      this.#dataLength += value.length + 1
+      if (this.#dataLength > MAX_SSE_LINE) {
+        this.#truncated = true
+        this.#data = []
+        return
+      }
+      this.#data.push(value)
+    } else if (name === 'event') this.#event = value
+    else if (name === 'id' && !value.includes('\0')) this.#id = value
+  }
+
+  #dispatch(): void {
+    if (this.#hasData) {
+      const event: SseEvent = {
+        event: this.#event || 'message',
+        data: this.#truncated ? '' : this.#data.join('\n'),
+      }
+      if (this.#id !== undefined) event.id = this.#id
+      this.onEvent(event)
+    }
+    this.#data = []
+    this.#dataLength = 0
+    this.#hasData = false
+    this.#truncated = false
+    this.#event = ''
+    this.#id = undefined
+  }
+}
+
+function count(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined
+}
+
+/**
+ * Reads the usage fields of one event's JSON into `usage`: OpenAI's `usage` object (present on
+ * the final chunk with `stream_options.include_usage`, `null` on the others), Anthropic's
+ * `message_start` (input tokens) and `message_delta` (cumulative output tokens).
+ */
+export function readUsage(data: string, usage: SseTokenUsage): boolean {
+  // Most events carry no usage: skip their JSON.parse.
+  if (!data.includes('_tokens')) return false
+  let json: unknown
+  try {
+    json = JSON.parse(data)
+  } catch {
+    return false
+  }
+  if (typeof json !== 'object' || json === null) return false
+  const record = json as Record<string, any>
+  const type = record.type
+  const found =
+    type === 'message_start'
+      ? record.message?.usage
+      : typeof record.usage === 'object' && record.usage !== null
+        ? record.usage
+        : undefined
+  if (typeof found !== 'object' || found === null) return false
+  const input = count(found.prompt_tokens ?? found.input_tokens)
+  const output = count(found.completion_tokens ?? found.output_tokens)
+  const total = count(found.total_tokens)
+  if (input === undefined && output === undefined && total === undefined) return false
+  if (input !== undefined) usage.inputTokens = input
+  if (output !== undefined) usage.outputTokens = output
+  if (total !== undefined) usage.totalTokens = total
+  return true
+}
+
+function usageTotal(usage: SseTokenUsage): number {
+  return usage.totalTokens ?? (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0)
+}
+
+/**
+ * True when `response` has a body of media type `text/event-stream` (parameters and case ignored).
+ *
+ * @example
+ * ```ts
+ * if (isEventStream(response)) console.log('streaming')
+ * ```
+ */
+export function isEventStream(response: Response): boolean {
+  if (response.body === null) return false
+  const type = response.headers.get('Content-Type')
+  if (type === null) return false
+  const semicolon = type.indexOf(';')
+  return (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase() === 'text/event-stream'
+}
+
+/**
+ * Passes an SSE body through unchanged and reads its token usage on the way: the returned body
+ * pulls from the upstream only when it is read (backpressure is kept, nothing is buffered beyond
+ * the current line), and `progress` settles when the body completed, was cancelled by its reader
+ * (the client went away) or failed.
+ *
+ * @example
+ * ```ts
+ * const { body, progress } = sseUsage(upstream.body!)
+ * progress.then(({ tokens, end }) => console.log(end, tokens))
+ * return new Response(body, upstream)
+ * ```
+ */
+export function sseUsage(
+  upstream: ReadableStream<Uint8Array>,
+  options: SseUsageOptions = {},
+): SseUsageStream {
+  const reader = upstream.getReader()
+  const custom = options.usage
+  const state: SseProgress = {
+    end: 'complete',
+    tokens: undefined,
+    usage: {},
+    events: 0,
+    bytes: 0,
+    done: false,
+  }
+  let found = false
+  const parser = new SseParser((event) => {
+    if (event.data === '[DONE]') {
+      state.done = true
+      return
+    }
+    state.events++
+    if (custom !== undefined) {
+      // A throwing `usage` callback must not break the body: that event reports nothing.
+      try {
+        const tokens = custom(event)
+        if (tokens !== undefined) state.tokens = tokens
+      } catch {}
+    } else if (readUsage(event.data, state.usage)) found = true
+  })
+  let settle!: (progress: SseProgress) => void
+  const progress = new Promise<SseProgress>((resolve) => {
+    settle = resolve
+  })
+  let settled = false
+  const end = (how: SseProgress['end']) => {
+    if (settled) return
+    settled = true
+    state.end = how
+    if (found) state.tokens = usageTotal(state.usage)
+    settle(state)
+  }
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let read: Awaited<ReturnType<typeof reader.read>>
+        try {
+          read = await reader.read()
+        } catch (error) {
+          end('errored')
+          controller.error(error)
+          return
+        }
+        if (read.done) {
+          end('complete')
+          controller.close()
+          return
+        }
+        const chunk = read.value
+        state.bytes += chunk.byteLength
+        parser.push(chunk)
+        controller.enqueue(chunk)
+      },
+      cancel(reason) {
+        end('aborted')
+        return reader.cancel(reason)
+      },
+    },
+    // No queue of our own: a chunk is read from the upstream only when the reader asks for one.
+    { highWaterMark: 0 },
+  )
+  return { body, progress }
+}
