@@ -190,6 +190,33 @@ export const t = (tenant: string, headers: Record<string, string> = {}): Request
   headers: { 'X-Tenant-ID': tenant, ...headers },
 })
 
+/** OpenAI-style chat completion chunks, one per word, then the usage chunk (if any) and `[DONE]`. */
+function sseEvents(words: string[], usage?: Record<string, number>): string[] {
+  const chunk = (body: object) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', ...body })}\n\n`
+  const events = words.map((word) => chunk({ choices: [{ delta: { content: word } }], usage: null }))
+  if (usage) events.push(chunk({ choices: [], usage }))
+  events.push('data: [DONE]\n\n')
+  return events
+}
+
+/** A `text/event-stream` response giving one event per read; `hold` leaves it open after them. */
+function sseResponse(events: string[], hold = false): Response {
+  const encoder = new TextEncoder()
+  let next = 0
+  const body = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        const event = events[next++]
+        if (event !== undefined) controller.enqueue(encoder.encode(event))
+        else if (!hold) controller.close()
+        // Held: a pull that enqueues nothing is not called again, so the stream stays open.
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
+}
+
 /** The @tenant/fetch cases: resolution, refusals, stage order, headers, failures, adjustment, hooks. */
 export const portableCases: PortableCase[] = [
   {
@@ -371,6 +398,59 @@ export const portableCases: PortableCase[] = [
         equal(response.headers.get('X-Quota-Remaining-Tokens'), '750', 'remaining after adjust')
         equal((await quotas.peek('acme')).windows[0]?.used.tokens, 250, 'charged tokens')
       })
+    },
+  },
+  {
+    name: 'settles a streamed (SSE) response at its usage event once the body was read',
+    async run(transport) {
+      const { options, quotas } = await world()
+      const events = sseEvents(['Hel', 'lo'], {
+        prompt_tokens: 120,
+        completion_tokens: 30,
+        total_tokens: 150,
+      })
+      let settled!: (tokens: number | undefined) => void
+      const settlement = new Promise<number | undefined>((resolve) => {
+        settled = resolve
+      })
+      const handler = withTenancy(async () => sseResponse(events), {
+        ...options,
+        quota: { manager: quotas, streamUsage: true },
+        hooks: { onSettle: (event) => settled(event.tokens) },
+      })
+      await serving(transport, handler, async (send) => {
+        const response = await send('/v1/chat/completions', t('acme', { 'X-Token-Count': '100' }))
+        equal(response.headers.get('Content-Type'), 'text/event-stream', 'content type')
+        equal(await response.text(), events.join(''), 'body passed through unchanged')
+        equal(await settlement, 150, 'settled at the usage event')
+        equal((await quotas.peek('acme')).windows[0]?.used.tokens, 150, 'charged tokens')
+      })
+    },
+  },
+  {
+    name: 'settles an aborted stream at what was sent, under the Workers ctx.waitUntil',
+    async run() {
+      const { options, quotas } = await world()
+      const waited: Promise<unknown>[] = []
+      const ctx = { waitUntil: (promise: Promise<unknown>) => void waited.push(promise) }
+      // A model still generating: three deltas, then nothing until the client goes away.
+      const held = async (_request: Request, _env: object, _ctx: typeof ctx) =>
+        sseResponse(sseEvents(['a', 'b', 'c']).slice(0, 3), true)
+      const handler = withTenancy(held, {
+        ...options,
+        quota: { manager: quotas, streamUsage: true },
+      })
+      const request = new Request(
+        'http://tenant.test/v1/chat/completions',
+        t('acme', { 'X-Token-Count': '100' }),
+      )
+      const response = await handler(request, {}, ctx)
+      equal(waited.length, 1, 'settlement handed to waitUntil')
+      const reader = response.body!.getReader()
+      for (let i = 0; i < 3; i++) await reader.read()
+      await reader.cancel('client went away')
+      await Promise.all(waited)
+      equal((await quotas.peek('acme')).windows[0]?.used.tokens, 103, 'estimate plus one token per event')
     },
   },
   {

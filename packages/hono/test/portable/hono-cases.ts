@@ -8,6 +8,7 @@ import { InMemoryConfigManager, InMemoryQuotaManager, ManualClock } from '@tenan
 import { equal, expectProblem, type PortableCase, serving, t } from '@tenant/fetch/testing'
 import { Hono } from 'hono'
 import { jwt, sign } from 'hono/jwt'
+import { streamSSE } from 'hono/streaming'
 import { currentTenantId, type TenantEnv, tenancy } from '../../src/index'
 
 const SECRET = 'portable-suite-secret-of-32-bytes!'
@@ -42,7 +43,62 @@ async function app() {
   return (request: Request) => Promise.resolve(root.fetch(request))
 }
 
+/** A Hono app streaming an OpenAI-style completion with `streamSSE`, its quota settled by streamUsage. */
+async function streamingApp() {
+  const clock = new ManualClock(Date.UTC(2026, 2, 10, 9, 30, 15))
+  const configs = new InMemoryConfigManager({ clock })
+  await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', tokens: 1000 }] } })
+  const quotas = new InMemoryQuotaManager(configs, { clock })
+  const app = new Hono<TenantEnv>()
+    .use(tenancy({ configManager: configs, quota: { manager: quotas, streamUsage: true }, clock }))
+    .post('/v1/chat/completions', (c) =>
+      streamSSE(c, async (stream) => {
+        for (const word of ['Hel', 'lo'])
+          await stream.writeSSE({ data: JSON.stringify({ choices: [{ delta: { content: word } }] }) })
+        await stream.writeSSE({
+          data: JSON.stringify({
+            choices: [],
+            usage: { prompt_tokens: 40, completion_tokens: 2, total_tokens: 42 },
+          }),
+        })
+        await stream.writeSSE({ data: '[DONE]' })
+      }),
+    )
+  return { app, quotas }
+}
+
 export const honoCases: PortableCase[] = [
+  {
+    name: 'hono: streamUsage settles a streamSSE response at its usage event, under c.executionCtx.waitUntil',
+    async run(transport) {
+      const { app, quotas } = await streamingApp()
+      const init = { method: 'POST', ...t('acme', { 'X-Token-Count': '100' }) }
+      const used = async () => (await quotas.peek('acme')).windows[0]?.used.tokens
+      // Over the runtime's server: no execution context (c.executionCtx throws; the adapter copes).
+      await serving(
+        transport,
+        (request) => Promise.resolve(app.fetch(request)),
+        async (send) => {
+          const response = await send('/v1/chat/completions', init)
+          equal(response.headers.get('Content-Type'), 'text/event-stream', 'content type')
+          equal((await response.text()).includes('"total_tokens":42'), true, 'usage event passed through')
+        },
+      )
+      // A Workers-style call: the settlement goes to ctx.waitUntil.
+      const waited: Promise<unknown>[] = []
+      const ctx = {
+        waitUntil: (p: Promise<unknown>) => void waited.push(p),
+        passThroughOnException() {},
+        props: {},
+      }
+      const response = await app.fetch(new Request('http://tenant.test/v1/chat/completions', init), {}, ctx)
+      await response.text()
+      equal(waited.length, 1, 'settlement handed to waitUntil')
+      await Promise.all(waited)
+      // Both settled at 42 (the first one's settlement ran as its body was read).
+      equal(await used(), 84, 'charged tokens')
+    },
+  },
   {
     name: 'hono: tenancy() sets c.var.tenantId, c.var.tenant and currentTenantId(); health stays outside',
     async run(transport) {
