@@ -217,6 +217,102 @@ function sseResponse(events: string[], hold = false): Response {
   return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
 }
 
+/** Makes the quota manager under test over the case's configs and clock. */
+export type QuotaManagerFactory = (
+  configs: InMemoryConfigManager,
+  clock: ManualClock,
+) => QuotaManager | Promise<QuotaManager>
+
+const inMemoryQuotas: QuotaManagerFactory = (configs, clock) => new InMemoryQuotaManager(configs, { clock })
+
+// Ahead of the wall clock, as core's conformance suites are: a store that expires its state by the
+// real time (a Durable Object's storage) would drop windows from the past.
+const STREAM_START = Date.UTC(2030, 2, 14, 9, 26, 15)
+
+async function streamWorld(make: QuotaManagerFactory, hooks?: TenancyHooks) {
+  const clock = new ManualClock(STREAM_START)
+  const configs = new InMemoryConfigManager({ clock })
+  // A tenant of its own: a shared store (Redis, a Durable Object) keeps other cases' usage.
+  const tenant = `stream-${crypto.randomUUID().slice(0, 8)}`
+  await configs.setTenantConfig({ id: tenant, quota: { limits: [{ window: 'minute', tokens: 1000 }] } })
+  const quotas = await make(configs, clock)
+  const options: TenancyOptions = {
+    configManager: configs,
+    quota: { manager: quotas, streamUsage: true },
+    clock,
+    ...(hooks && { hooks }),
+  }
+  const used = async () => (await quotas.peek(tenant)).windows[0]?.used.tokens
+  return { tenant, options, used }
+}
+
+/**
+ * The quota stage's `streamUsage` cases over a quota manager (core's in-memory one by default):
+ * a streamed response settled at its usage event once read, and an aborted one settled at what was
+ * sent under the Workers `ctx.waitUntil`. Stores run them with their own manager.
+ *
+ * @example
+ * ```ts
+ * for (const testCase of streamUsageCases((configs, clock) => new RedisQuotaManager(configs, { redis, clock })))
+ *   it(testCase.name, () => testCase.run(inProcess))
+ * ```
+ */
+export function streamUsageCases(make: QuotaManagerFactory = inMemoryQuotas): PortableCase[] {
+  return [
+    {
+      name: 'settles a streamed (SSE) response at its usage event once the body was read',
+      async run(transport) {
+        let settled!: (tokens: number | undefined) => void
+        const settlement = new Promise<number | undefined>((resolve) => {
+          settled = resolve
+        })
+        const { tenant, options, used } = await streamWorld(make, {
+          onSettle: (event) => settled(event.tokens),
+        })
+        const events = sseEvents(['Hel', 'lo'], {
+          prompt_tokens: 120,
+          completion_tokens: 30,
+          total_tokens: 150,
+        })
+        await serving(
+          transport,
+          withTenancy(async () => sseResponse(events), options),
+          async (send) => {
+            const response = await send('/v1/chat/completions', t(tenant, { 'X-Token-Count': '100' }))
+            equal(response.headers.get('Content-Type'), 'text/event-stream', 'content type')
+            equal(response.headers.get('X-Quota-Remaining-Tokens'), '900', 'the estimate charged up front')
+            equal(await response.text(), events.join(''), 'body passed through unchanged')
+            equal(await settlement, 150, 'settled at the usage event')
+            equal(await used(), 150, 'charged tokens')
+          },
+        )
+      },
+    },
+    {
+      name: 'settles an aborted stream at what was sent, under the Workers ctx.waitUntil',
+      async run() {
+        const { tenant, options, used } = await streamWorld(make)
+        const waited: Promise<unknown>[] = []
+        const ctx = { waitUntil: (promise: Promise<unknown>) => void waited.push(promise) }
+        // A model still generating: three deltas, then nothing until the client goes away.
+        const held = async (_request: Request, _env: object, _ctx: typeof ctx) =>
+          sseResponse(sseEvents(['a', 'b', 'c']).slice(0, 3), true)
+        const request = new Request(
+          'http://tenant.test/v1/chat/completions',
+          t(tenant, { 'X-Token-Count': '100' }),
+        )
+        const response = await withTenancy(held, options)(request, {}, ctx)
+        equal(waited.length, 1, 'settlement handed to waitUntil')
+        const reader = response.body!.getReader()
+        for (let i = 0; i < 3; i++) await reader.read()
+        await reader.cancel('client went away')
+        await Promise.all(waited)
+        equal(await used(), 103, 'estimate plus one token per event')
+      },
+    },
+  ]
+}
+
 /** The @tenant/fetch cases: resolution, refusals, stage order, headers, failures, adjustment, hooks. */
 export const portableCases: PortableCase[] = [
   {
@@ -400,59 +496,7 @@ export const portableCases: PortableCase[] = [
       })
     },
   },
-  {
-    name: 'settles a streamed (SSE) response at its usage event once the body was read',
-    async run(transport) {
-      const { options, quotas } = await world()
-      const events = sseEvents(['Hel', 'lo'], {
-        prompt_tokens: 120,
-        completion_tokens: 30,
-        total_tokens: 150,
-      })
-      let settled!: (tokens: number | undefined) => void
-      const settlement = new Promise<number | undefined>((resolve) => {
-        settled = resolve
-      })
-      const handler = withTenancy(async () => sseResponse(events), {
-        ...options,
-        quota: { manager: quotas, streamUsage: true },
-        hooks: { onSettle: (event) => settled(event.tokens) },
-      })
-      await serving(transport, handler, async (send) => {
-        const response = await send('/v1/chat/completions', t('acme', { 'X-Token-Count': '100' }))
-        equal(response.headers.get('Content-Type'), 'text/event-stream', 'content type')
-        equal(await response.text(), events.join(''), 'body passed through unchanged')
-        equal(await settlement, 150, 'settled at the usage event')
-        equal((await quotas.peek('acme')).windows[0]?.used.tokens, 150, 'charged tokens')
-      })
-    },
-  },
-  {
-    name: 'settles an aborted stream at what was sent, under the Workers ctx.waitUntil',
-    async run() {
-      const { options, quotas } = await world()
-      const waited: Promise<unknown>[] = []
-      const ctx = { waitUntil: (promise: Promise<unknown>) => void waited.push(promise) }
-      // A model still generating: three deltas, then nothing until the client goes away.
-      const held = async (_request: Request, _env: object, _ctx: typeof ctx) =>
-        sseResponse(sseEvents(['a', 'b', 'c']).slice(0, 3), true)
-      const handler = withTenancy(held, {
-        ...options,
-        quota: { manager: quotas, streamUsage: true },
-      })
-      const request = new Request(
-        'http://tenant.test/v1/chat/completions',
-        t('acme', { 'X-Token-Count': '100' }),
-      )
-      const response = await handler(request, {}, ctx)
-      equal(waited.length, 1, 'settlement handed to waitUntil')
-      const reader = response.body!.getReader()
-      for (let i = 0; i < 3; i++) await reader.read()
-      await reader.cancel('client went away')
-      await Promise.all(waited)
-      equal((await quotas.peek('acme')).windows[0]?.used.tokens, 103, 'estimate plus one token per event')
-    },
-  },
+  ...streamUsageCases(),
   {
     name: 'fires hooks with the status sent, and survives a throwing hook',
     async run(transport) {
