@@ -27,6 +27,7 @@ import { timingSafeEqual } from 'hono/utils/buffer'
 import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
+import { chatRoutes } from './routes/chat'
 import { resourceRoutes } from './routes/resources'
 
 /** Everything the app needs; each runtime's entry builds these from its own storage. */
@@ -82,7 +83,8 @@ export type App = ReturnType<typeof createApp>
  *   `Authorization: Bearer <token>`.
  * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> rate limit -> quota
  *   (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the resource routes, which
- *   can only reach the caller's tenant's rows.
+ *   can only reach the caller's tenant's rows, and the streaming `POST /chat/completions`, whose
+ *   tokens are settled at the stream's usage event.
  *
  * @example
  * ```ts
@@ -170,12 +172,14 @@ export function createApp(deps: AppDeps) {
       configManager: withPlans(deps.configs, deps.plans),
       policy: deps.policy,
       rateLimit: deps.rateLimiter,
-      quota: deps.quotas,
+      // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers).
+      quota: { manager: deps.quotas, streamUsage: true },
       clock: deps.clock,
       hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],
     }),
   )
   api.route('/resources', resourceRoutes(deps.resources))
+  api.route('/chat', chatRoutes())
   app.route('/api/v1', api)
 
   app.notFound((c) => problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`))

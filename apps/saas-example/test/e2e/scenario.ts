@@ -459,6 +459,30 @@ export function describeScenario(target: Target): void {
       ])
     })
 
+    it('streams a chat completion and settles its tokens at the usage chunk', async () => {
+      const created = await call('POST', '/admin/tenants', {
+        admin: true,
+        body: { id: 'streamer', quota: { limits: [{ window: 'day', tokens: 10_000 }] } },
+      })
+      expect(created.status).toBe(201)
+      const chat = await call('POST', '/api/v1/chat/completions', {
+        tenant: 'streamer',
+        headers: { 'X-Token-Count': '100' },
+        body: { model: 'small-model', messages: [{ role: 'user', content: 'stream me' }], stream: true },
+      })
+      expect(chat.status).toBe(200)
+      expect(chat.headers.get('Content-Type')).toBe('text/event-stream')
+      // Charged at X-Token-Count while the answer streamed.
+      expect(chat.headers.get('X-Quota-Remaining-Tokens')).toBe('9900')
+      expect(chat.text).toContain('"content":"You "')
+      expect(chat.text).toContain('"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}')
+      expect(chat.text.endsWith('data: [DONE]\n\n')).toBe(true)
+      // The settlement runs as the stream ends (on Workers under waitUntil), not before the response.
+      const used = async () =>
+        (await call('GET', '/admin/tenants/streamer/usage', { admin: true })).body.windows?.[0]?.used
+      await expect.poll(used, { timeout: 5_000 }).toEqual({ requests: 1, tokens: 7 })
+    })
+
     it('counts the traffic in /metrics', async () => {
       const { text } = await call('GET', '/metrics')
       const value = (series: string) => {

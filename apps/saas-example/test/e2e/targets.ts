@@ -151,6 +151,7 @@ export function postgresRedisTarget(runtime: Runtime): Target {
           `{${p}:quota:metered}:f`,
           `{${p}:quota:on-plan-2}:f`,
           `{${p}:quota:on-plan}:f`,
+          `{${p}:quota:streamer}:f`,
           `{${p}:rate:bursty}:b`,
         ])
       })
@@ -189,10 +190,10 @@ export function workerdTarget(): Target {
     name: 'workerd (wrangler dev): D1, Durable Object limits',
     extra() {
       it('kept the quota and rate-limit state in one Durable Object per limited tenant', async () => {
-        // beta, metered and the two tenants on a plan have quotas, bursty a rate limit; alpha has
-        // neither and costs no call.
+        // beta, metered, streamer and the two tenants on a plan have quotas, bursty a rate limit;
+        // alpha has neither and costs no call.
         const objects = await readdir(join(persist, 'v3/do/saas-example-TenantQuotaObject'))
-        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(5)
+        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(6)
       })
     },
     async start() {

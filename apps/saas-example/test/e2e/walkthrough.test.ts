@@ -59,6 +59,12 @@ it('runs the README walkthrough with the documented answers', async () => {
   expect(stdout).toMatch(/^x-quota-remaining-requests: 2\r?\n(.*\n)*x-quota-remaining-requests: 98\r?$/m)
   expect(stdout).toContain('"planId":"starter","actor":"admin","action":"plan.update"')
   expect(stdout).toContain('"code":"plan_in_use"')
+  // The streamed chat completion, and acme's tokens settled at its usage chunk: 400 + 5.
+  expect(stdout).toContain('"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}')
+  expect(stdout).toMatch(/^data: \[DONE\]$/m)
+  expect(stdout).toMatch(
+    /"tenantId":"acme","windows":\[\{"window":"day".*"used":\{"requests":\d+,"tokens":405\}/,
+  )
   expect(stdout).toMatch(/^200 200$/m)
   expect(stdout).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r?$/m)
   expect(stdout).toMatch(/^retry-after: [1-9]\d*\r?$/m)
