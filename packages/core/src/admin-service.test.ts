@@ -50,6 +50,7 @@ describe('AdminService.create', () => {
       plan: null,
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: { plan: 'pro' },
       createdAt: T0,

@@ -41,6 +41,7 @@ describe('plan schemas', () => {
       id: 'free',
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: {},
     })
