@@ -34,6 +34,7 @@ export class Admission implements TenantState {
   #headers: (readonly [string, string][])[] | undefined = undefined
   #merged: readonly [string, string][] | undefined = undefined
   #finishers: Finisher[] | undefined = undefined
+  #abandoners: (() => void)[] | undefined = undefined
   #clock: Clock | undefined = undefined
   #now = 0
 
@@ -73,6 +74,33 @@ export class Admission implements TenantState {
   onResponse(finish: Finisher): void {
     this.#finishers ??= []
     this.#finishers.push(finish)
+  }
+
+  /**
+   * Registers work to run if the request is given up after this stage admitted it: a later stage
+   * refused it, a stage or the handler threw, or a finisher failed. The concurrency stage frees
+   * its slot here; what it holds would otherwise stay taken until its lease expired.
+   */
+  onAbandon(abandon: () => void): void {
+    this.#abandoners ??= []
+    this.#abandoners.push(abandon)
+  }
+
+  /**
+   * Runs the {@link onAbandon} callbacks, once (later calls do nothing); called by the hosts. A
+   * callback that throws does not stop the others.
+   */
+  abandon(): void {
+    const abandoners = this.#abandoners
+    if (abandoners === undefined) return
+    this.#abandoners = undefined
+    for (const abandon of abandoners) {
+      try {
+        abandon()
+      } catch {
+        // Each callback reports its own failures; the request is already being given up.
+      }
+    }
   }
 
   /** True when something must happen after the handler: headers to write or finishers to run. */
@@ -208,11 +236,22 @@ function runFrom(
   admission: Admission,
 ): Admission | Response | Promise<Admission | Response> {
   for (let i = from; i < stages.length; i++) {
-    const step = stages[i]!.run(admission)
+    let step: StageStep
+    try {
+      step = stages[i]!.run(admission)
+    } catch (error) {
+      admission.abandon()
+      throw error
+    }
     if (step === undefined) continue
     if (isThenable(step)) {
-      return step.then((refused) =>
-        refused === undefined ? runFrom(stages, i + 1, admission) : refusal(admission, refused),
+      return step.then(
+        (refused) =>
+          refused === undefined ? runFrom(stages, i + 1, admission) : refusal(admission, refused),
+        (error: unknown) => {
+          admission.abandon()
+          throw error
+        },
       )
     }
     return refusal(admission, step)
@@ -221,8 +260,10 @@ function runFrom(
 }
 
 // A refusal carries the headers of the stages that admitted the request before it, as it would
-// going out through them one by one (the rate limit's fields on a quota refusal).
+// going out through them one by one (the rate limit's fields on a quota refusal). What those
+// stages hold for the request (a concurrency slot) is given back.
 function refusal(admission: Admission, response: Response): Response {
+  admission.abandon()
   return admission.pending ? withHeaders(response, admission.headers()) : response
 }
 
@@ -258,9 +299,15 @@ function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   const downstream = outcome.scoped ? runWithTenantId(outcome.tenantId, () => next(request)) : next(request)
   // Nothing to add: the handler's own promise, without a step of ours.
   if (!outcome.pending) return downstream
-  return downstream.then((response) => {
-    const finished = outcome.finish(response)
-    if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
-    return withHeaders(finished, outcome.headers())
-  })
+  return downstream
+    .then((response) => {
+      const finished = outcome.finish(response)
+      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
+      return withHeaders(finished, outcome.headers())
+    })
+    .catch((error: unknown) => {
+      // The handler or a finisher threw: no response will carry the request to its end.
+      outcome.abandon()
+      throw error
+    })
 }

@@ -7,6 +7,12 @@
 export { Admission, type ChainStage, decide, type Finisher, fetchChain, type StageStep } from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
+  type ConcurrencyOptions,
+  concurrencyStage,
+  releaseWhenSent,
+  tenantConcurrency,
+} from './concurrency'
+export {
   currentTenantId,
   getTenant,
   getTenantId,
@@ -34,6 +40,7 @@ export {
 } from './headers'
 export type {
   AdjustEvent,
+  ConcurrencyEvent,
   ErrorInfo,
   PolicyEvent,
   QuotaEvent,
