@@ -492,6 +492,7 @@ describe('adminRoutes plans', () => {
       id: 'pro',
       quota: { limits: [{ window: 'day', requests: 100 }] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: { tier: 2 },
       createdAt: T0,
