@@ -9,7 +9,6 @@ export { applyMiddleware, compose } from './compose'
 export {
   type ConcurrencyOptions,
   concurrencyStage,
-  releaseWhenSent,
   tenantConcurrency,
 } from './concurrency'
 export {
