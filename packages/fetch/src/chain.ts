@@ -34,6 +34,7 @@ export class Admission implements TenantState {
   #headers: (readonly [string, string][])[] | undefined = undefined
   #merged: readonly [string, string][] | undefined = undefined
   #finishers: Finisher[] | undefined = undefined
+  #lastCount = 0
   #abandoners: (() => void)[] | undefined = undefined
   #clock: Clock | undefined = undefined
   #now = 0
@@ -69,11 +70,17 @@ export class Admission implements TenantState {
    * Registers work to run once the handler answered, before the response leaves (the quota's
    * `actualTokens` adjustment). Finishers run in the order the stages registered them, each on
    * the response the one before left; one may answer a replacement response (a stage that must
-   * act when the body has been sent wraps the body in a stream that tells it).
+   * act when the body has been sent wraps the body in a stream that tells it). With `last`, it
+   * runs after every finisher registered without it, in the order of those with it.
    */
-  onResponse(finish: Finisher): void {
+  onResponse(finish: Finisher, options?: { last?: boolean }): void {
     this.#finishers ??= []
-    this.#finishers.push(finish)
+    // `last`: after every other finisher, whichever stage registered it (the concurrency stage
+    // wraps the body that goes out, after any finisher that reads or replaces it).
+    if (options?.last === true) {
+      this.#lastCount++
+      this.#finishers.push(finish)
+    } else this.#finishers.splice(this.#finishers.length - this.#lastCount, 0, finish)
   }
 
   /**

@@ -195,6 +195,25 @@ describe('tenantConcurrency', () => {
     expect(await limiter.inFlight('acme')).toBe(0)
   })
 
+  it('keeps the slot while only a finisher (actualTokens reading a clone) has read the body', async () => {
+    await configs.setTenantConfig({
+      id: 'acme',
+      concurrency: { maxInFlight: 1 },
+      quota: { limits: [{ window: 'minute', tokens: 1000 }] },
+    })
+    const quota = {
+      manager: new InMemoryQuotaManager(configs, { clock }),
+      actualTokens: async (response: Response) => Number(await response.clone().text()),
+    }
+    const mw = chain({ quota, clock })
+    const response = await mw(req('/', { tenant: 'acme' }), async () => new Response('7'))
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(1)
+    expect(await response.text()).toBe('7')
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
   it('does not count tenants without a cap', async () => {
     const { next } = streaming()
     for (let i = 0; i < 5; i++) expect((await chain()(req('/', { tenant: 'free' }), next)).status).toBe(200)

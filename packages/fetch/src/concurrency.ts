@@ -164,7 +164,8 @@ function holdUntilDone(
     }
     signal.addEventListener('abort', release, { once: true })
   }
-  admission.onResponse((response) => releaseWhenSent(response, release))
+  // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
+  admission.onResponse((response) => releaseWhenSent(response, release), { last: true })
 }
 
 /**
