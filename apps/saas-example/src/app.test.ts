@@ -1,12 +1,43 @@
 // createApp in the test process (the e2e suites cover the same routes through real servers): the
 // options and failure paths that need a particular wiring, a real broken database, or a JWT.
+
+import { AdminService } from '@tenant/core'
 import { sign } from 'hono/jwt'
 import { describe, expect, it } from 'vitest'
 import { inProcessApp } from '../test/in-process'
 import type { ResourceStore } from './db/resource-store'
+import { seedDemoTenants } from './demo-tenants'
 import { MAX_BODY_BYTES } from './routes/resources'
 
 describe('createApp', () => {
+  it('caps requests in flight by plan (free: 4) and shows and resets them on the admin plane', async () => {
+    const t = await inProcessApp()
+    const admin = new AdminService({ store: t.deps.configs, plans: t.deps.plans, auditLog: t.deps.auditLog })
+    await seedDemoTenants(admin)
+    // Bodies left unread: each request is still being sent, so it holds its slot.
+    const held: Response[] = []
+    for (let i = 0; i < 4; i++) {
+      const response = await t.request('GET', '/api/v1/resources', { tenant: 'demo-free' })
+      expect(response.status).toBe(200)
+      held.push(response)
+    }
+    const refused = await t.request('GET', '/api/v1/resources', { tenant: 'demo-free' })
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('Retry-After')).toBe('1')
+    expect(await refused.json()).toMatchObject({ code: 'tenant_concurrency_limited', limit: 4 })
+    const inFlight = await t.request('GET', '/admin/tenants/demo-free/in-flight', { admin: true })
+    expect(await inFlight.json()).toEqual({ tenantId: 'demo-free', inFlight: 4, maxInFlight: null })
+    await held[0]!.text()
+    await Promise.resolve()
+    expect((await t.request('GET', '/api/v1/resources', { tenant: 'demo-free' })).status).toBe(200)
+    const reset = await t.request('POST', '/admin/tenants/demo-free/in-flight/reset', { admin: true })
+    expect(await reset.json()).toMatchObject({ inFlight: 0 })
+    // The pro plan's cap is 50.
+    for (let i = 0; i < 5; i++) {
+      expect((await t.request('GET', '/api/v1/resources', { tenant: 'demo-pro' })).status).toBe(200)
+    }
+  })
+
   it('answers unknown routes with a problem, outside the tenant chain', async () => {
     const t = await inProcessApp()
     const response = await t.request('GET', '/nowhere')

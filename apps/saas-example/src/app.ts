@@ -4,6 +4,7 @@ import {
   type AuditedTenantStore,
   type AuditLog,
   type Clock,
+  type ConcurrencyLimiter,
   type ConfigManager,
   isTenantError,
   type PlanStore,
@@ -45,6 +46,12 @@ export interface AppDeps {
   quotas: QuotaManager
   /** Token-bucket rate limits (in memory, Redis or Durable Objects), over the effective configs. */
   rateLimiter: RateLimiter
+  /**
+   * Requests in flight per tenant (in memory, Redis or Durable Objects), capped at the effective
+   * `concurrency.maxInFlight`; also the admin plane's `/in-flight` routes.
+   * @default undefined (no cap)
+   */
+  concurrency?: ConcurrencyLimiter
   /** Model, tool, method and path allow-lists, over the effective configs. */
   policy: PolicyEvaluator
   /** The tenant-scoped data access of `/api/v1/resources`. */
@@ -81,7 +88,7 @@ export type App = ReturnType<typeof createApp>
  * - `/health`, `/metrics`: outside the tenant chain.
  * - `/admin/*`: the toolkit's admin plane (`adminRoutes`: tenants and plans) behind
  *   `Authorization: Bearer <token>`.
- * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> rate limit -> quota
+ * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> concurrency -> rate limit -> quota
  *   (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the resource routes, which
  *   can only reach the caller's tenant's rows, and the streaming `POST /chat/completions`, whose
  *   tokens are settled at the stream's usage event.
@@ -152,6 +159,7 @@ export function createApp(deps: AppDeps) {
       plans: deps.plans,
       auditLog: deps.auditLog,
       quotas: deps.quotas,
+      ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
     })
     app.route(
       '/admin',
@@ -171,6 +179,7 @@ export function createApp(deps: AppDeps) {
       // Effective configs: a tenant's own config over its plan's; a plan change applies at once.
       configManager: withPlans(deps.configs, deps.plans),
       policy: deps.policy,
+      ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
       rateLimit: deps.rateLimiter,
       // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers).
       quota: { manager: deps.quotas, streamUsage: true },

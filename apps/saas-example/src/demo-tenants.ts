@@ -1,8 +1,8 @@
 import { type AdminService, isTenantError, type PlanConfigInput, type TenantConfigInput } from '@tenant/core'
 
 /**
- * The two demo plans of `--seed` / `pnpm seed`: free (small quotas, one cheap model) and pro (large
- * quotas, every model). A tenant on a plan inherits its limits; changing a plan changes them for
+ * The two demo plans of `--seed` / `pnpm seed`: free (small quotas, one cheap model, 4 requests in
+ * flight) and pro (large quotas, every model, 50 in flight). A tenant on a plan inherits its limits; changing a plan changes them for
  * every tenant on it.
  */
 export const demoPlans: readonly PlanConfigInput[] = [
@@ -15,6 +15,7 @@ export const demoPlans: readonly PlanConfigInput[] = [
       ],
     },
     rateLimit: { requestsPerSecond: 2, burst: 5 },
+    concurrency: { maxInFlight: 4 },
     policy: { allowedModels: ['gpt-4o-mini'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
     metadata: { name: 'Free' },
   },
@@ -27,6 +28,7 @@ export const demoPlans: readonly PlanConfigInput[] = [
       ],
     },
     rateLimit: { requestsPerSecond: 50, burst: 100 },
+    concurrency: { maxInFlight: 50 },
     metadata: { name: 'Pro' },
   },
 ]

@@ -1,5 +1,7 @@
 import {
   type Clock,
+  type ConcurrencyLimiter,
+  InMemoryConcurrencyLimiter,
   InMemoryQuotaManager,
   type QuotaManager,
   type QuotaProvider,
@@ -8,13 +10,15 @@ import {
   SlidingWindowQuotaManager,
   TokenBucketRateLimiter,
 } from '@tenant/core'
-import { RedisQuotaManager, RedisRateLimiter } from '@tenant/redis'
+import { RedisConcurrencyLimiter, RedisQuotaManager, RedisRateLimiter } from '@tenant/redis'
 import type { Redis } from 'ioredis'
 
-/** The two stores of the chain's rate-limit and quota stages. */
+/** The stores of the chain's concurrency, rate-limit and quota stages. */
 export interface Limits {
   quotas: QuotaManager
   rateLimiter: RateLimiter
+  /** In-flight counts against each tenant's `concurrency.maxInFlight` (free plan 4, pro 50). */
+  concurrency: ConcurrencyLimiter
 }
 
 /** Where the limits come from: the tenant config store. */
@@ -40,6 +44,7 @@ export function memoryLimits(
         ? new SlidingWindowQuotaManager(provider, clock)
         : new InMemoryQuotaManager(provider, clock),
     rateLimiter: new TokenBucketRateLimiter(provider, clock),
+    concurrency: new InMemoryConcurrencyLimiter(),
   }
 }
 
@@ -67,6 +72,11 @@ export function redisLimits(
     rateLimiter: new RedisRateLimiter(provider, {
       redis: options.redis,
       prefix: `${options.prefix}:rate`,
+      ...clock,
+    }),
+    concurrency: new RedisConcurrencyLimiter({
+      redis: options.redis,
+      prefix: `${options.prefix}:concurrency`,
       ...clock,
     }),
   }

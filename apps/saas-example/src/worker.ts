@@ -1,4 +1,9 @@
-import { DurableObjectQuotaManager, DurableObjectRateLimiter, TenantQuotaObject } from '@tenant/cloudflare'
+import {
+  DurableObjectConcurrencyLimiter,
+  DurableObjectQuotaManager,
+  DurableObjectRateLimiter,
+  TenantQuotaObject,
+} from '@tenant/cloudflare'
 import { type Clock, ConfigPolicyEvaluator, systemClock, withPlans } from '@tenant/core'
 import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { TenantMetrics } from '@tenant/prometheus'
@@ -71,6 +76,7 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
       ...objectClock,
     }),
     rateLimiter: new DurableObjectRateLimiter(tenants, { namespace: env.TENANT_QUOTA, ...objectClock }),
+    concurrency: new DurableObjectConcurrencyLimiter({ namespace: env.TENANT_QUOTA, ...objectClock }),
     policy: new ConfigPolicyEvaluator(tenants),
     resources,
     // Counts what this isolate served: Workers run many isolates, so for fleet-wide numbers send

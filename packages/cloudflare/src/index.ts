@@ -1,4 +1,9 @@
 export {
+  DEFAULT_LEASE_TTL_MS,
+  DurableObjectConcurrencyLimiter,
+  type DurableObjectConcurrencyLimiterOptions,
+} from './durable-object-concurrency-limiter'
+export {
   DurableObjectQuotaManager,
   type DurableObjectQuotaManagerOptions,
 } from './durable-object-quota-manager'
@@ -9,6 +14,9 @@ export {
 export type { ObjectClientOptions, TenantQuotaNamespace } from './object-client'
 export type { PrefilterOptions, RateLimitBinding } from './prefilter'
 export {
+  type ConcurrencyAnswer,
+  type ConcurrencyCall,
+  type ConcurrencyReply,
   PROTOCOL_VERSION,
   type QuotaAlgorithmName,
   type QuotaCall,

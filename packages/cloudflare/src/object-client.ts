@@ -33,7 +33,7 @@ export interface ObjectClientOptions {
   prefix?: string
 }
 
-type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit'>
+type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit' | 'concurrency'>
 
 /** Calls a tenant's object: argument checks at construction, one RPC per call, typed errors. */
 export class ObjectClient {
@@ -41,8 +41,12 @@ export class ObjectClient {
   readonly #clock: Clock | undefined
   readonly #prefix: string
 
-  constructor(owner: string, provider: unknown, method: string, options: ObjectClientOptions) {
-    if (typeof (provider as Record<string, unknown> | null)?.[method] !== 'function') {
+  /** `method`: the provider method the owner calls; `undefined` for an owner without a provider. */
+  constructor(owner: string, provider: unknown, method: string | undefined, options: ObjectClientOptions) {
+    if (
+      method !== undefined &&
+      typeof (provider as Record<string, unknown> | null)?.[method] !== 'function'
+    ) {
       throw invalidOption(
         `${owner}.provider`,
         `must have a ${method}(tenantId) method (a ConfigManager qualifies)`,

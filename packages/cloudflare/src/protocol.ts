@@ -58,6 +58,27 @@ export interface RateLimitCall {
   now?: number
 }
 
+/** One concurrency operation for the tenant's object (see `DurableObjectConcurrencyLimiter`). */
+export type ConcurrencyCall = {
+  v: typeof PROTOCOL_VERSION
+  /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
+  now?: number
+} & (
+  | { op: 'acquire'; maxInFlight: number; leaseTtlMs: number }
+  | { op: 'release'; leaseId: string }
+  | { op: 'inFlight' }
+  | { op: 'reset' }
+)
+
+/** What the object answers to a concurrency call: the count after it, and the new lease on admission. */
+export interface ConcurrencyAnswer {
+  inFlight: number
+  /** `acquire` only: whether a slot was taken. */
+  allowed?: boolean
+  /** `acquire` only, when admitted: the lease's id. */
+  leaseId?: string
+}
+
 /** A `TenantError` as it crosses the RPC boundary (RPC keeps an error's message, not its class). */
 export interface WireError {
   code: TenantErrorCode
@@ -70,6 +91,9 @@ export type Reply<T> = { ok: true; value: T } | { ok: false; error: WireError }
 
 /** The answer to a quota call: the decision for `consume`, the windows for `adjust` / `peek`. */
 export type QuotaReply = Reply<QuotaDecision | QuotaWindowUsage[]>
+
+/** The answer to a concurrency call. */
+export type ConcurrencyReply = Reply<ConcurrencyAnswer>
 
 /** The answer to a rate-limit call. */
 export type RateLimitReply = Reply<RateLimitDecision>

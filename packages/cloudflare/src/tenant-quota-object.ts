@@ -7,8 +7,18 @@ import {
   TenantBackendError,
   tokenBucketConsume,
   tokenBucketFullAt,
+  validateMaxInFlight,
 } from '@tenant/core'
-import type { QuotaCall, QuotaReply, RateLimitCall, RateLimitReply, Reply } from './protocol'
+import type {
+  ConcurrencyAnswer,
+  ConcurrencyCall,
+  ConcurrencyReply,
+  QuotaCall,
+  QuotaReply,
+  RateLimitCall,
+  RateLimitReply,
+  Reply,
+} from './protocol'
 import { errorReply, PROTOCOL_VERSION } from './protocol'
 
 /** What the object keeps per algorithm: core's plain state and when it stops counting anything. */
@@ -22,6 +32,8 @@ interface StoredRecord {
 // misreading what an older one wrote.
 const KEY_PREFIX = 'v1:'
 const RATE_KEY = `${KEY_PREFIX}rate`
+// The tenant's leases: lease id -> expiry (ms since the epoch).
+const CONCURRENCY_KEY = `${KEY_PREFIX}concurrency`
 
 function quotaKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>): string {
   return call.algorithm === 'fixed'
@@ -113,6 +125,14 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     })
   }
 
+  /**
+   * Runs one concurrency operation (called by `DurableObjectConcurrencyLimiter`; not a public
+   * API). Leases whose expiry passed are dropped first: their Worker never released them.
+   */
+  async concurrency(call: ConcurrencyCall): Promise<ConcurrencyReply> {
+    return this.#answer(call, () => this.#concurrency(call))
+  }
+
   /** Deletes the states whose windows are over, and everything once nothing is left. */
   override async alarm(): Promise<void> {
     const now = Date.now()
@@ -189,6 +209,52 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       default:
         throw new TenantBackendError(
           `unknown quota operation ${JSON.stringify((call as { op: unknown }).op)}`,
+        )
+    }
+  }
+
+  #concurrency(call: ConcurrencyCall): { value: ConcurrencyAnswer; write: Promise<unknown> | undefined } {
+    const now = timeOf(call)
+    const saved = this.#records.get(CONCURRENCY_KEY)?.state as Record<string, number> | undefined
+    const leases: Record<string, number> = {}
+    let count = 0
+    let latest = 0
+    for (const [id, expiresAt] of Object.entries(saved ?? {})) {
+      if (expiresAt <= now) continue
+      leases[id] = expiresAt
+      count++
+      latest = Math.max(latest, expiresAt)
+    }
+    const save = () => this.#save(CONCURRENCY_KEY, leases, latest, now)
+    switch (call.op) {
+      case 'acquire': {
+        const max = validateMaxInFlight(call.maxInFlight)
+        const ttl = call.leaseTtlMs
+        if (!Number.isSafeInteger(ttl) || ttl < 1)
+          throw new TenantBackendError(`invalid lease ttl ${String(ttl)}`)
+        if (count >= max) return { value: { allowed: false, inFlight: count }, write: undefined }
+        const leaseId = crypto.randomUUID()
+        leases[leaseId] = now + ttl
+        latest = Math.max(latest, now + ttl)
+        return { value: { allowed: true, inFlight: count + 1, leaseId }, write: save() }
+      }
+      case 'release': {
+        // An unknown id (released before, reset, expired) frees nothing: releases are idempotent.
+        if (!(call.leaseId in leases)) return { value: { inFlight: count }, write: undefined }
+        delete leases[call.leaseId]
+        latest = Math.max(0, ...Object.values(leases))
+        return { value: { inFlight: count - 1 }, write: save() }
+      }
+      case 'inFlight':
+        return { value: { inFlight: count }, write: undefined }
+      case 'reset':
+        return {
+          value: { inFlight: 0 },
+          write: this.#records.delete(CONCURRENCY_KEY) ? this.ctx.storage.delete(CONCURRENCY_KEY) : undefined,
+        }
+      default:
+        throw new TenantBackendError(
+          `unknown concurrency operation ${JSON.stringify((call as { op: unknown }).op)}`,
         )
     }
   }

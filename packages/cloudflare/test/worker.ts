@@ -5,6 +5,7 @@
 import type { QuotaConfig, RateLimitConfig } from '@tenant/core'
 import { isTenantError, TenantNotFoundError } from '@tenant/core'
 import {
+  DurableObjectConcurrencyLimiter,
   DurableObjectQuotaManager,
   DurableObjectRateLimiter,
   type PrefilterOptions,
@@ -40,6 +41,16 @@ export type TestMessage =
       config?: RateLimitConfig | null
       now?: number
       prefilter?: PrefilterMode
+    }
+  | {
+      kind: 'concurrency'
+      op: 'acquire' | 'release' | 'inFlight' | 'reset'
+      tenantId: string
+      /** `acquire`: the cap, passed to the limiter as it is. */
+      arg?: unknown
+      leaseId?: string
+      leaseTtlMs?: number
+      now?: number
     }
   /** Storage and call counts of a tenant's object. */
   | { kind: 'inspect'; tenantId: string; prefix?: string }
@@ -144,6 +155,20 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
         commonOptions(message, env),
       )
       return limiter.consume(message.tenantId, message.arg as never)
+    }
+    case 'concurrency': {
+      const limiter = new DurableObjectConcurrencyLimiter({
+        ...commonOptions(message, env),
+        ...(message.leaseTtlMs ? { leaseTtlMs: message.leaseTtlMs } : {}),
+      })
+      if (message.op === 'acquire') {
+        // A lease is a function pair that cannot cross to Node: its id goes, and Node releases by id.
+        const { lease, ...decision } = await limiter.acquire(message.tenantId, message.arg as never)
+        return lease === undefined ? decision : { ...decision, leaseId: lease.id }
+      }
+      if (message.op === 'release') return (await limiter.release(message.tenantId, message.leaseId!)) ?? null
+      if (message.op === 'reset') return (await limiter.reset(message.tenantId)) ?? null
+      return limiter.inFlight(message.tenantId)
     }
     case 'inspect':
       return stub(message.tenantId, message.prefix).inspect()

@@ -4,6 +4,8 @@
 import { fileURLToPath } from 'node:url'
 import type {
   Clock,
+  ConcurrencyDecision,
+  ConcurrencyLimiter,
   QuotaCost,
   QuotaDecision,
   QuotaManager,
@@ -147,6 +149,40 @@ export class Workerd {
         return (
           transport === 'socket' ? this.send(message) : this.request(message)
         ) as Promise<RateLimitDecision>
+      },
+    }
+  }
+
+  /** A ConcurrencyLimiter whose every call runs DurableObjectConcurrencyLimiter inside workerd. */
+  concurrencyLimiter(options: { clock?: Clock; leaseTtlMs?: number } = {}): ConcurrencyLimiter {
+    const { clock, leaseTtlMs } = options
+    const send = (message: Omit<Extract<TestMessage, { kind: 'concurrency' }>, 'kind'>) =>
+      this.send({
+        kind: 'concurrency',
+        ...message,
+        ...(leaseTtlMs ? { leaseTtlMs } : {}),
+        ...(clock ? { now: clock.now() } : {}),
+      })
+    return {
+      acquire: async (tenantId, maxInFlight) => {
+        const { leaseId, ...decision } = (await send({ op: 'acquire', tenantId, arg: maxInFlight })) as Omit<
+          ConcurrencyDecision,
+          'lease'
+        > & { leaseId?: string }
+        if (leaseId === undefined) return decision
+        return {
+          ...decision,
+          lease: {
+            id: leaseId,
+            release: async () => {
+              await send({ op: 'release', tenantId, leaseId })
+            },
+          },
+        }
+      },
+      inFlight: (tenantId) => send({ op: 'inFlight', tenantId }) as Promise<number>,
+      reset: async (tenantId) => {
+        await send({ op: 'reset', tenantId })
       },
     }
   }

@@ -17,6 +17,7 @@ import {
   TenantNotFoundError,
 } from './errors'
 import { InMemoryAuditLog } from './in-memory-audit-log'
+import { InMemoryConcurrencyLimiter } from './in-memory-concurrency-limiter'
 import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
@@ -50,6 +51,7 @@ describe('AdminService.create', () => {
       plan: null,
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: { plan: 'pro' },
       createdAt: T0,
@@ -555,6 +557,58 @@ describe('AdminService plans', () => {
       () => new AdminService({ store, auditLog: oldLog, plans: auditedPlanStore(plans, auditLog) }),
       'AdminService.auditLog',
       /listPlan/,
+    )
+  })
+})
+
+describe('AdminService in-flight counts', () => {
+  it('reads and resets a tenant in-flight count, the reset audited as tenant.concurrency.reset', async () => {
+    const limiter = new InMemoryConcurrencyLimiter()
+    const withLimiter = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      concurrency: limiter,
+      clock,
+    })
+    expect(withLimiter.hasConcurrency).toBe(true)
+    await withLimiter.create({ id: 'acme', concurrency: { maxInFlight: 3 } }, alice)
+    const held = await limiter.acquire('acme', 3)
+    await limiter.acquire('acme', 3)
+    expect(await withLimiter.inFlight('acme')).toEqual({ tenantId: 'acme', inFlight: 2, maxInFlight: 3 })
+    clock.advance(10)
+    expect(await withLimiter.resetInFlight('acme', alice)).toEqual({
+      tenantId: 'acme',
+      inFlight: 0,
+      maxInFlight: 3,
+    })
+    const [record] = await history('acme')
+    expect(record).toMatchObject({ action: 'tenant.concurrency.reset', actor: 'alice', at: T0 + 10 })
+    // A request from before the reset that ends afterwards frees nothing.
+    await limiter.acquire('acme', 3)
+    await held.lease!.release()
+    expect((await withLimiter.inFlight('acme')).inFlight).toBe(1)
+    expect(await rejects(withLimiter.inFlight('ghost'))).toBeInstanceOf(TenantNotFoundError)
+    expect(await rejects(withLimiter.resetInFlight('ghost', alice))).toBeInstanceOf(TenantNotFoundError)
+    expectInvalidOption(
+      await rejects(withLimiter.resetInFlight('acme', { actor: '' })),
+      'AdminService.context.actor',
+      /1 to 255/,
+    )
+  })
+
+  it('says plainly when no limiter was wired, and checks the option', async () => {
+    expect(admin.hasConcurrency).toBe(false)
+    await admin.create({ id: 'acme' }, alice)
+    expectInvalidOption(await rejects(admin.inFlight('acme')), 'AdminService.concurrency', /limiter/)
+    expectInvalidOption(
+      await rejects(admin.resetInFlight('acme', alice)),
+      'AdminService.concurrency',
+      /limiter/,
+    )
+    expectInvalidOption(
+      () => new AdminService({ store: auditedStore(configs, auditLog), auditLog, concurrency: {} as never }),
+      'AdminService.concurrency',
+      /inFlight/,
     )
   })
 })

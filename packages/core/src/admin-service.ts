@@ -11,6 +11,7 @@ import type {
   TenantAuditRecord,
 } from './audit'
 import { type Clock, systemClock } from './clock'
+import type { ConcurrencyLimiter } from './concurrency'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import {
   InvalidTenantConfigError,
@@ -79,6 +80,15 @@ export interface AdminContext {
   requestId?: string
 }
 
+/** A tenant's requests in flight, as {@link AdminService.inFlight} reports them. */
+export interface TenantInFlight {
+  tenantId: string
+  /** Requests holding a slot now. */
+  inFlight: number
+  /** The tenant's own `concurrency.maxInFlight`; `null` when it sets none. */
+  maxInFlight: number | null
+}
+
 /** Options of {@link AdminService}. */
 export interface AdminServiceOptions {
   /**
@@ -94,6 +104,12 @@ export interface AdminServiceOptions {
    * @default undefined
    */
   quotas?: Pick<QuotaManager, 'peek' | 'reset'>
+  /**
+   * Answers {@link AdminService.inFlight} and {@link AdminService.resetInFlight}: the limiter the
+   * concurrency stage uses. Without it, both are unavailable (a 501 from the admin routes).
+   * @default undefined
+   */
+  concurrency?: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'>
   /**
    * Stamps the audit records the service writes itself (usage resets; config changes are stamped
    * by the store).
@@ -147,6 +163,7 @@ export class AdminService {
   readonly #quotas: Pick<QuotaManager, 'peek' | 'reset'> | undefined
   readonly #clock: Clock
   readonly #plans: (PlanStore & AuditedPlanStore) | undefined
+  readonly #concurrency: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'> | undefined
 
   constructor(options: AdminServiceOptions) {
     if (
@@ -183,6 +200,13 @@ export class AdminService {
         throw invalidOption('AdminService.auditLog', 'must have listPlan() to keep the history of plans')
       }
     }
+    if (
+      options.concurrency !== undefined &&
+      (typeof options.concurrency?.inFlight !== 'function' || typeof options.concurrency.reset !== 'function')
+    ) {
+      throw invalidOption('AdminService.concurrency', 'must have inFlight() and reset() methods')
+    }
+    this.#concurrency = options.concurrency
     this.#store = options.store
     this.#auditLog = options.auditLog
     this.#quotas = options.quotas
@@ -197,6 +221,11 @@ export class AdminService {
   /** True when the quota manager can reset usage, so {@link AdminService.resetUsage} can answer. */
   get canResetUsage(): boolean {
     return typeof this.#quotas?.reset === 'function'
+  }
+
+  /** True when a concurrency limiter was given, so {@link AdminService.inFlight} can answer. */
+  get hasConcurrency(): boolean {
+    return this.#concurrency !== undefined
   }
 
   /** True when a plan store was given, so the plan methods can answer. */
@@ -336,6 +365,62 @@ export class AdminService {
       ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
     })
     return quotas.peek(id)
+  }
+
+  /**
+   * How many of the tenant's requests are in flight now, and its own cap (`null`: none set on the
+   * tenant itself; a plan may still give it one). Throws `TenantNotFoundError` for an unknown
+   * tenant and `InvalidTenantConfigError` (path `AdminService.concurrency`) without a limiter
+   * (check {@link AdminService.hasConcurrency}).
+   */
+  async inFlight(tenantId: string): Promise<TenantInFlight> {
+    const id = validateTenantId(tenantId)
+    const limiter = this.#requireConcurrency()
+    const config = await this.#store.getTenantConfig(id)
+    return {
+      tenantId: id,
+      inFlight: await limiter.inFlight(id),
+      maxInFlight: config.concurrency?.maxInFlight ?? null,
+    }
+  }
+
+  /**
+   * Frees every concurrency slot of the tenant (after a crash left slots taken), then records who
+   * did it (action `tenant.concurrency.reset`, the config as both snapshots) and returns the count
+   * after. Requests still running keep running; their later releases free nothing. Like
+   * {@link AdminService.resetUsage}, the reset comes first and is safe to retry if the record
+   * fails.
+   */
+  async resetInFlight(tenantId: string, context: AdminContext): Promise<TenantInFlight> {
+    const id = validateTenantId(tenantId)
+    checkContext(context)
+    const limiter = this.#requireConcurrency()
+    const config = await this.#store.getTenantConfig(id)
+    await limiter.reset(id)
+    await this.#auditLog.append({
+      tenantId: id,
+      actor: context.actor,
+      action: 'tenant.concurrency.reset',
+      before: config,
+      after: config,
+      at: this.#clock.now(),
+      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+    })
+    return {
+      tenantId: id,
+      inFlight: await limiter.inFlight(id),
+      maxInFlight: config.concurrency?.maxInFlight ?? null,
+    }
+  }
+
+  #requireConcurrency(): Pick<ConcurrencyLimiter, 'inFlight' | 'reset'> {
+    if (this.#concurrency === undefined) {
+      throw invalidOption(
+        'AdminService.concurrency',
+        'in-flight counts need a concurrency limiter (pass `concurrency` to the constructor)',
+      )
+    }
+    return this.#concurrency
   }
 
   /**

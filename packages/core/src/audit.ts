@@ -10,6 +10,7 @@ export type TenantAuditAction =
   | 'tenant.suspend'
   | 'tenant.activate'
   | 'tenant.usage.reset'
+  | 'tenant.concurrency.reset'
 
 /** What an admin mutation of a plan did. */
 export type PlanAuditAction = 'plan.create' | 'plan.update' | 'plan.delete'
@@ -27,6 +28,7 @@ export const auditActions: readonly AuditAction[] = Object.freeze([
   'tenant.suspend',
   'tenant.activate',
   'tenant.usage.reset',
+  'tenant.concurrency.reset',
   'plan.create',
   'plan.update',
   'plan.delete',

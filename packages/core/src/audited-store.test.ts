@@ -108,6 +108,7 @@ describe('auditedStore: compensation when the audit append fails', () => {
       quotaConfig: (id) => configs.quotaConfig(id),
       policyConfig: (id) => configs.policyConfig(id),
       rateLimitConfig: (id) => configs.rateLimitConfig(id),
+      concurrencyConfig: (id) => configs.concurrencyConfig(id),
       setTenantConfig: (input) => {
         writes += 1
         return writes === 1 ? configs.setTenantConfig(input) : Promise.reject(restoreFailure)

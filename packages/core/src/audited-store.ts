@@ -76,6 +76,7 @@ export function auditedStore(
     quotaConfig: (id) => configs.quotaConfig(id),
     policyConfig: (id) => configs.policyConfig(id),
     rateLimitConfig: (id) => configs.rateLimitConfig(id),
+    concurrencyConfig: (id) => configs.concurrencyConfig(id),
   }
 }
 

@@ -1,4 +1,11 @@
-import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
+import type {
+  ConcurrencyConfig,
+  PolicyConfig,
+  QuotaConfig,
+  RateLimitConfig,
+  TenantConfig,
+  TenantConfigInput,
+} from './schemas'
 
 /** Default page size of {@link ConfigManager.listTenants}. */
 export const DEFAULT_LIST_LIMIT = 50
@@ -53,7 +60,16 @@ export interface RateLimitProvider {
 }
 
 /**
- * Where tenant configurations live. Every store (in-memory, Drizzle) implements this and the three
+ * Supplies a tenant's concurrency cap, or `null` when the tenant has none.
+ * Throws `TenantNotFoundError` for an unknown tenant.
+ */
+export interface ConcurrencyProvider {
+  /** The tenant's concurrency cap, or `null` when it has none; throws `TenantNotFoundError` for an unknown tenant. */
+  concurrencyConfig(tenantId: string): Promise<ConcurrencyConfig | null>
+}
+
+/**
+ * Where tenant configurations live. Every store (in-memory, Drizzle) implements this and the four
  * providers, and passes `testConfigManager` from `@tenant/core/testing`.
  *
  * Every config a store returns (and every part of it) is deeply frozen and may be the same object
@@ -62,7 +78,7 @@ export interface RateLimitProvider {
  * Consumers may rely on this: the quota and rate-limit engines cache what they derive from a
  * frozen config object.
  */
-export interface ConfigManager extends QuotaProvider, PolicyProvider, RateLimitProvider {
+export interface ConfigManager extends QuotaProvider, PolicyProvider, RateLimitProvider, ConcurrencyProvider {
   /** The stored config. Throws `TenantNotFoundError` when absent, `InvalidTenantIdError` for a bad id. */
   getTenantConfig(tenantId: string): Promise<TenantConfig>
   /**

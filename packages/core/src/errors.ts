@@ -6,6 +6,7 @@ export type TenantErrorCode =
   | 'tenant_invalid_id'
   | 'tenant_quota_exceeded'
   | 'tenant_rate_limited'
+  | 'tenant_concurrency_limited'
   | 'tenant_policy_denied'
   | 'invalid_cost'
   | 'tenant_suspended'
@@ -26,6 +27,7 @@ export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.fre
   tenant_invalid_id: 400,
   tenant_quota_exceeded: 429,
   tenant_rate_limited: 429,
+  tenant_concurrency_limited: 429,
   tenant_policy_denied: 403,
   invalid_cost: 400,
   tenant_suspended: 403,
@@ -128,6 +130,16 @@ export class RateLimitExceededError extends TenantError {
     super('tenant_rate_limited', message, options)
     this.name = 'RateLimitExceededError'
     this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** Thrown only when a caller asks for an exception instead of a decision value. */
+export class ConcurrencyLimitedError extends TenantError {
+  readonly maxInFlight: number
+  constructor(message: string, maxInFlight: number, options: TenantErrorOptions = {}) {
+    super('tenant_concurrency_limited', message, options)
+    this.name = 'ConcurrencyLimitedError'
+    this.maxInFlight = maxInFlight
   }
 }
 

@@ -41,6 +41,7 @@ describe('InMemoryAuditLog', () => {
       plan: null,
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata,
       createdAt: 1,

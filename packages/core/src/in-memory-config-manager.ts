@@ -4,7 +4,14 @@ import { TenantNotFoundError } from './errors'
 import { type FastConfigStore, tenantConfigNow } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { resolveListTenantsOptions } from './list-tenants'
-import type { PolicyConfig, QuotaConfig, RateLimitConfig, TenantConfig, TenantConfigInput } from './schemas'
+import type {
+  ConcurrencyConfig,
+  PolicyConfig,
+  QuotaConfig,
+  RateLimitConfig,
+  TenantConfig,
+  TenantConfigInput,
+} from './schemas'
 import { SortedIdMap } from './sorted-id-map'
 import { validateTenantId } from './tenant-id'
 import { assertMethods, parseTenantConfigInput } from './validate'
@@ -92,6 +99,11 @@ export class InMemoryConfigManager implements ConfigManager, FastConfigStore {
   rateLimitConfig(tenantId: string): Promise<RateLimitConfig | null> {
     const config = this.#configs.get(tenantId)
     return config !== undefined ? Promise.resolve(config.rateLimit) : this.#missing(tenantId)
+  }
+
+  concurrencyConfig(tenantId: string): Promise<ConcurrencyConfig | null> {
+    const config = this.#configs.get(tenantId)
+    return config !== undefined ? Promise.resolve(config.concurrency) : this.#missing(tenantId)
   }
 
   // The reads are the path of every request stage: a stored id was validated when it was stored,

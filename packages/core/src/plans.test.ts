@@ -41,6 +41,7 @@ describe('plan schemas', () => {
       id: 'free',
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: {},
     })
@@ -120,6 +121,18 @@ describe('effectiveTenantConfig', () => {
     expect(
       effectiveTenantConfig(tenant({ id: 'b', plan: 'empty' }), plan({ id: 'empty' })).rateLimit,
     ).toBeNull()
+  })
+
+  it("takes the tenant's concurrency cap when it has one, else the plan's", () => {
+    const capped = plan({ id: 'capped', concurrency: { maxInFlight: 50 } })
+    expect(effectiveTenantConfig(tenant({ id: 'a', plan: 'capped' }), capped).concurrency).toEqual({
+      maxInFlight: 50,
+    })
+    const own = tenant({ id: 'b', plan: 'capped', concurrency: { maxInFlight: 2 } })
+    expect(effectiveTenantConfig(own, capped).concurrency).toEqual({ maxInFlight: 2 })
+    expect(effectiveTenantConfig(tenant({ id: 'c', plan: 'pro' }), pro).concurrency).toBeNull()
+    expect(() => tenantConfigInputSchema.parse({ id: 'd', concurrency: { maxInFlight: 0 } })).toThrow()
+    expect(() => tenantConfigInputSchema.parse({ id: 'd', concurrency: { maxInFlight: 100_001 } })).toThrow()
   })
 
   it('takes each non-empty allow-list of the tenant and the plan for the others', () => {

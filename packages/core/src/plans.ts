@@ -78,6 +78,7 @@ const effective = new WeakMap<TenantConfig, { plan: PlanConfig; config: TenantCo
  *   dimensions it sets for that window (a dimension it omits is inherited, `0` overrides to
  *   unlimited), and a window only the tenant has is added. Limits come in window order.
  * - **rateLimit**: the tenant's when it has one, else the plan's.
+ * - **concurrency**: the tenant's when it has one, else the plan's.
  * - **policy**: per allow-list, the tenant's when non-empty, else the plan's.
  * - **id, status, plan, metadata, timestamps**: the tenant's.
  *
@@ -110,6 +111,7 @@ export function effectiveTenantConfig(tenant: TenantConfig, plan: PlanConfig | n
     ...tenant,
     quota: mergeQuota(tenant.quota, plan.quota),
     rateLimit: tenant.rateLimit ?? plan.rateLimit,
+    concurrency: tenant.concurrency ?? plan.concurrency,
     policy: mergePolicy(tenant.policy, plan.policy),
   })
   // A config that is not frozen may be changed by its owner later, so only frozen pairs are kept.

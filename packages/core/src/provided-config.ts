@@ -1,13 +1,18 @@
 // How the in-memory managers read their part of a tenant's config from their provider. Internal to
 // core: not re-exported from the index.
-import type { PolicyProvider, QuotaProvider, RateLimitProvider } from './config'
+import type { ConcurrencyProvider, PolicyProvider, QuotaProvider, RateLimitProvider } from './config'
 import { type FastConfigStore, tenantConfigNow } from './fast-path'
 import type { TenantConfig } from './schemas'
 
-type Part = 'quota' | 'policy' | 'rateLimit'
+type Part = 'quota' | 'policy' | 'rateLimit' | 'concurrency'
 type PartOf<K extends Part> = TenantConfig[K]
 
-const methods = { quota: 'quotaConfig', policy: 'policyConfig', rateLimit: 'rateLimitConfig' } as const
+const methods = {
+  quota: 'quotaConfig',
+  policy: 'policyConfig',
+  rateLimit: 'rateLimitConfig',
+  concurrency: 'concurrencyConfig',
+} as const
 
 /**
  * The `part` of `tenantId`'s config from `provider`: through its fast read (a value when it needs
@@ -17,7 +22,7 @@ const methods = { quota: 'quotaConfig', policy: 'policyConfig', rateLimit: 'rate
  * synchronously what the read would reject with.
  */
 export function providedConfig<K extends Part>(
-  provider: QuotaProvider | PolicyProvider | RateLimitProvider,
+  provider: QuotaProvider | PolicyProvider | RateLimitProvider | ConcurrencyProvider,
   tenantId: string,
   part: K,
 ): PartOf<K> | Promise<PartOf<K>> {
@@ -33,5 +38,13 @@ export function providedConfig<K extends Part>(
 
 // Named loads, one site per part: a keyed load with a variable name is slower.
 function pick<K extends Part>(config: TenantConfig, part: K): PartOf<K> {
-  return (part === 'quota' ? config.quota : part === 'policy' ? config.policy : config.rateLimit) as PartOf<K>
+  return (
+    part === 'quota'
+      ? config.quota
+      : part === 'policy'
+        ? config.policy
+        : part === 'rateLimit'
+          ? config.rateLimit
+          : config.concurrency
+  ) as PartOf<K>
 }

@@ -127,6 +127,7 @@ describe('tenantConfigInputSchema', () => {
       plan: null,
       quota: { limits: [] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: {},
     })

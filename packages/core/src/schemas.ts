@@ -64,6 +64,18 @@ export const rateLimitConfigSchema = z.strictObject({
   burst: z.number().int('must be a whole number').min(1, 'must be >= 1').max(Number.MAX_SAFE_INTEGER),
 })
 
+/** Largest `maxInFlight` a tenant may have. */
+export const MAX_IN_FLIGHT = 100_000
+
+/** Schema of a tenant's concurrency cap: at most `maxInFlight` requests in flight at once. */
+export const concurrencyConfigSchema = z.strictObject({
+  maxInFlight: z
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be >= 1')
+    .max(MAX_IN_FLIGHT, `must be <= ${MAX_IN_FLIGHT}`),
+})
+
 const allowEntry = z.string().min(1).max(1024)
 const allowList = z.array(allowEntry).max(10_000).default([])
 
@@ -106,6 +118,7 @@ const timestamp = z.number().int().min(0)
 const limitFields = {
   quota: quotaConfigSchema.default({ limits: [] }),
   rateLimit: rateLimitConfigSchema.nullable().default(null),
+  concurrency: concurrencyConfigSchema.nullable().default(null),
   policy: policyConfigSchema.default({
     allowedModels: [],
     allowedTools: [],
@@ -154,6 +167,8 @@ export type QuotaLimit = z.infer<typeof quotaLimitSchema>
 export type QuotaConfig = z.infer<typeof quotaConfigSchema>
 /** A tenant's token-bucket rate limit. */
 export type RateLimitConfig = z.infer<typeof rateLimitConfigSchema>
+/** A tenant's cap on requests in flight at once. */
+export type ConcurrencyConfig = z.infer<typeof concurrencyConfigSchema>
 /** A tenant's model/tool/method/path allow-lists. */
 export type PolicyConfig = z.infer<typeof policyConfigSchema>
 /** A stored tenant configuration. */

@@ -9,6 +9,7 @@ import {
 } from './fast-path'
 import { effectiveTenantConfig, type PlanStore } from './plans'
 import type {
+  ConcurrencyConfig,
   PlanConfig,
   PolicyConfig,
   QuotaConfig,
@@ -113,6 +114,8 @@ export function withPlans(
       getTenantConfig(tenantId).then((config) => config.policy),
     rateLimitConfig: (tenantId: string): Promise<RateLimitConfig | null> =>
       getTenantConfig(tenantId).then((config) => config.rateLimit),
+    concurrencyConfig: (tenantId: string): Promise<ConcurrencyConfig | null> =>
+      getTenantConfig(tenantId).then((config) => config.concurrency),
   }
 }
 

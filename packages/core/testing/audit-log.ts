@@ -21,6 +21,7 @@ function config(id: string, overrides: Partial<TenantConfig> = {}): TenantConfig
     plan: null,
     quota: { limits: [{ window: 'day', requests: 100 }] },
     rateLimit: null,
+    concurrency: null,
     policy: { allowedModels: ['gpt-4o'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
     metadata: { plan: 'pro' },
     createdAt: T0,
@@ -47,7 +48,12 @@ function record(
 }
 
 function planRecord(planId: string, n: number): PlanAuditRecordInput {
-  const plan = { id: planId, quota: { limits: [{ window: 'day' as const, requests: n }] }, rateLimit: null }
+  const plan = {
+    id: planId,
+    quota: { limits: [{ window: 'day' as const, requests: n }] },
+    rateLimit: null,
+    concurrency: null,
+  }
   const policy = { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] }
   return {
     planId,

@@ -109,6 +109,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
         plan: null,
         quota: { limits: [] },
         rateLimit: null,
+        concurrency: null,
         policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
         metadata: {},
         createdAt: T0,
@@ -131,6 +132,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
           ],
         },
         rateLimit: { requestsPerSecond: 2.5, burst: 10 },
+        concurrency: { maxInFlight: 12 },
         policy: {
           allowedModels: ['gpt-4o', 'claude-sonnet'],
           allowedTools: ['search'],
@@ -480,12 +482,13 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       expect(listed).toEqual([...shared, ...distinct].sort(compareTenantIds))
     })
 
-    it('provides quota, policy and rate-limit configs', async () => {
+    it('provides quota, policy, rate-limit and concurrency configs', async () => {
       await set({
         id: `${p}prov`,
         quota: { limits: [{ window: 'minute', requests: 5, tokens: 100 }] },
         policy: { allowedModels: ['m'], allowedPaths: ['/v1/*'] },
         rateLimit: { requestsPerSecond: 10, burst: 20 },
+        concurrency: { maxInFlight: 3 },
       })
       await set({ id: `${p}bare` })
       expect(await manager.quotaConfig(`${p}prov`)).toEqual({
@@ -500,6 +503,8 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       expect(await manager.rateLimitConfig(`${p}prov`)).toEqual({ requestsPerSecond: 10, burst: 20 })
       expect(await manager.quotaConfig(`${p}bare`)).toEqual({ limits: [] })
       expect(await manager.rateLimitConfig(`${p}bare`)).toBeNull()
+      expect(await manager.concurrencyConfig(`${p}prov`)).toEqual({ maxInFlight: 3 })
+      expect(await manager.concurrencyConfig(`${p}bare`)).toBeNull()
     })
 
     it('providers throw TenantNotFoundError for an unknown tenant', async () => {
@@ -507,6 +512,7 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
         () => manager.quotaConfig(`${p}none`),
         () => manager.policyConfig(`${p}none`),
         () => manager.rateLimitConfig(`${p}none`),
+        () => manager.concurrencyConfig(`${p}none`),
       ]) {
         const error = await rejection(call())
         expect(error).toBeInstanceOf(TenantNotFoundError)

@@ -7,6 +7,7 @@
 export * from './audit-log'
 export * from './audited-store'
 export * from './cache-store'
+export * from './concurrency-limiter'
 export * from './config-manager'
 export * from './options'
 export * from './plan-store'

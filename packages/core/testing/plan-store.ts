@@ -107,6 +107,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
         id: `${p}free`,
         quota: { limits: [] },
         rateLimit: null,
+        concurrency: null,
         policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
         metadata: {},
         createdAt: T0,
@@ -128,6 +129,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
           ],
         },
         rateLimit: { requestsPerSecond: 2.5, burst: 10 },
+        concurrency: { maxInFlight: 50 },
         policy: {
           allowedModels: ['gpt-4o', 'claude-sonnet'],
           allowedTools: ['search'],
@@ -146,6 +148,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
         id: input.id,
         quota: { limits: [] },
         rateLimit: null,
+        concurrency: null,
         policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
         metadata: { v: 2 },
         createdAt: T0,
@@ -275,6 +278,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
         id: `${p}plan`,
         quota: { limits: [{ window: 'day', requests: 100, tokens: 1000 }] },
         rateLimit: { requestsPerSecond: 1, burst: 2 },
+        concurrency: { maxInFlight: 4 },
         policy: { allowedModels: ['small'] },
       })
       const tenant = await setTenant({
@@ -297,6 +301,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
         ],
       })
       expect(await view.rateLimitConfig(`${p}t`)).toEqual({ requestsPerSecond: 1, burst: 2 })
+      expect(await view.concurrencyConfig(`${p}t`)).toEqual({ maxInFlight: 4 })
       expect((await view.policyConfig(`${p}t`)).allowedModels).toEqual(['small'])
       expect(await view.getTenantConfig(`${p}solo`)).toEqual(
         await fixture.tenants.getTenantConfig(`${p}solo`),
@@ -315,6 +320,7 @@ export function testPlanStore(name: string, factory: PlanStoreFactory): void {
         ],
       })
       expect(await view.rateLimitConfig(`${p}t`)).toBeNull()
+      expect(await view.concurrencyConfig(`${p}t`)).toBeNull()
       expect((await view.policyConfig(`${p}t`)).allowedModels).toEqual(['small', 'large'])
       const effective = await view.getTenantConfig(`${p}t`)
       expect(effective.plan).toBe(`${p}plan`)

@@ -29,6 +29,7 @@ function config(id: string, v = 1): TenantConfig {
     plan: null,
     quota: { limits: [] },
     rateLimit: null,
+    concurrency: null,
     policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
     metadata: { v },
     createdAt: T0,

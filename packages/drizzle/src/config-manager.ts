@@ -2,6 +2,7 @@ import {
   type AuditedTenantStore,
   assertMethods,
   type Clock,
+  type ConcurrencyConfig,
   type ConfigManager,
   type FastConfigStore,
   InvalidTenantConfigError,
@@ -163,6 +164,11 @@ export class DrizzleConfigManager implements ConfigManager, AuditedTenantStore, 
   /** The tenant's policy, read through the cache like `getTenantConfig`. */
   policyConfig(tenantId: string): Promise<PolicyConfig> {
     return this.#rows.get(tenantId).then((config) => config.policy)
+  }
+
+  /** The tenant's concurrency cap (`null`: none), read through the cache like `getTenantConfig`. */
+  concurrencyConfig(tenantId: string): Promise<ConcurrencyConfig | null> {
+    return this.#rows.get(tenantId).then((config) => config.concurrency)
   }
 
   /** The tenant's rate limit (`null`: none), read through the cache like `getTenantConfig`. */

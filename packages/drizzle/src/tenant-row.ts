@@ -74,7 +74,7 @@ function count(value: unknown): unknown {
 /** What a tenant and a plan have in common: the parts stored in the same columns. */
 type Limits = Pick<
   TenantConfig,
-  'id' | 'quota' | 'rateLimit' | 'policy' | 'metadata' | 'createdAt' | 'updatedAt'
+  'id' | 'quota' | 'rateLimit' | 'concurrency' | 'policy' | 'metadata' | 'createdAt' | 'updatedAt'
 >
 
 function encodeLimits(dialect: Dialect, config: Limits): Record<string, unknown> {
@@ -83,6 +83,7 @@ function encodeLimits(dialect: Dialect, config: Limits): Record<string, unknown>
     id: config.id,
     rateLimitRequestsPerSecond: config.rateLimit?.requestsPerSecond ?? null,
     rateLimitBurst: config.rateLimit?.burst ?? null,
+    maxInFlight: config.concurrency?.maxInFlight ?? null,
     allowedModels: e.json(config.policy.allowedModels),
     allowedTools: e.json(config.policy.allowedTools),
     allowedMethods: e.json(config.policy.allowedMethods),
@@ -119,10 +120,13 @@ function decodeLimits(dialect: Dialect, row: Record<string, unknown>): Record<st
   }
   const rps = row.rateLimitRequestsPerSecond
   const burst = count(row.rateLimitBurst)
+  const maxInFlight = count(row.maxInFlight)
   return {
     id: row.id,
     quota: { limits },
     rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
+    // A row from before migration 0002 has no such column (undefined): no cap, as NULL.
+    concurrency: maxInFlight === null || maxInFlight === undefined ? null : { maxInFlight },
     policy: {
       allowedModels: e.parseJson(row.allowedModels),
       allowedTools: e.parseJson(row.allowedTools),

@@ -36,6 +36,8 @@ export class Admission implements TenantState {
   #merged: readonly [string, string][] | undefined = undefined
   #finishers: Finisher[] | undefined = undefined
   #executionContext: WaitUntil | undefined = undefined
+  #lastCount = 0
+  #abandoners: (() => void)[] | undefined = undefined
   #clock: Clock | undefined = undefined
   #now = 0
 
@@ -70,11 +72,44 @@ export class Admission implements TenantState {
    * Registers work to run once the handler answered, before the response leaves (the quota's
    * `actualTokens` adjustment). Finishers run in the order the stages registered them, each on
    * the response the one before left; one may answer a replacement response (a stage that must
-   * act when the body has been sent wraps the body in a stream that tells it).
+   * act when the body has been sent wraps the body in a stream that tells it). With `last`, it
+   * runs after every finisher registered without it, in the order of those with it.
    */
-  onResponse(finish: Finisher): void {
+  onResponse(finish: Finisher, options?: { last?: boolean }): void {
     this.#finishers ??= []
-    this.#finishers.push(finish)
+    // `last`: after every other finisher, whichever stage registered it (the concurrency stage
+    // wraps the body that goes out, after any finisher that reads or replaces it).
+    if (options?.last === true) {
+      this.#lastCount++
+      this.#finishers.push(finish)
+    } else this.#finishers.splice(this.#finishers.length - this.#lastCount, 0, finish)
+  }
+
+  /**
+   * Registers work to run if the request is given up after this stage admitted it: a later stage
+   * refused it, a stage or the handler threw, or a finisher failed. The concurrency stage frees
+   * its slot here; what it holds would otherwise stay taken until its lease expired.
+   */
+  onAbandon(abandon: () => void): void {
+    this.#abandoners ??= []
+    this.#abandoners.push(abandon)
+  }
+
+  /**
+   * Runs the {@link onAbandon} callbacks, once (later calls do nothing); called by the hosts. A
+   * callback that throws does not stop the others.
+   */
+  abandon(): void {
+    const abandoners = this.#abandoners
+    if (abandoners === undefined) return
+    this.#abandoners = undefined
+    for (const abandon of abandoners) {
+      try {
+        abandon()
+      } catch {
+        // Each callback reports its own failures; the request is already being given up.
+      }
+    }
   }
 
   /**
@@ -230,11 +265,22 @@ function runFrom(
   admission: Admission,
 ): Admission | Response | Promise<Admission | Response> {
   for (let i = from; i < stages.length; i++) {
-    const step = stages[i]!.run(admission)
+    let step: StageStep
+    try {
+      step = stages[i]!.run(admission)
+    } catch (error) {
+      admission.abandon()
+      throw error
+    }
     if (step === undefined) continue
     if (isThenable(step)) {
-      return step.then((refused) =>
-        refused === undefined ? runFrom(stages, i + 1, admission) : refusal(admission, refused),
+      return step.then(
+        (refused) =>
+          refused === undefined ? runFrom(stages, i + 1, admission) : refusal(admission, refused),
+        (error: unknown) => {
+          admission.abandon()
+          throw error
+        },
       )
     }
     return refusal(admission, step)
@@ -243,8 +289,10 @@ function runFrom(
 }
 
 // A refusal carries the headers of the stages that admitted the request before it, as it would
-// going out through them one by one (the rate limit's fields on a quota refusal).
+// going out through them one by one (the rate limit's fields on a quota refusal). What those
+// stages hold for the request (a concurrency slot) is given back.
 function refusal(admission: Admission, response: Response): Response {
+  admission.abandon()
   return admission.pending ? withHeaders(response, admission.headers()) : response
 }
 
@@ -280,9 +328,15 @@ function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   const downstream = outcome.scoped ? runWithTenantId(outcome.tenantId, () => next(request)) : next(request)
   // Nothing to add: the handler's own promise, without a step of ours.
   if (!outcome.pending) return downstream
-  return downstream.then((response) => {
-    const finished = outcome.finish(response)
-    if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
-    return withHeaders(finished, outcome.headers())
-  })
+  return downstream
+    .then((response) => {
+      const finished = outcome.finish(response)
+      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
+      return withHeaders(finished, outcome.headers())
+    })
+    .catch((error: unknown) => {
+      // The handler or a finisher threw: no response will carry the request to its end.
+      outcome.abandon()
+      throw error
+    })
 }

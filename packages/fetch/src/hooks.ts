@@ -1,4 +1,5 @@
 import {
+  type ConcurrencyDecision,
   isThenable,
   type PolicyDecision,
   type PolicyRequest,
@@ -13,7 +14,7 @@ import { invalidOption } from './options'
 import type { MaybePromise } from './types'
 
 /** The stages of the tenancy chain, in the order they run. */
-export type TenancyStage = 'resolve' | 'policy' | 'rateLimit' | 'quota'
+export type TenancyStage = 'resolve' | 'policy' | 'concurrency' | 'rateLimit' | 'quota'
 
 /** What every event hook receives. */
 export interface TenancyEventBase {
@@ -52,6 +53,14 @@ export interface PolicyEvent extends TenancyEventBase {
 export interface RateLimitEvent extends TenancyEventBase {
   /** The limiter's answer; absent when the limiter threw. */
   decision?: RateLimitDecision
+}
+
+/** Event of the concurrency stage. */
+export interface ConcurrencyEvent extends TenancyEventBase {
+  /** The tenant's cap (`maxInFlight`); absent when its config could not be read. */
+  limit?: number
+  /** The limiter's answer (without the lease); absent when the tenant has no cap or the limiter threw. */
+  decision?: Omit<ConcurrencyDecision, 'lease'>
 }
 
 /** Event of the quota stage. */
@@ -117,6 +126,8 @@ export interface TenancyHooks {
   onResolve?(event: ResolveEvent): unknown
   /** After the policy stage decided, with what the request asked for and the evaluator's answer. */
   onPolicy?(event: PolicyEvent): unknown
+  /** After the concurrency stage decided, with the in-flight count and the cap. */
+  onConcurrency?(event: ConcurrencyEvent): unknown
   /** After the rate-limit stage decided, with the limiter's answer. */
   onRateLimit?(event: RateLimitEvent): unknown
   /** After the quota stage decided, with the cost charged and the manager's answer. */
@@ -142,6 +153,7 @@ type HookFn = (...args: any[]) => unknown
 const hookNames = [
   'onResolve',
   'onPolicy',
+  'onConcurrency',
   'onRateLimit',
   'onQuota',
   'onAdjust',

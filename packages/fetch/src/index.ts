@@ -7,6 +7,11 @@
 export { Admission, type ChainStage, decide, type Finisher, fetchChain, type StageStep } from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
+  type ConcurrencyOptions,
+  concurrencyStage,
+  tenantConcurrency,
+} from './concurrency'
+export {
   currentTenantId,
   getTenant,
   getTenantId,
@@ -35,6 +40,7 @@ export {
 } from './headers'
 export type {
   AdjustEvent,
+  ConcurrencyEvent,
   ErrorInfo,
   PolicyEvent,
   QuotaEvent,

@@ -15,6 +15,7 @@ const titles: Partial<Record<TenantErrorCode, string>> = {
   tenant_mismatch: 'Tenant mismatch',
   tenant_policy_denied: 'Denied by tenant policy',
   tenant_rate_limited: 'Tenant rate limit exceeded',
+  tenant_concurrency_limited: 'Too many tenant requests in flight',
   tenant_quota_exceeded: 'Tenant quota exceeded',
   invalid_cost: 'Invalid request cost',
   tenant_backend_unavailable: 'Tenant backend unavailable',

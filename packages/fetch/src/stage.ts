@@ -55,6 +55,7 @@ const clientCodes = new Set<string>([
   'tenant_mismatch',
   'tenant_policy_denied',
   'tenant_rate_limited',
+  'tenant_concurrency_limited',
   'tenant_quota_exceeded',
   'invalid_cost',
 ])
@@ -107,6 +108,7 @@ export function classifyStoreError(
 const stageNames: Record<TenancyStage, string> = {
   resolve: 'tenant configuration',
   policy: 'policy',
+  concurrency: 'concurrency',
   rateLimit: 'rate limit',
   quota: 'quota',
 }

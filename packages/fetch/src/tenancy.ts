@@ -1,6 +1,15 @@
-import type { Clock, ConfigManager, PolicyEvaluator, QuotaManager, RateLimiter } from '@tenant/core'
+import type {
+  Clock,
+  ConcurrencyLimiter,
+  ConcurrencyProvider,
+  ConfigManager,
+  PolicyEvaluator,
+  QuotaManager,
+  RateLimiter,
+} from '@tenant/core'
 import { type ChainStage, fetchChain } from './chain'
 import { applyMiddleware } from './compose'
+import { type ConcurrencyOptions, concurrencyStage } from './concurrency'
 import { recordExecutionContext } from './execution-context'
 import type { TenancyHooks } from './hooks'
 import { invalidOption } from './options'
@@ -22,6 +31,12 @@ export interface TenancyOptions {
   resolver?: ResolverOptions
   /** The policy stage: an evaluator or the stage's options. @default undefined (stage skipped) */
   policy?: PolicyEvaluator | PolicyOptions
+  /**
+   * The concurrency stage (cap on requests in flight, from `concurrency.maxInFlight`): a limiter or
+   * the stage's options. Caps are read from the resolver's config, or `configManager`.
+   * @default undefined (stage skipped)
+   */
+  concurrency?: ConcurrencyLimiter | ConcurrencyOptions
   /** The rate-limit stage: a limiter or the stage's options. @default undefined (stage skipped) */
   rateLimit?: RateLimiter | RateLimitOptions
   /** The quota stage: a manager or the stage's options. @default undefined (stage skipped) */
@@ -65,7 +80,7 @@ function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
 }
 
 /**
- * The stages of the whole chain in the canonical order (resolve -> policy -> rate limit -> quota),
+ * The stages of the whole chain in the canonical order (resolve -> policy -> concurrency -> rate limit -> quota),
  * options validated, stages without a store left out: what {@link tenancy} runs, and what a host
  * adapter (@tenant/hono) runs its own way. `principalOf` is the host's principal (see
  * `resolverStage`).
@@ -87,6 +102,21 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
   ]
   const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
   if (policy?.evaluator) stages.push(policyStage(withShared(policy, options)))
+  const concurrency = stageOptions<ConcurrencyLimiter, ConcurrencyOptions>(
+    options.concurrency,
+    'acquire',
+    'limiter',
+  )
+  if (concurrency?.limiter) {
+    // The store the resolver reads, when it can answer caps too.
+    const fallback = (resolver.configManager ?? options.configManager) as
+      | Partial<ConcurrencyProvider>
+      | undefined
+    const provider =
+      concurrency.provider ??
+      (typeof fallback?.concurrencyConfig === 'function' ? (fallback as ConcurrencyProvider) : undefined)
+    stages.push(concurrencyStage(withShared({ ...concurrency, provider }, options)))
+  }
   const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
   if (rateLimit?.limiter) stages.push(rateLimitStage(withShared(rateLimit, options)))
   const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
@@ -95,9 +125,10 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
 }
 
 /**
- * The whole tenancy chain in the canonical order: resolve -> policy -> rate limit -> quota. Each
+ * The whole tenancy chain in the canonical order: resolve -> policy -> concurrency -> rate limit -> quota. Each
  * stage takes its store or its options object; a stage without one is left out. A request denied
- * by policy or the rate limit consumes no quota.
+ * by policy or the rate limit consumes no quota; a request
+ * refused after the concurrency stage gives its slot back at once.
  *
  * Every stage decides before the handler runs (synchronously while the stores answer without
  * I/O), the tenant's config is read once, by the resolver, and handed to the stages whose stores

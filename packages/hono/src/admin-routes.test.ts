@@ -3,6 +3,7 @@ import {
   auditedPlanStore,
   auditedStore,
   InMemoryAuditLog,
+  InMemoryConcurrencyLimiter,
   InMemoryConfigManager,
   InMemoryPlanStore,
   InMemoryQuotaManager,
@@ -22,6 +23,7 @@ let clock: ManualClock
 let configs: InMemoryConfigManager
 let auditLog: InMemoryAuditLog
 let quotas: InMemoryQuotaManager
+let limiter: InMemoryConcurrencyLimiter
 let service: AdminService
 let app: Hono
 
@@ -34,7 +36,8 @@ function build(
     store: auditedStore(configs, auditLog, { clock }),
     auditLog,
     clock,
-    ...(withQuotas ? { quotas } : {}),
+    // The live-state stores (quota usage, in-flight counts) come and go together.
+    ...(withQuotas ? { quotas, concurrency: limiter } : {}),
     ...(withPlans
       ? { plans: auditedPlanStore(new InMemoryPlanStore({ tenants: configs, clock }), auditLog, { clock }) }
       : {}),
@@ -48,6 +51,7 @@ beforeEach(() => {
   configs = new InMemoryConfigManager({ clock })
   auditLog = new InMemoryAuditLog()
   quotas = new InMemoryQuotaManager(configs, { clock })
+  limiter = new InMemoryConcurrencyLimiter()
   build()
 })
 
@@ -95,6 +99,8 @@ describe('adminRoutes authentication', () => {
       ['POST', '/tenants/acme/activate'],
       ['GET', '/tenants/acme/usage'],
       ['POST', '/tenants/acme/usage/reset'],
+      ['GET', '/tenants/acme/in-flight'],
+      ['POST', '/tenants/acme/in-flight/reset'],
       ['GET', '/tenants/acme/audit'],
       ['GET', '/plans'],
       ['POST', '/plans'],
@@ -334,6 +340,36 @@ describe('adminRoutes CRUD', () => {
     expect(await history('ghost')).toEqual([])
   })
 
+  it('reads and resets in-flight counts, the reset audited; 501 without a limiter', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme', concurrency: { maxInFlight: 2 } } })
+    await call('POST', '/tenants', { body: { id: 'globex' } })
+    await limiter.acquire('acme', 2)
+    await limiter.acquire('acme', 2)
+    await limiter.acquire('globex', 5)
+    const read = await call('GET', '/tenants/acme/in-flight')
+    expect(read.status).toBe(200)
+    expect(read.json).toEqual({ tenantId: 'acme', inFlight: 2, maxInFlight: 2 })
+    expect((await call('GET', '/tenants/globex/in-flight')).json).toEqual({
+      tenantId: 'globex',
+      inFlight: 1,
+      maxInFlight: null,
+    })
+    clock.advance(1_000)
+    const reset = await call('POST', '/tenants/acme/in-flight/reset', {
+      headers: { 'X-Request-ID': 'req-7' },
+    })
+    expect(reset.status).toBe(200)
+    expect(reset.json).toEqual({ tenantId: 'acme', inFlight: 0, maxInFlight: 2 })
+    expect(await limiter.inFlight('globex')).toBe(1)
+    const [record] = await history('acme')
+    expect(record).toMatchObject({ action: 'tenant.concurrency.reset', requestId: 'req-7', at: T0 + 1_000 })
+    expectProblem(await call('GET', '/tenants/ghost/in-flight'), 404, 'tenant_not_found')
+    expectProblem(await call('POST', '/tenants/ghost/in-flight/reset'), 404, 'tenant_not_found')
+    build({ token: TOKEN }, false)
+    expectProblem(await call('GET', '/tenants/acme/in-flight'), 501, 'concurrency_unavailable')
+    expectProblem(await call('POST', '/tenants/acme/in-flight/reset'), 501, 'concurrency_unavailable')
+  })
+
   it('serves audit history newest first, paginated, with the request id', async () => {
     await call('POST', '/tenants', { body: { id: 'acme' }, headers: { 'X-Request-ID': 'req-1' } })
     await call('POST', '/tenants/acme/suspend', { headers: { 'X-Request-ID': 'req-2' } })
@@ -492,6 +528,7 @@ describe('adminRoutes plans', () => {
       id: 'pro',
       quota: { limits: [{ window: 'day', requests: 100 }] },
       rateLimit: null,
+      concurrency: null,
       policy: { allowedModels: [], allowedTools: [], allowedMethods: [], allowedPaths: [] },
       metadata: { tier: 2 },
       createdAt: T0,

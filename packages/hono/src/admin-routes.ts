@@ -86,6 +86,7 @@ export type AdminProblemCode =
   | 'payload_too_large'
   | 'usage_unavailable'
   | 'plans_unavailable'
+  | 'concurrency_unavailable'
   | 'internal_error'
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
@@ -114,6 +115,15 @@ function adminProblem(
     status,
     headers: { ...headers, 'Content-Type': PROBLEM_CONTENT_TYPE, 'Cache-Control': 'no-store' },
   })
+}
+
+function noConcurrency(): Response {
+  return adminProblem(
+    501,
+    'concurrency_unavailable',
+    'In-flight counts unavailable',
+    'this admin service was created without a concurrency limiter',
+  )
 }
 
 /**
@@ -232,6 +242,8 @@ function defaultRequestId(c: Context): string | undefined {
  * | `POST /tenants/:id/suspend`, `POST /tenants/:id/activate` | 200 the tenant |
  * | `GET /tenants/:id/usage` | 200 `{ tenantId, windows }` (501 without a quota manager) |
  * | `POST /tenants/:id/usage/reset` | 200 `{ tenantId, windows }` after the reset, audited (501 without a quota manager that can reset) |
+ * | `GET /tenants/:id/in-flight` | 200 `{ tenantId, inFlight, maxInFlight }` (501 without a concurrency limiter) |
+ * | `POST /tenants/:id/in-flight/reset` | 200 `{ tenantId, inFlight, maxInFlight }` after freeing every slot, audited (501 without a concurrency limiter) |
  * | `GET /tenants/:id/audit?limit&before` | 200 `{ items, next? }`, newest first |
  * | `GET /plans?limit&offset` or `?limit&after` | 200 `{ items, next? }` (501 without a plan store) |
  * | `POST /plans` | 201 the plan, `Location` |
@@ -404,6 +416,14 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
         )
       }
       return c.json(await service.resetUsage(c.req.param('id'), context(c)))
+    })
+    .get('/tenants/:id/in-flight', async (c) => {
+      if (!service.hasConcurrency) return noConcurrency()
+      return c.json(await service.inFlight(c.req.param('id')))
+    })
+    .post('/tenants/:id/in-flight/reset', async (c) => {
+      if (!service.hasConcurrency) return noConcurrency()
+      return c.json(await service.resetInFlight(c.req.param('id'), context(c)))
     })
     .get('/tenants/:id/audit', zValidator('query', auditQuerySchema, invalid), async (c) =>
       c.json(await service.audit(c.req.param('id'), c.req.valid('query'))),
@@ -629,6 +649,32 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
           },
         },
       },
+      '/tenants/{id}/in-flight': {
+        get: {
+          summary: 'Requests of a tenant in flight now, and its own cap',
+          operationId: 'getTenantInFlight',
+          parameters: [idParam],
+          responses: {
+            200: { description: 'In flight', content: jsonContent(ref('TenantInFlight')) },
+            404: notFound,
+            501: problemRef('No concurrency limiter configured'),
+            ...errors,
+          },
+        },
+      },
+      '/tenants/{id}/in-flight/reset': {
+        post: {
+          summary: 'Free every concurrency slot of a tenant (audited as tenant.concurrency.reset)',
+          operationId: 'resetTenantInFlight',
+          parameters: [idParam],
+          responses: {
+            200: { description: 'In flight after the reset', content: jsonContent(ref('TenantInFlight')) },
+            404: notFound,
+            501: problemRef('No concurrency limiter configured'),
+            ...errors,
+          },
+        },
+      },
       '/tenants/{id}/audit': {
         get: {
           summary: 'Audit history of a tenant, newest first',
@@ -722,6 +768,15 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
           'PlanConfig',
         ),
         PlanAuditPage: page('PlanAuditRecord'),
+        TenantInFlight: {
+          type: 'object',
+          required: ['tenantId', 'inFlight', 'maxInFlight'],
+          properties: {
+            tenantId: { type: 'string' },
+            inFlight: { type: 'integer', minimum: 0 },
+            maxInFlight: { type: ['integer', 'null'], minimum: 1 },
+          },
+        },
         QuotaUsage: {
           type: 'object',
           required: ['tenantId', 'windows'],

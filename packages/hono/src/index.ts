@@ -1,4 +1,5 @@
 export {
+  type ConcurrencyOptions,
   chain,
   currentTenantId,
   fromCookie,

@@ -2,6 +2,8 @@ import { invalidOption, isThenable, TenantError } from '@tenant/core'
 import {
   Admission,
   type ChainStage,
+  type ConcurrencyOptions,
+  concurrencyStage,
   decide,
   type ResolverOptions as FetchResolverOptions,
   type TenancyOptions as FetchTenancyOptions,
@@ -117,12 +119,18 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
   outcome.executionContext ??= executionContextOf(c)
-  return done.then(() => {
-    const response = c.res
-    const finished = outcome.finish(response)
-    if (isThenable(finished)) return finished.then((sent) => settle(c, outcome, written, response, sent))
-    return settle(c, outcome, written, response, finished)
-  })
+  return done
+    .then(() => {
+      const response = c.res
+      const finished = outcome.finish(response)
+      if (isThenable(finished)) return finished.then((sent) => settle(c, outcome, written, response, sent))
+      return settle(c, outcome, written, response, finished)
+    })
+    .catch((error: unknown) => {
+      // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
+      outcome.abandon()
+      throw error
+    })
 }
 
 const lowerNames: Record<string, string> = {
@@ -290,6 +298,20 @@ export function tenantPolicy(options: PolicyOptions = {}): MiddlewareHandler<Ten
 }
 
 /**
+ * Caps each tenant's requests in flight (429 `tenant_concurrency_limited`, `Retry-After: 1`); the
+ * slot is held until the response body has been sent. Same options as `@tenant/fetch`'s
+ * `tenantConcurrency`; put it after the resolver.
+ *
+ * @example
+ * ```ts
+ * app.use('/api/*', tenantResolver({ configManager: configs }), tenantConcurrency({ limiter: new InMemoryConcurrencyLimiter() }))
+ * ```
+ */
+export function tenantConcurrency(options: ConcurrencyOptions = {}): MiddlewareHandler<TenantEnv> {
+  return honoStage('tenantConcurrency', concurrencyStage(options))
+}
+
+/**
  * Limits each tenant's request rate (429 `tenant_rate_limited`, `Retry-After`, RateLimit fields).
  * Same options as `@tenant/fetch`'s `tenantRateLimit`; put it after the resolver.
  *
@@ -323,7 +345,7 @@ export interface TenancyOptions extends Omit<FetchTenancyOptions, 'resolver'> {
 }
 
 /**
- * The whole chain, resolve -> policy -> rate limit -> quota, as one Hono middleware; stages
+ * The whole chain, resolve -> policy -> concurrency -> rate limit -> quota, as one Hono middleware; stages
  * without a store are left out. Sets `c.var.tenantId` and `c.var.tenant`.
  *
  * @example

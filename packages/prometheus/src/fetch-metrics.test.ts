@@ -1,5 +1,6 @@
 import {
   ConfigPolicyEvaluator,
+  InMemoryConcurrencyLimiter,
   InMemoryConfigManager,
   InMemoryQuotaManager,
   ManualClock,
@@ -158,6 +159,27 @@ describe('tenantMetricsHooks + tenantMetricsMiddleware on a scripted run', () =>
     const text = await metrics.registry.metrics()
     expect(text).toContain('tenant_requests_total{tenant="acme",outcome="server_error",code="503"} 1')
     expect(text).not.toMatch(/^tenant_quota_rejections_total\{/m)
+  })
+})
+
+describe('tenantMetricsHooks and the concurrency stage', () => {
+  it('counts requests refused for too many in flight in tenant_concurrency_rejections_total', async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+    const metrics = new TenantMetrics()
+    const handler = withTenancy(async () => new Response('streaming'), {
+      configManager: configs,
+      concurrency: new InMemoryConcurrencyLimiter(),
+      hooks: tenantMetricsHooks(metrics),
+    })
+    const request = () => new Request('https://api.example.com/', { headers: { 'X-Tenant-ID': 'acme' } })
+    // The first response's body is not read yet, so its request still holds the only slot.
+    const held = await handler(request())
+    expect((await handler(request())).status).toBe(429)
+    expect((await handler(request())).status).toBe(429)
+    await held.text()
+    const text = await metrics.registry.metrics()
+    expect(text).toContain('tenant_concurrency_rejections_total{tenant="acme"} 2')
   })
 })
 

@@ -4,7 +4,7 @@ import type { TenantMetrics } from './tenant-metrics'
 
 /**
  * Event hooks for the `@tenant/fetch` (and `@tenant/hono`) tenancy chain that feed a
- * {@link TenantMetrics}: policy denials by rule, rate-limited requests, quota rejections, and the
+ * {@link TenantMetrics}: policy denials by rule, concurrency and rate-limit refusals, quota rejections, and the
  * tokens charged (estimates at admission, then the `actualTokens` adjustment up or down).
  *
  * Only real denials count (their stable `code`), not a store failure answered with 503: those are
@@ -26,6 +26,9 @@ export function tenantMetricsHooks(metrics: TenantMetrics): TenancyHooks {
     onPolicy(event) {
       if (event.code === 'tenant_policy_denied')
         metrics.recordPolicyDenial(event.tenantId, event.decision?.rule)
+    },
+    onConcurrency(event) {
+      if (event.code === 'tenant_concurrency_limited') metrics.recordConcurrencyRejection(event.tenantId)
     },
     onRateLimit(event) {
       if (event.code === 'tenant_rate_limited') metrics.recordRateLimited(event.tenantId)

@@ -79,6 +79,7 @@ function checkLabel(value: unknown, name: string): string {
  * | `tenant_request_duration_seconds` | histogram | `tenant` |
  * | `tenant_quota_rejections_total` | counter | `tenant` |
  * | `tenant_rate_limited_total` | counter | `tenant` |
+ * | `tenant_concurrency_rejections_total` | counter | `tenant` |
  * | `tenant_policy_denials_total` | counter | `tenant`, `rule` |
  * | `tenant_tokens_consumed_total` | counter | `tenant` |
  * | `tenant_tokens_refunded_total` | counter | `tenant` |
@@ -111,6 +112,7 @@ export class TenantMetrics {
   readonly #duration: Histogram<'tenant'>
   readonly #quotaRejections: Counter<'tenant'>
   readonly #rateLimited: Counter<'tenant'>
+  readonly #concurrencyRejections: Counter<'tenant'>
   readonly #policyDenials: Counter<'tenant' | 'rule'>
   readonly #tokens: Counter<'tenant'>
   readonly #refunds: Counter<'tenant'>
@@ -187,6 +189,12 @@ export class TenantMetrics {
       labelNames: ['tenant'],
       registers,
     })
+    this.#concurrencyRejections = new Counter({
+      name: `${prefix}concurrency_rejections_total`,
+      help: 'Requests refused because the tenant had maxInFlight requests in flight.',
+      labelNames: ['tenant'],
+      registers,
+    })
     this.#policyDenials = new Counter({
       name: `${prefix}policy_denials_total`,
       help: 'Requests refused by policy, by the rule (model, tool, method, path) that refused them.',
@@ -253,6 +261,11 @@ export class TenantMetrics {
     this.#rateLimited.inc({ tenant: this.tenantLabel(tenantId) })
   }
 
+  /** Counts a request refused by the concurrency cap (too many in flight). */
+  recordConcurrencyRejection(tenantId: string | undefined): void {
+    this.#concurrencyRejections.inc({ tenant: this.tenantLabel(tenantId) })
+  }
+
   /** Counts a policy denial; `rule` is the allow-list that refused (`'unknown'` when not given). */
   recordPolicyDenial(tenantId: string | undefined, rule?: PolicyRule): void {
     const known = rule === 'model' || rule === 'tool' || rule === 'method' || rule === 'path'
@@ -280,6 +293,7 @@ export class TenantMetrics {
       this.#duration,
       this.#quotaRejections,
       this.#rateLimited,
+      this.#concurrencyRejections,
       this.#policyDenials,
       this.#tokens,
       this.#refunds,

@@ -1,0 +1,102 @@
+import type { ConcurrencyDecision, ConcurrencyLease, ConcurrencyLimiter } from '@tenant/core'
+import { invalidOption, validateMaxInFlight, validateTenantId } from '@tenant/core'
+import type { ObjectClientOptions } from './object-client'
+import { ObjectClient } from './object-client'
+import { PROTOCOL_VERSION } from './protocol'
+
+/** Default `leaseTtlMs` of {@link DurableObjectConcurrencyLimiter}: 10 minutes. */
+export const DEFAULT_LEASE_TTL_MS = 600_000
+
+/** Options of {@link DurableObjectConcurrencyLimiter}. */
+export interface DurableObjectConcurrencyLimiterOptions extends ObjectClientOptions {
+  /**
+   * How long a slot stays taken without being released, in ms: the slots of a Worker invocation
+   * that died before releasing come back after this. Longer than your longest request.
+   * @default 600000 (10 minutes)
+   */
+  leaseTtlMs?: number
+}
+
+/**
+ * A {@link ConcurrencyLimiter} held by the tenant's Durable Object ({@link TenantQuotaObject}, the
+ * same object as its quota and rate limit): one exact in-flight count for every Worker in every
+ * location. Each acquire and each release is one RPC; the object keeps the leases with their
+ * expiry, so a release is idempotent (an unknown lease id frees nothing) and the slots of a
+ * Worker that died come back after `leaseTtlMs`.
+ *
+ * @example
+ * ```ts
+ * const limiter = new DurableObjectConcurrencyLimiter({ namespace: env.TENANT_QUOTA })
+ * app.use(tenancy({ configManager, concurrency: limiter }))
+ * ```
+ */
+export class DurableObjectConcurrencyLimiter implements ConcurrencyLimiter {
+  readonly #client: ObjectClient
+  readonly #leaseTtlMs: number
+
+  constructor(options: DurableObjectConcurrencyLimiterOptions) {
+    const owner = 'DurableObjectConcurrencyLimiter'
+    this.#client = new ObjectClient(owner, undefined, undefined, options)
+    const ttl = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS
+    if (!Number.isSafeInteger(ttl) || ttl < 1)
+      throw invalidOption(`${owner}.leaseTtlMs`, 'must be a whole number >= 1')
+    this.#leaseTtlMs = ttl
+  }
+
+  async acquire(tenantId: string, maxInFlight: number): Promise<ConcurrencyDecision> {
+    validateTenantId(tenantId)
+    validateMaxInFlight(maxInFlight)
+    const answer = await this.#call(tenantId, { op: 'acquire', maxInFlight, leaseTtlMs: this.#leaseTtlMs })
+    if (answer.allowed !== true || answer.leaseId === undefined) {
+      return {
+        allowed: false,
+        inFlight: answer.inFlight,
+        limit: maxInFlight,
+        reason: `${answer.inFlight} requests in flight, the limit is ${maxInFlight}`,
+      }
+    }
+    return {
+      allowed: true,
+      inFlight: answer.inFlight,
+      limit: maxInFlight,
+      lease: this.#lease(tenantId, answer.leaseId),
+    }
+  }
+
+  async inFlight(tenantId: string): Promise<number> {
+    validateTenantId(tenantId)
+    return (await this.#call(tenantId, { op: 'inFlight' })).inFlight
+  }
+
+  async reset(tenantId: string): Promise<void> {
+    validateTenantId(tenantId)
+    await this.#call(tenantId, { op: 'reset' })
+  }
+
+  /**
+   * Frees the lease `leaseId` of the tenant, if it is still held: what a lease's `release()` does,
+   * for a caller that kept only the id (another invocation, a queue consumer).
+   */
+  async release(tenantId: string, leaseId: string): Promise<void> {
+    validateTenantId(tenantId)
+    await this.#call(tenantId, { op: 'release', leaseId: String(leaseId) })
+  }
+
+  #call(tenantId: string, op: Record<string, unknown>) {
+    const now = this.#client.sentTime()
+    return this.#client.call(tenantId, (stub) =>
+      stub.concurrency({ v: PROTOCOL_VERSION, ...(now === undefined ? {} : { now }), ...op } as never),
+    )
+  }
+
+  #lease(tenantId: string, id: string): ConcurrencyLease {
+    let released: Promise<void> | undefined
+    return {
+      id,
+      release: () => {
+        released ??= this.release(tenantId, id)
+        return released
+      },
+    }
+  }
+}

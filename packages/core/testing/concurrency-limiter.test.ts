@@ -1,0 +1,4 @@
+import { InMemoryConcurrencyLimiter } from '../src/index'
+import { concurrencyLimiterConformance } from './concurrency-limiter'
+
+concurrencyLimiterConformance('InMemoryConcurrencyLimiter', () => new InMemoryConcurrencyLimiter())

@@ -1,0 +1,227 @@
+import {
+  type ConcurrencyConfig,
+  type ConcurrencyDecision,
+  type ConcurrencyLease,
+  type ConcurrencyLimiter,
+  type ConcurrencyProvider,
+  isThenable,
+  TenantError,
+} from '@tenant/core'
+import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { reportError } from './hooks'
+import { assertMethods, checkFunction, checkStageOptions } from './options'
+import { StageCore, type StageOptions, StoreFailed } from './stage'
+import type { MaybePromise, Middleware } from './types'
+
+/** Options of {@link tenantConcurrency}. */
+export interface ConcurrencyOptions extends StageOptions {
+  /** Counts each tenant's requests in flight (core's in-memory limiter, Redis, Durable Object). Without one the stage is off. */
+  limiter?: ConcurrencyLimiter
+  /**
+   * Where each tenant's cap (`concurrency.maxInFlight`) is read. The config the resolver read is
+   * used when it came from this store (so it is read once), or when no provider is given.
+   * @default undefined (the resolver's config; `tenancy()` passes its `configManager`)
+   */
+  provider?: ConcurrencyProvider
+  /**
+   * The response for a request over the cap, instead of the 429 problem. `Retry-After: 1` is
+   * added to it unless it sets one.
+   * @default undefined (429 `tenant_concurrency_limited`)
+   */
+  onRejected?: (
+    request: Request,
+    decision: Omit<ConcurrencyDecision, 'lease'> & { tenantId: string },
+  ) => MaybePromise<Response>
+}
+
+const RETRY_AFTER: [string, string] = ['Retry-After', '1']
+
+/**
+ * The concurrency stage as a chain stage: what {@link tenantConcurrency} and `tenancy()` run;
+ * `undefined` without a limiter (the stage is off).
+ *
+ * @example
+ * ```ts
+ * const stage = concurrencyStage({ limiter: new InMemoryConcurrencyLimiter(), provider: configs })
+ * ```
+ */
+export function concurrencyStage(options: ConcurrencyOptions = {}): ChainStage | undefined {
+  const name = 'tenantConcurrency'
+  checkStageOptions(name, options)
+  checkFunction(`${name}.onRejected`, options.onRejected)
+  if (options.limiter === undefined) return undefined
+  assertMethods(options.limiter, `${name}.limiter`, ['acquire'])
+  if (options.provider !== undefined)
+    assertMethods(options.provider, `${name}.provider`, ['concurrencyConfig'])
+  return new ConcurrencyStage(options, options.limiter)
+}
+
+class ConcurrencyStage implements ChainStage {
+  readonly stage = 'concurrency' as const
+  readonly middleware = 'tenantConcurrency'
+  readonly #core: StageCore<'onConcurrency'>
+  readonly #provider: ConcurrencyProvider | undefined
+
+  constructor(
+    readonly options: ConcurrencyOptions,
+    readonly limiter: ConcurrencyLimiter,
+  ) {
+    this.#core = new StageCore(options, 'onConcurrency', 'concurrency')
+    this.#provider = options.provider
+  }
+
+  run(admission: Admission): StageStep {
+    const tenantId = admission.tenantId
+    if (tenantId === undefined) return undefined
+    const provider = this.#provider
+    const tenant = admission.tenant
+    if (tenant !== undefined && (provider === undefined || admission.source === provider)) {
+      return this.#capped(admission, tenant.concurrency)
+    }
+    // No config at hand and nowhere to read one: no cap is known, so none applies.
+    if (provider === undefined) return undefined
+    const config = this.#core.attempt(() => provider.concurrencyConfig(tenantId))
+    if (isThenable(config)) return config.then((c) => this.#capped(admission, c))
+    return this.#capped(admission, config)
+  }
+
+  #capped(admission: Admission, config: ConcurrencyConfig | null | StoreFailed): StageStep {
+    if (config instanceof StoreFailed) return this.#core.failed(admission, {}, config)
+    // A tenant without a cap is not counted at all: nothing to acquire, nothing to release.
+    if (config === null) return undefined
+    const max = config.maxInFlight
+    const tenantId = admission.tenantId!
+    const answer = this.#core.attempt(() => this.limiter.acquire(tenantId, max))
+    if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, max, decision))
+    return this.#decided(admission, max, answer)
+  }
+
+  #decided(admission: Admission, limit: number, answer: ConcurrencyDecision | StoreFailed): StageStep {
+    const core = this.#core
+    if (answer instanceof StoreFailed) return core.failed(admission, { limit }, answer)
+    const { lease, ...decision } = answer
+    if (answer.allowed && lease !== undefined) {
+      if (core.observed) core.allow(admission, { limit, decision })
+      holdUntilDone(admission, lease, core)
+      return undefined
+    }
+    const tenantId = admission.tenantId!
+    const { onRejected } = this.options
+    return core.refuse(
+      admission,
+      { limit, decision },
+      {
+        error: new TenantError(
+          'tenant_concurrency_limited',
+          answer.reason ?? `too many requests of this tenant in flight (limit ${limit})`,
+          { tenantId },
+        ),
+        headers: [RETRY_AFTER],
+        extensions: { limit, inFlight: answer.inFlight },
+        override: onRejected && {
+          hook: 'onRejected',
+          call: () => onRejected(admission.request, { ...decision, tenantId }),
+        },
+      },
+    )
+  }
+}
+
+/**
+ * Releases `lease` exactly once, at the first of: the response body ends (or is cancelled), a
+ * response without a body is handed over, the client aborts (`request.signal`), or the request
+ * is abandoned (a later stage refused it, the handler threw).
+ */
+function holdUntilDone(
+  admission: Admission,
+  lease: ConcurrencyLease,
+  core: StageCore<'onConcurrency'>,
+): void {
+  const { request } = admission
+  const signal = request.signal as AbortSignal | undefined
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    signal?.removeEventListener('abort', release)
+    let done: Promise<void>
+    try {
+      done = lease.release()
+    } catch (error) {
+      done = Promise.reject(error)
+    }
+    // The response is on its way; a failed release is reported, and the lease's expiry (Redis,
+    // Durable Object) gives the slot back.
+    done.then(undefined, (error: unknown) =>
+      reportError(core.hooks, error, { stage: 'concurrency', request, tenantId: admission.tenantId }),
+    )
+  }
+  admission.onAbandon(release)
+  if (signal !== undefined && signal !== null) {
+    if (signal.aborted) {
+      release()
+      return
+    }
+    signal.addEventListener('abort', release, { once: true })
+  }
+  // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
+  admission.onResponse((response) => releaseWhenSent(response, release), { last: true })
+}
+
+/**
+ * The response whose end releases the slot: the same response, slot released now, when it has
+ * no body; else a copy whose body passes every chunk through unchanged and releases when it ends,
+ * fails or is cancelled (the client went away mid-stream).
+ */
+export function releaseWhenSent(response: Response, release: () => void): Response | undefined {
+  const body = response.body
+  // A body-less response, or one whose body was already read (it can never end through us).
+  if (body === null || response.bodyUsed || response.status === 101) {
+    release()
+    return undefined
+  }
+  const reader = body.getReader()
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read()
+        if (done) {
+          controller.close()
+          release()
+        } else {
+          controller.enqueue(value)
+        }
+      } catch (error) {
+        release()
+        controller.error(error)
+      }
+    },
+    cancel(reason) {
+      release()
+      return reader.cancel(reason)
+    },
+  })
+  return new Response(stream, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  })
+}
+
+/**
+ * Caps each tenant's requests in flight at its `concurrency.maxInFlight`: a request over the cap
+ * is refused with 429 `tenant_concurrency_limited` and `Retry-After: 1`. An admitted request holds
+ * its slot until its response body has been sent (a streamed body: until the stream ends), the
+ * client aborts, or a later stage refuses it or the handler throws. Tenants without a cap pass
+ * uncounted.
+ *
+ * @example
+ * ```ts
+ * const concurrency = tenantConcurrency({ limiter: new InMemoryConcurrencyLimiter(), provider: configs })
+ * ```
+ */
+export function tenantConcurrency(options: ConcurrencyOptions = {}): Middleware {
+  const stage = concurrencyStage(options)
+  if (stage === undefined) return (request, next) => next(request)
+  return fetchChain('tenantConcurrency', [stage])
+}

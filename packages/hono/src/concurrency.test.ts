@@ -1,0 +1,135 @@
+import {
+  InMemoryConcurrencyLimiter,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+  TokenBucketRateLimiter,
+} from '@tenant/core'
+import { Hono } from 'hono'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { type TenancyOptions, tenancy, tenantConcurrency, tenantResolver } from './index'
+
+// Lets queued microtasks and stream pulls run (no timers, no sleeping).
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+describe('@tenant/hono concurrency', () => {
+  let clock: ManualClock
+  let configs: InMemoryConfigManager
+  let limiter: InMemoryConcurrencyLimiter
+  beforeEach(async () => {
+    clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 15))
+    configs = new InMemoryConfigManager({ clock })
+    limiter = new InMemoryConcurrencyLimiter()
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+  })
+
+  // A route whose body streams until the test closes it; `/throw` fails; `/empty` has no body.
+  function app(options: Partial<TenancyOptions> = {}) {
+    const ends: (() => void)[] = []
+    const hono = new Hono()
+    hono.use('*', tenancy({ configManager: configs, concurrency: limiter, clock, ...options }))
+    hono.get('/stream', (c) => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
+          ends.push(() => controller.close())
+        },
+      })
+      return c.body(body, 200, { 'Content-Type': 'text/event-stream' })
+    })
+    hono.get('/throw', () => {
+      throw new Error('handler failed')
+    })
+    hono.get('/empty', (c) => c.body(null, 204))
+    hono.get('/ok', (c) => c.text('ok'))
+    const send = (path: string, init: RequestInit = {}) =>
+      hono.request(`https://api.example.com${path}`, { headers: { 'X-Tenant-ID': 'acme' }, ...init })
+    return { send, ends }
+  }
+
+  it('holds the slot while the body streams, refuses meanwhile, and frees it when the stream ends', async () => {
+    const { send, ends } = app()
+    const streamed = await send('/stream')
+    expect(streamed.headers.get('Content-Type')).toBe('text/event-stream')
+    const reader = streamed.body!.getReader()
+    await reader.read()
+    const refused = await send('/ok')
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('Retry-After')).toBe('1')
+    expect(((await refused.json()) as { code: string }).code).toBe('tenant_concurrency_limited')
+    ends[0]!()
+    expect((await reader.read()).done).toBe(true)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    const again = await send('/ok')
+    expect(await again.text()).toBe('ok')
+  })
+
+  it('releases at once for a body-less response', async () => {
+    const { send } = app()
+    expect((await send('/empty')).status).toBe(204)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('releases when the client aborts', async () => {
+    const { send } = app()
+    const abort = new AbortController()
+    const streamed = await send('/stream', { signal: abort.signal })
+    expect(streamed.status).toBe(200)
+    expect(await limiter.inFlight('acme')).toBe(1)
+    abort.abort()
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('releases when the handler throws (Hono answers 500)', async () => {
+    const { send } = app()
+    const failed = await send('/throw')
+    expect(failed.status).toBe(500)
+    await failed.text()
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('releases when the rate limit or the quota refuses after it', async () => {
+    await configs.setTenantConfig({
+      id: 'acme',
+      concurrency: { maxInFlight: 1 },
+      rateLimit: { requestsPerSecond: 1, burst: 1 },
+      quota: { limits: [{ window: 'minute', requests: 2 }] },
+    })
+    const { send } = app({
+      rateLimit: new TokenBucketRateLimiter(configs, { clock }),
+      quota: new InMemoryQuotaManager(configs, { clock }),
+    })
+    expect(await (await send('/ok')).text()).toBe('ok')
+    await settle()
+    expect(((await (await send('/ok')).json()) as { code: string }).code).toBe('tenant_rate_limited')
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    clock.advance(1_000)
+    expect(await (await send('/ok')).text()).toBe('ok')
+    clock.advance(1_000)
+    await settle()
+    expect(((await (await send('/ok')).json()) as { code: string }).code).toBe('tenant_quota_exceeded')
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('works as a single middleware after the resolver', async () => {
+    const hono = new Hono()
+    hono.use('*', tenantResolver({ configManager: configs }), tenantConcurrency({ limiter }))
+    hono.get('/ok', (c) => c.text('ok'))
+    const first = await hono.request('https://api.example.com/ok', { headers: { 'X-Tenant-ID': 'acme' } })
+    expect(await limiter.inFlight('acme')).toBe(1)
+    expect(
+      (await hono.request('https://api.example.com/ok', { headers: { 'X-Tenant-ID': 'acme' } })).status,
+    ).toBe(429)
+    await first.text()
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+})

@@ -1,0 +1,70 @@
+import { ManualClock } from '@tenant/core'
+import { concurrencyLimiterConformance } from '@tenant/core/testing'
+import { describe, expect, it } from 'vitest'
+import { REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
+import { RedisConcurrencyLimiter } from './concurrency-limiter'
+
+const timeoutMs = 5_000
+const suite = { timeout: 30_000 }
+
+describe.runIf(REDIS_URL)('RedisConcurrencyLimiter', () => {
+  const { client: ioredis, prefix } = useTestRedis('concurrency')
+  const nodeRedis = useNodeRedis()
+
+  concurrencyLimiterConformance(
+    'RedisConcurrencyLimiter, ioredis',
+    () => new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs }),
+    suite,
+  )
+  concurrencyLimiterConformance(
+    'RedisConcurrencyLimiter, node-redis',
+    () => new RedisConcurrencyLimiter({ redis: nodeRedis, prefix, timeoutMs }),
+    suite,
+  )
+
+  it('gives back the slots of a crashed process once their leases expire', async () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1))
+    const limiter = new RedisConcurrencyLimiter({
+      redis: ioredis,
+      prefix,
+      timeoutMs,
+      clock,
+      leaseTtlMs: 1_000,
+    })
+    const id = `crash-${Math.random().toString(36).slice(2)}`
+    // Taken and never released: the process that held them is gone.
+    await limiter.acquire(id, 2)
+    clock.advance(500)
+    await limiter.acquire(id, 2)
+    expect((await limiter.acquire(id, 2)).allowed).toBe(false)
+    clock.advance(500)
+    expect(await limiter.inFlight(id)).toBe(1)
+    expect(await limiter.acquire(id, 2)).toMatchObject({ allowed: true, inFlight: 2 })
+    // Now the second has expired too; the third (taken at +1000) lives until +2000.
+    clock.advance(999)
+    expect(await limiter.inFlight(id)).toBe(1)
+  })
+
+  it('keeps each tenant in one key under its hash tag, and that key expires', async () => {
+    const limiter = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 60_000 })
+    const id = `ttl-${Math.random().toString(36).slice(2)}`
+    await limiter.acquire(id, 3)
+    const key = `{${prefix}:${id}}:c`
+    expect(await ioredis.zcard(key)).toBe(1)
+    const ttl = await ioredis.pttl(key)
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(60_000)
+  })
+})
+
+describe('RedisConcurrencyLimiter options', () => {
+  it('refuses a bad leaseTtlMs at construction', () => {
+    const redis = { evalScript: async () => null, evalScriptSha: async () => null }
+    expect(() => new RedisConcurrencyLimiter({ redis, leaseTtlMs: 0 })).toThrow(
+      expect.objectContaining({
+        code: 'tenant_invalid_config',
+        issues: [expect.objectContaining({ path: ['leaseTtlMs'] })],
+      }),
+    )
+  })
+})
