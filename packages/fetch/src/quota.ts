@@ -10,6 +10,7 @@ import {
   type QuotaManager,
   type QuotaUsage,
   TenantError,
+  validateSubject,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { quotaHeaders, retryAfterHeader } from './headers'
@@ -48,6 +49,15 @@ export interface QuotaOptions extends StageOptions {
    */
   onRejected?: (request: Request, decision: QuotaDecision & { tenantId: string }) => MaybePromise<Response>
   /**
+   * The subject under the tenant the request is charged to as well (an API key, a user, a model:
+   * `(request) => 'model:' + request.headers.get('X-Model')`), or `undefined` for none. When the
+   * tenant's `quota.subjects` has a pattern for it, the subject's windows are checked with the
+   * tenant's, all-or-nothing, and show in the quota headers as `"subject-<window>"` items. A value
+   * that is not 1 to 255 characters of `[A-Za-z0-9._:/@+-]` is refused with 400 `invalid_subject`.
+   * @default undefined (no subject: only the tenant's windows)
+   */
+  subject?: (request: Request) => MaybePromise<string | undefined>
+  /**
    * The clock for the `t=` (seconds until reset) of the `RateLimit` field; use the manager's clock.
    * @default systemClock
    */
@@ -69,6 +79,7 @@ export function quotaStage(options: QuotaOptions = {}): ChainStage | undefined {
   checkFunction(`${name}.tokenEstimator`, options.tokenEstimator)
   checkFunction(`${name}.actualTokens`, options.actualTokens)
   checkFunction(`${name}.onRejected`, options.onRejected)
+  checkFunction(`${name}.subject`, options.subject)
   const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
   const { manager } = options
   if (manager === undefined) return undefined
@@ -122,8 +133,19 @@ class QuotaStage implements ChainStage {
 
   #charge(admission: Admission, tokens: number | TenantError): StageStep {
     if (typeof tokens !== 'number') return this.#core.refuse(admission, {}, { error: tokens })
+    const pick = this.options.subject
+    if (pick === undefined) return this.#chargeSubject(admission, tokens, undefined)
+    const named = callUser('quota', () => pick(admission.request))
+    if (isThenable(named)) return named.then((value) => this.#chargeSubject(admission, tokens, value))
+    return this.#chargeSubject(admission, tokens, named)
+  }
+
+  #chargeSubject(admission: Admission, tokens: number, named: string | undefined | UserRefusal): StageStep {
+    const subject = named instanceof UserRefusal ? named.error : validSubject(named)
+    if (subject instanceof TenantError) return this.#core.refuse(admission, {}, { error: subject })
     const tenantId = admission.tenantId!
-    const cost = { requests: 1, tokens }
+    const cost: ChargedCost =
+      subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject }
     const { manager } = this
     // The resolver's config, when it read it from the store this manager reads.
     const config = this.#core.known(admission)?.quota
@@ -132,7 +154,7 @@ class QuotaStage implements ChainStage {
     return this.#decided(admission, cost, answer)
   }
 
-  #decided(admission: Admission, cost: Required<QuotaCost>, answer: QuotaDecision | StoreFailed): StageStep {
+  #decided(admission: Admission, cost: ChargedCost, answer: QuotaDecision | StoreFailed): StageStep {
     const core = this.#core
     if (answer instanceof StoreFailed) return core.failed(admission, { cost }, answer)
     const headers = quotaHeaders(answer.windows, admission.now(this.#clock))
@@ -163,6 +185,7 @@ class QuotaStage implements ChainStage {
           request: admission.request,
           response,
           tenantId,
+          subject: cost.subject,
           estimated: cost.tokens,
           timeoutMs: core.timeoutMs,
         })
@@ -197,6 +220,19 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
   return fetchChain('tenantQuota', [stage])
 }
 
+/** The cost the stage charges: both amounts, and the subject when the request names one. */
+type ChargedCost = Required<Pick<QuotaCost, 'requests' | 'tokens'>> & Pick<QuotaCost, 'subject'>
+
+function validSubject(value: unknown): string | undefined | TenantError {
+  if (value === undefined) return undefined
+  try {
+    return validateSubject(value)
+  } catch (error) {
+    if (isTenantError(error)) return error
+    throw error
+  }
+}
+
 function validAmount(value: unknown, what: string): number | TenantError {
   try {
     return costAmount(value, what, 0)
@@ -210,6 +246,7 @@ interface AdjustContext {
   request: Request
   response: Response
   tenantId: string
+  subject: string | undefined
   estimated: number
   timeoutMs: number | undefined
 }
@@ -224,7 +261,7 @@ async function adjust(
   actualTokens: NonNullable<QuotaOptions['actualTokens']>,
   context: AdjustContext,
 ): Promise<QuotaUsage | undefined> {
-  const { request, response, tenantId, estimated, timeoutMs } = context
+  const { request, response, tenantId, subject, estimated, timeoutMs } = context
   const info = { stage: 'quota' as const, request, tenantId }
   let actual: number | undefined
   try {
@@ -232,7 +269,8 @@ async function adjust(
     if (reported === undefined) return undefined
     actual = costAmount(reported, 'actualTokens()', 0)
     if (actual === estimated) return undefined
-    const usage = await callStore(() => manager.adjust(tenantId, { tokens: actual! - estimated }), timeoutMs)
+    const delta = { tokens: actual - estimated, ...(subject === undefined ? {} : { subject }) }
+    const usage = await callStore(() => manager.adjust(tenantId, delta), timeoutMs)
     emit(hooks, 'onAdjust', 'quota', {
       request,
       tenantId,

@@ -57,6 +57,7 @@ const clientCodes = new Set<string>([
   'tenant_rate_limited',
   'tenant_quota_exceeded',
   'invalid_cost',
+  'invalid_subject',
 ])
 
 /** What a failed store call means for the request. */
