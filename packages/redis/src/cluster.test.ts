@@ -22,7 +22,7 @@ describe.runIf(CAN_SPAWN_REDIS)('on a Redis Cluster', () => {
   let ioredis: Cluster
   let nodeRedis: ReturnType<typeof createCluster>
   const timeoutMs = 5_000
-  const suite = { timeout: 30_000, subjects: false }
+  const suite = { timeout: 30_000 }
 
   beforeAll(async () => {
     cluster = await RedisClusterProcess.launch()

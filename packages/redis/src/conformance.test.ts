@@ -9,7 +9,7 @@ import { RedisRateLimiter } from './rate-limiter'
 // into the scripts instead of Redis TIME). The timeout is generous on purpose: the suites check
 // semantics, including 1,000 concurrent consumes, not latency.
 const timeoutMs = 5_000
-const suite = { timeout: 30_000, subjects: false }
+const suite = { timeout: 30_000 }
 
 describe.runIf(REDIS_URL)('Redis stores pass the core conformance suites', () => {
   const { client: ioredis, prefix } = useTestRedis('conformance')
