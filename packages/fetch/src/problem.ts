@@ -17,6 +17,7 @@ const titles: Partial<Record<TenantErrorCode, string>> = {
   tenant_rate_limited: 'Tenant rate limit exceeded',
   tenant_quota_exceeded: 'Tenant quota exceeded',
   invalid_cost: 'Invalid request cost',
+  invalid_subject: 'Invalid quota subject',
   tenant_backend_unavailable: 'Tenant backend unavailable',
   tenant_not_found: 'Tenant not found',
   tenant_invalid_config: 'Invalid tenant configuration',
