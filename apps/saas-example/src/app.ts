@@ -27,6 +27,7 @@ import { timingSafeEqual } from 'hono/utils/buffer'
 import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
+import { modelSubject } from './model-subject'
 import { resourceRoutes } from './routes/resources'
 
 /** Everything the app needs; each runtime's entry builds these from its own storage. */
@@ -170,7 +171,8 @@ export function createApp(deps: AppDeps) {
       configManager: withPlans(deps.configs, deps.plans),
       policy: deps.policy,
       rateLimit: deps.rateLimiter,
-      quota: deps.quotas,
+      // Per-model limits: the plans' `quota.subjects` match `model:<X-Model>`.
+      quota: { manager: deps.quotas, subject: modelSubject },
       clock: deps.clock,
       hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],
     }),
