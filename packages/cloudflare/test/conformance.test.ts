@@ -10,13 +10,13 @@ const timeout = 30_000
 testQuotaManager(
   'DurableObjectQuotaManager (fixed)',
   ({ provider, clock }) => workerd().quotaManager(provider, { clock }),
-  { algorithm: 'fixed', timeout, subjects: false },
+  { algorithm: 'fixed', timeout },
 )
 
 testQuotaManager(
   'DurableObjectQuotaManager (sliding)',
   ({ provider, clock }) => workerd().quotaManager(provider, { clock, algorithm: 'sliding' }),
-  { algorithm: 'sliding', timeout, subjects: false },
+  { algorithm: 'sliding', timeout },
 )
 
 testRateLimiter(
