@@ -23,7 +23,6 @@ import {
   TenantBackendError,
   tagSubject,
   validatePrecision,
-  validateTenantId,
 } from '@tenant/core'
 import { tenantTag } from './keys'
 import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
