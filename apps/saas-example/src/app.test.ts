@@ -225,3 +225,38 @@ describe('createApp', () => {
     })
   })
 })
+
+describe('per-model limits (quota subjects)', () => {
+  it('charges the X-Model subject with the tenant, per the plan, and refuses a bad model name', async () => {
+    const t = await inProcessApp()
+    const plan = await t.request('POST', '/admin/plans', {
+      admin: true,
+      body: {
+        id: 'gateway',
+        quota: {
+          limits: [{ window: 'minute', requests: 100 }],
+          subjects: [{ match: 'model:*', limits: [{ window: 'minute', requests: 2 }] }],
+        },
+      },
+    })
+    expect(plan.status).toBe(201)
+    expect(
+      (await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'llm', plan: 'gateway' } }))
+        .status,
+    ).toBe(201)
+    const ask = (model: string) =>
+      t.request('GET', '/api/v1/resources', { tenant: 'llm', headers: { 'X-Model': model } })
+    const first = await ask('gpt-4o')
+    expect(first.status).toBe(200)
+    expect(first.headers.get('RateLimit-Policy')).toContain('"subject-minute";q=2')
+    expect((await ask('gpt-4o')).status).toBe(200)
+    expect((await ask('gpt-4o')).status).toBe(429)
+    expect((await ask('gpt-4o-mini')).status).toBe(200)
+    expect((await ask('bad model')).status).toBe(400)
+    const usage = await t.request('GET', '/admin/tenants/llm/usage?subject=model:gpt-4o', { admin: true })
+    expect(
+      ((await usage.json()) as { windows: { used: { requests: number } }[] }).windows[0]!.used.requests,
+    ).toBe(2)
+    t.close()
+  })
+})

@@ -28,6 +28,7 @@ import { timingSafeEqual } from 'hono/utils/buffer'
 import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
+import { modelSubject } from './model-subject'
 import { chatRoutes } from './routes/chat'
 import { resourceRoutes } from './routes/resources'
 
@@ -181,8 +182,9 @@ export function createApp(deps: AppDeps) {
       policy: deps.policy,
       ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
       rateLimit: deps.rateLimiter,
-      // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers).
-      quota: { manager: deps.quotas, streamUsage: true },
+      // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers);
+      // per-model limits: the plans' `quota.subjects` match `model:<X-Model>`.
+      quota: { manager: deps.quotas, streamUsage: true, subject: modelSubject },
       clock: deps.clock,
       hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],
     }),

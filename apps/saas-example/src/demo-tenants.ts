@@ -13,6 +13,8 @@ export const demoPlans: readonly PlanConfigInput[] = [
         { window: 'minute', requests: 20 },
         { window: 'day', requests: 1_000, tokens: 100_000 },
       ],
+      // Per model (the X-Model header, as the quota subject `model:<name>`).
+      subjects: [{ match: 'model:*', limits: [{ window: 'minute', requests: 10 }] }],
     },
     rateLimit: { requestsPerSecond: 2, burst: 5 },
     concurrency: { maxInFlight: 4 },
@@ -25,6 +27,11 @@ export const demoPlans: readonly PlanConfigInput[] = [
       limits: [
         { window: 'minute', requests: 600 },
         { window: 'month', requests: 1_000_000, tokens: 50_000_000 },
+      ],
+      // Per model: every model 300 requests a minute, the large one 60, out of the tenant's 600.
+      subjects: [
+        { match: 'model:*', limits: [{ window: 'minute', requests: 300 }] },
+        { match: 'model:gpt-4o', limits: [{ window: 'minute', requests: 60, tokens: 2_000_000 }] },
       ],
     },
     rateLimit: { requestsPerSecond: 50, burst: 100 },

@@ -5,6 +5,7 @@ import type {
   QuotaDecision,
   QuotaManager,
   QuotaProvider,
+  QuotaSubjectOptions,
   QuotaUsage,
   QuotaWindowUsage,
 } from '@tenant/core'
@@ -16,6 +17,8 @@ import {
   normalizeCost,
   normalizeTokenDelta,
   slidingWindowAlgorithm,
+  subjectOf,
+  subjectQuota,
   validateTenantId,
 } from '@tenant/core'
 import type { ObjectClientOptions } from './object-client'
@@ -23,7 +26,7 @@ import { ObjectClient } from './object-client'
 import type { Prefilter, PrefilterOptions } from './prefilter'
 import { createPrefilter } from './prefilter'
 import type { QuotaAlgorithmName, QuotaCall } from './protocol'
-import { PROTOCOL_VERSION } from './protocol'
+import { BASE_PROTOCOL_VERSION, PROTOCOL_VERSION } from './protocol'
 
 /** Options of {@link DurableObjectQuotaManager}. */
 export interface DurableObjectQuotaManagerOptions extends ObjectClientOptions {
@@ -97,9 +100,16 @@ export class DurableObjectQuotaManager implements QuotaManager {
   async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
     validateTenantId(tenantId)
     const charge = normalizeCost(cost)
+    const subject = subjectOf(cost)
     const denial = await this.#prefilter?.deny(tenantId, () => this.#client.localTime())
     if (denial !== undefined) return { ...denial, remaining: {}, limit: {}, windows: [] }
     const config = await this.#provider.quotaConfig(tenantId)
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined) {
+      // Version 2: the object checks the tenant's and the subject's windows in one step.
+      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'consume', cost: charge }
+      return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaDecision
+    }
     // An unlimited tenant's decision depends on no state: answer here, without a request.
     if (effectiveLimits(config).length === 0) {
       return this.#algorithm.consume(undefined, config, charge, this.#client.localTime()).decision
@@ -108,27 +118,44 @@ export class DurableObjectQuotaManager implements QuotaManager {
     return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaDecision
   }
 
-  async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
+  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
     validateTenantId(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const subject = subjectOf(delta)
     const config = await this.#provider.quotaConfig(tenantId)
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined) {
+      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'adjust', tokens }
+      return { tenantId, subject, windows: await this.#windows(tenantId, call) }
+    }
     if (effectiveLimits(config).length === 0) return { tenantId, windows: [] }
     const call: QuotaCall = { ...this.#base(config), op: 'adjust', tokens }
     return { tenantId, windows: await this.#windows(tenantId, call) }
   }
 
-  async peek(tenantId: string): Promise<QuotaUsage> {
+  async peek(tenantId: string, options?: QuotaSubjectOptions): Promise<QuotaUsage> {
     validateTenantId(tenantId)
+    const subject = subjectOf(options)
     const config = await this.#provider.quotaConfig(tenantId)
+    if (subject !== undefined) {
+      const subjectConfig = subjectQuota(config, subject)
+      if (subjectConfig === undefined) return { tenantId, subject, windows: [] }
+      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'peek' }
+      return { tenantId, subject, windows: await this.#windows(tenantId, call) }
+    }
     if (effectiveLimits(config).length === 0) return { tenantId, windows: [] }
     const call: QuotaCall = { ...this.#base(config), op: 'peek' }
     return { tenantId, windows: await this.#windows(tenantId, call) }
   }
 
-  /** Deletes the tenant's counters in its object (one RPC). */
-  async reset(tenantId: string): Promise<void> {
+  /**
+   * Deletes the tenant's counters in its object, its subjects' included, or with
+   * `options.subject` that subject's alone (one RPC).
+   */
+  async reset(tenantId: string, options?: QuotaSubjectOptions): Promise<void> {
     validateTenantId(tenantId)
-    const { config: _, ...base } = this.#base({ limits: [] })
+    const subject = subjectOf(options)
+    const { config: _, subjectConfig: __, ...base } = this.#base({ limits: [] }, subject)
     await this.#client.call(tenantId, (stub) => stub.quota({ ...base, op: 'reset' }))
   }
 
@@ -136,13 +163,16 @@ export class DurableObjectQuotaManager implements QuotaManager {
     return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaWindowUsage[]
   }
 
-  #base(config: QuotaConfig) {
+  // Version 1 unless the call names a subject, so plain calls still reach objects of older releases.
+  #base(config: QuotaConfig, subject?: string, subjectConfig?: QuotaConfig) {
     const now = this.#client.sentTime()
     return {
-      v: PROTOCOL_VERSION,
+      v: subject === undefined ? BASE_PROTOCOL_VERSION : PROTOCOL_VERSION,
       algorithm: this.#name,
       precision: this.#precision,
       config,
+      ...(subject === undefined ? {} : { subject }),
+      ...(subjectConfig === undefined ? {} : { subjectConfig }),
       ...(now === undefined ? {} : { now }),
     } as const
   }

@@ -11,7 +11,7 @@ import type { ObjectClientOptions } from './object-client'
 import { ObjectClient } from './object-client'
 import type { Prefilter, PrefilterOptions } from './prefilter'
 import { createPrefilter } from './prefilter'
-import { PROTOCOL_VERSION } from './protocol'
+import { BASE_PROTOCOL_VERSION } from './protocol'
 
 /** Options of {@link DurableObjectRateLimiter}. */
 export interface DurableObjectRateLimiterOptions extends ObjectClientOptions {
@@ -69,7 +69,7 @@ export class DurableObjectRateLimiter implements RateLimiter {
     const now = this.#client.sentTime()
     return this.#client.call(tenantId, (stub) =>
       stub.rateLimit({
-        v: PROTOCOL_VERSION,
+        v: BASE_PROTOCOL_VERSION,
         config: parsed.data,
         cost,
         ...(now === undefined ? {} : { now }),

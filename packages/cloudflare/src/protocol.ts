@@ -17,18 +17,27 @@ import {
 } from '@tenant/core'
 
 /**
- * Version of the messages between the managers and {@link TenantQuotaObject}. The object refuses
- * other versions, so a Worker and an object class deployed from different releases fail loudly
- * (503) instead of misreading each other's state.
+ * Newest version of the messages between the managers and {@link TenantQuotaObject}. Version 2
+ * adds quota subjects (`subject`, `subjectConfig`); the managers send it only for calls naming a
+ * subject and version 1 for everything else, and the object accepts both. It refuses any other
+ * version, so a Worker and an object class deployed from incompatible releases fail loudly (503)
+ * instead of misreading each other's state: deploy the object class first.
  */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
+
+/** The version of calls that name no subject, which objects of every release accept. */
+export const BASE_PROTOCOL_VERSION = 1
 
 /** The quota algorithms the object runs (core's `fixedWindowAlgorithm` / `slidingWindowAlgorithm`). */
 export type QuotaAlgorithmName = 'fixed' | 'sliding'
 
 /** Fields every quota call carries. */
 interface QuotaCallBase {
-  v: typeof PROTOCOL_VERSION
+  v: typeof BASE_PROTOCOL_VERSION | typeof PROTOCOL_VERSION
+  /** Version 2: the subject the call is also for (validated by the manager). */
+  subject?: string
+  /** Version 2: the subject's limits (core's `subjectQuota`), with `subject` on consume/adjust/peek. */
+  subjectConfig?: QuotaConfig
   algorithm: QuotaAlgorithmName
   /** Buckets per window; only read for `'sliding'`. */
   precision: number
@@ -50,7 +59,7 @@ export type QuotaCall =
 
 /** One token-bucket operation for the tenant's object. */
 export interface RateLimitCall {
-  v: typeof PROTOCOL_VERSION
+  v: typeof BASE_PROTOCOL_VERSION | typeof PROTOCOL_VERSION
   config: RateLimitConfig
   /** Whole number >= 0, validated by the manager. */
   cost: number

@@ -1,10 +1,13 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { QuotaAlgorithm, QuotaConfig, QuotaDecision, QuotaWindow, QuotaWindowUsage } from '@tenant/core'
 import {
+  consumeWithSubject,
   effectiveLimits,
   fixedWindowAlgorithm,
+  MAX_SUBJECTS_PER_TENANT,
   slidingWindowAlgorithm,
   TenantBackendError,
+  tagSubject,
   tokenBucketConsume,
   tokenBucketFullAt,
   validateMaxInFlight,
@@ -19,7 +22,7 @@ import type {
   RateLimitReply,
   Reply,
 } from './protocol'
-import { errorReply, PROTOCOL_VERSION } from './protocol'
+import { BASE_PROTOCOL_VERSION, errorReply, PROTOCOL_VERSION } from './protocol'
 
 /** What the object keeps per algorithm: core's plain state and when it stops counting anything. */
 interface StoredRecord {
@@ -39,6 +42,11 @@ function quotaKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>): string {
   return call.algorithm === 'fixed'
     ? `${KEY_PREFIX}quota:fixed`
     : `${KEY_PREFIX}quota:sliding:${call.precision}`
+}
+
+// A subject's state lives next to the tenant's, under the tenant's key and the subject id.
+function subjectKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>, subject: string): string {
+  return `${quotaKey(call)}:subject:${subject}`
 }
 
 function timeOf(call: { now?: number }): number {
@@ -164,10 +172,10 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   ): Promise<Reply<T>> {
     let result: { value: T; write: Promise<unknown> | undefined }
     try {
-      if (call?.v !== PROTOCOL_VERSION) {
+      if (call?.v !== PROTOCOL_VERSION && call?.v !== BASE_PROTOCOL_VERSION) {
         throw new TenantBackendError(
           `@tenant/cloudflare protocol mismatch: the Worker sent version ${String(call?.v)}, this ` +
-            `TenantQuotaObject speaks ${PROTOCOL_VERSION}; deploy both from the same release`,
+            `TenantQuotaObject speaks ${BASE_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}; deploy both from the same release`,
         )
       }
       result = run()
@@ -183,14 +191,24 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     write: Promise<unknown> | undefined
   } {
     if (call.op === 'reset') {
-      const key = quotaKey(call)
-      return { value: [], write: this.#records.delete(key) ? this.ctx.storage.delete(key) : undefined }
+      const key = call.subject === undefined ? quotaKey(call) : subjectKey(call, call.subject)
+      // A tenant reset takes its subjects with it.
+      const keys = [key]
+      if (call.subject === undefined) {
+        const prefix = subjectKey(call, '')
+        for (const k of this.#records.keys()) if (k.startsWith(prefix)) keys.push(k)
+      }
+      const gone = keys.filter((k) => this.#records.delete(k))
+      return { value: [], write: gone.length > 0 ? this.ctx.storage.delete(gone) : undefined }
     }
     const algorithm: QuotaAlgorithm<unknown> =
       call.algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(call.precision)
     const key = quotaKey(call)
     const now = timeOf(call)
     const previous = this.#records.get(key)?.state
+    if (call.v === PROTOCOL_VERSION && call.subject !== undefined && call.subjectConfig !== undefined) {
+      return this.#subjectQuota(call, algorithm, key, previous, now)
+    }
     switch (call.op) {
       case 'consume': {
         const { decision, state } = algorithm.consume(previous, call.config, call.cost, now)
@@ -256,6 +274,73 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         throw new TenantBackendError(
           `unknown concurrency operation ${JSON.stringify((call as { op: unknown }).op)}`,
         )
+    }
+  }
+
+  /** Version 2: the tenant's and a subject's windows in one synchronous step (all-or-nothing). */
+  #subjectQuota(
+    call: QuotaCall,
+    algorithm: QuotaAlgorithm<unknown>,
+    key: string,
+    previous: unknown,
+    now: number,
+  ): { value: QuotaDecision | QuotaWindowUsage[]; write: Promise<unknown> | undefined } {
+    const subject = call.subject!
+    const subjectConfig = call.subjectConfig!
+    const sKey = subjectKey(call, subject)
+    const theirs = this.#records.get(sKey)?.state
+    const writes = (tenantState: unknown, subjectState: unknown) => {
+      if (call.op === 'reset') return undefined
+      this.#makeRoom(call, sKey)
+      const done = [
+        this.#saveQuota(key, algorithm, tenantState, previous, call.config, now),
+        this.#saveQuota(sKey, algorithm, subjectState, theirs, subjectConfig, now),
+      ].filter((w) => w !== undefined)
+      return done.length === 0 ? undefined : Promise.all(done)
+    }
+    switch (call.op) {
+      case 'consume': {
+        const step = consumeWithSubject(
+          algorithm,
+          previous,
+          theirs,
+          call.config,
+          subjectConfig,
+          call.cost,
+          subject,
+          now,
+        )
+        return { value: step.decision, write: step.allowed ? writes(step.tenant, step.subject) : undefined }
+      }
+      case 'adjust': {
+        const own = algorithm.adjust(previous, call.config, call.tokens, now)
+        const other = algorithm.adjust(theirs, subjectConfig, call.tokens, now)
+        return {
+          value: [...own.usage, ...tagSubject(other.usage, subject)],
+          write: call.tokens === 0 ? undefined : writes(own.state, other.state),
+        }
+      }
+      case 'peek':
+        return { value: tagSubject(algorithm.peek(theirs, subjectConfig, now), subject), write: undefined }
+      default:
+        throw new TenantBackendError(`unknown quota operation ${JSON.stringify(call.op)}`)
+    }
+  }
+
+  // A new subject past MAX_SUBJECTS_PER_TENANT evicts the subject whose state expires first.
+  #makeRoom(call: Pick<QuotaCall, 'algorithm' | 'precision'>, sKey: string): void {
+    if (this.#records.has(sKey)) return
+    const prefix = subjectKey(call, '')
+    let count = 0
+    let earliest: [string, number] | undefined
+    for (const [k, record] of this.#records) {
+      if (!k.startsWith(prefix)) continue
+      count++
+      if (earliest === undefined || record.expiresAt < earliest[1]) earliest = [k, record.expiresAt]
+    }
+    if (count >= MAX_SUBJECTS_PER_TENANT && earliest !== undefined) {
+      this.#records.delete(earliest[0])
+      void this.ctx.storage.delete(earliest[0])
     }
   }
 

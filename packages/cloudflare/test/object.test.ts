@@ -126,6 +126,33 @@ describe('errors and versions', () => {
     expect((reply as { error: { message: string } }).error.message).toMatch(/protocol mismatch/)
   })
 
+  it('accepts protocol 1 (no subject) and 2 (a subject checked with the tenant, all-or-nothing)', async () => {
+    const { id } = setup()
+    const base = {
+      op: 'consume',
+      algorithm: 'fixed',
+      precision: 10,
+      now: Date.UTC(2030, 2, 14, 9, 26),
+      cost: { requests: 1, tokens: 0 },
+      config: { limits: [{ window: 'minute', requests: 5 }] },
+    }
+    const v1 = await workerd().send({ kind: 'raw', tenantId: id, call: { ...base, v: 1 } })
+    expect(v1).toMatchObject({ ok: true, value: { allowed: true, remaining: { requests: 4 } } })
+    const v2 = {
+      ...base,
+      v: PROTOCOL_VERSION,
+      subject: 'key:a',
+      subjectConfig: { limits: [{ window: 'minute', requests: 1 }] },
+    }
+    const admitted = await workerd().send({ kind: 'raw', tenantId: id, call: v2 })
+    expect(admitted).toMatchObject({ ok: true, value: { allowed: true, remaining: { requests: 0 } } })
+    const denied = await workerd().send({ kind: 'raw', tenantId: id, call: v2 })
+    expect(denied).toMatchObject({ ok: true, value: { allowed: false } })
+    const peek = await workerd().send({ kind: 'raw', tenantId: id, call: { ...base, v: 1, op: 'peek' } })
+    // The tenant was charged twice (v1 and the admitted v2), not by the denied call.
+    expect((peek as { value: { used: { requests: number } }[] }).value[0]!.used.requests).toBe(2)
+  })
+
   it('an invalid config that only the object sees comes back as InvalidTenantConfigError with its issues', async () => {
     const { id } = setup()
     const reply = await workerd().send({

@@ -146,8 +146,8 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
       )
       if (message.op === 'consume') return manager.consume(message.tenantId, message.arg as never)
       if (message.op === 'adjust') return manager.adjust(message.tenantId, message.arg as never)
-      if (message.op === 'reset') return (await manager.reset(message.tenantId)) ?? null
-      return manager.peek(message.tenantId)
+      if (message.op === 'reset') return (await manager.reset(message.tenantId, message.arg as never)) ?? null
+      return manager.peek(message.tenantId, message.arg as never)
     }
     case 'rate': {
       const limiter = new DurableObjectRateLimiter(

@@ -10,6 +10,7 @@ import type {
   QuotaDecision,
   QuotaManager,
   QuotaProvider,
+  QuotaSubjectOptions,
   QuotaUsage,
   RateLimitDecision,
   RateLimiter,
@@ -131,9 +132,10 @@ export class Workerd {
         call('consume', tenantId, cost) as Promise<QuotaDecision>,
       adjust: (tenantId: string, delta: { tokens: number }) =>
         call('adjust', tenantId, delta) as Promise<QuotaUsage>,
-      peek: (tenantId: string) => call('peek', tenantId) as Promise<QuotaUsage>,
-      reset: async (tenantId: string) => {
-        await call('reset', tenantId)
+      peek: (tenantId: string, options?: QuotaSubjectOptions) =>
+        call('peek', tenantId, options) as Promise<QuotaUsage>,
+      reset: async (tenantId: string, options?: QuotaSubjectOptions) => {
+        await call('reset', tenantId, options)
       },
     }
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { subjectOf } from './algorithms/subjects'
 import type {
   AuditedPlanStore,
   AuditedTenantStore,
@@ -22,7 +23,7 @@ import {
   TenantNotFoundError,
 } from './errors'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
-import type { QuotaManager, QuotaUsage } from './quota'
+import type { QuotaManager, QuotaSubjectOptions, QuotaUsage } from './quota'
 import {
   type PlanConfig,
   type PlanConfigInput,
@@ -322,9 +323,10 @@ export class AdminService {
    * Current usage per quota limit, from the quota manager's `peek()` (consumes nothing).
    * Throws `TenantNotFoundError` for an unknown tenant, and `InvalidTenantConfigError` (path
    * `AdminService.quotas`) when the service was created without `quotas` (check
-   * {@link AdminService.hasUsage}).
+   * {@link AdminService.hasUsage}). With `options.subject`, that subject's windows only
+   * (`InvalidSubjectError` for a bad id).
    */
-  async usage(tenantId: string): Promise<QuotaUsage> {
+  async usage(tenantId: string, options?: QuotaSubjectOptions): Promise<QuotaUsage> {
     const id = validateTenantId(tenantId)
     if (this.#quotas === undefined) {
       throw invalidOption(
@@ -332,8 +334,9 @@ export class AdminService {
         'usage needs a quota manager (pass `quotas` to the constructor)',
       )
     }
+    const subject = subjectOf(options)
     await this.#store.getTenantConfig(id)
-    return this.#quotas.peek(id)
+    return subject === undefined ? this.#quotas.peek(id) : this.#quotas.peek(id, { subject })
   }
 
   /**

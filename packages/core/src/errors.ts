@@ -20,6 +20,7 @@ export type TenantErrorCode =
   | 'plan_not_found'
   | 'plan_already_exists'
   | 'plan_in_use'
+  | 'invalid_subject'
 
 /** Suggested HTTP status for each code; the HTTP adapters use this table. */
 export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.freeze({
@@ -42,6 +43,7 @@ export const errorStatus: Readonly<Record<TenantErrorCode, number>> = Object.fre
   plan_not_found: 404,
   plan_already_exists: 409,
   plan_in_use: 409,
+  invalid_subject: 400,
 })
 
 // Symbol.for so that two copies of @tenant/core in one process (a common result of
@@ -248,5 +250,16 @@ export class PlanInUseError extends TenantError {
     )
     this.name = 'PlanInUseError'
     this.planId = planId
+  }
+}
+
+/**
+ * A quota subject id (an API key, a user, a model under a tenant) that is not 1 to 255 characters
+ * of `[A-Za-z0-9._:/@+-]`. A client-supplied value, so a 400, like a bad tenant id.
+ */
+export class InvalidSubjectError extends TenantError {
+  constructor(reason: string, options: TenantErrorOptions = {}) {
+    super('invalid_subject', `invalid quota subject: ${reason}`, options)
+    this.name = 'InvalidSubjectError'
   }
 }

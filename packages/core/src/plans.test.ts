@@ -115,6 +115,33 @@ describe('effectiveTenantConfig', () => {
     expect(effectiveTenantConfig(own, empty).quota).toBe(own.quota)
   })
 
+  it('merges subject patterns: a tenant pattern replaces the plan one of the same match, the rest is inherited', () => {
+    const gateway = plan({
+      id: 'gateway',
+      quota: {
+        limits: [{ window: 'minute', requests: 60 }],
+        subjects: [
+          { match: 'model:*', limits: [{ window: 'minute', tokens: 10_000 }] },
+          { match: 'key:*', limits: [{ window: 'day', requests: 1000 }] },
+        ],
+      },
+    })
+    const acme = tenant({
+      id: 'acme',
+      plan: 'gateway',
+      quota: { limits: [], subjects: [{ match: 'model:*', limits: [{ window: 'minute', tokens: 50_000 }] }] },
+    })
+    expect(effectiveTenantConfig(acme, gateway).quota).toEqual({
+      limits: [{ window: 'minute', requests: 60 }],
+      subjects: [
+        { match: 'model:*', limits: [{ window: 'minute', tokens: 50_000 }] },
+        { match: 'key:*', limits: [{ window: 'day', requests: 1000 }] },
+      ],
+    })
+    const plain = tenant({ id: 'plain', plan: 'gateway' })
+    expect(effectiveTenantConfig(plain, gateway).quota).toBe(gateway.quota)
+  })
+
   it("takes the tenant's rate limit when it has one", () => {
     const acme = tenant({ id: 'acme', plan: 'pro', rateLimit: { requestsPerSecond: 1, burst: 1 } })
     expect(effectiveTenantConfig(acme, pro).rateLimit).toEqual({ requestsPerSecond: 1, burst: 1 })

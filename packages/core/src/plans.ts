@@ -76,7 +76,9 @@ const effective = new WeakMap<TenantConfig, { plan: PlanConfig; config: TenantCo
  *
  * - **quota**: the plan's limits per window; a window entry in the tenant's own quota overrides the
  *   dimensions it sets for that window (a dimension it omits is inherited, `0` overrides to
- *   unlimited), and a window only the tenant has is added. Limits come in window order.
+ *   unlimited), and a window only the tenant has is added. Limits come in window order. A subject
+ *   pattern (`quota.subjects`) the tenant lists replaces the plan's pattern of the same `match`;
+ *   the plan's other patterns are inherited.
  * - **rateLimit**: the tenant's when it has one, else the plan's.
  * - **concurrency**: the tenant's when it has one, else the plan's.
  * - **policy**: per allow-list, the tenant's when non-empty, else the plan's.
@@ -122,12 +124,32 @@ export function effectiveTenantConfig(tenant: TenantConfig, plan: PlanConfig | n
 // Where the tenant sets nothing, the plan's object itself is the answer: every tenant of a plan
 // without overrides then shares one quota object, and what the quota engines compile from it.
 function mergeQuota(own: QuotaConfig, inherited: QuotaConfig): QuotaConfig {
-  if (own.limits.length === 0) return inherited
-  if (inherited.limits.length === 0) return own
+  const limits = mergeLimits(own.limits, inherited.limits)
+  const subjects = mergeSubjects(own.subjects, inherited.subjects)
+  if (limits === inherited.limits && subjects === inherited.subjects) return inherited
+  if (limits === own.limits && subjects === own.subjects) return own
+  return subjects === undefined ? { limits } : { limits, subjects }
+}
+
+// A subject pattern the tenant lists replaces the plan's pattern of the same `match` whole (its
+// limits are one unit, as the pattern's author wrote them); the plan's other patterns are inherited.
+function mergeSubjects(
+  own: QuotaConfig['subjects'],
+  inherited: QuotaConfig['subjects'],
+): QuotaConfig['subjects'] {
+  if (own === undefined || own.length === 0) return inherited ?? own
+  if (inherited === undefined || inherited.length === 0) return own
+  const mine = new Set(own.map((s) => s.match))
+  return [...own, ...inherited.filter((s) => !mine.has(s.match))]
+}
+
+function mergeLimits(own: QuotaLimit[], inherited: QuotaLimit[]): QuotaLimit[] {
+  if (own.length === 0) return inherited
+  if (inherited.length === 0) return own
   const limits: QuotaLimit[] = []
   for (const window of quotaWindows) {
-    const mine = own.limits.find((l) => l.window === window)
-    const base = inherited.limits.find((l) => l.window === window)
+    const mine = own.find((l) => l.window === window)
+    const base = inherited.find((l) => l.window === window)
     if (mine === undefined || base === undefined) {
       const only = mine ?? base
       if (only !== undefined) limits.push(only)
@@ -141,7 +163,7 @@ function mergeQuota(own: QuotaConfig, inherited: QuotaConfig): QuotaConfig {
       ...(tokens === undefined ? {} : { tokens }),
     })
   }
-  return { limits }
+  return limits
 }
 
 function mergePolicy(own: PolicyConfig, inherited: PolicyConfig): PolicyConfig {

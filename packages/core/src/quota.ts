@@ -4,6 +4,19 @@ import type { QuotaWindow } from './schemas'
 export interface QuotaCost {
   requests?: number
   tokens?: number
+  /**
+   * The subject under the tenant the request is for (an API key, a user, a model): 1 to 255
+   * characters of `[A-Za-z0-9._:/@+-]`. When the tenant's `quota.subjects` has a pattern for it,
+   * the subject's windows are checked and charged together with the tenant's (all-or-nothing);
+   * otherwise only the tenant's are. A bad id throws `InvalidSubjectError`.
+   */
+  subject?: string
+}
+
+/** Names one subject of a tenant in {@link QuotaManager.peek} / {@link QuotaManager.reset}. */
+export interface QuotaSubjectOptions {
+  /** The subject id; absent: the tenant itself. */
+  subject?: string
 }
 
 /** A per-dimension amount; a dimension that is unlimited is absent. */
@@ -28,6 +41,8 @@ export interface QuotaWindowUsage {
    * out. The RateLimit field's `t` is read from it.
    */
   resetAt: number
+  /** Set on a subject's window (see `QuotaCost.subject`); absent on the tenant's own windows. */
+  subject?: string
 }
 
 /**
@@ -42,7 +57,10 @@ export interface QuotaDecision {
   resetAt: number
   /** 0 when allowed; otherwise the earliest wait after which this same request would be admitted. */
   retryAfterMs: number
-  /** Why it was denied (which window and dimension); absent when allowed. */
+  /**
+   * Why it was denied (which window and dimension; a subject's window is prefixed with
+   * `subject "<id>"`); absent when allowed.
+   */
   reason?: string
   /** Every limit's state after this decision (unchanged on a denial). */
   windows: QuotaWindowUsage[]
@@ -51,6 +69,8 @@ export interface QuotaDecision {
 /** Current usage of a tenant, from {@link QuotaManager.peek} or {@link QuotaManager.adjust}. */
 export interface QuotaUsage {
   tenantId: string
+  /** The subject the usage is of, when one was named. */
+  subject?: string
   windows: QuotaWindowUsage[]
 }
 
@@ -62,23 +82,30 @@ export interface QuotaUsage {
 export interface QuotaManager {
   /**
    * Admits the request only if every limit has room for its full cost, then charges all of them.
-   * A denied request charges nothing. Throws `InvalidCostError` for a bad cost,
+   * A denied request charges nothing. With `cost.subject`, the subject's windows are checked and
+   * charged together with the tenant's, all-or-nothing. Throws `InvalidSubjectError` for a bad
+   * subject, `InvalidCostError` for a bad cost,
    * `TenantNotFoundError` for an unknown tenant, `TenantBackendError` when the store fails.
    */
   consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision>
   /**
    * Charges (positive) or refunds (negative) `tokens` in the current windows, after the upstream
-   * said what a request really used. Refunds stop at zero. Never denies.
+   * said what a request really used. Refunds stop at zero. Never denies. With `subject`, the
+   * subject's windows change too and are listed after the tenant's.
    */
-  adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage>
-  /** Current usage without consuming anything. */
-  peek(tenantId: string): Promise<QuotaUsage>
+  adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage>
+  /**
+   * Current usage without consuming anything. With `options.subject`: that subject's windows
+   * only (none when no pattern of the tenant's quota matches it).
+   */
+  peek(tenantId: string, options?: QuotaSubjectOptions): Promise<QuotaUsage>
   /**
    * Forgets all of the tenant's usage in every window, as if it had sent nothing (an operator's
-   * reset, audited by `AdminService.resetUsage`). Other tenants are untouched. Idempotent.
+   * reset, audited by `AdminService.resetUsage`), its subjects' included. With `options.subject`,
+   * only that subject's usage. Other tenants are untouched. Idempotent.
    * Throws `InvalidTenantIdError` for a bad id and `TenantBackendError` when the store fails.
    * Optional so that stand-ins and older stores still type-check; every store of the toolkit has
    * it, and the `testQuotaManager` conformance suite requires it.
    */
-  reset?(tenantId: string): Promise<void>
+  reset?(tenantId: string, options?: QuotaSubjectOptions): Promise<void>
 }

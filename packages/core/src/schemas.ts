@@ -37,25 +37,68 @@ export const quotaLimitSchema = z.strictObject({
   tokens: wholeCount.optional(),
 })
 
-/** Schema of a tenant's quota: at most one limit per window. */
+// At most one limit per window: shared by the tenant's limits and each subject's.
+const quotaLimitsSchema = z
+  .array(quotaLimitSchema)
+  .max(quotaWindows.length)
+  .default([])
+  .superRefine((limits, ctx) => {
+    const seen = new Set<string>()
+    limits.forEach((limit, index) => {
+      if (seen.has(limit.window)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index, 'window'],
+          message: `duplicate "${limit.window}" limit: one limit per window`,
+        })
+      }
+      seen.add(limit.window)
+    })
+  })
+
+/** Most subject patterns one quota may list (`QuotaConfig.subjects`). */
+export const MAX_SUBJECT_PATTERNS = 1000
+
+/**
+ * Schema of one subject pattern of a quota: `match` is an exact subject id or `prefix*`, and
+ * `limits` the subject's own windows (checked together with the tenant's).
+ */
+export const subjectQuotaSchema = z.strictObject({
+  match: z
+    .string()
+    .min(1, 'empty')
+    .max(256)
+    .regex(
+      /^[A-Za-z0-9._:/@+-]{0,255}\*?$/,
+      'must be a subject id (letters, digits and . _ : / @ + -) or one followed by "*" (a prefix)',
+    )
+    .refine((m) => m !== '' && m.replace(/\*$/, '').length <= 255, 'at most 255 characters before "*"'),
+  limits: quotaLimitsSchema,
+})
+
+/**
+ * Schema of a tenant's quota: at most one limit per window, and optionally per-subject limits
+ * (`subjects`, at most {@link MAX_SUBJECT_PATTERNS}, each `match` listed once).
+ */
 export const quotaConfigSchema = z.strictObject({
-  limits: z
-    .array(quotaLimitSchema)
-    .max(quotaWindows.length)
-    .default([])
-    .superRefine((limits, ctx) => {
+  limits: quotaLimitsSchema,
+  subjects: z
+    .array(subjectQuotaSchema)
+    .max(MAX_SUBJECT_PATTERNS)
+    .superRefine((subjects, ctx) => {
       const seen = new Set<string>()
-      limits.forEach((limit, index) => {
-        if (seen.has(limit.window)) {
+      subjects.forEach((subject, index) => {
+        if (seen.has(subject.match)) {
           ctx.addIssue({
             code: 'custom',
-            path: [index, 'window'],
-            message: `duplicate "${limit.window}" limit: one limit per window`,
+            path: [index, 'match'],
+            message: `duplicate subject pattern "${subject.match}"`,
           })
         }
-        seen.add(limit.window)
+        seen.add(subject.match)
       })
-    }),
+    })
+    .optional(),
 })
 
 /** Schema of a tenant's token-bucket rate limit. */
@@ -163,6 +206,8 @@ export const planConfigSchema = planConfigInputSchema.extend({
 
 /** One quota limit: a calendar window and its request and/or token allowance. */
 export type QuotaLimit = z.infer<typeof quotaLimitSchema>
+/** One subject pattern of a quota and its limits. */
+export type SubjectQuota = z.infer<typeof subjectQuotaSchema>
 /** A tenant's quota: the list of its limits, all checked on every request. */
 export type QuotaConfig = z.infer<typeof quotaConfigSchema>
 /** A tenant's token-bucket rate limit. */

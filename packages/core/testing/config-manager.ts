@@ -156,6 +156,21 @@ export function testConfigManager(name: string, factory: ConfigManagerFactory): 
       expect(await manager.getTenantConfig(input.id)).toEqual(stored)
     })
 
+    it('round-trips per-subject quota limits (quota.subjects), and a replacement without them drops them', async () => {
+      const quota = {
+        limits: [{ window: 'minute' as const, requests: 60 }],
+        subjects: [
+          { match: 'model:*', limits: [{ window: 'minute' as const, tokens: 10_000 }] },
+          { match: 'key:live_1', limits: [{ window: 'day' as const, requests: 500 }] },
+        ],
+      }
+      const stored = await set({ id: `${p}subj`, quota })
+      expect(stored.quota).toEqual(quota)
+      expect((await manager.getTenantConfig(`${p}subj`)).quota).toEqual(quota)
+      await set({ id: `${p}subj`, quota: { limits: quota.limits } })
+      expect((await manager.getTenantConfig(`${p}subj`)).quota).toEqual({ limits: quota.limits })
+    })
+
     it('throws TenantNotFoundError for an unknown tenant', async () => {
       const error = await rejection(manager.getTenantConfig(`${p}missing`))
       expect(error).toBeInstanceOf(TenantNotFoundError)

@@ -11,6 +11,7 @@ import {
   TenantNotFoundError,
 } from '@tenant/core'
 import { describe, expect, it } from 'vitest'
+import { testQuotaSubjects } from './quota-subjects'
 
 /**
  * A tenant configuration source the conformance suites fill: `setQuota` / `setRateLimit` per
@@ -74,6 +75,12 @@ export interface QuotaManagerSuiteOptions {
    * @default 5000
    */
   timeout?: number
+  /**
+   * Also run the subject cases ({@link testQuotaSubjects}). Only a store that does not support
+   * `QuotaCost.subject` yet turns them off.
+   * @default true
+   */
+  subjects?: boolean
 }
 
 let idCounter = 0
@@ -705,4 +712,6 @@ export function testQuotaManager(
       timeout,
     )
   })
+
+  if (options.subjects !== false) testQuotaSubjects(name, factory, { timeout })
 }

@@ -89,6 +89,8 @@ function encodeLimits(dialect: Dialect, config: Limits): Record<string, unknown>
     allowedMethods: e.json(config.policy.allowedMethods),
     allowedPaths: e.json(config.policy.allowedPaths),
     metadata: e.json(config.metadata),
+    // quota_subjects (migration 0002): the subject patterns as JSON, NULL when there are none.
+    quotaSubjects: config.quota.subjects === undefined ? null : e.json(config.quota.subjects),
     createdAt: e.timestamp(config.createdAt),
     updatedAt: e.timestamp(config.updatedAt),
   }
@@ -121,9 +123,11 @@ function decodeLimits(dialect: Dialect, row: Record<string, unknown>): Record<st
   const rps = row.rateLimitRequestsPerSecond
   const burst = count(row.rateLimitBurst)
   const maxInFlight = count(row.maxInFlight)
+  // `== null`: a row read without the column (a hand-picked select) has no subjects either.
+  const subjects = row.quotaSubjects == null ? undefined : e.parseJson(row.quotaSubjects)
   return {
     id: row.id,
-    quota: { limits },
+    quota: subjects === undefined ? { limits } : { limits, subjects },
     rateLimit: rps === null && burst === null ? null : { requestsPerSecond: rps, burst },
     // A row from before migration 0002 has no such column (undefined): no cap, as NULL.
     concurrency: maxInFlight === null || maxInFlight === undefined ? null : { maxInFlight },

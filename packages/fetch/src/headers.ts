@@ -110,6 +110,8 @@ function windowSeconds(window: QuotaWindow, resetAt: number): number {
  * The headers of a quota state: for every limited dimension of every window, a `RateLimit-Policy`
  * and `RateLimit` item (`"minute"` for requests, `"minute-tokens";qu="tokens"` for tokens), and
  * `X-Quota-Remaining-Requests` / `-Tokens` with the smallest remaining of each limited dimension.
+ * A subject's window (`usage.subject` set) is named `"subject-minute"` / `"subject-minute-tokens"`,
+ * and counts towards the `X-Quota-Remaining-*` minimum like the tenant's.
  *
  * @example
  * ```ts
@@ -126,9 +128,11 @@ export function quotaHeaders(windows: readonly QuotaWindowUsage[], now: number):
   let requests: number | undefined
   let tokens: number | undefined
   for (const usage of windows) {
-    const { window, limit } = usage
+    const { limit } = usage
     if (limit.requests === undefined && limit.tokens === undefined) continue
-    const w = windowSeconds(window, usage.resetAt)
+    // A subject's windows are their own items; X-Quota-Remaining-* is the least over all.
+    const window = usage.subject === undefined ? usage.window : `subject-${usage.window}`
+    const w = windowSeconds(usage.window, usage.resetAt)
     const t = secondsUntil(usage.resetAt, now)
     if (limit.requests !== undefined) {
       const remaining = usage.remaining.requests ?? 0

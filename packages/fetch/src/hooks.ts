@@ -65,8 +65,8 @@ export interface ConcurrencyEvent extends TenancyEventBase {
 
 /** Event of the quota stage. */
 export interface QuotaEvent extends TenancyEventBase {
-  /** The cost charged; absent when it could not be read (an `invalid_cost` refusal). */
-  cost?: Required<QuotaCost>
+  /** The cost charged (and its subject, if any); absent when it could not be read (a 400 refusal). */
+  cost?: Required<Pick<QuotaCost, 'requests' | 'tokens'>> & Pick<QuotaCost, 'subject'>
   /** The manager's answer; absent when the manager threw or the cost was invalid. */
   decision?: QuotaDecision
 }

@@ -18,6 +18,7 @@ const titles: Partial<Record<TenantErrorCode, string>> = {
   tenant_concurrency_limited: 'Too many tenant requests in flight',
   tenant_quota_exceeded: 'Tenant quota exceeded',
   invalid_cost: 'Invalid request cost',
+  invalid_subject: 'Invalid quota subject',
   tenant_backend_unavailable: 'Tenant backend unavailable',
   tenant_not_found: 'Tenant not found',
   tenant_invalid_config: 'Invalid tenant configuration',

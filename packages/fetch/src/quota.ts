@@ -10,6 +10,7 @@ import {
   type QuotaManager,
   type QuotaUsage,
   TenantError,
+  validateSubject,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { quotaHeaders, retryAfterHeader } from './headers'
@@ -60,6 +61,15 @@ export interface QuotaOptions extends StageOptions {
    */
   onRejected?: (request: Request, decision: QuotaDecision & { tenantId: string }) => MaybePromise<Response>
   /**
+   * The subject under the tenant the request is charged to as well (an API key, a user, a model:
+   * `(request) => 'model:' + request.headers.get('X-Model')`), or `undefined` for none. When the
+   * tenant's `quota.subjects` has a pattern for it, the subject's windows are checked with the
+   * tenant's, all-or-nothing, and show in the quota headers as `"subject-<window>"` items. A value
+   * that is not 1 to 255 characters of `[A-Za-z0-9._:/@+-]` is refused with 400 `invalid_subject`.
+   * @default undefined (no subject: only the tenant's windows)
+   */
+  subject?: (request: Request) => MaybePromise<string | undefined>
+  /**
    * The clock for the `t=` (seconds until reset) of the `RateLimit` field; use the manager's clock.
    * @default systemClock
    */
@@ -81,6 +91,7 @@ export function quotaStage(options: QuotaOptions = {}): ChainStage | undefined {
   checkFunction(`${name}.tokenEstimator`, options.tokenEstimator)
   checkFunction(`${name}.actualTokens`, options.actualTokens)
   checkFunction(`${name}.onRejected`, options.onRejected)
+  checkFunction(`${name}.subject`, options.subject)
   const tokenHeader = checkToken(`${name}.tokenHeader`, options.tokenHeader ?? 'X-Token-Count')
   const stream = streamUsageOption(`${name}.streamUsage`, options.streamUsage)
   const { manager } = options
@@ -137,8 +148,19 @@ class QuotaStage implements ChainStage {
 
   #charge(admission: Admission, tokens: number | TenantError): StageStep {
     if (typeof tokens !== 'number') return this.#core.refuse(admission, {}, { error: tokens })
+    const pick = this.options.subject
+    if (pick === undefined) return this.#chargeSubject(admission, tokens, undefined)
+    const named = callUser('quota', () => pick(admission.request))
+    if (isThenable(named)) return named.then((value) => this.#chargeSubject(admission, tokens, value))
+    return this.#chargeSubject(admission, tokens, named)
+  }
+
+  #chargeSubject(admission: Admission, tokens: number, named: string | undefined | UserRefusal): StageStep {
+    const subject = named instanceof UserRefusal ? named.error : validSubject(named)
+    if (subject instanceof TenantError) return this.#core.refuse(admission, {}, { error: subject })
     const tenantId = admission.tenantId!
-    const cost = { requests: 1, tokens }
+    const cost: ChargedCost =
+      subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject }
     const { manager } = this
     // The resolver's config, when it read it from the store this manager reads.
     const config = this.#core.known(admission)?.quota
@@ -147,7 +169,7 @@ class QuotaStage implements ChainStage {
     return this.#decided(admission, cost, answer)
   }
 
-  #decided(admission: Admission, cost: Required<QuotaCost>, answer: QuotaDecision | StoreFailed): StageStep {
+  #decided(admission: Admission, cost: ChargedCost, answer: QuotaDecision | StoreFailed): StageStep {
     const core = this.#core
     if (answer instanceof StoreFailed) return core.failed(admission, { cost }, answer)
     const headers = quotaHeaders(answer.windows, admission.now(this.#clock))
@@ -176,13 +198,14 @@ class QuotaStage implements ChainStage {
     if (actualTokens !== undefined || stream !== undefined) {
       admission.onResponse(async (response) => {
         if (stream !== undefined && isEventStream(response)) {
-          return this.#stream(admission, response, stream, cost.tokens)
+          return this.#stream(admission, response, stream, cost)
         }
         if (actualTokens === undefined) return undefined
         const usage = await adjust(core.hooks, this.manager, actualTokens, {
           request: admission.request,
           response,
           tenantId,
+          subject: cost.subject,
           estimated: cost.tokens,
           timeoutMs: core.timeoutMs,
         })
@@ -193,8 +216,9 @@ class QuotaStage implements ChainStage {
     return undefined
   }
 
-  #stream(admission: Admission, response: Response, stream: StreamUsage, estimated: number): Response {
+  #stream(admission: Admission, response: Response, stream: StreamUsage, cost: ChargedCost): Response {
     const { hooks, timeoutMs } = this.#core
+    const { tokens: estimated, subject } = cost
     const tenantId = admission.tenantId!
     const { request } = admission
     return settleStream(response, stream, {
@@ -202,7 +226,14 @@ class QuotaStage implements ChainStage {
       tenantId,
       estimated,
       adjust: (tokens) =>
-        adjust(hooks, this.manager, () => tokens, { request, response, tenantId, estimated, timeoutMs }),
+        adjust(hooks, this.manager, () => tokens, {
+          request,
+          response,
+          tenantId,
+          subject,
+          estimated,
+          timeoutMs,
+        }),
       onSettle: (event) => emit(hooks, 'onSettle', 'quota', event),
       reportError: (error) => reportError(hooks, error, { stage: 'quota', request, tenantId }),
     })
@@ -232,6 +263,19 @@ export function tenantQuota(options: QuotaOptions = {}): Middleware {
   return fetchChain('tenantQuota', [stage])
 }
 
+/** The cost the stage charges: both amounts, and the subject when the request names one. */
+type ChargedCost = Required<Pick<QuotaCost, 'requests' | 'tokens'>> & Pick<QuotaCost, 'subject'>
+
+function validSubject(value: unknown): string | undefined | TenantError {
+  if (value === undefined) return undefined
+  try {
+    return validateSubject(value)
+  } catch (error) {
+    if (isTenantError(error)) return error
+    throw error
+  }
+}
+
 function validAmount(value: unknown, what: string): number | TenantError {
   try {
     return costAmount(value, what, 0)
@@ -245,6 +289,7 @@ interface AdjustContext {
   request: Request
   response: Response
   tenantId: string
+  subject: string | undefined
   estimated: number
   timeoutMs: number | undefined
 }
@@ -259,7 +304,7 @@ async function adjust(
   actualTokens: NonNullable<QuotaOptions['actualTokens']>,
   context: AdjustContext,
 ): Promise<QuotaUsage | undefined> {
-  const { request, response, tenantId, estimated, timeoutMs } = context
+  const { request, response, tenantId, subject, estimated, timeoutMs } = context
   const info = { stage: 'quota' as const, request, tenantId }
   let actual: number | undefined
   try {
@@ -267,7 +312,8 @@ async function adjust(
     if (reported === undefined) return undefined
     actual = costAmount(reported, 'actualTokens()', 0)
     if (actual === estimated) return undefined
-    const usage = await callStore(() => manager.adjust(tenantId, { tokens: actual! - estimated }), timeoutMs)
+    const delta = { tokens: actual - estimated, ...(subject === undefined ? {} : { subject }) }
+    const usage = await callStore(() => manager.adjust(tenantId, delta), timeoutMs)
     emit(hooks, 'onAdjust', 'quota', {
       request,
       tenantId,

@@ -58,6 +58,7 @@ const clientCodes = new Set<string>([
   'tenant_concurrency_limited',
   'tenant_quota_exceeded',
   'invalid_cost',
+  'invalid_subject',
 ])
 
 /** What a failed store call means for the request. */

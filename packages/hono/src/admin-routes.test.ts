@@ -308,6 +308,37 @@ describe('adminRoutes CRUD', () => {
     expectProblem(await call('GET', '/tenants/ghost/usage'), 404, 'tenant_not_found')
   })
 
+  it("reports one subject's usage with ?subject=, and 400 invalid_subject for a bad one", async () => {
+    await call('POST', '/tenants', {
+      body: {
+        id: 'acme',
+        quota: {
+          limits: [{ window: 'day', requests: 10 }],
+          subjects: [{ match: 'model:*', limits: [{ window: 'day', tokens: 100 }] }],
+        },
+      },
+    })
+    await quotas.consume('acme', { tokens: 40, subject: 'model:large' })
+    const usage = await call('GET', '/tenants/acme/usage?subject=model:large')
+    expect(usage.status).toBe(200)
+    expect(usage.json).toEqual({
+      tenantId: 'acme',
+      subject: 'model:large',
+      windows: [
+        {
+          window: 'day',
+          subject: 'model:large',
+          limit: { tokens: 100 },
+          used: { requests: 1, tokens: 40 },
+          remaining: { tokens: 60 },
+          resetAt: T0 + 86_400_000,
+        },
+      ],
+    })
+    expect((await call('GET', '/tenants/acme/usage?subject=key:none')).json.windows).toEqual([])
+    expectProblem(await call('GET', '/tenants/acme/usage?subject=a%20b'), 400, 'invalid_subject')
+  })
+
   it('answers 501 for usage when the service has no quota manager', async () => {
     build({ token: TOKEN }, false)
     await call('POST', '/tenants', { body: { id: 'acme' } })

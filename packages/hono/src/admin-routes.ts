@@ -240,7 +240,7 @@ function defaultRequestId(c: Context): string | undefined {
  * | `DELETE /tenants/:id` | 204 |
  * | `PUT /tenants/:id/quota`, `PUT /tenants/:id/policy` | 200 the tenant |
  * | `POST /tenants/:id/suspend`, `POST /tenants/:id/activate` | 200 the tenant |
- * | `GET /tenants/:id/usage` | 200 `{ tenantId, windows }` (501 without a quota manager) |
+ * | `GET /tenants/:id/usage` | 200 `{ tenantId, windows }` (501 without a quota manager); `?subject=` for one subject's windows (400 `invalid_subject` for a bad id) |
  * | `POST /tenants/:id/usage/reset` | 200 `{ tenantId, windows }` after the reset, audited (501 without a quota manager that can reset) |
  * | `GET /tenants/:id/in-flight` | 200 `{ tenantId, inFlight, maxInFlight }` (501 without a concurrency limiter) |
  * | `POST /tenants/:id/in-flight/reset` | 200 `{ tenantId, inFlight, maxInFlight }` after freeing every slot, audited (501 without a concurrency limiter) |
@@ -404,7 +404,8 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
           'this admin service was created without a quota manager',
         )
       }
-      return c.json(await service.usage(c.req.param('id')))
+      const subject = c.req.query('subject')
+      return c.json(await service.usage(c.req.param('id'), subject === undefined ? undefined : { subject }))
     })
     .post('/tenants/:id/usage/reset', async (c) => {
       if (!service.canResetUsage) {
@@ -627,7 +628,16 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
         get: {
           summary: 'Current usage per quota limit (consumes nothing)',
           operationId: 'getTenantUsage',
-          parameters: [idParam],
+          parameters: [
+            idParam,
+            {
+              name: 'subject',
+              in: 'query',
+              required: false,
+              description: "A subject of the tenant (quota.subjects): that subject's windows only",
+              schema: { type: 'string' },
+            },
+          ],
           responses: {
             200: { description: 'Usage', content: jsonContent(ref('QuotaUsage')) },
             404: notFound,

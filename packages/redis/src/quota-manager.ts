@@ -1,9 +1,11 @@
 import {
+  consumeWithSubject,
   DEFAULT_SLIDING_PRECISION,
   type EffectiveLimit,
   effectiveLimits,
   fixedWindowAlgorithm,
   isDeeplyFrozen,
+  MAX_SUBJECTS_PER_TENANT,
   normalizeCost,
   normalizeTokenDelta,
   type QuotaAlgorithm,
@@ -12,10 +14,14 @@ import {
   type QuotaDecision,
   type QuotaManager,
   type QuotaProvider,
+  type QuotaSubjectOptions,
   type QuotaUsage,
   slidingWindowAlgorithm,
   slidingWindowMs,
+  subjectOf,
+  subjectQuota,
   TenantBackendError,
+  tagSubject,
   validatePrecision,
 } from '@tenant/core'
 import { tenantTag } from './keys'
@@ -29,9 +35,15 @@ import {
   type ResolvedStoreOptions,
   resolveStoreOptions,
 } from './options'
-import { FIXED_WINDOW_SCRIPT, RESET_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
+import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
 import type { LuaScript } from './script'
+import {
+  FIXED_SUBJECT_SCRIPT,
+  RESET_SUBJECT_SCRIPT,
+  RESET_WITH_SUBJECTS_SCRIPT,
+  SLIDING_SUBJECT_SCRIPT,
+} from './subject-scripts'
 
 /** Options of {@link RedisQuotaManager}. */
 export interface RedisQuotaManagerOptions extends RedisStoreOptions {
@@ -64,6 +76,8 @@ export interface RedisQuotaManagerOptions extends RedisStoreOptions {
 interface Engine {
   algorithm: QuotaAlgorithm<unknown>
   script: LuaScript
+  /** The same windows for a tenant and one subject together (see `subject-scripts.ts`). */
+  subjectScript: LuaScript
   keySuffix: string
   /** The script's reply as core's state; `limits` are the ones the script was given. */
   decode(reply: unknown, limits: readonly EffectiveLimit[]): DecodedReply<unknown>
@@ -79,6 +93,7 @@ function fixedEngine(): Engine {
   return {
     algorithm: fixedWindowAlgorithm as QuotaAlgorithm<unknown>,
     script: FIXED_WINDOW_SCRIPT,
+    subjectScript: FIXED_SUBJECT_SCRIPT,
     keySuffix: 'f',
     decode: decodeFixedReply,
     limitArgs: (limits) => limits.flatMap(allowances),
@@ -89,6 +104,7 @@ function slidingEngine(precision: number): Engine {
   return {
     algorithm: slidingWindowAlgorithm(precision) as QuotaAlgorithm<unknown>,
     script: SLIDING_WINDOW_SCRIPT,
+    subjectScript: SLIDING_SUBJECT_SCRIPT,
     // The bucket layout depends on the precision: a different precision starts fresh state.
     keySuffix: `s${precision}`,
     decode(reply) {
@@ -100,6 +116,22 @@ function slidingEngine(precision: number): Engine {
       ...limits.flatMap((l) => [...allowances(l), String(slidingWindowMs(l.window) / precision)]),
     ],
   }
+}
+
+/** The keys and ARGV (after now and op) of a subject script call, and the limits it was given. */
+interface SubjectCall {
+  keys: string[]
+  args: string[]
+  tenantLimits: EffectiveLimit[]
+  subjectLimits: EffectiveLimit[]
+}
+
+/** A subject script's reply, decoded: both states as they were before the change. */
+interface SubjectReply {
+  now: number
+  applied: boolean
+  tenant: unknown
+  subject: unknown
 }
 
 /** What a manager derives from one quota config before it can ask Redis. */
@@ -170,7 +202,11 @@ export class RedisQuotaManager implements QuotaManager {
   async consume(tenantId: string, cost?: QuotaCost): Promise<QuotaDecision> {
     const key = this.#key(tenantId)
     const charge = normalizeCost(cost)
+    const subject = subjectOf(cost)
     const config = await this.#provider.quotaConfig(tenantId)
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined)
+      return this.#consumeSubject(tenantId, charge, config, subject!, subjectConfig)
     const { limits, limitArgs, fingerprint } = this.#prepare(config)
     const { algorithm } = this.#engine
     // A tenant without limits is always admitted and has nothing to count.
@@ -195,10 +231,14 @@ export class RedisQuotaManager implements QuotaManager {
   }
 
   /** Charges (positive) or refunds (negative, down to zero) tokens in the current windows. */
-  async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
+  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const subject = subjectOf(delta)
     const config = await this.#provider.quotaConfig(tenantId)
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined)
+      return this.#adjustSubject(tenantId, tokens, config, subject!, subjectConfig)
     const { limits, limitArgs } = this.#prepare(config)
     const { algorithm } = this.#engine
     if (limits.length === 0) {
@@ -212,9 +252,11 @@ export class RedisQuotaManager implements QuotaManager {
   }
 
   /** Every window's usage, read without a change. */
-  async peek(tenantId: string): Promise<QuotaUsage> {
+  async peek(tenantId: string, options?: QuotaSubjectOptions): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
+    const subject = subjectOf(options)
     const config = await this.#provider.quotaConfig(tenantId)
+    if (subject !== undefined) return this.#peekSubject(tenantId, config, subject)
     const { limits, limitArgs } = this.#prepare(config)
     const { algorithm } = this.#engine
     if (limits.length === 0) {
@@ -224,17 +266,149 @@ export class RedisQuotaManager implements QuotaManager {
     return { tenantId, windows: algorithm.peek(reply.state, config, reply.now) }
   }
 
-  /** Deletes the tenant's counters (one `DEL` of its hash, through the same queue and timeout). */
-  async reset(tenantId: string): Promise<void> {
+  /**
+   * Deletes the tenant's counters and its subjects' (one script: its hash, the subjects its index
+   * lists, the index), or with `options.subject` that subject's alone; through the same queue and
+   * timeout.
+   */
+  async reset(tenantId: string, options?: QuotaSubjectOptions): Promise<void> {
     const key = this.#key(tenantId)
+    const subject = subjectOf(options)
     const { redis, gate } = this.#options
-    await gate.run(() => RESET_SCRIPT.run(redis, [key], []), 'quota reset', tenantId)
+    const index = `${key}:subjects`
+    const run =
+      subject === undefined
+        ? () => RESET_WITH_SUBJECTS_SCRIPT.run(redis, [key, index], [this.#subjectKey(key, '')])
+        : () => RESET_SUBJECT_SCRIPT.run(redis, [this.#subjectKey(key, subject), index], [subject])
+    await gate.run(run, 'quota reset', tenantId)
     // A remembered denial is about usage that no longer exists.
     this.#localDeny?.refunded(tenantId)
   }
 
   #key(tenantId: string): string {
     return `${tenantTag(this.#options.prefix, tenantId)}:${this.#engine.keySuffix}`
+  }
+
+  // Subject ids have no `{` or `}`, so the tenant's hash tag (and Cluster slot) stays the key's.
+  #subjectKey(key: string, subject: string): string {
+    return `${key}:subject:${subject}`
+  }
+
+  /**
+   * The tenant's and the subject's windows in one script (one round trip), all-or-nothing; the
+   * local-deny cache is for the tenant's own requests and is neither asked nor fed here.
+   */
+  async #consumeSubject(
+    tenantId: string,
+    charge: { requests: number; tokens: number },
+    config: QuotaConfig,
+    subject: string,
+    subjectConfig: QuotaConfig,
+  ): Promise<QuotaDecision> {
+    const cost = [String(charge.requests), String(charge.tokens)]
+    const call = this.#subjectCall(tenantId, config, subject, subjectConfig, cost)
+    const refundLate = (reply: unknown) => {
+      const late = this.#decodeSubject(reply, call)
+      if (late === undefined || !late.applied || (charge.requests === 0 && charge.tokens === 0)) return
+      const { redis, gate } = this.#options
+      gate.track(this.#engine.subjectScript.run(redis, call.keys, [String(late.now), 'refund', ...call.args]))
+      this.#localDeny?.refunded(tenantId)
+    }
+    const reply = await this.#runSubject(tenantId, 'consume', call, refundLate)
+    const step = consumeWithSubject(
+      this.#engine.algorithm,
+      reply.tenant,
+      reply.subject,
+      config,
+      subjectConfig,
+      charge,
+      subject,
+      reply.now,
+    )
+    if (step.allowed !== reply.applied) {
+      throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
+    }
+    return step.decision
+  }
+
+  async #adjustSubject(
+    tenantId: string,
+    tokens: number,
+    config: QuotaConfig,
+    subject: string,
+    subjectConfig: QuotaConfig,
+  ): Promise<QuotaUsage> {
+    const call = this.#subjectCall(tenantId, config, subject, subjectConfig, [String(tokens), '0'])
+    const reply = await this.#runSubject(tenantId, 'adjust', call)
+    const { algorithm } = this.#engine
+    const own = algorithm.adjust(reply.tenant, config, tokens, reply.now).usage
+    const theirs = algorithm.adjust(reply.subject, subjectConfig, tokens, reply.now).usage
+    return { tenantId, subject, windows: [...own, ...tagSubject(theirs, subject)] }
+  }
+
+  async #peekSubject(tenantId: string, config: QuotaConfig, subject: string): Promise<QuotaUsage> {
+    const subjectConfig = subjectQuota(config, subject)
+    if (subjectConfig === undefined) return { tenantId, subject, windows: [] }
+    const { limits, limitArgs } = this.#prepare(subjectConfig)
+    const key = this.#subjectKey(this.#key(tenantId), subject)
+    const reply = await this.#call(tenantId, key, 'peek', ['0', '0', ...limitArgs], limits)
+    const windows = this.#engine.algorithm.peek(reply.state, subjectConfig, reply.now)
+    return { tenantId, subject, windows: tagSubject(windows, subject) }
+  }
+
+  #subjectCall(
+    tenantId: string,
+    config: QuotaConfig,
+    subject: string,
+    subjectConfig: QuotaConfig,
+    head: string[],
+  ): SubjectCall {
+    const key = this.#key(tenantId)
+    const own = this.#prepare(config)
+    const theirs = this.#prepare(subjectConfig)
+    const tenantArgs = own.limits.length === 0 ? [] : [...head, ...own.limitArgs]
+    return {
+      keys: [key, this.#subjectKey(key, subject), `${key}:subjects`],
+      args: [
+        subject,
+        String(MAX_SUBJECTS_PER_TENANT),
+        String(tenantArgs.length),
+        ...tenantArgs,
+        ...head,
+        ...theirs.limitArgs,
+      ],
+      tenantLimits: own.limits,
+      subjectLimits: theirs.limits,
+    }
+  }
+
+  async #runSubject(
+    tenantId: string,
+    op: 'consume' | 'adjust',
+    call: SubjectCall,
+    onLate?: (reply: unknown) => void,
+  ): Promise<SubjectReply> {
+    const { redis, clock, gate } = this.#options
+    const send = () => this.#engine.subjectScript.run(redis, call.keys, [nowArg(clock), op, ...call.args])
+    const decoded = this.#decodeSubject(await gate.run(send, `quota ${op}`, tenantId, onLate), call)
+    if (decoded === undefined) throw new TenantBackendError('redis: unexpected script reply', { tenantId })
+    return decoded
+  }
+
+  #decodeSubject(reply: unknown, call: SubjectCall): SubjectReply | undefined {
+    if (!Array.isArray(reply) || reply.length !== 2) return undefined
+    try {
+      const tenant = this.#engine.decode(reply[0], call.tenantLimits)
+      const subject = this.#engine.decode(reply[1], call.subjectLimits)
+      return {
+        now: subject.now,
+        applied: tenant.applied && subject.applied,
+        tenant: tenant.state,
+        subject: subject.state,
+      }
+    } catch {
+      return undefined
+    }
   }
 
   /** Throws `InvalidTenantConfigError` for a bad config, like core's managers. */

@@ -13,7 +13,8 @@ import { LuaScript } from './script'
  * tenant's state as it was before: the sliding script as `field1, value1, ...` of its hash, the
  * fixed script as the current counts of each configured window (see there).
  *
- * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek' | 'refund'), requests cost (or
+ * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek' | 'refund' | 'check': consume's
+ * admission check alone, replying 1 when it would admit and writing nothing), requests cost (or
  * the token delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`,
  * shortest window first) its window, requests allowance and tokens allowance (0 = unlimited) and,
  * for sliding windows, the bucket length in ms.
@@ -31,7 +32,7 @@ import { LuaScript } from './script'
  * creates its local functions on every call, so the civil-date helpers, which only month windows
  * need, are created only when a month window is computed.
  */
-const CALENDAR_LUA = `
+export const CALENDAR_LUA = `
 local MINUTE_MS, HOUR_MS, DAY_MS = 60000, 3600000, 86400000
 local function calendar_window(window, now)
   local len
@@ -108,7 +109,7 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
  *   count something, and the TTL set to the end of the latest of them.
  * Both write the same counts, so the next decision reads the same state either way.
  */
-export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}
+export const FIXED_WINDOW_BODY = `
 local now = now_ms(ARGV[1])
 local op = ARGV[2]
 -- Window j's name, requests and tokens allowances are ARGV[3j + 2], ARGV[3j + 3], ARGV[3j + 4].
@@ -158,13 +159,18 @@ if op == 'refund' then
   reply[2] = 1
   return reply
 end
-if op == 'consume' then
+if op == 'consume' or op == 'check' then
   for j = 1, n do
     local limit_r, limit_t = tonumber(ARGV[3 * j + 3]), tonumber(ARGV[3 * j + 4])
     if (limit_r > 0 and reply[2 * j + 1] + cost_r > limit_r)
       or (limit_t > 0 and reply[2 * j + 2] + cost_t > limit_t) then
       return reply
     end
+  end
+  -- 'check' (the subject script's first pass): would admit, writes nothing.
+  if op == 'check' then
+    reply[2] = 1
+    return reply
   end
   -- A field of a window the config no longer has (left by an earlier config) would survive an
   -- in-place write and count again if that window came back: the slow path drops it.
@@ -197,13 +203,16 @@ end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
 reply[2] = 1
 return reply
-`)
+`
+
+/** The fixed-window script: {@link FIXED_WINDOW_BODY} with the prelude and calendar. */
+export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}${FIXED_WINDOW_BODY}`)
 
 /**
  * Sliding windows (core's `sliding-window.ts`): one hash per tenant and precision, field =
  * window, value = its non-empty buckets in ascending start order, `start,requests,tokens;...`.
  */
-export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${READ_LUA}
+export const SLIDING_WINDOW_BODY = `${READ_LUA}
 local P = tonumber(ARGV[5])
 local function parse(text)
   local buckets = {}
@@ -313,13 +322,18 @@ if op == 'refund' then
   reply[2] = 1
   return reply
 end
-if op == 'consume' then
+if op == 'consume' or op == 'check' then
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   for _, s in ipairs(scans) do
     if (s.limit_r > 0 and not admits(s.buckets, s.B, 2, cost_r, s.limit_r))
       or (s.limit_t > 0 and not admits(s.buckets, s.B, 3, cost_t, s.limit_t)) then
       return reply
     end
+  end
+  -- 'check' (the subject script's first pass): would admit, writes nothing.
+  if op == 'check' then
+    reply[2] = 1
+    return reply
   end
   for _, s in ipairs(scans) do s.buckets = add_to_current(s.buckets, s.B, cost_r, cost_t) end
 else
@@ -342,7 +356,10 @@ end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
 reply[2] = 1
 return reply
-`)
+`
+
+/** The sliding-window script: {@link SLIDING_WINDOW_BODY} with the prelude. */
+export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${SLIDING_WINDOW_BODY}`)
 
 /** For tests: the calendar arithmetic alone, `{start, end}` of `ARGV[1]`'s window at `ARGV[2]`. */
 export const CALENDAR_PROBE_SCRIPT = new LuaScript(`${CALENDAR_LUA}

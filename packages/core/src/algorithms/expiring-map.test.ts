@@ -163,3 +163,18 @@ describe('SecondsSinceBase', () => {
     )
   })
 })
+
+describe('ExpiringMap.evictEarliest', () => {
+  it('forgets the live entry filed earliest, skipping deleted slots', () => {
+    const map = new ExpiringMap<Entry>(expiry)
+    put(map, 'a', 1, 100)
+    put(map, 'b', 2, 50)
+    put(map, 'c', 3, 200)
+    map.delete('b')
+    expect(map.evictEarliest()?.key).toBe('a')
+    expect(map.size).toBe(1)
+    expect([...map.values()].map((e) => e.key)).toEqual(['c'])
+    expect(map.evictEarliest()?.key).toBe('c')
+    expect(map.evictEarliest()).toBeUndefined()
+  })
+})

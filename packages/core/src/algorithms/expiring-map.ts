@@ -105,6 +105,27 @@ export class ExpiringMap<E extends ExpiringEntry> {
     this.#entries.delete(key)
   }
 
+  /** Every live entry (including expired ones the sweep has not reached yet). */
+  values(): IterableIterator<E> {
+    return this.#entries.values()
+  }
+
+  /**
+   * Forgets the entry filed earliest in the heap (the one closest to expiry, as far as the map
+   * knows: an entry changed in place may expire later than it is filed) and returns it;
+   * `undefined` when the map is empty. What a caller at its size bound drops to make room.
+   */
+  evictEarliest(): E | undefined {
+    while (this.#heap.length > 0) {
+      const entry = this.#pop()
+      if (this.#entries.get(entry.key) !== entry) continue
+      this.#entries.delete(entry.key)
+      this.#compact()
+      return entry
+    }
+    return undefined
+  }
+
   /** Forgets up to the budget of entries whose expiry is `<= now`. */
   sweep(now: number): void {
     const heap = this.#heap

@@ -15,5 +15,6 @@ export {
   slidingWindowPeek,
   validatePrecision,
 } from './sliding-window'
+export * from './subjects'
 export * from './token-bucket'
 export * from './types'

@@ -5,7 +5,7 @@ import type { NormalizedCost } from '../cost'
 import { normalizeCost, normalizeTokenDelta } from '../cost'
 import { configSource, consumeNow, type FastQuotaManager, promiseOf } from '../fast-path'
 import { providedConfig } from '../provided-config'
-import type { QuotaCost, QuotaDecision, QuotaManager, QuotaUsage } from '../quota'
+import type { QuotaCost, QuotaDecision, QuotaManager, QuotaSubjectOptions, QuotaUsage } from '../quota'
 import type { QuotaConfig } from '../schemas'
 import { validateTenantId } from '../tenant-id'
 import { assertMethods } from '../validate'
@@ -13,7 +13,9 @@ import type { ExpiringEntry } from './expiring-map'
 import { ExpiringMap, SecondsSinceBase } from './expiring-map'
 import type { EffectiveLimit } from './limits'
 import { limitsOf } from './memo'
+import { MemorySubjects } from './memory-subjects'
 import type { QuotaAlgorithm } from './quota-algorithm'
+import { subjectOf, subjectQuota, tagSubject } from './subjects'
 
 const ONE_REQUEST: NormalizedCost = Object.freeze(normalizeCost())
 
@@ -70,11 +72,19 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
   readonly #entries = new ExpiringMap<ExpiringEntry>((entry) =>
     this.#seconds.expiry(this.#layout.expiresAt(entry)),
   )
+  // Subjects' state per tenant, kept apart so the tenant's own path stays as it was.
+  readonly #subjects: MemorySubjects<S>
 
   constructor(provider: QuotaProvider, clock: Clock | undefined, layout: MemoryLayout<S, ExpiringEntry>) {
     this.#clock = checkManagerArgs(provider, 'quotaConfig', clock)
     this.#provider = provider
     this.#layout = layout
+    this.#subjects = new MemorySubjects(layout, this.#seconds)
+  }
+
+  /** How many subjects of `tenantId` the manager holds state for (at most `MAX_SUBJECTS_PER_TENANT`). */
+  subjectCount(tenantId: string): number {
+    return this.#subjects.count(tenantId)
   }
 
   /**
@@ -106,11 +116,43 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     this.#validate(tenantId)
     // Most calls name no cost: share one frozen default instead of allocating it per call.
     const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
+    const subject = cost === undefined ? undefined : subjectOf(cost)
+    if (subject !== undefined) {
+      if (config !== undefined) return this.#consumeSubject(tenantId, charge, config, subject)
+      const read = providedConfig(this.#provider, tenantId, 'quota')
+      return read instanceof Promise
+        ? read.then((quota) => this.#consumeSubject(tenantId, charge, quota, subject))
+        : this.#consumeSubject(tenantId, charge, read, subject)
+    }
     if (config !== undefined) return this.#consume(tenantId, charge, config)
     const read = providedConfig(this.#provider, tenantId, 'quota')
     return read instanceof Promise
       ? read.then((quota) => this.#consume(tenantId, charge, quota))
       : this.#consume(tenantId, charge, read)
+  }
+
+  // The tenant's and the subject's windows in one step, with no await: both charged or neither.
+  #consumeSubject(
+    tenantId: string,
+    charge: NormalizedCost,
+    config: QuotaConfig,
+    subject: string,
+  ): QuotaDecision {
+    const subjectConfig = subjectQuota(config, subject)
+    if (subjectConfig === undefined) return this.#consume(tenantId, charge, config)
+    const now = this.#now()
+    const entry = this.#entries.get(tenantId)
+    const step = this.#subjects.consume(
+      tenantId,
+      subject,
+      this.#layout.read(entry),
+      config,
+      subjectConfig,
+      charge,
+      now,
+    )
+    if (step.allowed) this.#store(tenantId, entry, step.tenant, now)
+    return step.decision
   }
 
   // From the config to the return: no await, so the check and the charge are one atomic step.
@@ -128,28 +170,45 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     return decision
   }
 
-  async adjust(tenantId: string, delta: { tokens: number }): Promise<QuotaUsage> {
+  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
     this.#validate(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const subject = subjectOf(delta)
     const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
     const entry = this.#entries.get(tenantId)
     const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
     this.#store(tenantId, entry, state, now)
-    return { tenantId, windows: usage }
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig === undefined) return { tenantId, windows: usage }
+    const own = this.#subjects.adjust(tenantId, subject!, subjectConfig, tokens, now)
+    return { tenantId, subject, windows: [...usage, ...tagSubject(own, subject!)] }
   }
 
-  async peek(tenantId: string): Promise<QuotaUsage> {
+  async peek(tenantId: string, options?: QuotaSubjectOptions): Promise<QuotaUsage> {
     this.#validate(tenantId)
+    const subject = subjectOf(options)
     const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
+    if (subject !== undefined) {
+      const subjectConfig = subjectQuota(config, subject)
+      const windows =
+        subjectConfig === undefined ? [] : this.#subjects.peek(tenantId, subject, subjectConfig, now)
+      return { tenantId, subject, windows: tagSubject(windows, subject) }
+    }
     const state = this.#layout.read(this.#entries.get(tenantId))
     return { tenantId, windows: this.#layout.algorithm.peek(state, config, now) }
   }
 
-  async reset(tenantId: string): Promise<void> {
+  async reset(tenantId: string, options?: QuotaSubjectOptions): Promise<void> {
     validateTenantId(tenantId)
+    const subject = subjectOf(options)
+    if (subject !== undefined) {
+      this.#subjects.reset(tenantId, subject)
+      return
+    }
     this.#entries.delete(tenantId)
+    this.#subjects.reset(tenantId)
   }
 
   // Only ids that passed validateTenantId are ever inserted, and Map keys compare by value, so an
@@ -160,7 +219,9 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
 
   #now(): number {
     const now = this.#clock.now()
-    this.#entries.sweep(this.#seconds.now(now))
+    const seconds = this.#seconds.now(now)
+    this.#entries.sweep(seconds)
+    this.#subjects.sweep(seconds)
     return now
   }
 

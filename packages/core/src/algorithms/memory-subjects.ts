@@ -1,0 +1,143 @@
+// The in-memory managers' subject state: per tenant, a bounded map of subject -> algorithm state.
+// Internal to core.
+import type { NormalizedCost } from '../cost'
+import type { QuotaWindowUsage } from '../quota'
+import type { QuotaConfig } from '../schemas'
+import type { ExpiringEntry, SecondsSinceBase } from './expiring-map'
+import { ExpiringMap } from './expiring-map'
+import type { MemoryLayout } from './memory-quota-manager'
+import type { SubjectStep } from './subjects'
+import { consumeWithSubject, MAX_SUBJECTS_PER_TENANT } from './subjects'
+
+/** A tenant's subjects, an entry of the outer map (keyed by tenant id). */
+interface SubjectGroup extends ExpiringEntry {
+  readonly subjects: ExpiringMap<ExpiringEntry>
+}
+
+/**
+ * The subjects of every tenant. Each tenant's subjects live in their own {@link ExpiringMap}, so a
+ * tenant over `MAX_SUBJECTS_PER_TENANT` evicts its own subject closest to expiry and never another
+ * tenant's; the groups live in an outer map that forgets a group once none of its subjects counts
+ * anything, so idle tenants cost nothing.
+ */
+export class MemorySubjects<S> {
+  readonly #layout: MemoryLayout<S, ExpiringEntry>
+  readonly #seconds: SecondsSinceBase
+  readonly #max: number
+  readonly #groups: ExpiringMap<SubjectGroup>
+
+  constructor(
+    layout: MemoryLayout<S, ExpiringEntry>,
+    seconds: SecondsSinceBase,
+    max = MAX_SUBJECTS_PER_TENANT,
+  ) {
+    this.#layout = layout
+    this.#seconds = seconds
+    this.#max = max
+    // A group matters until its latest subject stops counting; asked once per filed expiry, so a
+    // scan of its (at most `max`) subjects is paid once per window, not per request.
+    this.#groups = new ExpiringMap<SubjectGroup>((group) => {
+      let latest = 0
+      for (const entry of group.subjects.values()) {
+        latest = Math.max(latest, this.#seconds.expiry(this.#layout.expiresAt(entry)))
+      }
+      return latest
+    })
+  }
+
+  /** Subjects of `tenantId` with state. */
+  count(tenantId: string): number {
+    return this.#groups.get(tenantId)?.subjects.size ?? 0
+  }
+
+  /** Forgets expired groups, within the map's budget. */
+  sweep(seconds: number): void {
+    this.#groups.sweep(seconds)
+  }
+
+  /** `consumeWithSubject` over the stored subject state; stores the subject's side when admitted. */
+  consume(
+    tenantId: string,
+    subject: string,
+    tenantState: S | undefined,
+    config: QuotaConfig,
+    subjectConfig: QuotaConfig,
+    cost: NormalizedCost,
+    now: number,
+  ): SubjectStep<S> {
+    const group = this.#groups.get(tenantId)
+    group?.subjects.sweep(this.#seconds.now(now))
+    const entry = group?.subjects.get(subject)
+    const step = consumeWithSubject(
+      this.#layout.algorithm,
+      tenantState,
+      this.#layout.read(entry),
+      config,
+      subjectConfig,
+      cost,
+      subject,
+      now,
+    )
+    if (step.allowed) this.#store(tenantId, group, subject, entry, step.subject, now)
+    return step
+  }
+
+  /** Adds `tokens` (negative: refunds) to the subject's current windows. */
+  adjust(
+    tenantId: string,
+    subject: string,
+    config: QuotaConfig,
+    tokens: number,
+    now: number,
+  ): QuotaWindowUsage[] {
+    const group = this.#groups.get(tenantId)
+    const entry = group?.subjects.get(subject)
+    const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
+    this.#store(tenantId, group, subject, entry, state, now)
+    return usage
+  }
+
+  /** The subject's windows without a change. */
+  peek(tenantId: string, subject: string, config: QuotaConfig, now: number): QuotaWindowUsage[] {
+    const entry = this.#groups.get(tenantId)?.subjects.get(subject)
+    return this.#layout.algorithm.peek(this.#layout.read(entry), config, now)
+  }
+
+  /** Forgets one subject of the tenant, or (no `subject`) all of them. */
+  reset(tenantId: string, subject?: string): void {
+    if (subject === undefined) this.#groups.delete(tenantId)
+    else this.#groups.get(tenantId)?.subjects.delete(subject)
+  }
+
+  #store(
+    tenantId: string,
+    group: SubjectGroup | undefined,
+    subject: string,
+    entry: ExpiringEntry | undefined,
+    state: S,
+    now: number,
+  ): void {
+    if (entry !== undefined) {
+      this.#layout.write(entry, state)
+      // The group's filed expiry may now be too early; it is asked again when that time comes.
+      return
+    }
+    const expiresAt = this.#layout.algorithm.expiresAt(state)
+    if (expiresAt <= now) return
+    const expiry = this.#seconds.expiry(expiresAt)
+    let target = group
+    if (target === undefined) {
+      target = {
+        key: tenantId,
+        heapAt: 0,
+        subjects: new ExpiringMap<ExpiringEntry>((e) => this.#seconds.expiry(this.#layout.expiresAt(e))),
+      }
+      this.#groups.add(target, expiry)
+    }
+    if (target.subjects.size >= this.#max) {
+      target.subjects.sweep(this.#seconds.now(now))
+      if (target.subjects.size >= this.#max) target.subjects.evictEarliest()
+    }
+    target.subjects.add(this.#layout.create(subject, state), expiry)
+  }
+}

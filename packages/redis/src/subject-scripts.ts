@@ -1,0 +1,110 @@
+import { LUA_PRELUDE } from './lua'
+import { CALENDAR_LUA, FIXED_WINDOW_BODY, SLIDING_WINDOW_BODY } from './quota-scripts'
+import { LuaScript } from './script'
+
+/**
+ * A decision naming a subject (`QuotaCost.subject`) in one script, so it stays one round trip:
+ * the window script's body runs as a function twice, once on the tenant's hash and once on the
+ * subject's, with the same decision time. `consume` first runs both as `check` and writes only
+ * when both would admit (all-or-nothing across the two hashes, atomically, as Redis runs a script
+ * alone); `adjust` and `refund` change both.
+ *
+ * KEYS: the tenant's hash, the subject's hash, the tenant's subject index (a sorted set of subject
+ * -> when its hash expires). All share the tenant's hash tag, so one Cluster slot.
+ *
+ * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'refund'), the subject id, the most
+ * subjects the index keeps, the count `nt` of the tenant's arguments, then the tenant's arguments
+ * (the window script's ARGV after the op: cost, then limits; `nt = 0` when the tenant has no
+ * limits) and the subject's (the rest).
+ *
+ * Reply: `{tenantReply, subjectReply}`, each the window script's reply for its hash (the state
+ * before the change, and 1 when it wrote).
+ *
+ * The index keeps the subjects that hold state, so a tenant reset deletes them too. A new subject
+ * beyond the bound evicts (deletes) the one whose hash expires first; expired entries leave it on
+ * the next write. The index lives as long as its latest subject.
+ */
+function subjectScript(helpers: string, body: string): LuaScript {
+  return new LuaScript(`${LUA_PRELUDE}${helpers}
+local function part(KEYS, ARGV)
+${body}
+end
+local now = now_ms(ARGV[1])
+local op = ARGV[2]
+local subject = ARGV[3]
+local max_subjects = tonumber(ARGV[4])
+local nt = tonumber(ARGV[5])
+local function args(first, last, o)
+  local a = { fmt(now), o }
+  for i = first, last do a[#a + 1] = ARGV[i] end
+  return a
+end
+local function run_tenant(o)
+  if nt == 0 then return { now, 1 } end
+  return part({ KEYS[1] }, args(6, 5 + nt, o))
+end
+local function run_subject(o)
+  return part({ KEYS[2] }, args(6 + nt, #ARGV, o))
+end
+-- Files the subject under its hash's expiry; a new one past the bound evicts the earliest.
+local function index()
+  local ttl = redis.call('PTTL', KEYS[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
+  if ttl < 0 then
+    redis.call('ZREM', KEYS[3], subject)
+  else
+    if not redis.call('ZSCORE', KEYS[3], subject) then
+      local base = string.sub(KEYS[2], 1, #KEYS[2] - #subject)
+      while redis.call('ZCARD', KEYS[3]) >= max_subjects do
+        local popped = redis.call('ZPOPMIN', KEYS[3])
+        if #popped == 0 then break end
+        redis.call('DEL', base .. popped[1])
+      end
+    end
+    redis.call('ZADD', KEYS[3], fmt(now + ttl), subject)
+  end
+  local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('PEXPIRE', KEYS[3], fmt(math.max(1, tonumber(last[2]) - now))) end
+end
+if op == 'consume' then
+  local t = run_tenant('check')
+  local s = run_subject('check')
+  if t[2] == 1 and s[2] == 1 then
+    t = run_tenant('consume')
+    s = run_subject('consume')
+    index()
+  else
+    t[2], s[2] = 0, 0
+  end
+  return { t, s }
+end
+local t = run_tenant(op)
+local s = run_subject(op)
+if op == 'adjust' then index() end
+return { t, s }
+`)
+}
+
+/** The subject script over fixed windows. */
+export const FIXED_SUBJECT_SCRIPT = subjectScript(CALENDAR_LUA, FIXED_WINDOW_BODY)
+
+/** The subject script over sliding windows. */
+export const SLIDING_SUBJECT_SCRIPT = subjectScript('', SLIDING_WINDOW_BODY)
+
+/**
+ * Deletes a tenant's hash, its subjects' hashes and their index (`QuotaManager.reset`). KEYS: the
+ * tenant's hash, the index; ARGV[1]: the start of a subject's key (the subject id follows it).
+ */
+export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`
+redis.call('DEL', KEYS[1])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+for i = 1, #members do redis.call('DEL', ARGV[1] .. members[i]) end
+redis.call('DEL', KEYS[2])
+return #members
+`)
+
+/** Deletes one subject's hash and its index entry. KEYS: the subject's hash, the index; ARGV[1]: the subject. */
+export const RESET_SUBJECT_SCRIPT = new LuaScript(`
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+`)
