@@ -94,9 +94,9 @@ function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandl
 }
 
 /** Hono's `c.executionCtx`, whose getter throws when the app was called without one (Node, Bun). */
-function executionContextOf(c: Context): WaitUntil | undefined {
+function executionContextOf(host: unknown): WaitUntil | undefined {
   try {
-    return c.executionCtx
+    return (host as Context).executionCtx
   } catch {
     return undefined
   }
@@ -118,7 +118,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
-  outcome.executionContext ??= executionContextOf(c)
+  outcome.findExecutionContext ??= executionContextOf
   return done
     .then(() => {
       const response = c.res
