@@ -119,18 +119,24 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
   outcome.findExecutionContext ??= executionContextOf
-  return done
-    .then(() => {
+  // One reaction for both outcomes (not .then().catch(): a second promise on every request).
+  const abandon = (error: unknown): never => {
+    // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
+    outcome.abandon()
+    throw error
+  }
+  return done.then(() => {
+    try {
       const response = c.res
       const finished = outcome.finish(response)
-      if (isThenable(finished)) return finished.then((sent) => settle(c, outcome, written, response, sent))
+      if (isThenable(finished)) {
+        return finished.then((sent) => settle(c, outcome, written, response, sent)).then(undefined, abandon)
+      }
       return settle(c, outcome, written, response, finished)
-    })
-    .catch((error: unknown) => {
-      // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
-      outcome.abandon()
-      throw error
-    })
+    } catch (error) {
+      return abandon(error)
+    }
+  }, abandon)
 }
 
 const lowerNames: Record<string, string> = {
