@@ -4,7 +4,7 @@ import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { countAdmitted, sameDecisions } from './lib/check'
-import { FROM_SOURCE, HTTP_SECONDS, HTTP_WARMUP, QUICK, REDIS_URL } from './lib/env'
+import { FROM_SOURCE, HTTP_SECONDS, HTTP_WARMUP, IN_PROCESS, QUICK, REDIS_URL } from './lib/env'
 import { type ExampleApp, loadExampleApp } from './lib/example-app'
 import {
   type BuiltApp,
@@ -202,6 +202,37 @@ async function checkDecisions(prefix: string, withRedis: boolean, example: Examp
   }
 }
 
+/** The in-process variants of the cost table: the Node and Bun ones, and the stage cuts on Node. */
+const stageVariants = ['stage-resolve', 'stage-policy', 'stage-rate-limit'] as const
+
+/**
+ * Least ns per request of each variant in process (see in-process-child.ts), under `runtime`.
+ */
+async function inProcessCosts(
+  runtime: Runtime,
+  variants: readonly HttpVariant[],
+): Promise<Map<string, number>> {
+  const child = fork(
+    new URL('./in-process-child.ts', import.meta.url).pathname,
+    [variants.join(','), String(IN_PROCESS.rounds), String(IN_PROCESS.perRound)],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(runtime === 'bun'
+        ? { execPath: BUN, execArgv: FROM_SOURCE ? ['--conditions=@tenant/source'] : [] }
+        : { execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')) }),
+    },
+  )
+  const nanos = await new Promise<Record<string, number>>((resolve, reject) => {
+    child.on('message', (m: { type: string; nanos?: Record<string, number> }) => {
+      if (m.type === 'costs') resolve(m.nanos!)
+    })
+    child.once('exit', (code) =>
+      reject(new Error(`the ${runtime} in-process run exited (${code}) without its costs`)),
+    )
+  })
+  return new Map(Object.entries(nanos))
+}
+
 /** A server to measure: one variant on one runtime. */
 interface Contender {
   runtime: Runtime
@@ -274,6 +305,19 @@ export async function runHttp(report: Report): Promise<void> {
     for (const served of servers.values()) await stop(served)
   }
 
+  // In process, after the servers are gone, so nothing else of ours runs beside it.
+  const inProcess = {
+    node: await inProcessCosts('node', [...inProcessVariants, ...stageVariants]),
+    bun: await inProcessCosts('bun', inProcessVariants),
+  }
+  for (const runtime of ['node', 'bun'] as const) {
+    for (const [variant, ns] of inProcess[runtime]) {
+      console.log(
+        `  ${runtime.padEnd(5)} in process: ${variantTitles[variant as HttpVariant].padEnd(72)} ${(ns / 1000).toFixed(2)} µs/request`,
+      )
+    }
+  }
+
   const columns = [
     'app',
     'req/s',
@@ -319,6 +363,25 @@ export async function runHttp(report: Report): Promise<void> {
     ),
     note: 'The same tenancy() chain cut after each stage (resolve with the existence check, then + policy, + token-bucket rate limit, + quota): what each stage adds. Neighbouring rows closer than about 2 µs of CPU per request are within run-to-run noise on this machine.',
   })
+  const costRow = (runtime: Runtime) => (variant: HttpVariant) => {
+    const ns = inProcess[runtime].get(variant)!
+    const bare = inProcess[runtime].get('bare')!
+    return [
+      variantTitles[variant],
+      `${(ns / 1000).toFixed(2)} µs`,
+      variant === 'bare' ? '' : `${signed((ns - bare) / 1000, 2)} µs (${formatRatio(ns / bare)})`,
+    ]
+  }
+  for (const runtime of ['node', 'bun'] as const) {
+    const variants: HttpVariant[] =
+      runtime === 'node' ? [...inProcessVariants, ...stageVariants] : [...inProcessVariants]
+    section.tables.push({
+      title: `Cost per request in process (${runtime === 'node' ? 'Node, with the Request and Response classes of @hono/node-server' : 'Bun'})`,
+      columns: ['app', 'time per request', 'vs bare Hono'],
+      rows: variants.map(costRow(runtime)),
+      note: `The same apps without a socket: \`app.fetch()\` and one pass over the response headers (what the server adapter does to write them), one request after another; the variants take turns over ${IN_PROCESS.rounds} rounds of ${IN_PROCESS.perRound.toLocaleString('en-US')} requests after a warm-up round, and each keeps its least time per request. What other work on the machine adds comes and goes, so these numbers hold steady where the req/s above swing; they leave out what every variant pays alike (parsing and writing HTTP on the socket).`,
+    })
+  }
   if (best.has('node:example-app')) {
     section.notes.push(
       "The example app's row is a whole application request: a page of 20 resources read from a libSQL file database, the config from DrizzleConfigManager's cache, Prometheus metrics and the logging hooks (at level `silent`). Compare it with the libSQL rows of the micro section rather than with bare Hono.",
@@ -338,10 +401,12 @@ export async function runHttp(report: Report): Promise<void> {
     const peer = at('hono-rate-limiter')
     const ratio = chain.rate / bare.rate
     const added = chain.cpu - bare.cpu
+    const cost = (variant: HttpVariant) => inProcess[runtime].get(variant)! / 1000
+    const inProcessText = `; in process ${signed(cost('chain-memory') - cost('bare'), 2)} µs over bare (${formatRatio(cost('chain-memory') / cost('bare'))}), the floor with the chain's four headers ${signed(cost('floor-headers') - cost('bare'), 2)} µs`
     report.target({
       name: `Full in-memory tenancy chain over HTTP (${runtime === 'node' ? 'Node' : 'Bun'})`,
       goal: `keeps >= 90% of bare Hono's req/s and adds <= ${CPU_BUDGET_MICROS} µs of server CPU per request`,
-      measured: `${(ratio * 100).toFixed(0)}% of the req/s (${formatRate(chain.rate)} vs ${formatRate(bare.rate)}), ${signed(added)} µs CPU per request (${chain.cpu.toFixed(1)} vs ${bare.cpu.toFixed(1)}); floor ${(100 * (floor.rate / bare.rate)).toFixed(0)}% and ${signed(floor.cpu - bare.cpu)} µs, hono-rate-limiter ${(100 * (peer.rate / bare.rate)).toFixed(0)}% and ${signed(peer.cpu - bare.cpu)} µs`,
+      measured: `${(ratio * 100).toFixed(0)}% of the req/s (${formatRate(chain.rate)} vs ${formatRate(bare.rate)}), ${signed(added)} µs CPU per request (${chain.cpu.toFixed(1)} vs ${bare.cpu.toFixed(1)}); floor ${(100 * (floor.rate / bare.rate)).toFixed(0)}% and ${signed(floor.cpu - bare.cpu)} µs, hono-rate-limiter ${(100 * (peer.rate / bare.rate)).toFixed(0)}% and ${signed(peer.cpu - bare.cpu)} µs${inProcessText}`,
       holds: ratio >= 0.9 && added <= CPU_BUDGET_MICROS,
       limitedBy: LIMITS.chain({
         runtime,
@@ -352,11 +417,18 @@ export async function runHttp(report: Report): Promise<void> {
         headers: headers.cpu - floor.cpu,
         withoutContext: noContext.cpu - bare.cpu,
         peer: peer.cpu - bare.cpu,
+        inProcess: {
+          added: cost('chain-memory') - cost('bare'),
+          floor: cost('floor') - cost('bare'),
+          headers: cost('floor-headers') - cost('floor'),
+          context: cost('floor-context') - cost('floor'),
+          withoutContext: cost('chain-no-context') - cost('bare'),
+        },
       }),
     })
   }
 }
 
-function signed(micros: number): string {
-  return `${micros >= 0 ? '+' : '-'}${Math.abs(micros).toFixed(1)}`
+function signed(micros: number, digits = 1): string {
+  return `${micros >= 0 ? '+' : '-'}${Math.abs(micros).toFixed(digits)}`
 }

@@ -45,5 +45,8 @@ export const HTTP_SECONDS = QUICK ? 1 : 3
  */
 export const HTTP_WARMUP = QUICK ? { requests: 3_000, maxSeconds: 2 } : { requests: 15_000, maxSeconds: 6 }
 
+/** The in-process cost table of the HTTP section: interleaved rounds, and requests per round. */
+export const IN_PROCESS = QUICK ? { rounds: 2, perRound: 5_000 } : { rounds: 10, perRound: 20_000 }
+
 /** Tenant counts of the memory section. */
 export const MEMORY_TENANTS = QUICK ? [1e4, 1e5] : [1e4, 1e5, 1e6]
