@@ -7,6 +7,32 @@ import { requireResolution } from './stage'
 import type { MaybePromise, Middleware, Next } from './types'
 
 /**
+ * What a host binding (the Hono adapter) can do for the stages through its own context, given once
+ * per chain: each method gets the host's context (Hono's `c`) as `host`. Plain functions of the
+ * host rather than closures made per request: a closure kept on the admission kept each request's
+ * objects alive past the young generation (measured on Node 20: about 10 µs per request in
+ * collector time).
+ */
+export interface HostHooks {
+  /**
+   * The runtime's execution context (Workers' `ctx`), asked only when work must outlive the
+   * response: finding it may cost (Hono's `c.executionCtx` throws, with a stack, on runtimes
+   * without one).
+   */
+  readonly executionContext?: (host: unknown) => WaitUntil | undefined
+  /**
+   * Calls `done` once, when the response has been sent or the client went away, and answers
+   * true; answers false when the host cannot tell. Stages that hold something until then (the
+   * concurrency slot) otherwise watch the body and the request's abort signal themselves, which
+   * costs a stream per response (and on @hono/node-server, reading `request.signal` builds the
+   * full Request).
+   */
+  readonly whenSent?: (host: unknown, done: () => void) => boolean
+}
+
+const NO_HOST_HOOKS: HostHooks = Object.freeze({})
+
+/**
  * Everything the stages of a chain decided about one request, before its handler runs: the tenant,
  * its config, the response headers each stage wants, and what must run once the handler answered.
  * A host binding (the Fetch middleware here, the Hono middleware in @tenant/hono) reads it to run
@@ -45,6 +71,8 @@ export class Admission implements TenantState {
     readonly request: Request,
     /** The host's own context (Hono's `c`), handed to callbacks that read it (the Hono principal). */
     readonly host: unknown,
+    /** What the host can do with its context for the stages (see {@link HostHooks}). */
+    readonly hostHooks: HostHooks = NO_HOST_HOOKS,
   ) {}
 
   /**
@@ -113,21 +141,11 @@ export class Admission implements TenantState {
   }
 
   /**
-   * How the host finds the runtime's execution context in its own context (`host`), asked only
-   * when work must outlive the response. A lookup rather than a value because a host may pay to
-   * look: Hono's `c.executionCtx` throws (an Error with a stack) on every runtime without one, such
-   * as Node. A function of `host`, not a closure over it: a closure kept on the admission kept
-   * each request's objects alive past the young generation (measured: about 10 µs per request in
-   * collector time on Node 20).
-   */
-  findExecutionContext: ((host: unknown) => WaitUntil | undefined) | undefined = undefined
-
-  /**
    * The runtime's execution context (Workers' `ctx`): the one the host set or finds (Hono's
    * `c.executionCtx`), else the one `withTenancy` / `applyMiddleware` recorded for the request.
    */
   get executionContext(): WaitUntil | undefined {
-    this.#executionContext ??= this.findExecutionContext?.(this.host)
+    this.#executionContext ??= this.hostHooks.executionContext?.(this.host)
     return this.#executionContext ?? executionContextOf(this.request)
   }
 
@@ -257,8 +275,9 @@ export function decide(
   stages: readonly ChainStage[],
   request: Request,
   host?: unknown,
+  hostHooks?: HostHooks,
 ): Admission | Response | Promise<Admission | Response> {
-  const admission = new Admission(request, host)
+  const admission = new Admission(request, host, hostHooks)
   const first = stages[0]
   if (first !== undefined && first.stage !== 'resolve') {
     requireResolution(request, first.middleware)

@@ -130,7 +130,9 @@ class ConcurrencyStage implements ChainStage {
 /**
  * Releases `lease` exactly once, at the first of: the response body ends (or is cancelled), a
  * response without a body is handed over, the client aborts (`request.signal`), or the request
- * is abandoned (a later stage refused it, the handler threw).
+ * is abandoned (a later stage refused it, the handler threw). A host that knows when the response
+ * has been sent or the client went away (`HostHooks.whenSent`) tells that instead of the body and
+ * the signal.
  */
 function holdUntilDone(
   admission: Admission,
@@ -138,7 +140,7 @@ function holdUntilDone(
   core: StageCore<'onConcurrency'>,
 ): void {
   const { request } = admission
-  const signal = request.signal as AbortSignal | undefined
+  let signal: AbortSignal | undefined
   let released = false
   const release = (): void => {
     if (released) return
@@ -157,6 +159,10 @@ function holdUntilDone(
     )
   }
   admission.onAbandon(release)
+  // A host that can tell when the response has gone out (Hono on @hono/node-server) says so: no
+  // abort listener and no body wrapper, so the response keeps the server's fast path.
+  if (admission.hostHooks.whenSent?.(admission.host, release) === true) return
+  signal = request.signal as AbortSignal | undefined
   if (signal !== undefined && signal !== null) {
     if (signal.aborted) {
       release()

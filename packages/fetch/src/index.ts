@@ -4,7 +4,15 @@
  *
  * @module @tenant/fetch
  */
-export { Admission, type ChainStage, decide, type Finisher, fetchChain, type StageStep } from './chain'
+export {
+  Admission,
+  type ChainStage,
+  decide,
+  type Finisher,
+  fetchChain,
+  type HostHooks,
+  type StageStep,
+} from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
   type ConcurrencyOptions,

@@ -9,6 +9,7 @@ import {
   type TenancyOptions as FetchTenancyOptions,
   getTenant,
   getTenantId,
+  type HostHooks,
   type HostPrincipal,
   type Middleware,
   type PolicyOptions,
@@ -85,7 +86,7 @@ function isListField(name: string): boolean {
 function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandler<any> {
   const middleware = {
     [name](c: Context, next: Next): Promise<Response | undefined> {
-      const outcome = decide(stages, c.req.raw, c)
+      const outcome = decide(stages, c.req.raw, c, honoHost)
       if (isThenable(outcome)) return outcome.then((decided) => proceed(c, decided, next))
       return proceed(c, outcome, next)
     },
@@ -101,6 +102,41 @@ function executionContextOf(host: unknown): WaitUntil | undefined {
     return undefined
   }
 }
+
+/** The part of Node's `http.ServerResponse` that says when a response is over. */
+interface NodeResponse {
+  once(event: 'close', listener: () => void): unknown
+  writeHead: unknown
+  destroyed?: boolean
+  writableFinished?: boolean
+}
+
+function isNodeResponse(value: unknown): value is NodeResponse {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as NodeResponse).once === 'function' &&
+    typeof (value as NodeResponse).writeHead === 'function'
+  )
+}
+
+/**
+ * Under @hono/node-server, `c.env.outgoing` is the request's `http.ServerResponse`: its 'close'
+ * comes once the response has been written out or the connection dropped, so a stage holding a
+ * slot learns the end without wrapping the body (which would cost a stream per response and the
+ * server's fast path for bodies known in full) or reading `request.signal` (which builds the
+ * full Request there). Elsewhere (Bun, Workers, `app.request`) the stage watches the body.
+ */
+function whenSent(host: unknown, done: () => void): boolean {
+  const outgoing: unknown = ((host as Context).env as { outgoing?: unknown } | undefined)?.outgoing
+  if (!isNodeResponse(outgoing)) return false
+  // Already over (the client went away before the chain ran): 'close' will not come again.
+  if (outgoing.destroyed === true || outgoing.writableFinished === true) done()
+  else outgoing.once('close', done)
+  return true
+}
+
+const honoHost: HostHooks = Object.freeze({ executionContext: executionContextOf, whenSent })
 
 /** A single stage as a Hono middleware; a stage without its store is a pass-through. */
 function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandler<TenantEnv> {
@@ -118,7 +154,6 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
   if (!outcome.pending) return done as Promise<undefined>
-  outcome.findExecutionContext ??= executionContextOf
   // One reaction for both outcomes (not .then().catch(): a second promise on every request).
   const abandon = (error: unknown): never => {
     // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
