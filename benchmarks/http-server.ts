@@ -33,9 +33,11 @@ if (variant === 'example-app') {
 // steadier than req/s on a machine shared with other work.
 let handled = 0
 let cpuAtStart = process.cpuUsage()
-const fetch = (request: Request) => {
+// The adapter's bindings go through too: under @hono/node-server they carry the Node
+// request and response (c.env.outgoing), which the chain reads to learn when a response is over.
+const fetch = (request: Request, env?: unknown) => {
   handled++
-  return app.fetch(request)
+  return app.fetch(request, env)
 }
 
 let close: () => void

@@ -21,7 +21,7 @@ export type ExampleApp =
   | { ok: false; reason: string }
 
 interface ExampleServer {
-  app: { fetch: (request: Request) => Response | Promise<Response> }
+  app: { fetch: (request: Request, env?: unknown) => Response | Promise<Response> }
   close(): Promise<void>
 }
 

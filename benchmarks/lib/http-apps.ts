@@ -2,6 +2,7 @@
 // (driven in-process with app.request) and for the load run (served by http-server.ts).
 import {
   ConfigPolicyEvaluator,
+  InMemoryConcurrencyLimiter,
   InMemoryConfigManager,
   InMemoryQuotaManager,
   type TenantConfigInput,
@@ -29,6 +30,7 @@ export const inProcessVariants = [
 /** The app variants of the HTTP section, in report order. */
 export const httpVariants = [
   ...inProcessVariants,
+  'chain-concurrency',
   'chain-redis',
   'example-app',
   'stage-resolve',
@@ -45,6 +47,7 @@ export const variantTitles: Record<HttpVariant, string> = {
   'floor-headers': "floor + the chain's four response headers (fixed strings), no context",
   'chain-memory': 'Hono + full tenancy chain, in memory',
   'chain-no-context': 'the same chain with resolver: { context: false } (no AsyncLocalStorage)',
+  'chain-concurrency': 'the same chain with a cap on requests in flight (InMemoryConcurrencyLimiter)',
   'hono-rate-limiter': 'Hono + hono-rate-limiter (memory store)',
   'chain-redis': 'Hono + full tenancy chain, Redis quota and rate limit',
   'example-app': 'example app GET /api/v1/resources, libSQL',
@@ -60,6 +63,7 @@ const stageCuts = {
   'stage-rate-limit': 3,
   'chain-memory': 4,
   'chain-no-context': 4,
+  'chain-concurrency': 4,
 } as const
 
 // What the full chain sends for these tenants (see tenantConfig), for the floor with headers.
@@ -83,7 +87,8 @@ export const HTTP_PATH = '/api/hello'
 
 /** A built app and how to release what it holds (Redis connections). */
 export interface BuiltApp {
-  fetch: (request: Request) => Response | Promise<Response>
+  /** `env`: the server adapter's bindings (under @hono/node-server, the Node request and response). */
+  fetch: (request: Request, env?: unknown) => Response | Promise<Response>
   close(): Promise<void>
 }
 
@@ -93,6 +98,8 @@ function tenantConfig(id: string, requestsPerMinute: number): TenantConfigInput 
     quota: { limits: [{ window: 'minute', requests: requestsPerMinute, tokens: 1e12 }] },
     // The rate limit never binds: the checks count quota decisions against hono-rate-limiter's.
     rateLimit: { requestsPerSecond: 1e9, burst: 1e12 },
+    // Never binds either; only the chain-concurrency variant has a limiter that reads it.
+    concurrency: { maxInFlight: 100_000 },
     policy: {
       allowedModels: ['gpt-4o-mini', 'gpt-4o'],
       allowedTools: [],
@@ -145,7 +152,8 @@ export async function buildApp(
     case 'stage-policy':
     case 'stage-rate-limit':
     case 'chain-memory':
-    case 'chain-no-context': {
+    case 'chain-no-context':
+    case 'chain-concurrency': {
       const configs = await configsFor(options.tenants, options.limit)
       const stages = stageCuts[variant]
       app.use(
@@ -153,6 +161,7 @@ export async function buildApp(
         tenancy({
           configManager: configs,
           ...(variant === 'chain-no-context' ? { resolver: { context: false } } : {}),
+          ...(variant === 'chain-concurrency' ? { concurrency: new InMemoryConcurrencyLimiter() } : {}),
           ...(stages >= 2 ? { policy: new ConfigPolicyEvaluator(configs) } : {}),
           ...(stages >= 3 ? { rateLimit: new TokenBucketRateLimiter(configs) } : {}),
           ...(stages >= 4 ? { quota: new InMemoryQuotaManager(configs) } : {}),
