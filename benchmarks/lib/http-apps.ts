@@ -22,6 +22,7 @@ export const inProcessVariants = [
   'floor',
   'floor-context',
   'floor-headers',
+  'floor-io',
   'chain-memory',
   'chain-no-context',
   'hono-rate-limiter',
@@ -45,6 +46,7 @@ export const variantTitles: Record<HttpVariant, string> = {
   floor: 'floor: async middleware reading X-Tenant-ID, one c.header() before next()',
   'floor-context': 'floor + runWithTenantId around next() (tenant context)',
   'floor-headers': "floor + the chain's four response headers (fixed strings), no context",
+  'floor-io': "floor with the chain's I/O: the four response headers and the tenant context",
   'chain-memory': 'Hono + full tenancy chain, in memory',
   'chain-no-context': 'the same chain with resolver: { context: false } (no AsyncLocalStorage)',
   'chain-concurrency': 'the same chain with a cap on requests in flight (InMemoryConcurrencyLimiter)',
@@ -133,13 +135,16 @@ export async function buildApp(
     }
     case 'floor':
     case 'floor-context':
-    case 'floor-headers': {
+    case 'floor-headers':
+    case 'floor-io': {
       // The least any tenancy middleware does on this adapter: an async middleware that reads the
       // tenant header and sets one response header before the handler. With the tenant context,
       // it also runs the handler in an AsyncLocalStorage scope, as tenancy() does; with the
-      // headers, it sends the four the full chain sends, as fixed strings of the same length.
-      const scoped = variant === 'floor-context'
-      const headers = variant === 'floor-headers' ? CHAIN_HEADERS : [['X-Tenant', '']]
+      // headers, it sends the four the full chain sends, as fixed strings of the same length. With
+      // both (floor-io), it is the cheapest middleware doing the chain's I/O: the row to hold it to.
+      const scoped = variant === 'floor-context' || variant === 'floor-io'
+      const headers =
+        variant === 'floor-headers' || variant === 'floor-io' ? CHAIN_HEADERS : [['X-Tenant', '']]
       app.use('/api/*', async (c, next) => {
         const tenantId = c.req.header('x-tenant-id')
         for (const [name, value] of headers) c.header(name!, value || (tenantId ?? '-'))
