@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { findNonJsonValue } from '../json'
 import type { QuotaAmounts, QuotaDecision, QuotaWindowUsage } from '../quota'
 import type { QuotaWindow } from '../schemas'
 import type { QuotaDimension } from './limits'
@@ -74,5 +75,65 @@ describe('quotaDecision', () => {
       }),
       { numRuns: 2000 },
     )
+  })
+})
+
+describe('decision objects', () => {
+  // They are built by constructors (see plainConstructor) and must still be plain data: the JSON
+  // checks of the stores refuse class instances, and callers compare and serialize them.
+  it('are plain objects with the same keys, in the same order, as literals', () => {
+    const usage = windowUsage(
+      { window: 'minute', requests: 100, tokens: undefined },
+      { requests: 40, tokens: 7 },
+      60_000,
+    )
+    const denial: QuotaDenial = {
+      window: 'minute',
+      dimension: 'requests',
+      retryAt: 60_000,
+      impossible: false,
+      reason: 'minute requests quota exhausted',
+    }
+    const allowed = quotaDecision(1_000, [usage], [])
+    const denied = quotaDecision(1_000, [usage], [denial])
+    for (const value of [usage, usage.limit, usage.used, usage.remaining, allowed, denied, allowed.limit]) {
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype)
+      expect(findNonJsonValue(value)).toBeUndefined()
+    }
+    expect(Object.keys(usage)).toEqual(['window', 'limit', 'used', 'remaining', 'resetAt'])
+    expect(Object.keys(usage.limit)).toEqual(['requests'])
+    expect(Object.keys(allowed)).toEqual([
+      'allowed',
+      'remaining',
+      'limit',
+      'resetAt',
+      'retryAfterMs',
+      'windows',
+    ])
+    expect(Object.keys(denied)).toEqual([
+      'allowed',
+      'remaining',
+      'limit',
+      'resetAt',
+      'retryAfterMs',
+      'reason',
+      'windows',
+    ])
+    expect(JSON.parse(JSON.stringify(allowed))).toEqual({
+      allowed: true,
+      remaining: { requests: 60 },
+      limit: { requests: 100 },
+      resetAt: 60_000,
+      retryAfterMs: 0,
+      windows: [
+        {
+          window: 'minute',
+          limit: { requests: 100 },
+          used: { requests: 40, tokens: 7 },
+          remaining: { requests: 60 },
+          resetAt: 60_000,
+        },
+      ],
+    })
   })
 })

@@ -4,6 +4,31 @@ import type { QuotaWindow } from '../schemas'
 import type { EffectiveLimit, QuotaDimension } from './limits'
 import { quotaDimensions } from './limits'
 
+/**
+ * A constructor of plain objects: its instances have `Object.prototype` as their prototype, so
+ * JSON checks, `structuredClone` and deep equality see the same thing as an object literal.
+ *
+ * The objects of a decision are built this way, not as literals, because V8 tracks every literal's
+ * allocation site: once a young-generation collection finds most objects of a site still alive (a
+ * cold start whose first decisions are kept, a caller that holds them), V8 allocates every later
+ * object of that site in the old generation, for the life of the process. Measured on Node 20: a
+ * cold start that kept its first 4,000 decisions over a collection left InMemoryQuotaManager's
+ * consume at 0.3M calls per second instead of 2.2M. Objects made by a constructor have no such
+ * site. One constructor per kind of object, so each kind keeps one shape.
+ */
+function plainConstructor<T>(): new () => T {
+  // A function declaration, not an arrow function or a class: only an ordinary function can be
+  // called with `new` and have its `prototype` replaced.
+  function Plain(): void {}
+  Plain.prototype = Object.prototype
+  return Plain as unknown as new () => T
+}
+
+const Amounts = plainConstructor<QuotaAmounts>()
+const Used = plainConstructor<{ requests: number; tokens: number }>()
+const WindowUsage = plainConstructor<QuotaWindowUsage>()
+const Decision = plainConstructor<QuotaDecision>()
+
 /** Why one window refuses a request in one dimension, and from when it would admit it. */
 export interface QuotaDenial {
   window: QuotaWindow
@@ -58,8 +83,8 @@ export function windowUsage(
   resetAt: number,
 ): QuotaWindowUsage {
   // Spelled out per dimension rather than looped: this runs for every window of every decision.
-  const limits: QuotaAmounts = {}
-  const remaining: QuotaAmounts = {}
+  const limits = new Amounts()
+  const remaining = new Amounts()
   if (limit.requests !== undefined) {
     limits.requests = limit.requests
     remaining.requests = Math.max(0, limit.requests - used.requests)
@@ -68,13 +93,16 @@ export function windowUsage(
     limits.tokens = limit.tokens
     remaining.tokens = Math.max(0, limit.tokens - used.tokens)
   }
-  return {
-    window: limit.window,
-    limit: limits,
-    used: { requests: used.requests, tokens: used.tokens },
-    remaining,
-    resetAt,
-  }
+  const counted = new Used()
+  counted.requests = used.requests
+  counted.tokens = used.tokens
+  const usage = new WindowUsage()
+  usage.window = limit.window
+  usage.limit = limits
+  usage.used = counted
+  usage.remaining = remaining
+  usage.resetAt = resetAt
+  return usage
 }
 
 /**
@@ -150,8 +178,8 @@ export function quotaDecision(
 ): QuotaDecision {
   // Comparisons on plain numbers and each dimension spelled out (constant property names), with no
   // objects built along the way: this runs once per decision.
-  const remaining: QuotaAmounts = {}
-  const limit: QuotaAmounts = {}
+  const remaining = new Amounts()
+  const limit = new Amounts()
   const byRequests = mostConstrained(windows, 'requests')
   if (byRequests) {
     remaining.requests = byRequests.remaining.requests!
@@ -177,7 +205,14 @@ export function quotaDecision(
         found = true
       }
     }
-    return { allowed: true, remaining, limit, resetAt, retryAfterMs: 0, windows }
+    const decision = new Decision()
+    decision.allowed = true
+    decision.remaining = remaining
+    decision.limit = limit
+    decision.resetAt = resetAt
+    decision.retryAfterMs = 0
+    decision.windows = windows
+    return decision
   }
 
   let binding = denials[0]!
@@ -185,13 +220,13 @@ export function quotaDecision(
   const bindingReset = windows.find((w) => w.window === binding.window)?.resetAt ?? binding.retryAt
   // Impossible requests first: they are the news, an exhausted window is routine.
   const ordered = [...denials.filter((d) => d.impossible), ...denials.filter((d) => !d.impossible)]
-  return {
-    allowed: false,
-    remaining,
-    limit,
-    resetAt: Math.max(bindingReset, binding.retryAt),
-    retryAfterMs: Math.max(0, Math.ceil(binding.retryAt - now)),
-    reason: ordered.map((d) => d.reason).join('; '),
-    windows,
-  }
+  const decision = new Decision()
+  decision.allowed = false
+  decision.remaining = remaining
+  decision.limit = limit
+  decision.resetAt = Math.max(bindingReset, binding.retryAt)
+  decision.retryAfterMs = Math.max(0, Math.ceil(binding.retryAt - now))
+  decision.reason = ordered.map((d) => d.reason).join('; ')
+  decision.windows = windows
+  return decision
 }
