@@ -350,24 +350,6 @@ const lowerNames: Record<string, string> = {
 }
 
 /**
- * The response's values of the `wanted` names (`null`: absent), in one pass over its headers
- * rather than a `get()` per name: each `get()` validates its argument, while the pass reads the
- * sorted list undici keeps for the adapter's own pass over the headers that follows.
- */
-function currentValues(headers: Headers, wanted: readonly [string, string][]): (string | null)[] {
-  const names = wanted.map(([name]) => lowerNames[name] ?? name.toLowerCase())
-  const values: (string | null)[] = names.map(() => null)
-  let left = names.length
-  for (const [name, value] of headers) {
-    const at = names.indexOf(name)
-    if (at === -1) continue
-    values[at] = value
-    if (--left === 0) break
-  }
-  return values
-}
-
-/**
  * After the handler and the stages' finishers (the quota's `actualTokens`): makes sure the
  * response carries the stages' headers. One the handler built with `c.json()` / `c.text()` has
  * them already; a Response it built itself, or a header it overwrote, is put right with the same
@@ -381,11 +363,12 @@ function settle(
   response: Response,
 ): undefined {
   const wanted = outcome.headers()
-  const current = currentValues(response.headers, wanted)
   let fixes: [string, string][] | undefined
   for (let i = 0; i < wanted.length; i++) {
     const [name, value] = wanted[i]!
-    const now = current[i]!
+    // A get() per name, not one pass over the headers: where this runs (Bun, Workers, Deno,
+    // app.request(); not @hono/node-server) get() is the cheaper, about 1 µs less on Bun.
+    const now = response.headers.get(name)
     if (now === value) continue
     let fixed = value
     if (isListField(name)) {
