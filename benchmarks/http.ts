@@ -376,10 +376,10 @@ export async function runHttp(report: Report): Promise<void> {
     const variants: HttpVariant[] =
       runtime === 'node' ? [...inProcessVariants, ...stageVariants] : [...inProcessVariants]
     section.tables.push({
-      title: `Cost per request in process (${runtime === 'node' ? 'Node, with the Request and Response classes of @hono/node-server' : 'Bun'})`,
+      title: `Cost per request in process (${runtime === 'node' ? "Node, through @hono/node-server's request listener" : 'Bun'})`,
       columns: ['app', 'time per request', 'vs bare Hono'],
       rows: variants.map(costRow(runtime)),
-      note: `The same apps without a socket: \`app.fetch()\` and one pass over the response headers (what the server adapter does to write them), one request after another; the variants take turns over ${IN_PROCESS.rounds} rounds of ${IN_PROCESS.perRound.toLocaleString('en-US')} requests after a warm-up round, and each keeps its least time per request. What other work on the machine adds comes and goes, so these numbers hold steady where the req/s above swing; they leave out what every variant pays alike (parsing and writing HTTP on the socket).`,
+      note: `${runtime === 'node' ? "The same apps without the network: each request goes through @hono/node-server's request listener with a real IncomingMessage and ServerResponse, which write the response head and body to a socket that drops the bytes, so the server's own work per request counts (the Request it builds, how it turns the response's headers into the head) and the kernel's does not" : 'The same apps without a socket: `app.fetch()` and one pass over the response headers (what the server adapter does to write them); Bun.serve cannot be driven without a socket, so what it does with the response is left out'}. One request after another; the variants take turns over ${IN_PROCESS.rounds} rounds of ${IN_PROCESS.perRound.toLocaleString('en-US')} requests after a warm-up round, and each keeps its least time per request. What other work on the machine adds comes and goes, so these numbers hold steady where the req/s above swing.`,
     })
   }
   if (best.has('node:example-app')) {

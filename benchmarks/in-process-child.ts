@@ -1,13 +1,16 @@
 // Child process of the HTTP section: the cost of one request through each app variant in process,
-// with no socket and no load generator. Each request is `app.fetch()` followed by one pass over the
-// response headers (what the server adapter does to write them), one after another; the variants
-// take turns round by round and each keeps its least time per request. What a busy machine adds
-// comes and goes, so the least of many short rounds stays close to the real cost while autocannon's
-// req/s swings: this table is the steady one of the section.
+// with no load generator. On Node each request goes through @hono/node-server's request listener
+// with a real IncomingMessage and ServerResponse, whose bytes go to a socket that drops them: what
+// the server does per request (the Request it builds, the head and body it writes) counts, the
+// kernel does not. On Bun, whose server cannot be driven without a socket, each request is
+// `app.fetch()` followed by one pass over the response headers. The variants take turns round by
+// round and each keeps its least time per request. What a busy machine adds comes and goes, so the
+// least of many short rounds stays close to the real cost while autocannon's req/s swings: this
+// table is the steady one of the section.
 //
 // Protocol (IPC): argv[2] = comma-separated variants, argv[3] = rounds, argv[4] = requests per
 // round; sends { type: 'costs', nanos: { [variant]: ns per request } } and exits.
-import { buildApp, HTTP_PATH, HTTP_TENANTS, type HttpVariant } from './lib/http-apps'
+import { type BuiltApp, buildApp, HTTP_PATH, HTTP_TENANTS, type HttpVariant } from './lib/http-apps'
 
 declare const Bun: unknown
 
@@ -15,33 +18,66 @@ const variants = process.argv[2]!.split(',') as Exclude<HttpVariant, 'example-ap
 const rounds = Number(process.argv[3])
 const perRound = Number(process.argv[4])
 
-if (typeof Bun === 'undefined') {
-  // The Request and Response classes @hono/node-server installs when it serves (lighter than
-  // undici's, with a fast path for bodies known in full): the ones the Node servers run with.
+type Serve = (tenantId: string) => Promise<number>
+
+/** One request through @hono/node-server's listener, on a socket that drops what it is sent. */
+async function nodeServer(fetch: BuiltApp['fetch']): Promise<Serve> {
+  const { IncomingMessage, ServerResponse } = await import('node:http')
+  const { Duplex } = await import('node:stream')
   const { getRequestListener } = await import('@hono/node-server')
-  getRequestListener(() => new Response(null))
+  const listener = getRequestListener(fetch)
+  const socket = new Duplex({
+    read() {},
+    write(_chunk, _encoding, done) {
+      done()
+    },
+    writev(_chunks, done) {
+      done()
+    },
+  })
+  return async (tenantId) => {
+    const request = new IncomingMessage(socket as never)
+    request.method = 'GET'
+    request.url = HTTP_PATH
+    request.httpVersion = '1.1'
+    request.httpVersionMajor = 1
+    request.httpVersionMinor = 1
+    request.headers = { host: 'localhost', 'x-tenant-id': tenantId }
+    request.rawHeaders = ['host', 'localhost', 'x-tenant-id', tenantId]
+    request.complete = true
+    request.push(null)
+    const response = new ServerResponse(request)
+    response.assignSocket(socket as never)
+    const finished = new Promise<void>((resolve) => response.once('finish', resolve))
+    await listener(request, response)
+    await finished
+    response.detachSocket(socket as never)
+    return response.statusCode
+  }
 }
 
-const apps = new Map<string, (request: Request) => Response | Promise<Response>>()
-for (const variant of variants) {
-  apps.set(
-    variant,
-    (await buildApp(variant, { limit: 1e12, tenants: HTTP_TENANTS, prefix: 'unused:' })).fetch,
-  )
-}
-const url = `http://localhost${HTTP_PATH}`
-
-async function round(
-  fetch: (request: Request) => Response | Promise<Response>,
-  count: number,
-): Promise<number> {
-  const started = process.hrtime.bigint()
-  for (let i = 0; i < count; i++) {
-    const request = new Request(url, { headers: { 'x-tenant-id': HTTP_TENANTS[i % HTTP_TENANTS.length]! } })
-    const response = await fetch(request)
-    if (response.status !== 200) throw new Error(`in process: status ${response.status}`)
+/** One request through `app.fetch()`, then one pass over its headers as a server would make. */
+function fetchOnly(fetch: BuiltApp['fetch']): Serve {
+  const url = `http://localhost${HTTP_PATH}`
+  return async (tenantId) => {
+    const response = await fetch(new Request(url, { headers: { 'x-tenant-id': tenantId } }))
     const written: Record<string, string> = {}
     for (const [name, value] of response.headers) written[name] = value
+    return response.status
+  }
+}
+
+const apps = new Map<string, Serve>()
+for (const variant of variants) {
+  const app = await buildApp(variant, { limit: 1e12, tenants: HTTP_TENANTS, prefix: 'unused:' })
+  apps.set(variant, typeof Bun === 'undefined' ? await nodeServer(app.fetch) : fetchOnly(app.fetch))
+}
+
+async function round(serve: Serve, count: number): Promise<number> {
+  const started = process.hrtime.bigint()
+  for (let i = 0; i < count; i++) {
+    const status = await serve(HTTP_TENANTS[i % HTTP_TENANTS.length]!)
+    if (status !== 200) throw new Error(`in process: status ${status}`)
   }
   return Number(process.hrtime.bigint() - started) / count
 }
