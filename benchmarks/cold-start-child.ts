@@ -18,7 +18,10 @@ const start = process.argv[2]
 const TENANTS = Array.from({ length: 1000 }, (_, i) => `tenant-${i}`)
 const configs = new InMemoryConfigManager()
 for (const id of TENANTS) {
-  await configs.setTenantConfig({ id, quota: { limits: [{ window: 'minute', requests: 1e12, tokens: 1e12 }] } })
+  await configs.setTenantConfig({
+    id,
+    quota: { limits: [{ window: 'minute', requests: 1e12, tokens: 1e12 }] },
+  })
 }
 const manager = new InMemoryQuotaManager(configs)
 const cost = { tokens: 1 }

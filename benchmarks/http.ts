@@ -4,7 +4,7 @@ import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { countAdmitted, sameDecisions } from './lib/check'
-import { FROM_SOURCE, HTTP_SECONDS, HTTP_WARMUP, IN_PROCESS, QUICK, REDIS_URL } from './lib/env'
+import { FROM_SOURCE, HTTP_ROUNDS, HTTP_SECONDS, HTTP_WARMUP, IN_PROCESS, REDIS_URL } from './lib/env'
 import { type ExampleApp, loadExampleApp } from './lib/example-app'
 import {
   type BuiltApp,
@@ -23,7 +23,7 @@ import { formatRate, formatRatio } from './lib/timing'
 const CONNECTIONS = 50
 const CHECK_LIMIT = 100
 const CHECK_ATTEMPTS = 150
-const ROUNDS = QUICK ? 1 : 3
+const ROUNDS = HTTP_ROUNDS
 
 /** Where a server runs: Node with @hono/node-server, or Bun with Bun.serve. */
 type Runtime = 'node' | 'bun'
@@ -206,31 +206,55 @@ async function checkDecisions(prefix: string, withRedis: boolean, example: Examp
 const stageVariants = ['stage-resolve', 'stage-policy', 'stage-rate-limit'] as const
 
 /**
- * Least ns per request of each variant in process (see in-process-child.ts), under `runtime`.
+ * Least ns per request of each variant in process under `runtime` (see in-process-child.ts): one
+ * child per variant, all alive at once, asked for their rounds in turn.
  */
 async function inProcessCosts(
   runtime: Runtime,
   variants: readonly HttpVariant[],
 ): Promise<Map<string, number>> {
-  const child = fork(
-    new URL('./in-process-child.ts', import.meta.url).pathname,
-    [variants.join(','), String(IN_PROCESS.rounds), String(IN_PROCESS.perRound)],
-    {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      ...(runtime === 'bun'
-        ? { execPath: BUN, execArgv: FROM_SOURCE ? ['--conditions=@tenant/source'] : [] }
-        : { execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')) }),
-    },
-  )
-  const nanos = await new Promise<Record<string, number>>((resolve, reject) => {
-    child.on('message', (m: { type: string; nanos?: Record<string, number> }) => {
-      if (m.type === 'costs') resolve(m.nanos!)
+  const children = new Map<HttpVariant, ChildProcess>()
+  const reply = (child: ChildProcess, type: string) =>
+    new Promise<{ nanos?: number }>((resolve, reject) => {
+      const onMessage = (m: { type: string; nanos?: number }) => {
+        if (m.type !== type) return
+        child.off('message', onMessage)
+        child.off('exit', onExit)
+        resolve(m)
+      }
+      const onExit = (code: number | null) =>
+        reject(new Error(`the ${runtime} in-process run exited (${code}) before its ${type}`))
+      child.on('message', onMessage)
+      child.once('exit', onExit)
     })
-    child.once('exit', (code) =>
-      reject(new Error(`the ${runtime} in-process run exited (${code}) without its costs`)),
-    )
-  })
-  return new Map(Object.entries(nanos))
+  const costs = new Map<string, number>()
+  try {
+    for (const variant of variants) {
+      const child = fork(
+        new URL('./in-process-child.ts', import.meta.url).pathname,
+        [variant, String(IN_PROCESS.perRound)],
+        {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          ...(runtime === 'bun'
+            ? { execPath: BUN, execArgv: FROM_SOURCE ? ['--conditions=@tenant/source'] : [] }
+            : { execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')) }),
+        },
+      )
+      children.set(variant, child)
+      await reply(child, 'ready')
+    }
+    for (let r = 0; r < IN_PROCESS.rounds; r++) {
+      for (const [variant, child] of children) {
+        const answer = reply(child, 'round')
+        child.send({ type: 'round' })
+        const { nanos } = await answer
+        costs.set(variant, Math.min(costs.get(variant) ?? Infinity, nanos!))
+      }
+    }
+  } finally {
+    for (const child of children.values()) if (child.connected) child.send({ type: 'close' })
+  }
+  return costs
 }
 
 /** A server to measure: one variant on one runtime. */
@@ -379,7 +403,7 @@ export async function runHttp(report: Report): Promise<void> {
       title: `Cost per request in process (${runtime === 'node' ? "Node, through @hono/node-server's request listener" : 'Bun'})`,
       columns: ['app', 'time per request', 'vs bare Hono'],
       rows: variants.map(costRow(runtime)),
-      note: `${runtime === 'node' ? "The same apps without the network: each request goes through @hono/node-server's request listener with a real IncomingMessage and ServerResponse, which write the response head and body to a socket that drops the bytes, so the server's own work per request counts (the Request it builds, how it turns the response's headers into the head) and the kernel's does not" : 'The same apps without a socket: `app.fetch()` and one pass over the response headers (what the server adapter does to write them); Bun.serve cannot be driven without a socket, so what it does with the response is left out'}. One request after another; the variants take turns over ${IN_PROCESS.rounds} rounds of ${IN_PROCESS.perRound.toLocaleString('en-US')} requests after a warm-up round, and each keeps its least time per request. What other work on the machine adds comes and goes, so these numbers hold steady where the req/s above swing.`,
+      note: `${runtime === 'node' ? "The same apps without the network: each request goes through @hono/node-server's request listener with a real IncomingMessage and ServerResponse, which write the response head and body to a socket that drops the bytes, so the server's own work per request counts (the Request it builds, how it turns the response's headers into the head) and the kernel's does not" : 'The same apps without a socket: `app.fetch()` and one pass over the response headers (what the server adapter does to write them); Bun.serve cannot be driven without a socket, so what it does with the response is left out'}. One variant per process, as in the load runs (the tenant context's AsyncLocalStorage turns on hooks for the whole process on Node 20, which a shared process would charge to every variant); one request after another; the variants take turns over ${IN_PROCESS.rounds} rounds of ${IN_PROCESS.perRound.toLocaleString('en-US')} requests after a warm-up round, and each keeps its least time per request. What other work on the machine adds comes and goes, so these numbers hold steady where the req/s above swing.`,
     })
   }
   if (best.has('node:example-app')) {

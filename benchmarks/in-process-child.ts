@@ -1,22 +1,26 @@
-// Child process of the HTTP section: the cost of one request through each app variant in process,
+// Child process of the HTTP section: the cost of one request through one app variant in process,
 // with no load generator. On Node each request goes through @hono/node-server's request listener
 // with a real IncomingMessage and ServerResponse, whose bytes go to a socket that drops them: what
 // the server does per request (the Request it builds, the head and body it writes) counts, the
 // kernel does not. On Bun, whose server cannot be driven without a socket, each request is
-// `app.fetch()` followed by one pass over the response headers. The variants take turns round by
-// round and each keeps its least time per request. What a busy machine adds comes and goes, so the
-// least of many short rounds stays close to the real cost while autocannon's req/s swings: this
-// table is the steady one of the section.
+// `app.fetch()` followed by one pass over the response headers.
 //
-// Protocol (IPC): argv[2] = comma-separated variants, argv[3] = rounds, argv[4] = requests per
-// round; sends { type: 'costs', nanos: { [variant]: ns per request } } and exits.
+// One variant per process, as in the load runs: what one variant turns on for the whole process
+// (the tenant context's AsyncLocalStorage makes Node 20 run hooks on every promise and async
+// resource of the process from its first use) must not be charged to the others. The parent keeps
+// one child per variant and asks them for rounds in turn, keeping each one's least time per
+// request: what a busy machine adds comes and goes, so the least of many short rounds stays close
+// to the real cost while autocannon's req/s swings.
+//
+// Protocol (IPC): argv[2] = variant, argv[3] = requests per round; runs a warm-up round and sends
+// { type: 'ready' }; answers { type: 'round' } with { type: 'round', nanos } (ns per request);
+// exits on { type: 'close' }.
 import { type BuiltApp, buildApp, HTTP_PATH, HTTP_TENANTS, type HttpVariant } from './lib/http-apps'
 
 declare const Bun: unknown
 
-const variants = process.argv[2]!.split(',') as Exclude<HttpVariant, 'example-app'>[]
-const rounds = Number(process.argv[3])
-const perRound = Number(process.argv[4])
+const variant = process.argv[2] as Exclude<HttpVariant, 'example-app'>
+const perRound = Number(process.argv[3])
 
 type Serve = (tenantId: string) => Promise<number>
 
@@ -67,11 +71,8 @@ function fetchOnly(fetch: BuiltApp['fetch']): Serve {
   }
 }
 
-const apps = new Map<string, Serve>()
-for (const variant of variants) {
-  const app = await buildApp(variant, { limit: 1e12, tenants: HTTP_TENANTS, prefix: 'unused:' })
-  apps.set(variant, typeof Bun === 'undefined' ? await nodeServer(app.fetch) : fetchOnly(app.fetch))
-}
+const app = await buildApp(variant, { limit: 1e12, tenants: HTTP_TENANTS, prefix: 'unused:' })
+const serve = typeof Bun === 'undefined' ? await nodeServer(app.fetch) : fetchOnly(app.fetch)
 
 async function round(serve: Serve, count: number): Promise<number> {
   const started = process.hrtime.bigint()
@@ -82,11 +83,11 @@ async function round(serve: Serve, count: number): Promise<number> {
   return Number(process.hrtime.bigint() - started) / count
 }
 
-const nanos: Record<string, number> = {}
-// A first pass settles the JIT (see HTTP_WARMUP) before anything counts.
-for (const [, fetch] of apps) await round(fetch, perRound)
-for (let r = 0; r < rounds; r++) {
-  for (const [variant, fetch] of apps)
-    nanos[variant] = Math.min(nanos[variant] ?? Infinity, await round(fetch, perRound))
-}
-process.send?.({ type: 'costs', nanos }, () => process.exit(0))
+// A first round settles the JIT (see HTTP_WARMUP) before anything counts.
+await round(serve, perRound)
+process.on('message', async (message: { type: string }) => {
+  if (message.type === 'round') process.send?.({ type: 'round', nanos: await round(serve, perRound) })
+  else if (message.type === 'close') process.exit(0)
+})
+process.on('disconnect', () => process.exit(0))
+process.send?.({ type: 'ready' })
