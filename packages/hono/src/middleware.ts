@@ -371,13 +371,11 @@ function settle(
     const now = response.headers.get(name)
     if (now === value) continue
     let fixed = value
-    if (isListField(name)) {
-      if (now?.includes(value)) continue
+    if (isListField(name) && now !== null) {
+      if (now.includes(value)) continue
       const before = written.find(([n]) => n === name)?.[1]
-      if (now !== null) {
-        // An adjusted value (actualTokens) replaces what went out before the handler ran.
-        fixed = before !== undefined && now.includes(before) ? now.replace(before, value) : `${now}, ${value}`
-      }
+      // An adjusted value (actualTokens) replaces what went out before the handler ran.
+      fixed = before !== undefined && now.includes(before) ? now.replace(before, value) : appended(now, value)
     }
     fixes ??= []
     fixes.push([name, fixed])
