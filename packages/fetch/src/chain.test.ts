@@ -81,4 +81,51 @@ describe('decide', () => {
     expect(response.headers.get('X-Stage')).toBe('on')
     expect(middleware.name).toBe('wrapped')
   })
+  it('joins each request its own stages policies, with tenants and a third stage taking turns', async () => {
+    await configs.setTenantConfig({
+      id: 'beta',
+      quota: { limits: [{ window: 'hour', requests: 7, tokens: 2_000_000_000 }] },
+      rateLimit: { requestsPerSecond: 1, burst: 9 },
+    })
+    // The quota of acme, another burst.
+    await configs.setTenantConfig({
+      id: 'gamma',
+      quota: { limits: [{ window: 'minute', requests: 5 }] },
+      rateLimit: { requestsPerSecond: 1, burst: 6 },
+    })
+    // A third stage outside the others, its item changing from request to request.
+    let n = 0
+    const extra: ChainStage = {
+      stage: 'resolve',
+      middleware: 'extra',
+      run(admission) {
+        admission.addHeaders([['RateLimit-Policy', `"extra";q=${n % 3}`]])
+        return undefined
+      },
+    }
+    const stages = tenancyStages({
+      configManager: configs,
+      rateLimit: new TokenBucketRateLimiter(configs, { clock }),
+      quota: new InMemoryQuotaManager(configs, { clock }),
+      clock,
+    })
+    const expected: Record<string, string> = {
+      acme: '"minute";q=5;w=60, "rate";q=5',
+      beta: '"hour";q=7;w=3600, "hour-tokens";q=2000000000;w=3600;qu="tokens", "rate";q=9',
+      gamma: '"minute";q=5;w=60, "rate";q=6',
+    }
+    const turns = ['acme', 'gamma', 'acme', 'beta', 'beta', 'gamma', 'acme']
+    // A minute between requests, so no tenant runs out.
+    for (const tenant of turns) {
+      clock.advance(60_000)
+      const two = (await decide(stages, req('/', { tenant }))) as Admission
+      expect(new Map(two.headers()).get('RateLimit-Policy')).toBe(expected[tenant])
+    }
+    for (const tenant of turns) {
+      clock.advance(60_000)
+      n++
+      const three = (await decide([extra, ...stages], req('/', { tenant }))) as Admission
+      expect(new Map(three.headers()).get('RateLimit-Policy')).toBe(`${expected[tenant]}, "extra";q=${n % 3}`)
+    }
+  })
 })

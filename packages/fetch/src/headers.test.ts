@@ -1,5 +1,7 @@
+import type { QuotaWindowUsage, RateLimitDecision } from '@tenant/core'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { quotaHeaders, rateLimitFields, retryAfterSeconds } from './index'
+import { quotaHeaders, rateLimitFields, rateLimitHeaders, retryAfterSeconds } from './index'
 
 describe('headers', () => {
   it('Retry-After is whole seconds, rounded up, at least 1', () => {
@@ -70,5 +72,167 @@ describe('headers', () => {
     const headers = new Map(quotaHeaders([usage('minute', 7, undefined), usage('day', 3, 50)], 0))
     expect(headers.get('X-Quota-Remaining-Requests')).toBe('3')
     expect(headers.get('X-Quota-Remaining-Tokens')).toBe('50')
+  })
+})
+
+// quotaHeaders and rateLimitHeaders keep the policy values they wrote and reuse one when a
+// decision matches what it was made from. These tests hold them to a formatter that keeps nothing.
+describe('headers: reused policy values', () => {
+  type Usage = QuotaWindowUsage
+
+  const daysIn = (resetAt: number) => {
+    const end = new Date(resetAt - 1)
+    return new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() + 1, 0)).getUTCDate()
+  }
+  const seconds: Record<string, number> = { minute: 60, hour: 3_600, day: 86_400 }
+
+  // The headers as the draft spells them, from scratch on every call.
+  const reference = (windows: readonly Usage[], now: number): [string, string][] => {
+    const policies: string[] = []
+    const states: string[] = []
+    const least: { requests?: number; tokens?: number } = {}
+    for (const u of windows) {
+      const name = u.subject === undefined ? u.window : `subject-${u.window}`
+      const w = u.window === 'month' ? daysIn(u.resetAt) * 86_400 : seconds[u.window]
+      const t = Math.max(0, Math.ceil((u.resetAt - now) / 1000))
+      for (const dim of ['requests', 'tokens'] as const) {
+        const q = u.limit[dim]
+        if (q === undefined) continue
+        const r = u.remaining[dim] ?? 0
+        const policy = dim === 'requests' ? name : `${name}-tokens`
+        policies.push(`"${policy}";q=${q};w=${w}${dim === 'tokens' ? ';qu="tokens"' : ''}`)
+        states.push(`"${policy}";r=${r};t=${t}`)
+        least[dim] = Math.min(least[dim] ?? r, r)
+      }
+    }
+    if (policies.length === 0) return []
+    const out: [string, string][] = [
+      ['RateLimit-Policy', policies.join(', ')],
+      ['RateLimit', states.join(', ')],
+    ]
+    if (least.requests !== undefined) out.push(['X-Quota-Remaining-Requests', String(least.requests)])
+    if (least.tokens !== undefined) out.push(['X-Quota-Remaining-Tokens', String(least.tokens)])
+    return out
+  }
+
+  const usage = (
+    window: Usage['window'],
+    limit: Usage['limit'],
+    resetAt: number,
+    subject?: string,
+  ): Usage => ({
+    window,
+    limit,
+    used: { requests: 1, tokens: 0 },
+    remaining: {
+      ...(limit.requests !== undefined && { requests: limit.requests - 1 }),
+      ...(limit.tokens !== undefined && { tokens: limit.tokens }),
+    },
+    resetAt,
+    ...(subject !== undefined && { subject }),
+  })
+
+  it('answers tenants with different limits taking turns, each with its own policy', () => {
+    const now = Date.UTC(2026, 0, 1, 12)
+    const a = [usage('minute', { requests: 5 }, now + 30_000)]
+    const b = [usage('minute', { requests: 6 }, now + 30_000)]
+    const c = [usage('minute', { requests: 5, tokens: 1_000_000_000 }, now + 30_000)]
+    const d = [usage('hour', { requests: 5 }, now + 30_000)]
+    for (let round = 0; round < 3; round++) {
+      for (const windows of [a, b, c, d, a, a, c]) {
+        expect(quotaHeaders(windows, now)).toEqual(reference(windows, now))
+      }
+    }
+  })
+
+  it('tells a subject window from the tenant window of the same limits', () => {
+    const now = Date.UTC(2026, 0, 1, 12)
+    const tenant = [usage('minute', { requests: 5 }, now + 1_000)]
+    const subject = [usage('minute', { requests: 5 }, now + 1_000, 'user-1')]
+    for (const windows of [tenant, subject, tenant, subject]) {
+      expect(quotaHeaders(windows, now)).toEqual(reference(windows, now))
+    }
+    expect(new Map(quotaHeaders(subject, now)).get('RateLimit-Policy')).toBe('"subject-minute";q=5;w=60')
+  })
+
+  it("gives a month window the length of the month it closes, across a month's end", () => {
+    const limits = { requests: 10, tokens: 500 }
+    // January closes with 31 days, February 2024 with 29, then 2025's with 28.
+    const resets = [Date.UTC(2024, 1, 1), Date.UTC(2024, 2, 1), Date.UTC(2025, 2, 1), Date.UTC(2024, 1, 1)]
+    for (const resetAt of resets) {
+      const windows = [usage('month', limits, resetAt)]
+      expect(quotaHeaders(windows, resetAt - 5_000)).toEqual(reference(windows, resetAt - 5_000))
+    }
+    expect(new Map(quotaHeaders([usage('month', limits, resets[2]!)], 0)).get('RateLimit-Policy')).toBe(
+      `"month";q=10;w=${28 * 86_400}, "month-tokens";q=500;w=${28 * 86_400};qu="tokens"`,
+    )
+  })
+
+  it('skips windows with no limited dimension, and writes nothing when none is limited', () => {
+    const now = 0
+    const open = usage('minute', {}, 60_000)
+    const day = usage('day', { tokens: 7 }, 86_400_000)
+    expect(quotaHeaders([open], now)).toEqual([])
+    for (const windows of [[open, day], [day], [day, open], [open]]) {
+      expect(quotaHeaders(windows, now)).toEqual(reference(windows, now))
+    }
+  })
+
+  it('keeps answering right after more distinct limits than it keeps', () => {
+    const now = Date.UTC(2026, 0, 1, 12)
+    const many = Array.from({ length: 80 }, (_, i) => [
+      usage('minute', { requests: i + 1 }, now + 1_000),
+      usage('day', { tokens: (i % 7) * 1_000_000_007 }, now + 2_000),
+    ])
+    for (const i of [...many.keys(), ...many.keys(), 0, 79, 40, 41, 0]) {
+      expect(quotaHeaders(many[i]!, now)).toEqual(reference(many[i]!, now))
+    }
+  })
+
+  it('matches the reference for any sequence of decisions', () => {
+    const windowArb = fc.record({
+      window: fc.constantFrom('minute', 'hour', 'day', 'month') as fc.Arbitrary<Usage['window']>,
+      requests: fc.option(fc.constantFrom(1, 2, 100, 1_000_000_000), { nil: undefined }),
+      tokens: fc.option(fc.constantFrom(1, 100, 2 ** 40), { nil: undefined }),
+      // Month ends of different lengths.
+      resetAt: fc.constantFrom(Date.UTC(2024, 1, 1), Date.UTC(2024, 2, 1), Date.UTC(2024, 4, 1)),
+      subject: fc.option(fc.constant('s'), { nil: undefined }),
+    })
+    const decision = fc
+      .array(windowArb, { maxLength: 4 })
+      .map((ws) =>
+        ws.map((w) => usage(w.window, { requests: w.requests, tokens: w.tokens }, w.resetAt, w.subject)),
+      )
+    fc.assert(
+      fc.property(fc.array(decision, { minLength: 1, maxLength: 60 }), (decisions) => {
+        for (const windows of decisions) {
+          const now = Date.UTC(2024, 0, 20)
+          expect(quotaHeaders(windows, now)).toEqual(reference(windows, now))
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('writes the rate policy of the burst each decision carries', () => {
+    const decision = (limit: number | undefined, remaining: number): RateLimitDecision => ({
+      allowed: true,
+      ...(limit !== undefined && { limit, remaining }),
+      resetAt: 3_000,
+      retryAfterMs: 0,
+    })
+    for (const [limit, remaining] of [
+      [5, 4],
+      [5, 3],
+      [7, 6],
+      [5, 2],
+      [2_000_000_000, 1],
+    ] as const) {
+      expect(rateLimitHeaders(decision(limit, remaining), 0)).toEqual([
+        ['RateLimit-Policy', `"rate";q=${limit}`],
+        ['RateLimit', `"rate";r=${remaining};t=3`],
+      ])
+    }
+    expect(rateLimitHeaders(decision(undefined, 0), 0)).toEqual([])
   })
 })
