@@ -81,7 +81,7 @@ describe('decide', () => {
     expect(response.headers.get('X-Stage')).toBe('on')
     expect(middleware.name).toBe('wrapped')
   })
-  it('joins each request its own stages policies, with tenants and a third stage taking turns', async () => {
+  it("joins each request's own stage policies, with tenants and a third stage taking turns", async () => {
     await configs.setTenantConfig({
       id: 'beta',
       quota: { limits: [{ window: 'hour', requests: 7, tokens: 2_000_000_000 }] },

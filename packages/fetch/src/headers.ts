@@ -195,7 +195,7 @@ function quotaPolicy(windows: readonly QuotaWindowUsage[]): string {
   const known = knownPolicies[lastKnown]
   if (known !== undefined && madeFrom(known, windows)) return known.value
   for (let i = 0; i < knownPolicies.length; i++) {
-    if (madeFrom(knownPolicies[i]!, windows)) {
+    if (i !== lastKnown && madeFrom(knownPolicies[i]!, windows)) {
       lastKnown = i
       return knownPolicies[i]!.value
     }
