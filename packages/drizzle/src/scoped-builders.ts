@@ -39,6 +39,8 @@ export interface ScopeContext {
   columnName: (column: Column) => string
   /** The database's SQL dialect, to read raw condition text by its rules. */
   dialect: SqlDialect
+  /** The text Drizzle renders for `query` on this database (parameters as placeholders). */
+  render: (query: SQL) => string
 }
 
 // Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
@@ -68,22 +70,84 @@ function displayName(table: Table): string {
   return String((table as unknown as Record<symbol, string | undefined>)[TableName])
 }
 
-/** The table's tenant column (through an alias, the aliased column), or undefined. */
+/**
+ * The table's tenant column (through an alias, the aliased column), or undefined. A table with two
+ * properties over that column is refused: the checks would guard one, and an update through the
+ * other could move a row to another tenant.
+ */
 export function tenantColumn(
   table: Table,
   ctx: Pick<ScopeContext, 'column' | 'columnName'>,
 ): { key: string; column: Column } | undefined {
   const columns = getTableColumns(table) as Record<string, Column>
+  let found: { key: string; column: Column } | undefined
   for (const [key, column] of Object.entries(columns)) {
-    if (ctx.columnName(column) === ctx.column) return { key, column }
+    if (ctx.columnName(column) !== ctx.column) continue
+    if (found !== undefined) {
+      throw new UnsafeQueryError(
+        `table "${displayName(table)}" has two properties ("${found.key}", "${key}") over the tenant column "${ctx.column}"; keep one`,
+      )
+    }
+    found = { key, column }
   }
-  return undefined
+  return found
 }
+
+const CANONICAL_INTEGER = /^(0|[1-9][0-9]{0,15})$/
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/**
+ * The tenant column of a table the scoped API filters or writes, refused unless the database
+ * compares it with the tenant id exactly: a text column takes any valid id; an integer column only
+ * an id in its canonical form (`1`, never `01`, `1.0` or beyond 2^53, which the database would
+ * read as the same number), and a Postgres uuid column only the lower-case hyphenated form
+ * (Postgres reads upper case and unhyphenated forms as the same uuid). Two ids that the database
+ * reads as one value would be one tenant's rows.
+ */
+function scopedTenantColumn(table: Table, ctx: ScopeContext): { key: string; column: Column } | undefined {
+  const tc = tenantColumn(table, ctx)
+  if (tc === undefined) return undefined
+  const { columnType, dataType } = tc.column
+  const kind =
+    dataType === 'string' && TEXT_COLUMNS.has(columnType)
+      ? 'text'
+      : dataType === 'number' && INTEGER_COLUMNS.has(columnType)
+        ? 'integer'
+        : columnType === 'PgUUID'
+          ? 'uuid'
+          : undefined
+  if (kind === undefined) {
+    throw new UnsafeQueryError(
+      `the tenant column "${ctx.column}" of table "${displayName(table)}" is a ${columnType}; use a text column (tenantIdColumn()), an integer or a uuid`,
+    )
+  }
+  const canonical = kind === 'integer' ? CANONICAL_INTEGER : kind === 'uuid' ? CANONICAL_UUID : undefined
+  if (
+    canonical !== undefined &&
+    (!canonical.test(ctx.tenantId) || (kind === 'integer' && !Number.isSafeInteger(Number(ctx.tenantId))))
+  ) {
+    throw new UnsafeQueryError(
+      `tenant "${ctx.tenantId}" is not in the canonical form of the ${kind} tenant column of table "${displayName(table)}": the database would read other ids as the same value`,
+    )
+  }
+  return tc
+}
+
+const TEXT_COLUMNS = new Set(['SQLiteText', 'PgText', 'PgVarchar', 'PgChar'])
+const INTEGER_COLUMNS = new Set([
+  'SQLiteInteger',
+  'PgInteger',
+  'PgSmallInt',
+  'PgBigInt53',
+  'PgSerial',
+  'PgSmallSerial',
+  'PgBigSerial53',
+])
 
 /** The tenant condition for a table, `undefined` for a shared one; refuses other tables. */
 function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | undefined {
   if (is(table, Table)) {
-    const tc = tenantColumn(table, ctx)
+    const tc = scopedTenantColumn(table, ctx)
     if (tc !== undefined) return eq(tc.column, ctx.tenantId)
     if (ctx.shared.has(sharedKey(table))) return undefined
     throw new UnsafeQueryError(
@@ -103,7 +167,7 @@ function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | 
 /** A tenant table the scoped API may write to. */
 function writableTenantColumn(table: unknown, ctx: ScopeContext): { key: string; column: Column } {
   if (!is(table, Table)) throw new UnsafeQueryError('the scoped API writes to tables only')
-  const tc = tenantColumn(table, ctx)
+  const tc = scopedTenantColumn(table, ctx)
   if (tc === undefined) {
     throw new UnsafeQueryError(
       `table "${displayName(table)}" has no "${ctx.column}" column; writes to shared tables are admin work (use unscoped(db))`,
@@ -131,14 +195,13 @@ export function inspectExpression(value: unknown, ctx: ScopeContext): void {
         throw new UnsafeQueryError('an expression embeds a query built for another tenant')
       continue
     }
-    if (
-      is(item, Column) ||
-      is(item, Param) ||
-      is(item, Placeholder) ||
-      is(item, StringChunk) ||
-      is(item, Name)
-    )
+    if (is(item, Column) || is(item, Placeholder) || is(item, StringChunk) || is(item, Name)) continue
+    if (is(item, Param)) {
+      // Drizzle renders a parameter whose value (after its column's encoder) is an `sql` object as
+      // that SQL, not as a bound value: `sql.param(sql\`(select ...)\`)` is a subquery.
+      stack.push(item.value, driverValue(item))
       continue
+    }
     if (is(item, SQL)) stack.push(...item.queryChunks)
     else if (is(item, SQL.Aliased)) stack.push(item.sql)
     else if (is(item, Table) || is(item, View) || is(item, Subquery)) {
@@ -155,6 +218,17 @@ export function inspectExpression(value: unknown, ctx: ScopeContext): void {
   }
 }
 
+/** A parameter's value as its encoder hands it to the driver, where Drizzle looks for SQL in it. */
+function driverValue(param: Param): unknown {
+  if (param.value === null || param.value === undefined) return param.value
+  try {
+    return param.encoder.mapToDriverValue(param.value)
+  } catch {
+    // Drizzle's own rendering will throw the same; there is nothing to inspect.
+    return undefined
+  }
+}
+
 /**
  * Inspects the values of an inserted row or an update's `set`: Drizzle renders a value as SQL only
  * when it is an `SQL` object or a column; anything else, objects and arrays included, is bound as
@@ -162,7 +236,13 @@ export function inspectExpression(value: unknown, ctx: ScopeContext): void {
  */
 function inspectValues(values: Record<string, unknown>, ctx: ScopeContext): void {
   for (const value of Object.values(values)) {
-    if (is(value, SQL) || is(value, Column) || isSQLWrapper(value) || artefacts.has(value as object)) {
+    if (
+      is(value, SQL) ||
+      is(value, Column) ||
+      is(value, Param) ||
+      isSQLWrapper(value) ||
+      artefacts.has(value as object)
+    ) {
       inspectExpression(value, ctx)
     }
   }
@@ -184,33 +264,27 @@ function inspected<T>(arg: T, ctx: ScopeContext): T {
 /**
  * `(<tenant condition> and (<caller's condition>))`. Drizzle's `and()` joins its arguments
  * without parentheses of their own, so a caller's raw `sql\`a = 1 OR 1=1\`` would bind looser than
- * the tenant predicate and match every tenant's rows; in its own parentheses it cannot. Raw text
- * that could close those parentheses itself (an unbalanced `)`, a comment, a `;`) is refused.
+ * the tenant predicate and match every tenant's rows; in its own parentheses it cannot. A condition
+ * that could close those parentheses itself is refused (see {@link checkConfined}).
  */
 export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQL {
   inspectExpression(user, ctx)
   if (user === undefined) return condition
-  checkRawText(user, ctx)
+  checkConfined(user, ctx)
   return sql`(${condition} and (${user as SQL}))`
 }
 
 /**
- * Refuses a condition whose raw text (`sql` template strings, `sql.raw`) could escape the
- * parentheses {@link bindTenant} puts around it. Bound values, columns and nested builders are
- * opaque here: Drizzle renders them balanced.
+ * Refuses a condition whose text, as Drizzle renders it on this database, could escape the
+ * parentheses around it: an unbalanced `)`, a comment, a `;`, or anything the lexer cannot read
+ * the way the database does (a backslash in a quoted run). The rendered text, not a walk of the
+ * condition's parts: raw text reaches the statement through `sql` templates, arrays, parameters
+ * whose value is SQL, objects with `getSQL()` and embedded scoped subqueries alike, and only the
+ * renderer knows every way.
  */
-function checkRawText(user: unknown, ctx: ScopeContext): void {
-  let text = ''
-  const stack: unknown[] = [user]
-  while (stack.length > 0) {
-    const item = stack.pop()
-    if (is(item, StringChunk)) text += item.value.join('')
-    else if (is(item, SQL) && !artefacts.has(item)) stack.push(...[...item.queryChunks].reverse())
-    else if (is(item, SQL.Aliased)) stack.push(item.sql)
-    else text += ' ? '
-  }
+function checkConfined(user: unknown, ctx: ScopeContext): void {
   let depth = 0
-  for (const token of lexSql(text, ctx.dialect)) {
+  for (const token of lexSql(ctx.render(sql`${user}`), ctx.dialect)) {
     if (token.kind === 'open') depth++
     else if (token.kind === 'close') depth--
     else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
@@ -218,17 +292,28 @@ function checkRawText(user: unknown, ctx: ScopeContext): void {
   }
   if (depth !== 0) {
     throw new UnsafeQueryError(
-      'a condition whose raw SQL text has unbalanced parentheses, a comment or a ";" could escape the tenant condition',
+      'a condition whose SQL text has unbalanced parentheses, a comment or a ";" could escape the tenant condition',
     )
   }
 }
 
 function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeContext): unknown {
-  if (condition === undefined) return inspected(where, ctx)
+  if (condition === undefined) return confined(where, ctx)
   if (typeof where === 'function') {
     return (...a: unknown[]) => bindTenant(condition, (where as (...a: unknown[]) => unknown)(...a), ctx)
   }
   return bindTenant(condition, where, ctx)
+}
+
+/** A condition on a shared table: inspected, and held to the same text rule as a tenant table's. */
+function confined<T>(where: T, ctx: ScopeContext): T {
+  const check = (value: unknown) => {
+    inspectExpression(value, ctx)
+    if (value !== undefined) checkConfined(value, ctx)
+    return value
+  }
+  if (typeof where !== 'function') return check(where) as T
+  return ((...a: unknown[]) => check((where as (...a: unknown[]) => unknown)(...a))) as T
 }
 
 type Intercepts = Record<string, (target: any, ...args: any[]) => unknown>
@@ -247,12 +332,29 @@ const PASS_THROUGH = new Set([
   'toSQL',
   'getSQL',
   'getSelectedFields',
-  'limit',
-  'offset',
+  'getUsedTables',
   '$withCache',
   '$dynamic',
   'setToken',
   'mapResult',
+  // Postgres row locks: a strength and { of: tables }, rendered as names.
+  'for',
+])
+
+// Drizzle's public builder API (select, insert, update and delete, both dialects) that is not
+// intercepted: its arguments are inspected, except for the methods above. Anything else on a
+// builder is Drizzle's internals (its config, session and dialect, createJoin()), which would hand
+// back the unscoped builder or database, so reading it throws.
+const PUBLIC = new Set([
+  ...PASS_THROUGH,
+  'groupBy',
+  'orderBy',
+  'limit',
+  'offset',
+  'returning',
+  'onConflictDoNothing',
+  // Read by Drizzle when it renders a builder embedded in another statement.
+  'shouldOmitSQLParens',
 ])
 
 function refuse(message: string): () => never {
@@ -272,8 +374,14 @@ function scopedProxy<T extends object>(target: T, ctx: ScopeContext, intercepts:
           return result === t ? proxy : result
         }
       }
+      if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
+      if (!PUBLIC.has(prop)) {
+        throw new UnsafeQueryError(
+          `"${prop}" is not part of the scoped query API (Drizzle's internals would bypass the tenant)`,
+        )
+      }
       const value = Reflect.get(t, prop, t)
-      if (typeof value !== 'function' || typeof prop === 'symbol' || prop === 'constructor') return value
+      if (typeof value !== 'function') return value
       return (...args: unknown[]) => {
         const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, ctx))
         const result = (value as (...a: unknown[]) => unknown).apply(t, checked)
@@ -389,6 +497,9 @@ function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeCo
         throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
       }
       const { where, setWhere, set: values, ...rest } = config
+      if (where !== undefined && setWhere !== undefined) {
+        throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
+      }
       if (values !== null && typeof values === 'object') inspectValues(values as Record<string, unknown>, ctx)
       inspectExpression(rest, ctx)
       // The conflicting row may be another tenant's when the unique key lacks the tenant column:
@@ -443,7 +554,7 @@ export function scopedCount(db: any, source: unknown, filters: unknown, ctx: Sco
   const condition = tableCondition(source, ctx, 'the $count source')
   const where =
     condition === undefined
-      ? (inspected(filters, ctx) as SQL | undefined)
+      ? (confined(filters, ctx) as SQL | undefined)
       : bindTenant(condition, filters, ctx)
   return register(db.$count(source, where), ctx.tenantId)
 }

@@ -92,8 +92,9 @@ function snakeCase(name: string): string {
 /**
  * A tenant's view of a Drizzle database: every query built through it is filtered by the tenant,
  * every inserted row is tagged with it, an update can never change the tenant column, joins stay
- * scoped, and raw SQL goes through {@link addTenantFilter}'s parser-based scoping and proof. There
- * is no way to get the unscoped database back out of it: admin work uses {@link unscoped}.
+ * scoped, and raw SQL goes through {@link addTenantFilter}'s parser-based scoping and proof. Its
+ * builders expose Drizzle's public API only, so the typed API gives no way back to the unscoped
+ * database: admin work uses {@link unscoped}.
  *
  * Without a tenant (a source that returns `undefined`) every query throws `TenantError`
  * (`tenant_required`, 401) before touching the database.
@@ -139,12 +140,26 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
 
   constructor(db: TDb, options: TenantDBOptions & { tenantId: TenantIdSource }) {
     const info = detectDriver(db)
-    if (typeof options?.tenantId === 'string') validateTenantId(options.tenantId)
-    else if (typeof options?.tenantId !== 'function') throw tenantRequired()
+    const source: unknown = options?.tenantId
+    if (source === undefined || source === null || source === '') throw tenantRequired()
+    // Anything but a function is an id, and validateTenantId refuses one that is not a string.
+    if (typeof source !== 'function') validateTenantId(source)
     this.#db = db
     this.#source = options.tenantId
     this.#column = checkColumnName(options.column ?? 'tenant_id')
     this.#dialect = info.dialect === 'pg' ? 'postgresql' : 'sqlite'
+    if (options.shared !== undefined && !Array.isArray(options.shared)) {
+      throw new TenantError(
+        'tenant_invalid_config',
+        'shared must be an array of Drizzle tables or table names',
+      )
+    }
+    if (options.tenantTables !== undefined && !Array.isArray(options.tenantTables)) {
+      throw new TenantError(
+        'tenant_invalid_config',
+        'tenantTables must be an array of Drizzle tables or table names',
+      )
+    }
     this.#sharedOption = [...(options.shared ?? [])]
     const shared = new Set<string>()
     const names: string[] = []
@@ -207,6 +222,7 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       shared: this.#shared,
       columnName: (column: Column) => this.#columnName(column),
       dialect: this.#dialect,
+      render: (query: SQL) => (this.#db as AnyDb).dialect.sqlToQuery(query).sql,
     }
   }
 
