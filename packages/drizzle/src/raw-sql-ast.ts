@@ -1,7 +1,7 @@
 import { TenantError } from '@tenant/core'
 import * as pgBuild from 'node-sql-parser/build/postgresql.js'
 import * as sqliteBuild from 'node-sql-parser/build/sqlite.js'
-import { lexSql } from './raw-sql-lex'
+import { lexSql, type SqlToken } from './raw-sql-lex'
 
 // Internal: parsing, rendering and placeholder bookkeeping for the raw-SQL tools. Everything here
 // works on node-sql-parser's AST; no function looks for keywords in SQL text.
@@ -74,11 +74,12 @@ export function parseStatement(sql: string, dialect: SqlDialect): AstNode {
   if (typeof sql !== 'string' || sql.trim() === '') throw new UnsafeQueryError('the statement is empty')
   // What the database reads must be what the parser reads: refuse text they could split apart
   // differently (a backslash before a quote, a comment one of them ends early, ...).
-  lexSql(sql, dialect)
+  checkLiterals(sql, lexSql(sql, dialect), dialect)
   let ast: AstNode | AstNode[]
   try {
     ast = parser(dialect).astify(sql, { database: dialect })
   } catch (cause) {
+    if (cause instanceof RangeError) throw nestedTooDeeply(cause)
     const detail = cause instanceof Error ? cause.message.split('\n')[0]!.slice(0, 300) : String(cause)
     throw new UnsafeQueryError(`the ${dialect} parser cannot read this statement (${detail})`, { cause })
   }
@@ -86,27 +87,110 @@ export function parseStatement(sql: string, dialect: SqlDialect): AstNode {
   if (list.length !== 1) {
     throw new UnsafeQueryError(`exactly one statement is allowed, found ${list.length}`)
   }
+  checkLogicalGrouping(list[0]!)
   return list[0]!
+}
+
+/**
+ * Refuses literals the parser and printer would change, so that what runs is what was written:
+ * a run of more than 15 digits (the printer writes numbers back as doubles, so
+ * 9223372036854775807 would run as 9223372036854776000), and, in Postgres, two string literals
+ * separated by a line break, which the database joins into one and the parser does not.
+ */
+function checkLiterals(sql: string, tokens: readonly SqlToken[], dialect: SqlDialect): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!
+    if (token.kind === 'other' && token.text.length > 15 && /^[0-9]+$/.test(token.text)) {
+      throw new UnsafeQueryError(
+        `a number with more than 15 digits (${token.text.slice(0, 20)}) would lose precision; bind it as a parameter`,
+      )
+    }
+    const next = tokens[i + 1]
+    if (
+      dialect === 'postgresql' &&
+      token.kind === 'string' &&
+      next?.kind === 'string' &&
+      sql.slice(token.start + token.text.length, next.start).includes('\n')
+    ) {
+      throw new UnsafeQueryError(
+        'two string literals on separate lines (Postgres joins them into one) are refused',
+      )
+    }
+  }
+}
+
+/**
+ * Refuses AND and OR mixed without parentheses. node-sql-parser (5.x, both grammars) gets their
+ * precedence wrong: it reads `a OR b AND t` as `(a OR b) AND t` and `t AND x IN (1) OR b` as
+ * `t AND (x IN (1) OR b)`, where the database reads `a OR (b AND t)` and `(t AND x IN (1)) OR b`.
+ * The proof would then see a top-level tenant condition that the database puts under OR, and the
+ * printer writes the mix back without parentheses. Where the text groups them itself the parser
+ * marks it, and its reading is the database's. Walks with its own stack: a long chain of ORs is
+ * no limit.
+ */
+function checkLogicalGrouping(root: AstNode): void {
+  const stack: unknown[] = [root]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (node === null || typeof node !== 'object') continue
+    if (Array.isArray(node)) {
+      for (const item of node) stack.push(item)
+      continue
+    }
+    const n = node as AstNode
+    const op = logicalOperator(n)
+    if (op !== undefined) {
+      for (const side of [n.left, n.right]) {
+        const inner = logicalOperator(side)
+        if (inner !== undefined && inner !== op && side.parentheses !== true) {
+          throw new UnsafeQueryError(
+            'AND and OR are mixed without parentheses; the SQL parser reads their precedence differently from the database, so write the grouping you mean, e.g. (a AND b) OR c',
+          )
+        }
+      }
+    }
+    for (const key of Object.keys(n)) if (key !== 'loc') stack.push(n[key])
+  }
+}
+
+function logicalOperator(node: unknown): 'AND' | 'OR' | undefined {
+  if (node === null || typeof node !== 'object') return undefined
+  const n = node as AstNode
+  if (n.type !== 'binary_expr' || typeof n.operator !== 'string') return undefined
+  const op = n.operator.toUpperCase()
+  return op === 'AND' || op === 'OR' ? op : undefined
 }
 
 /** Renders an AST back to SQL text. */
 export function renderStatement(ast: AstNode, dialect: SqlDialect): string {
-  return parser(dialect).sqlify(ast, { database: dialect })
+  try {
+    return parser(dialect).sqlify(ast, { database: dialect })
+  } catch (cause) {
+    if (cause instanceof RangeError) throw nestedTooDeeply(cause)
+    throw cause
+  }
+}
+
+/** The parser and printer recurse: a statement nested deeper than the stack is refused, typed. */
+function nestedTooDeeply(cause: RangeError): UnsafeQueryError {
+  return new UnsafeQueryError('the statement is nested too deeply to check; split it up', { cause })
 }
 
 /** Calls `fn` on every object below `root` (not `root` itself); a returned node replaces the visited one. */
 export function rewriteNodes(root: AstNode, fn: (node: AstNode) => AstNode | undefined): void {
-  const visit = (holder: AstNode | unknown[]) => {
+  // Its own stack, not recursion: a long chain of ORs nests as deep as it is long.
+  const stack: (AstNode | unknown[])[] = [root]
+  while (stack.length > 0) {
+    const holder = stack.pop()!
     for (const key of Object.keys(holder)) {
       if (key === 'loc') continue
       const child = (holder as AstNode)[key]
       if (child === null || typeof child !== 'object') continue
       const replacement = Array.isArray(child) ? undefined : fn(child)
       if (replacement !== undefined) (holder as AstNode)[key] = replacement
-      else visit(child)
+      else stack.push(child)
     }
   }
-  visit(root)
 }
 
 /** What a placeholder in the rewritten statement stands for. */

@@ -325,8 +325,12 @@ function verifyInsert(s: AstNode, ctx: VerifyContext): void {
       )
     }
   }
-  // A subquery in VALUES sees no other row; one in DO UPDATE sees the target row and `excluded`.
-  verifyNested(s, ctx, ['table', 'conflict'], { sub: TOP, derived: TOP })
+  // A subquery in VALUES sees no other row; one in RETURNING sees the inserted row (an unqualified
+  // tenant column there could be the target's, always this tenant's); one in DO UPDATE sees the
+  // target row and `excluded`.
+  verifyNested(s, ctx, ['table', 'conflict', 'returning'], { sub: TOP, derived: TOP })
+  const returning = enclosing(TOP, [target], ctx)
+  verifyNested({ returning: s.returning }, ctx, [], { sub: returning, derived: returning })
   if (action?.type === 'update') {
     const sub = enclosing(TOP, [target, { table: 'excluded' }], ctx)
     verifyNested({ set: action.set, where: action.where }, ctx, [], { sub, derived: sub })
@@ -472,7 +476,14 @@ function checkAliases(items: AstNode[], ctx: VerifyContext): void {
       continue
     }
     checkIdentifierCase(item.table, ctx)
-    if (typeof item.as === 'string') checkIdentifierCase(item.as, ctx)
+    if (typeof item.as === 'string') {
+      checkIdentifierCase(item.as, ctx)
+      // Postgres's `AS n(a, b)` renames the table's columns; the parser folds the list into the
+      // alias, so a renamed-away tenant column would look present.
+      if (item.as.includes('(')) {
+        throw new UnsafeQueryError(`a table alias with a column list ("${item.as}") is refused`)
+      }
+    }
     const name = tableName(item).toLowerCase()
     if (seen.has(name))
       throw new UnsafeQueryError(

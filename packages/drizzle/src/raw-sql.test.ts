@@ -299,7 +299,10 @@ describe('validateQuery', () => {
     ['SELECT * FROM notes', 'without "notes.tenant_id = ..."'],
     ['SELECT * FROM notes WHERE tenant_id = ? OR 1 = 1', 'under OR/NOT'],
     ['SELECT * FROM notes WHERE NOT tenant_id <> ?', 'under OR/NOT'],
-    ['SELECT * FROM notes WHERE tenant_id = ? AND 1 = 1 OR x = 2', 'under OR/NOT'],
+    [
+      'SELECT * FROM notes WHERE tenant_id = ? AND 1 = 1 OR x = 2',
+      'AND and OR are mixed without parentheses',
+    ],
     ['SELECT * FROM notes WHERE tenant_id IN (?)', 'under OR/NOT'],
     ['SELECT * FROM notes WHERE tenant_id = tenant_id', 'compare with a parameter or string literal'],
     ['SELECT * FROM notes WHERE tenant_id = NULL', 'compare with a parameter or string literal'],
@@ -444,5 +447,75 @@ describe('validateQuery', () => {
     refusal(() => validateQuery('select * from notes where TenantId = $1', 'TenantId', pg))
     // SQLite: identifiers are case-insensitive, quoted or not.
     expect(() => validateQuery('SELECT * FROM notes WHERE "TENANT_ID" = ?', 'tenant_id')).not.toThrow()
+  })
+})
+
+describe('validateQuery: a Postgres alias with a column list', () => {
+  it('is refused: it can rename the tenant column away, and the parser folds the list into the alias', () => {
+    const statement =
+      "select id, (select string_agg(title, ',') from notes as n2(a, b) where tenant_id = $1) as leak from notes where tenant_id = $1"
+    expect(() =>
+      validateQuery(statement, 'tenant_id', {
+        dialect: 'postgresql',
+        params: ['acme'],
+        tenantId: 'acme',
+        tenantTables: ['notes'],
+      }),
+    ).toThrowError(
+      expect.objectContaining({ code: 'tenant_unsafe_query', message: expect.stringMatching(/column list/) }),
+    )
+  })
+})
+
+describe('raw SQL: bad input is a typed error, and what runs is what was written', () => {
+  const code = (fn: () => unknown): string | undefined => {
+    try {
+      fn()
+    } catch (error) {
+      expect(isTenantError(error), String(error)).toBe(true)
+      return (error as { code: string }).code
+    }
+    return undefined
+  }
+
+  it('refuses options that are not an object, and params that are not an array', () => {
+    const statement = 'SELECT * FROM notes WHERE id = ?'
+    expect(code(() => addTenantFilter(statement, 'acme', 'tenant_id', null as never))).toBe(
+      'tenant_invalid_config',
+    )
+    expect(code(() => validateQuery(statement, 'tenant_id', null as never))).toBe('tenant_invalid_config')
+    // A string would have been split into one parameter per character.
+    expect(code(() => addTenantFilter(statement, 'acme', 'tenant_id', { params: 'ab' as never }))).toBe(
+      'tenant_invalid_config',
+    )
+    expect(code(() => validateQuery(statement, 'tenant_id', { params: 'ab' as never }))).toBe(
+      'tenant_invalid_config',
+    )
+  })
+
+  it('refuses a chain of ORs nested deeper than the parser can follow, as UnsafeQueryError', () => {
+    const ors = Array.from({ length: 8000 }, (_, i) => `id = '${i}'`).join(' OR ')
+    const statement = `SELECT * FROM notes WHERE tenant_id = ? AND (${ors})`
+    for (const run of [
+      () => addTenantFilter(statement, 'acme', 'tenant_id'),
+      () => validateQuery(statement, 'tenant_id'),
+    ]) {
+      expect(code(run)).toBe('tenant_unsafe_query')
+    }
+  })
+
+  it('refuses a number the printer would round', () => {
+    const statement = 'SELECT * FROM notes WHERE tenant_id = ? AND score = 9223372036854775807'
+    expect(() => addTenantFilter(statement, 'acme', 'tenant_id')).toThrowError(/more than 15 digits/)
+    expect(
+      addTenantFilter('SELECT * FROM notes WHERE score = 123456789012345', 'acme', 'tenant_id').sql,
+    ).toContain('123456789012345')
+  })
+
+  it('refuses Postgres string literals continued on the next line', () => {
+    const statement = "select * from notes where title = 'a'\n'b'"
+    expect(() => addTenantFilter(statement, 'acme', 'tenant_id', { dialect: 'postgresql' })).toThrowError(
+      /separate lines/,
+    )
   })
 })

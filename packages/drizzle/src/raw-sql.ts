@@ -113,10 +113,16 @@ function nameSet(names: readonly string[] | undefined, what: string): Set<string
   return set
 }
 
-/** The parts of a {@link VerifyContext} that come from the options. */
+/** The parts of a {@link VerifyContext} that come from the options; refuses options that are not an object. */
 function listsOf(
   options: RawSqlOptions,
 ): Pick<VerifyContext, 'shared' | 'tenantTables' | 'allowedFunctions'> {
+  if (typeof options !== 'object' || options === null) {
+    throw new TenantError('tenant_invalid_config', 'options must be an object')
+  }
+  if (options.params !== undefined && !Array.isArray(options.params)) {
+    throw new TenantError('tenant_invalid_config', 'params must be an array')
+  }
   return {
     shared: nameSet(options.sharedTables, 'shared table'),
     tenantTables: nameSet(options.tenantTables, 'tenant table'),
@@ -212,6 +218,7 @@ export function addTenantFilter(
   column: string,
   options: RawSqlOptions = {},
 ): TenantStatement {
+  listsOf(options)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
   const parts = scopeSql(sql, tenantId, column, { ...options, dialect, params: options.params ?? [] })
   const userParams = [...(options.params ?? [])]
@@ -247,9 +254,9 @@ export function addTenantFilter(
  */
 export function validateQuery(sql: string, column: string, options: ValidateQueryOptions = {}): void {
   checkColumnName(column)
+  const lists = listsOf(options)
   if (options.tenantId !== undefined) validateTenantId(options.tenantId)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
-  const lists = listsOf(options)
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
   bindUserPlaceholders(ast, dialect, placeholders)
