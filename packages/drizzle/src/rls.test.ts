@@ -137,6 +137,26 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(['', null]).toContain(await setup.currentSetting())
     })
 
+    it('the transaction handle stops working once withTenantRls has ended', async () => {
+      let kept: AppDb | undefined
+      const rows = await withTenantRls(setup.app, 'acme', async (tx) => {
+        kept = tx as unknown as AppDb
+        return tx.select().from(notes)
+      })
+      expect(rows).toHaveLength(3)
+      // Used later, inside another tenant's transaction, it would run on that connection.
+      const later = await withTenantRls(setup.app, 'globex', async () => {
+        try {
+          await kept!.select().from(notes)
+          return 'ran'
+        } catch (error) {
+          return (error as { code?: string }).code
+        }
+      })
+      expect(later).toBe('tenant_unsafe_query')
+      expect(() => kept!.select()).toThrowError(/has ended/)
+    })
+
     it('a nested call for the same tenant runs, and leaves the tenant set', async () => {
       const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
         const inner = await withTenantRls(tx, 'acme', (t2) => t2.select().from(notes))

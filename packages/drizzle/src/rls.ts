@@ -225,8 +225,41 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
         { tenantId },
       )
     }
-    return fn(tx)
+    const handle = endingWith(tx, tenantId)
+    try {
+      return await fn(handle.tx)
+    } finally {
+      handle.end()
+    }
   }, options.config)
+}
+
+/**
+ * The transaction as `fn` sees it: once `fn` has settled, every use throws. Kept past the call, the
+ * raw transaction would run on its connection inside whatever transaction that connection serves
+ * next, another tenant's included (seen with postgres.js and a pool of one).
+ */
+function endingWith<T extends object>(tx: T, tenantId: string): { tx: T; end(): void } {
+  let open = true
+  const proxy = new Proxy(tx, {
+    get(target, prop, receiver) {
+      if (!open) {
+        // Awaiting the ended handle (a value fn returned) must not throw: it is not a thenable.
+        if (prop === 'then') return undefined
+        throw new UnsafeQueryError(
+          `the transaction of withTenantRls(db, "${tenantId}") has ended; use it only inside the callback`,
+          { tenantId },
+        )
+      }
+      return Reflect.get(target, prop, receiver)
+    },
+  })
+  return {
+    tx: proxy,
+    end: () => {
+      open = false
+    },
+  }
 }
 
 /** What {@link checkTenantRls} found. */
