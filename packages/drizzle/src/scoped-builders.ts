@@ -236,29 +236,31 @@ function driverValue(param: Param): unknown {
  */
 function inspectValues(values: Record<string, unknown>, ctx: ScopeContext): void {
   for (const value of Object.values(values)) {
-    if (
-      is(value, SQL) ||
-      is(value, Column) ||
-      is(value, Param) ||
-      isSQLWrapper(value) ||
-      artefacts.has(value as object)
-    ) {
+    if (is(value, SQL) || is(value, Column) || isSQLWrapper(value) || artefacts.has(value as object)) {
       inspectExpression(value, ctx)
     }
   }
 }
 
-/** Wraps a Drizzle callback argument (`where((fields) => ...)`) so its result is inspected too. */
-function inspected<T>(arg: T, ctx: ScopeContext): T {
+/**
+ * Applies `check` to a builder argument, or, for a Drizzle callback argument
+ * (`where((fields) => ...)`), to what the callback returns.
+ */
+function checkedArg<T>(arg: T, check: (value: unknown) => void): T {
   if (typeof arg !== 'function') {
-    inspectExpression(arg, ctx)
+    check(arg)
     return arg
   }
   return ((...a: unknown[]) => {
     const result = (arg as (...a: unknown[]) => unknown)(...a)
-    inspectExpression(result, ctx)
+    check(result)
     return result
   }) as T
+}
+
+/** An argument whose expression is inspected (see {@link inspectExpression}). */
+function inspected<T>(arg: T, ctx: ScopeContext): T {
+  return checkedArg(arg, (value) => inspectExpression(value, ctx))
 }
 
 /**
@@ -307,13 +309,10 @@ function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeCon
 
 /** A condition on a shared table: inspected, and held to the same text rule as a tenant table's. */
 function confined<T>(where: T, ctx: ScopeContext): T {
-  const check = (value: unknown) => {
+  return checkedArg(where, (value) => {
     inspectExpression(value, ctx)
     if (value !== undefined) checkConfined(value, ctx)
-    return value
-  }
-  if (typeof where !== 'function') return check(where) as T
-  return ((...a: unknown[]) => check((where as (...a: unknown[]) => unknown)(...a))) as T
+  })
 }
 
 type Intercepts = Record<string, (target: any, ...args: any[]) => unknown>

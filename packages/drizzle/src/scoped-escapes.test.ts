@@ -3,7 +3,6 @@
 // or an embedded scoped subquery, unchecked limit/offset, builder internals, tenant columns whose
 // type lets two ids match the same rows, and two properties over the tenant column. Every case
 // runs on libSQL, PGlite and PostgreSQL, and checks the tables afterwards, not only the error.
-import { isTenantError } from '@tenant/core'
 import { count, eq, type SQL, sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import * as pgCore from 'drizzle-orm/pg-core'
@@ -11,21 +10,14 @@ import * as sqliteCore from 'drizzle-orm/sqlite-core'
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { describeEachDatabase, openDatabase } from '../test/databases'
 import { allRows, createIsolationTables, seedIsolationData, tablesFor } from '../test/isolation-db'
+import { rejects } from '../test/tenant-errors'
 import { scoped, unscoped } from './scoped'
 import type { TenantDB } from './tenant-db'
 
 const KINDS = { kinds: ['libsql-memory', 'pglite', 'postgres'], migrate: false } as const
 
-async function refused(fn: () => unknown, code = 'tenant_unsafe_query'): Promise<Error> {
-  try {
-    await fn()
-  } catch (error) {
-    expect(isTenantError(error), String(error)).toBe(true)
-    expect((error as { code: string }).code).toBe(code)
-    return error as Error
-  }
-  throw new Error(`expected a ${code} error`)
-}
+/** The builders refuse while the query is built, so `fn` is called inside the assertion. */
+const refused = (fn: () => unknown, code = 'tenant_unsafe_query') => rejects(fn, code)
 
 describeEachDatabase(
   'scoped builders: escapes that are closed',

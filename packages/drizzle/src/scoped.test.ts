@@ -1,4 +1,3 @@
-import { isTenantError } from '@tenant/core'
 import { and, asc, eq, exists, inArray, or, sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
 import * as pgCore from 'drizzle-orm/pg-core'
@@ -8,20 +7,10 @@ import { alias as sqliteAlias, unionAll } from 'drizzle-orm/sqlite-core'
 import { beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest'
 import { describeEachDatabase, openDatabase } from '../test/databases'
 import { allRows, createIsolationTables, seedIsolationData, tablesFor } from '../test/isolation-db'
+import { rejects } from '../test/tenant-errors'
 import { UnsafeQueryError } from './raw-sql'
 import { createScoped, scoped, unscoped } from './scoped'
 import type { TenantDB } from './tenant-db'
-
-async function rejects(promise: unknown, code: string): Promise<Error> {
-  try {
-    await (typeof promise === 'function' ? (promise as () => unknown)() : promise)
-  } catch (error) {
-    expect(isTenantError(error), String(error)).toBe(true)
-    expect((error as { code: string }).code).toBe(code)
-    return error as Error
-  }
-  throw new Error(`expected a ${code} error`)
-}
 
 describeEachDatabase(
   'scoped queries',
