@@ -157,6 +157,41 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(() => kept!.select()).toThrowError(/has ended/)
     })
 
+    it('queries built inside withTenantRls do not run once it has ended', async () => {
+      // Builders (and relational queries) hold the transaction's session, not the handle: run
+      // later, they would execute inside whatever transaction their connection serves next.
+      const runs = await withTenantRls(setup.app, 'acme', async (tx) => {
+        const select = tx.select().from(notes)
+        const update = tx.update(notes).set({ title: 'stolen' })
+        const raw = tx.execute(sql`select id from notes`)
+        const prepared = tx.select().from(notes).prepare('kept_past_rls')
+        const later: Array<() => PromiseLike<unknown>> = [
+          () => select,
+          () => update,
+          () => raw,
+          () => prepared.execute(),
+        ]
+        return later
+      })
+      const outcomes = await withTenantRls(setup.app, 'globex', async () =>
+        Promise.all(
+          runs.map((run) =>
+            Promise.resolve()
+              .then(run)
+              .then(
+                () => 'ran',
+                (error: unknown) => (error as { code?: string }).code,
+              ),
+          ),
+        ),
+      )
+      expect(outcomes).toEqual(Array(4).fill('tenant_unsafe_query'))
+      const titles = await withTenantRls(setup.app, 'globex', (tx) =>
+        tx.select({ title: notes.title }).from(notes),
+      )
+      expect(titles.map((r) => r.title)).not.toContain('stolen')
+    })
+
     it('a nested call for the same tenant runs, and leaves the tenant set', async () => {
       const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
         const inner = await withTenantRls(tx, 'acme', (t2) => t2.select().from(notes))

@@ -208,30 +208,46 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
 ): Promise<R> {
   validateTenantId(tenantId)
   const setting = settingName(options.setting)
-  return (db as AnyDb).transaction(async (tx: AnyDb) => {
-    // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
-    // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
-    // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
-    // running meanwhile on the same connection would see the inner tenant's rows.
-    const [row] = await queryRows(
-      tx,
-      PG,
-      sql`select case when coalesce(nullif(current_setting(${setting}, true), ''), ${tenantId}) = ${tenantId}
-        then set_config(${setting}, ${tenantId}, true) end as applied`,
-    )
-    if (row?.applied !== tenantId) {
-      throw new UnsafeQueryError(
-        `withTenantRls(db, "${tenantId}") inside a transaction (or session) that already carries another tenant in ${setting}: one transaction serves one tenant; run the other tenant's work in a transaction of its own`,
-        { tenantId },
+  let session: SessionGuard | undefined
+  try {
+    return await (db as AnyDb).transaction(async (tx: AnyDb) => {
+      // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
+      // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
+      // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
+      // running meanwhile on the same connection would see the inner tenant's rows.
+      const [row] = await queryRows(
+        tx,
+        PG,
+        sql`select case when coalesce(nullif(current_setting(${setting}, true), ''), ${tenantId}) = ${tenantId}
+          then set_config(${setting}, ${tenantId}, true) end as applied`,
       )
-    }
-    const handle = endingWith(tx, tenantId)
-    try {
-      return await fn(handle.tx)
-    } finally {
-      handle.end()
-    }
-  }, options.config)
+      if (row?.applied !== tenantId) {
+        throw new UnsafeQueryError(
+          `withTenantRls(db, "${tenantId}") inside a transaction (or session) that already carries another tenant in ${setting}: one transaction serves one tenant; run the other tenant's work in a transaction of its own`,
+          { tenantId },
+        )
+      }
+      // A savepoint on some drivers (PGlite, node-postgres) shares the session of the transaction
+      // around it, which must keep working; only a session this transaction opened is ours to end.
+      if (tx.session !== (db as AnyDb).session) session = guardSession(tx.session, tenantId)
+      const handle = endingWith(tx, tenantId)
+      try {
+        return await fn(handle.tx)
+      } finally {
+        handle.end()
+      }
+    }, options.config)
+  } finally {
+    // After the commit or rollback, which some drivers (node-postgres) send through the session.
+    session?.end()
+  }
+}
+
+function endedError(tenantId: string): UnsafeQueryError {
+  return new UnsafeQueryError(
+    `the transaction of withTenantRls(db, "${tenantId}") has ended; use it only inside the callback`,
+    { tenantId },
+  )
 }
 
 /**
@@ -246,10 +262,7 @@ function endingWith<T extends object>(tx: T, tenantId: string): { tx: T; end(): 
       if (!open) {
         // Awaiting the ended handle (a value fn returned) must not throw: it is not a thenable.
         if (prop === 'then') return undefined
-        throw new UnsafeQueryError(
-          `the transaction of withTenantRls(db, "${tenantId}") has ended; use it only inside the callback`,
-          { tenantId },
-        )
+        throw endedError(tenantId)
       }
       return Reflect.get(target, prop, receiver)
     },
@@ -260,6 +273,66 @@ function endingWith<T extends object>(tx: T, tenantId: string): { tx: T; end(): 
       open = false
     },
   }
+}
+
+interface SessionGuard {
+  end(): void
+}
+
+/**
+ * Makes the transaction's own session refuse work once the transaction is over. Builders,
+ * relational queries and prepared statements made inside `fn` hold this session (or a prepared
+ * query of it), not the handle; run later, they would execute on the connection inside whatever
+ * transaction it serves next. Every method of the session instance is shadowed by one that checks
+ * first, and each prepared query it hands out is wrapped the same way.
+ */
+function guardSession(session: object, tenantId: string): SessionGuard {
+  let open = true
+  const guarded = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(t, prop, receiver) {
+        if (!open) {
+          if (prop === 'then') return undefined
+          throw endedError(tenantId)
+        }
+        return Reflect.get(t, prop, receiver)
+      },
+    })
+  for (const name of methodNames(session)) {
+    const original = (session as Record<string, unknown>)[name] as (...args: unknown[]) => unknown
+    Object.defineProperty(session, name, {
+      configurable: true,
+      writable: true,
+      value(this: unknown, ...args: unknown[]) {
+        if (!open) throw endedError(tenantId)
+        const result = original.apply(this, args)
+        return name === 'prepareQuery' && typeof result === 'object' && result !== null
+          ? guarded(result)
+          : result
+      },
+    })
+  }
+  return {
+    end: () => {
+      open = false
+    },
+  }
+}
+
+/** The methods an object inherits from its classes (not Object's own). */
+function methodNames(object: object): Set<string> {
+  const names = new Set<string>()
+  for (
+    let proto = Object.getPrototypeOf(object);
+    proto && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (name !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, name)?.value === 'function')
+        names.add(name)
+    }
+  }
+  return names
 }
 
 /** What {@link checkTenantRls} found. */
