@@ -1,5 +1,25 @@
 import { describe, expect, it } from 'vitest'
-import { copyJson, deepFreeze, findNonJsonValue, isDeeplyFrozen, MAX_JSON_DEPTH } from './json'
+import {
+  copyJson,
+  deepFreeze,
+  findNonJsonValue,
+  isDeeplyFrozen,
+  MAX_JSON_DEPTH,
+  storableTextProblem,
+} from './json'
+
+describe('storableTextProblem', () => {
+  it('accepts text every store keeps as written, surrogate pairs included', () => {
+    for (const text of ['', 'acme', 'ü🚀', '\uD83D\uDE80x', 'tab\tnew\nline'])
+      expect(storableTextProblem(text)).toBeUndefined()
+  })
+
+  it('refuses U+0000 and unpaired surrogates, wherever they are', () => {
+    for (const text of ['\u0000', 'a\u0000', '\uD800', 'a\uD800b', '\uDC00', 'x\uDC00\uD800', '🚀\uDE00']) {
+      expect(storableTextProblem(text)).toMatch(/U\+0000|surrogate/)
+    }
+  })
+})
 
 describe('findNonJsonValue', () => {
   it('accepts plain JSON data', () => {
@@ -34,6 +54,9 @@ describe('findNonJsonValue', () => {
       [{ a: /x/ }, ['a'], 'RegExp is not JSON data'],
       [{ a: new Uint8Array(1) }, ['a'], 'Uint8Array is not JSON data'],
       [{ a: { [Symbol('k')]: 1 } }, ['a'], 'symbol keys are not JSON data'],
+      [{ a: -0 }, ['a'], '-0 is not JSON data (JSON writes it as 0)'],
+      [{ a: ['ok', 'x\u0000'] }, ['a', 1], 'string contains U+0000, which Postgres cannot store'],
+      [{ 'k\uD800': 1 }, ['k\uD800'], 'key contains an unpaired UTF-16 surrogate, which UTF-8 cannot store'],
       // biome-ignore lint/suspicious/noSparseArray: the case under test
       [{ a: [1, , 3] }, ['a', 1], 'sparse array hole is not JSON data'],
     ]

@@ -10,6 +10,28 @@ export interface NonJsonValue {
   message: string
 }
 
+// An unpaired surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Why `text` would not come back from a store exactly as written, or `undefined` when it would.
+ * U+0000 is refused by Postgres `text` and `jsonb`; an unpaired UTF-16 surrogate is written as
+ * U+FFFD by every UTF-8 client (Redis, Postgres), so two different strings would become one.
+ * Validation refuses both up front, so every store answers the same, and with a 400 rather than a
+ * backend error.
+ *
+ * @example
+ * ```ts
+ * storableTextProblem('acme') // undefined
+ * storableTextProblem('a\u0000b') // 'contains U+0000, which Postgres cannot store'
+ * ```
+ */
+export function storableTextProblem(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'contains U+0000, which Postgres cannot store'
+  if (LONE_SURROGATE.test(text)) return 'contains an unpaired UTF-16 surrogate, which UTF-8 cannot store'
+  return undefined
+}
+
 function isPlainObject(value: object): value is Record<string, unknown> {
   const proto = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
@@ -17,7 +39,7 @@ function isPlainObject(value: object): value is Record<string, unknown> {
 
 /**
  * Finds the first part of `value` that is not plain JSON data: `undefined`, functions, symbols,
- * bigints, non-finite numbers, class instances (`Date`, `Map`, ...), sparse arrays, symbol keys,
+ * bigints, non-finite numbers, `-0`, strings or keys {@link storableTextProblem} refuses, class instances (`Date`, `Map`, ...), sparse arrays, symbol keys,
  * circular references, or nesting deeper than {@link MAX_JSON_DEPTH}. Returns `undefined` when
  * `value` is plain JSON.
  *
@@ -36,10 +58,14 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
 
   const visit = (v: unknown): NonJsonValue | undefined => {
     switch (typeof v) {
-      case 'string':
+      case 'string': {
+        const problem = storableTextProblem(v)
+        return problem === undefined ? undefined : fail(`string ${problem}`)
+      }
       case 'boolean':
         return undefined
       case 'number':
+        if (Object.is(v, -0)) return fail('-0 is not JSON data (JSON writes it as 0)')
         return Number.isFinite(v) ? undefined : fail(`${v} is not JSON data`)
       case 'object':
         break
@@ -65,7 +91,8 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
       } else {
         for (const key of Object.keys(v)) {
           path.push(key)
-          const problem = visit(v[key])
+          const keyProblem = storableTextProblem(key)
+          const problem = keyProblem === undefined ? visit(v[key]) : fail(`key ${keyProblem}`)
           path.pop()
           if (problem) return problem
         }
