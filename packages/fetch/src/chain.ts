@@ -1,7 +1,7 @@
 import { type Clock, isThenable, type TenantConfig } from '@tenant/core'
 import { runWithTenantId, type TenantState, tenantState } from './context'
 import { executionContextOf, keepPromiseAlive, type WaitUntil } from './execution-context'
-import { withHeaders } from './headers'
+import { withHeaders, withoutEarlierHeaders } from './headers'
 import type { TenancyStage } from './hooks'
 import { requireResolution } from './stage'
 import type { MaybePromise, Middleware, Next } from './types'
@@ -323,7 +323,7 @@ function runFrom(
 // stages hold for the request (a concurrency slot) is given back.
 function refusal(admission: Admission, response: Response): Response {
   admission.abandon()
-  return admission.pending ? withHeaders(response, admission.headers()) : response
+  return admission.pending ? withHeaders(response, admission.headers(), admission.request) : response
 }
 
 /**
@@ -356,13 +356,13 @@ function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   if (!(outcome instanceof Admission)) return Promise.resolve(outcome)
   const { request } = outcome
   const downstream = outcome.scoped ? runWithTenantId(outcome.tenantId, () => next(request)) : next(request)
-  // Nothing to add: the handler's own promise, without a step of ours.
-  if (!outcome.pending) return downstream
+  // Nothing to add, unless the handler hands out a response an earlier request's stages wrote into.
+  if (!outcome.pending) return downstream.then((response) => withoutEarlierHeaders(response, request))
   return downstream
     .then((response) => {
       const finished = outcome.finish(response)
-      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers()))
-      return withHeaders(finished, outcome.headers())
+      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers(), request))
+      return withHeaders(finished, outcome.headers(), request)
     })
     .catch((error: unknown) => {
       // The handler or a finisher threw: no response will carry the request to its end.

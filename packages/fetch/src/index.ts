@@ -39,12 +39,15 @@ export {
   type TenantExtractor,
 } from './extractors'
 export {
+  isListField,
   quotaHeaders,
   type RateLimitItem,
   rateLimitFields,
   rateLimitHeaders,
+  responseForHeaders,
   retryAfterSeconds,
   withHeaders,
+  withoutEarlierHeaders,
 } from './headers'
 export type {
   AdjustEvent,

@@ -306,7 +306,7 @@ export class StageCore<K extends EventHookName> {
       refusal.override?.call,
       () => problemResponse(refusal.error, { headers: refusal.headers, extensions: refusal.extensions }),
     )
-    const response = refusal.headers ? withMissingHeaders(made, refusal.headers) : made
+    const response = refusal.headers ? withMissingHeaders(made, refusal.headers, admission.request) : made
     this.#fire(admission, {
       error: refusal.cause ?? refusal.error,
       ...event,

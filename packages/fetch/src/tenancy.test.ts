@@ -252,3 +252,61 @@ describe('withTenancy', () => {
     expectInvalidOption(() => withTenancy('x' as never), 'withTenancy.handler', /must be a function/)
   })
 })
+
+describe('a response object handed to every request', () => {
+  // A handler may return one Response object to all requests (a module-level 204, a cached reply
+  // without a body). Each request must leave with its own tenant's headers only.
+  async function scenario(shared: Response) {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', requests: 100 }] } })
+    await configs.setTenantConfig({
+      id: 'globex',
+      quota: { limits: [{ window: 'minute', requests: 50, tokens: 1_000 }] },
+    })
+    await configs.setTenantConfig({ id: 'initech' }) // no limits: the chain writes no headers
+    const handler = withTenancy(() => shared, {
+      configManager: configs,
+      quota: new InMemoryQuotaManager(configs),
+    })
+    const seen: Record<string, string>[] = []
+    for (const tenant of ['acme', 'globex', 'initech', 'acme', 'acme', 'globex', 'initech']) {
+      const response = await handler(req('/', { tenant, headers: { 'X-Token-Count': '7' } }))
+      seen.push({ tenant, ...Object.fromEntries(response.headers) })
+    }
+    return seen
+  }
+
+  for (const [title, make] of [
+    ['a 204 without a body', () => new Response(null, { status: 204 })],
+    ['a 200 without a body, with a RateLimit item of its own', () =>
+      new Response(null, { status: 200, headers: { RateLimit: '"upstream";r=5;t=1' } })],
+  ] as const) {
+    it(`${title}: no tenant's numbers reach another, and nothing accumulates`, async () => {
+      const shared = make()
+      const own = shared.headers.get('RateLimit')
+      const seen = await scenario(shared)
+      for (const headers of seen) {
+        const items = (headers.ratelimit ?? '').split(', ').filter((item) => item !== '')
+        const ours = items.filter((item) => item !== own)
+        if (own !== null) expect(items).toContain(own)
+        if (headers.tenant === 'initech') {
+          expect(ours).toEqual([])
+          expect(headers['x-quota-remaining-requests']).toBeUndefined()
+        } else {
+          // One item per limited dimension of this tenant, none of another request's.
+          expect(ours.map((item) => item.split(';')[0])).toEqual(
+            headers.tenant === 'acme' ? ['"minute"'] : ['"minute"', '"minute-tokens"'],
+          )
+        }
+        expect(headers['x-quota-remaining-tokens'] !== undefined).toBe(headers.tenant === 'globex')
+      }
+      expect(seen.filter((h) => h.tenant === 'acme').map((h) => h['x-quota-remaining-requests'])).toEqual([
+        '99',
+        '98',
+        '97',
+      ])
+      // The handler's object carries at most one request's headers, and its own item.
+      expect(shared.headers.get('RateLimit') ?? '').not.toMatch(/minute.*minute/)
+    })
+  }
+})

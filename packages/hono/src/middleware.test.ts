@@ -309,4 +309,34 @@ describe('@tenant/hono', () => {
     const response = await get(app, '/', { 'X-Tenant-ID': 'acme' })
     expect(response.headers.get('X-Seen-Tenant')).toBe('acme')
   })
+  it("a response object the handler hands to every request carries only its own tenant's headers", async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', requests: 100 }] } })
+    await configs.setTenantConfig({
+      id: 'globex',
+      quota: { limits: [{ window: 'minute', requests: 50, tokens: 1_000 }] },
+    })
+    await configs.setTenantConfig({ id: 'initech' }) // no limits: no stage headers
+    for (const shared of [new Response(null, { status: 204 }), new Response(null, { status: 200 })]) {
+      const app = new Hono()
+        .use(tenancy({ configManager: configs, quota: new InMemoryQuotaManager(configs) }))
+        .get('/', () => shared)
+      const seen: Record<string, string>[] = []
+      for (const tenant of ['acme', 'globex', 'initech', 'acme', 'globex', 'initech']) {
+        const response = await get(app, '/', { 'X-Tenant-ID': tenant, 'X-Token-Count': '7' })
+        seen.push({ tenant, ...Object.fromEntries(response.headers) })
+      }
+      for (const headers of seen) {
+        const items = (headers.ratelimit ?? '').split(', ').filter((item) => item !== '')
+        const expected = { acme: ['"minute"'], globex: ['"minute"', '"minute-tokens"'], initech: [] }[
+          headers.tenant!
+        ]
+        expect(
+          items.map((item) => item.split(';')[0]),
+          JSON.stringify(headers),
+        ).toEqual(expected)
+        expect(headers['x-quota-remaining-tokens'] !== undefined).toBe(headers.tenant === 'globex')
+      }
+    }
+  })
 })

@@ -11,6 +11,7 @@ import {
   getTenantId,
   type HostHooks,
   type HostPrincipal,
+  isListField,
   type Middleware,
   type PolicyOptions,
   policyStage,
@@ -19,9 +20,11 @@ import {
   type RateLimitOptions,
   rateLimitStage,
   resolverStage,
+  responseForHeaders,
   runWithTenantId,
   tenancyStages,
   type WaitUntil,
+  withoutEarlierHeaders,
 } from '@tenant/fetch'
 import type { Context, Env, MiddlewareHandler, Next } from 'hono'
 import type { OptionalTenantEnv, TenantEnv } from './env'
@@ -71,10 +74,6 @@ function refuse(c: Context, response: Response): Response {
 }
 
 const APPEND = Object.freeze({ append: true })
-
-function isListField(name: string): boolean {
-  return name === 'RateLimit-Policy' || name === 'RateLimit'
-}
 
 /**
  * The Hono host of a chain of `@tenant/fetch` stages: the stages decide before the handler, their
@@ -165,7 +164,18 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     c.set('tenant' as never, outcome.tenant as never)
   }
   if (!outcome.pending) {
-    return (outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()) as Promise<undefined>
+    const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
+    // A response an earlier request's stages wrote into (one object handed to every request) goes
+    // out without their headers.
+    return done.then(() => {
+      const response = c.res
+      const sent = withoutEarlierHeaders(response, c.req.raw)
+      if (sent !== response) {
+        c.res = undefined
+        c.res = sent
+      }
+      return undefined
+    })
   }
   // Under @hono/node-server the headers join the response head as Node writes it (see
   // writeHeadWith); elsewhere they go through c.header(), and settle() checks them afterwards.
@@ -363,6 +373,32 @@ function settle(
   response: Response,
 ): undefined {
   const wanted = outcome.headers()
+  // One response object handed to every request is never written twice (see responseForHeaders).
+  let target = responseForHeaders(response, wanted, c.req.raw)
+  let fixes = fixesFor(target, wanted, written)
+  if (fixes === undefined && target === response) return undefined
+  try {
+    for (const [name, value] of fixes ?? []) target.headers.set(name, value)
+  } catch {
+    // Immutable headers (Response.redirect, a proxied fetch()): copy the response once.
+    target = new Response(target.body, target)
+    fixes = fixesFor(target, wanted, written)
+    for (const [name, value] of fixes ?? []) target.headers.set(name, value)
+  }
+  if (target !== response) {
+    // Dropping c.res first stops Hono from copying the old headers over the ones just set.
+    c.res = undefined
+    c.res = target
+  }
+  return undefined
+}
+
+/** The headers `response` needs set so that it carries the stages' `wanted` headers, if any. */
+function fixesFor(
+  response: Response,
+  wanted: readonly [string, string][],
+  written: readonly [string, string][],
+): [string, string][] | undefined {
   let fixes: [string, string][] | undefined
   for (let i = 0; i < wanted.length; i++) {
     const [name, value] = wanted[i]!
@@ -380,18 +416,7 @@ function settle(
     fixes ??= []
     fixes.push([name, fixed])
   }
-  if (fixes === undefined) return undefined
-  try {
-    for (const [name, value] of fixes) response.headers.set(name, value)
-  } catch {
-    // Immutable headers (Response.redirect, a proxied fetch()): copy the response once.
-    const copy = new Response(response.body, response)
-    for (const [name, value] of fixes) copy.headers.set(name, value)
-    // Dropping c.res first stops Hono from copying the old headers over the ones just set.
-    c.res = undefined
-    c.res = copy
-  }
-  return undefined
+  return fixes
 }
 
 /** Options of the Hono {@link tenantResolver}. */
