@@ -234,16 +234,20 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   #concurrency(call: ConcurrencyCall): { value: ConcurrencyAnswer; write: Promise<unknown> | undefined } {
     const now = timeOf(call)
     const saved = this.#records.get(CONCURRENCY_KEY)?.state as Record<string, number> | undefined
-    const leases: Record<string, number> = {}
-    let count = 0
+    // A Map, not a plain object: the lease id of a release comes from the caller, and `in` or an
+    // index on an object also finds inherited names (`toString`, `__proto__`, `constructor`), which
+    // would "free" a lease that does not exist and cost a storage write each time.
+    const leases = new Map<string, number>()
     let latest = 0
     for (const [id, expiresAt] of Object.entries(saved ?? {})) {
       if (expiresAt <= now) continue
-      leases[id] = expiresAt
-      count++
+      leases.set(id, expiresAt)
       latest = Math.max(latest, expiresAt)
     }
-    const save = () => this.#save(CONCURRENCY_KEY, leases, latest, now)
+    const count = leases.size
+    // Stored as a plain record (the format objects of earlier releases wrote and read back);
+    // Object.fromEntries defines each id as an own property, whatever its name.
+    const save = () => this.#save(CONCURRENCY_KEY, Object.fromEntries(leases), latest, now)
     switch (call.op) {
       case 'acquire': {
         const max = validateMaxInFlight(call.maxInFlight)
@@ -252,15 +256,18 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
           throw new TenantBackendError(`invalid lease ttl ${String(ttl)}`)
         if (count >= max) return { value: { allowed: false, inFlight: count }, write: undefined }
         const leaseId = crypto.randomUUID()
-        leases[leaseId] = now + ttl
+        leases.set(leaseId, now + ttl)
         latest = Math.max(latest, now + ttl)
         return { value: { allowed: true, inFlight: count + 1, leaseId }, write: save() }
       }
       case 'release': {
-        // An unknown id (released before, reset, expired) frees nothing: releases are idempotent.
-        if (!(call.leaseId in leases)) return { value: { inFlight: count }, write: undefined }
-        delete leases[call.leaseId]
-        latest = Math.max(0, ...Object.values(leases))
+        // An unknown id (released before, reset, expired, never handed out) frees nothing and
+        // writes nothing: releases are idempotent.
+        if (!leases.delete(call.leaseId)) return { value: { inFlight: count }, write: undefined }
+        // A loop, not Math.max(...values): spreading up to 100,000 leases into one call is close
+        // to the engine's stack limit for arguments (Node overflows at about 200,000).
+        latest = 0
+        for (const expiresAt of leases.values()) latest = Math.max(latest, expiresAt)
         return { value: { inFlight: count - 1 }, write: save() }
       }
       case 'inFlight':

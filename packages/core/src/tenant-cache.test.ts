@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { testCacheStore } from '../testing/index'
 import type { CacheStore } from './cache'
 import { ManualClock } from './clock'
-import { InvalidTenantConfigError, InvalidTenantIdError } from './errors'
+import { InvalidTenantConfigError, InvalidTenantIdError, isTenantError } from './errors'
 import {
+  DEFAULT_MAX_CACHE_KEY_LENGTH,
   lruCacheStore,
   memoryCacheStore,
   TenantCache,
@@ -248,6 +249,87 @@ describe('TenantCache', () => {
       await expect(cache.clear(id)).rejects.toBeInstanceOf(InvalidTenantIdError)
     }
     await expect(cache.set('t', 'k', 1, { ttlMs: 0 })).rejects.toBeInstanceOf(InvalidTenantConfigError)
+  })
+
+  it('refuses a prefix with U+0000 or an unpaired surrogate, which a store could not keep apart', () => {
+    for (const prefix of ['app\ud800:', 'app\udc00:', 'a\udc00\ud800:', 'app\u0000:']) {
+      expect(() => new TenantCache(memoryCacheStore(), { prefix }), JSON.stringify(prefix)).toThrow(
+        InvalidTenantConfigError,
+      )
+    }
+    // U+FFFD and a proper surrogate pair are ordinary text.
+    expect(new TenantCache(memoryCacheStore(), { prefix: 'app\ufffd\ud83d\ude80:' }).keyFor('a', 'k')).toBe(
+      'app\ufffd\ud83d\ude80:{a}:k',
+    )
+  })
+
+  it('refuses a key with U+0000 or an unpaired surrogate as InvalidTenantConfigError', async () => {
+    const { store, cache } = fresh()
+    for (const key of ['k\ud800', 'k\udc00', '\udc00\ud800', 'k\u0000']) {
+      const name = JSON.stringify(key)
+      expect(() => cache.keyFor('acme', key), name).toThrow(InvalidTenantConfigError)
+      await expect(cache.set('acme', key, 1), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(cache.get('acme', key), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(cache.delete('acme', key), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+    }
+    await cache.set('acme', 'k\ufffd', 'replacement character')
+    await cache.set('acme', 'k\ud83d\ude80', 'pair')
+    expect(await cache.get('acme', 'k\ufffd')).toBe('replacement character')
+    expect(await cache.get('acme', 'k\ud83d\ude80')).toBe('pair')
+    expect(await store.deletePrefix('')).toBe(2)
+  })
+
+  it('refuses a key that is not a string, instead of coercing it into another key', async () => {
+    const { store, cache } = fresh()
+    await cache.set('acme', '1', 'string one')
+    await cache.set('acme', 'undefined', 'string undefined')
+    for (const key of [1, undefined, null, Symbol('k'), { toString: () => '1' }, ['1'], 1n, true]) {
+      const name = typeof key === 'symbol' ? 'Symbol' : String(key)
+      expect(() => cache.keyFor('acme', key as never), name).toThrow(InvalidTenantConfigError)
+      for (const call of [
+        () => cache.get('acme', key as never),
+        () => cache.set('acme', key as never, 'overwritten'),
+        () => cache.delete('acme', key as never),
+      ]) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error, name).toBeInstanceOf(InvalidTenantConfigError)
+        expect(isTenantError(error)).toBe(true)
+        expect((error as InvalidTenantConfigError).issues[0]?.path).toEqual(['TenantCache.key'])
+      }
+    }
+    expect(await cache.get('acme', '1')).toBe('string one')
+    expect(await cache.get('acme', 'undefined')).toBe('string undefined')
+    expect(await store.deletePrefix('')).toBe(2)
+  })
+
+  it(`bounds the key length: ${DEFAULT_MAX_CACHE_KEY_LENGTH} characters unless maxKeyLength says otherwise`, async () => {
+    const { cache } = fresh()
+    const longest = 'k'.repeat(DEFAULT_MAX_CACHE_KEY_LENGTH)
+    await cache.set('acme', longest, 'fits')
+    expect(await cache.get('acme', longest)).toBe('fits')
+    for (const key of [`${longest}k`, 'k'.repeat(5_000_000)]) {
+      await expect(cache.set('acme', key, 'too long')).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(cache.get('acme', key)).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(cache.delete('acme', key)).rejects.toBeInstanceOf(InvalidTenantConfigError)
+    }
+    // Counted in UTF-16 code units, like String.length: an emoji is 2.
+    const small = new TenantCache(memoryCacheStore(), { maxKeyLength: 4 })
+    expect(small.keyFor('a', 'ab\ud83d\ude80')).toBe('tenant:{a}:ab\ud83d\ude80')
+    expect(() => small.keyFor('a', 'abc\ud83d\ude80')).toThrow(InvalidTenantConfigError)
+    const large = new TenantCache(memoryCacheStore(), { maxKeyLength: 65_536 })
+    expect(large.keyFor('a', 'k'.repeat(65_536))).toHaveLength('tenant:{a}:'.length + 65_536)
+  })
+
+  it('validates maxKeyLength: a whole number from 1 to 65536', () => {
+    for (const maxKeyLength of [0, -1, 1.5, 65_537, Number.POSITIVE_INFINITY, Number.NaN, '10']) {
+      expect(
+        () => new TenantCache(memoryCacheStore(), { maxKeyLength: maxKeyLength as number }),
+        String(maxKeyLength),
+      ).toThrow(InvalidTenantConfigError)
+    }
   })
 
   it('validates its store and options when created', () => {

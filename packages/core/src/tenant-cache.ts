@@ -1,8 +1,9 @@
 import { z } from 'zod'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
+import { storableTextProblem } from './json'
 import { isValidTenantId, validateTenantId } from './tenant-id'
-import { assertMethods, parseOrThrow } from './validate'
+import { assertMethods, invalidOption, parseOrThrow } from './validate'
 
 const ttlSchema = z
   .number()
@@ -26,13 +27,34 @@ export function validateCacheTtl(ttlMs: unknown): number | undefined {
   return parseOrThrow(ttlSchema, ttlMs)
 }
 
+/**
+ * Default {@link TenantCacheOptions.maxKeyLength}: 1024 UTF-16 code units, as long as the longest
+ * prefix. Cache keys are often built from request data; the bound keeps one request from putting a
+ * multi-megabyte key into Redis or into an LRU that counts entries, not bytes.
+ */
+export const DEFAULT_MAX_CACHE_KEY_LENGTH = 1024
+
+/** Largest {@link TenantCacheOptions.maxKeyLength} accepted: 65536 (64 Ki UTF-16 code units). */
+export const MAX_CACHE_KEY_LENGTH_LIMIT = 65_536
+
 const tenantCacheOptionsSchema = z.strictObject({
   prefix: z
     .string()
     .max(1024, 'prefix must be at most 1024 characters')
     .refine((p) => !/[{}]/.test(p), 'prefix may not contain "{" or "}": they delimit the tenant id')
+    // Stores write UTF-8: two prefixes differing only in a lone surrogate would become one.
+    .superRefine((p, ctx) => {
+      const problem = storableTextProblem(p)
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `prefix ${problem}` })
+    })
     .optional(),
   ttlMs: ttlSchema,
+  maxKeyLength: z
+    .number()
+    .int('maxKeyLength must be a whole number')
+    .min(1, 'maxKeyLength must be >= 1')
+    .max(MAX_CACHE_KEY_LENGTH_LIMIT, `maxKeyLength must be at most ${MAX_CACHE_KEY_LENGTH_LIMIT}`)
+    .optional(),
 })
 
 /**
@@ -79,6 +101,12 @@ export interface TenantCacheOptions {
    * @default undefined
    */
   ttlMs?: number
+  /**
+   * Longest key accepted, in UTF-16 code units (`key.length`), from 1 to
+   * {@link MAX_CACHE_KEY_LENGTH_LIMIT}. A longer key is refused with `InvalidTenantConfigError`.
+   * @default 1024 ({@link DEFAULT_MAX_CACHE_KEY_LENGTH})
+   */
+  maxKeyLength?: number
 }
 
 /**
@@ -93,6 +121,14 @@ export interface TenantCacheOptions {
  * key. `clear('acme')` deletes the prefix `'tenant:{acme}:'`, which no key of another cache, of
  * `acme-eu` or of `acm` starts with.
  *
+ * Keys and the prefix must be text every store keeps exactly (see `storableTextProblem`): no
+ * U+0000 and no unpaired UTF-16 surrogate, which UTF-8 clients (Redis, Postgres) write as U+FFFD,
+ * so that `'k\uD800'` and `'k\uDC00'` would become one entry there. A key must be a string of at
+ * most `maxKeyLength` characters; a number, `undefined` or a Symbol is refused, not coerced (`1`
+ * and `'1'` would otherwise be one entry). Every such refusal is an `InvalidTenantConfigError`
+ * (`tenant_invalid_config`, 400) with one `invalid_option` issue at `['TenantCache.key']`: keys
+ * often come from request data, and the HTTP layer maps it.
+ *
  * @example
  * ```ts
  * const cache = new TenantCache(memoryCacheStore({ max: 10_000 }), { prefix: 'app:', ttlMs: 60_000 })
@@ -106,20 +142,29 @@ export class TenantCache<V = unknown> {
   readonly #store: CacheStore<V>
   readonly #prefix: string
   readonly #ttlMs: number | undefined
+  readonly #maxKeyLength: number
 
   constructor(store: CacheStore<V>, options: TenantCacheOptions = {}) {
     assertMethods(store, 'store', ['get', 'set', 'delete', 'deletePrefix'])
-    const { prefix = 'tenant:', ttlMs } = parseOrThrow(tenantCacheOptionsSchema, options)
+    const {
+      prefix = 'tenant:',
+      ttlMs,
+      maxKeyLength = DEFAULT_MAX_CACHE_KEY_LENGTH,
+    } = parseOrThrow(tenantCacheOptionsSchema, options)
     this.#store = store
     this.#prefix = prefix
     this.#ttlMs = ttlMs
+    this.#maxKeyLength = maxKeyLength
   }
 
   /**
-   * The store key for `key` of `tenantId`. Throws `InvalidTenantIdError` for a bad id.
+   * The store key for `key` of `tenantId`. Throws `InvalidTenantIdError` for a bad id, and
+   * `InvalidTenantConfigError` for a key that is not a string, is longer than `maxKeyLength`, or
+   * holds U+0000 or an unpaired surrogate.
    */
   keyFor(tenantId: string, key: string): string {
-    return this.#tenantPrefix(tenantId) + key
+    const tenantPrefix = this.#tenantPrefix(tenantId)
+    return tenantPrefix + this.#checkKey(key)
   }
 
   /** The cached value, or `undefined` when absent or expired. */
@@ -147,6 +192,23 @@ export class TenantCache<V = unknown> {
 
   #tenantPrefix(tenantId: string): string {
     return tenantCacheKeyPrefix(this.#prefix, tenantId)
+  }
+
+  #checkKey(key: unknown): string {
+    // Checked before any string operation: a Symbol would throw a plain TypeError, and a number
+    // or an object would be coerced into (and collide with) a string key.
+    if (typeof key !== 'string') {
+      throw invalidOption('TenantCache.key', `must be a string, got ${key === null ? 'null' : typeof key}`)
+    }
+    if (key.length > this.#maxKeyLength) {
+      throw invalidOption(
+        'TenantCache.key',
+        `must be at most ${this.#maxKeyLength} characters (maxKeyLength), got ${key.length}`,
+      )
+    }
+    const problem = storableTextProblem(key)
+    if (problem !== undefined) throw invalidOption('TenantCache.key', problem)
+    return key
   }
 
   // Validation errors become rejections, like every other failure of these async methods.

@@ -5,6 +5,13 @@ import { beforeEach, describe, expect, it } from 'vitest'
 export interface CacheStoreFactoryContext {
   /** The clock a store with in-process TTLs must measure them with. */
   clock: ManualClock
+  /**
+   * The `TenantCache` prefix of the test's keys (random, no `{` or `}`): every key the test
+   * writes starts with it, and some follow the `TenantCache` layout `prefix{tenantId}:key`. A
+   * store that groups entries by tenant (the Redis store's `tenantCachePrefix`) should be told
+   * it, so that the suite exercises its per-tenant paths as well as its shared one.
+   */
+  tenantCachePrefix: string
 }
 
 /** Builds the store under test; called once per test. */
@@ -26,8 +33,10 @@ let runCounter = 0
 
 /**
  * The conformance suite every `CacheStore` passes: get/set/delete, falsy values told apart
- * from misses, `deletePrefix` that is literal (no pattern syntax) and complete over many keys,
- * TTL validation and expiry, and isolation through `TenantCache`.
+ * from misses, keys that never alias (not even ones differing only in unpaired surrogates, which
+ * UTF-8 clients turn into U+FFFD), `deletePrefix` that is literal (no pattern syntax), complete over
+ * many keys and over a tenant prefix that stops right after the `}`, TTL validation and expiry, and
+ * isolation through `TenantCache`.
  *
  * Safe on a shared server: every key a test writes starts with its own random prefix.
  *
@@ -35,7 +44,11 @@ let runCounter = 0
  * ```ts
  * import { testCacheStore } from '@tenant/core/testing'
  * testCacheStore('memoryCacheStore', ({ clock }) => memoryCacheStore({ clock }))
- * testCacheStore('RedisTenantCacheStore', () => new RedisTenantCacheStore({ redis }), { manualClockTtl: false })
+ * testCacheStore(
+ *   'RedisTenantCacheStore',
+ *   ({ tenantCachePrefix }) => new RedisTenantCacheStore({ redis, tenantCachePrefix }),
+ *   { manualClockTtl: false },
+ * )
  * ```
  */
 export function testCacheStore(
@@ -52,9 +65,9 @@ export function testCacheStore(
 
     beforeEach(async () => {
       clock = new ManualClock(T0)
-      store = await factory({ clock })
       runCounter += 1
       p = `cs${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}${runCounter.toString(36)}:`
+      store = await factory({ clock, tenantCachePrefix: p })
     })
 
     it('returns undefined for a missing key', async () => {
@@ -107,6 +120,45 @@ export function testCacheStore(
       for (const key of removed) expect(await store.get(key)).toBeUndefined()
       for (const key of kept) expect(await store.get(key)).toBe(key)
       expect(await store.deletePrefix(`${p}t1:`)).toBe(0)
+    })
+
+    it('deletePrefix of a tenant prefix without the ":" also removes other keys that start with it', async () => {
+      // `p{t}x` and `p{t}}:z` are not keys of tenant t in the TenantCache layout, but they do start
+      // with `p{t}`: a store that keeps tenant t's entries apart must look in both places.
+      const removed = [`${p}{t}:a`, `${p}{t}:b:c`, `${p}{t}x`, `${p}{t}}:z`, `${p}{t}-a`, `${p}{t}`]
+      const kept = [`${p}{t-2}:a`, `${p}{tx}x`, `${p}{u}:a`, `${p}t}:a`, `${p}{t`]
+      for (const key of [...removed, ...kept]) await store.set(key, key)
+      expect(await store.deletePrefix(`${p}{t}`)).toBe(removed.length)
+      for (const key of removed) expect(await store.get(key), key).toBeUndefined()
+      for (const key of kept) expect(await store.get(key), key).toBe(key)
+      expect(await store.deletePrefix(`${p}{t}`)).toBe(0)
+    })
+
+    it('never lets keys that differ only in unpaired surrogates share an entry', async () => {
+      // A UTF-8 client writes every lone surrogate as U+FFFD, so these three keys can become one.
+      // A store may refuse the ill-formed ones (with a TenantError) but must not alias them.
+      const settle = (promise: Promise<unknown>) =>
+        promise.then(
+          (value) => ({ ok: true as const, value }),
+          (error: unknown) => ({ ok: false as const, error }),
+        )
+      for (const base of [`${p}u`, `${p}{t}:u`]) {
+        const keys = [`${base}\ud800`, `${base}\udc00`, `${base}\ufffd`, `${base}\ud800\udc00`]
+        const stored: string[] = []
+        for (const key of keys) {
+          const result = await settle(store.set(key, key))
+          if (result.ok) stored.push(key)
+          else expect(isTenantError(result.error), JSON.stringify(key)).toBe(true)
+        }
+        // Well-formed keys (U+FFFD itself, a proper pair) are ordinary keys.
+        expect(stored).toContain(`${base}\ufffd`)
+        expect(stored).toContain(`${base}\ud800\udc00`)
+        for (const key of stored) expect(await store.get(key), JSON.stringify(key)).toBe(key)
+        const cleared = await settle(store.deletePrefix(`${base}\udc00`))
+        if (!cleared.ok) expect(isTenantError(cleared.error)).toBe(true)
+        expect(await store.get(`${base}\ufffd`)).toBe(`${base}\ufffd`)
+        expect(await store.get(`${base}\ud800\udc00`)).toBe(`${base}\ud800\udc00`)
+      }
     })
 
     it('deletePrefix treats pattern characters literally', async () => {

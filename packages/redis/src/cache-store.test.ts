@@ -21,12 +21,19 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
   // Generous timeouts: the conformance suite checks behaviour, and CI machines are shared.
   testCacheStore(
     'conformance, ioredis, TTLs on the ManualClock',
+    ({ clock, tenantCachePrefix }) =>
+      new RedisTenantCacheStore({ redis, prefix, clock, tenantCachePrefix, timeoutMs: 2000 }),
+  )
+
+  testCacheStore(
+    'conformance, ioredis, the default tenantCachePrefix (every suite key in the shared group)',
     ({ clock }) => new RedisTenantCacheStore({ redis, prefix, clock, timeoutMs: 2000 }),
   )
 
   testCacheStore(
     'conformance, node-redis, TTLs on the Redis clock',
-    () => new RedisTenantCacheStore({ redis: nodeRedis, prefix, timeoutMs: 2000 }),
+    ({ tenantCachePrefix }) =>
+      new RedisTenantCacheStore({ redis: nodeRedis, prefix, tenantCachePrefix, timeoutMs: 2000 }),
     { manualClockTtl: false },
   )
 
@@ -109,6 +116,34 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(await cache.get('acme', 'k')).toBe(1)
     })
 
+    it('deletePrefix("tenant:{acme}") drops acme\'s group whole and searches the shared group', async () => {
+      const cache = new TenantCache(store)
+      await cache.set('acme', 'a', 1)
+      await cache.set('acme-eu', 'a', 2)
+      for (const key of ['tenant:{acme}x', 'tenant:{acme}}:z', 'tenant:{acme}', 'tenant:{acmex}y', 'other']) {
+        await store.set(key, key)
+      }
+      expect(await store.deletePrefix('tenant:{acme}')).toBe(4)
+      expect(await redis.exists(`{${p}:acme}:h`, `{${p}:acme}:x`)).toBe(0)
+      expect((await redis.hkeys(`{${p}:}:h`)).sort()).toEqual(['other', 'tenant:{acmex}y'])
+      expect(await cache.get('acme-eu', 'a')).toBe(2)
+    })
+
+    it('refuses keys and prefixes Redis would not keep as written, with InvalidTenantConfigError', async () => {
+      await store.set('k\ufffd', 'replacement character')
+      for (const bad of ['k\ud800', 'k\udc00', 'tenant:{acme}:k\ud800', 'k\u0000']) {
+        const name = JSON.stringify(bad)
+        await expect(store.set(bad, 'aliased'), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+        await expect(store.get(bad), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+        await expect(store.delete(bad), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+        await expect(store.deletePrefix(bad), name).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      }
+      await expect(store.get(1 as never)).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      await expect(store.deletePrefix(Symbol('p') as never)).rejects.toBeInstanceOf(InvalidTenantConfigError)
+      expect(await store.get('k\ufffd')).toBe('replacement character')
+      expect(await redis.hgetall(`{${p}:}:h`)).toEqual({ 'k\ufffd': '"replacement character"' })
+    })
+
     it('deletes a prefix that spans tenants, and only this store’s keys', async () => {
       const cache = new TenantCache(store)
       const neighbour = new RedisTenantCacheStore({ redis, prefix: `${p}:x`, clock, timeoutMs: 2000 })
@@ -149,6 +184,12 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
 
     it('refuses values JSON would change, and accepts a custom serializer', async () => {
       await expect(store.set('k', { at: new Date(0) })).rejects.toThrow(TypeError)
+      // JSON writes -0 as 0: refused rather than returned as another number.
+      await expect(store.set('k', -0)).rejects.toThrow(/-0/)
+      await expect(store.set('k', { n: [-0] })).rejects.toThrow(TypeError)
+      expect(await store.get('k')).toBeUndefined()
+      await store.set('k', 0)
+      expect(Object.is(await store.get('k'), 0)).toBe(true)
       const dates = new RedisTenantCacheStore<Date>({
         redis,
         prefix: p,

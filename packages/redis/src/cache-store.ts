@@ -1,7 +1,9 @@
 import {
   type CacheStore,
   findNonJsonValue,
+  invalidOption,
   isValidTenantId,
+  storableTextProblem,
   tenantOfCacheKey,
   validateCacheTtl,
 } from '@tenant/core'
@@ -144,6 +146,26 @@ end
 return {step[1], live}
 `)
 
+/** One group a `deletePrefix` clears: all of it, or the keys starting with the prefix. */
+interface GroupScope {
+  group: string
+  whole: boolean
+}
+
+/**
+ * Refuses a key or prefix that Redis would not keep as written, for callers that use the store
+ * directly (`TenantCache` refuses them first): the clients encode strings as UTF-8, so every
+ * unpaired surrogate becomes U+FFFD and `'k\uD800'`, `'k\uDC00'` and `'k\uFFFD'` would be one
+ * field. U+0000 is refused too, so that a key works on every store, Postgres included.
+ */
+function checkText(what: 'key' | 'prefix', text: unknown): void {
+  if (typeof text !== 'string') {
+    throw invalidOption(`RedisTenantCacheStore.${what}`, `must be a string, got ${typeof text}`)
+  }
+  const problem = storableTextProblem(text)
+  if (problem !== undefined) throw invalidOption(`RedisTenantCacheStore.${what}`, problem)
+}
+
 const jsonSerializer: CacheSerializer<unknown> = {
   serialize(value) {
     const bad = findNonJsonValue(value)
@@ -162,6 +184,10 @@ const jsonSerializer: CacheSerializer<unknown> = {
  * `TenantCache.clear(tenantId)` is one atomic `DEL` of two keys: no `SCAN`, no `KEYS`, and no
  * pattern a tenant id could widen. Expiry is per entry; each write prunes expired entries and
  * sets the group's own TTL to its longest-lived entry, so memory is bounded by live entries.
+ *
+ * Keys and prefixes must be strings without U+0000 or unpaired surrogates (core's
+ * `storableTextProblem`); others are refused with `InvalidTenantConfigError`, because UTF-8 would
+ * turn different strings into one field.
  *
  * @example
  * ```ts
@@ -190,6 +216,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
 
   /** The value, or `undefined` when absent or expired. */
   async get(key: string): Promise<V | undefined> {
+    checkText('key', key)
     const text = await this.#run(GET, this.#groupKeys(this.#groupOf(key)), [this.#now(), key], 'cache get')
     if (text === null || text === undefined) return undefined
     return this.#serializer.deserialize(String(text))
@@ -197,6 +224,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
 
   /** Stores `value` for `ttlMs` (default: the store's `ttlMs`); `undefined` deletes the key. */
   async set(key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
+    checkText('key', key)
     const ttlMs = validateCacheTtl(options?.ttlMs) ?? this.#ttlMs
     if (value === undefined) {
       await this.delete(key)
@@ -209,20 +237,28 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
 
   /** Removes `key`; resolves true when a live entry was removed. */
   async delete(key: string): Promise<boolean> {
+    checkText('key', key)
     const keys = this.#groupKeys(this.#groupOf(key))
     return Number(await this.#run(DELETE, keys, [this.#now(), key], 'cache delete')) === 1
   }
 
   /**
    * Removes every key starting with `prefix`, compared literally; resolves the number of live
-   * entries removed. One tenant's prefix is one script; a prefix spanning tenants walks the
-   * store's groups (not on Cluster, where it throws `TenantBackendError`).
+   * entries removed. One tenant's prefix is one script (two for `p{t}`, which also starts keys of
+   * the shared group); a prefix spanning tenants walks the store's groups (not on Cluster, where
+   * it throws `TenantBackendError`).
    */
   async deletePrefix(prefix: string): Promise<number> {
+    checkText('prefix', prefix)
     const scope = this.#scopeOf(prefix)
-    if (scope.kind === 'group') {
-      const args = [this.#now(), prefix, scope.whole ? '1' : '0']
-      return Number(await this.#run(CLEAR, this.#groupKeys(scope.group), args, 'cache deletePrefix'))
+    if (scope.kind === 'groups') {
+      // One script per group: each touches only its own hash tag, so this works on Cluster too.
+      let removed = 0
+      for (const { group, whole } of scope.groups) {
+        const args = [this.#now(), prefix, whole ? '1' : '0']
+        removed += Number(await this.#run(CLEAR, this.#groupKeys(group), args, 'cache deletePrefix'))
+      }
+      return removed
     }
     let cursor = '0'
     let removed = 0
@@ -241,12 +277,13 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   }
 
   /**
-   * Which groups can hold keys starting with `prefix`: one group (and whether all of it), or
-   * possibly several (a prefix that stops inside, or before, a tenant id).
+   * Which groups can hold keys starting with `prefix`: a few named groups (each cleared whole
+   * when every key in it starts with the prefix, else compared key by key), or possibly all of
+   * them (a prefix that stops inside, or before, a tenant id).
    */
-  #scopeOf(prefix: string): { kind: 'group'; group: string; whole: boolean } | { kind: 'span' } {
+  #scopeOf(prefix: string): { kind: 'groups'; groups: readonly GroupScope[] } | { kind: 'span' } {
     const p = this.#tenantCachePrefix
-    const shared = { kind: 'group', group: '', whole: false } as const
+    const shared = { kind: 'groups', groups: [{ group: '', whole: false }] } as const
     if (!prefix.startsWith(p)) return p.startsWith(prefix) ? { kind: 'span' } : shared
     const rest = prefix.slice(p.length)
     if (rest === '') return { kind: 'span' }
@@ -260,9 +297,21 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     const tenant = rest.slice(1, end)
     if (!isValidTenantId(tenant)) return shared
     const after = rest.slice(end + 1)
-    if (after === '' || after === ':') return { kind: 'group', group: tenant, whole: true }
+    // `p{t}:` is exactly tenant t's group: every key of the form `p{t}:...` is grouped there.
+    if (after === ':') return { kind: 'groups', groups: [{ group: tenant, whole: true }] }
+    // `p{t}` also starts keys that are not tenant t's (`p{t}x`, `p{t}}:z`): tenantOfCacheKey needs
+    // a ':' after the '}', so those sit in the shared group, which must be searched as well.
+    if (after === '') {
+      return {
+        kind: 'groups',
+        groups: [
+          { group: tenant, whole: true },
+          { group: '', whole: false },
+        ],
+      }
+    }
     // `p{t}x...` is no tenant key, so only the shared group can hold it.
-    return after[0] === ':' ? { kind: 'group', group: tenant, whole: false } : shared
+    return after[0] === ':' ? { kind: 'groups', groups: [{ group: tenant, whole: false }] } : shared
   }
 
   #groupKeys(group: string): string[] {
