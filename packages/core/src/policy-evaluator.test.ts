@@ -170,12 +170,24 @@ describe('ConfigPolicyEvaluator', () => {
     await expect(policy.evaluate('', {})).rejects.toBeInstanceOf(InvalidTenantIdError)
   })
 
-  it('rejects a non-string request value', async () => {
+  it('denies a non-string request value (bad request input) instead of throwing, even for an empty list', async () => {
     const policy = new ConfigPolicyEvaluator(configs)
-    await withPolicy({ allowedMethods: ['GET'] })
-    await expect(policy.evaluate('acme', { method: 1 } as never)).rejects.toBeInstanceOf(
-      InvalidTenantConfigError,
-    )
+    await withPolicy({ allowedModels: ['gpt-4o'], allowedMethods: ['GET'] })
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ method: 1 }, 'method', 'method must be a string, got a number'],
+      [{ model: ['gpt-4o'] }, 'model', 'model must be a string, got an array'],
+      [{ tool: { name: 'shell' } }, 'tool', 'tool must be a string, got an object'],
+      [{ path: null }, 'path', 'path must be a string, got null'],
+    ]
+    for (const [request, rule, reason] of cases) {
+      expect(await policy.evaluate('acme', request as never), rule).toEqual({ allowed: false, rule, reason })
+    }
+    // The fast path answers the same, and a strict evaluator too.
+    const strict = new ConfigPolicyEvaluator(configs, { strict: true })
+    expect(await strict.evaluate('acme', { model: ['gpt-4o'] } as never)).toMatchObject({
+      allowed: false,
+      rule: 'model',
+    })
   })
 
   it('works with any PolicyProvider and tolerates missing lists from untyped ones', async () => {

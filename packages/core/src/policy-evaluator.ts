@@ -1,5 +1,4 @@
 import type { PolicyProvider } from './config'
-import { InvalidTenantConfigError } from './errors'
 import { configSource, evaluateNow, type FastPolicyEvaluator, promiseOf } from './fast-path'
 import type { PolicyDecision, PolicyEvaluator, PolicyRequest, PolicyRule } from './policy'
 import { providedConfig } from './provided-config'
@@ -47,6 +46,17 @@ export function pathMatches(entry: string, path: string): boolean {
 }
 
 const STAR = 42 // '*'
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null'
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+// Bad request input (`{ model: ['gpt-4o'] }` from a JSON body) fails closed as a denial: @tenant/fetch
+// answers it 403 `tenant_policy_denied` with the same words.
+function invalidPolicyValue(rule: PolicyRule, value: unknown): PolicyDecision {
+  return { allowed: false, rule, reason: `${rule} must be a string, got ${typeName(value)}` }
+}
 const same = (entry: string, value: string) => entry === value
 // Methods come in upper case almost always: the exact comparison spares two new strings per entry.
 const sameMethod = (entry: string, value: string) =>
@@ -63,7 +73,9 @@ const sameMethod = (entry: string, value: string) =>
  *
  * An empty allow-list allows everything in its dimension. A request that does not name a value
  * for a dimension (`undefined`) passes that check unless `strict` is set and the list is not
- * empty. An empty string is a named value, and is allowed only by an empty list.
+ * empty. An empty string is a named value, and is allowed only by an empty list. A value that is
+ * not a string (`null`, an array, an object: request input of the wrong shape) is denied by
+ * every list, empty ones included, with the dimension as `rule`; it is never thrown.
  *
  * @example
  * ```ts
@@ -128,11 +140,10 @@ export class ConfigPolicyEvaluator implements PolicyEvaluator, FastPolicyEvaluat
     allowed: readonly string[] | undefined,
     matches: (entry: string, value: string) => boolean,
   ): PolicyDecision | undefined {
-    if (value !== undefined && typeof value !== 'string') {
-      throw new InvalidTenantConfigError([
-        { path: [rule], message: 'must be a string', code: 'invalid_type' },
-      ])
-    }
+    // A value of another type comes from the request (a JSON body read by `extract`), not from the
+    // config: it is denied, whatever the list says, rather than thrown. A throw reads as a
+    // failing backend, which an HTTP stage under failOpen would let through.
+    if (value !== undefined && typeof value !== 'string') return invalidPolicyValue(rule, value)
     if (!allowed || allowed.length === 0) return undefined
     if (value === undefined) {
       return this.#strict

@@ -80,7 +80,7 @@ class ConcurrencyStage implements ChainStage {
     }
     // No config at hand and nowhere to read one: no cap is known, so none applies.
     if (provider === undefined) return undefined
-    const config = this.#core.attempt(() => provider.concurrencyConfig(tenantId))
+    const config = this.#core.attempt(() => provider.concurrencyConfig(tenantId), admission)
     if (isThenable(config)) return config.then((c) => this.#capped(admission, c))
     return this.#capped(admission, config)
   }
@@ -91,7 +91,13 @@ class ConcurrencyStage implements ChainStage {
     if (config === null) return undefined
     const max = config.maxInFlight
     const tenantId = admission.tenantId!
-    const answer = this.#core.attempt(() => this.limiter.acquire(tenantId, max))
+    const acquire = () => this.limiter.acquire(tenantId, max)
+    // A slot acquired after the timeout is held by no request (refused with 503, or passed under
+    // failOpen without one): it is released at once instead of waiting for its lease to expire.
+    const answer =
+      this.#core.timeoutMs === undefined
+        ? this.#core.attempt(acquire)
+        : this.#core.attempt(acquire, admission, (late) => releaseLate(admission, late, this.#core))
     if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, max, decision))
     return this.#decided(admission, max, answer)
   }
@@ -125,6 +131,20 @@ class ConcurrencyStage implements ChainStage {
       },
     )
   }
+}
+
+// A slot acquired after the stage's timeout: no request holds it, so it is given back now.
+function releaseLate(
+  admission: Admission,
+  late: ConcurrencyDecision,
+  core: StageCore<'onConcurrency'>,
+): void {
+  const { lease } = late
+  if (lease === undefined) return
+  const info = { stage: 'concurrency' as const, request: admission.request, tenantId: admission.tenantId }
+  Promise.resolve()
+    .then(() => lease.release())
+    .catch((error: unknown) => reportError(core.hooks, error, info))
 }
 
 /**

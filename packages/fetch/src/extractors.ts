@@ -167,7 +167,9 @@ export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
 }
 
 /**
- * Tries extractors in order; the first that finds an id wins.
+ * Tries extractors in order; the first that finds an id wins. When the resolver has a principal's
+ * tenant, every member is read instead, and each id found must be the principal's (403
+ * `tenant_mismatch` otherwise), like the resolver's own list.
  *
  * @example
  * ```ts
@@ -226,4 +228,41 @@ function firstOf(
 
 function found(tenantId: string | null | undefined, source: string): Found | undefined {
   return tenantId === undefined || tenantId === null || tenantId === '' ? undefined : { tenantId, source }
+}
+
+/**
+ * Runs an extractor and, for a chain, every member: every id the request names, in order, where
+ * {@link extractFrom} stops at the first. What the resolver checks against a principal's tenant,
+ * which no part of the request may contradict. Synchronous while the extractors are. Internal.
+ */
+export function extractEvery(
+  extractor: TenantExtractor,
+  request: Request,
+  into: Found[] = [],
+): Found[] | Promise<Found[]> {
+  const members = (extractor as Partial<ChainExtractor>).extractors
+  if (members) return everyOf(members, 0, request, into)
+  const tenantId = extractor.extract(request)
+  if (isThenable(tenantId)) {
+    return Promise.resolve(tenantId).then((id) => collect(into, found(id, extractor.source)))
+  }
+  return collect(into, found(tenantId, extractor.source))
+}
+
+function everyOf(
+  members: readonly TenantExtractor[],
+  from: number,
+  request: Request,
+  into: Found[],
+): Found[] | Promise<Found[]> {
+  for (let i = from; i < members.length; i++) {
+    const result = extractEvery(members[i]!, request, into)
+    if (isThenable(result)) return result.then(() => everyOf(members, i + 1, request, into))
+  }
+  return into
+}
+
+function collect(into: Found[], hit: Found | undefined): Found[] {
+  if (hit !== undefined) into.push(hit)
+  return into
 }

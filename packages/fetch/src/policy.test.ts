@@ -186,6 +186,94 @@ describe('tenantPolicy', () => {
     expect(open.errors.map((e) => e.error)).toEqual([dead.error])
   })
 
+  // Deno.serve puts the raw request-target in request.url; an app routing on new URL().pathname
+  // sees the dot segments resolved, so the policy must check that path.
+  it('checks the path the app routes on when request.url carries raw dot segments (Deno)', async () => {
+    const rawRequest = (target: string) => {
+      const request = req('/v1/chat', { tenant: 'acme' })
+      Object.defineProperty(request, 'url', { value: `http://api.example.com${target}` })
+      return request
+    }
+    const { hooks, events } = recorder()
+    for (const target of ['/v1/../admin', '/v1/%2e%2e/admin', '/v1/%2E%2e/admin', '/v1/.%2E/admin']) {
+      const { calls, next } = okHandler()
+      const response = await chain({ evaluator, hooks })(rawRequest(target), next)
+      expect(response.status, target).toBe(403)
+      expect(await problem(response), target).toMatchObject({ code: 'tenant_policy_denied', rule: 'path' })
+      expect(calls, target).toHaveLength(0)
+    }
+    expect(events.filter((e) => e.hook === 'onPolicy').map((e) => e.event.input.path)).toEqual([
+      '/admin',
+      '/admin',
+      '/admin',
+      '/admin',
+    ])
+    // A raw path that resolves inside the allowed prefix still passes.
+    expect((await chain({ evaluator })(rawRequest('/v1/x/../chat'), okHandler().next)).status).toBe(200)
+  })
+
+  describe('a request value of the wrong type from extract (bad request input)', () => {
+    const body = (value: Record<string, unknown>) =>
+      req('/v1/chat', { method: 'POST', tenant: 'acme', body: JSON.stringify(value) })
+    const extract = async (request: Request) => (await request.clone().json()) as Record<string, never>
+
+    for (const failOpen of [false, true]) {
+      it(`is denied with 403 tenant_policy_denied, never a backend failure (failOpen: ${failOpen})`, async () => {
+        const { hooks, events, errors } = recorder()
+        const cases: [Record<string, unknown>, string, string][] = [
+          [{ model: ['gpt-4o'] }, 'model', 'model must be a string, got an array'],
+          [{ model: 'gpt-4o-mini', tool: { name: 'shell' } }, 'tool', 'tool must be a string, got an object'],
+          [{ model: null }, 'model', 'model must be a string, got null'],
+          [{ method: 1 }, 'method', 'method must be a string, got a number'],
+          [{ path: ['/v1/chat'] }, 'path', 'path must be a string, got an array'],
+        ]
+        for (const [value, rule, detail] of cases) {
+          const { calls, next } = okHandler()
+          const response = await chain({ evaluator, extract, failOpen, hooks })(body(value), next)
+          expect(response.status, rule).toBe(403)
+          expect(await problem(response), rule).toMatchObject({ code: 'tenant_policy_denied', rule, detail })
+          expect(calls, rule).toHaveLength(0)
+        }
+        expect(errors).toEqual([])
+        expect(events.filter((e) => e.hook === 'onPolicy').map((e) => e.event.status)).toEqual([
+          403, 403, 403, 403, 403,
+        ])
+      })
+    }
+
+    it('is denied before a custom evaluator that would throw on it is called', async () => {
+      let called = 0
+      const picky: PolicyEvaluator = {
+        evaluate: async (_tenant, request) => {
+          called++
+          return { allowed: (request.model as string).startsWith('gpt') }
+        },
+      }
+      const response = await chain({ evaluator: picky, extract, failOpen: true })(
+        body({ model: { toString: 'gpt' } }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+      expect(called).toBe(0)
+    })
+
+    it('ignores a "__proto__" key of the extracted body (it would become the input\'s prototype)', async () => {
+      const { hooks, events } = recorder()
+      const response = await chain({ evaluator, extract, hooks })(
+        new Request('https://api.example.com/v1/chat', {
+          method: 'POST',
+          headers: { 'X-Tenant-ID': 'acme' },
+          body: '{"__proto__": {"model": "gpt-4o"}}',
+        }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(200)
+      const { input } = events.find((e) => e.hook === 'onPolicy')!.event
+      expect(Object.getPrototypeOf(input)).toBe(Object.prototype)
+      expect(input.model).toBeUndefined()
+    })
+  })
+
   it('skips a request that has no tenant under allowMissing', async () => {
     const { calls, next } = okHandler()
     const response = await compose(tenantResolver({ allowMissing: true }), tenantPolicy({ evaluator }))(

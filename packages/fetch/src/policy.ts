@@ -4,6 +4,7 @@ import {
   type PolicyDecision,
   type PolicyEvaluator,
   type PolicyRequest,
+  type PolicyRule,
   TenantError,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
@@ -32,7 +33,9 @@ export interface PolicyOptions extends StageOptions {
   /**
    * Reads model and tool from the request instead of the headers (a JSON body, a route
    * parameter). Read the body from `request.clone()` so the handler can still read it. The
-   * method and path come from the request unless this returns them.
+   * method and path come from the request unless this returns them. A value that is not a
+   * string (`null`, an array, an object from a JSON body) is denied with 403
+   * `tenant_policy_denied` before the evaluator runs, `failOpen` or not.
    * @default undefined (the headers)
    */
   extract?: (request: Request) => MaybePromise<PolicyRequest>
@@ -100,8 +103,13 @@ class PolicyStage implements ChainStage {
   #extracted(admission: Admission, input: PolicyRequest, read: PolicyRequest | UserRefusal): StageStep {
     if (read instanceof UserRefusal) return this.#core.refuse(admission, { input: {} }, { error: read.error })
     for (const [key, value] of Object.entries(read ?? {})) {
-      if (value !== undefined) input[key as keyof PolicyRequest] = value
+      // A JSON body's "__proto__" key would set the input's prototype, not a field of it.
+      if (value !== undefined && key !== '__proto__') input[key as keyof PolicyRequest] = value
     }
+    // What `extract` read is request input (a JSON body): a value of the wrong type is denied here,
+    // before the evaluator, so it never reaches the store call whose failures failOpen passes.
+    const invalid = invalidValue(input)
+    if (invalid !== undefined) return this.#decided(admission, input, invalid)
     return this.#evaluate(admission, input)
   }
 
@@ -110,7 +118,7 @@ class PolicyStage implements ChainStage {
     const tenantId = admission.tenantId!
     // The resolver's config, when it read it from the store this evaluator reads.
     const config = this.#core.known(admission)?.policy
-    const answer = this.#core.attempt(() => evaluatePolicy(evaluator, tenantId, input, config))
+    const answer = this.#core.attempt(() => evaluatePolicy(evaluator, tenantId, input, config), admission)
     if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, input, decision))
     return this.#decided(admission, input, answer)
   }
@@ -139,6 +147,25 @@ class PolicyStage implements ChainStage {
       },
     )
   }
+}
+
+const RULES: readonly PolicyRule[] = ['model', 'tool', 'method', 'path']
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null'
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+// The denial ConfigPolicyEvaluator answers for the same input, for every evaluator (one of your
+// own may throw on it, and a throw is a backend failure).
+function invalidValue(input: PolicyRequest): PolicyDecision | undefined {
+  for (const rule of RULES) {
+    const value: unknown = input[rule]
+    if (value !== undefined && typeof value !== 'string') {
+      return { allowed: false, rule, reason: `${rule} must be a string, got ${typeName(value)}` }
+    }
+  }
+  return undefined
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   type QuotaDecision,
   type QuotaManager,
   type QuotaUsage,
+  TenantBackendError,
   TenantError,
   validateSubject,
 } from '@tenant/core'
@@ -103,11 +104,26 @@ export function quotaStage(options: QuotaOptions = {}): ChainStage | undefined {
 
 const DIGITS = /^\d+$/
 
+/**
+ * The cost check of a quota stage, to run before the stages that consume (concurrency, rate limit):
+ * what `tenancy()` puts right after the policy stage, so that a request refused for its cost (400
+ * `invalid_cost`, `invalid_subject`, or a refusal from `tokenEstimator` / `subject`) has taken no
+ * rate-limit token. `stage` is what {@link quotaStage} returned; the quota stage then charges the
+ * cost checked here, reading the estimator and subject once per request. Internal.
+ */
+export function quotaPrecheck(stage: ChainStage): ChainStage {
+  if (!(stage instanceof QuotaStage)) throw new TypeError('quotaPrecheck() takes the stage quotaStage() made')
+  return stage.precheck()
+}
+
 class QuotaStage implements ChainStage {
   readonly stage = 'quota' as const
   readonly middleware = 'tenantQuota'
   readonly #core: StageCore<'onQuota'>
   readonly #clock: Clock
+  // The costs a pre-check read with a tokenEstimator or subject callback, for run() to charge:
+  // those are called once per request. A header cost is read again instead (no entry to make).
+  #prepared: WeakMap<Admission, ChargedCost> | undefined = undefined
 
   constructor(
     readonly options: QuotaOptions,
@@ -119,14 +135,30 @@ class QuotaStage implements ChainStage {
     this.#clock = clockOf(options)
   }
 
+  /** See {@link quotaPrecheck}. */
+  precheck(): ChainStage {
+    if (this.options.tokenEstimator !== undefined || this.options.subject !== undefined) {
+      this.#prepared ??= new WeakMap()
+    }
+    return { stage: 'quota', middleware: this.middleware, run: (admission) => this.#cost(admission, true) }
+  }
+
   run(admission: Admission): StageStep {
+    if (admission.tenantId === undefined) return undefined
+    const prepared = this.#prepared?.get(admission)
+    if (prepared !== undefined) return this.#consume(admission, prepared)
+    return this.#cost(admission, false)
+  }
+
+  // Reads and checks the request's cost; `check` (the pre-check) stops there, else it is charged.
+  #cost(admission: Admission, check: boolean): StageStep {
     if (admission.tenantId === undefined) return undefined
     const estimate = this.options.tokenEstimator
     // Without an estimator the cost is read from the header, with no await.
-    if (estimate === undefined) return this.#charge(admission, this.#headerTokens(admission.request))
+    if (estimate === undefined) return this.#charge(admission, this.#headerTokens(admission.request), check)
     const estimated = callUser('quota', () => estimate(admission.request))
-    if (isThenable(estimated)) return estimated.then((value) => this.#estimated(admission, value))
-    return this.#estimated(admission, estimated)
+    if (isThenable(estimated)) return estimated.then((value) => this.#estimated(admission, value, check))
+    return this.#estimated(admission, estimated, check)
   }
 
   #headerTokens(request: Request): number | TenantError {
@@ -141,32 +173,80 @@ class QuotaStage implements ChainStage {
     return validAmount(Number(header), this.tokenHeader)
   }
 
-  #estimated(admission: Admission, estimated: number | UserRefusal): StageStep {
+  #estimated(admission: Admission, estimated: number | UserRefusal, check: boolean): StageStep {
     if (estimated instanceof UserRefusal) return this.#core.refuse(admission, {}, { error: estimated.error })
-    return this.#charge(admission, validAmount(estimated, 'the token estimate'))
+    return this.#charge(admission, validAmount(estimated, 'the token estimate'), check)
   }
 
-  #charge(admission: Admission, tokens: number | TenantError): StageStep {
+  #charge(admission: Admission, tokens: number | TenantError, check: boolean): StageStep {
     if (typeof tokens !== 'number') return this.#core.refuse(admission, {}, { error: tokens })
     const pick = this.options.subject
-    if (pick === undefined) return this.#chargeSubject(admission, tokens, undefined)
+    if (pick === undefined) return this.#chargeSubject(admission, tokens, undefined, check)
     const named = callUser('quota', () => pick(admission.request))
-    if (isThenable(named)) return named.then((value) => this.#chargeSubject(admission, tokens, value))
-    return this.#chargeSubject(admission, tokens, named)
+    if (isThenable(named)) return named.then((value) => this.#chargeSubject(admission, tokens, value, check))
+    return this.#chargeSubject(admission, tokens, named, check)
   }
 
-  #chargeSubject(admission: Admission, tokens: number, named: string | undefined | UserRefusal): StageStep {
+  #chargeSubject(
+    admission: Admission,
+    tokens: number,
+    named: string | undefined | UserRefusal,
+    check: boolean,
+  ): StageStep {
     const subject = named instanceof UserRefusal ? named.error : validSubject(named)
     if (subject instanceof TenantError) return this.#core.refuse(admission, {}, { error: subject })
-    const tenantId = admission.tenantId!
     const cost: ChargedCost =
       subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject }
+    if (!check) return this.#consume(admission, cost)
+    this.#prepared?.set(admission, cost)
+    return undefined
+  }
+
+  #consume(admission: Admission, cost: ChargedCost): StageStep {
+    const tenantId = admission.tenantId!
     const { manager } = this
+    const core = this.#core
     // The resolver's config, when it read it from the store this manager reads.
-    const config = this.#core.known(admission)?.quota
-    const answer = this.#core.attempt(() => consumeQuota(manager, tenantId, cost, config))
+    const config = core.known(admission)?.quota
+    const consume = () => consumeQuota(manager, tenantId, cost, config)
+    // With a timeout, a decision that lands after it is compensated (see #late); without one no
+    // closure is made for it.
+    const answer =
+      core.timeoutMs === undefined
+        ? core.attempt(consume)
+        : core.attempt(consume, admission, (late: QuotaDecision) => this.#late(admission, cost, late))
     if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, cost, decision))
     return this.#decided(admission, cost, answer)
+  }
+
+  /**
+   * A consume that outlived `timeoutMs` and then admitted the request: the store charged a request
+   * that was answered 503 (under failOpen it was served, and the charge stands). The tokens are
+   * refunded with `adjust()`; the request count cannot be (the QuotaManager interface has no way
+   * to), so the late charge is reported to `onError` with the tenant.
+   */
+  #late(admission: Admission, cost: ChargedCost, decision: QuotaDecision): void {
+    const core = this.#core
+    if (!decision.allowed || core.failOpen) return
+    const tenantId = admission.tenantId!
+    const info = { stage: 'quota' as const, request: admission.request, tenantId }
+    const refund = cost.tokens > 0 && typeof this.manager.adjust === 'function'
+    const charged = `${cost.requests} request${cost.tokens > 0 ? ` and ${cost.tokens} tokens` : ''}`
+    reportError(
+      core.hooks,
+      new TenantBackendError(
+        `the quota store answered after the ${core.timeoutMs} ms timeout and charged the refused request ` +
+          `${charged}; ${refund ? `the tokens are refunded, the request stays counted` : 'it stays counted'}`,
+        { tenantId },
+      ),
+      info,
+    )
+    if (!refund) return
+    const delta =
+      cost.subject === undefined ? { tokens: -cost.tokens } : { tokens: -cost.tokens, subject: cost.subject }
+    Promise.resolve()
+      .then(() => this.manager.adjust(tenantId, delta))
+      .catch((error: unknown) => reportError(core.hooks, error, info))
   }
 
   #decided(admission: Admission, cost: ChargedCost, answer: QuotaDecision | StoreFailed): StageStep {

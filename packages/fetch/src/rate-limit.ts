@@ -4,10 +4,12 @@ import {
   isThenable,
   type RateLimitDecision,
   type RateLimiter,
+  TenantBackendError,
   TenantError,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { rateLimitHeaders, retryAfterHeader } from './headers'
+import { reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
 import { clockOf, StageCore, type StageOptions, StoreFailed } from './stage'
 import type { MaybePromise, Middleware } from './types'
@@ -71,9 +73,31 @@ class RateLimitStage implements ChainStage {
     const { limiter } = this
     // The resolver's config, when it read it from the store this limiter reads.
     const config = this.#core.known(admission)?.rateLimit
-    const answer = this.#core.attempt(() => consumeRate(limiter, tenantId, undefined, config))
+    const consume = () => consumeRate(limiter, tenantId, undefined, config)
+    const core = this.#core
+    const answer =
+      core.timeoutMs === undefined
+        ? core.attempt(consume)
+        : core.attempt(consume, admission, (late: RateLimitDecision) => this.#late(admission, late))
     if (isThenable(answer)) return answer.then((decision) => this.#decided(admission, decision))
     return this.#decided(admission, answer)
+  }
+
+  // A consume that admitted the request after the timeout took a token from a request refused
+  // with 503 (under failOpen it was served, and the token stands). The RateLimiter interface has
+  // no way to give a token back, so the late charge is reported to onError with the tenant.
+  #late(admission: Admission, decision: RateLimitDecision): void {
+    const core = this.#core
+    if (!decision.allowed || core.failOpen || decision.limit === undefined) return
+    const { request, tenantId } = admission
+    reportError(
+      core.hooks,
+      new TenantBackendError(
+        `the rate limit store answered after the ${core.timeoutMs} ms timeout and took a token for the refused request; it is not given back`,
+        { tenantId },
+      ),
+      { stage: 'rateLimit', request, tenantId },
+    )
   }
 
   #decided(admission: Admission, answer: RateLimitDecision | StoreFailed): StageStep {

@@ -6,6 +6,7 @@ import {
   currentTenantId,
   fromCookie,
   fromHeader,
+  fromPathPrefix,
   fromQuery,
   getTenant,
   getTenantId,
@@ -429,6 +430,100 @@ describe('tenantResolver', () => {
       expect(() => tenantResolver({ principal: () => 'acme', fallbackToExtractors: 'yes' as never })).toThrow(
         'tenantResolver.fallbackToExtractors',
       )
+    })
+  })
+
+  describe('a principal with a tenant: every extractor must agree with it', () => {
+    const principal = (request: Request) => request.headers.get('Authorization')?.slice(7)
+    const auth = (tenant: string, headers: Record<string, string> = {}) => ({
+      headers: { Authorization: `Bearer ${tenant}`, ...headers },
+    })
+    const extractors = [fromHeader(), fromPathPrefix('/t/'), fromQuery(), fromCookie()]
+
+    it('refuses 403 tenant_mismatch when a later extractor names another tenant than an agreeing earlier one', async () => {
+      const resolve = tenantResolver({ principal, extractors })
+      const cases: [string, RequestInit, string][] = [
+        ['/t/globex/invoices', auth('acme', { 'X-Tenant-ID': 'acme' }), 'path:/t/'],
+        ['/t/acme/invoices?tenant=globex', auth('acme', { 'X-Tenant-ID': 'acme' }), 'query:tenant'],
+        ['/t/acme/invoices?tenant=globex', auth('acme'), 'query:tenant'],
+        ['/?tenant=acme', auth('acme', { Cookie: 'tenant=globex' }), 'cookie:tenant'],
+      ]
+      for (const [path, init, source] of cases) {
+        const { calls, next } = okHandler()
+        const response = await resolve(req(path, init), next)
+        expect(response.status, path).toBe(403)
+        const body = await problem(response)
+        expect(body.code, path).toBe('tenant_mismatch')
+        expect(body.detail, path).toContain(source)
+        expect(calls, path).toHaveLength(0)
+      }
+    })
+
+    it('reads every member of a chain, not just the first that finds an id', async () => {
+      const { hooks, events } = recorder()
+      const resolve = tenantResolver({
+        principal,
+        extractors: [chain(fromCookie(), fromHeader(), fromQuery())],
+        hooks,
+      })
+      const response = await resolve(
+        req('/?tenant=evil', auth('acme', { Cookie: 'tenant=acme', 'X-Tenant-ID': 'acme' })),
+        okHandler().next,
+      )
+      expect(response.status).toBe(403)
+      expect(events[0]!.event).toMatchObject({
+        code: 'tenant_mismatch',
+        source: 'query:tenant',
+        tenantId: 'acme',
+      })
+    })
+
+    it('refuses an invalid id in any extractor with 400, and accepts a request where all agree', async () => {
+      const resolve = tenantResolver({ principal, extractors })
+      const invalid = await resolve(req('/t/acme/x?tenant=a%2Fb', auth('acme')), okHandler().next)
+      expect(await problem(invalid)).toMatchObject({ status: 400, code: 'tenant_invalid_id' })
+      const { calls, next } = okHandler()
+      const agreed = await resolve(
+        req('/t/acme/x?tenant=acme', auth('acme', { 'X-Tenant-ID': 'acme', Cookie: 'tenant=acme' })),
+        next,
+      )
+      expect(agreed.status).toBe(200)
+      expect(getTenantId(calls[0]!)).toBe('acme')
+      // Naming nothing at all is fine: the principal's tenant.
+      expect((await resolve(req('/', auth('acme')), okHandler().next)).status).toBe(200)
+    })
+
+    it('awaits asynchronous extractors and refuses with the code of a TenantError from any of them', async () => {
+      const later = { source: 'custom', extract: async () => 'globex' }
+      const resolve = tenantResolver({ principal: async () => 'acme', extractors: [fromHeader(), later] })
+      const response = await resolve(req('/', { tenant: 'acme' }), okHandler().next)
+      expect(await problem(response)).toMatchObject({ status: 403, code: 'tenant_mismatch' })
+      const refusing = tenantResolver({
+        principal: () => 'acme',
+        extractors: [
+          fromHeader(),
+          {
+            source: 'custom',
+            extract: async () => {
+              throw new TenantError('tenant_invalid_id', 'bad signature')
+            },
+          },
+        ],
+      })
+      expect(await problem(await refusing(req('/', { tenant: 'acme' }), okHandler().next))).toMatchObject({
+        status: 400,
+        code: 'tenant_invalid_id',
+      })
+    })
+
+    it('keeps first-match order without a principal (and with a principal that has no tenant, under fallbackToExtractors)', async () => {
+      for (const options of [{}, { principal: () => undefined, fallbackToExtractors: true }]) {
+        const { calls, next } = okHandler()
+        const resolve = tenantResolver({ ...options, extractors })
+        const response = await resolve(req('/t/globex/x?tenant=initech', { tenant: 'acme' }), next)
+        expect(response.status).toBe(200)
+        expect(getTenantId(calls[0]!)).toBe('acme')
+      }
     })
   })
 

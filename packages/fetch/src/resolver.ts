@@ -9,7 +9,7 @@ import {
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { setTenantState } from './context'
-import { extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
+import { extractEvery, extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
 import type { MaybePromise, Middleware } from './types'
@@ -210,8 +210,11 @@ class ResolverStage implements ChainStage {
   }
 
   // The extractors run even when the principal named a tenant: a request naming another one is a
-  // mismatch, never silently re-targeted.
+  // mismatch, never silently re-targeted. Then all of them run (see #agree): the first that finds
+  // an id is not the only place the request can name one (a path prefix, a query parameter the
+  // app routes on).
   #extract(admission: Admission, principal: PrincipalAnswer, from: number): StageStep {
+    if (principal !== NO_PRINCIPAL) return this.#agree(admission, principal, 0, [])
     const extractors = this.#extractors
     for (let i = from; i < extractors.length; i++) {
       const extractor = extractors[i]!
@@ -228,6 +231,26 @@ class ResolverStage implements ChainStage {
     return this.#choose(admission, principal, undefined)
   }
 
+  // With a principal's tenant: every extractor, and every member of a chain, is read; the ids
+  // found go to #choose, which refuses any that is invalid or not the principal's.
+  #agree(admission: Admission, principal: string, from: number, found: Found[]): StageStep {
+    const extractors = this.#extractors
+    for (let i = from; i < extractors.length; i++) {
+      const extractor = extractors[i]!
+      const result = callUser('resolve', () => extractEvery(extractor, admission.request, found))
+      if (isThenable(result)) {
+        return result.then((value) =>
+          value instanceof UserRefusal
+            ? this.#core.refuse(admission, { source: extractor.source }, value)
+            : this.#agree(admission, principal, i + 1, found),
+        )
+      }
+      if (result instanceof UserRefusal)
+        return this.#core.refuse(admission, { source: extractor.source }, result)
+    }
+    return this.#choose(admission, principal, found)
+  }
+
   #found(
     admission: Admission,
     principal: PrincipalAnswer,
@@ -239,13 +262,30 @@ class ResolverStage implements ChainStage {
     return this.#choose(admission, principal, result)
   }
 
-  #choose(admission: Admission, principal: PrincipalAnswer, fromRequest: Found | undefined): StageStep {
+  /**
+   * `fromRequest`: the id the first extractor that found one found, or, with a principal's tenant,
+   * every id the request names (see #agree).
+   */
+  #choose(
+    admission: Admission,
+    principal: PrincipalAnswer,
+    found: Found | readonly Found[] | undefined,
+  ): StageStep {
     const core = this.#core
     if (principal !== NO_PRINCIPAL) {
       const refused = this.#invalid(admission, principal, 'principal')
       if (refused) return refused
     }
-    if (fromRequest !== undefined) {
+    let fromRequest: Found | undefined
+    if (Array.isArray(found)) {
+      for (const named of found as readonly Found[]) {
+        const refused = this.#invalid(admission, named.tenantId, named.source)
+        if (refused) return refused
+      }
+      // The first that names another tenant than the principal's, else the first.
+      fromRequest = found.find((named) => named.tenantId !== principal) ?? found[0]
+    } else if (found !== undefined) {
+      fromRequest = found as Found
       const refused = this.#invalid(admission, fromRequest.tenantId, fromRequest.source)
       if (refused) return refused
     }
@@ -294,7 +334,7 @@ class ResolverStage implements ChainStage {
     }
     const store = this.#configManager
     if (store === undefined) return this.#pass(admission, source, undefined)
-    const answer = core.attempt(() => readTenantConfig(store, tenantId))
+    const answer = core.attempt(() => readTenantConfig(store, tenantId), admission)
     if (isThenable(answer)) return answer.then((config) => this.#checked(admission, source, config))
     return this.#checked(admission, source, answer)
   }

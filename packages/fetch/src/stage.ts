@@ -115,20 +115,43 @@ const stageNames: Record<TenancyStage, string> = {
 }
 
 /**
- * Runs a store call, failing it with a `TenantBackendError` if it outlives `timeoutMs`. An answer
- * that is already there (a fast-path value) is returned as it is; a promise is the store's own
- * when there is no timeout (no wrapper per call: each promise also runs AsyncLocalStorage's hooks
- * on Node). A store that throws synchronously throws here.
+ * Runs a store call, failing it with a `TenantBackendError` (carrying `tenantId`) if it outlives
+ * `timeoutMs`. An answer that is already there (a fast-path value) is returned as it is; a promise
+ * is the store's own when there is no timeout (no wrapper per call: each promise also runs
+ * AsyncLocalStorage's hooks on Node). A store that throws synchronously throws here.
+ *
+ * The timeout only stops the waiting: the store's call still runs and may change state when it
+ * lands. `onLate` gets that late answer (not a late failure), so a stage can compensate what the
+ * refused request was charged.
  */
-export function callStore<T>(call: () => T | Promise<T>, timeoutMs: number | undefined): T | Promise<T> {
+export function callStore<T>(
+  call: () => T | Promise<T>,
+  timeoutMs: number | undefined,
+  tenantId?: string,
+  onLate?: (late: T) => void,
+): T | Promise<T> {
   const answer = call()
-  return timeoutMs === undefined || !isThenable(answer) ? answer : raceTimeout(answer, timeoutMs)
+  return timeoutMs === undefined || !isThenable(answer)
+    ? answer
+    : raceTimeout(answer, timeoutMs, tenantId, onLate)
 }
 
-async function raceTimeout<T>(answer: PromiseLike<T>, timeoutMs: number): Promise<T> {
+async function raceTimeout<T>(
+  answer: PromiseLike<T>,
+  timeoutMs: number,
+  tenantId: string | undefined,
+  onLate: ((late: T) => void) | undefined,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TenantBackendError(`no answer within ${timeoutMs} ms`)), timeoutMs)
+    timer = setTimeout(() => {
+      reject(new TenantBackendError(`no answer within ${timeoutMs} ms`, { tenantId }))
+      // A late failure changed nothing to compensate; a late handler's own failure is its to report.
+      if (onLate)
+        Promise.resolve(answer)
+          .then(onLate)
+          .catch(() => {})
+    }, timeoutMs)
   })
   try {
     return await Promise.race([answer, timeout])
@@ -243,12 +266,18 @@ export class StageCore<K extends EventHookName> {
 
   /**
    * Calls a store: its answer (a value, or a promise of one), or a {@link StoreFailed} when it
-   * threw, rejected or timed out. Never throws.
+   * threw, rejected or timed out. Never throws. With `timeoutMs`, the timeout error names the
+   * admission's tenant, and `onLate` gets an answer that lands after the timeout (see
+   * {@link callStore}).
    */
-  attempt<T>(call: () => T | Promise<T>): T | StoreFailed | Promise<T | StoreFailed> {
+  attempt<T>(
+    call: () => T | Promise<T>,
+    admission?: Admission,
+    onLate?: (late: T) => void,
+  ): T | StoreFailed | Promise<T | StoreFailed> {
     let answer: T | Promise<T>
     try {
-      answer = callStore(call, this.timeoutMs)
+      answer = callStore(call, this.timeoutMs, admission?.tenantId, onLate)
     } catch (thrown) {
       return new StoreFailed(thrown)
     }

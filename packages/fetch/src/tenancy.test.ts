@@ -278,8 +278,10 @@ describe('a response object handed to every request', () => {
 
   for (const [title, make] of [
     ['a 204 without a body', () => new Response(null, { status: 204 })],
-    ['a 200 without a body, with a RateLimit item of its own', () =>
-      new Response(null, { status: 200, headers: { RateLimit: '"upstream";r=5;t=1' } })],
+    [
+      'a 200 without a body, with a RateLimit item of its own',
+      () => new Response(null, { status: 200, headers: { RateLimit: '"upstream";r=5;t=1' } }),
+    ],
   ] as const) {
     it(`${title}: no tenant's numbers reach another, and nothing accumulates`, async () => {
       const shared = make()

@@ -14,7 +14,7 @@ import { recordExecutionContext } from './execution-context'
 import type { TenancyHooks } from './hooks'
 import { invalidOption } from './options'
 import { type PolicyOptions, policyStage } from './policy'
-import { type QuotaOptions, quotaStage } from './quota'
+import { type QuotaOptions, quotaPrecheck, quotaStage } from './quota'
 import { type RateLimitOptions, rateLimitStage } from './rate-limit'
 import { type HostPrincipal, type ResolverOptions, resolverStage } from './resolver'
 import type { FetchHandler, Middleware } from './types'
@@ -102,6 +102,8 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
   ]
   const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
   if (policy?.evaluator) stages.push(policyStage(withShared(policy, options)))
+  // Where the quota's cost check goes when a stage that consumes runs before the quota.
+  const consumersFrom = stages.length
   const concurrency = stageOptions<ConcurrencyLimiter, ConcurrencyOptions>(
     options.concurrency,
     'acquire',
@@ -120,7 +122,13 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
   const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
   if (rateLimit?.limiter) stages.push(rateLimitStage(withShared(rateLimit, options)))
   const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
-  if (quota?.manager) stages.push(quotaStage(withShared(quota, options)))
+  const quotaChain = quota?.manager ? quotaStage(withShared(quota, options)) : undefined
+  if (quotaChain !== undefined) {
+    // A request refused for its cost (400 invalid_cost) must have charged nothing: its cost is
+    // read and checked before the concurrency and rate-limit stages take anything from it.
+    if (stages.length > consumersFrom) stages.splice(consumersFrom, 0, quotaPrecheck(quotaChain))
+    stages.push(quotaChain)
+  }
   return stages.filter((stage): stage is ChainStage => stage !== undefined)
 }
 
