@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
-import { AdminService, toTenantConfigInput } from './admin-service'
+import { AdminService, auditTimestamp, toTenantConfigInput } from './admin-service'
 import type { AuditRecord } from './audit'
 import { auditedPlanStore, auditedStore } from './audited-store'
 import { ManualClock } from './clock'
@@ -611,4 +611,127 @@ describe('AdminService in-flight counts', () => {
       /inFlight/,
     )
   })
+})
+
+describe('AdminService audit timestamps', () => {
+  it('stamps every record with the floor of a fractional clock, resets and changes alike', async () => {
+    clock.set(T0 + 0.75)
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const limiter = new InMemoryConcurrencyLimiter()
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas,
+      concurrency: limiter,
+      clock,
+    })
+    await service.create({ id: 'acme', quota: { limits: [{ window: 'hour', requests: 5 }] } }, alice)
+    await service.resetUsage('acme', alice)
+    await service.resetInFlight('acme', alice)
+    expect((await history('acme')).map((r) => [r.action, r.at])).toEqual([
+      ['tenant.concurrency.reset', T0],
+      ['tenant.usage.reset', T0],
+      ['tenant.create', T0],
+    ])
+    expect(auditTimestamp(new ManualClock(T0 + 0.999))).toBe(T0)
+  })
+
+  it('refuses a reset whose record the clock cannot stamp, before resetting anything', async () => {
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const limiter = new InMemoryConcurrencyLimiter()
+    const badClock = new ManualClock(T0)
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas,
+      concurrency: limiter,
+      clock: badClock,
+    })
+    await service.create({ id: 'acme', quota: { limits: [{ window: 'hour', requests: 5 }] } }, alice)
+    await quotas.consume('acme', { requests: 3 })
+    await limiter.acquire('acme', 3)
+    for (const bad of [Number.NaN, -1, 2 ** 53]) {
+      badClock.set(bad)
+      for (const reset of [
+        () => service.resetUsage('acme', alice),
+        () => service.resetInFlight('acme', alice),
+      ]) {
+        const error = await rejects(reset())
+        expect(error).toBeInstanceOf(InvalidTenantConfigError)
+        expect((error as InvalidTenantConfigError).issues[0]!.path).toEqual(['at'])
+      }
+    }
+    expect((await quotas.peek('acme')).windows[0]!.used.requests).toBe(3)
+    expect(await limiter.inFlight('acme')).toBe(1)
+    expect((await history('acme')).map((r) => r.action)).toEqual(['tenant.create'])
+  })
+
+  it('auditedStore refuses a change it cannot stamp, writing nothing', async () => {
+    const badClock = new ManualClock(Number.NaN)
+    const store = auditedStore(configs, auditLog, { clock: badClock })
+    const error = await rejects(
+      store.applyChange({
+        tenantId: 'acme',
+        action: 'tenant.create',
+        actor: 'a',
+        apply: () => ({ id: 'acme' }),
+      }),
+    )
+    expect((error as InvalidTenantConfigError).issues[0]!.path).toEqual(['at'])
+    expect(await rejects(configs.getTenantConfig('acme'))).toBeInstanceOf(TenantNotFoundError)
+    expect(await history('acme')).toEqual([])
+  })
+})
+
+describe('AdminService context text', () => {
+  it('refuses an actor or request id a store cannot keep (U+0000, unpaired surrogate)', async () => {
+    for (const [context, path] of [
+      [{ actor: 'a\u0000b' }, 'AdminService.context.actor'],
+      [{ actor: 'a\ud800' }, 'AdminService.context.actor'],
+      [{ actor: 'a', requestId: 'r\u0000' }, 'AdminService.context.requestId'],
+      [{ actor: 'a', requestId: '\udc00r' }, 'AdminService.context.requestId'],
+    ] as const) {
+      expectInvalidOption(await rejects(admin.create({ id: 'acme' }, context)), path, /U\+0000|surrogate/)
+    }
+    expect(await history('acme')).toEqual([])
+  })
+})
+
+describe('AdminService plan membership (in memory)', () => {
+  // Each order starts both calls in the same tick, as two admin requests arriving together would.
+  for (const order of ['create-first', 'delete-first', 'update-first', 'delete-before-update'] as const) {
+    it(`a tenant put on a plan while the plan is deleted: exactly one wins (${order})`, async () => {
+      const plans = new InMemoryPlanStore({ tenants: configs, clock })
+      const service = new AdminService({
+        store: auditedStore(configs, auditLog, { clock }),
+        plans: auditedPlanStore(plans, auditLog, { clock }),
+        auditLog,
+      })
+      await service.createPlan({ id: 'pro' }, alice)
+      await service.create({ id: 'other' }, alice)
+      const tenantId = order.includes('update') ? 'other' : 'acme'
+      const put = () =>
+        tenantId === 'other'
+          ? service.update('other', { plan: 'pro' }, alice)
+          : service.create({ id: 'acme', plan: 'pro' }, alice)
+      const remove = () => service.deletePlan('pro', { actor: 'bob' })
+      const results = await Promise.allSettled(
+        order.startsWith('delete') ? [remove(), put()] : [put(), remove()],
+      )
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+      const planExists = await plans.getPlan('pro').then(
+        () => true,
+        () => false,
+      )
+      const tenant = await configs.getTenantConfig(tenantId).catch(() => null)
+      // The contract: a tenant names only a plan that exists.
+      if (tenant?.plan === 'pro') expect(planExists).toBe(true)
+      const refusal = results.find((r) => r.status === 'rejected')!.reason
+      if (planExists) expect(refusal).toBeInstanceOf(PlanInUseError)
+      else {
+        expect(refusal).toBeInstanceOf(InvalidTenantConfigError)
+        expect((refusal as InvalidTenantConfigError).issues[0]!.path).toEqual(['plan'])
+      }
+    })
+  }
 })

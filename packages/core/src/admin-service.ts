@@ -10,6 +10,7 @@ import type {
   PlanAuditRecord,
   TenantAuditAction,
   TenantAuditRecord,
+  TenantAuditRecordInput,
 } from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConcurrencyLimiter } from './concurrency'
@@ -22,6 +23,7 @@ import {
   TenantAlreadyExistsError,
   TenantNotFoundError,
 } from './errors'
+import { storableTextProblem } from './json'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
 import type { QuotaManager, QuotaSubjectOptions, QuotaUsage } from './quota'
 import {
@@ -72,6 +74,33 @@ export const planUpdateInputSchema = planConfigInputSchema.omit({ id: true }).ex
 
 /** What {@link AdminService.updatePlan} accepts. */
 export type PlanUpdateInput = z.input<typeof planUpdateInputSchema>
+
+/**
+ * The `at` of an audit record written now: `clock.now()` rounded down to a whole ms, the one
+ * stamp every audit writer of the toolkit uses (`AdminService` resets, `auditedStore`,
+ * `auditedPlanStore` and the Drizzle stores), so that records agree across stores and every log
+ * accepts them (the Drizzle log refuses a fraction). Throws `InvalidTenantConfigError` (path `at`)
+ * when the clock gives no such time (NaN, negative, past 2^53), before anything is written.
+ *
+ * @example
+ * ```ts
+ * auditTimestamp(new ManualClock(1767225600000.25)) // 1767225600000
+ * ```
+ */
+export function auditTimestamp(clock: Clock): number {
+  const now = clock.now()
+  const at = Math.floor(now)
+  if (!Number.isSafeInteger(at) || at < 0) {
+    throw new InvalidTenantConfigError([
+      {
+        path: ['at'],
+        message: `the clock gave ${String(now)}, not a time in ms since the epoch`,
+        code: 'invalid_type',
+      },
+    ])
+  }
+  return at
+}
 
 /** Who is making an admin change, recorded in the audit log. */
 export interface AdminContext {
@@ -250,11 +279,12 @@ export class AdminService {
    */
   async create(input: TenantConfigInput, context: AdminContext): Promise<TenantConfig> {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
-    await this.#checkPlan(parsed.plan)
-    return this.#change(parsed.id, 'tenant.create', context, (before) => {
-      if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
-      return parsed
-    })
+    return this.#onPlan(parsed.plan, () =>
+      this.#change(parsed.id, 'tenant.create', context, (before) => {
+        if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
+        return parsed
+      }),
+    )
   }
 
   /**
@@ -266,11 +296,18 @@ export class AdminService {
     const id = validateTenantId(tenantId)
     const { id: bodyId, status, plan, ...rest } = parseOrThrow(tenantUpdateInputSchema, input)
     mustMatch(bodyId, id, 'tenant')
-    if (plan !== undefined) await this.#checkPlan(plan)
-    return this.#change(id, 'tenant.update', context, (before) => {
-      const current = existing(id, before)
-      return { ...rest, id, status: status ?? current.status, plan: plan === undefined ? current.plan : plan }
-    })
+    // An omitted plan keeps the current one, which cannot be deleted while the tenant is on it.
+    return this.#onPlan(plan ?? null, () =>
+      this.#change(id, 'tenant.update', context, (before) => {
+        const current = existing(id, before)
+        return {
+          ...rest,
+          id,
+          status: status ?? current.status,
+          plan: plan === undefined ? current.plan : plan,
+        }
+      }),
+    )
   }
 
   /** Deletes a tenant. Throws `TenantNotFoundError` for an unknown tenant. */
@@ -343,11 +380,12 @@ export class AdminService {
    * Forgets all of a tenant's quota usage (every window), then records who did it (action
    * `tenant.usage.reset`, the config as both snapshots) and returns the usage after. The reset is
    * in the quota store and the record in the audit log, so they cannot be one transaction: the
-   * reset comes first, and if the record then fails the call fails (503) with the usage already
-   * reset; retrying is safe (a reset is idempotent) and writes the record. Throws
-   * `TenantNotFoundError` for an unknown tenant and `InvalidTenantConfigError` (path
-   * `AdminService.quotas`) without a quota manager that can reset (check
-   * {@link AdminService.canResetUsage}).
+   * record is built and checked first (a clock that gives no valid time refuses the call before
+   * anything is reset), then the reset runs, then the record is appended. If the append fails the
+   * call fails (503) with the usage already reset; retrying is safe (a reset is idempotent) and
+   * writes the record. Throws `TenantNotFoundError` for an unknown tenant and
+   * `InvalidTenantConfigError` (path `AdminService.quotas`) without a quota manager that can reset
+   * (check {@link AdminService.canResetUsage}).
    */
   async resetUsage(tenantId: string, context: AdminContext): Promise<QuotaUsage> {
     const id = validateTenantId(tenantId)
@@ -357,16 +395,9 @@ export class AdminService {
       throw invalidOption('AdminService.quotas', 'resetting usage needs a quota manager with reset()')
     }
     const config = await this.#store.getTenantConfig(id)
+    const record = this.#resetRecord(config, 'tenant.usage.reset', context)
     await quotas.reset(id)
-    await this.#auditLog.append({
-      tenantId: id,
-      actor: context.actor,
-      action: 'tenant.usage.reset',
-      before: config,
-      after: config,
-      at: this.#clock.now(),
-      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-    })
+    await this.#auditLog.append(record)
     return quotas.peek(id)
   }
 
@@ -391,28 +422,40 @@ export class AdminService {
    * Frees every concurrency slot of the tenant (after a crash left slots taken), then records who
    * did it (action `tenant.concurrency.reset`, the config as both snapshots) and returns the count
    * after. Requests still running keep running; their later releases free nothing. Like
-   * {@link AdminService.resetUsage}, the reset comes first and is safe to retry if the record
-   * fails.
+   * {@link AdminService.resetUsage}, the record is built and checked before the reset, and the
+   * call is safe to retry if appending it fails.
    */
   async resetInFlight(tenantId: string, context: AdminContext): Promise<TenantInFlight> {
     const id = validateTenantId(tenantId)
     checkContext(context)
     const limiter = this.#requireConcurrency()
     const config = await this.#store.getTenantConfig(id)
+    const record = this.#resetRecord(config, 'tenant.concurrency.reset', context)
     await limiter.reset(id)
-    await this.#auditLog.append({
-      tenantId: id,
-      actor: context.actor,
-      action: 'tenant.concurrency.reset',
-      before: config,
-      after: config,
-      at: this.#clock.now(),
-      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-    })
+    await this.#auditLog.append(record)
     return {
       tenantId: id,
       inFlight: await limiter.inFlight(id),
       maxInFlight: config.concurrency?.maxInFlight ?? null,
+    }
+  }
+
+  // The record of a reset, complete before the reset runs: the reset cannot be undone, so nothing
+  // that would make the append refuse the record (a bad clock reading) may be found after it.
+  // `config` came from the store and `context` was checked, so `at` is all that is left to check.
+  #resetRecord(
+    config: TenantConfig,
+    action: TenantAuditAction,
+    context: AdminContext,
+  ): TenantAuditRecordInput {
+    return {
+      tenantId: config.id,
+      actor: context.actor,
+      action,
+      before: config,
+      after: config,
+      at: auditTimestamp(this.#clock),
+      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
     }
   }
 
@@ -494,10 +537,23 @@ export class AdminService {
     return this.#plans
   }
 
+  // Runs `write` (which puts a tenant on `planId`) once the plan is known to exist, holding the
+  // plan (PlanStore.holdPlan) from the check to the end of the write when the store can, so that a
+  // racing deletePlan either sees the tenant or removes the plan before the check. Stores without
+  // holdPlan refuse a missing plan in the write itself (a foreign key).
+  async #onPlan<T>(planId: string | null, write: () => Promise<T>): Promise<T> {
+    if (planId === null) return write()
+    const plans = this.#plans
+    const checked = async () => {
+      await this.#checkPlan(planId)
+      return write()
+    }
+    return typeof plans?.holdPlan === 'function' ? plans.holdPlan(planId, checked) : checked()
+  }
+
   // A tenant may only name a plan that exists: one that does not would fail every read of the
   // tenant through withPlans (fail closed), so it is refused here as bad input instead.
-  async #checkPlan(planId: string | null): Promise<void> {
-    if (planId === null) return
+  async #checkPlan(planId: string): Promise<void> {
     const problem = (message: string) =>
       new InvalidTenantConfigError([{ path: ['plan'], message, code: 'invalid_value' }])
     if (this.#plans === undefined) throw problem('this admin service manages no plans')
@@ -587,13 +643,18 @@ function existing(tenantId: string, before: TenantConfig | null): TenantConfig {
 
 // A missing actor is a wiring bug in the caller (the HTTP layer always supplies one); it is reported
 // like every other bad argument, as invalid config naming the field, before anything is written.
+// Both are stored in the audit log, so they must also be text every store keeps (storableTextProblem).
 function checkContext(context: AdminContext): void {
   const actor = context?.actor
   if (typeof actor !== 'string' || actor.length === 0 || actor.length > 255) {
     throw invalidOption('AdminService.context.actor', 'must be a string of 1 to 255 characters')
   }
+  const actorProblem = storableTextProblem(actor)
+  if (actorProblem !== undefined) throw invalidOption('AdminService.context.actor', actorProblem)
   const requestId = context.requestId
   if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length > 255)) {
     throw invalidOption('AdminService.context.requestId', 'must be a string of at most 255 characters')
   }
+  const requestIdProblem = requestId === undefined ? undefined : storableTextProblem(requestId)
+  if (requestIdProblem !== undefined) throw invalidOption('AdminService.context.requestId', requestIdProblem)
 }

@@ -1,4 +1,4 @@
-import { toTenantConfigInput } from './admin-service'
+import { auditTimestamp, toTenantConfigInput } from './admin-service'
 import type {
   AuditAction,
   AuditedPlanStore,
@@ -24,7 +24,7 @@ import { validateTenantId } from './tenant-id'
 
 /** Options of {@link auditedStore}. */
 export interface AuditedStoreOptions {
-  /** Stamps `at` on audit records. @default systemClock */
+  /** Stamps `at` on audit records, rounded down to a whole ms (`auditTimestamp`). @default systemClock */
   clock?: Clock
 }
 
@@ -119,6 +119,11 @@ export function auditedPlanStore(
     setPlan: (input) => plans.setPlan(input),
     deletePlan: (id) => plans.deletePlan(id),
     listPlans: (listOptions) => plans.listPlans(listOptions),
+    // Passed through so that AdminService can hold a plan of the wrapped store (InMemoryPlanStore)
+    // while it puts a tenant on it.
+    ...(typeof plans.holdPlan === 'function'
+      ? { holdPlan: <T>(id: string, task: () => Promise<T>) => plans.holdPlan!(id, task) }
+      : {}),
   }
 }
 
@@ -162,6 +167,9 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
     return locks.run(id, async () => {
       const before = await subject.get(id)
       const next = change.apply(before)
+      // Stamped before the write: a clock that gives no valid time then refuses the change
+      // instead of leaving it written without its record.
+      const at = auditTimestamp(clock)
       let after: C | null
       if (next === null) {
         if (before === null) throw subject.notFound(id)
@@ -187,7 +195,7 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
             action: change.action,
             before,
             after,
-            at: clock.now(),
+            at,
             ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
           } as never),
         )

@@ -45,6 +45,8 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
   readonly #clock: Clock
   readonly #tenants: Pick<ConfigManager, 'listTenants'>
   readonly #plans = new SortedIdMap<PlanConfig>()
+  // Per plan id, the last hold or delete in flight (see holdPlan).
+  readonly #holds = new Map<string, Promise<void>>()
 
   constructor(options: InMemoryPlanStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -80,9 +82,33 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
 
   async deletePlan(planId: string): Promise<void> {
     validatePlanId(planId)
-    if (this.#plans.get(planId) === undefined) throw new PlanNotFoundError(planId)
-    if (await this.#inUse(planId)) throw new PlanInUseError(planId)
-    this.#plans.delete(planId)
+    // Held for the whole scan: a tenant put on the plan through holdPlan either is written before
+    // the scan starts (and found) or waits for the delete (and finds the plan gone).
+    return this.holdPlan(planId, async () => {
+      if (this.#plans.get(planId) === undefined) throw new PlanNotFoundError(planId)
+      if (await this.#inUse(planId)) throw new PlanInUseError(planId)
+      this.#plans.delete(planId)
+    })
+  }
+
+  /**
+   * Runs `task` while `planId` cannot be deleted (see `PlanStore.holdPlan`): tasks on one plan,
+   * and its deletes, run one at a time in this process. `AdminService` puts tenants on plans
+   * inside it; a raw `setTenantConfig` does not, and can still name a plan being deleted.
+   */
+  holdPlan<T>(planId: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#holds.get(planId) ?? Promise.resolve()
+    const result = previous.then(task)
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#holds.set(planId, tail)
+    // Only plans with work in flight keep an entry.
+    void tail.then(() => {
+      if (this.#holds.get(planId) === tail) this.#holds.delete(planId)
+    })
+    return result
   }
 
   async listPlans(options?: ListPlansOptions): Promise<ListPlansResult> {

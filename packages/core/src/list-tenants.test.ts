@@ -60,3 +60,18 @@ describe('compareTenantIds', () => {
     expect(compareTenantIds('a', 'a')).toBe(0)
   })
 })
+
+describe('resolveListTenantsOptions text', () => {
+  it('refuses an `after` cursor a store cannot compare (U+0000, unpaired surrogate)', () => {
+    for (const after of ['\u0000', 'acme\u0000', 'a\ud800', '\udfffz']) {
+      let error: unknown
+      try {
+        resolveListTenantsOptions({ after })
+      } catch (e) {
+        error = e
+      }
+      expect(error, JSON.stringify(after)).toBeInstanceOf(InvalidTenantConfigError)
+      expect((error as InvalidTenantConfigError).issues[0]!.path).toEqual(['after'])
+    }
+  })
+})

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DEFAULT_LIST_LIMIT, type ListTenantsOptions, MAX_LIST_LIMIT } from './config'
 import { InvalidTenantConfigError } from './errors'
+import { storableTextProblem } from './json'
 import { MAX_TENANT_ID_LENGTH } from './tenant-id'
 
 /** {@link ListTenantsOptions} after validation, with defaults applied. */
@@ -26,12 +27,23 @@ const listOptionsSchema = z.strictObject({
     .optional(),
   // Any string a previous page could have returned as `next`. Not required to be an existing id
   // (it may have been deleted since); an id-shaped prefix such as "acme-" is a valid cursor too.
-  after: z.string().min(1, 'must not be empty').max(MAX_TENANT_ID_LENGTH).optional(),
+  // Text a store cannot compare (U+0000, unpaired surrogates) is refused here, for every store
+  // alike: Postgres would fail the query (a 503) where SQLite answers a page.
+  after: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_TENANT_ID_LENGTH)
+    .superRefine((after, ctx) => {
+      const problem = storableTextProblem(after)
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+    })
+    .optional(),
 })
 
 /**
  * Validates `listTenants` options once, for every store: `limit` a whole number from 1 to
- * 1000 (default 50), `offset` a whole number >= 0, `after` a non-empty string, and never both
+ * 1000 (default 50), `offset` a whole number >= 0, `after` a non-empty string that every store
+ * can compare (no U+0000, no unpaired surrogate: `storableTextProblem`), and never both
  * `offset` and `after`. Throws `InvalidTenantConfigError` listing every problem.
  *
  * @example

@@ -40,6 +40,15 @@ export interface PlanStore {
   deletePlan(planId: string): Promise<void>
   /** One page of plans in id order. */
   listPlans(options?: ListPlansOptions): Promise<ListPlansResult>
+  /**
+   * Runs `task` while `planId` cannot be deleted: a `deletePlan` of it waits until `task` settles,
+   * and `task` waits for a delete already under way. `AdminService` puts a tenant on a plan inside
+   * it (checks that the plan exists, then writes the tenant), so that a delete racing the write
+   * either sees the tenant (`PlanInUseError`) or removes the plan first (the write is refused).
+   * Stores whose database refuses a tenant on a missing plan by itself (a foreign key, as
+   * `DrizzlePlanStore`) leave it out; `InMemoryPlanStore` has it.
+   */
+  holdPlan?<T>(planId: string, task: () => Promise<T>): Promise<T>
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  planConfigInputSchema,
   policyConfigSchema,
   quotaConfigSchema,
   quotaLimitSchema,
@@ -184,5 +185,46 @@ describe('tenantConfigSchema', () => {
     expect(tenantConfigSchema.safeParse(base).success).toBe(false)
     expect(tenantConfigSchema.safeParse({ ...base, createdAt: -1, updatedAt: 2 }).success).toBe(false)
     expect(tenantConfigSchema.safeParse({ ...base, createdAt: 1.5, updatedAt: 2 }).success).toBe(false)
+  })
+})
+
+describe('text every store keeps', () => {
+  it('refuses U+0000 and unpaired surrogates in allow-list entries, with the entry as the path', () => {
+    for (const [list, bad] of [
+      ['allowedModels', 'gpt\u00004o'],
+      ['allowedTools', 'search\ud800'],
+      ['allowedMethods', '\udc00GET'],
+      ['allowedPaths', '/v1/\u0000*'],
+    ] as const) {
+      const result = policyConfigSchema.safeParse({ [list]: [list === 'allowedPaths' ? '/ok' : 'ok', bad] })
+      expect(result.success, list).toBe(false)
+      expect(result.error!.issues.map((i) => i.path)).toEqual([[list, 1]])
+      expect(result.error!.issues[0]!.message).toMatch(/U\+0000|surrogate/)
+    }
+    // A paired surrogate (an emoji) is ordinary text.
+    expect(policyConfigSchema.safeParse({ allowedModels: ['model-\u{1f600}'] }).success).toBe(true)
+  })
+})
+
+describe('metadata __proto__ keys', () => {
+  it('refuses a top-level "__proto__" key (zod would drop it) with an issue at its path', () => {
+    for (const schema of [tenantConfigInputSchema, planConfigInputSchema]) {
+      const input = JSON.parse('{"id":"acme","metadata":{"__proto__":{"isAdmin":true},"x":1}}')
+      const result = schema.safeParse(input)
+      expect(result.success).toBe(false)
+      expect(issuesOf(result)).toEqual([
+        'metadata.__proto__: a metadata key may not be "__proto__" (JavaScript reads it as the prototype)',
+      ])
+    }
+  })
+
+  it('keeps a nested "__proto__" key as plain data, never as a prototype', () => {
+    const input = JSON.parse('{"id":"acme","metadata":{"x":{"__proto__":{"isAdmin":true}}}}')
+    const parsed = tenantConfigInputSchema.parse(input)
+    const nested = parsed.metadata.x as Record<string, unknown>
+    expect(Object.keys(nested)).toEqual(['__proto__'])
+    expect(Object.getPrototypeOf(nested)).toBe(Object.prototype)
+    expect((nested as { isAdmin?: unknown }).isAdmin).toBeUndefined()
+    expect(({} as { isAdmin?: unknown }).isAdmin).toBeUndefined()
   })
 })

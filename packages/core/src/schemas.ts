@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { findNonJsonValue } from './json'
+import { findNonJsonValue, storableTextProblem } from './json'
 import { MAX_TENANT_ID_LENGTH } from './tenant-id'
 
 /** The calendar windows a quota limit can use. Fixed windows align to UTC calendar boundaries. */
@@ -119,7 +119,14 @@ export const concurrencyConfigSchema = z.strictObject({
     .max(MAX_IN_FLIGHT, `must be <= ${MAX_IN_FLIGHT}`),
 })
 
-const allowEntry = z.string().min(1).max(1024)
+// Text every store keeps as given: Postgres refuses U+0000 and UTF-8 has no unpaired surrogates,
+// so such a string is refused here (400) instead of by one store's driver (503) and kept by another.
+function storableText(text: string, ctx: z.RefinementCtx): void {
+  const problem = storableTextProblem(text)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+}
+
+const allowEntry = z.string().min(1).max(1024).superRefine(storableText)
 const allowList = z.array(allowEntry).max(10_000).default([])
 
 // A path entry is matched against a URL pathname, which always starts with "/"; an entry that
@@ -147,12 +154,30 @@ export type TenantStatus = (typeof tenantStatuses)[number]
 
 // Plain JSON only: a database store would turn a Date into a string and drop undefined, so
 // anything else would come back different depending on the store.
+//
+// A `__proto__` key of the object itself (JSON.parse makes it an own key) is refused: a zod record
+// leaves it out, so it would be answered 201 with different data, and code that copies metadata
+// with Object.assign or a deep merge would set the copy's prototype from it. Deeper down it is
+// plain data that every store keeps (copyJson and JSON columns preserve own keys), and rows
+// stored with it must stay readable, so only the top level is checked.
 const metadataSchema = z
-  .record(z.string(), z.unknown())
-  .superRefine((metadata, ctx) => {
-    const problem = findNonJsonValue(metadata)
-    if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message })
-  })
+  .preprocess(
+    (value, ctx) => {
+      if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+        ctx.issues.push({
+          code: 'custom',
+          path: ['__proto__'],
+          message: 'a metadata key may not be "__proto__" (JavaScript reads it as the prototype)',
+          input: value,
+        })
+      }
+      return value
+    },
+    z.record(z.string(), z.unknown()).superRefine((metadata, ctx) => {
+      const problem = findNonJsonValue(metadata)
+      if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message })
+    }),
+  )
   .default({})
 const timestamp = z.number().int().min(0)
 

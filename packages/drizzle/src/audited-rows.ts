@@ -5,6 +5,7 @@ import {
   type AuditAction,
   type AuditRecord,
   type AuditRecordInput,
+  auditTimestamp,
   type Clock,
   copyJson,
   InvalidTenantConfigError,
@@ -98,7 +99,7 @@ interface ChangePlan<C> {
   id: string
   before: C | null
   after: C | null
-  /** The revision read with `before`; null when the row did not exist. */
+  /** The revision (concurrency token) read with `before`; null when the row did not exist. */
   revision: number | null
   record: AuditRecordInput
 }
@@ -188,11 +189,12 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
     const { table } = this.#kind
     const values = this.#kind.encode({ ...parsed, createdAt: now, updatedAt: now } as C)
     const { id: _id, createdAt: _createdAt, ...changes } = values
+    const revision = this.#nextRevision()
     const rows = await this.#run(parsed.id, () =>
       this.#db
         .insert(table)
-        .values(values)
-        .onConflictDoUpdate({ target: table.id, set: { ...changes, revision: sql`${table.revision} + 1` } })
+        .values({ ...values, revision })
+        .onConflictDoUpdate({ target: table.id, set: { ...changes, revision } })
         .returning(),
     )
     this.#cache?.invalidate(parsed.id)
@@ -363,17 +365,18 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
       return q.delete(table).where(where).returning({ id: table.id })
     }
     const values = this.#kind.encode(plan.after)
+    const revision = this.#nextRevision()
     if (plan.revision === null) {
       return q
         .insert(table)
-        .values(values)
+        .values({ ...values, revision })
         .onConflictDoNothing({ target: table.id })
         .returning({ id: table.id })
     }
     const { id: _id, createdAt: _createdAt, ...changes } = values
     return q
       .update(table)
-      .set({ ...changes, revision: plan.revision + 1 })
+      .set({ ...changes, revision })
       .where(sameRow(plan.revision))
       .returning({ id: table.id })
   }
@@ -432,8 +435,24 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
     return tenantId === undefined ? {} : { tenantId }
   }
 
+  // The same whole-ms stamp as every audit record of the toolkit (core's auditTimestamp), also
+  // used for createdAt / updatedAt so that a change's row and its record agree.
   #now(): number {
-    return Math.floor(this.#clock.now())
+    return auditTimestamp(this.#clock)
+  }
+
+  // The revision is the concurrency token of the optimistic (db.batch) path, which writes only if
+  // the row still holds the revision it read. A counter restarts with the row: a tenant deleted and
+  // created again would be back at a revision an in-flight change read from the deleted one, and
+  // that change would overwrite the new tenant (ABA). A random value drawn on every write,
+  // inserts included, does not depend on the row's history, so it needs no memory of deleted rows
+  // (no extra table): a stale change wins only if 53 random bits repeat (1 in 9e15). Postgres
+  // keeps the row locked between the read and the write, so there the token only needs to fit
+  // its `integer` column (31 bits).
+  #nextRevision(): number {
+    const [high, low] = crypto.getRandomValues(new Uint32Array(2)) as unknown as [number, number]
+    const revision = this.#dialect === 'pg' ? low & 0x7fff_ffff : (high & 0x1f_ffff) * 2 ** 32 + low
+    return revision === 0 ? 1 : revision
   }
 }
 

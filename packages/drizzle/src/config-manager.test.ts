@@ -1,4 +1,7 @@
 import {
+  AdminService,
+  InMemoryConcurrencyLimiter,
+  InMemoryQuotaManager,
   InvalidTenantConfigError,
   isTenantError,
   ManualClock,
@@ -143,8 +146,9 @@ describeEachDatabase(
           quota_tokens_per_month: 5,
           rate_limit_requests_per_second: 0.5,
           rate_limit_burst: 2,
-          revision: 1,
         })
+        // The concurrency token: a random whole number, drawn again on every write.
+        expect(Number.isSafeInteger(row.revision) && (row.revision as number) > 0).toBe(true)
         expect(json(row.allowed_models)).toEqual(['gpt-4o'])
         expect(json(row.allowed_tools)).toEqual(['search'])
         expect(json(row.allowed_methods)).toEqual(['GET'])
@@ -196,16 +200,20 @@ describeEachDatabase(
     })
 
     describe('writes', () => {
-      it('upserts in one statement, keeping createdAt and counting revisions', async () => {
+      it('upserts in one statement, keeping createdAt and drawing a new revision', async () => {
+        const revision = async () =>
+          Number(
+            (await database.current.query(sql`select revision from tenants where id = 'u'`))[0]!.revision,
+          )
         const before = database.current.queries
         await manager.setTenantConfig({ id: 'u', metadata: { v: 1 } })
         expect(database.current.queries - before).toBe(1)
+        const first = await revision()
         clock.advance(10)
         const replaced = await manager.setTenantConfig({ id: 'u', metadata: { v: 2 } })
-        expect(database.current.queries - before).toBe(2)
+        expect(database.current.queries - before).toBe(3)
         expect(replaced).toMatchObject({ createdAt: T0, updatedAt: T0 + 10, metadata: { v: 2 } })
-        const [row] = await database.current.query(sql`select revision from tenants where id = 'u'`)
-        expect(Number(row!.revision)).toBe(2)
+        expect(await revision()).not.toBe(first)
       })
 
       it('returns limits in window order, whatever order they were given in', async () => {
@@ -374,6 +382,9 @@ describeEachDatabase(
 
       it('leaves neither the change nor a record when the audit insert fails in the database', async () => {
         const before = await manager.getTenantConfig('acme')
+        const [revisionBefore] = await database.current.query(
+          sql`select revision from tenants where id = 'acme'`,
+        )
         const restore = await failInserts(database, 'tenant_audit_log')
         try {
           clock.advance(1000)
@@ -400,7 +411,7 @@ describeEachDatabase(
         expect((await auditLog.list('acme')).items.map((r) => r.action)).toEqual(['tenant.create'])
         expect((await auditLog.list('new')).items).toEqual([])
         const [row] = await database.current.query(sql`select revision from tenants where id = 'acme'`)
-        expect(Number(row!.revision)).toBe(1)
+        expect(Number(row!.revision)).toBe(Number(revisionBefore!.revision))
       })
 
       it('leaves no record when the tenant write fails in the database', async () => {
@@ -481,6 +492,82 @@ describeEachDatabase(
         // The cache holds what the last change wrote.
         expect(await cached.getTenantConfig('acme')).toEqual(await manager.getTenantConfig('acme'))
       })
+    })
+  },
+  { kinds: withD1 },
+)
+
+describeEachDatabase(
+  'AdminService over DrizzleConfigManager: same answer on every database',
+  (database) => {
+    let clock: ManualClock
+    let manager: DrizzleConfigManager
+    let auditLog: DrizzleAuditLog
+    let admin: AdminService
+    const alice = { actor: 'alice' }
+
+    beforeEach(async () => {
+      await database.current.reset()
+      clock = new ManualClock(T0)
+      manager = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      auditLog = new DrizzleAuditLog(database.current.db)
+      admin = new AdminService({ store: manager, auditLog, clock })
+    })
+
+    it('records usage and in-flight resets at whole ms on a fractional clock, after the reset', async () => {
+      clock.set(T0 + 0.25)
+      const quotas = new InMemoryQuotaManager(manager, { clock })
+      const limiter = new InMemoryConcurrencyLimiter()
+      const service = new AdminService({ store: manager, auditLog, quotas, concurrency: limiter, clock })
+      await service.create({ id: 'acme', quota: { limits: [{ window: 'hour', requests: 50 }] } }, alice)
+      await quotas.consume('acme', { requests: 10 })
+      await limiter.acquire('acme', 5)
+      expect((await service.resetUsage('acme', alice)).windows[0]!.used.requests).toBe(0)
+      expect((await service.resetInFlight('acme', alice)).inFlight).toBe(0)
+      const records = (await auditLog.list('acme')).items
+      expect(records.map((r) => [r.action, r.at])).toEqual([
+        ['tenant.concurrency.reset', T0],
+        ['tenant.usage.reset', T0],
+        ['tenant.create', T0],
+      ])
+    })
+
+    it('refuses text Postgres cannot store with 400 (not 503), keeping nothing', async () => {
+      const bad = [
+        { id: 'z1', policy: { allowedModels: ['gpt\u00004o'] } },
+        { id: 'z2', policy: { allowedPaths: ['/v1/\ud800'] } },
+        { id: 'z3', metadata: { 'k\u0000': 1 } },
+        { id: 'z4', metadata: { k: 'lone \udc00' } },
+      ]
+      for (const input of bad) {
+        const error = await rejection(admin.create(input, alice))
+        expect(error, JSON.stringify(input)).toBeInstanceOf(InvalidTenantConfigError)
+        await expect(manager.getTenantConfig(input.id)).rejects.toBeInstanceOf(TenantNotFoundError)
+      }
+      await admin.create({ id: 'acme' }, alice)
+      for (const after of ['\u0000', 'a\ud800']) {
+        expect(await rejection(admin.list({ after }))).toBeInstanceOf(InvalidTenantConfigError)
+        expect(await rejection(manager.listTenants({ after }))).toBeInstanceOf(InvalidTenantConfigError)
+      }
+      expect(await rejection(admin.suspend('acme', { actor: 'al\u0000ice' }))).toBeInstanceOf(
+        InvalidTenantConfigError,
+      )
+      expect((await manager.getTenantConfig('acme')).status).toBe('active')
+      expect((await auditLog.list('acme')).items).toHaveLength(1)
+    })
+
+    it('refuses a top-level "__proto__" metadata key, and keeps a nested one as data', async () => {
+      const top = JSON.parse('{"id":"p1","metadata":{"__proto__":{"isAdmin":true},"x":1}}')
+      const error = await rejection(admin.create(top, alice))
+      expect((error as InvalidTenantConfigError).issues.map((i) => i.path)).toEqual([
+        ['metadata', '__proto__'],
+      ])
+      await expect(manager.getTenantConfig('p1')).rejects.toBeInstanceOf(TenantNotFoundError)
+      const nested = JSON.parse('{"id":"p2","metadata":{"x":{"__proto__":{"isAdmin":true}}}}')
+      await admin.create(nested, alice)
+      const stored = (await manager.getTenantConfig('p2')).metadata.x as Record<string, unknown>
+      expect(Object.keys(stored)).toEqual(['__proto__'])
+      expect(Object.getPrototypeOf(stored)).toBe(Object.prototype)
     })
   },
   { kinds: withD1 },

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -184,5 +185,71 @@ describe('TenantShardRouter on other processes and runtimes', () => {
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as { runtime: string; out: string[] }
     expect(result.runtime).toBe(runtime)
     expect(result.out).toEqual(expected)
+  })
+})
+
+describe('TenantShardRouter seed collisions', () => {
+  const shard = (id: string, weight = 1) => ({ id, shard: id, weight })
+  const refusal = (make: () => unknown) => {
+    try {
+      make()
+    } catch (error) {
+      return error
+    }
+    throw new Error('expected a refusal')
+  }
+
+  it("refuses a shard whose id is the seed of another shard's weight unit, in either order", () => {
+    for (const shards of [
+      [shard('db', 2), shard('db#1'), shard('other')],
+      [shard('db#1'), shard('db', 2), shard('other')],
+      [shard('a', 64), shard('a#63')],
+    ]) {
+      const error = refusal(() => new TenantShardRouter({ shards }))
+      expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
+      expect((error as Error).message).toMatch(/same seed as weight unit \d+ of shard/)
+    }
+    // db#1 is fine next to a db of weight 1 (no unit 1), and db#0 is never a seed.
+    expect(
+      new TenantShardRouter({ shards: [shard('db'), shard('db#1'), shard('db#0')] }).shardIds,
+    ).toHaveLength(3)
+  })
+
+  it("leaves the router unchanged after refusing addShard, and frees a removed shard's seeds", () => {
+    const r = new TenantShardRouter({ shards: [shard('db', 2), shard('other')] })
+    const before = tenants.slice(0, 2000).map((t) => r.shardIdFor(t))
+    expect(() => r.addShard(shard('db#1'))).toThrowError(
+      expect.objectContaining({ code: 'tenant_invalid_config' }),
+    )
+    expect(r.shardIds).toEqual(['db', 'other'])
+    expect(tenants.slice(0, 2000).map((t) => r.shardIdFor(t))).toEqual(before)
+    r.removeShard('db')
+    r.addShard(shard('db#1'))
+    expect(r.shardIds).toEqual(['other', 'db#1'])
+  })
+
+  // Digests of the assignments of tenant-0 ... tenant-19999 computed before the collision check
+  // existed: every router without a collision must keep answering exactly the same, since a
+  // different answer means moving that tenant's data.
+  it('keeps every assignment of routers without a collision exactly as before', () => {
+    const digest = (r: TenantShardRouter<unknown>) =>
+      createHash('sha256')
+        .update(
+          tenants
+            .slice(0, 20_000)
+            .map((t) => r.shardIdFor(t))
+            .join('\n'),
+        )
+        .digest('hex')
+    expect(digest(router(ids(9), { 'tenant-7': 'shard-0', 'tenant-42': 'shard-8' }))).toBe(
+      'b942456671fde8e8b6c809c78cc94be5b919b9f3af79816f06df4c481257ad49',
+    )
+    expect(
+      digest(
+        new TenantShardRouter({
+          shards: [shard('db', 2), shard('other'), shard('eu-1', 3), shard('db-2', 64)],
+        }),
+      ),
+    ).toBe('21405d2a4595bde3dbed86125a0f42359aa8acdd82f7e348ce2e2ddcb2260548')
   })
 })

@@ -86,7 +86,11 @@ export interface ShardDefinition<S> {
 
 /** Options of {@link TenantShardRouter}. */
 export interface TenantShardRouterOptions<S> {
-  /** The shards, at least one. Ids must be unique and non-empty. */
+  /**
+   * The shards, at least one. Ids must be unique and non-empty, and no weight unit may share its
+   * seed with another (unit n > 0 of shard `x` is seeded by `x#n`, so `db#1` next to `db` of
+   * weight 2 is refused with `tenant_invalid_config`).
+   */
   shards: Iterable<ShardDefinition<S>> | Record<string, S>
   /**
    * The directory: tenants placed on a named shard regardless of the hash (for example a large
@@ -143,6 +147,8 @@ function configError(message: string): TenantError {
 export class TenantShardRouter<S> {
   readonly #shards = new Map<string, ShardEntry<S>>()
   readonly #pins = new Map<string, string>()
+  // Every weight unit's seed, with its shard and unit, to refuse a shard whose seed is taken.
+  readonly #seedOwners = new Map<number, [shardId: string, unit: number]>()
 
   constructor(options: TenantShardRouterOptions<S>) {
     const defs = isIterable(options.shards)
@@ -219,7 +225,11 @@ export class TenantShardRouter<S> {
     return fn(this.#entry(placement.shardId).shard, placement)
   }
 
-  /** Adds a shard. Tenants that now hash to it move there; no other tenant moves. */
+  /**
+   * Adds a shard. Tenants that now hash to it move there; no other tenant moves. Throws a
+   * `tenant_invalid_config` `TenantError` for an empty or duplicate id, a bad weight, or a weight
+   * unit whose seed another unit already has (the router is left unchanged).
+   */
   addShard(def: ShardDefinition<S>): void {
     if (typeof def.id !== 'string' || def.id.length === 0)
       throw configError('a shard id must be a non-empty string')
@@ -232,6 +242,24 @@ export class TenantShardRouter<S> {
     // Weight unit 0 is seeded by the id alone, so changing a weight from 1 to 2 keeps every tenant
     // the shard already had and only attracts more.
     for (let i = 0; i < weight; i++) seeds[i] = hashString(i === 0 ? def.id : `${def.id}#${i}`)
+    // Two units with one seed score every tenant the same, and the tie always goes to the smaller
+    // id: the other unit never wins a tenant (a shard "db#1" next to "db" of weight 2 would get
+    // none). Changing how seeds are derived would move the tenants of every existing router, so a
+    // colliding shard is refused instead; no other router changes.
+    const added = new Map<number, number>()
+    seeds.forEach((seed, unit) => {
+      const taken = this.#seedOwners.get(seed) ?? added.get(seed)
+      if (taken !== undefined) {
+        const [ownerId, ownerUnit] = typeof taken === 'number' ? [def.id, taken] : taken
+        throw configError(
+          `weight unit ${unit} of shard "${def.id}" has the same seed as weight unit ${ownerUnit} of shard ` +
+            `"${ownerId}" (unit n > 0 of shard "x" is seeded by "x#n"), so one of them would never get a ` +
+            'tenant; rename one of the shards',
+        )
+      }
+      added.set(seed, unit)
+    })
+    for (const [seed, unit] of added) this.#seedOwners.set(seed, [def.id, unit])
     this.#shards.set(def.id, { id: def.id, shard: def.shard, seeds })
   }
 
@@ -246,6 +274,7 @@ export class TenantShardRouter<S> {
       if (pinned === shardId)
         throw configError(`tenant "${tenantId}" is pinned to shard "${shardId}"; unpin it first`)
     }
+    for (const seed of this.#shards.get(shardId)!.seeds) this.#seedOwners.delete(seed)
     this.#shards.delete(shardId)
   }
 

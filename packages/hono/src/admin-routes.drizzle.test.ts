@@ -316,5 +316,44 @@ for (const [kind, open] of kinds) {
       expect((await call('POST', '/tenants', { body: { id: 'beta' } })).status).toBe(201)
       expect(await database.count('tenant_audit_log')).toBe(2)
     })
+
+    // Postgres cannot store U+0000 (nor an unpaired surrogate in jsonb): the routes refuse such
+    // text with the same 400 on every database, instead of a 503 here and a 201 on SQLite.
+    it('answers 400 for text a database cannot store, keeping nothing', async () => {
+      for (const body of [
+        { id: 'z1', policy: { allowedModels: ['gpt\u00004o'] } },
+        { id: 'z2', policy: { allowedTools: ['lone \ud800'] } },
+        { id: 'z3', metadata: { 'k\u0000': 1 } },
+        { id: 'z4', metadata: { k: '\udc00' } },
+      ]) {
+        expectProblem(await call('POST', '/tenants', { body }), 400, 'tenant_invalid_config')
+      }
+      expect(await database.count('tenants')).toBe(0)
+      await call('POST', '/tenants', { body: { id: 'acme' } })
+      for (const policy of [{ allowedPaths: ['/v1/\u0000'] }, { allowedMethods: ['GET\ud800'] }]) {
+        expectProblem(
+          await call('PUT', '/tenants/acme/policy', { body: policy }),
+          400,
+          'tenant_invalid_config',
+        )
+      }
+      for (const path of ['/tenants', '/plans']) {
+        for (const query of ['after=%00', 'after=a%00b']) {
+          expectProblem(await call('GET', `${path}?${query}`), 400, 'tenant_invalid_config')
+        }
+        // Not UTF-8, so URL decoding already made it U+FFFD: an ordinary cursor.
+        expect((await call('GET', `${path}?after=%ED%A0%80`)).status).toBe(200)
+      }
+      expect(await database.count('tenant_audit_log')).toBe(1)
+    })
+
+    it('refuses a "__proto__" metadata key with 400 instead of dropping it', async () => {
+      const result = await call('POST', '/tenants', {
+        body: '{"id":"acme","metadata":{"__proto__":{"isAdmin":true},"x":1}}',
+      })
+      expectProblem(result, 400, 'tenant_invalid_config')
+      expect(result.json.issues[0].path).toEqual(['metadata', '__proto__'])
+      expect(await database.count('tenants')).toBe(0)
+    })
   })
 }

@@ -699,3 +699,69 @@ describe('adminRoutes OpenAPI', () => {
     ])
   })
 })
+
+describe('adminRoutes unknown paths and methods', () => {
+  it('answers an unknown path with a problem+json 404, standalone or mounted', async () => {
+    for (const [method, path] of [
+      ['GET', '/tenant'],
+      ['GET', '/tenants/acme/unknown'],
+      ['POST', '/nothing/here'],
+      ['GET', '/tenants/'],
+    ] as const) {
+      const result = await call(method, path)
+      expectProblem(result, 404, 'not_found')
+      expect(result.response.headers.get('Cache-Control')).toBe('no-store')
+    }
+    // Mounted nowhere (the routes as the app itself): still problem+json.
+    const standalone = adminRoutes(service, { token: TOKEN })
+    const response = await standalone.request('http://admin.test/tenant', {
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    })
+    expect(response.status).toBe(404)
+    expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+  })
+
+  it('answers a known path with a wrong method with 405 and Allow, changing nothing', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    for (const [method, path, allow] of [
+      ['PATCH', '/tenants/acme', 'GET, PUT, DELETE, HEAD'],
+      ['DELETE', '/tenants', 'GET, POST, HEAD'],
+      ['GET', '/tenants/acme/suspend', 'POST'],
+      ['POST', '/tenants/acme/usage', 'GET, HEAD'],
+      ['PUT', '/plans/pro/audit', 'GET, HEAD'],
+      ['POST', '/openapi.json', 'GET, HEAD'],
+      ['HEAD', '/tenants/acme/quota', 'PUT'],
+    ] as const) {
+      const result = await call(method, path)
+      expect(result.status, `${method} ${path}`).toBe(405)
+      expect(result.response.headers.get('Allow')).toBe(allow)
+      expect(result.response.headers.get('Content-Type')).toBe('application/problem+json')
+      if (method !== 'HEAD') expectProblem(result, 405, 'method_not_allowed')
+    }
+    expect((await configs.getTenantConfig('acme')).status).toBe('active')
+    expect(await history('acme')).toHaveLength(1)
+    // The right method still reaches its route; HEAD is answered like GET.
+    expect((await call('GET', '/tenants/acme')).status).toBe(200)
+    expect((await call('HEAD', '/tenants/acme')).status).toBe(200)
+  })
+
+  it('still asks for credentials first: no route or method is revealed without them', async () => {
+    expectProblem(await call('PATCH', '/tenants/acme', { token: null }), 401, 'admin_unauthorized')
+    expectProblem(await call('GET', '/nothing', { token: null }), 401, 'admin_unauthorized')
+  })
+})
+
+describe('adminRoutes metadata "__proto__" keys', () => {
+  it('refuses a top-level "__proto__" key with 400 naming it, for tenants and plans', async () => {
+    for (const [path, body] of [
+      ['/tenants', '{"id":"acme","metadata":{"__proto__":{"isAdmin":true},"x":1}}'],
+      ['/plans', '{"id":"pro","metadata":{"__proto__":{"isAdmin":true}}}'],
+    ] as const) {
+      const result = await call('POST', path, { body })
+      expectProblem(result, 400, 'tenant_invalid_config')
+      expect(result.json.issues.map((i: { path: unknown }) => i.path)).toEqual([['metadata', '__proto__']])
+    }
+    expect((await configs.listTenants()).items).toEqual([])
+    expect(await history('acme')).toEqual([])
+  })
+})

@@ -12,6 +12,7 @@ import {
   planUpdateInputSchema,
   policyConfigSchema,
   quotaConfigSchema,
+  storableTextProblem,
   type TenantError,
   tenantConfigInputSchema,
   tenantConfigSchema,
@@ -87,6 +88,8 @@ export type AdminProblemCode =
   | 'usage_unavailable'
   | 'plans_unavailable'
   | 'concurrency_unavailable'
+  | 'not_found'
+  | 'method_not_allowed'
   | 'internal_error'
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
@@ -96,7 +99,16 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 const listQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
   offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  after: z.string().min(1).max(MAX_TENANT_ID_LENGTH).optional(),
+  // The same rule as core's listTenants options, checked here so the answer is the route's 400.
+  after: z
+    .string()
+    .min(1)
+    .max(MAX_TENANT_ID_LENGTH)
+    .superRefine((after, ctx) => {
+      const problem = storableTextProblem(after)
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+    })
+    .optional(),
 })
 
 const auditQuerySchema = z.strictObject({
@@ -461,11 +473,38 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
       c.json(await service.planAudit(c.req.param('id'), c.req.valid('query'))),
     )
 
-  if (options.openApi !== false) {
-    const document = adminOpenApiDocument()
-    routes.get('/openapi.json', (c) => c.json(document))
+  const document = adminOpenApiDocument()
+  if (options.openApi !== false) routes.get('/openapi.json', (c) => c.json(document))
+  // Registered last, so they only answer what no route above did. Hono consults `notFound` only
+  // on the top-level app, so a mounted sub-app needs its own catch-all to keep every error
+  // problem+json. The methods of each path come from the OpenAPI document, which a test holds
+  // equal to the routes served.
+  for (const [path, methods] of allowedMethods(document, options.openApi !== false)) {
+    routes.all(path, (c) =>
+      adminProblem(
+        405,
+        'method_not_allowed',
+        'Method not allowed',
+        `${c.req.method} is not allowed here; use ${methods.join(', ')}`,
+        { Allow: methods.join(', ') },
+      ),
+    )
   }
+  routes.all('*', (c) =>
+    adminProblem(404, 'not_found', 'Not found', `no admin route for ${c.req.method} ${c.req.path}`),
+  )
   return routes
+}
+
+// Each documented path in Hono's syntax, with its methods (HEAD wherever GET is: Hono answers it).
+function allowedMethods(document: Record<string, unknown>, openApi: boolean): [string, string[]][] {
+  const paths = document.paths as Record<string, Record<string, unknown>>
+  const entries = Object.entries(paths).map(([path, operations]): [string, string[]] => [
+    path.replace(/\{(\w+)\}/g, ':$1'),
+    Object.keys(operations).map((method) => method.toUpperCase()),
+  ])
+  if (openApi) entries.push(['/openapi.json', ['GET']])
+  return entries.map(([path, methods]) => [path, methods.includes('GET') ? [...methods, 'HEAD'] : methods])
 }
 
 /** Options of {@link adminOpenApiDocument}. */

@@ -73,7 +73,8 @@ export const plans = pgTable(
  * Tenant configurations (PostgreSQL, PGlite). One row per tenant; the v1.1 plan's columns plus the
  * further quota windows, the rate limit, the method/path allow-lists and the status. A quota column
  * that is NULL means "no limit in that window and dimension". The id uses `COLLATE "C"` so listing
- * order is byte order, as on SQLite. `revision` counts writes; audited changes use it to detect a
+ * order is byte order, as on SQLite. `revision` is a concurrency token, a new random value on every
+ * write (never a count, so a re-created row cannot repeat one); audited changes use it to detect a
  * concurrent writer.
  *
  * @example

@@ -60,7 +60,8 @@ export const plans = sqliteTable(
  * Tenant configurations (SQLite, libSQL, D1, bun:sqlite). One row per tenant; the v1.1 plan's
  * columns plus the further quota windows, the rate limit, the method/path allow-lists and the
  * status. A quota column that is NULL means "no limit in that window and dimension"; JSON columns
- * hold text. Timestamps are ms since the epoch. `revision` counts writes; audited changes use it
+ * hold text. Timestamps are ms since the epoch. `revision` is a concurrency token, a new random
+ * value on every write (never a count, so a re-created row cannot repeat one); audited changes use it
  * to detect a concurrent writer.
  *
  * @example

@@ -1,0 +1,181 @@
+// The concurrency token of audited changes (RowStore, shared by DrizzleConfigManager and
+// DrizzlePlanStore) against a subject deleted and created again between a change's read and its
+// write: the ABA case a per-row counter cannot see, because the new row starts where the old one did.
+import {
+  AdminService,
+  type AuditRecord,
+  ManualClock,
+  type PlanConfig,
+  type TenantConfig,
+  toPlanConfigInput,
+  toTenantConfigInput,
+} from '@tenant/core'
+import { sql } from 'drizzle-orm'
+import { beforeEach, expect, it } from 'vitest'
+import { type AnyTestDb, describeEachDatabase, type TestDatabase, withD1 } from '../test/databases'
+import { DrizzleAuditLog } from './audit-log'
+import { DrizzleConfigManager } from './config-manager'
+import { DrizzlePlanStore } from './plan-store'
+
+const T0 = Date.UTC(2026, 0, 1)
+const bob = { actor: 'bob' }
+
+type Batch = (...args: unknown[]) => Promise<unknown>
+
+/**
+ * Holds the next `batch` of the database's own client (libSQL, D1) until `until()` settles: the
+ * network round trip between an optimistic change's read and its batch, which remote libSQL and D1
+ * really have, made long enough for another writer to run in it. No store code is replaced.
+ */
+function holdNextBatch(db: AnyTestDb, until: () => Promise<unknown> | undefined): void {
+  const client = (db as unknown as { $client: { batch: Batch } }).$client
+  const original = client.batch
+  client.batch = async function (this: unknown, ...args: unknown[]) {
+    client.batch = original
+    await until()
+    return original.apply(this, args)
+  }
+}
+
+/** Each record's `before` is the previous record's `after`: the log tells one consistent story. */
+function expectUnbrokenChain(records: AuditRecord[]): void {
+  const oldestFirst = [...records].reverse()
+  for (let i = 1; i < oldestFirst.length; i++) {
+    expect(oldestFirst[i]!.before, `record ${i} (${oldestFirst[i]!.action})`).toEqual(
+      oldestFirst[i - 1]!.after,
+    )
+  }
+}
+
+async function revisionOf(database: TestDatabase, table: 'tenants' | 'plans', id: string): Promise<number> {
+  const [row] = await database.query(sql`select revision from ${sql.identifier(table)} where id = ${id}`)
+  return Number(row!.revision)
+}
+
+describeEachDatabase(
+  'audited changes racing a delete and re-create',
+  (database) => {
+    let clock: ManualClock
+    let configs: DrizzleConfigManager
+    let plans: DrizzlePlanStore
+    let auditLog: DrizzleAuditLog
+    let admin: AdminService
+
+    beforeEach(async () => {
+      await database.current.reset()
+      clock = new ManualClock(T0)
+      configs = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      plans = new DrizzlePlanStore(database.current.db, { clock, cache: false })
+      auditLog = new DrizzleAuditLog(database.current.db)
+      admin = new AdminService({ store: configs, plans, auditLog, clock })
+    })
+
+    // On libSQL and D1 the change's batch waits until the other writer is done (optimistic path);
+    // on Postgres and synchronous SQLite the other writer waits for the change's transaction, which
+    // holds the row. Either way the other writer starts after the change read the row.
+    const interleave = (other: () => Promise<void>) => {
+      let running: Promise<void> | undefined
+      const start = () => {
+        running ??= other()
+      }
+      if (database.current.dialect === 'sqlite') holdNextBatch(database.current.db, () => running)
+      return { start, done: () => running }
+    }
+
+    it('a tenant change read before a delete and re-create is applied to the new tenant, or before the delete', async () => {
+      await admin.create({ id: 'acme', metadata: { owner: 'old-customer' } }, { actor: 'alice' })
+      const newCustomer = {
+        id: 'acme',
+        metadata: { owner: 'new-customer' },
+        policy: { allowedModels: ['gpt-4o'] },
+      }
+      const bobRecreates = interleave(async () => {
+        await admin.delete('acme', bob)
+        await admin.create(newCustomer, bob)
+      })
+      // Alice suspends acme, as AdminService.suspend does; bob starts once she has read the row.
+      const result = await configs.applyChange({
+        tenantId: 'acme',
+        action: 'tenant.suspend',
+        actor: 'alice',
+        apply: (before: TenantConfig | null) => {
+          bobRecreates.start()
+          return { ...toTenantConfigInput(before!), status: 'suspended' }
+        },
+      })
+      await bobRecreates.done()
+
+      const stored = await configs.getTenantConfig('acme')
+      // The new customer's config is intact: never replaced by the deleted tenant's.
+      expect(stored.metadata).toEqual({ owner: 'new-customer' })
+      expect(stored.policy.allowedModels).toEqual(['gpt-4o'])
+      const records = (await auditLog.list('acme')).items
+      expect(records.map((r) => `${r.actor} ${r.action}`).sort()).toEqual([
+        'alice tenant.create',
+        'alice tenant.suspend',
+        'bob tenant.create',
+        'bob tenant.delete',
+      ])
+      expectUnbrokenChain(records)
+      // Alice's record says what her write really changed.
+      const suspend = records.find((r) => r.action === 'tenant.suspend')!
+      expect(suspend.before).toEqual(result.before)
+      expect(suspend.after).toEqual(result.after)
+      expect(records[0]!.after).toEqual(stored)
+    })
+
+    it('a plan change read before a delete and re-create is applied to the new plan, or before the delete', async () => {
+      await admin.createPlan({ id: 'pro', metadata: { tier: 'old' } }, { actor: 'alice' })
+      const bobRecreates = interleave(async () => {
+        await admin.deletePlan('pro', bob)
+        await admin.createPlan(
+          { id: 'pro', metadata: { tier: 'new' }, policy: { allowedTools: ['search'] } },
+          bob,
+        )
+      })
+      const result = await plans.applyPlanChange({
+        planId: 'pro',
+        action: 'plan.update',
+        actor: 'alice',
+        apply: (before: PlanConfig | null) => {
+          bobRecreates.start()
+          return { ...toPlanConfigInput(before!), quota: { limits: [{ window: 'day', requests: 5 }] } }
+        },
+      })
+      await bobRecreates.done()
+
+      const stored = await plans.getPlan('pro')
+      expect(stored.metadata).toEqual({ tier: 'new' })
+      expect(stored.policy.allowedTools).toEqual(['search'])
+      const records = (await auditLog.listPlan('pro')).items
+      expect(records).toHaveLength(4)
+      expectUnbrokenChain(records)
+      const update = records.find((r) => r.action === 'plan.update')!
+      expect(update.before).toEqual(result.before)
+      expect(records[0]!.after).toEqual(stored)
+    })
+
+    it('never gives a re-created tenant or plan a revision its previous life had', async () => {
+      for (const [table, create, remove] of [
+        ['tenants', () => configs.setTenantConfig({ id: 'x' }), () => configs.deleteTenantConfig('x')],
+        ['plans', () => plans.setPlan({ id: 'x' }), () => plans.deletePlan('x')],
+      ] as const) {
+        const seen = new Set<number>()
+        for (let life = 0; life < 3; life++) {
+          await create()
+          seen.add(await revisionOf(database.current, table, 'x'))
+          await create() // an update
+          seen.add(await revisionOf(database.current, table, 'x'))
+          await remove()
+        }
+        expect(seen.size, table).toBe(6)
+      }
+      await admin.create({ id: 'y' }, bob)
+      const first = await revisionOf(database.current, 'tenants', 'y')
+      await admin.delete('y', bob)
+      await admin.create({ id: 'y' }, bob)
+      expect(await revisionOf(database.current, 'tenants', 'y')).not.toBe(first)
+    })
+  },
+  { kinds: withD1 },
+)
