@@ -162,7 +162,8 @@ export type TenantStatus = (typeof tenantStatuses)[number]
 // stored with it must stay readable, so only the top level is checked.
 const metadataSchema = z
   .preprocess(
-    (value, ctx) => {
+    // Typed as the record it checks, so the schema's input type stays `Record<string, unknown>`.
+    (value: Record<string, unknown>, ctx) => {
       if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
         ctx.issues.push({
           code: 'custom',

@@ -350,6 +350,11 @@ export function responseForHeaders(
  * `response` as the request `owner`, whose stages add no headers, sends it: a copy without the
  * headers another request's stages wrote into it (one response object handed to many requests, see
  * {@link responseForHeaders}), else `response` itself.
+ *
+ * @example
+ * ```ts
+ * const sent = outcome.pending ? withHeaders(response, outcome.headers(), request) : withoutEarlierHeaders(response, request)
+ * ```
  */
 export function withoutEarlierHeaders(response: Response, owner: object): Response {
   return withHeaders(response, NONE, owner)
@@ -366,7 +371,15 @@ function removeHeaders(target: Headers, headers: readonly [string, string][]): v
   }
 }
 
-/** True for the stage headers that are Structured Field lists, to which each stage appends its items. */
+/**
+ * True for the stage headers that are Structured Field lists, to which each stage appends its items.
+ *
+ * @example
+ * ```ts
+ * isListField('RateLimit') // true: the rate limit's item goes after the quota's
+ * isListField('X-Quota-Remaining-Requests') // false: a stage's value replaces the handler's
+ * ```
+ */
 export function isListField(name: string): boolean {
   return name === 'RateLimit-Policy' || name === 'RateLimit'
 }
