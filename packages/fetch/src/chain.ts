@@ -323,7 +323,9 @@ function runFrom(
 // stages hold for the request (a concurrency slot) is given back.
 function refusal(admission: Admission, response: Response): Response {
   admission.abandon()
-  return admission.pending ? withHeaders(response, admission.headers(), admission.request) : response
+  // Through withHeaders even with nothing to add: an override hook may hand out one response
+  // object that another request's refusal wrote its headers into.
+  return withHeaders(response, admission.pending ? admission.headers() : NO_HEADERS, admission.request)
 }
 
 /**

@@ -22,11 +22,53 @@ describe('extractors', () => {
     expectInvalidOption(() => fromHeader('bad header'), 'fromHeader.name', /HTTP header name/)
   })
 
-  it('fromQuery reads the first value of the parameter', () => {
-    expect(read(fromQuery(), at('http://x/?tenant=acme&tenant=globex'))).toBe('acme')
+  it('fromQuery reads the parameter, which may repeat only with the same value', () => {
+    expect(read(fromQuery(), at('http://x/?tenant=acme&tenant=acme'))).toBe('acme')
+    // One framework reads the first of two values, another the last: neither is the tenant.
+    expect(() => read(fromQuery(), at('http://x/?tenant=acme&tenant=globex'))).toThrowError(
+      expect.objectContaining({
+        code: 'tenant_invalid_id',
+        message: expect.stringMatching(/more than once/),
+      }),
+    )
     expect(read(fromQuery('org'), at('http://x/?org=globex'))).toBe('globex')
     expect(read(fromQuery(), at('http://x/?tenant='))).toBeUndefined()
     expect(read(fromQuery(), at('http://x/'))).toBeUndefined()
+  })
+
+  it('fromCookie trims only the spaces and tabs cookie syntax allows, and refuses a cookie repeated with another value', () => {
+    // String.prototype.trim() also strips U+00A0, which a framework's cookie parser keeps in the name.
+    expect(read(fromCookie(), at('http://x/', { Cookie: '\u00a0tenant=acme' }))).toBeUndefined()
+    expect(read(fromCookie(), at('http://x/', { Cookie: '\u00a0tenant=acme; tenant=globex' }))).toBe('globex')
+    expect(read(fromCookie(), at('http://x/', { Cookie: ' \ttenant=acme\t ' }))).toBe('acme')
+    expect(read(fromCookie(), at('http://x/', { Cookie: 'tenant=acme; tenant="acme"' }))).toBe('acme')
+    expect(() => read(fromCookie(), at('http://x/', { Cookie: 'tenant=acme; tenant=globex' }))).toThrowError(
+      expect.objectContaining({
+        code: 'tenant_invalid_id',
+        message: expect.stringMatching(/more than once/),
+      }),
+    )
+  })
+
+  it('the URL extractors refuse a URL a URL parser and a router read differently (raw on Deno)', () => {
+    const raw = (url: string) => {
+      const request = at('http://x/')
+      Object.defineProperty(request, 'url', { value: url })
+      return request
+    }
+    for (const [extractor, url] of [
+      [fromPathPrefix('/t/'), 'http://api.example.com/t/acme/../globex/x'],
+      [fromPathPrefix('/t/'), 'http://api.example.com\\t\\acme/t/globex/x'],
+      [fromQuery(), 'http://api.example.com/a/../b?tenant=acme'],
+      [fromSubdomain('example.com'), 'http://acme.example.com\\x/y'],
+    ] as const) {
+      expect(() => read(extractor, raw(url)), url).toThrowError(
+        expect.objectContaining({
+          code: 'tenant_invalid_id',
+          message: expect.stringMatching(/reads differently/),
+        }),
+      )
+    }
   })
 
   it('fromCookie finds its cookie among others, unquoted and decoded', () => {

@@ -1,5 +1,6 @@
-import { isThenable } from '@tenant/core'
+import { InvalidTenantIdError, isThenable } from '@tenant/core'
 import { checkToken, invalidOption } from './options'
+import { AMBIGUOUS_URL, pathOf } from './path'
 import type { MaybePromise } from './types'
 
 /**
@@ -17,6 +18,17 @@ export interface TenantExtractor {
 export interface ChainExtractor extends TenantExtractor {
   readonly extractors: readonly TenantExtractor[]
 }
+
+/** The request's URL, parsed; a URL whose readers disagree (see `pathOf`) names no tenant. */
+function urlOf(request: Request): URL {
+  if (pathOf(request.url) === undefined) throw new InvalidTenantIdError(AMBIGUOUS_URL)
+  return new URL(request.url)
+}
+
+// Cookie syntax (RFC 6265) allows spaces and tabs around names and values, nothing else:
+// String.prototype.trim() also strips U+00A0 and other spaces a framework's cookie parser keeps, so
+// "\u00a0tenant=acme" would be read as this cookie here and as another one by the app.
+const OWS = /^[ \t]+|[ \t]+$/g
 
 function nonEmpty(value: string | null | undefined): string | undefined {
   return value === null || value === undefined || value === '' ? undefined : value
@@ -41,7 +53,8 @@ export function fromHeader(name = 'X-Tenant-ID'): TenantExtractor {
 }
 
 /**
- * Reads the tenant id from a query parameter (the first one when repeated).
+ * Reads the tenant id from a query parameter. Repeated with different values it is an invalid id:
+ * one framework reads the first, another the last, so neither can be trusted to be the one the app uses.
  *
  * @param name @default 'tenant'
  * @example
@@ -54,12 +67,22 @@ export function fromQuery(name = 'tenant'): TenantExtractor {
     throw invalidOption('fromQuery.name', 'must be a non-empty string')
   return {
     source: `query:${name}`,
-    extract: (request) => nonEmpty(new URL(request.url).searchParams.get(name)),
+    extract(request) {
+      const values = urlOf(request).searchParams.getAll(name)
+      // A repeated parameter is read by one framework as its first value, by another as its last.
+      if (values.length > 1 && values.some((value) => value !== values[0])) {
+        throw new InvalidTenantIdError(
+          `the query parameter "${name}" is sent more than once with different values`,
+        )
+      }
+      return nonEmpty(values[0] ?? null)
+    },
   }
 }
 
 /**
- * Reads the tenant id from a cookie (percent-decoded, surrounding double quotes removed).
+ * Reads the tenant id from a cookie (percent-decoded, surrounding double quotes removed). Only the
+ * spaces and tabs cookie syntax allows are trimmed; repeated with different values it is an invalid id.
  *
  * @param name @default 'tenant'
  * @example
@@ -74,18 +97,24 @@ export function fromCookie(name = 'tenant'): TenantExtractor {
     extract(request) {
       const header = request.headers.get('Cookie')
       if (!header) return undefined
+      let found: string | undefined
       for (const part of header.split(';')) {
         const eq = part.indexOf('=')
-        if (eq === -1 || part.slice(0, eq).trim() !== name) continue
-        let value = part.slice(eq + 1).trim()
+        if (eq === -1 || part.slice(0, eq).replace(OWS, '') !== name) continue
+        let value = part.slice(eq + 1).replace(OWS, '')
         if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
         try {
-          return nonEmpty(decodeURIComponent(value))
+          value = decodeURIComponent(value)
         } catch {
-          return nonEmpty(value) // not valid percent-encoding: let id validation refuse it
+          // Not valid percent-encoding: let id validation refuse it.
         }
+        // A repeated cookie is read by one framework as its first value, by another as its last.
+        if (found !== undefined && value !== found) {
+          throw new InvalidTenantIdError(`the cookie "${name}" is sent more than once with different values`)
+        }
+        found = value
       }
-      return undefined
+      return nonEmpty(found)
     },
   }
 }
@@ -128,7 +157,7 @@ export function fromSubdomain(
   return {
     source: 'subdomain',
     extract(request) {
-      const host = new URL(request.url).hostname.replace(/\.$/, '')
+      const host = urlOf(request).hostname.replace(/\.$/, '')
       if (host.startsWith('[') || IPV4.test(host)) return undefined
       for (const base of bases) {
         if (!host.endsWith(`.${base}`)) continue
@@ -157,7 +186,8 @@ export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
   return {
     source: `path:${normalized}`,
     extract(request) {
-      const path = new URL(request.url).pathname
+      const path = pathOf(request.url)
+      if (path === undefined) throw new InvalidTenantIdError(AMBIGUOUS_URL)
       if (!path.startsWith(normalized)) return undefined
       const rest = path.slice(normalized.length)
       const end = rest.indexOf('/')

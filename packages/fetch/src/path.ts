@@ -1,32 +1,60 @@
-// What makes `new URL(url).pathname` differ from the text of the path, once a '.', '%' or '\'
-// is in it: a dot segment ('/.', and '%2e' in any case, which URL reads as a dot), a backslash
-// (a separator in http(s) URLs), a tab or line break (which URL drops).
-const NOT_NORMAL = /\/\.|%2e|[\\\t\n\r]/i
+// A segment of only dots, written or percent-encoded: `/./`, `/../`, `/%2e%2E/`, `/.%2e` at the end.
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?=[/?#]|$)/i
+// Characters a URL parser drops from a path, where a router keeps them.
+const DROPPED = /[\t\n\r]/
+// What a path must hold for either of the above to apply.
+const SUSPECT = /[.%\t\n\r]/
 
 /**
- * `new URL(url).pathname` of `request.url`: the path an app that routes on the URL sees, dot
- * segments (`..`, `%2e%2e`) resolved. The policy stage reads the path of every request, and a URL
- * parse costs about ten times the rest of this, so a path that is already normal is sliced out as
- * text. "Already normal" is checked, not assumed: `Deno.serve` hands over the raw request-target
- * and Host header (`http://host/v1/../admin`, `http://x\admin/v1`), where the serialized URLs of
- * other runtimes have them resolved. A path without '.', '%' or '\' (most API paths) needs no
- * more than those three scans; anything else that could read differently (a dot segment, a
- * backslash, a '?' or '#' in the authority, another scheme) goes through the URL parser.
+ * The path of a request URL as every reader of it sees it, or `undefined` when readers disagree.
+ *
+ * Runtimes serialize `request.url` differently: Node, Bun and workerd resolve dot segments and
+ * reject a malformed Host, while `Deno.serve` hands over the raw request-target and Host header
+ * (`http://host/v1/../admin`, `http://host\admin/v1/chat`). On such a URL a URL parser
+ * (`new URL(url).pathname`) and a router that slices the text (Hono's `getPath()`) see different
+ * paths, so a policy or extractor that reads one while the app routes on the other can be
+ * bypassed, in either direction. Those URLs name no path: `undefined`, which the policy denies and
+ * the URL extractors refuse. They are:
+ * - a dot segment in the path (`.`, `..`, `%2e` in any case);
+ * - a backslash, tab or line break in the path, or a backslash in the authority;
+ * - a `?` or `#` in the authority (a raw Host header), before the path begins;
+ * - a URL without a path, or that `new URL` cannot parse.
+ *
+ * Clients and proxies normalize these away, so a real request never has one. Every other URL's
+ * path is sliced out as text, which is what both readers see; most API paths need four scans.
+ *
+ * @example
+ * ```ts
+ * pathOf('https://api.example.com/v1/chat?x=1') // '/v1/chat'
+ * pathOf('http://api.example.com/v1/../admin') // undefined (raw request-target on Deno)
+ * ```
  */
-export function pathOf(url: string): string {
+export function pathOf(url: string): string | undefined {
   const from = url.startsWith('https://') ? 8 : url.startsWith('http://') ? 7 : -1
-  const start = from === -1 ? -1 : url.indexOf('/', from)
-  if (start === -1) return new URL(url).pathname
-  // Searched from the authority: a '?' or '#' there (a raw Host header) ends the authority and
-  // leaves URL a path of '/'.
+  if (from === -1) return parsedPath(url)
+  const start = url.indexOf('/', from)
   let end = url.length
   const query = url.indexOf('?', from)
   if (query !== -1) end = query
   const fragment = url.indexOf('#', from)
   if (fragment !== -1 && fragment < end) end = fragment
-  if (end < start) return new URL(url).pathname
+  // No path, or a '?' / '#' in the authority.
+  if (start === -1 || end < start) return undefined
+  const backslash = url.indexOf('\\', from)
+  if (backslash !== -1 && backslash < end) return undefined
   const path = url.slice(start, end)
-  // A backslash in the authority starts URL's path there (`http://x\admin/v1` is `/admin/v1`).
-  if (path.indexOf('.') === -1 && path.indexOf('%') === -1 && url.indexOf('\\', from) === -1) return path
-  return NOT_NORMAL.test(path) || url.indexOf('\\', from) !== -1 ? new URL(url).pathname : path
+  if (!SUSPECT.test(path)) return path
+  return DOT_SEGMENT.test(path) || DROPPED.test(path) ? undefined : path
 }
+
+function parsedPath(url: string): string | undefined {
+  try {
+    return new URL(url).pathname
+  } catch {
+    return undefined
+  }
+}
+
+/** Why {@link pathOf} reads no path from a URL, for error messages. */
+export const AMBIGUOUS_URL =
+  'the request URL reads differently to a URL parser and to a router (a dot segment, a backslash, or a "?" or "#" in the host): send it normalized'

@@ -188,28 +188,38 @@ describe('tenantPolicy', () => {
 
   // Deno.serve puts the raw request-target in request.url; an app routing on new URL().pathname
   // sees the dot segments resolved, so the policy must check that path.
-  it('checks the path the app routes on when request.url carries raw dot segments (Deno)', async () => {
-    const rawRequest = (target: string) => {
+  it('denies a URL whose path a URL parser and a router read differently (a raw request-target on Deno)', async () => {
+    const rawRequest = (url: string) => {
       const request = req('/v1/chat', { tenant: 'acme' })
-      Object.defineProperty(request, 'url', { value: `http://api.example.com${target}` })
+      Object.defineProperty(request, 'url', { value: url })
       return request
     }
     const { hooks, events } = recorder()
-    for (const target of ['/v1/../admin', '/v1/%2e%2e/admin', '/v1/%2E%2e/admin', '/v1/.%2E/admin']) {
+    const urls = [
+      'http://api.example.com/v1/../admin',
+      'http://api.example.com/v1/%2e%2e/admin',
+      'http://api.example.com/v1/.%2E/admin',
+      // A URL parser reads /v1/chat, a router that slices the text runs /admin/*.
+      'http://api.example.com/admin/../v1/chat',
+      'http://api.example.com/v1/x/../chat',
+      // A raw Host header: URL reads /v1/admin/keys, a slicing router /admin/keys.
+      'http://api.example.com\\v1/admin/keys',
+      'http://api.example.com?/v1/chat',
+    ]
+    for (const url of urls) {
       const { calls, next } = okHandler()
-      const response = await chain({ evaluator, hooks })(rawRequest(target), next)
-      expect(response.status, target).toBe(403)
-      expect(await problem(response), target).toMatchObject({ code: 'tenant_policy_denied', rule: 'path' })
-      expect(calls, target).toHaveLength(0)
+      const response = await chain({ evaluator, hooks })(rawRequest(url), next)
+      expect(response.status, url).toBe(403)
+      expect(await problem(response), url).toMatchObject({ code: 'tenant_policy_denied', rule: 'path' })
+      expect(calls, url).toHaveLength(0)
     }
-    expect(events.filter((e) => e.hook === 'onPolicy').map((e) => e.event.input.path)).toEqual([
-      '/admin',
-      '/admin',
-      '/admin',
-      '/admin',
-    ])
-    // A raw path that resolves inside the allowed prefix still passes.
-    expect((await chain({ evaluator })(rawRequest('/v1/x/../chat'), okHandler().next)).status).toBe(200)
+    expect(events.filter((e) => e.hook === 'onPolicy').map((e) => e.event.input.path)).toEqual(
+      urls.map(() => undefined),
+    )
+    // The same paths, normalized as clients send them, are judged as usual.
+    expect(
+      (await chain({ evaluator })(rawRequest('http://api.example.com/v1/chat'), okHandler().next)).status,
+    ).toBe(200)
   })
 
   describe('a request value of the wrong type from extract (bad request input)', () => {

@@ -9,7 +9,7 @@ import {
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
-import { pathOf } from './path'
+import { AMBIGUOUS_URL, pathOf } from './path'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
@@ -67,6 +67,8 @@ export function policyStage(options: PolicyOptions = {}): ChainStage | undefined
   return new PolicyStage(options, options.evaluator, modelHeader, toolHeader)
 }
 
+const AMBIGUOUS_PATH: PolicyDecision = Object.freeze({ allowed: false, rule: 'path', reason: AMBIGUOUS_URL })
+
 class PolicyStage implements ChainStage {
   readonly stage = 'policy' as const
   readonly middleware = 'tenantPolicy'
@@ -86,7 +88,10 @@ class PolicyStage implements ChainStage {
     const { request } = admission
     // The method and path come from the request line; without `extract`, model and tool from the
     // headers, with no await.
-    const input: PolicyRequest = { method: request.method, path: pathOf(request.url) }
+    const path = pathOf(request.url)
+    const input: PolicyRequest = { method: request.method, path }
+    // A URL whose path one reader sees and the router another (a raw request-target on Deno).
+    if (path === undefined) return this.#decided(admission, input, AMBIGUOUS_PATH)
     const extract = this.options.extract
     if (extract === undefined) {
       const model = request.headers.get(this.modelHeader)

@@ -312,3 +312,31 @@ describe('a response object handed to every request', () => {
     })
   }
 })
+
+describe('a response object an override hook hands to every refusal', () => {
+  it("never carries one tenant's refusal headers to another's refusal", async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', rateLimit: { requestsPerSecond: 1, burst: 1 } })
+    await configs.setTenantConfig({
+      id: 'globex',
+      policy: { allowedModels: ['small'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+    })
+    const shared = new Response('no', { status: 429 })
+    const handler = withTenancy(() => new Response('ok'), {
+      configManager: configs,
+      policy: { evaluator: new ConfigPolicyEvaluator(configs), onDenied: () => shared },
+      rateLimit: { limiter: new TokenBucketRateLimiter(configs), onRejected: () => shared },
+    })
+    expect((await handler(req('/', { tenant: 'acme' }))).status).toBe(200)
+    // acme's second request is rate limited: its RateLimit and Retry-After go on the refusal.
+    const limited = await handler(req('/', { tenant: 'acme' }))
+    expect(limited.headers.get('RateLimit')).toMatch(/^"rate";r=0;t=1$/)
+    expect(limited.headers.get('Retry-After')).toBe('1')
+    // globex is denied by policy, which adds no headers: none of acme's may come with it.
+    const denied = await handler(req('/', { tenant: 'globex', headers: { 'X-Model': 'large' } }))
+    expect(denied.status).toBe(429)
+    expect(denied.headers.get('RateLimit')).toBeNull()
+    expect(denied.headers.get('RateLimit-Policy')).toBeNull()
+    expect(denied.headers.get('Retry-After')).toBeNull()
+  })
+})

@@ -28,7 +28,7 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
 // case runs the policy on a real Deno server (sources through the @tenant/source condition, npm
 // packages from the existing node_modules, loopback only), requests written byte for byte.
 describe('runtime: deno, raw request-target', () => {
-  it('refuses "/v1/../admin" and "%2e%2e" forms under allowedPaths ["/v1/*"]: the policy sees the routed path', async () => {
+  it('refuses raw dot segments and a raw Host with "\\\\", "?" or "#" under allowedPaths ["/v1/*"], whichever way the app routes', async () => {
     const { code, output } = await run([
       'run',
       '--no-check',
@@ -48,6 +48,12 @@ describe('runtime: deno, raw request-target', () => {
       ['/v1/../admin', 403],
       ['/v1/%2e%2e/admin', 403],
       ['/v1/%2E%2e/admin', 403],
+      // A router that slices the text would run /admin/* for this one, a URL parser /v1/chat.
+      ['/admin/../v1/chat', 403],
+      // A raw Host with "\\", "?" or "#": URL reads /v1/admin/keys or /, a slicing router /admin/keys.
+      ['api.example.com\\v1 /admin/keys', 403],
+      ['api.example.com? /admin/keys', 403],
+      ['api.example.com# /admin/keys', 403],
     ])
     expect(results.map((r) => r.body)).not.toContain('ADMIN')
   }, 60_000)
