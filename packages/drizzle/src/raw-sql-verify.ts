@@ -1,4 +1,5 @@
 import { type AstNode, type Placeholders, type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
+import { checkTenantIdForm, type TenantIdForm } from './tenant-id-form'
 
 // Internal: the proof behind validateQuery. A statement is accepted only when every table it reads
 // or writes is pinned to a tenant by a top-level AND conjunct `<table>.<column> = <value>` (in
@@ -10,7 +11,10 @@ export interface VerifyContext {
   dialect: SqlDialect
   /** The tenant column's stored name. */
   column: string
-  /** Lower-cased names of tables without a tenant column that may be read unfiltered. */
+  /**
+   * Lower-cased names (`table` or `schema.table`) of tables without a tenant column that may be
+   * read unfiltered. A name matches a reference written the same way only (see {@link tableKey}).
+   */
   shared: ReadonlySet<string>
   placeholders: Placeholders
   /** The user's parameter values, when known. */
@@ -24,6 +28,14 @@ export interface VerifyContext {
   tenantTables?: ReadonlySet<string> | undefined
   /** Lower-cased names (`name` or `schema.name`) of functions allowed besides the built-in list. */
   allowedFunctions?: ReadonlySet<string> | undefined
+  /**
+   * How the tenant column of the table with this {@link tableKey} compares with an id, when the
+   * caller knows its type (`TenantDB`: its Drizzle tables); undefined for an unknown type, which
+   * gets the rule for every type. May throw for a column no rule makes exact.
+   */
+  tenantIdForm?: ((key: string) => TenantIdForm | undefined) | undefined
+  /** Filled in by {@link verifyStatement}: the tenant tables of the statement, with their rule. */
+  idForms?: readonly { table: string; form: TenantIdForm | { unknown: SqlDialect } }[] | undefined
 }
 
 /**
@@ -102,7 +114,13 @@ const WRITE_TYPES = new Set(['insert', 'update', 'delete', 'replace'])
 export const JOIN_SCOPED_BY_ON = new Set(['JOIN', 'INNER JOIN', 'LEFT JOIN', 'LEFT OUTER JOIN'])
 
 /** Proves `ast` tenant-scoped or throws {@link UnsafeQueryError} saying why not. */
-export function verifyStatement(ast: AstNode, ctx: VerifyContext): void {
+export function verifyStatement(ast: AstNode, context: VerifyContext): void {
+  // Every tenant id the statement compares (the bound tenant, literals, known parameters) must be
+  // the one spelling of its value for every tenant table the statement reads or writes: one table's
+  // rows can be tied to another's through `a.tenant_id = b.tenant_id`, so the strictest rule of
+  // them all applies to each.
+  const ctx: VerifyContext = { ...context, idForms: tenantTableForms(ast, context) }
+  if (ctx.tenantId !== undefined) checkIdForms(ctx.tenantId, ctx)
   switch (ast.type) {
     case 'select':
       verifySelect(ast, ctx)
@@ -476,6 +494,8 @@ function checkAliases(items: AstNode[], ctx: VerifyContext): void {
       continue
     }
     checkIdentifierCase(item.table, ctx)
+    checkIdentifierCase(item.db, ctx)
+    checkIdentifierCase(item.schema, ctx)
     if (typeof item.as === 'string') {
       checkIdentifierCase(item.as, ctx)
       // Postgres's `AS n(a, b)` renames the table's columns; the parser folds the list into the
@@ -507,16 +527,33 @@ function isShared(item: AstNode, ctx: VerifyContext): boolean {
   return isSharedTable(item, ctx.shared)
 }
 
-/** True when the FROM item names a table listed in `shared` (bare or schema-qualified, any case). */
+/** True when the FROM item names a table listed in `shared`, written the same way (see {@link tableKey}). */
 export function isSharedTable(item: AstNode, shared: ReadonlySet<string>): boolean {
   return isListedTable(item, shared)
 }
 
-/** True when the FROM item names a table of `list` (lower-cased `table` or `schema.table`). */
+/**
+ * The table a FROM item or target names, as written: `table`, `schema.table` (SQLite: attached
+ * `database.table`, `main.table` included) or `db.schema.table`, lower-cased (SQLite folds case;
+ * Postgres names with capitals are refused by {@link checkAliases}). An unqualified name and the
+ * same name with a schema are different keys: the first resolves through the connection's search
+ * path (SQLite: temp, main, then attached databases), which we cannot see, so neither is taken for
+ * the other.
+ */
+export function tableKey(item: AstNode): string {
+  return [item.db, item.schema, item.table]
+    .filter((part): part is string => typeof part === 'string' && part !== '')
+    .join('.')
+    .toLowerCase()
+}
+
+/**
+ * True when the FROM item names a table of `list` (lower-cased `table` or `schema.table`), written
+ * the same way: `plans` matches `plans` only, not `archive.plans` or `main.plans`, and
+ * `archive.plans` matches `archive.plans` only.
+ */
 function isListedTable(item: AstNode, list: ReadonlySet<string>): boolean {
-  const table = String(item.table).toLowerCase()
-  const schema = typeof item.db === 'string' ? `${item.db.toLowerCase()}.${table}` : undefined
-  return list.has(table) || (schema !== undefined && list.has(schema))
+  return list.has(tableKey(item))
 }
 
 function rejectSharedWrite(item: AstNode, ctx: VerifyContext): void {
@@ -591,7 +628,40 @@ function isTenantValue(node: unknown, ctx: VerifyContext): boolean {
     value = n.value
   } else return false
   if (ctx.tenantId !== undefined) return known && value === ctx.tenantId
+  if (known && typeof value === 'string' && value !== '') checkIdForms(value, ctx)
   return !known || (typeof value === 'string' && value !== '')
+}
+
+function checkIdForms(tenantId: string, ctx: VerifyContext): void {
+  for (const { table, form } of ctx.idForms ?? []) checkTenantIdForm(tenantId, form, table)
+}
+
+/**
+ * Every table the statement names, anywhere (FROM lists, joins, targets, subqueries), that is not
+ * shared, with how its tenant column compares with an id. Collected from the whole tree, not only
+ * from the tables the proof reaches, so that none is missed.
+ */
+function tenantTableForms(ast: AstNode, ctx: VerifyContext): NonNullable<VerifyContext['idForms']> {
+  const forms = new Map<string, TenantIdForm | { unknown: SqlDialect }>()
+  const seen = new Set<object>()
+  const visit = (value: unknown, key: string | undefined) => {
+    if (value === null || typeof value !== 'object' || seen.has(value)) return
+    seen.add(value)
+    if (Array.isArray(value)) {
+      for (const item of value) {
+        // FROM lists and the target lists of INSERT/UPDATE/DELETE.
+        if ((key === 'from' || key === 'table') && typeof item?.table === 'string' && !isShared(item, ctx)) {
+          const k = tableKey(item)
+          if (!forms.has(k)) forms.set(k, ctx.tenantIdForm?.(k) ?? { unknown: ctx.dialect })
+        }
+        visit(item, undefined)
+      }
+      return
+    }
+    for (const [k, v] of Object.entries(value)) if (k !== 'loc') visit(v, k)
+  }
+  visit(ast, undefined)
+  return [...forms].map(([table, form]) => ({ table, form }))
 }
 
 // The parts of a tenant condition may carry nothing but what the proof read: no COLLATE (SQLite
@@ -714,6 +784,10 @@ function missingCondition(
       '; the tenant condition sits under OR/NOT or inside an expression, so rows of other tenants can still match'
   } else if (item.join && !JOIN_SCOPED_BY_ON.has(String(item.join).toUpperCase())) {
     hint = `; for a ${String(item.join)} the condition must be in WHERE`
+  }
+  const bare = String(item.table).toLowerCase()
+  if (tableKey(item) !== bare && ctx.shared.has(bare)) {
+    hint += `; shared "${bare}" names the unqualified table only: list "${tableKey(item)}" to share this one`
   }
   return `${what} without ${wanted}${hint}`
 }

@@ -519,3 +519,154 @@ describe('raw SQL: bad input is a typed error, and what runs is what was written
     )
   })
 })
+
+describe('raw SQL without the column type: a tenant id must be the only spelling of its value', () => {
+  const statement = 'SELECT * FROM notes WHERE tenant_id = ?'
+  const pgStatement = 'SELECT * FROM notes WHERE tenant_id = $1'
+  const uuid = '0b6c4a4e-9d0f-4f4e-8a59-0c5f1d2e3a4b'
+
+  it('refuses ids a database reads as a number unless they are canonical integers', () => {
+    for (const id of [
+      '01',
+      '00',
+      '-0',
+      '-1',
+      '1.0',
+      '1.',
+      '.5',
+      '1e0',
+      '1E3',
+      '1_000',
+      '0x1',
+      '0b1',
+      '0o7',
+      '9007199254740993',
+    ]) {
+      for (const [sql, options] of [
+        [statement, sqlite],
+        [pgStatement, pg],
+      ] as const) {
+        expect(
+          refusal(() => addTenantFilter('SELECT * FROM notes', id, 'tenant_id', options)).reason,
+        ).toMatch(/canonical form of an integer tenant column/)
+        refusal(() => validateQuery(sql, 'tenant_id', { ...options, tenantId: id, params: [id] }))
+        refusal(() => validateQuery(sql, 'tenant_id', { ...options, params: [id] }))
+        refusal(() => validateQuery(`SELECT * FROM notes WHERE tenant_id = '${id}'`, 'tenant_id', options))
+      }
+    }
+  })
+
+  it('on Postgres, refuses a uuid that is not lower-case and hyphenated; SQLite has no uuid type', () => {
+    for (const id of [uuid.toUpperCase(), uuid.replaceAll('-', ''), `${uuid.slice(0, 8)}${uuid.slice(9)}`]) {
+      expect(refusal(() => addTenantFilter('SELECT * FROM notes', id, 'tenant_id', pg)).reason).toMatch(
+        /canonical form of an? (uuid|integer) tenant column/,
+      )
+      refusal(() => validateQuery(pgStatement, 'tenant_id', { ...pg, params: [id] }))
+      expect(addTenantFilter('SELECT * FROM notes', id, 'tenant_id', sqlite).params).toEqual([id])
+    }
+    expect(addTenantFilter('SELECT * FROM notes', uuid, 'tenant_id', pg).params).toEqual([uuid])
+  })
+
+  it('keeps every other id: names, canonical integers, ids that only start with a digit', () => {
+    for (const id of [
+      'acme',
+      'ACME',
+      '0',
+      '7',
+      '9007199254740991',
+      '1password',
+      '3dfx',
+      'e1',
+      'a.b-c_d',
+      '-',
+      '.',
+      '1-2',
+      '1.2.3',
+      'x'.repeat(255),
+    ]) {
+      for (const options of [sqlite, pg]) {
+        expect(addTenantFilter('SELECT * FROM notes', id, 'tenant_id', options).params).toEqual([id])
+        validateQuery(options === pg ? pgStatement : statement, 'tenant_id', {
+          ...options,
+          tenantId: id,
+          params: [id],
+        })
+      }
+    }
+  })
+
+  it('checks nothing when no tenant table is read (no tenant is bound)', () => {
+    expect(addTenantFilter('SELECT 1', '01', 'tenant_id').params).toEqual([])
+    expect(
+      addTenantFilter('SELECT * FROM plans', '01', 'tenant_id', { sharedTables: ['plans'] }).params,
+    ).toEqual([])
+  })
+})
+
+describe('raw SQL: a listed table name matches that table, written the same way, only', () => {
+  it('a bare shared name is the unqualified table, not one in another schema or attached database', () => {
+    for (const [options, names] of [
+      [sqlite, ['main.plans', 'archive.plans', 'temp.plans']],
+      [pg, ['public.plans', 'archive.plans']],
+    ] as const) {
+      validateQuery('SELECT * FROM plans', 'tenant_id', { ...options, sharedTables: ['plans'] })
+      for (const name of names) {
+        const error = refusal(() =>
+          validateQuery(`SELECT * FROM ${name}`, 'tenant_id', { ...options, sharedTables: ['plans'] }),
+        )
+        expect(error.reason).toContain(`list "${name}" to share this one`)
+        // addTenantFilter filters it like any tenant table.
+        expect(
+          addTenantFilter(`SELECT * FROM ${name}`, 'acme', 'tenant_id', {
+            ...options,
+            sharedTables: ['plans'],
+          }).sql,
+        ).toMatch(/WHERE "plans"\."tenant_id" = (\?1|\$1)$/)
+        validateQuery(`SELECT * FROM ${name}`, 'tenant_id', { ...options, sharedTables: [name] })
+        refusal(() => validateQuery('SELECT * FROM plans', 'tenant_id', { ...options, sharedTables: [name] }))
+      }
+    }
+  })
+
+  it('refuses writes to a shared table only where the name matches, and filters the others', () => {
+    refusal(() =>
+      validateQuery('DELETE FROM main.plans', 'tenant_id', { ...sqlite, sharedTables: ['main.plans'] }),
+    )
+    expect(
+      addTenantFilter('DELETE FROM main.plans', 'acme', 'tenant_id', { ...sqlite, sharedTables: ['plans'] })
+        .sql,
+    ).toBe('DELETE FROM "main"."plans" WHERE "plans"."tenant_id" = ?1')
+  })
+
+  it('a tenant table name is trusted for an unqualified tenant column in a subquery in its own schema only', () => {
+    for (const [options, p, other] of [
+      [sqlite, '?', 'archive.notes'],
+      [sqlite, '?', 'main.notes'],
+      [pg, '$1', 'archive.notes'],
+      [pg, '$1', 'public.notes'],
+    ] as const) {
+      const sql = (from: string) =>
+        `SELECT u.id FROM users u WHERE u.tenant_id = 'acme' AND u.id IN (SELECT a.owner_id FROM ${from} a WHERE tenant_id = ${p})`
+      validateQuery(sql('notes'), 'tenant_id', { ...options, params: ['acme'], tenantTables: ['notes'] })
+      refusal(() =>
+        validateQuery(sql(other), 'tenant_id', { ...options, params: ['acme'], tenantTables: ['notes'] }),
+      )
+      validateQuery(sql(other), 'tenant_id', { ...options, params: ['acme'], tenantTables: [other] })
+    }
+  })
+
+  it('Postgres: refuses a schema with capitals (the parser drops the quotes of "Archive") and reads db.schema.table as its own name', () => {
+    refusal(() =>
+      validateQuery('SELECT * FROM "Archive".plans', 'tenant_id', { ...pg, sharedTables: ['archive.plans'] }),
+    )
+    refusal(() =>
+      validateQuery('SELECT * FROM Archive.plans', 'tenant_id', { ...pg, sharedTables: ['archive.plans'] }),
+    )
+    refusal(() =>
+      validateQuery('SELECT * FROM app.archive.plans', 'tenant_id', {
+        ...pg,
+        sharedTables: ['archive.plans', 'plans'],
+      }),
+    )
+  })
+})

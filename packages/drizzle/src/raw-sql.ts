@@ -21,6 +21,7 @@ import {
   type VerifyContext,
   verifyStatement,
 } from './raw-sql-verify'
+import type { TenantIdForm } from './tenant-id-form'
 
 export { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 
@@ -40,16 +41,19 @@ export interface RawSqlOptions {
   params?: readonly unknown[]
   /**
    * Tables without a tenant column (plans, currencies) that may be read without a filter. Writes
-   * to them are refused. Names are matched case-insensitively, bare or `schema.table`.
+   * to them are refused. Names are matched case-insensitively and as written: `'plans'` is the
+   * unqualified `plans` only (not `archive.plans`, nor `main.plans` / `public.plans`, which the
+   * connection's search path may or may not resolve `plans` to), `'archive.plans'` is
+   * `archive.plans` only. List each spelling your statements use.
    * @default []
    */
   sharedTables?: readonly string[]
   /**
-   * Tables that have the tenant column (bare or `schema.table` names, any case). Inside a
-   * subquery an unqualified tenant column (`WHERE tenant_id = ?`) would resolve to the enclosing
-   * query's row if the subquery's table had no such column, so there it is accepted only for
-   * these tables; qualify it (`shares.tenant_id = ?`) otherwise. `TenantDB` fills this in from
-   * the schema given to `drizzle()`.
+   * Tables that have the tenant column (bare or `schema.table` names, any case, matched as written
+   * like `sharedTables`). Inside a subquery an unqualified tenant column (`WHERE tenant_id = ?`)
+   * would resolve to the enclosing query's row if the subquery's table had no such column, so
+   * there it is accepted only for these tables; qualify it (`shares.tenant_id = ?`) otherwise.
+   * `TenantDB` fills this in from the schema given to `drizzle()`.
    * @default []
    */
   tenantTables?: readonly string[]
@@ -142,13 +146,16 @@ export interface ScopedSqlParts {
 /**
  * Internal core of {@link addTenantFilter} and `TenantDB.query/exec`: parse, add the tenant
  * conditions, render, then parse the rendered text again and prove it scoped for this tenant.
- * The proof runs on exactly the text the database receives.
+ * The proof runs on exactly the text the database receives. `tenantIdForm` tells, by table key,
+ * how a tenant column whose type the caller knows compares with an id (`TenantDB`); without it
+ * every table gets the rule for an unknown type (see `checkTenantIdForm`).
  */
 export function scopeSql(
   sql: string,
   tenantId: string,
   column: string,
   options: RawSqlOptions & { dialect: SqlDialect; params: readonly unknown[] | undefined },
+  tenantIdForm?: (key: string) => TenantIdForm | undefined,
 ): ScopedSqlParts {
   validateTenantId(tenantId)
   checkColumnName(column)
@@ -157,7 +164,15 @@ export function scopeSql(
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
   bindUserPlaceholders(ast, dialect, placeholders)
-  const ctx: VerifyContext = { dialect, column, ...lists, placeholders, params: options.params, tenantId }
+  const ctx: VerifyContext = {
+    dialect,
+    column,
+    ...lists,
+    placeholders,
+    params: options.params,
+    tenantId,
+    tenantIdForm,
+  }
   addConditions(ast, ctx, () => placeholders.node({ kind: 'tenant' }))
   const rendered = renderStatement(ast, dialect)
   const reparsed = parseStatement(rendered, dialect)
@@ -203,6 +218,13 @@ export function scopeSql(
  * Postgres, `?n+1` in SQLite (the statement's `?` become `?1..?n` in order). `params` must hold a
  * value for every placeholder of the statement.
  *
+ * Only the column's name is known here, not its type, and the database compares the tenant column
+ * with the id after converting the id to that type. So an id that some database reads as a number
+ * must be a canonical integer (`1`, not `01`, `1.0`, `1e0`, `0x1`), and in Postgres one that reads
+ * as a uuid must be lower-case and hyphenated; otherwise the statement is refused
+ * (`UnsafeQueryError`). Other ids (`acme`, `ACME`, `1password`) are the only spelling of
+ * themselves under every type and always pass.
+ *
  * @example
  * ```ts
  * const { sql, params } = addTenantFilter('SELECT * FROM notes WHERE a = ? OR b = ?', 'acme', 'tenant_id', {
@@ -220,7 +242,13 @@ export function addTenantFilter(
 ): TenantStatement {
   listsOf(options)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
-  const parts = scopeSql(sql, tenantId, column, { ...options, dialect, params: options.params ?? [] })
+  const parts = scopeSql(sql, tenantId, column, {
+    dialect,
+    params: options.params ?? [],
+    sharedTables: options.sharedTables,
+    tenantTables: options.tenantTables,
+    allowedFunctions: options.allowedFunctions,
+  })
   const userParams = [...(options.params ?? [])]
   const tenantIndex = userParams.length + 1
   const marker = dialect === 'sqlite' ? '?' : '$'
@@ -242,6 +270,11 @@ export function addTenantFilter(
  * `INSERT ... SELECT`, `REPLACE`, an UPDATE of the column, several statements, DDL, anything the
  * parser cannot read, and functions that run SQL from text or read files (`query_to_xml`,
  * `dblink`, `pg_read_file`, ...).
+ *
+ * Every tenant value it can see (`tenantId`, string literals, `params`) is held to the same id rule
+ * as {@link addTenantFilter}'s: a number-like id must be a canonical integer, and in Postgres a
+ * uuid-like one lower-case and hyphenated. A placeholder whose value it is not given is the
+ * caller's to bind: pass `tenantId` or `params` to have it checked.
  *
  * It checks the statement as node-sql-parser reads it. `TenantDB.query` goes further: it runs the
  * parser's own rendering of the statement, so what runs is what was checked.

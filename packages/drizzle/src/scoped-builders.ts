@@ -17,6 +17,7 @@ import {
 } from 'drizzle-orm'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
+import { checkTenantIdForm, type TenantIdForm, tenantIdFormOf } from './tenant-id-form'
 
 // Internal: the scoped query builders. Each is Drizzle's own builder behind a Proxy that
 // (1) puts `tenant = id` into WHERE as soon as the table is known, and ANDs it with whatever the
@@ -71,18 +72,28 @@ function displayName(table: Table): string {
 }
 
 /**
+ * True when `name` is the tenant column `column` to the database: SQLite compares column names
+ * case-insensitively, so `Tenant_Id` is `tenant_id` there; Postgres compares the quoted names
+ * Drizzle renders exactly.
+ */
+function isTenantColumnName(name: string, column: string, dialect: SqlDialect): boolean {
+  return dialect === 'sqlite' ? name.toLowerCase() === column.toLowerCase() : name === column
+}
+
+/**
  * The table's tenant column (through an alias, the aliased column), or undefined. A table with two
- * properties over that column is refused: the checks would guard one, and an update through the
- * other could move a row to another tenant.
+ * properties over that column (in any letter case on SQLite, where `Tenant_Id` is `tenant_id`) is
+ * refused: the checks would guard one, and an update through the other could move a row to another
+ * tenant.
  */
 export function tenantColumn(
   table: Table,
-  ctx: Pick<ScopeContext, 'column' | 'columnName'>,
+  ctx: Pick<ScopeContext, 'column' | 'columnName' | 'dialect'>,
 ): { key: string; column: Column } | undefined {
   const columns = getTableColumns(table) as Record<string, Column>
   let found: { key: string; column: Column } | undefined
   for (const [key, column] of Object.entries(columns)) {
-    if (ctx.columnName(column) !== ctx.column) continue
+    if (!isTenantColumnName(ctx.columnName(column), ctx.column, ctx.dialect)) continue
     if (found !== undefined) {
       throw new UnsafeQueryError(
         `table "${displayName(table)}" has two properties ("${found.key}", "${key}") over the tenant column "${ctx.column}"; keep one`,
@@ -93,56 +104,37 @@ export function tenantColumn(
   return found
 }
 
-const CANONICAL_INTEGER = /^(0|[1-9][0-9]{0,15})$/
-const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/**
+ * The table's tenant column and how the database compares it with an id (see
+ * {@link checkTenantIdForm}), or undefined for a table without one. Refuses a column of a type no
+ * rule makes exact. Raw SQL through `TenantDB` uses it for the Drizzle tables it knows.
+ */
+export function tenantColumnForm(
+  table: Table,
+  ctx: Pick<ScopeContext, 'column' | 'columnName' | 'dialect'>,
+): { key: string; column: Column; form: TenantIdForm } | undefined {
+  const tc = tenantColumn(table, ctx)
+  if (tc === undefined) return undefined
+  const form = tenantIdFormOf(tc.column)
+  if (form === undefined) {
+    throw new UnsafeQueryError(
+      `the tenant column "${ctx.column}" of table "${displayName(table)}" is a ${tc.column.columnType}; use a text column (tenantIdColumn()), an integer or a uuid`,
+    )
+  }
+  return { ...tc, form }
+}
 
 /**
  * The tenant column of a table the scoped API filters or writes, refused unless the database
- * compares it with the tenant id exactly: a text column takes any valid id; an integer column only
- * an id in its canonical form (`1`, never `01`, `1.0` or beyond 2^53, which the database would
- * read as the same number), and a Postgres uuid column only the lower-case hyphenated form
- * (Postgres reads upper case and unhyphenated forms as the same uuid). Two ids that the database
- * reads as one value would be one tenant's rows.
+ * compares it with the tenant id exactly (the rule raw SQL applies too: {@link checkTenantIdForm}).
+ * Two ids that the database reads as one value would be one tenant's rows.
  */
 function scopedTenantColumn(table: Table, ctx: ScopeContext): { key: string; column: Column } | undefined {
-  const tc = tenantColumn(table, ctx)
+  const tc = tenantColumnForm(table, ctx)
   if (tc === undefined) return undefined
-  const { columnType, dataType } = tc.column
-  const kind =
-    dataType === 'string' && TEXT_COLUMNS.has(columnType)
-      ? 'text'
-      : dataType === 'number' && INTEGER_COLUMNS.has(columnType)
-        ? 'integer'
-        : columnType === 'PgUUID'
-          ? 'uuid'
-          : undefined
-  if (kind === undefined) {
-    throw new UnsafeQueryError(
-      `the tenant column "${ctx.column}" of table "${displayName(table)}" is a ${columnType}; use a text column (tenantIdColumn()), an integer or a uuid`,
-    )
-  }
-  const canonical = kind === 'integer' ? CANONICAL_INTEGER : kind === 'uuid' ? CANONICAL_UUID : undefined
-  if (
-    canonical !== undefined &&
-    (!canonical.test(ctx.tenantId) || (kind === 'integer' && !Number.isSafeInteger(Number(ctx.tenantId))))
-  ) {
-    throw new UnsafeQueryError(
-      `tenant "${ctx.tenantId}" is not in the canonical form of the ${kind} tenant column of table "${displayName(table)}": the database would read other ids as the same value`,
-    )
-  }
+  checkTenantIdForm(ctx.tenantId, tc.form, displayName(table))
   return tc
 }
-
-const TEXT_COLUMNS = new Set(['SQLiteText', 'PgText', 'PgVarchar', 'PgChar'])
-const INTEGER_COLUMNS = new Set([
-  'SQLiteInteger',
-  'PgInteger',
-  'PgSmallInt',
-  'PgBigInt53',
-  'PgSerial',
-  'PgSmallSerial',
-  'PgBigSerial53',
-])
 
 /** The tenant condition for a table, `undefined` for a shared one; refuses other tables. */
 function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | undefined {

@@ -246,6 +246,26 @@ describeEachDatabase(
       tenantId: sqliteCore.text('tenant_id').notNull(),
       owner: sqliteCore.text('tenant_id').notNull(),
     })
+    // A second property over the tenant column in another letter case: the same column to SQLite,
+    // which compares column names case-insensitively; a column of its own to Postgres (quoted).
+    const sqliteCase = sqliteCore.sqliteTable('case_docs', {
+      id: sqliteCore.text('id').primaryKey(),
+      tenantId: sqliteCore.text('tenant_id').notNull(),
+      body: sqliteCore.text('body'),
+      owner: sqliteCore.text('Tenant_Id'),
+    })
+    const sqliteCaseFirst = sqliteCore.sqliteTable('case_docs', {
+      id: sqliteCore.text('id').primaryKey(),
+      owner: sqliteCore.text('TENANT_ID'),
+      tenantId: sqliteCore.text('tenant_id').notNull(),
+      body: sqliteCore.text('body'),
+    })
+    const pgCase = pgCore.pgTable('case_docs', {
+      id: pgCore.text('id').primaryKey(),
+      tenantId: pgCore.text('tenant_id').notNull(),
+      body: pgCore.text('body'),
+      owner: pgCore.text('Tenant_Id'),
+    })
     const ints = () => (pg ? pgInt : sqliteInt) as unknown as typeof sqliteInt
     const twice = () => (pg ? pgTwice : sqliteTwice) as unknown as typeof sqliteTwice
 
@@ -255,6 +275,9 @@ describeEachDatabase(
       for (const statement of [
         'create table if not exists int_docs (id text primary key, tenant_id integer not null)',
         'create table if not exists twice_docs (id text primary key, tenant_id text not null)',
+        pg
+          ? 'create table if not exists case_docs (id text primary key, tenant_id text not null, body text, "Tenant_Id" text)'
+          : 'create table if not exists case_docs (id text primary key, tenant_id text not null, body text)',
       ]) {
         await database.current.query(sql.raw(statement))
       }
@@ -266,6 +289,12 @@ describeEachDatabase(
         sql.raw(`insert into int_docs (id, tenant_id) values ('one', 1), ('two', 2)`),
       )
       await database.current.query(sql.raw(`insert into twice_docs (id, tenant_id) values ('a1', 'acme')`))
+      await database.current.query(sql.raw('delete from case_docs'))
+      await database.current.query(
+        sql.raw(
+          `insert into case_docs (id, tenant_id, body) values ('a1', 'acme', 'acme doc'), ('g1', 'globex', 'globex doc')`,
+        ),
+      )
     })
 
     it('an integer tenant column takes only canonical integer ids ("01" and "1" would be one tenant)', async () => {
@@ -287,6 +316,44 @@ describeEachDatabase(
       await refused(() => tdb.select().from(twice()))
       expect(await allRows(database.current, 'twice_docs')).toEqual([{ id: 'a1', tenant_id: 'acme' }])
     })
+
+    it.skipIf(database.kind !== 'libsql-memory')(
+      'SQLite: refuses a second property over the tenant column in another letter case (SQLite reads it as the same column)',
+      async () => {
+        const before = await allRows(database.current, 'case_docs')
+        const tdb = scoped(db, 'acme')
+        for (const table of [sqliteCase, sqliteCaseFirst]) {
+          const error = await refused(() => tdb.update(table).set({ owner: 'globex', body: 'moved' }))
+          expect(error.message).toMatch(/two properties/)
+          await refused(() =>
+            tdb.insert(table).values({ id: 'p1', body: 'planted', owner: 'globex' } as never),
+          )
+          await refused(() => tdb.select().from(table))
+          await refused(() => tdb.delete(table))
+        }
+        expect(await allRows(database.current, 'case_docs')).toEqual(before)
+        expect(
+          await scoped(db, 'globex')
+            .query('SELECT id FROM case_docs')
+            .then((rows) => rows.map((r) => r.id)),
+        ).toEqual(['g1'])
+      },
+    )
+
+    it.skipIf(database.kind === 'libsql-memory')(
+      'Postgres: a quoted "Tenant_Id" is a column of its own, so it is not the tenant column',
+      async () => {
+        const docs = pgCase as unknown as typeof sqliteCase
+        const tdb = scoped(db, 'acme')
+        expect(await tdb.select({ id: docs.id }).from(docs)).toEqual([{ id: 'a1' }])
+        await tdb.update(docs).set({ owner: 'globex' }).where(eq(docs.id, 'a1'))
+        expect(await allRows(database.current, 'case_docs')).toEqual([
+          { id: 'a1', tenant_id: 'acme', body: 'acme doc', Tenant_Id: 'globex' },
+          { id: 'g1', tenant_id: 'globex', body: 'globex doc', Tenant_Id: null },
+        ])
+        expect(await scoped(db, 'globex').select({ id: docs.id }).from(docs)).toEqual([{ id: 'g1' }])
+      },
+    )
   },
   KINDS,
 )

@@ -12,7 +12,9 @@ import {
   scopedUpdate,
   sharedKey,
   tenantColumn,
+  tenantColumnForm,
 } from './scoped-builders'
+import type { TenantIdForm } from './tenant-id-form'
 
 /** Where the current tenant comes from: a fixed id, or a function such as `currentTenantId`. */
 export type TenantIdSource = string | (() => string | undefined)
@@ -28,7 +30,9 @@ export interface TenantDBOptions {
   /**
    * Tables without a tenant column that every tenant may read (plans, currencies): Drizzle tables
    * for the scoped API, or `'table'` / `'schema.table'` names for raw SQL. They are never filtered
-   * and never written through a TenantDB. Any other table without the column is refused.
+   * and never written through a TenantDB. Any other table without the column is refused. In raw
+   * SQL a name matches the table written the same way only: `'plans'` (or the Drizzle table
+   * `plans` of the default schema) is the unqualified `plans`, not `archive.plans` or `main.plans`.
    * @default []
    */
   shared?: readonly (Table | string)[]
@@ -99,6 +103,11 @@ function snakeCase(name: string): string {
  * Without a tenant (a source that returns `undefined`) every query throws `TenantError`
  * (`tenant_required`, 401) before touching the database.
  *
+ * Raw SQL holds the tenant id to the builders' rule for the tables it reads or writes: for a
+ * Drizzle table it knows (the schema given to `drizzle({ schema })`, or `tenantTables`) by its
+ * tenant column's type; for any other table, as for a column of unknown type (see
+ * {@link addTenantFilter}).
+ *
  * Join rule: `innerJoin`/`leftJoin` put `joined.tenant_id = <tenant>` into the ON clause of every
  * joined tenant table; `rightJoin`, `fullJoin`, `crossJoin` and lateral joins are refused, and so
  * is joining a table that has no tenant column unless it is listed in `shared`.
@@ -120,6 +129,8 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
   readonly #sharedNames: string[]
   readonly #tenantTableOption: readonly (Table | string)[]
   readonly #tenantTables: string[]
+  /** The Drizzle tables with the tenant column, by the key raw SQL names them with (`null`: two tables). */
+  readonly #rawTables: ReadonlyMap<string, Table | null>
   readonly #allowedFunctions: readonly string[]
   readonly #dialect: SqlDialect
 
@@ -165,9 +176,9 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     const names: string[] = []
     for (const entry of this.#sharedOption) {
       if (is(entry, Table)) {
-        const key = sharedKey(entry)
-        shared.add(key)
-        names.push(key.startsWith('.') ? getTableName(entry) : key)
+        shared.add(sharedKey(entry))
+        const name = rawTableName(entry, this.#dialect)
+        if (name !== undefined) names.push(name)
       } else if (typeof entry === 'string') {
         names.push(entry)
         const [a, b] = entry.split('.')
@@ -181,12 +192,29 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     this.#shared = shared
     this.#sharedNames = names
     this.#tenantTableOption = [...(options.tenantTables ?? [])]
-    this.#tenantTables = tenantTableNames(
+    const columnOf = {
+      column: this.#column,
+      columnName: (c: Column) => this.#columnName(c),
+      dialect: this.#dialect,
+    }
+    const hasColumn = (table: Table): boolean => {
+      try {
+        return tenantColumn(table, columnOf) !== undefined
+      } catch (error) {
+        // Two properties over the column: it has the column. Statements over it are refused when
+        // they are built (the builders) or checked (raw SQL, through #rawTables), not here.
+        if (error instanceof UnsafeQueryError) return true
+        throw error
+      }
+    }
+    const { names: tenantNames, tables } = tenantTableNames(
       db,
       this.#tenantTableOption,
-      (table) =>
-        tenantColumn(table, { column: this.#column, columnName: (c) => this.#columnName(c) }) !== undefined,
+      hasColumn,
+      this.#dialect,
     )
+    this.#tenantTables = tenantNames
+    this.#rawTables = tables
     if (options.allowedFunctions !== undefined && !Array.isArray(options.allowedFunctions)) {
       throw new TenantError('tenant_invalid_config', 'allowedFunctions must be an array of function names')
     }
@@ -233,16 +261,37 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
     return column.keyAsName ? snakeCase(column.name) : column.name
   }
 
+  /**
+   * How the tenant column of the Drizzle table raw SQL names `key` compares with an id, by the
+   * builders' rule (and refused where they refuse); undefined for a table it does not know (or
+   * knows twice), which then gets the rule for an unknown type.
+   */
+  #tenantIdForm(key: string): TenantIdForm | undefined {
+    const table = this.#rawTables.get(key)
+    if (table === undefined || table === null) return undefined
+    return tenantColumnForm(table, {
+      column: this.#column,
+      columnName: (c) => this.#columnName(c),
+      dialect: this.#dialect,
+    })?.form
+  }
+
   #scoped(statement: string, params: readonly unknown[]): { tenantId: string; query: SQL } {
     if (!Array.isArray(params)) throw new TenantError('tenant_invalid_config', 'params must be an array')
     const tenantId = this.tenantId
-    const parts = scopeSql(statement, tenantId, this.#column, {
-      dialect: this.#dialect,
-      params,
-      sharedTables: this.#sharedNames,
-      tenantTables: this.#tenantTables,
-      allowedFunctions: this.#allowedFunctions,
-    })
+    const parts = scopeSql(
+      statement,
+      tenantId,
+      this.#column,
+      {
+        dialect: this.#dialect,
+        params,
+        sharedTables: this.#sharedNames,
+        tenantTables: this.#tenantTables,
+        allowedFunctions: this.#allowedFunctions,
+      },
+      (key) => this.#tenantIdForm(key),
+    )
     const chunks: SQL[] = []
     parts.text.forEach((text, i) => {
       chunks.push(sql.raw(text))
@@ -322,28 +371,53 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
   }
 }
 
-/** Names for the raw-SQL proof: the given tables and names, and the schema's tables that `hasColumn`. */
+/**
+ * The name raw SQL uses for a Drizzle table: `name` for a table in the default schema (Drizzle
+ * renders it unqualified), `schema.name` otherwise. Undefined on Postgres for a name with
+ * capitals: Postgres folds unquoted names to lower case and the raw-SQL tools refuse capitals, so
+ * a Drizzle table "Notes" must not be taken for `notes`.
+ */
+function rawTableName(table: Table, dialect: SqlDialect): string | undefined {
+  const key = sharedKey(table)
+  const name = key.startsWith('.') ? getTableName(table) : key
+  return dialect === 'postgresql' && name !== name.toLowerCase() ? undefined : name
+}
+
+/**
+ * For the raw-SQL proof: the names of the given tables and names and of the schema's tables that
+ * `hasColumn`, and those Drizzle tables by the (lower-cased) name raw SQL uses for them; a name
+ * two different tables claim maps to `null`, so neither one's column type is assumed.
+ */
 function tenantTableNames(
   db: TenantDatabase,
   given: readonly (Table | string)[],
   hasColumn: (table: Table) => boolean,
-): string[] {
+  dialect: SqlDialect,
+): { names: string[]; tables: Map<string, Table | null> } {
   const fullSchema = (db as AnyDb)._?.fullSchema
   const fromSchema =
     typeof fullSchema === 'object' && fullSchema !== null
       ? Object.values(fullSchema).filter((t): t is Table => is(t, Table) && hasColumn(t))
       : []
-  return [...fromSchema, ...given].map((entry) => {
+  const names: string[] = []
+  const tables = new Map<string, Table | null>()
+  for (const entry of [...fromSchema, ...given]) {
     if (is(entry, Table)) {
-      const key = sharedKey(entry)
-      return key.startsWith('.') ? getTableName(entry) : key
+      const name = rawTableName(entry, dialect)
+      if (name === undefined) continue
+      names.push(name)
+      const key = name.toLowerCase()
+      const known = tables.get(key)
+      tables.set(key, known === undefined || known === entry ? entry : null)
+    } else if (typeof entry === 'string') names.push(entry)
+    else {
+      throw new TenantError(
+        'tenant_invalid_config',
+        'tenantTables entries must be Drizzle tables or table names',
+      )
     }
-    if (typeof entry === 'string') return entry
-    throw new TenantError(
-      'tenant_invalid_config',
-      'tenantTables entries must be Drizzle tables or table names',
-    )
-  })
+  }
+  return { names, tables }
 }
 
 function rowsAffectedOf(result: unknown): number {
