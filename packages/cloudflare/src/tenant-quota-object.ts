@@ -1,8 +1,7 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { QuotaAlgorithm, QuotaConfig, QuotaDecision, QuotaWindow, QuotaWindowUsage } from '@tenant/core'
+import type { QuotaAlgorithm, QuotaDecision, QuotaWindowUsage } from '@tenant/core'
 import {
   consumeWithSubject,
-  effectiveLimits,
   fixedWindowAlgorithm,
   MAX_SUBJECTS_PER_TENANT,
   slidingWindowAlgorithm,
@@ -57,23 +56,17 @@ function timeOf(call: { now?: number }): number {
   return call.now
 }
 
-type WindowState = { [W in QuotaWindow]?: unknown }
-
 /**
- * Keeps the counters of windows the call's config does not name. Two Workers can briefly hold
- * different versions of a tenant's limits (a provider cache); without this, a Worker that has not
- * seen a newly added window would erase that window's count on every write. A kept counter is
- * harmless: it only counts again if its window is configured again, and the state's expiry (so
- * the cleanup alarm) still covers it.
+ * The latest alarm the object schedules: ten years ahead. `setAlarm` refuses dates after 2189,
+ * and a token bucket of a very slow rate and a large burst (or a lease with a huge TTL) can claim
+ * to need one later than that. Such state is simply looked at again when the alarm fires, which
+ * then schedules the next one (again at most ten years ahead).
  */
-function keepUnconfigured(next: unknown, previous: unknown, config: QuotaConfig): unknown {
-  if (previous === undefined) return next
-  const configured = new Set(effectiveLimits(config).map((l) => l.window))
-  const merged: WindowState = { ...(next as WindowState) }
-  for (const [window, value] of Object.entries(previous as WindowState) as [QuotaWindow, unknown][]) {
-    if (!configured.has(window) && value !== undefined) merged[window] = value
-  }
-  return merged
+const MAX_ALARM_AHEAD_MS = 10 * 365 * 86_400_000
+
+// On the object's own clock, which is what setAlarm's bound is about.
+function alarmTime(at: number): number {
+  return Math.min(at, Date.now() + MAX_ALARM_AHEAD_MS)
 }
 
 /**
@@ -157,8 +150,8 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       return
     }
     if (expired.length > 0) await this.ctx.storage.delete(expired)
-    this.#alarmAt = latest
-    await this.ctx.storage.setAlarm(latest)
+    this.#alarmAt = alarmTime(latest)
+    await this.ctx.storage.setAlarm(this.#alarmAt)
   }
 
   /**
@@ -214,12 +207,11 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         const { decision, state } = algorithm.consume(previous, call.config, call.cost, now)
         // A denial changes nothing (core returns the state unchanged, at most pruned): no write.
         if (!decision.allowed) return { value: decision, write: undefined }
-        return { value: decision, write: this.#saveQuota(key, algorithm, state, previous, call.config, now) }
+        return { value: decision, write: this.#saveQuota(key, algorithm, state, now) }
       }
       case 'adjust': {
         const { usage, state } = algorithm.adjust(previous, call.config, call.tokens, now)
-        const write =
-          call.tokens === 0 ? undefined : this.#saveQuota(key, algorithm, state, previous, call.config, now)
+        const write = call.tokens === 0 ? undefined : this.#saveQuota(key, algorithm, state, now)
         return { value: usage, write }
       }
       case 'peek':
@@ -300,8 +292,8 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       if (call.op === 'reset') return undefined
       this.#makeRoom(call, sKey)
       const done = [
-        this.#saveQuota(key, algorithm, tenantState, previous, call.config, now),
-        this.#saveQuota(sKey, algorithm, subjectState, theirs, subjectConfig, now),
+        this.#saveQuota(key, algorithm, tenantState, now),
+        this.#saveQuota(sKey, algorithm, subjectState, now),
       ].filter((w) => w !== undefined)
       return done.length === 0 ? undefined : Promise.all(done)
     }
@@ -355,12 +347,13 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     key: string,
     algorithm: QuotaAlgorithm<unknown>,
     state: unknown,
-    previous: unknown,
-    config: QuotaConfig,
     now: number,
   ): Promise<unknown> | undefined {
-    const kept = keepUnconfigured(state, previous, config)
-    return this.#save(key, kept, algorithm.expiresAt(kept), now)
+    // Core keeps the counters of windows the call's config does not name until they end (two
+    // Workers may briefly hold different versions of the tenant's limits; without that, one that
+    // has not seen a newly added window would erase its count on every write), so the state is
+    // saved as core returns it.
+    return this.#save(key, state, algorithm.expiresAt(state), now)
   }
 
   /**
@@ -379,7 +372,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     if (this.#alarmAt !== null) return storage.put(key, record)
     let latest = expiresAt
     for (const r of this.#records.values()) latest = Math.max(latest, r.expiresAt)
-    this.#alarmAt = latest
-    return Promise.all([storage.put(key, record), storage.setAlarm(latest)])
+    // Capped (see MAX_ALARM_AHEAD_MS): a date setAlarm refuses would fail the call after its charge.
+    const alarmAt = alarmTime(latest)
+    this.#alarmAt = alarmAt
+    return Promise.all([storage.put(key, record), storage.setAlarm(alarmAt)])
   }
 }

@@ -71,6 +71,21 @@ describe('cost per decision', () => {
     expect(await workerd().inspect(id)).toMatchObject({ calls: 3, keys: [] })
   })
 
+  it('a bucket that would be full again only after 2189 still answers, keeps its charge and gets an alarm', async () => {
+    // Schema-valid: a slow rate, a huge burst, and a cost that empties it. Real time, as the
+    // object's alarm runs on its own clock.
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('slow')
+    provider.setRateLimit(id, { requestsPerSecond: 1e-6, burst: 1e12 })
+    const limiter = workerd().rateLimiter(provider)
+    const allowed: boolean[] = []
+    for (const cost of [1e12, 1, 1]) allowed.push((await limiter.consume(id, { cost })).allowed)
+    expect(allowed).toEqual([true, false, false])
+    const inspection = await workerd().inspect(id)
+    expect(inspection.keys).toEqual(['v1:rate'])
+    expect(inspection.alarm).toBeGreaterThan(Date.now())
+  })
+
   it('bad input never reaches the object', async () => {
     const { quotas, provider, clock, id } = setup()
     expect(await rejectionOf(quotas.consume(id, { tokens: -1 }))).toMatchObject({ code: 'invalid_cost' })

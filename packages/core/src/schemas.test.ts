@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  MIN_REQUESTS_PER_SECOND,
   planConfigInputSchema,
   policyConfigSchema,
   quotaConfigSchema,
@@ -74,11 +75,20 @@ describe('rateLimitConfigSchema', () => {
     })
   })
 
+  it('accepts the documented minimum rate', () => {
+    expect(
+      rateLimitConfigSchema.safeParse({ requestsPerSecond: MIN_REQUESTS_PER_SECOND, burst: 1 }).success,
+    ).toBe(true)
+  })
+
   it('rejects zero, negative, non-finite rates and bad bursts', () => {
     for (const bad of [
       { requestsPerSecond: 0, burst: 1 },
       { requestsPerSecond: -1, burst: 1 },
       { requestsPerSecond: Number.POSITIVE_INFINITY, burst: 1 },
+      // Below MIN_REQUESTS_PER_SECOND: a slower refill is a quota, not a rate.
+      { requestsPerSecond: 1e-16, burst: 1 },
+      { requestsPerSecond: MIN_REQUESTS_PER_SECOND / 2, burst: 1 },
       { requestsPerSecond: 1, burst: 0 },
       { requestsPerSecond: 1, burst: 1.5 },
       { requestsPerSecond: 1, burst: -2 },

@@ -101,9 +101,22 @@ export const quotaConfigSchema = z.strictObject({
     .optional(),
 })
 
+/**
+ * Smallest `requestsPerSecond` of a rate limit: 1e-8, one request per about 3.2 years. A slower
+ * refill is a quota (monthly windows), not a rate. Stores also cap the expiry of a bucket whose
+ * refill would take longer than their storage allows (see the Redis and Cloudflare READMEs).
+ */
+export const MIN_REQUESTS_PER_SECOND = 1e-8
+
 /** Schema of a tenant's token-bucket rate limit. */
 export const rateLimitConfigSchema = z.strictObject({
-  requestsPerSecond: z.number().positive('must be > 0').finite(),
+  requestsPerSecond: z
+    .number()
+    .finite()
+    .min(
+      MIN_REQUESTS_PER_SECOND,
+      `must be >= ${MIN_REQUESTS_PER_SECOND} (> 0; one request per about 3.2 years)`,
+    ),
   burst: z.number().int('must be a whole number').min(1, 'must be >= 1').max(Number.MAX_SAFE_INTEGER),
 })
 

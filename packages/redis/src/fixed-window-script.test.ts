@@ -154,11 +154,15 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
       hour: `${calendarWindow('hour', clock.now()).start},1,0`,
     })
 
-    // A window that leaves the config: the minute is current, but the hash still holds the hour,
-    // so the slow path rewrites it without; when the hour comes back it counts afresh, as in core.
+    // A window that leaves the config: the minute is current, so the fast path charges it in
+    // place and leaves the hour's counter alone; it counts on when the hour comes back, as in core
+    // (a config change never resets usage).
     provider.setQuota('acme', { limits: [{ window: 'minute', requests: 100 }] })
     await quotas.consume('acme')
-    expect(await redis.hgetall(key)).toEqual({ minute: `${next.start},3,0` })
+    expect(await redis.hgetall(key)).toEqual({
+      minute: `${next.start},3,0`,
+      hour: `${calendarWindow('hour', clock.now()).start},1,0`,
+    })
     provider.setQuota('acme', {
       limits: [
         { window: 'minute', requests: 100 },
@@ -168,8 +172,14 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
     const back = await quotas.consume('acme')
     expect(back.windows.map((w) => [w.window, w.used.requests])).toEqual([
       ['minute', 4],
-      ['hour', 1],
+      ['hour', 2],
     ])
+
+    // Once its window is over, a counter the config does not name leaves on the next slow write.
+    provider.setQuota('acme', { limits: [{ window: 'minute', requests: 100 }] })
+    clock.set(calendarWindow('hour', clock.now()).end)
+    await quotas.consume('acme')
+    expect(await redis.hgetall(key)).toEqual({ minute: `${clock.now()},1,0` })
   })
 
   it('a denial writes nothing, with every counter current', async () => {
@@ -177,11 +187,12 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
     const at = String(T0)
     const limit = (window: QuotaWindow) => [window, '2', '0']
     const args = [at, 'consume', '1', '0', ...limit('minute'), ...limit('day')]
-    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 1, 0, 0, 0, 0])
-    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 1, 1, 0, 1, 0])
+    // Counts come back as exact decimal text (RESP integers near 2^53 are misread by clients).
+    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 1, '0', '0', '0', '0'])
+    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 1, '1', '0', '1', '0'])
     const full = await redis.hgetall(key)
     const ttl = await redis.pttl(key)
-    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 0, 2, 0, 2, 0])
+    expect(await FIXED_WINDOW_SCRIPT.run(client, [key], args)).toEqual([T0, 0, '2', '0', '2', '0'])
     expect(await redis.hgetall(key)).toEqual(full)
     expect(await redis.pttl(key)).toBeLessThanOrEqual(ttl)
   })

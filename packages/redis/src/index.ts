@@ -6,7 +6,7 @@ export {
   RedisConcurrencyLimiter,
   type RedisConcurrencyLimiterOptions,
 } from './concurrency-limiter'
-export { DEFAULT_LOCAL_DENY_ENTRIES, type LocalDenyOptions } from './local-deny'
+export { DEFAULT_LOCAL_DENY_ENTRIES, DEFAULT_LOCAL_DENY_HOLD_MS, type LocalDenyOptions } from './local-deny'
 export { APP_CLOCK_TTL_MARGIN_MS } from './lua'
 export type { RedisStoreOptions } from './options'
 export * from './quota-manager'

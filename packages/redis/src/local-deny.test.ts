@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { LocalDenyCache } from './local-deny'
 
 describe('LocalDenyCache and late-reply refunds', () => {
-  const entry = { until: 2_000, requests: 1, fingerprint: 'f', decision: 'denied', retryAt: 2_000 }
+  const entry = { until: 2_000, since: 0, requests: 1, fingerprint: 'f', decision: 'denied', retryAt: 2_000 }
 
   it('drops the tenant when one of its admissions is refunded', () => {
-    const cache = new LocalDenyCache<string>()
+    const cache = new LocalDenyCache<string>({ maxHoldMs: 5_000 })
     cache.remember('acme', entry, cache.refunds)
     cache.remember('beta', entry, cache.refunds)
     expect(cache.match('acme', 1_000, 1, 'f')?.decision).toBe('denied')
@@ -24,5 +24,16 @@ describe('LocalDenyCache and late-reply refunds', () => {
     // A call made after the refund was sent is decided after it (one connection, in order).
     cache.remember('acme', entry, cache.refunds)
     expect(cache.size).toBe(1)
+  })
+
+  it('holds no entry longer than maxHoldMs after its call (1 s by default)', () => {
+    const long = { ...entry, until: 600_000, since: 10_000 }
+    const cache = new LocalDenyCache<string>()
+    cache.remember('acme', long, cache.refunds)
+    expect(cache.match('acme', 10_999, 1, 'f')?.decision).toBe('denied')
+    expect(cache.match('acme', 11_000, 1, 'f')).toBeUndefined()
+    const none = new LocalDenyCache<string>({ maxHoldMs: 0 })
+    none.remember('acme', long, none.refunds)
+    expect(none.size).toBe(0)
   })
 })

@@ -7,15 +7,29 @@ export interface LocalDenyOptions {
    * @default 10000
    */
   maxEntries?: number
+  /**
+   * The longest a denial is answered locally, in ms, however long Redis would keep refusing: after
+   * it the next request asks Redis again (and a new denial is held again). This bounds what the
+   * cache cannot see: a `reset()` (for example `AdminService.resetUsage`) made through another
+   * instance, or a late-reply refund sent by another instance, is seen within this time. `0`
+   * holds nothing past the moment of the denial.
+   * @default 1000
+   */
+  maxHoldMs?: number
 }
 
 /** Default {@link LocalDenyOptions.maxEntries}. */
 export const DEFAULT_LOCAL_DENY_ENTRIES = 10_000
 
+/** Default {@link LocalDenyOptions.maxHoldMs}: one second. */
+export const DEFAULT_LOCAL_DENY_HOLD_MS = 1_000
+
 /** One remembered denial. */
 export interface DenyEntry<D> {
   /** Until when (manager clock, ms) a request of at least `requests` cannot be admitted. */
   until: number
+  /** When (manager clock, ms) the denied call was sent: the hold ends `maxHoldMs` after it at the latest. */
+  since: number
   /** The request count that was denied; only requests at least this large are answered locally. */
   requests: number
   /** The tenant's quota config when Redis answered; a different config voids the entry. */
@@ -30,11 +44,14 @@ export interface DenyEntry<D> {
  * A bounded map of tenants that Redis recently refused on the *requests* dimension, so a flood
  * from a tenant over its request quota does not cost a round trip per request.
  *
- * Soundness (it must never deny what Redis would admit): between a denial and `until`, the only
- * things that can free request capacity are a change of the tenant's limits (caught by the
- * config fingerprint) or someone deleting the counters by hand. Consumes by other instances only
+ * Soundness (it must never deny what Redis would admit for long): between a denial and `until`,
+ * the only things that can free request capacity are a change of the tenant's limits (caught by
+ * the config fingerprint), a `reset()` made through another instance (or someone deleting the
+ * counters by hand), and another instance's late-reply refund. Consumes by other instances only
  * add usage, and `adjust()` refunds only touch tokens, so neither can make an earlier admission
  * possible. Token denials are never cached: another instance's refund could free tokens early.
+ * What the cache cannot see is bounded in time: no entry is held longer than `maxHoldMs` (1 s by
+ * default) after its call, so a reset elsewhere costs at most that much of false denials.
  *
  * The one refund that gives requests back is of an admission whose reply came after its caller
  * timed out. This process's own such refunds drop the tenant's entry ({@link refunded}), and a
@@ -43,11 +60,13 @@ export interface DenyEntry<D> {
  */
 export class LocalDenyCache<D> {
   readonly #max: number
+  readonly #maxHold: number
   readonly #entries = new Map<string, DenyEntry<D>>()
   #refunds = 0
 
   constructor(options: LocalDenyOptions = {}) {
     this.#max = wholeNumberOption('localDeny.maxEntries', options.maxEntries, DEFAULT_LOCAL_DENY_ENTRIES, 1)
+    this.#maxHold = wholeNumberOption('localDeny.maxHoldMs', options.maxHoldMs, DEFAULT_LOCAL_DENY_HOLD_MS, 0)
   }
 
   /** Number of tenants held (for tests and metrics). */
@@ -74,11 +93,14 @@ export class LocalDenyCache<D> {
   /**
    * Remembers a denial, replacing the tenant's previous one, unless a refund was sent since the
    * call was made (`refundsBefore`, from {@link refunds}): the denial may not have counted it.
+   * The hold ends at `until` or `maxHoldMs` after `since`, whichever comes first.
    */
   remember(tenantId: string, entry: DenyEntry<D>, refundsBefore: number): void {
     if (refundsBefore !== this.#refunds) return
     this.#entries.delete(tenantId)
-    this.#entries.set(tenantId, entry)
+    const until = Math.min(entry.until, entry.since + this.#maxHold)
+    if (until <= entry.since) return
+    this.#entries.set(tenantId, until === entry.until ? entry : { ...entry, until })
     if (this.#entries.size > this.#max) {
       const oldest = this.#entries.keys().next().value
       if (oldest !== undefined) this.#entries.delete(oldest)

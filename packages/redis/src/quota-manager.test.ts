@@ -74,6 +74,7 @@ describe('RedisQuotaManager without a server', () => {
     expect(issuePath(make({ timeoutMs: 0 }))).toBe('timeoutMs')
     expect(issuePath(make({ clock: {} }))).toBe('options.clock')
     expect(issuePath(make({ localDeny: { maxEntries: 0 } }))).toBe('localDeny.maxEntries')
+    expect(issuePath(make({ localDeny: { maxHoldMs: -1 } }))).toBe('localDeny.maxHoldMs')
     expect(issuePath(() => new RedisQuotaManager(provider, { redis: 42 as never }))).toBe('redis')
     expect(issuePath(() => new RedisQuotaManager({} as never, { redis: unreachable }))).toBe('provider')
     expect(issuePath(() => new RedisQuotaManager(provider, undefined as never))).toBe('options')
@@ -280,7 +281,7 @@ describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
         clock,
         prefix,
         timeoutMs: 2_000,
-        localDeny: true,
+        localDeny: { maxHoldMs: MINUTE },
       })
       await manager.consume(id)
       await manager.consume(id)
@@ -324,6 +325,25 @@ describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
       // A raised limit is seen at once.
       provider.setQuota(id, { limits: [{ window: 'minute', requests: 5, tokens: 100 }] })
       expect((await manager.consume(id, { requests: 2 })).allowed).toBe(true)
+    })
+
+    it('sees a reset made through another instance within maxHoldMs (1 s by default)', async () => {
+      const { provider, id } = tenant([{ window: 'month', requests: 2 }])
+      const clock = new ManualClock(T0)
+      const options = { redis, clock, prefix, timeoutMs: 2_000 } as const
+      const held = new RedisQuotaManager(provider, { ...options, localDeny: true })
+      const admin = new RedisQuotaManager(provider, options)
+      await held.consume(id)
+      await held.consume(id)
+      expect((await held.consume(id)).allowed).toBe(false)
+      await admin.reset(id)
+      clock.advance(999)
+      // Still held (the bound trades this short delay for the saved round trips)...
+      expect((await held.consume(id)).allowed).toBe(false)
+      clock.advance(1)
+      // ...but never longer than a second, not until the month ends.
+      expect((await held.consume(id)).allowed).toBe(true)
+      expect(await held.consume(id)).toMatchObject({ allowed: true, remaining: { requests: 0 } })
     })
 
     it('holds at most maxEntries tenants', async () => {

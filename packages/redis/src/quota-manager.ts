@@ -66,8 +66,9 @@ export interface RedisQuotaManagerOptions extends RedisStoreOptions {
   prefix?: string
   /**
    * Answer repeated requests of a tenant that Redis refused on its *request* count locally,
-   * without a round trip, until the exact moment Redis could admit them (see README). `true` for
-   * the defaults.
+   * without a round trip, until the exact moment Redis could admit them, but for at most
+   * `maxHoldMs` (1 s by default) at a time, so a `reset()` made through another instance is seen
+   * within it (see README). `true` for the defaults.
    * @default false
    */
   localDeny?: boolean | LocalDenyOptions
@@ -274,12 +275,15 @@ export class RedisQuotaManager implements QuotaManager {
   async reset(tenantId: string, options?: QuotaSubjectOptions): Promise<void> {
     const key = this.#key(tenantId)
     const subject = subjectOf(options)
-    const { redis, gate } = this.#options
+    const { redis, gate, clock } = this.#options
     const index = `${key}:subjects`
+    // The reset time goes into the markers that void older late-reply refunds (see RESET_MARK_LUA).
     const run =
       subject === undefined
-        ? () => RESET_WITH_SUBJECTS_SCRIPT.run(redis, [key, index], [this.#subjectKey(key, '')])
-        : () => RESET_SUBJECT_SCRIPT.run(redis, [this.#subjectKey(key, subject), index], [subject])
+        ? () =>
+            RESET_WITH_SUBJECTS_SCRIPT.run(redis, [key, index], [nowArg(clock), this.#subjectKey(key, '')])
+        : () =>
+            RESET_SUBJECT_SCRIPT.run(redis, [this.#subjectKey(key, subject), index], [nowArg(clock), subject])
     await gate.run(run, 'quota reset', tenantId)
     // A remembered denial is about usage that no longer exists.
     this.#localDeny?.refunded(tenantId)
@@ -511,6 +515,7 @@ export class RedisQuotaManager implements QuotaManager {
       tenantId,
       {
         until: sentAt + byRequests.decision.retryAfterMs,
+        since: sentAt,
         requests: charge.requests,
         fingerprint,
         decision,

@@ -1,3 +1,4 @@
+import { MAX_QUOTA_COUNT, quotaWindows, slidingWindowMs } from '@tenant/core'
 import { LUA_PRELUDE } from './lua'
 import { LuaScript } from './script'
 
@@ -89,24 +90,50 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
 `
 
 /**
+ * What the scripts share: the count bound, the window lengths, the reset marker check. A window
+ * kind the config does not name is looked up here (its sliding length), and `MAX_QUOTA_COUNT`
+ * is core's bound on every count.
+ */
+export const QUOTA_COMMON_LUA = `
+local MAX_COUNT = ${MAX_QUOTA_COUNT}
+local WINDOW_MS = { ${quotaWindows.map((w) => `${w} = ${slidingWindowMs(w)}`).join(', ')} }
+-- A refund is of an admission decided at now: a reset of this hash at or after that time (the
+-- marker RESET_WITH_SUBJECTS_SCRIPT leaves) means the counts here are not the ones it charged.
+local function reset_since(key, t)
+  local at = redis.call('GET', key .. ':reset')
+  return at and tonumber(at) >= t
+end
+`
+
+/**
  * Fixed windows: one hash per tenant, field = window, value = `start,requests,tokens`
  * (core's `FixedWindowCounter`). A counter whose start is not the current window's reads as 0.
  *
  * Unlike the other scripts it replies only what core needs to decide: `{now, applied, requests1,
  * tokens1, requests2, tokens2, ...}`, the counts of each configured window's *current* calendar
- * window before the change, as integers, in ARGV order. A stale counter is a 0 either way, so
- * the client rebuilds core's state from these and the window starts of `now`; integers and a
- * short reply are what keep the client's decoding cheap.
+ * window before the change, in ARGV order, as exact decimal text (the stored text itself): RESP
+ * integers near 2^53 are misread by some clients. A stale counter is a 0 either way, so the
+ * client rebuilds core's state from these and the window starts of `now`; a short reply is what
+ * keeps the client's decoding cheap.
+ *
+ * No count passes `MAX_COUNT` (core's `MAX_QUOTA_COUNT`): a cost that would push one beyond it is
+ * refused as if the dimension had that limit, and adjust saturates at it.
+ *
+ * Fields of windows the caller's config does not name (left by an older or newer config of the
+ * tenant, possibly in use by another instance right now) are kept until their calendar window
+ * ends, as core's `fixedWindowConsume` keeps them: a config change never resets usage.
  *
  * Two ways to write an admission, chosen per call:
- * - fast path, the steady state: every window already has a counter for its current calendar
- *   window, and the hash holds no other field. Each is overwritten in place by one HSET; the key's TTL stays as it is, because it
- *   was set by the slow write that created these very counters (fields are only ever created
- *   there, after a DEL) to the end of the latest of their windows, and a counter keeps its start.
- *   Rewriting the key (DEL, HSET, PEXPIRE) costs Redis several times what this does.
+ * - fast path, the steady state: every configured window already has a counter for its current
+ *   calendar window, and every other field (if any) still counts in its own current window. Each
+ *   configured counter is overwritten in place by one HSET; other fields are left alone, and
+ *   the key's TTL stays as it is, because it was set by the slow write that created these very
+ *   counters (configured fields are only ever created there) to the end of the latest window the
+ *   hash holds, and a counter keeps its start.
  * - slow path, whenever a window starts afresh (first request, a new minute, a changed config)
- *   or on adjust: the whole state is rewritten as before, with only the configured windows that
- *   count something, and the TTL set to the end of the latest of them.
+ *   or on adjust: the configured windows are rewritten (those that count nothing removed), every
+ *   other field is kept if it still counts in its own current window and removed otherwise, and
+ *   the TTL is set to the end of the latest window kept.
  * Both write the same counts, so the next decision reads the same state either way.
  */
 export const FIXED_WINDOW_BODY = `
@@ -118,41 +145,44 @@ local windows = {}
 for j = 1, n do windows[j] = ARGV[3 * j + 2] end
 -- Only the configured windows: anything else in the hash reads as 0 to core as well.
 local raw = redis.call('HMGET', KEYS[1], unpack(windows))
--- reply[2j + 1], reply[2j + 2]: window j's requests and tokens (numbers). cur[4j - 3 .. 4j]: its
--- start, end, and the stored start and tokens text of a current counter (false otherwise). Two
--- flat tables rather than one per window: this runs on every decision, and every Lua table is
--- an allocation Redis pays for.
+-- reply[2j + 1], reply[2j + 2]: window j's requests and tokens (text). cur[6j - 5 .. 6j]: its
+-- start, end, the stored start and tokens text of a current counter (false otherwise), and its
+-- requests and tokens as numbers. Two flat tables rather than one per window: this runs on every
+-- decision, and every Lua table is an allocation Redis pays for.
 local reply = {now, 0}
 local cur = {}
 -- Whether every window has a counter for its current calendar window (the fast path's condition).
 local all_current = true
 for j = 1, n do
   local start, window_end = calendar_window(windows[j], now)
-  local used_r, used_t, text_s, text_t = 0, 0, false, false
+  local used_r, used_t, text_s, text_r, text_t = 0, 0, false, '0', false
   -- HMGET gives false for a missing field.
   local s, r, t = string.match(raw[j] or '', '^(%-?%d+),(%d+),(%d+)$')
   if s and tonumber(s) == start then
-    used_r, used_t, text_s, text_t = tonumber(r), tonumber(t), s, t
+    used_r, used_t, text_s, text_r, text_t = tonumber(r), tonumber(t), s, r, t
   else
     all_current = false
   end
-  reply[2 * j + 1], reply[2 * j + 2] = used_r, used_t
-  cur[4 * j - 3], cur[4 * j - 2], cur[4 * j - 1], cur[4 * j] = start, window_end, text_s, text_t
+  reply[2 * j + 1], reply[2 * j + 2] = text_r, text_t or '0'
+  local c = 6 * j
+  cur[c - 5], cur[c - 4], cur[c - 3], cur[c - 2], cur[c - 1], cur[c] = start, window_end, text_s, text_t, used_r, used_t
 end
 if op == 'peek' then return reply end
 local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
 if op == 'refund' then
   -- now is the refunded admission's decision time: a counter that still starts where that
-  -- window did holds the charge. In place, like the fast path; a counter that reaches zero goes,
-  -- as the slow path would leave it out (the next admission then rewrites the hash).
+  -- window did holds the charge, unless the hash was reset since. In place, like the fast path; a
+  -- counter that reaches zero goes, as the slow path would leave it out.
+  if reset_since(KEYS[1], now) then return reply end
   for j = 1, n do
-    if cur[4 * j - 1] then
-      local r = math.max(0, reply[2 * j + 1] - cost_r)
-      local t = math.max(0, reply[2 * j + 2] - cost_t)
+    local c = 6 * j
+    if cur[c - 3] then
+      local r = math.max(0, cur[c - 1] - cost_r)
+      local t = math.max(0, cur[c] - cost_t)
       if r == 0 and t == 0 then
         redis.call('HDEL', KEYS[1], windows[j])
       else
-        redis.call('HSET', KEYS[1], windows[j], cur[4 * j - 1] .. ',' .. fmt(r) .. ',' .. fmt(t))
+        redis.call('HSET', KEYS[1], windows[j], cur[c - 3] .. ',' .. fmt(r) .. ',' .. fmt(t))
       end
     end
   end
@@ -161,43 +191,77 @@ if op == 'refund' then
 end
 if op == 'consume' or op == 'check' then
   for j = 1, n do
+    -- 0 = unlimited, which still stops at MAX_COUNT (core's overLimit).
     local limit_r, limit_t = tonumber(ARGV[3 * j + 3]), tonumber(ARGV[3 * j + 4])
-    if (limit_r > 0 and reply[2 * j + 1] + cost_r > limit_r)
-      or (limit_t > 0 and reply[2 * j + 2] + cost_t > limit_t) then
-      return reply
-    end
+    if limit_r == 0 then limit_r = MAX_COUNT end
+    if limit_t == 0 then limit_t = MAX_COUNT end
+    local c = 6 * j
+    if cur[c - 1] + cost_r > limit_r or cur[c] + cost_t > limit_t then return reply end
   end
   -- 'check' (the subject script's first pass): would admit, writes nothing.
   if op == 'check' then
     reply[2] = 1
     return reply
   end
-  -- A field of a window the config no longer has (left by an earlier config) would survive an
-  -- in-place write and count again if that window came back: the slow path drops it.
-  if all_current and redis.call('HLEN', KEYS[1]) ~= n then all_current = false end
+  -- Fields of windows the config does not name may stay as they are only while they count in
+  -- their own current window: a stale one makes this a slow write, which drops it.
+  if all_current and redis.call('HLEN', KEYS[1]) ~= n then
+    local configured = {}
+    for j = 1, n do configured[windows[j]] = true end
+    local fields = redis.call('HGETALL', KEYS[1])
+    for i = 1, #fields, 2 do
+      local name = fields[i]
+      if not configured[name] then
+        local s = string.match(fields[i + 1], '^(%-?%d+),')
+        if not (s and WINDOW_MS[name] and tonumber(s) == calendar_window(name, now)) then all_current = false end
+      end
+    end
+  end
   if all_current then
     -- Number formatting is a large part of this path, so what the cost leaves as it was (the
     -- start, the tokens of a request without tokens) keeps its stored text.
     for j = 1, n do
-      local t = cur[4 * j]
-      if cost_t ~= 0 then t = fmt(reply[2 * j + 2] + cost_t) end
-      redis.call('HSET', KEYS[1], windows[j], cur[4 * j - 1] .. ',' .. fmt(reply[2 * j + 1] + cost_r) .. ',' .. t)
+      local c = 6 * j
+      local t = cur[c - 2]
+      if cost_t ~= 0 then t = fmt(cur[c] + cost_t) end
+      redis.call('HSET', KEYS[1], windows[j], cur[c - 3] .. ',' .. fmt(cur[c - 1] + cost_r) .. ',' .. t)
     end
     reply[2] = 1
     return reply
   end
 end
--- The slow path. The new state holds the configured windows with a non-zero count, and lives
--- until the latest of their windows ends (core's fixedWindowExpiresAt).
-redis.call('DEL', KEYS[1])
+-- The slow path. Fields the config does not name stay while they count in their own current
+-- window; the configured windows hold their new counts (none when zero); the key lives until the
+-- latest of them ends (core's fixedWindowExpiresAt).
 local expires_at = 0
+local configured = {}
+for j = 1, n do configured[windows[j]] = true end
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if not configured[name] then
+    local keep = false
+    local s, r, t = string.match(fields[i + 1], '^(%-?%d+),(%d+),(%d+)$')
+    if s and WINDOW_MS[name] and (tonumber(r) ~= 0 or tonumber(t) ~= 0) then
+      local start, window_end = calendar_window(name, now)
+      if tonumber(s) == start then
+        keep = true
+        expires_at = math.max(expires_at, window_end)
+      end
+    end
+    if not keep then redis.call('HDEL', KEYS[1], name) end
+  end
+end
 for j = 1, n do
-  local r, t = reply[2 * j + 1], reply[2 * j + 2]
-  -- (adjust: ARGV[3] is the token delta; a refund stops at zero)
-  if op == 'consume' then r, t = r + cost_r, t + cost_t else t = math.max(0, t + cost_r) end
+  local c = 6 * j
+  local r, t = cur[c - 1], cur[c]
+  -- (adjust: ARGV[3] is the token delta; a refund stops at zero, a charge at MAX_COUNT)
+  if op == 'consume' then r, t = r + cost_r, t + cost_t else t = math.min(MAX_COUNT, math.max(0, t + cost_r)) end
   if r ~= 0 or t ~= 0 then
-    redis.call('HSET', KEYS[1], windows[j], fmt(cur[4 * j - 3]) .. ',' .. fmt(r) .. ',' .. fmt(t))
-    expires_at = math.max(expires_at, cur[4 * j - 2])
+    redis.call('HSET', KEYS[1], windows[j], fmt(cur[c - 5]) .. ',' .. fmt(r) .. ',' .. fmt(t))
+    expires_at = math.max(expires_at, cur[c - 4])
+  else
+    redis.call('HDEL', KEYS[1], windows[j])
   end
 end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
@@ -206,7 +270,9 @@ return reply
 `
 
 /** The fixed-window script: {@link FIXED_WINDOW_BODY} with the prelude and calendar. */
-export const FIXED_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${CALENDAR_LUA}${FIXED_WINDOW_BODY}`)
+export const FIXED_WINDOW_SCRIPT = new LuaScript(
+  `${LUA_PRELUDE}${CALENDAR_LUA}${QUOTA_COMMON_LUA}${FIXED_WINDOW_BODY}`,
+)
 
 /**
  * Sliding windows (core's `sliding-window.ts`): one hash per tenant and precision, field =
@@ -280,6 +346,12 @@ local function add_to_current(buckets, B, add_r, add_t)
   if not done then out[#out + 1] = { start, add_r, add_t } end
   return non_empty(out)
 end
+-- rawCount: the unweighted sum of a dimension over the buckets that can still count.
+local function raw_sum(buckets, dim)
+  local total = 0
+  for _, b in ipairs(buckets) do total = total + b[dim] end
+  return total
+end
 -- refund: takes tokens out newest bucket first, down to zero.
 local function refund(buckets, amount)
   local left = amount
@@ -302,7 +374,8 @@ end
 if op == 'refund' then
   -- now is the refunded admission's decision time, so the bucket containing it is the one
   -- add_to_current charged. Only the windows that still hold that bucket change, in place: the
-  -- key's TTL already outlives them.
+  -- key's TTL already outlives them. Nothing, if the hash was reset since that time.
+  if reset_since(KEYS[1], now) then return reply end
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   for _, s in ipairs(scans) do
     local start = math.floor(now / s.B) * s.B
@@ -326,7 +399,9 @@ if op == 'consume' or op == 'check' then
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   for _, s in ipairs(scans) do
     if (s.limit_r > 0 and not admits(s.buckets, s.B, 2, cost_r, s.limit_r))
-      or (s.limit_t > 0 and not admits(s.buckets, s.B, 3, cost_t, s.limit_t)) then
+      or (s.limit_t > 0 and not admits(s.buckets, s.B, 3, cost_t, s.limit_t))
+      -- capRetryAt: no window's buckets sum past MAX_COUNT, limited or not.
+      or raw_sum(s.buckets, 2) + cost_r > MAX_COUNT or raw_sum(s.buckets, 3) + cost_t > MAX_COUNT then
       return reply
     end
   end
@@ -339,18 +414,38 @@ if op == 'consume' or op == 'check' then
 else
   local delta = tonumber(ARGV[3])
   for _, s in ipairs(scans) do
-    if delta >= 0 then s.buckets = add_to_current(s.buckets, s.B, 0, delta)
+    if delta >= 0 then
+      -- A charge stops where the buckets would sum past MAX_COUNT.
+      s.buckets = add_to_current(s.buckets, s.B, 0, math.min(delta, math.max(0, MAX_COUNT - raw_sum(s.buckets, 3))))
     else s.buckets = refund(s.buckets, -delta) end
   end
 end
 -- The new state lives until its newest bucket has left its window (slidingWindowExpiresAt).
-redis.call('DEL', KEYS[1])
+-- Windows the config does not name keep their buckets, pruned, until those have left their own
+-- window (core's slidingWindowConsume: a config change never resets usage); anything else goes.
 local expires_at = 0
+local configured = {}
+for _, s in ipairs(scans) do configured[s.window] = true end
+for i = 1, #raw, 2 do
+  local name = raw[i]
+  if not configured[name] then
+    local kept = {}
+    if WINDOW_MS[name] then kept = prune(parse(raw[i + 1]), WINDOW_MS[name] / P) end
+    if #kept > 0 then
+      redis.call('HSET', KEYS[1], name, encode(kept))
+      expires_at = math.max(expires_at, kept[#kept][1] + (P + 1) * (WINDOW_MS[name] / P))
+    else
+      redis.call('HDEL', KEYS[1], name)
+    end
+  end
+end
 for _, s in ipairs(scans) do
   local n = #s.buckets
   if n > 0 then
     redis.call('HSET', KEYS[1], s.window, encode(s.buckets))
     expires_at = math.max(expires_at, s.buckets[n][1] + (P + 1) * s.B)
+  else
+    redis.call('HDEL', KEYS[1], s.window)
   end
 end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
@@ -359,7 +454,7 @@ return reply
 `
 
 /** The sliding-window script: {@link SLIDING_WINDOW_BODY} with the prelude. */
-export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${SLIDING_WINDOW_BODY}`)
+export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${QUOTA_COMMON_LUA}${SLIDING_WINDOW_BODY}`)
 
 /** For tests: the calendar arithmetic alone, `{start, end}` of `ARGV[1]`'s window at `ARGV[2]`. */
 export const CALENDAR_PROBE_SCRIPT = new LuaScript(`${CALENDAR_LUA}
@@ -367,5 +462,23 @@ local start, window_end = calendar_window(ARGV[1], tonumber(ARGV[2]))
 return { string.format('%.0f', start), string.format('%.0f', window_end) }
 `)
 
-/** Deletes one tenant's quota hash (`QuotaManager.reset`). */
-export const RESET_SCRIPT = new LuaScript(`return redis.call('DEL', KEYS[1])`)
+/**
+ * Deletes a quota hash and leaves a reset marker (`<key>:reset` = the reset time) for as long as
+ * the hash would have lived: a late-reply refund of an admission decided before the reset finds
+ * it and takes nothing from the counts made after it (`reset_since`). Lua for the reset scripts;
+ * `now` is the reset time.
+ */
+export const RESET_MARK_LUA = `
+local function reset_hash(key, now)
+  local ttl = redis.call('PTTL', key)
+  if ttl > 0 then
+    local marker = key .. ':reset'
+    redis.call('SET', marker, fmt(now), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
+  end
+  return redis.call('DEL', key)
+end
+`
+
+/** Deletes one tenant's quota hash, leaving a reset marker. ARGV: now. */
+export const RESET_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+return reset_hash(KEYS[1], now_ms(ARGV[1]))`)

@@ -4,8 +4,9 @@ import {
   TenantBackendError,
   TenantNotFoundError,
 } from '@tenant/core'
-import { rejectionOf, TestConfigProvider } from '@tenant/core/testing'
+import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
+import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import type { RedisScriptClient } from './client'
 import { RedisRateLimiter } from './rate-limiter'
 
@@ -72,5 +73,29 @@ describe('RedisRateLimiter without a server', () => {
     // And the reply core agrees with decides: a full bucket (no state) takes one token.
     const agreeing = new RedisRateLimiter(provider, { redis: replying([now, 1]) })
     expect(await agreeing.consume('acme')).toMatchObject({ allowed: true, remaining: 9 })
+  })
+})
+
+describe.runIf(REDIS_URL)('RedisRateLimiter expiry', () => {
+  const { client: redis, prefix } = useTestRedis('rate-expiry')
+
+  // A bucket that would be full again only after PEXPIRE's range (about 9.2e18 ms): the script
+  // must not fail after taking the tokens, and the bucket must still expire.
+  it.each([
+    ['a tiny rate from a hand-written provider', { requestsPerSecond: 1e-16, burst: 3 }, 1],
+    ['a schema-valid rate with a huge burst and cost', { requestsPerSecond: 1e-6, burst: 1e12 }, 1e12],
+  ])('%s: never errors after taking, and the bucket keeps an expiry', async (_name, config, cost) => {
+    const limiter = new RedisRateLimiter(
+      { rateLimitConfig: async () => config },
+      { redis, prefix, timeoutMs: 5_000 },
+    )
+    const id = randomTenantId('tiny')
+    const allowed: boolean[] = []
+    for (let i = 0; i < 5; i++)
+      allowed.push((await limiter.consume(id, { cost: i === 0 ? cost : 1 })).allowed)
+    expect(allowed).toEqual(
+      cost === 1 ? [true, true, true, false, false] : [true, false, false, false, false],
+    )
+    expect(await redis.pttl(`{${prefix}:${id}}:b`)).toBeGreaterThan(0)
   })
 })

@@ -171,7 +171,7 @@ export class RedisRateLimiter implements RateLimiter {
     // the retry time no request of at least this cost can pass; a changed rate or burst voids the entry.
     if (!decision.allowed && this.#localDeny) {
       const retryAt = sentAt + decision.retryAfterMs
-      const entry = { until: retryAt, requests: cost, fingerprint, decision, retryAt }
+      const entry = { until: retryAt, since: sentAt, requests: cost, fingerprint, decision, retryAt }
       this.#localDeny.remember(tenantId, entry, refundsBefore)
     }
     return decision

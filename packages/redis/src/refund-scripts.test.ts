@@ -56,6 +56,26 @@ describe.runIf(REDIS_URL)('refund op of the quota and rate-limit scripts', () =>
     return { id, clock, manager, key, refund, used }
   }
 
+  it.each(['fixed', 'sliding'] as const)(
+    '%s: a refund of an admission decided before a reset takes nothing from the counts made after it',
+    async (algorithm) => {
+      const t = setup([{ window: 'day', requests: 2 }], algorithm)
+      // The admission whose reply comes late: decided at T0.
+      await t.manager.consume(t.id)
+      t.clock.advance(1_000)
+      await t.manager.reset(t.id)
+      t.clock.advance(1_000)
+      await t.manager.consume(t.id)
+      await t.manager.consume(t.id)
+      await t.refund(T0, 1, 0)
+      expect(await t.used()).toEqual([{ requests: 2, tokens: 0 }])
+      expect((await t.manager.consume(t.id)).allowed).toBe(false)
+      // A refund of an admission decided after the reset still applies.
+      await t.refund(T0 + 2_000, 1, 0)
+      expect(await t.used()).toEqual([{ requests: 1, tokens: 0 }])
+    },
+  )
+
   it('fixed: takes the charge back from every window of its decision time, in place', async () => {
     const t = setup([
       { window: 'minute', requests: 10, tokens: 1000 },

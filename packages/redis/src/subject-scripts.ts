@@ -1,5 +1,11 @@
 import { LUA_PRELUDE } from './lua'
-import { CALENDAR_LUA, FIXED_WINDOW_BODY, SLIDING_WINDOW_BODY } from './quota-scripts'
+import {
+  CALENDAR_LUA,
+  FIXED_WINDOW_BODY,
+  QUOTA_COMMON_LUA,
+  RESET_MARK_LUA,
+  SLIDING_WINDOW_BODY,
+} from './quota-scripts'
 import { LuaScript } from './script'
 
 /**
@@ -86,25 +92,30 @@ return { t, s }
 }
 
 /** The subject script over fixed windows. */
-export const FIXED_SUBJECT_SCRIPT = subjectScript(CALENDAR_LUA, FIXED_WINDOW_BODY)
+export const FIXED_SUBJECT_SCRIPT = subjectScript(`${CALENDAR_LUA}${QUOTA_COMMON_LUA}`, FIXED_WINDOW_BODY)
 
 /** The subject script over sliding windows. */
-export const SLIDING_SUBJECT_SCRIPT = subjectScript('', SLIDING_WINDOW_BODY)
+export const SLIDING_SUBJECT_SCRIPT = subjectScript(QUOTA_COMMON_LUA, SLIDING_WINDOW_BODY)
 
 /**
- * Deletes a tenant's hash, its subjects' hashes and their index (`QuotaManager.reset`). KEYS: the
- * tenant's hash, the index; ARGV[1]: the start of a subject's key (the subject id follows it).
+ * Deletes a tenant's hash, its subjects' hashes and their index (`QuotaManager.reset`), leaving a
+ * reset marker for each hash (see `RESET_MARK_LUA`). KEYS: the tenant's hash, the index; ARGV:
+ * now ('' = Redis TIME), the start of a subject's key (the subject id follows it).
  */
-export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`
-redis.call('DEL', KEYS[1])
+export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+local now = now_ms(ARGV[1])
+reset_hash(KEYS[1], now)
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
-for i = 1, #members do redis.call('DEL', ARGV[1] .. members[i]) end
+for i = 1, #members do reset_hash(ARGV[2] .. members[i], now) end
 redis.call('DEL', KEYS[2])
 return #members
 `)
 
-/** Deletes one subject's hash and its index entry. KEYS: the subject's hash, the index; ARGV[1]: the subject. */
-export const RESET_SUBJECT_SCRIPT = new LuaScript(`
-redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[1])
+/**
+ * Deletes one subject's hash (leaving a reset marker) and its index entry. KEYS: the subject's
+ * hash, the index; ARGV: now ('' = Redis TIME), the subject.
+ */
+export const RESET_SUBJECT_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+redis.call('ZREM', KEYS[2], ARGV[2])
+return reset_hash(KEYS[1], now_ms(ARGV[1]))
 `)

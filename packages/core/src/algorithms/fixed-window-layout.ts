@@ -8,6 +8,7 @@ import { MINUTE_MS } from './calendar'
 import type { ExpiringEntry } from './expiring-map'
 import type { FixedWindowCounter, FixedWindowState } from './fixed-window'
 import type { EffectiveLimit } from './limits'
+import { MAX_QUOTA_COUNT } from './limits'
 import { currentWindow, windowStartingAt } from './memo'
 import type { MemoryLayout } from './memory-quota-manager'
 import { fixedWindowAlgorithm } from './quota-algorithm'
@@ -93,13 +94,20 @@ function expiresAt(entry: FixedTenant): number {
   return at
 }
 
+// Whether a count (of a window the config does not name) still counts in its current window: a
+// stale one is dropped by fixedWindowConsume, so its presence sends the call there.
+function isCurrent(count: WindowCount, now: number): boolean {
+  return count.minute * MINUTE_MS === currentWindow(count.window!, now).start
+}
+
 /**
  * `fixedWindowConsume` for an admission, in place: the same check, the same counts after it and
- * the same decision. Taken only when the entry holds exactly one count per limit, in the limits'
- * order (a tenant's steady state) and the cost is not zero; anything else (a denial, a changed
- * config, a window emptied by a refund, a zero cost, which `fixedWindowConsume` answers without
- * keeping a rolled-over empty count) returns `undefined` without changing the entry, and the
- * manager runs `fixedWindowConsume`.
+ * the same decision. Taken only when the entry holds a count for every limit (a tenant's steady
+ * state; counts of other windows are left as they are, as `fixedWindowConsume` keeps them) and the
+ * cost is not zero; anything else (a denial, a window the config added, a window emptied by a
+ * refund, a zero cost, which `fixedWindowConsume` answers without keeping a rolled-over empty
+ * count, a count of another window that went stale) returns `undefined` without changing the
+ * entry, and the manager runs `fixedWindowConsume`.
  */
 function charge(
   entry: FixedTenant,
@@ -108,24 +116,31 @@ function charge(
   now: number,
 ): QuotaDecision | undefined {
   if (cost.requests === 0 && cost.tokens === 0) return undefined
-  // First pass: check only, so a denial changes nothing.
+  // First pass: check only, so a denial changes nothing. Counts of windows the config does not
+  // name (kept until their window ends, see fixedWindowConsume) are skipped: both lists are in
+  // window order, so a limit without a count runs off the end of the list.
   let count: WindowCount | undefined = entry.window === undefined ? undefined : entry
   for (const limit of limits) {
-    if (count === undefined || count.window !== limit.window) return undefined
+    while (count !== undefined && count.window !== limit.window) {
+      if (!isCurrent(count, now)) return undefined
+      count = count.next
+    }
+    if (count === undefined) return undefined
     const current = count.minute * MINUTE_MS === currentWindow(limit.window, now).start
     const requests = current ? count.requests : 0
     const tokens = current ? count.tokens : 0
-    if (limit.requests !== undefined && requests + cost.requests > limit.requests) return undefined
-    if (limit.tokens !== undefined && tokens + cost.tokens > limit.tokens) return undefined
+    // overLimit in quota-decision.ts: an unlimited dimension still stops at MAX_QUOTA_COUNT.
+    if (requests + cost.requests > (limit.requests ?? MAX_QUOTA_COUNT)) return undefined
+    if (tokens + cost.tokens > (limit.tokens ?? MAX_QUOTA_COUNT)) return undefined
     count = count.next
   }
-  // Counts of windows the config no longer has: fixedWindowConsume drops them.
-  if (count !== undefined) return undefined
+  for (; count?.window !== undefined; count = count.next) if (!isCurrent(count, now)) return undefined
 
-  // Second pass: charge (the first pass saw one count per limit). `map` sizes the array exactly,
+  // Second pass: charge (the first pass found one count per limit). `map` sizes the array exactly,
   // where a pushed-to `[]` starts at 16 slots.
   let next: WindowCount | undefined = entry
   const windows = limits.map((limit): QuotaWindowUsage => {
+    while (next!.window !== limit.window) next = next!.next
     const count = next!
     const bounds = currentWindow(limit.window, now)
     const minute = minuteOf(bounds.start)

@@ -39,12 +39,20 @@ describe('fixedWindowConsume', () => {
     expect(state.minute).toEqual({ start: calendarWindow('minute', T0).start, requests: 1, tokens: 0 })
   })
 
-  it('keeps no counter for windows the tenant no longer has, nor for zero counts', () => {
-    const old: FixedWindowState = {
-      hour: { start: calendarWindow('hour', T0).start, requests: 5, tokens: 0 },
-    }
-    expect(fixedWindowConsume(old, config, {}, T0).state).toEqual({
+  it('keeps the counter of a window the config does not name until that window ends, and no zero counts', () => {
+    const hour = { start: calendarWindow('hour', T0).start, requests: 5, tokens: 0 }
+    const old: FixedWindowState = { hour }
+    // A config change (or an instance on an older config) never resets the hour's usage.
+    const { state } = fixedWindowConsume(old, config, {}, T0)
+    expect(state).toEqual({
       minute: { start: calendarWindow('minute', T0).start, requests: 1, tokens: 0 },
+      hour,
+    })
+    expect(fixedWindowExpiresAt(state)).toBe(calendarWindow('hour', T0).end)
+    // Once the hour is over it is dropped: state stays bounded.
+    const later = calendarWindow('hour', T0).end
+    expect(fixedWindowConsume(state, config, {}, later).state).toEqual({
+      minute: { start: later, requests: 1, tokens: 0 },
     })
     expect(fixedWindowConsume(undefined, config, { requests: 0 }, T0).state).toEqual({})
   })

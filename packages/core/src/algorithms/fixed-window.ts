@@ -4,6 +4,7 @@ import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { quotaWindows } from '../schemas'
 import type { EffectiveLimit } from './limits'
+import { MAX_QUOTA_COUNT } from './limits'
 import { currentWindow, limitsOf, windowStartingAt } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, overLimit, quotaDecision, windowUsage } from './quota-decision'
@@ -51,11 +52,32 @@ function usages(scans: Scan[]): QuotaWindowUsage[] {
   return scans.map((s) => windowUsage(s.limit, s.used, s.end))
 }
 
-/** The state after adding `requests` / `tokens` (tokens floored at 0) to every scanned window. */
-function nextState(scans: Scan[], requests: number, tokens: number): FixedWindowState {
+/**
+ * The state after adding `requests` / `tokens` (tokens kept within 0 and `MAX_QUOTA_COUNT`) to
+ * every scanned window. Counters of windows the config does not name are kept while their window
+ * lasts (see {@link fixedWindowConsume}); stale ones are dropped.
+ */
+function nextState(
+  previous: FixedWindowState | undefined,
+  scans: Scan[],
+  requests: number,
+  tokens: number,
+  now: number,
+): FixedWindowState {
   const state: FixedWindowState = {}
+  if (previous !== undefined) {
+    for (const window of quotaWindows) {
+      const counter = previous[window]
+      if (counter === undefined || scans.some((s) => s.limit.window === window)) continue
+      if (counter.start !== currentWindow(window, now).start) continue
+      if (counter.requests !== 0 || counter.tokens !== 0) state[window] = counter
+    }
+  }
   for (const s of scans) {
-    const next = { requests: s.used.requests + requests, tokens: Math.max(0, s.used.tokens + tokens) }
+    const next = {
+      requests: s.used.requests + requests,
+      tokens: Math.min(MAX_QUOTA_COUNT, Math.max(0, s.used.tokens + tokens)),
+    }
     s.used = next
     if (next.requests !== 0 || next.tokens !== 0) state[s.limit.window] = { start: s.start, ...next }
   }
@@ -71,6 +93,14 @@ function nextState(scans: Scan[], requests: number, tokens: number): FixedWindow
  * before, so the same request is admitted at `now + retryAfterMs` and not 1 ms earlier. A request
  * whose cost exceeds a limit outright gets the same value (the end of that window, when it is as
  * empty as it can ever be) and a reason saying it can never be admitted.
+ *
+ * No count ever passes `MAX_QUOTA_COUNT`: a cost that would push one beyond it, in any dimension,
+ * limited or not, is denied like a full window (until that window ends) and charges nothing.
+ *
+ * A config change never resets usage: the counter of a window that `config` does not name (one a
+ * newer or older version of the tenant's config has) is kept, unchanged, until its calendar
+ * window ends, so it counts again if that window comes back and two instances holding different
+ * versions of the config cannot erase each other's counts. `fixedWindowExpiresAt` covers it.
  *
  * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
  *
@@ -90,24 +120,25 @@ export function fixedWindowConsume(
   const denials: QuotaDenial[] = []
   for (const s of scans) {
     for (const dimension of overLimit(s.limit, s.used, charge)) {
-      const allowance = s.limit[dimension]!
+      const allowance = s.limit[dimension]
       denials.push({
         window: s.limit.window,
         dimension,
         retryAt: s.end,
-        impossible: charge[dimension] > allowance,
+        impossible: allowance !== undefined && charge[dimension] > allowance,
         reason: denialReason(s.limit.window, dimension, s.used[dimension], allowance, charge[dimension]),
       })
     }
   }
   if (denials.length > 0) return { decision: quotaDecision(now, usages(scans), denials), state: state ?? {} }
-  const next = nextState(scans, charge.requests, charge.tokens)
+  const next = nextState(state, scans, charge.requests, charge.tokens, now)
   return { decision: quotaDecision(now, usages(scans), []), state: next }
 }
 
 /**
  * Adds `tokens` (negative: refunds) to the current window of every limit of `config`. Never
- * denies; a refund stops at zero. Returns the usage after the change.
+ * denies; a refund stops at zero, a charge at `MAX_QUOTA_COUNT`. Keeps the counters of windows
+ * `config` does not name, like {@link fixedWindowConsume}. Returns the usage after the change.
  *
  * @example
  * ```ts
@@ -124,7 +155,7 @@ export function fixedWindowAdjust(
   now: number,
 ): { usage: QuotaWindowUsage[]; state: FixedWindowState } {
   const scans = scan(state, limitsOf(config), now)
-  const next = nextState(scans, 0, tokens)
+  const next = nextState(state, scans, 0, tokens, now)
   return { usage: usages(scans), state: next }
 }
 

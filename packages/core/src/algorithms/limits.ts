@@ -10,6 +10,14 @@ export type QuotaDimension = 'requests' | 'tokens'
 export const quotaDimensions: readonly QuotaDimension[] = ['requests', 'tokens']
 
 /**
+ * The largest count a quota window keeps, in every dimension, limited or not: `Number.MAX_SAFE_INTEGER`.
+ * Past it doubles (and the integer replies of Redis clients) are no longer exact, so every store
+ * refuses a cost that would push a count beyond it, as if each dimension had at least this limit
+ * (a denial that charges nothing), and `adjust` saturates at it. Real traffic never comes close.
+ */
+export const MAX_QUOTA_COUNT = Number.MAX_SAFE_INTEGER
+
+/**
  * One limit as the algorithms use it: a missing or 0 allowance is normalised to absent
  * (unlimited), so `limit.requests !== undefined` means "requests are limited".
  */

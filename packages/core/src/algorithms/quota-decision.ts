@@ -2,7 +2,7 @@ import type { NormalizedCost } from '../cost'
 import type { QuotaAmounts, QuotaDecision, QuotaWindowUsage } from '../quota'
 import type { QuotaWindow } from '../schemas'
 import type { EffectiveLimit, QuotaDimension } from './limits'
-import { quotaDimensions } from './limits'
+import { MAX_QUOTA_COUNT, quotaDimensions } from './limits'
 
 /**
  * A constructor of plain objects: its instances have `Object.prototype` as their prototype, so
@@ -46,7 +46,8 @@ export interface QuotaDenial {
 
 /**
  * The reason text of a denial. Stable wording so logs can be grepped: an impossible request says
- * "can never be admitted", an exhausted window says "quota exhausted".
+ * "can never be admitted", an exhausted window says "quota exhausted". `limit` undefined: an
+ * unlimited dimension whose count would pass {@link MAX_QUOTA_COUNT} ("count is full").
  *
  * @example
  * ```ts
@@ -58,9 +59,12 @@ export function denialReason(
   window: QuotaWindow,
   dimension: QuotaDimension,
   used: number,
-  limit: number,
+  limit: number | undefined,
   cost: number,
 ): string {
+  if (limit === undefined) {
+    return `${window} ${dimension} count is full: ${used} counted, the request needs ${cost}, and no count goes past ${MAX_QUOTA_COUNT}`
+  }
   if (cost > limit) {
     return `request cost of ${cost} ${dimension} exceeds the ${window} limit of ${limit} ${dimension}: it can never be admitted`
   }
@@ -106,8 +110,9 @@ export function windowUsage(
 }
 
 /**
- * Whether `cost` fits into a window with `used` already counted, in each limited dimension.
- * Returns the dimensions that do not fit (an empty list admits).
+ * Whether `cost` fits into a window with `used` already counted, in each dimension: under its
+ * limit where it has one, and never past {@link MAX_QUOTA_COUNT}. Returns the dimensions that do
+ * not fit (an empty list admits).
  *
  * @example
  * ```ts
@@ -120,10 +125,8 @@ export function overLimit(
   used: NormalizedCost,
   cost: NormalizedCost,
 ): QuotaDimension[] {
-  return quotaDimensions.filter((d) => {
-    const allowance = limit[d]
-    return allowance !== undefined && used[d] + cost[d] > allowance
-  })
+  // A sum past MAX_QUOTA_COUNT rounds to at least 2^53, so the comparison stays exact.
+  return quotaDimensions.filter((d) => used[d] + cost[d] > (limit[d] ?? MAX_QUOTA_COUNT))
 }
 
 // The window with the least room left in `dimension`; of equal ones, the one that holds it longer.

@@ -8,6 +8,7 @@ import { quotaWindows } from '../schemas'
 import { slidingWindowMs } from './calendar'
 import type { ExpiringEntry } from './expiring-map'
 import type { EffectiveLimit } from './limits'
+import { MAX_QUOTA_COUNT } from './limits'
 import type { MemoryLayout } from './memory-quota-manager'
 import { slidingWindowAlgorithm } from './quota-algorithm'
 import { quotaDecision, windowUsage } from './quota-decision'
@@ -193,11 +194,22 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
     return at
   }
 
+  // A window the config does not name, as slidingWindowConsume keeps it: its buckets pruned (they
+  // lead the list). A node left empty reads as no window at all.
+  const pruneKept = (node: WindowBuckets, now: number): void => {
+    const B = bucketMs(node.window!)
+    const oldStart = (Math.floor(now / B) - P) * B
+    const buckets = node.buckets
+    let stale = 0
+    while (stale < buckets.length && buckets[stale]! < oldStart) stale += 3
+    if (stale > 0) node.buckets = buckets.slice(stale)
+  }
+
   /**
    * `slidingWindowConsume` for an admission, in place: the same check, the same buckets after it
-   * and the same decision. Taken only when the entry holds buckets for exactly the limits' windows,
-   * in their order, none after the current bucket (a clock that went back), and the cost is not
-   * zero (which adds no bucket). Anything else, and every denial, returns `undefined` without
+   * and the same decision. Taken only when the entry holds buckets for every limit's window (those
+   * of other windows are left as they are, as `slidingWindowConsume` keeps them), none after the
+   * current bucket (a clock that went back), and the cost is not zero (which adds no bucket). Anything else, and every denial, returns `undefined` without
    * changing the entry, and the manager runs `slidingWindowConsume`.
    */
   const charge = (
@@ -208,9 +220,12 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
   ): QuotaDecision | undefined => {
     if (cost.requests === 0 && cost.tokens === 0) return undefined
     // First pass: check only, so a denial changes nothing.
+    // Windows the config does not name (kept until their buckets leave, see slidingWindowConsume)
+    // are skipped: both lists are in window order, so a limit without buckets runs off the end.
     let node: WindowBuckets | undefined = entry.window === undefined ? undefined : entry
     for (const limit of limits) {
-      if (node === undefined || node.window !== limit.window) return undefined
+      while (node !== undefined && node.window !== limit.window) node = node.next
+      if (node === undefined) return undefined
       const buckets = node.buckets
       const B = bucketMs(limit.window)
       const k = Math.floor(now / B)
@@ -230,14 +245,19 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
       ) {
         return undefined
       }
+      // capRetryAt: the unweighted sum of the buckets that still count stays within MAX_QUOTA_COUNT.
+      if (parts.oldestRequests + parts.newerRequests + cost.requests > MAX_QUOTA_COUNT) return undefined
+      if (parts.oldestTokens + parts.newerTokens + cost.tokens > MAX_QUOTA_COUNT) return undefined
       node = node.next
     }
-    // Windows the config no longer has: slidingWindowConsume drops them.
-    if (node !== undefined && node.window !== undefined) return undefined
 
     // Second pass: charge, then measure as `measure` does after `addToCurrent`.
     let next: WindowBuckets | undefined = entry
     const windows = limits.map((limit): QuotaWindowUsage => {
+      while (next!.window !== limit.window) {
+        pruneKept(next!, now)
+        next = next!.next
+      }
       const current = next!
       next = current.next
       const B = bucketMs(limit.window)
@@ -260,6 +280,9 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
         : buckets[buckets.length - 3]! + (P + 1) * B
       return windowUsage(limit, used, resetAt)
     })
+    for (let rest = next as WindowBuckets | undefined; rest?.window !== undefined; rest = rest.next) {
+      pruneKept(rest, now)
+    }
     return quotaDecision(now, windows, NO_DENIALS)
   }
 

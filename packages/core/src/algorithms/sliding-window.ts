@@ -3,9 +3,10 @@ import { normalizeCost } from '../cost'
 import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
+import { quotaWindows } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
 import type { EffectiveLimit, QuotaDimension } from './limits'
-import { quotaDimensions } from './limits'
+import { MAX_QUOTA_COUNT, quotaDimensions } from './limits'
 import { limitsOf } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, quotaDecision, windowUsage } from './quota-decision'
@@ -240,10 +241,60 @@ function scan(
   })
 }
 
-function toState(scans: Scan[]): SlidingWindowState {
+/**
+ * The state of the scanned windows, plus the buckets of windows the config does not name, kept
+ * (pruned) until they have left their window: a config change never resets usage (see
+ * {@link slidingWindowConsume}).
+ */
+function toState(
+  scans: Scan[],
+  previous: SlidingWindowState | undefined,
+  now: number,
+  precision: number,
+): SlidingWindowState {
   const state: SlidingWindowState = {}
+  if (previous !== undefined) {
+    for (const window of quotaWindows) {
+      const buckets = previous[window]
+      if (buckets === undefined || scans.some((s) => s.limit.window === window)) continue
+      const kept = prune(buckets, now, geometry(window, precision))
+      if (kept.length > 0) state[window] = kept
+    }
+  }
   for (const s of scans) if (s.buckets.length > 0) state[s.limit.window] = s.buckets
   return state
+}
+
+/** The sum of a dimension over every bucket that can still count (a pruned list), unweighted. */
+function rawCount(buckets: readonly SlidingBucket[], dim: 1 | 2): number {
+  let total = 0
+  for (const b of buckets) total += b[dim]
+  return total
+}
+
+/**
+ * `-1` when adding `cost` keeps the unweighted sum of the window's buckets within
+ * `MAX_QUOTA_COUNT`; otherwise the first instant at which enough of the oldest buckets have left
+ * the window (been pruned) for it to fit. The unweighted sum bounds every bucket and every count,
+ * so the arithmetic stays exact.
+ */
+function capRetryAt(
+  buckets: readonly SlidingBucket[],
+  now: number,
+  g: Geometry,
+  dim: 1 | 2,
+  cost: number,
+): number {
+  const total = rawCount(buckets, dim)
+  if (total + cost <= MAX_QUOTA_COUNT) return -1
+  let left = total
+  for (const b of buckets) {
+    left -= b[dim]
+    // A bucket is pruned from (its index + precision + 1) * bucket on.
+    if (left + cost <= MAX_QUOTA_COUNT)
+      return Math.max(now, (Math.floor(b[0] / g.bucket) + g.precision + 1) * g.bucket)
+  }
+  return (Math.floor(now / g.bucket) + g.precision + 1) * g.bucket
 }
 
 /** Adds `add` to the bucket containing `now`, keeping the list sorted. Returns a new list. */
@@ -279,6 +330,14 @@ function addToCurrent(
  * included) has left that window, `(k + precision + 1) * bucketMs - now`, and a reason saying it
  * can never be admitted.
  *
+ * No count passes `MAX_QUOTA_COUNT`: a cost that would take the unweighted sum of a window's
+ * buckets beyond it, in any dimension, limited or not, is denied (charging nothing) until enough
+ * of the oldest buckets have left the window.
+ *
+ * A config change never resets usage: the buckets of a window that `config` does not name are
+ * kept, pruned, until they have left that window, so they count again if the window comes back
+ * (see `fixedWindowConsume`). `slidingWindowExpiresAt` covers them.
+ *
  * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
  *
  * @example
@@ -299,26 +358,38 @@ export function slidingWindowConsume(
   for (const s of scans) {
     for (const dimension of quotaDimensions) {
       const allowance = s.limit[dimension]
-      if (allowance === undefined) continue
       const dim = DIM_INDEX[dimension]
-      if (admitsAt(s.buckets, now, s.g, dim, charge[dimension], allowance)) continue
-      const impossible = charge[dimension] > allowance
+      const cost = charge[dimension]
+      const capAt = capRetryAt(s.buckets, now, s.g, dim, cost)
+      const fits = allowance === undefined || admitsAt(s.buckets, now, s.g, dim, cost, allowance)
+      if (fits && capAt < 0) continue
+      const impossible = allowance !== undefined && cost > allowance
+      const limitAt = fits ? -1 : slidingRetryAt(s.buckets, now, s.g, dim, cost, allowance!)
       denials.push({
         window: s.limit.window,
         dimension,
         retryAt: impossible
           ? (Math.floor(now / s.g.bucket) + precision + 1) * s.g.bucket
-          : slidingRetryAt(s.buckets, now, s.g, dim, charge[dimension], allowance),
+          : Math.max(limitAt, capAt),
         impossible,
-        reason: denialReason(s.limit.window, dimension, s.used[dimension], allowance, charge[dimension]),
+        reason: denialReason(
+          s.limit.window,
+          dimension,
+          s.used[dimension],
+          fits ? undefined : allowance,
+          cost,
+        ),
       })
     }
   }
   if (denials.length > 0) {
-    return { decision: quotaDecision(now, usage(scans), denials), state: toState(scans) }
+    return {
+      decision: quotaDecision(now, usage(scans), denials),
+      state: toState(scans, state, now, precision),
+    }
   }
   const charged = scans.map((s) => measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, charge) }, now))
-  return { decision: quotaDecision(now, usage(charged), []), state: toState(charged) }
+  return { decision: quotaDecision(now, usage(charged), []), state: toState(charged, state, now, precision) }
 }
 
 function usage(scans: Scan[]): QuotaWindowUsage[] {
@@ -340,7 +411,9 @@ function refund(buckets: SlidingBucket[], amount: number): SlidingBucket[] {
 
 /**
  * Adds `tokens` to the current bucket of every window of `config`; a negative `tokens` refunds,
- * newest bucket first, down to zero. Never denies. Returns the usage after the change.
+ * newest bucket first, down to zero. Never denies: a charge stops where the window's buckets
+ * would sum past `MAX_QUOTA_COUNT`. Keeps the buckets of windows `config` does not name, like
+ * {@link slidingWindowConsume}. Returns the usage after the change.
  *
  * @example
  * ```ts
@@ -355,11 +428,15 @@ export function slidingWindowAdjust(
   precision: number = DEFAULT_SLIDING_PRECISION,
 ): { usage: QuotaWindowUsage[]; state: SlidingWindowState } {
   const scans = scan(state, config, now, precision).map((s) => {
+    // A charge stops where the window's buckets would pass MAX_QUOTA_COUNT (see capRetryAt).
+    const add = Math.min(tokens, Math.max(0, MAX_QUOTA_COUNT - rawCount(s.buckets, 2)))
     const buckets =
-      tokens >= 0 ? addToCurrent(s.buckets, now, s.g, { requests: 0, tokens }) : refund(s.buckets, -tokens)
+      tokens >= 0
+        ? addToCurrent(s.buckets, now, s.g, { requests: 0, tokens: add })
+        : refund(s.buckets, -tokens)
     return measure({ ...s, buckets }, now)
   })
-  return { usage: usage(scans), state: toState(scans) }
+  return { usage: usage(scans), state: toState(scans, state, now, precision) }
 }
 
 /**
