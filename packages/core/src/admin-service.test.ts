@@ -634,6 +634,9 @@ describe('AdminService audit timestamps', () => {
       ['tenant.create', T0],
     ])
     expect(auditTimestamp(new ManualClock(T0 + 0.999))).toBe(T0)
+    // The last ms every store can write: 9999-12-31T23:59:59.999Z.
+    expect(auditTimestamp(new ManualClock(253_402_300_799_999.5))).toBe(253_402_300_799_999)
+    expect(() => auditTimestamp(new ManualClock(253_402_300_800_000))).toThrow(InvalidTenantConfigError)
   })
 
   it('refuses a reset whose record the clock cannot stamp, before resetting anything', async () => {
@@ -650,7 +653,8 @@ describe('AdminService audit timestamps', () => {
     await service.create({ id: 'acme', quota: { limits: [{ window: 'hour', requests: 5 }] } }, alice)
     await quotas.consume('acme', { requests: 3 })
     await limiter.acquire('acme', 3)
-    for (const bad of [Number.NaN, -1, 2 ** 53]) {
+    // 253402300800000 is 10000-01-01: the Postgres stores cannot encode it (nor 8.7e15, past Date).
+    for (const bad of [Number.NaN, -1, 2 ** 53, 8.7e15, 253_402_300_800_000]) {
       badClock.set(bad)
       for (const reset of [
         () => service.resetUsage('acme', alice),
@@ -728,10 +732,191 @@ describe('AdminService plan membership (in memory)', () => {
       if (tenant?.plan === 'pro') expect(planExists).toBe(true)
       const refusal = results.find((r) => r.status === 'rejected')!.reason
       if (planExists) expect(refusal).toBeInstanceOf(PlanInUseError)
-      else {
+      else if (refusal instanceof TenantBackendError) {
+        // The put reached holdPlan while the delete was under way: refused at once, retryable.
+        expect(refusal.message).toMatch(/"pro" is being deleted/)
+      } else {
         expect(refusal).toBeInstanceOf(InvalidTenantConfigError)
         expect((refusal as InvalidTenantConfigError).issues[0]!.path).toEqual(['plan'])
       }
     })
   }
+})
+
+describe('AdminService undo of a failed audit append (in memory)', () => {
+  // An audit log whose next tenant append waits for the test, then fails: the tenant write is
+  // done and its record in flight, so the test can race a plan delete against the undo.
+  function flakyLog() {
+    let armed: { reached: () => void; fail: Promise<void> } | undefined
+    const log = Object.assign(Object.create(auditLog) as InMemoryAuditLog, {
+      append: async (record: Parameters<InMemoryAuditLog['append']>[0]) => {
+        if ('tenantId' in record && armed !== undefined) {
+          const gate = armed
+          armed = undefined
+          gate.reached()
+          await gate.fail
+          throw new Error('audit sink timed out')
+        }
+        return auditLog.append(record)
+      },
+    })
+    const arm = () => {
+      let reached!: () => void
+      let fail!: () => void
+      const reachedP = new Promise<void>((resolve) => {
+        reached = resolve
+      })
+      armed = { reached, fail: new Promise<void>((resolve) => (fail = resolve)) }
+      return { reached: reachedP, fail }
+    }
+    return { log, arm }
+  }
+
+  for (const kind of ['delete', 'move', 'off-plan'] as const) {
+    it(`holds the plan a tenant leaves until its undo is done, so it cannot be deleted meanwhile (${kind})`, async () => {
+      const { log, arm } = flakyLog()
+      const plans = auditedPlanStore(new InMemoryPlanStore({ tenants: configs, clock }), auditLog, { clock })
+      const service = new AdminService({ store: auditedStore(configs, log, { clock }), plans, auditLog })
+      await service.createPlan({ id: 'pro' }, alice)
+      await service.createPlan({ id: 'basic' }, alice)
+      await service.create({ id: 'acme', plan: 'pro' }, alice)
+      const { reached, fail } = arm()
+      const change =
+        kind === 'delete'
+          ? service.delete('acme', { actor: 'bob' })
+          : service.update('acme', { plan: kind === 'move' ? 'basic' : null }, { actor: 'bob' })
+      await reached
+      // The tenant is off plan pro for now, but the undo may put it back: pro stays.
+      expect(await rejects(service.deletePlan('pro', { actor: 'carol' }))).toBeInstanceOf(PlanInUseError)
+      fail()
+      const error = await rejects(change)
+      expect(error).toBeInstanceOf(TenantBackendError)
+      expect((error as Error).message).toMatch(/the change was undone/)
+      expect((await configs.getTenantConfig('acme')).plan).toBe('pro')
+      expect(await plans.getPlan('pro')).toMatchObject({ id: 'pro' })
+      // Once the change has settled, the plan is free of holds again.
+      await service.update('acme', { plan: null }, alice)
+      await service.deletePlan('pro', { actor: 'carol' })
+    })
+  }
+
+  it('re-reads the tenant when its plan changed between the read and the write, then gives up (503)', async () => {
+    const plans = auditedPlanStore(new InMemoryPlanStore({ tenants: configs, clock }), auditLog, { clock })
+    const store = auditedStore(configs, auditLog, { clock })
+    await plans.setPlan({ id: 'pro' })
+    await configs.setTenantConfig({ id: 'acme', plan: 'pro' })
+    let staleReads = 1
+    // The service's own read of the tenant sees an old plan `staleReads` times.
+    const lagging = {
+      ...store,
+      getTenantConfig: async (id: string) => {
+        const config = await configs.getTenantConfig(id)
+        if (staleReads === 0) return config
+        staleReads -= 1
+        return { ...config, plan: null }
+      },
+    }
+    const service = new AdminService({ store: lagging, plans, auditLog })
+    await service.delete('acme', alice)
+    expect(await rejects(configs.getTenantConfig('acme'))).toBeInstanceOf(TenantNotFoundError)
+
+    await configs.setTenantConfig({ id: 'acme', plan: 'pro' })
+    staleReads = 100
+    const error = await rejects(service.delete('acme', alice))
+    expect(error).toBeInstanceOf(TenantBackendError)
+    expect((error as Error).message).toMatch(/kept changing plan/)
+    expect((await configs.getTenantConfig('acme')).plan).toBe('pro')
+  })
+})
+
+describe('AdminService create resets what an earlier tenant of the same id left', () => {
+  it('starts a re-used id with no quota usage and no slots in flight', async () => {
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const limiter = new InMemoryConcurrencyLimiter()
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas,
+      concurrency: limiter,
+      clock,
+    })
+    const limits = {
+      quota: { limits: [{ window: 'month' as const, requests: 100 }] },
+      concurrency: { maxInFlight: 5 },
+    }
+    await service.create({ id: 'acme', ...limits }, alice)
+    await quotas.consume('acme', { requests: 100 })
+    await quotas.consume('acme', { requests: 7, subject: 'key-1' } as never).catch(() => undefined)
+    const old = await limiter.acquire('acme', 5)
+    for (let i = 0; i < 4; i++) await limiter.acquire('acme', 5)
+    await service.delete('acme', alice)
+
+    await service.create({ id: 'acme', ...limits }, { actor: 'bob' })
+    expect((await service.usage('acme')).windows[0]!.used).toEqual({ requests: 0, tokens: 0 })
+    expect(await service.inFlight('acme')).toEqual({ tenantId: 'acme', inFlight: 0, maxInFlight: 5 })
+    expect((await quotas.consume('acme', { requests: 1 })).allowed).toBe(true)
+    // The old customer's request ending later frees none of the new tenant's slots.
+    await limiter.acquire('acme', 5)
+    await old.lease!.release()
+    expect(await limiter.inFlight('acme')).toBe(1)
+    // The create record stands for the reset: no separate record is written.
+    expect((await history('acme')).map((r) => r.action)).toEqual([
+      'tenant.create',
+      'tenant.delete',
+      'tenant.create',
+    ])
+  })
+
+  it('resets before the tenant exists, and not at all when the create is refused', async () => {
+    const resets: string[] = []
+    const seenBy = async (id: string) =>
+      configs.getTenantConfig(id).then(
+        () => 'visible',
+        () => 'absent',
+      )
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas: {
+        peek: async (id) => ({ tenantId: id, windows: [] }),
+        reset: async (id) => {
+          resets.push(`quota ${id} ${await seenBy(id)}`)
+        },
+      },
+      concurrency: {
+        inFlight: async () => 0,
+        reset: async (id) => {
+          resets.push(`slots ${id} ${await seenBy(id)}`)
+        },
+      },
+      clock,
+    })
+    await service.create({ id: 'acme' }, alice)
+    expect(resets).toEqual(['quota acme absent', 'slots acme absent'])
+    resets.length = 0
+    expect(await rejects(service.create({ id: 'acme' }, alice))).toBeInstanceOf(TenantAlreadyExistsError)
+    expect(await rejects(service.create({ id: 'beta', plan: 'ghost' }, alice))).toBeInstanceOf(
+      InvalidTenantConfigError,
+    )
+    expect(await rejects(service.create({ id: 'beta' }, { actor: '' }))).toBeInstanceOf(
+      InvalidTenantConfigError,
+    )
+    expect(resets).toEqual([])
+  })
+
+  it('fails the create (nothing written) when a reset fails', async () => {
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas: {
+        peek: async (id) => ({ tenantId: id, windows: [] }),
+        reset: async () => {
+          throw new TenantBackendError('quota store down')
+        },
+      },
+    })
+    expect(await rejects(service.create({ id: 'acme' }, alice))).toBeInstanceOf(TenantBackendError)
+    expect(await rejects(configs.getTenantConfig('acme'))).toBeInstanceOf(TenantNotFoundError)
+    expect(await history('acme')).toEqual([])
+  })
 })

@@ -21,6 +21,7 @@ import {
   PlanAlreadyExistsError,
   PlanNotFoundError,
   TenantAlreadyExistsError,
+  TenantBackendError,
   TenantNotFoundError,
 } from './errors'
 import { storableTextProblem } from './json'
@@ -75,12 +76,19 @@ export const planUpdateInputSchema = planConfigInputSchema.omit({ id: true }).ex
 /** What {@link AdminService.updatePlan} accepts. */
 export type PlanUpdateInput = z.input<typeof planUpdateInputSchema>
 
+// The last ms every store can write, 9999-12-31T23:59:59.999Z. Past it the Postgres encoding
+// fails: Drizzle sends a timestamptz as an ISO string, and from year 10000 on that is the
+// extended form (`+010000-...`), which Postgres does not parse (and past 8.64e15 there is no Date
+// at all). Checked here so that the "record checked before the reset" step is complete.
+const MAX_AUDIT_TIME = 253_402_300_799_999
+
 /**
  * The `at` of an audit record written now: `clock.now()` rounded down to a whole ms, the one
  * stamp every audit writer of the toolkit uses (`AdminService` resets, `auditedStore`,
  * `auditedPlanStore` and the Drizzle stores), so that records agree across stores and every log
  * accepts them (the Drizzle log refuses a fraction). Throws `InvalidTenantConfigError` (path `at`)
- * when the clock gives no such time (NaN, negative, past 2^53), before anything is written.
+ * when the clock gives no such time (NaN, negative, or past 9999-12-31T23:59:59.999Z, the last
+ * time every store can encode), before anything is written.
  *
  * @example
  * ```ts
@@ -90,11 +98,11 @@ export type PlanUpdateInput = z.input<typeof planUpdateInputSchema>
 export function auditTimestamp(clock: Clock): number {
   const now = clock.now()
   const at = Math.floor(now)
-  if (!Number.isSafeInteger(at) || at < 0) {
+  if (!Number.isSafeInteger(at) || at < 0 || at > MAX_AUDIT_TIME) {
     throw new InvalidTenantConfigError([
       {
         path: ['at'],
-        message: `the clock gave ${String(now)}, not a time in ms since the epoch`,
+        message: `the clock gave ${String(now)}, not a time in ms since the epoch up to the year 9999`,
         code: 'invalid_type',
       },
     ])
@@ -276,30 +284,42 @@ export class AdminService {
   /**
    * Creates a tenant. Throws `TenantAlreadyExistsError` (409) when the id is taken, and
    * `InvalidTenantConfigError` (path `plan`) when it names a plan that does not exist.
+   *
+   * The id starts fresh: before the tenant is written (so before any request can be admitted
+   * for it), its quota usage (`quotas.reset`, subjects included) and its in-flight slots
+   * (`concurrency.reset`) are reset, when those are configured. Quota and concurrency stores key
+   * their state by tenant id alone, so without this a tenant created under the id of a deleted
+   * one would inherit that customer's usage and slots. The `tenant.create` record stands for the
+   * reset (no separate record). A failing reset fails the create with nothing written.
    */
   async create(input: TenantConfigInput, context: AdminContext): Promise<TenantConfig> {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
-    return this.#onPlan(parsed.plan, () =>
-      this.#change(parsed.id, 'tenant.create', context, (before) => {
+    // Checked before the resets, which must not run for a call that would be refused anyway.
+    checkContext(context)
+    return this.#onPlan(parsed.plan, async () => {
+      await this.#freshStart(parsed.id)
+      return this.#change(parsed.id, 'tenant.create', context, (before) => {
         if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
         return parsed
-      }),
-    )
+      })
+    })
   }
 
   /**
    * Replaces a tenant's quota, rate limit, policy and metadata (see {@link tenantUpdateInputSchema});
    * `status` and `plan` change only when given. Throws `TenantNotFoundError` for an unknown tenant
-   * and `InvalidTenantConfigError` (path `plan`) for a plan that does not exist.
+   * and `InvalidTenantConfigError` (path `plan`) for a plan that does not exist. With a plan store
+   * that has `holdPlan`, both the tenant's current plan and the target are held for the change
+   * (and its undo); `TenantBackendError` (503, retryable) when one of them is being deleted.
    */
   async update(tenantId: string, input: TenantUpdateInput, context: AdminContext): Promise<TenantConfig> {
     const id = validateTenantId(tenantId)
     const { id: bodyId, status, plan, ...rest } = parseOrThrow(tenantUpdateInputSchema, input)
     mustMatch(bodyId, id, 'tenant')
     // An omitted plan keeps the current one, which cannot be deleted while the tenant is on it.
-    return this.#onPlan(plan ?? null, () =>
+    return this.#leavingPlan(id, plan ?? null, (held) =>
       this.#change(id, 'tenant.update', context, (before) => {
-        const current = existing(id, before)
+        const current = onHeldPlan(existing(id, before), held)
         return {
           ...rest,
           id,
@@ -310,13 +330,20 @@ export class AdminService {
     )
   }
 
-  /** Deletes a tenant. Throws `TenantNotFoundError` for an unknown tenant. */
+  /**
+   * Deletes a tenant. Throws `TenantNotFoundError` for an unknown tenant. Its plan is held as in
+   * {@link AdminService.update}, so an undone delete never re-creates it on a deleted plan. Its
+   * quota usage and in-flight slots are left as they are (requests still running end normally);
+   * a later {@link AdminService.create} of the same id resets them.
+   */
   async delete(tenantId: string, context: AdminContext): Promise<void> {
     const id = validateTenantId(tenantId)
-    await this.#apply(id, 'tenant.delete', context, (before) => {
-      existing(id, before)
-      return null
-    })
+    await this.#leavingPlan(id, null, (held) =>
+      this.#apply(id, 'tenant.delete', context, (before) => {
+        onHeldPlan(existing(id, before), held)
+        return null
+      }),
+    )
   }
 
   /** Replaces a tenant's quota; everything else is kept. */
@@ -551,6 +578,69 @@ export class AdminService {
     return typeof plans?.holdPlan === 'function' ? plans.holdPlan(planId, checked) : checked()
   }
 
+  // Runs `write` for a change that may take the tenant off its current plan (a delete, a move or
+  // `plan: null`) while holding that plan too, not only the target: if the audit append fails,
+  // auditedStore's undo puts the tenant back on the plan it left, and a deletePlan in between
+  // would leave it on a missing plan (every request a 503). With the plan held, that delete is
+  // refused (PlanInUseError) until the undo is done. The current plan is read before the hold, so
+  // `write` gets it and its `apply` checks (onHeldPlan) that the tenant is still on it; if another
+  // change moved the tenant in between, nothing is written and the read is retried. Stores without
+  // holdPlan refuse a missing plan in the write and the undo themselves (a foreign key), so they
+  // hold nothing and `held` is undefined.
+  async #leavingPlan<T>(
+    tenantId: string,
+    target: string | null,
+    write: (held: string | null | undefined) => Promise<T>,
+  ): Promise<T> {
+    const plans = this.#plans
+    if (typeof plans?.holdPlan !== 'function') return this.#onPlan(target, () => write(undefined))
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.#find(tenantId)
+      const held = current?.plan ?? null
+      const run = () => write(held)
+      try {
+        return await this.#onPlan(target, () =>
+          held === null || held === target ? run() : plans.holdPlan!(held, run),
+        )
+      } catch (error) {
+        if (!(error instanceof PlanChanged)) throw error
+        if (attempt >= PLAN_READ_ATTEMPTS) {
+          throw new TenantBackendError(
+            `tenant "${tenantId}" kept changing plan while it was being changed; nothing was written, retry`,
+            { tenantId },
+          )
+        }
+      }
+    }
+  }
+
+  // The tenant, or null when it does not exist (getTenantConfigOrNull, without importing the
+  // audited store, which imports this module).
+  async #find(tenantId: string): Promise<TenantConfig | null> {
+    try {
+      return await this.#store.getTenantConfig(tenantId)
+    } catch (error) {
+      if (isTenantError(error) && error.code === 'tenant_not_found') return null
+      throw error
+    }
+  }
+
+  // Resets what an earlier tenant of this id left in the quota and concurrency stores, before
+  // the tenant exists. The id is looked up first so that a create refused as a duplicate (409)
+  // resets nothing of the live tenant; a create racing another create of the same id can still
+  // reset the winner's first moments of usage (both passed the look-up), which errs on the side
+  // of the new tenant.
+  async #freshStart(tenantId: string): Promise<void> {
+    const quotas = this.#quotas
+    const resetsUsage = typeof quotas?.reset === 'function'
+    if (!resetsUsage && this.#concurrency === undefined) return
+    if ((await this.#find(tenantId)) !== null) {
+      throw new TenantAlreadyExistsError(tenantId)
+    }
+    if (resetsUsage) await quotas!.reset!(tenantId)
+    await this.#concurrency?.reset(tenantId)
+  }
+
   // A tenant may only name a plan that exists: one that does not would fail every read of the
   // tenant through withPlans (fail closed), so it is refused here as bad input instead.
   async #checkPlan(planId: string): Promise<void> {
@@ -634,6 +724,21 @@ function mustMatch(bodyId: string | undefined, id: string, kind: 'tenant' | 'pla
       { path: ['id'], message: `does not match the ${kind} being updated ("${id}")`, code: 'invalid_value' },
     ])
   }
+}
+
+// How many times a change re-reads a tenant whose plan changed between the read and the write.
+// Each retry follows another change of that tenant that was written, so only a stream of
+// concurrent moves of one tenant exhausts it; then the call fails (503) with nothing written.
+const PLAN_READ_ATTEMPTS = 3
+
+// Thrown from an `apply` when the tenant is no longer on the plan that was held for it: aborts
+// the change before anything is written, so that AdminService can retry with the right hold.
+class PlanChanged extends Error {}
+
+// The tenant, when it is still on the plan held for the change (`held` undefined: nothing held).
+function onHeldPlan(tenant: TenantConfig, held: string | null | undefined): TenantConfig {
+  if (held !== undefined && tenant.plan !== held) throw new PlanChanged()
+  return tenant
 }
 
 function existing(tenantId: string, before: TenantConfig | null): TenantConfig {

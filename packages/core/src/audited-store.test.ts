@@ -120,6 +120,7 @@ describe('auditedStore: compensation when the audit append fails', () => {
     const error = await rejects(store.applyChange(create('acme')))
     expect(error).toBeInstanceOf(TenantBackendError)
     expect((error as Error).message).toMatch(/may be stored without an audit record/)
+    expect((error as Error).message).toMatch(/it created the tenant/)
     expect(((error as Error).cause as AggregateError).errors).toEqual([auditLog.failure, restoreFailure])
   })
 })

@@ -39,7 +39,10 @@ export type AuditedConfigManager = ConfigManager & AuditedTenantStore
  * `applyChange` writes the config first, then appends the audit record. If the append fails it
  * compensates by restoring `before` (deleting a created tenant, re-creating a deleted one) and
  * rethrows. This is best-effort: a crash between the two writes, or a failing restore, can leave a
- * change without its record (the error then says so), and a restored tenant gets fresh timestamps.
+ * change without its record (the error then says so, and what the change did), and a restored
+ * tenant gets fresh timestamps. Restoring a tenant that a change took off a plan puts it back on
+ * that plan: `AdminService` holds the plan (`PlanStore.holdPlan`) until the restore is done, so
+ * that it cannot be deleted in between; a direct `applyChange` holds nothing.
  * `DrizzleConfigManager` is truly transactional and should be preferred where it applies.
  *
  * Changes to one tenant through the same store are serialised in this process, so two concurrent
@@ -205,9 +208,12 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
           if (before === null) await subject.delete(id)
           else await subject.set(subject.toInput(before))
         } catch (restoreError) {
+          // Says what the unrecorded change did, so the admin knows which state may remain.
+          const did = after === null ? 'deleted' : before === null ? 'created' : 'changed'
           throw new TenantBackendError(
             `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
-              'the change may be stored without an audit record',
+              `the change may be stored without an audit record (it ${did} the ${subject.kind}; ` +
+              'check it, then restore or record it by hand)',
             { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
           )
         }

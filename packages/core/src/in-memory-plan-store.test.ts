@@ -4,7 +4,7 @@ import { expectInvalidOption } from '../testing/options'
 import { testPlanStore } from '../testing/plan-store'
 import { auditedPlanStore } from './audited-store'
 import { ManualClock } from './clock'
-import { PlanInUseError } from './errors'
+import { PlanInUseError, PlanNotFoundError, TenantBackendError } from './errors'
 import { InMemoryAuditLog } from './in-memory-audit-log'
 import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
@@ -43,54 +43,118 @@ describe('InMemoryPlanStore options', () => {
   })
 })
 
+// Whether a promise has settled once every pending callback has run; the tests never wait on a
+// timer for something that must happen at once.
+async function settled(promise: Promise<unknown>): Promise<'pending' | 'fulfilled' | 'rejected'> {
+  let state: 'pending' | 'fulfilled' | 'rejected' = 'pending'
+  promise.then(
+    () => {
+      state = 'fulfilled'
+    },
+    () => {
+      state = 'rejected'
+    },
+  )
+  for (let i = 0; i < 50; i++) await Promise.resolve()
+  return state
+}
+
+function gate() {
+  let release!: () => void
+  const opened = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  return { opened, release }
+}
+
 describe('InMemoryPlanStore.holdPlan', () => {
-  it('makes a delete wait for a hold, and a hold wait for a delete under way', async () => {
+  it('runs holds of one plan side by side: a hold that never settles blocks no other hold', async () => {
     const tenants = new InMemoryConfigManager()
     const plans = new InMemoryPlanStore({ tenants })
     await plans.setPlan({ id: 'pro' })
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const held = plans.holdPlan('pro', async () => {
-      await gate
+    void plans.holdPlan('pro', () => new Promise<never>(() => {}))
+    const other = plans.holdPlan('pro', async () => {
       await tenants.setTenantConfig({ id: 'acme', plan: 'pro' })
       return 'written'
     })
-    // The delete queues behind the hold, so its scan runs after the tenant is written.
-    const deleted = plans.deletePlan('pro').then(
-      () => 'deleted',
-      (error: unknown) => error,
-    )
-    release()
-    expect(await held).toBe('written')
-    expect(await deleted).toBeInstanceOf(PlanInUseError)
-
-    await tenants.deleteTenantConfig('acme')
-    const deleting = plans.deletePlan('pro')
-    // A hold asked for while the delete runs sees the plan gone.
-    const seen = await plans.holdPlan('pro', () =>
-      plans.getPlan('pro').then(
-        () => 'exists',
-        () => 'gone',
-      ),
-    )
-    await deleting
-    expect(seen).toBe('gone')
+    expect(await settled(other)).toBe('fulfilled')
+    expect(await other).toBe('written')
   })
 
-  it('runs holds on different plans independently, and a failed task releases the hold', async () => {
+  it('refuses a delete at once with PlanInUseError (409) while a hold is in flight, never waiting', async () => {
+    const tenants = new InMemoryConfigManager()
+    const plans = new InMemoryPlanStore({ tenants })
+    await plans.setPlan({ id: 'pro' })
+    const { opened, release } = gate()
+    const held = plans.holdPlan('pro', () => opened)
+    const deleting = plans.deletePlan('pro')
+    expect(await settled(deleting)).toBe('rejected')
+    const refusal = await deleting.catch((error: unknown) => error)
+    expect(refusal).toBeInstanceOf(PlanInUseError)
+    expect(refusal).toMatchObject({ status: 409, planId: 'pro' })
+    expect(await plans.getPlan('pro')).toMatchObject({ id: 'pro' })
+    // Once the hold settles (here without putting a tenant on the plan) the delete goes through.
+    release()
+    await held
+    await plans.deletePlan('pro')
+    await expect(plans.getPlan('pro')).rejects.toBeInstanceOf(PlanNotFoundError)
+  })
+
+  it('refuses a hold at once with TenantBackendError (503) while the plan is being deleted', async () => {
+    const configs = new InMemoryConfigManager()
+    const { opened, release } = gate()
+    let scanning!: () => void
+    const scanned = new Promise<void>((resolve) => {
+      scanning = resolve
+    })
+    // The in-use scan waits on the gate, so the delete stays under way.
+    const tenants = {
+      listTenants: async (options?: Parameters<InMemoryConfigManager['listTenants']>[0]) => {
+        scanning()
+        await opened
+        return configs.listTenants(options)
+      },
+    }
+    const plans = new InMemoryPlanStore({ tenants })
+    await plans.setPlan({ id: 'pro' })
+    const deleting = plans.deletePlan('pro')
+    await scanned
+    let ran = false
+    const held = plans.holdPlan('pro', async () => {
+      ran = true
+    })
+    expect(await settled(held)).toBe('rejected')
+    const refusal = await held.catch((error: unknown) => error)
+    expect(refusal).toBeInstanceOf(TenantBackendError)
+    expect(refusal).toMatchObject({ status: 503, code: 'tenant_backend_unavailable' })
+    expect((refusal as Error).message).toMatch(/"pro" is being deleted/)
+    expect(ran).toBe(false)
+    // A second delete of the same plan does not queue behind the first either.
+    await expect(plans.deletePlan('pro')).rejects.toBeInstanceOf(TenantBackendError)
+    // Holds of other plans are not affected.
+    expect(await plans.holdPlan('basic', async () => 'ran')).toBe('ran')
+    release()
+    await deleting
+    // The delete is over: a hold runs again (and finds the plan gone).
+    expect(
+      await plans.holdPlan('pro', () =>
+        plans.getPlan('pro').then(
+          () => 'exists',
+          () => 'gone',
+        ),
+      ),
+    ).toBe('gone')
+  })
+
+  it('a hold whose task throws synchronously or rejects releases the plan', async () => {
     const plans = new InMemoryPlanStore({ tenants: new InMemoryConfigManager() })
     await plans.setPlan({ id: 'a' })
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const blocked = plans.holdPlan('a', () => gate)
-    expect(await plans.holdPlan('b', async () => 'b ran')).toBe('b ran')
-    release()
-    await blocked
     await expect(plans.holdPlan('a', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+    await expect(
+      plans.holdPlan('a', () => {
+        throw new Error('sync boom')
+      }),
+    ).rejects.toThrow('sync boom')
     await plans.deletePlan('a')
   })
 })

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager } from './config'
-import { PlanInUseError, PlanNotFoundError } from './errors'
+import { PlanInUseError, PlanNotFoundError, TenantBackendError } from './errors'
 import { type FastPlanStore, planConfigNow } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { resolveListTenantsOptions } from './list-tenants'
@@ -21,6 +21,16 @@ export interface InMemoryPlanStoreOptions {
    * @default systemClock
    */
   clock?: Clock
+}
+
+// What runs on one plan: shared holds, or one exclusive delete (then `holders` is 0).
+interface PlanHold {
+  holders: number
+  deleting: boolean
+}
+
+function beingDeleted(planId: string): TenantBackendError {
+  return new TenantBackendError(`plan "${planId}" is being deleted; retry once the delete has settled`)
 }
 
 // Pages of the in-use scan: large, since it reads an in-memory store.
@@ -45,8 +55,10 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
   readonly #clock: Clock
   readonly #tenants: Pick<ConfigManager, 'listTenants'>
   readonly #plans = new SortedIdMap<PlanConfig>()
-  // Per plan id, the last hold or delete in flight (see holdPlan).
-  readonly #holds = new Map<string, Promise<void>>()
+  // Per plan id with work in flight: how many holds run, or that a delete runs (see holdPlan).
+  // Nothing ever waits on an entry, so there is no queue: an entry lives while its calls run and
+  // the map holds at most one per plan with a hold or a delete under way.
+  readonly #holds = new Map<string, PlanHold>()
 
   constructor(options: InMemoryPlanStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -80,34 +92,66 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
     return plan
   }
 
+  /**
+   * Removes a plan. Throws `PlanNotFoundError` when absent and `PlanInUseError` (409) while a
+   * tenant is on it, or while a {@link holdPlan} of it is in flight (a tenant being put on the
+   * plan or moved off it; retry once it settles). Throws `TenantBackendError` (503) while another
+   * delete of the plan is under way. It never waits for either.
+   */
   async deletePlan(planId: string): Promise<void> {
     validatePlanId(planId)
-    // Held for the whole scan: a tenant put on the plan through holdPlan either is written before
-    // the scan starts (and found) or waits for the delete (and finds the plan gone).
-    return this.holdPlan(planId, async () => {
+    const current = this.#holds.get(planId)
+    if (current?.deleting) throw beingDeleted(planId)
+    // A hold in flight may be about to put a tenant on the plan, or may yet restore one onto it
+    // (a failed audit append undone): either way the plan is in use until it settles. Refusing
+    // rather than waiting means a hold that never settles cannot hang the delete.
+    if (current !== undefined) {
+      throw new PlanInUseError(planId, {
+        cause: new Error(`a tenant change involving plan "${planId}" is in progress`),
+      })
+    }
+    const entry: PlanHold = { holders: 0, deleting: true }
+    this.#holds.set(planId, entry)
+    // Exclusive for the whole scan: a tenant put on the plan through holdPlan either was written
+    // before the delete began (and is found), or is refused until the delete ends.
+    try {
       if (this.#plans.get(planId) === undefined) throw new PlanNotFoundError(planId)
       if (await this.#inUse(planId)) throw new PlanInUseError(planId)
       this.#plans.delete(planId)
-    })
+    } finally {
+      if (this.#holds.get(planId) === entry) this.#holds.delete(planId)
+    }
   }
 
   /**
-   * Runs `task` while `planId` cannot be deleted (see `PlanStore.holdPlan`): tasks on one plan,
-   * and its deletes, run one at a time in this process. `AdminService` puts tenants on plans
-   * inside it; a raw `setTenantConfig` does not, and can still name a plan being deleted.
+   * Runs `task` while `planId` cannot be deleted (see `PlanStore.holdPlan`). Holds are shared:
+   * holds of one plan run side by side and never wait for each other, so one tenant write that
+   * never settles delays no other. A delete is exclusive and nothing waits for it either: while
+   * holds are in flight `deletePlan` fails at once with `PlanInUseError` (409), and while a delete
+   * is under way `holdPlan` fails at once with `TenantBackendError` (503, retry), without running
+   * `task`. The remaining limit: a task that never settles keeps its plan undeletable in this
+   * process (each delete is refused at once, never hung). `AdminService` puts tenants on plans
+   * (and moves or deletes them) inside it; a raw `setTenantConfig` does not, and can still name a
+   * plan being deleted.
    */
   holdPlan<T>(planId: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#holds.get(planId) ?? Promise.resolve()
-    const result = previous.then(task)
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    )
-    this.#holds.set(planId, tail)
-    // Only plans with work in flight keep an entry.
-    void tail.then(() => {
-      if (this.#holds.get(planId) === tail) this.#holds.delete(planId)
-    })
+    const current = this.#holds.get(planId)
+    if (current?.deleting) return Promise.reject(beingDeleted(planId))
+    const entry = current ?? { holders: 0, deleting: false }
+    entry.holders += 1
+    if (current === undefined) this.#holds.set(planId, entry)
+    const release = () => {
+      entry.holders -= 1
+      if (entry.holders === 0 && this.#holds.get(planId) === entry) this.#holds.delete(planId)
+    }
+    let result: Promise<T>
+    try {
+      result = Promise.resolve(task())
+    } catch (error) {
+      result = Promise.reject(error)
+    }
+    // Released when the task settles, whichever way.
+    result.then(release, release)
     return result
   }
 

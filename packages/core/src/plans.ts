@@ -41,12 +41,17 @@ export interface PlanStore {
   /** One page of plans in id order. */
   listPlans(options?: ListPlansOptions): Promise<ListPlansResult>
   /**
-   * Runs `task` while `planId` cannot be deleted: a `deletePlan` of it waits until `task` settles,
-   * and `task` waits for a delete already under way. `AdminService` puts a tenant on a plan inside
-   * it (checks that the plan exists, then writes the tenant), so that a delete racing the write
-   * either sees the tenant (`PlanInUseError`) or removes the plan first (the write is refused).
-   * Stores whose database refuses a tenant on a missing plan by itself (a foreign key, as
-   * `DrizzlePlanStore`) leave it out; `InMemoryPlanStore` has it.
+   * Runs `task` while `planId` cannot be deleted. Holds are shared (holds of one plan run side by
+   * side) and never wait: while `task` runs, a `deletePlan` of the plan fails at once with
+   * `PlanInUseError` (409); while a delete is under way, `holdPlan` fails at once with
+   * `TenantBackendError` (503, retryable) without running `task`. Nothing queues, so a task or a
+   * delete that never settles hangs no other call (it only keeps that one plan undeletable, or
+   * unholdable). `AdminService` puts a tenant on a plan inside it (checks that the plan exists,
+   * then writes the tenant), and holds the plan a tenant leaves until an undo of the change could
+   * put it back, so that a delete racing the write either sees the tenant or the hold (409), or
+   * removes the plan first (the write is refused). Stores whose database refuses a tenant on a
+   * missing plan by itself (a foreign key, as `DrizzlePlanStore`) leave it out;
+   * `InMemoryPlanStore` has it.
    */
   holdPlan?<T>(planId: string, task: () => Promise<T>): Promise<T>
 }

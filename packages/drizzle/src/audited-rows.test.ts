@@ -4,6 +4,9 @@
 import {
   AdminService,
   type AuditRecord,
+  InMemoryConcurrencyLimiter,
+  InMemoryQuotaManager,
+  InvalidTenantConfigError,
   ManualClock,
   type PlanConfig,
   type TenantConfig,
@@ -175,6 +178,82 @@ describeEachDatabase(
       await admin.delete('y', bob)
       await admin.create({ id: 'y' }, bob)
       expect(await revisionOf(database.current, 'tenants', 'y')).not.toBe(first)
+    })
+  },
+  { kinds: withD1 },
+)
+
+// The last ms every store can encode: 9999-12-31T23:59:59.999Z. From year 10000 on Drizzle sends
+// a Postgres timestamptz in the extended ISO form (+010000-...), which Postgres does not parse.
+const LAST_MS = 253_402_300_799_999
+
+describeEachDatabase(
+  'AdminService over the Drizzle stores: timestamps and re-created ids',
+  (database) => {
+    beforeEach(async () => {
+      await database.current.reset()
+    })
+
+    it('writes changes and their records up to 9999-12-31T23:59:59.999Z on every dialect', async () => {
+      const clock = new ManualClock(LAST_MS + 0.5)
+      const configs = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      const plans = new DrizzlePlanStore(database.current.db, { clock, cache: false })
+      const auditLog = new DrizzleAuditLog(database.current.db)
+      const admin = new AdminService({ store: configs, plans, auditLog, clock })
+      await admin.createPlan({ id: 'pro' }, bob)
+      const created = await admin.create({ id: 'acme', plan: 'pro' }, bob)
+      expect(created.createdAt).toBe(LAST_MS)
+      expect((await configs.getTenantConfig('acme')).createdAt).toBe(LAST_MS)
+      expect((await admin.audit('acme')).items.map((r) => r.at)).toEqual([LAST_MS])
+      expect((await admin.planAudit('pro')).items.map((r) => r.at)).toEqual([LAST_MS])
+    })
+
+    it('refuses a change or a reset a clock past the year 9999 cannot record, before writing or resetting', async () => {
+      const clock = new ManualClock(T0)
+      const configs = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      const auditLog = new DrizzleAuditLog(database.current.db)
+      const quotas = new InMemoryQuotaManager(configs, { clock })
+      const admin = new AdminService({ store: configs, auditLog, quotas, clock })
+      await admin.create({ id: 'acme', quota: { limits: [{ window: 'month', requests: 100 }] } }, bob)
+      await quotas.consume('acme', { requests: 7 })
+      for (const far of [LAST_MS + 1, 8.7e15]) {
+        clock.set(far)
+        const reset = await admin.resetUsage('acme', bob).catch((error: unknown) => error)
+        expect(reset).toBeInstanceOf(InvalidTenantConfigError)
+        expect((reset as InvalidTenantConfigError).issues[0]!.path).toEqual(['at'])
+        const change = await admin.suspend('acme', bob).catch((error: unknown) => error)
+        expect(change).toBeInstanceOf(InvalidTenantConfigError)
+      }
+      clock.set(T0)
+      expect((await quotas.peek('acme')).windows[0]!.used.requests).toBe(7)
+      expect((await configs.getTenantConfig('acme')).status).toBe('active')
+      expect((await admin.audit('acme')).items.map((r) => r.action)).toEqual(['tenant.create'])
+    })
+
+    it('starts a tenant created under a deleted id with none of the old usage or slots', async () => {
+      const clock = new ManualClock(T0)
+      const configs = new DrizzleConfigManager(database.current.db, { clock })
+      const quotas = new InMemoryQuotaManager(configs, { clock })
+      const limiter = new InMemoryConcurrencyLimiter()
+      const admin = new AdminService({
+        store: configs,
+        auditLog: new DrizzleAuditLog(database.current.db),
+        quotas,
+        concurrency: limiter,
+        clock,
+      })
+      const limits = { quota: { limits: [{ window: 'month' as const, requests: 100 }] } }
+      await admin.create({ id: 'acme', ...limits }, bob)
+      await quotas.consume('acme', { requests: 100 })
+      await limiter.acquire('acme', 5)
+      await admin.delete('acme', bob)
+      await admin.create({ id: 'acme', ...limits }, bob)
+      expect((await admin.usage('acme')).windows[0]!.used.requests).toBe(0)
+      expect((await admin.inFlight('acme')).inFlight).toBe(0)
+      // A create of an id that is taken resets nothing.
+      await quotas.consume('acme', { requests: 3 })
+      await expect(admin.create({ id: 'acme' }, bob)).rejects.toMatchObject({ code: 'tenant_already_exists' })
+      expect((await admin.usage('acme')).windows[0]!.used.requests).toBe(3)
     })
   },
   { kinds: withD1 },

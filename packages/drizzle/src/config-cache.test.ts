@@ -151,6 +151,65 @@ describe('ConfigCache', () => {
   })
 })
 
+describe('ConfigCache ages', () => {
+  it('ages an entry from when its read started, not from when the answer arrived', async () => {
+    const clock = new ManualClock(T0)
+    const cache = new ConfigCache(resolveConfigCacheOptions({ ttl: 1_000 }), clock)
+    const slow = deferred<TenantConfig | null>()
+    const lookup = cache.get('a', () => slow.promise)
+    // The answer spends 900 ms in flight (network, a busy event loop, a queued connection).
+    clock.advance(900)
+    slow.resolve(config('a', 1))
+    expect((await lookup).metadata).toEqual({ v: 1 })
+    clock.advance(99)
+    expect((await cache.get('a', never)).metadata).toEqual({ v: 1 })
+    // ttl after the read started: a change made while the answer was in flight is seen now.
+    clock.advance(1)
+    expect((await cache.get('a', async () => config('a', 2))).metadata).toEqual({ v: 2 })
+  })
+
+  it('a load that arrives older than ttl is not served again', async () => {
+    const clock = new ManualClock(T0)
+    const cache = new ConfigCache(resolveConfigCacheOptions({ ttl: 1_000, negativeTtl: 500 }), clock)
+    const slow = deferred<TenantConfig | null>()
+    const lookup = cache.get('a', () => slow.promise)
+    clock.advance(5_000)
+    slow.resolve(config('a', 1))
+    expect((await lookup).metadata).toEqual({ v: 1 })
+    expect((await cache.get('a', async () => config('a', 2))).metadata).toEqual({ v: 2 })
+  })
+
+  it('treats an entry as expired when the clock went back past it (negative age)', async () => {
+    const clock = new ManualClock(T0 + 3_600_000)
+    const cache = new ConfigCache(resolveConfigCacheOptions({ ttl: 30_000, negativeTtl: 5_000 }), clock)
+    await cache.get('a', async () => config('a', 1))
+    await expect(cache.get('ghost', async () => null)).rejects.toBeInstanceOf(TenantNotFoundError)
+    // An NTP correction or a VM restore steps the wall clock back one hour.
+    clock.set(T0)
+    expect((await cache.get('a', async () => config('a', 2))).metadata).toEqual({ v: 2 })
+    expect((await cache.get('ghost', async () => config('ghost'))).id).toBe('ghost')
+    // Entries read after the step age normally again.
+    clock.advance(29_999)
+    expect((await cache.get('a', never)).metadata).toEqual({ v: 2 })
+    expect(cache.stats.hits).toBe(1)
+  })
+
+  it('does not serve an entry of negative age while the database fails: its age is unknown', async () => {
+    const clock = new ManualClock(T0 + 10_000)
+    const cache = new ConfigCache(resolveConfigCacheOptions({ ttl: 1_000, staleTtl: 300_000 }), clock)
+    await cache.get('a', async () => config('a'))
+    const down = async (): Promise<never> => {
+      throw new TenantBackendError('down')
+    }
+    clock.set(T0)
+    await expect(cache.get('a', down)).rejects.toBeInstanceOf(TenantBackendError)
+    // Within ttl + staleTtl of the read, and after it, the stale copy stands in as before.
+    clock.set(T0 + 12_000)
+    expect((await cache.get('a', down)).id).toBe('a')
+    expect(cache.stats.stale).toBe(1)
+  })
+})
+
 // The manager's cache against real databases: hits and misses are counted from Drizzle's query
 // log, not from the cache's own counters.
 describeEachDatabase(
@@ -167,6 +226,38 @@ describeEachDatabase(
       await fn()
       return database.current.queries - start
     }
+
+    it('serves a change made while its read was in flight after at most ttl from the read', async () => {
+      const admin = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      const serving = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1_000 } })
+      await admin.setTenantConfig({ id: 'acme' })
+      // The read starts at T0; its answer (active) arrives 900 ms later on the cache's clock.
+      const read = serving.getTenantConfig('acme')
+      clock.advance(900)
+      expect((await read).status).toBe('active')
+      await admin.setTenantConfig({ id: 'acme', status: 'suspended' })
+      clock.advance(99)
+      expect((await serving.getTenantConfig('acme')).status).toBe('active')
+      clock.advance(1)
+      expect((await serving.getTenantConfig('acme')).status).toBe('suspended')
+    })
+
+    it('serves a change made after the clock stepped back at the next read, not ttl after the step', async () => {
+      const admin = new DrizzleConfigManager(database.current.db, { clock, cache: false })
+      const serving = new DrizzleConfigManager(database.current.db, {
+        clock,
+        cache: { ttl: 30_000, negativeTtl: 5_000 },
+      })
+      await admin.setTenantConfig({ id: 'acme' })
+      clock.set(T0 + 3_600_000)
+      expect((await serving.getTenantConfig('acme')).status).toBe('active')
+      await expect(serving.getTenantConfig('newco')).rejects.toBeInstanceOf(TenantNotFoundError)
+      clock.set(T0)
+      await admin.setTenantConfig({ id: 'acme', status: 'suspended' })
+      await admin.setTenantConfig({ id: 'newco' })
+      expect((await serving.getTenantConfig('acme')).status).toBe('suspended')
+      expect((await serving.getTenantConfig('newco')).id).toBe('newco')
+    })
 
     it('answers repeat lookups from the cache until ttl, then asks the database again', async () => {
       const manager = new DrizzleConfigManager(database.current.db, { clock, cache: { ttl: 1000 } })

@@ -16,7 +16,10 @@ export interface ConfigCacheOptions {
   max?: number
   /**
    * How long a cached config is served without asking the database. Changes made through this
-   * manager are seen at once; changes made by another process or by hand, after at most `ttl`.
+   * manager are seen at once; changes made by another process or by hand, after at most `ttl`
+   * from when the read that cached the old config started (an answer's time in flight counts
+   * against it). An entry the clock has gone back past (a negative age: an NTP step, a VM
+   * restore) counts as expired.
    * @default 30000
    */
   ttl?: number
@@ -35,7 +38,8 @@ export interface ConfigCacheOptions {
   /**
    * How long past its `ttl` (or `negativeTtl`) a cached answer is still served while the database
    * fails. 0 turns stale-on-error off. Lookups with nothing cached fail with
-   * `tenant_backend_unavailable`.
+   * `tenant_backend_unavailable`, and so do lookups whose entry has a negative age (its real age
+   * is unknown, so it is not known to be within this window).
    * @default 300000
    */
   staleTtl?: number
@@ -78,7 +82,10 @@ export interface ConfigCacheStats {
 interface Entry<C> {
   /** null: the tenant (plan) does not exist. */
   config: C | null
-  /** When the database gave this answer, on the cache's clock. */
+  /**
+   * When the read that gave this answer started, on the cache's clock: the answer may be that
+   * old, not only as old as its arrival.
+   */
   at: number
 }
 
@@ -131,7 +138,7 @@ export class ConfigCache<C = TenantConfig> {
    */
   fresh(tenantId: string): { config: C | null } | undefined {
     const cached = this.#lookup(tenantId)
-    if (cached === undefined || this.#clock.now() - cached.at >= this.#freshFor(cached)) return undefined
+    if (cached === undefined || !within(this.#age(cached), this.#freshFor(cached))) return undefined
     this.stats.hits += 1
     return cached
   }
@@ -151,7 +158,7 @@ export class ConfigCache<C = TenantConfig> {
       if (
         stale &&
         this.#servesStale(error) &&
-        this.#clock.now() - stale.at < this.#freshFor(stale) + this.#options.staleTtl
+        within(this.#age(stale), this.#freshFor(stale) + this.#options.staleTtl)
       ) {
         this.stats.stale += 1
         return this.#answer(tenantId, stale.config)
@@ -186,11 +193,14 @@ export class ConfigCache<C = TenantConfig> {
     const pending = this.#loading.get(tenantId)
     if (pending) return pending
     this.stats.loads += 1
+    // Read before the query starts: the row may be as old as this, and stamping the arrival
+    // instead would add the answer's time in flight to its freshness.
+    const startedAt = this.#clock.now()
     const promise: Promise<C | null> = load().then(
       (config) => {
         if (this.#loading.get(tenantId) === promise) {
           this.#loading.delete(tenantId)
-          this.#store(tenantId, config)
+          this.#store(tenantId, config, startedAt)
         }
         return config
       },
@@ -203,8 +213,8 @@ export class ConfigCache<C = TenantConfig> {
     return promise
   }
 
-  #store(tenantId: string, config: C | null): void {
-    const entry: Entry<C> = { config, at: this.#clock.now() }
+  #store(tenantId: string, config: C | null, at: number): void {
+    const entry: Entry<C> = { config, at }
     if (config === null) {
       this.#found.delete(tenantId)
       if (this.#options.negativeTtl > 0) this.#missing.set(tenantId, entry)
@@ -216,6 +226,11 @@ export class ConfigCache<C = TenantConfig> {
 
   #lookup(tenantId: string): Entry<C> | undefined {
     return this.#found.get(tenantId) ?? this.#missing.get(tenantId)
+  }
+
+  // How long ago the entry's read started; negative when the clock has since gone back past it.
+  #age(entry: Entry<C>): number {
+    return this.#clock.now() - entry.at
   }
 
   #freshFor(entry: Entry<C>): number {
@@ -238,4 +253,12 @@ export class ConfigCache<C = TenantConfig> {
       !(error instanceof TenantRowDecodeError)
     )
   }
+}
+
+// Whether an entry of `age` is within `limit`. A negative age means the clock went back past the
+// entry (an NTP step, a VM restore): how old it really is cannot be told, so it is within no
+// limit. Treating it as fresh would keep it for the size of the step on top of the limit.
+// NaN (a clock that gave no number) is within none either.
+function within(age: number, limit: number): boolean {
+  return age >= 0 && age < limit
 }
