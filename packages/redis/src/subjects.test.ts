@@ -198,7 +198,15 @@ describe.runIf(CAN_SPAWN_REDIS)('RedisQuotaManager subjects, late replies', () =
     const provider = new TestConfigProvider()
     const id = randomTenantId('late')
     provider.setQuota(id, config)
-    const manager = new RedisQuotaManager(provider, { redis: server.client, prefix: 'late', timeoutMs: 100 })
+    // One fixed instant for both clients: on Redis's own clock the minute could roll over during
+    // the paused second and empty the window being checked.
+    const clock = new ManualClock(T0)
+    const manager = new RedisQuotaManager(provider, {
+      redis: server.client,
+      prefix: 'late',
+      timeoutMs: 100,
+      clock,
+    })
     expect((await manager.consume(id, { tokens: 50, subject: 'key:a' })).allowed).toBe(true)
     await server.admin.call('CLIENT', 'PAUSE', '1000', 'ALL')
     const late = await Promise.allSettled(
@@ -209,7 +217,12 @@ describe.runIf(CAN_SPAWN_REDIS)('RedisQuotaManager subjects, late replies', () =
       expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(TenantBackendError)
     }
     await manager.drain()
-    const reader = new RedisQuotaManager(provider, { redis: server.admin, prefix: 'late', timeoutMs: 5_000 })
+    const reader = new RedisQuotaManager(provider, {
+      redis: server.admin,
+      prefix: 'late',
+      timeoutMs: 5_000,
+      clock,
+    })
     expect((await reader.peek(id)).windows[0]!.used).toEqual({ requests: 1, tokens: 50 })
     expect((await reader.peek(id, { subject: 'key:a' })).windows[0]!.used).toEqual({
       requests: 1,
