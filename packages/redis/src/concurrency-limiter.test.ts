@@ -2,7 +2,8 @@ import { ManualClock } from '@tenant/core'
 import { concurrencyLimiterConformance } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
 import { REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
-import { RedisConcurrencyLimiter } from './concurrency-limiter'
+import { toScriptClient } from './client'
+import { ACQUIRE_SCRIPT, RedisConcurrencyLimiter } from './concurrency-limiter'
 
 const timeoutMs = 5_000
 const suite = { timeout: 30_000 }
@@ -47,19 +48,42 @@ describe.runIf(REDIS_URL)('RedisConcurrencyLimiter', () => {
 
   it('a limiter with a short leaseTtlMs never shortens the leases another limiter holds', async () => {
     // A streaming service and an API share the tenant's slots (one prefix) with different TTLs.
-    const long = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 600_000 })
-    const short = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, leaseTtlMs: 30 })
+    const clock = new ManualClock(Date.now())
+    const long = new RedisConcurrencyLimiter({
+      redis: ioredis,
+      prefix,
+      timeoutMs,
+      clock,
+      leaseTtlMs: 600_000,
+    })
+    const short = new RedisConcurrencyLimiter({ redis: ioredis, prefix, timeoutMs, clock, leaseTtlMs: 30 })
     const id = `mixed-${Math.random().toString(36).slice(2)}`
     await long.acquire(id, 3)
     await long.acquire(id, 3)
     await short.acquire(id, 3)
     // The key lives as long as its longest lease.
     expect(await ioredis.pttl(`{${prefix}:${id}}:c`)).toBeGreaterThan(590_000)
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    clock.advance(100)
     // The short lease has expired, the two long ones are still held.
     expect(await long.inFlight(id)).toBe(2)
     expect(await long.acquire(id, 3)).toMatchObject({ allowed: true, inFlight: 3 })
     expect((await short.acquire(id, 3)).allowed).toBe(false)
+  })
+
+  it('an acquire run twice (a command re-sent after its reply was lost) admits once and holds one slot', async () => {
+    // ioredis re-sends commands whose replies a dropped connection lost: the script then runs twice
+    // with the same lease id. The second run must answer as the first did, not count the lease
+    // against itself (which denied the caller and left the lease holding its slot for the TTL).
+    const client = toScriptClient(ioredis)
+    const id = `resend-${Math.random().toString(36).slice(2)}`
+    const key = `{${prefix}:${id}}:c`
+    const now = String(Date.now())
+    const acquire = (lease: string) => ACQUIRE_SCRIPT.run(client, [key], [now, lease, '1', '60000'])
+    expect(await acquire('lease-a')).toEqual([1, 1])
+    expect(await acquire('lease-a')).toEqual([1, 1])
+    expect(await ioredis.zcard(key)).toBe(1)
+    // Another lease still finds the one slot taken.
+    expect(await acquire('lease-b')).toEqual([0, 1])
   })
 
   it('keeps each tenant in one key under its hash tag, and that key expires', async () => {

@@ -17,7 +17,8 @@ export const DEFAULT_LEASE_TTL_MS = 600_000
 /**
  * Takes a slot: the tenant's leases are a ZSET of lease ids scored by their expiry. Expired leases
  * (their process crashed or lost its connection before releasing) are dropped first, then the
- * lease is added if fewer than the cap remain; the set expires with its latest lease, whichever
+ * lease is added if fewer than the cap remain (run again with the same lease id, it admits without
+ * adding: the call is idempotent); the set expires with its latest lease, whichever
  * limiter took it. ARGV: now, lease id, maxInFlight, leaseTtlMs.
  * Reply: {admitted 0/1, leases held after}.
  */
@@ -25,6 +26,10 @@ export const ACQUIRE_SCRIPT = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
 local held = redis.call('ZCARD', KEYS[1])
+-- This lease is already held: the same call run twice (a client re-sends a command whose reply a
+-- dropped connection lost). It was admitted the first time; counting it against itself would deny
+-- the caller and leave its first lease holding a slot nobody releases.
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {1, held} end
 if held >= tonumber(ARGV[3]) then return {0, held} end
 local ttl = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], fmt(now + ttl), ARGV[2])
