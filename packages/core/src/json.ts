@@ -1,3 +1,5 @@
+import type { z } from 'zod'
+
 /** A value that survives `JSON.stringify` / `JSON.parse` unchanged. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
@@ -30,6 +32,20 @@ export function storableTextProblem(text: string): string | undefined {
   if (text.includes('\u0000')) return 'contains U+0000, which Postgres cannot store'
   if (LONE_SURROGATE.test(text)) return 'contains an unpaired UTF-16 surrogate, which UTF-8 cannot store'
   return undefined
+}
+
+/**
+ * {@link storableTextProblem} as a zod refinement: one issue with its reason when `text` would not
+ * come back from a store as written.
+ *
+ * @example
+ * ```ts
+ * const cursor = z.string().max(255).superRefine(storableText)
+ * ```
+ */
+export function storableText(text: string, ctx: z.RefinementCtx): void {
+  const problem = storableTextProblem(text)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {

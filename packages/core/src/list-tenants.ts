@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { DEFAULT_LIST_LIMIT, type ListTenantsOptions, MAX_LIST_LIMIT } from './config'
 import { InvalidTenantConfigError } from './errors'
-import { storableTextProblem } from './json'
+import { storableText } from './json'
 import { MAX_TENANT_ID_LENGTH } from './tenant-id'
 
 /** {@link ListTenantsOptions} after validation, with defaults applied. */
@@ -33,10 +33,7 @@ const listOptionsSchema = z.strictObject({
     .string()
     .min(1, 'must not be empty')
     .max(MAX_TENANT_ID_LENGTH)
-    .superRefine((after, ctx) => {
-      const problem = storableTextProblem(after)
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
-    })
+    .superRefine(storableText)
     .optional(),
 })
 

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { findNonJsonValue, storableTextProblem } from './json'
+import { findNonJsonValue, storableText } from './json'
 import { MAX_TENANT_ID_LENGTH } from './tenant-id'
 
 /** The calendar windows a quota limit can use. Fixed windows align to UTC calendar boundaries. */
@@ -132,13 +132,7 @@ export const concurrencyConfigSchema = z.strictObject({
     .max(MAX_IN_FLIGHT, `must be <= ${MAX_IN_FLIGHT}`),
 })
 
-// Text every store keeps as given: Postgres refuses U+0000 and UTF-8 has no unpaired surrogates,
-// so such a string is refused here (400) instead of by one store's driver (503) and kept by another.
-function storableText(text: string, ctx: z.RefinementCtx): void {
-  const problem = storableTextProblem(text)
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
-}
-
+// Text every store keeps as given: refused here (400) instead of by one store's driver (503).
 const allowEntry = z.string().min(1).max(1024).superRefine(storableText)
 const allowList = z.array(allowEntry).max(10_000).default([])
 

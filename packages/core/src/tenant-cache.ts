@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
-import { storableTextProblem } from './json'
+import { storableText, storableTextProblem } from './json'
 import { isValidTenantId, validateTenantId } from './tenant-id'
 import { assertMethods, invalidOption, parseOrThrow } from './validate'
 
@@ -43,10 +43,7 @@ const tenantCacheOptionsSchema = z.strictObject({
     .max(1024, 'prefix must be at most 1024 characters')
     .refine((p) => !/[{}]/.test(p), 'prefix may not contain "{" or "}": they delimit the tenant id')
     // Stores write UTF-8: two prefixes differing only in a lone surrogate would become one.
-    .superRefine((p, ctx) => {
-      const problem = storableTextProblem(p)
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `prefix ${problem}` })
-    })
+    .superRefine(storableText)
     .optional(),
   ttlMs: ttlSchema,
   maxKeyLength: z

@@ -12,7 +12,7 @@ import {
   planUpdateInputSchema,
   policyConfigSchema,
   quotaConfigSchema,
-  storableTextProblem,
+  storableText,
   type TenantError,
   tenantConfigInputSchema,
   tenantConfigSchema,
@@ -100,15 +100,7 @@ const listQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
   offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   // The same rule as core's listTenants options, checked here so the answer is the route's 400.
-  after: z
-    .string()
-    .min(1)
-    .max(MAX_TENANT_ID_LENGTH)
-    .superRefine((after, ctx) => {
-      const problem = storableTextProblem(after)
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
-    })
-    .optional(),
+  after: z.string().min(1).max(MAX_TENANT_ID_LENGTH).superRefine(storableText).optional(),
 })
 
 const auditQuerySchema = z.strictObject({
