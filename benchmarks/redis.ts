@@ -81,18 +81,27 @@ async function quotaConfigs(limit: number): Promise<InMemoryConfigManager> {
   return configs
 }
 
-const factories: Factory[] = [
-  {
-    name: 'RedisQuotaManager (fixed minute)',
+/** RedisQuotaManager, one fixed minute window, with `options` on top of the bench's. */
+function quotaFactory(name: string, keyPrefix: string, options: { receipts?: boolean } = {}): Factory {
+  return {
+    name,
     async create(client, limit, prefix) {
       const quotas = new RedisQuotaManager(await quotaConfigs(limit), {
         redis: client.redis,
-        prefix: `${prefix}q`,
+        prefix: `${prefix}${keyPrefix}`,
         timeoutMs: TIMEOUT_MS,
+        ...options,
       })
       return async (tenantId) => (await quotas.consume(tenantId)).allowed
     },
-  },
+  }
+}
+
+const factories: Factory[] = [
+  quotaFactory('RedisQuotaManager (fixed minute)', 'q'),
+  // The same without receipts (one key write per admission fewer): what a decision that counts
+  // once costs.
+  quotaFactory('RedisQuotaManager (fixed minute, receipts: false)', 'qn', { receipts: false }),
   {
     name: 'rate-limiter-flexible RateLimiterRedis',
     async create(client, limit, prefix) {

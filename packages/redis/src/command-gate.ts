@@ -25,6 +25,14 @@ export interface GateLimits {
   queueTimeoutMs: number
 }
 
+/** What a store does about a sent command whose caller was told it failed. */
+export interface AfterFailure<T> {
+  /** The command's value, when it succeeded after its caller was told it timed out. */
+  late?: (value: T) => void
+  /** The caller was told the sent command failed; it may have run on the server all the same. */
+  failed?: () => void
+}
+
 interface Waiter {
   /** performance.now() after which it fails. */
   deadline: number
@@ -43,7 +51,8 @@ function notSent(what: string, reason: string, tenantId: string | undefined): Te
  *
  * - At most `maxInFlight` commands are sent and unanswered at once. A command holds its place
  *   until the client settles it, even after its caller timed out: the pipeline is only as free as
- *   the server has made it.
+ *   the server has made it. A command its client never settles is given up `queueTimeoutMs` after
+ *   its caller timed out.
  * - Calls beyond that wait here, first come first served: at most `maxQueue` of them (a call
  *   finding the queue full fails at once), each at most `queueTimeoutMs`.
  * - While a client that has never been ready is connecting, calls wait here too, instead of in the
@@ -101,12 +110,14 @@ export class CommandGate {
   /**
    * Sends `send()` when the gate allows, and settles with its value, or rejects with
    * `TenantBackendError` (not sent in time, queue full, Redis stalled, failed, or no answer within
-   * `timeoutMs` of sending). `onLate` gets the value of a command that succeeded after its caller
-   * was told it timed out.
+   * `timeoutMs` of sending). `after.late` gets the value of a command that succeeded after its
+   * caller was told it timed out; `after.failed` is called when the caller is told a command that
+   * was sent failed (it may have run all the same). A call that fails before it is sent calls
+   * neither.
    */
-  run<T>(send: () => Promise<T>, what: string, tenantId?: string, onLate?: (value: T) => void): Promise<T> {
+  run<T>(send: () => Promise<T>, what: string, tenantId?: string, after?: AfterFailure<T>): Promise<T> {
     if (this.queued === 0 && this.#inFlight < this.#limits.maxInFlight && this.#canSend()) {
-      return this.#send(send, what, tenantId, onLate)
+      return this.#send(send, what, tenantId, after)
     }
     const refusal = this.#refusal()
     if (refusal) return Promise.reject(notSent(what, refusal, tenantId))
@@ -116,7 +127,7 @@ export class CommandGate {
         deadline: performance.now() + this.#limits.queueTimeoutMs,
         start: () => {
           this.#pending--
-          this.#send(send, what, tenantId, onLate).then(resolve, reject)
+          this.#send(send, what, tenantId, after).then(resolve, reject)
         },
         fail: (reason) => {
           this.#pending--
@@ -145,10 +156,19 @@ export class CommandGate {
     return new Promise((resolve) => this.#drained.push(resolve))
   }
 
-  #send<T>(send: () => Promise<T>, what: string, tenantId?: string, onLate?: (value: T) => void): Promise<T> {
+  #send<T>(send: () => Promise<T>, what: string, tenantId?: string, after?: AfterFailure<T>): Promise<T> {
     const answersBefore = this.#answers
     this.#inFlight++
     this.#pending++
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      this.#inFlight--
+      this.#pending--
+      this.#pump()
+      this.#settledOne()
+    }
     let work: Promise<T>
     try {
       work = send()
@@ -159,16 +179,18 @@ export class CommandGate {
       // node-redis writes the commands of a turn at its end (setImmediate, queued before this):
       // the timer starts after that, so a process that falls behind does not count the wait.
       deferStart: this.#deferStart,
-      onLate,
+      onLate: after?.late,
+      onFailed: after?.failed,
       onSettled: () => {
-        this.#inFlight--
-        this.#pending--
         this.#answers++
         this.#stalled = false
-        this.#pump()
-        this.#settledOne()
+        release()
       },
       onTimeout: () => {
+        // A client may never settle a command whose connection dropped (ioredis with
+        // autoResendUnfulfilledCommands: false forgets it on reconnecting): its place, and drain(),
+        // would wait forever. queueTimeoutMs after its caller timed out, it is given up.
+        afterRunning(this.#limits.queueTimeoutMs, release)
         // Nothing was answered since this command went out. If nothing is answered for another
         // timeoutMs either, Redis has stopped answering (paused, blocked by a slow script, cut
         // off): until it answers again, waiting calls and new ones fail at once rather than queue

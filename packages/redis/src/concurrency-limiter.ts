@@ -72,6 +72,8 @@ export interface RedisConcurrencyLimiterOptions extends RedisStoreOptions {
   leaseTtlMs?: number
 }
 
+const noop = () => {}
+
 function newLeaseId(): string {
   // Unique across every process sharing the Redis: a lease only ever removes itself.
   return globalThis.crypto.randomUUID()
@@ -110,7 +112,7 @@ export class RedisConcurrencyLimiter implements ConcurrencyLimiter {
   async acquire(tenantId: string, maxInFlight: number): Promise<ConcurrencyDecision> {
     const key = this.#key(tenantId)
     validateMaxInFlight(maxInFlight)
-    const { redis, gate, clock } = this.#options
+    const { redis, gate, clock, owed } = this.#options
     const id = newLeaseId()
     const rest = [id, String(maxInFlight), String(this.#leaseTtlMs)]
     // The time is read when the command goes out: a call that waited to be sent decides at send time.
@@ -123,8 +125,18 @@ export class RedisConcurrencyLimiter implements ConcurrencyLimiter {
       }
       gate.track(RELEASE_SCRIPT.run(redis, [key], [nowArg(clock), id]))
     }
+    // An acquire whose caller was told it failed may have taken a slot all the same (its reply
+    // lost with the connection): the release is owed until it lands. Removing a lease that was
+    // never added is harmless, and one added later (a re-send) is released by `late`.
+    const failed = () =>
+      owed.add(
+        tenantId,
+        'concurrency release',
+        () => RELEASE_SCRIPT.run(redis, [key], [nowArg(clock), id]),
+        noop,
+      )
     const { admitted, held } = decodeAcquire(
-      await gate.run(send, 'concurrency acquire', tenantId, releaseLate),
+      await gate.run(send, 'concurrency acquire', tenantId, { late: releaseLate, failed }),
     )
     if (!admitted) {
       return {

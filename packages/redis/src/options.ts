@@ -9,6 +9,7 @@ import {
 import { validatePrefix } from './keys'
 import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
 import { optionError, wholeNumberOption } from './option-error'
+import { OwedCommands, ReceiptIds } from './receipts'
 import { validateTimeout } from './script'
 
 /** The options every store of this package shares. */
@@ -51,6 +52,17 @@ export interface RedisStoreOptions {
    * @default undefined (Redis TIME)
    */
   clock?: Clock
+  /**
+   * Give every admission a receipt in Redis (one small key for `RECEIPT_TTL_MS`), so that a
+   * decision is charged at most once however often its command runs (a client re-sends commands
+   * whose replies a dropped connection lost), and a decision whose caller was told it failed is
+   * taken back, whether its reply came late, was lost, or the command ran after the timeout.
+   * `false` saves that write (about 5 µs of Redis time per admission, measured in BENCHMARKS.md):
+   * only a reply that arrives late is refunded, and a command re-sent after a lost reply charges
+   * again. The concurrency limiter and the cache store ignore it.
+   * @default true
+   */
+  receipts?: boolean
 }
 
 /** {@link RedisStoreOptions}, validated. */
@@ -60,6 +72,10 @@ export interface ResolvedStoreOptions {
   timeoutMs: number
   /** Sends the store's commands: bounds, timeouts, waiting for a first connection. */
   gate: CommandGate
+  /** What the store still owes Redis after a call failed on its caller (voids, releases). */
+  owed: OwedCommands
+  /** The store's receipt keys (see `receiptScript`); undefined with `receipts: false`. */
+  receipts: ReceiptIds | undefined
   /** The clock whose time goes into the scripts; undefined for Redis TIME. */
   clock: Clock | undefined
   /** The clock for what happens in this process (the local-deny cache, unlimited tenants). */
@@ -105,9 +121,17 @@ export function resolveStoreOptions(
     prefix: validatePrefix(options.prefix, defaultPrefix),
     timeoutMs,
     gate,
+    owed: new OwedCommands(gate),
+    receipts: receiptsOption(options.receipts) ? new ReceiptIds() : undefined,
     clock: options.clock,
     localClock: options.clock ?? systemClock,
   }
+}
+
+function receiptsOption(value: unknown): boolean {
+  if (value === undefined) return true
+  if (typeof value !== 'boolean') throw optionError('receipts', `must be true or false, got ${String(value)}`)
+  return value
 }
 
 /** The `localDeny` option as a cache, or undefined when off. */

@@ -17,6 +17,7 @@ import { type RedisScriptClient, toScriptClient } from './client'
 import { APP_CLOCK_TTL_MARGIN_MS } from './lua'
 import { RedisQuotaManager } from './quota-manager'
 import { RedisRateLimiter } from './rate-limiter'
+import { RECEIPT_TTL_MS } from './receipts'
 
 const MINUTE = 60_000
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
@@ -240,7 +241,16 @@ describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
     await sliding.consume(id, { tokens: 5 })
     await limiter.consume(id, { cost: 3 })
     const keys = (await redis.keys(`{${prefix}:${id}}*`)).sort()
-    expect(keys).toEqual([`{${prefix}:${id}}:b`, `{${prefix}:${id}}:f`, `{${prefix}:${id}}:s10`])
+    const state = keys.filter((key) => !key.includes(':op:'))
+    expect(state).toEqual([`{${prefix}:${id}}:b`, `{${prefix}:${id}}:f`, `{${prefix}:${id}}:s10`])
+    // Beside each, the receipt of its one admission, under the same hash tag, for RECEIPT_TTL_MS.
+    const receipts = keys.filter((key) => key.includes(':op:'))
+    expect(receipts.map((key) => key.slice(0, key.indexOf(':op:')))).toEqual(state)
+    for (const receipt of receipts) {
+      const ttl = await redis.pttl(receipt)
+      expect(ttl).toBeGreaterThan(RECEIPT_TTL_MS - 2_000)
+      expect(ttl).toBeLessThanOrEqual(RECEIPT_TTL_MS)
+    }
 
     const now = await redisTime(redis)
     const fixedTtl = await redis.pttl(`{${prefix}:${id}}:f`)

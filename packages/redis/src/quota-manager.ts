@@ -24,6 +24,7 @@ import {
   tagSubject,
   validatePrecision,
 } from '@tenant/core'
+import type { AfterFailure } from './command-gate'
 import { tenantTag } from './keys'
 import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
 import { nowArg } from './lua'
@@ -37,6 +38,7 @@ import {
 } from './options'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
+import { voidRefunded } from './receipts'
 import type { LuaScript } from './script'
 import {
   FIXED_SUBJECT_SCRIPT,
@@ -220,10 +222,13 @@ export class RedisQuotaManager implements QuotaManager {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
-    const refundLate = (reply: unknown) => this.#refundLate(tenantId, key, args, reply, limits)
-    const { now, applied, state } = await this.#call(tenantId, key, 'consume', args, limits, refundLate)
+    const keys = [key, ...this.#receipt(key)]
+    const decodeLate = (reply: unknown) => this.#engine.decode(reply, limits)
+    const after = this.#afterFailure(tenantId, this.#engine.script, keys, args, decodeLate)
+    const { now, applied, state } = await this.#call(tenantId, keys, 'consume', args, limits, after)
     const { decision } = algorithm.consume(state, config, charge, now)
     if (decision.allowed !== applied) {
+      after.failed?.()
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
     if (!decision.allowed && this.#localDeny)
@@ -248,7 +253,7 @@ export class RedisQuotaManager implements QuotaManager {
         windows: algorithm.adjust(undefined, config, tokens, this.#options.localClock.now()).usage,
       }
     }
-    const reply = await this.#call(tenantId, key, 'adjust', [String(tokens), '0', ...limitArgs], limits)
+    const reply = await this.#call(tenantId, [key], 'adjust', [String(tokens), '0', ...limitArgs], limits)
     return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now).usage }
   }
 
@@ -263,7 +268,7 @@ export class RedisQuotaManager implements QuotaManager {
     if (limits.length === 0) {
       return { tenantId, windows: algorithm.peek(undefined, config, this.#options.localClock.now()) }
     }
-    const reply = await this.#call(tenantId, key, 'peek', ['0', '0', ...limitArgs], limits)
+    const reply = await this.#call(tenantId, [key], 'peek', ['0', '0', ...limitArgs], limits)
     return { tenantId, windows: algorithm.peek(reply.state, config, reply.now) }
   }
 
@@ -311,14 +316,10 @@ export class RedisQuotaManager implements QuotaManager {
   ): Promise<QuotaDecision> {
     const cost = [String(charge.requests), String(charge.tokens)]
     const call = this.#subjectCall(tenantId, config, subject, subjectConfig, cost)
-    const refundLate = (reply: unknown) => {
-      const late = this.#decodeSubject(reply, call)
-      if (late === undefined || !late.applied || (charge.requests === 0 && charge.tokens === 0)) return
-      const { redis, gate } = this.#options
-      gate.track(this.#engine.subjectScript.run(redis, call.keys, [String(late.now), 'refund', ...call.args]))
-      this.#localDeny?.refunded(tenantId)
-    }
-    const reply = await this.#runSubject(tenantId, 'consume', call, refundLate)
+    const keys = [...call.keys, ...this.#receipt(call.keys[0]!)]
+    const decodeLate = (reply: unknown) => this.#decodeSubject(reply, call)
+    const after = this.#afterFailure(tenantId, this.#engine.subjectScript, keys, call.args, decodeLate)
+    const reply = await this.#runSubject(tenantId, 'consume', { ...call, keys }, after)
     const step = consumeWithSubject(
       this.#engine.algorithm,
       reply.tenant,
@@ -330,6 +331,7 @@ export class RedisQuotaManager implements QuotaManager {
       reply.now,
     )
     if (step.allowed !== reply.applied) {
+      after.failed?.()
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
     return step.decision
@@ -355,7 +357,7 @@ export class RedisQuotaManager implements QuotaManager {
     if (subjectConfig === undefined) return { tenantId, subject, windows: [] }
     const { limits, limitArgs } = this.#prepare(subjectConfig)
     const key = this.#subjectKey(this.#key(tenantId), subject)
-    const reply = await this.#call(tenantId, key, 'peek', ['0', '0', ...limitArgs], limits)
+    const reply = await this.#call(tenantId, [key], 'peek', ['0', '0', ...limitArgs], limits)
     const windows = this.#engine.algorithm.peek(reply.state, subjectConfig, reply.now)
     return { tenantId, subject, windows: tagSubject(windows, subject) }
   }
@@ -390,11 +392,11 @@ export class RedisQuotaManager implements QuotaManager {
     tenantId: string,
     op: 'consume' | 'adjust',
     call: SubjectCall,
-    onLate?: (reply: unknown) => void,
+    after?: AfterFailure<unknown>,
   ): Promise<SubjectReply> {
     const { redis, clock, gate } = this.#options
     const send = () => this.#engine.subjectScript.run(redis, call.keys, [nowArg(clock), op, ...call.args])
-    const decoded = this.#decodeSubject(await gate.run(send, `quota ${op}`, tenantId, onLate), call)
+    const decoded = this.#decodeSubject(await gate.run(send, `quota ${op}`, tenantId, after), call)
     if (decoded === undefined) throw new TenantBackendError('redis: unexpected script reply', { tenantId })
     return decoded
   }
@@ -444,42 +446,63 @@ export class RedisQuotaManager implements QuotaManager {
 
   async #call(
     tenantId: string,
-    key: string,
+    keys: string[],
     op: string,
     args: string[],
     limits: readonly EffectiveLimit[],
-    onLate?: (reply: unknown) => void,
+    after?: AfterFailure<unknown>,
   ): Promise<DecodedReply<unknown>> {
     const { redis, clock, gate } = this.#options
     // The time is read when the command goes out: a call that waited to be sent decides at send time.
-    const send = () => this.#engine.script.run(redis, [key], [nowArg(clock), op, ...args])
-    return this.#engine.decode(await gate.run(send, `quota ${op}`, tenantId, onLate), limits)
+    const send = () => this.#engine.script.run(redis, keys, [nowArg(clock), op, ...args])
+    return this.#engine.decode(await gate.run(send, `quota ${op}`, tenantId, after), limits)
+  }
+
+  /** A new receipt key for a consume on `key` (see `receiptScript`), or none with `receipts: false`. */
+  #receipt(key: string): string[] {
+    const { receipts } = this.#options
+    return receipts === undefined ? [] : [receipts.next(key)]
   }
 
   /**
-   * A consume whose caller was told it timed out, but whose reply came after all: if it charged,
-   * take the charge back, from the very windows (fixed) or buckets (sliding) of its decision time,
-   * so a failed call never costs quota.
+   * What to do about a consume whose caller was told it failed (a timeout, or an error once it
+   * was sent), which may have run all the same:
+   * - with receipts (the last of `keys`), its void, owed until it lands, takes the charge back from
+   *   the very windows (fixed) or buckets (sliding) of its decision if it charged, or stops it
+   *   from charging if it has not run yet. A consume re-sent by the client charges once.
+   * - without, a reply that comes after its caller timed out is refunded the same way, from its
+   *   decision time; a reply lost with its connection is not.
    */
-  #refundLate(
+  #afterFailure(
     tenantId: string,
-    key: string,
+    script: LuaScript,
+    keys: string[],
     args: string[],
-    reply: unknown,
-    limits: readonly EffectiveLimit[],
-  ): void {
-    let decoded: DecodedReply<unknown>
-    try {
-      decoded = this.#engine.decode(reply, limits)
-    } catch {
-      return // not a reply the script sends: nothing it could have charged is known
+    decodeLate: (reply: unknown) => { now: number; applied: boolean } | undefined,
+  ): AfterFailure<unknown> {
+    const { redis, owed, gate, receipts } = this.#options
+    // A refund frees request capacity that a remembered denial may be holding back.
+    if (receipts !== undefined) {
+      const send = () => script.run(redis, keys, ['', 'void', ...args])
+      const landed = (reply: unknown) => {
+        if (voidRefunded(reply)) this.#localDeny?.refunded(tenantId)
+      }
+      return { failed: () => owed.add(tenantId, 'quota void', send, landed) }
     }
-    if (!decoded.applied || (args[0] === '0' && args[1] === '0')) return
-    const { redis, gate } = this.#options
-    // ARGV[1] is the admission's decision time: the script finds its windows from it.
-    gate.track(this.#engine.script.run(redis, [key], [String(decoded.now), 'refund', ...args]))
-    // The refund frees request capacity that a remembered denial may be holding back.
-    this.#localDeny?.refunded(tenantId)
+    return {
+      late: (reply) => {
+        let late: { now: number; applied: boolean } | undefined
+        try {
+          late = decodeLate(reply)
+        } catch {
+          return // not a reply the script sends: nothing it could have charged is known
+        }
+        if (!late?.applied) return
+        // ARGV[1] is the admission's decision time: the script finds its windows from it.
+        gate.track(script.run(redis, keys, [String(late.now), 'refund', ...args]))
+        this.#localDeny?.refunded(tenantId)
+      },
+    }
   }
 
   /**

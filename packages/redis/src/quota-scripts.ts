@@ -1,5 +1,6 @@
 import { MAX_QUOTA_COUNT, quotaWindows, slidingWindowMs } from '@tenant/core'
 import { LUA_PRELUDE } from './lua'
+import { receiptScript } from './receipts'
 import { LuaScript } from './script'
 
 /**
@@ -269,10 +270,26 @@ reply[2] = 1
 return reply
 `
 
-/** The fixed-window script: {@link FIXED_WINDOW_BODY} with the prelude and calendar. */
-export const FIXED_WINDOW_SCRIPT = new LuaScript(
-  `${LUA_PRELUDE}${CALENDAR_LUA}${QUOTA_COMMON_LUA}${FIXED_WINDOW_BODY}`,
-)
+/**
+ * What the quota scripts' receipts share (see `receiptScript`): ARGV[2] is the op, an admission
+ * replies 1 second, and its refund runs the same script with op `refund` at the admission's
+ * decision time (the reply's first value). KEYS[2] is a consume's or void's receipt.
+ */
+const QUOTA_RECEIPT = {
+  receiptKey: 2,
+  op: 'ARGV[2]',
+  applied: 'reply[2] == 1',
+  toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1])), 'refund'",
+}
+
+/**
+ * The fixed-window script: {@link FIXED_WINDOW_BODY} with the prelude and calendar, and receipts
+ * (KEYS[2], see `receiptScript`).
+ */
+export const FIXED_WINDOW_SCRIPT = receiptScript(`${LUA_PRELUDE}${CALENDAR_LUA}${QUOTA_COMMON_LUA}`, {
+  ...QUOTA_RECEIPT,
+  body: FIXED_WINDOW_BODY,
+})
 
 /**
  * Sliding windows (core's `sliding-window.ts`): one hash per tenant and precision, field =
@@ -453,8 +470,11 @@ reply[2] = 1
 return reply
 `
 
-/** The sliding-window script: {@link SLIDING_WINDOW_BODY} with the prelude. */
-export const SLIDING_WINDOW_SCRIPT = new LuaScript(`${LUA_PRELUDE}${QUOTA_COMMON_LUA}${SLIDING_WINDOW_BODY}`)
+/** The sliding-window script: {@link SLIDING_WINDOW_BODY} with the prelude, and receipts (KEYS[2]). */
+export const SLIDING_WINDOW_SCRIPT = receiptScript(`${LUA_PRELUDE}${QUOTA_COMMON_LUA}`, {
+  ...QUOTA_RECEIPT,
+  body: SLIDING_WINDOW_BODY,
+})
 
 /** For tests: the calendar arithmetic alone, `{start, end}` of `ARGV[1]`'s window at `ARGV[2]`. */
 export const CALENDAR_PROBE_SCRIPT = new LuaScript(`${CALENDAR_LUA}

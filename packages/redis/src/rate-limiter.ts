@@ -10,6 +10,7 @@ import {
   type TokenBucketState,
   tokenBucketConsume,
 } from '@tenant/core'
+import type { AfterFailure } from './command-gate'
 import { tenantTag } from './keys'
 import type { LocalDenyCache, LocalDenyOptions } from './local-deny'
 import { LUA_PRELUDE, nowArg } from './lua'
@@ -21,19 +22,26 @@ import {
   resolveStoreOptions,
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
-import { LuaScript } from './script'
+import { receiptScript, voidRefunded } from './receipts'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
  * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
  * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
- * ARGV: now, cost, requestsPerSecond, burst, and 'refund' to give `cost` tokens back instead (an
- * admission whose reply came too late for its caller): the level at `now` plus the cost, capped
- * at the burst. Reply: now and taken / given back (0/1) as integers, then, when the tenant has a
+ * ARGV: now, cost, requestsPerSecond, burst, and 'refund' to give `cost` tokens back instead (a
+ * take whose caller was told it failed, run by the take's void): the level at `now` plus the
+ * cost, capped at the burst. KEYS[2]: a take's or void's receipt (see `receiptScript`). Reply: now and taken / given back (0/1) as integers, then, when the tenant has a
  * bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps both sides'
  * decoding cheap.
  */
-export const TOKEN_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+export const TOKEN_BUCKET_SCRIPT = receiptScript(LUA_PRELUDE, {
+  receiptKey: 2,
+  // A take has four arguments; a refund or void names itself fifth.
+  op: "ARGV[5] or 'consume'",
+  applied: 'reply[2] == 1',
+  // A refund is at the void's own time (ARGV[1]): it tops up the bucket as it is then.
+  toRefund: "argv[5] = 'refund'",
+  body: `
 local now = now_ms(ARGV[1])
 local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local saved = redis.call('HMGET', KEYS[1], 'tokens', 'updatedAt')
@@ -59,7 +67,8 @@ if cost <= level then
   reply[2] = 1
 end
 return reply
-`)
+`,
+})
 
 /** Options of {@link RedisRateLimiter}. */
 export interface RedisRateLimiterOptions extends RedisStoreOptions {
@@ -140,7 +149,7 @@ export class RedisRateLimiter implements RateLimiter {
    * tenant without a rate limit is always allowed, without a round trip.
    */
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    const { redis, prefix, gate, clock, localClock } = this.#options
+    const { redis, prefix, gate, clock, localClock, receipts } = this.#options
     const key = `${tenantTag(prefix, tenantId)}:b`
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
@@ -157,12 +166,14 @@ export class RedisRateLimiter implements RateLimiter {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const rest = [String(cost), String(config.requestsPerSecond), String(config.burst)]
+    const keys = receipts === undefined ? [key] : [key, receipts.next(key)]
     // The time is read when the command goes out: a call that waited to be sent decides at send time.
-    const send = () => TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest])
-    const refundLate = (late: unknown) => this.#refundLate(tenantId, key, rest, late)
-    const reply = decodeBucketReply(await gate.run(send, 'rate limit consume', tenantId, refundLate))
+    const send = () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest])
+    const after = this.#afterFailure(tenantId, keys, rest)
+    const reply = decodeBucketReply(await gate.run(send, 'rate limit consume', tenantId, after))
     const { decision } = tokenBucketConsume(reply.state, config, cost, reply.now)
     if (decision.allowed !== reply.applied) {
+      after.failed?.()
       throw new TenantBackendError('redis: the rate limit script and core disagree on admission', {
         tenantId,
       })
@@ -186,20 +197,32 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   /**
-   * A take whose caller was told it timed out, but whose reply came after all: if it took tokens,
-   * give them back (capped at the burst), so a failed call never costs any.
+   * What to do about a take whose caller was told it failed (a timeout, or an error once it was
+   * sent), which may have run all the same: with receipts, its void, owed until it lands, gives
+   * the tokens back if it took them, or stops it from taking any if it has not run yet (see
+   * `receiptScript`); a take re-sent by the client takes once. Without, a reply that comes after
+   * its caller timed out gives its tokens back; a reply lost with its connection does not.
    */
-  #refundLate(tenantId: string, key: string, rest: string[], reply: unknown): void {
-    let taken: boolean
-    try {
-      taken = decodeBucketReply(reply).applied
-    } catch {
-      return // not a reply the script sends: nothing it could have taken is known
-    }
-    if (!taken || rest[0] === '0') return
-    const { redis, gate, clock } = this.#options
-    gate.track(TOKEN_BUCKET_SCRIPT.run(redis, [key], [nowArg(clock), ...rest, 'refund']))
+  #afterFailure(tenantId: string, keys: string[], rest: string[]): AfterFailure<unknown> {
+    const { redis, owed, gate, clock, receipts } = this.#options
     // The tokens given back may admit what a remembered denial is holding back.
-    this.#localDeny?.refunded(tenantId)
+    if (receipts !== undefined) {
+      const send = () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'void'])
+      const landed = (reply: unknown) => {
+        if (voidRefunded(reply)) this.#localDeny?.refunded(tenantId)
+      }
+      return { failed: () => owed.add(tenantId, 'rate limit void', send, landed) }
+    }
+    return {
+      late: (reply) => {
+        try {
+          if (!decodeBucketReply(reply).applied) return
+        } catch {
+          return // not a reply the script sends: nothing it could have taken is known
+        }
+        gate.track(TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'refund']))
+        this.#localDeny?.refunded(tenantId)
+      },
+    }
   }
 }

@@ -120,6 +120,11 @@ export interface TimeoutHooks<T> {
   /** The caller was just told `work` timed out. */
   onTimeout?: () => void
   /**
+   * The caller was just told `work` failed (timed out, or rejected in time): the command may have
+   * run on the server all the same, so what it did is unknown to the caller.
+   */
+  onFailed?: () => void
+  /**
    * Starts the timer later: `start` is to be called once the command is really on its way (a
    * client may write it only at the end of the event-loop turn). Default: the timer starts now.
    */
@@ -156,6 +161,7 @@ export function withBackendTimeout<T>(
           timedOut = true
           reject(new TenantBackendError(`redis: ${what} timed out after ${timeoutMs} ms`, { tenantId }))
           hooks.onTimeout?.()
+          hooks.onFailed?.()
         }),
       )
     }
@@ -173,8 +179,10 @@ export function withBackendTimeout<T>(
         settled = true
         cancel?.()
         hooks.onSettled?.()
+        if (timedOut) return
         const message = error instanceof Error ? error.message : String(error)
         reject(new TenantBackendError(`redis: ${what} failed: ${message}`, { cause: error, tenantId }))
+        hooks.onFailed?.()
       },
     )
   })

@@ -6,6 +6,7 @@ import {
   RESET_MARK_LUA,
   SLIDING_WINDOW_BODY,
 } from './quota-scripts'
+import { receiptScript } from './receipts'
 import { LuaScript } from './script'
 
 /**
@@ -16,7 +17,8 @@ import { LuaScript } from './script'
  * alone); `adjust` and `refund` change both.
  *
  * KEYS: the tenant's hash, the subject's hash, the tenant's subject index (a sorted set of subject
- * -> when its hash expires). All share the tenant's hash tag, so one Cluster slot.
+ * -> when its hash expires), and for a consume or void its receipt (see `receiptScript`). All
+ * share the tenant's hash tag, so one Cluster slot.
  *
  * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'refund'), the subject id, the most
  * subjects the index keeps, the count `nt` of the tenant's arguments, then the tenant's arguments
@@ -31,7 +33,13 @@ import { LuaScript } from './script'
  * the next write. The index lives as long as its latest subject.
  */
 function subjectScript(helpers: string, body: string): LuaScript {
-  return new LuaScript(`${LUA_PRELUDE}${helpers}
+  return receiptScript(`${LUA_PRELUDE}${helpers}`, {
+    receiptKey: 4,
+    op: 'ARGV[2]',
+    applied: 'reply[1][2] == 1 and reply[2][2] == 1',
+    // Both halves decided at the same time, the tenant's reply's first value.
+    toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1][1])), 'refund'",
+    body: `
 local function part(KEYS, ARGV)
 ${body}
 end
@@ -88,7 +96,8 @@ local t = run_tenant(op)
 local s = run_subject(op)
 if op == 'adjust' then index() end
 return { t, s }
-`)
+`,
+  })
 }
 
 /** The subject script over fixed windows. */

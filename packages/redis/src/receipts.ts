@@ -1,0 +1,204 @@
+import type { CommandGate } from './command-gate'
+import { LuaScript } from './script'
+
+/**
+ * How long Redis keeps the receipt of an admission, in ms. A command run twice within this time
+ * (a client re-sending it after its reply was lost with the connection) charges once, and a void
+ * that reaches Redis within it takes the charge back. It bounds memory: one small key per
+ * admission for this long.
+ */
+export const RECEIPT_TTL_MS = 15_000
+
+/**
+ * How the consume scripts of one store are wrapped with receipts. Each field is Lua: `op` an
+ * expression naming the call's operation ('consume' | 'void' | anything else, which runs
+ * unchanged), `applied` an expression over `reply` true when the decision charged, `toRefund`
+ * statements that turn `argv` (a copy of ARGV) into the arguments of the refund of `reply`.
+ */
+export interface ReceiptShape {
+  /** The store's script (prelude and helpers first), whose top level reads KEYS and ARGV. */
+  body: string
+  /** The index in KEYS of the receipt key; absent (nil) for calls without one. */
+  receiptKey: number
+  op: string
+  applied: string
+  toRefund: string
+}
+
+/**
+ * A consume script with receipts, so that a decision is charged at most once and a decision its
+ * caller was told failed can be taken back exactly:
+ *
+ * - `consume`: when the call's receipt already exists, the decision was made (the command runs a
+ *   second time: a client re-sent it after losing its reply); the recorded reply is answered
+ *   again and nothing is charged. A receipt that says `void` answers `{'void', 0}` and charges
+ *   nothing. Otherwise the script decides, and an admission records its reply as the receipt.
+ * - `void` (sent when the caller was told the call failed: a timeout, or an error after the
+ *   command may have gone out): leaves `void` as the receipt, so the decision, if it has not run
+ *   yet, never charges; if the receipt held an admission, runs the store's own refund of it in
+ *   the same script. Answers `{'void', 1}` when it refunded, `{'void', 0}` otherwise. Running it
+ *   twice refunds once.
+ *
+ * Replies are stored with cjson; every number they hold is an integer below 2^53 written by the
+ * scripts, which cjson keeps exact up to 14 digits (ms timestamps until the year 5138), and the
+ * counts are strings already.
+ */
+export function receiptScript(prelude: string, shape: ReceiptShape): LuaScript {
+  const ttl = String(RECEIPT_TTL_MS)
+  return new LuaScript(`${prelude}
+local function decide(KEYS, ARGV)
+${shape.body}
+end
+local receipt = KEYS[${shape.receiptKey}]
+local op = ${shape.op}
+if receipt == nil or (op ~= 'consume' and op ~= 'void') then return decide(KEYS, ARGV) end
+local prior = redis.call('GET', receipt)
+if op == 'void' then
+  redis.call('SET', receipt, 'void', 'PX', ${ttl})
+  if not prior or prior == 'void' then return { 'void', 0 } end
+  local reply = cjson.decode(prior)
+  local argv = {}
+  for i = 1, #ARGV do argv[i] = ARGV[i] end
+  ${shape.toRefund}
+  decide(KEYS, argv)
+  return { 'void', 1 }
+end
+if prior then
+  if prior == 'void' then return { 'void', 0 } end
+  return cjson.decode(prior)
+end
+local reply = decide(KEYS, ARGV)
+if ${shape.applied} then redis.call('SET', receipt, cjson.encode(reply), 'PX', ${ttl}) end
+return reply
+`)
+}
+
+/** True for a void's reply that says it took an admission back. */
+export function voidRefunded(reply: unknown): boolean {
+  return Array.isArray(reply) && reply[0] === 'void' && Number(reply[1]) === 1
+}
+
+function randomHex(bytes: number): string {
+  const buffer = globalThis.crypto.getRandomValues(new Uint8Array(bytes))
+  return Array.from(buffer, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * Receipt keys: the key of the state they belong to (so the same Cluster slot) plus an id unique
+ * across processes: 64 random bits per store instance and a counter.
+ */
+export class ReceiptIds {
+  readonly #prefix = `:op:${randomHex(8)}`
+  #next = 0
+
+  /** A new receipt key for a call on `stateKey`. */
+  next(stateKey: string): string {
+    return `${stateKey}${this.#prefix}${(this.#next++).toString(36)}`
+  }
+}
+
+/** Default bound on {@link OwedCommands}: commands beyond it are given up, oldest first. */
+export const MAX_OWED_COMMANDS = 10_000
+
+const FIRST_RETRY_MS = 50
+const MAX_RETRY_MS = 2_000
+
+interface Owed {
+  send: () => Promise<unknown>
+  what: string
+  tenantId: string
+  /** performance.now() after which it is given up. */
+  until: number
+  done: (reply: unknown) => void
+}
+
+/**
+ * Commands a store owes Redis after a call failed on its caller (a void, a lease release), sent
+ * through the store's gate until one lands. When Redis cannot be reached they wait and are tried
+ * again, all together, after a pause that doubles from 50 ms to 2 s, for at most `RECEIPT_TTL_MS`
+ * (after that the receipt they act on is gone). At most {@link MAX_OWED_COMMANDS} wait; beyond
+ * that the oldest are given up.
+ */
+export class OwedCommands {
+  readonly #gate: CommandGate
+  #waiting: Owed[] = []
+  #sending = 0
+  #retryMs = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #idle: (() => void) | undefined
+  /** Owed commands given up (bound reached, or Redis unreachable for `RECEIPT_TTL_MS`). */
+  givenUp = 0
+
+  constructor(gate: CommandGate) {
+    this.#gate = gate
+  }
+
+  /** Owes `send()`; `done` gets its reply once it lands. */
+  add(tenantId: string, what: string, send: () => Promise<unknown>, done: (reply: unknown) => void): void {
+    if (this.#waiting.length + this.#sending === 0) {
+      // The gate's drain() waits for everything owed.
+      this.#gate.track(new Promise<void>((resolve) => (this.#idle = resolve)))
+    }
+    this.#wait({ send, what, tenantId, until: performance.now() + RECEIPT_TTL_MS, done })
+    if (this.#timer === undefined && this.#retryMs === 0) this.#flush()
+  }
+
+  // Those on their way are bounded by the gate (maxInFlight, maxQueue); those waiting here by this.
+  #wait(owed: Owed): void {
+    if (this.#waiting.length >= MAX_OWED_COMMANDS) {
+      this.#waiting.shift()
+      this.givenUp++
+    }
+    this.#waiting.push(owed)
+  }
+
+  /** How many commands are owed (waiting or on their way). */
+  get owed(): number {
+    return this.#waiting.length + this.#sending
+  }
+
+  #flush(): void {
+    this.#timer = undefined
+    const now = performance.now()
+    const batch = this.#waiting
+    this.#waiting = []
+    for (const owed of batch) {
+      if (owed.until <= now) {
+        this.givenUp++
+        continue
+      }
+      this.#sending++
+      this.#gate.run(owed.send, owed.what, owed.tenantId).then(
+        (reply) => {
+          this.#sending--
+          this.#retryMs = 0
+          owed.done(reply)
+          this.#settle()
+        },
+        () => {
+          this.#sending--
+          this.#wait(owed)
+          this.#retryMs = Math.min(MAX_RETRY_MS, Math.max(FIRST_RETRY_MS, this.#retryMs * 2))
+          this.#settle()
+        },
+      )
+    }
+    this.#settle()
+  }
+
+  #settle(): void {
+    if (this.#waiting.length > 0) {
+      if (this.#sending === 0 && this.#timer === undefined) {
+        this.#timer = setTimeout(() => this.#flush(), this.#retryMs)
+        // drain() waits for it; a process that ends without draining need not.
+        ;(this.#timer as { unref?: () => void }).unref?.()
+      }
+      return
+    }
+    if (this.#sending === 0 && this.#idle !== undefined) {
+      const idle = this.#idle
+      this.#idle = undefined
+      idle()
+    }
+  }
+}
