@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { testAuditedTenantStore } from '../testing/audited-store'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import type { AuditListOptions, AuditLog, AuditRecordInput } from './audit'
-import { auditedStore, getTenantConfigOrNull } from './audited-store'
+import {
+  auditedStore,
+  getTenantConfigOrNull,
+  MAX_QUEUED_CHANGES,
+  MAX_QUEUED_CHANGES_TOTAL,
+} from './audited-store'
 import { ManualClock } from './clock'
 import type { ConfigManager } from './config'
 import { InvalidTenantConfigError, isTenantError, TenantBackendError } from './errors'
@@ -158,6 +163,82 @@ describe('auditedStore', () => {
       apply: () => ({ id: 'a', status: 'suspended' }),
     })
     expect(result.after?.status).toBe('suspended')
+  })
+})
+
+// A config store whose writes wait until the test lets them through: a slow database, held.
+class HeldConfigManager extends InMemoryConfigManager {
+  #release: (() => void) | undefined
+  #held: Promise<void> | undefined
+  hold(): void {
+    this.#held = new Promise((resolve) => (this.#release = resolve))
+  }
+  release(): void {
+    this.#release?.()
+    this.#held = undefined
+  }
+  override async setTenantConfig(input: TenantConfigInput) {
+    await this.#held
+    return super.setTenantConfig(input)
+  }
+}
+
+describe('auditedStore: bounded queues', () => {
+  const update = (id: string, n: number) => ({
+    tenantId: id,
+    action: 'tenant.update' as const,
+    actor: 'alice',
+    apply: (): TenantConfigInput => ({ id, metadata: { n } }),
+  })
+
+  it(`lets ${MAX_QUEUED_CHANGES} changes wait behind one tenant's change in progress, and refuses more at once`, async () => {
+    const configs = new HeldConfigManager()
+    const store = auditedStore(configs, new InMemoryAuditLog())
+    await store.applyChange(create('acme'))
+    configs.hold()
+    const accepted = Array.from({ length: MAX_QUEUED_CHANGES + 1 }, (_, n) =>
+      store.applyChange(update('acme', n)),
+    )
+    const refused = await rejects(store.applyChange(update('acme', -1)))
+    expect(refused).toBeInstanceOf(TenantBackendError)
+    expect((refused as TenantBackendError).message).toMatch(`${MAX_QUEUED_CHANGES} changes already wait`)
+    expect((refused as TenantBackendError).tenantId).toBe('acme')
+    // Another tenant is not held up by the count.
+    const other = store.applyChange(create('globex'))
+    configs.release()
+    const results = await Promise.all(accepted)
+    await other
+    // Every accepted change ran, in order; the refused one never did.
+    expect(results.map((r) => r.after?.metadata.n)).toEqual(
+      Array.from({ length: MAX_QUEUED_CHANGES + 1 }, (_, n) => n),
+    )
+    expect((await configs.getTenantConfig('acme')).metadata).toEqual({ n: MAX_QUEUED_CHANGES })
+    // Once drained, the tenant takes changes again.
+    await store.applyChange(update('acme', 7))
+    expect((await configs.getTenantConfig('acme')).metadata).toEqual({ n: 7 })
+  })
+
+  it(`refuses a change once ${MAX_QUEUED_CHANGES_TOTAL} wait over all tenants`, async () => {
+    const configs = new HeldConfigManager()
+    const store = auditedStore(configs, new InMemoryAuditLog())
+    configs.hold()
+    const tenants = MAX_QUEUED_CHANGES_TOTAL / MAX_QUEUED_CHANGES
+    const accepted: Promise<unknown>[] = []
+    // One change in progress and MAX_QUEUED_CHANGES waiting, for each of `tenants` tenants.
+    for (let t = 0; t < tenants; t++) {
+      for (let n = 0; n <= MAX_QUEUED_CHANGES; n++) accepted.push(store.applyChange(create(`t${t}`, { n })))
+    }
+    // A new tenant's first change does not wait; its second would.
+    const first = store.applyChange(create('late'))
+    const refused = await rejects(store.applyChange(update('late', 1)))
+    expect((refused as TenantBackendError).message).toMatch(
+      `${MAX_QUEUED_CHANGES_TOTAL} changes already wait`,
+    )
+    configs.release()
+    // The creates after the first of each tenant find it existing and replace it (apply ignores before).
+    await Promise.all(accepted)
+    await first
+    expect((await configs.getTenantConfig('t0')).metadata).toEqual({ n: MAX_QUEUED_CHANGES })
   })
 })
 

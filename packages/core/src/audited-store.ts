@@ -46,7 +46,9 @@ export type AuditedConfigManager = ConfigManager & AuditedTenantStore
  * `DrizzleConfigManager` is truly transactional and should be preferred where it applies.
  *
  * Changes to one tenant through the same store are serialised in this process, so two concurrent
- * updates (say quota and policy) never overwrite each other's work.
+ * updates (say quota and policy) never overwrite each other's work. At most
+ * {@link MAX_QUEUED_CHANGES} wait per tenant ({@link MAX_QUEUED_CHANGES_TOTAL} in all); a change
+ * beyond that fails at once with `TenantBackendError`.
  *
  * @example
  * ```ts
@@ -167,67 +169,75 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
   const locks = new KeyedLock()
   return async (change) => {
     const id = subject.idOf(change)
-    return locks.run(id, async () => {
-      const before = await subject.get(id)
-      const next = change.apply(before)
-      // Stamped before the write: a clock that gives no valid time then refuses the change
-      // instead of leaving it written without its record.
-      const at = auditTimestamp(clock)
-      let after: C | null
-      if (next === null) {
-        if (before === null) throw subject.notFound(id)
-        await subject.delete(id)
-        after = null
-      } else {
-        if (next.id !== id) {
-          throw new InvalidTenantConfigError([
-            {
-              path: ['id'],
-              message: `must be "${id}", the ${subject.kind} being changed`,
-              code: 'invalid_value',
-            },
-          ])
+    const refusal = (reason: string) =>
+      new TenantBackendError(`${subject.kind} "${id}" is not changed: ${reason}`, {
+        ...(subject.kind === 'tenant' ? { tenantId: id } : {}),
+      })
+    return locks.run(
+      id,
+      async () => {
+        const before = await subject.get(id)
+        const next = change.apply(before)
+        // Stamped before the write: a clock that gives no valid time then refuses the change
+        // instead of leaving it written without its record.
+        const at = auditTimestamp(clock)
+        let after: C | null
+        if (next === null) {
+          if (before === null) throw subject.notFound(id)
+          await subject.delete(id)
+          after = null
+        } else {
+          if (next.id !== id) {
+            throw new InvalidTenantConfigError([
+              {
+                path: ['id'],
+                message: `must be "${id}", the ${subject.kind} being changed`,
+                code: 'invalid_value',
+              },
+            ])
+          }
+          after = await subject.set(next)
         }
-        after = await subject.set(next)
-      }
-      let audit: AuditRecord
-      try {
-        audit = await auditLog.append(
-          subject.record(id, {
-            actor: change.actor,
-            action: change.action,
-            before,
-            after,
-            at,
-            ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
-          } as never),
-        )
-      } catch (appendError) {
-        const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
+        let audit: AuditRecord
         try {
-          if (before === null) await subject.delete(id)
-          else await subject.set(subject.toInput(before))
-        } catch (restoreError) {
-          // Says what the unrecorded change did, so the admin knows which state may remain.
-          const did = after === null ? 'deleted' : before === null ? 'created' : 'changed'
+          audit = await auditLog.append(
+            subject.record(id, {
+              actor: change.actor,
+              action: change.action,
+              before,
+              after,
+              at,
+              ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+            } as never),
+          )
+        } catch (appendError) {
+          const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
+          try {
+            if (before === null) await subject.delete(id)
+            else await subject.set(subject.toInput(before))
+          } catch (restoreError) {
+            // Says what the unrecorded change did, so the admin knows which state may remain.
+            const did = after === null ? 'deleted' : before === null ? 'created' : 'changed'
+            throw new TenantBackendError(
+              `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
+                `the change may be stored without an audit record (it ${did} the ${subject.kind}; ` +
+                'check it, then restore or record it by hand)',
+              { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
+            )
+          }
+          if (isTenantError(appendError)) throw appendError
           throw new TenantBackendError(
-            `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
-              `the change may be stored without an audit record (it ${did} the ${subject.kind}; ` +
-              'check it, then restore or record it by hand)',
-            { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
+            `audit append failed for ${subject.kind} "${id}"; the change was undone`,
+            {
+              ...tenantId,
+              cause: appendError,
+            },
           )
         }
-        if (isTenantError(appendError)) throw appendError
-        throw new TenantBackendError(
-          `audit append failed for ${subject.kind} "${id}"; the change was undone`,
-          {
-            ...tenantId,
-            cause: appendError,
-          },
-        )
-      }
-      return { before, after, audit }
-    })
+        return { before, after, audit }
+      },
+      refusal,
+    )
   }
 }
 
@@ -272,22 +282,53 @@ export async function getPlanOrNull(
 }
 
 /**
- * Runs tasks one at a time per key. Entries are removed when a key's last task settles, so the map
- * only holds keys with work in flight.
+ * How many changes to one tenant (or plan) may wait behind the one in progress, per audited store
+ * in this process. A change beyond it fails at once with `TenantBackendError` (503 at the admin
+ * routes) rather than queue without bound behind a slow store.
+ */
+export const MAX_QUEUED_CHANGES = 100
+
+/** How many changes may wait in all, over every tenant (or plan) of one audited store. */
+export const MAX_QUEUED_CHANGES_TOTAL = 10_000
+
+/**
+ * Runs tasks one at a time per key, with at most {@link MAX_QUEUED_CHANGES} waiting per key and
+ * {@link MAX_QUEUED_CHANGES_TOTAL} in all. Entries are removed when a key's last task settles, so
+ * the map only holds keys with work in flight.
  */
 class KeyedLock {
-  readonly #tails = new Map<string, Promise<unknown>>()
+  readonly #tails = new Map<string, { tail: Promise<unknown>; tasks: number }>()
+  #waiting = 0
 
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#tails.get(key) ?? Promise.resolve()
-    const result = previous.then(task, task)
+  run<T>(key: string, task: () => Promise<T>, refusal: (reason: string) => Error): Promise<T> {
+    const entry = this.#tails.get(key)
+    // The task in progress does not wait; every other one of the key does.
+    if (entry !== undefined) {
+      if (entry.tasks > MAX_QUEUED_CHANGES) {
+        return Promise.reject(refusal(`${MAX_QUEUED_CHANGES} changes already wait for it`))
+      }
+      if (this.#waiting >= MAX_QUEUED_CHANGES_TOTAL) {
+        return Promise.reject(refusal(`${MAX_QUEUED_CHANGES_TOTAL} changes already wait in this store`))
+      }
+      this.#waiting++
+    }
+    const waits = entry !== undefined
+    const current = entry ?? { tail: Promise.resolve(), tasks: 0 }
+    current.tasks++
+    const start = () => {
+      if (waits) this.#waiting--
+      return task()
+    }
+    const result = current.tail.then(start, start)
     const tail = result.then(
       () => undefined,
       () => undefined,
     )
-    this.#tails.set(key, tail)
+    current.tail = tail
+    this.#tails.set(key, current)
     void tail.then(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+      current.tasks--
+      if (current.tasks === 0 && this.#tails.get(key) === current) this.#tails.delete(key)
     })
     return result
   }
