@@ -443,6 +443,10 @@ export async function runHttp(report: Report): Promise<void> {
         withoutContext: noContext.cpu - bare.cpu,
         peer: peer.cpu - bare.cpu,
         io: io.cpu - bare.cpu,
+        work: {
+          underLoad: at('floor-io-work').cpu - io.cpu,
+          inProcess: cost('floor-io-work') - cost('floor-io'),
+        },
         inProcess: {
           added: cost('chain-memory') - cost('bare'),
           floor: cost('floor') - cost('bare'),
