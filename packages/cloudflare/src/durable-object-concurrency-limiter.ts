@@ -2,7 +2,7 @@ import type { ConcurrencyDecision, ConcurrencyLease, ConcurrencyLimiter } from '
 import { invalidOption, validateMaxInFlight, validateTenantId } from '@tenant/core'
 import type { ObjectClientOptions } from './object-client'
 import { ObjectClient } from './object-client'
-import { PROTOCOL_VERSION } from './protocol'
+import { type ConcurrencyAnswer, PROTOCOL_VERSION } from './protocol'
 
 /** Default `leaseTtlMs` of {@link DurableObjectConcurrencyLimiter}: 10 minutes. */
 export const DEFAULT_LEASE_TTL_MS = 600_000
@@ -46,7 +46,22 @@ export class DurableObjectConcurrencyLimiter implements ConcurrencyLimiter {
   async acquire(tenantId: string, maxInFlight: number): Promise<ConcurrencyDecision> {
     validateTenantId(tenantId)
     validateMaxInFlight(maxInFlight)
-    const answer = await this.#call(tenantId, { op: 'acquire', maxInFlight, leaseTtlMs: this.#leaseTtlMs })
+    const leaseId = crypto.randomUUID()
+    let answer: ConcurrencyAnswer
+    try {
+      answer = await this.#call(tenantId, {
+        op: 'acquire',
+        maxInFlight,
+        leaseTtlMs: this.#leaseTtlMs,
+        leaseId,
+      })
+    } catch (error) {
+      // The object may have taken the slot and the answer been lost (a dropped connection, an
+      // object reset after its write): release it by its id rather than leave it held for
+      // leaseTtlMs. Releasing an id that holds nothing writes nothing.
+      await this.release(tenantId, leaseId).catch(() => {})
+      throw error
+    }
     if (answer.allowed !== true || answer.leaseId === undefined) {
       return {
         allowed: false,

@@ -73,7 +73,17 @@ export type ConcurrencyCall = {
   /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
   now?: number
 } & (
-  | { op: 'acquire'; maxInFlight: number; leaseTtlMs: number }
+  | {
+      op: 'acquire'
+      maxInFlight: number
+      leaseTtlMs: number
+      /**
+       * The lease's id, chosen by the caller so that it can release a lease whose answer it never
+       * got; an acquire run again with a held id answers as the first did. Absent (callers of
+       * earlier releases): the object draws one.
+       */
+      leaseId?: string
+    }
   | { op: 'release'; leaseId: string }
   | { op: 'inFlight' }
   | { op: 'reset' }

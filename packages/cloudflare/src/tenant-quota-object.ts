@@ -246,8 +246,14 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         const ttl = call.leaseTtlMs
         if (!Number.isSafeInteger(ttl) || ttl < 1)
           throw new TenantBackendError(`invalid lease ttl ${String(ttl)}`)
+        const given = call.leaseId
+        if (given !== undefined && (typeof given !== 'string' || given.length === 0 || given.length > 128))
+          throw new TenantBackendError('invalid lease id')
+        // The same acquire again (its first answer was lost): it holds its slot already.
+        if (given !== undefined && leases.has(given))
+          return { value: { allowed: true, inFlight: count, leaseId: given }, write: undefined }
         if (count >= max) return { value: { allowed: false, inFlight: count }, write: undefined }
-        const leaseId = crypto.randomUUID()
+        const leaseId = given ?? crypto.randomUUID()
         leases.set(leaseId, now + ttl)
         latest = Math.max(latest, now + ttl)
         return { value: { allowed: true, inFlight: count + 1, leaseId }, write: save() }

@@ -1,7 +1,12 @@
 // Core's conformance suites, run through DurableObjectQuotaManager / DurableObjectRateLimiter and
 // TenantQuotaObject on workerd: every call below crosses into the runtime and into the tenant's object.
 import { ManualClock } from '@tenant/core'
-import { concurrencyLimiterConformance, testQuotaManager, testRateLimiter } from '@tenant/core/testing'
+import {
+  concurrencyLimiterConformance,
+  rejectionOf,
+  testQuotaManager,
+  testRateLimiter,
+} from '@tenant/core/testing'
 import { expect, it } from 'vitest'
 import { useWorkerd } from './workerd'
 
@@ -44,6 +49,48 @@ it(
     clock.advance(500)
     expect(await limiter.inFlight(id)).toBe(1)
     expect(await limiter.acquire(id, 2)).toMatchObject({ allowed: true, inFlight: 2 })
+  },
+  timeout,
+)
+
+it(
+  'DurableObjectConcurrencyLimiter releases a slot whose acquire answer was lost, instead of holding it for leaseTtlMs',
+  async () => {
+    const limiter = workerd().concurrencyLimiter({ leaseTtlMs: 600_000 })
+    const id = `lost-${Math.random().toString(36).slice(2)}`
+    await limiter.acquire(id, 2)
+    await workerd().send({ kind: 'loseAnswer', tenantId: id })
+    const error = await rejectionOf(limiter.acquire(id, 2))
+    expect(error).toMatchObject({ code: 'tenant_backend_unavailable', status: 503 })
+    // The object took the slot before the answer was lost; the limiter released it by its id.
+    expect(await limiter.inFlight(id)).toBe(1)
+    expect(await limiter.acquire(id, 2)).toMatchObject({ allowed: true, inFlight: 2 })
+  },
+  timeout,
+)
+
+it(
+  'TenantQuotaObject answers an acquire run twice with the same lease id as the first, holding one slot',
+  async () => {
+    const id = `twice-${Math.random().toString(36).slice(2)}`
+    const acquire = (leaseId: string) =>
+      workerd().send({
+        kind: 'raw-concurrency',
+        tenantId: id,
+        call: { op: 'acquire', maxInFlight: 1, leaseTtlMs: 60_000, leaseId },
+      })
+    expect(await acquire('lease-a')).toMatchObject({
+      ok: true,
+      value: { allowed: true, inFlight: 1, leaseId: 'lease-a' },
+    })
+    expect(await acquire('lease-a')).toMatchObject({
+      ok: true,
+      value: { allowed: true, inFlight: 1, leaseId: 'lease-a' },
+    })
+    expect(await acquire('lease-b')).toMatchObject({
+      ok: true,
+      value: { allowed: false, inFlight: 1 },
+    })
   },
   timeout,
 )

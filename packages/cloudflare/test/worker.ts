@@ -8,6 +8,7 @@ import {
   DurableObjectConcurrencyLimiter,
   DurableObjectQuotaManager,
   DurableObjectRateLimiter,
+  PROTOCOL_VERSION,
   type PrefilterOptions,
   type RateLimitBinding,
   TenantQuotaObject,
@@ -58,8 +59,12 @@ export type TestMessage =
   | { kind: 'alarm'; tenantId: string }
   /** The next RPC into the tenant's object throws a plain Error (a backend fault). */
   | { kind: 'break'; tenantId: string }
+  /** The next concurrency RPC runs, then its answer is lost (the call throws after the write). */
+  | { kind: 'loseAnswer'; tenantId: string }
   /** Sends a raw call with a wrong protocol version. */
   | { kind: 'raw'; tenantId: string; call: unknown }
+  /** Sends a concurrency call as it is, at the current protocol version. */
+  | { kind: 'raw-concurrency'; tenantId: string; call: Record<string, unknown> }
   /** The keys the recording pre-filter binding saw. */
   | { kind: 'shieldKeys' }
 
@@ -176,8 +181,12 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
       return stub(message.tenantId).runAlarm()
     case 'break':
       return stub(message.tenantId).breakNext()
+    case 'loseAnswer':
+      return stub(message.tenantId).loseNextAnswer()
     case 'raw':
       return stub(message.tenantId).quota(message.call as never)
+    case 'raw-concurrency':
+      return stub(message.tenantId).concurrency({ v: PROTOCOL_VERSION, ...message.call } as never)
     case 'shieldKeys': {
       const keys = shieldKeys
       shieldKeys = []
@@ -240,6 +249,7 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
   #deletes = 0
   #alarmWrites = 0
   #broken = false
+  #loseAnswer = false
 
   constructor(ctx: DurableObjectState, env: Env) {
     const count = (field: 'writes' | 'deletes' | 'alarmWrites', n = 1) => {
@@ -284,6 +294,18 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
     return super.quota(call)
   }
 
+  override async concurrency(call: Parameters<TenantQuotaObject['concurrency']>[0]) {
+    this.#calls++
+    const answer = await super.concurrency(call)
+    if (this.#loseAnswer) {
+      // The call ran and its write is made; the caller sees a failed call, as when the
+      // connection drops or the object is reset before its answer reaches the Worker.
+      this.#loseAnswer = false
+      throw new Error('simulated lost answer')
+    }
+    return answer
+  }
+
   override async rateLimit(call: Parameters<TenantQuotaObject['rateLimit']>[0]) {
     this.#calls++
     this.#fault()
@@ -308,6 +330,10 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
 
   breakNext(): void {
     this.#broken = true
+  }
+
+  loseNextAnswer(): void {
+    this.#loseAnswer = true
   }
 
   #fault(): void {
