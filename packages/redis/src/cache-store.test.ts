@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { connectIoredis, REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
 import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { RedisTenantCacheStore } from './cache-store'
+import { APP_CLOCK_TTL_MARGIN_MS, MAX_TTL_MS } from './lua'
 
 const T0 = Date.UTC(2026, 0, 1)
 
@@ -46,6 +47,63 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       clock = new ManualClock(T0)
       p = `${prefix}:${Math.random().toString(36).slice(2, 8)}`
       store = new RedisTenantCacheStore({ redis, prefix: p, clock, timeoutMs: 2000 })
+    })
+
+    it('holds at most maxEntriesPerTenant entries per group: a new key evicts those that expire first', async () => {
+      const bounded = new RedisTenantCacheStore({
+        redis,
+        prefix: p,
+        clock,
+        timeoutMs: 2000,
+        maxEntriesPerTenant: 3,
+      })
+      const cache = new TenantCache(bounded)
+      await cache.set('acme', 'long', 1, { ttlMs: 60_000 })
+      await cache.set('acme', 'short', 2, { ttlMs: 1_000 })
+      await cache.set('acme', 'mid', 3, { ttlMs: 10_000 })
+      await cache.set('globex', 'g', 4, { ttlMs: 1_000 })
+      // Overwriting a key of a full group evicts nothing.
+      await cache.set('acme', 'mid', 5, { ttlMs: 10_000 })
+      expect(await redis.hlen(`{${p}:acme}:h`)).toBe(3)
+      // A fourth key evicts the entry that expires first.
+      await cache.set('acme', 'new', 6, { ttlMs: 30_000 })
+      expect(await cache.get('acme', 'short')).toBeUndefined()
+      expect(await cache.get('acme', 'long')).toBe(1)
+      expect(await cache.get('acme', 'mid')).toBe(5)
+      expect(await cache.get('acme', 'new')).toBe(6)
+      expect(await redis.hlen(`{${p}:acme}:h`)).toBe(3)
+      expect(await redis.zcard(`{${p}:acme}:x`)).toBe(3)
+      // Another tenant's group is its own.
+      expect(await cache.get('globex', 'g')).toBe(4)
+    })
+
+    it('keeps at most maxEntriesPerTenant expired entries behind a long-lived one', async () => {
+      const bounded = new RedisTenantCacheStore({
+        redis,
+        prefix: p,
+        clock,
+        timeoutMs: 2000,
+        maxEntriesPerTenant: 100,
+      })
+      const cache = new TenantCache(bounded)
+      await Promise.all(
+        Array.from({ length: 1_000 }, (_, i) => cache.set('acme', `k${i}`, i, { ttlMs: 1_000 })),
+      )
+      clock.advance(2_000)
+      await cache.set('acme', 'day', 'x', { ttlMs: 86_400_000 })
+      await cache.set('acme', 'one-more', 'y', { ttlMs: 1_000 })
+      // Without the bound, 1,000 expired fields (less 64 per write) lived as long as the day entry.
+      expect(await redis.hlen(`{${p}:acme}:h`)).toBeLessThanOrEqual(100)
+      expect(await cache.get('acme', 'day')).toBe('x')
+    })
+
+    it('cuts an expiry beyond 10 years to 10 years', async () => {
+      const cache = new TenantCache(store)
+      await cache.set('acme', 'forever', 1, { ttlMs: Number.MAX_SAFE_INTEGER })
+      const expiry = Number(await redis.zscore(`{${p}:acme}:x`, 'tenant:{acme}:forever'))
+      expect(expiry).toBe(T0 + MAX_TTL_MS)
+      expect(await redis.pttl(`{${p}:acme}:h`)).toBeLessThanOrEqual(MAX_TTL_MS + APP_CLOCK_TTL_MARGIN_MS + 1)
+      expect(await cache.get('acme', 'forever')).toBe(1)
     })
 
     it("keeps a tenant's entries in two keys under its hash tag, expiring with the longest entry", async () => {

@@ -7,8 +7,8 @@ import {
   tenantOfCacheKey,
   validateCacheTtl,
 } from '@tenant/core'
-import { LUA_PRELUDE, nowArg } from './lua'
-import { optionError } from './option-error'
+import { LUA_PRELUDE, MAX_TTL_MS, nowArg } from './lua'
+import { optionError, wholeNumberOption } from './option-error'
 import { type RedisStoreOptions, type ResolvedStoreOptions, resolveStoreOptions } from './options'
 import { LuaScript } from './script'
 
@@ -36,10 +36,18 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
    */
   tenantCachePrefix?: string
   /**
-   * TTL of entries set without one. Every entry expires, so memory stays bounded.
+   * TTL of entries set without one. Every entry expires, and no expiry is later than 10 years
+   * (`MAX_TTL_MS`): a longer TTL is cut to that.
    * @default 3600000 (one hour)
    */
   ttlMs?: number
+  /**
+   * The most entries one tenant's group (and the shared group) holds. A new key in a full group
+   * evicts the entries that expire first, so one tenant's writes bound its own memory and no one
+   * else's.
+   * @default 10000
+   */
+  maxEntriesPerTenant?: number
   /**
    * How values become Redis strings. The default is JSON, and refuses values that JSON would
    * change (`Date`, `Map`, `undefined` inside objects, ...) with a `TypeError`.
@@ -51,8 +59,16 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
 /** Default {@link RedisTenantCacheStoreOptions.ttlMs}: one hour. */
 export const DEFAULT_CACHE_TTL_MS = 3_600_000
 
-// How many expired entries each write removes from its group: writes outpace expiry, so a
-// group's hash holds (about) its live entries only.
+/** Default {@link RedisTenantCacheStoreOptions.maxEntriesPerTenant}. */
+export const DEFAULT_CACHE_ENTRIES_PER_TENANT = 10_000
+
+// The most entries one write evicts from a group over its bound (more only after the bound was
+// lowered): each write's work stays bounded, and unpack() below Lua's limit.
+const EVICT_BATCH = 500
+
+// How many expired entries each write removes from its group. A group written steadily holds
+// (about) its live entries; one that stops being written keeps its expired ones until its
+// longest-lived entry ends, at most maxEntriesPerTenant of them.
 const PRUNE_BATCH = 64
 
 const GROUP_LUA = `
@@ -88,6 +104,7 @@ if not is_live(KEYS[2], ARGV[2], now_ms(ARGV[1])) then return false end
 return redis.call('HGET', KEYS[1], ARGV[2])
 `)
 
+// ARGV: now, key, payload, ttl ms, the group's most entries.
 const SET = new LuaScript(`${LUA_PRELUDE}
 local now = now_ms(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. fmt(now), 'LIMIT', 0, ${PRUNE_BATCH})
@@ -95,8 +112,18 @@ if #expired > 0 then
   redis.call('HDEL', KEYS[1], unpack(expired))
   redis.call('ZREM', KEYS[2], unpack(expired))
 end
+-- A new key in a full group evicts the entries that expire first (expired ones went above).
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
+  local over = math.min(redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5]) + 1, ${EVICT_BATCH})
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[2], over)
+    local names = {}
+    for i = 1, #popped, 2 do names[#names + 1] = popped[i] end
+    redis.call('HDEL', KEYS[1], unpack(names))
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[4])), ARGV[2])
+redis.call('ZADD', KEYS[2], fmt(now + math.min(tonumber(ARGV[4]), ${MAX_TTL_MS})), ARGV[2])
 -- The group lives as long as its longest-lived entry.
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 local ttl = fmt(math.max(1, tonumber(last[2]) - now + 1))
@@ -182,8 +209,10 @@ const jsonSerializer: CacheSerializer<unknown> = {
  * Layout: the entries of one tenant live in two keys under one Cluster hash tag,
  * `{prefix:tenantId}:h` (key -> value) and `{prefix:tenantId}:x` (key -> expiry), so
  * `TenantCache.clear(tenantId)` is one atomic `DEL` of two keys: no `SCAN`, no `KEYS`, and no
- * pattern a tenant id could widen. Expiry is per entry; each write prunes expired entries and
- * sets the group's own TTL to its longest-lived entry, so memory is bounded by live entries.
+ * pattern a tenant id could widen. Expiry is per entry; each write prunes up to 64 expired entries
+ * and sets the group's own TTL to its longest-lived entry. A group holds at most
+ * `maxEntriesPerTenant` entries (a new key evicts those that expire first), so a group's memory
+ * is bounded even when expired entries outnumber what later writes prune.
  *
  * Keys and prefixes must be strings without U+0000 or unpaired surrogates (core's
  * `storableTextProblem`); others are refused with `InvalidTenantConfigError`, because UTF-8 would
@@ -202,6 +231,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   readonly #options: ResolvedStoreOptions
   readonly #tenantCachePrefix: string
   readonly #ttlMs: number
+  readonly #maxEntries: string
   readonly #serializer: CacheSerializer<V>
 
   constructor(options: RedisTenantCacheStoreOptions<V>) {
@@ -211,6 +241,14 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     }
     this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
     this.#ttlMs = validateCacheTtl(options.ttlMs) ?? DEFAULT_CACHE_TTL_MS
+    this.#maxEntries = String(
+      wholeNumberOption(
+        'maxEntriesPerTenant',
+        options.maxEntriesPerTenant,
+        DEFAULT_CACHE_ENTRIES_PER_TENANT,
+        1,
+      ),
+    )
     this.#serializer = options.serializer ?? (jsonSerializer as CacheSerializer<V>)
   }
 
@@ -232,7 +270,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     }
     const payload = this.#serializer.serialize(value)
     const keys = this.#groupKeys(this.#groupOf(key))
-    await this.#run(SET, keys, [this.#now(), key, payload, String(ttlMs)], 'cache set')
+    await this.#run(SET, keys, [this.#now(), key, payload, String(ttlMs), this.#maxEntries], 'cache set')
   }
 
   /** Removes `key`; resolves true when a live entry was removed. */
