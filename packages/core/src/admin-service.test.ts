@@ -904,6 +904,36 @@ describe('AdminService create resets what an earlier tenant of the same id left'
     expect(resets).toEqual([])
   })
 
+  it("a create racing another create of the same id is refused without resetting the winner's usage", async () => {
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    // The second reset waits until the test lets it go: a slow quota store.
+    let resets = 0
+    let letGo: () => void = () => {}
+    const held = new Promise<void>((resolve) => (letGo = resolve))
+    const service = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas: {
+        peek: (id) => quotas.peek(id),
+        reset: async (id) => {
+          if (++resets === 2) await held
+          await quotas.reset(id)
+        },
+      },
+      clock,
+    })
+    const input = { id: 'acme', quota: { limits: [{ window: 'month' as const, requests: 100 }] } }
+    const first = service.create(input, alice)
+    const second = service.create(input, { actor: 'bob' })
+    await first
+    await quotas.consume('acme', { requests: 3 })
+    letGo()
+    expect(await rejects(second)).toBeInstanceOf(TenantAlreadyExistsError)
+    // The refused create reset nothing: the live tenant keeps its usage.
+    expect((await service.usage('acme')).windows[0]!.used.requests).toBe(3)
+    expect(resets).toBe(1)
+  })
+
   it('fails the create (nothing written) when a reset fails', async () => {
     const service = new AdminService({
       store: auditedStore(configs, auditLog, { clock }),

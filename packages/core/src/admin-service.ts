@@ -25,6 +25,7 @@ import {
   TenantNotFoundError,
 } from './errors'
 import { storableTextProblem } from './json'
+import { KeyedLock } from './keyed-lock'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
 import type { QuotaManager, QuotaSubjectOptions, QuotaUsage } from './quota'
 import {
@@ -202,6 +203,7 @@ export class AdminService {
   readonly #clock: Clock
   readonly #plans: (PlanStore & AuditedPlanStore) | undefined
   readonly #concurrency: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'> | undefined
+  readonly #creates = new KeyedLock()
 
   constructor(options: AdminServiceOptions) {
     if (
@@ -296,13 +298,22 @@ export class AdminService {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
     // Checked before the resets, which must not run for a call that would be refused anyway.
     checkContext(context)
-    return this.#onPlan(parsed.plan, async () => {
-      await this.#freshStart(parsed.id)
-      return this.#change(parsed.id, 'tenant.create', context, (before) => {
-        if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
-        return parsed
-      })
-    })
+    // Creates of one id run one after another in this process: a second create then finds the
+    // first's tenant and is refused (409) before its reset could wipe the new tenant's usage.
+    const refusal = (reason: string) =>
+      new TenantBackendError(`tenant "${parsed.id}" is not created: ${reason}`, { tenantId: parsed.id })
+    return this.#creates.run(
+      parsed.id,
+      () =>
+        this.#onPlan(parsed.plan, async () => {
+          await this.#freshStart(parsed.id)
+          return this.#change(parsed.id, 'tenant.create', context, (before) => {
+            if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
+            return parsed
+          })
+        }),
+      refusal,
+    )
   }
 
   /**
@@ -627,9 +638,9 @@ export class AdminService {
 
   // Resets what an earlier tenant of this id left in the quota and concurrency stores, before
   // the tenant exists. The id is looked up first so that a create refused as a duplicate (409)
-  // resets nothing of the live tenant; a create racing another create of the same id can still
-  // reset the winner's first moments of usage (both passed the look-up), which errs on the side
-  // of the new tenant.
+  // resets nothing of the live tenant. Creates of one id are serialised in this process (see
+  // create); two processes creating the same id at once can still both pass the look-up, and the
+  // loser's reset then wipes the winner's first moments of usage.
   async #freshStart(tenantId: string): Promise<void> {
     const quotas = this.#quotas
     const resetsUsage = typeof quotas?.reset === 'function'
