@@ -1,7 +1,7 @@
 // createApp in the test process (the e2e suites cover the same routes through real servers): the
 // options and failure paths that need a particular wiring, a real broken database, or a JWT.
 
-import { AdminService } from '@tenant/core'
+import { AdminService, MAX_JSON_DEPTH } from '@tenant/core'
 import { sign } from 'hono/jwt'
 import { describe, expect, it } from 'vitest'
 import { inProcessApp } from '../test/in-process'
@@ -87,11 +87,11 @@ describe('createApp', () => {
     expect(await response.json()).toMatchObject({ code: 'payload_too_large' })
   })
 
-  it('stores a deeply nested body as data (it is bound, never read as SQL)', async () => {
+  it("stores data nested up to core's MAX_JSON_DEPTH as sent (it is bound, never read as SQL)", async () => {
     const t = await inProcessApp()
     await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
     let data: Record<string, unknown> = { leaf: "') OR 1=1 --" }
-    for (let i = 0; i < 120; i++) data = { a: data }
+    for (let i = 1; i < MAX_JSON_DEPTH; i++) data = { a: data }
     const created = await t.request('POST', '/api/v1/resources', {
       tenant: 'acme',
       body: { name: 'deep', data },
@@ -100,6 +100,18 @@ describe('createApp', () => {
     const { id } = (await created.json()) as { id: string }
     const read = await t.request('GET', `/api/v1/resources/${id}`, { tenant: 'acme' })
     expect(await read.json()).toMatchObject({ name: 'deep', data })
+
+    // One level more is a 400, with no store error logged.
+    const deeper = await t.request('POST', '/api/v1/resources', {
+      tenant: 'acme',
+      body: { name: 'deeper', data: { a: data } },
+    })
+    expect(deeper.status).toBe(400)
+    expect(await deeper.json()).toMatchObject({
+      code: 'invalid_request',
+      issues: [{ message: `nested deeper than ${MAX_JSON_DEPTH} levels` }],
+    })
+    expect(t.lines.filter((line) => line.level === 'error')).toEqual([])
   })
 
   it('echoes only well-formed resource ids in a 404', async () => {

@@ -159,34 +159,45 @@ export const tenantStatuses = ['active', 'suspended'] as const
 /** One of {@link tenantStatuses}. */
 export type TenantStatus = (typeof tenantStatuses)[number]
 
-// Plain JSON only: a database store would turn a Date into a string and drop undefined, so
-// anything else would come back different depending on the store.
-//
-// A `__proto__` key of the object itself (JSON.parse makes it an own key) is refused: a zod record
-// leaves it out, so it would be answered 201 with different data, and code that copies metadata
-// with Object.assign or a deep merge would set the copy's prototype from it. Deeper down it is
-// plain data that every store keeps (copyJson and JSON columns preserve own keys), and rows
-// stored with it must stay readable, so only the top level is checked.
-const metadataSchema = z
-  .preprocess(
+/**
+ * A JSON object a store keeps exactly as given: plain JSON only (`findNonJsonValue`: no `Date`,
+ * `undefined`, `-0`, U+0000 or unpaired surrogates, at most 64 levels deep), since a database
+ * store would turn a Date into a string and drop undefined, so anything else would come back
+ * different depending on the store. `what` names the field in messages (`metadata`, `data`).
+ *
+ * A `__proto__` key of the object itself (JSON.parse makes it an own key) is refused: a zod record
+ * leaves it out, so it would be answered 201 with different data, and code that copies the object
+ * with Object.assign or a deep merge would set the copy's prototype from it. Deeper down it is
+ * plain data that every store keeps (copyJson and JSON columns preserve own keys), and rows
+ * stored with it must stay readable, so only the top level is checked.
+ *
+ * @example
+ * ```ts
+ * const resourceInput = z.strictObject({ name: z.string(), data: storableJsonObject('data').default({}) })
+ * ```
+ */
+export function storableJsonObject(what: string) {
+  return z.preprocess(
     // Typed as the record it checks, so the schema's input type stays `Record<string, unknown>`.
     (value: Record<string, unknown>, ctx) => {
       if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
         ctx.issues.push({
           code: 'custom',
           path: ['__proto__'],
-          message: 'a metadata key may not be "__proto__" (JavaScript reads it as the prototype)',
+          message: `a ${what} key may not be "__proto__" (JavaScript reads it as the prototype)`,
           input: value,
         })
       }
       return value
     },
-    z.record(z.string(), z.unknown()).superRefine((metadata, ctx) => {
-      const problem = findNonJsonValue(metadata)
+    z.record(z.string(), z.unknown()).superRefine((object, ctx) => {
+      const problem = findNonJsonValue(object)
       if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message })
     }),
   )
-  .default({})
+}
+
+const metadataSchema = storableJsonObject('metadata').default({})
 const timestamp = z.number().int().min(0)
 
 // The parts a tenant and a plan share, with the same defaults: no limits, no rate limit, every

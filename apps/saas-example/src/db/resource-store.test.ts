@@ -62,6 +62,16 @@ describe('DrizzleResourceStore (libSQL)', () => {
     })
   })
 
+  it('lets an error of its own input through as it is, not as a backend failure (503)', async () => {
+    // The routes refuse such data with a 400; a caller that skips them must not fake an outage.
+    const { store: s } = await store()
+    let data: unknown[] = []
+    for (let i = 0; i < 20_000; i++) data = [data]
+    const failure = await s.create('acme', { name: 'deep', data: { data } }).catch((error: unknown) => error)
+    expect(failure).toBeInstanceOf(RangeError)
+    expect(await s.list('acme', { limit: 1 })).toEqual({ items: [] })
+  })
+
   it('refuses an invalid tenant id before touching the database', async () => {
     const { store: s } = await store()
     await expect(s.list('not valid!', { limit: 1 })).rejects.toMatchObject({ code: 'tenant_invalid_id' })

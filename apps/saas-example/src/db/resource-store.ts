@@ -135,7 +135,9 @@ export class DrizzleResourceStore implements ResourceStore {
       return await fn(scoped(this.#db as unknown as Db, tenantId))
     } catch (error) {
       // The driver's message can carry SQL and host names; it stays in `cause`, out of responses.
-      if (isTenantError(error)) throw error
+      // A RangeError (a stack or string overflow while the query is built) comes from the input,
+      // not from the database: reported as a backend failure, a caller could fake an outage.
+      if (isTenantError(error) || error instanceof RangeError) throw error
       throw new TenantBackendError(`${what} failed for tenant "${tenantId}"`, { cause: error, tenantId })
     }
   }

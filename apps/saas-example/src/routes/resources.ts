@@ -1,3 +1,4 @@
+import { storableJsonObject, storableText } from '@tenant/core'
 import type { TenantEnv } from '@tenant/hono'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -8,10 +9,24 @@ import { problem, readJson, toIssues } from '../http'
 /** Largest request body the resource routes read. */
 export const MAX_BODY_BYTES = 64 * 1024
 
-/** What `POST /resources` and `PUT /resources/:id` accept. Unknown members are refused. */
+// `data` is stored as JSON text: it must come back exactly as sent, from libSQL, PostgreSQL and
+// D1 alike, so it is checked as @tenant/core checks a tenant's metadata (`storableJsonObject`:
+// no U+0000 or unpaired surrogates, at most 64 levels deep, which would otherwise overflow the
+// stack while the row is written, no top-level `__proto__`); the body limit bounds the size.
+const resourceDataSchema = storableJsonObject('data')
+
+/**
+ * What `POST /resources` and `PUT /resources/:id` accept. Unknown members are refused, and so is
+ * anything a store would not give back as sent (see `storableText`), with a 400 rather than a 503.
+ */
 export const resourceInputSchema = z.strictObject({
-  name: z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters'),
-  data: z.record(z.string(), z.unknown()).default({}),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(200, 'at most 200 characters')
+    .superRefine(storableText),
+  data: resourceDataSchema.default({}),
 })
 
 /** The query of `GET /resources`. */

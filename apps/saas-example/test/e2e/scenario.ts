@@ -271,6 +271,43 @@ export function describeScenario(target: Target): void {
       expect(list.body.items).toHaveLength(2)
     })
 
+    it('refuses text and data a store would not keep as sent with 400, on every store, storing nothing', async () => {
+      const deep = (levels: number) =>
+        `{"name":"deep","data":{"x":${'['.repeat(levels)}${']'.repeat(levels)}}}`
+      const bad: [string, string, (string | number)[]][] = [
+        // [what, raw body, path of the issue]
+        ['U+0000 in name', '{"name":"a\\u0000b"}', ['name']],
+        ['lone surrogate in name', '{"name":"a\\ud800b"}', ['name']],
+        ['U+0000 in data', '{"name":"ok","data":{"k":"x\\u0000y"}}', ['data', 'k']],
+        ['lone surrogate in a data key', '{"name":"ok","data":{"\\udc00":1}}', ['data', '\udc00']],
+        ['a __proto__ member of data', '{"name":"ok","data":{"__proto__":{"a":1}}}', ['data', '__proto__']],
+        ['data nested 20,000 deep', deep(20_000), ['data', 'x', ...Array<number>(63).fill(0)]],
+      ]
+      for (const [what, raw, path] of bad) {
+        for (const [method, target] of [
+          ['POST', resources],
+          ['PUT', `${resources}/${created.a1!.id}`],
+        ] as const) {
+          const response = await call(method, target, { tenant: 'alpha', raw })
+          expect(response.status, `${method} ${what}`).toBe(400)
+          expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+          expect(response.body).toMatchObject({ code: 'invalid_request', status: 400 })
+          expect(
+            response.body.issues.map((i: Json) => i.path),
+            `${method} ${what}`,
+          ).toEqual([path])
+        }
+      }
+
+      // Nothing was created or changed, and no store error was logged.
+      const list = await call('GET', resources, { tenant: 'alpha' })
+      expect(list.body.items).toHaveLength(2)
+      expect((await call('GET', `${resources}/${created.a1!.id}`, { tenant: 'alpha' })).body).toEqual(
+        created.a1,
+      )
+      expect(server().child.output()).not.toMatch(/backend error|tenancy store error/)
+    })
+
     it('enforces quotas: 429 with Retry-After and RateLimit fields, admitted again in the next window', async () => {
       const start = await clock({ set: T0 + 10 * 60_000 }) // 12:10:30
       const get = (tokens?: number) =>
