@@ -191,42 +191,55 @@ function holdUntilDone(
     signal.addEventListener('abort', release, { once: true })
   }
   // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
-  admission.onResponse((response) => releaseWhenSent(response, release), { last: true })
+  admission.onResponse((response) => whenBodyEnds(response, release), { last: true })
 }
 
+/** How a response body ended: read to its end, failed part-way, or cancelled by its reader. */
+export type BodyEnd = 'complete' | 'errored' | 'cancelled'
+
 /**
- * The response whose end releases the slot: the same response, slot released now, when it has
- * no body; else a copy whose body passes every chunk through unchanged and releases when it ends,
- * fails or is cancelled (the client went away mid-stream).
+ * Calls `end` once `response` has been sent: now, when it has no body (or one already read, or is a
+ * protocol switch), answering `undefined`; otherwise it answers a copy whose body passes every
+ * chunk through unchanged, read from the original only as fast as the copy is read, and calls
+ * `end` once when that body completes, fails, or is cancelled (the client went away mid-stream).
+ * What the concurrency stage frees a slot with, and the metrics middleware measures a stream with.
+ *
+ * @example
+ * ```ts
+ * const sent = whenBodyEnds(response, (how) => log.info({ how }, 'response sent')) ?? response
+ * ```
  */
-export function releaseWhenSent(response: Response, release: () => void): Response | undefined {
+export function whenBodyEnds(response: Response, end: (how: BodyEnd) => void): Response | undefined {
   const body = response.body
-  // A body-less response, or one whose body was already read (it can never end through us).
   if (body === null || response.bodyUsed || response.status === 101) {
-    release()
+    end('complete')
     return undefined
   }
   const reader = body.getReader()
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read()
-        if (done) {
-          controller.close()
-          release()
-        } else {
-          controller.enqueue(value)
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read()
+          if (done) {
+            controller.close()
+            end('complete')
+          } else {
+            controller.enqueue(value)
+          }
+        } catch (error) {
+          end('errored')
+          controller.error(error)
         }
-      } catch (error) {
-        release()
-        controller.error(error)
-      }
+      },
+      cancel(reason) {
+        end('cancelled')
+        return reader.cancel(reason)
+      },
     },
-    cancel(reason) {
-      release()
-      return reader.cancel(reason)
-    },
-  })
+    // No queue of its own: a chunk is read from the original only when the copy's reader asks.
+    { highWaterMark: 0 },
+  )
   return new Response(stream, {
     status: response.status,
     statusText: response.statusText,

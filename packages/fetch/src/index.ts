@@ -15,9 +15,11 @@ export {
 } from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
+  type BodyEnd,
   type ConcurrencyOptions,
   concurrencyStage,
   tenantConcurrency,
+  whenBodyEnds,
 } from './concurrency'
 export {
   currentTenantId,

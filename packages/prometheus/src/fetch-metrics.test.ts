@@ -47,8 +47,12 @@ async function setup() {
     hooks: tenantMetricsHooks(metrics),
   })
   const serve = applyMiddleware(tenantMetricsMiddleware(metrics, { clock }), tenancyHandler)
-  const send = async (headers: Record<string, string>) =>
-    (await serve(new Request('http://x/v1/chat', { headers }))).status
+  // Read to the end, as a server sends it: the middleware records a request when its body ends.
+  const send = async (headers: Record<string, string>) => {
+    const response = await serve(new Request('http://x/v1/chat', { headers }))
+    await response.arrayBuffer()
+    return response.status
+  }
   return { metrics, send, clock }
 }
 
@@ -156,6 +160,7 @@ describe('tenantMetricsHooks + tenantMetricsMiddleware on a scripted run', () =>
     )
     const response = await serve(new Request('http://x/', { headers: { 'X-Tenant-ID': 'acme' } }))
     expect(response.status).toBe(503)
+    await response.arrayBuffer()
     const text = await metrics.registry.metrics()
     expect(text).toContain('tenant_requests_total{tenant="acme",outcome="server_error",code="503"} 1')
     expect(text).not.toMatch(/^tenant_quota_rejections_total\{/m)

@@ -1,6 +1,42 @@
 import type { Clock } from '@tenant/core'
-import { getTenantId, type Middleware, type TenancyHooks } from '@tenant/fetch'
+import {
+  type BodyEnd,
+  getTenant,
+  getTenantId,
+  type Middleware,
+  PROBLEM_CONTENT_TYPE,
+  type TenancyEventBase,
+  type TenancyHooks,
+  whenBodyEnds,
+} from '@tenant/fetch'
 import type { TenantMetrics } from './tenant-metrics'
+
+// Requests a stage refused, as the hooks saw it: the exact sign of a refusal by the chain, whatever
+// response an override hook (`onDenied`, `onRejected`) made of it. Only refusals are added, so the
+// admitted requests pay nothing for it.
+const refusedRequests = new WeakSet<Request>()
+
+function refused(event: TenancyEventBase): boolean {
+  if (event.allowed) return false
+  refusedRequests.add(event.request)
+  return true
+}
+
+/**
+ * True when `tenantId` may be counted under its own label although the chain did not admit its
+ * request: the resolver read it from its `configManager`, or it has a label already. Without a
+ * `configManager` the resolver takes any well-formed id it is sent, and ids a later stage refuses
+ * as unknown must not use up `maxTenants`.
+ */
+function isKnown(metrics: TenantMetrics, tenantId: string, request: Request): boolean {
+  return getTenant(request) !== undefined || metrics.hasLabel(tenantId)
+}
+
+/** The id a refusal of `event`'s tenant is counted under: `undefined` (`missingLabel`) if not known. */
+function refusedTenant(metrics: TenantMetrics, event: TenancyEventBase): string | undefined {
+  const { tenantId } = event
+  return tenantId !== undefined && isKnown(metrics, tenantId, event.request) ? tenantId : undefined
+}
 
 /**
  * Event hooks for the `@tenant/fetch` (and `@tenant/hono`) tenancy chain that feed a
@@ -10,6 +46,11 @@ import type { TenantMetrics } from './tenant-metrics'
  * Only real denials count (their stable `code`), not a store failure answered with 503: those are
  * `tenant_backend_unavailable` in `requests_total`, never a quota or policy denial. Tokens are not
  * counted for a request let through by `failOpen`, since nothing was charged.
+ *
+ * A refusal is counted under the tenant's label only when the tenant is known (the resolver read
+ * its config, or it has a label already), else under `missingLabel`. The hooks also tell
+ * {@link tenantMetricsMiddleware} which requests the chain refused, even when an override hook
+ * answered with a response of its own.
  *
  * @example
  * ```ts
@@ -23,19 +64,27 @@ import type { TenantMetrics } from './tenant-metrics'
  */
 export function tenantMetricsHooks(metrics: TenantMetrics): TenancyHooks {
   return {
+    onResolve(event) {
+      refused(event)
+    },
     onPolicy(event) {
-      if (event.code === 'tenant_policy_denied')
-        metrics.recordPolicyDenial(event.tenantId, event.decision?.rule)
+      if (refused(event) && event.code === 'tenant_policy_denied')
+        metrics.recordPolicyDenial(refusedTenant(metrics, event), event.decision?.rule)
     },
     onConcurrency(event) {
-      if (event.code === 'tenant_concurrency_limited') metrics.recordConcurrencyRejection(event.tenantId)
+      if (refused(event) && event.code === 'tenant_concurrency_limited')
+        metrics.recordConcurrencyRejection(refusedTenant(metrics, event))
     },
     onRateLimit(event) {
-      if (event.code === 'tenant_rate_limited') metrics.recordRateLimited(event.tenantId)
+      if (refused(event) && event.code === 'tenant_rate_limited')
+        metrics.recordRateLimited(refusedTenant(metrics, event))
     },
     onQuota(event) {
-      if (event.code === 'tenant_quota_exceeded') metrics.recordQuotaRejection(event.tenantId)
-      else if (event.allowed && event.failedOpen !== true && event.cost !== undefined) {
+      if (refused(event)) {
+        if (event.code === 'tenant_quota_exceeded')
+          metrics.recordQuotaRejection(refusedTenant(metrics, event))
+      } else if (event.failedOpen !== true && event.cost !== undefined) {
+        // Charged by the last stage: the request is admitted, so the tenant may take a label.
         metrics.recordTokens(event.tenantId, event.cost.tokens)
       }
     },
@@ -65,9 +114,19 @@ const monotonic: Clock = { now: () => performance.now() }
  * (before) the tenancy chain so refusals are counted with the status actually sent. A handler that
  * throws is recorded as a 500 and the error is rethrown.
  *
- * Requests the resolver refused (no tenant, unknown, suspended, mismatched) carry no resolved
- * tenant and are labelled `missingLabel`: an id a client merely claimed never gets a label of its
- * own, so unknown ids cannot use up `maxTenants`. Their `code` (401, 403) tells them apart.
+ * A response with a body is recorded when the body ends, so a streamed answer (SSE) is measured
+ * until its last byte: read to the end, it counts by its status; failed part-way, as a
+ * `server_error` with the status sent; cancelled by its reader (the server does that when the
+ * client goes away) before its end, as `cancelled`. A response without a body (or to `HEAD`) is
+ * recorded when the handler answers. Each request is recorded once.
+ *
+ * An id a client merely claimed never gets a label of its own, so unknown ids cannot use up
+ * `maxTenants`: a tenant gets one when the resolver read its config (a `configManager`), or when
+ * the chain admitted its request. Requests the resolver refused (no tenant, unknown, suspended,
+ * mismatched), and those of an id no `configManager` vouched for that a later stage refused, are
+ * labelled `missingLabel`; their `code` (401, 403) tells them apart. The chain's refusals are told
+ * by {@link tenantMetricsHooks} on the chain, else by their problem (`application/problem+json`)
+ * response.
  *
  * @example
  * ```ts
@@ -82,13 +141,52 @@ export function tenantMetricsMiddleware(
   const clock = options.clock ?? monotonic
   return async function tenantMetricsMiddleware(request, next) {
     const start = clock.now()
-    let status = 500
+    let response: Response
     try {
-      const response = await next()
-      status = response.status
-      return response
-    } finally {
-      metrics.recordRequest(getTenantId(request), { status, durationMs: clock.now() - start })
+      response = await next()
+    } catch (error) {
+      // Thrown by a stage or by the handler: not known to be admitted.
+      metrics.recordRequest(labelledTenant(metrics, request, undefined), {
+        status: 500,
+        durationMs: clock.now() - start,
+      })
+      throw error
     }
+    const tenantId = labelledTenant(metrics, request, response)
+    const { status } = response
+    const record = (end: BodyEnd): void =>
+      metrics.recordRequest(tenantId, { status, durationMs: clock.now() - start, end })
+    // A HEAD answer has nothing to wait for: the server drops its body.
+    if (request.method === 'HEAD') {
+      record('complete')
+      return response
+    }
+    // Not request.signal for a client that goes away: servers cancel the body then, which ends it
+    // here too, and on @hono/node-server reading the signal builds the whole Request.
+    return whenBodyEnds(response, record) ?? response
   }
+}
+
+/**
+ * The id `request` is counted under: its resolved tenant when known (see `isKnown`) or when the
+ * chain admitted it, which `response` tells (no response: the chain or the handler threw).
+ */
+function labelledTenant(
+  metrics: TenantMetrics,
+  request: Request,
+  response: Response | undefined,
+): string | undefined {
+  const tenantId = getTenantId(request)
+  if (tenantId === undefined || isKnown(metrics, tenantId, request)) return tenantId
+  return response !== undefined && !refusedByChain(request, response) ? tenantId : undefined
+}
+
+function refusedByChain(request: Request, response: Response): boolean {
+  if (refusedRequests.has(request)) return true
+  // Without the hooks on the chain: its refusals are problem responses (RFC 9457), unless an
+  // override hook made another. A handler's own problem response is taken for one too, which only
+  // costs an unverified id its label.
+  if (response.status < 400) return false
+  const type = response.headers.get('Content-Type')
+  return type?.trim().toLowerCase().startsWith(PROBLEM_CONTENT_TYPE) === true
 }

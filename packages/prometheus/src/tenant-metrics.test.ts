@@ -45,6 +45,27 @@ describe('TenantMetrics recording', () => {
     expect(text).toContain('tenant_request_duration_seconds_bucket{le="0.1",tenant="acme"} 3')
   })
 
+  it('counts a body that failed as a server error and one cancelled as cancelled, with the status sent', async () => {
+    const metrics = new TenantMetrics()
+    metrics.recordRequest('acme', { status: 200, durationMs: 5, end: 'errored' })
+    metrics.recordRequest('acme', { status: 200, durationMs: 5, end: 'cancelled' })
+    metrics.recordRequest('acme', { status: 429, durationMs: 5, end: 'complete' })
+    for (const [outcome, code] of [
+      ['server_error', 200],
+      ['cancelled', 200],
+      ['client_error', 429],
+    ] as const) {
+      expect(await value(metrics, 'tenant_requests_total', { tenant: 'acme', outcome, code })).toBe(1)
+    }
+  })
+
+  it('tells which ids have a label already, without taking one', () => {
+    const metrics = new TenantMetrics({ maxTenants: 2, tenants: ['big'] })
+    expect([metrics.hasLabel('big'), metrics.hasLabel('acme')]).toEqual([true, false])
+    metrics.recordRateLimited('acme')
+    expect(metrics.hasLabel('acme')).toBe(true)
+  })
+
   it('never throws on a bad status or duration: the request is still counted', async () => {
     const metrics = new TenantMetrics()
     metrics.recordRequest('acme', { status: Number.NaN, durationMs: Number.NaN })

@@ -47,10 +47,20 @@ export interface RequestRecord {
   status: number
   /** How long the request took, in milliseconds. */
   durationMs: number
+  /**
+   * How the response body ended: `'errored'` (it failed after the status went out) is counted as
+   * `server_error` and `'cancelled'` (its reader gave up before the end: the client went away) as
+   * `cancelled`, whatever the status; `code` stays the status sent.
+   * @default 'complete'
+   */
+  end?: 'complete' | 'cancelled' | 'errored'
 }
 
-/** The `outcome` label of `requests_total`: the class of the status sent. */
-export type RequestOutcome = 'success' | 'client_error' | 'server_error'
+/**
+ * The `outcome` label of `requests_total`: the class of the status sent, or `cancelled` for a body
+ * the client gave up on (a body that failed is a `server_error`).
+ */
+export type RequestOutcome = 'success' | 'client_error' | 'server_error' | 'cancelled'
 
 /** Default buckets of {@link TenantMetricsOptions.buckets}, in seconds. */
 export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -75,7 +85,7 @@ function checkLabel(value: unknown, name: string): string {
  *
  * | Metric | Type | Labels |
  * | --- | --- | --- |
- * | `tenant_requests_total` | counter | `tenant`, `outcome`, `code` (HTTP status) |
+ * | `tenant_requests_total` | counter | `tenant`, `outcome` (status class or `cancelled`), `code` (HTTP status) |
  * | `tenant_request_duration_seconds` | histogram | `tenant` |
  * | `tenant_quota_rejections_total` | counter | `tenant` |
  * | `tenant_rate_limited_total` | counter | `tenant` |
@@ -166,7 +176,7 @@ export class TenantMetrics {
 
     this.#requests = new Counter({
       name: `${prefix}requests_total`,
-      help: 'Requests by tenant, outcome (status class) and HTTP status code.',
+      help: 'Requests by tenant, outcome (status class, or cancelled) and HTTP status code.',
       labelNames: ['tenant', 'outcome', 'code'],
       registers,
     })
@@ -237,16 +247,22 @@ export class TenantMetrics {
     return tenantId
   }
 
+  /**
+   * True when `tenantId` has a label of its own already (reserved, or taken by an earlier record),
+   * so counting it takes no new one.
+   */
+  hasLabel(tenantId: string): boolean {
+    return this.#tenants.has(tenantId)
+  }
+
   /** Counts a finished request and observes its duration. */
   recordRequest(tenantId: string | undefined, record: RequestRecord): void {
-    const { status, durationMs } = record
+    const { status, durationMs, end } = record
     const tenant = this.tenantLabel(tenantId)
     const valid = Number.isInteger(status) && status >= 100 && status <= 599
-    this.#requests.inc({
-      tenant,
-      outcome: valid ? outcomeOf(status) : 'server_error',
-      code: valid ? String(status) : '0',
-    })
+    const outcome: RequestOutcome =
+      end === 'cancelled' ? 'cancelled' : end === 'errored' || !valid ? 'server_error' : outcomeOf(status)
+    this.#requests.inc({ tenant, outcome, code: valid ? String(status) : '0' })
     // Metrics are never the reason a request fails: a bad duration is dropped, not thrown.
     if (Number.isFinite(durationMs) && durationMs >= 0) this.#duration.observe({ tenant }, durationMs / 1000)
   }
