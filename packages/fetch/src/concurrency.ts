@@ -216,24 +216,35 @@ export function whenBodyEnds(response: Response, end: (how: BodyEnd) => void): R
     return undefined
   }
   const reader = body.getReader()
+  // The first end counts. A cancel can come while a read is pending (a client that leaves an SSE
+  // stream); that read then settles into a closed copy, which is no second end.
+  let ended = false
+  const finish = (how: BodyEnd): boolean => {
+    if (ended) return false
+    ended = true
+    end(how)
+    return true
+  }
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        let read: Awaited<ReturnType<typeof reader.read>>
         try {
-          const { done, value } = await reader.read()
-          if (done) {
-            controller.close()
-            end('complete')
-          } else {
-            controller.enqueue(value)
-          }
+          read = await reader.read()
         } catch (error) {
-          end('errored')
-          controller.error(error)
+          if (finish('errored')) controller.error(error)
+          return
+        }
+        if (ended) return
+        if (read.done) {
+          finish('complete')
+          controller.close()
+        } else {
+          controller.enqueue(read.value)
         }
       },
       cancel(reason) {
-        end('cancelled')
+        finish('cancelled')
         return reader.cancel(reason)
       },
     },
