@@ -2,7 +2,7 @@ import { type QuotaConfig, TenantBackendError } from '@tenant/core'
 import { randomTenantId, TestConfigProvider } from '@tenant/core/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
+import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { ReplyProxy } from '../test/helpers/reply-proxy'
 import { toScriptClient } from './client'
 import { CommandGate } from './command-gate'
@@ -40,13 +40,32 @@ describe.runIf(REDIS_URL)('receipts: scripts', () => {
   it('a consume run twice with one receipt charges once and answers the same both times', async () => {
     const key = `{${prefix}:${randomTenantId('twice')}}:f`
     const keys = [key, `${key}:op:a`]
-    const first = await FIXED_WINDOW_SCRIPT.run(client, keys, fixedArgs('consume'))
-    const second = await FIXED_WINDOW_SCRIPT.run(client, keys, fixedArgs('consume'))
-    expect(second).toEqual(first)
+    const first = (await FIXED_WINDOW_SCRIPT.run(client, keys, fixedArgs('consume'))) as unknown[]
+    const second = (await FIXED_WINDOW_SCRIPT.run(client, keys, fixedArgs('consume'))) as unknown[]
+    // The replay answers its numbers as text (exact, whatever their size).
+    expect(second.map(String)).toEqual(first.map(String))
     expect((await redis.hget(key, 'minute'))?.split(',').slice(1)).toEqual(['1', '7'])
     // Another receipt is another decision.
     await FIXED_WINDOW_SCRIPT.run(client, [key, `${key}:op:b`], fixedArgs('consume'))
     expect((await redis.hget(key, 'minute'))?.split(',').slice(1)).toEqual(['2', '14'])
+  })
+
+  it('replays and voids exactly with an application clock past 14 digits', async () => {
+    const key = `{${prefix}:${randomTenantId('digits')}}:f`
+    const keys = [key, `${key}:op:a`]
+    // One ms before a minute ends: a replay rounded to 14 digits would land in the next minute.
+    const late = '1000000000079999'
+    const args = (op: string) => [late, op, '1', '7', 'minute', '10', '0']
+    const first = (await FIXED_WINDOW_SCRIPT.run(client, keys, args('consume'))) as unknown[]
+    const replay = (await FIXED_WINDOW_SCRIPT.run(client, keys, args('consume'))) as unknown[]
+    expect(replay.map(String)).toEqual(first.map(String))
+    expect(String(replay[0])).toBe(late)
+    expect(await FIXED_WINDOW_SCRIPT.run(client, keys, ['', 'void', ...args('x').slice(2)])).toEqual([
+      'void',
+      1,
+    ])
+    // The refund found the minute it was charged in.
+    expect(await redis.hget(key, 'minute')).toBeNull()
   })
 
   it('a void takes an admission back once, however often it runs', async () => {
@@ -290,6 +309,56 @@ describe('receipts option', () => {
 })
 
 describe.runIf(REDIS_URL)('OwedCommands', () => {
+  it('after giving up commands Redis never took, sends the next one at once, and drain() resolves', async () => {
+    const live = await connectIoredis()
+    const dead = new Redis({
+      port: 1,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    })
+    dead.on('error', () => {})
+    try {
+      const gate = new CommandGate(toScriptClient(live), {
+        timeoutMs: 1_000,
+        maxInFlight: 64,
+        maxQueue: 100,
+        queueTimeoutMs: 1_000,
+      })
+      let now = 0
+      const owed = new OwedCommands(gate, () => now)
+      let attempts = 0
+      owed.add(
+        'acme',
+        'test',
+        () => {
+          attempts++
+          return toScriptClient(dead).evalScript('return 1', [], [])
+        },
+        () => {},
+      )
+      // Tried, failed, tried again after the first pause: Redis is unreachable for it.
+      await until(async () => attempts >= 2, 'a retry')
+      now += RECEIPT_TTL_MS
+      await until(async () => owed.givenUp === 1, 'the command given up')
+      expect(owed.owed).toBe(0)
+      // Redis answers again: the next command is sent at once (it waited for a retry that never
+      // came, and drain() with it).
+      let landed = 0
+      owed.add(
+        'acme',
+        'test',
+        () => toScriptClient(live).evalScript('return 1', [], []),
+        () => landed++,
+      )
+      await until(async () => landed === 1, 'the next command landed')
+      await gate.drain()
+    } finally {
+      dead.disconnect()
+      live.disconnect()
+    }
+  })
+
   it(`keeps at most ${MAX_OWED_COMMANDS} commands while Redis cannot be reached, giving up the oldest`, async () => {
     // A client of a port nobody listens on, that fails its commands at once.
     const dead = new Redis({

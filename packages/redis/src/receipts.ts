@@ -39,13 +39,23 @@ export interface ReceiptShape {
  *   the same script. Answers `{'void', 1}` when it refunded, `{'void', 0}` otherwise. Running it
  *   twice refunds once.
  *
- * Replies are stored with cjson; every number they hold is an integer below 2^53 written by the
- * scripts, which cjson keeps exact up to 14 digits (ms timestamps until the year 5138), and the
- * counts are strings already.
+ * Replies are stored with cjson, their numbers (integers the scripts wrote) as exact decimal
+ * text, so a replayed reply answers its numbers as text: the decoders read both.
  */
 export function receiptScript(prelude: string, shape: ReceiptShape): LuaScript {
   const ttl = String(RECEIPT_TTL_MS)
   return new LuaScript(`${prelude}
+-- A reply with its numbers as exact decimal text, for cjson, which writes numbers with 14
+-- significant digits (the time of an application clock can have more).
+local function exact(t)
+  local copy = {}
+  for i, v in ipairs(t) do
+    if type(v) == 'number' then copy[i] = fmt(v)
+    elseif type(v) == 'table' then copy[i] = exact(v)
+    else copy[i] = v end
+  end
+  return copy
+end
 local function decide(KEYS, ARGV)
 ${shape.body}
 end
@@ -68,7 +78,7 @@ if prior then
   return cjson.decode(prior)
 end
 local reply = decide(KEYS, ARGV)
-if ${shape.applied} then redis.call('SET', receipt, cjson.encode(reply), 'PX', ${ttl}) end
+if ${shape.applied} then redis.call('SET', receipt, cjson.encode(exact(reply)), 'PX', ${ttl}) end
 return reply
 `)
 }
@@ -129,8 +139,12 @@ export class OwedCommands {
   /** Owed commands given up (bound reached, or Redis unreachable for `RECEIPT_TTL_MS`). */
   givenUp = 0
 
-  constructor(gate: CommandGate) {
+  readonly #now: () => number
+
+  /** `now`: the time windows are measured with, in ms (performance.now() by default). */
+  constructor(gate: CommandGate, now: () => number = () => performance.now()) {
     this.#gate = gate
+    this.#now = now
   }
 
   /** Owes `send()`; `done` gets its reply once it lands. */
@@ -139,8 +153,10 @@ export class OwedCommands {
       // The gate's drain() waits for everything owed.
       this.#gate.track(new Promise<void>((resolve) => (this.#idle = resolve)))
     }
-    this.#wait({ send, what, tenantId, until: performance.now() + RECEIPT_TTL_MS, done })
-    if (this.#timer === undefined && this.#retryMs === 0) this.#flush()
+    this.#wait({ send, what, tenantId, until: this.#now() + RECEIPT_TTL_MS, done })
+    // Sent at once unless a retry is due (a timer) or sends are on their way (their end schedules
+    // the rest); after a failure it waits for the retry with the others.
+    if (this.#timer === undefined && (this.#retryMs === 0 || this.#sending === 0)) this.#flush()
   }
 
   // Those on their way are bounded by the gate (maxInFlight, maxQueue); those waiting here by this.
@@ -159,7 +175,7 @@ export class OwedCommands {
 
   #flush(): void {
     this.#timer = undefined
-    const now = performance.now()
+    const now = this.#now()
     const batch = this.#waiting
     this.#waiting = []
     for (const owed of batch) {
@@ -195,7 +211,10 @@ export class OwedCommands {
       }
       return
     }
-    if (this.#sending === 0 && this.#idle !== undefined) {
+    if (this.#sending !== 0) return
+    // Idle: what failed before (and was given up) says nothing about the next command.
+    this.#retryMs = 0
+    if (this.#idle !== undefined) {
       const idle = this.#idle
       this.#idle = undefined
       idle()
