@@ -13,7 +13,9 @@ import {
   validateCacheTtl,
 } from './tenant-cache'
 
-testCacheStore('memoryCacheStore', ({ clock }) => memoryCacheStore({ clock, max: 10_000 }))
+testCacheStore('memoryCacheStore', ({ clock, tenantCachePrefix }) =>
+  memoryCacheStore({ clock, max: 10_000, tenantCachePrefix }),
+)
 testCacheStore('lruCacheStore(lru-cache)', ({ clock }) =>
   lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, perf: clock, ttlResolution: 0 })),
 )
@@ -47,6 +49,32 @@ describe('memoryCacheStore', () => {
     await store.set('e', 5)
     expect(await store.get('a')).toBeUndefined()
     expect(await store.get('c')).toBe(30)
+  })
+
+  it("keeps at most maxPerTenant of one tenant's entries: a tenant past it drops its own LRU entry", async () => {
+    const cache = new TenantCache(memoryCacheStore<number>({ max: 100, maxPerTenant: 3 }))
+    await cache.set('globex', 'kept', 1)
+    for (let i = 0; i < 1_000; i++) await cache.set('acme', `k${i}`, i)
+    // acme holds its 3 most recent keys; globex's entry was never pushed out.
+    expect(await cache.get('globex', 'kept')).toBe(1)
+    expect(await cache.get('acme', 'k999')).toBe(999)
+    expect(await cache.get('acme', 'k997')).toBe(997)
+    expect(await cache.get('acme', 'k996')).toBeUndefined()
+    // Reading refreshes within the tenant too.
+    await cache.get('acme', 'k997')
+    await cache.set('acme', 'new', 1)
+    expect(await cache.get('acme', 'k997')).toBe(997)
+    expect(await cache.get('acme', 'k998')).toBeUndefined()
+    expect(await cache.clear('acme')).toBe(3)
+    expect(await cache.get('globex', 'kept')).toBe(1)
+  })
+
+  it('gives one tenant a quarter of max by default', async () => {
+    const cache = new TenantCache(memoryCacheStore<number>({ max: 8 }))
+    for (let i = 0; i < 10; i++) await cache.set('acme', `k${i}`, i)
+    for (let i = 0; i < 2; i++) await cache.set('globex', `k${i}`, i)
+    expect(await cache.clear('acme')).toBe(2)
+    expect(await cache.clear('globex')).toBe(2)
   })
 
   it('stays bounded under many distinct keys', async () => {

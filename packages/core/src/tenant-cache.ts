@@ -128,7 +128,7 @@ export interface TenantCacheOptions {
  *
  * @example
  * ```ts
- * const cache = new TenantCache(memoryCacheStore({ max: 10_000 }), { prefix: 'app:', ttlMs: 60_000 })
+ * const cache = new TenantCache(memoryCacheStore({ max: 10_000, tenantCachePrefix: 'app:' }), { prefix: 'app:', ttlMs: 60_000 })
  * await cache.set('acme', 'user:42', { name: 'Ada' })
  * await cache.get('acme', 'user:42')     // { name: 'Ada' }
  * await cache.get('globex', 'user:42')   // undefined: another tenant's key
@@ -222,6 +222,18 @@ export interface MemoryCacheStoreOptions {
    */
   max?: number
   /**
+   * Most entries one tenant keeps (keys `tenantCachePrefix + '{' + tenantId + '}:' + key`; other
+   * keys are bounded by `max` alone): a tenant past it drops its own least recently used entry,
+   * so one tenant's writes cannot push every other tenant out of the cache.
+   * @default a quarter of `max` (at least 1)
+   */
+  maxPerTenant?: number
+  /**
+   * The `prefix` of the `TenantCache` using the store, which tells a key's tenant.
+   * @default 'tenant:' (TenantCache's default)
+   */
+  tenantCachePrefix?: string
+  /**
    * TTL of entries set without one; `undefined` keeps them until evicted or deleted.
    * @default undefined
    */
@@ -236,15 +248,24 @@ export interface MemoryCacheStoreOptions {
 interface MemoryEntry<V> {
   value: V
   expiresAt: number
+  /** The tenant whose key it is; '' for a key of no tenant. */
+  tenant: string
+  /** That tenant's keys, least recently used first. */
+  group: Set<string>
 }
 
-const memoryOptionsSchema = z.strictObject({
-  max: z
+const entryCount = (name: string) =>
+  z
     .number()
-    .int('max must be a whole number')
-    .min(1, 'max must be >= 1')
+    .int(`${name} must be a whole number`)
+    .min(1, `${name} must be >= 1`)
     .max(Number.MAX_SAFE_INTEGER)
-    .optional(),
+    .optional()
+
+const memoryOptionsSchema = z.strictObject({
+  max: entryCount('max'),
+  maxPerTenant: entryCount('maxPerTenant'),
+  tenantCachePrefix: z.string().optional(),
   ttlMs: ttlSchema,
   clock: z
     .custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function', 'clock must have now()')
@@ -252,8 +273,9 @@ const memoryOptionsSchema = z.strictObject({
 })
 
 /**
- * A bounded in-process {@link CacheStore}: least-recently-used eviction at `max` entries, and
- * TTLs measured with the injected clock. An entry set with `ttlMs` at time `t` is returned
+ * A bounded in-process {@link CacheStore}: least-recently-used eviction at `max` entries, at most
+ * `maxPerTenant` of them one tenant's (a tenant past it drops its own least recently used one),
+ * and TTLs measured with the injected clock. An entry set with `ttlMs` at time `t` is returned
  * through `t + ttlMs` and gone after. Values are kept by reference (like any in-process LRU):
  * do not mutate what you put in or get out.
  *
@@ -263,17 +285,34 @@ const memoryOptionsSchema = z.strictObject({
  * ```
  */
 export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions = {}): CacheStore<V> {
-  const { max = 1000, ttlMs: defaultTtl, clock = systemClock } = parseOrThrow(memoryOptionsSchema, options)
-  // A Map iterates in insertion order; re-inserting on read makes its first key the LRU one.
+  const {
+    max = 1000,
+    maxPerTenant = Math.max(1, Math.floor(max / 4)),
+    tenantCachePrefix = 'tenant:',
+    ttlMs: defaultTtl,
+    clock = systemClock,
+  } = parseOrThrow(memoryOptionsSchema, options)
+  // A Map iterates in insertion order; re-inserting on read makes its first key the LRU one. Each
+  // tenant's keys are kept the same way in a Set of their own, which lives while it has keys.
   const entries = new Map<string, MemoryEntry<V>>()
+  const groups = new Map<string, Set<string>>()
 
+  const remove = (key: string, entry: MemoryEntry<V>) => {
+    entries.delete(key)
+    entry.group.delete(key)
+    if (entry.group.size === 0) groups.delete(entry.tenant)
+  }
   const live = (key: string, now: number): MemoryEntry<V> | undefined => {
     const entry = entries.get(key)
     if (entry && entry.expiresAt < now) {
-      entries.delete(key)
+      remove(key, entry)
       return undefined
     }
     return entry
+  }
+  const evictFirst = (keys: Iterable<string>) => {
+    const key = keys[Symbol.iterator]().next().value as string
+    remove(key, entries.get(key)!)
   }
 
   return {
@@ -282,18 +321,28 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
       if (!entry) return undefined
       entries.delete(key)
       entries.set(key, entry)
+      entry.group.delete(key)
+      entry.group.add(key)
       return entry.value
     },
     async set(key, value, setOptions) {
       const ttl = validateCacheTtl(setOptions?.ttlMs) ?? defaultTtl
-      entries.delete(key)
+      const old = entries.get(key)
+      if (old) remove(key, old)
       if (value === undefined) return
-      entries.set(key, { value, expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : clock.now() + ttl })
-      while (entries.size > max) entries.delete(entries.keys().next().value!)
+      const tenant = tenantOfCacheKey(tenantCachePrefix, key) ?? ''
+      let group = groups.get(tenant)
+      if (group === undefined) groups.set(tenant, (group = new Set()))
+      const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : clock.now() + ttl
+      entries.set(key, { value, expiresAt, tenant, group })
+      group.add(key)
+      if (tenant !== '' && group.size > maxPerTenant) evictFirst(group)
+      while (entries.size > max) evictFirst(entries.keys())
     },
     async delete(key) {
       const existed = live(key, clock.now()) !== undefined
-      entries.delete(key)
+      const entry = entries.get(key)
+      if (entry) remove(key, entry)
       return existed
     },
     async deletePrefix(prefix) {
@@ -302,8 +351,11 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
       // Collect first: deleting from a Map while iterating it is allowed but easy to misread.
       const keys = [...entries.keys()].filter((key) => key.startsWith(prefix))
       for (const key of keys) {
-        if (live(key, now)) count++
-        entries.delete(key)
+        const entry = live(key, now)
+        if (entry) {
+          count++
+          remove(key, entry)
+        }
       }
       return count
     },
