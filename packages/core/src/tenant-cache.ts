@@ -332,7 +332,10 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
       if (value === undefined) return
       const tenant = tenantOfCacheKey(tenantCachePrefix, key) ?? ''
       let group = groups.get(tenant)
-      if (group === undefined) groups.set(tenant, (group = new Set()))
+      if (group === undefined) {
+        group = new Set()
+        groups.set(tenant, group)
+      }
       const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : clock.now() + ttl
       entries.set(key, { value, expiresAt, tenant, group })
       group.add(key)
