@@ -54,7 +54,7 @@ describe('createApp', () => {
     expect(await response.json()).toMatchObject({ code: 'admin_disabled' })
   })
 
-  it('guards /metrics with METRICS_TOKEN when one is set, and leaves it open otherwise', async () => {
+  it('guards /metrics with METRICS_TOKEN when one is set, and serves it open only with openMetrics', async () => {
     const token = 'metrics-token-0123456789'
     const guarded = await inProcessApp({ metricsToken: token })
     for (const authorization of [
@@ -74,8 +74,17 @@ describe('createApp', () => {
     expect(allowed.status).toBe(200)
     expect(await allowed.text()).toContain('# TYPE')
 
-    const open = await inProcessApp()
+    const open = await inProcessApp({ openMetrics: true })
     expect((await open.app.request('/metrics')).status).toBe(200)
+
+    // Neither: off, as /admin without a token (the labels would name every tenant).
+    const off = await inProcessApp()
+    for (const method of ['GET', 'HEAD']) {
+      const response = await off.app.request('/metrics', { method })
+      expect(response.status).toBe(503)
+      expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+    }
+    expect(await (await off.app.request('/metrics')).json()).toMatchObject({ code: 'metrics_disabled' })
   })
 
   it('refuses bodies over the limit with 413, before reading them whole', async () => {

@@ -66,11 +66,17 @@ export interface AppDeps {
   /** Bearer token of `/admin`; without one, `/admin` answers 503 `admin_disabled`. */
   adminToken: string | undefined
   /**
-   * Bearer token of `/metrics`. Without one `/metrics` is open, as Prometheus endpoints usually are
-   * on a private network; the tenant ids in its labels are then visible to anyone who reaches it.
+   * Bearer token of `/metrics`. Without one, `/metrics` answers 503 `metrics_disabled` unless
+   * {@link AppDeps.openMetrics}: its labels name every tenant and count their traffic.
    * @default undefined
    */
   metricsToken?: string
+  /**
+   * Without `metricsToken`, serve `/metrics` to whoever reaches it. The Node/Bun servers set it only
+   * when they listen on a loopback HOST (`metricsAccess`); the Worker never does.
+   * @default false
+   */
+  openMetrics?: boolean
   /** When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant. @default undefined */
   jwtSecret?: string
   /**
@@ -86,7 +92,8 @@ export type App = ReturnType<typeof createApp>
 /**
  * The example SaaS API as a Hono app, on whatever stores it is given (pure wiring: no I/O here).
  *
- * - `/health`, `/metrics`: outside the tenant chain.
+ * - `/health`, `/metrics`: outside the tenant chain; `/metrics` behind `metricsToken`, open only
+ *   with `openMetrics`, otherwise 503 `metrics_disabled` (like `/admin` without `adminToken`).
  * - `/admin/*`: the toolkit's admin plane (`adminRoutes`: tenants and plans) behind
  *   `Authorization: Bearer <token>`.
  * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> concurrency -> rate limit -> quota
@@ -137,7 +144,11 @@ export function createApp(deps: AppDeps) {
 
   const serveMetrics = metricsHandler(deps.metrics)
   const metricsToken = deps.metricsToken
+  const metricsOff = metricsToken === undefined && deps.openMetrics !== true
   app.on(['GET', 'HEAD'], '/metrics', async (c) => {
+    if (metricsOff) {
+      return problem(503, 'metrics_disabled', '/metrics is off: set METRICS_TOKEN to turn it on')
+    }
     if (metricsToken !== undefined && !(await hasBearer(c.req.header('Authorization'), metricsToken))) {
       return problem(
         401,

@@ -10,6 +10,7 @@ export type AppProblemCode =
   | 'not_found'
   | 'unauthorized'
   | 'admin_disabled'
+  | 'metrics_disabled'
   | 'service_unavailable'
   | 'internal_error'
 
@@ -21,6 +22,7 @@ const titles: Record<AppProblemCode, string> = {
   not_found: 'Not found',
   unauthorized: 'Unauthorized',
   admin_disabled: 'Admin plane disabled',
+  metrics_disabled: 'Metrics disabled',
   service_unavailable: 'Service unavailable',
   internal_error: 'Internal server error',
 }

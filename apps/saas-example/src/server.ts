@@ -10,7 +10,7 @@ import { DrizzleResourceStore } from './db/resource-store'
 import { type SeedResult, seedDemoTenants } from './demo-tenants'
 import { type Limits, memoryLimits, redisLimits } from './limits'
 import { jsonLogger, type Logger } from './logger'
-import { parseSettings, type ServerSettings, serverSettingsSchema } from './settings'
+import { metricsAccess, parseSettings, type ServerSettings, serverSettingsSchema } from './settings'
 
 /** Options of {@link createServer}, for tests and embedding. */
 export interface CreateServerOptions {
@@ -54,7 +54,8 @@ export function generateToken(): string {
 /**
  * The composition root shared by the Node and Bun entries: validates the settings from `env`,
  * opens and migrates the database (libSQL file by default, PostgreSQL with `DATABASE_URL=postgres://`),
- * picks in-process or Redis limits (`REDIS_URL`), and wires them into {@link createApp}. Throws
+ * picks in-process or Redis limits (`REDIS_URL`), and wires them into {@link createApp}; without
+ * METRICS_TOKEN on a HOST that is not loopback, `/metrics` is off (and a warning says so). Throws
  * `SettingsError` for bad settings and the driver's error when a backend is unreachable, before
  * anything listens.
  *
@@ -120,12 +121,21 @@ export async function createServer(
       logger,
       adminToken: admin.token,
       ...(settings.METRICS_TOKEN === undefined ? {} : { metricsToken: settings.METRICS_TOKEN }),
+      // Without a token, /metrics (every tenant's id and traffic) only for this machine.
+      openMetrics: metricsAccess(settings) === 'open',
       ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
       health: {
         database: () => resources.ping(),
         ...(connectedRedis ? { redis: () => connectedRedis.ping() } : {}),
       },
     })
+    if (metricsAccess(settings) === 'off') {
+      logger.warn({
+        msg: 'metrics disabled',
+        reason: `METRICS_TOKEN is unset and HOST ${settings.HOST} is not a loopback address: /metrics would show every tenant's id and traffic to the network`,
+        fix: 'set METRICS_TOKEN (16+ characters) and scrape with Authorization: Bearer, or listen on HOST=127.0.0.1',
+      })
+    }
     const seeder = new AdminService({ store: configs, plans, auditLog })
     return {
       app,

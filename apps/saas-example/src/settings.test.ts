@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { appSettingsSchema, parseSettings, SettingsError, serverSettingsSchema } from './settings'
+import {
+  appSettingsSchema,
+  isLoopbackHost,
+  metricsAccess,
+  parseSettings,
+  SettingsError,
+  serverSettingsSchema,
+} from './settings'
 
 describe('parseSettings', () => {
   it('defaults to the embedded database under ./data, port 3000 on 127.0.0.1, in-process fixed windows', () => {
@@ -88,5 +95,39 @@ describe('the documented settings', () => {
     const { readFile } = await import('node:fs/promises')
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
     for (const key of keys) expect(readme, key).toContain(`| \`${key}\``)
+  })
+})
+
+describe('isLoopbackHost', () => {
+  it('is true for localhost, ::1 and 127.0.0.0/8 only', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', 'localhost', 'LocalHost']) {
+      expect(isLoopbackHost(host), host).toBe(true)
+    }
+    for (const host of [
+      '0.0.0.0',
+      '::',
+      '10.0.0.5',
+      '128.0.0.1',
+      '127.0.0.256',
+      '127.0.0',
+      '[::1]',
+      '::ffff:127.0.0.1',
+      'localhost.example.com',
+      'saas.internal',
+    ]) {
+      expect(isLoopbackHost(host), host).toBe(false)
+    }
+  })
+})
+
+describe('metricsAccess', () => {
+  it('needs the token when METRICS_TOKEN is set, else is open on loopback and off elsewhere', () => {
+    const token = 'metrics-token-0123456789'
+    expect(metricsAccess({ HOST: '0.0.0.0', METRICS_TOKEN: token })).toBe('token')
+    expect(metricsAccess({ HOST: '127.0.0.1', METRICS_TOKEN: token })).toBe('token')
+    expect(metricsAccess({ HOST: '127.0.0.1' })).toBe('open')
+    expect(metricsAccess({ HOST: '0.0.0.0' })).toBe('off')
+    // The default HOST is loopback: a development start serves /metrics as before.
+    expect(metricsAccess(parseSettings(serverSettingsSchema, {}))).toBe('open')
   })
 })

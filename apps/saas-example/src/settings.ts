@@ -11,7 +11,10 @@ const bearerToken = z
 export const appSettingsSchema = z.object({
   /** Bearer token of the admin plane. Node/Bun generate one per start when unset; Workers disable `/admin`. */
   ADMIN_TOKEN: bearerToken.optional(),
-  /** When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>` (Prometheus `authorization`). */
+  /**
+   * When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>` (Prometheus `authorization`).
+   * Unset: Workers do not serve `/metrics`; Node/Bun serve it only on a loopback HOST ({@link metricsAccess}).
+   */
   METRICS_TOKEN: bearerToken.optional(),
   /** When set, `/api/*` requires an HS256 JWT whose `tenant_id` claim names the tenant. */
   JWT_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
@@ -27,7 +30,7 @@ export const appSettingsSchema = z.object({
 export const serverSettingsSchema = appSettingsSchema.extend({
   /** Port to listen on; 0 picks a free one. */
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
-  /** Interface to listen on. 127.0.0.1 keeps a development server off the network. */
+  /** Interface to listen on. 127.0.0.1 keeps a development server off the network (see {@link isLoopbackHost}). */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** `file:` / `libsql:` (libSQL) or `postgres:` / `postgresql:` (PostgreSQL). */
   DATABASE_URL: z
@@ -64,6 +67,31 @@ export const serverSettingsSchema = appSettingsSchema.extend({
 export type AppSettings = z.infer<typeof appSettingsSchema>
 /** The validated settings of the Node and Bun servers. */
 export type ServerSettings = z.infer<typeof serverSettingsSchema>
+
+/**
+ * Whether listening on `host` keeps the server off the network: `localhost` (any case), `::1`, or an
+ * IPv4 address in 127.0.0.0/8 (`127.0.0.1`). Anything else counts as reachable from the network:
+ * `0.0.0.0`, `::`, an interface's address, any other host name, and other spellings of loopback
+ * (`[::1]`, `::ffff:127.0.0.1`), so a doubt fails closed.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase()
+  if (h === 'localhost' || h === '::1') return true
+  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h)?.slice(1) ?? []
+  return octets.length === 3 && octets.every((octet) => Number(octet) <= 255)
+}
+
+/**
+ * Who may read `/metrics` on Node/Bun, whose labels name every tenant: `token` (METRICS_TOKEN set:
+ * bearer required), `open` (no token, but HOST is loopback: only this machine reaches it), `off`
+ * (no token on a network-reachable HOST: not served). The Worker has no HOST: without a token, `off`.
+ */
+export function metricsAccess(
+  settings: Pick<ServerSettings, 'METRICS_TOKEN' | 'HOST'>,
+): 'token' | 'open' | 'off' {
+  if (settings.METRICS_TOKEN !== undefined) return 'token'
+  return isLoopbackHost(settings.HOST) ? 'open' : 'off'
+}
 
 /** A setting that failed validation, at start-up. */
 export class SettingsError extends Error {

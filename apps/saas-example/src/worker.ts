@@ -85,6 +85,7 @@ export function workerApp(env: Env, options: WorkerOptions = {}): App {
     clock,
     logger: jsonLogger({ level: settings.LOG_LEVEL, clock }),
     adminToken: settings.ADMIN_TOKEN,
+    // A Worker is on the internet: without METRICS_TOKEN, /metrics is off (never openMetrics).
     ...(settings.METRICS_TOKEN === undefined ? {} : { metricsToken: settings.METRICS_TOKEN }),
     ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
     health: { database: () => resources.ping() },

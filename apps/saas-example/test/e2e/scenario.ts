@@ -8,6 +8,8 @@ import type { Child } from './process'
 export interface RunningServer {
   url: string
   adminToken: string
+  /** METRICS_TOKEN, when the target sets one (workerd must: a Worker without it serves no /metrics). */
+  metricsToken?: string
   child: Child
   stop(): Promise<void>
 }
@@ -103,6 +105,16 @@ export function describeScenario(target: Target): void {
       return { status: response.status, headers: response.headers, body: parsed, text }
     }
 
+    /** GET /metrics, with the target's METRICS_TOKEN when it has one (Node/Bun on 127.0.0.1: none). */
+    function scrape() {
+      const token = server().metricsToken
+      return call(
+        'GET',
+        '/metrics',
+        token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } },
+      )
+    }
+
     const resources = '/api/v1/resources'
     const created: Record<string, Json> = {}
 
@@ -110,7 +122,12 @@ export function describeScenario(target: Target): void {
       const health = await call('GET', '/health')
       expect(health.status).toBe(200)
       expect(health.body).toMatchObject({ status: 'ok', checks: { database: 'ok' } })
-      const metrics = await call('GET', '/metrics')
+      if (server().metricsToken !== undefined) {
+        const refused = await call('GET', '/metrics')
+        expect(refused.status).toBe(401)
+        expect(refused.body.code).toBe('unauthorized')
+      }
+      const metrics = await scrape()
       expect(metrics.status).toBe(200)
       expect(metrics.headers.get('Content-Type')).toMatch(/^text\/plain/)
       expect(metrics.text).toContain('# TYPE tenant_requests_total counter')
@@ -521,7 +538,7 @@ export function describeScenario(target: Target): void {
     })
 
     it('counts the traffic in /metrics', async () => {
-      const { text } = await call('GET', '/metrics')
+      const { text } = await scrape()
       const value = (series: string) => {
         const line = text.split('\n').find((l) => l.startsWith(`${series} `))
         return line === undefined ? undefined : Number(line.slice(series.length + 1))

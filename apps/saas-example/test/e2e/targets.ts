@@ -245,7 +245,7 @@ export function workerdTarget(): Target {
         if (build.code !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${build.output}`)
         if (migrate.code !== 0) throw new Error(`wrangler d1 migrations apply failed:\n${migrate.output}`)
 
-        const adminToken = token()
+        const [adminToken, metricsToken] = [token(), token()]
         const [port, inspector] = [await freePort(), await freePort()]
         const child = startChild(
           bin('wrangler'),
@@ -264,6 +264,8 @@ export function workerdTarget(): Target {
             persist,
             '--var',
             `ADMIN_TOKEN:${adminToken}`,
+            '--var',
+            `METRICS_TOKEN:${metricsToken}`,
             '--show-interactive-dev-session=false',
           ],
           { cwd: appDir, env: childEnv() },
@@ -278,6 +280,7 @@ export function workerdTarget(): Target {
         return {
           url,
           adminToken,
+          metricsToken,
           child,
           stop: async () => {
             await child.stop()
