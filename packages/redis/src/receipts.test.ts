@@ -308,16 +308,17 @@ describe('receipts option', () => {
   })
 })
 
+/** A client of a port nobody listens on, which fails its commands at once. */
+function deadClient(): Redis {
+  const dead = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null })
+  dead.on('error', () => {})
+  return dead
+}
+
 describe.runIf(REDIS_URL)('OwedCommands', () => {
   it('after giving up commands Redis never took, sends the next one at once, and drain() resolves', async () => {
     const live = await connectIoredis()
-    const dead = new Redis({
-      port: 1,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    })
-    dead.on('error', () => {})
+    const dead = deadClient()
     try {
       const gate = new CommandGate(toScriptClient(live), {
         timeoutMs: 1_000,
@@ -360,14 +361,7 @@ describe.runIf(REDIS_URL)('OwedCommands', () => {
   })
 
   it(`keeps at most ${MAX_OWED_COMMANDS} commands while Redis cannot be reached, giving up the oldest`, async () => {
-    // A client of a port nobody listens on, that fails its commands at once.
-    const dead = new Redis({
-      port: 1,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    })
-    dead.on('error', () => {})
+    const dead = deadClient()
     const client = toScriptClient(dead)
     const gate = new CommandGate(client, {
       timeoutMs: 50,
