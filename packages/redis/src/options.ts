@@ -57,7 +57,8 @@ export interface RedisStoreOptions {
    * decision is charged at most once however often its command runs (a client re-sends commands
    * whose replies a dropped connection lost), and a decision whose caller was told it failed is
    * taken back, whether its reply came late, was lost, or the command ran after the timeout.
-   * `false` saves that write (about 5 µs of Redis time per admission, measured in BENCHMARKS.md):
+   * `false` saves that write (7 to 10 µs of Redis time per admission, and 200 bytes for 15 s; see
+   * the README):
    * only a reply that arrives late is refunded, and a command re-sent after a lost reply charges
    * again. The concurrency limiter and the cache store ignore it.
    * @default true
