@@ -9,7 +9,7 @@ import {
 import { validatePrefix } from './keys'
 import { LocalDenyCache, type LocalDenyOptions } from './local-deny'
 import { optionError, wholeNumberOption } from './option-error'
-import { OwedCommands, ReceiptIds } from './receipts'
+import { OwedCommands, RECEIPT_TTL_MS, RECEIPT_TTL_RANGE_MS, ReceiptIds } from './receipts'
 import { validateTimeout } from './script'
 
 /** The options every store of this package shares. */
@@ -53,7 +53,7 @@ export interface RedisStoreOptions {
    */
   clock?: Clock
   /**
-   * Give every admission a receipt in Redis (one small key for `RECEIPT_TTL_MS`), so that a
+   * Give every admission a receipt in Redis (one small key for `receiptTtlMs`), so that a
    * decision is charged at most once however often its command runs (a client re-sends commands
    * whose replies a dropped connection lost), and a decision whose caller was told it failed is
    * taken back, whether its reply came late, was lost, or the command ran after the timeout.
@@ -64,6 +64,13 @@ export interface RedisStoreOptions {
    * @default true
    */
   receipts?: boolean
+  /**
+   * How long a receipt lives in Redis, in ms (1,000 to 600,000): a client's re-send, or a void
+   * after a failed call, must reach Redis within it, and memory holds about 200 bytes for each
+   * admission of this span. Failed calls' voids are tried for as long.
+   * @default 15000 (`RECEIPT_TTL_MS`)
+   */
+  receiptTtlMs?: number
 }
 
 /** {@link RedisStoreOptions}, validated. */
@@ -117,13 +124,22 @@ export function resolveStoreOptions(
       1,
     ),
   })
+  const receiptTtlMs = wholeNumberOption(
+    'receiptTtlMs',
+    options.receiptTtlMs,
+    RECEIPT_TTL_MS,
+    RECEIPT_TTL_RANGE_MS.min,
+  )
+  if (receiptTtlMs > RECEIPT_TTL_RANGE_MS.max) {
+    throw optionError('receiptTtlMs', `must be at most ${RECEIPT_TTL_RANGE_MS.max}, got ${receiptTtlMs}`)
+  }
   return {
     redis,
     prefix: validatePrefix(options.prefix, defaultPrefix),
     timeoutMs,
     gate,
-    owed: new OwedCommands(gate),
-    receipts: receiptsOption(options.receipts) ? new ReceiptIds() : undefined,
+    owed: new OwedCommands(gate, receiptTtlMs),
+    receipts: receiptsOption(options.receipts) ? new ReceiptIds(receiptTtlMs) : undefined,
     clock: options.clock,
     localClock: options.clock ?? systemClock,
   }

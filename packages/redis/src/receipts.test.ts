@@ -294,6 +294,35 @@ describe.runIf(REDIS_URL)('receipts: replies lost with the connection', () => {
   }
 })
 
+describe.runIf(REDIS_URL)('receiptTtlMs', () => {
+  const { client: redis, prefix } = useTestRedis('receipt-ttl')
+
+  it('sets how long receipts live, and is named in their keys', async () => {
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('ttl')
+    provider.setQuota(id, config)
+    const quotas = new RedisQuotaManager(provider, { redis, prefix, timeoutMs: 5_000, receiptTtlMs: 2_000 })
+    await quotas.consume(id)
+    const [receipt] = await redis.keys(`{${prefix}:${id}}:f:op:*`)
+    expect(receipt).toMatch(/:op:2000:/)
+    const ttl = await redis.pttl(receipt!)
+    expect(ttl).toBeGreaterThan(1_000)
+    expect(ttl).toBeLessThanOrEqual(2_000)
+  })
+
+  it('refuses a value outside 1,000 to 600,000 ms', () => {
+    const client = { evalScript: async () => null, evalScriptSha: async () => null }
+    for (const receiptTtlMs of [999, 600_001, 1.5]) {
+      expect(() => new RedisRateLimiter(new TestConfigProvider(), { redis: client, receiptTtlMs })).toThrow(
+        expect.objectContaining({
+          code: 'tenant_invalid_config',
+          issues: [expect.objectContaining({ path: ['receiptTtlMs'] })],
+        }),
+      )
+    }
+  })
+})
+
 describe('receipts option', () => {
   it('refuses anything but a boolean', () => {
     const redis = { evalScript: async () => null, evalScriptSha: async () => null }
@@ -327,7 +356,7 @@ describe.runIf(REDIS_URL)('OwedCommands', () => {
         queueTimeoutMs: 1_000,
       })
       let now = 0
-      const owed = new OwedCommands(gate, () => now)
+      const owed = new OwedCommands(gate, RECEIPT_TTL_MS, () => now)
       let attempts = 0
       owed.add(
         'acme',

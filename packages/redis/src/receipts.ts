@@ -2,12 +2,15 @@ import type { CommandGate } from './command-gate'
 import { LuaScript } from './script'
 
 /**
- * How long Redis keeps the receipt of an admission, in ms. A command run twice within this time
- * (a client re-sending it after its reply was lost with the connection) charges once, and a void
- * that reaches Redis within it takes the charge back. It bounds memory: one small key per
- * admission for this long.
+ * Default of the stores' `receiptTtlMs`: how long Redis keeps the receipt of an admission, in ms.
+ * A command run twice within this time (a client re-sending it after its reply was lost with the
+ * connection) charges once, and a void that reaches Redis within it takes the charge back. It
+ * bounds memory: one small key per admission for this long.
  */
 export const RECEIPT_TTL_MS = 15_000
+
+/** Bounds of the `receiptTtlMs` option: a second to ten minutes. */
+export const RECEIPT_TTL_RANGE_MS = { min: 1_000, max: 600_000 } as const
 
 /**
  * How the consume scripts of one store are wrapped with receipts. Each field is Lua: `op` an
@@ -43,7 +46,6 @@ export interface ReceiptShape {
  * text, so a replayed reply answers its numbers as text: the decoders read both.
  */
 export function receiptScript(prelude: string, shape: ReceiptShape): LuaScript {
-  const ttl = String(RECEIPT_TTL_MS)
   return new LuaScript(`${prelude}
 -- A reply with its numbers as exact decimal text, for cjson, which writes numbers with 14
 -- significant digits (the time of an application clock can have more).
@@ -62,9 +64,11 @@ end
 local receipt = KEYS[${shape.receiptKey}]
 local op = ${shape.op}
 if receipt == nil or (op ~= 'consume' and op ~= 'void') then return decide(KEYS, ARGV) end
+-- The receipt's key names how long it lives (see ReceiptIds).
+local ttl = string.match(receipt, ':op:(%d+):') or '${RECEIPT_TTL_MS}'
 local prior = redis.call('GET', receipt)
 if op == 'void' then
-  redis.call('SET', receipt, 'void', 'PX', ${ttl})
+  redis.call('SET', receipt, 'void', 'PX', ttl)
   if not prior or prior == 'void' then return { 'void', 0 } end
   local reply = cjson.decode(prior)
   local argv = {}
@@ -78,7 +82,7 @@ if prior then
   return cjson.decode(prior)
 end
 local reply = decide(KEYS, ARGV)
-if ${shape.applied} then redis.call('SET', receipt, cjson.encode(exact(reply)), 'PX', ${ttl}) end
+if ${shape.applied} then redis.call('SET', receipt, cjson.encode(exact(reply)), 'PX', ttl) end
 return reply
 `)
 }
@@ -94,12 +98,17 @@ function randomHex(bytes: number): string {
 }
 
 /**
- * Receipt keys: the key of the state they belong to (so the same Cluster slot) plus an id unique
- * across processes: 64 random bits per store instance and a counter.
+ * Receipt keys: the key of the state they belong to (so the same Cluster slot), `:op:`, how long
+ * the receipt lives in ms (the script reads it from there), and an id unique across processes:
+ * 64 random bits per store instance and a counter.
  */
 export class ReceiptIds {
-  readonly #prefix = `:op:${randomHex(8)}`
+  readonly #prefix: string
   #next = 0
+
+  constructor(readonly ttlMs: number = RECEIPT_TTL_MS) {
+    this.#prefix = `:op:${ttlMs}:${randomHex(8)}`
+  }
 
   /** A new receipt key for a call on `stateKey`. */
   next(stateKey: string): string {
@@ -125,7 +134,7 @@ interface Owed {
 /**
  * Commands a store owes Redis after a call failed on its caller (a void, a lease release), sent
  * through the store's gate until one lands. When Redis cannot be reached they wait and are tried
- * again, all together, after a pause that doubles from 50 ms to 2 s, for at most `RECEIPT_TTL_MS`
+ * again, all together, after a pause that doubles from 50 ms to 2 s, for at most `windowMs`
  * (after that the receipt they act on is gone). At most {@link MAX_OWED_COMMANDS} wait; beyond
  * that the oldest are given up.
  */
@@ -136,14 +145,19 @@ export class OwedCommands {
   #retryMs = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #idle: (() => void) | undefined
-  /** Owed commands given up (bound reached, or Redis unreachable for `RECEIPT_TTL_MS`). */
+  /** Owed commands given up (bound reached, or Redis unreachable for `windowMs`). */
   givenUp = 0
 
   readonly #now: () => number
+  readonly #windowMs: number
 
-  /** `now`: the time windows are measured with, in ms (performance.now() by default). */
-  constructor(gate: CommandGate, now: () => number = () => performance.now()) {
+  /**
+   * `windowMs`: how long a command is tried (the receipts' TTL); `now`: the time that is measured
+   * with, in ms (performance.now() by default).
+   */
+  constructor(gate: CommandGate, windowMs = RECEIPT_TTL_MS, now: () => number = () => performance.now()) {
     this.#gate = gate
+    this.#windowMs = windowMs
     this.#now = now
   }
 
@@ -153,7 +167,7 @@ export class OwedCommands {
       // The gate's drain() waits for everything owed.
       this.#gate.track(new Promise<void>((resolve) => (this.#idle = resolve)))
     }
-    this.#wait({ send, what, tenantId, until: this.#now() + RECEIPT_TTL_MS, done })
+    this.#wait({ send, what, tenantId, until: this.#now() + this.#windowMs, done })
     // Sent at once unless a retry is due (a timer) or sends are on their way (their end schedules
     // the rest); after a failure it waits for the retry with the others.
     if (this.#timer === undefined && (this.#retryMs === 0 || this.#sending === 0)) this.#flush()
