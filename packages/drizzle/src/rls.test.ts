@@ -295,6 +295,73 @@ describe('FORCE ROW LEVEL SECURITY on PGlite', () => {
   })
 })
 
+/**
+ * The ways a role escapes RLS that checkTenantRls must name, run on a database where `asAdmin`
+ * runs SQL as a superuser and `db` is the application's connection as `app` (a role without
+ * BYPASSRLS). `notes` holds 9 rows of three tenants, owned by `owner`.
+ */
+async function bypassesNamed(
+  asAdmin: (statements: string) => Promise<unknown>,
+  db: AppDb,
+  roles: { app: string; owner: string; bypass: string },
+  table: string,
+): Promise<void> {
+  const { app, owner, bypass } = roles
+  const acmeSees = async () => (await withTenantRls(db, 'acme', (tx) => tx.select().from(notes))).length
+  // The application role is in the owner role (e.g. the migration role), and FORCE was forgotten,
+  // as drizzle-kit's migration of tenantRlsPolicy() leaves it: Postgres treats a member as the owner.
+  const [enable, , drop, create] = tenantRlsSql(table, { to: app })
+  await asAdmin(`grant "${owner}" to "${app}"; alter table ${table} owner to "${owner}";
+    ${enable}; ${drop}; ${create};`)
+  expect(await acmeSees()).toBe(9)
+  expect((await checkTenantRls(db, [table])).problems).toEqual([
+    expect.stringContaining(`is owned by "${owner}", a role this role is a member of, and RLS is not forced`),
+  ])
+  await asAdmin(`alter table ${table} force row level security`)
+  expect(await acmeSees()).toBe(3)
+  expect(await checkTenantRls(db, [table])).toEqual({ ok: true, problems: [] })
+  // A permissive policy next to the tenant one is OR-ed with it.
+  await asAdmin(`create policy see_all on ${table} for select to "${app}" using (true)`)
+  expect(await acmeSees()).toBe(9)
+  expect((await checkTenantRls(db, [table])).problems).toEqual([
+    expect.stringContaining('has the permissive policy "see_all", which reads no tenant setting'),
+  ])
+  // A restrictive one only narrows what the tenant policy shows.
+  await asAdmin(`drop policy see_all on ${table};
+    create policy narrow on ${table} as restrictive for select to "${app}" using (true)`)
+  expect(await checkTenantRls(db, [table])).toEqual({ ok: true, problems: [] })
+  // A role with BYPASSRLS that this role may SET ROLE to.
+  await asAdmin(`create role "${bypass}" nologin bypassrls; grant "${bypass}" to "${app}"`)
+  expect((await checkTenantRls(db, [table])).problems).toEqual([
+    expect.stringContaining(`is a member of "${bypass}", which bypasses row-level security`),
+  ])
+}
+
+describe('checkTenantRls names the ways around RLS (PGlite)', () => {
+  it('a member of the owner role without FORCE, an open permissive policy, a BYPASSRLS role to SET ROLE to', async () => {
+    const database = await openDatabase('pglite', { migrate: false })
+    try {
+      await createIsolationTables(database)
+      await seedIsolationData(database)
+      const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+      await client.exec(`create role owner_m nologin; create role app_m nologin nosuperuser nobypassrls inherit;
+        grant usage on schema public to app_m;`)
+      const asAdmin = async (statements: string) => {
+        await client.exec(`reset role; ${statements}; set role app_m`)
+      }
+      await client.exec('set role app_m')
+      await bypassesNamed(
+        asAdmin,
+        database.db as AppDb,
+        { app: 'app_m', owner: 'owner_m', bypass: 'bypass_m' },
+        'notes',
+      )
+    } finally {
+      await database.close()
+    }
+  })
+})
+
 describe('tenantRlsPolicy with drizzle-kit', () => {
   it('generates a policy that isolates tenants once applied with FORCE', async () => {
     const { generateDrizzleJson, generateMigration } = await import('drizzle-kit/api')
@@ -416,6 +483,41 @@ if (pgReason === undefined) {
     'withTenantRls on PostgreSQL (a login role without BYPASSRLS, one pooled connection)',
     openPostgres,
   )
+
+  describe('checkTenantRls names the ways around RLS (PostgreSQL)', () => {
+    it('a member of the owner role without FORCE, an open permissive policy, a BYPASSRLS role to SET ROLE to', async () => {
+      const db = await openDatabase('postgres', { migrate: false })
+      const admin = db.postgres!.sql
+      const schema = db.postgres!.schema
+      const roles = {
+        app: `app_${schema}`.slice(0, 60),
+        owner: `own_${schema}`.slice(0, 60),
+        bypass: `byp_${schema}`.slice(0, 60),
+      }
+      let client: postgres.Sql | undefined
+      try {
+        await createIsolationTables(db)
+        await seedIsolationData(db)
+        await admin.unsafe(`create role "${roles.owner}" nologin;
+          create role "${roles.app}" login nosuperuser nobypassrls inherit;
+          grant usage on schema "${schema}" to "${roles.app}", "${roles.owner}"`)
+        client = postgres(roleUrl(db.postgres!.url, roles.app), {
+          max: 1,
+          onnotice: () => {},
+          connection: { search_path: schema },
+        })
+        const asAdmin = (statements: string) => admin.unsafe(`set search_path to "${schema}"; ${statements}`)
+        await bypassesNamed(asAdmin, drizzlePostgres({ client }), roles, `${schema}.notes`)
+      } finally {
+        await client?.end({ timeout: 1 })
+        for (const role of Object.values(roles)) {
+          await admin.unsafe(`drop owned by "${role}"`).catch(() => {})
+          await admin.unsafe(`drop role if exists "${role}"`)
+        }
+        await db.close()
+      }
+    })
+  })
 
   describe('withTenantRls on PostgreSQL with two pooled connections', () => {
     let setup: RlsSetup

@@ -345,9 +345,14 @@ export interface TenantRlsReport {
 
 /**
  * Checks, from the application's own connection, that row-level security will actually apply:
- * the role is not a superuser and has no BYPASSRLS, and each table has RLS enabled and forced
- * (or is not owned by this role) and at least one policy. Call it at start-up and refuse to serve
- * when `ok` is false.
+ * - the role is not a superuser, has no BYPASSRLS, and is no member of a role that is or has
+ *   (`SET ROLE` would turn RLS off);
+ * - each table exists, has RLS enabled, and has it forced when this role owns the table or is a
+ *   member of its owner role (Postgres treats both as the owner, whom RLS spares unless forced);
+ * - each table has at least one policy, and every permissive policy that applies to this role
+ *   reads a setting (`current_setting(...)`) in its `USING` and `WITH CHECK`: a permissive policy
+ *   is OR-ed with the tenant policy, so one like `USING (true)` shows every tenant's rows.
+ * Call it at start-up and refuse to serve when `ok` is false.
  *
  * @example
  * ```ts
@@ -370,6 +375,25 @@ export async function checkTenantRls(
   )
   if (role?.rolsuper) problems.push(`role "${role.name}" is a superuser, which bypasses row-level security`)
   if (role?.rolbypassrls) problems.push(`role "${role?.name}" has BYPASSRLS`)
+  // A superuser is a member of every role: what follows would only repeat the problem above.
+  const superuser = role?.rolsuper === true
+  const bypassing = superuser
+    ? []
+    : await runQuery('RLS check', undefined, () =>
+        queryRows(
+          db,
+          info,
+          sql`select r.rolname as name from pg_roles r
+            where (r.rolsuper or r.rolbypassrls) and r.rolname <> current_user
+              and pg_has_role(current_user, r.oid, 'MEMBER')
+            order by r.rolname`,
+        ),
+      )
+  for (const other of bypassing) {
+    problems.push(
+      `role "${role?.name}" is a member of "${other.name}", which bypasses row-level security (SET ROLE turns it off)`,
+    )
+  }
   for (const table of tables) {
     const name = qualifiedTable(table)
     const [row] = await runQuery('RLS check', undefined, () =>
@@ -377,7 +401,9 @@ export async function checkTenantRls(
         db,
         info,
         sql`select c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
-              pg_get_userbyid(c.relowner) = current_user as owned,
+              pg_has_role(current_user, c.relowner, 'MEMBER') as owned,
+              pg_get_userbyid(c.relowner) = current_user as own,
+              pg_get_userbyid(c.relowner) as owner,
               (select count(*) from pg_policy p where p.polrelid = c.oid)::int as policies
             from pg_class c where c.oid = to_regclass(${name})`,
       ),
@@ -387,8 +413,35 @@ export async function checkTenantRls(
       continue
     }
     if (!row.enabled) problems.push(`table ${name} does not have row-level security enabled`)
-    if (row.owned && !row.forced) problems.push(`table ${name} is owned by this role and RLS is not forced`)
+    if (row.owned && !row.forced && (row.own || !superuser)) {
+      problems.push(
+        row.own
+          ? `table ${name} is owned by this role and RLS is not forced`
+          : `table ${name} is owned by "${row.owner}", a role this role is a member of, and RLS is not forced`,
+      )
+    }
     if (Number(row.policies) === 0) problems.push(`table ${name} has no policy (every row would be hidden)`)
+    // Permissive policies for this role (or PUBLIC) are OR-ed together: each must read a setting.
+    const open = await runQuery('RLS check', undefined, () =>
+      queryRows(
+        db,
+        info,
+        sql`select p.polname as name from pg_policy p
+              where p.polrelid = to_regclass(${name}) and p.polpermissive
+                and (0 = any(p.polroles) or exists (
+                  select 1 from unnest(p.polroles) r where pg_has_role(current_user, r, 'MEMBER')))
+                and ((p.polqual is not null
+                      and pg_get_expr(p.polqual, p.polrelid) not like '%current_setting(%')
+                  or (p.polwithcheck is not null
+                      and pg_get_expr(p.polwithcheck, p.polrelid) not like '%current_setting(%'))
+              order by p.polname`,
+      ),
+    )
+    for (const policy of open) {
+      problems.push(
+        `table ${name} has the permissive policy "${policy.name}", which reads no tenant setting: it may show or accept other tenants' rows`,
+      )
+    }
   }
   return { ok: problems.length === 0, problems }
 }
