@@ -354,9 +354,33 @@ function refuse(message: string): () => never {
   }
 }
 
+function internal(prop: string | symbol): never {
+  throw new UnsafeQueryError(
+    `"${String(prop)}" is not part of the scoped query API (Drizzle's internals would bypass the tenant)`,
+  )
+}
+
+/**
+ * The traps that keep a scoped object's internals out of reach by other routes than reading them:
+ * their property descriptors (which hold the values), and writing, defining or deleting any
+ * property (a rewritten config or SQL would run unscoped). `hidden` tells an internal name.
+ */
+function sealedTraps<T extends object>(hidden: (prop: string | symbol) => boolean): ProxyHandler<T> {
+  return {
+    getOwnPropertyDescriptor(t, prop) {
+      if (hidden(prop)) internal(prop)
+      return Reflect.getOwnPropertyDescriptor(t, prop)
+    },
+    set: (_t, prop) => internal(prop),
+    defineProperty: (_t, prop) => internal(prop),
+    deleteProperty: (_t, prop) => internal(prop),
+  }
+}
+
 /** Drizzle's builder behind a proxy with our intercepts; any method returning the builder returns the proxy. */
 function scopedProxy<T extends object>(target: T, ctx: ScopeContext, intercepts: Intercepts): T {
   const proxy: T = new Proxy(target, {
+    ...sealedTraps<T>((prop) => typeof prop === 'string' && !PUBLIC.has(prop) && prop !== 'constructor'),
     get(t, prop) {
       if (typeof prop === 'string' && Object.hasOwn(intercepts, prop)) {
         const fn = intercepts[prop]!
@@ -366,11 +390,7 @@ function scopedProxy<T extends object>(target: T, ctx: ScopeContext, intercepts:
         }
       }
       if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
-      if (!PUBLIC.has(prop)) {
-        throw new UnsafeQueryError(
-          `"${prop}" is not part of the scoped query API (Drizzle's internals would bypass the tenant)`,
-        )
-      }
+      if (!PUBLIC.has(prop)) internal(prop)
       const value = Reflect.get(t, prop, t)
       if (typeof value !== 'function') return value
       return (...args: unknown[]) => {
@@ -547,5 +567,29 @@ export function scopedCount(db: any, source: unknown, filters: unknown, ctx: Sco
     condition === undefined
       ? (confined(filters, ctx) as SQL | undefined)
       : bindTenant(condition, filters, ctx)
-  return register(db.$count(source, where), ctx.tenantId)
+  return register(countProxy(db.$count(source, where)), ctx.tenantId)
+}
+
+// What a count builder holds to run itself: its session, and the SQL and params it runs.
+const COUNT_INTERNALS = new Set(['session', 'sql', 'params'])
+
+/**
+ * Drizzle's count builder is an SQL object (so it can be embedded in a select), which Drizzle
+ * renders through its fields; only what runs it on its own is hidden: its session (which runs any
+ * SQL unscoped) and the statement it runs, which awaiting it uses from the builder itself.
+ */
+function countProxy<T extends object>(count: T): T {
+  const hidden = (prop: string | symbol) => typeof prop === 'string' && COUNT_INTERNALS.has(prop)
+  return new Proxy(count, {
+    ...sealedTraps<T>(hidden),
+    get(t, prop) {
+      if (hidden(prop)) internal(prop)
+      const value = Reflect.get(t, prop, t)
+      // then/catch/finally read the session and the statement: they run on the builder itself.
+      if (prop === 'then' || prop === 'catch' || prop === 'finally') {
+        return (value as (...a: unknown[]) => unknown).bind(t)
+      }
+      return value
+    },
+  })
 }

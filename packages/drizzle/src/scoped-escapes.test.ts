@@ -191,6 +191,43 @@ describeEachDatabase(
         await unchanged()
       })
 
+      it('refuses their property descriptors, and writing, defining or deleting any property', async () => {
+        for (const builder of [
+          acme.select().from(t.notes),
+          acme.insert(t.notes).values({ id: 'n9', title: 'x' }),
+          acme.update(t.notes).set({ title: 'pwned' }),
+          acme.delete(t.notes),
+        ] as unknown as Record<string, { where?: unknown }>[]) {
+          for (const name of ['config', 'session', 'dialect']) {
+            await refused(() => Object.getOwnPropertyDescriptor(builder, name))
+          }
+          await refused(() => {
+            builder.config = { where: undefined }
+          })
+          await refused(() => Object.defineProperty(builder, 'config', { value: {} }))
+          await refused(() => delete builder.config)
+        }
+        await unchanged()
+      })
+
+      it("hides a $count's session and statement, and keeps it awaitable and embeddable", async () => {
+        const counted = acme.$count(t.notes) as unknown as Record<string, unknown>
+        for (const name of ['session', 'sql', 'params']) {
+          await refused(() => counted[name])
+          await refused(() => Object.getOwnPropertyDescriptor(counted, name))
+        }
+        await refused(() => {
+          counted.sql = sql`select 0`
+        })
+        expect(await acme.$count(t.notes)).toBe(3)
+        const rows = await acme
+          .select({ id: t.notes.id, n: acme.$count(t.notes) })
+          .from(t.notes)
+          .where(eq(t.notes.id, 'acme-n1'))
+        expect(rows.map((r) => [r.id, Number(r.n)])).toEqual([['acme-n1', 3]])
+        await unchanged()
+      })
+
       it("keeps Drizzle's public builder API working", async () => {
         const query = acme.select({ id: t.notes.id }).from(t.notes).$dynamic()
         expect(query.toSQL().sql).toMatch(/tenant_id/)
