@@ -38,7 +38,7 @@ import {
 } from './options'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
-import { voidRefunded } from './receipts'
+import { afterFailure } from './receipts'
 import type { LuaScript } from './script'
 import {
   FIXED_SUBJECT_SCRIPT,
@@ -465,13 +465,9 @@ export class RedisQuotaManager implements QuotaManager {
   }
 
   /**
-   * What to do about a consume whose caller was told it failed (a timeout, or an error once it
-   * was sent), which may have run all the same:
-   * - with receipts (the last of `keys`), its void, owed until it lands, takes the charge back from
-   *   the very windows (fixed) or buckets (sliding) of its decision if it charged, or stops it
-   *   from charging if it has not run yet. A consume re-sent by the client charges once.
-   * - without, a reply that comes after its caller timed out is refunded the same way, from its
-   *   decision time; a reply lost with its connection is not.
+   * What to do about a consume whose caller was told it failed (see `afterFailure`): its void
+   * takes the charge back from the very windows (fixed) or buckets (sliding) of its decision, or,
+   * without receipts, a late admitted reply is refunded from its decision time.
    */
   #afterFailure(
     tenantId: string,
@@ -480,29 +476,23 @@ export class RedisQuotaManager implements QuotaManager {
     args: string[],
     decodeLate: (reply: unknown) => { now: number; applied: boolean } | undefined,
   ): AfterFailure<unknown> {
-    const { redis, owed, gate, receipts } = this.#options
-    // A refund frees request capacity that a remembered denial may be holding back.
-    if (receipts !== undefined) {
-      const send = () => script.run(redis, keys, ['', 'void', ...args])
-      const landed = (reply: unknown) => {
-        if (voidRefunded(reply)) this.#localDeny?.refunded(tenantId)
-      }
-      return { failed: () => owed.add(tenantId, 'quota void', send, landed) }
-    }
-    return {
-      late: (reply) => {
-        let late: { now: number; applied: boolean } | undefined
-        try {
-          late = decodeLate(reply)
-        } catch {
-          return // not a reply the script sends: nothing it could have charged is known
-        }
-        if (!late?.applied) return
-        // ARGV[1] is the admission's decision time: the script finds its windows from it.
-        gate.track(script.run(redis, keys, [String(late.now), 'refund', ...args]))
-        this.#localDeny?.refunded(tenantId)
+    const { redis } = this.#options
+    return afterFailure(
+      this.#options,
+      tenantId,
+      'quota',
+      {
+        // The refund's time is the admission's, which the receipt holds.
+        void: () => script.run(redis, keys, ['', 'void', ...args]),
+        refundLate: (reply) => {
+          const late = decodeLate(reply)
+          // ARGV[1] is the admission's decision time: the script finds its windows from it.
+          return late?.applied ? script.run(redis, keys, [String(late.now), 'refund', ...args]) : undefined
+        },
       },
-    }
+      // A refund frees request capacity that a remembered denial may be holding back.
+      () => this.#localDeny?.refunded(tenantId),
+    )
   }
 
   /**

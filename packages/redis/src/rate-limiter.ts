@@ -22,7 +22,7 @@ import {
   resolveStoreOptions,
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
-import { receiptScript, voidRefunded } from './receipts'
+import { afterFailure, receiptScript } from './receipts'
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
@@ -197,32 +197,25 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   /**
-   * What to do about a take whose caller was told it failed (a timeout, or an error once it was
-   * sent), which may have run all the same: with receipts, its void, owed until it lands, gives
-   * the tokens back if it took them, or stops it from taking any if it has not run yet (see
-   * `receiptScript`); a take re-sent by the client takes once. Without, a reply that comes after
-   * its caller timed out gives its tokens back; a reply lost with its connection does not.
+   * What to do about a take whose caller was told it failed (see `afterFailure`): its void gives
+   * the tokens back if it took them, or, without receipts, a late reply that took tokens is
+   * refunded at the bucket's current level.
    */
   #afterFailure(tenantId: string, keys: string[], rest: string[]): AfterFailure<unknown> {
-    const { redis, owed, gate, clock, receipts } = this.#options
-    // The tokens given back may admit what a remembered denial is holding back.
-    if (receipts !== undefined) {
-      const send = () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'void'])
-      const landed = (reply: unknown) => {
-        if (voidRefunded(reply)) this.#localDeny?.refunded(tenantId)
-      }
-      return { failed: () => owed.add(tenantId, 'rate limit void', send, landed) }
-    }
-    return {
-      late: (reply) => {
-        try {
-          if (!decodeBucketReply(reply).applied) return
-        } catch {
-          return // not a reply the script sends: nothing it could have taken is known
-        }
-        gate.track(TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'refund']))
-        this.#localDeny?.refunded(tenantId)
+    const { redis, clock } = this.#options
+    return afterFailure(
+      this.#options,
+      tenantId,
+      'rate limit',
+      {
+        void: () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'void']),
+        refundLate: (reply) =>
+          decodeBucketReply(reply).applied
+            ? TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'refund'])
+            : undefined,
       },
-    }
+      // The tokens given back may admit what a remembered denial is holding back.
+      () => this.#localDeny?.refunded(tenantId),
+    )
   }
 }

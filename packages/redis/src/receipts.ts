@@ -1,4 +1,4 @@
-import type { CommandGate } from './command-gate'
+import type { AfterFailure, CommandGate } from './command-gate'
 import { LuaScript } from './script'
 
 /**
@@ -233,5 +233,44 @@ export class OwedCommands {
       this.#idle = undefined
       idle()
     }
+  }
+}
+
+/**
+ * What a store does about a decision whose caller was told it failed (a timeout, or an error once
+ * it was sent), which may have run all the same:
+ * - with receipts, its void, owed until it lands (see {@link receiptScript}); `refunded` is
+ *   called when the void took an admission back;
+ * - without, a reply that comes after its caller timed out is refunded by `refundLate` (which
+ *   answers undefined when that reply charged nothing); a reply lost with its connection is not.
+ */
+export function afterFailure(
+  store: { gate: CommandGate; owed: OwedCommands; receipts: ReceiptIds | undefined },
+  tenantId: string,
+  what: string,
+  calls: {
+    void: () => Promise<unknown>
+    refundLate: (reply: unknown) => Promise<unknown> | undefined
+  },
+  refunded: () => void,
+): AfterFailure<unknown> {
+  if (store.receipts !== undefined) {
+    const landed = (reply: unknown) => {
+      if (voidRefunded(reply)) refunded()
+    }
+    return { failed: () => store.owed.add(tenantId, `${what} void`, calls.void, landed) }
+  }
+  return {
+    late: (reply) => {
+      let refund: Promise<unknown> | undefined
+      try {
+        refund = calls.refundLate(reply)
+      } catch {
+        return // not a reply the script sends: nothing it could have charged is known
+      }
+      if (refund === undefined) return
+      store.gate.track(refund)
+      refunded()
+    },
   }
 }
