@@ -57,6 +57,27 @@ function typeName(value: unknown): string {
 function invalidPolicyValue(rule: PolicyRule, value: unknown): PolicyDecision {
   return { allowed: false, rule, reason: `${rule} must be a string, got ${typeName(value)}` }
 }
+const POLICY_RULES: readonly PolicyRule[] = ['model', 'tool', 'method', 'path']
+
+/**
+ * The denial of a request whose model, tool, method or path is not a string (request input such
+ * as a JSON body), in rule order, as {@link ConfigPolicyEvaluator} answers it; undefined when
+ * every value is a string or absent. For stages that check the input before any evaluator (one of
+ * your own may throw on it, and a throw reads as a failing backend).
+ *
+ * @example
+ * ```ts
+ * invalidPolicyRequest({ model: ['gpt-4o'] }) // { allowed: false, rule: 'model', reason: 'model must be a string, got an array' }
+ * ```
+ */
+export function invalidPolicyRequest(request: PolicyRequest): PolicyDecision | undefined {
+  for (const rule of POLICY_RULES) {
+    const value: unknown = request[rule]
+    if (value !== undefined && typeof value !== 'string') return invalidPolicyValue(rule, value)
+  }
+  return undefined
+}
+
 const same = (entry: string, value: string) => entry === value
 // Methods come in upper case almost always: the exact comparison spares two new strings per entry.
 const sameMethod = (entry: string, value: string) =>

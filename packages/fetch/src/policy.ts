@@ -1,10 +1,10 @@
 import {
   evaluatePolicy,
+  invalidPolicyRequest,
   isThenable,
   type PolicyDecision,
   type PolicyEvaluator,
   type PolicyRequest,
-  type PolicyRule,
   TenantError,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
@@ -113,7 +113,7 @@ class PolicyStage implements ChainStage {
     }
     // What `extract` read is request input (a JSON body): a value of the wrong type is denied here,
     // before the evaluator, so it never reaches the store call whose failures failOpen passes.
-    const invalid = invalidValue(input)
+    const invalid = invalidPolicyRequest(input)
     if (invalid !== undefined) return this.#decided(admission, input, invalid)
     return this.#evaluate(admission, input)
   }
@@ -152,25 +152,6 @@ class PolicyStage implements ChainStage {
       },
     )
   }
-}
-
-const RULES: readonly PolicyRule[] = ['model', 'tool', 'method', 'path']
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null'
-  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
-}
-
-// The denial ConfigPolicyEvaluator answers for the same input, for every evaluator (one of your
-// own may throw on it, and a throw is a backend failure).
-function invalidValue(input: PolicyRequest): PolicyDecision | undefined {
-  for (const rule of RULES) {
-    const value: unknown = input[rule]
-    if (value !== undefined && typeof value !== 'string') {
-      return { allowed: false, rule, reason: `${rule} must be a string, got ${typeName(value)}` }
-    }
-  }
-  return undefined
 }
 
 /**
