@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager } from './config'
 import { PlanInUseError, PlanNotFoundError, TenantBackendError } from './errors'
-import { type FastPlanStore, planConfigNow } from './fast-path'
+import { type FastPlanStore, planConfigNow, promiseOf } from './fast-path'
 import { copyJson, deepFreeze } from './json'
 import { resolveListTenantsOptions } from './list-tenants'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
@@ -144,12 +144,7 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
       entry.holders -= 1
       if (entry.holders === 0 && this.#holds.get(planId) === entry) this.#holds.delete(planId)
     }
-    let result: Promise<T>
-    try {
-      result = Promise.resolve(task())
-    } catch (error) {
-      result = Promise.reject(error)
-    }
+    const result = promiseOf(task)
     // Released when the task settles, whichever way.
     result.then(release, release)
     return result
