@@ -14,7 +14,12 @@ import type {
 } from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConcurrencyLimiter } from './concurrency'
-import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
+import {
+  type ConfigManager,
+  getTenantConfigOrNull,
+  type ListTenantsOptions,
+  type ListTenantsResult,
+} from './config'
 import {
   InvalidTenantConfigError,
   isTenantError,
@@ -625,15 +630,8 @@ export class AdminService {
     }
   }
 
-  // The tenant, or null when it does not exist (getTenantConfigOrNull, without importing the
-  // audited store, which imports this module).
-  async #find(tenantId: string): Promise<TenantConfig | null> {
-    try {
-      return await this.#store.getTenantConfig(tenantId)
-    } catch (error) {
-      if (isTenantError(error) && error.code === 'tenant_not_found') return null
-      throw error
-    }
+  #find(tenantId: string): Promise<TenantConfig | null> {
+    return getTenantConfigOrNull(this.#store, tenantId)
   }
 
   // Resets what an earlier tenant of this id left in the quota and concurrency stores, before

@@ -2,14 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { testAuditedTenantStore } from '../testing/audited-store'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import type { AuditListOptions, AuditLog, AuditRecordInput } from './audit'
-import {
-  auditedStore,
-  getTenantConfigOrNull,
-  MAX_QUEUED_CHANGES,
-  MAX_QUEUED_CHANGES_TOTAL,
-} from './audited-store'
+import { auditedStore, MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL } from './audited-store'
 import { ManualClock } from './clock'
-import type { ConfigManager } from './config'
+import { type ConfigManager, getTenantConfigOrNull } from './config'
 import { InvalidTenantConfigError, isTenantError, TenantBackendError } from './errors'
 import { InMemoryAuditLog } from './in-memory-audit-log'
 import { InMemoryConfigManager } from './in-memory-config-manager'

@@ -10,7 +10,7 @@ import type {
   TenantChange,
 } from './audit'
 import { type Clock, systemClock } from './clock'
-import type { ConfigManager } from './config'
+import { type ConfigManager, getTenantConfigOrNull } from './config'
 import {
   InvalidTenantConfigError,
   isTenantError,
@@ -19,7 +19,7 @@ import {
   TenantNotFoundError,
 } from './errors'
 import { KeyedLock, MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL } from './keyed-lock'
-import { type PlanStore, toPlanConfigInput, validatePlanId } from './plans'
+import { getPlanOrNull, type PlanStore, toPlanConfigInput, validatePlanId } from './plans'
 import type { PlanConfig, PlanConfigInput, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
 
@@ -241,45 +241,5 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
       },
       refusal,
     )
-  }
-}
-
-/**
- * The tenant's config, or null when the store says it does not exist.
- *
- * @example
- * ```ts
- * const before = await getTenantConfigOrNull(configs, 'acme') // null instead of TenantNotFoundError
- * ```
- */
-export async function getTenantConfigOrNull(
-  configs: Pick<ConfigManager, 'getTenantConfig'>,
-  tenantId: string,
-): Promise<TenantConfig | null> {
-  try {
-    return await configs.getTenantConfig(tenantId)
-  } catch (error) {
-    if (isTenantError(error) && error.code === 'tenant_not_found') return null
-    throw error
-  }
-}
-
-/**
- * The plan, or null when the store says it does not exist.
- *
- * @example
- * ```ts
- * const before = await getPlanOrNull(plans, 'pro') // null instead of PlanNotFoundError
- * ```
- */
-export async function getPlanOrNull(
-  plans: Pick<PlanStore, 'getPlan'>,
-  planId: string,
-): Promise<PlanConfig | null> {
-  try {
-    return await plans.getPlan(planId)
-  } catch (error) {
-    if (isTenantError(error) && error.code === 'plan_not_found') return null
-    throw error
   }
 }

@@ -1,3 +1,4 @@
+import { isTenantError } from './errors'
 import type {
   ConcurrencyConfig,
   PolicyConfig,
@@ -90,4 +91,24 @@ export interface ConfigManager extends QuotaProvider, PolicyProvider, RateLimitP
   deleteTenantConfig(tenantId: string): Promise<void>
   /** One page of tenants in id order. */
   listTenants(options?: ListTenantsOptions): Promise<ListTenantsResult>
+}
+
+/**
+ * The tenant's config, or null when the store says it does not exist.
+ *
+ * @example
+ * ```ts
+ * const before = await getTenantConfigOrNull(configs, 'acme') // null instead of TenantNotFoundError
+ * ```
+ */
+export async function getTenantConfigOrNull(
+  configs: Pick<ConfigManager, 'getTenantConfig'>,
+  tenantId: string,
+): Promise<TenantConfig | null> {
+  try {
+    return await configs.getTenantConfig(tenantId)
+  } catch (error) {
+    if (isTenantError(error) && error.code === 'tenant_not_found') return null
+    throw error
+  }
 }

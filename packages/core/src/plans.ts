@@ -1,5 +1,5 @@
 import type { ListTenantsOptions } from './config'
-import { InvalidTenantConfigError } from './errors'
+import { InvalidTenantConfigError, isTenantError } from './errors'
 import { deepFreeze, isDeeplyFrozen } from './json'
 import {
   type PlanConfig,
@@ -207,4 +207,24 @@ function mergePolicy(own: PolicyConfig, inherited: PolicyConfig): PolicyConfig {
 export function toPlanConfigInput(plan: PlanConfig): PlanConfigInput {
   const { createdAt: _createdAt, updatedAt: _updatedAt, ...input } = plan
   return input
+}
+
+/**
+ * The plan, or null when the store says it does not exist.
+ *
+ * @example
+ * ```ts
+ * const before = await getPlanOrNull(plans, 'pro') // null instead of PlanNotFoundError
+ * ```
+ */
+export async function getPlanOrNull(
+  plans: Pick<PlanStore, 'getPlan'>,
+  planId: string,
+): Promise<PlanConfig | null> {
+  try {
+    return await plans.getPlan(planId)
+  } catch (error) {
+    if (isTenantError(error) && error.code === 'plan_not_found') return null
+    throw error
+  }
 }
