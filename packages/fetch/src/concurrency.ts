@@ -7,6 +7,7 @@ import {
   isThenable,
   TenantError,
 } from '@tenant/core'
+import { whenBodyEnds } from './body-end'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
@@ -192,70 +193,6 @@ function holdUntilDone(
   }
   // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
   admission.onResponse((response) => whenBodyEnds(response, release), { last: true })
-}
-
-/** How a response body ended: read to its end, failed part-way, or cancelled by its reader. */
-export type BodyEnd = 'complete' | 'errored' | 'cancelled'
-
-/**
- * Calls `end` once `response` has been sent: now, when it has no body (or one already read, or is a
- * protocol switch), answering `undefined`; otherwise it answers a copy whose body passes every
- * chunk through unchanged, read from the original only as fast as the copy is read, and calls
- * `end` once when that body completes, fails, or is cancelled (the client went away mid-stream).
- * What the concurrency stage frees a slot with, and the metrics middleware measures a stream with.
- *
- * @example
- * ```ts
- * const sent = whenBodyEnds(response, (how) => log.info({ how }, 'response sent')) ?? response
- * ```
- */
-export function whenBodyEnds(response: Response, end: (how: BodyEnd) => void): Response | undefined {
-  const body = response.body
-  if (body === null || response.bodyUsed || response.status === 101) {
-    end('complete')
-    return undefined
-  }
-  const reader = body.getReader()
-  // The first end counts. A cancel can come while a read is pending (a client that leaves an SSE
-  // stream); that read then settles into a closed copy, which is no second end.
-  let ended = false
-  const finish = (how: BodyEnd): boolean => {
-    if (ended) return false
-    ended = true
-    end(how)
-    return true
-  }
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        let read: Awaited<ReturnType<typeof reader.read>>
-        try {
-          read = await reader.read()
-        } catch (error) {
-          if (finish('errored')) controller.error(error)
-          return
-        }
-        if (ended) return
-        if (read.done) {
-          finish('complete')
-          controller.close()
-        } else {
-          controller.enqueue(read.value)
-        }
-      },
-      cancel(reason) {
-        finish('cancelled')
-        return reader.cancel(reason)
-      },
-    },
-    // No queue of its own: a chunk is read from the original only when the copy's reader asks.
-    { highWaterMark: 0 },
-  )
-  return new Response(stream, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  })
 }
 
 /**

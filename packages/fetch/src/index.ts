@@ -4,6 +4,8 @@
  *
  * @module @tenant/fetch
  */
+
+export { type BodyEnd, whenBodyEnds } from './body-end'
 export {
   Admission,
   type ChainStage,
@@ -15,11 +17,9 @@ export {
 } from './chain'
 export { applyMiddleware, compose } from './compose'
 export {
-  type BodyEnd,
   type ConcurrencyOptions,
   concurrencyStage,
   tenantConcurrency,
-  whenBodyEnds,
 } from './concurrency'
 export {
   currentTenantId,

@@ -1,3 +1,4 @@
+import { passThrough } from './body-end'
 /** One server-sent event, as dispatched by a blank line (WHATWG HTML, "event stream interpretation"). */
 export interface SseEvent {
   /** The `event:` field; `'message'` when the event named none. */
@@ -261,7 +262,6 @@ export function sseUsage(
   upstream: ReadableStream<Uint8Array>,
   options: SseUsageOptions = {},
 ): SseUsageStream {
-  const reader = upstream.getReader()
   const custom = options.usage
   const state: SseProgress = {
     end: 'complete',
@@ -290,42 +290,20 @@ export function sseUsage(
   const progress = new Promise<SseProgress>((resolve) => {
     settle = resolve
   })
-  let settled = false
+  // passThrough ends the body once.
   const end = (how: SseProgress['end']) => {
-    if (settled) return
-    settled = true
     state.end = how
     if (found) state.tokens = usageTotal(state.usage)
     settle(state)
   }
-  const body = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        let read: Awaited<ReturnType<typeof reader.read>>
-        try {
-          read = await reader.read()
-        } catch (error) {
-          end('errored')
-          controller.error(error)
-          return
-        }
-        if (read.done) {
-          end('complete')
-          controller.close()
-          return
-        }
-        const chunk = read.value
-        state.bytes += chunk.byteLength
-        parser.push(chunk)
-        controller.enqueue(chunk)
-      },
-      cancel(reason) {
-        end('aborted')
-        return reader.cancel(reason)
-      },
+  // The reader cancelling is the client going away: 'aborted' in SseProgress's words.
+  const body = passThrough(
+    upstream,
+    (how) => end(how === 'cancelled' ? 'aborted' : how),
+    (chunk) => {
+      state.bytes += chunk.byteLength
+      parser.push(chunk)
     },
-    // No queue of our own: a chunk is read from the upstream only when the reader asks for one.
-    { highWaterMark: 0 },
   )
   return { body, progress }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type BodyEnd, whenBodyEnds } from './concurrency'
+import { type BodyEnd, whenBodyEnds } from './body-end'
 
 /** A body the test feeds chunk by chunk, counting how often it was asked for one. */
 function fedBody() {
