@@ -11,4 +11,11 @@ export interface CacheStore<V = unknown> {
   delete(key: string): Promise<boolean>
   /** Removes every key that starts with `prefix` (literally; no pattern syntax). Resolves the count. */
   deletePrefix(prefix: string): Promise<number>
+  /**
+   * Set by a store that groups entries by tenant only under this one `TenantCache` prefix (the
+   * Redis store's option of that name). A `TenantCache` with another prefix refuses such a store
+   * when it is built: its tenants would all share one group, where one tenant's writes evict the
+   * others' entries. Stores that read the tenant from any key (`memoryCacheStore`) leave it unset.
+   */
+  readonly tenantCachePrefix?: string
 }

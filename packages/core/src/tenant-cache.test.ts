@@ -9,12 +9,13 @@ import {
   lruCacheStore,
   memoryCacheStore,
   TenantCache,
+  parseTenantCacheKey,
   tenantOfCacheKey,
   validateCacheTtl,
 } from './tenant-cache'
 
-testCacheStore('memoryCacheStore', ({ clock, tenantCachePrefix }) =>
-  memoryCacheStore({ clock, max: 10_000, tenantCachePrefix }),
+testCacheStore('memoryCacheStore', ({ clock }) =>
+  memoryCacheStore({ clock, max: 10_000 }),
 )
 testCacheStore('lruCacheStore(lru-cache)', ({ clock }) =>
   lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, perf: clock, ttlResolution: 0 })),
@@ -67,6 +68,41 @@ describe('memoryCacheStore', () => {
     expect(await cache.get('acme', 'k998')).toBeUndefined()
     expect(await cache.clear('acme')).toBe(3)
     expect(await cache.get('globex', 'kept')).toBe(1)
+  })
+
+  it('bounds each tenant in every TenantCache on the store, whatever its prefix', async () => {
+    // Before, only keys under the store's tenantCachePrefix were grouped by tenant: a cache with
+    // another prefix put every tenant in one group, and one tenant's writes emptied it.
+    const store = memoryCacheStore<number>({ max: 1_000, maxPerTenant: 5 })
+    const app = new TenantCache(store, { prefix: 'app:' })
+    const users = new TenantCache(store, { prefix: 'users:' })
+    for (let i = 0; i < 50; i++) await app.set('globex', `g${i}`, i)
+    for (let i = 0; i < 400; i++) await app.set('acme', `a${i}`, i)
+    for (let i = 0; i < 400; i++) await users.set('acme', `u${i}`, i)
+    expect(await app.clear('globex')).toBe(5)
+    expect(await app.clear('acme')).toBe(5)
+    // The same tenant in another cache is a group of its own.
+    expect(await users.clear('acme')).toBe(5)
+    expect(await app.get('globex', 'g49')).toBeUndefined()
+  })
+
+  it('refuses a store that groups tenants under another TenantCache prefix', async () => {
+    const store = Object.assign(memoryCacheStore(), { tenantCachePrefix: 'tenant:' })
+    expect(() => new TenantCache(store, { prefix: 'app:' })).toThrow(InvalidTenantConfigError)
+    expect(new TenantCache(store).keyFor('acme', 'k')).toBe('tenant:{acme}:k')
+  })
+
+  it('puts keys of no TenantCache in one group bounded by max alone', async () => {
+    const store = memoryCacheStore<number>({ max: 10, maxPerTenant: 2 })
+    for (let i = 0; i < 8; i++) await store.set(`plain:${i}`, i)
+    // `{x}` without ':' after it, a bad tenant id, and an unclosed brace are no tenant's keys.
+    await store.set('p{acme}x', 1)
+    await store.set('p{a b}:k', 1)
+    await store.set('p{acme:k', 1)
+    expect(await store.deletePrefix('plain:')).toBe(7)
+    expect(await store.get('p{acme}x')).toBe(1)
+    expect(await store.get('p{a b}:k')).toBe(1)
+    expect(await store.get('p{acme:k')).toBe(1)
   })
 
   it('gives one tenant a quarter of max by default', async () => {
@@ -185,6 +221,11 @@ describe('TenantCache', () => {
     expect(tenantOfCacheKey('app:', 'app:{acme}:user:1')).toBe('acme')
     for (const key of ['app:acme:k', 'app:{acme}k', 'app:{a b}:k', 'other:{acme}:k', 'app:{acme']) {
       expect(tenantOfCacheKey('app:', key)).toBeUndefined()
+    }
+    expect(parseTenantCacheKey('app:users:{acme}:k}:x')).toEqual({ prefix: 'app:users:', tenantId: 'acme' })
+    expect(parseTenantCacheKey('{acme}:')).toEqual({ prefix: '', tenantId: 'acme' })
+    for (const key of ['app:acme:k', 'app:{acme}k', 'app:{a b}:k', 'app:{acme', 'a}{acme}:k', 'a{{acme}:k']) {
+      expect(parseTenantCacheKey(key)).toBeUndefined()
     }
   })
 

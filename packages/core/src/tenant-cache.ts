@@ -68,8 +68,31 @@ export function tenantCacheKeyPrefix(prefix: string, tenantId: string): string {
 }
 
 /**
+ * Which {@link TenantCache} entry `key` is: the cache's `prefix` and the tenant, for a key of the
+ * form `prefix{tenantId}:...`, or `undefined` for any other key. A TenantCache prefix cannot
+ * contain `{`, so the first `{` of a key ends its prefix: the answer needs no knowledge of which
+ * caches share the store, and no two caches' keys of one tenant read as each other's. Stores
+ * that bound each tenant's entries group keys by it.
+ *
+ * @example
+ * ```ts
+ * parseTenantCacheKey('app:{acme}:user:1') // { prefix: 'app:', tenantId: 'acme' }
+ * parseTenantCacheKey('app:user:1') // undefined
+ * ```
+ */
+export function parseTenantCacheKey(key: string): { prefix: string; tenantId: string } | undefined {
+  const open = key.indexOf('{')
+  if (open < 0) return undefined
+  // The first '}' closes the id: one before the '{' is in the prefix, which no TenantCache allows.
+  const end = key.indexOf('}')
+  if (end < open || key.charCodeAt(end + 1) !== 58 /* ':' */) return undefined
+  const tenantId = key.slice(open + 1, end)
+  return isValidTenantId(tenantId) ? { prefix: key.slice(0, open), tenantId } : undefined
+}
+
+/**
  * The tenant whose entry `key` is, in a {@link TenantCache} with `prefix`, or `undefined` when
- * `key` is not of the form `prefix{tenantId}:...` (for stores that group entries by tenant).
+ * `key` is not of the form `prefix{tenantId}:...` (see {@link parseTenantCacheKey}).
  *
  * @example
  * ```ts
@@ -77,11 +100,8 @@ export function tenantCacheKeyPrefix(prefix: string, tenantId: string): string {
  * ```
  */
 export function tenantOfCacheKey(prefix: string, key: string): string | undefined {
-  if (!key.startsWith(`${prefix}{`)) return undefined
-  const end = key.indexOf('}', prefix.length + 1)
-  if (end < 0 || key[end + 1] !== ':') return undefined
-  const tenantId = key.slice(prefix.length + 1, end)
-  return isValidTenantId(tenantId) ? tenantId : undefined
+  const parsed = parseTenantCacheKey(key)
+  return parsed !== undefined && parsed.prefix === prefix ? parsed.tenantId : undefined
 }
 
 /** Options of {@link TenantCache}. */
@@ -128,7 +148,7 @@ export interface TenantCacheOptions {
  *
  * @example
  * ```ts
- * const cache = new TenantCache(memoryCacheStore({ max: 10_000, tenantCachePrefix: 'app:' }), { prefix: 'app:', ttlMs: 60_000 })
+ * const cache = new TenantCache(memoryCacheStore({ max: 10_000 }), { prefix: 'app:', ttlMs: 60_000 })
  * await cache.set('acme', 'user:42', { name: 'Ada' })
  * await cache.get('acme', 'user:42')     // { name: 'Ada' }
  * await cache.get('globex', 'user:42')   // undefined: another tenant's key
@@ -148,6 +168,15 @@ export class TenantCache<V = unknown> {
       ttlMs,
       maxKeyLength = DEFAULT_MAX_CACHE_KEY_LENGTH,
     } = parseOrThrow(tenantCacheOptionsSchema, options)
+    const grouped = (store as { tenantCachePrefix?: unknown }).tenantCachePrefix
+    if (grouped !== undefined && grouped !== prefix) {
+      // Loud at start-up rather than one tenant's writes emptying every tenant's entries later.
+      throw invalidOption(
+        'TenantCache.prefix',
+        `is ${JSON.stringify(prefix)}, but the store groups tenants under the TenantCache prefix ` +
+          `${JSON.stringify(grouped)}: give the store tenantCachePrefix: ${JSON.stringify(prefix)}, or use one store per cache`,
+      )
+    }
     this.#store = store
     this.#prefix = prefix
     this.#ttlMs = ttlMs
@@ -222,17 +251,12 @@ export interface MemoryCacheStoreOptions {
    */
   max?: number
   /**
-   * Most entries one tenant keeps (keys `tenantCachePrefix + '{' + tenantId + '}:' + key`; other
-   * keys are bounded by `max` alone): a tenant past it drops its own least recently used entry,
-   * so one tenant's writes cannot push every other tenant out of the cache.
+   * Most entries one tenant keeps in one `TenantCache` (keys `prefix{tenantId}:...`, whatever the
+   * cache's prefix; other keys are bounded by `max` alone): a tenant past it drops its own least
+   * recently used entry of that cache, so one tenant's writes cannot push every other tenant out.
    * @default a quarter of `max` (at least 1)
    */
   maxPerTenant?: number
-  /**
-   * The `prefix` of the `TenantCache` using the store, which tells a key's tenant.
-   * @default 'tenant:' (TenantCache's default)
-   */
-  tenantCachePrefix?: string
   /**
    * TTL of entries set without one; `undefined` keeps them until evicted or deleted.
    * @default undefined
@@ -248,9 +272,9 @@ export interface MemoryCacheStoreOptions {
 interface MemoryEntry<V> {
   value: V
   expiresAt: number
-  /** The tenant whose key it is; '' for a key of no tenant. */
+  /** `prefix{tenantId}` of the TenantCache entry it is; '' for any other key. */
   tenant: string
-  /** That tenant's keys, least recently used first. */
+  /** The keys of that group, least recently used first. */
   group: Set<string>
 }
 
@@ -265,7 +289,6 @@ const entryCount = (name: string) =>
 const memoryOptionsSchema = z.strictObject({
   max: entryCount('max'),
   maxPerTenant: entryCount('maxPerTenant'),
-  tenantCachePrefix: z.string().optional(),
   ttlMs: ttlSchema,
   clock: z
     .custom<Clock>((c) => typeof (c as Clock | undefined)?.now === 'function', 'clock must have now()')
@@ -288,7 +311,6 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
   const {
     max = 1000,
     maxPerTenant = Math.max(1, Math.floor(max / 4)),
-    tenantCachePrefix = 'tenant:',
     ttlMs: defaultTtl,
     clock = systemClock,
   } = parseOrThrow(memoryOptionsSchema, options)
@@ -330,7 +352,10 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
       const old = entries.get(key)
       if (old) remove(key, old)
       if (value === undefined) return
-      const tenant = tenantOfCacheKey(tenantCachePrefix, key) ?? ''
+      // One group per cache and tenant: two caches on one store, or a store told one prefix and
+      // used with another, never put every tenant in one group.
+      const parsed = parseTenantCacheKey(key)
+      const tenant = parsed === undefined ? '' : `${parsed.prefix}{${parsed.tenantId}}`
       let group = groups.get(tenant)
       if (group === undefined) {
         group = new Set()

@@ -7,9 +7,9 @@ export interface CacheStoreFactoryContext {
   clock: ManualClock
   /**
    * The `TenantCache` prefix of the test's keys (random, no `{` or `}`): every key the test
-   * writes starts with it, and some follow the `TenantCache` layout `prefix{tenantId}:key`. A
-   * store that groups entries by tenant (the Redis store's `tenantCachePrefix`) should be told
-   * it, so that the suite exercises its per-tenant paths as well as its shared one.
+   * writes starts with it, and some follow the `TenantCache` layout `prefix{tenantId}:key`.
+   * A store that groups tenants under one TenantCache prefix (the Redis store's
+   * `tenantCachePrefix`) must be told it: the suite's `TenantCache` refuses it otherwise.
    */
   tenantCachePrefix: string
 }

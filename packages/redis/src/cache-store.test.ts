@@ -27,11 +27,6 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
   )
 
   testCacheStore(
-    'conformance, ioredis, the default tenantCachePrefix (every suite key in the shared group)',
-    ({ clock }) => new RedisTenantCacheStore({ redis, prefix, clock, timeoutMs: 2000 }),
-  )
-
-  testCacheStore(
     'conformance, node-redis, TTLs on the Redis clock',
     ({ tenantCachePrefix }) =>
       new RedisTenantCacheStore({ redis: nodeRedis, prefix, tenantCachePrefix, timeoutMs: 2000 }),
@@ -128,8 +123,10 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
     })
 
     it('keeps two TenantCaches whose prefixes extend each other apart', async () => {
-      const app = new TenantCache(store, { prefix: 'app:' })
-      const users = new TenantCache(store, { prefix: 'app:users:' })
+      const usersStore = new RedisTenantCacheStore({ redis, prefix: `${p}u`, tenantCachePrefix: 'app:users:' })
+      const appStore = new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix: 'app:' })
+      const app = new TenantCache(appStore, { prefix: 'app:' })
+      const users = new TenantCache(usersStore, { prefix: 'app:users:' })
       await users.set('acme', 'secret', 'acme secret')
       expect(await app.get('users', 'acme:secret')).toBeUndefined()
       await app.set('users', 'acme:secret', 'other')
@@ -147,6 +144,19 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(await redis.exists(`{${p}:acme}:h`, `{${p}:acme}:x`)).toBe(0)
       expect(await cache.get('acme-eu', 'k')).toBe('acme-eu')
       expect(await cache.get('acm', 'e:k')).toBe('acm')
+    })
+
+    it('is refused by a TenantCache with another prefix, whose tenants would share one group', async () => {
+      // Before, such a cache worked, with all its tenants in the shared group: one tenant writing
+      // maxEntriesPerTenant keys evicted every other tenant's entries.
+      expect(store.tenantCachePrefix).toBe('tenant:')
+      expect(() => new TenantCache(store, { prefix: 'app:' })).toThrow(InvalidTenantConfigError)
+      expect(() => new TenantCache(store, { prefix: 'tenant:x' })).toThrow(/tenantCachePrefix: "tenant:x"/)
+      const told = new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix: 'app:', maxEntriesPerTenant: 10 })
+      const app = new TenantCache(told, { prefix: 'app:' })
+      for (let i = 0; i < 5; i++) await app.set('globex', `g${i}`, i)
+      for (let i = 0; i < 50; i++) await app.set('acme', `a${i}`, i)
+      for (let i = 0; i < 5; i++) expect(await app.get('globex', `g${i}`)).toBe(i)
     })
 
     it('uses the TenantCache prefix it is told, and a shared group for other keys', async () => {

@@ -31,7 +31,9 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
   /**
    * The `prefix` of the `TenantCache` using this store. Keys of the form
    * `tenantCachePrefix + '{' + tenantId + '}:' + key` are grouped per tenant (one Cluster slot,
-   * and `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group.
+   * and `clear(tenantId)` deletes two Redis keys); any other key goes to a shared group. A
+   * `TenantCache` with another prefix refuses the store when it is built (its tenants would share
+   * one group); use one store, with its own `prefix`, per cache.
    * @default 'tenant:' (TenantCache's default)
    */
   tenantCachePrefix?: string
@@ -230,6 +232,10 @@ const jsonSerializer: CacheSerializer<unknown> = {
 export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   readonly #options: ResolvedStoreOptions
   readonly #tenantCachePrefix: string
+  /** The `TenantCache` prefix whose keys are grouped per tenant; other caches refuse the store. */
+  get tenantCachePrefix(): string {
+    return this.#tenantCachePrefix
+  }
   readonly #ttlMs: number
   readonly #maxEntries: string
   readonly #serializer: CacheSerializer<V>
