@@ -13,9 +13,10 @@ const valid = [
   'acme.prod',
   'ACME.Prod-01_x',
   '-',
-  '.',
   '_',
-  '..',
+  '...',
+  '.acme',
+  'acme.',
   '-leading-dash',
   'x'.repeat(MAX_TENANT_ID_LENGTH),
   'A1'.repeat(127) + 'z',
@@ -53,6 +54,9 @@ const invalid: [unknown, string][] = [
   ['acme;drop', 'semicolon'],
   ['acme,prod', 'comma'],
   ['acme+prod', 'plus'],
+  // Dot segments: URL parsers drop them from paths, so the admin plane could never name them.
+  ['.', 'a dot segment'],
+  ['..', 'a dot segment'],
 ]
 
 const nonStrings: unknown[] = [undefined, null, 42, 0, true, {}, ['acme'], new String('acme'), Symbol('acme')]
@@ -92,6 +96,7 @@ describe('tenant ids', () => {
     expect(reason(42)).toBe('invalid tenant id: expected a string, got number')
     expect(reason('x'.repeat(256))).toBe('invalid tenant id: 256 characters, at most 255 allowed')
     expect(reason('a/b')).toMatch(/only letters/)
+    expect(reason('..')).toMatch(/dot segment/)
   })
 
   it('counts length in UTF-16 code units, so no multi-unit character sneaks under the limit', () => {

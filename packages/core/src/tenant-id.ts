@@ -3,10 +3,12 @@ import { InvalidTenantIdError } from './errors'
 /** Longest tenant id accepted. */
 export const MAX_TENANT_ID_LENGTH = 255
 
-const TENANT_ID = /^[A-Za-z0-9._-]{1,255}$/
+// `.` and `..` are dot segments: URL parsers remove them from a path (`/admin/tenants/..` is
+// `/admin/`), so such a tenant could never be named in a path (admin routes, fromPathPrefix).
+const TENANT_ID = /^(?!\.\.?$)[A-Za-z0-9._-]{1,255}$/
 
 /**
- * True when `id` is 1 to 255 characters of `[A-Za-z0-9._-]`.
+ * True when `id` is 1 to 255 characters of `[A-Za-z0-9._-]`, other than `.` and `..`.
  *
  * @example
  * ```ts
@@ -34,7 +36,11 @@ export function validateTenantId(id: unknown): string {
     throw new InvalidTenantIdError(`${id.length} characters, at most ${MAX_TENANT_ID_LENGTH} allowed`)
   }
   if (!TENANT_ID.test(id)) {
-    throw new InvalidTenantIdError('only letters A-Z a-z, digits, ".", "_" and "-" are allowed')
+    throw new InvalidTenantIdError(
+      id === '.' || id === '..'
+        ? `"${id}" is a dot segment, which URLs remove from a path`
+        : 'only letters A-Z a-z, digits, ".", "_" and "-" are allowed',
+    )
   }
   return id
 }

@@ -479,6 +479,17 @@ describe('adminRoutes validation and errors', () => {
     expectProblem(await call('POST', '/tenants/a%20b/suspend'), 400, 'tenant_invalid_id')
   })
 
+  it('refuses to create a tenant or plan named "." or "..", which no admin path could name again', async () => {
+    // Before, both were created (201), and /admin/tenants/.. then reached /admin/: the tenant
+    // could never be suspended, updated or deleted over HTTP.
+    for (const id of ['.', '..']) {
+      expectProblem(await call('POST', '/tenants', { body: { id } }), 400, 'tenant_invalid_config')
+      expectProblem(await call('POST', '/plans', { body: { id } }), 400, 'tenant_invalid_config')
+    }
+    expect((await configs.listTenants()).items).toEqual([])
+    expect((await call('POST', '/tenants', { body: { id: '...' } })).status).toBe(201)
+  })
+
   it('answers 409 for a taken id and 400 for a body id that differs from the path', async () => {
     await call('POST', '/tenants', { body: { id: 'acme' } })
     const conflict = await call('POST', '/tenants', { body: { id: 'acme' } })
