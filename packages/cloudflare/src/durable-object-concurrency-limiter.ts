@@ -2,7 +2,7 @@ import type { ConcurrencyDecision, ConcurrencyLease, ConcurrencyLimiter } from '
 import { invalidOption, validateMaxInFlight, validateTenantId } from '@tenant/core'
 import type { ObjectClientOptions } from './object-client'
 import { ObjectClient } from './object-client'
-import { type ConcurrencyAnswer, PROTOCOL_VERSION } from './protocol'
+import { type ConcurrencyAnswer, type ConcurrencyCall, PROTOCOL_VERSION } from './protocol'
 
 /** Default `leaseTtlMs` of {@link DurableObjectConcurrencyLimiter}: 10 minutes. */
 export const DEFAULT_LEASE_TTL_MS = 600_000
@@ -58,8 +58,9 @@ export class DurableObjectConcurrencyLimiter implements ConcurrencyLimiter {
     } catch (error) {
       // The object may have taken the slot and the answer been lost (a dropped connection, an
       // object reset after its write): release it by its id rather than leave it held for
-      // leaseTtlMs. Releasing an id that holds nothing writes nothing.
-      await this.release(tenantId, leaseId).catch(() => {})
+      // leaseTtlMs, trying again while the release itself fails (see ObjectClient.owe).
+      // Releasing an id that holds nothing writes nothing.
+      await this.#client.owe(tenantId, (stub) => stub.concurrency(this.#message({ op: 'release', leaseId })))
       throw error
     }
     if (answer.allowed !== true || answer.leaseId === undefined) {
@@ -98,10 +99,12 @@ export class DurableObjectConcurrencyLimiter implements ConcurrencyLimiter {
   }
 
   #call(tenantId: string, op: Record<string, unknown>) {
+    return this.#client.call(tenantId, (stub) => stub.concurrency(this.#message(op)))
+  }
+
+  #message(op: Record<string, unknown>): ConcurrencyCall {
     const now = this.#client.sentTime()
-    return this.#client.call(tenantId, (stub) =>
-      stub.concurrency({ v: PROTOCOL_VERSION, ...(now === undefined ? {} : { now }), ...op } as never),
-    )
+    return { v: PROTOCOL_VERSION, ...(now === undefined ? {} : { now }), ...op } as never
   }
 
   #lease(tenantId: string, id: string): ConcurrencyLease {

@@ -1,4 +1,5 @@
 import type {
+  NormalizedCost,
   QuotaAlgorithm,
   QuotaConfig,
   QuotaCost,
@@ -59,7 +60,9 @@ export interface DurableObjectQuotaManagerOptions extends ObjectClientOptions {
  * algorithms. The tenant's limits come from `provider` in the calling Worker and travel with the
  * call, so a changed limit applies from the next call of a Worker that sees it, to the usage
  * already counted. Bad input (`InvalidCostError`, `InvalidTenantIdError`, an invalid config) is
- * refused before any request to the object; a tenant without any limit never costs one.
+ * refused before any request to the object; a tenant without any limit never costs one. A
+ * consume whose call fails is voided by its op id before the error is thrown, so the object takes
+ * it back if it applied it (README, "When an answer is lost").
  *
  * @example
  * ```ts
@@ -107,15 +110,33 @@ export class DurableObjectQuotaManager implements QuotaManager {
     const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
     if (subjectConfig !== undefined) {
       // Version 2: the object checks the tenant's and the subject's windows in one step.
-      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'consume', cost: charge }
-      return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaDecision
+      return this.#consume(tenantId, this.#base(config, subject, subjectConfig), charge)
     }
     // An unlimited tenant's decision depends on no state: answer here, without a request.
     if (effectiveLimits(config).length === 0) {
       return this.#algorithm.consume(undefined, config, charge, this.#client.localTime()).decision
     }
-    const call: QuotaCall = { ...this.#base(config), op: 'consume', cost: charge }
-    return (await this.#client.call(tenantId, (stub) => stub.quota(call))) as QuotaDecision
+    return this.#consume(tenantId, this.#base(config), charge)
+  }
+
+  /**
+   * One consume RPC with an op id. When the call fails, the object may have charged it and only
+   * its answer been lost: its void is sent (and tried again, see `ObjectClient.owe`) before the
+   * error reaches the caller, so the object takes the admission back, or charges nothing if the
+   * consume reaches it later.
+   */
+  async #consume(
+    tenantId: string,
+    base: Omit<Extract<QuotaCall, { op: 'consume' }>, 'op' | 'cost' | 'opId'>,
+    cost: NormalizedCost,
+  ): Promise<QuotaDecision> {
+    const opId = crypto.randomUUID()
+    const call: QuotaCall = { ...base, op: 'consume', cost, opId }
+    return (await this.#client.call(
+      tenantId,
+      (stub) => stub.quota(call),
+      () => this.#client.void(tenantId, opId),
+    )) as QuotaDecision
   }
 
   async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {

@@ -32,7 +32,8 @@ export interface DurableObjectRateLimiterOptions extends ObjectClientOptions {
  *
  * Each `consume` is one RPC to the tenant's object. The rate limit comes from `provider` in the
  * calling Worker and travels with the call; a tenant without one (`null`) is allowed without any
- * request to the object.
+ * request to the object. A take whose call fails is voided by its op id before the error is
+ * thrown, so the object gives its tokens back if it took them.
  *
  * @example
  * ```ts
@@ -67,13 +68,20 @@ export class DurableObjectRateLimiter implements RateLimiter {
     const parsed = rateLimitConfigSchema.safeParse(config)
     if (!parsed.success) throw new InvalidTenantConfigError(parsed.error.issues, { tenantId })
     const now = this.#client.sentTime()
-    return this.#client.call(tenantId, (stub) =>
-      stub.rateLimit({
-        v: BASE_PROTOCOL_VERSION,
-        config: parsed.data,
-        cost,
-        ...(now === undefined ? {} : { now }),
-      }),
+    // When the call fails, the object may have taken the tokens and only its answer been lost:
+    // the take is voided (the tokens given back) before the error reaches the caller.
+    const opId = crypto.randomUUID()
+    return this.#client.call(
+      tenantId,
+      (stub) =>
+        stub.rateLimit({
+          v: BASE_PROTOCOL_VERSION,
+          config: parsed.data,
+          cost,
+          opId,
+          ...(now === undefined ? {} : { now }),
+        }),
+      () => this.#client.void(tenantId, opId),
     )
   }
 }

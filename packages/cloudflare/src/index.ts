@@ -24,6 +24,9 @@ export {
   type RateLimitCall,
   type RateLimitReply,
   type Reply,
+  type VoidCall,
+  type VoidReply,
   type WireError,
 } from './protocol'
+export { MAX_RECENT_OPS, RECENT_OP_TTL_MS } from './recent-ops'
 export { TenantQuotaObject } from './tenant-quota-object'

@@ -1,7 +1,7 @@
 import type { Clock } from '@tenant/core'
 import { invalidOption, TenantBackendError } from '@tenant/core'
 import type { Reply } from './protocol'
-import { errorFromWire } from './protocol'
+import { BASE_PROTOCOL_VERSION, errorFromWire } from './protocol'
 import type { TenantQuotaObject } from './tenant-quota-object'
 
 /**
@@ -33,7 +33,16 @@ export interface ObjectClientOptions {
   prefix?: string
 }
 
-type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit' | 'concurrency'>
+type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit' | 'concurrency' | 'voidOp'>
+
+/**
+ * How many times a call owed after a failure (a void, a lease release) is sent while the RPC
+ * itself fails, before it is given up.
+ */
+export const OWED_CALL_ATTEMPTS = 3
+
+// The pauses before the second and the third attempt, in ms.
+const OWED_RETRY_MS = [50, 250] as const
 
 /** Calls a tenant's object: argument checks at construction, one RPC per call, typed errors. */
 export class ObjectClient {
@@ -96,21 +105,64 @@ export class ObjectClient {
    * One RPC to the tenant's object. A reply that carries a `TenantError` is thrown as that error;
    * a failed call (object overloaded, storage error, network) is a `TenantBackendError` with the
    * cause. Not retried: the call may have been applied before it failed, and a retry of a consume
-   * would charge twice.
+   * would charge twice. `afterFailure` (a void, a release: it must not throw) runs when the call
+   * itself failed, before that error is thrown, since the object may have applied the call and
+   * only its answer been lost; an answer, even one carrying an error, means it was not needed.
    */
-  async call<T>(tenantId: string, invoke: (stub: Stub) => Promise<Reply<T>>): Promise<T> {
+  async call<T>(
+    tenantId: string,
+    invoke: (stub: Stub) => Promise<Reply<T>>,
+    afterFailure?: () => Promise<unknown>,
+  ): Promise<T> {
     let reply: Reply<T>
     try {
-      const stub = this.#namespace.get(this.#namespace.idFromName(this.#prefix + tenantId)) as unknown as Stub
-      reply = await invoke(stub)
+      reply = await invoke(this.#stub(tenantId))
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error)
-      throw new TenantBackendError(`the quota Durable Object call failed: ${detail}`, {
+      const failure = new TenantBackendError(`the quota Durable Object call failed: ${detail}`, {
         tenantId,
         cause: error,
       })
+      if (afterFailure !== undefined) await afterFailure()
+      throw failure
     }
     if (!reply.ok) throw errorFromWire(reply.error, tenantId)
     return reply.value
+  }
+
+  /**
+   * Sends a call owed after a failed one (a void, a lease release; both are idempotent), through
+   * a new stub each time, up to {@link OWED_CALL_ATTEMPTS} times while the RPC itself fails,
+   * pausing 50 then 250 ms. Any answer ends it, even one carrying an error (an object that cannot
+   * run it will not run it on a second try). Resolves `true` once answered, `false` when given
+   * up; never rejects, since its caller is about to report the first failure.
+   */
+  async owe(tenantId: string, invoke: (stub: Stub) => Promise<unknown>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await invoke(this.#stub(tenantId))
+        return true
+      } catch {
+        const pause = OWED_RETRY_MS[attempt]
+        if (pause === undefined) return false
+        await new Promise((resolve) => setTimeout(resolve, pause))
+      }
+    }
+  }
+
+  /**
+   * Voids the quota consume or rate-limit take sent with `opId` (see `VoidCall`), owed when
+   * that call failed: the object takes back its admission, or, if the call has not reached it
+   * yet, makes it charge nothing when it does.
+   */
+  void(tenantId: string, opId: string): Promise<boolean> {
+    return this.owe(tenantId, (stub) => {
+      const now = this.sentTime()
+      return stub.voidOp({ v: BASE_PROTOCOL_VERSION, opId, ...(now === undefined ? {} : { now }) })
+    })
+  }
+
+  #stub(tenantId: string): Stub {
+    return this.#namespace.get(this.#namespace.idFromName(this.#prefix + tenantId)) as unknown as Stub
   }
 }

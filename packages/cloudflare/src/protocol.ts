@@ -52,7 +52,17 @@ interface QuotaCallBase {
  * manager before the call; the object checks it again through core's algorithms.
  */
 export type QuotaCall =
-  | (QuotaCallBase & { op: 'consume'; cost: NormalizedCost })
+  | (QuotaCallBase & {
+      op: 'consume'
+      cost: NormalizedCost
+      /**
+       * The call's id, drawn by the manager (see {@link VoidCall}): the object remembers an
+       * admission by it for a while, answers a consume run again with it as the first was answered
+       * without charging again, and takes the admission back when the id is voided. Absent
+       * (callers of earlier releases): nothing is remembered. Objects of earlier releases ignore it.
+       */
+      opId?: string
+    })
   | (QuotaCallBase & { op: 'adjust'; tokens: number })
   | (QuotaCallBase & { op: 'peek' })
   | (Omit<QuotaCallBase, 'config'> & { op: 'reset' })
@@ -65,7 +75,27 @@ export interface RateLimitCall {
   cost: number
   /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
   now?: number
+  /** The take's id, as a quota consume's `opId`: a take run again charges once, a void gives it back. */
+  opId?: string
 }
+
+/**
+ * Voids the quota consume or rate-limit take sent with `opId`, which the manager sends when it
+ * tells its caller that the call failed (the object may have applied it and its answer been
+ * lost): an admission the object remembers is taken back, from the windows or buckets of its
+ * decision time (a bucket's tokens are given back at the void's time); an id it does not know is
+ * remembered as void, so a consume or take with it that arrives later charges nothing. Voiding
+ * twice takes back once. Objects of earlier releases have no `voidOp` method.
+ */
+export interface VoidCall {
+  v: typeof BASE_PROTOCOL_VERSION | typeof PROTOCOL_VERSION
+  opId: string
+  /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
+  now?: number
+}
+
+/** What the object answers to a void: whether it took an admission back. */
+export type VoidReply = Reply<{ refunded: boolean }>
 
 /** One concurrency operation for the tenant's object (see `DurableObjectConcurrencyLimiter`). */
 export type ConcurrencyCall = {

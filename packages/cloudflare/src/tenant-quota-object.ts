@@ -1,5 +1,12 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { QuotaAlgorithm, QuotaDecision, QuotaWindowUsage } from '@tenant/core'
+import type {
+  NormalizedCost,
+  QuotaAlgorithm,
+  QuotaConfig,
+  QuotaDecision,
+  QuotaWindowUsage,
+  RateLimitDecision,
+} from '@tenant/core'
 import {
   consumeWithSubject,
   fixedWindowAlgorithm,
@@ -9,6 +16,8 @@ import {
   tagSubject,
   tokenBucketConsume,
   tokenBucketFullAt,
+  tokenBucketLevel,
+  tokenBucketRefund,
   validateMaxInFlight,
 } from '@tenant/core'
 import type {
@@ -20,8 +29,11 @@ import type {
   RateLimitCall,
   RateLimitReply,
   Reply,
+  VoidCall,
+  VoidReply,
 } from './protocol'
 import { BASE_PROTOCOL_VERSION, errorReply, PROTOCOL_VERSION } from './protocol'
+import { RecentOps } from './recent-ops'
 
 /** What the object keeps per algorithm: core's plain state and when it stops counting anything. */
 interface StoredRecord {
@@ -46,6 +58,36 @@ function quotaKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>): string {
 // A subject's state lives next to the tenant's, under the tenant's key and the subject id.
 function subjectKey(call: Pick<QuotaCall, 'algorithm' | 'precision'>, subject: string): string {
   return `${quotaKey(call)}:subject:${subject}`
+}
+
+/** One state an admission charged, and how to take that charge back out of it. */
+interface Charge {
+  key: string
+  /** The state without the charge, and when it stops counting. */
+  undo(state: unknown, now: number): { state: unknown; expiresAt: number }
+}
+
+/** An admission the object remembers by its op id (see {@link RecentOps}). */
+interface Admission {
+  /** The answer, given again to a call run a second time with the same id. */
+  value: QuotaDecision | RateLimitDecision
+  /** The object's call number when it was decided: a state stored anew after it is not its. */
+  seq: number
+  charges: Charge[]
+}
+
+/** What a synchronous step answers, the write it started, and what an admission charged. */
+interface Step<T> {
+  value: T
+  write: Promise<unknown> | undefined
+  charges?: Charge[]
+}
+
+function opIdOf(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
+    throw new TenantBackendError('invalid op id')
+  }
+  return id
 }
 
 function timeOf(call: { now?: number }): number {
@@ -84,6 +126,10 @@ function alarmTime(at: number): number {
  * Storage stays bounded: a state that counts nothing is deleted rather than written, and an alarm
  * at the latest expiry deletes what went idle (the whole storage once nothing is left).
  *
+ * A consume or take sent with an op id is remembered, in memory only (the last `MAX_RECENT_OPS`
+ * ids for `RECENT_OP_TTL_MS`), so that the managers can void one whose answer was lost: see
+ * {@link voidOp}. A restart forgets them (see the README, "When an answer is lost").
+ *
  * @example
  * ```ts
  * // worker.ts
@@ -95,6 +141,16 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   readonly #records = new Map<string, StoredRecord>()
   /** The alarm the object has scheduled (mirrors storage), `null` for none. */
   #alarmAt: number | null = null
+  /** Recent admissions and voids by op id: in memory only, bounded (see {@link RecentOps}). */
+  readonly #ops = new RecentOps<Admission>()
+  /** Counts the calls; an admission and a state's birth are numbered with it. */
+  #seq = 0
+  /**
+   * The call number at which each state was stored anew (after none, a reset, an expiry, or a
+   * token bucket found full again); absent for states loaded at start, which are older than any
+   * admission remembered. A void takes a charge back only from the state the admission charged.
+   */
+  readonly #born = new Map<string, number>()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -108,22 +164,35 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     })
   }
 
-  /** Runs one quota operation (called by `DurableObjectQuotaManager`; not a public API). */
+  /**
+   * Runs one quota operation (called by `DurableObjectQuotaManager`; not a public API). A
+   * consume with an op id is remembered when admitted (see {@link voidOp}).
+   */
   async quota(call: QuotaCall): Promise<QuotaReply> {
-    return this.#answer(call, () => this.#quota(call))
+    return this.#answer(call, () =>
+      call?.op === 'consume' && call.opId !== undefined
+        ? this.#once(call.opId, () => this.#quota(call) as Step<QuotaDecision>)
+        : this.#quota(call),
+    )
   }
 
   /** Runs one token-bucket decision (called by `DurableObjectRateLimiter`; not a public API). */
   async rateLimit(call: RateLimitCall): Promise<RateLimitReply> {
-    return this.#answer(call, () => {
-      const now = timeOf(call)
-      const previous = this.#records.get(RATE_KEY)?.state as Parameters<typeof tokenBucketConsume>[0]
-      const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
-      const write = decision.allowed
-        ? this.#save(RATE_KEY, state, state === undefined ? 0 : tokenBucketFullAt(state, call.config), now)
-        : undefined
-      return { value: decision, write }
-    })
+    return this.#answer(call, () =>
+      call.opId === undefined ? this.#rateLimit(call) : this.#once(call.opId, () => this.#rateLimit(call)),
+    )
+  }
+
+  /**
+   * Voids a quota consume or rate-limit take by its op id (called by the managers when the call
+   * failed on its way back; not a public API). A remembered admission is taken back once: a
+   * quota's from the windows or buckets of its decision time that its state still has, a take's
+   * tokens given back to the bucket as it is now (capped at the burst), and never from a state
+   * stored anew since (a reset, an expiry, a bucket that was full again). An id the object does
+   * not know is remembered as void, so a call with it that arrives later charges nothing.
+   */
+  async voidOp(call: VoidCall): Promise<VoidReply> {
+    return this.#answer(call, () => this.#void(call))
   }
 
   /**
@@ -144,7 +213,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       if (record.expiresAt <= now) expired.push(key)
       else latest = Math.max(latest, record.expiresAt)
     }
-    for (const key of expired) this.#records.delete(key)
+    for (const key of expired) this.#drop(key)
     if (this.#records.size === 0) {
       await this.ctx.storage.deleteAll()
       return
@@ -159,11 +228,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
    * then awaits the write it started. A `TenantError` becomes an error reply, because RPC keeps an
    * error's message but not its class or fields; anything else rejects the call (a backend failure).
    */
-  async #answer<T>(
-    call: { v: number },
-    run: () => { value: T; write: Promise<unknown> | undefined },
-  ): Promise<Reply<T>> {
-    let result: { value: T; write: Promise<unknown> | undefined }
+  async #answer<T>(call: { v: number }, run: () => Step<T>): Promise<Reply<T>> {
+    let result: Step<T>
+    this.#seq++
     try {
       if (call?.v !== PROTOCOL_VERSION && call?.v !== BASE_PROTOCOL_VERSION) {
         throw new TenantBackendError(
@@ -179,10 +246,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     return { ok: true, value: result.value }
   }
 
-  #quota(call: QuotaCall): {
-    value: QuotaDecision | QuotaWindowUsage[]
-    write: Promise<unknown> | undefined
-  } {
+  #quota(call: QuotaCall): Step<QuotaDecision | QuotaWindowUsage[]> {
     if (call.op === 'reset') {
       const key = call.subject === undefined ? quotaKey(call) : subjectKey(call, call.subject)
       // A tenant reset takes its subjects with it.
@@ -191,7 +255,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         const prefix = subjectKey(call, '')
         for (const k of this.#records.keys()) if (k.startsWith(prefix)) keys.push(k)
       }
-      const gone = keys.filter((k) => this.#records.delete(k))
+      const gone = keys.filter((k) => this.#drop(k))
       return { value: [], write: gone.length > 0 ? this.ctx.storage.delete(gone) : undefined }
     }
     const algorithm: QuotaAlgorithm<unknown> =
@@ -207,7 +271,11 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         const { decision, state } = algorithm.consume(previous, call.config, call.cost, now)
         // A denial changes nothing (core returns the state unchanged, at most pruned): no write.
         if (!decision.allowed) return { value: decision, write: undefined }
-        return { value: decision, write: this.#saveQuota(key, algorithm, state, now) }
+        return {
+          value: decision,
+          write: this.#saveQuota(key, algorithm, state, now),
+          charges: [quotaCharge(key, algorithm, call.config, call.cost, now)],
+        }
       }
       case 'adjust': {
         const { usage, state } = algorithm.adjust(previous, call.config, call.tokens, now)
@@ -223,7 +291,89 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     }
   }
 
-  #concurrency(call: ConcurrencyCall): { value: ConcurrencyAnswer; write: Promise<unknown> | undefined } {
+  #rateLimit(call: RateLimitCall): Step<RateLimitDecision> {
+    const now = timeOf(call)
+    const previous = this.#records.get(RATE_KEY)?.state as Parameters<typeof tokenBucketConsume>[0]
+    const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
+    if (!decision.allowed) return { value: decision, write: undefined }
+    const write = this.#save(
+      RATE_KEY,
+      state,
+      state === undefined ? 0 : tokenBucketFullAt(state, call.config),
+      now,
+    )
+    // A bucket full before this take holds nothing of earlier takes: voiding one gives nothing back.
+    if (previous !== undefined && tokenBucketLevel(previous, call.config, now) >= call.config.burst) {
+      if (this.#records.has(RATE_KEY)) this.#born.set(RATE_KEY, this.#seq)
+    }
+    const { config, cost } = call
+    const charge: Charge = {
+      key: RATE_KEY,
+      undo: (saved, at) => {
+        const refunded = tokenBucketRefund(saved as Parameters<typeof tokenBucketRefund>[0], config, cost, at)
+        return {
+          state: refunded,
+          expiresAt: refunded === undefined ? 0 : tokenBucketFullAt(refunded, config),
+        }
+      },
+    }
+    return { value: decision, write, charges: [charge] }
+  }
+
+  /**
+   * A consume or take with an op id: answered again as it was the first time, with no charge, if
+   * the id is remembered as admitted; refused (a backend error, charging nothing) if it is
+   * remembered as void; otherwise run, and remembered when admitted.
+   */
+  #once<T extends QuotaDecision | RateLimitDecision>(id: unknown, run: () => Step<T>): Step<T> {
+    const opId = opIdOf(id)
+    const at = Date.now()
+    const known = this.#ops.get(opId, at)
+    if (known !== undefined) {
+      if (known.admission === undefined) {
+        throw new TenantBackendError(
+          'the call was voided (its caller was told it failed): it charges nothing',
+        )
+      }
+      return { value: known.admission.value as T, write: undefined }
+    }
+    const result = run()
+    if (result.value.allowed && result.charges !== undefined) {
+      this.#ops.remember(opId, { value: result.value, seq: this.#seq, charges: result.charges }, at)
+    }
+    return result
+  }
+
+  #void(call: VoidCall): Step<{ refunded: boolean }> {
+    const now = timeOf(call)
+    const opId = opIdOf(call.opId)
+    const at = Date.now()
+    const known = this.#ops.get(opId, at)
+    if (known === undefined) {
+      // Not run yet (or not remembered): when it comes, it charges nothing.
+      this.#ops.remember(opId, undefined, at)
+      return { value: { refunded: false }, write: undefined }
+    }
+    const admission = known.admission
+    // Voided before: a void twice takes back once.
+    if (admission === undefined) return { value: { refunded: false }, write: undefined }
+    known.admission = undefined
+    const writes: Promise<unknown>[] = []
+    let refunded = false
+    for (const charge of admission.charges) {
+      const record = this.#records.get(charge.key)
+      // Gone, or stored anew since (a reset, an expiry, a full bucket): the charge is not in it.
+      if (record === undefined || (this.#born.get(charge.key) ?? 0) > admission.seq) continue
+      const undone = charge.undo(record.state, now)
+      if (JSON.stringify(undone.state) === JSON.stringify(record.state)) continue
+      refunded = true
+      const write = this.#save(charge.key, undone.state, undone.expiresAt, now)
+      if (write !== undefined) writes.push(write)
+    }
+    return { value: { refunded }, write: writes.length === 0 ? undefined : Promise.all(writes) }
+  }
+
+  #concurrency(call: ConcurrencyCall): Step<ConcurrencyAnswer> {
     const now = timeOf(call)
     const saved = this.#records.get(CONCURRENCY_KEY)?.state as Record<string, number> | undefined
     // A Map, not a plain object: the lease id of a release comes from the caller, and `in` or an
@@ -273,7 +423,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       case 'reset':
         return {
           value: { inFlight: 0 },
-          write: this.#records.delete(CONCURRENCY_KEY) ? this.ctx.storage.delete(CONCURRENCY_KEY) : undefined,
+          write: this.#drop(CONCURRENCY_KEY) ? this.ctx.storage.delete(CONCURRENCY_KEY) : undefined,
         }
       default:
         throw new TenantBackendError(
@@ -289,7 +439,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     key: string,
     previous: unknown,
     now: number,
-  ): { value: QuotaDecision | QuotaWindowUsage[]; write: Promise<unknown> | undefined } {
+  ): Step<QuotaDecision | QuotaWindowUsage[]> {
     const subject = call.subject!
     const subjectConfig = call.subjectConfig!
     const sKey = subjectKey(call, subject)
@@ -315,7 +465,15 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
           subject,
           now,
         )
-        return { value: step.decision, write: step.allowed ? writes(step.tenant, step.subject) : undefined }
+        if (!step.allowed) return { value: step.decision, write: undefined }
+        return {
+          value: step.decision,
+          write: writes(step.tenant, step.subject),
+          charges: [
+            quotaCharge(key, algorithm, call.config, call.cost, now),
+            quotaCharge(sKey, algorithm, subjectConfig, call.cost, now),
+          ],
+        }
       }
       case 'adjust': {
         const own = algorithm.adjust(previous, call.config, call.tokens, now)
@@ -344,7 +502,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       if (earliest === undefined || record.expiresAt < earliest[1]) earliest = [k, record.expiresAt]
     }
     if (count >= MAX_SUBJECTS_PER_TENANT && earliest !== undefined) {
-      this.#records.delete(earliest[0])
+      this.#drop(earliest[0])
       void this.ctx.storage.delete(earliest[0])
     }
   }
@@ -371,9 +529,10 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   #save(key: string, state: unknown, expiresAt: number, now: number): Promise<unknown> | undefined {
     const storage = this.ctx.storage
     if (expiresAt <= now) {
-      return this.#records.delete(key) ? storage.delete(key) : undefined
+      return this.#drop(key) ? storage.delete(key) : undefined
     }
     const record: StoredRecord = { state, expiresAt }
+    if (!this.#records.has(key)) this.#born.set(key, this.#seq)
     this.#records.set(key, record)
     if (this.#alarmAt !== null) return storage.put(key, record)
     let latest = expiresAt
@@ -382,5 +541,28 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     const alarmAt = alarmTime(latest)
     this.#alarmAt = alarmAt
     return Promise.all([storage.put(key, record), storage.setAlarm(alarmAt)])
+  }
+
+  /** Forgets a state in memory (the caller deletes it from storage). True when there was one. */
+  #drop(key: string): boolean {
+    this.#born.delete(key)
+    return this.#records.delete(key)
+  }
+}
+
+/** How to take a quota admission back out of the state `key`: core's refund at its decision time. */
+function quotaCharge(
+  key: string,
+  algorithm: QuotaAlgorithm<unknown>,
+  config: QuotaConfig,
+  cost: NormalizedCost,
+  decidedAt: number,
+): Charge {
+  return {
+    key,
+    undo: (state) => {
+      const refunded = algorithm.refund(state, config, cost, decidedAt)
+      return { state: refunded, expiresAt: algorithm.expiresAt(refunded) }
+    },
   }
 }

@@ -59,10 +59,19 @@ export type TestMessage =
   | { kind: 'alarm'; tenantId: string }
   /** The next RPC into the tenant's object throws a plain Error (a backend fault). */
   | { kind: 'break'; tenantId: string }
-  /** The next concurrency RPC runs, then its answer is lost (the call throws after the write). */
+  /**
+   * The next quota, rate-limit or concurrency RPC runs, then its answer is lost (the call throws
+   * after the write). Voids are not affected.
+   */
   | { kind: 'loseAnswer'; tenantId: string }
-  /** Sends a raw call with a wrong protocol version. */
+  /** The next `times` voids into the tenant's object throw before they run (a failed void RPC). */
+  | { kind: 'breakVoids'; tenantId: string; times: number }
+  /** Sends a quota call as it is (a wrong protocol version, an op id of the test's choosing). */
   | { kind: 'raw'; tenantId: string; call: unknown }
+  /** Sends a rate-limit call as it is. */
+  | { kind: 'raw-rate'; tenantId: string; call: unknown }
+  /** Sends a void as it is. */
+  | { kind: 'raw-void'; tenantId: string; call: unknown }
   /** Sends a concurrency call as it is, at the current protocol version. */
   | { kind: 'raw-concurrency'; tenantId: string; call: Record<string, unknown> }
   /** The keys the recording pre-filter binding saw. */
@@ -80,6 +89,8 @@ export interface Inspection {
   keys: string[]
   alarm: number | null
   calls: number
+  /** `voidOp` RPCs, counted apart from `calls`. */
+  voids: number
   writes: number
   deletes: number
   alarmWrites: number
@@ -183,8 +194,14 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
       return stub(message.tenantId).breakNext()
     case 'loseAnswer':
       return stub(message.tenantId).loseNextAnswer()
+    case 'breakVoids':
+      return stub(message.tenantId).breakVoids(message.times)
     case 'raw':
       return stub(message.tenantId).quota(message.call as never)
+    case 'raw-rate':
+      return stub(message.tenantId).rateLimit(message.call as never)
+    case 'raw-void':
+      return stub(message.tenantId).voidOp(message.call as never)
     case 'raw-concurrency':
       return stub(message.tenantId).concurrency({ v: PROTOCOL_VERSION, ...message.call } as never)
     case 'shieldKeys': {
@@ -245,11 +262,13 @@ export default {
  */
 export class CountingQuotaObject extends TenantQuotaObject<Env> {
   #calls = 0
+  #voids = 0
   #writes = 0
   #deletes = 0
   #alarmWrites = 0
   #broken = false
   #loseAnswer = false
+  #brokenVoids = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     const count = (field: 'writes' | 'deletes' | 'alarmWrites', n = 1) => {
@@ -291,25 +310,35 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
   override async quota(call: Parameters<TenantQuotaObject['quota']>[0]) {
     this.#calls++
     this.#fault()
-    return super.quota(call)
+    return this.#lost(await super.quota(call))
   }
 
   override async concurrency(call: Parameters<TenantQuotaObject['concurrency']>[0]) {
     this.#calls++
-    const answer = await super.concurrency(call)
-    if (this.#loseAnswer) {
-      // The call ran and its write is made; the caller sees a failed call, as when the
-      // connection drops or the object is reset before its answer reaches the Worker.
-      this.#loseAnswer = false
-      throw new Error('simulated lost answer')
-    }
-    return answer
+    return this.#lost(await super.concurrency(call))
   }
 
   override async rateLimit(call: Parameters<TenantQuotaObject['rateLimit']>[0]) {
     this.#calls++
     this.#fault()
-    return super.rateLimit(call)
+    return this.#lost(await super.rateLimit(call))
+  }
+
+  override async voidOp(call: Parameters<TenantQuotaObject['voidOp']>[0]) {
+    this.#voids++
+    if (this.#brokenVoids > 0) {
+      this.#brokenVoids--
+      throw new Error('simulated void failure')
+    }
+    return super.voidOp(call)
+  }
+
+  // The call ran and its write is made; the caller sees a failed call, as when the connection
+  // drops or the object is reset before its answer reaches the Worker.
+  #lost<T>(answer: T): T {
+    if (!this.#loseAnswer) return answer
+    this.#loseAnswer = false
+    throw new Error('simulated lost answer')
   }
 
   async inspect(): Promise<Inspection> {
@@ -318,6 +347,7 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
       keys,
       alarm: await this.ctx.storage.getAlarm(),
       calls: this.#calls,
+      voids: this.#voids,
       writes: this.#writes,
       deletes: this.#deletes,
       alarmWrites: this.#alarmWrites,
@@ -334,6 +364,10 @@ export class CountingQuotaObject extends TenantQuotaObject<Env> {
 
   loseNextAnswer(): void {
     this.#loseAnswer = true
+  }
+
+  breakVoids(times: number): void {
+    this.#brokenVoids = times
   }
 
   #fault(): void {

@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest'
 import type { QuotaConfig } from '../schemas'
 import { calendarWindow } from './calendar'
 import type { FixedWindowState } from './fixed-window'
-import { fixedWindowAdjust, fixedWindowConsume, fixedWindowExpiresAt, fixedWindowPeek } from './fixed-window'
+import {
+  fixedWindowAdjust,
+  fixedWindowConsume,
+  fixedWindowExpiresAt,
+  fixedWindowPeek,
+  fixedWindowRefund,
+} from './fixed-window'
+import { fixedWindowAlgorithm } from './quota-algorithm'
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26, 10)
 const MINUTE = 60_000
@@ -207,5 +214,83 @@ describe('fixedWindowAdjust / fixedWindowPeek / fixedWindowExpiresAt', () => {
     expect(fixedWindowExpiresAt(state)).toBe(Date.UTC(2030, 3, 1))
     expect(fixedWindowExpiresAt({ minute: state.minute! })).toBe(calendarWindow('minute', T0).end)
     expect(fixedWindowExpiresAt({ minute: { start: 0, requests: 0, tokens: 0 } })).toBe(0)
+  })
+})
+
+describe('fixedWindowRefund', () => {
+  const config: QuotaConfig = {
+    limits: [
+      { window: 'minute', requests: 5, tokens: 1000 },
+      { window: 'hour', requests: 50 },
+    ],
+  }
+  const minute = calendarWindow('minute', T0).start
+  const hour = calendarWindow('hour', T0).start
+
+  it('takes the admission back from the windows of its decision time, down to what was there before', () => {
+    const before = fixedWindowConsume(undefined, config, { tokens: 30 }, T0).state
+    const after = fixedWindowConsume(before, config, { tokens: 40 }, T0 + 5_000).state
+    const undone = fixedWindowRefund(after, config, { tokens: 40 }, T0 + 5_000)
+    expect(undone).toEqual(before)
+    // The input is left untouched.
+    expect(after.minute).toEqual({ start: minute, requests: 2, tokens: 70 })
+    // The only admission taken back: nothing is left, and nothing is stored.
+    expect(fixedWindowRefund(before, config, { tokens: 30 }, T0)).toEqual({})
+    expect(fixedWindowAlgorithm.refund(after, config, { tokens: 40 }, T0)).toEqual(before)
+  })
+
+  it('never takes from a window that started after the decision, and never goes below zero', () => {
+    // Decided in the previous minute; the minute counter now counts a newer window, the hour's
+    // still holds the charge.
+    const decidedAt = T0 - MINUTE
+    const charged = fixedWindowConsume(undefined, config, { tokens: 10 }, decidedAt).state
+    const now = fixedWindowConsume(charged, config, { tokens: 7 }, T0).state
+    expect(now.minute).toEqual({ start: minute, requests: 1, tokens: 7 })
+    const undone = fixedWindowRefund(now, config, { tokens: 10 }, decidedAt)
+    expect(undone.minute).toEqual({ start: minute, requests: 1, tokens: 7 })
+    expect(undone.hour).toEqual({ start: hour, requests: 1, tokens: 7 })
+    // A refund larger than the count (an adjust took tokens back meanwhile) stops at zero.
+    const floored = fixedWindowRefund(now, config, { requests: 1, tokens: 500 }, T0)
+    expect(floored).toEqual({ hour: { start: hour, requests: 1, tokens: 0 } })
+  })
+
+  it('leaves windows the config does not name alone, and answers an empty state for none', () => {
+    const day = { start: calendarWindow('day', T0).start, requests: 9, tokens: 0 }
+    const { state } = fixedWindowConsume({ day }, config, {}, T0)
+    expect(fixedWindowRefund(state, config, {}, T0)).toEqual({ day })
+    expect(fixedWindowRefund(undefined, config, {}, T0)).toEqual({})
+    expect(() => fixedWindowRefund(state, config, { tokens: -1 }, T0)).toThrow(/tokens/)
+  })
+
+  it('consume then refund at the decision time restores every count (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ tokens: fc.nat(200), dt: fc.nat(3 * MINUTE) }), { maxLength: 8 }),
+        fc.nat(300),
+        fc.nat(5 * MINUTE),
+        (traffic, tokens, dt) => {
+          const big: QuotaConfig = {
+            limits: [
+              { window: 'minute', tokens: 100_000 },
+              { window: 'hour' as const, requests: 1000 },
+            ],
+          }
+          let state: FixedWindowState | undefined
+          let t = T0
+          for (const step of traffic) {
+            t += step.dt
+            state = fixedWindowConsume(state, big, { tokens: step.tokens }, t).state
+          }
+          t += dt
+          const step = fixedWindowConsume(state, big, { tokens }, t)
+          expect(step.decision.allowed).toBe(true)
+          const undone = fixedWindowRefund(step.state, big, { tokens }, t)
+          // Usage at the decision time, and at every later time, is as if it had never run.
+          for (const at of [t, t + MINUTE, t + 61 * MINUTE]) {
+            expect(fixedWindowPeek(undone, big, at)).toEqual(fixedWindowPeek(state, big, at))
+          }
+        },
+      ),
+    )
   })
 })

@@ -3,6 +3,7 @@ import { normalizeCost } from '../cost'
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { quotaWindows } from '../schemas'
+import { calendarWindow } from './calendar'
 import type { EffectiveLimit } from './limits'
 import { MAX_QUOTA_COUNT } from './limits'
 import { currentWindow, limitsOf, windowStartingAt } from './memo'
@@ -174,6 +175,49 @@ export function fixedWindowPeek(
   now: number,
 ): QuotaWindowUsage[] {
   return usages(scan(state, limitsOf(config), now))
+}
+
+/**
+ * Takes back an admission that {@link fixedWindowConsume} made at `decidedAt` with `config` and
+ * `cost`, for a store told that the admission's caller never got its answer (it was lost after
+ * the charge). Each window of `config` whose counter still counts the calendar window containing
+ * `decidedAt` loses the cost, never going below zero; a counter of a later window (a new window
+ * started since) is left alone, so a refund never takes from a charge it did not make. Counters
+ * of windows `config` does not name are kept as they are; a counter refunded to zero is dropped.
+ *
+ * The store must refund each admission at most once, and only from the state it charged (not
+ * from one written after a reset): this function cannot tell.
+ *
+ * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
+ *
+ * @example
+ * ```ts
+ * const decidedAt = now
+ * const { state } = fixedWindowConsume(saved, config, { tokens: 40 }, decidedAt)
+ * // ... the answer was lost on its way to the caller, who was told the call failed:
+ * const undone = fixedWindowRefund(state, config, { tokens: 40 }, decidedAt) // saved's counts again
+ * ```
+ */
+export function fixedWindowRefund(
+  state: FixedWindowState | undefined,
+  config: QuotaConfig,
+  cost: QuotaCost | undefined,
+  decidedAt: number,
+): FixedWindowState {
+  const charge = normalizeCost(cost)
+  const limits = limitsOf(config)
+  const next: FixedWindowState = { ...state }
+  for (const limit of limits) {
+    const counter = next[limit.window]
+    // calendarWindow, not the cached currentWindow: decidedAt may be a past window, and asking
+    // about it must not evict the window every consume asks about.
+    if (counter === undefined || counter.start !== calendarWindow(limit.window, decidedAt).start) continue
+    const requests = Math.max(0, counter.requests - charge.requests)
+    const tokens = Math.max(0, counter.tokens - charge.tokens)
+    if (requests === 0 && tokens === 0) delete next[limit.window]
+    else next[limit.window] = { start: counter.start, requests, tokens }
+  }
+  return next
 }
 
 /**

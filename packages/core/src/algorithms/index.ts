@@ -13,6 +13,7 @@ export {
   slidingWindowConsume,
   slidingWindowExpiresAt,
   slidingWindowPeek,
+  slidingWindowRefund,
   validatePrecision,
 } from './sliding-window'
 export * from './subjects'

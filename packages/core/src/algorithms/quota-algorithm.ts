@@ -1,7 +1,13 @@
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig } from '../schemas'
 import type { FixedWindowState } from './fixed-window'
-import { fixedWindowAdjust, fixedWindowConsume, fixedWindowExpiresAt, fixedWindowPeek } from './fixed-window'
+import {
+  fixedWindowAdjust,
+  fixedWindowConsume,
+  fixedWindowExpiresAt,
+  fixedWindowPeek,
+  fixedWindowRefund,
+} from './fixed-window'
 import type { SlidingWindowState } from './sliding-window'
 import {
   DEFAULT_SLIDING_PRECISION,
@@ -9,6 +15,7 @@ import {
   slidingWindowConsume,
   slidingWindowExpiresAt,
   slidingWindowPeek,
+  slidingWindowRefund,
   validatePrecision,
 } from './sliding-window'
 import type { QuotaStep } from './types'
@@ -33,6 +40,12 @@ export interface QuotaAlgorithm<S> {
   peek(state: S | undefined, config: QuotaConfig, now: number): QuotaWindowUsage[]
   /** From when the state counts nothing and may be dropped; `0` for an empty state. */
   expiresAt(state: S | undefined): number
+  /**
+   * Takes back an admission `consume` made at `decidedAt` with `config` and `cost`, from the
+   * windows (fixed) or buckets (sliding) it charged, if the state still has them; never below
+   * zero. For a store whose caller was told an admitted call failed (its answer was lost).
+   */
+  refund(state: S | undefined, config: QuotaConfig, cost: QuotaCost | undefined, decidedAt: number): S
 }
 
 /** Calendar-aligned fixed windows (see `fixedWindowConsume`). */
@@ -42,6 +55,7 @@ export const fixedWindowAlgorithm: QuotaAlgorithm<FixedWindowState> = Object.fre
   adjust: fixedWindowAdjust,
   peek: fixedWindowPeek,
   expiresAt: fixedWindowExpiresAt,
+  refund: fixedWindowRefund,
 })
 
 /**
@@ -64,5 +78,6 @@ export function slidingWindowAlgorithm(
     adjust: (state, config, tokens, now) => slidingWindowAdjust(state, config, tokens, now, p),
     peek: (state, config, now) => slidingWindowPeek(state, config, now, p),
     expiresAt: (state) => slidingWindowExpiresAt(state, p),
+    refund: (state, config, cost, decidedAt) => slidingWindowRefund(state, config, cost, decidedAt, p),
   } satisfies QuotaAlgorithm<SlidingWindowState>)
 }

@@ -4,6 +4,7 @@ import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
+import { slidingWindowAlgorithm } from './quota-algorithm'
 import type { SlidingWindowState } from './sliding-window'
 import {
   DEFAULT_SLIDING_PRECISION,
@@ -11,6 +12,7 @@ import {
   slidingWindowConsume,
   slidingWindowExpiresAt,
   slidingWindowPeek,
+  slidingWindowRefund,
   validatePrecision,
 } from './sliding-window'
 
@@ -128,6 +130,78 @@ describe('slidingWindowAdjust', () => {
       [M + 40 * S, 0, 70],
     ])
     expect(slidingWindowAdjust(undefined, config, -70, M, P).state).toEqual({})
+  })
+})
+
+describe('slidingWindowRefund', () => {
+  const config: QuotaConfig = { limits: [{ window: 'minute', requests: 10, tokens: 1000 }] }
+  const P = 6
+
+  it('takes the admission back from the bucket of its decision time only', () => {
+    let state = slidingWindowConsume(undefined, config, { tokens: 300 }, M, P).state
+    const before = slidingWindowConsume(state, config, { tokens: 200 }, M + 20 * S, P).state
+    state = slidingWindowConsume(before, config, { tokens: 50 }, M + 22 * S, P).state
+    const after = slidingWindowConsume(state, config, { tokens: 5 }, M + 31 * S, P).state
+    expect(after.minute).toEqual([
+      [M, 1, 300],
+      [M + 20 * S, 2, 250],
+      [M + 30 * S, 1, 5],
+    ])
+    // The 50 tokens decided at +22 s went into the +20 s bucket; nothing else changes.
+    const undone = slidingWindowRefund(after, config, { tokens: 50 }, M + 22 * S, P)
+    expect(undone.minute).toEqual([
+      [M, 1, 300],
+      [M + 20 * S, 1, 200],
+      [M + 30 * S, 1, 5],
+    ])
+    expect(slidingWindowAlgorithm(P).refund(after, config, { tokens: 50 }, M + 22 * S)).toEqual(undone)
+    // Down to zero: the emptied bucket is dropped, then the whole window.
+    const first = slidingWindowConsume(undefined, config, { tokens: 3 }, M, P).state
+    expect(slidingWindowRefund(first, config, { tokens: 3 }, M + 9 * S, P)).toEqual({})
+  })
+
+  it('leaves a window alone once the charged bucket has left it, and never goes below zero', () => {
+    const charged = slidingWindowConsume(undefined, config, { tokens: 40 }, M, P).state
+    // 80 s later the bucket of M has left the minute window and is pruned by the next write.
+    const later = slidingWindowConsume(charged, config, { tokens: 7 }, M + 80 * S, P).state
+    expect(later.minute).toEqual([[M + 80 * S, 1, 7]])
+    expect(slidingWindowRefund(later, config, { tokens: 40 }, M, P)).toEqual(later)
+    expect(slidingWindowRefund(later, config, { requests: 5, tokens: 400 }, M + 81 * S, P)).toEqual({})
+    expect(slidingWindowRefund(undefined, config, {}, M, P)).toEqual({})
+  })
+
+  it('consume then refund at the decision time restores the usage at every later time (property)', () => {
+    const big: QuotaConfig = {
+      limits: [
+        { window: 'minute', tokens: 100_000 },
+        { window: 'hour', requests: 1000 },
+      ],
+    }
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ tokens: fc.nat(200), dt: fc.nat(90 * S) }), { maxLength: 8 }),
+        fc.nat(300),
+        fc.nat(90 * S),
+        fc.constantFrom(1, 6, 10, 60),
+        (traffic, tokens, dt, precision) => {
+          let state: SlidingWindowState | undefined
+          let t = M
+          for (const step of traffic) {
+            t += step.dt
+            state = slidingWindowConsume(state, big, { tokens: step.tokens }, t, precision).state
+          }
+          t += dt
+          const step = slidingWindowConsume(state, big, { tokens }, t, precision)
+          expect(step.decision.allowed).toBe(true)
+          const undone = slidingWindowRefund(step.state, big, { tokens }, t, precision)
+          for (const at of [t, t + 30 * S, t + 59 * MINUTE_MS]) {
+            expect(slidingWindowPeek(undone, big, at, precision)).toEqual(
+              slidingWindowPeek(state, big, at, precision),
+            )
+          }
+        },
+      ),
+    )
   })
 })
 

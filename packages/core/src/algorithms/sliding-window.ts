@@ -440,6 +440,56 @@ export function slidingWindowAdjust(
 }
 
 /**
+ * Takes back an admission that {@link slidingWindowConsume} made at `decidedAt` with `config`,
+ * `cost` and `precision`, for a store told that the admission's caller never got its answer (it
+ * was lost after the charge). In each window of `config`, the bucket containing `decidedAt` (the
+ * one the admission charged) loses the cost, never going below zero; a window that no longer has
+ * that bucket (it has left the window) is left alone, and no other bucket changes, so a refund
+ * never takes from a charge it did not make. Windows `config` does not name are kept as they are;
+ * a bucket refunded to zero is dropped.
+ *
+ * The store must refund each admission at most once, and only from the state it charged (not
+ * from one written after a reset): this function cannot tell.
+ *
+ * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config or
+ * precision.
+ *
+ * @example
+ * ```ts
+ * const { state } = slidingWindowConsume(saved, config, { tokens: 40 }, decidedAt, 10)
+ * // ... the answer was lost on its way to the caller, who was told the call failed:
+ * const undone = slidingWindowRefund(state, config, { tokens: 40 }, decidedAt, 10)
+ * ```
+ */
+export function slidingWindowRefund(
+  state: SlidingWindowState | undefined,
+  config: QuotaConfig,
+  cost: QuotaCost | undefined,
+  decidedAt: number,
+  precision: number = DEFAULT_SLIDING_PRECISION,
+): SlidingWindowState {
+  validatePrecision(precision)
+  const charge = normalizeCost(cost)
+  const limits = limitsOf(config)
+  const next: SlidingWindowState = { ...state }
+  for (const limit of limits) {
+    const buckets = next[limit.window]
+    if (buckets === undefined) continue
+    const g = geometry(limit.window, precision)
+    const start = Math.floor(decidedAt / g.bucket) * g.bucket
+    const at = buckets.findIndex((b) => b[0] === start)
+    if (at === -1) continue
+    const out = buckets.slice()
+    const b = out[at]!
+    out[at] = [start, Math.max(0, b[1] - charge.requests), Math.max(0, b[2] - charge.tokens)]
+    const kept = out.filter((x) => x[1] !== 0 || x[2] !== 0)
+    if (kept.length > 0) next[limit.window] = kept
+    else delete next[limit.window]
+  }
+  return next
+}
+
+/**
  * Usage of every limit of `config` over the sliding windows ending at `now`; changes nothing.
  *
  * @example

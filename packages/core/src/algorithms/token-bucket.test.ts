@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { RateLimitConfig } from '../schemas'
 import type { TokenBucketState } from './token-bucket'
-import { tokenBucketConsume, tokenBucketFullAt, tokenBucketLevel } from './token-bucket'
+import { tokenBucketConsume, tokenBucketFullAt, tokenBucketLevel, tokenBucketRefund } from './token-bucket'
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
 
@@ -120,4 +120,29 @@ describe('token bucket', () => {
       { numRuns: 300 },
     )
   }, 30_000)
+})
+
+describe('tokenBucketRefund', () => {
+  const config: RateLimitConfig = { requestsPerSecond: 10, burst: 5 }
+
+  it('gives the tokens back into the bucket as it is now, capped at the burst', () => {
+    const before = tokenBucketConsume(undefined, config, 2, T0).state
+    const after = tokenBucketConsume(before, config, 2, T0 + 50).state
+    expect(after).toEqual({ tokens: 1.5, updatedAt: T0 + 50 })
+    // Right away: the level is what it would have been without the take.
+    const undone = tokenBucketRefund(after, config, 2, T0 + 50)
+    expect(tokenBucketLevel(undone, config, T0 + 50)).toBeCloseTo(tokenBucketLevel(before, config, T0 + 50))
+    expect(tokenBucketLevel(undone, config, T0 + 120)).toBeCloseTo(tokenBucketLevel(before, config, T0 + 120))
+    // Later, once the bucket has refilled past the take, only what it lacks; full: no state.
+    expect(tokenBucketRefund(after, config, 2, T0 + 250)).toBeUndefined()
+    expect(tokenBucketRefund(undefined, config, 2, T0)).toBeUndefined()
+    const partial = tokenBucketRefund(after, config, 1, T0 + 150)
+    expect(partial?.updatedAt).toBe(T0 + 150)
+    expect(partial?.tokens).toBeCloseTo(3.5)
+  })
+
+  it('never refills from before the state time when the clock stepped back', () => {
+    const state: TokenBucketState = { tokens: 1, updatedAt: T0 }
+    expect(tokenBucketRefund(state, config, 2, T0 - 10_000)).toEqual({ tokens: 3, updatedAt: T0 })
+  })
 })

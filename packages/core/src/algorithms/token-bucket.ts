@@ -108,3 +108,34 @@ export function tokenBucketConsume(
   const reason = `rate limit exceeded: ${config.requestsPerSecond}/s with a burst of ${config.burst}, the request needs ${cost} and ${denial.remaining} are available`
   return { decision: { ...denial, resetAt, retryAfterMs: t - now, reason }, state }
 }
+
+/**
+ * Gives back `cost` tokens that {@link tokenBucketConsume} took, for a store told that the take's
+ * caller never got its answer (it was lost after the take): the level at `now` plus `cost`,
+ * capped at `burst`, so a bucket that has refilled since gets only what it lacks (a full one
+ * nothing). `undefined` when the bucket is full again (drop the state, as `tokenBucketConsume`
+ * does). Refill counts from the later of `now` and the state's time, so a clock that stepped
+ * back never credits a refill twice.
+ *
+ * The store must give back each take at most once. `cost` must already be validated (a whole
+ * number >= 0), like `tokenBucketConsume`'s.
+ *
+ * @example
+ * ```ts
+ * const config = { requestsPerSecond: 10, burst: 20 }
+ * const { state } = tokenBucketConsume(undefined, config, 5, now) // 15 left
+ * tokenBucketRefund(state, config, 5, now) // undefined: full again
+ * ```
+ */
+export function tokenBucketRefund(
+  state: TokenBucketState | undefined,
+  config: RateLimitConfig,
+  cost: number,
+  now: number,
+): TokenBucketState | undefined {
+  // No state is a full bucket: there is nothing to give back.
+  if (state === undefined) return undefined
+  const t = Math.max(now, state.updatedAt)
+  const tokens = Math.min(config.burst, tokenBucketLevel(state, config, t) + Math.max(0, cost))
+  return tokens >= config.burst ? undefined : { tokens, updatedAt: t }
+}
