@@ -222,7 +222,7 @@ export class RedisQuotaManager implements QuotaManager {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
-    const keys = [key, ...this.#receipt(key)]
+    const keys = [key, ...this.#receipt(key, [key])]
     const decodeLate = (reply: unknown) => this.#engine.decode(reply, limits)
     const after = this.#afterFailure(tenantId, this.#engine.script, keys, args, decodeLate)
     const { now, applied, state } = await this.#call(tenantId, keys, 'consume', args, limits, after)
@@ -275,14 +275,17 @@ export class RedisQuotaManager implements QuotaManager {
   /**
    * Deletes the tenant's counters and its subjects' (one script: its hash, the subjects its index
    * lists, the index), or with `options.subject` that subject's alone; through the same queue and
-   * timeout.
+   * timeout. Each hash gets a new reset stamp, so a call admitted before the reset whose caller
+   * is then told it failed takes nothing from the counts made after it, and one admitted after
+   * it (in the same millisecond too) is refunded in full.
    */
   async reset(tenantId: string, options?: QuotaSubjectOptions): Promise<void> {
     const key = this.#key(tenantId)
     const subject = subjectOf(options)
     const { redis, gate, clock } = this.#options
     const index = `${key}:subjects`
-    // The reset time goes into the markers that void older late-reply refunds (see RESET_MARK_LUA).
+    // The reset time seeds the new reset stamps, which keep refunds of older admissions out of
+    // the counts made after the reset (see RESET_MARK_LUA).
     const run =
       subject === undefined
         ? () =>
@@ -316,7 +319,7 @@ export class RedisQuotaManager implements QuotaManager {
   ): Promise<QuotaDecision> {
     const cost = [String(charge.requests), String(charge.tokens)]
     const call = this.#subjectCall(tenantId, config, subject, subjectConfig, cost)
-    const keys = [...call.keys, ...this.#receipt(call.keys[0]!)]
+    const keys = [...call.keys, ...this.#receipt(call.keys[0]!, call.keys.slice(0, 2))]
     const decodeLate = (reply: unknown) => this.#decodeSubject(reply, call)
     const after = this.#afterFailure(tenantId, this.#engine.subjectScript, keys, call.args, decodeLate)
     const reply = await this.#runSubject(tenantId, 'consume', { ...call, keys }, after)
@@ -458,10 +461,14 @@ export class RedisQuotaManager implements QuotaManager {
     return this.#engine.decode(await gate.run(send, `quota ${op}`, tenantId, after), limits)
   }
 
-  /** A new receipt key for a consume on `key` (see `receiptScript`), or none with `receipts: false`. */
-  #receipt(key: string): string[] {
+  /**
+   * The keys a consume on `key` adds for its receipt (see `receiptScript`): the receipt, then the
+   * reset markers of the hashes it charges (`hashes`), whose stamps it records; none with
+   * `receipts: false`.
+   */
+  #receipt(key: string, hashes: string[]): string[] {
     const { receipts } = this.#options
-    return receipts === undefined ? [] : [receipts.next(key)]
+    return receipts === undefined ? [] : [receipts.next(key), ...hashes.map((hash) => `${hash}:reset`)]
   }
 
   /**

@@ -91,18 +91,49 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
 `
 
 /**
- * What the scripts share: the count bound, the window lengths, the reset marker check. A window
- * kind the config does not name is looked up here (its sliding length), and `MAX_QUOTA_COUNT`
- * is core's bound on every count.
+ * What the scripts share: the count bound, the window lengths, the reset stamps. A window kind
+ * the config does not name is looked up here (its sliding length), and `MAX_QUOTA_COUNT` is
+ * core's bound on every count.
+ *
+ * Reset stamps (`<key>:reset`, written by `RESET_MARK_LUA`) tell a refund whether the counts of a
+ * hash are still the ones the refunded admission charged. A receipt records the stamps of its
+ * hashes with the admission (`record_stamps`, in the same script as the decision, so they are
+ * exactly the ones it was decided under); its void puts them in `decided_stamps` before running
+ * the refund, and `reset_since` then compares them with the current ones. Every reset writes a
+ * new stamp, so this is exact: a reset in the decision's own millisecond is told apart by order.
  */
 export const QUOTA_COMMON_LUA = `
 local MAX_COUNT = ${MAX_QUOTA_COUNT}
 local WINDOW_MS = { ${quotaWindows.map((w) => `${w} = ${slidingWindowMs(w)}`).join(', ')} }
--- A refund is of an admission decided at now: a reset of this hash at or after that time (the
--- marker RESET_WITH_SUBJECTS_SCRIPT leaves) means the counts here are not the ones it charged.
+-- Hash key -> its reset stamp when the admission a void refunds was decided ('' for none).
+local decided_stamps = {}
+local function reset_stamp(key)
+  return redis.call('GET', key .. ':reset') or ''
+end
+-- A refund is of an admission decided at t. Without a recorded stamp (a late reply's refund with
+-- receipts off, or a receipt the previous version wrote) only t is known: a stamp at or after it
+-- counts as a reset since, which keeps the charge of an admission decided in a reset's own
+-- millisecond rather than risk taking from counts it never made.
 local function reset_since(key, t)
-  local at = redis.call('GET', key .. ':reset')
-  return at and tonumber(at) >= t
+  local decided = decided_stamps[key]
+  if decided then return reset_stamp(key) ~= decided end
+  local at = tonumber(reset_stamp(key))
+  return at ~= nil and at >= t
+end
+-- The stamps a receipt records with an admission; ttl: how long the receipt lives. A marker is
+-- made to outlive the receipts that recorded it: written afresh after expiring, it starts again
+-- from the reset time and might repeat a recorded stamp.
+local function record_stamps(keys, ttl)
+  local stamps = {}
+  for i, key in ipairs(keys) do
+    local stamp = reset_stamp(key)
+    if stamp ~= '' then
+      local left = redis.call('PTTL', key .. ':reset')
+      if left >= 0 and left < tonumber(ttl) then redis.call('PEXPIRE', key .. ':reset', ttl) end
+    end
+    stamps[i] = stamp
+  end
+  return stamps
 end
 `
 
@@ -273,13 +304,16 @@ return reply
 /**
  * What the quota scripts' receipts share (see `receiptScript`): ARGV[2] is the op, an admission
  * replies 1 second, and its refund runs the same script with op `refund` at the admission's
- * decision time (the reply's first value). KEYS[2] is a consume's or void's receipt.
+ * decision time (the reply's first value). KEYS[2] is a consume's or void's receipt, KEYS[3] the
+ * hash's reset marker (`<KEYS[1]>:reset`), declared for servers that check which keys a script
+ * touches; the receipt records its stamp.
  */
 const QUOTA_RECEIPT = {
   receiptKey: 2,
   op: 'ARGV[2]',
   applied: 'reply[2] == 1',
   toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1])), 'refund'",
+  stamped: '{ KEYS[1] }',
 }
 
 /**
@@ -483,22 +517,31 @@ return { string.format('%.0f', start), string.format('%.0f', window_end) }
 `)
 
 /**
- * Deletes a quota hash and leaves a reset marker (`<key>:reset` = the reset time) for as long as
- * the hash would have lived: a late-reply refund of an admission decided before the reset finds
- * it and takes nothing from the counts made after it (`reset_since`). Lua for the reset scripts;
- * `now` is the reset time.
+ * Deletes a quota hash and leaves a new reset stamp in its marker (`<key>:reset`) for as long as
+ * the hash would have lived: a refund of an admission decided under another stamp finds it and
+ * takes nothing from the counts made after the reset (`reset_since`). Lua for the reset scripts
+ * and the subject index's evictions; `now` is the reset time.
+ *
+ * The stamp is the reset time, or one more than the stamp before it when that is not earlier
+ * (two resets in one millisecond, a clock that went back): each reset of a hash writes a larger
+ * stamp than the last. Receipts need only that it changes; keeping it a time at or after the
+ * reset is for the previous version's scripts, which compare it with decision times and may
+ * still run beside these during an upgrade.
  */
 export const RESET_MARK_LUA = `
 local function reset_hash(key, now)
   local ttl = redis.call('PTTL', key)
   if ttl > 0 then
     local marker = key .. ':reset'
-    redis.call('SET', marker, fmt(now), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
+    local stamp = now
+    local last = tonumber(redis.call('GET', marker) or '')
+    if last and last >= stamp then stamp = last + 1 end
+    redis.call('SET', marker, fmt(stamp), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
   end
   return redis.call('DEL', key)
 end
 `
 
-/** Deletes one tenant's quota hash, leaving a reset marker. ARGV: now. */
+/** Deletes one tenant's quota hash, leaving a new reset stamp. ARGV: now. */
 export const RESET_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
 return reset_hash(KEYS[1], now_ms(ARGV[1]))`)

@@ -26,6 +26,13 @@ export interface ReceiptShape {
   op: string
   applied: string
   toRefund: string
+  /**
+   * For stores whose state `reset()` can clear (the quota scripts): a Lua expression listing the
+   * state keys whose reset stamps an admission's receipt records, so that its void refunds only
+   * the hashes not reset since the decision. The prelude must define `record_stamps` and
+   * `decided_stamps` (see `QUOTA_COMMON_LUA`). Absent: receipts hold the reply alone.
+   */
+  stamped?: string
 }
 
 /**
@@ -43,9 +50,23 @@ export interface ReceiptShape {
  *   twice refunds once.
  *
  * Replies are stored with cjson, their numbers (integers the scripts wrote) as exact decimal
- * text, so a replayed reply answers its numbers as text: the decoders read both.
+ * text, so a replayed reply answers its numbers as text: the decoders read both. With
+ * `shape.stamped` the receipt is `{"r": reply, "s": stamps}`; a bare reply (written before
+ * stamps were recorded) is still read, and its refund falls back to the decision time.
  */
 export function receiptScript(prelude: string, shape: ReceiptShape): LuaScript {
+  // Short field names: Redis holds one receipt per admission of the last receiptTtlMs.
+  const withStamps =
+    shape.stamped === undefined ? '' : `record = { r = record, s = record_stamps(${shape.stamped}, ttl) }`
+  // A bare reply leaves decided_stamps empty: its refund goes by the decision time.
+  const restoreStamps =
+    shape.stamped === undefined
+      ? ''
+      : `if reply.r then
+    local keys, stamps = ${shape.stamped}, reply.s or {}
+    for i, key in ipairs(keys) do decided_stamps[key] = stamps[i] end
+    reply = reply.r
+  end`
   return new LuaScript(`${prelude}
 -- A reply with its numbers as exact decimal text, for cjson, which writes numbers with 14
 -- significant digits (the time of an application clock can have more).
@@ -71,6 +92,7 @@ if op == 'void' then
   redis.call('SET', receipt, 'void', 'PX', ttl)
   if not prior or prior == 'void' then return { 'void', 0 } end
   local reply = cjson.decode(prior)
+  ${restoreStamps}
   local argv = {}
   for i = 1, #ARGV do argv[i] = ARGV[i] end
   ${shape.toRefund}
@@ -79,10 +101,15 @@ if op == 'void' then
 end
 if prior then
   if prior == 'void' then return { 'void', 0 } end
-  return cjson.decode(prior)
+  local recorded = cjson.decode(prior)
+  return recorded.r or recorded
 end
 local reply = decide(KEYS, ARGV)
-if ${shape.applied} then redis.call('SET', receipt, cjson.encode(exact(reply)), 'PX', ttl) end
+if ${shape.applied} then
+  local record = exact(reply)
+  ${withStamps}
+  redis.call('SET', receipt, cjson.encode(record), 'PX', ttl)
+end
 return reply
 `)
 }

@@ -17,8 +17,10 @@ import { LuaScript } from './script'
  * alone); `adjust` and `refund` change both.
  *
  * KEYS: the tenant's hash, the subject's hash, the tenant's subject index (a sorted set of subject
- * -> when its hash expires), and for a consume or void its receipt (see `receiptScript`). All
- * share the tenant's hash tag, so one Cluster slot.
+ * -> when its hash expires), and for a consume or void its receipt (see `receiptScript`) and the
+ * reset markers of the two hashes (`<hash>:reset`, whose stamps the receipt records; declared for
+ * servers that check which keys a script touches). All share the tenant's hash tag, so one
+ * Cluster slot.
  *
  * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'refund'), the subject id, the most
  * subjects the index keeps, the count `nt` of the tenant's arguments, then the tenant's arguments
@@ -29,16 +31,20 @@ import { LuaScript } from './script'
  * before the change, and 1 when it wrote).
  *
  * The index keeps the subjects that hold state, so a tenant reset deletes them too. A new subject
- * beyond the bound evicts (deletes) the one whose hash expires first; expired entries leave it on
- * the next write. The index lives as long as its latest subject.
+ * beyond the bound evicts (deletes) the one whose hash expires first, as a reset does: with a new
+ * reset stamp, so a void of an admission on it refunds nothing from the counts of a later subject
+ * of that name. Expired entries leave the index on the next write. The index lives as long as its
+ * latest subject.
  */
 function subjectScript(helpers: string, body: string): LuaScript {
-  return receiptScript(`${LUA_PRELUDE}${helpers}`, {
+  return receiptScript(`${LUA_PRELUDE}${helpers}${RESET_MARK_LUA}`, {
     receiptKey: 4,
     op: 'ARGV[2]',
     applied: 'reply[1][2] == 1 and reply[2][2] == 1',
     // Both halves decided at the same time, the tenant's reply's first value.
     toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1][1])), 'refund'",
+    // Each half's refund checks its own hash: a subject reset alone keeps the tenant's refund.
+    stamped: '{ KEYS[1], KEYS[2] }',
     body: `
 local function part(KEYS, ARGV)
 ${body}
@@ -72,7 +78,7 @@ local function index()
       while redis.call('ZCARD', KEYS[3]) >= max_subjects do
         local popped = redis.call('ZPOPMIN', KEYS[3])
         if #popped == 0 then break end
-        redis.call('DEL', base .. popped[1])
+        reset_hash(base .. popped[1], now)
       end
     end
     redis.call('ZADD', KEYS[3], fmt(now + ttl), subject)
@@ -108,7 +114,7 @@ export const SLIDING_SUBJECT_SCRIPT = subjectScript(QUOTA_COMMON_LUA, SLIDING_WI
 
 /**
  * Deletes a tenant's hash, its subjects' hashes and their index (`QuotaManager.reset`), leaving a
- * reset marker for each hash (see `RESET_MARK_LUA`). KEYS: the tenant's hash, the index; ARGV:
+ * new reset stamp for each hash (see `RESET_MARK_LUA`). KEYS: the tenant's hash, the index; ARGV:
  * now ('' = Redis TIME), the start of a subject's key (the subject id follows it).
  */
 export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
@@ -121,7 +127,7 @@ return #members
 `)
 
 /**
- * Deletes one subject's hash (leaving a reset marker) and its index entry. KEYS: the subject's
+ * Deletes one subject's hash (leaving a new reset stamp) and its index entry. KEYS: the subject's
  * hash, the index; ARGV: now ('' = Redis TIME), the subject.
  */
 export const RESET_SUBJECT_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
