@@ -1,8 +1,9 @@
+import { type Clock, systemClock } from './clock'
 import type { ConcurrencyDecision, ConcurrencyLease, ConcurrencyLimiter } from './concurrency'
 import { validateMaxInFlight } from './concurrency'
 import { TenantBackendError } from './errors'
 import { validateTenantId } from './tenant-id'
-import { invalidOption } from './validate'
+import { assertMethods, invalidOption } from './validate'
 
 /** Options of {@link InMemoryConcurrencyLimiter}. */
 export interface InMemoryConcurrencyLimiterOptions {
@@ -12,14 +13,32 @@ export interface InMemoryConcurrencyLimiterOptions {
    * @default 100000
    */
   maxTenants?: number
+  /**
+   * How long a slot stays taken without being released, in ms, as in the Redis and Durable Object
+   * limiters: the backstop for a lease nobody releases (a response body dropped unread by code
+   * outside the chain, a handler that never settles). Longer than your longest request (a long
+   * stream included): a lease that outlives it frees its slot while the request still runs.
+   * Expiry is checked on `clock` when the tenant's slots are counted (`acquire`, `inFlight`); no
+   * timer runs.
+   * @default 600000 (10 minutes)
+   */
+  leaseTtlMs?: number
+  /**
+   * Where the time for `leaseTtlMs` comes from.
+   * @default systemClock
+   */
+  clock?: Clock
 }
+
+const DEFAULT_LEASE_TTL_MS = 600_000
 
 /**
  * Per-tenant in-flight counters in this process: for a single instance, tests, and as the
- * reference the Redis and Durable Object limiters are compared to. Each tenant's entry is the set
- * of its held lease ids, removed when the last one is released, so memory follows the requests in
- * flight, not the tenants ever seen. A released (or reset) lease id is simply absent from the set,
- * which is what makes a second release a no-op.
+ * reference the Redis and Durable Object limiters are compared to. Each tenant's entry maps its
+ * held lease ids to their expiry, removed when the last one is released (or has expired), so
+ * memory follows the requests in flight, not the tenants ever seen. A released (reset, expired)
+ * lease id is simply absent, which is what makes a second release a no-op. A lease not released
+ * within `leaseTtlMs` frees its slot, as in the shared limiters.
  *
  * @example
  * ```ts
@@ -34,15 +53,27 @@ export interface InMemoryConcurrencyLimiterOptions {
  * ```
  */
 export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
-  readonly #held = new Map<string, Set<number>>()
+  // Per tenant, its held lease ids with their expiry (ms since the epoch), in the order taken.
+  readonly #held = new Map<string, Map<number, number>>()
   readonly #maxTenants: number
+  readonly #leaseTtlMs: number
+  readonly #clock: Clock
   #next = 0
+  // No lease expires before this (the earliest expiry the last sweep left): a full limiter refuses
+  // a new tenant without another pass over every tenant until then.
+  #sweepAfter = 0
 
   constructor(options: InMemoryConcurrencyLimiterOptions = {}) {
     const max = options.maxTenants ?? 100_000
     if (!Number.isInteger(max) || max < 1)
       throw invalidOption('InMemoryConcurrencyLimiter.maxTenants', 'must be a whole number >= 1')
+    const ttl = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS
+    if (!Number.isSafeInteger(ttl) || ttl < 1)
+      throw invalidOption('InMemoryConcurrencyLimiter.leaseTtlMs', 'must be a whole number >= 1')
+    if (options.clock !== undefined) assertMethods(options.clock, 'InMemoryConcurrencyLimiter.clock', ['now'])
     this.#maxTenants = max
+    this.#leaseTtlMs = ttl
+    this.#clock = options.clock ?? systemClock
   }
 
   acquire(tenantId: string, maxInFlight: number): Promise<ConcurrencyDecision> {
@@ -52,8 +83,12 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
     } catch (error) {
       return Promise.reject(error)
     }
+    const now = this.#clock.now()
     let held = this.#held.get(tenantId)
-    if (held === undefined) {
+    if (held !== undefined) expire(held, now)
+    else {
+      // Full: tenants whose every lease has expired make room before a new tenant is refused.
+      if (this.#held.size >= this.#maxTenants && now >= this.#sweepAfter) this.#sweep(now)
       if (this.#held.size >= this.#maxTenants) {
         return Promise.reject(
           new TenantBackendError(`more than ${this.#maxTenants} tenants have requests in flight`, {
@@ -61,7 +96,7 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
           }),
         )
       }
-      held = new Set()
+      held = new Map()
       this.#held.set(tenantId, held)
     }
     if (held.size >= maxInFlight) {
@@ -73,7 +108,7 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
       })
     }
     const id = this.#next++
-    held.add(id)
+    held.set(id, now + this.#leaseTtlMs)
     return Promise.resolve({
       allowed: true,
       inFlight: held.size,
@@ -88,7 +123,11 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
     } catch (error) {
       return Promise.reject(error)
     }
-    return Promise.resolve(this.#held.get(tenantId)?.size ?? 0)
+    const held = this.#held.get(tenantId)
+    if (held === undefined) return Promise.resolve(0)
+    expire(held, this.#clock.now())
+    if (held.size === 0) this.#held.delete(tenantId)
+    return Promise.resolve(held.size)
   }
 
   reset(tenantId: string): Promise<void> {
@@ -101,16 +140,43 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
     return Promise.resolve()
   }
 
+  // Drops the expired leases of every tenant, and the tenants left with none. Leases taken later
+  // expire later still, so the earliest expiry left bounds when the next sweep can free anything.
+  #sweep(now: number): void {
+    let earliest = Number.POSITIVE_INFINITY
+    for (const [tenantId, held] of this.#held) {
+      expire(held, now)
+      if (held.size === 0) this.#held.delete(tenantId)
+      else {
+        const first = held.values().next().value!
+        if (first < earliest) earliest = first
+      }
+    }
+    this.#sweepAfter = earliest
+  }
+
   #lease(tenantId: string, id: number): ConcurrencyLease {
     const held = this.#held
     return {
       id: String(id),
       release(): Promise<void> {
-        const set = held.get(tenantId)
-        // Absent after an earlier release or a reset: nothing of anyone else's is touched.
-        if (set?.delete(id) && set.size === 0) held.delete(tenantId)
+        const leases = held.get(tenantId)
+        // Absent after an earlier release, a reset or its expiry: nothing of anyone else's is touched.
+        if (leases?.delete(id) && leases.size === 0) held.delete(tenantId)
         return Promise.resolve()
       },
     }
+  }
+}
+
+/**
+ * Drops the leases of `held` that expired by `now`. One limiter gives every lease the same TTL, so
+ * they expire in the order they were taken: the scan stops at the first one still held, and an
+ * acquire costs no more than the leases it drops.
+ */
+function expire(held: Map<number, number>, now: number): void {
+  for (const [id, expiresAt] of held) {
+    if (expiresAt > now) return
+    held.delete(id)
   }
 }

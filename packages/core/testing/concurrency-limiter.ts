@@ -12,6 +12,12 @@ export interface ConcurrencyLimiterSuiteOptions {
    * @default 5000
    */
   timeout?: number
+  /**
+   * Runs the lease-expiry case: `leaseTtlMs` is the TTL the factory's limiters were built with, and
+   * `advance(ms)` moves the clock they read (a `ManualClock`, or the store's own test clock).
+   * @default undefined (the case is skipped)
+   */
+  leaseExpiry?: { leaseTtlMs: number; advance(ms: number): void | Promise<void> }
 }
 
 /**
@@ -19,7 +25,8 @@ export interface ConcurrencyLimiterSuiteOptions {
  * cap is enforced, a release frees a slot, a second release is a no-op that never frees another
  * request's slot, tenants are independent, 200 concurrent acquires never exceed the cap, `reset`
  * frees every slot (and makes the old leases harmless), `inFlight` reads the count, and bad input
- * throws typed errors. Each test uses new random tenant ids.
+ * throws typed errors; with `leaseExpiry`, a lease not released within its TTL frees its slot.
+ * Each test uses new random tenant ids.
  *
  * @example
  * ```ts
@@ -165,6 +172,37 @@ export function concurrencyLimiterConformance(
       },
       timeout,
     )
+
+    const expiry = options.leaseExpiry
+    // Only where the clock can be moved: without it the case is not registered at all.
+    if (expiry !== undefined)
+      it(
+        'a lease not released within leaseTtlMs frees its slot, and releasing it later frees nothing',
+        async () => {
+          const { leaseTtlMs, advance } = expiry
+          const limiter = await factory()
+          const id = randomTenantId('cc')
+          const lost = await limiter.acquire(id, 2)
+          await advance(leaseTtlMs - 1)
+          const young = await limiter.acquire(id, 2)
+          // One ms before its expiry the lost lease still holds its slot.
+          expect((await limiter.acquire(id, 2)).allowed).toBe(false)
+          await advance(1)
+          expect(await limiter.inFlight(id)).toBe(1)
+          expect(await limiter.acquire(id, 2)).toMatchObject({ allowed: true, inFlight: 2 })
+          // The expired lease's release frees nothing of the two now held.
+          await lost.lease!.release()
+          expect(await limiter.inFlight(id)).toBe(2)
+          await young.lease!.release()
+          expect(await limiter.inFlight(id)).toBe(1)
+          // Expiry is measured from each acquire: the one taken last is still held a TTL later, less 1 ms.
+          await advance(leaseTtlMs - 1)
+          expect(await limiter.inFlight(id)).toBe(1)
+          await advance(1)
+          expect(await limiter.inFlight(id)).toBe(0)
+        },
+        timeout,
+      )
 
     it(
       'refuses bad input with typed errors and takes nothing',

@@ -25,7 +25,8 @@ export interface HostHooks {
    * true; answers false when the host cannot tell. Stages that hold something until then (the
    * concurrency slot) otherwise watch the body and the request's abort signal themselves, which
    * costs a stream per response (and on @hono/node-server, reading `request.signal` builds the
-   * full Request).
+   * full Request). `done` may come before the handler has answered (the client left early): the
+   * concurrency stage then holds its slot until the answer.
    */
   readonly whenSent?: (host: unknown, done: () => void) => boolean
 }

@@ -1,4 +1,5 @@
 import {
+  type ConcurrencyDecision,
   type ConcurrencyLimiter,
   InMemoryConcurrencyLimiter,
   InMemoryConfigManager,
@@ -38,6 +39,39 @@ function streaming() {
     return new Response(body, { status: 200, headers: { 'Content-Type': 'text/plain' } })
   }
   return { next, ends }
+}
+
+/** A response whose body streams one chunk and stays open. */
+function streamingResponse(): Response {
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('chunk;'))
+      },
+    }),
+  )
+}
+
+/** An in-memory limiter that counts the release() calls of each lease it handed out. */
+class CountingLimiter extends InMemoryConcurrencyLimiter {
+  readonly releases: number[] = []
+
+  override async acquire(tenantId: string, maxInFlight: number): Promise<ConcurrencyDecision> {
+    const decision = await super.acquire(tenantId, maxInFlight)
+    const lease = decision.lease
+    if (lease === undefined) return decision
+    const at = this.releases.push(0) - 1
+    return {
+      ...decision,
+      lease: {
+        id: lease.id,
+        release: () => {
+          this.releases[at]!++
+          return lease.release()
+        },
+      },
+    }
+  }
 }
 
 // Lets queued microtasks and stream pulls run (no timers, no sleeping).
@@ -129,29 +163,164 @@ describe('tenantConcurrency', () => {
     expect(await limiter.inFlight('acme')).toBe(0)
   })
 
-  it('releases when the client aborts (request.signal), before or during the handler', async () => {
-    const abort = new AbortController()
+  it('keeps the slot of a client that aborts while the handler runs until the handler answers', async () => {
+    // The cap bounds the handlers running: a client leaving early must not let another one in.
+    const gates: ((response: Response) => void)[] = []
     let entered!: () => void
-    const inHandler = new Promise<void>((resolve) => {
-      entered = resolve
-    })
-    const never: Next = () => {
-      entered()
-      return new Promise<Response>(() => {})
-    }
-    void chain()(req('/', { tenant: 'acme', signal: abort.signal }), never)
+    const slow: Next = () =>
+      new Promise<Response>((resolve) => {
+        gates.push(resolve)
+        entered()
+      })
+    const running = () =>
+      new Promise<void>((resolve) => {
+        entered = resolve
+      })
+    const mw = chain()
+    const abort = new AbortController()
+    let inHandler = running()
+    const first = mw(req('/', { tenant: 'acme', signal: abort.signal }), slow)
     await inHandler
+    abort.abort()
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(1)
+    inHandler = running()
+    const second = mw(req('/', { tenant: 'acme' }), slow)
+    await inHandler
+    expect((await mw(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(429)
+
+    // The aborted request's handler answers: its slot is given back, its body never read.
+    gates[0]!(new Response('late'))
+    expect((await first).status).toBe(200)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(1)
+    gates[1]!(new Response(null, { status: 204 }))
+    await second
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+
+    // Already aborted when it arrives: the slot is held while its handler runs all the same.
+    const gone = new AbortController()
+    gone.abort()
+    inHandler = running()
+    const orphan = mw(req('/', { tenant: 'acme', signal: gone.signal }), slow)
+    await inHandler
+    expect(await limiter.inFlight('acme')).toBe(1)
+    gates[2]!(streamingResponse())
+    await orphan
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('releases at once when the client aborts after the answer, mid-stream', async () => {
+    const abort = new AbortController()
+    const { next } = streaming()
+    const response = await chain()(req('/', { tenant: 'acme', signal: abort.signal }), next)
+    await response.body!.getReader().read()
     expect(await limiter.inFlight('acme')).toBe(1)
     abort.abort()
     await settle()
     expect(await limiter.inFlight('acme')).toBe(0)
+  })
 
-    // Already aborted when it arrives: admitted and released at once.
-    const gone = new AbortController()
-    gone.abort()
-    await chain()(req('/', { tenant: 'acme', signal: gone.signal }), streaming().next)
+  it('releases a HEAD request when the handler answers: no body goes out, and none is wrapped', async () => {
+    const upstream = new Response('x'.repeat(100), { headers: { 'Content-Type': 'text/plain' } })
+    const mw = chain()
+    const response = await mw(req('/', { tenant: 'acme', method: 'HEAD' }), async () => upstream)
+    expect(response.status).toBe(200)
+    expect(response.body).toBe(upstream.body)
     await settle()
+    // The body is never read (a host drops it, Hono without cancelling it): the slot is free.
     expect(await limiter.inFlight('acme')).toBe(0)
+    await mw(req('/', { tenant: 'acme', method: 'HEAD' }), async () => new Response('y'))
+    expect((await mw(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(200)
+  })
+
+  it('releases each slot exactly once, whatever way the request ends', async () => {
+    await configs.setTenantConfig({
+      id: 'acme',
+      concurrency: { maxInFlight: 5 },
+      rateLimit: { requestsPerSecond: 1, burst: 1 },
+      quota: { limits: [{ window: 'minute', requests: 2 }] },
+    })
+    const counting = new CountingLimiter()
+    const broken = {
+      consume: failing().call,
+      adjust: failing().call,
+      peek: failing().call,
+    }
+    const rateLimit = new TokenBucketRateLimiter(configs, { clock })
+    const quota = new InMemoryQuotaManager(configs, { clock })
+    const hooks = { onError: () => {} }
+    const mw = chain({ concurrency: counting, rateLimit, quota, clock, hooks })
+    const send = (next: Next, init: RequestInit = {}) => mw(req('/', { tenant: 'acme', ...init }), next)
+    const status = async (sent: Promise<Response>) => (await sent).status
+    // Each path starts in a new minute (the quota's window) with the rate limit's token back.
+    const paths: Record<string, () => Promise<unknown>> = {
+      'body read to its end': async () => expect(await (await send(okHandler().next)).text()).toBe('ok'),
+      'rate limit refusal': async () => {
+        await (await send(okHandler().next)).text()
+        expect(await status(send(okHandler().next))).toBe(429)
+      },
+      'quota refusal': async () => {
+        await (await send(okHandler().next)).text()
+        clock.advance(1_000)
+        await (await send(okHandler().next)).text()
+        clock.advance(1_000)
+        const refused = await send(okHandler().next)
+        expect((await problem(refused)).code).toBe('tenant_quota_exceeded')
+      },
+      'quota store failure': async () => {
+        const failed = chain({ concurrency: counting, rateLimit, quota: broken, clock, hooks })
+        expect(await status(failed(req('/', { tenant: 'acme' }), okHandler().next))).toBe(503)
+      },
+      'handler throws': async () => {
+        await expect(send(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+      },
+      'body errors': async () => {
+        const failingBody = new ReadableStream<Uint8Array>({
+          pull: (controller) => controller.error(new Error('upstream reset')),
+        })
+        const response = await send(async () => new Response(failingBody))
+        await expect(response.text()).rejects.toThrow()
+      },
+      'client cancels mid-stream, then aborts': async () => {
+        const abort = new AbortController()
+        const response = await send(streaming().next, { signal: abort.signal })
+        const reader = response.body!.getReader()
+        await reader.read()
+        await reader.cancel()
+        abort.abort()
+      },
+      'client aborts in the handler, then it answers': async () => {
+        const abort = new AbortController()
+        const answered = async () => {
+          abort.abort()
+          return new Response('late')
+        }
+        expect(await (await send(answered, { signal: abort.signal })).text()).toBe('late')
+      },
+      'stream ends, then the client aborts': async () => {
+        const abort = new AbortController()
+        const { next, ends } = streaming()
+        const response = await send(next, { signal: abort.signal })
+        ends[0]!()
+        expect(await response.text()).toBe('chunk;end')
+        abort.abort()
+      },
+      'HEAD, body read after all': async () => {
+        expect(await (await send(okHandler().next, { method: 'HEAD' })).text()).toBe('ok')
+      },
+    }
+    for (const [path, run] of Object.entries(paths)) {
+      clock.advance(60_000)
+      const before = counting.releases.length
+      await run()
+      await settle()
+      expect(counting.releases.length, path).toBeGreaterThan(before)
+      expect(counting.releases.slice(before), path).toEqual(counting.releases.slice(before).map(() => 1))
+      expect(await counting.inFlight('acme'), path).toBe(0)
+    }
   })
 
   it('releases when the handler throws', async () => {

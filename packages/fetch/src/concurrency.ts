@@ -9,7 +9,7 @@ import {
 } from '@tenant/core'
 import { whenBodyEnds } from './body-end'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import { reportError } from './hooks'
+import { type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
 import { StageCore, type StageOptions, StoreFailed } from './stage'
 import type { MaybePromise, Middleware } from './types'
@@ -149,11 +149,23 @@ function releaseLate(
 }
 
 /**
- * Releases `lease` exactly once, at the first of: the response body ends (or is cancelled), a
- * response without a body is handed over, the client aborts (`request.signal`), or the request
- * is abandoned (a later stage refused it, the handler threw). A host that knows when the response
- * has been sent or the client went away (`HostHooks.whenSent`) tells that instead of the body and
- * the signal.
+ * Holds `lease` for the request and releases it exactly once, when both the handler has answered
+ * and the response is over for the client:
+ *
+ * - answered: the finisher ran (the handler's response is at hand); or the request was given up
+ *   (`onAbandon`: a later stage refused it, a stage, the handler or a finisher threw), which also
+ *   means nothing will be sent.
+ * - over: the response body ended or was cancelled, or there is none, or the request is a `HEAD`
+ *   (no body goes out: Hono answers one with `new Response(null, response)`, dropping the body
+ *   unread), or the client went away (`request.signal`). A host that knows when the response has
+ *   been sent or the client left (`HostHooks.whenSent`) tells that instead of the body and the
+ *   signal.
+ *
+ * A client that leaves while the handler runs does not free the slot before the handler is done:
+ * the cap bounds the handlers running, not the clients connected. A wrapped body dropped unread
+ * by code outside the chain (a middleware that replaces the response without cancelling it) is
+ * released when the runtime collects it (`FinalizationRegistry`); the limiter's lease expiry is the
+ * last backstop.
  */
 function holdUntilDone(
   admission: Admission,
@@ -161,46 +173,144 @@ function holdUntilDone(
   core: StageCore<'onConcurrency'>,
 ): void {
   const { request } = admission
-  let signal: AbortSignal | undefined
-  let released = false
-  const release = (): void => {
-    if (released) return
-    released = true
-    signal?.removeEventListener('abort', release)
+  const hold = new Hold(new Slot(lease, core.hooks, admission.tenantId!), request)
+  admission.onAbandon(hold.abandon)
+  // A host that can tell when the response has gone out (Hono on @hono/node-server) says so: no
+  // abort listener and no body wrapper, so the response keeps the server's fast path.
+  hold.sent = admission.hostHooks.whenSent?.(admission.host, hold.over) === true
+  if (!hold.sent) {
+    const signal = request.signal as AbortSignal | undefined
+    if (signal !== undefined && signal !== null) {
+      if (signal.aborted) hold.over()
+      else {
+        hold.signal = signal
+        signal.addEventListener('abort', hold.over, { once: true })
+      }
+    }
+  }
+  // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
+  admission.onResponse(hold.answer, { last: true })
+}
+
+/**
+ * Releases the slot of a wrapped body that was dropped unread once the runtime has collected the
+ * body: it would otherwise stay taken until the lease expired. Without a `FinalizationRegistry`
+ * the lease expiry alone is the backstop.
+ */
+const dropped: FinalizationRegistry<Slot> | undefined =
+  typeof FinalizationRegistry === 'function'
+    ? /* @__PURE__ */ new FinalizationRegistry((slot: Slot) => slot.release(undefined))
+    : undefined
+
+/**
+ * The lease and what reporting a failed release needs, released once. `dropped` keeps it while
+ * the wrapped body lives, so it reaches nothing that reaches that body: not the request (the
+ * resolver's state on it is the admission, whose host, Hono's `c`, holds the wrapped response).
+ */
+class Slot {
+  released = false
+  /** Registered with `dropped`, with the request's method and URL for a report after collection. */
+  registered = false
+  method = 'GET'
+  url = ''
+
+  constructor(
+    readonly lease: ConcurrencyLease,
+    readonly hooks: HookSet,
+    readonly tenantId: string,
+  ) {}
+
+  /** Releases the lease once; `request` for the error report (absent after a collection). */
+  release(request: Request | undefined): void {
+    if (this.released) return
+    this.released = true
+    if (this.registered) dropped!.unregister(this)
     let done: Promise<void>
     try {
-      done = lease.release()
+      done = this.lease.release()
     } catch (error) {
       done = Promise.reject(error)
     }
-    // The response is on its way; a failed release is reported, and the lease's expiry (Redis,
-    // Durable Object) gives the slot back.
+    // The response is on its way; a failed release is reported, and the lease's expiry gives the
+    // slot back.
     done.then(undefined, (error: unknown) =>
-      reportError(core.hooks, error, { stage: 'concurrency', request, tenantId: admission.tenantId }),
+      reportError(this.hooks, error, {
+        stage: 'concurrency',
+        request: request ?? standIn(this.method, this.url),
+        tenantId: this.tenantId,
+      }),
     )
   }
-  admission.onAbandon(release)
-  // A host that can tell when the response has gone out (Hono on @hono/node-server) says so: no
-  // abort listener and no body wrapper, so the response keeps the server's fast path.
-  if (admission.hostHooks.whenSent?.(admission.host, release) === true) return
-  signal = request.signal as AbortSignal | undefined
-  if (signal !== undefined && signal !== null) {
-    if (signal.aborted) {
-      release()
-      return
-    }
-    signal.addEventListener('abort', release, { once: true })
+}
+
+/** A request like the collected one, for `onError` (a Request for a forbidden method cannot be made). */
+function standIn(method: string, url: string): Request {
+  try {
+    return new Request(url, { method })
+  } catch {
+    return new Request(url || 'http://unknown.invalid/')
   }
-  // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
-  admission.onResponse((response) => whenBodyEnds(response, release), { last: true })
+}
+
+/** One admitted request's hold on its {@link Slot} (see {@link holdUntilDone}). */
+class Hold {
+  #answered = false
+  #over = false
+  /** The host tells when the response is over (`whenSent`): the body is not watched. */
+  sent = false
+  /** The request's abort signal while it is listened to. */
+  signal: AbortSignal | undefined = undefined
+
+  constructor(
+    readonly slot: Slot,
+    readonly request: Request,
+  ) {}
+
+  /** The response is over for the client: its body ended, or the client went away. */
+  readonly over = (): void => {
+    this.#over = true
+    if (this.#answered) this.#release()
+  }
+
+  /** Given up: the handler threw or never ran, and nothing will be sent. */
+  readonly abandon = (): void => {
+    this.#answered = true
+    this.over()
+  }
+
+  /** The finisher: the handler answered with `response`. */
+  readonly answer = (response: Response): Response | undefined => {
+    this.#answered = true
+    // No body goes out for a HEAD, whatever the response holds: the hosts drop it (Hono unread).
+    if (this.#over || this.request.method === 'HEAD') {
+      this.over()
+      return undefined
+    }
+    if (this.sent) return undefined
+    const wrapped = whenBodyEnds(response, this.over)
+    const slot = this.slot
+    if (wrapped !== undefined && dropped !== undefined && !slot.released) {
+      slot.method = this.request.method
+      slot.url = this.request.url
+      slot.registered = true
+      dropped.register(wrapped.body!, slot, slot)
+    }
+    return wrapped
+  }
+
+  #release(): void {
+    this.signal?.removeEventListener('abort', this.over)
+    this.signal = undefined
+    this.slot.release(this.request)
+  }
 }
 
 /**
  * Caps each tenant's requests in flight at its `concurrency.maxInFlight`: a request over the cap
  * is refused with 429 `tenant_concurrency_limited` and `Retry-After: 1`. An admitted request holds
- * its slot until its response body has been sent (a streamed body: until the stream ends), the
- * client aborts, or a later stage refuses it or the handler throws. Tenants without a cap pass
- * uncounted.
+ * its slot until its handler has answered and its response body has been sent (a streamed body:
+ * until the stream ends; a `HEAD`: at the answer) or the client has gone, or until a later stage
+ * refuses it or the handler throws. Tenants without a cap pass uncounted.
  *
  * @example
  * ```ts

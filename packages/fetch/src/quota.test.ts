@@ -279,6 +279,31 @@ describe('tenantQuota', () => {
       expect(minute.used.tokens).toBe(200)
     })
 
+    it('settles from the cost it charged, whatever an onQuota hook does to the event', async () => {
+      const { hooks, errors } = recorder()
+      const seen: unknown[] = []
+      const meddling = {
+        onQuota: (event: { cost?: { tokens: number } }) => {
+          seen.push(event.cost)
+          // Throws (the cost is frozen), and the throw goes to onError like any failing hook.
+          event.cost!.tokens = 5000
+        },
+      }
+      const quota = chain({ actualTokens: usageHeader, hooks: [hooks, meddling] })
+      const response = await quota(
+        req('/', { tenant: 'acme', headers: { 'X-Token-Count': '1000' } }),
+        upstream('10'),
+      )
+      expect(response.status).toBe(200)
+      expect(Object.isFrozen(seen[0])).toBe(true)
+      expect(seen[0]).toEqual({ requests: 1, tokens: 1000 })
+      const minute = (await manager.peek('acme')).windows.find((w) => w.window === 'minute')!
+      // Charged 1000, settled at 10: a refund of 990, not 4990 off a 5000 estimate.
+      expect(minute.used).toEqual({ requests: 1, tokens: 10 })
+      expect(response.headers.get('X-Quota-Remaining-Tokens')).toBe('990')
+      expect(errors.map((e) => [e.info.hook, e.error instanceof TypeError])).toEqual([['onQuota', true]])
+    })
+
     it('reports an invalid actual count and a failing adjust, and still returns the response', async () => {
       const { hooks, events, errors } = recorder()
       const bad = await chain({ actualTokens: () => -3, hooks })(req('/', { tenant: 'acme' }), upstream('0'))

@@ -195,8 +195,11 @@ class QuotaStage implements ChainStage {
   ): StageStep {
     const subject = named instanceof UserRefusal ? named.error : validSubject(named)
     if (subject instanceof TenantError) return this.#core.refuse(admission, {}, { error: subject })
-    const cost: ChargedCost =
-      subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject }
+    // Frozen: the event hooks get this object, and what they do to it must not change what is
+    // consumed, settled (actualTokens, streamUsage) or refunded after a late answer.
+    const cost: ChargedCost = Object.freeze(
+      subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject },
+    )
     if (!check) return this.#consume(admission, cost)
     this.#prepared?.set(admission, cost)
     return undefined

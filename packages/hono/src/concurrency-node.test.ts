@@ -6,6 +6,7 @@ import {
   InMemoryConfigManager,
   type TenantConfigInput,
 } from '@tenant/core'
+import { withTenancy } from '@tenant/fetch'
 import { Hono } from 'hono'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { tenancy } from './index'
@@ -144,4 +145,137 @@ describe('@tenant/hono concurrency on @hono/node-server', () => {
     expect(limiter.released).toBe(1)
     expect(await limiter.inFlight('acme')).toBe(0)
   })
+})
+
+/** Serves `fetch` with @hono/node-server on a free loopback port. */
+async function listen(fetch: (request: Request, env?: unknown) => Response | Promise<Response>) {
+  const server = await new Promise<ServerType>((resolve) => {
+    const started = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+  })
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+/** A handler that signals when it runs and answers when the test says; `gone` when its client left. */
+function heldHandler() {
+  let enter!: () => void
+  let clientGone!: () => void
+  const state = {
+    entered: new Promise<void>((resolve) => {
+      enter = resolve
+    }),
+    gone: new Promise<void>((resolve) => {
+      clientGone = resolve
+    }),
+    answer: (): void => {
+      throw new Error('the handler has not run')
+    },
+  }
+  const run = async (request: Request): Promise<void> => {
+    request.signal.addEventListener('abort', () => clientGone(), { once: true })
+    const answered = new Promise<void>((resolve) => {
+      state.answer = resolve
+    })
+    enter()
+    await answered
+  }
+  return { state, run }
+}
+
+// F1 and F3 of the red team's review, on a real server: HEAD gives its slot back (also when a
+// fetch wrapper drops c.env, so the adapter watches the body), and a client that aborts while the
+// handler runs does not free the slot before the handler answers (Hono and Fetch hosts alike).
+describe('concurrency slots on @hono/node-server: HEAD and early aborts', () => {
+  let limiter: WatchedLimiter
+  let configs: InMemoryConfigManager
+  const H = { 'X-Tenant-ID': 'acme' }
+
+  beforeEach(async () => {
+    configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+    limiter = new WatchedLimiter()
+  })
+
+  function honoApp(handler: ReturnType<typeof heldHandler>) {
+    const app = new Hono()
+    app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+    app.get('/ok', (c) => c.text('ok'))
+    app.get('/slow', async (c) => {
+      await handler.run(c.req.raw)
+      return c.text('late')
+    })
+    return app
+  }
+
+  for (const wrapped of [false, true]) {
+    it(`frees a HEAD request's slot when it is answered (${wrapped ? 'fetch wrapper without env' : 'serve(app.fetch)'})`, async () => {
+      const app = honoApp(heldHandler())
+      const server = await listen(wrapped ? (request) => app.fetch(request) : app.fetch)
+      try {
+        for (let i = 1; i <= 2; i++) {
+          const head = await fetch(`${server.base}/ok`, { method: 'HEAD', headers: H })
+          expect(head.status).toBe(200)
+          await limiter.releasedAtLeast(i)
+        }
+        expect(await limiter.inFlight('acme')).toBe(0)
+        const get = await fetch(`${server.base}/ok`, { headers: H })
+        expect([get.status, await get.text()]).toEqual([200, 'ok'])
+      } finally {
+        await server.close()
+      }
+    })
+
+    it(`holds the slot of a client that aborts mid-handler until the handler answers (Hono host, ${wrapped ? 'fetch wrapper without env' : 'serve(app.fetch)'})`, async () => {
+      const handler = heldHandler()
+      const app = honoApp(handler)
+      const server = await listen(wrapped ? (request) => app.fetch(request) : app.fetch)
+      try {
+        await expectHeldUntilAnswered(server.base, handler)
+      } finally {
+        await server.close()
+      }
+    })
+  }
+
+  it('holds the slot of a client that aborts mid-handler until the handler answers (Fetch host)', async () => {
+    const handler = heldHandler()
+    const served = withTenancy(
+      async (request: Request) => {
+        if (new URL(request.url).pathname === '/ok') return new Response('ok')
+        await handler.run(request)
+        return new Response('late')
+      },
+      { configManager: configs, concurrency: limiter },
+    )
+    const server = await listen((request) => served(request))
+    try {
+      await expectHeldUntilAnswered(server.base, handler)
+    } finally {
+      await server.close()
+    }
+  })
+
+  async function expectHeldUntilAnswered(base: string, handler: ReturnType<typeof heldHandler>) {
+    const abort = new AbortController()
+    const slow = fetch(`${base}/slow`, { headers: H, signal: abort.signal }).catch(() => undefined)
+    await handler.state.entered
+    abort.abort()
+    await slow
+    // The server has seen the client go (the request's signal), and the handler still runs.
+    await handler.state.gone
+    expect(limiter.released).toBe(0)
+    expect(await limiter.inFlight('acme')).toBe(1)
+    const refused = await fetch(`${base}/ok`, { headers: H })
+    expect(refused.status).toBe(429)
+    await refused.arrayBuffer()
+    handler.state.answer()
+    await limiter.releasedAtLeast(1)
+    expect(await limiter.inFlight('acme')).toBe(0)
+    const admitted = await fetch(`${base}/ok`, { headers: H })
+    expect([admitted.status, await admitted.text()]).toEqual([200, 'ok'])
+    await limiter.releasedAtLeast(2)
+    expect(limiter.released).toBe(2)
+  }
 })

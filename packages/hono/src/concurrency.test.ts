@@ -119,6 +119,71 @@ describe('@tenant/hono concurrency', () => {
     expect(await limiter.inFlight('acme')).toBe(0)
   })
 
+  it('gives a HEAD request its slot back when the handler answers (Hono drops the body unread)', async () => {
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 2 } })
+    const { send } = app()
+    for (let i = 0; i < 2; i++) {
+      const head = await send('/ok', { method: 'HEAD' })
+      expect(head.status).toBe(200)
+      expect(head.body).toBeNull()
+    }
+    expect(await limiter.inFlight('acme')).toBe(0)
+    expect(await (await send('/ok')).text()).toBe('ok')
+    // A HEAD of a streamed route too: the stream is never read.
+    expect((await send('/stream', { method: 'HEAD' })).status).toBe(200)
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('keeps the slot of a client that aborts while the handler runs until the handler answers', async () => {
+    const hono = new Hono()
+    hono.use('*', tenancy({ configManager: configs, concurrency: limiter, clock }))
+    let answer!: () => void
+    let entered!: () => void
+    const inHandler = new Promise<void>((resolve) => {
+      entered = resolve
+    })
+    hono.get('/slow', async (c) => {
+      entered()
+      await new Promise<void>((resolve) => {
+        answer = resolve
+      })
+      return c.text('late')
+    })
+    hono.get('/ok', (c) => c.text('ok'))
+    const send = (path: string, init: RequestInit = {}) =>
+      hono.request(`https://api.example.com${path}`, { headers: { 'X-Tenant-ID': 'acme' }, ...init })
+    const abort = new AbortController()
+    const slow = send('/slow', { signal: abort.signal })
+    await inHandler
+    abort.abort()
+    await settle()
+    // The client has gone, its handler still runs: the cap (1) still counts it.
+    expect(await limiter.inFlight('acme')).toBe(1)
+    expect((await send('/ok')).status).toBe(429)
+    answer()
+    await slow
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    expect(await (await send('/ok')).text()).toBe('ok')
+  })
+
+  it('gives the slot back at once when an outer middleware cancels the body it replaces', async () => {
+    const hono = new Hono()
+    hono.use('*', async (c, next) => {
+      await next()
+      if (c.res.status >= 500) {
+        await c.res.body?.cancel()
+        c.res = c.json({ error: 'upstream failed' }, 502)
+      }
+    })
+    hono.use('*', tenancy({ configManager: configs, concurrency: limiter, clock }))
+    hono.get('/x', (c) => c.text('upstream exploded', 500))
+    const response = await hono.request('https://api.example.com/x', { headers: { 'X-Tenant-ID': 'acme' } })
+    expect(response.status).toBe(502)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
   it('works as a single middleware after the resolver', async () => {
     const hono = new Hono()
     hono.use('*', tenantResolver({ configManager: configs }), tenantConcurrency({ limiter }))

@@ -4,7 +4,12 @@
  * the adapter adds on each runtime: context variables, the hono/jwt principal (WebCrypto), the
  * headers on Hono's responses.
  */
-import { InMemoryConfigManager, InMemoryQuotaManager, ManualClock } from '@tenant/core'
+import {
+  InMemoryConcurrencyLimiter,
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  ManualClock,
+} from '@tenant/core'
 import { equal, expectProblem, type PortableCase, serving, t } from '@tenant/fetch/testing'
 import { Hono } from 'hono'
 import { jwt, sign } from 'hono/jwt'
@@ -122,6 +127,30 @@ export const honoCases: PortableCase[] = [
         await expectProblem(over.clone(), 429, 'tenant_quota_exceeded')
         equal(over.headers.get('Retry-After'), '45', 'Retry-After')
       })
+    },
+  },
+  {
+    name: 'hono: a HEAD request gives its concurrency slot back (Hono drops the GET body unread)',
+    async run(transport) {
+      const configs = new InMemoryConfigManager()
+      await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 2 } })
+      const limiter = new InMemoryConcurrencyLimiter()
+      const app = new Hono<TenantEnv>()
+        .use(tenancy({ configManager: configs, concurrency: limiter }))
+        .get('/x', (c) => c.text('hello'))
+      await serving(
+        transport,
+        (request) => Promise.resolve(app.fetch(request)),
+        async (send) => {
+          for (let i = 0; i < 2; i++) {
+            const head = await send('/x', { method: 'HEAD', ...t('acme') })
+            equal([head.status, await head.text()], [200, ''], 'HEAD')
+          }
+          equal(await limiter.inFlight('acme'), 0, 'slots held after two HEAD requests')
+          const get = await send('/x', t('acme'))
+          equal([get.status, await get.text()], [200, 'hello'], 'GET after them')
+        },
+      )
     },
   },
   {
