@@ -100,6 +100,24 @@ describe('extractors', () => {
       expect(read(sub, at(url))).toBe(expected)
     })
 
+    it('reads nested base domains longest first, whatever their order, and never a base as a tenant', () => {
+      for (const bases of [
+        ['example.com', 'eu.example.com'],
+        ['eu.example.com', 'example.com'],
+      ]) {
+        const nested = fromSubdomain(bases)
+        // With example.com tried first, eu.example.com read as tenant "eu", and every tenant under
+        // it as a deeper name of example.com (none).
+        expect(read(nested, at('https://eu.example.com/')), `${bases}`).toBeUndefined()
+        expect(read(nested, at('https://EU.example.com./')), `${bases}`).toBeUndefined()
+        expect(read(nested, at('https://acme.eu.example.com/')), `${bases}`).toBe('acme')
+        expect(read(nested, at('https://acme.example.com/')), `${bases}`).toBe('acme')
+        expect(read(nested, at('https://example.com/')), `${bases}`).toBeUndefined()
+        expect(read(nested, at('https://a.b.eu.example.com/')), `${bases}`).toBeUndefined()
+        expect(read(nested, at('https://www.eu.example.com/')), `${bases}`).toBeUndefined()
+      }
+    })
+
     it('honours ignore and rejects a missing base domain', () => {
       expect(
         read(fromSubdomain('example.com', { ignore: ['api'] }), at('https://api.example.com/')),
@@ -120,6 +138,31 @@ describe('extractors', () => {
     expect(read(fromPathPrefix(), at('http://x/t/'))).toBeUndefined()
     expect(read(fromPathPrefix(), at('http://x/tx/acme'))).toBeUndefined()
     expect(read(fromPathPrefix(), at('http://x/health'))).toBeUndefined()
+  })
+
+  it('fromPathPrefix refuses percent-encoding a router could read as another prefix or tenant', () => {
+    const refused = expect.objectContaining({
+      code: 'tenant_invalid_id',
+      message: expect.stringMatching(/percent-encoding/),
+    })
+    for (const path of [
+      '/%74/globex/invoices', // Hono routes this as /t/globex/invoices
+      '/t/%61cme/invoices', // acme to the router
+      '/t/gl%6Fbex',
+      '/t/acme%2Fglobex/x', // acme/globex to a router that decodes %2F
+      '/t%2Fglobex/x', // /t/globex to a router that decodes %2F
+      '/%2574/globex/x', // /t/globex after a proxy decoded once and the router again
+      '/t/%2561cme/x',
+    ]) {
+      expect(() => read(fromPathPrefix(), at(`http://x${path}`)), path).toThrowError(refused)
+    }
+    // Encoding outside the prefix and the tenant segment is the app's business.
+    expect(read(fromPathPrefix(), at('http://x/t/acme/a%20b%2Fc'))).toBe('acme')
+    expect(read(fromPathPrefix(), at('http://x/files/a%20b'))).toBeUndefined()
+    expect(read(fromPathPrefix('/tenants/'), at('http://x/t/%61cme/x'))).toBeUndefined()
+    expect(read(fromPathPrefix(), at('http://x/%54/globex'))).toBeUndefined() // /T/ in every reading
+    // A malformed escape decodes to itself in every reading: the id validation refuses it.
+    expect(read(fromPathPrefix(), at('http://x/t/acme%zz/x'))).toBe('acme%zz')
   })
 
   it('chain returns the first id found', async () => {

@@ -134,6 +134,9 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/
  * Reads the tenant id from the label just left of a base domain: `acme.example.com` with base
  * `example.com` is `acme`. The apex itself, deeper names (`a.b.example.com`), other hosts and IP
  * addresses name no tenant. Host names are case-insensitive, so ids read here are lower case.
+ * With nested bases (`['example.com', 'eu.example.com']`) the longest that matches is the host's
+ * base, whatever the order given, and a host equal to any base is an apex: `eu.example.com` names
+ * no tenant, `acme.eu.example.com` is `acme`.
  *
  * The base domain is required: without it `example.co.uk` would read as tenant `example`.
  *
@@ -153,6 +156,9 @@ export function fromSubdomain(
     return base.replace(/^\.+|\.+$/g, '').toLowerCase()
   })
   if (bases.length === 0) throw invalidOption('fromSubdomain.baseDomain', 'give at least one base domain')
+  // Longest first: with `example.com` tried first, `eu.example.com` (a base of its own) would read
+  // as tenant `eu`, and every tenant under it as a deeper name of `example.com`, i.e. none.
+  bases.sort((a, b) => b.length - a.length)
   const ignore = new Set((options.ignore ?? ['www']).map((label) => label.toLowerCase()))
   return {
     source: 'subdomain',
@@ -160,6 +166,7 @@ export function fromSubdomain(
       const host = urlOf(request).hostname.replace(/\.$/, '')
       if (host.startsWith('[') || IPV4.test(host)) return undefined
       for (const base of bases) {
+        if (host === base) return undefined
         if (!host.endsWith(`.${base}`)) continue
         const label = host.slice(0, -(base.length + 1))
         if (label === '' || label.includes('.') || ignore.has(label)) return undefined
@@ -173,6 +180,13 @@ export function fromSubdomain(
 /**
  * Reads the tenant id from the path segment after a prefix: `/t/acme/invoices` with prefix `/t/`
  * is `acme`. The path is left as it is; route on the full path.
+ *
+ * Routers match a percent-decoded path (Hono's `getPath()` decodes all but reserved characters,
+ * others decode those too, a proxy in front may decode once more), so percent-encoding in the
+ * prefix or the tenant segment (`/%74/globex/`, `/t/%61cme/`) is refused as an invalid id (400)
+ * whenever any of those readings names a tenant: one that the router and this extractor could
+ * read differently. Clients never encode these characters (RFC 3986 section 2.3); encoding
+ * elsewhere in the path (`/t/acme/a%20b`) is fine.
  *
  * @param prefix @default '/t/'
  * @example
@@ -188,11 +202,60 @@ export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
     extract(request) {
       const path = pathOf(request.url)
       if (path === undefined) throw new InvalidTenantIdError(AMBIGUOUS_URL)
-      if (!path.startsWith(normalized)) return undefined
-      const rest = path.slice(normalized.length)
-      const end = rest.indexOf('/')
-      return nonEmpty(end === -1 ? rest : rest.slice(0, end))
+      const id = segmentAfter(path, normalized)
+      if (!path.includes('%')) return id
+      // The router reads the decoded path: every reading must name the same tenant, or none.
+      if (
+        segmentAfter(tryDecode(path, decodeURIKeepingPercent), normalized) !== id ||
+        segmentAfter(fullyDecoded(path), normalized) !== id
+      ) {
+        throw new InvalidTenantIdError(
+          `the path names its tenant (after "${normalized}") with percent-encoding, which routers decode differently: send it unencoded`,
+        )
+      }
+      return id
     },
+  }
+}
+
+function segmentAfter(path: string, prefix: string): string | undefined {
+  if (!path.startsWith(prefix)) return undefined
+  const rest = path.slice(prefix.length)
+  const end = rest.indexOf('/')
+  return nonEmpty(end === -1 ? rest : rest.slice(0, end))
+}
+
+// Hono's getPath(): decodeURI, which keeps reserved characters (`%2F`, `%3F`, ...) encoded, with
+// `%25` kept too.
+function decodeURIKeepingPercent(value: string): string {
+  return decodeURI(value.includes('%25') ? value.replace(/%25/g, '%2525') : value)
+}
+
+// A router that decodes every escape, `%2F` included, behind a proxy that decoded once already:
+// decoded until nothing changes, in at most four rounds (deeper layers are no real deployment).
+function fullyDecoded(path: string): string {
+  let current = path
+  for (let round = 0; round < 4 && current.includes('%'); round++) {
+    const next = tryDecode(current, decodeURIComponent)
+    if (next === current) break
+    current = next
+  }
+  return current
+}
+
+// As Hono's tryDecode: a malformed escape (`%zz`, a broken UTF-8 sequence) stays as it is, and
+// the escapes around it are still decoded.
+function tryDecode(value: string, decode: (text: string) => string): string {
+  try {
+    return decode(value)
+  } catch {
+    return value.replace(/(?:%[0-9A-Fa-f]{2})+/g, (match) => {
+      try {
+        return decode(match)
+      } catch {
+        return match
+      }
+    })
   }
 }
 

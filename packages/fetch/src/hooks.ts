@@ -35,7 +35,7 @@ export interface TenancyEventBase {
 
 /** Event of the resolver stage. */
 export interface ResolveEvent extends TenancyEventBase {
-  /** Where the id came from: `'principal'` or an extractor's `source` such as `'header:X-Tenant-ID'`. */
+  /** Where the id came from: `'principal'`, an extractor's `source` such as `'header:X-Tenant-ID'`, or `'earlier-resolver'` when an earlier resolver found it (see the README). */
   source?: string
   /** The stored config, when the resolver checked the tenant against a config manager. */
   tenant?: TenantConfig

@@ -1,17 +1,26 @@
-import { InMemoryConfigManager, TenantBackendError, TenantError, TenantNotFoundError } from '@tenant/core'
+import {
+  InMemoryConfigManager,
+  InMemoryQuotaManager,
+  TenantBackendError,
+  TenantError,
+  TenantNotFoundError,
+} from '@tenant/core'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { expectInvalidOption, failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
 import {
   chain,
+  compose,
   currentTenantId,
   fromCookie,
   fromHeader,
   fromPathPrefix,
   fromQuery,
+  fromSubdomain,
   getTenant,
   getTenantId,
   problemResponse,
   type ResolverOptions,
+  tenancy,
   tenantResolver,
 } from './index'
 
@@ -524,6 +533,133 @@ describe('tenantResolver', () => {
         expect(response.status).toBe(200)
         expect(getTenantId(calls[0]!)).toBe('acme')
       }
+    })
+  })
+
+  describe('a path prefix written with percent-encoding', () => {
+    it('is refused (400) rather than read otherwise than a router reads it', async () => {
+      // Hono routes /%74/globex/... as /t/globex/...: read raw, the request named no path tenant,
+      // and the principal's (or the header's) tenant served the route of another.
+      const cases: [ResolverOptions, RequestInit][] = [
+        [{ principal: () => 'acme', extractors: [fromPathPrefix('/t/')] }, {}],
+        [{ extractors: [fromPathPrefix('/t/'), fromHeader()] }, { headers: { 'X-Tenant-ID': 'acme' } }],
+      ]
+      for (const [options, init] of cases) {
+        for (const path of ['/%74/globex/invoices', '/t/gl%6Fbex/invoices', '/t/%61cme/invoices']) {
+          const { calls, next } = okHandler()
+          const response = await tenantResolver({ configManager: configs, ...options })(req(path, init), next)
+          expect(await problem(response), path).toMatchObject({ status: 400, code: 'tenant_invalid_id' })
+          expect(calls, path).toHaveLength(0)
+        }
+      }
+    })
+  })
+
+  describe('a resolver after another on the same request', () => {
+    // An app-wide resolver (a session's tenant checked against the subdomain), then a sub-app's
+    // tenancy() with its default header extractor, as compose() or nested routers run them.
+    const host = 'https://acme.example.com'
+    const outer = (extra: ResolverOptions = {}) =>
+      tenantResolver({
+        principal: (request) => request.headers.get('X-Session-Tenant'),
+        extractors: [fromSubdomain('example.com')],
+        configManager: configs,
+        ...extra,
+      })
+    const session = (headers: Record<string, string> = {}) => ({
+      headers: { 'X-Session-Tenant': 'acme', ...headers },
+    })
+    const at = (init: RequestInit) => new Request(`${host}/data`, init)
+
+    it('refuses 403 tenant_mismatch when the later one finds another tenant, and charges nobody', async () => {
+      await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 5 }] } })
+      await configs.setTenantConfig({ id: 'globex', quota: { limits: [{ window: 'day', requests: 5 }] } })
+      const quotas = new InMemoryQuotaManager(configs)
+      const { hooks, events } = recorder()
+      const served = compose(outer(), tenancy({ configManager: configs, quota: quotas, hooks }))
+      const { calls, next } = okHandler()
+      const response = await served(at(session({ 'X-Tenant-ID': 'globex' })), next)
+      expect(await problem(response)).toMatchObject({ status: 403, code: 'tenant_mismatch' })
+      expect(calls).toHaveLength(0)
+      expect(events.find((e) => e.hook === 'onResolve')!.event).toMatchObject({
+        code: 'tenant_mismatch',
+        source: 'header:X-Tenant-ID',
+      })
+      expect((await quotas.peek('globex')).windows[0]!.used).toMatchObject({ requests: 0 })
+      expect((await quotas.peek('acme')).windows[0]!.used).toMatchObject({ requests: 0 })
+    })
+
+    it('reuses the earlier tenant when the later one finds the same, or nothing (no 401)', async () => {
+      const { hooks, events } = recorder()
+      const served = compose(outer(), tenancy({ configManager: configs, hooks }))
+      for (const headers of [{}, { 'X-Tenant-ID': 'acme' }] as Record<string, string>[]) {
+        const { calls, next } = okHandler()
+        const response = await served(at(session(headers)), next)
+        expect(response.status, JSON.stringify(headers)).toBe(200)
+        expect(getTenantId(calls[0]!)).toBe('acme')
+        expect(getTenant(calls[0]!)).toMatchObject({ id: 'acme', metadata: { plan: 'pro' } })
+      }
+      expect(events.map((e) => e.event.source)).toEqual(['earlier-resolver', 'earlier-resolver'])
+    })
+
+    it('refuses a later principal of another tenant, and holds a principal-only one to its principal', async () => {
+      const later = (principal: string | undefined) =>
+        compose(outer(), tenantResolver({ principal: () => principal }))
+      const other = await later('globex')(at(session()), okHandler().next)
+      expect(await problem(other)).toMatchObject({ status: 403, code: 'tenant_mismatch' })
+      expect((await later('acme')(at(session()), okHandler().next)).status).toBe(200)
+      // Alone it would refuse a request whose principal has no tenant: an earlier resolver does
+      // not stand in for its principal.
+      const none = await later(undefined)(at(session()), okHandler().next)
+      expect(await problem(none)).toMatchObject({ status: 401, code: 'tenant_required' })
+      // Unless it lets requests without a tenant through: then the earlier tenant stays.
+      const { calls, next } = okHandler()
+      const optional = compose(outer(), tenantResolver({ principal: () => undefined, allowMissing: true }))
+      expect((await optional(at(session()), next)).status).toBe(200)
+      expect(getTenantId(calls[0]!)).toBe('acme')
+    })
+
+    it('every extractor of the later one must agree, as with a principal', async () => {
+      const served = compose(
+        outer(),
+        tenantResolver({ extractors: [fromHeader(), fromPathPrefix('/t/'), fromQuery()] }),
+      )
+      for (const path of ['/t/globex/x', '/x?tenant=globex']) {
+        const response = await served(
+          new Request(`${host}${path}`, session({ 'X-Tenant-ID': 'acme' })),
+          okHandler().next,
+        )
+        expect(await problem(response), path).toMatchObject({ status: 403, code: 'tenant_mismatch' })
+      }
+    })
+
+    it('reads the config once from a shared store, and checks its own store otherwise', async () => {
+      const shared = { getTenantConfig: vi.fn((id: string) => configs.getTenantConfig(id)) }
+      const served = compose(outer({ configManager: shared }), tenantResolver({ configManager: shared }))
+      expect((await served(at(session()), okHandler().next)).status).toBe(200)
+      expect(shared.getTenantConfig).toHaveBeenCalledTimes(1)
+      // A store of its own, where the tenant is unknown: its existence check still refuses.
+      const elsewhere = new InMemoryConfigManager()
+      await elsewhere.setTenantConfig({ id: 'globex' })
+      const checked = compose(outer(), tenantResolver({ configManager: elsewhere }))
+      expect(await problem(await checked(at(session()), okHandler().next))).toMatchObject({
+        status: 403,
+        code: 'tenant_unknown',
+      })
+      // An earlier resolver without a store: the later one's store is read.
+      const late = compose(outer({ configManager: undefined }), tenantResolver({ configManager: elsewhere }))
+      expect((await late(at(session()), okHandler().next)).status).toBe(403)
+      // A later resolver without a store keeps the earlier one's config.
+      const { calls, next } = okHandler()
+      await compose(outer(), tenantResolver())(at(session()), next)
+      expect(getTenant(calls[0]!)).toMatchObject({ id: 'acme', metadata: { plan: 'pro' } })
+    })
+
+    it('resolves as usual after an earlier resolver that let the request through without a tenant', async () => {
+      const { calls, next } = okHandler()
+      const served = compose(tenantResolver({ allowMissing: true, header: 'X-Other' }), tenantResolver())
+      expect((await served(req('/', { tenant: 'globex' }), next)).status).toBe(200)
+      expect(getTenantId(calls[0]!)).toBe('globex')
     })
   })
 

@@ -8,7 +8,7 @@ import {
   validateTenantId,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import { setTenantState } from './context'
+import { setTenantState, tenantState } from './context'
 import { extractEvery, extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
@@ -106,6 +106,9 @@ export function resolverStage(options: ResolverOptions = {}, principalOf?: HostP
 const NO_PRINCIPAL = Symbol('no principal')
 type PrincipalAnswer = string | typeof NO_PRINCIPAL
 
+/** The `source` reported when the tenant is the one a resolver earlier in the request found. */
+const EARLIER = 'earlier-resolver'
+
 // A principal means a credential (Bearer); the extractors mean the request names its tenant. A
 // principal with fallbackToExtractors accepts either, so both challenges are offered.
 function defaultChallenge(
@@ -134,6 +137,11 @@ class ResolverStage implements ChainStage {
   readonly #context: boolean
   // With a principal source, a request whose principal has no tenant never takes one from the request.
   readonly #principalOnly: boolean
+  // Whether a request whose tenant an earlier resolver found keeps it when this resolver has no
+  // principal's tenant: not a principal-only one, which refuses it as it would alone (an earlier
+  // resolver that read a header must not stand in for its principal), unless it lets requests
+  // without a tenant through anyway (none is no better a tenant than the earlier one).
+  readonly #keepsEarlier: boolean
   readonly #challenge: [string, string][]
 
   constructor(options: ResolverOptions, principalOf: HostPrincipal | undefined) {
@@ -186,6 +194,7 @@ class ResolverStage implements ChainStage {
     this.#allowMissing = options.allowMissing ?? false
     this.#context = options.context ?? true
     this.#principalOnly = this.#principal !== undefined && options.fallbackToExtractors !== true
+    this.#keepsEarlier = !this.#principalOnly || this.#allowMissing
     this.#challenge = [
       [
         'WWW-Authenticate',
@@ -196,25 +205,39 @@ class ResolverStage implements ChainStage {
   }
 
   run(admission: Admission): StageStep {
+    // A resolver earlier in this request (an app-wide one, before a sub-app's tenancy()) already
+    // decided the tenant, and what ran since (its stages, the app's own checks) ran for that
+    // tenant: this one may confirm it, never switch it (see #choose).
+    const earlier = tenantState(admission.request)?.tenantId
     const principal = this.#principal
-    if (principal === undefined) return this.#extract(admission, NO_PRINCIPAL, 0)
+    if (principal === undefined) return this.#extract(admission, NO_PRINCIPAL, 0, earlier)
     const answer = callUser('resolve', () => principal(admission.request, admission.host))
-    if (isThenable(answer)) return answer.then((value) => this.#afterPrincipal(admission, value))
-    return this.#afterPrincipal(admission, answer)
+    if (isThenable(answer)) return answer.then((value) => this.#afterPrincipal(admission, value, earlier))
+    return this.#afterPrincipal(admission, answer, earlier)
   }
 
-  #afterPrincipal(admission: Admission, answer: string | null | undefined | UserRefusal): StageStep {
+  #afterPrincipal(
+    admission: Admission,
+    answer: string | null | undefined | UserRefusal,
+    earlier: string | undefined,
+  ): StageStep {
     if (answer instanceof UserRefusal) return this.#core.refuse(admission, { source: 'principal' }, answer)
     const tenantId = answer === undefined || answer === null || answer === '' ? NO_PRINCIPAL : answer
-    return this.#extract(admission, tenantId, 0)
+    return this.#extract(admission, tenantId, 0, earlier)
   }
 
   // The extractors run even when the principal named a tenant: a request naming another one is a
   // mismatch, never silently re-targeted. Then all of them run (see #agree): the first that finds
   // an id is not the only place the request can name one (a path prefix, a query parameter the
-  // app routes on).
-  #extract(admission: Admission, principal: PrincipalAnswer, from: number): StageStep {
-    if (principal !== NO_PRINCIPAL) return this.#agree(admission, principal, 0, [])
+  // app routes on). A tenant an earlier resolver found is held to the same rule.
+  #extract(
+    admission: Admission,
+    principal: PrincipalAnswer,
+    from: number,
+    earlier: string | undefined,
+  ): StageStep {
+    if (principal !== NO_PRINCIPAL) return this.#agree(admission, principal, 0, [], earlier)
+    if (earlier !== undefined && this.#keepsEarlier) return this.#agree(admission, principal, 0, [], earlier)
     const extractors = this.#extractors
     for (let i = from; i < extractors.length; i++) {
       const extractor = extractors[i]!
@@ -222,18 +245,24 @@ class ResolverStage implements ChainStage {
       if (isThenable(result)) {
         return result.then((value) =>
           value === undefined
-            ? this.#extract(admission, principal, i + 1)
-            : this.#found(admission, principal, extractor, value),
+            ? this.#extract(admission, principal, i + 1, earlier)
+            : this.#found(admission, principal, extractor, value, earlier),
         )
       }
-      if (result !== undefined) return this.#found(admission, principal, extractor, result)
+      if (result !== undefined) return this.#found(admission, principal, extractor, result, earlier)
     }
-    return this.#choose(admission, principal, undefined)
+    return this.#choose(admission, principal, undefined, earlier)
   }
 
-  // With a principal's tenant: every extractor, and every member of a chain, is read; the ids
-  // found go to #choose, which refuses any that is invalid or not the principal's.
-  #agree(admission: Admission, principal: string, from: number, found: Found[]): StageStep {
+  // With a principal's tenant (or an earlier resolver's): every extractor, and every member of a
+  // chain, is read; the ids found go to #choose, which refuses any that is invalid or not that tenant.
+  #agree(
+    admission: Admission,
+    principal: PrincipalAnswer,
+    from: number,
+    found: Found[],
+    earlier: string | undefined,
+  ): StageStep {
     const extractors = this.#extractors
     for (let i = from; i < extractors.length; i++) {
       const extractor = extractors[i]!
@@ -242,13 +271,13 @@ class ResolverStage implements ChainStage {
         return result.then((value) =>
           value instanceof UserRefusal
             ? this.#core.refuse(admission, { source: extractor.source }, value)
-            : this.#agree(admission, principal, i + 1, found),
+            : this.#agree(admission, principal, i + 1, found, earlier),
         )
       }
       if (result instanceof UserRefusal)
         return this.#core.refuse(admission, { source: extractor.source }, result)
     }
-    return this.#choose(admission, principal, found)
+    return this.#choose(admission, principal, found, earlier)
   }
 
   #found(
@@ -256,20 +285,22 @@ class ResolverStage implements ChainStage {
     principal: PrincipalAnswer,
     extractor: TenantExtractor,
     result: Found | UserRefusal,
+    earlier: string | undefined,
   ): StageStep {
     if (result instanceof UserRefusal)
       return this.#core.refuse(admission, { source: extractor.source }, result)
-    return this.#choose(admission, principal, result)
+    return this.#choose(admission, principal, result, earlier)
   }
 
   /**
-   * `fromRequest`: the id the first extractor that found one found, or, with a principal's tenant,
-   * every id the request names (see #agree).
+   * `fromRequest`: the id the first extractor that found one found, or, with a principal's tenant
+   * or an `earlier` resolver's, every id the request names (see #agree).
    */
   #choose(
     admission: Admission,
     principal: PrincipalAnswer,
     found: Found | readonly Found[] | undefined,
+    earlier: string | undefined,
   ): StageStep {
     const core = this.#core
     if (principal !== NO_PRINCIPAL) {
@@ -282,8 +313,9 @@ class ResolverStage implements ChainStage {
         const refused = this.#invalid(admission, named.tenantId, named.source)
         if (refused) return refused
       }
-      // The first that names another tenant than the principal's, else the first.
-      fromRequest = found.find((named) => named.tenantId !== principal) ?? found[0]
+      // The first that names another tenant than the principal's (or the earlier one), else the first.
+      const expected = principal === NO_PRINCIPAL ? earlier : principal
+      fromRequest = found.find((named) => named.tenantId !== expected) ?? found[0]
     } else if (found !== undefined) {
       fromRequest = found as Found
       const refused = this.#invalid(admission, fromRequest.tenantId, fromRequest.source)
@@ -302,6 +334,9 @@ class ResolverStage implements ChainStage {
     if (principal !== NO_PRINCIPAL) {
       tenantId = principal
       source = 'principal'
+    } else if (earlier !== undefined && this.#keepsEarlier) {
+      tenantId = earlier
+      source = EARLIER
     } else if (fromRequest !== undefined && !this.#principalOnly) {
       tenantId = fromRequest.tenantId
       source = fromRequest.source
@@ -324,8 +359,16 @@ class ResolverStage implements ChainStage {
       )
     }
     admission.tenantId = tenantId
-    if (principal !== NO_PRINCIPAL && fromRequest !== undefined && fromRequest.tenantId !== tenantId) {
-      const detail = `the request names a tenant (${fromRequest.source}) other than the authenticated one`
+    if (earlier !== undefined && tenantId !== earlier) {
+      const detail =
+        'the authenticated principal carries another tenant than an earlier resolver found for this request'
+      return core.refuse(admission, { source }, { error: new TenantError('tenant_mismatch', detail) })
+    }
+    if (fromRequest !== undefined && fromRequest.tenantId !== tenantId) {
+      const detail =
+        principal === NO_PRINCIPAL
+          ? `the request names a tenant (${fromRequest.source}) other than the one an earlier resolver found`
+          : `the request names a tenant (${fromRequest.source}) other than the authenticated one`
       return core.refuse(
         admission,
         { source: fromRequest.source },
@@ -333,6 +376,17 @@ class ResolverStage implements ChainStage {
       )
     }
     const store = this.#configManager
+    if (earlier !== undefined) {
+      // The earlier resolver's config, when it read one from this resolver's store (or this one has
+      // none): not read twice, and not dropped by a resolver without a store. A config from another
+      // store is not this resolver's existence check, which then runs as usual.
+      const state = tenantState(admission.request)!
+      if (state.tenant !== undefined && (store === undefined || state.source === store)) {
+        admission.tenant = state.tenant
+        admission.source = state.source
+        return this.#pass(admission, source, state.tenant)
+      }
+    }
     if (store === undefined) return this.#pass(admission, source, undefined)
     const answer = core.attempt(() => readTenantConfig(store, tenantId), admission)
     if (isThenable(answer)) return answer.then((config) => this.#checked(admission, source, config))
@@ -384,7 +438,8 @@ class ResolverStage implements ChainStage {
  * (400 `tenant_invalid_id`), refuses a principal/request disagreement (403 `tenant_mismatch`), a
  * missing tenant (401 `tenant_required`, unless `allowMissing`) and, with a `configManager`, an
  * unknown or suspended tenant (403). Downstream, `getTenantId(request)` and `currentTenantId()`
- * give the tenant.
+ * give the tenant. On a request an earlier resolver already resolved, it confirms that tenant and
+ * never switches it: any other it finds is a 403 `tenant_mismatch`.
  *
  * @example
  * ```ts
