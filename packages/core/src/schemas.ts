@@ -21,7 +21,10 @@ export const tenantIdSchema = z
   .max(MAX_TENANT_ID_LENGTH, `tenant id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
   .regex(/^[A-Za-z0-9._-]+$/, 'tenant id may only contain letters, digits, ".", "_" and "-"')
   // A dot segment: URL parsers remove it from a path, so /admin/tenants/.. could never reach it.
-  .refine((id) => id !== '.' && id !== '..', 'tenant id may not be "." or ".." (URLs remove them from a path)')
+  .refine(
+    (id) => id !== '.' && id !== '..',
+    'tenant id may not be "." or ".." (URLs remove them from a path)',
+  )
 
 /** Schema of a plan id: the same rule as a tenant id. */
 export const planIdSchema = z

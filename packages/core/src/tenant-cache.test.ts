@@ -8,15 +8,13 @@ import {
   DEFAULT_MAX_CACHE_KEY_LENGTH,
   lruCacheStore,
   memoryCacheStore,
-  TenantCache,
   parseTenantCacheKey,
+  TenantCache,
   tenantOfCacheKey,
   validateCacheTtl,
 } from './tenant-cache'
 
-testCacheStore('memoryCacheStore', ({ clock }) =>
-  memoryCacheStore({ clock, max: 10_000 }),
-)
+testCacheStore('memoryCacheStore', ({ clock }) => memoryCacheStore({ clock, max: 10_000 }))
 testCacheStore('lruCacheStore(lru-cache)', ({ clock }) =>
   lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, perf: clock, ttlResolution: 0 })),
 )

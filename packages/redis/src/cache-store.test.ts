@@ -123,7 +123,11 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
     })
 
     it('keeps two TenantCaches whose prefixes extend each other apart', async () => {
-      const usersStore = new RedisTenantCacheStore({ redis, prefix: `${p}u`, tenantCachePrefix: 'app:users:' })
+      const usersStore = new RedisTenantCacheStore({
+        redis,
+        prefix: `${p}u`,
+        tenantCachePrefix: 'app:users:',
+      })
       const appStore = new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix: 'app:' })
       const app = new TenantCache(appStore, { prefix: 'app:' })
       const users = new TenantCache(usersStore, { prefix: 'app:users:' })
@@ -152,7 +156,12 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(store.tenantCachePrefix).toBe('tenant:')
       expect(() => new TenantCache(store, { prefix: 'app:' })).toThrow(InvalidTenantConfigError)
       expect(() => new TenantCache(store, { prefix: 'tenant:x' })).toThrow(/tenantCachePrefix: "tenant:x"/)
-      const told = new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix: 'app:', maxEntriesPerTenant: 10 })
+      const told = new RedisTenantCacheStore({
+        redis,
+        prefix: p,
+        tenantCachePrefix: 'app:',
+        maxEntriesPerTenant: 10,
+      })
       const app = new TenantCache(told, { prefix: 'app:' })
       for (let i = 0; i < 5; i++) await app.set('globex', `g${i}`, i)
       for (let i = 0; i < 50; i++) await app.set('acme', `a${i}`, i)

@@ -64,7 +64,8 @@ describe.runIf(CAN_SPAWN_REDIS)('on a Redis Cluster', () => {
 
   testCacheStore(
     'RedisTenantCacheStore, ioredis Cluster',
-    ({ clock, tenantCachePrefix }) => new RedisTenantCacheStore({ redis: ioredis, clock, tenantCachePrefix, timeoutMs }),
+    ({ clock, tenantCachePrefix }) =>
+      new RedisTenantCacheStore({ redis: ioredis, clock, tenantCachePrefix, timeoutMs }),
   )
 
   it('spreads tenants over every node, each tenant in one slot', async () => {
