@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { rejectionOf } from '../testing/quota-manager'
 import type { FixedWindowState } from './algorithms/fixed-window'
 import { fixedWindowAdjust, fixedWindowConsume, fixedWindowPeek } from './algorithms/fixed-window'
+import { fixedWindowLayout } from './algorithms/fixed-window-layout'
+import { limitsOf } from './algorithms/memo'
 import { ManualClock } from './clock'
 import type { QuotaProvider } from './config'
 import { InvalidTenantConfigError } from './errors'
@@ -129,8 +131,14 @@ const frozen = (quota: QuotaConfig): QuotaConfig => deepFreeze(copyJson(quota))
 describe('InMemoryQuotaManager against fixedWindowConsume', () => {
   const windows: QuotaWindow[] = ['minute', 'hour', 'day', 'month']
   // Room for a few requests per window, so admissions (the in-place path) and denials both occur.
+  // Now and then a cost near 2^53, which an unlimited dimension saturates at MAX_QUOTA_COUNT.
+  const huge = fc.integer({ min: 2 ** 52, max: Number.MAX_SAFE_INTEGER })
   const limit = fc.record(
-    { window: fc.constantFrom(...windows), requests: fc.nat(12), tokens: fc.nat(120) },
+    {
+      window: fc.constantFrom(...windows),
+      requests: fc.nat(12),
+      tokens: fc.oneof({ weight: 9, arbitrary: fc.nat(120) }, { weight: 1, arbitrary: huge }),
+    },
     { requiredKeys: ['window'] },
   )
   const quota = fc
@@ -139,11 +147,22 @@ describe('InMemoryQuotaManager against fixedWindowConsume', () => {
   const step = fc.oneof(
     {
       weight: 6,
-      arbitrary: fc.record({ op: fc.constant('consume' as const), requests: fc.nat(2), tokens: fc.nat(20) }),
+      arbitrary: fc.record({
+        op: fc.constant('consume' as const),
+        requests: fc.oneof({ weight: 19, arbitrary: fc.nat(2) }, { weight: 1, arbitrary: huge }),
+        tokens: fc.oneof({ weight: 9, arbitrary: fc.nat(20) }, { weight: 1, arbitrary: huge }),
+      }),
     },
     {
       weight: 1,
-      arbitrary: fc.record({ op: fc.constant('adjust' as const), tokens: fc.integer({ min: -30, max: 30 }) }),
+      arbitrary: fc.record({
+        op: fc.constant('adjust' as const),
+        tokens: fc.oneof(
+          fc.integer({ min: -30, max: 30 }),
+          huge,
+          huge.map((t) => -t),
+        ),
+      }),
     },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('peek' as const) }) },
     {
@@ -240,5 +259,54 @@ describe('InMemoryQuotaManager against fixedWindowConsume', () => {
     expect(await rejectionOf(manager.consume(7 as unknown as string))).toMatchObject({
       code: 'tenant_invalid_id',
     })
+  })
+})
+
+describe('fixedWindowLayout: an unlimited dimension saturates in place', () => {
+  const MAX = Number.MAX_SAFE_INTEGER
+  const now = Date.UTC(2030, 2, 14, 9, 26, 30)
+  const config: QuotaConfig = {
+    limits: [
+      { window: 'minute', requests: 10 },
+      { window: 'month', requests: 1000 },
+    ],
+  }
+
+  it('admits a cost past MAX_QUOTA_COUNT in an unlimited dimension on the in-place path, as fixedWindowConsume does', () => {
+    const layout = fixedWindowLayout
+    let state = fixedWindowConsume(undefined, config, { tokens: MAX }, now).state
+    const entry = layout.create('a', state)
+    for (const cost of [
+      { requests: 1, tokens: 1 },
+      { requests: 1, tokens: MAX },
+      { requests: 0, tokens: 5 },
+    ]) {
+      const expected = fixedWindowConsume(state, config, cost, now)
+      expect(expected.decision.allowed).toBe(true)
+      // Taken in place (not left to fixedWindowConsume), with the same decision and counts.
+      expect(layout.charge(entry, limitsOf(config), cost, now)).toEqual(expected.decision)
+      state = expected.state
+      expect(layout.read(entry)).toEqual(state)
+    }
+    expect(state.minute).toMatchObject({ requests: 3, tokens: MAX })
+    expect(state.month).toMatchObject({ requests: 3, tokens: MAX })
+    // A limited dimension still refuses, and the refusal changes nothing.
+    const full = fixedWindowConsume(state, config, { requests: 8 }, now)
+    expect(full.decision.allowed).toBe(false)
+    expect(layout.charge(entry, limitsOf(config), { requests: 8, tokens: 0 }, now)).toBeUndefined()
+    expect(layout.read(entry)).toEqual(state)
+  })
+
+  it('a tenant whose unlimited tokens were pushed to the bound keeps being admitted (InMemoryQuotaManager)', async () => {
+    const clock = new ManualClock(now)
+    const manager = new InMemoryQuotaManager(everyone(deepFreeze(copyJson(config))), { clock })
+    expect((await manager.consume('acme', { tokens: MAX })).allowed).toBe(true)
+    for (let i = 0; i < 5; i++) {
+      clock.advance(MINUTE)
+      const decision = await manager.consume('acme', { tokens: 1_000 })
+      expect(decision).toMatchObject({ allowed: true, retryAfterMs: 0, remaining: { requests: 9 } })
+    }
+    const month = (await manager.peek('acme')).windows.find((w) => w.window === 'month')!
+    expect(month.used).toEqual({ requests: 6, tokens: MAX })
   })
 })

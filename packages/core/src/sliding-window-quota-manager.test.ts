@@ -100,7 +100,7 @@ describe('SlidingWindowQuotaManager against slidingWindowConsume', () => {
       weight: 6,
       arbitrary: fc.record({
         op: fc.constant('consume' as const),
-        requests: fc.nat(2),
+        requests: fc.oneof({ weight: 19, arbitrary: fc.nat(2) }, { weight: 1, arbitrary: huge }),
         tokens: fc.oneof({ weight: 9, arbitrary: fc.nat(20) }, { weight: 1, arbitrary: huge }),
       }),
     },
@@ -283,5 +283,74 @@ describe('SlidingWindowQuotaManager against slidingWindowConsume', () => {
       ),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('slidingWindowLayout: an unlimited dimension saturates in place', () => {
+  const MAX = Number.MAX_SAFE_INTEGER
+  const now = Date.UTC(2030, 2, 14, 9, 26, 30)
+  const config: QuotaConfig = {
+    limits: [
+      { window: 'minute', requests: 10 },
+      { window: 'month', requests: 1000 },
+    ],
+  }
+
+  for (const precision of [1, 10, 60]) {
+    it(`admits a cost past MAX_QUOTA_COUNT in an unlimited dimension on the in-place path, as slidingWindowConsume does (precision ${precision})`, () => {
+      const layout = slidingWindowLayout(precision)
+      let state = slidingWindowConsume(undefined, config, { tokens: MAX - 10 }, now, precision).state
+      const entry = layout.create('a', state)
+      let t = now
+      for (const [advance, cost] of [
+        [0, { requests: 1, tokens: 4 }], // fits
+        [0, { requests: 1, tokens: MAX }], // saturates in the current bucket
+        [7_000, { requests: 0, tokens: 5 }], // nothing left to add: no new bucket
+        [7_000, { requests: 1, tokens: 5 }], // a new bucket with the requests only
+      ] as const) {
+        t += advance
+        const expected = slidingWindowConsume(state, config, cost, t, precision)
+        expect(expected.decision.allowed).toBe(true)
+        // Taken in place (not left to slidingWindowConsume), with the same decision and buckets.
+        expect(layout.charge(entry, limitsOf(config), normalizeCost(cost), t)).toEqual(expected.decision)
+        state = expected.state
+        expect(layout.read(entry)).toEqual(state)
+        expect(layout.expiresAt(entry)).toBe(slidingWindowExpiresAt(state, precision))
+      }
+      const minute = slidingWindowPeek(state, config, t, precision)[0]!
+      expect(minute.used).toEqual({ requests: 4, tokens: MAX })
+      // A limited dimension still refuses, and the refusal changes nothing.
+      expect(slidingWindowConsume(state, config, { requests: 8 }, t, precision).decision.allowed).toBe(false)
+      expect(layout.charge(entry, limitsOf(config), normalizeCost({ requests: 8 }), t)).toBeUndefined()
+      expect(layout.read(entry)).toEqual(state)
+    })
+  }
+
+  it('a limited dimension whose buckets would sum past MAX_QUOTA_COUNT is still refused, not saturated', () => {
+    // tokens limited at the bound: the weighted count has room once the oldest bucket decays, the
+    // unweighted sum does not (capRetryAt).
+    const limited: QuotaConfig = { limits: [{ window: 'minute', tokens: MAX }] }
+    const { state } = slidingWindowConsume(undefined, limited, { tokens: MAX }, now, 10)
+    const later = now + 60_000 + 3_000
+    const decision = slidingWindowConsume(state, limited, { tokens: 1 }, later, 10).decision
+    expect(decision.allowed).toBe(false)
+    expect(decision.reason).toMatch(/count is full/)
+    const layout = slidingWindowLayout(10)
+    expect(
+      layout.charge(layout.create('a', state), limitsOf(limited), normalizeCost({ tokens: 1 }), later),
+    ).toBeUndefined()
+  })
+
+  it('a tenant whose unlimited tokens were pushed to the bound keeps being admitted (SlidingWindowQuotaManager)', async () => {
+    const clock = new ManualClock(now)
+    const manager = new SlidingWindowQuotaManager({ quotaConfig: async () => frozen(config) }, { clock })
+    expect((await manager.consume('acme', { tokens: MAX })).allowed).toBe(true)
+    for (let i = 0; i < 5; i++) {
+      clock.advance(2 * 60_000)
+      const decision = await manager.consume('acme', { tokens: 1_000 })
+      expect(decision).toMatchObject({ allowed: true, retryAfterMs: 0, remaining: { requests: 9 } })
+    }
+    const month = (await manager.peek('acme')).windows.find((w) => w.window === 'month')!
+    expect(month.used).toEqual({ requests: 6, tokens: MAX })
   })
 })

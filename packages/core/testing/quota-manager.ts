@@ -755,37 +755,75 @@ export function testQuotaManager(
     )
 
     it(
-      'counts never pass Number.MAX_SAFE_INTEGER: a cost that would is denied and charges nothing',
+      'an unlimited dimension never denies: its count saturates at Number.MAX_SAFE_INTEGER, and the limited ones decide as before',
       async () => {
         const MAX = Number.MAX_SAFE_INTEGER
-        // Unlimited tokens: only the bound of exact arithmetic applies.
-        const { manager, id, clock, used } = await setup({ limits: [{ window: 'minute', requests: 10 }] })
+        // A client-chosen token count (an X-Token-Count header) of 2^53 - 1 on a tenant whose tokens
+        // are unlimited: it must not lock the tenant out for the rest of the month.
+        const { manager, id, used } = await setup({
+          limits: [
+            { window: 'minute', requests: 10 },
+            { window: 'month', requests: 1000 },
+          ],
+        })
         expect(await manager.consume(id, { tokens: MAX })).toMatchObject({ allowed: true })
         expect(await used()).toEqual({ requests: 1, tokens: MAX })
-        const denial = await manager.consume(id, { tokens: 1 })
-        expect(denial.allowed).toBe(false)
-        expect(denial.retryAfterMs).toBeGreaterThan(0)
-        expect(await used()).toEqual({ requests: 1, tokens: MAX })
-        expect((await manager.consume(id, { tokens: 0 })).allowed).toBe(true)
-        // adjust never denies: it saturates, and a refund counts down from there.
+        const next = await manager.consume(id, { tokens: 1 })
+        expect(next).toMatchObject({ allowed: true, retryAfterMs: 0, remaining: { requests: 8 } })
+        expect(next.remaining.tokens).toBeUndefined()
+        expect(next.limit.tokens).toBeUndefined()
+        expect(await manager.consume(id, { tokens: MAX })).toMatchObject({ allowed: true })
+        expect(await used()).toEqual({ requests: 3, tokens: MAX })
+        expect(await used('month')).toEqual({ requests: 3, tokens: MAX })
+        // adjust never denies either: it saturates, and a refund counts down from there.
         expect((await manager.adjust(id, { tokens: MAX })).windows[0]!.used).toEqual({
-          requests: 2,
+          requests: 3,
           tokens: MAX,
         })
         expect((await manager.adjust(id, { tokens: -1 })).windows[0]!.used.tokens).toBe(MAX - 1)
-        expect((await manager.consume(id, { tokens: 1 })).allowed).toBe(true)
-        expect(await used()).toEqual({ requests: 3, tokens: MAX })
-        await expectExactRetry(clock, await manager.consume(id, { tokens: 1 }), () =>
-          manager.consume(id, { tokens: 1 }),
-        )
+        expect((await manager.consume(id, { tokens: 5 })).allowed).toBe(true)
+        expect(await used()).toEqual({ requests: 4, tokens: MAX })
+        // The limited dimension still decides, all-or-nothing: a denial charges no tokens either.
+        const { admitted, denial } = await exhaust(manager, id, { tokens: 7 })
+        expect(admitted).toBe(6)
+        expect(denial.reason).toMatch(/minute requests/)
+        expect(await used()).toEqual({ requests: 10, tokens: MAX })
+        expect(await used('month')).toEqual({ requests: 10, tokens: MAX })
 
-        // The same in the requests dimension, with requests unlimited.
+        // The same in the requests dimension, with requests unlimited and tokens limited.
         const requests = await setup({ limits: [{ window: 'minute', tokens: 10 }] })
         expect((await requests.manager.consume(requests.id, { requests: MAX - 1 })).allowed).toBe(true)
+        expect((await requests.manager.consume(requests.id, { requests: 2 })).allowed).toBe(true)
         expect((await requests.manager.consume(requests.id)).allowed).toBe(true)
-        expect((await requests.manager.consume(requests.id)).allowed).toBe(false)
-        expect((await requests.manager.consume(requests.id, { requests: 0, tokens: 10 })).allowed).toBe(true)
+        expect(await requests.used()).toEqual({ requests: MAX, tokens: 0 })
+        expect((await requests.manager.consume(requests.id, { requests: MAX, tokens: 10 })).allowed).toBe(
+          true,
+        )
+        expect((await requests.manager.consume(requests.id, { tokens: 1 })).allowed).toBe(false)
         expect(await requests.used()).toEqual({ requests: MAX, tokens: 10 })
+
+        // A window with no limit at all counts both dimensions, saturated, and denies nothing.
+        const none = await setup({ limits: [{ window: 'hour' }] })
+        for (let i = 0; i < 3; i++) {
+          expect((await none.manager.consume(none.id, { requests: MAX, tokens: MAX })).allowed).toBe(true)
+        }
+        expect(await none.used('hour')).toEqual({ requests: MAX, tokens: MAX })
+      },
+      timeout,
+    )
+
+    it(
+      'a limit at Number.MAX_SAFE_INTEGER is a limit like any other: reached, it denies with the exact retry time',
+      async () => {
+        const MAX = Number.MAX_SAFE_INTEGER
+        const { manager, id, clock, used } = await setup({ limits: [{ window: 'minute', tokens: MAX }] })
+        expect((await manager.consume(id, { tokens: MAX - 1 })).allowed).toBe(true)
+        expect((await manager.consume(id, { tokens: 1 })).allowed).toBe(true)
+        const denial = await manager.consume(id, { tokens: 1 })
+        expect(denial).toMatchObject({ allowed: false, remaining: { tokens: 0 }, limit: { tokens: MAX } })
+        expect(await used()).toEqual({ requests: 2, tokens: MAX })
+        // Requests are unlimited here: the request a denial refused is not counted either.
+        await expectExactRetry(clock, denial, () => manager.consume(id, { tokens: 1 }))
       },
       timeout,
     )

@@ -31,6 +31,8 @@ type Op =
   | { kind: 'advance'; ms: number }
   | { kind: 'peek' }
 
+const huge = fc.integer({ min: 2 ** 52, max: Number.MAX_SAFE_INTEGER })
+
 // `scale` 1: small numbers that saturate quickly; 1e12: token counts in the trillions, where
 // floating point would show any difference in how the two sides arrange the arithmetic.
 const opArb = (scale: number): fc.Arbitrary<Op> =>
@@ -58,6 +60,15 @@ const opArb = (scale: number): fc.Arbitrary<Op> =>
       }),
     },
     { weight: 1, arbitrary: fc.constant({ kind: 'peek' as const }) },
+    {
+      // A cost near 2^53: refused by a limited dimension, saturating an unlimited one.
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('consume' as const),
+        requests: fc.oneof(fc.nat(3), huge),
+        tokens: huge,
+      }),
+    },
   )
 
 const limitArb = (window: QuotaWindow, scale: number) =>

@@ -26,10 +26,21 @@ type Step =
   | { kind: 'advance'; ms: number }
   | { kind: 'config' }
 
+// Now and then a cost near 2^53, which an unlimited dimension saturates at MAX_QUOTA_COUNT.
+const huge = fc.integer({ min: 2 ** 52, max: Number.MAX_SAFE_INTEGER })
+
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 8,
     arbitrary: fc.record({ kind: fc.constant('consume' as const), requests: fc.nat(3), tokens: fc.nat(300) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('consume' as const),
+      requests: fc.oneof(fc.nat(3), huge),
+      tokens: fc.oneof(fc.nat(300), huge),
+    }),
   },
   {
     weight: 1,
@@ -180,6 +191,25 @@ describe.runIf(REDIS_URL)('fixed-window script: fast and slow path', () => {
     clock.set(calendarWindow('hour', clock.now()).end)
     await quotas.consume('acme')
     expect(await redis.hgetall(key)).toEqual({ minute: `${clock.now()},1,0` })
+  })
+
+  it('an unlimited dimension saturates at MAX_QUOTA_COUNT on the fast path too, exactly', async () => {
+    const MAX = Number.MAX_SAFE_INTEGER
+    const key = `{${prefix}:saturate}:f`
+    const at = String(T0)
+    // Requests limited (minute 10, month 1000), tokens unlimited: the red-team's month lock-out.
+    const limits = ['minute', '10', '0', 'month', '1000', '0']
+    const consume = (requests: number, tokens: number) =>
+      FIXED_WINDOW_SCRIPT.run(client, [key], [at, 'consume', String(requests), String(tokens), ...limits])
+    await consume(1, MAX) // slow path: creates the counters
+    expect(await consume(1, 1)).toEqual([T0, 1, '1', String(MAX), '1', String(MAX)]) // fast path
+    expect(await consume(1, MAX)).toEqual([T0, 1, '2', String(MAX), '2', String(MAX)])
+    const minute = calendarWindow('minute', T0).start
+    const month = calendarWindow('month', T0).start
+    expect(await redis.hgetall(key)).toEqual({ minute: `${minute},3,${MAX}`, month: `${month},3,${MAX}` })
+    // The limited dimension still refuses, writing nothing.
+    expect(((await consume(8, 0)) as unknown[])[1]).toBe(0)
+    expect(await redis.hgetall(key)).toEqual({ minute: `${minute},3,${MAX}`, month: `${month},3,${MAX}` })
   })
 
   it('a denial writes nothing, with every counter current', async () => {

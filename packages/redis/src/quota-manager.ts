@@ -36,7 +36,7 @@ import {
   type ResolvedStoreOptions,
   resolveStoreOptions,
 } from './options'
-import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
+import { FIXED_WINDOW_SCRIPT, resetMarkerKey, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
 import { afterFailure } from './receipts'
 import type { LuaScript } from './script'
@@ -120,6 +120,11 @@ function slidingEngine(precision: number): Engine {
     ],
   }
 }
+
+/** A subject peek's tenant part: none. */
+const NO_LIMITS: QuotaConfig = Object.freeze({
+  limits: Object.freeze([]) as unknown as QuotaConfig['limits'],
+})
 
 /** The keys and ARGV (after now and op) of a subject script call, and the limits it was given. */
 interface SubjectCall {
@@ -222,7 +227,7 @@ export class RedisQuotaManager implements QuotaManager {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
-    const keys = [key, ...this.#receipt(key, [key])]
+    const keys = [key, ...this.#receipt(key, [resetMarkerKey(key)])]
     const decodeLate = (reply: unknown) => this.#engine.decode(reply, limits)
     const after = this.#afterFailure(tenantId, this.#engine.script, keys, args, decodeLate)
     const { now, applied, state } = await this.#call(tenantId, keys, 'consume', args, limits, after)
@@ -302,6 +307,9 @@ export class RedisQuotaManager implements QuotaManager {
   }
 
   // Subject ids have no `{` or `}`, so the tenant's hash tag (and Cluster slot) stays the key's.
+  // They may hold `:` and are chosen by end users, so nothing is ever named by appending to this
+  // key: the subject's reset marker lives under `<key>:reset:` (resetMarkerKey), receipts and the
+  // index are named after the tenant's hash.
   #subjectKey(key: string, subject: string): string {
     return `${key}:subject:${subject}`
   }
@@ -319,7 +327,10 @@ export class RedisQuotaManager implements QuotaManager {
   ): Promise<QuotaDecision> {
     const cost = [String(charge.requests), String(charge.tokens)]
     const call = this.#subjectCall(tenantId, config, subject, subjectConfig, cost)
-    const keys = [...call.keys, ...this.#receipt(call.keys[0]!, call.keys.slice(0, 2))]
+    const [key, subjectKey] = call.keys as [string, string]
+    // The markers whose stamps the receipt records (see MARKER_LUA), the subject's legacy one last.
+    const markers = [resetMarkerKey(key), resetMarkerKey(key, subject), `${subjectKey}:reset`]
+    const keys = [...call.keys, ...this.#receipt(key, markers)]
     const decodeLate = (reply: unknown) => this.#decodeSubject(reply, call)
     const after = this.#afterFailure(tenantId, this.#engine.subjectScript, keys, call.args, decodeLate)
     const reply = await this.#runSubject(tenantId, 'consume', { ...call, keys }, after)
@@ -355,13 +366,14 @@ export class RedisQuotaManager implements QuotaManager {
     return { tenantId, subject, windows: [...own, ...tagSubject(theirs, subject)] }
   }
 
+  // Through the subject script (without the tenant's part), which frees the subject's key of a
+  // reset marker the previous version may have left there before it reads.
   async #peekSubject(tenantId: string, config: QuotaConfig, subject: string): Promise<QuotaUsage> {
     const subjectConfig = subjectQuota(config, subject)
     if (subjectConfig === undefined) return { tenantId, subject, windows: [] }
-    const { limits, limitArgs } = this.#prepare(subjectConfig)
-    const key = this.#subjectKey(this.#key(tenantId), subject)
-    const reply = await this.#call(tenantId, [key], 'peek', ['0', '0', ...limitArgs], limits)
-    const windows = this.#engine.algorithm.peek(reply.state, subjectConfig, reply.now)
+    const call = this.#subjectCall(tenantId, NO_LIMITS, subject, subjectConfig, ['0', '0'])
+    const reply = await this.#runSubject(tenantId, 'peek', call)
+    const windows = this.#engine.algorithm.peek(reply.subject, subjectConfig, reply.now)
     return { tenantId, subject, windows: tagSubject(windows, subject) }
   }
 
@@ -393,7 +405,7 @@ export class RedisQuotaManager implements QuotaManager {
 
   async #runSubject(
     tenantId: string,
-    op: 'consume' | 'adjust',
+    op: 'consume' | 'adjust' | 'peek',
     call: SubjectCall,
     after?: AfterFailure<unknown>,
   ): Promise<SubjectReply> {
@@ -463,12 +475,12 @@ export class RedisQuotaManager implements QuotaManager {
 
   /**
    * The keys a consume on `key` adds for its receipt (see `receiptScript`): the receipt, then the
-   * reset markers of the hashes it charges (`hashes`), whose stamps it records; none with
-   * `receipts: false`.
+   * reset markers of the hashes it charges (`markers`), whose stamps it records, declared for
+   * servers that check the keys a script touches; none with `receipts: false`.
    */
-  #receipt(key: string, hashes: string[]): string[] {
+  #receipt(key: string, markers: string[]): string[] {
     const { receipts } = this.#options
-    return receipts === undefined ? [] : [receipts.next(key), ...hashes.map((hash) => `${hash}:reset`)]
+    return receipts === undefined ? [] : [receipts.next(key), ...markers]
   }
 
   /**

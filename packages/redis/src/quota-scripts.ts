@@ -91,47 +91,114 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
 `
 
 /**
+ * Reset markers: where a quota hash's reset stamp lives (see {@link resetMarkerKey}, which must
+ * agree). A tenant's hash `H` has its marker at `H:reset`; a subject's hash `H:subject:<id>` has
+ * its marker at `H:reset:<id>`, a namespace of its own: subject ids may contain `:` and are chosen
+ * by end users, so `<subject hash>:reset` would be the hash of the subject `<id>:reset`, and no key
+ * that a subject id ends can ever be another key's marker. (Nothing else is derived from a subject's
+ * hash key: receipts and the subject index are named after the tenant's hash.)
+ *
+ * The previous version named a subject's marker `<subject hash>:reset`. Such markers (strings; a
+ * hash there is the state of subject `<id>:reset`) are read as part of the subject's stamp while
+ * they live, so a reset made by the previous version still keeps a void here from refunding
+ * across it; they are never written. One found in a subject's own key is moved into its subject's
+ * marker as a new stamp (`drop_legacy`), so that key serves its subject again.
+ */
+export const MARKER_LUA = `
+-- The marker of a quota hash, and for a subject's hash the previous version's name for it.
+local function marker_of(key)
+  local tenant, subject = string.match(key, '^([^}]*}:[^:]*):subject:(.+)$')
+  if tenant then return tenant .. ':reset:' .. subject, key .. ':reset' end
+  return key .. ':reset', nil
+end
+-- The stamp the previous version left at a subject's legacy marker name, if a marker is there.
+local function legacy_stamp(legacy)
+  if legacy and redis.call('TYPE', legacy).ok == 'string' then return redis.call('GET', legacy) end
+  return nil
+end
+-- The latest time either marker of a hash holds (-inf for none).
+local function stamp_time(key)
+  local marker, legacy = marker_of(key)
+  local at = tonumber(redis.call('GET', marker) or '') or -math.huge
+  return math.max(at, tonumber(legacy_stamp(legacy) or '') or -math.huge)
+end
+-- Writes a new stamp into the marker of the hash key, living at least ttl ms: its time, or one
+-- more than the latest stamp either marker holds when that is not earlier.
+local function new_stamp(key, now, ttl)
+  local marker = marker_of(key)
+  local stamp = now
+  local last = stamp_time(key)
+  if last >= stamp then stamp = last + 1 end
+  redis.call('SET', marker, fmt(stamp), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
+end
+-- A subject's hash key that holds a string is a marker the previous version left for the subject
+-- named without its ':reset' ending. It becomes a new stamp of that subject (a receipt recorded
+-- before sees a reset since, so no void refunds across the one it stood for) and leaves the key.
+local function drop_legacy(key, now)
+  if string.sub(key, -6) ~= ':reset' or redis.call('TYPE', key).ok ~= 'string' then return end
+  local owner = string.sub(key, 1, -7)
+  if not string.match(owner, '^[^}]*}:[^:]*:subject:.') then return end
+  new_stamp(owner, now, math.max(1, redis.call('PTTL', key)))
+  redis.call('DEL', key)
+end
+`
+
+/**
  * What the scripts share: the count bound, the window lengths, the reset stamps. A window kind
  * the config does not name is looked up here (its sliding length), and `MAX_QUOTA_COUNT` is
  * core's bound on every count.
  *
- * Reset stamps (`<key>:reset`, written by `RESET_MARK_LUA`) tell a refund whether the counts of a
- * hash are still the ones the refunded admission charged. A receipt records the stamps of its
- * hashes with the admission (`record_stamps`, in the same script as the decision, so they are
- * exactly the ones it was decided under); its void puts them in `decided_stamps` before running
- * the refund, and `reset_since` then compares them with the current ones. Every reset writes a
- * new stamp, so this is exact: a reset in the decision's own millisecond is told apart by order.
+ * Reset stamps (in the hash's marker, see {@link MARKER_LUA}, written by `RESET_MARK_LUA`) tell a
+ * refund whether the counts of a hash are still the ones the refunded admission charged. A
+ * receipt records the stamps of its hashes with the admission (`record_stamps`, in the same script
+ * as the decision, so they are exactly the ones it was decided under); its void puts them in
+ * `decided_stamps` before running the refund, and `reset_since` then compares them with the current
+ * ones. Every reset writes a new stamp, so this is exact: a reset in the decision's own millisecond
+ * is told apart by order.
  */
-export const QUOTA_COMMON_LUA = `
+export const QUOTA_COMMON_LUA = `${MARKER_LUA}
 local MAX_COUNT = ${MAX_QUOTA_COUNT}
 local WINDOW_MS = { ${quotaWindows.map((w) => `${w} = ${slidingWindowMs(w)}`).join(', ')} }
 -- Hash key -> its reset stamp when the admission a void refunds was decided ('' for none).
 local decided_stamps = {}
+-- A hash's stamp ('' for none). For a subject with a marker the previous version wrote, that one's
+-- stamp alone while there is no marker of this version (a receipt of the previous version recorded
+-- just that), and both once there is: any reset by either version changes it.
 local function reset_stamp(key)
-  return redis.call('GET', key .. ':reset') or ''
+  local marker, legacy = marker_of(key)
+  local stamp = redis.call('GET', marker)
+  local old = legacy_stamp(legacy)
+  if not old then return stamp or '' end
+  if not stamp then return old end
+  return stamp .. '/' .. old
 end
 -- A refund is of an admission decided at t. Without a recorded stamp (a late reply's refund with
--- receipts off, or a receipt the previous version wrote) only t is known: a stamp at or after it
--- counts as a reset since, which keeps the charge of an admission decided in a reset's own
--- millisecond rather than risk taking from counts it never made.
+-- receipts off, or a receipt the previous version wrote before stamps) only t is known: a stamp at
+-- or after it counts as a reset since, which keeps the charge of an admission decided in a reset's
+-- own millisecond rather than risk taking from counts it never made.
 local function reset_since(key, t)
   local decided = decided_stamps[key]
   if decided then return reset_stamp(key) ~= decided end
-  local at = tonumber(reset_stamp(key))
-  return at ~= nil and at >= t
+  return stamp_time(key) >= t
 end
--- The stamps a receipt records with an admission; ttl: how long the receipt lives. A marker is
--- made to outlive the receipts that recorded it: written afresh after expiring, it starts again
--- from the reset time and might repeat a recorded stamp.
+-- Makes a marker outlive the receipts that record it: written afresh after expiring, it would
+-- start again from the reset time and might repeat a recorded stamp.
+local function keep_marker(marker, ttl)
+  local left = redis.call('PTTL', marker)
+  if left >= 0 and left < tonumber(ttl) then redis.call('PEXPIRE', marker, ttl) end
+end
+-- The stamps a receipt records with an admission; ttl: how long the receipt lives.
 local function record_stamps(keys, ttl)
   local stamps = {}
   for i, key in ipairs(keys) do
-    local stamp = reset_stamp(key)
-    if stamp ~= '' then
-      local left = redis.call('PTTL', key .. ':reset')
-      if left >= 0 and left < tonumber(ttl) then redis.call('PEXPIRE', key .. ':reset', ttl) end
-    end
-    stamps[i] = stamp
+    local marker, legacy = marker_of(key)
+    local stamp = redis.call('GET', marker)
+    local old = legacy_stamp(legacy)
+    if stamp then keep_marker(marker, ttl) end
+    if old then keep_marker(legacy, ttl) end
+    if not old then stamps[i] = stamp or ''
+    elseif not stamp then stamps[i] = old
+    else stamps[i] = stamp .. '/' .. old end
   end
   return stamps
 end
@@ -148,8 +215,8 @@ end
  * client rebuilds core's state from these and the window starts of `now`; a short reply is what
  * keeps the client's decoding cheap.
  *
- * No count passes `MAX_COUNT` (core's `MAX_QUOTA_COUNT`): a cost that would push one beyond it is
- * refused as if the dimension had that limit, and adjust saturates at it.
+ * No count passes `MAX_COUNT` (core's `MAX_QUOTA_COUNT`): a limit is at most that, and an unlimited
+ * dimension never refuses but saturates there (core's `overLimit` and `nextState`), as adjust does.
  *
  * Fields of windows the caller's config does not name (left by an older or newer config of the
  * tenant, possibly in use by another instance right now) are kept until their calendar window
@@ -223,12 +290,12 @@ if op == 'refund' then
 end
 if op == 'consume' or op == 'check' then
   for j = 1, n do
-    -- 0 = unlimited, which still stops at MAX_COUNT (core's overLimit).
+    -- 0 = unlimited, which never refuses (core's overLimit): its count saturates at MAX_COUNT.
     local limit_r, limit_t = tonumber(ARGV[3 * j + 3]), tonumber(ARGV[3 * j + 4])
-    if limit_r == 0 then limit_r = MAX_COUNT end
-    if limit_t == 0 then limit_t = MAX_COUNT end
     local c = 6 * j
-    if cur[c - 1] + cost_r > limit_r or cur[c] + cost_t > limit_t then return reply end
+    if (limit_r ~= 0 and cur[c - 1] + cost_r > limit_r) or (limit_t ~= 0 and cur[c] + cost_t > limit_t) then
+      return reply
+    end
   end
   -- 'check' (the subject script's first pass): would admit, writes nothing.
   if op == 'check' then
@@ -251,12 +318,13 @@ if op == 'consume' or op == 'check' then
   end
   if all_current then
     -- Number formatting is a large part of this path, so what the cost leaves as it was (the
-    -- start, the tokens of a request without tokens) keeps its stored text.
+    -- start, the tokens of a request without tokens) keeps its stored text. A sum past MAX_COUNT
+    -- (only in an unlimited dimension) rounds to at least 2^53, so math.min gives the bound exactly.
     for j = 1, n do
       local c = 6 * j
       local t = cur[c - 2]
-      if cost_t ~= 0 then t = fmt(cur[c] + cost_t) end
-      redis.call('HSET', KEYS[1], windows[j], cur[c - 3] .. ',' .. fmt(cur[c - 1] + cost_r) .. ',' .. t)
+      if cost_t ~= 0 then t = fmt(math.min(MAX_COUNT, cur[c] + cost_t)) end
+      redis.call('HSET', KEYS[1], windows[j], cur[c - 3] .. ',' .. fmt(math.min(MAX_COUNT, cur[c - 1] + cost_r)) .. ',' .. t)
     end
     reply[2] = 1
     return reply
@@ -287,8 +355,13 @@ end
 for j = 1, n do
   local c = 6 * j
   local r, t = cur[c - 1], cur[c]
-  -- (adjust: ARGV[3] is the token delta; a refund stops at zero, a charge at MAX_COUNT)
-  if op == 'consume' then r, t = r + cost_r, t + cost_t else t = math.min(MAX_COUNT, math.max(0, t + cost_r)) end
+  -- (adjust: ARGV[3] is the token delta; a refund stops at zero, a charge at MAX_COUNT, where an
+  -- admission's unlimited dimension stops too)
+  if op == 'consume' then
+    r, t = math.min(MAX_COUNT, r + cost_r), math.min(MAX_COUNT, t + cost_t)
+  else
+    t = math.min(MAX_COUNT, math.max(0, t + cost_r))
+  end
   if r ~= 0 or t ~= 0 then
     redis.call('HSET', KEYS[1], windows[j], fmt(cur[c - 5]) .. ',' .. fmt(r) .. ',' .. fmt(t))
     expires_at = math.max(expires_at, cur[c - 4])
@@ -449,10 +522,10 @@ end
 if op == 'consume' or op == 'check' then
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
   for _, s in ipairs(scans) do
-    if (s.limit_r > 0 and not admits(s.buckets, s.B, 2, cost_r, s.limit_r))
-      or (s.limit_t > 0 and not admits(s.buckets, s.B, 3, cost_t, s.limit_t))
-      -- capRetryAt: no window's buckets sum past MAX_COUNT, limited or not.
-      or raw_sum(s.buckets, 2) + cost_r > MAX_COUNT or raw_sum(s.buckets, 3) + cost_t > MAX_COUNT then
+    -- Only limited dimensions refuse: the weighted count, and (capRetryAt) the buckets' sum
+    -- passing MAX_COUNT. An unlimited one saturates below.
+    if (s.limit_r > 0 and (not admits(s.buckets, s.B, 2, cost_r, s.limit_r) or raw_sum(s.buckets, 2) + cost_r > MAX_COUNT))
+      or (s.limit_t > 0 and (not admits(s.buckets, s.B, 3, cost_t, s.limit_t) or raw_sum(s.buckets, 3) + cost_t > MAX_COUNT)) then
       return reply
     end
   end
@@ -461,7 +534,13 @@ if op == 'consume' or op == 'check' then
     reply[2] = 1
     return reply
   end
-  for _, s in ipairs(scans) do s.buckets = add_to_current(s.buckets, s.B, cost_r, cost_t) end
+  for _, s in ipairs(scans) do
+    -- core's saturated(): a window takes what keeps its buckets within MAX_COUNT (all of a limited
+    -- dimension's cost, which was checked above).
+    local add_r = math.min(cost_r, math.max(0, MAX_COUNT - raw_sum(s.buckets, 2)))
+    local add_t = math.min(cost_t, math.max(0, MAX_COUNT - raw_sum(s.buckets, 3)))
+    s.buckets = add_to_current(s.buckets, s.B, add_r, add_t)
+  end
 else
   local delta = tonumber(ARGV[3])
   for _, s in ipairs(scans) do
@@ -517,31 +596,41 @@ return { string.format('%.0f', start), string.format('%.0f', window_end) }
 `)
 
 /**
- * Deletes a quota hash and leaves a new reset stamp in its marker (`<key>:reset`) for as long as
- * the hash would have lived: a refund of an admission decided under another stamp finds it and
- * takes nothing from the counts made after the reset (`reset_since`). Lua for the reset scripts
- * and the subject index's evictions; `now` is the reset time.
+ * Deletes a quota hash and leaves a new reset stamp in its marker (see {@link MARKER_LUA}) for as
+ * long as the hash would have lived: a refund of an admission decided under another stamp finds
+ * it and takes nothing from the counts made after the reset (`reset_since`). Lua for the reset
+ * scripts and the subject index's evictions (after {@link MARKER_LUA}); `now` is the reset time.
  *
  * The stamp is the reset time, or one more than the stamp before it when that is not earlier
  * (two resets in one millisecond, a clock that went back): each reset of a hash writes a larger
  * stamp than the last. Receipts need only that it changes; keeping it a time at or after the
- * reset is for the previous version's scripts, which compare it with decision times and may
- * still run beside these during an upgrade.
+ * reset is for the decision-time fallback of `reset_since`, and for the previous version's
+ * scripts, which compare a tenant's stamp with decision times and may still run beside these
+ * during an upgrade.
  */
 export const RESET_MARK_LUA = `
 local function reset_hash(key, now)
+  drop_legacy(key, now)
   local ttl = redis.call('PTTL', key)
-  if ttl > 0 then
-    local marker = key .. ':reset'
-    local stamp = now
-    local last = tonumber(redis.call('GET', marker) or '')
-    if last and last >= stamp then stamp = last + 1 end
-    redis.call('SET', marker, fmt(stamp), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
-  end
+  if ttl > 0 then new_stamp(key, now, ttl) end
   return redis.call('DEL', key)
 end
 `
 
 /** Deletes one tenant's quota hash, leaving a new reset stamp. ARGV: now. */
-export const RESET_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+export const RESET_SCRIPT = new LuaScript(`${LUA_PRELUDE}${MARKER_LUA}${RESET_MARK_LUA}
 return reset_hash(KEYS[1], now_ms(ARGV[1]))`)
+
+/**
+ * The reset marker of a quota hash, as the scripts name it (`marker_of` in {@link MARKER_LUA}):
+ * `<tenant hash>:reset` for the tenant's hash, `<tenant hash>:reset:<subject>` for a subject's.
+ *
+ * @example
+ * ```ts
+ * resetMarkerKey('{tenant:quota:acme}:f') // '{tenant:quota:acme}:f:reset'
+ * resetMarkerKey('{tenant:quota:acme}:f', 'model:gpt') // '{tenant:quota:acme}:f:reset:model:gpt'
+ * ```
+ */
+export function resetMarkerKey(tenantKey: string, subject?: string): string {
+  return subject === undefined ? `${tenantKey}:reset` : `${tenantKey}:reset:${subject}`
+}

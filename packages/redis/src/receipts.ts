@@ -85,8 +85,9 @@ end
 local receipt = KEYS[${shape.receiptKey}]
 local op = ${shape.op}
 if receipt == nil or (op ~= 'consume' and op ~= 'void') then return decide(KEYS, ARGV) end
--- The receipt's key names how long it lives (see ReceiptIds).
-local ttl = string.match(receipt, ':op:(%d+):') or '${RECEIPT_TTL_MS}'
+-- The receipt's key names how long it lives (see ReceiptIds): read from its end, which the store
+-- wrote, never from an ':op:<digits>:' that the prefix at its start may hold.
+local ttl = string.match(receipt, ':op:(%d+):%w+$') or '${RECEIPT_TTL_MS}'
 local prior = redis.call('GET', receipt)
 if op == 'void' then
   redis.call('SET', receipt, 'void', 'PX', ttl)
@@ -126,8 +127,10 @@ function randomHex(bytes: number): string {
 
 /**
  * Receipt keys: the key of the state they belong to (so the same Cluster slot), `:op:`, how long
- * the receipt lives in ms (the script reads it from there), and an id unique across processes:
- * 64 random bits per store instance and a counter.
+ * the receipt lives in ms (the script reads it from there, anchored at the key's end: a store
+ * prefix may itself hold `:op:<digits>:`), and an id unique across processes: 64 random bits per
+ * store instance and a counter, letters and digits only. Named after the tenant's state key,
+ * never a subject's, so no subject id can name one.
  */
 export class ReceiptIds {
   readonly #prefix: string

@@ -2,6 +2,7 @@ import { LUA_PRELUDE } from './lua'
 import {
   CALENDAR_LUA,
   FIXED_WINDOW_BODY,
+  MARKER_LUA,
   QUOTA_COMMON_LUA,
   RESET_MARK_LUA,
   SLIDING_WINDOW_BODY,
@@ -14,15 +15,21 @@ import { LuaScript } from './script'
  * the window script's body runs as a function twice, once on the tenant's hash and once on the
  * subject's, with the same decision time. `consume` first runs both as `check` and writes only
  * when both would admit (all-or-nothing across the two hashes, atomically, as Redis runs a script
- * alone); `adjust` and `refund` change both.
+ * alone); `adjust` and `refund` change both; `peek` (sent with no tenant arguments) reads the
+ * subject's hash alone.
  *
  * KEYS: the tenant's hash, the subject's hash, the tenant's subject index (a sorted set of subject
  * -> when its hash expires), and for a consume or void its receipt (see `receiptScript`) and the
- * reset markers of the two hashes (`<hash>:reset`, whose stamps the receipt records; declared for
- * servers that check which keys a script touches). All share the tenant's hash tag, so one
- * Cluster slot.
+ * reset markers of the two hashes (see `MARKER_LUA`: `<tenant hash>:reset` and
+ * `<tenant hash>:reset:<subject>`, then the subject's marker under the previous version's name,
+ * whose stamps the receipt records; declared for servers that check which keys a script touches).
+ * All share the tenant's hash tag, so one Cluster slot.
  *
- * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'refund'), the subject id, the most
+ * A string in the subject's own key is a marker the previous version left there for another
+ * subject (the one named without this one's `:reset` ending); every call moves it out first
+ * (`drop_legacy`), so the subject's hash is usable again.
+ *
+ * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'refund' | 'peek'), the subject id, the most
  * subjects the index keeps, the count `nt` of the tenant's arguments, then the tenant's arguments
  * (the window script's ARGV after the op: cost, then limits; `nt = 0` when the tenant has no
  * limits) and the subject's (the rest).
@@ -54,6 +61,7 @@ local op = ARGV[2]
 local subject = ARGV[3]
 local max_subjects = tonumber(ARGV[4])
 local nt = tonumber(ARGV[5])
+drop_legacy(KEYS[2], now)
 local function args(first, last, o)
   local a = { fmt(now), o }
   for i = first, last do a[#a + 1] = ARGV[i] end
@@ -117,7 +125,7 @@ export const SLIDING_SUBJECT_SCRIPT = subjectScript(QUOTA_COMMON_LUA, SLIDING_WI
  * new reset stamp for each hash (see `RESET_MARK_LUA`). KEYS: the tenant's hash, the index; ARGV:
  * now ('' = Redis TIME), the start of a subject's key (the subject id follows it).
  */
-export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`${LUA_PRELUDE}${MARKER_LUA}${RESET_MARK_LUA}
 local now = now_ms(ARGV[1])
 reset_hash(KEYS[1], now)
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
@@ -130,7 +138,7 @@ return #members
  * Deletes one subject's hash (leaving a new reset stamp) and its index entry. KEYS: the subject's
  * hash, the index; ARGV: now ('' = Redis TIME), the subject.
  */
-export const RESET_SUBJECT_SCRIPT = new LuaScript(`${LUA_PRELUDE}${RESET_MARK_LUA}
+export const RESET_SUBJECT_SCRIPT = new LuaScript(`${LUA_PRELUDE}${MARKER_LUA}${RESET_MARK_LUA}
 redis.call('ZREM', KEYS[2], ARGV[2])
 return reset_hash(KEYS[1], now_ms(ARGV[1]))
 `)

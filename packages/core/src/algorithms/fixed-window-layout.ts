@@ -129,9 +129,9 @@ function charge(
     const current = count.minute * MINUTE_MS === currentWindow(limit.window, now).start
     const requests = current ? count.requests : 0
     const tokens = current ? count.tokens : 0
-    // overLimit in quota-decision.ts: an unlimited dimension still stops at MAX_QUOTA_COUNT.
-    if (requests + cost.requests > (limit.requests ?? MAX_QUOTA_COUNT)) return undefined
-    if (tokens + cost.tokens > (limit.tokens ?? MAX_QUOTA_COUNT)) return undefined
+    // overLimit in quota-decision.ts: only limited dimensions refuse.
+    if (limit.requests !== undefined && requests + cost.requests > limit.requests) return undefined
+    if (limit.tokens !== undefined && tokens + cost.tokens > limit.tokens) return undefined
     count = count.next
   }
   for (; count?.window !== undefined; count = count.next) if (!isCurrent(count, now)) return undefined
@@ -149,8 +149,10 @@ function charge(
       count.requests = 0
       count.tokens = 0
     }
-    count.requests += cost.requests
-    count.tokens += cost.tokens
+    // fixedWindowConsume's nextState: an unlimited dimension saturates at MAX_QUOTA_COUNT (a
+    // limited one is within its limit, so the minimum changes nothing there).
+    count.requests = Math.min(MAX_QUOTA_COUNT, count.requests + cost.requests)
+    count.tokens = Math.min(MAX_QUOTA_COUNT, count.tokens + cost.tokens)
     next = count.next
     return windowUsage(limit, count, bounds.end)
   })

@@ -54,8 +54,9 @@ function usages(scans: Scan[]): QuotaWindowUsage[] {
 }
 
 /**
- * The state after adding `requests` / `tokens` (tokens kept within 0 and `MAX_QUOTA_COUNT`) to
- * every scanned window. Counters of windows the config does not name are kept while their window
+ * The state after adding `requests` / `tokens` to every scanned window, each count kept within 0
+ * and `MAX_QUOTA_COUNT` (only an unlimited dimension can reach the bound: a limited one was
+ * checked against its limit, which is at most that). Counters of windows the config does not name are kept while their window
  * lasts (see {@link fixedWindowConsume}); stale ones are dropped.
  */
 function nextState(
@@ -76,7 +77,8 @@ function nextState(
   }
   for (const s of scans) {
     const next = {
-      requests: s.used.requests + requests,
+      // A sum past MAX_QUOTA_COUNT rounds to at least 2^53, so the minimum is exactly the bound.
+      requests: Math.min(MAX_QUOTA_COUNT, s.used.requests + requests),
       tokens: Math.min(MAX_QUOTA_COUNT, Math.max(0, s.used.tokens + tokens)),
     }
     s.used = next
@@ -95,8 +97,10 @@ function nextState(
  * whose cost exceeds a limit outright gets the same value (the end of that window, when it is as
  * empty as it can ever be) and a reason saying it can never be admitted.
  *
- * No count ever passes `MAX_QUOTA_COUNT`: a cost that would push one beyond it, in any dimension,
- * limited or not, is denied like a full window (until that window ends) and charges nothing.
+ * Only limited dimensions decide. An unlimited dimension never denies: its count is only
+ * reported, and saturates at `MAX_QUOTA_COUNT` (the bound of exact arithmetic), so an absurd cost
+ * in it (a client-chosen token count) is admitted and counted as far as the bound, never locking
+ * the tenant out. A limit is at most that bound, so a limited count never reaches past it.
  *
  * A config change never resets usage: the counter of a window that `config` does not name (one a
  * newer or older version of the tenant's config has) is kept, unchanged, until its calendar

@@ -11,9 +11,11 @@ export const quotaDimensions: readonly QuotaDimension[] = ['requests', 'tokens']
 
 /**
  * The largest count a quota window keeps, in every dimension, limited or not: `Number.MAX_SAFE_INTEGER`.
- * Past it doubles (and the integer replies of Redis clients) are no longer exact, so every store
- * refuses a cost that would push a count beyond it, as if each dimension had at least this limit
- * (a denial that charges nothing), and `adjust` saturates at it. Real traffic never comes close.
+ * Past it doubles (and the integer replies of Redis clients) are no longer exact. A limit is at
+ * most this, so a limited count never passes it; an unlimited dimension, which never denies,
+ * saturates at it (a cost that would push it beyond is admitted and counted up to the bound), and
+ * so does `adjust`. Real traffic never comes close: only absurd costs (a client-chosen token count)
+ * reach it, and they must not lock a tenant out of a dimension it has no limit on.
  */
 export const MAX_QUOTA_COUNT = Number.MAX_SAFE_INTEGER
 

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { findNonJsonValue } from '../json'
 import type { QuotaAmounts, QuotaDecision, QuotaWindowUsage } from '../quota'
 import type { QuotaWindow } from '../schemas'
-import type { QuotaDimension } from './limits'
+import { MAX_QUOTA_COUNT, type QuotaDimension } from './limits'
 import type { QuotaDenial } from './quota-decision'
-import { quotaDecision, windowUsage } from './quota-decision'
+import { overLimit, quotaDecision, windowUsage } from './quota-decision'
 
 const dimensions: QuotaDimension[] = ['requests', 'tokens']
 
@@ -135,5 +135,28 @@ describe('decision objects', () => {
         },
       ],
     })
+  })
+})
+
+describe('overLimit', () => {
+  it('names only limited dimensions: an unlimited one never refuses, however large the cost', () => {
+    const MAX = MAX_QUOTA_COUNT
+    expect(
+      overLimit(
+        { window: 'month', requests: 10 },
+        { requests: 1, tokens: MAX },
+        { requests: 1, tokens: MAX },
+      ),
+    ).toEqual([])
+    expect(
+      overLimit({ window: 'month' }, { requests: MAX, tokens: MAX }, { requests: MAX, tokens: MAX }),
+    ).toEqual([])
+    expect(
+      overLimit(
+        { window: 'month', requests: 10, tokens: MAX },
+        { requests: 10, tokens: MAX },
+        { requests: 1, tokens: 1 },
+      ),
+    ).toEqual(['requests', 'tokens'])
   })
 })

@@ -46,8 +46,9 @@ export interface QuotaDenial {
 
 /**
  * The reason text of a denial. Stable wording so logs can be grepped: an impossible request says
- * "can never be admitted", an exhausted window says "quota exhausted". `limit` undefined: an
- * unlimited dimension whose count would pass {@link MAX_QUOTA_COUNT} ("count is full").
+ * "can never be admitted", an exhausted window says "quota exhausted". `limit` undefined: a
+ * sliding window's buckets would sum past {@link MAX_QUOTA_COUNT} in a limited dimension whose
+ * weighted count still has room ("count is full"; only with limits close to that bound).
  *
  * @example
  * ```ts
@@ -110,9 +111,11 @@ export function windowUsage(
 }
 
 /**
- * Whether `cost` fits into a window with `used` already counted, in each dimension: under its
- * limit where it has one, and never past {@link MAX_QUOTA_COUNT}. Returns the dimensions that do
- * not fit (an empty list admits).
+ * Whether `cost` fits into a window with `used` already counted, in each limited dimension.
+ * Returns the dimensions that do not fit (an empty list admits). An unlimited dimension never
+ * refuses: its count is only reported, and stores saturate it at {@link MAX_QUOTA_COUNT} instead
+ * (so a client-chosen cost such as a token count header cannot lock a tenant out of a dimension
+ * it has no limit on). A limit is at most `MAX_QUOTA_COUNT`, so a limited count never passes it.
  *
  * @example
  * ```ts
@@ -126,7 +129,10 @@ export function overLimit(
   cost: NormalizedCost,
 ): QuotaDimension[] {
   // A sum past MAX_QUOTA_COUNT rounds to at least 2^53, so the comparison stays exact.
-  return quotaDimensions.filter((d) => used[d] + cost[d] > (limit[d] ?? MAX_QUOTA_COUNT))
+  return quotaDimensions.filter((d) => {
+    const allowance = limit[d]
+    return allowance !== undefined && used[d] + cost[d] > allowance
+  })
 }
 
 // The window with the least room left in `dimension`; of equal ones, the one that holds it longer.

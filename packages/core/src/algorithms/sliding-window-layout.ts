@@ -222,6 +222,8 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
     // First pass: check only, so a denial changes nothing.
     // Windows the config does not name (kept until their buckets leave, see slidingWindowConsume)
     // are skipped: both lists are in window order, so a limit without buckets runs off the end.
+    // `saturate`: an unlimited dimension of some window cannot take the whole cost.
+    let saturate = false
     let node: WindowBuckets | undefined = entry.window === undefined ? undefined : entry
     for (const limit of limits) {
       while (node !== undefined && node.window !== limit.window) node = node.next
@@ -245,9 +247,17 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
       ) {
         return undefined
       }
-      // capRetryAt: the unweighted sum of the buckets that still count stays within MAX_QUOTA_COUNT.
-      if (parts.oldestRequests + parts.newerRequests + cost.requests > MAX_QUOTA_COUNT) return undefined
-      if (parts.oldestTokens + parts.newerTokens + cost.tokens > MAX_QUOTA_COUNT) return undefined
+      // The unweighted sum of the buckets that still count stays within MAX_QUOTA_COUNT: a limited
+      // dimension that would pass it is refused (capRetryAt, left to slidingWindowConsume), an
+      // unlimited one saturates (slidingWindowConsume's `saturated`, below).
+      if (parts.oldestRequests + parts.newerRequests + cost.requests > MAX_QUOTA_COUNT) {
+        if (limit.requests !== undefined) return undefined
+        saturate = true
+      }
+      if (parts.oldestTokens + parts.newerTokens + cost.tokens > MAX_QUOTA_COUNT) {
+        if (limit.tokens !== undefined) return undefined
+        saturate = true
+      }
       node = node.next
     }
 
@@ -263,7 +273,20 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
       const B = bucketMs(limit.window)
       const k = Math.floor(now / B)
       const oldStart = (k - P) * B
-      chargeBuckets(current, oldStart, k * B, cost)
+      let add = cost
+      if (saturate) {
+        // What this window can take of each dimension (only an unlimited one can be cut).
+        partsOf(current.buckets, oldStart, parts)
+        const roomRequests = MAX_QUOTA_COUNT - (parts.oldestRequests + parts.newerRequests)
+        const roomTokens = MAX_QUOTA_COUNT - (parts.oldestTokens + parts.newerTokens)
+        add = {
+          requests: Math.min(cost.requests, Math.max(0, roomRequests)),
+          tokens: Math.min(cost.tokens, Math.max(0, roomTokens)),
+        }
+      }
+      // Nothing to add (full in the one dimension the cost has): addToCurrent adds no bucket then.
+      if (add.requests === 0 && add.tokens === 0) pruneKept(current, now)
+      else chargeBuckets(current, oldStart, k * B, add)
       const buckets = current.buckets
       partsOf(buckets, oldStart, parts)
       const overlap = (k + 1) * B - now

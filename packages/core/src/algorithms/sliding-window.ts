@@ -276,7 +276,7 @@ function rawCount(buckets: readonly SlidingBucket[], dim: 1 | 2): number {
  * `-1` when adding `cost` keeps the unweighted sum of the window's buckets within
  * `MAX_QUOTA_COUNT`; otherwise the first instant at which enough of the oldest buckets have left
  * the window (been pruned) for it to fit. The unweighted sum bounds every bucket and every count,
- * so the arithmetic stays exact.
+ * so the arithmetic stays exact. Limited dimensions only (see {@link slidingWindowConsume}).
  */
 function capRetryAt(
   buckets: readonly SlidingBucket[],
@@ -295,6 +295,17 @@ function capRetryAt(
       return Math.max(now, (Math.floor(b[0] / g.bucket) + g.precision + 1) * g.bucket)
   }
   return (Math.floor(now / g.bucket) + g.precision + 1) * g.bucket
+}
+
+/**
+ * What a window can take of `cost`: all of it, except that a dimension stops where the window's
+ * buckets would sum past `MAX_QUOTA_COUNT`. Only an unlimited dimension can be cut (a limited one
+ * was refused before it could pass the bound, see `capRetryAt`).
+ */
+function saturated(buckets: readonly SlidingBucket[], cost: NormalizedCost): NormalizedCost {
+  const requests = Math.min(cost.requests, Math.max(0, MAX_QUOTA_COUNT - rawCount(buckets, 1)))
+  const tokens = Math.min(cost.tokens, Math.max(0, MAX_QUOTA_COUNT - rawCount(buckets, 2)))
+  return requests === cost.requests && tokens === cost.tokens ? cost : { requests, tokens }
 }
 
 /** Adds `add` to the bucket containing `now`, keeping the list sorted. Returns a new list. */
@@ -330,9 +341,12 @@ function addToCurrent(
  * included) has left that window, `(k + precision + 1) * bucketMs - now`, and a reason saying it
  * can never be admitted.
  *
- * No count passes `MAX_QUOTA_COUNT`: a cost that would take the unweighted sum of a window's
- * buckets beyond it, in any dimension, limited or not, is denied (charging nothing) until enough
- * of the oldest buckets have left the window.
+ * Only limited dimensions decide. An unlimited dimension never denies: its count is only
+ * reported, and a window's buckets take of it only what keeps their unweighted sum within
+ * `MAX_QUOTA_COUNT` (they saturate there), so an absurd cost in it (a client-chosen token count)
+ * never locks the tenant out. In a limited dimension, a cost that would take that sum past the
+ * bound is denied (charging nothing) until enough of the oldest buckets have left the window; with
+ * a limit below the bound minus the cost this never happens, as the weighted count is checked too.
  *
  * A config change never resets usage: the buckets of a window that `config` does not name are
  * kept, pruned, until they have left that window, so they count again if the window comes back
@@ -358,13 +372,15 @@ export function slidingWindowConsume(
   for (const s of scans) {
     for (const dimension of quotaDimensions) {
       const allowance = s.limit[dimension]
+      // Unlimited: never denies; the charge below saturates it.
+      if (allowance === undefined) continue
       const dim = DIM_INDEX[dimension]
       const cost = charge[dimension]
       const capAt = capRetryAt(s.buckets, now, s.g, dim, cost)
-      const fits = allowance === undefined || admitsAt(s.buckets, now, s.g, dim, cost, allowance)
+      const fits = admitsAt(s.buckets, now, s.g, dim, cost, allowance)
       if (fits && capAt < 0) continue
-      const impossible = allowance !== undefined && cost > allowance
-      const limitAt = fits ? -1 : slidingRetryAt(s.buckets, now, s.g, dim, cost, allowance!)
+      const impossible = cost > allowance
+      const limitAt = fits ? -1 : slidingRetryAt(s.buckets, now, s.g, dim, cost, allowance)
       denials.push({
         window: s.limit.window,
         dimension,
@@ -388,7 +404,9 @@ export function slidingWindowConsume(
       state: toState(scans, state, now, precision),
     }
   }
-  const charged = scans.map((s) => measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, charge) }, now))
+  const charged = scans.map((s) =>
+    measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, saturated(s.buckets, charge)) }, now),
+  )
   return { decision: quotaDecision(now, usage(charged), []), state: toState(charged, state, now, precision) }
 }
 
