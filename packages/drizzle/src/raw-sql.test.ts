@@ -579,7 +579,6 @@ describe('raw SQL without the column type: a tenant id must be the only spelling
       'e1',
       'a.b-c_d',
       '-',
-      '.',
       '1-2',
       '1.2.3',
       'x'.repeat(255),

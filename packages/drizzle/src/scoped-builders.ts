@@ -1,22 +1,19 @@
-import {
-  Column,
-  eq,
-  getTableColumns,
-  is,
-  isSQLWrapper,
-  Name,
-  Param,
-  Placeholder,
-  SQL,
-  type SQLWrapper,
-  StringChunk,
-  Subquery,
-  sql,
-  Table,
-  View,
-} from 'drizzle-orm'
+import { Column, eq, getTableColumns, is, isSQLWrapper, SQL, sql, Table } from 'drizzle-orm'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
+import {
+  inspectData,
+  internal,
+  readOnly,
+  register,
+  scopedTenantOf,
+  sealExpression,
+  sealedCount,
+  sealedPrepared,
+  sealedSubquery,
+  sealedTraps,
+  sealScoped,
+} from './scoped-seal'
 import { checkTenantIdForm, type TenantIdForm, tenantIdFormOf } from './tenant-id-form'
 
 // Internal: the scoped query builders. Each is Drizzle's own builder behind a Proxy that
@@ -26,7 +23,9 @@ import { checkTenantIdForm, type TenantIdForm, tenantIdFormOf } from './tenant-i
 //     that cannot be scoped that way (RIGHT, FULL, CROSS, LATERAL);
 // (3) tags every inserted row and refuses to change the tenant column;
 // (4) refuses expressions that embed a table, subquery or query builder that was not built through
-//     a scoped database of the same tenant.
+//     a scoped database of the same tenant;
+// (5) hands Drizzle sealed copies of what it checked, and hands out read-only subqueries, counts,
+//     prepared statements and selections (./scoped-seal), so nothing changes after the check.
 // The types users see are Drizzle's: the proxies behave exactly like the builders they wrap.
 
 /** What a scoped statement needs: the tenant it is for and how to find tenant columns. */
@@ -42,19 +41,6 @@ export interface ScopeContext {
   dialect: SqlDialect
   /** The text Drizzle renders for `query` on this database (parameters as placeholders). */
   render: (query: SQL) => string
-}
-
-// Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
-const artefacts = new WeakMap<object, string>()
-
-/** The tenant a scoped builder, subquery or count was made for, or undefined for anything else. */
-export function scopedTenantOf(value: unknown): string | undefined {
-  return typeof value === 'object' && value !== null ? artefacts.get(value) : undefined
-}
-
-function register<T extends object>(value: T, tenantId: string): T {
-  if (typeof value === 'object' && value !== null) artefacts.set(value, tenantId)
-  return value
 }
 
 const TableSchema = Symbol.for('drizzle:Schema')
@@ -140,7 +126,7 @@ function scopedTenantColumn(table: Table, ctx: ScopeContext): { key: string; col
 function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | undefined {
   if (is(table, Table)) {
     const tc = scopedTenantColumn(table, ctx)
-    if (tc !== undefined) return eq(tc.column, ctx.tenantId)
+    if (tc !== undefined) return sealScoped(eq(tc.column, ctx.tenantId), ctx.tenantId)
     if (ctx.shared.has(sharedKey(table))) return undefined
     throw new UnsafeQueryError(
       `table "${displayName(table)}" has no "${ctx.column}" column; list it in \`shared\` if every tenant may read it, or use unscoped(db) for admin work`,
@@ -169,90 +155,59 @@ function writableTenantColumn(table: unknown, ctx: ScopeContext): { key: string;
 }
 
 /**
- * Refuses an expression that reaches outside the tenant: a table, view or subquery inside it, or a
- * query builder not made by a scoped database of this tenant. Columns, parameters and plain values
- * pass. (Raw text inside `sql` is the caller's own code; see {@link bindTenant} for what is checked
- * of it.) Walks with its own stack, so an expression's depth is no limit.
+ * Checks a caller's expression (see {@link sealExpression}: no table, view or subquery inside it,
+ * no builder of another database or tenant) and answers the sealed copy Drizzle gets: later
+ * changes to the caller's objects do not reach the statement. Walks with its own stack, so an
+ * expression's depth is no limit.
  */
-export function inspectExpression(value: unknown, ctx: ScopeContext): void {
-  const stack: unknown[] = [value]
-  const seen = new Set<object>()
-  while (stack.length > 0) {
-    const item = stack.pop()
-    if (item === null || typeof item !== 'object' || seen.has(item)) continue
-    seen.add(item)
-    const owner = artefacts.get(item)
-    if (owner !== undefined) {
-      if (owner !== ctx.tenantId)
-        throw new UnsafeQueryError('an expression embeds a query built for another tenant')
-      continue
-    }
-    if (is(item, Column) || is(item, Placeholder) || is(item, StringChunk) || is(item, Name)) continue
-    if (is(item, Param)) {
-      // Drizzle renders a parameter whose value (after its column's encoder) is an `sql` object as
-      // that SQL, not as a bound value: `sql.param(sql\`(select ...)\`)` is a subquery.
-      stack.push(item.value, driverValue(item))
-      continue
-    }
-    if (is(item, SQL)) stack.push(...item.queryChunks)
-    else if (is(item, SQL.Aliased)) stack.push(item.sql)
-    else if (is(item, Table) || is(item, View) || is(item, Subquery)) {
-      throw new UnsafeQueryError(
-        'an expression refers to a table, view or subquery directly; build subqueries with the same scoped database',
-      )
-    } else if (isSQLWrapper(item)) stack.push((item as SQLWrapper).getSQL())
-    else if (Array.isArray(item)) stack.push(...item)
+function sealed<T>(value: T, ctx: ScopeContext): T {
+  return sealExpression(value, ctx.tenantId)
+}
+
+/**
+ * The values of an inserted row or an update's `set`, for Drizzle: an `SQL` value is sealed (it
+ * is rendered as SQL); a column or another SQL-like object is checked; anything else, objects and
+ * arrays included, is bound as one parameter (a JSON document, an array column), so it is data
+ * and is not walked.
+ */
+function sealValues(values: Record<string, unknown>, ctx: ScopeContext): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(values)) {
+    if (is(value, SQL)) out[key] = sealExpression(value, ctx.tenantId)
     else {
-      const proto = Object.getPrototypeOf(item)
-      if (proto === Object.prototype || proto === null) stack.push(...Object.values(item))
-      // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
+      if (is(value, Column) || isSQLWrapper(value) || scopedTenantOf(value) !== undefined) {
+        inspectData(value, ctx.tenantId)
+      }
+      out[key] = value
     }
   }
-}
-
-/** A parameter's value as its encoder hands it to the driver, where Drizzle looks for SQL in it. */
-function driverValue(param: Param): unknown {
-  if (param.value === null || param.value === undefined) return param.value
-  try {
-    return param.encoder.mapToDriverValue(param.value)
-  } catch {
-    // Drizzle's own rendering will throw the same; there is nothing to inspect.
-    return undefined
-  }
+  return out
 }
 
 /**
- * Inspects the values of an inserted row or an update's `set`: Drizzle renders a value as SQL only
- * when it is an `SQL` object or a column; anything else, objects and arrays included, is bound as
- * one parameter (a JSON document, an array column), so it is data and is not walked.
+ * Applies `seal` to a builder argument, or, for a Drizzle callback argument
+ * (`where((fields) => ...)`), to what the callback returns; Drizzle gets what `seal` answers.
  */
-function inspectValues(values: Record<string, unknown>, ctx: ScopeContext): void {
-  for (const value of Object.values(values)) {
-    if (is(value, SQL) || is(value, Column) || isSQLWrapper(value) || artefacts.has(value as object)) {
-      inspectExpression(value, ctx)
-    }
-  }
+function checkedArg<T>(arg: T, seal: (value: unknown) => unknown): T {
+  if (typeof arg !== 'function') return seal(arg) as T
+  return ((...a: unknown[]) => seal(callback(arg)(...a))) as T
 }
 
 /**
- * Applies `check` to a builder argument, or, for a Drizzle callback argument
- * (`where((fields) => ...)`), to what the callback returns.
+ * A Drizzle callback (`where((fields, ops) => ...)`) called with read-only views of its
+ * arguments: Drizzle passes a proxy over the builder's own field map, where a field the callback
+ * added would be selected.
  */
-function checkedArg<T>(arg: T, check: (value: unknown) => void): T {
-  if (typeof arg !== 'function') {
-    check(arg)
-    return arg
-  }
-  return ((...a: unknown[]) => {
-    const result = (arg as (...a: unknown[]) => unknown)(...a)
-    check(result)
-    return result
-  }) as T
+function callback(fn: unknown): (...a: unknown[]) => unknown {
+  return (...a) =>
+    (fn as (...a: unknown[]) => unknown)(
+      ...a.map((x) => (x !== null && typeof x === 'object' ? readOnly(x) : x)),
+    )
 }
 
-/** An argument whose expression is inspected (see {@link inspectExpression}). */
+/** An argument whose expression is checked and sealed (see {@link sealed}). */
 function inspected<T>(arg: T, ctx: ScopeContext): T {
-  return checkedArg(arg, (value) => inspectExpression(value, ctx))
+  return checkedArg(arg, (value) => sealed(value, ctx))
 }
 
 /**
@@ -262,10 +217,10 @@ function inspected<T>(arg: T, ctx: ScopeContext): T {
  * that could close those parentheses itself is refused (see {@link checkConfined}).
  */
 export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQL {
-  inspectExpression(user, ctx)
-  if (user === undefined) return condition
-  checkConfined(user, ctx)
-  return sql`(${condition} and (${user as SQL}))`
+  const checked = sealed(user, ctx)
+  if (checked === undefined) return condition
+  checkConfined(checked, ctx)
+  return sealScoped(sql`(${condition} and (${checked as SQL}))`, ctx.tenantId)
 }
 
 /**
@@ -294,7 +249,7 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
 function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeContext): unknown {
   if (condition === undefined) return confined(where, ctx)
   if (typeof where === 'function') {
-    return (...a: unknown[]) => bindTenant(condition, (where as (...a: unknown[]) => unknown)(...a), ctx)
+    return (...a: unknown[]) => bindTenant(condition, callback(where)(...a), ctx)
   }
   return bindTenant(condition, where, ctx)
 }
@@ -302,8 +257,9 @@ function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeCon
 /** A condition on a shared table: inspected, and held to the same text rule as a tenant table's. */
 function confined<T>(where: T, ctx: ScopeContext): T {
   return checkedArg(where, (value) => {
-    inspectExpression(value, ctx)
-    if (value !== undefined) checkConfined(value, ctx)
+    const checked = sealed(value, ctx)
+    if (checked !== undefined) checkConfined(checked, ctx)
+    return checked
   })
 }
 
@@ -319,25 +275,24 @@ const PASS_THROUGH = new Set([
   'all',
   'get',
   'values',
-  'prepare',
   'toSQL',
-  'getSQL',
-  'getSelectedFields',
   'getUsedTables',
   '$withCache',
   '$dynamic',
   'setToken',
   'mapResult',
-  // Postgres row locks: a strength and { of: tables }, rendered as names.
-  'for',
 ])
 
 // Drizzle's public builder API (select, insert, update and delete, both dialects) that is not
-// intercepted: its arguments are inspected, except for the methods above. Anything else on a
-// builder is Drizzle's internals (its config, session and dialect, createJoin()), which would hand
-// back the unscoped builder or database, so reading it throws.
+// intercepted: its arguments are checked and sealed, except for the methods above. Anything else
+// on a builder is Drizzle's internals (its config, session and dialect, createJoin()), which would
+// hand back the unscoped builder or database, so reading it throws.
 const PUBLIC = new Set([
   ...PASS_THROUGH,
+  // Intercepted on every builder (see common()).
+  'prepare',
+  'getSelectedFields',
+  'getSQL',
   'groupBy',
   'orderBy',
   'limit',
@@ -354,31 +309,45 @@ function refuse(message: string): () => never {
   }
 }
 
-function internal(prop: string | symbol): never {
-  throw new UnsafeQueryError(
-    `"${String(prop)}" is not part of the scoped query API (Drizzle's internals would bypass the tenant)`,
-  )
-}
-
-/**
- * The traps that keep a scoped object's internals out of reach by other routes than reading them:
- * their property descriptors (which hold the values), and writing, defining or deleting any
- * property (a rewritten config or SQL would run unscoped). `hidden` tells an internal name.
- */
-function sealedTraps<T extends object>(hidden: (prop: string | symbol) => boolean): ProxyHandler<T> {
+// What every builder hands out that holds Drizzle's objects: sealed statements and read-only views.
+function common(ctx: ScopeContext): Intercepts {
   return {
-    getOwnPropertyDescriptor(t, prop) {
-      if (hidden(prop)) internal(prop)
-      return Reflect.getOwnPropertyDescriptor(t, prop)
-    },
-    set: (_t, prop) => internal(prop),
-    defineProperty: (_t, prop) => internal(prop),
-    deleteProperty: (_t, prop) => internal(prop),
+    // The live statement holds the parameters Drizzle made of inserted and set values, which a
+    // caller could rewrite before the builder runs: a sealed copy instead (Drizzle embeds a
+    // builder and runs set operations through it, so those see the same).
+    getSQL: (t) => sealScoped(t.getSQL(), ctx.tenantId),
+    // A proxy over the builder's own field map (Drizzle's has no traps): an added field would run.
+    getSelectedFields: (t) => readOnly(t.getSelectedFields()),
+    // Its statement, driver client and session would otherwise be one cast away.
+    prepare: (t, ...args) => sealedPrepared(t.prepare(...args)),
   }
 }
 
+const LOCK_STRENGTHS = new Set(['update', 'no key update', 'share', 'key share'])
+
+/**
+ * Postgres `for(strength, { of, noWait, skipLocked })`: Drizzle writes the strength into the
+ * statement as raw text, so only the four lock strengths pass; `of` names tables.
+ */
+function lockClause(strength: unknown, config: unknown): [string, Record<string, unknown>] {
+  if (typeof strength !== 'string' || !LOCK_STRENGTHS.has(strength)) {
+    throw new UnsafeQueryError('for() takes a lock strength: update, no key update, share or key share')
+  }
+  if (config === undefined) return [strength, {}]
+  if (config === null || typeof config !== 'object')
+    throw new UnsafeQueryError('for() options must be an object')
+  const { of, noWait, skipLocked } = config as Record<string, unknown>
+  const tables = of === undefined ? [] : Array.isArray(of) ? [...of] : [of]
+  if (!tables.every((table) => is(table, Table))) throw new UnsafeQueryError('for() of: names tables only')
+  return [
+    strength,
+    { of: of === undefined ? undefined : tables, noWait: noWait === true, skipLocked: skipLocked === true },
+  ]
+}
+
 /** Drizzle's builder behind a proxy with our intercepts; any method returning the builder returns the proxy. */
-function scopedProxy<T extends object>(target: T, ctx: ScopeContext, intercepts: Intercepts): T {
+function scopedProxy<T extends object>(target: T, ctx: ScopeContext, own: Intercepts): T {
+  const intercepts: Intercepts = { ...common(ctx), ...own }
   const proxy: T = new Proxy(target, {
     ...sealedTraps<T>((prop) => typeof prop === 'string' && !PUBLIC.has(prop) && prop !== 'constructor'),
     get(t, prop) {
@@ -454,14 +423,15 @@ function scopedSelectQuery(query: any, condition: SQL | undefined, ctx: ScopeCon
       }
       return t.addSetOperators(operators)
     },
-    as: (t, alias: string) => register(t.as(alias), ctx.tenantId),
+    // Drizzle's subquery with its statement sealed and its internals read-only (./scoped-seal).
+    as: (t, alias: string) => sealedSubquery(t, alias, ctx.tenantId),
+    for: (t, strength: unknown, config: unknown) => t.for(...lockClause(strength, config)),
   })
 }
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
-  for (const a of args) inspectExpression(a, ctx)
-  const builder = db[method](...args)
+  const builder = db[method](...args.map((a) => sealed(a, ctx)))
   return scopedProxy(builder, ctx, {
     from: (t, source) => {
       const condition = tableCondition(source, ctx, 'the FROM source')
@@ -482,7 +452,7 @@ function checkTenantValue(row: Record<string, unknown>, key: string, ctx: ScopeC
 /** `db.insert(table)`: every row is tagged with the tenant; upserts cannot touch other tenants. */
 export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { key, column } = writableTenantColumn(table, ctx)
-  const condition = eq(column, ctx.tenantId)
+  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
   const builder = db.insert(table)
   return scopedProxy(builder, ctx, {
     values: (t, values: unknown) => {
@@ -491,8 +461,7 @@ export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknow
         if (row === null || typeof row !== 'object')
           throw new UnsafeQueryError('insert values must be objects')
         checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
-        inspectValues(row as Record<string, unknown>, ctx)
-        return { ...(row as Record<string, unknown>), [key]: ctx.tenantId }
+        return { ...sealValues(row as Record<string, unknown>, ctx), [key]: ctx.tenantId }
       })
       return scopedInsertQuery(t.values(Array.isArray(values) ? tagged : tagged[0]), key, condition, ctx)
     },
@@ -511,13 +480,15 @@ function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeCo
       if (where !== undefined && setWhere !== undefined) {
         throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
       }
-      if (values !== null && typeof values === 'object') inspectValues(values as Record<string, unknown>, ctx)
-      inspectExpression(rest, ctx)
+      const setValues =
+        values !== null && typeof values === 'object'
+          ? sealValues(values as Record<string, unknown>, ctx)
+          : values
       // The conflicting row may be another tenant's when the unique key lacks the tenant column:
       // only update it when it is ours.
       return t.onConflictDoUpdate({
-        ...rest,
-        set: values,
+        ...sealed(rest, ctx),
+        set: setValues,
         setWhere: bindTenant(condition, setWhere ?? where, ctx),
       })
     },
@@ -527,15 +498,14 @@ function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeCo
 /** `db.update(table)`: WHERE always has the tenant condition; the tenant column cannot change. */
 export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { key, column } = writableTenantColumn(table, ctx)
-  const condition = eq(column, ctx.tenantId)
+  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
   const builder = db.update(table)
   return scopedProxy(builder, ctx, {
     set: (t, values: Record<string, unknown>) => {
       if (values === null || typeof values !== 'object')
         throw new UnsafeQueryError('update values must be an object')
       checkTenantValue(values, key, ctx, 'an update')
-      inspectValues(values, ctx)
-      const query = t.set(values)
+      const query = t.set(sealValues(values, ctx))
       query.where(condition)
       return scopedProxy(query, ctx, {
         where: (q, where) => q.where(withCondition(condition, where, ctx)),
@@ -552,7 +522,7 @@ export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknow
 /** `db.delete(table)`: WHERE always has the tenant condition. */
 export function scopedDelete(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { column } = writableTenantColumn(table, ctx)
-  const condition = eq(column, ctx.tenantId)
+  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
   const query = db.delete(table)
   query.where(condition)
   return scopedProxy(query, ctx, {
@@ -567,29 +537,5 @@ export function scopedCount(db: any, source: unknown, filters: unknown, ctx: Sco
     condition === undefined
       ? (confined(filters, ctx) as SQL | undefined)
       : bindTenant(condition, filters, ctx)
-  return register(countProxy(db.$count(source, where)), ctx.tenantId)
-}
-
-// What a count builder holds to run itself: its session, and the SQL and params it runs.
-const COUNT_INTERNALS = new Set(['session', 'sql', 'params'])
-
-/**
- * Drizzle's count builder is an SQL object (so it can be embedded in a select), which Drizzle
- * renders through its fields; only what runs it on its own is hidden: its session (which runs any
- * SQL unscoped) and the statement it runs, which awaiting it uses from the builder itself.
- */
-function countProxy<T extends object>(count: T): T {
-  const hidden = (prop: string | symbol) => typeof prop === 'string' && COUNT_INTERNALS.has(prop)
-  return new Proxy(count, {
-    ...sealedTraps<T>(hidden),
-    get(t, prop) {
-      if (hidden(prop)) internal(prop)
-      const value = Reflect.get(t, prop, t)
-      // then/catch/finally read the session and the statement: they run on the builder itself.
-      if (prop === 'then' || prop === 'catch' || prop === 'finally') {
-        return (value as (...a: unknown[]) => unknown).bind(t)
-      }
-      return value
-    },
-  })
+  return sealedCount(db.$count(source, where), ctx.tenantId)
 }

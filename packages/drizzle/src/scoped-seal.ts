@@ -1,0 +1,497 @@
+import {
+  Column,
+  is,
+  isSQLWrapper,
+  Name,
+  Param,
+  Placeholder,
+  SQL,
+  type SQLWrapper,
+  StringChunk,
+  Subquery,
+  Table,
+  View,
+} from 'drizzle-orm'
+import { UnsafeQueryError } from './raw-sql-ast'
+
+// Internal: what the scoped API checks is what runs. Drizzle's SQL objects are mutable and shared
+// by reference (a builder's config holds the caller's condition objects, `.as()` keeps the
+// statement in `sq._.sql`, getSQL() shows the tenant condition's parameter), so a check made when
+// a query is built would not hold for what runs later. Here every expression the scoped API
+// accepts is copied as it is checked into objects nobody else holds and nobody can change
+// ("sealed": frozen, Drizzle's own classes, every chunk read once), and everything it hands out
+// (subqueries, $count, prepared statements, selected fields) is a read-only view.
+
+// Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
+const artefacts = new WeakMap<object, string>()
+
+// The sealed objects (frozen SQL, subqueries, $count), with the tenant they were checked for:
+// embedding one again needs no copy and no second look.
+const sealed = new WeakMap<object, string>()
+
+/** The tenant a scoped builder, subquery or count was made for, or undefined for anything else. */
+export function scopedTenantOf(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null ? artefacts.get(value) : undefined
+}
+
+/** Records `value` as handed out by a scoped database of `tenantId`. */
+export function register<T extends object>(value: T, tenantId: string): T {
+  if (typeof value === 'object' && value !== null) artefacts.set(value, tenantId)
+  return value
+}
+
+export function internal(prop: string | symbol): never {
+  throw new UnsafeQueryError(
+    `"${String(prop)}" is not part of the scoped query API (Drizzle's internals would bypass the tenant)`,
+  )
+}
+
+function immutable(): never {
+  throw new UnsafeQueryError(
+    'a scoped query, subquery or statement cannot be changed after it was built (its SQL would no longer be the one checked)',
+  )
+}
+
+/**
+ * The traps that keep a scoped object's internals out of reach by other routes than reading them:
+ * their property descriptors (which hold the values), writing, defining or deleting any property
+ * (a rewritten config or SQL would run unscoped), and swapping the prototype (a forged method
+ * would run with the raw object as `this`). `hidden` tells an internal name.
+ */
+export function sealedTraps<T extends object>(hidden: (prop: string | symbol) => boolean): ProxyHandler<T> {
+  return {
+    getOwnPropertyDescriptor(t, prop) {
+      if (hidden(prop)) internal(prop)
+      return Reflect.getOwnPropertyDescriptor(t, prop)
+    },
+    set: (_t, prop) => internal(prop),
+    defineProperty: (_t, prop) => internal(prop),
+    deleteProperty: (_t, prop) => internal(prop),
+    setPrototypeOf: immutable,
+    preventExtensions: immutable,
+  }
+}
+
+/** How an expression is walked. */
+enum Mode {
+  /** The caller's expression: checked and copied. */
+  Caller = 0,
+  /** SQL a scoped builder of the tenant produced (tables allowed): copied, not checked. */
+  Scoped = 1,
+  /** A value Drizzle binds as a parameter: checked, not copied (it is data). */
+  Data = 2,
+}
+
+interface Plan {
+  /** What to walk first, and how. */
+  children: [unknown, Mode][]
+  /** The sealed replacement, from the replacements of the children; none: the object itself. */
+  build?: (replaced: (value: unknown, mode: Mode) => unknown) => unknown
+}
+
+const LEAF: Plan = { children: [] }
+
+/** Drizzle's SQL object with the fields it marks internal. */
+interface RawSql {
+  queryChunks: unknown[]
+  decoder: unknown
+  shouldInlineParams: boolean
+  usedTables: string[]
+}
+
+function foreign(): never {
+  throw new UnsafeQueryError('an expression embeds a query built for another tenant')
+}
+
+function directReference(): never {
+  throw new UnsafeQueryError(
+    'an expression refers to a table, view or subquery directly; build subqueries with the same scoped database',
+  )
+}
+
+/**
+ * Freezes a copy: every property read-only and the object closed, so its prototype cannot change
+ * either. An SQL object keeps `decoder` writable: Drizzle sets the decoder of a subquery selected
+ * as a field (result decoding only, never SQL text).
+ */
+function lock<T extends object>(node: T, tenantId: string): T {
+  if (is(node, SQL)) {
+    Object.freeze((node as unknown as RawSql).usedTables)
+    for (const key of Reflect.ownKeys(node)) {
+      Object.defineProperty(
+        node,
+        key,
+        key === 'decoder' ? { configurable: false } : { writable: false, configurable: false },
+      )
+    }
+    Object.preventExtensions(node)
+  } else Object.freeze(node)
+  sealed.set(node, tenantId)
+  return node
+}
+
+function sealedSql(
+  chunks: unknown[],
+  tenantId: string,
+  from?: Pick<RawSql, 'decoder' | 'shouldInlineParams'>,
+): SQL {
+  const node = new SQL(Object.freeze(chunks) as SQL['queryChunks'])
+  if (from !== undefined) {
+    const raw = node as unknown as RawSql
+    raw.decoder = from.decoder
+    raw.shouldInlineParams = from.shouldInlineParams === true
+  }
+  return lock(node, tenantId)
+}
+
+/** A wrapper renders as its SQL, in parentheses unless it says otherwise (Drizzle's rule). */
+function wrapperPlan(wrapper: SQLWrapper, mode: Mode, inner: Mode, tenantId: string): Plan {
+  const omit = (wrapper as { shouldOmitSQLParens?: () => boolean }).shouldOmitSQLParens?.() === true
+  const sql = wrapper.getSQL()
+  if (mode === Mode.Data) return { children: [[sql, Mode.Data]] }
+  return {
+    children: [[sql, inner]],
+    build: (r) =>
+      sealedSql(
+        omit
+          ? [r(sql, inner)]
+          : [lock(new StringChunk('('), tenantId), r(sql, inner), lock(new StringChunk(')'), tenantId)],
+        tenantId,
+      ),
+  }
+}
+
+function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
+  const { value, encoder } = param
+  if (is(value, Placeholder)) {
+    // Filled in when the statement runs, through the encoder, as a bound value.
+    if (mode === Mode.Data) return LEAF
+    return { children: [[value, mode]], build: (r) => lock(new Param(r(value, mode), encoder), tenantId) }
+  }
+  // Drizzle renders a parameter whose value, after the encoder, is an SQL object as that SQL.
+  // The encoder of a column is the schema's; any other encoder is applied once, here, so that
+  // what was checked is what runs.
+  const column = is(encoder, Column)
+  let mapped: unknown
+  try {
+    mapped = value === null || value === undefined ? value : encoder.mapToDriverValue(value)
+  } catch (error) {
+    if (!column) throw error
+    mapped = undefined // Drizzle's own rendering throws the same.
+  }
+  if (mode === Mode.Data) {
+    return {
+      children: [
+        [value, Mode.Data],
+        [mapped, Mode.Data],
+      ],
+    }
+  }
+  if (is(mapped, SQL)) return { children: [[mapped, mode]], build: (r) => r(mapped, mode) }
+  return {
+    children:
+      mode === Mode.Caller
+        ? [
+            [value, Mode.Data],
+            [mapped, Mode.Data],
+          ]
+        : [],
+    build: () => lock(column ? new Param(value, encoder) : new Param(mapped), tenantId),
+  }
+}
+
+function plan(item: object, mode: Mode, tenantId: string): Plan {
+  const sealedFor = sealed.get(item)
+  if (sealedFor !== undefined) {
+    if (sealedFor !== tenantId) foreign()
+    return LEAF
+  }
+  const owner = artefacts.get(item)
+  if (owner !== undefined) {
+    if (owner !== tenantId) foreign()
+    // A builder of this tenant: embedded as its SQL now, so that changing the builder later (a
+    // raw orderBy closing the brackets around a condition) does not change this statement.
+    return mode === Mode.Data ? LEAF : wrapperPlan(item as SQLWrapper, mode, Mode.Scoped, tenantId)
+  }
+  if (is(item, Column)) return LEAF
+  if (is(item, Param)) return paramPlan(item, mode, tenantId)
+  const copy = mode !== Mode.Data
+  if (is(item, StringChunk)) {
+    const { value } = item as { value: unknown }
+    const texts = Array.isArray(value) ? value.map(String) : [String(value)]
+    return copy
+      ? { children: [], build: () => lock(new StringChunk(Object.freeze(texts) as string[]), tenantId) }
+      : LEAF
+  }
+  if (is(item, Name)) {
+    const value = String(item.value)
+    return copy ? { children: [], build: () => lock(new Name(value), tenantId) } : LEAF
+  }
+  if (is(item, Placeholder)) {
+    const name = String(item.name)
+    return copy ? { children: [], build: () => lock(new Placeholder(name), tenantId) } : LEAF
+  }
+  if (is(item, SQL)) {
+    const chunks = Array.from(item.queryChunks)
+    const children = chunks.map((c): [unknown, Mode] => [c, mode])
+    if (!copy) return { children }
+    const { decoder, shouldInlineParams } = item as unknown as RawSql
+    const from = { decoder, shouldInlineParams }
+    return {
+      children,
+      build: (r) =>
+        sealedSql(
+          chunks.map((c) => r(c, mode)),
+          tenantId,
+          from,
+        ),
+    }
+  }
+  if (is(item, SQL.Aliased)) {
+    const { sql, fieldAlias, isSelectionField } = item as SQL.Aliased & { isSelectionField: boolean }
+    if (!copy) return { children: [[sql, Mode.Data]] }
+    return {
+      children: [[sql, mode]],
+      build: (r) => {
+        const aliased = new SQL.Aliased(r(sql, mode) as SQL, fieldAlias) as SQL.Aliased & {
+          isSelectionField: boolean
+        }
+        aliased.isSelectionField = isSelectionField
+        return lock(aliased, tenantId)
+      },
+    }
+  }
+  if (is(item, Table) || is(item, View) || is(item, Subquery)) {
+    if (mode === Mode.Scoped) return LEAF
+    directReference()
+  }
+  if (isSQLWrapper(item)) return wrapperPlan(item, mode, mode, tenantId)
+  if (Array.isArray(item)) {
+    // Drizzle renders an array inside SQL as a list of its rendered elements.
+    const elements = Array.from(item as unknown[])
+    const children = elements.map((e): [unknown, Mode] => [e, mode])
+    if (!copy) return { children }
+    return {
+      children,
+      build: (r) =>
+        lock(
+          elements.map((e) => r(e, mode)),
+          tenantId,
+        ),
+    }
+  }
+  const proto = Object.getPrototypeOf(item)
+  if (proto === Object.prototype || proto === null) {
+    // Selected fields, upsert configs: copied, not frozen (Drizzle proxies selections, and a
+    // proxy over a frozen object must answer its exact values). Nobody else holds the copy.
+    const entries = Object.entries(item)
+    const children = entries.map(([, v]): [unknown, Mode] => [v, mode])
+    if (!copy) return { children }
+    return {
+      children,
+      build: (r) => {
+        const out: Record<string, unknown> = proto === null ? Object.create(null) : {}
+        for (const [key, v] of entries) out[key] = r(v, mode)
+        return out
+      },
+    }
+  }
+  // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
+  return LEAF
+}
+
+/**
+ * Walks `root` in `mode` with its own stack (an expression's depth is no limit) and answers its
+ * sealed copy. Children are sealed before their parent; an object met again is sealed once.
+ */
+function walk(root: unknown, mode: Mode, tenantId: string): unknown {
+  if (root === null || typeof root !== 'object') return root
+  // Per mode: what each object was replaced by, and the objects being walked (an object met again
+  // while its own walk is open is a cycle, which Drizzle could not render either).
+  const done: (Map<object, unknown> | undefined)[] = []
+  const active: (Set<object> | undefined)[] = []
+  const replaced = (value: unknown, m: Mode): unknown =>
+    value !== null && typeof value === 'object' && done[m]?.has(value) ? done[m].get(value) : value
+  const stack: { item: object; mode: Mode; plan?: Plan }[] = [{ item: root, mode }]
+  while (stack.length > 0) {
+    const frame = stack.pop()!
+    const { item, mode: m } = frame
+    if (frame.plan !== undefined) {
+      done[m] ??= new Map()
+      done[m].set(item, frame.plan.build === undefined ? item : frame.plan.build(replaced))
+      active[m]!.delete(item)
+      continue
+    }
+    if (done[m]?.has(item)) continue
+    if (active[m]?.has(item)) {
+      throw new UnsafeQueryError('an expression that contains itself cannot be rendered')
+    }
+    const p = plan(item, m, tenantId)
+    active[m] ??= new Set()
+    active[m].add(item)
+    stack.push({ item, mode: m, plan: p })
+    for (const [child, cm] of p.children) {
+      if (child !== null && typeof child === 'object') stack.push({ item: child, mode: cm })
+    }
+  }
+  return replaced(root, mode)
+}
+
+/**
+ * Checks a caller's expression for `tenantId` and answers the sealed copy to hand to Drizzle:
+ * refuses a table, view or subquery inside it and a builder, subquery or count not made by a
+ * scoped database of this tenant; a scoped builder is embedded as its SQL at this moment. Columns,
+ * parameters and plain values pass. (Raw text inside `sql` is the caller's own code.)
+ */
+export function sealExpression<T>(value: T, tenantId: string): T {
+  return walk(value, Mode.Caller, tenantId) as T
+}
+
+/** Checks a value Drizzle binds as data (nothing to copy) by the rules of {@link sealExpression}. */
+export function inspectData(value: unknown, tenantId: string): void {
+  walk(value, Mode.Data, tenantId)
+}
+
+/** Seals SQL the scoped API produced itself for `tenantId` (tables allowed, nothing checked). */
+export function sealScoped<T>(value: T, tenantId: string): T {
+  return walk(value, Mode.Scoped, tenantId) as T
+}
+
+// Read-only views, and objects known to be immutable, which a view hands out as they are.
+const views = new WeakSet<object>()
+
+// What a view hands out as it is: values, sealed objects, views, columns (the schema's), and the
+// aliased fields Drizzle's selection proxies clone for each read.
+function passesAsIs(value: unknown): boolean {
+  return (
+    value === null ||
+    typeof value !== 'object' ||
+    sealed.has(value) ||
+    views.has(value) ||
+    is(value, Column) ||
+    is(value, SQL.Aliased)
+  )
+}
+
+const readOnlyHandler: ProxyHandler<object> = {
+  get(t, prop) {
+    const value = Reflect.get(t, prop, t)
+    return passesAsIs(value) ? value : readOnly(value as object)
+  },
+  getOwnPropertyDescriptor(t, prop) {
+    const desc = Reflect.getOwnPropertyDescriptor(t, prop)
+    // A non-configurable property must be reported as it is (arrays' length, frozen arrays).
+    if (desc === undefined || !desc.configurable || !('value' in desc)) return desc
+    return { ...desc, value: readOnlyHandler.get!(t, prop, t) }
+  },
+  set: immutable,
+  defineProperty: immutable,
+  deleteProperty: immutable,
+  setPrototypeOf: immutable,
+  preventExtensions: immutable,
+}
+
+/**
+ * A view of `value` that answers reads like `value` (Drizzle's selection proxies included) and
+ * refuses any change, at any depth: the objects it hands out are views too, except the ones in
+ * {@link passesAsIs}. Its property descriptors hold views as well.
+ */
+export function readOnly<T extends object>(value: T): T {
+  const view = new Proxy(value, readOnlyHandler) as T
+  views.add(view)
+  return view
+}
+
+function copyFields(fields: unknown): unknown {
+  if (fields === null || typeof fields !== 'object' || views.has(fields)) return fields
+  const proto = Object.getPrototypeOf(fields)
+  if (proto !== Object.prototype && proto !== null) return fields
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) out[key] = copyFields(value)
+  return out
+}
+
+/**
+ * `builder.as(alias)` as a subquery whose SQL, fields and alias nobody can change: Drizzle's own
+ * subquery (so `from()`, joins, `with()` and field access work as ever) with `_` replaced before
+ * anyone sees it by the sealed statement and a copy of the fields, behind a read-only view.
+ */
+export function sealedSubquery(builder: any, alias: string, tenantId: string): object {
+  const subquery = builder.as(alias)
+  const view = subquery._
+  Reflect.set(subquery, '_', {
+    ...view,
+    sql: sealScoped(view.sql, tenantId),
+    selectedFields: copyFields(builder.config.fields),
+    usedTables: Object.freeze([...(view.usedTables ?? [])]),
+  })
+  const out = readOnly(subquery)
+  sealed.set(out, tenantId)
+  return register(out, tenantId)
+}
+
+// What a count builder holds to run itself: its session, and the SQL and params it runs.
+const COUNT_INTERNALS = new Set(['session', 'sql', 'params'])
+
+/**
+ * Drizzle's count builder is an SQL object (so it can be embedded in a select), which Drizzle
+ * renders through its fields; only what runs it on its own is hidden: its session (which runs any
+ * SQL unscoped) and the statement it runs, which awaiting it uses from the builder itself. Both
+ * statements are sealed first, so neither can be rewritten through the chunks it shows.
+ */
+export function sealedCount<T extends object>(count: T, tenantId: string): T {
+  const raw = count as unknown as { queryChunks: unknown[]; sql: SQL }
+  raw.queryChunks = sealScoped(raw.queryChunks, tenantId)
+  raw.sql = sealScoped(raw.sql, tenantId)
+  const hidden = (prop: string | symbol) => typeof prop === 'string' && COUNT_INTERNALS.has(prop)
+  const proxy = new Proxy(count, {
+    ...sealedTraps<T>(hidden),
+    get(t, prop) {
+      if (hidden(prop)) internal(prop)
+      const value = Reflect.get(t, prop, t)
+      // then/catch/finally read the session and the statement: they run on the builder itself.
+      if (prop === 'then' || prop === 'catch' || prop === 'finally') {
+        return (value as (...a: unknown[]) => unknown).bind(t)
+      }
+      return value
+    },
+  })
+  sealed.set(proxy, tenantId)
+  return register(proxy, tenantId)
+}
+
+// What a prepared statement offers: running it, and the statement it runs (as a copy).
+const PREPARED_PUBLIC = new Set([
+  'execute',
+  'all',
+  'get',
+  'run',
+  'values',
+  'getQuery',
+  'isResponseInArrayMode',
+])
+
+/**
+ * A prepared statement that runs as prepared and shows its statement, but keeps its driver
+ * client, session and the text and parameters it runs out of reach: a rewritten `query` or
+ * `queryString` would run unscoped, and the client runs anything.
+ */
+export function sealedPrepared<T extends object>(prepared: T): T {
+  const hidden = (prop: string | symbol) => typeof prop === 'string' && !PREPARED_PUBLIC.has(prop)
+  return new Proxy(prepared, {
+    ...sealedTraps<T>(hidden),
+    get(t, prop) {
+      if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
+      if (hidden(prop)) internal(prop)
+      const value = Reflect.get(t, prop, t)
+      if (typeof value !== 'function') return value
+      if (prop === 'getQuery') {
+        return () => {
+          const query = (value as () => { sql: string; params: unknown[] }).call(t)
+          return Object.freeze({ ...query, params: Object.freeze([...query.params]) })
+        }
+      }
+      return (value as (...a: unknown[]) => unknown).bind(t)
+    },
+  })
+}
