@@ -31,6 +31,20 @@ describe('InMemoryConcurrencyLimiter lease expiry', () => {
     expect(await limiter.inFlight('a')).toBe(0)
   })
 
+  it('sweeps again after a sweep that emptied it: leaked leases of later tenants expire too', async () => {
+    // Before, the sweep that emptied the map left no bound, and no sweep ever ran again: once two
+    // more tenants leaked a lease, every new tenant got 503 for good.
+    const clock = new ManualClock(START)
+    const limiter = new InMemoryConcurrencyLimiter({ clock, maxTenants: 2, leaseTtlMs: 1_000 })
+    await limiter.acquire('a', 1)
+    await limiter.acquire('b', 1)
+    clock.advance(1_000)
+    expect((await limiter.acquire('c', 1)).allowed).toBe(true)
+    expect((await limiter.acquire('d', 1)).allowed).toBe(true)
+    clock.advance(1_000)
+    expect(await limiter.acquire('e', 1)).toMatchObject({ allowed: true, inFlight: 1 })
+  })
+
   it('counts only the leases still held when the clock has moved on', async () => {
     const clock = new ManualClock(START)
     const limiter = new InMemoryConcurrencyLimiter({ clock, leaseTtlMs: 100 })

@@ -59,8 +59,8 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
   readonly #leaseTtlMs: number
   readonly #clock: Clock
   #next = 0
-  // No lease expires before this (the earliest expiry the last sweep left): a full limiter refuses
-  // a new tenant without another pass over every tenant until then.
+  // No lease expires before this (the earliest expiry the last sweep left, or of a lease taken
+  // since): a full limiter refuses a new tenant without another pass over every tenant until then.
   #sweepAfter = 0
 
   constructor(options: InMemoryConcurrencyLimiterOptions = {}) {
@@ -108,7 +108,10 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
       })
     }
     const id = this.#next++
-    held.set(id, now + this.#leaseTtlMs)
+    const expiresAt = now + this.#leaseTtlMs
+    held.set(id, expiresAt)
+    // A sweep that emptied the limiter left no bound (+Infinity): without this, no later sweep ran.
+    if (expiresAt < this.#sweepAfter) this.#sweepAfter = expiresAt
     return Promise.resolve({
       allowed: true,
       inFlight: held.size,
@@ -172,7 +175,8 @@ export class InMemoryConcurrencyLimiter implements ConcurrencyLimiter {
 /**
  * Drops the leases of `held` that expired by `now`. One limiter gives every lease the same TTL, so
  * they expire in the order they were taken: the scan stops at the first one still held, and an
- * acquire costs no more than the leases it drops.
+ * acquire costs no more than the leases it drops. (A clock set back by `d` breaks that order: a
+ * lease taken after it can then stay counted up to `d` past its expiry, behind an earlier one.)
  */
 function expire(held: Map<number, number>, now: number): void {
   for (const [id, expiresAt] of held) {
