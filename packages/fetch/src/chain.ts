@@ -1,9 +1,9 @@
 import { type Clock, isThenable, type TenantConfig } from '@tenant/core'
-import { runWithTenantId, type TenantState, tenantState } from './context'
+import { resolvedScope, runResolved, setTenantState, type TenantState, tenantState } from './context'
 import { executionContextOf, keepPromiseAlive, type WaitUntil } from './execution-context'
 import { withHeaders, withoutEarlierHeaders } from './headers'
 import type { TenancyStage } from './hooks'
-import { requireResolution } from './stage'
+import { unresolved } from './stage'
 import type { MaybePromise, Middleware, Next } from './types'
 
 /**
@@ -43,7 +43,7 @@ const NO_HOST_HOOKS: HostHooks = Object.freeze({})
  * ```ts
  * const outcome = await decide(tenancyStages(options), request)
  * if (!(outcome instanceof Admission)) return outcome // the refusal
- * const response = await runWithTenantId(outcome.tenantId, () => handler(request))
+ * const response = await outcome.run(() => handler(request))
  * await outcome.finish(response)
  * return withHeaders(response, outcome.headers())
  * ```
@@ -54,9 +54,18 @@ export class Admission implements TenantState {
   tenant: TenantConfig | undefined = undefined
   /** The store `tenant` came from: a manager reading that store may be handed `tenant`. */
   source: object | undefined = undefined
+  /**
+   * The request this one is part of: `request`, or, when an earlier resolver decided the tenant
+   * (on a Request this one was made from, or in the tenant context), that decision's. What marks a
+   * response as this request's when the stages write their headers into it.
+   */
+  owner: object
   /** Set by a resolver in this chain (it decided the tenant, `undefined` included). */
   resolved = false
-  /** Set by a resolver in this chain: the host runs the handler with the tenant as `currentTenantId()`. */
+  /**
+   * Set by a resolver in this chain: the host runs the handler with the tenant as
+   * `currentTenantId()`, through {@link run}.
+   */
   scoped = false
   // Each stage's response headers, in stage order (see `headers()`), and their merge once made.
   #headers: (readonly [string, string][])[] | undefined = undefined
@@ -74,7 +83,9 @@ export class Admission implements TenantState {
     readonly host: unknown,
     /** What the host can do with its context for the stages (see {@link HostHooks}). */
     readonly hostHooks: HostHooks = NO_HOST_HOOKS,
-  ) {}
+  ) {
+    this.owner = request
+  }
 
   /**
    * Adds a stage's response headers; returns a handle to replace them with later (`actualTokens`
@@ -122,6 +133,18 @@ export class Admission implements TenantState {
   onAbandon(abandon: () => void): void {
     this.#abandoners ??= []
     this.#abandoners.push(abandon)
+  }
+
+  /**
+   * Runs `handler` (the rest of the chain) as the stages decided: when a resolver of this chain
+   * asked for the tenant context (`scoped`), with the tenant as `currentTenantId()`, in a scope
+   * marked as a resolver's, so that a resolver further down on another Request object (a
+   * sub-application called with a new Request, Hono's `mount()`) confirms this tenant instead of
+   * switching it, and stages without a resolver find it; otherwise it just calls `handler`. What a
+   * host calls, rather than `runWithTenantId`, whose scope is user code's and counts for neither.
+   */
+  run<R>(handler: () => R): R {
+    return this.scoped ? runResolved(this, handler) : handler()
   }
 
   /**
@@ -265,7 +288,8 @@ export interface ChainStage {
  * fired), or the {@link Admission} of a request every stage let through. Synchronous as long as the
  * stores answer synchronously (in-memory stores, cached configs); a store that returns a promise
  * makes the rest asynchronous. A chain that does not start with a resolver takes the tenant a
- * resolver earlier in the request recorded, and throws when there was none (a wiring bug).
+ * resolver earlier in the request recorded (on the request, else in the tenant context a host
+ * opened with `Admission.run`), and throws when there was none (a wiring bug).
  *
  * @example
  * ```ts
@@ -281,8 +305,16 @@ export function decide(
   const admission = new Admission(request, host, hostHooks)
   const first = stages[0]
   if (first !== undefined && first.stage !== 'resolve') {
-    requireResolution(request, first.middleware)
-    const state = tenantState(request)!
+    // On the request; else (a sub-application called with a new Request) in the scope the
+    // earlier resolver's host opened.
+    let state = tenantState(request)
+    if (state === undefined) {
+      state = resolvedScope()
+      if (state === undefined) throw unresolved(first.middleware)
+      // The request carries it from here on: getTenantId(), and the stages after this chain.
+      setTenantState(request, state)
+    }
+    admission.owner = state.owner
     admission.tenantId = state.tenantId
     admission.tenant = state.tenant
     admission.source = state.source
@@ -326,7 +358,7 @@ function refusal(admission: Admission, response: Response): Response {
   admission.abandon()
   // Through withHeaders even with nothing to add: an override hook may hand out one response
   // object that another request's refusal wrote its headers into.
-  return withHeaders(response, admission.pending ? admission.headers() : NO_HEADERS, admission.request)
+  return withHeaders(response, admission.pending ? admission.headers() : NO_HEADERS, admission.owner)
 }
 
 /**
@@ -358,14 +390,27 @@ export function fetchChain(name: string, stages: readonly ChainStage[]): Middlew
 function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   if (!(outcome instanceof Admission)) return Promise.resolve(outcome)
   const { request } = outcome
-  const downstream = outcome.scoped ? runWithTenantId(outcome.tenantId, () => next(request)) : next(request)
+  let downstream: Promise<Response>
+  try {
+    // Promise.resolve: a `next` that answers a Response rather than a promise of one. It hands a
+    // promise back as it is.
+    downstream = Promise.resolve(outcome.scoped ? runResolved(outcome, () => next(request)) : next(request))
+  } catch (error) {
+    // A `next` that throws before answering: nothing will carry the request to its end, so what
+    // the stages hold (a concurrency slot) is given back now, and the throw is a rejection.
+    outcome.abandon()
+    return Promise.reject(error)
+  }
   // Nothing to add, unless the handler hands out a response an earlier request's stages wrote into.
-  if (!outcome.pending) return downstream.then((response) => withoutEarlierHeaders(response, request))
+  // The headers are marked as the request's `owner`'s: an inner chain on another Request object of
+  // the same request (a sub-application's) wrote as that one too, and its headers stay.
+  const { owner } = outcome
+  if (!outcome.pending) return downstream.then((response) => withoutEarlierHeaders(response, owner))
   return downstream
     .then((response) => {
       const finished = outcome.finish(response)
-      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers(), request))
-      return withHeaders(finished, outcome.headers(), request)
+      if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers(), owner))
+      return withHeaders(finished, outcome.headers(), owner)
     })
     .catch((error: unknown) => {
       // The handler or a finisher threw: no response will carry the request to its end.

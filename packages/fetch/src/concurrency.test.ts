@@ -223,17 +223,70 @@ describe('tenantConcurrency', () => {
     expect(await limiter.inFlight('acme')).toBe(0)
   })
 
-  it('releases a HEAD request when the handler answers: no body goes out, and none is wrapped', async () => {
-    const upstream = new Response('x'.repeat(100), { headers: { 'Content-Type': 'text/plain' } })
+  it('cancels the body of a HEAD and releases once the cancel has gone through: no body goes out', async () => {
+    let cancels = 0
+    let cancelled!: () => void
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => controller.enqueue(new TextEncoder().encode('x'.repeat(100))),
+      // A proxied upstream's cancel: done once its connection is closed.
+      cancel: () => {
+        cancels++
+        return new Promise<void>((resolve) => {
+          cancelled = resolve
+        })
+      },
+    })
+    const upstream = new Response(body, { status: 203, headers: { 'Content-Type': 'text/plain' } })
     const mw = chain()
     const response = await mw(req('/', { tenant: 'acme', method: 'HEAD' }), async () => upstream)
-    expect(response.status).toBe(200)
-    expect(response.body).toBe(upstream.body)
+    // The head as the handler made it, without a body (none goes out for a HEAD).
+    expect([response.status, response.headers.get('Content-Type'), response.body]).toEqual([
+      203,
+      'text/plain',
+      null,
+    ])
+    expect(cancels).toBe(1)
     await settle()
-    // The body is never read (a host drops it, Hono without cancelling it): the slot is free.
+    expect(await limiter.inFlight('acme')).toBe(1)
+    cancelled()
+    await settle()
     expect(await limiter.inFlight('acme')).toBe(0)
-    await mw(req('/', { tenant: 'acme', method: 'HEAD' }), async () => new Response('y'))
+    // A HEAD without a body gives its slot back at the answer.
+    await mw(req('/', { tenant: 'acme', method: 'HEAD' }), async () => new Response(null, { status: 204 }))
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
     expect((await mw(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(200)
+  })
+
+  it('tells the producer of a HEAD body that nobody reads it, instead of letting it run unseen', async () => {
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+    // A push producer writing from the handler (what Hono's streamSSE() does): with nothing
+    // reading, its writes would wait forever while the slot was already given back.
+    let producing = 0
+    let stopped = 0
+    const handler: Next = async () => {
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+      const writer = writable.getWriter()
+      producing++
+      void (async () => {
+        try {
+          for (;;) await writer.write(new TextEncoder().encode('data: x\n\n'))
+        } catch {
+          stopped++
+          producing--
+        }
+      })()
+      return new Response(readable, { headers: { 'Content-Type': 'text/event-stream' } })
+    }
+    const mw = chain()
+    for (let i = 0; i < 3; i++) {
+      const response = await mw(req('/', { tenant: 'acme', method: 'HEAD' }), handler)
+      expect(response.status).toBe(200)
+      await settle()
+      // Told at once: the producer stopped, and only then is the next HEAD admitted.
+      expect([producing, stopped]).toEqual([0, i + 1])
+      expect(await limiter.inFlight('acme')).toBe(0)
+    }
   })
 
   it('releases each slot exactly once, whatever way the request ends', async () => {
@@ -309,7 +362,8 @@ describe('tenantConcurrency', () => {
         abort.abort()
       },
       'HEAD, body read after all': async () => {
-        expect(await (await send(okHandler().next, { method: 'HEAD' })).text()).toBe('ok')
+        // The stage cancelled it (no body goes out for a HEAD): a reader finds it empty.
+        expect(await (await send(okHandler().next, { method: 'HEAD' })).text()).toBe('')
       },
     }
     for (const [path, run] of Object.entries(paths)) {
@@ -329,6 +383,39 @@ describe('tenantConcurrency', () => {
       throw boom
     }
     await expect(chain()(req('/', { tenant: 'acme' }), next)).rejects.toBe(boom)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('releases when next() throws synchronously, and serves a next() that answers a Response', async () => {
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+    const boom = new Error('thrown before answering')
+    const throwing = (() => {
+      throw boom
+    }) as Next
+    const alone = compose(tenantResolver({ configManager: configs }), (request, next) =>
+      tenantConcurrency({ limiter, provider: configs })(request, (handed) => next(handed)),
+    )
+    for (const mw of [chain(), compose(chain())]) {
+      await expect(mw(req('/', { tenant: 'acme' }), throwing)).rejects.toBe(boom)
+      await settle()
+      expect(await limiter.inFlight('acme')).toBe(0)
+    }
+    // The stage on its own, called with a next() that throws.
+    const direct = compose(tenantResolver({ configManager: configs }), (request) =>
+      tenantConcurrency({ limiter, provider: configs })(request, throwing),
+    )
+    await expect(direct(req('/', { tenant: 'acme' }), okHandler().next)).rejects.toBe(boom)
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    expect(await (await alone(req('/', { tenant: 'acme' }), okHandler().next)).text()).toBe('ok')
+    await settle()
+    // A next() that answers a Response rather than a promise: served, and the slot is held until
+    // its body has been read, as for any answer.
+    const sync = (() => new Response('sync')) as unknown as Next
+    const served = await chain()(req('/', { tenant: 'acme' }), sync)
+    expect(await limiter.inFlight('acme')).toBe(1)
+    expect(await served.text()).toBe('sync')
     await settle()
     expect(await limiter.inFlight('acme')).toBe(0)
   })

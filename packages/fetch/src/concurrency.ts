@@ -155,11 +155,14 @@ function releaseLate(
  * - answered: the finisher ran (the handler's response is at hand); or the request was given up
  *   (`onAbandon`: a later stage refused it, a stage, the handler or a finisher threw), which also
  *   means nothing will be sent.
- * - over: the response body ended or was cancelled, or there is none, or the request is a `HEAD`
- *   (no body goes out: Hono answers one with `new Response(null, response)`, dropping the body
- *   unread), or the client went away (`request.signal`). A host that knows when the response has
- *   been sent or the client left (`HostHooks.whenSent`) tells that instead of the body and the
- *   signal.
+ * - over: the response body ended or was cancelled, or there is none, or the client went away
+ *   (`request.signal`). A host that knows when the response has been sent or the client left
+ *   (`HostHooks.whenSent`) tells that instead of the body and the signal. A `HEAD` sends no body,
+ *   whatever the handler's response holds (Hono answers one with `new Response(null, response)`,
+ *   dropping the GET handler's body unread and uncancelled), so the stage cancels that body itself:
+ *   its producer sees the abort as it would on a client that left (Hono's `stream.onAbort()`, an
+ *   upstream body's cancel), rather than running on unseen, and the slot is held until the cancel
+ *   has gone through.
  *
  * A client that leaves while the handler runs does not free the slot before the handler is done:
  * the cap bounds the handlers running, not the clients connected. A wrapped body dropped unread
@@ -256,6 +259,8 @@ function standIn(method: string, url: string): Request {
 class Hold {
   #answered = false
   #over = false
+  /** A `HEAD`'s body is being cancelled: the slot waits for it (see `answer`). */
+  #cancelling = false
   /** The host tells when the response is over (`whenSent`): the body is not watched. */
   sent = false
   /** The request's abort signal while it is listened to. */
@@ -269,7 +274,7 @@ class Hold {
   /** The response is over for the client: its body ended, or the client went away. */
   readonly over = (): void => {
     this.#over = true
-    if (this.#answered) this.#release()
+    if (this.#answered && !this.#cancelling) this.#release()
   }
 
   /** Given up: the handler threw or never ran, and nothing will be sent. */
@@ -281,8 +286,8 @@ class Hold {
   /** The finisher: the handler answered with `response`. */
   readonly answer = (response: Response): Response | undefined => {
     this.#answered = true
-    // No body goes out for a HEAD, whatever the response holds: the hosts drop it (Hono unread).
-    if (this.#over || this.request.method === 'HEAD') {
+    if (this.request.method === 'HEAD') return this.#head(response)
+    if (this.#over) {
       this.over()
       return undefined
     }
@@ -296,6 +301,42 @@ class Hold {
       dropped.register(wrapped.body!, slot, slot)
     }
     return wrapped
+  }
+
+  /**
+   * A `HEAD`: no body goes out, whatever the response holds, and nothing will read it (Hono drops
+   * the GET handler's body without cancelling it; a push producer such as `streamSSE()` would run
+   * on unseen, past the cap). The body is cancelled here, so its producer sees the abort at once,
+   * as on a client that left, and the slot is given back once the cancel has gone through (a
+   * proxied upstream's connection closed). The response goes on without a body, head unchanged: a
+   * cancelled body cannot be read or cloned, and whatever handles the response after the chain
+   * must not trip over one.
+   */
+  #head(response: Response): Response | undefined {
+    let cancelled: Promise<void> | undefined
+    try {
+      const body = response.bodyUsed ? null : response.body
+      if (body !== null) cancelled = body.cancel()
+    } catch {
+      // A body that cannot be cancelled (locked by a reader of its own) is not this stage's.
+    }
+    if (cancelled === undefined) {
+      this.over()
+      return undefined
+    }
+    this.#cancelling = true
+    const done = (): void => {
+      this.#cancelling = false
+      this.#release()
+    }
+    cancelled.then(done, done)
+    try {
+      const { status, statusText, headers } = response
+      return new Response(null, { status, statusText, headers })
+    } catch {
+      // A status a Response cannot be made with (a runtime's protocol switch): left as it is.
+      return undefined
+    }
   }
 
   #release(): void {

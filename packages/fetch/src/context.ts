@@ -6,6 +6,13 @@ export interface TenantState {
   tenant: TenantConfig | undefined
   /** The store `tenant` was read from, so later stages reuse it only for managers reading that store. */
   source: object | undefined
+  /**
+   * The request this decision belongs to, as the first chain that decided it saw it: the same
+   * across the Request objects one request passes through (a middleware that replaces it, a
+   * sub-application called with a new one), so the stages' headers an inner chain wrote into a
+   * response are not taken for another request's by an outer one (see {@link ownerOf}).
+   */
+  owner: object
 }
 
 // The state rides on the Request object itself, under a module-private symbol, so it lives exactly
@@ -32,12 +39,34 @@ export function tenantState(request: Request): TenantState | undefined {
   return (request as Carrier)[stateKey] ?? fallback?.get(request)
 }
 
+/**
+ * The request `value` is part of, for telling the stages' headers of one request from another's
+ * on a shared response object (`withHeaders`' `owner`): the {@link TenantState.owner} of the
+ * decision it carries, else `value` itself.
+ */
+export function ownerOf(value: object): object {
+  return tenantState(value as Request)?.owner ?? value
+}
+
 /** True once a resolver ran on this request (with or without finding a tenant). */
 export function isResolved(request: Request): boolean {
   return tenantState(request) !== undefined
 }
 
-/** Carries the state over when a middleware hands a new Request object downstream. */
+/**
+ * Carries the tenant a resolver found for `from` over to `to`, a Request made from it, unless a
+ * resolver already ran on `to`. `compose()` does this when a middleware hands a new Request
+ * downstream, and `@tenant/hono` when a middleware replaces `c.req.raw` (Hono's `bodyLimit` does
+ * for a chunked body); call it where your own code replaces the request outside those, so that
+ * the stages after it find the tenant and a later resolver confirms it rather than resolving again.
+ *
+ * @example
+ * ```ts
+ * const buffered = new Request(request, { body: await request.arrayBuffer() })
+ * inheritTenantState(request, buffered)
+ * return next(buffered)
+ * ```
+ */
 export function inheritTenantState(from: Request, to: Request): void {
   const state = tenantState(from)
   if (state && !isResolved(to)) setTenantState(to, state)
@@ -75,7 +104,22 @@ interface Storage<T> {
 }
 
 interface Scope {
-  tenantId: string | undefined
+  readonly tenantId: string | undefined
+}
+
+/**
+ * The scope a chain's host opens for the handler once a resolver decided (see
+ * {@link runResolved}): the tenant, with the config the resolver read. Told apart from a scope of
+ * {@link runWithTenantId} (user code: a queue consumer, a test) by its class, so only a resolver's
+ * decision counts as an earlier resolver's for the resolvers and stages further down.
+ */
+class ResolvedScope implements Scope, TenantState {
+  constructor(
+    readonly tenantId: string | undefined,
+    readonly tenant: TenantConfig | undefined,
+    readonly source: object | undefined,
+    readonly owner: object,
+  ) {}
 }
 
 let storage: Storage<Scope> | null | undefined
@@ -127,7 +171,34 @@ export function isTenantContextAvailable(): boolean {
  */
 export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R {
   const als = loadStorage()
-  return als ? als.run({ tenantId }, fn) : fn()
+  if (!als) return fn()
+  // Inside a request a resolver decided, the same tenant keeps that resolver's scope (so a
+  // resolver further down still confirms it); another tenant, or none, is a deliberate switch.
+  const outer = als.getStore()
+  return als.run(outer instanceof ResolvedScope && outer.tenantId === tenantId ? outer : { tenantId }, fn)
+}
+
+/**
+ * Runs `fn` (the rest of a chain, the handler) with the tenant a resolver decided as
+ * {@link currentTenantId}, in a scope marked as a resolver's: a resolver further down, even on
+ * another Request object (a sub-application called with a new Request), confirms that tenant
+ * instead of resolving again, and the stages of a chain without a resolver read it. Internal: the
+ * hosts call it through the admission.
+ */
+export function runResolved<R>(state: TenantState, fn: () => R): R {
+  const als = loadStorage()
+  return als ? als.run(new ResolvedScope(state.tenantId, state.tenant, state.source, state.owner), fn) : fn()
+}
+
+/**
+ * The decision of the resolver whose scope the caller runs in (see {@link runResolved}), or
+ * `undefined` outside one (no scope, a scope of `runWithTenantId`, or no AsyncLocalStorage).
+ * Internal: what a resolver and a chain without one read when the request carries no state.
+ */
+export function resolvedScope(): TenantState | undefined {
+  // Not loaded yet: no scope was ever opened, and nothing to pay for.
+  const scope = storage?.getStore()
+  return scope instanceof ResolvedScope ? scope : undefined
 }
 
 /**

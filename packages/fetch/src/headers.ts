@@ -1,4 +1,5 @@
 import { calendarWindow, type QuotaWindow, type QuotaWindowUsage, type RateLimitDecision } from '@tenant/core'
+import { ownerOf } from './context'
 
 /** One entry of the IETF `RateLimit-Policy` / `RateLimit` fields. */
 export interface RateLimitItem {
@@ -285,8 +286,9 @@ export function withHeaders(
   owner?: object,
 ): Response {
   const mark = (response as Marked)[written]
-  if (headers.length === 0 && (mark === undefined || mark.owner === owner)) return response
-  const target = responseForHeaders(response, headers, owner)
+  const request = identity(owner)
+  if (headers.length === 0 && (mark === undefined || mark.owner === request)) return response
+  const target = marked(response, headers, request)
   try {
     applyHeaders(target.headers, headers)
     return target
@@ -318,7 +320,9 @@ type Marked = Response & { [written]?: WrittenHeaders }
  * stages wrote into is copied without what they wrote (a header of that name the handler set itself
  * goes with it). A copy shares the body, so one with a body can be handed out as often as the
  * runtime can read it. (The status tells whether there is a body: reading `body` on Bun builds a
- * stream, about 0.3 µs.) Without `owner`, every call is taken for the same request.
+ * stream, about 0.3 µs.) Without `owner`, every call is taken for the same request. A Request made
+ * from the one a resolver decided on (handed on by `compose()`, replaced by a Hono middleware, or
+ * given to a sub-application inside the resolver's tenant context) counts as that request.
  *
  * @example
  * ```ts
@@ -330,6 +334,23 @@ export function responseForHeaders(
   response: Response,
   headers: readonly [string, string][],
   owner?: object,
+): Response {
+  return marked(response, headers, identity(owner))
+}
+
+/**
+ * The request `owner` is part of (see `ownerOf`): a Request object a middleware made from another
+ * (`compose()`, Hono's `bodyLimit`), or a sub-application's, is the same request as the one it was
+ * made from, and what the stages of either wrote is that request's.
+ */
+function identity(owner: object | undefined): object | undefined {
+  return owner === undefined ? undefined : ownerOf(owner)
+}
+
+function marked(
+  response: Response,
+  headers: readonly [string, string][],
+  owner: object | undefined,
 ): Response {
   const mark = (response as Marked)[written]
   if (mark !== undefined && mark.owner === owner) {

@@ -25,6 +25,7 @@ export {
   currentTenantId,
   getTenant,
   getTenantId,
+  inheritTenantState,
   isTenantContextAvailable,
   runWithTenantId,
 } from './context'

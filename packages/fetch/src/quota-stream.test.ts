@@ -8,7 +8,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption, recorder } from '../test/helpers'
 import { openAiEvents, readEvents, sseUpstream, streamingServer } from '../test/streaming'
-import { type QuotaOptions, type SettleEvent, tenantQuota, withTenancy } from './index'
+import { type AdjustEvent, type QuotaOptions, type SettleEvent, tenantQuota, withTenancy } from './index'
 
 // 30 s into a minute: every request of a test falls in one minute window.
 const START = Date.UTC(2026, 0, 15, 10, 20, 30)
@@ -78,6 +78,21 @@ describe.each(Object.entries(managers))(
         estimatedTokens: 100,
         actualTokens: 250,
       })
+    })
+
+    it('hands onSettle the usage the store answered, whatever an onAdjust hook did to it', async () => {
+      const upstream = await serve(openAiEvents(['Hello'], { prompt: 90, completion: 160 }))
+      const meddling = {
+        onAdjust: (event: AdjustEvent) => {
+          for (const window of event.usage!.windows) window.used.tokens = 1
+        },
+      }
+      const { send, settlement, errors } = await app(upstream.url, { hooks: meddling })
+      await (await send()).text()
+      const settled = await settlement
+      expect(settled).toMatchObject({ how: 'usage', tokens: 250 })
+      expect(settled.usage!.windows[0]!.used).toEqual({ requests: 1, tokens: 250 })
+      expect(errors.map((e) => [e.info.hook, e.error instanceof TypeError])).toEqual([['onAdjust', true]])
     })
 
     it('settles an aborted stream at what was sent, and closes the upstream', async () => {

@@ -7,7 +7,7 @@ import {
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
-import { compose, type QuotaOptions, tenantQuota, tenantResolver } from './index'
+import { type AdjustEvent, compose, type QuotaOptions, tenantQuota, tenantResolver } from './index'
 
 // 30 s into a minute, so the minute window resets in 30 s.
 const START = Date.UTC(2026, 0, 15, 10, 20, 30)
@@ -302,6 +302,47 @@ describe('tenantQuota', () => {
       expect(minute.used).toEqual({ requests: 1, tokens: 10 })
       expect(response.headers.get('X-Quota-Remaining-Tokens')).toBe('990')
       expect(errors.map((e) => [e.info.hook, e.error instanceof TypeError])).toEqual([['onQuota', true]])
+    })
+
+    it('sends the adjusted headers whatever an onAdjust hook does to the usage it gets', async () => {
+      const { hooks, errors } = recorder()
+      const vandals = {
+        raise: (event: AdjustEvent) => {
+          for (const window of event.usage!.windows) {
+            ;(window.remaining as { tokens?: number }).tokens = 999_999
+            ;(window.remaining as { requests?: number }).requests = 999_999
+          }
+        },
+        erase: (event: AdjustEvent) => {
+          ;(event.usage as { windows?: unknown }).windows = undefined
+        },
+      }
+      for (const [name, onAdjust] of Object.entries(vandals)) {
+        clock.advance(86_400_000)
+        const seen: AdjustEvent[] = []
+        const quota = chain({
+          actualTokens: usageHeader,
+          hooks: [hooks, { onAdjust }, { onAdjust: (e) => seen.push(e) }],
+        })
+        const response = await quota(
+          req('/', { tenant: 'acme', headers: { 'X-Token-Count': '100' } }),
+          upstream('350'),
+        )
+        // Served, with the headers of the adjusted usage; the hook's attempt is its own failure.
+        expect(response.status, name).toBe(200)
+        expect(response.headers.get('X-Quota-Remaining-Tokens'), name).toBe('650')
+        expect(response.headers.get('X-Quota-Remaining-Requests'), name).toBe('1')
+        expect(response.headers.get('RateLimit'), name).toContain('"minute-tokens";r=650')
+        expect(errors.at(-1), name).toMatchObject({ info: { hook: 'onAdjust', stage: 'quota' } })
+        expect(errors.at(-1)!.error, name).toBeInstanceOf(TypeError)
+        // The next hook sees the usage as the store answered it.
+        const minute = seen[0]!.usage!.windows.find((w) => w.window === 'minute')!
+        expect(minute.remaining, name).toEqual({ requests: 1, tokens: 650 })
+        expect((await manager.peek('acme')).windows.find((w) => w.window === 'minute')!.used, name).toEqual({
+          requests: 1,
+          tokens: 350,
+        })
+      }
     })
 
     it('reports an invalid actual count and a failing adjust, and still returns the response', async () => {

@@ -284,15 +284,17 @@ class QuotaStage implements ChainStage {
           return this.#stream(admission, response, stream, cost)
         }
         if (actualTokens === undefined) return undefined
-        const usage = await adjust(core.hooks, this.manager, actualTokens, {
+        await adjust(core.hooks, this.manager, actualTokens, {
           request: admission.request,
           response,
           tenantId,
           subject: cost.subject,
           estimated: cost.tokens,
           timeoutMs: core.timeoutMs,
+          // Made before onAdjust fires, from the frozen copy the hooks get.
+          adjusted: (usage) =>
+            admission.replaceHeaders(handle, quotaHeaders(usage.windows, this.#clock.now())),
         })
-        if (usage) admission.replaceHeaders(handle, quotaHeaders(usage.windows, this.#clock.now()))
         return undefined
       })
     }
@@ -375,11 +377,32 @@ interface AdjustContext {
   subject: string | undefined
   estimated: number
   timeoutMs: number | undefined
+  /** What the adjusted usage changes on the response (the quota headers), done before any hook runs. */
+  adjusted?: (usage: QuotaUsage) => void
+}
+
+/**
+ * A deeply frozen copy of what `adjust()` answered: what the response's headers are made from and
+ * what `onAdjust` and `onSettle` get. A hook can then change neither the headers sent nor what
+ * another hook sees (a strict-mode hook that tries gets a `TypeError`, reported to `onError`). A
+ * copy, not the store's object frozen in place: a store may keep what it answers.
+ */
+function frozenUsage(usage: QuotaUsage): QuotaUsage {
+  const windows = usage.windows.map((window) =>
+    Object.freeze({
+      ...window,
+      limit: Object.freeze({ ...window.limit }),
+      used: Object.freeze({ ...window.used }),
+      remaining: Object.freeze({ ...window.remaining }),
+    }),
+  )
+  return Object.freeze({ ...usage, windows: Object.freeze(windows) as QuotaUsage['windows'] })
 }
 
 /**
  * Charges or refunds the difference between the estimate and what the upstream reported. The
- * response is already made, so a failure here is reported (onAdjust, onError), never sent.
+ * response is already made, so a failure here is reported (onAdjust, onError), never sent. The
+ * usage answered (and handed to `adjusted`, then to `onAdjust`) is a frozen copy of the store's.
  */
 async function adjust(
   hooks: HookSet,
@@ -396,7 +419,8 @@ async function adjust(
     actual = costAmount(reported, 'actualTokens()', 0)
     if (actual === estimated) return undefined
     const delta = { tokens: actual - estimated, ...(subject === undefined ? {} : { subject }) }
-    const usage = await callStore(() => manager.adjust(tenantId, delta), timeoutMs)
+    const usage = frozenUsage(await callStore(() => manager.adjust(tenantId, delta), timeoutMs))
+    context.adjusted?.(usage)
     emit(hooks, 'onAdjust', 'quota', {
       request,
       tenantId,

@@ -8,6 +8,7 @@ import {
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { expectInvalidOption, failing, hanging, okHandler, problem, recorder, req } from '../test/helpers'
 import {
+  applyMiddleware,
   chain,
   compose,
   currentTenantId,
@@ -20,8 +21,11 @@ import {
   getTenantId,
   problemResponse,
   type ResolverOptions,
+  runWithTenantId,
   tenancy,
+  tenantQuota,
   tenantResolver,
+  withTenancy,
 } from './index'
 
 describe('tenantResolver', () => {
@@ -660,6 +664,94 @@ describe('tenantResolver', () => {
       const served = compose(tenantResolver({ allowMissing: true, header: 'X-Other' }), tenantResolver())
       expect((await served(req('/', { tenant: 'globex' }), next)).status).toBe(200)
       expect(getTenantId(calls[0]!)).toBe('globex')
+    })
+  })
+
+  describe('a resolver after another, when the Request object is replaced between them', () => {
+    // The earlier decision rides on the Request; a sub-handler called with a new Request (a proxy,
+    // a mounted sub-application) does not get it through compose(). The tenant context the
+    // earlier resolver's host opened carries it there.
+    const host = 'https://acme.example.com'
+    const outer = (extra: ResolverOptions = {}) =>
+      tenantResolver({
+        principal: (request) => request.headers.get('X-Session-Tenant'),
+        extractors: [fromSubdomain('example.com')],
+        configManager: configs,
+        ...extra,
+      })
+    const at = (headers: Record<string, string> = {}) =>
+      new Request(`${host}/data`, { headers: { 'X-Session-Tenant': 'acme', ...headers } })
+    const echo = (request: Request) =>
+      Response.json({ tenant: getTenantId(request) ?? null, current: currentTenantId() ?? null })
+
+    it('refuses 403 tenant_mismatch in a sub-handler called with a new Request, and charges nobody', async () => {
+      await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 5 }] } })
+      await configs.setTenantConfig({ id: 'globex', quota: { limits: [{ window: 'day', requests: 5 }] } })
+      const quotas = new InMemoryQuotaManager(configs)
+      const { hooks, events } = recorder()
+      const sub = withTenancy(echo, { configManager: configs, quota: quotas, hooks })
+      const served = compose(outer(), (request) => sub(new Request(request)))
+      const response = await served(at({ 'X-Tenant-ID': 'globex' }), okHandler().next)
+      expect(await problem(response)).toMatchObject({ status: 403, code: 'tenant_mismatch' })
+      expect(events.find((e) => e.hook === 'onResolve')!.event).toMatchObject({ code: 'tenant_mismatch' })
+      expect((await quotas.peek('globex')).windows[0]!.used).toMatchObject({ requests: 0 })
+      expect((await quotas.peek('acme')).windows[0]!.used).toMatchObject({ requests: 0 })
+      // The same tenant, or none named: served as the earlier resolver's, its config read once.
+      for (const headers of [{}, { 'X-Tenant-ID': 'acme' }] as Record<string, string>[]) {
+        const ok = await served(at(headers), okHandler().next)
+        expect(await ok.json(), JSON.stringify(headers)).toEqual({ tenant: 'acme', current: 'acme' })
+      }
+      expect(events.filter((e) => e.hook === 'onResolve').map((e) => e.event.source)).toEqual([
+        'header:X-Tenant-ID',
+        'earlier-resolver',
+        'earlier-resolver',
+      ])
+      expect((await quotas.peek('acme')).windows[0]!.used).toMatchObject({ requests: 2 })
+    })
+
+    it('reads the config once across the new Request when both resolvers read one store', async () => {
+      const shared = { getTenantConfig: vi.fn((id: string) => configs.getTenantConfig(id)) }
+      const sub = withTenancy(echo, { configManager: shared })
+      const served = compose(outer({ configManager: shared }), (request) => sub(new Request(request)))
+      expect(await (await served(at(), okHandler().next)).json()).toEqual({ tenant: 'acme', current: 'acme' })
+      expect(shared.getTenantConfig).toHaveBeenCalledTimes(1)
+    })
+
+    it('lets the stages of a chain without a resolver find the tenant in a sub-handler', async () => {
+      await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 5 }] } })
+      const quotas = new InMemoryQuotaManager(configs)
+      const sub = applyMiddleware(tenantQuota({ manager: quotas }), echo)
+      const served = compose(outer(), (request) => sub(new Request(request)))
+      const response = await served(at(), okHandler().next)
+      expect(response.status).toBe(200)
+      expect(response.headers.get('X-Quota-Remaining-Requests')).toBe('4')
+      // Outside any resolver's scope the wiring error stays: no resolver ran for this request.
+      await expect(sub(at())).rejects.toThrow(/found no tenant resolution/)
+    })
+
+    it("counts only a resolver's scope: runWithTenantId is user code, and switching it is deliberate", async () => {
+      const sub = withTenancy(echo, { configManager: configs })
+      // A scope of user code around a handler (a test, a queue consumer) is no earlier resolver.
+      const named = await runWithTenantId('acme', () => sub(req('/', { tenant: 'globex' })))
+      expect(await named.json()).toEqual({ tenant: 'globex', current: 'globex' })
+      // Inside a resolved request, the same tenant keeps the resolver's scope ...
+      const same = compose(outer(), (request) => runWithTenantId('acme', () => sub(new Request(request))))
+      expect((await same(at({ 'X-Tenant-ID': 'globex' }), okHandler().next)).status).toBe(403)
+      // ... while leaving it (a call made for another tenant on purpose) resolves as usual.
+      const left = compose(outer(), (request) => runWithTenantId(undefined, () => sub(new Request(request))))
+      const response = await left(at({ 'X-Tenant-ID': 'globex' }), okHandler().next)
+      expect(await response.json()).toEqual({ tenant: 'globex', current: 'globex' })
+    })
+
+    it('holds a later principal to its own tenant across the new Request too', async () => {
+      const sub = (principal: string) => applyMiddleware(tenantResolver({ principal: () => principal }), echo)
+      const other = compose(outer(), (request) => sub('globex')(new Request(request)))
+      expect(await problem(await other(at(), okHandler().next))).toMatchObject({
+        status: 403,
+        code: 'tenant_mismatch',
+      })
+      const own = compose(outer(), (request) => sub('acme')(new Request(request)))
+      expect((await own(at(), okHandler().next)).status).toBe(200)
     })
   })
 

@@ -8,7 +8,7 @@ import {
   validateTenantId,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import { setTenantState, tenantState } from './context'
+import { resolvedScope, setTenantState, type TenantState, tenantState } from './context'
 import { extractEvery, extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
@@ -207,8 +207,15 @@ class ResolverStage implements ChainStage {
   run(admission: Admission): StageStep {
     // A resolver earlier in this request (an app-wide one, before a sub-app's tenancy()) already
     // decided the tenant, and what ran since (its stages, the app's own checks) ran for that
-    // tenant: this one may confirm it, never switch it (see #choose).
-    const earlier = tenantState(admission.request)?.tenantId
+    // tenant: this one may confirm it, never switch it (see #choose). Its decision is on the
+    // request, or, when the request was replaced on the way (a sub-application called with a new
+    // Request, Hono's mount()), in the tenant context its host opened (only a resolver's scope
+    // counts, not one of runWithTenantId).
+    let state: TenantState | undefined = tenantState(admission.request)
+    if (state?.tenantId === undefined) state = resolvedScope() ?? state
+    // One request, whichever Request object carries it now (see TenantState.owner).
+    if (state !== undefined) admission.owner = state.owner
+    const earlier = state?.tenantId === undefined ? undefined : state
     const principal = this.#principal
     if (principal === undefined) return this.#extract(admission, NO_PRINCIPAL, 0, earlier)
     const answer = callUser('resolve', () => principal(admission.request, admission.host))
@@ -219,7 +226,7 @@ class ResolverStage implements ChainStage {
   #afterPrincipal(
     admission: Admission,
     answer: string | null | undefined | UserRefusal,
-    earlier: string | undefined,
+    earlier: TenantState | undefined,
   ): StageStep {
     if (answer instanceof UserRefusal) return this.#core.refuse(admission, { source: 'principal' }, answer)
     const tenantId = answer === undefined || answer === null || answer === '' ? NO_PRINCIPAL : answer
@@ -234,7 +241,7 @@ class ResolverStage implements ChainStage {
     admission: Admission,
     principal: PrincipalAnswer,
     from: number,
-    earlier: string | undefined,
+    earlier: TenantState | undefined,
   ): StageStep {
     if (principal !== NO_PRINCIPAL) return this.#agree(admission, principal, 0, [], earlier)
     if (earlier !== undefined && this.#keepsEarlier) return this.#agree(admission, principal, 0, [], earlier)
@@ -261,7 +268,7 @@ class ResolverStage implements ChainStage {
     principal: PrincipalAnswer,
     from: number,
     found: Found[],
-    earlier: string | undefined,
+    earlier: TenantState | undefined,
   ): StageStep {
     const extractors = this.#extractors
     for (let i = from; i < extractors.length; i++) {
@@ -285,7 +292,7 @@ class ResolverStage implements ChainStage {
     principal: PrincipalAnswer,
     extractor: TenantExtractor,
     result: Found | UserRefusal,
-    earlier: string | undefined,
+    earlier: TenantState | undefined,
   ): StageStep {
     if (result instanceof UserRefusal)
       return this.#core.refuse(admission, { source: extractor.source }, result)
@@ -300,7 +307,7 @@ class ResolverStage implements ChainStage {
     admission: Admission,
     principal: PrincipalAnswer,
     found: Found | readonly Found[] | undefined,
-    earlier: string | undefined,
+    earlier: TenantState | undefined,
   ): StageStep {
     const core = this.#core
     if (principal !== NO_PRINCIPAL) {
@@ -314,7 +321,7 @@ class ResolverStage implements ChainStage {
         if (refused) return refused
       }
       // The first that names another tenant than the principal's (or the earlier one), else the first.
-      const expected = principal === NO_PRINCIPAL ? earlier : principal
+      const expected = principal === NO_PRINCIPAL ? earlier?.tenantId : principal
       fromRequest = found.find((named) => named.tenantId !== expected) ?? found[0]
     } else if (found !== undefined) {
       fromRequest = found as Found
@@ -335,7 +342,7 @@ class ResolverStage implements ChainStage {
       tenantId = principal
       source = 'principal'
     } else if (earlier !== undefined && this.#keepsEarlier) {
-      tenantId = earlier
+      tenantId = earlier.tenantId!
       source = EARLIER
     } else if (fromRequest !== undefined && !this.#principalOnly) {
       tenantId = fromRequest.tenantId
@@ -359,7 +366,7 @@ class ResolverStage implements ChainStage {
       )
     }
     admission.tenantId = tenantId
-    if (earlier !== undefined && tenantId !== earlier) {
+    if (earlier !== undefined && tenantId !== earlier.tenantId) {
       const detail =
         'the authenticated principal carries another tenant than an earlier resolver found for this request'
       return core.refuse(admission, { source }, { error: new TenantError('tenant_mismatch', detail) })
@@ -380,11 +387,10 @@ class ResolverStage implements ChainStage {
       // The earlier resolver's config, when it read one from this resolver's store (or this one has
       // none): not read twice, and not dropped by a resolver without a store. A config from another
       // store is not this resolver's existence check, which then runs as usual.
-      const state = tenantState(admission.request)!
-      if (state.tenant !== undefined && (store === undefined || state.source === store)) {
-        admission.tenant = state.tenant
-        admission.source = state.source
-        return this.#pass(admission, source, state.tenant)
+      if (earlier.tenant !== undefined && (store === undefined || earlier.source === store)) {
+        admission.tenant = earlier.tenant
+        admission.source = earlier.source
+        return this.#pass(admission, source, earlier.tenant)
       }
     }
     if (store === undefined) return this.#pass(admission, source, undefined)

@@ -9,7 +9,6 @@ import {
   TenantError,
 } from '@tenant/core'
 import type { Admission, StageStep } from './chain'
-import { isResolved } from './context'
 import { withMissingHeaders } from './headers'
 import {
   type EventHookName,
@@ -194,14 +193,12 @@ function userRefusal(stage: TenancyStage, error: unknown): UserRefusal {
   return new UserRefusal(classifyStoreError(error, stage, error.tenantId).error, error)
 }
 
-/** The tenant of a request for the stages after the resolver; throws if no resolver ran. */
-export function requireResolution(request: Request, middleware: string): void {
-  if (!isResolved(request)) {
-    throw new Error(
-      `${middleware}() found no tenant resolution on this request: put tenantResolver() before it ` +
-        '(or use tenancy(), which wires the stages in order).',
-    )
-  }
+/** The wiring error of a stage after which no resolver ran: what `decide()` throws. */
+export function unresolved(middleware: string): Error {
+  return new Error(
+    `${middleware}() found no tenant resolution on this request: put tenantResolver() before it ` +
+      '(or use tenancy(), which wires the stages in order).',
+  )
 }
 
 /** How a stage refuses a request. */
@@ -335,7 +332,7 @@ export class StageCore<K extends EventHookName> {
       refusal.override?.call,
       () => problemResponse(refusal.error, { headers: refusal.headers, extensions: refusal.extensions }),
     )
-    const response = refusal.headers ? withMissingHeaders(made, refusal.headers, admission.request) : made
+    const response = refusal.headers ? withMissingHeaders(made, refusal.headers, admission.owner) : made
     this.#fire(admission, {
       error: refusal.cause ?? refusal.error,
       ...event,

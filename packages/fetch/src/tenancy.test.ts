@@ -1,5 +1,6 @@
 import {
   ConfigPolicyEvaluator,
+  InMemoryConcurrencyLimiter,
   InMemoryConfigManager,
   InMemoryQuotaManager,
   ManualClock,
@@ -14,6 +15,7 @@ import {
   getTenant,
   getTenantId,
   type Next,
+  type TenancyHooks,
   type TenancyOptions,
   tenancy,
   tenantPolicy,
@@ -338,5 +340,142 @@ describe('a response object an override hook hands to every refusal', () => {
     expect(denied.headers.get('RateLimit')).toBeNull()
     expect(denied.headers.get('RateLimit-Policy')).toBeNull()
     expect(denied.headers.get('Retry-After')).toBeNull()
+  })
+})
+
+describe('a stage header written by a chain on another Request object of the same request', () => {
+  // The headers a chain writes into a response are marked as its request's, so that a response
+  // object handed to many requests never carries one request's numbers to another. A chain
+  // further in, on a Request made from this one (compose() handing a new one on, a sub-handler
+  // called with a new one), is the same request: what it wrote stays.
+  it("keeps the inner chain's headers, with compose() and with a sub-handler", async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', requests: 10 }] } })
+    const quotas = new InMemoryQuotaManager(configs)
+    const ok = async () => new Response('ok')
+    const handedOn = compose(
+      tenantResolver({ configManager: configs }),
+      (request, next) => next(new Request(request)),
+      tenantQuota({ manager: quotas }),
+    )
+    const sub = withTenancy(ok, { configManager: configs, quota: quotas })
+    const subHandler = compose(tenantResolver({ configManager: configs }), (request) =>
+      sub(new Request(request)),
+    )
+    let left = 10
+    for (const [name, mw] of [
+      ['compose', handedOn],
+      ['sub-handler', subHandler],
+    ] as const) {
+      const response = await mw(req('/', { tenant: 'acme' }), ok)
+      left--
+      expect(response.headers.get('X-Quota-Remaining-Requests'), name).toBe(String(left))
+      expect(response.headers.get('RateLimit'), name).toMatch(new RegExp(`^"minute";r=${left};t=\\d+$`))
+    }
+  })
+})
+
+describe('event hooks that change the events they get', () => {
+  // Hooks observe: whatever one does to its event, the response sent, what the stores hold and
+  // what the next request gets stay as they would be without it.
+  function vandalize(value: unknown, depth = 0): void {
+    if (typeof value !== 'object' || value === null || depth > 8) return
+    if (value instanceof Request || value instanceof Error) return
+    for (const key of Object.keys(value)) {
+      const record = value as Record<string, unknown>
+      const current = record[key]
+      try {
+        if (typeof current === 'number') record[key] = 999_999
+        else if (typeof current === 'string') record[key] = 'vandal'
+        else if (typeof current === 'boolean') record[key] = !current
+        else if (key !== 'request') vandalize(current, depth + 1)
+      } catch {
+        // Frozen: the attempt fails, as it should.
+      }
+    }
+    if (Array.isArray(value)) {
+      try {
+        value.length = 0
+      } catch {
+        // Frozen.
+      }
+    }
+  }
+  const vandal = (event: unknown) => vandalize(event)
+
+  async function run(hooks: TenancyHooks | undefined) {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 12))
+    const configs = new InMemoryConfigManager({ clock })
+    await configs.setTenantConfig({
+      id: 'acme',
+      quota: { limits: [{ window: 'minute', requests: 4, tokens: 1000 }] },
+      rateLimit: { requestsPerSecond: 1, burst: 3 },
+      concurrency: { maxInFlight: 2 },
+      policy: { allowedModels: ['small'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+    })
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const limiter = new InMemoryConcurrencyLimiter()
+    const mw = tenancy({
+      configManager: configs,
+      policy: new ConfigPolicyEvaluator(configs),
+      concurrency: limiter,
+      rateLimit: new TokenBucketRateLimiter(configs, { clock }),
+      quota: { manager: quotas, actualTokens: (response) => Number(response.headers.get('X-Used')) },
+      clock,
+      hooks: [hooks ?? {}, { onError: () => {} }],
+    })
+    const next: Next = async () => new Response('ok', { headers: { 'X-Used': '300' } })
+    const send = (model: string, tokens = '100') =>
+      mw(req('/', { tenant: 'acme', headers: { 'X-Model': model, 'X-Token-Count': tokens } }), next)
+    const seen: unknown[] = []
+    const record = async (response: Response) => {
+      seen.push([response.status, Object.fromEntries(response.headers), await response.text()])
+    }
+    // Two held open (the concurrency cap), a third refused; a policy denial; then the rate
+    // limit's and the quota's refusals.
+    const held = [await send('small'), await send('small')]
+    await record(await send('small'))
+    await record(await send('large'))
+    for (const response of held) await record(response)
+    await record(await send('small', '900'))
+    await record(await send('small'))
+    clock.advance(2_000)
+    await record(await send('small'))
+    await record(await send('small'))
+    return {
+      seen,
+      usage: await quotas.peek('acme'),
+      inFlight: await limiter.inFlight('acme'),
+    }
+  }
+
+  it('cannot change what is sent or stored', async () => {
+    const expected = await run(undefined)
+    const hooks = {
+      onResolve: vandal,
+      onPolicy: vandal,
+      onConcurrency: vandal,
+      onRateLimit: vandal,
+      onQuota: vandal,
+      onAdjust: vandal,
+      onSettle: vandal,
+    }
+    expect(await run(hooks)).toEqual(expected)
+    // The scenario covers every refusal: concurrency, policy, then (after the two held ones)
+    // the quota's (900 tokens do not fit) and the rate limit's.
+    const codes = expected.seen.map((entry) => {
+      const [status, , body] = entry as [number, unknown, string]
+      return status === 200 ? 200 : (JSON.parse(body) as { code: string }).code
+    })
+    expect(codes).toEqual([
+      'tenant_concurrency_limited',
+      'tenant_policy_denied',
+      200,
+      200,
+      'tenant_quota_exceeded',
+      'tenant_rate_limited',
+      200,
+      200,
+    ])
   })
 })

@@ -5,9 +5,9 @@ import {
   ManualClock,
   TokenBucketRateLimiter,
 } from '@tenant/core'
-import { Hono } from 'hono'
+import { Hono, type Next } from 'hono'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { type TenancyOptions, tenancy, tenantConcurrency, tenantResolver } from './index'
+import { type TenancyOptions, type TenantEnv, tenancy, tenantConcurrency, tenantResolver } from './index'
 
 // Lets queued microtasks and stream pulls run (no timers, no sleeping).
 const settle = async () => {
@@ -131,6 +131,35 @@ describe('@tenant/hono concurrency', () => {
     expect(await (await send('/ok')).text()).toBe('ok')
     // A HEAD of a streamed route too: the stream is never read.
     expect((await send('/stream', { method: 'HEAD' })).status).toBe(200)
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('gives the slot back when the next() it is handed throws before answering, or answers no promise', async () => {
+    const boom = new Error('thrown by next')
+    const chain = tenancy({ configManager: configs, concurrency: limiter, clock })
+    const hono = new Hono<TenantEnv>()
+    // The chain called by hand, with a next() of another kind than Hono's (which always answers a promise).
+    hono.get('/throws', async (c) => {
+      const thrown = await Promise.resolve(
+        chain(c, (() => {
+          throw boom
+        }) as unknown as Next),
+      ).then(
+        () => 'resolved',
+        (error: unknown) => (error === boom ? 'rejected with it' : String(error)),
+      )
+      return c.text(thrown)
+    })
+    hono.get('/plain', async (c) => {
+      await chain(c, (() => undefined) as unknown as Next)
+      return c.text('answered')
+    })
+    const send = (path: string) => hono.request(path, { headers: { 'X-Tenant-ID': 'acme' } })
+    expect(await (await send('/throws')).text()).toBe('rejected with it')
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    expect(await (await send('/plain')).text()).toBe('answered')
+    await settle()
     expect(await limiter.inFlight('acme')).toBe(0)
   })
 

@@ -11,6 +11,7 @@ import {
   getTenantId,
   type HostHooks,
   type HostPrincipal,
+  inheritTenantState,
   isListField,
   type Middleware,
   type PolicyOptions,
@@ -21,7 +22,6 @@ import {
   rateLimitStage,
   resolverStage,
   responseForHeaders,
-  runWithTenantId,
   tenancyStages,
   type WaitUntil,
   withoutEarlierHeaders,
@@ -43,7 +43,7 @@ type MaybePromise<T> = T | Promise<T>
  */
 export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): MiddlewareHandler<E> {
   return async function fromFetchMiddleware(c, next) {
-    const request = c.req.raw
+    const request = requestOf(c)
     let passed = false
     const response = await middleware(request, async () => {
       passed = true
@@ -51,6 +51,8 @@ export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): Mi
       if (tenantId !== undefined) {
         c.set('tenantId' as never, tenantId as never)
         c.set('tenant' as never, getTenant(request) as never)
+        // A Fetch resolver's decision, for the chains after a middleware that replaces c.req.raw.
+        ;(c as Carrier)[resolvedRequest] = request
       }
       await next()
       return c.res
@@ -76,6 +78,27 @@ function refuse(c: Context, response: Response): Response {
 const APPEND = Object.freeze({ append: true })
 
 /**
+ * The request a resolver of this Hono context decided on, kept on `c`: a middleware between two
+ * chains may replace `c.req.raw` (Hono's `bodyLimit` does for a body without Content-Length, a
+ * chunked upload), and the Request object is where the decision rides. See {@link requestOf}.
+ */
+const resolvedRequest = Symbol('@tenant/hono.resolvedRequest')
+type Carrier = Context & { [resolvedRequest]?: Request }
+
+/**
+ * `c.req.raw`, carrying the decision of a resolver that ran earlier in this context on the
+ * Request it replaced: the stages of a split chain (`tenantQuota()` after `bodyLimit()`) find the
+ * tenant, and a later resolver (a sub-app's `tenancy()` under `app.route()`) confirms it instead
+ * of resolving again, with or without the tenant context (`context: false`).
+ */
+function requestOf(c: Context): Request {
+  const request = c.req.raw
+  const resolved = (c as Carrier)[resolvedRequest]
+  if (resolved !== undefined && resolved !== request) inheritTenantState(resolved, request)
+  return request
+}
+
+/**
  * The Hono host of a chain of `@tenant/fetch` stages: the stages decide before the handler, their
  * headers go out through `c.header()` (so Hono builds the response with them, and no response is
  * rebuilt), the handler runs with the tenant as `currentTenantId()`, and `c.var.tenantId` /
@@ -85,7 +108,7 @@ const APPEND = Object.freeze({ append: true })
 function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandler<any> {
   const middleware = {
     [name](c: Context, next: Next): Promise<Response | undefined> {
-      const outcome = decide(stages, c.req.raw, c, honoHost)
+      const outcome = decide(stages, requestOf(c), c, honoHost)
       if (isThenable(outcome)) return outcome.then((decided) => proceed(c, decided, next))
       return proceed(c, outcome, next)
     },
@@ -159,17 +182,25 @@ function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandl
 
 function proceed(c: Context, outcome: Admission | Response, next: Next): Promise<Response | undefined> {
   if (!(outcome instanceof Admission)) return Promise.resolve(refuse(c, outcome))
-  if (outcome.resolved && outcome.tenantId !== undefined) {
+  if (outcome.resolved) {
+    ;(c as Carrier)[resolvedRequest] = outcome.request
+    if (outcome.tenantId !== undefined) {
+      c.set('tenantId' as never, outcome.tenantId as never)
+      c.set('tenant' as never, outcome.tenant as never)
+    }
+  } else if (outcome.tenantId !== undefined && c.get('tenantId' as never) === undefined) {
+    // Stages without a resolver in a context whose resolver ran elsewhere (a sub-app called
+    // through mount(): the tenant came in the tenant context): the handler still finds it.
     c.set('tenantId' as never, outcome.tenantId as never)
     c.set('tenant' as never, outcome.tenant as never)
   }
   if (!outcome.pending) {
-    const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
+    const done = runNext(outcome, next)
     // A response an earlier request's stages wrote into (one object handed to every request) goes
     // out without their headers.
     return done.then(() => {
       const response = c.res
-      const sent = withoutEarlierHeaders(response, c.req.raw)
+      const sent = withoutEarlierHeaders(response, outcome.owner)
       if (sent !== response) {
         c.res = undefined
         c.res = sent
@@ -186,7 +217,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     written = outcome.headers()
     for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   }
-  const done = outcome.scoped ? runWithTenantId(outcome.tenantId, next) : next()
+  const done = runNext(outcome, next)
   // One reaction for both outcomes (not .then().catch(): a second promise on every request).
   const abandon = (error: unknown): never => {
     // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
@@ -205,6 +236,20 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
       return abandon(error)
     }
   }, abandon)
+}
+
+/**
+ * Runs the rest of the Hono chain as the stages decided (see `Admission.run`). Hono's `next()`
+ * answers a promise; one that throws instead, or answers something else, is taken as a rejection
+ * or a value all the same, and a throw gives back what the stages hold (a concurrency slot).
+ */
+function runNext(outcome: Admission, next: Next): Promise<void> {
+  try {
+    return Promise.resolve(outcome.run(next))
+  } catch (error) {
+    outcome.abandon()
+    return Promise.reject(error)
+  }
 }
 
 /**
@@ -374,7 +419,7 @@ function settle(
 ): undefined {
   const wanted = outcome.headers()
   // One response object handed to every request is never written twice (see responseForHeaders).
-  let target = responseForHeaders(response, wanted, c.req.raw)
+  let target = responseForHeaders(response, wanted, outcome.owner)
   let fixes = fixesFor(target, wanted, written)
   if (fixes === undefined && target === response) return undefined
   try {

@@ -14,7 +14,7 @@ import { equal, expectProblem, type PortableCase, serving, t } from '@tenant/fet
 import { Hono } from 'hono'
 import { jwt, sign } from 'hono/jwt'
 import { streamSSE } from 'hono/streaming'
-import { currentTenantId, type TenantEnv, tenancy } from '../../src/index'
+import { currentTenantId, type TenantEnv, tenancy, tenantResolver } from '../../src/index'
 
 const SECRET = 'portable-suite-secret-of-32-bytes!'
 
@@ -154,6 +154,87 @@ export const honoCases: PortableCase[] = [
     },
   },
   {
+    name: 'hono: a HEAD on a streamSSE route tells its producer (the body is cancelled) and gives the slot back',
+    async run(transport) {
+      const configs = new InMemoryConfigManager()
+      await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+      const limiter = new InMemoryConcurrencyLimiter()
+      const stats = { started: 0, told: 0, ended: 0 }
+      const app = new Hono<TenantEnv>()
+        .use(tenancy({ configManager: configs, concurrency: limiter }))
+        .get('/chat', (c) =>
+          streamSSE(c, async (stream) => {
+            stats.started++
+            stream.onAbort(() => {
+              stats.told++
+            })
+            try {
+              for (let i = 0; i < 3 && !stream.aborted; i++) await stream.writeSSE({ data: `token ${i}` })
+            } finally {
+              stats.ended++
+            }
+          }),
+        )
+      await serving(
+        transport,
+        (request) => Promise.resolve(app.fetch(request)),
+        async (send) => {
+          for (let i = 1; i <= 3; i++) {
+            const head = await send('/chat', { method: 'HEAD', ...t('acme') })
+            equal([head.status, await head.text()], [200, ''], 'HEAD')
+            // Hono drops the GET handler's body unread: the producer learns nobody reads it.
+            await until(() => stats.told === i && stats.ended === i, `producer ${i} told and ended`)
+            await until(async () => (await limiter.inFlight('acme')) === 0, `slot ${i} given back`)
+          }
+          const get = await send('/chat', t('acme'))
+          equal(await get.text(), 'data: token 0\n\ndata: token 1\n\ndata: token 2\n\n', 'GET streams')
+          equal(stats.told, 3, 'a GET read to its end is not told')
+        },
+      )
+    },
+  },
+  {
+    name: "hono: a sub-app's resolver confirms the app-wide one's tenant across a new Request (mount(), a replaced c.req.raw)",
+    async run(transport) {
+      const configs = new InMemoryConfigManager()
+      await configs.setTenantConfig({ id: 'acme' })
+      await configs.setTenantConfig({ id: 'globex' })
+      const sub = () =>
+        new Hono<TenantEnv>()
+          .use(tenancy({ configManager: configs }))
+          .get('/data', (c) => c.json({ tenant: c.var.tenantId, current: currentTenantId() }))
+      const session = tenantResolver({
+        principal: (c) => c.req.header('X-Session-Tenant'),
+        configManager: configs,
+      })
+      const mounted = new Hono().use(session)
+      mounted.mount('/api', sub().fetch)
+      // What bodyLimit() does to a chunked upload: the same request, a new Request object.
+      const replaced = new Hono()
+        .use(session)
+        .use(async (c, next) => {
+          c.req.raw = new Request(c.req.raw)
+          await next()
+        })
+        .route('/api', sub())
+      for (const [wiring, app] of [
+        ['mount()', mounted],
+        ['c.req.raw replaced', replaced],
+      ] as const) {
+        await serving(
+          transport,
+          (request) => Promise.resolve(app.fetch(request)),
+          async (send) => {
+            const other = await send('/api/data', t('globex', { 'X-Session-Tenant': 'acme' }))
+            await expectProblem(other, 403, 'tenant_mismatch')
+            const own = await send('/api/data', t('acme', { 'X-Session-Tenant': 'acme' }))
+            equal(await own.json(), { tenant: 'acme', current: 'acme' }, `${wiring}: served as acme`)
+          },
+        )
+      }
+    },
+  },
+  {
     name: 'hono: the tenant_id claim of a hono/jwt token is the principal; another header is a mismatch',
     async run(transport) {
       const token = await sign({ sub: 'u1', tenant_id: 'acme' }, SECRET, 'HS256')
@@ -165,3 +246,12 @@ export const honoCases: PortableCase[] = [
     },
   },
 ]
+
+/** Waits for `check` to hold while streams finish (a few event-loop turns), or fails with `label`. */
+async function until(check: () => boolean | Promise<boolean>, label: string): Promise<void> {
+  for (let turn = 0; turn < 400; turn++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  throw new Error(`${label}: not after 2 s`)
+}
