@@ -135,7 +135,7 @@ export class DurableObjectQuotaManager implements QuotaManager {
     return (await this.#client.call(
       tenantId,
       (stub) => stub.quota(call),
-      () => this.#client.void(tenantId, opId),
+      () => this.#client.void(tenantId, 'quota', opId),
     )) as QuotaDecision
   }
 

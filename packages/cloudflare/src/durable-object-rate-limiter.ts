@@ -81,7 +81,7 @@ export class DurableObjectRateLimiter implements RateLimiter {
           opId,
           ...(now === undefined ? {} : { now }),
         }),
-      () => this.#client.void(tenantId, opId),
+      () => this.#client.void(tenantId, 'rateLimit', opId),
     )
   }
 }

@@ -17,6 +17,7 @@ export {
   type ConcurrencyAnswer,
   type ConcurrencyCall,
   type ConcurrencyReply,
+  type OpKind,
   PROTOCOL_VERSION,
   type QuotaAlgorithmName,
   type QuotaCall,

@@ -1,6 +1,6 @@
 import type { Clock } from '@tenant/core'
 import { invalidOption, TenantBackendError } from '@tenant/core'
-import type { Reply } from './protocol'
+import type { OpKind, Reply } from './protocol'
 import { BASE_PROTOCOL_VERSION, errorFromWire } from './protocol'
 import type { TenantQuotaObject } from './tenant-quota-object'
 
@@ -151,14 +151,15 @@ export class ObjectClient {
   }
 
   /**
-   * Voids the quota consume or rate-limit take sent with `opId` (see `VoidCall`), owed when
+   * Voids the quota consume (`kind` `'quota'`) or rate-limit take (`'rateLimit'`) sent with `opId`
+   * (see `VoidCall`), owed when
    * that call failed: the object takes back its admission, or, if the call has not reached it
    * yet, makes it charge nothing when it does.
    */
-  void(tenantId: string, opId: string): Promise<boolean> {
+  void(tenantId: string, kind: OpKind, opId: string): Promise<boolean> {
     return this.owe(tenantId, (stub) => {
       const now = this.sentTime()
-      return stub.voidOp({ v: BASE_PROTOCOL_VERSION, opId, ...(now === undefined ? {} : { now }) })
+      return stub.voidOp({ v: BASE_PROTOCOL_VERSION, kind, opId, ...(now === undefined ? {} : { now }) })
     })
   }
 

@@ -79,16 +79,25 @@ export interface RateLimitCall {
   opId?: string
 }
 
+/** Which calls an op id belongs to: quota consumes and rate-limit takes keep their ids apart. */
+export type OpKind = 'quota' | 'rateLimit'
+
 /**
  * Voids the quota consume or rate-limit take sent with `opId`, which the manager sends when it
  * tells its caller that the call failed (the object may have applied it and its answer been
  * lost): an admission the object remembers is taken back, from the windows or buckets of its
- * decision time (a bucket's tokens are given back at the void's time); an id it does not know is
- * remembered as void, so a consume or take with it that arrives later charges nothing. Voiding
- * twice takes back once. Objects of earlier releases have no `voidOp` method.
+ * decision time (what a quota consume added to each; a take's tokens are given back at the
+ * void's time, while no other take has run since); an id it does not know is remembered as void,
+ * so a consume or take with it that arrives later charges nothing. Voiding twice takes back once.
+ * Objects of earlier releases have no `voidOp` method.
  */
 export interface VoidCall {
   v: typeof BASE_PROTOCOL_VERSION | typeof PROTOCOL_VERSION
+  /**
+   * `'quota'` for a `QuotaCall`'s id, `'rateLimit'` for a `RateLimitCall`'s. The object keeps the
+   * two apart, so a quota consume's id never answers or voids a take, nor a take's a consume.
+   */
+  kind: OpKind
   opId: string
   /** The caller's time in ms since the epoch; absent: the object's own `Date.now()`. */
   now?: number

@@ -2,10 +2,12 @@ import { DurableObject } from 'cloudflare:workers'
 import type {
   NormalizedCost,
   QuotaAlgorithm,
+  QuotaCharge,
   QuotaConfig,
   QuotaDecision,
   QuotaWindowUsage,
   RateLimitDecision,
+  TokenBucketState,
 } from '@tenant/core'
 import {
   consumeWithSubject,
@@ -24,6 +26,7 @@ import type {
   ConcurrencyAnswer,
   ConcurrencyCall,
   ConcurrencyReply,
+  OpKind,
   QuotaCall,
   QuotaReply,
   RateLimitCall,
@@ -83,11 +86,16 @@ interface Step<T> {
   charges?: Charge[]
 }
 
-function opIdOf(id: unknown): string {
+/**
+ * The key an op id is remembered under: its kind, then the id, so that a quota consume's id can
+ * never answer, or be voided as, a rate-limit take (nor the other way round).
+ */
+function opKeyOf(kind: unknown, id: unknown): string {
+  if (kind !== 'quota' && kind !== 'rateLimit') throw new TenantBackendError('invalid op kind')
   if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
     throw new TenantBackendError('invalid op id')
   }
-  return id
+  return `${kind}:${id}`
 }
 
 function timeOf(call: { now?: number }): number {
@@ -151,6 +159,10 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
    * admission remembered. A void takes a charge back only from the state the admission charged.
    */
   readonly #born = new Map<string, number>()
+  /** The call number of the last void that gave tokens back to the bucket (-1: none). */
+  #rateRefunded = -1
+  /** The last such void that a take (of at least 1 token) followed (-1: none). */
+  #rateRefundTaken = -1
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -171,7 +183,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   async quota(call: QuotaCall): Promise<QuotaReply> {
     return this.#answer(call, () =>
       call?.op === 'consume' && call.opId !== undefined
-        ? this.#once(call.opId, () => this.#quota(call) as Step<QuotaDecision>)
+        ? this.#once('quota', call.opId, () => this.#quota(call) as Step<QuotaDecision>)
         : this.#quota(call),
     )
   }
@@ -179,17 +191,21 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   /** Runs one token-bucket decision (called by `DurableObjectRateLimiter`; not a public API). */
   async rateLimit(call: RateLimitCall): Promise<RateLimitReply> {
     return this.#answer(call, () =>
-      call.opId === undefined ? this.#rateLimit(call) : this.#once(call.opId, () => this.#rateLimit(call)),
+      call.opId === undefined
+        ? this.#rateLimit(call)
+        : this.#once('rateLimit', call.opId, () => this.#rateLimit(call)),
     )
   }
 
   /**
-   * Voids a quota consume or rate-limit take by its op id (called by the managers when the call
-   * failed on its way back; not a public API). A remembered admission is taken back once: a
-   * quota's from the windows or buckets of its decision time that its state still has, a take's
-   * tokens given back to the bucket as it is now (capped at the burst), and never from a state
-   * stored anew since (a reset, an expiry, a bucket that was full again). An id the object does
-   * not know is remembered as void, so a call with it that arrives later charges nothing.
+   * Voids a quota consume or rate-limit take by its op id and kind (called by the managers when
+   * the call failed on its way back; not a public API). A remembered admission is taken back
+   * once: what a quota consume added, from the windows or buckets of its decision time that its
+   * state still has; what a take cost the bucket, as far as it can be proven (core's
+   * `tokenBucketRefund`: its tokens, less what the cap at the burst would have wasted since, and
+   * nothing once a take has followed a refund made since it); never from a state stored anew
+   * since (a reset, an expiry, a bucket that was full again). An id the object does not know is
+   * remembered as void, so a call with it that arrives later charges nothing.
    */
   async voidOp(call: VoidCall): Promise<VoidReply> {
     return this.#answer(call, () => this.#void(call))
@@ -268,13 +284,13 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     }
     switch (call.op) {
       case 'consume': {
-        const { decision, state } = algorithm.consume(previous, call.config, call.cost, now)
+        const { decision, state, charged } = algorithm.consume(previous, call.config, call.cost, now)
         // A denial changes nothing (core returns the state unchanged, at most pruned): no write.
         if (!decision.allowed) return { value: decision, write: undefined }
         return {
           value: decision,
           write: this.#saveQuota(key, algorithm, state, now),
-          charges: [quotaCharge(key, algorithm, call.config, call.cost, now)],
+          charges: [quotaCharge(key, algorithm, call.config, call.cost, now, charged)],
         }
       }
       case 'adjust': {
@@ -293,7 +309,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
 
   #rateLimit(call: RateLimitCall): Step<RateLimitDecision> {
     const now = timeOf(call)
-    const previous = this.#records.get(RATE_KEY)?.state as Parameters<typeof tokenBucketConsume>[0]
+    const previous = this.#records.get(RATE_KEY)?.state as TokenBucketState | undefined
     const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
     if (!decision.allowed) return { value: decision, write: undefined }
     const write = this.#save(
@@ -306,11 +322,20 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     if (previous !== undefined && tokenBucketLevel(previous, call.config, now) >= call.config.burst) {
       if (this.#records.has(RATE_KEY)) this.#born.set(RATE_KEY, this.#seq)
     }
+    // A take after a refund: the refund's tokens may be in what it took (see below).
+    if (call.cost > 0) this.#rateRefundTaken = this.#rateRefunded
     const { config, cost } = call
+    const takenAt = this.#seq
     const charge: Charge = {
       key: RATE_KEY,
+      // Core's tokenBucketRefund: what this take cost the bucket, bounded by the line it left the
+      // bucket on. That bound misses a level a refund raised and a take then lowered again, so
+      // once a take has followed a refund made since this take, nothing is given back.
       undo: (saved, at) => {
-        const refunded = tokenBucketRefund(saved as Parameters<typeof tokenBucketRefund>[0], config, cost, at)
+        const bucket = saved as TokenBucketState | undefined
+        const refunded =
+          this.#rateRefundTaken > takenAt ? bucket : tokenBucketRefund(bucket, config, cost, at, state)
+        if (refunded !== bucket) this.#rateRefunded = this.#seq
         return {
           state: refunded,
           expiresAt: refunded === undefined ? 0 : tokenBucketFullAt(refunded, config),
@@ -325,8 +350,8 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
    * the id is remembered as admitted; refused (a backend error, charging nothing) if it is
    * remembered as void; otherwise run, and remembered when admitted.
    */
-  #once<T extends QuotaDecision | RateLimitDecision>(id: unknown, run: () => Step<T>): Step<T> {
-    const opId = opIdOf(id)
+  #once<T extends QuotaDecision | RateLimitDecision>(kind: OpKind, id: unknown, run: () => Step<T>): Step<T> {
+    const opId = opKeyOf(kind, id)
     const at = Date.now()
     const known = this.#ops.get(opId, at)
     if (known !== undefined) {
@@ -346,7 +371,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
 
   #void(call: VoidCall): Step<{ refunded: boolean }> {
     const now = timeOf(call)
-    const opId = opIdOf(call.opId)
+    const opId = opKeyOf(call?.kind, call?.opId)
     const at = Date.now()
     const known = this.#ops.get(opId, at)
     if (known === undefined) {
@@ -470,8 +495,8 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
           value: step.decision,
           write: writes(step.tenant, step.subject),
           charges: [
-            quotaCharge(key, algorithm, call.config, call.cost, now),
-            quotaCharge(sKey, algorithm, subjectConfig, call.cost, now),
+            quotaCharge(key, algorithm, call.config, call.cost, now, step.charged?.tenant),
+            quotaCharge(sKey, algorithm, subjectConfig, call.cost, now, step.charged?.subject),
           ],
         }
       }
@@ -550,18 +575,23 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   }
 }
 
-/** How to take a quota admission back out of the state `key`: core's refund at its decision time. */
+/**
+ * How to take a quota admission back out of the state `key`: core's refund at its decision time,
+ * of what the admission added to each window (`charged`: less than the cost where an unlimited
+ * count saturated, so the refund never takes usage counted before it).
+ */
 function quotaCharge(
   key: string,
   algorithm: QuotaAlgorithm<unknown>,
   config: QuotaConfig,
   cost: NormalizedCost,
   decidedAt: number,
+  charged: QuotaCharge | undefined,
 ): Charge {
   return {
     key,
     undo: (state) => {
-      const refunded = algorithm.refund(state, config, cost, decidedAt)
+      const refunded = algorithm.refund(state, config, cost, decidedAt, charged)
       return { state: refunded, expiresAt: algorithm.expiresAt(refunded) }
     },
   }

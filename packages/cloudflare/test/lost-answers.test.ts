@@ -1,7 +1,7 @@
 // Quota consumes and rate-limit takes whose answer is lost after the object applied them: the
 // managers void them by their op id, and the object takes the admission back exactly once. On
 // workerd, with the fault hook that loses an answer after the object's write.
-import { ManualClock, type QuotaConfig, type QuotaLimit } from '@tenant/core'
+import { MAX_QUOTA_COUNT, ManualClock, type QuotaConfig, type QuotaLimit } from '@tenant/core'
 import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
 import { BASE_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../src/protocol'
@@ -65,6 +65,28 @@ describe.each(algorithms)(
       expect(await used()).toMatchObject({ requests: 1 })
       expect(await used('key:a')).toMatchObject({ requests: 0 })
       expect(await quotas.consume(id, { subject: 'key:a' })).toMatchObject({ allowed: true })
+    })
+
+    it('takes back what a saturated admission added, not its cost (tenant and subject)', async () => {
+      // Tokens unlimited: a count near MAX_QUOTA_COUNT takes only what keeps it within the bound.
+      const { provider, id, quotas, used } = setup(algorithm, [{ window: 'day', requests: 100 }])
+      provider.setQuota(id, {
+        limits: [{ window: 'day', requests: 100 }],
+        subjects: [{ match: 'key:*', limits: [{ window: 'hour', requests: 10 }] }],
+      })
+      await quotas.consume(id, { tokens: MAX_QUOTA_COUNT - 100, subject: 'key:a' })
+      const before = [await used(), await used('key:a')]
+      expect(before).toEqual([
+        { requests: 1, tokens: MAX_QUOTA_COUNT - 100 },
+        { requests: 1, tokens: MAX_QUOTA_COUNT - 100 },
+      ])
+      for (const subject of [undefined, 'key:a']) {
+        await loseNextAnswer(id)
+        expect(await rejectionOf(quotas.consume(id, { tokens: 1000, subject }))).toMatchObject({
+          status: 503,
+        })
+        expect([await used(), await used('key:a')]).toEqual(before)
+      }
     })
 
     it('a consume that failed before the object ran it is voided too, and charges nothing', async () => {
@@ -137,7 +159,11 @@ describe.each(algorithms)('TenantQuotaObject op ids (%s)', (_name, algorithm) =>
       },
     }) as Promise<{ ok: boolean; value?: { allowed: boolean }; error?: { code: string } }>
   const voidOp = (id: string, opId: string, now = T0) =>
-    workerd().send({ kind: 'raw-void', tenantId: id, call: { v: BASE_PROTOCOL_VERSION, opId, now } })
+    workerd().send({
+      kind: 'raw-void',
+      tenantId: id,
+      call: { v: BASE_PROTOCOL_VERSION, kind: 'quota', opId, now },
+    })
   const usedAt = async (id: string, now = T0) => {
     const reply = (await workerd().send({
       kind: 'raw',
@@ -218,7 +244,11 @@ describe('TenantQuotaObject op ids (token bucket)', () => {
       call: { v: BASE_PROTOCOL_VERSION, config, cost, now, opId },
     }) as Promise<{ ok: boolean; value?: { allowed: boolean; remaining: number } }>
   const voidOp = (id: string, opId: string, now: number) =>
-    workerd().send({ kind: 'raw-void', tenantId: id, call: { v: PROTOCOL_VERSION, opId, now } })
+    workerd().send({
+      kind: 'raw-void',
+      tenantId: id,
+      call: { v: PROTOCOL_VERSION, kind: 'rateLimit', opId, now },
+    })
   // A take of 0 reads the level without changing it.
   const level = async (id: string, now: number) =>
     (await take(id, `peek-${now}-${Math.random()}`, now, 0)).value!.remaining
@@ -239,6 +269,87 @@ describe('TenantQuotaObject op ids (token bucket)', () => {
     expect(await voidOp(id, 'take-early', T0)).toEqual({ ok: true, value: { refunded: false } })
     expect(await take(id, 'take-early', T0, 3)).toMatchObject({ ok: false })
     expect(await level(id, T0)).toBe(4)
+  })
+
+  it('after a later take, gives back only what the cap cannot have wasted', async () => {
+    // Burst 4 at 1/s: X takes 3 (1 left), Y takes 3 two seconds later (0 left). Without X the
+    // bucket sat full until Y, which would have left 1: 1 is owed, not 3.
+    const id = randomTenantId('bucketlater')
+    expect(await take(id, 'take-x', T0, 3)).toMatchObject({ value: { allowed: true, remaining: 1 } })
+    expect(await take(id, 'take-y', T0 + 2000, 3)).toMatchObject({ value: { allowed: true, remaining: 0 } })
+    expect(await voidOp(id, 'take-x', T0 + 2000)).toEqual({ ok: true, value: { refunded: true } })
+    expect(await level(id, T0 + 2000)).toBe(1)
+    // Y then owes the rest: without X and Y the bucket is full.
+    expect(await voidOp(id, 'take-y', T0 + 2000)).toEqual({ ok: true, value: { refunded: true } })
+    expect(await level(id, T0 + 2000)).toBe(4)
+  })
+
+  it('gives every take of a burst back, whatever the order of the voids', async () => {
+    const id = randomTenantId('bucketburst')
+    for (const n of [1, 2, 3]) await take(id, `burst-${n}`, T0, 1)
+    expect(await level(id, T0)).toBe(1)
+    for (const n of [2, 1, 3]) {
+      expect(await voidOp(id, `burst-${n}`, T0 + 1)).toEqual({ ok: true, value: { refunded: true } })
+    }
+    expect(await level(id, T0 + 1)).toBe(4)
+  })
+
+  it('gives nothing back once a take followed a refund made since the take', async () => {
+    // A and B take 2 each (0 left); A's void gives 2 back; C takes 2: it may have taken A's
+    // tokens, a level B's line does not show, so B's void gives nothing (it could over-credit).
+    const id = randomTenantId('bucketrefundtake')
+    await take(id, 'take-a', T0, 2)
+    await take(id, 'take-b', T0, 2)
+    expect(await voidOp(id, 'take-a', T0)).toEqual({ ok: true, value: { refunded: true } })
+    await take(id, 'take-c', T0 + 300, 2)
+    expect(await voidOp(id, 'take-b', T0 + 300)).toEqual({ ok: true, value: { refunded: false } })
+    expect(await level(id, T0 + 300)).toBe(0)
+  })
+
+  it('gives back only what the cap left room for, while no other take ran', async () => {
+    const id = randomTenantId('bucketcap')
+    await take(id, 'take-x', T0, 3)
+    // 2 s later the bucket holds 3: without the take it would be full, 1 more.
+    expect(await voidOp(id, 'take-x', T0 + 2000)).toEqual({ ok: true, value: { refunded: true } })
+    expect(await level(id, T0 + 2000)).toBe(4)
+    expect(await take(id, 'take-z', T0 + 2000, 4)).toMatchObject({ value: { allowed: true, remaining: 0 } })
+  })
+
+  it('keeps quota op ids and rate-limit op ids apart', async () => {
+    const id = randomTenantId('bucketkind')
+    const quota = {
+      v: BASE_PROTOCOL_VERSION,
+      op: 'consume',
+      algorithm: 'fixed',
+      precision: 10,
+      config: { limits: [{ window: 'minute', requests: 5 }] },
+      now: T0,
+      cost: { requests: 1, tokens: 0 },
+      opId: 'same-id',
+    }
+    expect(await workerd().send({ kind: 'raw', tenantId: id, call: quota })).toMatchObject({
+      value: { allowed: true, remaining: { requests: 4 } },
+    })
+    // The take with the quota's id is a take of its own, charged and answered as one.
+    expect(await take(id, 'same-id', T0, 2)).toMatchObject({
+      ok: true,
+      value: { allowed: true, remaining: 2 },
+    })
+    // Voiding it as a take gives the tokens back and leaves the quota's admission alone.
+    expect(await voidOp(id, 'same-id', T0)).toEqual({ ok: true, value: { refunded: true } })
+    expect(await level(id, T0)).toBe(4)
+    const peek = { ...quota, op: 'peek' }
+    expect(await workerd().send({ kind: 'raw', tenantId: id, call: peek })).toMatchObject({
+      value: [{ used: { requests: 1 } }],
+    })
+    // A void names its kind.
+    expect(
+      await workerd().send({
+        kind: 'raw-void',
+        tenantId: id,
+        call: { v: PROTOCOL_VERSION, opId: 'same-id', now: T0 },
+      }),
+    ).toMatchObject({ ok: false, error: { code: 'tenant_backend_unavailable' } })
   })
 
   it('gives nothing back once the bucket was full again after the take', async () => {

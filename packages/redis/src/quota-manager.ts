@@ -6,9 +6,11 @@ import {
   fixedWindowAlgorithm,
   isDeeplyFrozen,
   MAX_SUBJECTS_PER_TENANT,
+  type NormalizedCost,
   normalizeCost,
   normalizeTokenDelta,
   type QuotaAlgorithm,
+  type QuotaCharge,
   type QuotaConfig,
   type QuotaCost,
   type QuotaDecision,
@@ -121,6 +123,23 @@ function slidingEngine(precision: number): Engine {
   }
 }
 
+/**
+ * What a late admission's refund takes, for a script that takes one amount from every window:
+ * the least any window took of `cost` (the cost, unless an unlimited count saturated, see core's
+ * `QuotaCharge`). Never more than a window took; exact but in a window that took more than one
+ * that saturated, which then keeps the difference.
+ */
+function leastCharged(cost: NormalizedCost, charges: (QuotaCharge | undefined)[]): NormalizedCost {
+  let { requests, tokens } = cost
+  for (const charged of charges) {
+    for (const added of Object.values(charged ?? {})) {
+      requests = Math.min(requests, added.requests)
+      tokens = Math.min(tokens, added.tokens)
+    }
+  }
+  return { requests, tokens }
+}
+
 /** A subject peek's tenant part: none. */
 const NO_LIMITS: QuotaConfig = Object.freeze({
   limits: Object.freeze([]) as unknown as QuotaConfig['limits'],
@@ -228,8 +247,15 @@ export class RedisQuotaManager implements QuotaManager {
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
     const keys = [key, ...this.#receipt(key, [resetMarkerKey(key)])]
-    const decodeLate = (reply: unknown) => this.#engine.decode(reply, limits)
-    const after = this.#afterFailure(tenantId, this.#engine.script, keys, args, decodeLate)
+    // Without receipts, a late admission is refunded from its decision time, of what it added.
+    const refundLate = (reply: unknown) => {
+      const late = this.#engine.decode(reply, limits)
+      if (!late.applied) return undefined
+      const { charged } = algorithm.consume(late.state, config, charge, late.now)
+      const taken = leastCharged(charge, [charged])
+      return [String(late.now), 'refund', String(taken.requests), String(taken.tokens), ...limitArgs]
+    }
+    const after = this.#afterFailure(tenantId, this.#engine.script, keys, args, refundLate)
     const { now, applied, state } = await this.#call(tenantId, keys, 'consume', args, limits, after)
     const { decision } = algorithm.consume(state, config, charge, now)
     if (decision.allowed !== applied) {
@@ -258,7 +284,10 @@ export class RedisQuotaManager implements QuotaManager {
         windows: algorithm.adjust(undefined, config, tokens, this.#options.localClock.now()).usage,
       }
     }
-    const reply = await this.#call(tenantId, [key], 'adjust', [String(tokens), '0', ...limitArgs], limits)
+    // The marker (KEYS[2], not a receipt for an adjust) is declared: an adjust that empties the
+    // hash writes a new stamp there (see stamp_if_emptied).
+    const keys = [key, resetMarkerKey(key)]
+    const reply = await this.#call(tenantId, keys, 'adjust', [String(tokens), '0', ...limitArgs], limits)
     return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now).usage }
   }
 
@@ -331,8 +360,29 @@ export class RedisQuotaManager implements QuotaManager {
     // The markers whose stamps the receipt records (see MARKER_LUA), the subject's legacy one last.
     const markers = [resetMarkerKey(key), resetMarkerKey(key, subject), `${subjectKey}:reset`]
     const keys = [...call.keys, ...this.#receipt(key, markers)]
-    const decodeLate = (reply: unknown) => this.#decodeSubject(reply, call)
-    const after = this.#afterFailure(tenantId, this.#engine.subjectScript, keys, call.args, decodeLate)
+    const refundLate = (reply: unknown) => {
+      const late = this.#decodeSubject(reply, call)
+      if (!late?.applied) return undefined
+      const { algorithm } = this.#engine
+      const { charged } = consumeWithSubject(
+        algorithm,
+        late.tenant,
+        late.subject,
+        config,
+        subjectConfig,
+        charge,
+        subject,
+        late.now,
+      )
+      const taken = leastCharged(charge, [charged?.tenant, charged?.subject])
+      const head = [String(taken.requests), String(taken.tokens)]
+      return [
+        String(late.now),
+        'refund',
+        ...this.#subjectCall(tenantId, config, subject, subjectConfig, head).args,
+      ]
+    }
+    const after = this.#afterFailure(tenantId, this.#engine.subjectScript, keys, call.args, refundLate)
     const reply = await this.#runSubject(tenantId, 'consume', { ...call, keys }, after)
     const step = consumeWithSubject(
       this.#engine.algorithm,
@@ -359,7 +409,11 @@ export class RedisQuotaManager implements QuotaManager {
     subjectConfig: QuotaConfig,
   ): Promise<QuotaUsage> {
     const call = this.#subjectCall(tenantId, config, subject, subjectConfig, [String(tokens), '0'])
-    const reply = await this.#runSubject(tenantId, 'adjust', call)
+    // The markers, declared after the receipt's place (KEYS[4], unused by an adjust): an adjust
+    // that empties a hash writes a new stamp into its marker.
+    const [key, subjectKey] = call.keys as [string, string]
+    const markers = [resetMarkerKey(key), resetMarkerKey(key, subject), `${subjectKey}:reset`]
+    const reply = await this.#runSubject(tenantId, 'adjust', { ...call, keys: [...call.keys, ...markers] })
     const { algorithm } = this.#engine
     const own = algorithm.adjust(reply.tenant, config, tokens, reply.now).usage
     const theirs = algorithm.adjust(reply.subject, subjectConfig, tokens, reply.now).usage
@@ -485,15 +539,17 @@ export class RedisQuotaManager implements QuotaManager {
 
   /**
    * What to do about a consume whose caller was told it failed (see `afterFailure`): its void
-   * takes the charge back from the very windows (fixed) or buckets (sliding) of its decision, or,
-   * without receipts, a late admitted reply is refunded from its decision time.
+   * takes the charge back from the very windows (fixed) or buckets (sliding) of its decision (of
+   * what it added there, which the receipt's reply says), or, without receipts, a late admitted
+   * reply is refunded from its decision time: `refundLate` turns that reply into the refund's ARGV
+   * (undefined when it charged nothing).
    */
   #afterFailure(
     tenantId: string,
     script: LuaScript,
     keys: string[],
     args: string[],
-    decodeLate: (reply: unknown) => { now: number; applied: boolean } | undefined,
+    refundLate: (reply: unknown) => string[] | undefined,
   ): AfterFailure<unknown> {
     const { redis } = this.#options
     return afterFailure(
@@ -504,9 +560,9 @@ export class RedisQuotaManager implements QuotaManager {
         // The refund's time is the admission's, which the receipt holds.
         void: () => script.run(redis, keys, ['', 'void', ...args]),
         refundLate: (reply) => {
-          const late = decodeLate(reply)
           // ARGV[1] is the admission's decision time: the script finds its windows from it.
-          return late?.applied ? script.run(redis, keys, [String(late.now), 'refund', ...args]) : undefined
+          const argv = refundLate(reply)
+          return argv === undefined ? undefined : script.run(redis, keys, argv)
         },
       },
       // A refund frees request capacity that a remembered denial may be holding back.

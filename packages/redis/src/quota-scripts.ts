@@ -1,6 +1,6 @@
 import { MAX_QUOTA_COUNT, quotaWindows, slidingWindowMs } from '@tenant/core'
 import { LUA_PRELUDE } from './lua'
-import { receiptScript } from './receipts'
+import { RECEIPT_TTL_RANGE_MS, receiptScript } from './receipts'
 import { LuaScript } from './script'
 
 /**
@@ -122,14 +122,18 @@ local function stamp_time(key)
   local at = tonumber(redis.call('GET', marker) or '') or -math.huge
   return math.max(at, tonumber(legacy_stamp(legacy) or '') or -math.huge)
 end
--- Writes a new stamp into the marker of the hash key, living at least ttl ms: its time, or one
--- more than the latest stamp either marker holds when that is not earlier.
+-- Writes a new stamp into the marker of the hash key: its time, or one more than the latest stamp
+-- either marker holds when that is not earlier. It lives at least ttl ms, and never less than the
+-- longest a receipt can live (receiptTtlMs at most ${RECEIPT_TTL_RANGE_MS.max} ms, counted from its
+-- write, which was before this stamp): a receipt that recorded the stamp before must always find
+-- this one, or its void would refund from counts made since (whatever the application clock says).
 local function new_stamp(key, now, ttl)
   local marker = marker_of(key)
   local stamp = now
   local last = stamp_time(key)
   if last >= stamp then stamp = last + 1 end
-  redis.call('SET', marker, fmt(stamp), 'PX', fmt(math.max(ttl, redis.call('PTTL', marker))))
+  local keep = math.max(ttl, ${RECEIPT_TTL_RANGE_MS.max}, redis.call('PTTL', marker))
+  redis.call('SET', marker, fmt(stamp), 'PX', fmt(keep))
 end
 -- A subject's hash key that holds a string is a marker the previous version left for the subject
 -- named without its ':reset' ending. It becomes a new stamp of that subject (a receipt recorded
@@ -161,6 +165,16 @@ local MAX_COUNT = ${MAX_QUOTA_COUNT}
 local WINDOW_MS = { ${quotaWindows.map((w) => `${w} = ${slidingWindowMs(w)}`).join(', ')} }
 -- Hash key -> its reset stamp when the admission a void refunds was decided ('' for none).
 local decided_stamps = {}
+-- Hash key -> the reply the admission a void refunds got for it (the hash's state before the
+-- admission, which says what the admission added: the cost, or less where an unlimited count
+-- saturated at MAX_COUNT). Absent: a refund takes the cost.
+local refund_prior = {}
+-- A hash a script emptied (an adjust or a refund down to zero) is gone: what is stored there next
+-- is new state, as after a reset, so it gets a new stamp too and no void of an earlier admission
+-- refunds from it (the Durable Object treats a state it deleted the same way).
+local function stamp_if_emptied(key, now)
+  if redis.call('EXISTS', key) == 0 then new_stamp(key, now, 0) end
+end
 -- A hash's stamp ('' for none). For a subject with a marker the previous version wrote, that one's
 -- stamp alone while there is no marker of this version (a receipt of the previous version recorded
 -- just that), and both once there is: any reset by either version changes it.
@@ -273,18 +287,29 @@ if op == 'refund' then
   -- window did holds the charge, unless the hash was reset since. In place, like the fast path; a
   -- counter that reaches zero goes, as the slow path would leave it out.
   if reset_since(KEYS[1], now) then return reply end
+  -- What the admission added to window j: its counts before (the reply it got, in the same window
+  -- order) plus the cost, cut at MAX_COUNT as the charge was, less those counts.
+  local prior = refund_prior[KEYS[1]]
+  local emptied = false
   for j = 1, n do
     local c = 6 * j
     if cur[c - 3] then
-      local r = math.max(0, cur[c - 1] - cost_r)
-      local t = math.max(0, cur[c] - cost_t)
+      local take_r, take_t = cost_r, cost_t
+      if prior then
+        take_r = math.min(cost_r, MAX_COUNT - (tonumber(prior[2 * j + 1]) or 0))
+        take_t = math.min(cost_t, MAX_COUNT - (tonumber(prior[2 * j + 2]) or 0))
+      end
+      local r = math.max(0, cur[c - 1] - take_r)
+      local t = math.max(0, cur[c] - take_t)
       if r == 0 and t == 0 then
         redis.call('HDEL', KEYS[1], windows[j])
+        emptied = true
       else
         redis.call('HSET', KEYS[1], windows[j], cur[c - 3] .. ',' .. fmt(r) .. ',' .. fmt(t))
       end
     end
   end
+  if emptied then stamp_if_emptied(KEYS[1], now) end
   reply[2] = 1
   return reply
 end
@@ -370,6 +395,8 @@ for j = 1, n do
   end
 end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
+-- Nothing kept (expires_at is the end of what was): a hash that held fields is gone.
+if expires_at == 0 and #fields > 0 then stamp_if_emptied(KEYS[1], now) end
 reply[2] = 1
 return reply
 `
@@ -385,7 +412,8 @@ const QUOTA_RECEIPT = {
   receiptKey: 2,
   op: 'ARGV[2]',
   applied: 'reply[2] == 1',
-  toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1])), 'refund'",
+  // The reply also says what the admission added (see refund_prior).
+  toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1])), 'refund'; refund_prior[KEYS[1]] = reply",
   stamped: '{ KEYS[1] }',
 }
 
@@ -501,14 +529,29 @@ if op == 'refund' then
   -- key's TTL already outlives them. Nothing, if the hash was reset since that time.
   if reset_since(KEYS[1], now) then return reply end
   local cost_r, cost_t = tonumber(ARGV[3]), tonumber(ARGV[4])
+  -- The hash as the admission found it (the reply it got: field, value, ...), to add up what it
+  -- added to each window as consume did (the cost, cut where the buckets' sum met MAX_COUNT).
+  local prior = refund_prior[KEYS[1]]
+  local before = {}
+  if prior then
+    for i = 3, #prior - 1, 2 do before[prior[i]] = prior[i + 1] end
+  end
+  local emptied = false
   for _, s in ipairs(scans) do
     local start = math.floor(now / s.B) * s.B
+    local take_r, take_t = cost_r, cost_t
+    if prior then
+      local was = prune(parse(before[s.window]), s.B)
+      take_r = math.min(cost_r, math.max(0, MAX_COUNT - raw_sum(was, 2)))
+      take_t = math.min(cost_t, math.max(0, MAX_COUNT - raw_sum(was, 3)))
+    end
     for _, b in ipairs(s.buckets) do
       if b[1] == start then
-        b[2], b[3] = math.max(0, b[2] - cost_r), math.max(0, b[3] - cost_t)
+        b[2], b[3] = math.max(0, b[2] - take_r), math.max(0, b[3] - take_t)
         local left = non_empty(s.buckets)
         if #left == 0 then
           redis.call('HDEL', KEYS[1], s.window)
+          emptied = true
         else
           redis.call('HSET', KEYS[1], s.window, encode(left))
         end
@@ -516,6 +559,7 @@ if op == 'refund' then
       end
     end
   end
+  if emptied then stamp_if_emptied(KEYS[1], now) end
   reply[2] = 1
   return reply
 end
@@ -579,6 +623,8 @@ for _, s in ipairs(scans) do
   end
 end
 if expires_at > now then pexpire(KEYS[1], expires_at - now) end
+-- Nothing kept: a hash that held fields is gone.
+if expires_at == 0 and #raw > 0 then stamp_if_emptied(KEYS[1], now) end
 reply[2] = 1
 return reply
 `
@@ -597,9 +643,12 @@ return { string.format('%.0f', start), string.format('%.0f', window_end) }
 
 /**
  * Deletes a quota hash and leaves a new reset stamp in its marker (see {@link MARKER_LUA}) for as
- * long as the hash would have lived: a refund of an admission decided under another stamp finds
- * it and takes nothing from the counts made after the reset (`reset_since`). Lua for the reset
- * scripts and the subject index's evictions (after {@link MARKER_LUA}); `now` is the reset time.
+ * long as the hash would have lived, and at least as long as any receipt written before the reset
+ * can live: a refund of an admission decided under another stamp finds it and takes nothing from
+ * the counts made after the reset (`reset_since`). Written whether or not the hash exists (it may
+ * have been emptied or have expired since an admission whose receipt is still alive). Lua for the
+ * reset scripts and the subject index's evictions (after {@link MARKER_LUA}); `now` is the reset
+ * time.
  *
  * The stamp is the reset time, or one more than the stamp before it when that is not earlier
  * (two resets in one millisecond, a clock that went back): each reset of a hash writes a larger
@@ -611,8 +660,7 @@ return { string.format('%.0f', start), string.format('%.0f', window_end) }
 export const RESET_MARK_LUA = `
 local function reset_hash(key, now)
   drop_legacy(key, now)
-  local ttl = redis.call('PTTL', key)
-  if ttl > 0 then new_stamp(key, now, ttl) end
+  new_stamp(key, now, redis.call('PTTL', key))
   return redis.call('DEL', key)
 end
 `

@@ -1,14 +1,18 @@
 import {
   InvalidTenantConfigError,
   InvalidTenantIdError,
+  ManualClock,
   TenantBackendError,
   TenantNotFoundError,
 } from '@tenant/core'
 import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
+import { losingReplies } from '../test/helpers/losing-replies'
 import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
-import type { RedisScriptClient } from './client'
+import { type RedisScriptClient, toScriptClient } from './client'
 import { RedisRateLimiter } from './rate-limiter'
+
+const T0 = Date.UTC(2030, 2, 14, 9, 26, 10)
 
 // Semantics are covered by core's conformance suite (conformance.test.ts) and the differential
 // test against TokenBucketRateLimiter; these are the checks made before any round trip.
@@ -97,5 +101,56 @@ describe.runIf(REDIS_URL)('RedisRateLimiter expiry', () => {
       cost === 1 ? [true, true, true, false, false] : [true, false, false, false, false],
     )
     expect(await redis.pttl(`{${prefix}:${id}}:b`)).toBeGreaterThan(0)
+  })
+})
+
+describe.runIf(REDIS_URL)('RedisRateLimiter: the void of a take whose reply was lost', () => {
+  const { client: redis, prefix } = useTestRedis('rate-void')
+
+  function setup(config: { requestsPerSecond: number; burst: number }) {
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('rv')
+    provider.setRateLimit(id, config)
+    const clock = new ManualClock(T0)
+    const client = losingReplies(toScriptClient(redis))
+    const limiter = new RedisRateLimiter(provider, { redis: client, clock, prefix, timeoutMs: 5_000 })
+    /** Starts a take whose reply is lost once Redis has run it; `lose()` fails it, and its void follows. */
+    const takeLosingReply = async (cost: number) => {
+      // A take's ARGV is now, cost, rate, burst: a void or refund has more.
+      const lost = client.loseNext((args) => args.length === 4)
+      const outcome = limiter.consume(id, { cost }).then(
+        () => 'answered',
+        (error: unknown) => error,
+      )
+      await lost.ran
+      return {
+        fail: async () => {
+          lost.lose()
+          expect(await outcome).toBeInstanceOf(TenantBackendError)
+          await limiter.drain()
+        },
+      }
+    }
+    return { id, clock, limiter, takeLosingReply }
+  }
+
+  it('after a later take, gives back only what the cap cannot have wasted', async () => {
+    // Burst 4 at 1/s: X takes 3 (1 left), Y takes 3 two seconds later (0 left). Without X the
+    // bucket sat full until Y, which would have left 1: 1 is owed, not 3.
+    const t = setup({ requestsPerSecond: 1, burst: 4 })
+    const x = await t.takeLosingReply(3)
+    t.clock.advance(2_000)
+    expect(await t.limiter.consume(t.id, { cost: 3 })).toMatchObject({ allowed: true, remaining: 0 })
+    await x.fail()
+    expect(await t.limiter.consume(t.id, { cost: 1 })).toMatchObject({ allowed: true, remaining: 0 })
+    expect((await t.limiter.consume(t.id, { cost: 1 })).allowed).toBe(false)
+  })
+
+  it('with no take since, gives the whole take back', async () => {
+    const t = setup({ requestsPerSecond: 1, burst: 4 })
+    expect(await t.limiter.consume(t.id, { cost: 1 })).toMatchObject({ remaining: 3 })
+    const x = await t.takeLosingReply(3)
+    await x.fail()
+    expect(await t.limiter.consume(t.id, { cost: 3 })).toMatchObject({ allowed: true, remaining: 0 })
   })
 })

@@ -22,25 +22,40 @@ import {
   resolveStoreOptions,
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
-import { afterFailure, receiptScript } from './receipts'
+import { afterFailure, RECEIPT_TTL_RANGE_MS, receiptScript } from './receipts'
+
+/** How long the record of a bucket's refunds lives: as long as the longest receipt can. */
+const REFUND_RECORD_TTL_MS = RECEIPT_TTL_RANGE_MS.max
 
 /**
  * Core's `tokenBucketConsume` (`packages/core/src/algorithms/token-bucket.ts`), the atomic part:
  * the level at `now` (continuous refill, capped at the burst) and the take. No state means a full
  * bucket, so a bucket that is full again is deleted, and each one expires when it would be full.
- * ARGV: now, cost, requestsPerSecond, burst, and 'refund' to give `cost` tokens back instead (a
- * take whose caller was told it failed, run by the take's void): the level at `now` plus the
- * cost, capped at the burst. KEYS[2]: a take's or void's receipt (see `receiptScript`). Reply: now and taken / given back (0/1) as integers, then, when the tenant has a
- * bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps both sides'
- * decoding cheap.
+ * ARGV: now, cost, requestsPerSecond, burst; a take's refund adds 'refund' and what the take's
+ * reply said (its decision time, then the bucket's `tokens` and `updatedAt` before it, '' for
+ * none). KEYS: the bucket, a take's or void's receipt (see `receiptScript`; its void fills those
+ * in from the reply it recorded), and the bucket's refund record `<bucket>:refunds` (declared;
+ * only refunds touch it). Reply: now and taken / given back (0/1) as integers, then, when the
+ * tenant has a bucket, its prior `tokens` (text, exact) and `updatedAt`: the short reply keeps
+ * both sides' decoding cheap.
+ *
+ * A refund is core's `tokenBucketRefund`: what the take left is recomputed from its reply, bit for
+ * bit as the take computed it, and the take gets back its tokens less what the cap at the burst
+ * can have wasted since: `min(cost, burst - max(level now, what it left refilled))`, exact when no
+ * other take ran since. That bound misses a level that a refund raised and a take then lowered
+ * again, so the refund record (a hash written by refunds only, for as long as a receipt lives:
+ * the time of the last refund, the state it wrote, and the time of the last refund that a take
+ * followed) makes a refund give nothing once a take has followed a refund made at or after the
+ * refunded take's time. Takes cost nothing more for it: no field, no write.
  */
 export const TOKEN_BUCKET_SCRIPT = receiptScript(LUA_PRELUDE, {
   receiptKey: 2,
   // A take has four arguments; a refund or void names itself fifth.
   op: "ARGV[5] or 'consume'",
   applied: 'reply[2] == 1',
-  // A refund is at the void's own time (ARGV[1]): it tops up the bucket as it is then.
-  toRefund: "argv[5] = 'refund'",
+  // A refund is at the void's own time (ARGV[1]); the recorded reply says what the take left.
+  toRefund:
+    "argv[5], argv[6], argv[7], argv[8] = 'refund', tostring(reply[1]), reply[3] or '', reply[4] or ''",
   body: `
 local now = now_ms(ARGV[1])
 local cost, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -52,23 +67,69 @@ if saved[1] and saved[2] then
   local elapsed = math.max(0, now - tonumber(saved[2]))
   level = math.min(burst, tonumber(saved[1]) + (elapsed * rate) / 1000)
 end
--- A refund is a negative take: the same write, with the level raised instead of lowered (no
--- bucket means a full one, which has nothing to take back).
-if ARGV[5] == 'refund' then cost = -math.min(cost, burst - level) end
-if cost <= level then
-  local tokens = level - cost
+-- core's tokenBucketLevel of a bucket that held tokens at time since, at time t.
+local function level_of(tokens, since, t)
+  return math.min(burst, tokens + (math.max(0, t - since) * rate) / 1000)
+end
+-- Writes the bucket: tokens as of time at, or none when full.
+local function store(tokens, at)
   if tokens >= burst then
     redis.call('DEL', KEYS[1])
   else
     -- %.17g: the fractional level survives the round trip through a string bit for bit.
-    redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'updatedAt', fmt(now))
+    redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'updatedAt', fmt(at))
     pexpire(KEYS[1], math.ceil(((burst - tokens) * 1000) / rate))
   end
   reply[2] = 1
 end
+if ARGV[5] == 'refund' then
+  -- No bucket is a full one: nothing to give back; nor without the take's reply.
+  local decided = tonumber(ARGV[6] or '')
+  if not (saved[1] and saved[2] and decided) then return reply end
+  local tokens_now, at_now = tonumber(saved[1]), tonumber(saved[2])
+  -- The refund record: a take since the last refund (the bucket is no longer on the line that
+  -- refund wrote, or exists when it wrote none) makes that refund the last one a take followed.
+  local record = KEYS[1] .. ':refunds'
+  local last = redis.call('HMGET', record, 'at', 'taken', 'tokens', 'updatedAt')
+  local last_at, taken = tonumber(last[1] or ''), tonumber(last[2] or '')
+  if last_at then
+    local wrote_tokens, wrote_at = tonumber(last[3] or ''), tonumber(last[4] or '')
+    local on_line = wrote_tokens and wrote_at and at_now >= wrote_at and level_of(wrote_tokens, wrote_at, at_now) == tokens_now
+    if not on_line then taken = last_at end
+  end
+  -- A take followed a refund made since this take (or in its millisecond): nothing is proven.
+  if taken and taken >= decided then return reply end
+  -- What the take left: the level it found (the same arithmetic on the same text) less its cost.
+  local left = burst
+  if ARGV[7] and ARGV[7] ~= '' and ARGV[8] and ARGV[8] ~= '' then
+    left = level_of(tonumber(ARGV[7]), tonumber(ARGV[8]), decided)
+  end
+  left = left - cost
+  if left >= burst then return reply end
+  -- Refill from the later of now and the bucket's time (a clock that went back credits none twice).
+  local t = math.max(now, at_now)
+  local owed = math.min(cost, burst - math.max(level, level_of(left, decided, t)))
+  if owed <= 0 then return reply end
+  local tokens = math.min(burst, level + owed)
+  store(tokens, t)
+  if tokens >= burst then
+    redis.call('HDEL', record, 'tokens', 'updatedAt')
+    redis.call('HSET', record, 'at', fmt(now), 'taken', taken and fmt(taken) or '')
+  else
+    redis.call('HSET', record, 'at', fmt(now), 'taken', taken and fmt(taken) or '', 'tokens', string.format('%.17g', tokens), 'updatedAt', fmt(t))
+  end
+  redis.call('PEXPIRE', record, ${REFUND_RECORD_TTL_MS})
+  return reply
+end
+if cost <= level then store(level - cost, now) end
 return reply
 `,
 })
+
+/** The key of a bucket's refund record (see {@link TOKEN_BUCKET_SCRIPT}). */
+export function refundRecordKey(bucketKey: string): string {
+  return `${bucketKey}:refunds`
+}
 
 /** Options of {@link RedisRateLimiter}. */
 export interface RedisRateLimiterOptions extends RedisStoreOptions {
@@ -120,6 +181,16 @@ function decodeBucketReply(reply: unknown): DecodedReply<TokenBucketState | unde
   return { now, applied, state }
 }
 
+/** A take's reply as a refund's last arguments: its decision time, the bucket's tokens and updatedAt before it. */
+function takeOf(reply: unknown): [string, string, string] {
+  const [now, , tokens, updatedAt] = reply as unknown[]
+  return [
+    String(now),
+    tokens === undefined ? '' : String(tokens),
+    updatedAt === undefined ? '' : String(updatedAt),
+  ]
+}
+
 /**
  * A {@link RateLimiter} (token bucket: `requestsPerSecond` refill, `burst` capacity) shared by
  * every instance through Redis, with the semantics of core's `TokenBucketRateLimiter`: one Lua
@@ -166,7 +237,8 @@ export class RedisRateLimiter implements RateLimiter {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const rest = [String(cost), String(config.requestsPerSecond), String(config.burst)]
-    const keys = receipts === undefined ? [key] : [key, receipts.next(key)]
+    // The refund record is declared after the receipt: only a void touches it.
+    const keys = receipts === undefined ? [key] : [key, receipts.next(key), refundRecordKey(key)]
     // The time is read when the command goes out: a call that waited to be sent decides at send time.
     const send = () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest])
     const after = this.#afterFailure(tenantId, keys, rest)
@@ -199,7 +271,8 @@ export class RedisRateLimiter implements RateLimiter {
   /**
    * What to do about a take whose caller was told it failed (see `afterFailure`): its void gives
    * the tokens back if it took them, or, without receipts, a late reply that took tokens is
-   * refunded at the bucket's current level.
+   * refunded; either way at the bucket's current level, and only while no other take ran since
+   * (see `TOKEN_BUCKET_SCRIPT`).
    */
   #afterFailure(tenantId: string, keys: string[], rest: string[]): AfterFailure<unknown> {
     const { redis, clock } = this.#options
@@ -209,9 +282,15 @@ export class RedisRateLimiter implements RateLimiter {
       'rate limit',
       {
         void: () => TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'void']),
+        // The reply says what the take found, so the script knows what it left (see there).
+        // (KEYS[2] is no receipt for a refund: the record takes its place.)
         refundLate: (reply) =>
           decodeBucketReply(reply).applied
-            ? TOKEN_BUCKET_SCRIPT.run(redis, keys, [nowArg(clock), ...rest, 'refund'])
+            ? TOKEN_BUCKET_SCRIPT.run(
+                redis,
+                [keys[0]!, refundRecordKey(keys[0]!)],
+                [nowArg(clock), ...rest, 'refund', ...takeOf(reply)],
+              )
             : undefined,
       },
       // The tokens given back may admit what a remembered denial is holding back.

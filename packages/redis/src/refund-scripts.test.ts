@@ -6,7 +6,7 @@ import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { toScriptClient } from './client'
 import { RedisQuotaManager } from './quota-manager'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
-import { RedisRateLimiter, TOKEN_BUCKET_SCRIPT } from './rate-limiter'
+import { refundRecordKey, TOKEN_BUCKET_SCRIPT } from './rate-limiter'
 
 // The refund op of each script, driven directly: it takes an admission back from the windows or
 // buckets its decision time names, never below zero, and never from a window that has moved on.
@@ -172,29 +172,96 @@ describe.runIf(REDIS_URL)('refund op of the quota and rate-limit scripts', () =>
     },
   )
 
-  it('token bucket: gives the tokens back at the current level, capped at the burst', async () => {
-    const provider = new TestConfigProvider()
-    const id = randomTenantId('rf')
-    provider.setRateLimit(id, { requestsPerSecond: 1, burst: 10 })
-    const clock = new ManualClock(T0)
-    const limiter = new RedisRateLimiter(provider, { redis, clock, prefix, timeoutMs: 5_000 })
-    const key = `{${prefix}:${id}}:b`
-    const refund = (cost: number) =>
-      TOKEN_BUCKET_SCRIPT.run(client, [key], [String(clock.now()), String(cost), '1', '10', 'refund'])
+  describe('token bucket', () => {
+    // A take's reply as the limiter passes it to a refund: decision time, then the bucket before it.
+    const takeOf = (reply: unknown) => {
+      const [now, , tokens, updatedAt] = reply as unknown[]
+      return [
+        String(now),
+        tokens === undefined ? '' : String(tokens),
+        updatedAt === undefined ? '' : String(updatedAt),
+      ]
+    }
+    function bucket(rate: number, burst: number) {
+      const key = `{${prefix}:${randomTenantId('rb')}}:b`
+      const keys = [key, refundRecordKey(key)]
+      const config = [String(rate), String(burst)]
+      const take = async (at: number, cost: number) =>
+        (await TOKEN_BUCKET_SCRIPT.run(client, [key], [String(at), String(cost), ...config])) as unknown[]
+      const refund = (at: number, cost: number, reply: unknown) =>
+        TOKEN_BUCKET_SCRIPT.run(client, keys, [
+          String(at),
+          String(cost),
+          ...config,
+          'refund',
+          ...takeOf(reply),
+        ])
+      const tokens = async () => {
+        const stored = await redis.hget(key, 'tokens')
+        return stored === null ? burst : Number(stored)
+      }
+      return { key, take, refund, tokens }
+    }
 
-    expect(await limiter.consume(id, { cost: 6 })).toMatchObject({ allowed: true, remaining: 4 })
-    clock.advance(1_000) // refilled to 5
-    await refund(3)
-    expect(await limiter.consume(id, { cost: 8 })).toMatchObject({ allowed: true, remaining: 0 })
-    await refund(8)
-    expect(await limiter.consume(id, { cost: 8 })).toMatchObject({ allowed: true, remaining: 0 })
-    // Past the burst the bucket is full, which is no bucket at all.
-    await refund(50)
-    expect(await redis.exists(key)).toBe(0)
-    expect(await limiter.consume(id, { cost: 10 })).toMatchObject({ allowed: true, remaining: 0 })
-    // A refund into a full bucket (no key) changes nothing.
-    await redis.del(key)
-    await refund(3)
-    expect(await redis.exists(key)).toBe(0)
+    it('gives a take back at the current level, capped at the burst, while no other take ran', async () => {
+      const b = bucket(1, 10)
+      const x = await b.take(T0, 6)
+      expect(await b.tokens()).toBe(4)
+      // A second later the bucket holds 5; without the take it would be full: 5 back, no key.
+      await b.refund(T0 + 1_000, 6, x)
+      expect(await redis.exists(b.key)).toBe(0)
+      // Full: nothing to give back, and nothing is written.
+      await b.refund(T0 + 1_000, 6, x)
+      expect(await redis.exists(b.key)).toBe(0)
+      // Without the take's reply nothing is proven: nothing is given back.
+      await b.take(T0 + 1_000, 3)
+      await TOKEN_BUCKET_SCRIPT.run(client, [b.key], [String(T0 + 1_000), '3', '1', '10', 'refund'])
+      expect(await b.tokens()).toBe(7)
+    })
+
+    it('after a later take, gives back only what the cap cannot have wasted', async () => {
+      // Burst 4 at 1/s: X takes 3 (1 left), Y takes 3 two seconds later (0 left). Without X the
+      // bucket sat full until Y, which would have left 1: 1 is owed, not 3.
+      const b = bucket(1, 4)
+      const x = await b.take(T0, 3)
+      await b.take(T0 + 2_000, 3)
+      await b.refund(T0 + 2_000, 3, x)
+      expect(await b.tokens()).toBe(1)
+      // Full again before the later take: none of what is missing is the first take's.
+      const c = bucket(1, 4)
+      const early = await c.take(T0, 2)
+      await c.take(T0 + 5_000, 3)
+      await c.refund(T0 + 5_000, 2, early)
+      expect(await c.tokens()).toBe(1)
+    })
+
+    it('gives every take of a burst back, whatever the order of the voids', async () => {
+      const b = bucket(0.001, 10)
+      const replies = [await b.take(T0, 3), await b.take(T0, 3), await b.take(T0, 3)]
+      for (const i of [1, 0, 2]) await b.refund(T0 + 1, 3, replies[i])
+      expect(await redis.exists(b.key)).toBe(0)
+    })
+
+    it('gives nothing back once a take followed a refund made since the take (the refund record)', async () => {
+      // Burst 2 at 0.5/s: A and B take 1 each; A's refund gives 1 back; C takes 1 after 300 ms.
+      // Without A and B, C would leave 1; B's line (0.15 by then) misses the token C took from
+      // A's refund, so refunding B would make 1.15.
+      const b = bucket(0.5, 2)
+      const a = await b.take(T0, 1)
+      const later = await b.take(T0, 1)
+      await b.refund(T0, 1, a)
+      expect(await b.tokens()).toBe(1)
+      expect(await redis.hget(refundRecordKey(b.key), 'at')).toBe(String(T0))
+      expect(await redis.pttl(refundRecordKey(b.key))).toBeGreaterThan(590_000)
+      await b.take(T0 + 300, 1)
+      await b.refund(T0 + 300, 1, later)
+      expect(await b.tokens()).toBeCloseTo(0.15)
+      // A refund made before the take is no reason: a take after it is refunded as usual.
+      const d = await b.take(T0 + 300, 0)
+      expect(d[1]).toBe(1)
+      const e = await b.take(T0 + 2_300, 1)
+      await b.refund(T0 + 2_300, 1, e)
+      expect(await b.tokens()).toBeCloseTo(1.15)
+    })
   })
 })

@@ -49,7 +49,9 @@ function subjectScript(helpers: string, body: string): LuaScript {
     op: 'ARGV[2]',
     applied: 'reply[1][2] == 1 and reply[2][2] == 1',
     // Both halves decided at the same time, the tenant's reply's first value.
-    toRefund: "argv[1], argv[2] = fmt(tonumber(reply[1][1])), 'refund'",
+    // Each half's reply also says what the admission added to its hash (see refund_prior).
+    toRefund:
+      "argv[1], argv[2] = fmt(tonumber(reply[1][1])), 'refund'; refund_prior[KEYS[1]], refund_prior[KEYS[2]] = reply[1], reply[2]",
     // Each half's refund checks its own hash: a subject reset alone keeps the tenant's refund.
     stamped: '{ KEYS[1], KEYS[2] }',
     body: `

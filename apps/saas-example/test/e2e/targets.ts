@@ -145,13 +145,17 @@ export function postgresRedisTarget(runtime: Runtime): Target {
       it('kept the quota and rate-limit counters in Redis under its own prefix', async () => {
         // Fixed-window state of the tenants with quotas (their own or their plan's), the token
         // bucket of the one with a rate limit; beside them, the receipts of recent admissions
-        // (`<state key>:op:<id>`, 15 s), each next to a state key of the list.
+        // (`<state key>:op:<id>`, 15 s), each next to a state key of the list; and the reset
+        // stamps that creating a tenant (which resets its usage) leaves, one per tenant's quota.
         const p = redis!.prefix
         const keys = await redis!.keys()
         const receipts = keys.filter((key) => key.includes(':op:'))
-        const state = keys.filter((key) => !key.includes(':op:'))
+        const markers = keys.filter((key) => !key.includes(':op:') && key.endsWith(':reset'))
+        const state = keys.filter((key) => !key.includes(':op:') && !key.endsWith(':reset'))
         expect(receipts.length).toBeGreaterThan(0)
         for (const receipt of receipts) expect(state).toContain(receipt.slice(0, receipt.indexOf(':op:')))
+        for (const marker of markers)
+          expect(marker).toMatch(new RegExp(`^\\{${p}:quota:[A-Za-z0-9._-]+\\}:f:reset$`))
         expect(state).toEqual([
           `{${p}:quota:beta}:f`,
           `{${p}:quota:metered}:f`,

@@ -10,6 +10,7 @@ import {
   fixedWindowPeek,
   fixedWindowRefund,
 } from './fixed-window'
+import { MAX_QUOTA_COUNT } from './limits'
 import { fixedWindowAlgorithm } from './quota-algorithm'
 
 const T0 = Date.UTC(2030, 2, 14, 9, 26, 10)
@@ -262,6 +263,31 @@ describe('fixedWindowRefund', () => {
     expect(() => fixedWindowRefund(state, config, { tokens: -1 }, T0)).toThrow(/tokens/)
   })
 
+  it('takes back what a saturated admission added, not its cost (the step says what it charged)', () => {
+    // Tokens unlimited: a count near MAX_QUOTA_COUNT takes only what keeps it within the bound.
+    const open: QuotaConfig = {
+      limits: [
+        { window: 'minute', requests: 100 },
+        { window: 'day', requests: 100 },
+      ],
+    }
+    const day = calendarWindow('day', T0).start
+    const before: FixedWindowState = { day: { start: day, requests: 1, tokens: MAX_QUOTA_COUNT - 100 } }
+    const step = fixedWindowConsume(before, open, { tokens: 1000 }, T0)
+    expect(step.decision.allowed).toBe(true)
+    expect(step.state.day).toEqual({ start: day, requests: 2, tokens: MAX_QUOTA_COUNT })
+    expect(step.charged).toEqual({ minute: { requests: 1, tokens: 1000 }, day: { requests: 1, tokens: 100 } })
+    expect(fixedWindowRefund(step.state, open, { tokens: 1000 }, T0, step.charged)).toEqual(before)
+    expect(fixedWindowAlgorithm.refund(step.state, open, { tokens: 1000 }, T0, step.charged)).toEqual(before)
+    // The cost alone takes 900 tokens of usage counted before the admission.
+    expect(fixedWindowRefund(step.state, open, { tokens: 1000 }, T0).day?.tokens).toBe(MAX_QUOTA_COUNT - 1000)
+    // A window the charge does not name loses nothing; a denial charges nothing.
+    expect(fixedWindowRefund(step.state, open, { tokens: 1000 }, T0, {}).day).toEqual(step.state.day)
+    expect(
+      fixedWindowConsume(step.state, { limits: [{ window: 'day', requests: 2 }] }, {}, T0).charged,
+    ).toBeUndefined()
+  })
+
   it('consume then refund at the decision time restores every count (property)', () => {
     fc.assert(
       fc.property(
@@ -284,7 +310,7 @@ describe('fixedWindowRefund', () => {
           t += dt
           const step = fixedWindowConsume(state, big, { tokens }, t)
           expect(step.decision.allowed).toBe(true)
-          const undone = fixedWindowRefund(step.state, big, { tokens }, t)
+          const undone = fixedWindowRefund(step.state, big, { tokens }, t, step.charged)
           // Usage at the decision time, and at every later time, is as if it had never run.
           for (const at of [t, t + MINUTE, t + 61 * MINUTE]) {
             expect(fixedWindowPeek(undone, big, at)).toEqual(fixedWindowPeek(state, big, at))

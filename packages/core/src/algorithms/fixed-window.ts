@@ -9,7 +9,7 @@ import { MAX_QUOTA_COUNT } from './limits'
 import { currentWindow, limitsOf, windowStartingAt } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, overLimit, quotaDecision, windowUsage } from './quota-decision'
-import type { QuotaStep } from './types'
+import type { QuotaCharge, QuotaStep } from './types'
 
 /**
  * The count of one calendar window. `start` says which window it counts: a counter whose `start`
@@ -107,6 +107,9 @@ function nextState(
  * window ends, so it counts again if that window comes back and two instances holding different
  * versions of the config cannot erase each other's counts. `fixedWindowExpiresAt` covers it.
  *
+ * An admission also returns `charged`: what it added to each window's counter (the cost, less in
+ * a dimension that saturated), which a store keeps to take it back exactly ({@link fixedWindowRefund}).
+ *
  * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
  *
  * @example
@@ -136,8 +139,16 @@ export function fixedWindowConsume(
     }
   }
   if (denials.length > 0) return { decision: quotaDecision(now, usages(scans), denials), state: state ?? {} }
+  const before = scans.map((s) => s.used)
   const next = nextState(state, scans, charge.requests, charge.tokens, now)
-  return { decision: quotaDecision(now, usages(scans), []), state: next }
+  // What each counter took: the cost, less where an unlimited dimension saturated (both counts are
+  // whole numbers within MAX_QUOTA_COUNT, so the difference is exact).
+  const charged: { [W in QuotaWindow]?: NormalizedCost } = {}
+  scans.forEach((s, i) => {
+    const was = before[i]!
+    charged[s.limit.window] = { requests: s.used.requests - was.requests, tokens: s.used.tokens - was.tokens }
+  })
+  return { decision: quotaDecision(now, usages(scans), []), state: next, charged }
 }
 
 /**
@@ -185,9 +196,16 @@ export function fixedWindowPeek(
  * Takes back an admission that {@link fixedWindowConsume} made at `decidedAt` with `config` and
  * `cost`, for a store told that the admission's caller never got its answer (it was lost after
  * the charge). Each window of `config` whose counter still counts the calendar window containing
- * `decidedAt` loses the cost, never going below zero; a counter of a later window (a new window
- * started since) is left alone, so a refund never takes from a charge it did not make. Counters
- * of windows `config` does not name are kept as they are; a counter refunded to zero is dropped.
+ * `decidedAt` loses what the admission added to it, never going below zero; a counter of a later
+ * window (a new window started since) is left alone, so a refund never takes from a charge it did
+ * not make. Counters of windows `config` does not name are kept as they are; a counter refunded to
+ * zero is dropped.
+ *
+ * What the admission added is `charged`, the `charged` of its step: the cost, or less in an
+ * unlimited dimension whose count saturated at `MAX_QUOTA_COUNT` (taking the full cost back there
+ * would take away usage that was counted before it). A window `charged` does not name loses
+ * nothing. Without `charged`, every window loses `cost`, which is exact for any admission that did
+ * not saturate.
  *
  * The store must refund each admission at most once, and only from the state it charged (not
  * from one written after a reset): this function cannot tell.
@@ -197,9 +215,9 @@ export function fixedWindowPeek(
  * @example
  * ```ts
  * const decidedAt = now
- * const { state } = fixedWindowConsume(saved, config, { tokens: 40 }, decidedAt)
+ * const { state, charged } = fixedWindowConsume(saved, config, { tokens: 40 }, decidedAt)
  * // ... the answer was lost on its way to the caller, who was told the call failed:
- * const undone = fixedWindowRefund(state, config, { tokens: 40 }, decidedAt) // saved's counts again
+ * const undone = fixedWindowRefund(state, config, { tokens: 40 }, decidedAt, charged) // saved's counts again
  * ```
  */
 export function fixedWindowRefund(
@@ -207,6 +225,7 @@ export function fixedWindowRefund(
   config: QuotaConfig,
   cost: QuotaCost | undefined,
   decidedAt: number,
+  charged?: QuotaCharge,
 ): FixedWindowState {
   const charge = normalizeCost(cost)
   const limits = limitsOf(config)
@@ -216,8 +235,9 @@ export function fixedWindowRefund(
     // calendarWindow, not the cached currentWindow: decidedAt may be a past window, and asking
     // about it must not evict the window every consume asks about.
     if (counter === undefined || counter.start !== calendarWindow(limit.window, decidedAt).start) continue
-    const requests = Math.max(0, counter.requests - charge.requests)
-    const tokens = Math.max(0, counter.tokens - charge.tokens)
+    const added = charged === undefined ? charge : (charged[limit.window] ?? ZERO)
+    const requests = Math.max(0, counter.requests - added.requests)
+    const tokens = Math.max(0, counter.tokens - added.tokens)
     if (requests === 0 && tokens === 0) delete next[limit.window]
     else next[limit.window] = { start: counter.start, requests, tokens }
   }

@@ -18,7 +18,7 @@ import {
   slidingWindowRefund,
   validatePrecision,
 } from './sliding-window'
-import type { QuotaStep } from './types'
+import type { QuotaCharge, QuotaStep } from './types'
 
 /**
  * One quota algorithm as a set of pure functions over its plain state `S`. A store keeps `S`
@@ -43,9 +43,17 @@ export interface QuotaAlgorithm<S> {
   /**
    * Takes back an admission `consume` made at `decidedAt` with `config` and `cost`, from the
    * windows (fixed) or buckets (sliding) it charged, if the state still has them; never below
-   * zero. For a store whose caller was told an admitted call failed (its answer was lost).
+   * zero. `charged` is the admission step's `charged` (what it added to each window: less than
+   * the cost where an unlimited count saturated); without it each window loses `cost`. For a
+   * store whose caller was told an admitted call failed (its answer was lost).
    */
-  refund(state: S | undefined, config: QuotaConfig, cost: QuotaCost | undefined, decidedAt: number): S
+  refund(
+    state: S | undefined,
+    config: QuotaConfig,
+    cost: QuotaCost | undefined,
+    decidedAt: number,
+    charged?: QuotaCharge,
+  ): S
 }
 
 /** Calendar-aligned fixed windows (see `fixedWindowConsume`). */
@@ -78,6 +86,7 @@ export function slidingWindowAlgorithm(
     adjust: (state, config, tokens, now) => slidingWindowAdjust(state, config, tokens, now, p),
     peek: (state, config, now) => slidingWindowPeek(state, config, now, p),
     expiresAt: (state) => slidingWindowExpiresAt(state, p),
-    refund: (state, config, cost, decidedAt) => slidingWindowRefund(state, config, cost, decidedAt, p),
+    refund: (state, config, cost, decidedAt, charged) =>
+      slidingWindowRefund(state, config, cost, decidedAt, p, charged),
   } satisfies QuotaAlgorithm<SlidingWindowState>)
 }

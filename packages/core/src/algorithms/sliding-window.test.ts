@@ -4,6 +4,7 @@ import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
 import { MINUTE_MS, slidingWindowMs } from './calendar'
+import { MAX_QUOTA_COUNT } from './limits'
 import { slidingWindowAlgorithm } from './quota-algorithm'
 import type { SlidingWindowState } from './sliding-window'
 import {
@@ -170,6 +171,23 @@ describe('slidingWindowRefund', () => {
     expect(slidingWindowRefund(undefined, config, {}, M, P)).toEqual({})
   })
 
+  it('takes back what a saturated admission added to its bucket, not its cost', () => {
+    // Tokens unlimited: the buckets' sum stops at MAX_QUOTA_COUNT.
+    const open: QuotaConfig = { limits: [{ window: 'day', requests: 100 }] }
+    const first = slidingWindowConsume(undefined, open, { tokens: MAX_QUOTA_COUNT - 100 }, M, P)
+    expect(first.charged).toEqual({ day: { requests: 1, tokens: MAX_QUOTA_COUNT - 100 } })
+    const step = slidingWindowConsume(first.state, open, { tokens: 1000 }, M + S, P)
+    expect(step.charged).toEqual({ day: { requests: 1, tokens: 100 } })
+    const undone = slidingWindowRefund(step.state, open, { tokens: 1000 }, M + S, P, step.charged)
+    expect(undone).toEqual(first.state)
+    expect(slidingWindowAlgorithm(P).refund(step.state, open, { tokens: 1000 }, M + S, step.charged)).toEqual(
+      first.state,
+    )
+    // The cost alone takes 900 tokens of usage counted before the admission.
+    const bucket = slidingWindowRefund(step.state, open, { tokens: 1000 }, M + S, P).day![0]!
+    expect(bucket[2]).toBe(MAX_QUOTA_COUNT - 1000)
+  })
+
   it('consume then refund at the decision time restores the usage at every later time (property)', () => {
     const big: QuotaConfig = {
       limits: [
@@ -193,7 +211,7 @@ describe('slidingWindowRefund', () => {
           t += dt
           const step = slidingWindowConsume(state, big, { tokens }, t, precision)
           expect(step.decision.allowed).toBe(true)
-          const undone = slidingWindowRefund(step.state, big, { tokens }, t, precision)
+          const undone = slidingWindowRefund(step.state, big, { tokens }, t, precision, step.charged)
           for (const at of [t, t + 30 * S, t + 59 * MINUTE_MS]) {
             expect(slidingWindowPeek(undone, big, at, precision)).toEqual(
               slidingWindowPeek(state, big, at, precision),

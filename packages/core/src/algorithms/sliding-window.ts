@@ -10,7 +10,7 @@ import { MAX_QUOTA_COUNT, quotaDimensions } from './limits'
 import { limitsOf } from './memo'
 import type { QuotaDenial } from './quota-decision'
 import { denialReason, quotaDecision, windowUsage } from './quota-decision'
-import type { QuotaStep } from './types'
+import type { QuotaCharge, QuotaStep } from './types'
 
 /**
  * One sub-window bucket: `[start, requests, tokens]`, `start` in ms since the epoch and a multiple
@@ -352,6 +352,10 @@ function addToCurrent(
  * kept, pruned, until they have left that window, so they count again if the window comes back
  * (see `fixedWindowConsume`). `slidingWindowExpiresAt` covers them.
  *
+ * An admission also returns `charged`: what it added to each window's current bucket (the cost,
+ * less in a dimension that saturated), which a store keeps to take it back exactly
+ * ({@link slidingWindowRefund}).
+ *
  * Throws `InvalidCostError` for a bad cost, `InvalidTenantConfigError` for a bad config.
  *
  * @example
@@ -404,10 +408,17 @@ export function slidingWindowConsume(
       state: toState(scans, state, now, precision),
     }
   }
-  const charged = scans.map((s) =>
-    measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, saturated(s.buckets, charge)) }, now),
-  )
-  return { decision: quotaDecision(now, usage(charged), []), state: toState(charged, state, now, precision) }
+  const added: { [W in QuotaWindow]?: NormalizedCost } = {}
+  const after = scans.map((s) => {
+    const add = saturated(s.buckets, charge)
+    added[s.limit.window] = add
+    return measure({ ...s, buckets: addToCurrent(s.buckets, now, s.g, add) }, now)
+  })
+  return {
+    decision: quotaDecision(now, usage(after), []),
+    state: toState(after, state, now, precision),
+    charged: added,
+  }
 }
 
 function usage(scans: Scan[]): QuotaWindowUsage[] {
@@ -461,10 +472,14 @@ export function slidingWindowAdjust(
  * Takes back an admission that {@link slidingWindowConsume} made at `decidedAt` with `config`,
  * `cost` and `precision`, for a store told that the admission's caller never got its answer (it
  * was lost after the charge). In each window of `config`, the bucket containing `decidedAt` (the
- * one the admission charged) loses the cost, never going below zero; a window that no longer has
- * that bucket (it has left the window) is left alone, and no other bucket changes, so a refund
- * never takes from a charge it did not make. Windows `config` does not name are kept as they are;
- * a bucket refunded to zero is dropped.
+ * one the admission charged) loses what the admission added to it, never going below zero; a
+ * window that no longer has that bucket (it has left the window) is left alone, and no other
+ * bucket changes, so a refund never takes from a charge it did not make. Windows `config` does not
+ * name are kept as they are; a bucket refunded to zero is dropped.
+ *
+ * What the admission added is `charged`, the `charged` of its step: the cost, or less in an
+ * unlimited dimension whose buckets saturated at `MAX_QUOTA_COUNT` (see `fixedWindowRefund`). A
+ * window `charged` does not name loses nothing. Without `charged`, every window loses `cost`.
  *
  * The store must refund each admission at most once, and only from the state it charged (not
  * from one written after a reset): this function cannot tell.
@@ -474,9 +489,9 @@ export function slidingWindowAdjust(
  *
  * @example
  * ```ts
- * const { state } = slidingWindowConsume(saved, config, { tokens: 40 }, decidedAt, 10)
+ * const { state, charged } = slidingWindowConsume(saved, config, { tokens: 40 }, decidedAt, 10)
  * // ... the answer was lost on its way to the caller, who was told the call failed:
- * const undone = slidingWindowRefund(state, config, { tokens: 40 }, decidedAt, 10)
+ * const undone = slidingWindowRefund(state, config, { tokens: 40 }, decidedAt, 10, charged)
  * ```
  */
 export function slidingWindowRefund(
@@ -485,6 +500,7 @@ export function slidingWindowRefund(
   cost: QuotaCost | undefined,
   decidedAt: number,
   precision: number = DEFAULT_SLIDING_PRECISION,
+  charged?: QuotaCharge,
 ): SlidingWindowState {
   validatePrecision(precision)
   const charge = normalizeCost(cost)
@@ -497,15 +513,18 @@ export function slidingWindowRefund(
     const start = Math.floor(decidedAt / g.bucket) * g.bucket
     const at = buckets.findIndex((b) => b[0] === start)
     if (at === -1) continue
+    const added = charged === undefined ? charge : (charged[limit.window] ?? NOTHING)
     const out = buckets.slice()
     const b = out[at]!
-    out[at] = [start, Math.max(0, b[1] - charge.requests), Math.max(0, b[2] - charge.tokens)]
+    out[at] = [start, Math.max(0, b[1] - added.requests), Math.max(0, b[2] - added.tokens)]
     const kept = out.filter((x) => x[1] !== 0 || x[2] !== 0)
     if (kept.length > 0) next[limit.window] = kept
     else delete next[limit.window]
   }
   return next
 }
+
+const NOTHING: NormalizedCost = Object.freeze({ requests: 0, tokens: 0 })
 
 /**
  * Usage of every limit of `config` over the sliding windows ending at `now`; changes nothing.

@@ -148,12 +148,16 @@ describe('consumeWithSubject', () => {
             expect(step.allowed).toBe(fitsTenant && fitsSubject)
             expect(step.decision.allowed).toBe(step.allowed)
             if (step.allowed) {
+              // What it added to each side, for a refund (nothing saturates here: the cost).
+              const added = { requests: cost.requests, tokens: cost.tokens }
+              expect(step.charged).toEqual({ tenant: { minute: added }, subject: { minute: added } })
               tenant = step.tenant
               subject = step.subject
               charged = { requests: charged.requests + cost.requests, tokens: charged.tokens + cost.tokens }
             } else {
               expect(step.tenant).toBe(tenant)
               expect(step.subject).toBe(subject)
+              expect(step.charged).toBeUndefined()
               expect(step.decision.windows.map((w) => w.used)).toEqual([charged, charged])
             }
           }

@@ -8,6 +8,7 @@ import type { QuotaCost, QuotaDecision, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig } from '../schemas'
 import type { QuotaAlgorithm } from './quota-algorithm'
 import { quotaDecision } from './quota-decision'
+import type { QuotaCharge } from './types'
 
 /**
  * Most subjects one tenant keeps state for in a store. A new subject beyond it evicts the one
@@ -185,6 +186,8 @@ export interface SubjectStep<S> {
   allowed: boolean
   tenant: S
   subject: S
+  /** On an admission: what it added to each window of the tenant and of the subject (see `QuotaCharge`). */
+  charged?: { tenant?: QuotaCharge; subject?: QuotaCharge }
 }
 
 /**
@@ -219,6 +222,7 @@ export function consumeWithSubject<S>(
       allowed,
       tenant: t.state,
       subject: s.state,
+      charged: { tenant: t.charged, subject: s.charged },
     }
   }
   // A side that would have admitted reports its windows as they stay: uncharged.

@@ -125,24 +125,157 @@ describe('token bucket', () => {
 describe('tokenBucketRefund', () => {
   const config: RateLimitConfig = { requestsPerSecond: 10, burst: 5 }
 
-  it('gives the tokens back into the bucket as it is now, capped at the burst', () => {
+  it('gives the tokens back into the bucket as it is now, capped at the burst, while no take ran since', () => {
     const before = tokenBucketConsume(undefined, config, 2, T0).state
     const after = tokenBucketConsume(before, config, 2, T0 + 50).state
     expect(after).toEqual({ tokens: 1.5, updatedAt: T0 + 50 })
     // Right away: the level is what it would have been without the take.
-    const undone = tokenBucketRefund(after, config, 2, T0 + 50)
+    const undone = tokenBucketRefund(after, config, 2, T0 + 50, after)
     expect(tokenBucketLevel(undone, config, T0 + 50)).toBeCloseTo(tokenBucketLevel(before, config, T0 + 50))
     expect(tokenBucketLevel(undone, config, T0 + 120)).toBeCloseTo(tokenBucketLevel(before, config, T0 + 120))
     // Later, once the bucket has refilled past the take, only what it lacks; full: no state.
-    expect(tokenBucketRefund(after, config, 2, T0 + 250)).toBeUndefined()
-    expect(tokenBucketRefund(undefined, config, 2, T0)).toBeUndefined()
-    const partial = tokenBucketRefund(after, config, 1, T0 + 150)
+    expect(tokenBucketRefund(after, config, 2, T0 + 250, after)).toBeUndefined()
+    expect(tokenBucketRefund(undefined, config, 2, T0, after)).toBeUndefined()
+    const partial = tokenBucketRefund(after, config, 1, T0 + 150, after)
     expect(partial?.updatedAt).toBe(T0 + 150)
     expect(partial?.tokens).toBeCloseTo(3.5)
   })
 
   it('never refills from before the state time when the clock stepped back', () => {
     const state: TokenBucketState = { tokens: 1, updatedAt: T0 }
-    expect(tokenBucketRefund(state, config, 2, T0 - 10_000)).toEqual({ tokens: 3, updatedAt: T0 })
+    expect(tokenBucketRefund(state, config, 2, T0 - 10_000, state)).toEqual({ tokens: 3, updatedAt: T0 })
+  })
+
+  it('after a later take, gives back only what the cap cannot have wasted', () => {
+    // Burst 4 at 1/s. X takes 3 (1 left), Y takes 3 two seconds later (0 left). Without X the
+    // bucket sat full until Y, which would have left 1: giving X's 3 back (3 left) over-credits.
+    const slow: RateLimitConfig = { requestsPerSecond: 1, burst: 4 }
+    const x = tokenBucketConsume(undefined, slow, 3, T0).state
+    const y = tokenBucketConsume(x, slow, 3, T0 + 2000).state
+    expect(y).toEqual({ tokens: 0, updatedAt: T0 + 2000 })
+    expect(tokenBucketRefund(y, slow, 3, T0 + 2000, x)).toEqual({ tokens: 1, updatedAt: T0 + 2000 })
+    // Full again before the later take: none of what is missing now is X's.
+    const z = tokenBucketConsume(x, slow, 3, T0 + 5000).state
+    expect(tokenBucketRefund(z, slow, 3, T0 + 5000, x)).toBe(z)
+    // Takes in the same millisecond (a burst whose answers were lost): each is owed in full.
+    const a = tokenBucketConsume(undefined, slow, 1, T0).state
+    const b = tokenBucketConsume(a, slow, 1, T0).state
+    const undoneA = tokenBucketRefund(b, slow, 1, T0 + 1, a)
+    expect(undoneA?.tokens).toBeCloseTo(3.001)
+    expect(tokenBucketRefund(undoneA, slow, 1, T0 + 1, b)).toBeUndefined()
+    // A take that left a full bucket (cost 0 from full) took nothing.
+    expect(tokenBucketRefund(y, slow, 0, T0 + 2000, undefined)).toBe(y)
+  })
+
+  it('cannot see a refund that a later take used: after one, the store gives nothing back', () => {
+    // Burst 2 at 0.5/s: a and b take 1 each (0 left); a's void gives 1 back; c takes 1 after
+    // 300 ms (0.15 left). Without a and b, c would have left 1; b's line (0.15 by then) misses the
+    // token c took out of a's refund, so refunding b would make 1.15. Hence the store's record.
+    const slow: RateLimitConfig = { requestsPerSecond: 0.5, burst: 2 }
+    const a = tokenBucketConsume(undefined, slow, 1, T0).state
+    const b = tokenBucketConsume(a, slow, 1, T0).state
+    const undoneA = tokenBucketRefund(b, slow, 1, T0, a)
+    expect(undoneA).toEqual({ tokens: 1, updatedAt: T0 })
+    const c = tokenBucketConsume(undoneA, slow, 1, T0 + 300).state
+    expect(tokenBucketLevel(tokenBucketRefund(c, slow, 1, T0 + 300, b), slow, T0 + 300)).toBeCloseTo(1.15)
+    expect(tokenBucketLevel(tokenBucketConsume(undefined, slow, 1, T0 + 300).state, slow, T0 + 300)).toBe(1)
+  })
+
+  // A store's side: it refunds a take only while no take has followed a refund since that take
+  // (README: the refund record), and never refunds a take twice. Whatever the order of takes and
+  // voids, the bucket then never holds more than it would without the voided takes.
+  it('never credits more than the bucket would hold without the voided takes (property)', () => {
+    const event = fc.oneof(
+      fc.record({ take: fc.nat(9), dt: fc.constantFrom(0, 0, 1, 7, 300, 1500, 4000) }),
+      fc.record({ void: fc.nat(40), dt: fc.constantFrom(0, 0, 1, 7, 300, 1500, 4000) }),
+    )
+    fc.assert(
+      fc.property(
+        fc.record({
+          requestsPerSecond: fc.constantFrom(0.5, 1, 3, 10),
+          burst: fc.integer({ min: 1, max: 8 }),
+        }),
+        fc.array(event, { maxLength: 40 }),
+        (bucket, events) => {
+          type Take = {
+            cost: number
+            at: number
+            seq: number
+            left: TokenBucketState | undefined
+            voided?: boolean
+          }
+          let state: TokenBucketState | undefined
+          let t = T0
+          let seq = 0
+          // The latest refund, and the latest refund that a take followed (the store's record).
+          let lastRefund = -1
+          let refundBeforeTake = -1
+          const takes: Take[] = []
+          for (const e of events) {
+            t += e.dt
+            seq++
+            if ('take' in e) {
+              const step = tokenBucketConsume(state, bucket, e.take, t)
+              if (!step.decision.allowed) continue
+              state = step.state
+              if (e.take > 0) refundBeforeTake = lastRefund
+              takes.push({ cost: e.take, at: t, seq, left: step.state })
+              continue
+            }
+            const open = takes.filter((k) => !k.voided)
+            const voided = open[e.void % Math.max(1, open.length)]
+            if (voided === undefined) continue
+            voided.voided = true
+            if (refundBeforeTake > voided.seq) continue
+            const refunded = tokenBucketRefund(state, bucket, voided.cost, t, voided.left)
+            if (refunded !== state) lastRefund = seq
+            state = refunded
+            // At every void: no more than the bucket without the voided takes.
+            let without: TokenBucketState | undefined
+            for (const k of takes) {
+              if (k.voided) continue
+              const again = tokenBucketConsume(without, bucket, k.cost, k.at)
+              expect(again.decision.allowed).toBe(true)
+              without = again.state
+            }
+            for (const at of [t, t + 700]) {
+              expect(tokenBucketLevel(state, bucket, at)).toBeLessThanOrEqual(
+                tokenBucketLevel(without, bucket, at) + 1e-9,
+              )
+            }
+          }
+        },
+      ),
+      { numRuns: 20000 },
+    )
+  })
+
+  it('gives back the whole of a take when no other take ran since (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          requestsPerSecond: fc.constantFrom(0.5, 1, 3, 10),
+          burst: fc.integer({ min: 1, max: 8 }),
+        }),
+        fc.array(fc.record({ cost: fc.nat(8), dt: fc.nat(3000) }), { maxLength: 8 }),
+        fc.nat(8),
+        fc.nat(3000),
+        (bucket, history, cost, wait) => {
+          let state: TokenBucketState | undefined
+          let t = T0
+          for (const take of history) {
+            t += take.dt
+            state = tokenBucketConsume(state, bucket, take.cost, t).state
+          }
+          const step = tokenBucketConsume(state, bucket, cost, t)
+          if (!step.decision.allowed) return
+          const refunded = tokenBucketRefund(step.state, bucket, cost, t + wait, step.state)
+          for (const at of [t + wait, t + wait + 700]) {
+            expect(tokenBucketLevel(refunded, bucket, at)).toBeCloseTo(tokenBucketLevel(state, bucket, at), 9)
+          }
+        },
+      ),
+      { numRuns: 500 },
+    )
   })
 })

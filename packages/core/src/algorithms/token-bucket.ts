@@ -110,21 +110,40 @@ export function tokenBucketConsume(
 }
 
 /**
- * Gives back `cost` tokens that {@link tokenBucketConsume} took, for a store told that the take's
- * caller never got its answer (it was lost after the take): the level at `now` plus `cost`,
- * capped at `burst`, so a bucket that has refilled since gets only what it lacks (a full one
- * nothing). `undefined` when the bucket is full again (drop the state, as `tokenBucketConsume`
- * does). Refill counts from the later of `now` and the state's time, so a clock that stepped
- * back never credits a refill twice.
+ * Gives back the tokens of a take that {@link tokenBucketConsume} made, for a store told that the
+ * take's caller never got its answer (it was lost after the take): `cost` is what it asked for and
+ * `left` the state it returned. Never credits more than the take cost the bucket, so refunds can
+ * never let a tenant pass its burst.
  *
- * The store must give back each take at most once. `cost` must already be validated (a whole
- * number >= 0), like `tokenBucketConsume`'s.
+ * What a take cost the bucket by `now` is `min(cost, burst - the highest level it reached since)`:
+ * without the take the bucket would have been `cost` higher, except that the cap at `burst`
+ * wastes refill, and the refill the cap would have wasted is not owed (burst 4 at 1/s: a take of 3
+ * leaves 1, another take of 3 two seconds later leaves 0; without the first, the bucket sat full
+ * until the second, which left 1, so 1 is owed, not the 3 that "level now + cost" gives). The
+ * highest level is not known, but takes only lower the bucket, so it is at most the level now or
+ * `left` refilled up to `now` (capped at `burst`), whichever is higher. That bound is what this
+ * function refunds against: `min(cost, burst - max(level now, left refilled))`, exact when no other
+ * take ran since (the bound is then the level now).
+ *
+ * The bound holds only while nothing but takes, and then refunds, changed the bucket since the
+ * take: a refund that raised it and a take after that can hide a higher level. The store must
+ * give nothing back when, since the take, any take followed a refund (of any take), and must give
+ * each take back at most once, never into a state stored anew since (after a reset a new bucket
+ * can hold the same values): this function cannot tell. A token comes back by refill within
+ * `1 / requestsPerSecond` s, so what is not given back is cheap; an over-credit would let the
+ * tenant pass its limit.
+ *
+ * Refill counts from the later of `now` and the state's time, so a clock that stepped back never
+ * credits a refill twice. `undefined` when the bucket is full again (drop the state, as
+ * `tokenBucketConsume` does). `cost` must already be validated (a whole number >= 0), like
+ * `tokenBucketConsume`'s.
  *
  * @example
  * ```ts
- * const config = { requestsPerSecond: 10, burst: 20 }
- * const { state } = tokenBucketConsume(undefined, config, 5, now) // 15 left
- * tokenBucketRefund(state, config, 5, now) // undefined: full again
+ * const config = { requestsPerSecond: 1, burst: 4 }
+ * const x = tokenBucketConsume(undefined, config, 3, now).state // 1 left
+ * const y = tokenBucketConsume(x, config, 3, now + 2000).state // refilled to 3, 0 left
+ * tokenBucketRefund(y, config, 3, now + 2000, x) // { tokens: 1, ... }: x's line reached 3
  * ```
  */
 export function tokenBucketRefund(
@@ -132,10 +151,15 @@ export function tokenBucketRefund(
   config: RateLimitConfig,
   cost: number,
   now: number,
+  left: TokenBucketState | undefined,
 ): TokenBucketState | undefined {
-  // No state is a full bucket: there is nothing to give back.
-  if (state === undefined) return undefined
+  // No state is a full bucket, and a take that left none took nothing: nothing to give back.
+  if (state === undefined || left === undefined) return state
   const t = Math.max(now, state.updatedAt)
-  const tokens = Math.min(config.burst, tokenBucketLevel(state, config, t) + Math.max(0, cost))
+  const level = tokenBucketLevel(state, config, t)
+  const highest = Math.max(level, tokenBucketLevel(left, config, t))
+  const owed = Math.min(Math.max(0, cost), config.burst - highest)
+  if (owed <= 0) return state
+  const tokens = Math.min(config.burst, level + owed)
   return tokens >= config.burst ? undefined : { tokens, updatedAt: t }
 }

@@ -8,15 +8,23 @@ export interface LostReply {
   lose(): void
 }
 
-/** Wraps a client so that the next quota consume it sends loses its reply (see {@link LostReply}). */
-export function losingReplies(inner: RedisScriptClient): RedisScriptClient & { loseNext(): LostReply } {
-  let next: { ran: () => void; lost: Promise<void> } | undefined
+/** A quota consume: the op is its second argument. */
+const quotaConsume = (args: string[]) => args[1] === 'consume'
+
+/**
+ * Wraps a client so that the next command it sends that `which` picks (by its ARGV; by default a
+ * quota consume) loses its reply (see {@link LostReply}).
+ */
+export function losingReplies(
+  inner: RedisScriptClient,
+): RedisScriptClient & { loseNext(which?: (args: string[]) => boolean): LostReply } {
+  let next: { ran: () => void; lost: Promise<void>; which: (args: string[]) => boolean } | undefined
   const wrap =
     <A extends unknown[]>(run: (...args: A) => Promise<unknown>, argsAt: number) =>
     async (...call: A) => {
       const reply = await run(...call)
       const lost = next
-      if (lost === undefined || (call[argsAt] as string[])[1] !== 'consume') return reply
+      if (lost === undefined || !lost.which(call[argsAt] as string[])) return reply
       next = undefined
       lost.ran()
       await lost.lost
@@ -28,12 +36,12 @@ export function losingReplies(inner: RedisScriptClient): RedisScriptClient & { l
       2,
     ),
     evalScript: wrap((src: string, keys: string[], args: string[]) => inner.evalScript(src, keys, args), 2),
-    loseNext() {
+    loseNext(which = quotaConsume) {
       let ran!: () => void
       let lose!: () => void
       const lost = new Promise<void>((resolve) => (lose = resolve))
       const done = new Promise<void>((resolve) => (ran = resolve))
-      next = { ran, lost }
+      next = { ran, lost, which }
       return { ran: done, lose }
     },
   }
