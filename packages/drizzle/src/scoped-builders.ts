@@ -310,7 +310,19 @@ function refuse(message: string): () => never {
 }
 
 // What every builder hands out that holds Drizzle's objects: sealed statements and read-only views.
+// One set per scope context: the intercepts only read `ctx`.
+const commonByCtx = new WeakMap<ScopeContext, Intercepts>()
+
 function common(ctx: ScopeContext): Intercepts {
+  let intercepts = commonByCtx.get(ctx)
+  if (intercepts === undefined) {
+    intercepts = makeCommon(ctx)
+    commonByCtx.set(ctx, intercepts)
+  }
+  return intercepts
+}
+
+function makeCommon(ctx: ScopeContext): Intercepts {
   return {
     // The live statement holds the parameters Drizzle made of inserted and set values, which a
     // caller could rewrite before the builder runs: a sealed copy instead (Drizzle embeds a
@@ -345,30 +357,41 @@ function lockClause(strength: unknown, config: unknown): [string, Record<string,
   ]
 }
 
+// Drizzle's internals on a builder: anything not in its public API.
+const notPublic = (prop: string | symbol): boolean =>
+  typeof prop === 'string' && !PUBLIC.has(prop) && prop !== 'constructor'
+
 /** Drizzle's builder behind a proxy with our intercepts; any method returning the builder returns the proxy. */
 function scopedProxy<T extends object>(target: T, ctx: ScopeContext, own: Intercepts): T {
-  const intercepts: Intercepts = { ...common(ctx), ...own }
-  const proxy: T = new Proxy(target, {
-    ...sealedTraps<T>((prop) => typeof prop === 'string' && !PUBLIC.has(prop) && prop !== 'constructor'),
-    get(t, prop) {
-      if (typeof prop === 'string' && Object.hasOwn(intercepts, prop)) {
-        const fn = intercepts[prop]!
-        return (...args: unknown[]) => {
-          const result = fn(t, ...args)
-          return result === t ? proxy : result
-        }
-      }
-      if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
-      if (!PUBLIC.has(prop)) internal(prop)
-      const value = Reflect.get(t, prop, t)
-      if (typeof value !== 'function') return value
+  // The builder's own intercepts first, then the common ones (looked up, not merged per builder).
+  const shared = common(ctx)
+  const handler = sealedTraps<T>(notPublic)
+  handler.get = (t, prop) => {
+    const fn =
+      typeof prop !== 'string'
+        ? undefined
+        : Object.hasOwn(own, prop)
+          ? own[prop]!
+          : Object.hasOwn(shared, prop)
+            ? shared[prop]!
+            : undefined
+    if (fn !== undefined) {
       return (...args: unknown[]) => {
-        const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, ctx))
-        const result = (value as (...a: unknown[]) => unknown).apply(t, checked)
+        const result = fn(t, ...args)
         return result === t ? proxy : result
       }
-    },
-  })
+    }
+    if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
+    if (!PUBLIC.has(prop)) internal(prop)
+    const value = Reflect.get(t, prop, t)
+    if (typeof value !== 'function') return value
+    return (...args: unknown[]) => {
+      const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, ctx))
+      const result = (value as (...a: unknown[]) => unknown).apply(t, checked)
+      return result === t ? proxy : result
+    }
+  }
+  const proxy: T = new Proxy(target, handler)
   return register(proxy, ctx.tenantId)
 }
 

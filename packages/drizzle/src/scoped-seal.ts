@@ -114,17 +114,18 @@ function directReference(): never {
  * either. An SQL object keeps `decoder` writable: Drizzle sets the decoder of a subquery selected
  * as a field (result decoding only, never SQL text).
  */
+const READ_ONLY: PropertyDescriptor = { writable: false }
+
 function lock<T extends object>(node: T, tenantId: string): T {
-  if (is(node, SQL)) {
+  // Only the SQL objects made here (sealedSql) are Drizzle's SQL class itself.
+  if (Object.getPrototypeOf(node) === SQL.prototype) {
     Object.freeze((node as unknown as RawSql).usedTables)
+    // Every property non-configurable and the object closed in one step, then all but `decoder`
+    // read-only (one reconfiguration per property is what costs).
+    Object.seal(node)
     for (const key of Reflect.ownKeys(node)) {
-      Object.defineProperty(
-        node,
-        key,
-        key === 'decoder' ? { configurable: false } : { writable: false, configurable: false },
-      )
+      if (key !== 'decoder') Object.defineProperty(node, key, READ_ONLY)
     }
-    Object.preventExtensions(node)
   } else Object.freeze(node)
   sealed.set(node, tenantId)
   return node
@@ -200,6 +201,45 @@ function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
   }
 }
 
+/** What Drizzle's `is()` answers for an object, by its first match in the order `plan` asks. */
+enum Kind {
+  Column,
+  Param,
+  StringChunk,
+  Name,
+  Placeholder,
+  Sql,
+  Aliased,
+  Entity,
+  Other,
+}
+
+// The prototypes of Drizzle's own classes `plan` tells apart, answered without walking the
+// prototype chain in `is()` each time (Drizzle's classes are what they are); any other object,
+// its prototype swappable, is asked with `is()` every time.
+const KNOWN = new Map<object, Kind>([
+  [Param.prototype, Kind.Param],
+  [StringChunk.prototype, Kind.StringChunk],
+  [Name.prototype, Kind.Name],
+  [Placeholder.prototype, Kind.Placeholder],
+  [SQL.prototype, Kind.Sql],
+  [SQL.Aliased.prototype, Kind.Aliased],
+])
+
+function kindOf(item: object): Kind {
+  const known = KNOWN.get(Object.getPrototypeOf(item))
+  if (known !== undefined) return known
+  if (is(item, Column)) return Kind.Column
+  if (is(item, Param)) return Kind.Param
+  if (is(item, StringChunk)) return Kind.StringChunk
+  if (is(item, Name)) return Kind.Name
+  if (is(item, Placeholder)) return Kind.Placeholder
+  if (is(item, SQL)) return Kind.Sql
+  if (is(item, SQL.Aliased)) return Kind.Aliased
+  if (is(item, Table) || is(item, View) || is(item, Subquery)) return Kind.Entity
+  return Kind.Other
+}
+
 function plan(item: object, mode: Mode, tenantId: string): Plan {
   const sealedFor = sealed.get(item)
   if (sealedFor !== undefined) {
@@ -213,26 +253,27 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
     // raw orderBy closing the brackets around a condition) does not change this statement.
     return mode === Mode.Data ? LEAF : wrapperPlan(item as SQLWrapper, mode, Mode.Scoped, tenantId)
   }
-  if (is(item, Column)) return LEAF
-  if (is(item, Param)) return paramPlan(item, mode, tenantId)
+  const kind = kindOf(item)
+  if (kind === Kind.Column) return LEAF
+  if (kind === Kind.Param) return paramPlan(item as Param, mode, tenantId)
   const copy = mode !== Mode.Data
-  if (is(item, StringChunk)) {
+  if (kind === Kind.StringChunk) {
     const { value } = item as { value: unknown }
     const texts = Array.isArray(value) ? value.map(String) : [String(value)]
     return copy
       ? { children: [], build: () => lock(new StringChunk(Object.freeze(texts) as string[]), tenantId) }
       : LEAF
   }
-  if (is(item, Name)) {
-    const value = String(item.value)
+  if (kind === Kind.Name) {
+    const value = String((item as Name).value)
     return copy ? { children: [], build: () => lock(new Name(value), tenantId) } : LEAF
   }
-  if (is(item, Placeholder)) {
-    const name = String(item.name)
+  if (kind === Kind.Placeholder) {
+    const name = String((item as Placeholder).name)
     return copy ? { children: [], build: () => lock(new Placeholder(name), tenantId) } : LEAF
   }
-  if (is(item, SQL)) {
-    const chunks = Array.from(item.queryChunks)
+  if (kind === Kind.Sql) {
+    const chunks = Array.from((item as SQL).queryChunks)
     const children = chunks.map((c): [unknown, Mode] => [c, mode])
     if (!copy) return { children }
     const { decoder, shouldInlineParams } = item as unknown as RawSql
@@ -247,7 +288,7 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
         ),
     }
   }
-  if (is(item, SQL.Aliased)) {
+  if (kind === Kind.Aliased) {
     const { sql, fieldAlias, isSelectionField } = item as SQL.Aliased & { isSelectionField: boolean }
     if (!copy) return { children: [[sql, Mode.Data]] }
     return {
@@ -261,7 +302,7 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
       },
     }
   }
-  if (is(item, Table) || is(item, View) || is(item, Subquery)) {
+  if (kind === Kind.Entity) {
     if (mode === Mode.Scoped) return LEAF
     directReference()
   }
