@@ -38,7 +38,12 @@ import {
   type ResolvedStoreOptions,
   resolveStoreOptions,
 } from './options'
-import { FIXED_WINDOW_SCRIPT, resetMarkerKey, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
+import {
+  FIXED_WINDOW_SCRIPT,
+  resetMarkerKey,
+  SLIDING_WINDOW_SCRIPT,
+  subjectResetMarkers,
+} from './quota-scripts'
 import { type DecodedReply, decodeFixedReply, decodeReply, decodeSlidingState } from './quota-state'
 import { afterFailure } from './receipts'
 import type { LuaScript } from './script'
@@ -246,7 +251,7 @@ export class RedisQuotaManager implements QuotaManager {
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
     const args = [String(charge.requests), String(charge.tokens), ...limitArgs]
-    const keys = [key, ...this.#receipt(key, [resetMarkerKey(key)])]
+    const keys = [key, ...this.#receipt(key, () => [resetMarkerKey(key)])]
     // Without receipts, a late admission is refunded from its decision time, of what it added.
     const refundLate = (reply: unknown) => {
       const late = this.#engine.decode(reply, limits)
@@ -357,9 +362,8 @@ export class RedisQuotaManager implements QuotaManager {
     const cost = [String(charge.requests), String(charge.tokens)]
     const call = this.#subjectCall(tenantId, config, subject, subjectConfig, cost)
     const [key, subjectKey] = call.keys as [string, string]
-    // The markers whose stamps the receipt records (see MARKER_LUA), the subject's legacy one last.
-    const markers = [resetMarkerKey(key), resetMarkerKey(key, subject), `${subjectKey}:reset`]
-    const keys = [...call.keys, ...this.#receipt(key, markers)]
+    // The markers whose stamps the receipt records (see MARKER_LUA).
+    const keys = [...call.keys, ...this.#receipt(key, () => subjectResetMarkers(key, subjectKey, subject))]
     const refundLate = (reply: unknown) => {
       const late = this.#decodeSubject(reply, call)
       if (!late?.applied) return undefined
@@ -412,7 +416,7 @@ export class RedisQuotaManager implements QuotaManager {
     // The markers, declared after the receipt's place (KEYS[4], unused by an adjust): an adjust
     // that empties a hash writes a new stamp into its marker.
     const [key, subjectKey] = call.keys as [string, string]
-    const markers = [resetMarkerKey(key), resetMarkerKey(key, subject), `${subjectKey}:reset`]
+    const markers = subjectResetMarkers(key, subjectKey, subject)
     const reply = await this.#runSubject(tenantId, 'adjust', { ...call, keys: [...call.keys, ...markers] })
     const { algorithm } = this.#engine
     const own = algorithm.adjust(reply.tenant, config, tokens, reply.now).usage
@@ -529,12 +533,12 @@ export class RedisQuotaManager implements QuotaManager {
 
   /**
    * The keys a consume on `key` adds for its receipt (see `receiptScript`): the receipt, then the
-   * reset markers of the hashes it charges (`markers`), whose stamps it records, declared for
-   * servers that check the keys a script touches; none with `receipts: false`.
+   * reset markers of the hashes it charges (`markers()`, built only with receipts), whose stamps it
+   * records, declared for servers that check the keys a script touches; none with `receipts: false`.
    */
-  #receipt(key: string, markers: string[]): string[] {
+  #receipt(key: string, markers: () => string[]): string[] {
     const { receipts } = this.#options
-    return receipts === undefined ? [] : [receipts.next(key), ...markers]
+    return receipts === undefined ? [] : [receipts.next(key), ...markers()]
   }
 
   /**

@@ -113,7 +113,10 @@ local function marker_of(key)
 end
 -- The stamp the previous version left at a subject's legacy marker name, if a marker is there.
 local function legacy_stamp(legacy)
-  if legacy and redis.call('TYPE', legacy).ok == 'string' then return redis.call('GET', legacy) end
+  if not legacy then return nil end
+  -- One command: a missing key answers false, a subject's hash of that name an error table.
+  local v = redis.pcall('GET', legacy)
+  if type(v) == 'string' then return v end
   return nil
 end
 -- The latest time either marker of a hash holds (-inf for none).
@@ -681,4 +684,12 @@ return reset_hash(KEYS[1], now_ms(ARGV[1]))`)
  */
 export function resetMarkerKey(tenantKey: string, subject?: string): string {
   return subject === undefined ? `${tenantKey}:reset` : `${tenantKey}:reset:${subject}`
+}
+
+/**
+ * The markers a subject call on `tenantKey` and `subjectKey` reads: the tenant's, the subject's,
+ * and last the previous version's name for the subject's (`marker_of` in {@link MARKER_LUA}).
+ */
+export function subjectResetMarkers(tenantKey: string, subjectKey: string, subject: string): string[] {
+  return [resetMarkerKey(tenantKey), resetMarkerKey(tenantKey, subject), `${subjectKey}:reset`]
 }
