@@ -148,6 +148,21 @@ export class Admission implements TenantState {
   }
 
   /**
+   * {@link run} for what comes after the stages, as a promise: a `handler` that answers a value
+   * rather than a promise is taken as that value, and one that throws before answering gives back
+   * what the stages hold (a concurrency slot: nothing else will carry the request to its end) and
+   * becomes a rejection. What both hosts call.
+   */
+  runDownstream<R>(handler: () => R | PromiseLike<R>): Promise<R> {
+    try {
+      return Promise.resolve(this.run(handler))
+    } catch (error) {
+      this.abandon()
+      return Promise.reject(error)
+    }
+  }
+
+  /**
    * Runs the {@link onAbandon} callbacks, once (later calls do nothing); called by the hosts. A
    * callback that throws does not stop the others.
    */
@@ -390,17 +405,7 @@ export function fetchChain(name: string, stages: readonly ChainStage[]): Middlew
 function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   if (!(outcome instanceof Admission)) return Promise.resolve(outcome)
   const { request } = outcome
-  let downstream: Promise<Response>
-  try {
-    // Promise.resolve: a `next` that answers a Response rather than a promise of one. It hands a
-    // promise back as it is.
-    downstream = Promise.resolve(outcome.scoped ? runResolved(outcome, () => next(request)) : next(request))
-  } catch (error) {
-    // A `next` that throws before answering: nothing will carry the request to its end, so what
-    // the stages hold (a concurrency slot) is given back now, and the throw is a rejection.
-    outcome.abandon()
-    return Promise.reject(error)
-  }
+  const downstream = outcome.runDownstream(() => next(request))
   // Nothing to add, unless the handler hands out a response an earlier request's stages wrote into.
   // The headers are marked as the request's `owner`'s: an inner chain on another Request object of
   // the same request (a sub-application's) wrote as that one too, and its headers stay.

@@ -195,7 +195,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     c.set('tenant' as never, outcome.tenant as never)
   }
   if (!outcome.pending) {
-    const done = runNext(outcome, next)
+    const done = outcome.runDownstream(next)
     // A response an earlier request's stages wrote into (one object handed to every request) goes
     // out without their headers.
     return done.then(() => {
@@ -217,7 +217,7 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     written = outcome.headers()
     for (const [name, value] of written) c.header(name, value, isListField(name) ? APPEND : undefined)
   }
-  const done = runNext(outcome, next)
+  const done = outcome.runDownstream(next)
   // One reaction for both outcomes (not .then().catch(): a second promise on every request).
   const abandon = (error: unknown): never => {
     // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
@@ -236,20 +236,6 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
       return abandon(error)
     }
   }, abandon)
-}
-
-/**
- * Runs the rest of the Hono chain as the stages decided (see `Admission.run`). Hono's `next()`
- * answers a promise; one that throws instead, or answers something else, is taken as a rejection
- * or a value all the same, and a throw gives back what the stages hold (a concurrency slot).
- */
-function runNext(outcome: Admission, next: Next): Promise<void> {
-  try {
-    return Promise.resolve(outcome.run(next))
-  } catch (error) {
-    outcome.abandon()
-    return Promise.reject(error)
-  }
 }
 
 /**
