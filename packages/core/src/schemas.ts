@@ -14,26 +14,24 @@ const wholeCount = z
   .min(0, 'must be >= 0')
   .max(Number.MAX_SAFE_INTEGER)
 
+// One rule for tenant and plan ids, with messages that name which id it is. `.` and `..` are dot
+// segments: URL parsers remove them from a path, so /admin/tenants/.. could never reach one.
+const idSchema = (what: 'tenant' | 'plan') =>
+  z
+    .string()
+    .min(1, `${what} id is empty`)
+    .max(MAX_TENANT_ID_LENGTH, `${what} id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
+    .regex(/^[A-Za-z0-9._-]+$/, `${what} id may only contain letters, digits, ".", "_" and "-"`)
+    .refine(
+      (id) => id !== '.' && id !== '..',
+      `${what} id may not be "." or ".." (URLs remove them from a path)`,
+    )
+
 /** Schema of a tenant id: 1 to 255 characters of `[A-Za-z0-9._-]`, other than `.` and `..`. */
-export const tenantIdSchema = z
-  .string()
-  .min(1, 'tenant id is empty')
-  .max(MAX_TENANT_ID_LENGTH, `tenant id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
-  .regex(/^[A-Za-z0-9._-]+$/, 'tenant id may only contain letters, digits, ".", "_" and "-"')
-  // A dot segment: URL parsers remove it from a path, so /admin/tenants/.. could never reach it.
-  .refine(
-    (id) => id !== '.' && id !== '..',
-    'tenant id may not be "." or ".." (URLs remove them from a path)',
-  )
+export const tenantIdSchema = idSchema('tenant')
 
 /** Schema of a plan id: the same rule as a tenant id. */
-export const planIdSchema = z
-  .string()
-  .min(1, 'plan id is empty')
-  .max(MAX_TENANT_ID_LENGTH, `plan id is longer than ${MAX_TENANT_ID_LENGTH} characters`)
-  .regex(/^[A-Za-z0-9._-]+$/, 'plan id may only contain letters, digits, ".", "_" and "-"')
-  // A dot segment: URL parsers remove it from a path, so /admin/plans/.. could never reach it.
-  .refine((id) => id !== '.' && id !== '..', 'plan id may not be "." or ".." (URLs remove them from a path)')
+export const planIdSchema = idSchema('plan')
 
 /**
  * Schema of one quota limit. A missing dimension, or 0, means unlimited in that dimension.
