@@ -100,6 +100,8 @@ export function parseTenantCacheKey(key: string): { prefix: string; tenantId: st
  * ```
  */
 export function tenantOfCacheKey(prefix: string, key: string): string | undefined {
+  // Most keys a store sees under one prefix: skip the parse (and its object) for the others.
+  if (!key.startsWith(prefix) || key.charCodeAt(prefix.length) !== 123 /* '{' */) return undefined
   const parsed = parseTenantCacheKey(key)
   return parsed !== undefined && parsed.prefix === prefix ? parsed.tenantId : undefined
 }

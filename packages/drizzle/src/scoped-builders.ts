@@ -484,7 +484,10 @@ export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknow
         if (row === null || typeof row !== 'object')
           throw new UnsafeQueryError('insert values must be objects')
         checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
-        return { ...sealValues(row as Record<string, unknown>, ctx), [key]: ctx.tenantId }
+        // sealValues answers a new object of its own: tag it in place rather than copy it again.
+        const sealedRow = sealValues(row as Record<string, unknown>, ctx)
+        sealedRow[key] = ctx.tenantId
+        return sealedRow
       })
       return scopedInsertQuery(t.values(Array.isArray(values) ? tagged : tagged[0]), key, condition, ctx)
     },
