@@ -400,6 +400,8 @@ export function sealScoped<T>(value: T, tenantId: string): T {
 
 // Read-only views, and objects known to be immutable, which a view hands out as they are.
 const views = new WeakSet<object>()
+// The view of each object that has one.
+const viewOf = new WeakMap<object, object>()
 
 // What a view hands out as it is: values, sealed objects, views, columns (the schema's), and the
 // aliased fields Drizzle's selection proxies clone for each read.
@@ -438,8 +440,12 @@ const readOnlyHandler: ProxyHandler<object> = {
  * {@link passesAsIs}. Its property descriptors hold views as well.
  */
 export function readOnly<T extends object>(value: T): T {
+  // One view per object: Drizzle reads `sq._` and nested field maps on every use of a subquery.
+  const known = viewOf.get(value)
+  if (known !== undefined) return known as T
   const view = new Proxy(value, readOnlyHandler) as T
   views.add(view)
+  viewOf.set(value, view)
   return view
 }
 
