@@ -1,4 +1,4 @@
-import { Column, eq, getTableColumns, is, isSQLWrapper, SQL, sql, Table } from 'drizzle-orm'
+import { Column, eq, getTableColumns, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
 import {
@@ -12,6 +12,7 @@ import {
   sealedPrepared,
   sealedSubquery,
   sealedTraps,
+  sealedValue,
   sealScoped,
 } from './scoped-seal'
 import { checkTenantIdForm, type TenantIdForm, tenantIdFormOf } from './tenant-id-form'
@@ -165,20 +166,30 @@ function sealed<T>(value: T, ctx: ScopeContext): T {
 }
 
 /**
- * The values of an inserted row or an update's `set`, for Drizzle: an `SQL` value is sealed (it
- * is rendered as SQL); a column or another SQL-like object is checked; anything else, objects and
- * arrays included, is bound as one parameter (a JSON document, an array column), so it is data
- * and is not walked.
+ * The values of an inserted row or an update's `set` on `table`, for Drizzle: an `SQL` value is
+ * sealed (it is rendered as SQL); a column or another SQL-like object is checked; anything else,
+ * objects and arrays included, is bound as one parameter (a JSON document, an array column), so it
+ * is data and is not walked. An object is handed over already bound (see {@link sealedValue}):
+ * Drizzle would bind it through the column's encoder when the statement runs, and render it as
+ * SQL if it had become an SQL object by then.
  */
-function sealValues(values: Record<string, unknown>, ctx: ScopeContext): Record<string, unknown> {
+function sealValues(
+  values: Record<string, unknown>,
+  table: Table,
+  ctx: ScopeContext,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {}
+  const columns = getTableColumns(table) as Record<string, Column>
   for (const [key, value] of Object.entries(values)) {
-    if (is(value, SQL)) out[key] = sealExpression(value, ctx.tenantId)
-    else {
-      if (is(value, Column) || isSQLWrapper(value) || scopedTenantOf(value) !== undefined) {
-        inspectData(value, ctx.tenantId)
-      }
+    if (typeof value !== 'object' || value === null) out[key] = value
+    else if (is(value, SQL)) out[key] = sealExpression(value, ctx.tenantId)
+    else if (is(value, Column)) {
+      inspectData(value, ctx.tenantId)
       out[key] = value
+    } else {
+      if (isSQLWrapper(value) || scopedTenantOf(value) !== undefined) inspectData(value, ctx.tenantId)
+      // A placeholder is filled in when a prepared statement runs, through the encoder.
+      out[key] = is(value, Placeholder) ? value : sealedValue(value, columns[key], ctx.tenantId)
     }
   }
   return out
@@ -485,17 +496,29 @@ export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknow
           throw new UnsafeQueryError('insert values must be objects')
         checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
         // sealValues answers a new object of its own: tag it in place rather than copy it again.
-        const sealedRow = sealValues(row as Record<string, unknown>, ctx)
+        const sealedRow = sealValues(row as Record<string, unknown>, table as Table, ctx)
         sealedRow[key] = ctx.tenantId
         return sealedRow
       })
-      return scopedInsertQuery(t.values(Array.isArray(values) ? tagged : tagged[0]), key, condition, ctx)
+      return scopedInsertQuery(
+        t.values(Array.isArray(values) ? tagged : tagged[0]),
+        table as Table,
+        key,
+        condition,
+        ctx,
+      )
     },
     select: refuse('INSERT ... SELECT is refused by the scoped API: insert values'),
   })
 }
 
-function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeContext): unknown {
+function scopedInsertQuery(
+  query: any,
+  table: Table,
+  key: string,
+  condition: SQL,
+  ctx: ScopeContext,
+): unknown {
   return scopedProxy(query, ctx, {
     onConflictDoUpdate: (t, config: Record<string, unknown>) => {
       const set = config.set as Record<string, unknown> | undefined
@@ -508,7 +531,7 @@ function scopedInsertQuery(query: any, key: string, condition: SQL, ctx: ScopeCo
       }
       const setValues =
         values !== null && typeof values === 'object'
-          ? sealValues(values as Record<string, unknown>, ctx)
+          ? sealValues(values as Record<string, unknown>, table, ctx)
           : values
       // The conflicting row may be another tenant's when the unique key lacks the tenant column:
       // only update it when it is ours.
@@ -531,7 +554,7 @@ export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknow
       if (values === null || typeof values !== 'object')
         throw new UnsafeQueryError('update values must be an object')
       checkTenantValue(values, key, ctx, 'an update')
-      const query = t.set(sealValues(values, ctx))
+      const query = t.set(sealValues(values, table as Table, ctx))
       query.where(condition)
       return scopedProxy(query, ctx, {
         where: (q, where) => q.where(withCondition(condition, where, ctx)),

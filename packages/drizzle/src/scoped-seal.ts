@@ -1,5 +1,6 @@
 import {
   Column,
+  type DriverValueEncoder,
   is,
   isSQLWrapper,
   Name,
@@ -162,6 +163,55 @@ function wrapperPlan(wrapper: SQLWrapper, mode: Mode, inner: Mode, tenantId: str
   }
 }
 
+function turnedIntoSql(): never {
+  throw new UnsafeQueryError(
+    'a value passed as data became an SQL object after it was checked (its prototype was changed); it is not rendered as SQL',
+  )
+}
+
+type Encoder = DriverValueEncoder<unknown, unknown>
+const dataEncoders = new WeakMap<object, Encoder>()
+
+/**
+ * `encoder` for a value checked as data: Drizzle renders a parameter whose encoded value is an SQL
+ * object as that SQL, deciding when the statement runs, and an object passed as data can be made
+ * one later (its prototype swapped to `SQL.prototype`, through an encoder that hands the object on
+ * unchanged). This one answers what `encoder` answers and refuses SQL. It inherits from `encoder`,
+ * so a column's class checks (Postgres parameter typings) answer as before. One per encoder.
+ */
+export function dataOnly(encoder: Encoder): Encoder {
+  let guarded = dataEncoders.get(encoder)
+  if (guarded === undefined) {
+    guarded = Object.create(encoder, {
+      mapToDriverValue: {
+        value: (value: unknown): unknown => {
+          const out = encoder.mapToDriverValue(value)
+          return typeof out === 'object' && out !== null && is(out, SQL) ? turnedIntoSql() : out
+        },
+      },
+    }) as Encoder
+    dataEncoders.set(encoder, Object.freeze(guarded))
+  }
+  return guarded
+}
+
+// Drizzle's default encoder (the value as it is), guarded.
+const DATA = dataOnly({ mapToDriverValue: (value: unknown) => value })
+
+/** A sealed parameter binding `value` (an object) as data through `encoder`, never as SQL. */
+function dataParam(value: object, encoder: Encoder | undefined, tenantId: string): Param {
+  return lock(new Param(value, encoder === undefined ? DATA : dataOnly(encoder)), tenantId)
+}
+
+/**
+ * An object `value` written to `column` (an insert's row, an update's `set`), as Drizzle gets it:
+ * a sealed SQL binding it as data through the column's encoder (Drizzle keeps an SQL value as it
+ * is; anything else it binds through the column's encoder, which could render SQL later).
+ */
+export function sealedValue(value: object, column: Column | undefined, tenantId: string): SQL {
+  return sealedSql([dataParam(value, column as Encoder | undefined, tenantId)], tenantId)
+}
+
 function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
   const { value, encoder } = param
   if (is(value, Placeholder)) {
@@ -197,7 +247,14 @@ function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
             [mapped, Mode.Data],
           ]
         : [],
-    build: () => lock(column ? new Param(value, encoder) : new Param(mapped), tenantId),
+    // An object is bound through a guarded encoder: it was no SQL when it was checked, and must
+    // not become one before it runs.
+    build: () => {
+      const bound = column ? value : mapped
+      if (typeof bound === 'object' && bound !== null)
+        return dataParam(bound, column ? encoder : undefined, tenantId)
+      return lock(column ? new Param(value, encoder) : new Param(mapped), tenantId)
+    },
   }
 }
 
@@ -337,8 +394,10 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
       },
     }
   }
-  // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL.
-  return LEAF
+  // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL: bound as a
+  // parameter that stays data (Drizzle would ask at render time whether it is SQL, or a wrapper).
+  if (!copy) return LEAF
+  return { children: [], build: () => dataParam(item, undefined, tenantId) }
 }
 
 /**
