@@ -1,4 +1,4 @@
-import { Column, eq, getTableColumns, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
+import { Column, getTableColumns, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
 import {
@@ -6,12 +6,14 @@ import {
   internal,
   readOnly,
   register,
+  SealedTraps,
+  scopedSql,
   scopedTenantOf,
   sealExpression,
   sealedCount,
   sealedPrepared,
   sealedSubquery,
-  sealedTraps,
+  sealedTenantCondition,
   sealedValue,
   sealScoped,
 } from './scoped-seal'
@@ -59,12 +61,14 @@ function displayName(table: Table): string {
 }
 
 /**
- * True when `name` is the tenant column `column` to the database: SQLite compares column names
- * case-insensitively, so `Tenant_Id` is `tenant_id` there; Postgres compares the quoted names
+ * A test of whether a name is the tenant column `column` to the database: SQLite compares column
+ * names case-insensitively, so `Tenant_Id` is `tenant_id` there; Postgres compares the quoted names
  * Drizzle renders exactly.
  */
-function isTenantColumnName(name: string, column: string, dialect: SqlDialect): boolean {
-  return dialect === 'sqlite' ? name.toLowerCase() === column.toLowerCase() : name === column
+function tenantColumnNameTest(column: string, dialect: SqlDialect): (name: string) => boolean {
+  if (dialect !== 'sqlite') return (name) => name === column
+  const lower = column.toLowerCase()
+  return (name) => name.toLowerCase() === lower
 }
 
 /**
@@ -78,9 +82,11 @@ export function tenantColumn(
   ctx: Pick<ScopeContext, 'column' | 'columnName' | 'dialect'>,
 ): { key: string; column: Column } | undefined {
   const columns = getTableColumns(table) as Record<string, Column>
+  const isTenantColumnName = tenantColumnNameTest(ctx.column, ctx.dialect)
   let found: { key: string; column: Column } | undefined
-  for (const [key, column] of Object.entries(columns)) {
-    if (!isTenantColumnName(ctx.columnName(column), ctx.column, ctx.dialect)) continue
+  for (const key of Object.keys(columns)) {
+    const column = columns[key]!
+    if (!isTenantColumnName(ctx.columnName(column))) continue
     if (found !== undefined) {
       throw new UnsafeQueryError(
         `table "${displayName(table)}" has two properties ("${found.key}", "${key}") over the tenant column "${ctx.column}"; keep one`,
@@ -127,7 +133,7 @@ function scopedTenantColumn(table: Table, ctx: ScopeContext): { key: string; col
 function tableCondition(table: unknown, ctx: ScopeContext, role: string): SQL | undefined {
   if (is(table, Table)) {
     const tc = scopedTenantColumn(table, ctx)
-    if (tc !== undefined) return sealScoped(eq(tc.column, ctx.tenantId), ctx.tenantId)
+    if (tc !== undefined) return sealedTenantCondition(tc.column, ctx.tenantId)
     if (ctx.shared.has(sharedKey(table))) return undefined
     throw new UnsafeQueryError(
       `table "${displayName(table)}" has no "${ctx.column}" column; list it in \`shared\` if every tenant may read it, or use unscoped(db) for admin work`,
@@ -231,7 +237,7 @@ export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQ
   const checked = sealed(user, ctx)
   if (checked === undefined) return condition
   checkConfined(checked, ctx)
-  return sealScoped(sql`(${condition} and (${checked as SQL}))`, ctx.tenantId)
+  return scopedSql(ctx.tenantId)`(${condition} and (${checked}))`
 }
 
 /**
@@ -243,8 +249,10 @@ export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQ
  * renderer knows every way.
  */
 function checkConfined(user: unknown, ctx: ScopeContext): void {
+  // A sealed SQL object renders alone as it renders inside another; anything else is wrapped in one.
+  const plainSql = user !== null && typeof user === 'object' && Object.getPrototypeOf(user) === SQL.prototype
   let depth = 0
-  for (const token of lexSql(ctx.render(sql`${user}`), ctx.dialect)) {
+  for (const token of lexSql(ctx.render(plainSql ? (user as SQL) : sql`${user}`), ctx.dialect)) {
     if (token.kind === 'open') depth++
     else if (token.kind === 'close') depth--
     else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
@@ -274,7 +282,30 @@ function confined<T>(where: T, ctx: ScopeContext): T {
   })
 }
 
-type Intercepts = Record<string, (target: any, ...args: any[]) => unknown>
+/**
+ * What a builder's statement is scoped by: the context, and on a tenant table the tenant condition
+ * its WHERE holds, the table and the key of its tenant column.
+ */
+interface Scope {
+  readonly ctx: ScopeContext
+  readonly condition?: SQL | undefined
+}
+
+/** The scope of a statement that writes a tenant table. */
+interface TableScope extends Scope {
+  readonly condition: SQL
+  readonly table: Table
+  readonly key: string
+}
+
+/**
+ * A builder's intercepts by method name, each called with the builder's scope, the builder, and
+ * the method's arguments. One table per kind of builder: intercepts made per statement were a
+ * score of closures each.
+ */
+type Intercepts<S extends Scope = Scope> = Readonly<
+  Record<string, (scope: S, target: any, ...args: any[]) => unknown>
+>
 
 // Methods whose arguments are not SQL (execution, promise callbacks) are passed through untouched.
 const PASS_THROUGH = new Set([
@@ -321,29 +352,17 @@ function refuse(message: string): () => never {
 }
 
 // What every builder hands out that holds Drizzle's objects: sealed statements and read-only views.
-// One set per scope context: the intercepts only read `ctx`.
-const commonByCtx = new WeakMap<ScopeContext, Intercepts>()
-
-function common(ctx: ScopeContext): Intercepts {
-  let intercepts = commonByCtx.get(ctx)
-  if (intercepts === undefined) {
-    intercepts = makeCommon(ctx)
-    commonByCtx.set(ctx, intercepts)
-  }
-  return intercepts
-}
-
-function makeCommon(ctx: ScopeContext): Intercepts {
-  return {
-    // The live statement holds the parameters Drizzle made of inserted and set values, which a
-    // caller could rewrite before the builder runs: a sealed copy instead (Drizzle embeds a
-    // builder and runs set operations through it, so those see the same).
-    getSQL: (t) => sealScoped(t.getSQL(), ctx.tenantId),
-    // A proxy over the builder's own field map (Drizzle's has no traps): an added field would run.
-    getSelectedFields: (t) => readOnly(t.getSelectedFields()),
-    // Its statement, driver client and session would otherwise be one cast away.
-    prepare: (t, ...args) => sealedPrepared(t.prepare(...args)),
-  }
+// One set for all builders: a set per scope context, looked up by it, was a WeakMap entry per
+// statement, which the garbage collector holds on to far longer.
+const COMMON: Intercepts = {
+  // The live statement holds the parameters Drizzle made of inserted and set values, which a
+  // caller could rewrite before the builder runs: a sealed copy instead (Drizzle embeds a
+  // builder and runs set operations through it, so those see the same).
+  getSQL: ({ ctx }, t) => sealScoped(t.getSQL(), ctx.tenantId),
+  // A proxy over the builder's own field map (Drizzle's has no traps): an added field would run.
+  getSelectedFields: (_scope, t) => readOnly(t.getSelectedFields()),
+  // Its statement, driver client and session would otherwise be one cast away.
+  prepare: (_scope, t, ...args) => sealedPrepared(t.prepare(...args)),
 }
 
 const LOCK_STRENGTHS = new Set(['update', 'no key update', 'share', 'key share'])
@@ -373,22 +392,42 @@ const notPublic = (prop: string | symbol): boolean =>
   typeof prop === 'string' && !PUBLIC.has(prop) && prop !== 'constructor'
 
 /** Drizzle's builder behind a proxy with our intercepts; any method returning the builder returns the proxy. */
-function scopedProxy<T extends object>(target: T, ctx: ScopeContext, own: Intercepts): T {
-  // The builder's own intercepts first, then the common ones (looked up, not merged per builder).
-  const shared = common(ctx)
-  const handler = sealedTraps<T>(notPublic)
-  handler.get = (t, prop) => {
+function scopedProxy<T extends object, S extends Scope>(target: T, scope: S, own: Intercepts<S>): T {
+  const traps = new BuilderTraps(scope, own)
+  const proxy = new Proxy(target, traps)
+  traps.proxy = proxy
+  return register(proxy, scope.ctx.tenantId)
+}
+
+/** The traps of one scoped builder: its scope, its own intercepts, and its proxy. */
+class BuilderTraps<S extends Scope> extends SealedTraps<any> {
+  proxy: object | undefined
+
+  constructor(
+    readonly scope: S,
+    readonly own: Intercepts<S>,
+  ) {
+    super()
+  }
+
+  hidden(prop: string | symbol): boolean {
+    return notPublic(prop)
+  }
+
+  get(t: any, prop: string | symbol): unknown {
+    const { scope, own, proxy } = this
+    // The builder's own intercepts first, then the common ones (looked up, not merged per builder).
     const fn =
       typeof prop !== 'string'
         ? undefined
         : Object.hasOwn(own, prop)
           ? own[prop]!
-          : Object.hasOwn(shared, prop)
-            ? shared[prop]!
+          : Object.hasOwn(COMMON, prop)
+            ? COMMON[prop]!
             : undefined
     if (fn !== undefined) {
       return (...args: unknown[]) => {
-        const result = fn(t, ...args)
+        const result = fn(scope, t, ...args)
         return result === t ? proxy : result
       }
     }
@@ -397,17 +436,15 @@ function scopedProxy<T extends object>(target: T, ctx: ScopeContext, own: Interc
     const value = Reflect.get(t, prop, t)
     if (typeof value !== 'function') return value
     return (...args: unknown[]) => {
-      const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, ctx))
+      const checked = PASS_THROUGH.has(prop) ? args : args.map((a) => inspected(a, scope.ctx))
       const result = (value as (...a: unknown[]) => unknown).apply(t, checked)
       return result === t ? proxy : result
     }
   }
-  const proxy: T = new Proxy(target, handler)
-  return register(proxy, ctx.tenantId)
 }
 
-function setOperator(ctx: ScopeContext) {
-  return (name: string) => (t: any, right: unknown) => {
+function setOperator(name: string): Intercepts[string] {
+  return ({ ctx }, t, right: unknown) => {
     if (typeof right === 'function' || scopedTenantOf(right) !== ctx.tenantId) {
       throw new UnsafeQueryError(`${name}() needs a query built with a scoped database of the same tenant`)
     }
@@ -415,63 +452,68 @@ function setOperator(ctx: ScopeContext) {
   }
 }
 
-function joinIntercept(ctx: ScopeContext, name: string) {
-  return (t: any, table: unknown, on: unknown) => {
+function joinIntercept(name: string): Intercepts[string] {
+  return ({ ctx }, t, table: unknown, on: unknown) => {
     const condition = tableCondition(table, ctx, `the table joined by ${name}()`)
     return t[name](table, withCondition(condition, on, ctx))
   }
 }
 
+/** `where()` of a statement whose WHERE holds the tenant condition of its scope. */
+const tenantWhere: Intercepts[string] = ({ ctx, condition }, t, where: unknown) =>
+  t.where(withCondition(condition, where, ctx))
+
 const UNSCOPABLE_JOIN =
   'cannot be scoped: the joined rows would not all pass through the ON condition; use innerJoin/leftJoin or unscoped(db)'
 
-/** The query builder after `.from()`, with the tenant condition already in WHERE. */
-function scopedSelectQuery(query: any, condition: SQL | undefined, ctx: ScopeContext): unknown {
-  if (condition !== undefined) query.where(condition)
-  const op = setOperator(ctx)
-  return scopedProxy(query, ctx, {
-    where: (t, where) => t.where(withCondition(condition, where, ctx)),
-    having: (t, having) => t.having(inspected(having, ctx)),
-    innerJoin: joinIntercept(ctx, 'innerJoin'),
-    leftJoin: joinIntercept(ctx, 'leftJoin'),
-    rightJoin: refuse(`rightJoin ${UNSCOPABLE_JOIN}`),
-    fullJoin: refuse(`fullJoin ${UNSCOPABLE_JOIN}`),
-    crossJoin: refuse(`crossJoin ${UNSCOPABLE_JOIN}`),
-    innerJoinLateral: refuse(`innerJoinLateral ${UNSCOPABLE_JOIN}`),
-    leftJoinLateral: refuse(`leftJoinLateral ${UNSCOPABLE_JOIN}`),
-    crossJoinLateral: refuse(`crossJoinLateral ${UNSCOPABLE_JOIN}`),
-    union: op('union'),
-    unionAll: op('unionAll'),
-    intersect: op('intersect'),
-    intersectAll: op('intersectAll'),
-    except: op('except'),
-    exceptAll: op('exceptAll'),
-    // Used by the standalone union(a, b) helpers of drizzle-orm/*-core.
-    addSetOperators: (t, operators: { rightSelect: unknown }[]) => {
-      for (const o of operators) {
-        if (scopedTenantOf(o.rightSelect) !== ctx.tenantId) {
-          throw new UnsafeQueryError(
-            'a set operation needs queries built with a scoped database of the same tenant',
-          )
-        }
+/** The query builder after `.from()`, with the tenant condition of its scope already in WHERE. */
+const SELECT_QUERY: Intercepts = {
+  where: tenantWhere,
+  having: ({ ctx }, t, having: unknown) => t.having(inspected(having, ctx)),
+  innerJoin: joinIntercept('innerJoin'),
+  leftJoin: joinIntercept('leftJoin'),
+  rightJoin: refuse(`rightJoin ${UNSCOPABLE_JOIN}`),
+  fullJoin: refuse(`fullJoin ${UNSCOPABLE_JOIN}`),
+  crossJoin: refuse(`crossJoin ${UNSCOPABLE_JOIN}`),
+  innerJoinLateral: refuse(`innerJoinLateral ${UNSCOPABLE_JOIN}`),
+  leftJoinLateral: refuse(`leftJoinLateral ${UNSCOPABLE_JOIN}`),
+  crossJoinLateral: refuse(`crossJoinLateral ${UNSCOPABLE_JOIN}`),
+  union: setOperator('union'),
+  unionAll: setOperator('unionAll'),
+  intersect: setOperator('intersect'),
+  intersectAll: setOperator('intersectAll'),
+  except: setOperator('except'),
+  exceptAll: setOperator('exceptAll'),
+  // Used by the standalone union(a, b) helpers of drizzle-orm/*-core.
+  addSetOperators: ({ ctx }, t, operators: { rightSelect: unknown }[]) => {
+    for (const o of operators) {
+      if (scopedTenantOf(o.rightSelect) !== ctx.tenantId) {
+        throw new UnsafeQueryError(
+          'a set operation needs queries built with a scoped database of the same tenant',
+        )
       }
-      return t.addSetOperators(operators)
-    },
-    // Drizzle's subquery with its statement sealed and its internals read-only (./scoped-seal).
-    as: (t, alias: string) => sealedSubquery(t, alias, ctx.tenantId),
-    for: (t, strength: unknown, config: unknown) => t.for(...lockClause(strength, config)),
-  })
+    }
+    return t.addSetOperators(operators)
+  },
+  // Drizzle's subquery with its statement sealed and its internals read-only (./scoped-seal).
+  as: ({ ctx }, t, alias: string) => sealedSubquery(t, alias, ctx.tenantId),
+  for: (_scope, t, strength: unknown, config: unknown) => t.for(...lockClause(strength, config)),
+}
+
+/** `db.select(fields)` and its kin, before `.from()`. */
+const SELECT: Intercepts = {
+  from: ({ ctx }, t, source: unknown) => {
+    const condition = tableCondition(source, ctx, 'the FROM source')
+    const query = t.from(source)
+    if (condition !== undefined) query.where(condition)
+    return scopedProxy(query, { ctx, condition }, SELECT_QUERY)
+  },
 }
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
   const builder = db[method](...args.map((a) => sealed(a, ctx)))
-  return scopedProxy(builder, ctx, {
-    from: (t, source) => {
-      const condition = tableCondition(source, ctx, 'the FROM source')
-      return scopedSelectQuery(t.from(source), condition, ctx)
-    },
-  })
+  return scopedProxy(builder, { ctx }, SELECT)
 }
 
 function checkTenantValue(row: Record<string, unknown>, key: string, ctx: ScopeContext, what: string): void {
@@ -483,100 +525,100 @@ function checkTenantValue(row: Record<string, unknown>, key: string, ctx: ScopeC
   }
 }
 
+/** An insert after `.values()`: an upsert cannot touch other tenants' rows. */
+const INSERT_QUERY: Intercepts<TableScope> = {
+  onConflictDoUpdate: ({ ctx, condition, table, key }, t, config: Record<string, unknown>) => {
+    const set = config.set as Record<string, unknown> | undefined
+    if (set !== undefined && Object.hasOwn(set, key) && set[key] !== undefined) {
+      throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
+    }
+    const { where, setWhere, set: values, ...rest } = config
+    if (where !== undefined && setWhere !== undefined) {
+      throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
+    }
+    const setValues =
+      values !== null && typeof values === 'object'
+        ? sealValues(values as Record<string, unknown>, table, ctx)
+        : values
+    // The conflicting row may be another tenant's when the unique key lacks the tenant column:
+    // only update it when it is ours.
+    return t.onConflictDoUpdate({
+      ...sealed(rest, ctx),
+      set: setValues,
+      setWhere: bindTenant(condition, setWhere ?? where, ctx),
+    })
+  },
+}
+
+/** `db.insert(table)`, before `.values()`. */
+const INSERT: Intercepts<TableScope> = {
+  values: (scope, t, values: unknown) => {
+    const { ctx, table, key } = scope
+    const rows = Array.isArray(values) ? values : [values]
+    const tagged = rows.map((row) => {
+      if (row === null || typeof row !== 'object') throw new UnsafeQueryError('insert values must be objects')
+      checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
+      // sealValues answers a new object of its own: tag it in place rather than copy it again.
+      const sealedRow = sealValues(row as Record<string, unknown>, table, ctx)
+      sealedRow[key] = ctx.tenantId
+      return sealedRow
+    })
+    return scopedProxy(t.values(Array.isArray(values) ? tagged : tagged[0]), scope, INSERT_QUERY)
+  },
+  select: refuse('INSERT ... SELECT is refused by the scoped API: insert values'),
+}
+
 /** `db.insert(table)`: every row is tagged with the tenant; upserts cannot touch other tenants. */
 export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { key, column } = writableTenantColumn(table, ctx)
-  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
+  const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.insert(table)
-  return scopedProxy(builder, ctx, {
-    values: (t, values: unknown) => {
-      const rows = Array.isArray(values) ? values : [values]
-      const tagged = rows.map((row) => {
-        if (row === null || typeof row !== 'object')
-          throw new UnsafeQueryError('insert values must be objects')
-        checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
-        // sealValues answers a new object of its own: tag it in place rather than copy it again.
-        const sealedRow = sealValues(row as Record<string, unknown>, table as Table, ctx)
-        sealedRow[key] = ctx.tenantId
-        return sealedRow
-      })
-      return scopedInsertQuery(
-        t.values(Array.isArray(values) ? tagged : tagged[0]),
-        table as Table,
-        key,
-        condition,
-        ctx,
-      )
-    },
-    select: refuse('INSERT ... SELECT is refused by the scoped API: insert values'),
-  })
+  return scopedProxy(builder, { ctx, condition, table: table as Table, key }, INSERT)
 }
 
-function scopedInsertQuery(
-  query: any,
-  table: Table,
-  key: string,
-  condition: SQL,
-  ctx: ScopeContext,
-): unknown {
-  return scopedProxy(query, ctx, {
-    onConflictDoUpdate: (t, config: Record<string, unknown>) => {
-      const set = config.set as Record<string, unknown> | undefined
-      if (set !== undefined && Object.hasOwn(set, key) && set[key] !== undefined) {
-        throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
-      }
-      const { where, setWhere, set: values, ...rest } = config
-      if (where !== undefined && setWhere !== undefined) {
-        throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
-      }
-      const setValues =
-        values !== null && typeof values === 'object'
-          ? sealValues(values as Record<string, unknown>, table, ctx)
-          : values
-      // The conflicting row may be another tenant's when the unique key lacks the tenant column:
-      // only update it when it is ours.
-      return t.onConflictDoUpdate({
-        ...sealed(rest, ctx),
-        set: setValues,
-        setWhere: bindTenant(condition, setWhere ?? where, ctx),
-      })
-    },
-  })
+const UPDATE_JOIN = 'joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'
+
+/** An update after `.set()`, with the tenant condition already in WHERE. */
+const UPDATE_QUERY: Intercepts = {
+  where: tenantWhere,
+  from: refuse('UPDATE ... FROM is refused by the scoped API: use a scoped subquery in where()'),
+  innerJoin: refuse(UPDATE_JOIN),
+  leftJoin: refuse(UPDATE_JOIN),
+  rightJoin: refuse(UPDATE_JOIN),
+  fullJoin: refuse(UPDATE_JOIN),
+}
+
+/** `db.update(table)`, before `.set()`. */
+const UPDATE: Intercepts<TableScope> = {
+  set: (scope, t, values: Record<string, unknown>) => {
+    const { ctx, condition, table, key } = scope
+    if (values === null || typeof values !== 'object')
+      throw new UnsafeQueryError('update values must be an object')
+    checkTenantValue(values, key, ctx, 'an update')
+    const query = t.set(sealValues(values, table, ctx))
+    query.where(condition)
+    return scopedProxy(query, scope, UPDATE_QUERY)
+  },
 }
 
 /** `db.update(table)`: WHERE always has the tenant condition; the tenant column cannot change. */
 export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { key, column } = writableTenantColumn(table, ctx)
-  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
+  const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.update(table)
-  return scopedProxy(builder, ctx, {
-    set: (t, values: Record<string, unknown>) => {
-      if (values === null || typeof values !== 'object')
-        throw new UnsafeQueryError('update values must be an object')
-      checkTenantValue(values, key, ctx, 'an update')
-      const query = t.set(sealValues(values, table as Table, ctx))
-      query.where(condition)
-      return scopedProxy(query, ctx, {
-        where: (q, where) => q.where(withCondition(condition, where, ctx)),
-        from: refuse('UPDATE ... FROM is refused by the scoped API: use a scoped subquery in where()'),
-        innerJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
-        leftJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
-        rightJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
-        fullJoin: refuse('joins in UPDATE are refused by the scoped API: use a scoped subquery in where()'),
-      })
-    },
-  })
+  return scopedProxy(builder, { ctx, condition, table: table as Table, key }, UPDATE)
 }
+
+/** A delete, with the tenant condition already in WHERE. */
+const DELETE: Intercepts = { where: tenantWhere }
 
 /** `db.delete(table)`: WHERE always has the tenant condition. */
 export function scopedDelete(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { column } = writableTenantColumn(table, ctx)
-  const condition = sealScoped(eq(column, ctx.tenantId), ctx.tenantId)
+  const condition = sealedTenantCondition(column, ctx.tenantId)
   const query = db.delete(table)
   query.where(condition)
-  return scopedProxy(query, ctx, {
-    where: (q, where) => q.where(withCondition(condition, where, ctx)),
-  })
+  return scopedProxy(query, { ctx, condition }, DELETE)
 }
 
 /** `db.$count(table, filters)` with the tenant condition. */

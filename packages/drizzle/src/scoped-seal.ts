@@ -1,6 +1,7 @@
 import {
   Column,
   type DriverValueEncoder,
+  eq,
   is,
   isSQLWrapper,
   Name,
@@ -13,6 +14,7 @@ import {
   Table,
   View,
 } from 'drizzle-orm'
+import { LRUCache } from 'lru-cache'
 import { UnsafeQueryError } from './raw-sql-ast'
 
 // Internal: what the scoped API checks is what runs. Drizzle's SQL objects are mutable and shared
@@ -23,21 +25,52 @@ import { UnsafeQueryError } from './raw-sql-ast'
 // ("sealed": frozen, Drizzle's own classes, every chunk read once), and everything it hands out
 // (subqueries, $count, prepared statements, selected fields) is a read-only view.
 
+/**
+ * A mark that holds a tenant id in a private field of the object it marks: nobody can read, forge
+ * or remove it (a symbol could be read and copied onto any object), and, unlike a WeakMap entry,
+ * it costs the garbage collector nothing. The objects it marks are made here, each marked once,
+ * before it is frozen.
+ */
+function tenantMark(): {
+  mark: (value: object, tenantId: string) => void
+  of: (value: object) => string | undefined
+} {
+  // A base class whose constructor answers the given object: the subclass's private field is
+  // added to that object.
+  class Target {
+    constructor(value: object) {
+      // biome-ignore lint/correctness/noConstructorReturn: how a private field is added to an object made elsewhere
+      return value
+    }
+  }
+  class Marked extends Target {
+    readonly #tenant: string
+    constructor(value: object, tenantId: string) {
+      super(value)
+      this.#tenant = tenantId
+    }
+    static of(value: object): string | undefined {
+      return #tenant in value ? (value as Marked).#tenant : undefined
+    }
+  }
+  return { mark: (value, tenantId) => void new Marked(value, tenantId), of: Marked.of }
+}
+
 // Every object a scoped database hands out (builders, subqueries, $count), with its tenant.
-const artefacts = new WeakMap<object, string>()
+const artefacts = tenantMark()
 
 // The sealed objects (frozen SQL, subqueries, $count), with the tenant they were checked for:
 // embedding one again needs no copy and no second look.
-const sealed = new WeakMap<object, string>()
+const sealed = tenantMark()
 
 /** The tenant a scoped builder, subquery or count was made for, or undefined for anything else. */
 export function scopedTenantOf(value: unknown): string | undefined {
-  return typeof value === 'object' && value !== null ? artefacts.get(value) : undefined
+  return typeof value === 'object' && value !== null ? artefacts.of(value) : undefined
 }
 
-/** Records `value` as handed out by a scoped database of `tenantId`. */
+/** Records `value`, made by a scoped database of `tenantId` and not recorded before, as handed out by it. */
 export function register<T extends object>(value: T, tenantId: string): T {
-  if (typeof value === 'object' && value !== null) artefacts.set(value, tenantId)
+  if (typeof value === 'object' && value !== null) artefacts.mark(value, tenantId)
   return value
 }
 
@@ -57,19 +90,38 @@ function immutable(): never {
  * The traps that keep a scoped object's internals out of reach by other routes than reading them:
  * their property descriptors (which hold the values), writing, defining or deleting any property
  * (a rewritten config or SQL would run unscoped), and swapping the prototype (a forged method
- * would run with the raw object as `this`). `hidden` tells an internal name.
+ * would run with the raw object as `this`). `hidden` tells an internal name. A class, so that a
+ * handler is one small object and its traps are shared: handlers of closures made per proxy got
+ * their allocation sites pretenured by V8, and kept whole statements alive through young
+ * collections.
  */
-export function sealedTraps<T extends object>(hidden: (prop: string | symbol) => boolean): ProxyHandler<T> {
-  return {
-    getOwnPropertyDescriptor(t, prop) {
-      if (hidden(prop)) internal(prop)
-      return Reflect.getOwnPropertyDescriptor(t, prop)
-    },
-    set: (_t, prop) => internal(prop),
-    defineProperty: (_t, prop) => internal(prop),
-    deleteProperty: (_t, prop) => internal(prop),
-    setPrototypeOf: immutable,
-    preventExtensions: immutable,
+export abstract class SealedTraps<T extends object> implements ProxyHandler<T> {
+  /** True for the name of an internal. */
+  abstract hidden(prop: string | symbol): boolean
+
+  getOwnPropertyDescriptor(t: T, prop: string | symbol): PropertyDescriptor | undefined {
+    if (this.hidden(prop)) internal(prop)
+    return Reflect.getOwnPropertyDescriptor(t, prop)
+  }
+
+  set(_t: T, prop: string | symbol): boolean {
+    return internal(prop)
+  }
+
+  defineProperty(_t: T, prop: string | symbol): boolean {
+    return internal(prop)
+  }
+
+  deleteProperty(_t: T, prop: string | symbol): boolean {
+    return internal(prop)
+  }
+
+  setPrototypeOf(): boolean {
+    return immutable()
+  }
+
+  preventExtensions(): boolean {
+    return immutable()
   }
 }
 
@@ -84,13 +136,17 @@ enum Mode {
 }
 
 interface Plan {
-  /** What to walk first, and how. */
-  children: [unknown, Mode][]
+  /** What to walk first, in `mode`. */
+  children: readonly unknown[]
+  mode: Mode
   /** The sealed replacement, from the replacements of the children; none: the object itself. */
   build?: (replaced: (value: unknown, mode: Mode) => unknown) => unknown
 }
 
-const LEAF: Plan = { children: [] }
+// Nothing to walk first.
+const NONE: readonly unknown[] = Object.freeze([])
+
+const LEAF: Plan = { children: NONE, mode: Mode.Data }
 
 /** Drizzle's SQL object with the fields it marks internal. */
 interface RawSql {
@@ -110,49 +166,69 @@ function directReference(): never {
   )
 }
 
-/**
- * Freezes a copy: every property read-only and the object closed, so its prototype cannot change
- * either. An SQL object keeps `decoder` writable: Drizzle sets the decoder of a subquery selected
- * as a field (result decoding only, never SQL text).
- */
-const READ_ONLY: PropertyDescriptor = { writable: false }
-
+/** Freezes a copy made here, marked as sealed for `tenantId`. */
 function lock<T extends object>(node: T, tenantId: string): T {
-  // Only the SQL objects made here (sealedSql) are Drizzle's SQL class itself.
-  if (Object.getPrototypeOf(node) === SQL.prototype) {
-    Object.freeze((node as unknown as RawSql).usedTables)
-    // Every property non-configurable and the object closed in one step, then all but `decoder`
-    // read-only (one reconfiguration per property is what costs).
-    Object.seal(node)
-    for (const key of Reflect.ownKeys(node)) {
-      if (key !== 'decoder') Object.defineProperty(node, key, READ_ONLY)
-    }
-  } else Object.freeze(node)
-  sealed.set(node, tenantId)
-  return node
+  sealed.mark(node, tenantId)
+  return Object.freeze(node)
 }
 
+// The decoder Drizzle gives an SQL object.
+const DEFAULT_DECODER = (new SQL([]) as unknown as RawSql).decoder
+
+const TableSchema = Symbol.for('drizzle:Schema')
+const TableName = Symbol.for('drizzle:Name')
+
+/** The names Drizzle's SQL constructor records for the tables among `chunks`. */
+function usedTablesOf(chunks: readonly unknown[]): string[] {
+  const names: string[] = []
+  for (const chunk of chunks) {
+    // Drizzle's own classes of SQL parts are no tables: only the rest is asked.
+    if (typeof chunk !== 'object' || chunk === null || KNOWN.has(Object.getPrototypeOf(chunk))) continue
+    if (!is(chunk, Table)) continue
+    const table = chunk as unknown as Record<symbol, string>
+    const schema = table[TableSchema]
+    names.push(schema === undefined ? table[TableName]! : `${schema}.${table[TableName]}`)
+  }
+  return names
+}
+
+/**
+ * A sealed SQL object over `chunks` (sealed already): Drizzle's SQL class with Drizzle's fields in
+ * Drizzle's order, each defined read-only and for good on a new object, which is then closed, so
+ * its prototype cannot change either (making them read-only on an object Drizzle built costs
+ * several times as much). `decoder` stays writable: Drizzle sets the decoder of a subquery
+ * selected as a field (result decoding only, never SQL text).
+ */
 function sealedSql(
   chunks: unknown[],
   tenantId: string,
   from?: Pick<RawSql, 'decoder' | 'shouldInlineParams'>,
+  usedTables: readonly string[] = usedTablesOf(chunks),
 ): SQL {
-  const node = new SQL(Object.freeze(chunks) as SQL['queryChunks'])
-  if (from !== undefined) {
-    const raw = node as unknown as RawSql
-    raw.decoder = from.decoder
-    raw.shouldInlineParams = from.shouldInlineParams === true
-  }
-  return lock(node, tenantId)
+  const node = Object.create(SQL.prototype) as SQL
+  Object.defineProperty(node, 'decoder', {
+    value: from === undefined ? DEFAULT_DECODER : from.decoder,
+    writable: true,
+    enumerable: true,
+  })
+  Object.defineProperty(node, 'shouldInlineParams', {
+    value: from?.shouldInlineParams === true,
+    enumerable: true,
+  })
+  Object.defineProperty(node, 'usedTables', { value: Object.freeze(usedTables), enumerable: true })
+  Object.defineProperty(node, 'queryChunks', { value: Object.freeze(chunks), enumerable: true })
+  sealed.mark(node, tenantId)
+  return Object.preventExtensions(node)
 }
 
 /** A wrapper renders as its SQL, in parentheses unless it says otherwise (Drizzle's rule). */
 function wrapperPlan(wrapper: SQLWrapper, mode: Mode, inner: Mode, tenantId: string): Plan {
   const omit = (wrapper as { shouldOmitSQLParens?: () => boolean }).shouldOmitSQLParens?.() === true
   const sql = wrapper.getSQL()
-  if (mode === Mode.Data) return { children: [[sql, Mode.Data]] }
+  if (mode === Mode.Data) return { children: [sql], mode: Mode.Data }
   return {
-    children: [[sql, inner]],
+    children: [sql],
+    mode: inner,
     build: (r) =>
       sealedSql(
         omit
@@ -217,7 +293,7 @@ function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
   if (is(value, Placeholder)) {
     // Filled in when the statement runs, through the encoder, as a bound value.
     if (mode === Mode.Data) return LEAF
-    return { children: [[value, mode]], build: (r) => lock(new Param(r(value, mode), encoder), tenantId) }
+    return { children: [value], mode, build: (r) => lock(new Param(r(value, mode), encoder), tenantId) }
   }
   // Drizzle renders a parameter whose value, after the encoder, is an SQL object as that SQL.
   // The encoder of a column is the schema's; any other encoder is applied once, here, so that
@@ -230,23 +306,11 @@ function paramPlan(param: Param, mode: Mode, tenantId: string): Plan {
     if (!column) throw error
     mapped = undefined // Drizzle's own rendering throws the same.
   }
-  if (mode === Mode.Data) {
-    return {
-      children: [
-        [value, Mode.Data],
-        [mapped, Mode.Data],
-      ],
-    }
-  }
-  if (is(mapped, SQL)) return { children: [[mapped, mode]], build: (r) => r(mapped, mode) }
+  if (mode === Mode.Data) return { children: [value, mapped], mode: Mode.Data }
+  if (is(mapped, SQL)) return { children: [mapped], mode, build: (r) => r(mapped, mode) }
   return {
-    children:
-      mode === Mode.Caller
-        ? [
-            [value, Mode.Data],
-            [mapped, Mode.Data],
-          ]
-        : [],
+    children: mode === Mode.Caller ? [value, mapped] : NONE,
+    mode: Mode.Data,
     // An object is bound through a guarded encoder: it was no SQL when it was checked, and must
     // not become one before it runs.
     build: () => {
@@ -298,12 +362,12 @@ function kindOf(item: object): Kind {
 }
 
 function plan(item: object, mode: Mode, tenantId: string): Plan {
-  const sealedFor = sealed.get(item)
+  const sealedFor = sealed.of(item)
   if (sealedFor !== undefined) {
     if (sealedFor !== tenantId) foreign()
     return LEAF
   }
-  const owner = artefacts.get(item)
+  const owner = artefacts.of(item)
   if (owner !== undefined) {
     if (owner !== tenantId) foreign()
     // A builder of this tenant: embedded as its SQL now, so that changing the builder later (a
@@ -318,25 +382,29 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
     const { value } = item as { value: unknown }
     const texts = Array.isArray(value) ? value.map(String) : [String(value)]
     return copy
-      ? { children: [], build: () => lock(new StringChunk(Object.freeze(texts) as string[]), tenantId) }
+      ? {
+          children: NONE,
+          mode,
+          build: () => lock(new StringChunk(Object.freeze(texts) as string[]), tenantId),
+        }
       : LEAF
   }
   if (kind === Kind.Name) {
     const value = String((item as Name).value)
-    return copy ? { children: [], build: () => lock(new Name(value), tenantId) } : LEAF
+    return copy ? { children: NONE, mode, build: () => lock(new Name(value), tenantId) } : LEAF
   }
   if (kind === Kind.Placeholder) {
     const name = String((item as Placeholder).name)
-    return copy ? { children: [], build: () => lock(new Placeholder(name), tenantId) } : LEAF
+    return copy ? { children: NONE, mode, build: () => lock(new Placeholder(name), tenantId) } : LEAF
   }
   if (kind === Kind.Sql) {
     const chunks = Array.from((item as SQL).queryChunks)
-    const children = chunks.map((c): [unknown, Mode] => [c, mode])
-    if (!copy) return { children }
+    if (!copy) return { children: chunks, mode }
     const { decoder, shouldInlineParams } = item as unknown as RawSql
     const from = { decoder, shouldInlineParams }
     return {
-      children,
+      children: chunks,
+      mode,
       build: (r) =>
         sealedSql(
           chunks.map((c) => r(c, mode)),
@@ -347,9 +415,10 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
   }
   if (kind === Kind.Aliased) {
     const { sql, fieldAlias, isSelectionField } = item as SQL.Aliased & { isSelectionField: boolean }
-    if (!copy) return { children: [[sql, Mode.Data]] }
+    if (!copy) return { children: [sql], mode: Mode.Data }
     return {
-      children: [[sql, mode]],
+      children: [sql],
+      mode,
       build: (r) => {
         const aliased = new SQL.Aliased(r(sql, mode) as SQL, fieldAlias) as SQL.Aliased & {
           isSelectionField: boolean
@@ -367,10 +436,10 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
   if (Array.isArray(item)) {
     // Drizzle renders an array inside SQL as a list of its rendered elements.
     const elements = Array.from(item as unknown[])
-    const children = elements.map((e): [unknown, Mode] => [e, mode])
-    if (!copy) return { children }
+    if (!copy) return { children: elements, mode }
     return {
-      children,
+      children: elements,
+      mode,
       build: (r) =>
         lock(
           elements.map((e) => r(e, mode)),
@@ -383,10 +452,11 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
     // Selected fields, upsert configs: copied, not frozen (Drizzle proxies selections, and a
     // proxy over a frozen object must answer its exact values). Nobody else holds the copy.
     const entries = Object.entries(item)
-    const children = entries.map(([, v]): [unknown, Mode] => [v, mode])
-    if (!copy) return { children }
+    const children = entries.map(([, v]) => v)
+    if (!copy) return { children, mode }
     return {
       children,
+      mode,
       build: (r) => {
         const out: Record<string, unknown> = proto === null ? Object.create(null) : {}
         for (const [key, v] of entries) out[key] = r(v, mode)
@@ -397,42 +467,60 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
   // Anything else (Date, Uint8Array, class instances) is a value to bind, not SQL: bound as a
   // parameter that stays data (Drizzle would ask at render time whether it is SQL, or a wrapper).
   if (!copy) return LEAF
-  return { children: [], build: () => dataParam(item, undefined, tenantId) }
+  return { children: NONE, mode, build: () => dataParam(item, undefined, tenantId) }
+}
+
+// What a walk records for an object while its children are walked.
+const OPEN = Symbol('open')
+
+/** An object to walk, and how; with its plan once its children are on the stack. */
+interface Frame {
+  item: object
+  mode: Mode
+  plan: Plan | undefined
 }
 
 /**
  * Walks `root` in `mode` with its own stack (an expression's depth is no limit) and answers its
- * sealed copy. Children are sealed before their parent; an object met again is sealed once.
+ * sealed copy. Children are sealed before their parent; an object met again is sealed once, and an
+ * object sealed for this tenant already stands for itself without a look.
  */
 function walk(root: unknown, mode: Mode, tenantId: string): unknown {
-  if (root === null || typeof root !== 'object') return root
-  // Per mode: what each object was replaced by, and the objects being walked (an object met again
-  // while its own walk is open is a cycle, which Drizzle could not render either).
+  if (root === null || typeof root !== 'object' || sealed.of(root) === tenantId) return root
+  // Per mode: what each object was replaced by, or OPEN while its children are walked (an object
+  // met again while it is open is a cycle, which Drizzle could not render either).
   const done: (Map<object, unknown> | undefined)[] = []
-  const active: (Set<object> | undefined)[] = []
   const replaced = (value: unknown, m: Mode): unknown =>
     value !== null && typeof value === 'object' && done[m]?.has(value) ? done[m].get(value) : value
-  const stack: { item: object; mode: Mode; plan?: Plan }[] = [{ item: root, mode }]
+  const built = (item: object, p: Plan): unknown => (p.build === undefined ? item : p.build(replaced))
+  const stack: Frame[] = [{ item: root, mode, plan: undefined }]
   while (stack.length > 0) {
     const frame = stack.pop()!
     const { item, mode: m } = frame
+    done[m] ??= new Map()
+    const seen = done[m]
     if (frame.plan !== undefined) {
-      done[m] ??= new Map()
-      done[m].set(item, frame.plan.build === undefined ? item : frame.plan.build(replaced))
-      active[m]!.delete(item)
+      seen.set(item, built(item, frame.plan))
       continue
     }
-    if (done[m]?.has(item)) continue
-    if (active[m]?.has(item)) {
-      throw new UnsafeQueryError('an expression that contains itself cannot be rendered')
-    }
+    // A replacement is never undefined: an object, or the object itself.
+    const state = seen.get(item)
+    if (state === OPEN) throw new UnsafeQueryError('an expression that contains itself cannot be rendered')
+    if (state !== undefined) continue
     const p = plan(item, m, tenantId)
-    active[m] ??= new Set()
-    active[m].add(item)
-    stack.push({ item, mode: m, plan: p })
-    for (const [child, cm] of p.children) {
-      if (child !== null && typeof child === 'object') stack.push({ item: child, mode: cm })
+    frame.plan = p
+    stack.push(frame)
+    const below = stack.length
+    for (const child of p.children) {
+      if (child !== null && typeof child === 'object' && sealed.of(child) !== tenantId) {
+        stack.push({ item: child, mode: p.mode, plan: undefined })
+      }
     }
+    // Nothing to walk first: sealed now, as it would be when its frame came off the stack next.
+    if (stack.length === below) {
+      stack.pop()
+      seen.set(item, built(item, p))
+    } else seen.set(item, OPEN)
   }
   return replaced(root, mode)
 }
@@ -457,6 +545,53 @@ export function sealScoped<T>(value: T, tenantId: string): T {
   return walk(value, Mode.Scoped, tenantId) as T
 }
 
+/**
+ * Drizzle's `sql` tag for SQL the scoped API writes itself around parts it holds (the tenant
+ * condition, a checked condition): what {@link sealScoped} answers for `sql` of the same template,
+ * without a walk over the parts that are sealed already.
+ *
+ * @example
+ * ```ts
+ * scopedSql(tenantId)`(${condition} and (${checked}))`
+ * ```
+ */
+export function scopedSql(tenantId: string): (strings: TemplateStringsArray, ...values: unknown[]) => SQL {
+  return (strings, ...values) => {
+    const text = (value: string) => lock(new StringChunk(Object.freeze([value]) as string[]), tenantId)
+    // The values in the order a walk of the whole statement checks them: the last first.
+    const parts = new Array<unknown>(values.length)
+    for (let i = values.length - 1; i >= 0; i--) parts[i] = walk(values[i], Mode.Scoped, tenantId)
+    // Drizzle's layout: the leading text (unless empty and alone), then each value and the text after it.
+    const chunks: unknown[] = []
+    if (values.length > 0 || (strings.length > 0 && strings[0] !== '')) chunks.push(text(strings[0]!))
+    for (const [i, part] of parts.entries()) chunks.push(part, text(strings[i + 1]!))
+    return sealedSql(chunks, tenantId)
+  }
+}
+
+// The tenant condition of each tenant column, sealed, by tenant: every scoped statement has one,
+// and a sealed statement is immutable. Bounded by the tenants seen last.
+const tenantConditions = new LRUCache<string, WeakMap<Column, SQL>>({ max: 4096 })
+
+/**
+ * `column = tenantId`, sealed for the tenant: a new SQL object (its decoder is its own) over the
+ * sealed parts of the first one made for this column and tenant.
+ */
+export function sealedTenantCondition(column: Column, tenantId: string): SQL {
+  let byColumn = tenantConditions.get(tenantId)
+  if (byColumn === undefined) {
+    byColumn = new WeakMap()
+    tenantConditions.set(tenantId, byColumn)
+  }
+  let first = byColumn.get(column)
+  if (first === undefined) {
+    first = sealScoped(eq(column, tenantId), tenantId)
+    byColumn.set(column, first)
+  }
+  const raw = first as unknown as RawSql
+  return sealedSql(raw.queryChunks, tenantId, raw, raw.usedTables)
+}
+
 // Read-only views, and objects known to be immutable, which a view hands out as they are.
 const views = new WeakSet<object>()
 // The view of each object that has one.
@@ -468,7 +603,7 @@ function passesAsIs(value: unknown): boolean {
   return (
     value === null ||
     typeof value !== 'object' ||
-    sealed.has(value) ||
+    sealed.of(value) !== undefined ||
     views.has(value) ||
     is(value, Column) ||
     is(value, SQL.Aliased)
@@ -532,7 +667,7 @@ export function sealedSubquery(builder: any, alias: string, tenantId: string): o
     usedTables: Object.freeze([...(view.usedTables ?? [])]),
   })
   const out = readOnly(subquery)
-  sealed.set(out, tenantId)
+  sealed.mark(out, tenantId)
   return register(out, tenantId)
 }
 
@@ -549,22 +684,28 @@ export function sealedCount<T extends object>(count: T, tenantId: string): T {
   const raw = count as unknown as { queryChunks: unknown[]; sql: SQL }
   raw.queryChunks = sealScoped(raw.queryChunks, tenantId)
   raw.sql = sealScoped(raw.sql, tenantId)
-  const hidden = (prop: string | symbol) => typeof prop === 'string' && COUNT_INTERNALS.has(prop)
-  const proxy = new Proxy(count, {
-    ...sealedTraps<T>(hidden),
-    get(t, prop) {
-      if (hidden(prop)) internal(prop)
-      const value = Reflect.get(t, prop, t)
-      // then/catch/finally read the session and the statement: they run on the builder itself.
-      if (prop === 'then' || prop === 'catch' || prop === 'finally') {
-        return (value as (...a: unknown[]) => unknown).bind(t)
-      }
-      return value
-    },
-  })
-  sealed.set(proxy, tenantId)
+  const proxy = new Proxy(count, COUNT_TRAPS as SealedTraps<T>)
+  sealed.mark(proxy, tenantId)
   return register(proxy, tenantId)
 }
+
+class CountTraps extends SealedTraps<object> {
+  hidden(prop: string | symbol): boolean {
+    return typeof prop === 'string' && COUNT_INTERNALS.has(prop)
+  }
+
+  get(t: object, prop: string | symbol): unknown {
+    if (this.hidden(prop)) internal(prop)
+    const value = Reflect.get(t, prop, t)
+    // then/catch/finally read the session and the statement: they run on the builder itself.
+    if (prop === 'then' || prop === 'catch' || prop === 'finally') {
+      return (value as (...a: unknown[]) => unknown).bind(t)
+    }
+    return value
+  }
+}
+
+const COUNT_TRAPS = new CountTraps()
 
 // What a prepared statement offers: running it, and the statement it runs (as a copy).
 const PREPARED_PUBLIC = new Set([
@@ -583,21 +724,27 @@ const PREPARED_PUBLIC = new Set([
  * `queryString` would run unscoped, and the client runs anything.
  */
 export function sealedPrepared<T extends object>(prepared: T): T {
-  const hidden = (prop: string | symbol) => typeof prop === 'string' && !PREPARED_PUBLIC.has(prop)
-  return new Proxy(prepared, {
-    ...sealedTraps<T>(hidden),
-    get(t, prop) {
-      if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
-      if (hidden(prop)) internal(prop)
-      const value = Reflect.get(t, prop, t)
-      if (typeof value !== 'function') return value
-      if (prop === 'getQuery') {
-        return () => {
-          const query = (value as () => { sql: string; params: unknown[] }).call(t)
-          return Object.freeze({ ...query, params: Object.freeze([...query.params]) })
-        }
-      }
-      return (value as (...a: unknown[]) => unknown).bind(t)
-    },
-  })
+  return new Proxy(prepared, PREPARED_TRAPS as SealedTraps<T>)
 }
+
+class PreparedTraps extends SealedTraps<object> {
+  hidden(prop: string | symbol): boolean {
+    return typeof prop === 'string' && !PREPARED_PUBLIC.has(prop)
+  }
+
+  get(t: object, prop: string | symbol): unknown {
+    if (typeof prop === 'symbol' || prop === 'constructor') return Reflect.get(t, prop, t)
+    if (this.hidden(prop)) internal(prop)
+    const value = Reflect.get(t, prop, t)
+    if (typeof value !== 'function') return value
+    if (prop === 'getQuery') {
+      return () => {
+        const query = (value as () => { sql: string; params: unknown[] }).call(t)
+        return Object.freeze({ ...query, params: Object.freeze([...query.params]) })
+      }
+    }
+    return (value as (...a: unknown[]) => unknown).bind(t)
+  }
+}
+
+const PREPARED_TRAPS = new PreparedTraps()
