@@ -188,8 +188,12 @@ function sealValues(
   const columns = getTableColumns(table) as Record<string, Column>
   for (const [key, value] of Object.entries(values)) {
     if (typeof value !== 'object' || value === null) out[key] = value
-    else if (is(value, SQL)) out[key] = sealExpression(value, ctx.tenantId)
-    else if (is(value, Column)) {
+    else if (is(value, SQL)) {
+      // Written before the statement's WHERE (and an upsert's): its text may not end the value.
+      const checked = sealExpression(value, ctx.tenantId)
+      checkConfined(checked, ctx)
+      out[key] = checked
+    } else if (is(value, Column)) {
       inspectData(value, ctx.tenantId)
       out[key] = value
     } else {
@@ -260,8 +264,24 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
   }
   if (depth !== 0) {
     throw new UnsafeQueryError(
-      'a condition whose SQL text has unbalanced parentheses, a comment or a ";" could escape the tenant condition',
+      'an expression whose SQL text has unbalanced parentheses, a comment or a ";" could escape its place in the statement (and the tenant condition)',
     )
+  }
+}
+
+/**
+ * Holds the SQL among selected fields (a map, nested maps, `selectDistinctOn`'s list) to the rule
+ * of {@link checkConfined}: they are written before FROM and WHERE, so text that ends them (a
+ * comment, a `;`, an unbalanced `)`) could take the tenant condition with it. Sealed already.
+ */
+function confineFields(fields: unknown, ctx: ScopeContext): void {
+  if (fields === null || typeof fields !== 'object') return
+  const proto = Object.getPrototypeOf(fields)
+  if (proto === SQL.prototype) checkConfined(fields, ctx)
+  else if (proto === SQL.Aliased.prototype) checkConfined((fields as SQL.Aliased).sql, ctx)
+  else if (Array.isArray(fields)) for (const field of fields) confineFields(field, ctx)
+  else if (proto === Object.prototype || proto === null) {
+    for (const field of Object.values(fields)) confineFields(field, ctx)
   }
 }
 
@@ -512,7 +532,9 @@ const SELECT: Intercepts = {
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
-  const builder = db[method](...args.map((a) => sealed(a, ctx)))
+  const checked = args.map((a) => sealed(a, ctx))
+  for (const fields of checked) confineFields(fields, ctx)
+  const builder = db[method](...checked)
   return scopedProxy(builder, { ctx }, SELECT)
 }
 

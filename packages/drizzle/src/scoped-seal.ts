@@ -405,16 +405,21 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
     return {
       children: chunks,
       mode,
-      build: (r) =>
-        sealedSql(
+      build: (r) => {
+        const node = sealedSql(
           chunks.map((c) => r(c, mode)),
           tenantId,
           from,
-        ),
+        )
+        if (from.shouldInlineParams === true) checkInlinable(node)
+        return node
+      },
     }
   }
   if (kind === Kind.Aliased) {
-    const { sql, fieldAlias, isSelectionField } = item as SQL.Aliased & { isSelectionField: boolean }
+    const { sql, isSelectionField } = item as SQL.Aliased & { isSelectionField: boolean }
+    // Text Drizzle quotes with the string's own methods when it renders: read once, here.
+    const fieldAlias = String((item as SQL.Aliased).fieldAlias)
     if (!copy) return { children: [sql], mode: Mode.Data }
     return {
       children: [sql],
@@ -470,6 +475,47 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
   return { children: NONE, mode, build: () => dataParam(item, undefined, tenantId) }
 }
 
+function inlinedObject(): never {
+  throw new UnsafeQueryError(
+    'an inlined parameter (.inlineParams()) must be a string, number, boolean or null: Drizzle writes an object into the statement as the text its own toString() answers when the statement runs',
+  )
+}
+
+/**
+ * Refuses an object among the values a sealed SQL object with `shouldInlineParams` writes into its
+ * text (at any depth: its parts inherit the flag): Drizzle writes such a value with its own
+ * `toString()` and quotes the result with that result's own `replace()`, both called when the
+ * statement runs, so the text could change after the check. Strings, numbers, booleans and null
+ * Drizzle writes itself; placeholders are bound when the statement runs.
+ */
+function checkInlinable(node: SQL): void {
+  const stack: unknown[] = [node]
+  while (stack.length > 0) {
+    const item = stack.pop()
+    if (typeof item === 'function') inlinedObject()
+    if (item === null || typeof item !== 'object') continue
+    const proto = Object.getPrototypeOf(item)
+    if (proto === SQL.prototype) stack.push(...(item as SQL).queryChunks)
+    else if (proto === SQL.Aliased.prototype) stack.push((item as SQL.Aliased).sql)
+    else if (Array.isArray(item)) stack.push(...item)
+    else if (proto === Param.prototype) {
+      const { value } = item as Param
+      if (
+        ((value !== null && typeof value === 'object') || typeof value === 'function') &&
+        !is(value, Placeholder)
+      ) {
+        inlinedObject()
+      }
+    } else if (proto === Object.prototype || proto === null) inlinedObject()
+  }
+}
+
+function functionInExpression(): never {
+  throw new UnsafeQueryError(
+    'a function is not an SQL value: Drizzle would render one with a getSQL() method (or its properties, as fields) when the statement runs',
+  )
+}
+
 // What a walk records for an object while its children are walked.
 const OPEN = Symbol('open')
 
@@ -486,6 +532,7 @@ interface Frame {
  * object sealed for this tenant already stands for itself without a look.
  */
 function walk(root: unknown, mode: Mode, tenantId: string): unknown {
+  if (typeof root === 'function' && mode !== Mode.Data) functionInExpression()
   if (root === null || typeof root !== 'object' || sealed.of(root) === tenantId) return root
   // Per mode: what each object was replaced by, or OPEN while its children are walked (an object
   // met again while it is open is a cycle, which Drizzle could not render either).
@@ -514,7 +561,7 @@ function walk(root: unknown, mode: Mode, tenantId: string): unknown {
     for (const child of p.children) {
       if (child !== null && typeof child === 'object' && sealed.of(child) !== tenantId) {
         stack.push({ item: child, mode: p.mode, plan: undefined })
-      }
+      } else if (typeof child === 'function' && p.mode !== Mode.Data) functionInExpression()
     }
     // Nothing to walk first: sealed now, as it would be when its frame came off the stack next.
     if (stack.length === below) {
@@ -658,7 +705,8 @@ function copyFields(fields: unknown): unknown {
  * anyone sees it by the sealed statement and a copy of the fields, behind a read-only view.
  */
 export function sealedSubquery(builder: any, alias: string, tenantId: string): object {
-  const subquery = builder.as(alias)
+  // Text Drizzle quotes with the string's own methods when it renders: read once, here.
+  const subquery = builder.as(String(alias))
   const view = subquery._
   Reflect.set(subquery, '_', {
     ...view,

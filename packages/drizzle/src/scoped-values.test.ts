@@ -56,7 +56,7 @@ describeEachDatabase(
     let db: LibSQLDatabase
     let t: ReturnType<typeof tablesFor>
     let acme: TenantDB<LibSQLDatabase>
-    let before: Record<string, unknown>[]
+    let seeded: Record<string, unknown>[]
 
     beforeAll(async () => {
       await createIsolationTables(database.current)
@@ -66,7 +66,7 @@ describeEachDatabase(
     })
     beforeEach(async () => {
       await seedIsolationData(database.current)
-      before = await allRows(database.current, 'notes')
+      seeded = await allRows(database.current, 'notes')
     })
 
     /**
@@ -151,6 +151,73 @@ describeEachDatabase(
       })
     })
 
+    describe('a function passed where a value goes (Drizzle renders one with getSQL() as SQL)', () => {
+      it('is refused in a condition, with or without a getSQL() (one could be added later)', async () => {
+        const later = () => {}
+        await rejects(
+          () => acme.select().from(t.notes).where(sql`${t.notes.id} = ${later}`),
+          'tenant_unsafe_query',
+        )
+        const before = Object.assign(() => {}, { getSQL: () => sql.raw(ESCAPE) })
+        await rejects(
+          () => acme.update(t.notes).set({ title: 'pwned' }).where(sql`${t.notes.id} = ${before}`),
+          'tenant_unsafe_query',
+        )
+        await rejects(() => acme.$count(t.notes, sql`${t.notes.id} = ${later}`), 'tenant_unsafe_query')
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
+      })
+
+      it('is refused as a selected field, or inside one', async () => {
+        const field = () => {}
+        await rejects(
+          () => acme.select({ id: t.notes.id, n: field as unknown as SQL }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.select({ id: t.notes.id, n: sql`${field}` }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+      })
+    })
+
+    describe('inlined parameters (.inlineParams(): Drizzle writes a value as text with its toString())', () => {
+      it('refuses an object value, whose text could change before the statement runs', async () => {
+        let armed = false
+        const value = {
+          toString: () => (armed ? { replace: () => `x') or (1=1) or ('t` } : 'x'),
+        }
+        await rejects(
+          () =>
+            acme.update(t.notes).set({ title: 'pwned' }).where(sql`${t.notes.id} = ${value}`.inlineParams()),
+          'tenant_unsafe_query',
+        )
+        armed = true
+        const date = new Date(0)
+        await rejects(
+          () => acme.select().from(t.notes).where(sql`${t.notes.title} = ${date}`.inlineParams()),
+          'tenant_unsafe_query',
+        )
+        // Inside an inner sql`` of an inlined one, too.
+        await rejects(
+          () =>
+            acme
+              .select()
+              .from(t.notes)
+              .where(sql`${sql`${t.notes.title} = ${value}`}`.inlineParams()),
+          'tenant_unsafe_query',
+        )
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
+      })
+
+      it('still inlines strings, numbers, booleans and null', async () => {
+        const rows = await acme
+          .select({ id: t.notes.id })
+          .from(t.notes)
+          .where(sql`${t.notes.id} = ${'acme-n1'} and ${t.notes.score} = ${1}`.inlineParams())
+        expect(rows).toEqual([{ id: 'acme-n1' }])
+      })
+    })
+
     describe('written values', () => {
       it('an inserted value that became SQL is refused and writes nothing', async () => {
         const value = { note: 'a document' }
@@ -158,7 +225,7 @@ describeEachDatabase(
         // A subquery reading another tenant's title, written into acme's row.
         becomeSql(value, `(select title from notes where id = 'globex-n1')`)
         await rejects(query, 'tenant_unsafe_query')
-        expect(await allRows(database.current, 'notes')).toEqual(before)
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
       })
 
       it('a set value that became SQL is refused and changes nothing', async () => {
@@ -169,7 +236,7 @@ describeEachDatabase(
           .where(eq(t.notes.id, 'acme-n1'))
         becomeSql(value, `(select title from notes where id = 'globex-n1')`)
         await rejects(query, 'tenant_unsafe_query')
-        expect(await allRows(database.current, 'notes')).toEqual(before)
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
       })
 
       it('an upsert set value that became SQL is refused', async () => {
@@ -180,7 +247,7 @@ describeEachDatabase(
           .onConflictDoUpdate({ target: t.notes.id, set: { title: value as unknown as string } })
         becomeSql(value, `(select title from notes where id = 'globex-n1')`)
         await rejects(query, 'tenant_unsafe_query')
-        expect(await allRows(database.current, 'notes')).toEqual(before)
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
       })
 
       it("objects, arrays and dates go through their columns' encoders as before", async () => {

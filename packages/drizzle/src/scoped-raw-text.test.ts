@@ -1,0 +1,164 @@
+// Raw text (sql.raw, an alias, a name) that the scoped API hands to Drizzle must stay where it was
+// written: text that comments out or closes what follows it could drop the tenant condition that
+// comes after it in the statement (a selected field before FROM and WHERE, a set value before
+// WHERE, an inserted value before the upsert's WHERE). Every case runs on libSQL, PGlite and
+// PostgreSQL and checks the tables afterwards, not only the error.
+import { eq, SQL, sql } from 'drizzle-orm'
+import type { LibSQLDatabase } from 'drizzle-orm/libsql'
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describeEachDatabase } from '../test/databases'
+import { allRows, createIsolationTables, seedIsolationData, tablesFor } from '../test/isolation-db'
+import { rejects } from '../test/tenant-errors'
+import { scoped } from './scoped'
+import type { TenantDB } from './tenant-db'
+
+const KINDS = { kinds: ['libsql-memory', 'pglite', 'postgres'], migrate: false } as const
+
+describeEachDatabase(
+  'scoped builders: raw text stays where it was written',
+  (database) => {
+    let db: LibSQLDatabase
+    let t: ReturnType<typeof tablesFor>
+    let acme: TenantDB<LibSQLDatabase>
+    let seeded: Record<string, unknown>[]
+
+    beforeAll(async () => {
+      await createIsolationTables(database.current)
+      db = database.current.db as unknown as LibSQLDatabase
+      t = tablesFor(database.current)
+      acme = scoped(db, 'acme')
+    })
+    beforeEach(async () => {
+      await seedIsolationData(database.current)
+      seeded = await allRows(database.current, 'notes')
+    })
+    const unchanged = async () => expect(await allRows(database.current, 'notes')).toEqual(seeded)
+    const pg = () => database.current.dialect === 'pg'
+    // Comments out the rest of the statement (on Postgres the placeholders after it must still be
+    // referred to, or the server refuses the statement for the parameters it was given).
+    const commentOut = (value: string, params: number) =>
+      sql.raw(
+        `${value}${pg() ? ` where ${Array.from({ length: params }, (_, i) => `$${i + 1}::text is not null`).join(' and ')}` : ''} --`,
+      )
+
+    describe('a set value', () => {
+      it('that comments out the WHERE is refused, and changes nothing', async () => {
+        await rejects(
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: commentOut(`'pwned'`, 2) as unknown as string })
+              .where(eq(t.notes.id, 'acme-n1')),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it('in an upsert, is refused', async () => {
+        await rejects(
+          () =>
+            acme
+              .insert(t.notes)
+              .values({ id: 'acme-n1', title: 'x' })
+              .onConflictDoUpdate({
+                target: t.notes.id,
+                set: { title: commentOut(`'pwned'`, 4) as unknown as string },
+              }),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it("an inserted value that closes the row and adds another tenant's is refused", async () => {
+        await rejects(
+          () =>
+            acme.insert(t.notes).values({
+              id: 'acme-n9',
+              title: sql.raw(`'x', 0), ('globex-n9', 'globex', null, 'planted'`) as unknown as string,
+            }),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it('balanced raw text still works', async () => {
+        await acme
+          .update(t.notes)
+          .set({ title: sql`upper(${t.notes.title})`, score: sql.raw('(1 + 1)') as unknown as number })
+          .where(eq(t.notes.id, 'acme-n1'))
+        const rows = await acme
+          .select({ title: t.notes.title, score: t.notes.score })
+          .from(t.notes)
+          .where(eq(t.notes.id, 'acme-n1'))
+        expect(rows).toEqual([{ title: 'ACME NOTE 1', score: 2 }])
+      })
+    })
+
+    describe('a selected field (before FROM and WHERE)', () => {
+      it('that comments out the rest is refused', async () => {
+        await rejects(
+          () => acme.select({ n: sql<number>`count(*) from notes --` }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.select({ id: t.notes.id, n: sql.raw('1 from notes; --') }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+      })
+
+      it('balanced computed fields still work', async () => {
+        const rows = await acme
+          .select({ id: t.notes.id, twice: sql<number>`(${t.notes.score} * 2)` })
+          .from(t.notes)
+          .where(eq(t.notes.id, 'acme-n2'))
+        expect(rows.map((r) => [r.id, Number(r.twice)])).toEqual([['acme-n2', 4]])
+      })
+    })
+
+    describe('an alias is text: read once, when the query is checked', () => {
+      it('an object alias of a field cannot change into raw text', async () => {
+        let armed = false
+        const alias = { replace: () => (armed ? `id" = "id" ) or (1=1 or "id` : 'id') }
+        const query = () =>
+          acme
+            .delete(t.notes)
+            .where(sql`${new SQL.Aliased(sql`${t.notes.id}`, alias as unknown as string)} is not null`)
+        let built: unknown
+        try {
+          built = query()
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+        }
+        armed = true
+        if (built !== undefined) {
+          try {
+            await (built as PromiseLike<unknown>)
+          } catch {
+            // Refused or a syntax error: either way nothing else may have changed.
+          }
+        }
+        expect((await allRows(database.current, 'notes')).filter((r) => r.tenant_id !== 'acme')).toEqual(
+          seeded.filter((r) => r.tenant_id !== 'acme'),
+        )
+      })
+
+      it("a subquery's object alias cannot change into raw text", async () => {
+        let armed = false
+        const alias = { replace: () => (armed ? `s", "notes" as "n2` : 's'), toString: () => 's' }
+        const sq = acme
+          .select({ id: t.notes.id })
+          .from(t.notes)
+          .as(alias as unknown as string)
+        armed = true
+        let rows: unknown[] = []
+        try {
+          rows = await acme.select({ id: sql<string>`"n2"."id"` }).from(sq)
+        } catch {
+          rows = []
+        }
+        for (const row of rows as { id: string }[]) expect(row.id).toMatch(/^acme/)
+      })
+    })
+  },
+  KINDS,
+)
