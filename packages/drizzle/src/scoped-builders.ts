@@ -7,6 +7,7 @@ import {
   readOnly,
   register,
   SealedTraps,
+  type SealNotes,
   scopedSql,
   scopedTenantOf,
   sealExpression,
@@ -168,7 +169,13 @@ function writableTenantColumn(table: unknown, ctx: ScopeContext): { key: string;
  * expression's depth is no limit.
  */
 function sealed<T>(value: T, ctx: ScopeContext): T {
-  return sealExpression(value, ctx.tenantId)
+  const notes: SealNotes = { text: false }
+  const out = sealExpression(value, ctx.tenantId, notes)
+  // Raw text is held to the bracket rule wherever it goes: text after the tenant condition can
+  // still reach back (a subquery's ORDER BY commenting out the WHERE of the query it is put in,
+  // a numbered SQLite parameter renumbering the tenant's after it).
+  if (notes.text) confineFields(out, ctx)
+  return out
 }
 
 /**
@@ -181,17 +188,21 @@ function sealed<T>(value: T, ctx: ScopeContext): T {
  */
 function sealValues(
   values: Record<string, unknown>,
-  table: Table,
-  ctx: ScopeContext,
+  scope: TableScope,
+  tenant: TenantValueRule,
 ): Record<string, unknown> {
+  const { ctx, table, key: tenantKey } = scope
   const out: Record<string, unknown> = {}
   const columns = getTableColumns(table) as Record<string, Column>
+  // Each value is read once: a getter could answer the tenant check one thing and the copy another.
   for (const [key, value] of Object.entries(values)) {
+    if (key === tenantKey) checkTenantValue(value, scope, tenant)
     if (typeof value !== 'object' || value === null) out[key] = value
     else if (is(value, SQL)) {
       // Written before the statement's WHERE (and an upsert's): its text may not end the value.
-      const checked = sealExpression(value, ctx.tenantId)
-      checkConfined(checked, ctx)
+      const notes: SealNotes = { text: false }
+      const checked = sealExpression(value, ctx.tenantId, notes)
+      if (notes.text) checkConfined(checked, ctx)
       out[key] = checked
     } else if (is(value, Column)) {
       inspectData(value, ctx.tenantId)
@@ -203,6 +214,29 @@ function sealValues(
     }
   }
   return out
+}
+
+/** What a written row may put in the tenant column, and what the refusal calls the write. */
+interface TenantValueRule {
+  /** `'tenant'`: only the scoped tenant (or nothing); `'none'`: nothing (an upsert's `set`). */
+  readonly allows: 'tenant' | 'none'
+  readonly what: string
+}
+
+const INSERTED_ROW: TenantValueRule = { allows: 'tenant', what: 'an inserted row' }
+const UPDATE_SET: TenantValueRule = { allows: 'tenant', what: 'an update' }
+const UPSERT_SET: TenantValueRule = { allows: 'none', what: 'an upsert' }
+
+function checkTenantValue(value: unknown, scope: TableScope, rule: TenantValueRule): void {
+  if (value === undefined) return
+  if (rule.allows === 'none') {
+    throw new UnsafeQueryError(`${rule.what} may not change the tenant column "${scope.key}"`)
+  }
+  if (value !== scope.ctx.tenantId) {
+    throw new UnsafeQueryError(
+      `${rule.what} sets "${scope.key}" to something other than the scoped tenant "${scope.ctx.tenantId}"`,
+    )
+  }
 }
 
 /**
@@ -238,7 +272,7 @@ function inspected<T>(arg: T, ctx: ScopeContext): T {
  * that could close those parentheses itself is refused (see {@link checkConfined}).
  */
 export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQL {
-  const checked = sealed(user, ctx)
+  const checked = sealExpression(user, ctx.tenantId)
   if (checked === undefined) return condition
   checkConfined(checked, ctx)
   return scopedSql(ctx.tenantId)`(${condition} and (${checked}))`
@@ -256,10 +290,16 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
   // A sealed SQL object renders alone as it renders inside another; anything else is wrapped in one.
   const plainSql = user !== null && typeof user === 'object' && Object.getPrototypeOf(user) === SQL.prototype
   let depth = 0
-  for (const token of lexSql(ctx.render(plainSql ? (user as SQL) : sql`${user}`), ctx.dialect)) {
+  const text = ctx.render(plainSql ? (user as SQL) : sql`${user}`)
+  for (const token of lexSql(text, ctx.dialect)) {
     if (token.kind === 'open') depth++
     else if (token.kind === 'close') depth--
     else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
+    else if (ctx.dialect === 'sqlite' && token.kind === 'other' && numberedParameter(text, token.start)) {
+      throw new UnsafeQueryError(
+        "raw text with a numbered or named parameter (?1, :name, @name, $name) renumbers the parameters after it on SQLite, the tenant's among them; bind values as parameters instead",
+      )
+    }
     if (depth < 0) break
   }
   if (depth !== 0) {
@@ -267,6 +307,18 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
       'an expression whose SQL text has unbalanced parentheses, a comment or a ";" could escape its place in the statement (and the tenant condition)',
     )
   }
+}
+
+/**
+ * True when the token at `at` of rendered SQLite text starts a parameter other than the bare `?`
+ * Drizzle writes: `?NNN`, `:name`, `@name` or `$name`. SQLite numbers a bare `?` one after the
+ * largest number used before it, so any of these shifts the binding of every `?` after it.
+ */
+function numberedParameter(text: string, at: number): boolean {
+  const c = text[at]
+  if (c !== '?' && c !== ':' && c !== '@' && c !== '$') return false
+  const next = text[at + 1]
+  return next !== undefined && /[A-Za-z0-9_$]/.test(next)
 }
 
 /**
@@ -296,7 +348,7 @@ function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeCon
 /** A condition on a shared table: inspected, and held to the same text rule as a tenant table's. */
 function confined<T>(where: T, ctx: ScopeContext): T {
   return checkedArg(where, (value) => {
-    const checked = sealed(value, ctx)
+    const checked = sealExpression(value, ctx.tenantId)
     if (checked !== undefined) checkConfined(checked, ctx)
     return checked
   })
@@ -532,35 +584,22 @@ const SELECT: Intercepts = {
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
-  const checked = args.map((a) => sealed(a, ctx))
-  for (const fields of checked) confineFields(fields, ctx)
-  const builder = db[method](...checked)
+  const builder = db[method](...args.map((a) => sealed(a, ctx)))
   return scopedProxy(builder, { ctx }, SELECT)
-}
-
-function checkTenantValue(row: Record<string, unknown>, key: string, ctx: ScopeContext, what: string): void {
-  if (!Object.hasOwn(row, key) || row[key] === undefined) return
-  if (row[key] !== ctx.tenantId) {
-    throw new UnsafeQueryError(
-      `${what} sets "${key}" to something other than the scoped tenant "${ctx.tenantId}"`,
-    )
-  }
 }
 
 /** An insert after `.values()`: an upsert cannot touch other tenants' rows. */
 const INSERT_QUERY: Intercepts<TableScope> = {
-  onConflictDoUpdate: ({ ctx, condition, table, key }, t, config: Record<string, unknown>) => {
-    const set = config.set as Record<string, unknown> | undefined
-    if (set !== undefined && Object.hasOwn(set, key) && set[key] !== undefined) {
-      throw new UnsafeQueryError(`an upsert may not change the tenant column "${key}"`)
-    }
+  onConflictDoUpdate: (scope, t, config: Record<string, unknown>) => {
+    const { ctx, condition } = scope
+    // Each field read once (a getter could answer differently the second time).
     const { where, setWhere, set: values, ...rest } = config
     if (where !== undefined && setWhere !== undefined) {
       throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
     }
     const setValues =
       values !== null && typeof values === 'object'
-        ? sealValues(values as Record<string, unknown>, table, ctx)
+        ? sealValues(values as Record<string, unknown>, scope, UPSERT_SET)
         : values
     // The conflicting row may be another tenant's when the unique key lacks the tenant column:
     // only update it when it is ours.
@@ -575,13 +614,12 @@ const INSERT_QUERY: Intercepts<TableScope> = {
 /** `db.insert(table)`, before `.values()`. */
 const INSERT: Intercepts<TableScope> = {
   values: (scope, t, values: unknown) => {
-    const { ctx, table, key } = scope
+    const { ctx, key } = scope
     const rows = Array.isArray(values) ? values : [values]
     const tagged = rows.map((row) => {
       if (row === null || typeof row !== 'object') throw new UnsafeQueryError('insert values must be objects')
-      checkTenantValue(row as Record<string, unknown>, key, ctx, 'an inserted row')
       // sealValues answers a new object of its own: tag it in place rather than copy it again.
-      const sealedRow = sealValues(row as Record<string, unknown>, table, ctx)
+      const sealedRow = sealValues(row as Record<string, unknown>, scope, INSERTED_ROW)
       sealedRow[key] = ctx.tenantId
       return sealedRow
     })
@@ -613,11 +651,10 @@ const UPDATE_QUERY: Intercepts = {
 /** `db.update(table)`, before `.set()`. */
 const UPDATE: Intercepts<TableScope> = {
   set: (scope, t, values: Record<string, unknown>) => {
-    const { ctx, condition, table, key } = scope
+    const { condition } = scope
     if (values === null || typeof values !== 'object')
       throw new UnsafeQueryError('update values must be an object')
-    checkTenantValue(values, key, ctx, 'an update')
-    const query = t.set(sealValues(values, table, ctx))
+    const query = t.set(sealValues(values, scope, UPDATE_SET))
     query.where(condition)
     return scopedProxy(query, scope, UPDATE_QUERY)
   },

@@ -115,6 +115,133 @@ describeEachDatabase(
       })
     })
 
+    describe("an upsert's conflict clause (before the update and its tenant condition)", () => {
+      it('refuses text in targetWhere, where or target that ends the clause', async () => {
+        const upsert = () => acme.insert(t.notes).values({ id: 'globex-n1', title: 'x' })
+        await rejects(
+          () =>
+            upsert().onConflictDoUpdate({
+              target: t.notes.id,
+              targetWhere: commentOut(`true do update set title = 'pwned'`, 4),
+              set: { title: 'y' },
+            }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            upsert().onConflictDoNothing({
+              target: t.notes.id,
+              where: commentOut(`true do update set title = 'pwned'`, 4),
+            }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            upsert().onConflictDoNothing({
+              target: sql.raw(`"id") do update set "title" = 'pwned' --`) as never,
+            }),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+    })
+
+    describe('text after the tenant condition that would reach back before it', () => {
+      it('a subquery whose orderBy comments out the outer WHERE is refused when it is built', async () => {
+        await rejects(
+          () =>
+            acme
+              .select({ id: t.notes.id })
+              .from(t.notes)
+              .orderBy(sql.raw(`1 limit 1) as "x", "id" from notes --`)),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.select({ id: t.notes.id }).from(t.notes).groupBy(sql.raw(`"id" --`)),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.select({ id: t.notes.id }).from(t.notes).having(sql.raw(`1 = 1 --`)),
+          'tenant_unsafe_query',
+        )
+      })
+
+      it("numbered or named parameters in raw text are refused on SQLite (they renumber the tenant's)", async () => {
+        const attempts: (() => PromiseLike<unknown>)[] = [
+          () =>
+            acme
+              .select({ x: sql.raw('?1'), id: t.notes.id })
+              .from(t.notes)
+              .where(sql`${'globex'} is null`),
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: sql.raw('?1') as unknown as string })
+              .where(sql`${'globex'} is null`),
+          () =>
+            acme
+              .select({ id: t.notes.id })
+              .from(t.notes)
+              .where(sql`${'globex'} is null or :x is null or @y is null or $z is null`),
+        ]
+        for (const attempt of attempts) {
+          if (!pg()) {
+            await rejects(attempt, 'tenant_unsafe_query')
+            continue
+          }
+          // Postgres numbers every parameter itself: the text is the database's to refuse or run.
+          try {
+            const rows = (await attempt()) as { id?: string }[] | undefined
+            for (const row of Array.isArray(rows) ? rows : []) expect(row.id ?? 'acme').toMatch(/^acme/)
+          } catch {
+            // A syntax error.
+          }
+        }
+        await unchanged()
+      })
+    })
+
+    describe('values read once', () => {
+      it('a getter over the tenant column cannot answer the check one thing and the copy another', async () => {
+        let reads = 0
+        const values = {
+          get tenantId() {
+            reads++
+            return reads === 1 ? undefined : 'globex'
+          },
+          title: 'moved',
+        }
+        try {
+          await acme
+            .update(t.notes)
+            .set(values as never)
+            .where(eq(t.notes.id, 'acme-n1'))
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+        }
+        const rows = await allRows(database.current, 'notes')
+        expect(rows.find((r) => r.id === 'acme-n1')).toMatchObject({ tenant_id: 'acme' })
+        let upsertReads = 0
+        const set = {
+          get tenantId() {
+            upsertReads++
+            return upsertReads === 1 ? undefined : 'globex'
+          },
+          title: 'moved',
+        }
+        try {
+          await acme
+            .insert(t.notes)
+            .values({ id: 'acme-n1', title: 'x' })
+            .onConflictDoUpdate({ target: t.notes.id, set: set as never })
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+        }
+        const after = await allRows(database.current, 'notes')
+        expect(after.find((r) => r.id === 'acme-n1')).toMatchObject({ tenant_id: 'acme' })
+      })
+    })
+
     describe('an alias is text: read once, when the query is checked', () => {
       it('an object alias of a field cannot change into raw text', async () => {
         let armed = false

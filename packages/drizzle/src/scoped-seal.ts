@@ -361,7 +361,20 @@ function kindOf(item: object): Kind {
   return Kind.Other
 }
 
-function plan(item: object, mode: Mode, tenantId: string): Plan {
+/** What a walk of a caller's expression noticed. */
+export interface SealNotes {
+  /**
+   * The expression holds raw text that could end its place in the statement or renumber
+   * parameters (brackets, quotes, comment or parameter characters, `;`): its rendered text needs
+   * the bracket rule. Text of only words, spaces and operators (`asc`, ` = `) cannot.
+   */
+  text: boolean
+}
+
+// Raw text that can neither close, open, quote, comment nor name a parameter.
+const INERT_TEXT = /^[\w\s,.=<>!+*%&|^~]*$/
+
+function plan(item: object, mode: Mode, tenantId: string, notes: SealNotes | undefined): Plan {
   const sealedFor = sealed.of(item)
   if (sealedFor !== undefined) {
     if (sealedFor !== tenantId) foreign()
@@ -381,6 +394,9 @@ function plan(item: object, mode: Mode, tenantId: string): Plan {
   if (kind === Kind.StringChunk) {
     const { value } = item as { value: unknown }
     const texts = Array.isArray(value) ? value.map(String) : [String(value)]
+    if (notes !== undefined && mode === Mode.Caller && !notes.text) {
+      notes.text = texts.some((text) => !INERT_TEXT.test(text))
+    }
     return copy
       ? {
           children: NONE,
@@ -498,6 +514,8 @@ function checkInlinable(node: SQL): void {
     if (proto === SQL.prototype) stack.push(...(item as SQL).queryChunks)
     else if (proto === SQL.Aliased.prototype) stack.push((item as SQL.Aliased).sql)
     else if (Array.isArray(item)) stack.push(...item)
+    else if (is(item, Subquery)) stack.push((item as unknown as { _: { sql: SQL } })._.sql)
+    else if (is(item, SQL)) stack.push(...(item as SQL).queryChunks)
     else if (proto === Param.prototype) {
       const { value } = item as Param
       if (
@@ -531,7 +549,7 @@ interface Frame {
  * sealed copy. Children are sealed before their parent; an object met again is sealed once, and an
  * object sealed for this tenant already stands for itself without a look.
  */
-function walk(root: unknown, mode: Mode, tenantId: string): unknown {
+function walk(root: unknown, mode: Mode, tenantId: string, notes?: SealNotes): unknown {
   if (typeof root === 'function' && mode !== Mode.Data) functionInExpression()
   if (root === null || typeof root !== 'object' || sealed.of(root) === tenantId) return root
   // Per mode: what each object was replaced by, or OPEN while its children are walked (an object
@@ -554,7 +572,7 @@ function walk(root: unknown, mode: Mode, tenantId: string): unknown {
     const state = seen.get(item)
     if (state === OPEN) throw new UnsafeQueryError('an expression that contains itself cannot be rendered')
     if (state !== undefined) continue
-    const p = plan(item, m, tenantId)
+    const p = plan(item, m, tenantId, notes)
     frame.plan = p
     stack.push(frame)
     const below = stack.length
@@ -578,8 +596,8 @@ function walk(root: unknown, mode: Mode, tenantId: string): unknown {
  * scoped database of this tenant; a scoped builder is embedded as its SQL at this moment. Columns,
  * parameters and plain values pass. (Raw text inside `sql` is the caller's own code.)
  */
-export function sealExpression<T>(value: T, tenantId: string): T {
-  return walk(value, Mode.Caller, tenantId) as T
+export function sealExpression<T>(value: T, tenantId: string, notes?: SealNotes): T {
+  return walk(value, Mode.Caller, tenantId, notes) as T
 }
 
 /** Checks a value Drizzle binds as data (nothing to copy) by the rules of {@link sealExpression}. */

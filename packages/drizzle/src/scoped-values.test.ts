@@ -209,6 +209,24 @@ describeEachDatabase(
         expect(await allRows(database.current, 'notes')).toEqual(seeded)
       })
 
+      it('refuses an object bound inside a scoped subquery or $count that an inlined sql embeds', async () => {
+        const value = { toString: () => 'x' }
+        const sq = acme
+          .select({ id: t.notes.id })
+          .from(t.notes)
+          .where(eq(t.notes.title, value as unknown as string))
+          .as('sq')
+        await rejects(
+          () => acme.select({ all: sql`${sql`(select count(*) from ${sq})`.inlineParams()}` }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+        const counted = acme.$count(t.notes, eq(t.notes.title, value as unknown as string))
+        await rejects(
+          () => acme.select({ n: sql`${sql`(${counted})`.inlineParams()}` }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+      })
+
       it('still inlines strings, numbers, booleans and null', async () => {
         const rows = await acme
           .select({ id: t.notes.id })
