@@ -200,9 +200,8 @@ function sealValues(
     if (typeof value !== 'object' || value === null) out[key] = value
     else if (is(value, SQL)) {
       // Written before the statement's WHERE (and an upsert's): its text may not end the value.
-      const notes: SealNotes = { text: false }
-      const checked = sealExpression(value, ctx.tenantId, notes)
-      if (notes.text) checkConfined(checked, ctx)
+      const checked = sealExpression(value, ctx.tenantId)
+      checkConfined(checked, ctx, true)
       out[key] = checked
     } else if (is(value, Column)) {
       inspectData(value, ctx.tenantId)
@@ -286,7 +285,7 @@ export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQ
  * whose value is SQL, objects with `getSQL()` and embedded scoped subqueries alike, and only the
  * renderer knows every way.
  */
-function checkConfined(user: unknown, ctx: ScopeContext): void {
+function checkConfined(user: unknown, ctx: ScopeContext, strict = false): void {
   // A sealed SQL object renders alone as it renders inside another; anything else is wrapped in one.
   const plainSql = user !== null && typeof user === 'object' && Object.getPrototypeOf(user) === SQL.prototype
   let depth = 0
@@ -295,7 +294,11 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
     if (token.kind === 'open') depth++
     else if (token.kind === 'close') depth--
     else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
-    else if (ctx.dialect === 'sqlite' && token.kind === 'other' && numberedParameter(text, token.start)) {
+    else if (strict && depth === 0 && token.kind === 'other' && CLAUSE_WORDS.has(token.text.toLowerCase())) {
+      throw new UnsafeQueryError(
+        `an expression written before the tenant condition may not hold "${token.text}" outside brackets: it could end its clause and start another (wrap an expression that needs it in parentheses)`,
+      )
+    } else if (ctx.dialect === 'sqlite' && token.kind === 'other' && numberedParameter(text, token.start)) {
       throw new UnsafeQueryError(
         "raw text with a numbered or named parameter (?1, :name, @name, $name) renumbers the parameters after it on SQLite, the tenant's among them; bind values as parameters instead",
       )
@@ -308,6 +311,37 @@ function checkConfined(user: unknown, ctx: ScopeContext): void {
     )
   }
 }
+
+/**
+ * Words that end an expression's clause and start another (`where`, a second `on conflict`, a
+ * `from` with more tables, a `union`). Text written before the tenant condition (a selected field,
+ * a `set` value, an inserted value, an upsert's conflict clause) may not hold them outside
+ * brackets: `excluded.title where 1 on conflict do update set ...` in a `set` value opens an
+ * upsert clause of its own, without the tenant's `where`, on SQLite.
+ */
+const CLAUSE_WORDS = new Set([
+  'conflict',
+  'do',
+  'except',
+  'from',
+  'group',
+  'having',
+  'intersect',
+  'into',
+  'join',
+  'limit',
+  'offset',
+  'on',
+  'order',
+  'returning',
+  'select',
+  'set',
+  'union',
+  'using',
+  'values',
+  'where',
+  'window',
+])
 
 /**
  * True when the token at `at` of rendered SQLite text starts a parameter other than the bare `?`
@@ -326,15 +360,25 @@ function numberedParameter(text: string, at: number): boolean {
  * of {@link checkConfined}: they are written before FROM and WHERE, so text that ends them (a
  * comment, a `;`, an unbalanced `)`) could take the tenant condition with it. Sealed already.
  */
-function confineFields(fields: unknown, ctx: ScopeContext): void {
+function confineFields(fields: unknown, ctx: ScopeContext, strict = false): void {
   if (fields === null || typeof fields !== 'object') return
   const proto = Object.getPrototypeOf(fields)
-  if (proto === SQL.prototype) checkConfined(fields, ctx)
-  else if (proto === SQL.Aliased.prototype) checkConfined((fields as SQL.Aliased).sql, ctx)
-  else if (Array.isArray(fields)) for (const field of fields) confineFields(field, ctx)
+  if (proto === SQL.prototype) checkConfined(fields, ctx, strict)
+  else if (proto === SQL.Aliased.prototype) checkConfined((fields as SQL.Aliased).sql, ctx, strict)
+  else if (Array.isArray(fields)) for (const field of fields) confineFields(field, ctx, strict)
   else if (proto === Object.prototype || proto === null) {
-    for (const field of Object.values(fields)) confineFields(field, ctx)
+    for (const field of Object.values(fields)) confineFields(field, ctx, strict)
   }
+}
+
+/**
+ * A caller's expression written before the tenant condition (selected fields, an upsert's
+ * conflict clause), sealed and always held to the strict bracket rule (clause words too).
+ */
+function sealedBefore<T>(value: T, ctx: ScopeContext): T {
+  const out = sealExpression(value, ctx.tenantId)
+  confineFields(out, ctx, true)
+  return out
 }
 
 function withCondition(condition: SQL | undefined, where: unknown, ctx: ScopeContext): unknown {
@@ -584,12 +628,15 @@ const SELECT: Intercepts = {
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
-  const builder = db[method](...args.map((a) => sealed(a, ctx)))
+  const builder = db[method](...args.map((a) => sealedBefore(a, ctx)))
   return scopedProxy(builder, { ctx }, SELECT)
 }
 
 /** An insert after `.values()`: an upsert cannot touch other tenants' rows. */
 const INSERT_QUERY: Intercepts<TableScope> = {
+  // Its target and where come before the statement's end: held to the strict rule.
+  onConflictDoNothing: ({ ctx }, t, config?: unknown) =>
+    config === undefined ? t.onConflictDoNothing() : t.onConflictDoNothing(sealedBefore(config, ctx)),
   onConflictDoUpdate: (scope, t, config: Record<string, unknown>) => {
     const { ctx, condition } = scope
     // Each field read once (a getter could answer differently the second time).
@@ -604,7 +651,7 @@ const INSERT_QUERY: Intercepts<TableScope> = {
     // The conflicting row may be another tenant's when the unique key lacks the tenant column:
     // only update it when it is ours.
     return t.onConflictDoUpdate({
-      ...sealed(rest, ctx),
+      ...sealedBefore(rest, ctx),
       set: setValues,
       setWhere: bindTenant(condition, setWhere ?? where, ctx),
     })

@@ -201,6 +201,107 @@ describeEachDatabase(
       })
     })
 
+    describe('sealed parts reused elsewhere are checked again where they are put', () => {
+      it('a text chunk taken from getSQL() cannot comment out the WHERE of another statement', async () => {
+        const tail = pg() ? ' where $2::text is not null and $3::text is not null --' : ' --'
+        // Inside a string literal there, the text is harmless and passes.
+        const built = acme
+          .select()
+          .from(t.notes)
+          .where(sql`${t.notes.title} = '${sql.raw(tail)}'`)
+        // The sealed StringChunk of the tail, somewhere in the frozen copy getSQL() hands out.
+        const find = (node: unknown): unknown => {
+          if (node === null || typeof node !== 'object') return undefined
+          const { value, queryChunks } = node as { value?: unknown; queryChunks?: unknown[] }
+          if (Array.isArray(value) && value[0] === tail) return node
+          for (const child of queryChunks ?? []) {
+            const found = find(child)
+            if (found !== undefined) return found
+          }
+          return undefined
+        }
+        const chunk = find(built.getSQL())
+        expect(chunk).toBeDefined()
+        await rejects(
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: sql`${'pwned'}${chunk}` as unknown as string })
+              .where(eq(t.notes.id, 'acme-n1')),
+          'tenant_unsafe_query',
+        )
+        await rejects(() => acme.select({ x: sql`${1}${chunk}` }).from(t.notes), 'tenant_unsafe_query')
+        await unchanged()
+      })
+    })
+
+    describe('words that end a clause, in text written before the tenant condition', () => {
+      it('a set value or conflict target cannot open a second ON CONFLICT clause (SQLite)', async () => {
+        const upsert = () => acme.insert(t.notes).values({ id: 'globex-n1', title: 'pwned' })
+        await rejects(
+          () =>
+            upsert().onConflictDoUpdate({
+              target: t.notes.id,
+              set: {
+                title: sql.raw(
+                  'excluded.title where 1 on conflict do update set title = excluded.title',
+                ) as unknown as string,
+              },
+            }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            upsert().onConflictDoUpdate({
+              target: t.notes.id,
+              targetWhere: sql.raw('1 do update set title = excluded.title where 1 on conflict'),
+              set: { title: 'x' },
+            }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.select({ x: sql.raw('1 from notes n2 cross join') }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it('expressions with words inside brackets still pass', async () => {
+        const rows = await acme
+          .select({ id: t.notes.id, big: sql<number>`(case when ${t.notes.score} > 1 then 1 else 0 end)` })
+          .from(t.notes)
+          .where(eq(t.notes.id, 'acme-n2'))
+        expect(rows.map((r) => [r.id, Number(r.big)])).toEqual([['acme-n2', 1]])
+        await acme
+          .update(t.notes)
+          .set({ score: sql`case when ${t.notes.score} > 1 then 10 else 0 end` as unknown as number })
+          .where(eq(t.notes.id, 'acme-n2'))
+      })
+    })
+
+    describe('transaction options', () => {
+      it('are taken from a fixed list (Drizzle writes them into the statement as text)', async () => {
+        const level = pg()
+          ? { isolationLevel: "read committed; update notes set title = 'pwned'" }
+          : { behavior: "deferred; update notes set title = 'pwned'" }
+        await rejects(() => acme.transaction(async () => undefined, level as never), 'tenant_invalid_config')
+        await rejects(
+          () => acme.transaction(async () => undefined, { other: 1 } as never),
+          'tenant_invalid_config',
+        )
+        await unchanged()
+        const ok = pg()
+          ? { isolationLevel: 'serializable', accessMode: 'read write', deferrable: false }
+          : { behavior: 'immediate' }
+        expect(
+          await acme.transaction(
+            async (tx) => (await tx.select({ id: t.notes.id }).from(t.notes)).length,
+            ok as never,
+          ),
+        ).toBe(3)
+      })
+    })
+
     describe('values read once', () => {
       it('a getter over the tenant column cannot answer the check one thing and the copy another', async () => {
         let reads = 0

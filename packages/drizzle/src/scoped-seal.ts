@@ -545,13 +545,25 @@ interface Frame {
 }
 
 /**
+ * A part sealed already, met again in a caller's expression: it needs no copy, but its text was
+ * checked for the place it was first written, not for this one (a chunk taken from a `getSQL()`
+ * copy, harmless inside a string literal there, could end a `set` value here), so the expression
+ * is noted as holding raw text and gets the bracket rule.
+ */
+function reused<T>(part: T, mode: Mode, notes: SealNotes | undefined): T {
+  if (notes !== undefined && mode === Mode.Caller) notes.text = true
+  return part
+}
+
+/**
  * Walks `root` in `mode` with its own stack (an expression's depth is no limit) and answers its
  * sealed copy. Children are sealed before their parent; an object met again is sealed once, and an
  * object sealed for this tenant already stands for itself without a look.
  */
 function walk(root: unknown, mode: Mode, tenantId: string, notes?: SealNotes): unknown {
   if (typeof root === 'function' && mode !== Mode.Data) functionInExpression()
-  if (root === null || typeof root !== 'object' || sealed.of(root) === tenantId) return root
+  if (root === null || typeof root !== 'object') return root
+  if (sealed.of(root) === tenantId) return reused(root, mode, notes)
   // Per mode: what each object was replaced by, or OPEN while its children are walked (an object
   // met again while it is open is a cycle, which Drizzle could not render either).
   const done: (Map<object, unknown> | undefined)[] = []
@@ -577,8 +589,9 @@ function walk(root: unknown, mode: Mode, tenantId: string, notes?: SealNotes): u
     stack.push(frame)
     const below = stack.length
     for (const child of p.children) {
-      if (child !== null && typeof child === 'object' && sealed.of(child) !== tenantId) {
-        stack.push({ item: child, mode: p.mode, plan: undefined })
+      if (child !== null && typeof child === 'object') {
+        if (sealed.of(child) !== tenantId) stack.push({ item: child, mode: p.mode, plan: undefined })
+        else reused(child, p.mode, notes)
       } else if (typeof child === 'function' && p.mode !== Mode.Data) functionInExpression()
     }
     // Nothing to walk first: sealed now, as it would be when its frame came off the stack next.

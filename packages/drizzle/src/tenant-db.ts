@@ -364,11 +364,49 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       tenantTables: this.#tenantTableOption,
       allowedFunctions: this.#allowedFunctions,
     }
+    const checked = transactionConfig(config, this.#dialect)
     return (this.#db as AnyDb).transaction(
       (tx: TransactionOf<TDb> & TenantDatabase) => fn(new TenantDB(tx, options)),
-      config,
+      checked,
     )
   }
+}
+
+// What Drizzle's transaction options may be: it writes them into `set transaction` / `begin` as
+// text, and postgres.js runs a text with several statements as it is.
+const TRANSACTION_OPTIONS: Record<SqlDialect, Record<string, readonly unknown[]>> = {
+  postgresql: {
+    isolationLevel: ['read uncommitted', 'read committed', 'repeatable read', 'serializable'],
+    accessMode: ['read only', 'read write'],
+    deferrable: [true, false],
+  },
+  sqlite: { behavior: ['deferred', 'immediate', 'exclusive'] },
+}
+
+/**
+ * `config` for Drizzle's `transaction()`, as a copy holding only the options of the dialect, each
+ * one of its values; anything else is a `tenant_invalid_config` error (a value written into the
+ * statement could run SQL of its own outside the scoped API).
+ */
+function transactionConfig(config: unknown, dialect: SqlDialect): Record<string, unknown> | undefined {
+  if (config === undefined) return undefined
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new TenantError('tenant_invalid_config', 'transaction options must be an object')
+  }
+  const allowed = TRANSACTION_OPTIONS[dialect]
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(config)) {
+    if (value === undefined) continue
+    const values = Object.hasOwn(allowed, key) ? allowed[key]! : undefined
+    if (values === undefined || !values.includes(value)) {
+      throw new TenantError(
+        'tenant_invalid_config',
+        `transaction option "${key}" must be one of ${values === undefined ? `no value (the options are ${Object.keys(allowed).join(', ')})` : values.map((v) => JSON.stringify(v)).join(', ')}`,
+      )
+    }
+    out[key] = value
+  }
+  return out
 }
 
 /**
