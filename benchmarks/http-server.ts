@@ -60,7 +60,7 @@ process.on('message', (message: { type: string }) => {
     process.send?.({ type: 'started' })
   } else if (message.type === 'stop') {
     const used = process.cpuUsage(cpuAtStart)
-    process.send?.({ type: 'stats', cpuMicros: used.user + used.system, handled })
+    process.send?.({ type: 'stats', cpuMicros: used.user + used.system, userMicros: used.user, handled })
   } else if (message.type === 'close') {
     close()
     void app.close().finally(() => process.exit(0))
