@@ -43,8 +43,8 @@ export interface ScopeContext {
   columnName: (column: Column) => string
   /** The database's SQL dialect, to read raw condition text by its rules. */
   dialect: SqlDialect
-  /** The text Drizzle renders for `query` on this database (parameters as placeholders). */
-  render: (query: SQL) => string
+  /** What Drizzle renders for `query` on this database: its text (parameters as placeholders) and parameters. */
+  render: (query: SQL) => { sql: string; params: unknown[] }
 }
 
 const TableSchema = Symbol.for('drizzle:Schema')
@@ -201,7 +201,7 @@ function sealValues(
     else if (is(value, SQL)) {
       // Written before the statement's WHERE (and an upsert's): its text may not end the value.
       const checked = sealExpression(value, ctx.tenantId)
-      checkConfined(checked, ctx, true)
+      checkConfined(checked, ctx, VALUE)
       out[key] = checked
     } else if (is(value, Column)) {
       inspectData(value, ctx.tenantId)
@@ -285,23 +285,32 @@ export function bindTenant(condition: SQL, user: unknown, ctx: ScopeContext): SQ
  * whose value is SQL, objects with `getSQL()` and embedded scoped subqueries alike, and only the
  * renderer knows every way.
  */
-function checkConfined(user: unknown, ctx: ScopeContext, strict = false): void {
+function checkConfined(user: unknown, ctx: ScopeContext, rule: TextRule = IN_BRACKETS): void {
   // A sealed SQL object renders alone as it renders inside another; anything else is wrapped in one.
   const plainSql = user !== null && typeof user === 'object' && Object.getPrototypeOf(user) === SQL.prototype
   let depth = 0
-  const text = ctx.render(plainSql ? (user as SQL) : sql`${user}`)
+  let marks = 0
+  const query = ctx.render(plainSql ? (user as SQL) : sql`${user}`)
+  const text = query.sql
   for (const token of lexSql(text, ctx.dialect)) {
     if (token.kind === 'open') depth++
     else if (token.kind === 'close') depth--
     else if (token.kind === 'comment' || token.kind === 'semicolon') depth = -1
-    else if (strict && depth === 0 && token.kind === 'other' && CLAUSE_WORDS.has(token.text.toLowerCase())) {
-      throw new UnsafeQueryError(
-        `an expression written before the tenant condition may not hold "${token.text}" outside brackets: it could end its clause and start another (wrap an expression that needs it in parentheses)`,
-      )
-    } else if (ctx.dialect === 'sqlite' && token.kind === 'other' && numberedParameter(text, token.start)) {
-      throw new UnsafeQueryError(
-        "raw text with a numbered or named parameter (?1, :name, @name, $name) renumbers the parameters after it on SQLite, the tenant's among them; bind values as parameters instead",
-      )
+    else if (token.kind === 'other' && depth === 0 && rule !== IN_BRACKETS) {
+      const word = token.text.toLowerCase()
+      if (CLAUSE_WORDS.has(word) || (rule === VALUE && word === ',')) {
+        throw new UnsafeQueryError(
+          `an expression written before the tenant condition may not hold "${token.text}" outside brackets: it could end its ${rule === VALUE ? 'value or ' : ''}clause and start another (wrap an expression that needs it in parentheses)`,
+        )
+      }
+    }
+    if (ctx.dialect === 'sqlite' && token.kind === 'other') {
+      if (numberedParameter(text, token.start)) {
+        throw new UnsafeQueryError(
+          "raw text with a numbered or named parameter (?1, :name, @name, $name) renumbers the parameters after it on SQLite, the tenant's among them; bind values as parameters instead",
+        )
+      }
+      if (token.text === '?') marks++
     }
     if (depth < 0) break
   }
@@ -310,7 +319,23 @@ function checkConfined(user: unknown, ctx: ScopeContext, strict = false): void {
       'an expression whose SQL text has unbalanced parentheses, a comment or a ";" could escape its place in the statement (and the tenant condition)',
     )
   }
+  // SQLite binds `?` by position: one written as raw text takes the value of the next parameter,
+  // the tenant's among them. Drizzle writes one `?` per parameter it binds, so any other is raw.
+  if (ctx.dialect === 'sqlite' && marks !== query.params.length) {
+    throw new UnsafeQueryError(
+      'raw text with a "?" binds the value of another parameter on SQLite (the tenant\'s among them); bind values as parameters instead',
+    )
+  }
 }
+
+/** Where a caller's text goes, and so what may not be in it outside brackets. */
+type TextRule = 'in-brackets' | 'clause' | 'value'
+/** A condition: the scoped API puts it in brackets of its own. */
+const IN_BRACKETS: TextRule = 'in-brackets'
+/** A selected field or an upsert's conflict clause, written before the tenant condition. */
+const CLAUSE: TextRule = 'clause'
+/** A `set` or inserted value: one item of a list, before the tenant condition. */
+const VALUE: TextRule = 'value'
 
 /**
  * Words that end an expression's clause and start another (`where`, a second `on conflict`, a
@@ -360,14 +385,14 @@ function numberedParameter(text: string, at: number): boolean {
  * of {@link checkConfined}: they are written before FROM and WHERE, so text that ends them (a
  * comment, a `;`, an unbalanced `)`) could take the tenant condition with it. Sealed already.
  */
-function confineFields(fields: unknown, ctx: ScopeContext, strict = false): void {
+function confineFields(fields: unknown, ctx: ScopeContext, rule: TextRule = IN_BRACKETS): void {
   if (fields === null || typeof fields !== 'object') return
   const proto = Object.getPrototypeOf(fields)
-  if (proto === SQL.prototype) checkConfined(fields, ctx, strict)
-  else if (proto === SQL.Aliased.prototype) checkConfined((fields as SQL.Aliased).sql, ctx, strict)
-  else if (Array.isArray(fields)) for (const field of fields) confineFields(field, ctx, strict)
+  if (proto === SQL.prototype) checkConfined(fields, ctx, rule)
+  else if (proto === SQL.Aliased.prototype) checkConfined((fields as SQL.Aliased).sql, ctx, rule)
+  else if (Array.isArray(fields)) for (const field of fields) confineFields(field, ctx, rule)
   else if (proto === Object.prototype || proto === null) {
-    for (const field of Object.values(fields)) confineFields(field, ctx, strict)
+    for (const field of Object.values(fields)) confineFields(field, ctx, rule)
   }
 }
 
@@ -377,7 +402,7 @@ function confineFields(fields: unknown, ctx: ScopeContext, strict = false): void
  */
 function sealedBefore<T>(value: T, ctx: ScopeContext): T {
   const out = sealExpression(value, ctx.tenantId)
-  confineFields(out, ctx, true)
+  confineFields(out, ctx, CLAUSE)
   return out
 }
 

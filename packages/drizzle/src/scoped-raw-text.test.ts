@@ -302,6 +302,87 @@ describeEachDatabase(
       })
     })
 
+    describe('a bare "?" and a top-level comma', () => {
+      it('a "?" written as raw text cannot take the tenant\'s parameter on SQLite', async () => {
+        const cond = sql`${t.notes.id} is not null or ${'globex'} is null`
+        const attempts: (() => PromiseLike<unknown>)[] = [
+          () =>
+            acme
+              .select({ x: sql.raw('?'), id: t.notes.id })
+              .from(t.notes)
+              .where(cond),
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: sql.raw('?') as unknown as string })
+              .where(cond),
+          () =>
+            acme
+              .select({ id: t.notes.id })
+              .from(t.notes)
+              .innerJoin(t.shares, sql`? is null or 1=1`)
+              .where(cond),
+          () => acme.select({ id: t.notes.id }).from(t.notes).orderBy(sql.raw('?')).where(cond),
+        ]
+        for (const attempt of attempts) {
+          if (!pg()) {
+            await rejects(attempt, 'tenant_unsafe_query')
+            continue
+          }
+          try {
+            const rows = (await attempt()) as { id?: string }[] | undefined
+            for (const row of Array.isArray(rows) ? rows : []) expect(row.id ?? 'acme').toMatch(/^acme/)
+          } catch {
+            // A syntax error on Postgres.
+          }
+        }
+        await unchanged()
+      })
+
+      it('a set value cannot add an assignment to the tenant column after a comma', async () => {
+        await rejects(
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: sql`'x', tenant_id = 'globex'` as unknown as string })
+              .where(eq(t.notes.id, 'acme-n1')),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            acme
+              .update(t.notes)
+              .set({ title: sql`'x', ${sql.identifier('tenant_id')} = 'globex'` as unknown as string })
+              .where(eq(t.notes.id, 'acme-n1')),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            acme
+              .insert(t.notes)
+              .values({ id: 'acme-n1', title: 'x' })
+              .onConflictDoUpdate({
+                target: t.notes.id,
+                set: { title: sql`'y', tenant_id = 'globex'` as unknown as string },
+              }),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it('commas inside brackets and in selected fields still work', async () => {
+        await acme
+          .update(t.notes)
+          .set({ title: sql`coalesce(${t.notes.ownerId}, 'none')` as unknown as string })
+          .where(eq(t.notes.id, 'acme-n3'))
+        const rows = await acme
+          .select({ id: t.notes.id, pair: sql<string>`coalesce(${t.notes.title}, 'x')` })
+          .from(t.notes)
+          .where(eq(t.notes.id, 'acme-n3'))
+        expect(rows).toEqual([{ id: 'acme-n3', pair: 'acme-u1' }])
+      })
+    })
+
     describe('values read once', () => {
       it('a getter over the tenant column cannot answer the check one thing and the copy another', async () => {
         let reads = 0

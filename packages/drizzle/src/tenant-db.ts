@@ -250,7 +250,7 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       shared: this.#shared,
       columnName: (column: Column) => this.#columnName(column),
       dialect: this.#dialect,
-      render: (query: SQL) => (this.#db as AnyDb).dialect.sqlToQuery(query).sql,
+      render: (query: SQL) => (this.#db as AnyDb).dialect.sqlToQuery(query),
     }
   }
 
