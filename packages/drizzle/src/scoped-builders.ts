@@ -311,6 +311,11 @@ function checkConfined(user: unknown, ctx: ScopeContext, rule: TextRule = IN_BRA
         )
       }
       if (token.text === '?') marks++
+    } else if (token.kind === 'other' && PG_PARAMETER.test(token.text)) {
+      // Drizzle writes $1, $2, ... once each, in order: any other is raw text naming a parameter,
+      // whose cast there ($1::"char") would decide how Postgres reads the tenant's value.
+      marks++
+      if (token.text !== `$${marks}`) rawParameter()
     }
     if (depth < 0) break
   }
@@ -320,12 +325,16 @@ function checkConfined(user: unknown, ctx: ScopeContext, rule: TextRule = IN_BRA
     )
   }
   // SQLite binds `?` by position: one written as raw text takes the value of the next parameter,
-  // the tenant's among them. Drizzle writes one `?` per parameter it binds, so any other is raw.
-  if (ctx.dialect === 'sqlite' && marks !== query.params.length) {
-    throw new UnsafeQueryError(
-      'raw text with a "?" binds the value of another parameter on SQLite (the tenant\'s among them); bind values as parameters instead',
-    )
-  }
+  // the tenant's among them. Drizzle writes one mark per parameter it binds, so any other is raw.
+  if (marks !== query.params.length) rawParameter()
+}
+
+const PG_PARAMETER = /^\$\d+$/
+
+function rawParameter(): never {
+  throw new UnsafeQueryError(
+    'raw text with a parameter mark of its own (a "?" on SQLite, "$1" on Postgres) reads the value of another parameter, the tenant\'s among them (on Postgres a cast there decides how the tenant\'s value is read); bind values as parameters instead',
+  )
 }
 
 /** Where a caller's text goes, and so what may not be in it outside brackets. */

@@ -339,6 +339,32 @@ describeEachDatabase(
         await unchanged()
       })
 
+      it('a "$1" written as raw text cannot recast the tenant\'s parameter on Postgres', async () => {
+        // Tenant "a" exists: '$1::"char"' would read acme's 'acme' as 'a' in the tenant condition.
+        await database.current.query(
+          sql.raw(`insert into notes (id, tenant_id, title, score) values ('a-n1', 'a', 'a secret', 1)`),
+        )
+        const seededWithA = await allRows(database.current, 'notes')
+        const raw = pg() ? '$1::"char"' : '?'
+        await rejects(
+          () => acme.select({ id: t.notes.id, x: sql.raw(raw) }).from(t.notes),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.insert(t.notes).values({ id: sql.raw(raw) as unknown as string, title: 'planted' }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            acme
+              .select({ id: t.notes.id })
+              .from(t.notes)
+              .innerJoin(t.shares, sql`${sql.raw(raw)} is not null`),
+          'tenant_unsafe_query',
+        )
+        expect(await allRows(database.current, 'notes')).toEqual(seededWithA)
+      })
+
       it('a set value cannot add an assignment to the tenant column after a comma', async () => {
         await rejects(
           () =>
