@@ -88,7 +88,28 @@ export function parseStatement(sql: string, dialect: SqlDialect): AstNode {
     throw new UnsafeQueryError(`exactly one statement is allowed, found ${list.length}`)
   }
   checkLogicalGrouping(list[0]!)
+  refuseDual(list[0]!)
   return list[0]!
+}
+
+/**
+ * Refuses a `FROM dual`: the parser reads the name as "no table" (Oracle's and MySQL's dummy
+ * table) and the printer writes it back, but SQLite and Postgres have no such table, so they read
+ * a real table of that name, which the tenant filter would then leave out. The parser makes such
+ * a node only for `dual` written in the text; the quoted name (`"dual"`) is an ordinary table.
+ */
+function refuseDual(ast: unknown): void {
+  const stack: unknown[] = [ast]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (node === null || typeof node !== 'object') continue
+    if ((node as { type?: unknown }).type === 'dual') {
+      throw new UnsafeQueryError(
+        'FROM dual: the SQL parser reads it as no table, the database as a table named dual; quote the name ("dual")',
+      )
+    }
+    for (const value of Object.values(node)) stack.push(value)
+  }
 }
 
 /**

@@ -409,6 +409,27 @@ describeEachDatabase(
       })
     })
 
+    describe('raw SQL (TenantDB.query): a table named dual', () => {
+      it('is refused unquoted (the parser reads FROM dual as no table) and filtered quoted', async () => {
+        await database.current.query(sql.raw('drop table if exists dual'))
+        await database.current.query(
+          sql.raw('create table dual (id text primary key, tenant_id text not null, secret text)'),
+        )
+        await database.current.query(
+          sql.raw(`insert into dual values ('d1', 'globex', 'globex secret'), ('d2', 'acme', 'acme secret')`),
+        )
+        const withDual = scoped(db, 'acme', { tenantTables: ['dual'] })
+        await rejects(() => withDual.query('SELECT * FROM dual'), 'tenant_unsafe_query')
+        await rejects(
+          () => withDual.query('SELECT id FROM notes WHERE id IN (SELECT id FROM dual)'),
+          'tenant_unsafe_query',
+        )
+        const rows = (await withDual.query('SELECT id, secret FROM "dual"')) as { id: string }[]
+        expect(rows.map((r) => r.id)).toEqual(['d2'])
+        await database.current.query(sql.raw('drop table dual'))
+      })
+    })
+
     describe('values read once', () => {
       it('a getter over the tenant column cannot answer the check one thing and the copy another', async () => {
         let reads = 0
