@@ -208,8 +208,11 @@ function sealValues(
       out[key] = value
     } else {
       if (isSQLWrapper(value) || scopedTenantOf(value) !== undefined) inspectData(value, ctx.tenantId)
-      // A placeholder is filled in when a prepared statement runs, through the encoder.
-      out[key] = is(value, Placeholder) ? value : sealedValue(value, columns[key], ctx.tenantId)
+      // A placeholder is filled in when a prepared statement runs, through the encoder; its sealed
+      // copy, not the caller's object (which could be made an SQL object before it runs).
+      out[key] = is(value, Placeholder)
+        ? sealExpression(value, ctx.tenantId)
+        : sealedValue(value, columns[key], ctx.tenantId)
     }
   }
   return out

@@ -274,6 +274,14 @@ export function dataOnly(encoder: Encoder): Encoder {
 // Drizzle's default encoder (the value as it is), guarded.
 const DATA = dataOnly({ mapToDriverValue: (value: unknown) => value })
 
+/**
+ * `value` as a parameter Drizzle binds and never renders as SQL: an object goes through the
+ * guarded default encoder (see {@link dataOnly}), a primitive as it is.
+ */
+export function dataParameter(value: unknown): Param {
+  return typeof value === 'object' && value !== null ? new Param(value, DATA) : new Param(value)
+}
+
 /** A sealed parameter binding `value` (an object) as data through `encoder`, never as SQL. */
 function dataParam(value: object, encoder: Encoder | undefined, tenantId: string): Param {
   return lock(new Param(value, encoder === undefined ? DATA : dataOnly(encoder)), tenantId)

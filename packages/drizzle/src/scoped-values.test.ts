@@ -304,6 +304,47 @@ describeEachDatabase(
         }
       })
 
+      it('a placeholder given as a value cannot be made SQL before the statement runs', async () => {
+        const pg = database.current.dialect === 'pg'
+        const commentingOut = (text: string) =>
+          pg ? `${text} where $1::text is not null and $2::text is not null --` : `${text} --`
+        const placeholder = sql.placeholder('title')
+        const query = acme
+          .update(t.notes)
+          .set({ title: placeholder as unknown as string })
+          .where(eq(t.notes.id, 'acme-n1'))
+        becomeSql(placeholder, commentingOut(`'pwned'`))
+        try {
+          await query.prepare().execute({ title: 'renamed' })
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+        }
+        const rows = await allRows(database.current, 'notes')
+        expect(rows.filter((r) => r.tenant_id !== 'acme')).toEqual(
+          seeded.filter((r) => r.tenant_id !== 'acme'),
+        )
+        expect(rows.find((r) => r.id === 'acme-n1')).toMatchObject({ title: 'renamed' })
+      })
+
+      it('raw SQL parameters (TenantDB.query, exec) are bound, never rendered, whatever their prototype says', async () => {
+        const forged = Object.assign(Object.create({ constructor: SQL }), {
+          queryChunks: [new StringChunk(`'pwned' --`)],
+          decoder: { mapFromDriverValue: (v: unknown) => v },
+          shouldInlineParams: false,
+          usedTables: [],
+        })
+        const mark = database.current.dialect === 'pg' ? ['$1', '$2'] : ['?', '?']
+        await rejects(
+          () => acme.exec(`update notes set title = ${mark[0]} where id = ${mark[1]}`, [forged, 'acme-n1']),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () => acme.query(`select id from notes where title = ${mark[0]}`, [forged]),
+          'tenant_unsafe_query',
+        )
+        expect(await allRows(database.current, 'notes')).toEqual(seeded)
+      })
+
       it('values that stay data are written as before', async () => {
         await acme.insert(t.notes).values({ id: 'acme-n9', title: 'plain', score: 7 })
         await acme.update(t.notes).set({ title: 'renamed' }).where(eq(t.notes.id, 'acme-n9'))

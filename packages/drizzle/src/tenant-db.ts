@@ -1,5 +1,5 @@
 import { TenantError, validateTenantId } from '@tenant/core'
-import { type Column, getTableName, is, isSQLWrapper, Placeholder, type SQL, sql, Table } from 'drizzle-orm'
+import { type Column, getTableName, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
 import { type AnyDb, detectDriver, queryRows, runQuery, type TenantDatabase } from './driver'
 import { checkColumnName, scopeSql } from './raw-sql'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
@@ -14,6 +14,7 @@ import {
   tenantColumn,
   tenantColumnForm,
 } from './scoped-builders'
+import { dataParameter } from './scoped-seal'
 import type { TenantIdForm } from './tenant-id-form'
 
 /** Where the current tenant comes from: a fixed id, or a function such as `currentTenantId`. */
@@ -297,11 +298,13 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       chunks.push(sql.raw(text))
       if (i < parts.values.length) {
         const value = parts.values[i]
-        // Drizzle would splice an SQL object into the text instead of binding it: values only.
-        if (isSQLWrapper(value) || is(value, Placeholder)) {
+        // Drizzle would splice an SQL object into the text instead of binding it: values only,
+        // bound through an encoder that refuses one (an object made SQL-like by its prototype's
+        // `constructor` passes isSQLWrapper, not Drizzle's own is()).
+        if (isSQLWrapper(value) || is(value, Placeholder) || is(value, SQL)) {
           throw new UnsafeQueryError('raw SQL parameters must be values, not Drizzle SQL objects')
         }
-        chunks.push(sql`${sql.param(value)}`)
+        chunks.push(sql`${dataParameter(value)}`)
       }
     })
     return { tenantId, query: sql.join(chunks) }
