@@ -117,6 +117,15 @@ function nameSet(names: readonly string[] | undefined, what: string): Set<string
   return set
 }
 
+/**
+ * The caller's parameters, read once into a frozen copy: the tenant checks and the values bound
+ * must see the same values (an index with a getter could answer the check one value and the
+ * binding another).
+ */
+function snapshot(params: readonly unknown[] | undefined): readonly unknown[] | undefined {
+  return params === undefined ? undefined : Object.freeze(Array.from(params))
+}
+
 /** The parts of a {@link VerifyContext} that come from the options; refuses options that are not an object. */
 function listsOf(
   options: RawSqlOptions,
@@ -161,6 +170,7 @@ export function scopeSql(
   checkColumnName(column)
   const dialect = checkDialect(options.dialect)
   const lists = listsOf(options)
+  const params = snapshot(options.params)
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
   bindUserPlaceholders(ast, dialect, placeholders)
@@ -169,7 +179,7 @@ export function scopeSql(
     column,
     ...lists,
     placeholders,
-    params: options.params,
+    params,
     tenantId,
     tenantIdForm,
   }
@@ -192,12 +202,12 @@ export function scopeSql(
       values.push(tenantId)
       sources.push(-1)
     } else {
-      if (options.params === undefined || binding.index >= options.params.length) {
+      if (params === undefined || binding.index >= params.length) {
         throw new UnsafeQueryError(
-          `the statement uses parameter ${binding.index + 1} but ${options.params?.length ?? 0} were given (pass them in params)`,
+          `the statement uses parameter ${binding.index + 1} but ${params?.length ?? 0} were given (pass them in params)`,
         )
       }
-      values.push(options.params[binding.index])
+      values.push(params[binding.index])
       sources.push(binding.index)
     }
   }
@@ -242,14 +252,15 @@ export function addTenantFilter(
 ): TenantStatement {
   listsOf(options)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
+  const params = snapshot(options.params) ?? []
   const parts = scopeSql(sql, tenantId, column, {
     dialect,
-    params: options.params ?? [],
+    params,
     sharedTables: options.sharedTables,
     tenantTables: options.tenantTables,
     allowedFunctions: options.allowedFunctions,
   })
-  const userParams = [...(options.params ?? [])]
+  const userParams = [...params]
   const tenantIndex = userParams.length + 1
   const marker = dialect === 'sqlite' ? '?' : '$'
   let out = parts.text[0]!
@@ -298,7 +309,7 @@ export function validateQuery(sql: string, column: string, options: ValidateQuer
     column,
     ...lists,
     placeholders,
-    params: options.params,
+    params: snapshot(options.params),
     tenantId: options.tenantId,
   })
 }

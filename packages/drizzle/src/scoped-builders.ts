@@ -218,6 +218,12 @@ function sealValues(
   return out
 }
 
+function isPlainObject(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
 /** What a written row may put in the tenant column, and what the refusal calls the write. */
 interface TenantValueRule {
   /** `'tenant'`: only the scoped tenant (or nothing); `'none'`: nothing (an upsert's `set`). */
@@ -681,10 +687,10 @@ const INSERT_QUERY: Intercepts<TableScope> = {
     if (where !== undefined && setWhere !== undefined) {
       throw new UnsafeQueryError('an upsert takes where or setWhere (the same clause), not both')
     }
-    const setValues =
-      values !== null && typeof values === 'object'
-        ? sealValues(values as Record<string, unknown>, scope, UPSERT_SET)
-        : values
+    // Drizzle reads any object's own properties as assignments (a function's too): a plain
+    // object only, and Drizzle gets its sealed copy.
+    if (!isPlainObject(values)) throw new UnsafeQueryError('an upsert needs set: an object of values')
+    const setValues = sealValues(values as Record<string, unknown>, scope, UPSERT_SET)
     // The conflicting row may be another tenant's when the unique key lacks the tenant column:
     // only update it when it is ours.
     return t.onConflictDoUpdate({

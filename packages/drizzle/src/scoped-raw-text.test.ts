@@ -425,6 +425,50 @@ describeEachDatabase(
       })
     })
 
+    describe('siblings of the fixes above', () => {
+      it("an upsert's set given as a function (Drizzle reads its properties) is refused", async () => {
+        await rejects(
+          () =>
+            acme
+              .insert(t.notes)
+              .values({ id: 'acme-n1', title: 'x' })
+              .onConflictDoUpdate({
+                target: t.notes.id,
+                set: Object.assign(() => {}, { tenantId: 'globex', title: 'moved' }) as never,
+              }),
+          'tenant_unsafe_query',
+        )
+        await rejects(
+          () =>
+            acme
+              .insert(t.notes)
+              .values({ id: 'globex-n1', title: 'x' })
+              .onConflictDoUpdate({
+                target: t.notes.id,
+                set: Object.assign(() => {}, { title: commentOut(`'pwned'`, 4) }) as never,
+              }),
+          'tenant_unsafe_query',
+        )
+        await unchanged()
+      })
+
+      it('raw SQL parameters are read once: a getter cannot pass the tenant check and bind another tenant', async () => {
+        const params = ['acme-new', 'acme', 'planted']
+        let reads = 0
+        Object.defineProperty(params, 1, { get: () => (reads++ === 0 ? 'acme' : 'globex') })
+        const marks = pg() ? ['$1', '$2', '$3'] : ['?', '?', '?']
+        try {
+          await acme.exec(`insert into notes (id, tenant_id, title) values (${marks.join(', ')})`, params)
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+        }
+        const rows = await allRows(database.current, 'notes')
+        expect(rows.filter((r) => r.tenant_id === 'globex')).toEqual(
+          seeded.filter((r) => r.tenant_id === 'globex'),
+        )
+      })
+    })
+
     describe('values read once', () => {
       it('a getter over the tenant column cannot answer the check one thing and the copy another', async () => {
         let reads = 0
