@@ -299,7 +299,9 @@ export function addTenantFilter(
 export function validateQuery(sql: string, column: string, options: ValidateQueryOptions = {}): void {
   checkColumnName(column)
   const lists = listsOf(options)
-  if (options.tenantId !== undefined) validateTenantId(options.tenantId)
+  // Read once: a getter could pass the check with one id and hand the proof another.
+  const { tenantId } = options
+  if (tenantId !== undefined) validateTenantId(tenantId)
   const dialect = checkDialect(options.dialect ?? 'sqlite')
   const ast = parseStatement(sql, dialect)
   const placeholders = new Placeholders(sql)
@@ -310,7 +312,7 @@ export function validateQuery(sql: string, column: string, options: ValidateQuer
     ...lists,
     placeholders,
     params: snapshot(options.params),
-    tenantId: options.tenantId,
+    tenantId,
   })
 }
 

@@ -644,19 +644,42 @@ const SELECT_QUERY: Intercepts = {
   except: setOperator('except'),
   exceptAll: setOperator('exceptAll'),
   // Used by the standalone union(a, b) helpers of drizzle-orm/*-core.
-  addSetOperators: ({ ctx }, t, operators: { rightSelect: unknown }[]) => {
-    for (const o of operators) {
-      if (scopedTenantOf(o.rightSelect) !== ctx.tenantId) {
-        throw new UnsafeQueryError(
-          'a set operation needs queries built with a scoped database of the same tenant',
-        )
-      }
-    }
-    return t.addSetOperators(operators)
+  // Drizzle keeps the operations it is given and reads them again when it renders (`type` as
+  // raw text): it gets copies, each field read once and checked, never the caller's objects.
+  addSetOperators: ({ ctx }, t, operators: unknown) => {
+    if (!Array.isArray(operators))
+      throw new UnsafeQueryError('addSetOperators takes an array of set operations')
+    return t.addSetOperators(Array.from(operators, (operation) => setOperation(operation, ctx)))
   },
   // Drizzle's subquery with its statement sealed and its internals read-only (./scoped-seal).
   as: ({ ctx }, t, alias: string) => sealedSubquery(t, alias, ctx.tenantId),
   for: (_scope, t, strength: unknown, config: unknown) => t.for(...lockClause(strength, config)),
+}
+
+const SET_OPERATIONS = new Set(['union', 'intersect', 'except'])
+
+/**
+ * A set operation of Drizzle's standalone `union(a, b)` helpers, as a copy: `type` one of the three
+ * (Drizzle writes it into the statement as text), `isAll` a boolean, `rightSelect` a query of a
+ * scoped database of the same tenant; `orderBy`, `limit` and `offset` go through the builder.
+ */
+function setOperation(operation: unknown, ctx: ScopeContext): object {
+  if (!isPlainObject(operation)) throw new UnsafeQueryError('a set operation must be a plain object')
+  const { type, isAll, rightSelect, ...rest } = operation as Record<string, unknown>
+  if (typeof type !== 'string' || !SET_OPERATIONS.has(type)) {
+    throw new UnsafeQueryError('a set operation is a union, an intersect or an except')
+  }
+  if (Object.values(rest).some((value) => value !== undefined)) {
+    throw new UnsafeQueryError(
+      'a set operation takes type, isAll and rightSelect only (orderBy, limit and offset go through the builder)',
+    )
+  }
+  if (scopedTenantOf(rightSelect) !== ctx.tenantId) {
+    throw new UnsafeQueryError(
+      'a set operation needs queries built with a scoped database of the same tenant',
+    )
+  }
+  return { type, isAll: isAll === true, rightSelect }
 }
 
 /** `db.select(fields)` and its kin, before `.from()`. */

@@ -9,7 +9,8 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { describeEachDatabase } from '../test/databases'
 import { allRows, createIsolationTables, seedIsolationData, tablesFor } from '../test/isolation-db'
 import { rejects } from '../test/tenant-errors'
-import { scoped } from './scoped'
+import { validateQuery } from './raw-sql'
+import { scoped, unscoped } from './scoped'
 import type { TenantDB } from './tenant-db'
 
 const KINDS = { kinds: ['libsql-memory', 'pglite', 'postgres'], migrate: false } as const
@@ -450,6 +451,67 @@ describeEachDatabase(
           'tenant_unsafe_query',
         )
         await unchanged()
+      })
+
+      it('set operations handed to addSetOperators are copied and checked, field by field', async () => {
+        const ids = () => acme.select({ id: t.notes.id }).from(t.notes)
+        // Internal in Drizzle's types; Drizzle's standalone union(a, b) helpers call it.
+        const addSetOperators = (query: unknown, operations: unknown[]) =>
+          (query as { addSetOperators(o: unknown[]): PromiseLike<unknown> }).addSetOperators(operations)
+        const all = () => unscoped(db).select({ id: t.notes.id }).from(t.notes)
+        await rejects(
+          () =>
+            addSetOperators(ids(), [
+              {
+                type: 'union all select id from notes union' as never,
+                isAll: false,
+                rightSelect: ids() as never,
+              },
+            ]),
+          'tenant_unsafe_query',
+        )
+        let reads = 0
+        const flipping = {
+          type: 'union' as const,
+          isAll: false,
+          get rightSelect() {
+            return (reads++ === 0 ? ids() : all()) as never
+          },
+        }
+        const viaGetter = addSetOperators(ids(), [flipping])
+        expect(((await viaGetter) as { id: string }[]).every((r) => r.id.startsWith('acme'))).toBe(true)
+        const operation = { type: 'union' as const, isAll: false, rightSelect: ids() as never }
+        const changedAfter = addSetOperators(ids(), [operation])
+        operation.rightSelect = all() as never
+        expect(((await changedAfter) as { id: string }[]).every((r) => r.id.startsWith('acme'))).toBe(true)
+        await rejects(
+          () =>
+            addSetOperators(ids(), [
+              { type: 'union', isAll: false, rightSelect: ids() as never, orderBy: [sql.raw('1')] } as never,
+            ]),
+          'tenant_unsafe_query',
+        )
+        // Drizzle's own standalone helper still works.
+        expect(
+          (
+            (await addSetOperators(ids(), [
+              { type: 'union', isAll: true, rightSelect: ids() as never },
+            ])) as unknown[]
+          ).length,
+        ).toBe(6)
+      })
+
+      it('validateQuery reads the tenant id once', () => {
+        let reads = 0
+        const options = {
+          params: ['globex'],
+          get tenantId() {
+            return reads++ < 2 ? 'acme' : undefined
+          },
+        }
+        expect(() =>
+          validateQuery('select * from notes where notes.tenant_id = ?', 'tenant_id', options as never),
+        ).toThrow(/tenant|bound|condition/i)
       })
 
       it('raw SQL parameters are read once: a getter cannot pass the tenant check and bind another tenant', async () => {
