@@ -629,6 +629,13 @@ const UNSCOPABLE_JOIN =
 const SELECT_QUERY: Intercepts = {
   where: tenantWhere,
   having: ({ ctx }, t, having: unknown) => t.having(inspected(having, ctx)),
+  orderBy: ({ ctx }, t, ...columns: unknown[]) => {
+    if (typeof columns[0] === 'function') {
+      const order = inspected(columns[0], ctx) as (...a: unknown[]) => unknown
+      return t.orderBy((...a: unknown[]) => byOutputNames(order(...a), t, ctx))
+    }
+    return t.orderBy(...columns.map((column) => byOutputNames(inspected(column, ctx), t, ctx)))
+  },
   innerJoin: joinIntercept('innerJoin'),
   leftJoin: joinIntercept('leftJoin'),
   rightJoin: refuse(`rightJoin ${UNSCOPABLE_JOIN}`),
@@ -654,6 +661,29 @@ const SELECT_QUERY: Intercepts = {
   // Drizzle's subquery with its statement sealed and its internals read-only (./scoped-seal).
   as: ({ ctx }, t, alias: string) => sealedSubquery(t, alias, ctx.tenantId),
   for: (_scope, t, strength: unknown, config: unknown) => t.for(...lockClause(strength, config)),
+}
+
+/**
+ * An `orderBy` item of a query with a set operation, as Drizzle will render it: after a `union`
+ * it orders the whole result by output names, and rewrites in place each column among an `sql`
+ * item's parts into its name, which a sealed item does not allow. Such an item is handed over
+ * with the rewrite done (and sealed); anything else as it is.
+ */
+function byOutputNames(item: unknown, t: any, ctx: ScopeContext): unknown {
+  if (t.config.setOperators.length === 0) return item
+  if (Array.isArray(item)) return item.map((one) => byOutputNames(one, t, ctx))
+  if (item === null || typeof item !== 'object' || Object.getPrototypeOf(item) !== SQL.prototype) return item
+  const { queryChunks, shouldInlineParams } = item as unknown as {
+    queryChunks: unknown[]
+    shouldInlineParams: boolean
+  }
+  if (!queryChunks.some((chunk) => is(chunk, Column))) return item
+  const named = new SQL(
+    queryChunks.map((chunk) =>
+      is(chunk, Column) ? sql.identifier(ctx.columnName(chunk)) : chunk,
+    ) as SQL['queryChunks'],
+  )
+  return sealExpression(shouldInlineParams ? named.inlineParams() : named, ctx.tenantId)
 }
 
 const SET_OPERATIONS = new Set(['union', 'intersect', 'except'])

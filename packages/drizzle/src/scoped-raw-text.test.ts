@@ -501,6 +501,17 @@ describeEachDatabase(
         ).toBe(6)
       })
 
+      it('a union can be ordered by an sql expression (Drizzle rewrites its columns into names)', async () => {
+        const part = (score: number) =>
+          acme.select({ id: t.notes.id, title: t.notes.title }).from(t.notes).where(eq(t.notes.score, score))
+        const rows = await part(1).union(part(2)).orderBy(sql`${t.notes.title} desc`)
+        expect(rows.map((r) => r.id)).toEqual(['acme-n2', 'acme-n1'])
+        const byCallback = await part(1)
+          .union(part(3))
+          .orderBy(() => sql`${t.notes.title} desc`)
+        expect(byCallback.map((r) => r.id)).toEqual(['acme-n3', 'acme-n1'])
+      })
+
       it('validateQuery reads the tenant id once', () => {
         let reads = 0
         const options = {
