@@ -270,10 +270,12 @@ export function rateLimitHeaders(decision: RateLimitDecision, now: number): [str
 }
 
 /**
- * Adds headers to a response. `RateLimit-Policy` and `RateLimit` are Structured Field lists, so
- * they are appended (two stages each add their items); others replace. A response with immutable
- * headers (one straight from `fetch()`) is copied first. Given the request it answers (`owner`), a
- * response another request already carries headers of is copied too (see {@link responseForHeaders}).
+ * `response` with `headers` added, as a copy made for the request it answers (`owner`; see
+ * {@link responseForHeaders}), or the copy itself when a stage of that request made it already: the
+ * caller's object is never written into, so its headers may be immutable (a `fetch()` reply) and
+ * it may be handed to other requests. `RateLimit-Policy` and `RateLimit` are Structured Field
+ * lists, so they are appended (two stages each add their items); others replace. With no headers
+ * to add, `response` itself, unless another request's stages wrote into it.
  *
  * @example
  * ```ts
@@ -289,21 +291,20 @@ export function withHeaders(
   const request = identity(owner)
   if (headers.length === 0 && (mark === undefined || mark.owner === request)) return response
   const target = marked(response, headers, request)
-  try {
-    applyHeaders(target.headers, headers)
-    return target
-  } catch {
-    const copy = new Response(target.body, target)
-    applyHeaders(copy.headers, headers)
-    return copy
-  }
+  applyHeaders(target.headers, headers)
+  return target
 }
 
-/** What a chain wrote into a response: the stage headers, and the request they were for. */
+/**
+ * What a chain knows of a response object: the request whose stage headers it carries, those
+ * headers, and whether the object is a copy the chain made for that request (the only kind it
+ * writes into).
+ */
 class WrittenHeaders {
   constructor(
     readonly owner: object | undefined,
     public headers: readonly [string, string][],
+    readonly copy: boolean,
   ) {}
 }
 
@@ -312,17 +313,16 @@ type Marked = Response & { [written]?: WrittenHeaders }
 
 /**
  * The response the stages of the request `owner` may write their `headers` into, marked with what
- * they write. A handler can return one Response object to many requests (a module-level `204`, a
- * cached reply); written in place for each, it would carry one tenant's quota numbers to the next,
- * and its list fields would grow with every request. So a response is written in place only the
- * first time a request's stages see it, and only when its status allows a body: one of a status
- * without a body (204, 205, 304, the usual shared constants) is copied; one another request's
- * stages wrote into is copied without what they wrote (a header of that name the handler set itself
- * goes with it). A copy shares the body, so one with a body can be handed out as often as the
- * runtime can read it. (The status tells whether there is a body: reading `body` on Bun builds a
- * stream, about 0.3 µs.) Without `owner`, every call is taken for the same request. A Request made
- * from the one a resolver decided on (handed on by `compose()`, replaced by a Hono middleware, or
- * given to a sub-application inside the resolver's tenant context) counts as that request.
+ * they write: a copy of `response` made for this request, or `response` itself when it is such a
+ * copy already. A handler can hand one Response object to many requests and routes (a module-level
+ * constant, a cached reply), so the chain never writes into an object it did not make: written in
+ * place, the object would carry one tenant's quota numbers to the next request that is sent it,
+ * one outside any chain included. A copy of a response another request's stages wrote into leaves
+ * out what they wrote (a header of that name the handler set itself goes with it). A copy shares
+ * the body, so one with a body can be handed out as often as the runtime can read it. Without
+ * `owner`, every call is taken for the same request. A Request made from the one a resolver decided
+ * on (handed on by `compose()`, replaced by a Hono middleware, or given to a sub-application inside
+ * the resolver's tenant context) counts as that request.
  *
  * @example
  * ```ts
@@ -336,6 +336,30 @@ export function responseForHeaders(
   owner?: object,
 ): Response {
   return marked(response, headers, identity(owner))
+}
+
+/**
+ * Records that `response`, sent as it is by the request `owner`, carries that request's stage
+ * `headers`, put there by something else (Hono's `c.header()` before the handler built it), so
+ * that another request handed the same object gets a copy without them. False when another
+ * request's stages wrote into it: then it cannot go out as it is (see {@link responseForHeaders}).
+ *
+ * @example
+ * ```ts
+ * if (!carriesAll(response) || !claimResponse(response, outcome.headers(), outcome.owner)) {
+ *   response = responseForHeaders(response, outcome.headers(), outcome.owner)
+ * }
+ * ```
+ */
+export function claimResponse(
+  response: Response,
+  headers: readonly [string, string][],
+  owner?: object,
+): boolean {
+  const request = identity(owner)
+  const mark = (response as Marked)[written]
+  if (mark === undefined) (response as Marked)[written] = new WrittenHeaders(request, headers, false)
+  return mark === undefined || mark.owner === request
 }
 
 /**
@@ -353,17 +377,15 @@ function marked(
   owner: object | undefined,
 ): Response {
   const mark = (response as Marked)[written]
-  if (mark !== undefined && mark.owner === owner) {
+  const own = mark !== undefined && mark.owner === owner
+  if (own && mark.copy) {
     mark.headers = mark.headers.length === 0 ? headers : [...mark.headers, ...headers]
     return response
   }
-  const status = response.status
-  let target = response
-  if (mark !== undefined || status === 204 || status === 205 || status === 304) {
-    target = new Response(response.body, response)
-    if (mark !== undefined) removeHeaders(target.headers, mark.headers)
-  }
-  ;(target as Marked)[written] = new WrittenHeaders(owner, headers)
+  const target = new Response(response.body, response)
+  if (mark !== undefined && !own) removeHeaders(target.headers, mark.headers)
+  const carried = own && mark.headers.length > 0 ? [...mark.headers, ...headers] : headers
+  ;(target as Marked)[written] = new WrittenHeaders(owner, carried, true)
   return target
 }
 

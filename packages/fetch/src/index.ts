@@ -42,6 +42,7 @@ export {
   type TenantExtractor,
 } from './extractors'
 export {
+  claimResponse,
   isListField,
   quotaHeaders,
   type RateLimitItem,

@@ -440,6 +440,27 @@ export const portableCases: PortableCase[] = [
     },
   },
   {
+    name: "never writes a tenant's headers into a Response object the handler hands to every request",
+    async run(transport) {
+      const { options } = await world()
+      // One object, sent by the chain and by a route outside it: it must leave the second without
+      // the first's numbers. It has no headers of its own: Bun.serve empties those of a Response
+      // object it has sent.
+      const shared = new Response(null, { status: 200 })
+      const chained = withTenancy(async () => shared, options)
+      const handler = (request: Request) =>
+        new URL(request.url).pathname === '/public' ? Promise.resolve(shared) : chained(request)
+      const stageHeaders = (response: Response) =>
+        ['X-Quota-Remaining-Requests', 'RateLimit'].map((name) => response.headers.get(name))
+      await serving(transport, handler, async (send) => {
+        equal(stageHeaders(await send('/', t('acme')))[0], '2', 'acme through the chain')
+        equal(stageHeaders(await send('/public')), [null, null], 'the same object outside the chain')
+        equal(stageHeaders(await send('/', t('acme')))[0], '1', 'acme again')
+        equal(stageHeaders(await send('/public')), [null, null], 'outside the chain again')
+      })
+    },
+  },
+  {
     name: 'refuses a negative or garbage X-Token-Count with 400 invalid_cost',
     async run(transport) {
       const { options } = await world()

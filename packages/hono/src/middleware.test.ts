@@ -318,14 +318,18 @@ describe('@tenant/hono', () => {
     })
     await configs.setTenantConfig({ id: 'initech' }) // no limits: no stage headers
     for (const shared of [new Response(null, { status: 204 }), new Response(null, { status: 200 })]) {
+      // The same object from a route outside the chain: it must never go out with a tenant's numbers.
       const app = new Hono()
+        .get('/public', () => shared)
         .use(tenancy({ configManager: configs, quota: new InMemoryQuotaManager(configs) }))
         .get('/', () => shared)
       const seen: Record<string, string>[] = []
       for (const tenant of ['acme', 'globex', 'initech', 'acme', 'globex', 'initech']) {
         const response = await get(app, '/', { 'X-Tenant-ID': tenant, 'X-Token-Count': '7' })
         seen.push({ tenant, ...Object.fromEntries(response.headers) })
+        expect(Object.fromEntries((await get(app, '/public', {})).headers)).toEqual({})
       }
+      expect([...shared.headers]).toEqual([])
       for (const headers of seen) {
         const items = (headers.ratelimit ?? '').split(', ').filter((item) => item !== '')
         const expected = { acme: ['"minute"'], globex: ['"minute"', '"minute-tokens"'], initech: [] }[

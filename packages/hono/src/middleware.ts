@@ -3,6 +3,7 @@ import {
   Admission,
   type ChainStage,
   type ConcurrencyOptions,
+  claimResponse,
   concurrencyStage,
   decide,
   type ResolverOptions as FetchResolverOptions,
@@ -393,9 +394,11 @@ const lowerNames: Record<string, string> = {
 /**
  * After the handler and the stages' finishers (the quota's `actualTokens`): makes sure the
  * response carries the stages' headers. One the handler built with `c.json()` / `c.text()` has
- * them already; a Response it built itself, or a header it overwrote, is put right with the same
- * rules as `@tenant/fetch`: the stages' items are appended to the handler's own `RateLimit-Policy`
- * and `RateLimit`, any other header of a stage replaces the handler's.
+ * them already and goes out as it is. A Response the handler built itself, or a header it
+ * overwrote, is put right in a copy (the handler may hand the same object to other requests and
+ * routes; see responseForHeaders), with the same rules as `@tenant/fetch`: the stages' items are
+ * appended to the handler's own `RateLimit-Policy` and `RateLimit`, any other header of a stage
+ * replaces the handler's.
  */
 function settle(
   c: Context,
@@ -404,18 +407,11 @@ function settle(
   response: Response,
 ): undefined {
   const wanted = outcome.headers()
-  // One response object handed to every request is never written twice (see responseForHeaders).
-  let target = responseForHeaders(response, wanted, outcome.owner)
-  let fixes = fixesFor(target, wanted, written)
-  if (fixes === undefined && target === response) return undefined
-  try {
-    for (const [name, value] of fixes ?? []) target.headers.set(name, value)
-  } catch {
-    // Immutable headers (Response.redirect, a proxied fetch()): copy the response once.
-    target = new Response(target.body, target)
-    fixes = fixesFor(target, wanted, written)
-    for (const [name, value] of fixes ?? []) target.headers.set(name, value)
+  if (fixesFor(response, wanted, written) === undefined && claimResponse(response, wanted, outcome.owner)) {
+    return undefined
   }
+  const target = responseForHeaders(response, wanted, outcome.owner)
+  for (const [name, value] of fixesFor(target, wanted, written) ?? []) target.headers.set(name, value)
   if (target !== response) {
     // Dropping c.res first stops Hono from copying the old headers over the ones just set.
     c.res = undefined

@@ -130,6 +130,32 @@ export const honoCases: PortableCase[] = [
     },
   },
   {
+    name: "hono: a Response object the handler hands to every request never leaves the chain with a tenant's numbers",
+    async run(transport) {
+      const configs = new InMemoryConfigManager()
+      await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', requests: 5 }] } })
+      const shared = new Response(null, { status: 200 })
+      const root = new Hono()
+        .get('/public', () => shared)
+        .use('/api/*', tenancy({ configManager: configs, quota: new InMemoryQuotaManager(configs) }))
+        .get('/api/shared', () => shared)
+      const stageHeaders = (response: Response) =>
+        ['X-Quota-Remaining-Requests', 'RateLimit', 'RateLimit-Policy'].map((name) =>
+          response.headers.get(name),
+        )
+      await serving(
+        transport,
+        (request) => Promise.resolve(root.fetch(request)),
+        async (send) => {
+          equal(stageHeaders(await send('/api/shared', t('acme')))[0], '4', 'acme through the chain')
+          equal(stageHeaders(await send('/public')), [null, null, null], 'the same object outside the chain')
+          equal(stageHeaders(await send('/api/shared', t('acme')))[0], '3', 'acme again')
+          equal(stageHeaders(await send('/public')), [null, null, null], 'outside the chain again')
+        },
+      )
+    },
+  },
+  {
     name: 'hono: a HEAD request gives its concurrency slot back (Hono drops the GET body unread)',
     async run(transport) {
       const configs = new InMemoryConfigManager()
