@@ -171,6 +171,8 @@ export function createApp(deps: AppDeps) {
       plans: deps.plans,
       auditLog: deps.auditLog,
       quotas: deps.quotas,
+      // A tenant created under the id of a deleted one starts with none of its usage, slots or burst.
+      rateLimiter: deps.rateLimiter,
       ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
     })
     app.route(

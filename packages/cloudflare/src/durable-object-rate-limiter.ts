@@ -54,6 +54,12 @@ export class DurableObjectRateLimiter implements RateLimiter {
     this.#prefilter = createPrefilter(owner, options.prefilter)
   }
 
+  /** Forgets the tenant's bucket (a full one), as `RateLimiter.reset` says. */
+  async reset(tenantId: string): Promise<void> {
+    validateTenantId(tenantId)
+    await this.#client.call(tenantId, (stub) => stub.resetRateLimit({ v: BASE_PROTOCOL_VERSION }))
+  }
+
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
     validateTenantId(tenantId)
     if (options !== undefined && (typeof options !== 'object' || options === null)) {

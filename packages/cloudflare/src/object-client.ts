@@ -33,7 +33,7 @@ export interface ObjectClientOptions {
   prefix?: string
 }
 
-type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit' | 'concurrency' | 'voidOp'>
+type Stub = Pick<TenantQuotaObject, 'quota' | 'rateLimit' | 'resetRateLimit' | 'concurrency' | 'voidOp'>
 
 /**
  * How many times a call owed after a failure (a void, a lease release) is sent while the RPC

@@ -198,6 +198,18 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   }
 
   /**
+   * Forgets the tenant's token bucket, a full one (called by `DurableObjectRateLimiter.reset`;
+   * not a public API). A void of an earlier take finds the bucket stored anew and gives nothing
+   * back.
+   */
+  async resetRateLimit(call: { v: number }): Promise<Reply<undefined>> {
+    return this.#answer(call, () => ({
+      value: undefined,
+      write: this.#drop(RATE_KEY) ? this.ctx.storage.delete(RATE_KEY) : undefined,
+    }))
+  }
+
+  /**
    * Voids a quota consume or rate-limit take by its op id and kind (called by the managers when
    * the call failed on its way back; not a public API). A remembered admission is taken back
    * once: what a quota consume added, from the windows or buckets of its decision time that its

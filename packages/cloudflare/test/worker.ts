@@ -37,6 +37,8 @@ export type TestMessage =
     }
   | {
       kind: 'rate'
+      /** Absent: a take; `reset`: the limiter's reset. */
+      op?: 'reset'
       tenantId: string
       arg?: unknown
       config?: RateLimitConfig | null
@@ -170,6 +172,7 @@ async function handle(message: TestMessage, env: Env): Promise<unknown> {
         { rateLimitConfig: configOf(message.config) },
         commonOptions(message, env),
       )
+      if (message.op === 'reset') return (await limiter.reset(message.tenantId)) ?? null
       return limiter.consume(message.tenantId, message.arg as never)
     }
     case 'concurrency': {

@@ -152,6 +152,10 @@ export class Workerd {
           transport === 'socket' ? this.send(message) : this.request(message)
         ) as Promise<RateLimitDecision>
       },
+      reset: async (tenantId: string) => {
+        const message: TestMessage = { kind: 'rate', op: 'reset', tenantId, ...rest }
+        await (transport === 'socket' ? this.send(message) : this.request(message))
+      },
     }
   }
 

@@ -22,6 +22,7 @@ import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
 import type { QuotaUsage } from './quota'
+import { TokenBucketRateLimiter } from './token-bucket-rate-limiter'
 
 const T0 = Date.UTC(2026, 0, 1)
 const alice = { actor: 'alice', requestId: 'req-1' }
@@ -610,6 +611,11 @@ describe('AdminService in-flight counts', () => {
       'AdminService.concurrency',
       /inFlight/,
     )
+    expectInvalidOption(
+      () => new AdminService({ store: auditedStore(configs, auditLog), auditLog, rateLimiter: {} as never }),
+      'AdminService.rateLimiter',
+      /reset/,
+    )
   })
 })
 
@@ -833,18 +839,23 @@ describe('AdminService create resets what an earlier tenant of the same id left'
   it('starts a re-used id with no quota usage and no slots in flight', async () => {
     const quotas = new InMemoryQuotaManager(configs, { clock })
     const limiter = new InMemoryConcurrencyLimiter()
+    const rateLimiter = new TokenBucketRateLimiter(configs, { clock })
     const service = new AdminService({
       store: auditedStore(configs, auditLog, { clock }),
       auditLog,
       quotas,
       concurrency: limiter,
+      rateLimiter,
       clock,
     })
     const limits = {
       quota: { limits: [{ window: 'month' as const, requests: 100 }] },
       concurrency: { maxInFlight: 5 },
+      rateLimit: { requestsPerSecond: 0.001, burst: 2 },
     }
     await service.create({ id: 'acme', ...limits }, alice)
+    await rateLimiter.consume('acme', { cost: 2 })
+    expect((await rateLimiter.consume('acme')).allowed).toBe(false)
     await quotas.consume('acme', { requests: 100 })
     await quotas.consume('acme', { requests: 7, subject: 'key-1' } as never).catch(() => undefined)
     const old = await limiter.acquire('acme', 5)
@@ -855,6 +866,8 @@ describe('AdminService create resets what an earlier tenant of the same id left'
     expect((await service.usage('acme')).windows[0]!.used).toEqual({ requests: 0, tokens: 0 })
     expect(await service.inFlight('acme')).toEqual({ tenantId: 'acme', inFlight: 0, maxInFlight: 5 })
     expect((await quotas.consume('acme', { requests: 1 })).allowed).toBe(true)
+    // A full bucket: the old customer's spent burst is not the new one's.
+    expect(await rateLimiter.consume('acme')).toMatchObject({ allowed: true, remaining: 1 })
     // The old customer's request ending later frees none of the new tenant's slots.
     await limiter.acquire('acme', 5)
     await old.lease!.release()
@@ -889,10 +902,15 @@ describe('AdminService create resets what an earlier tenant of the same id left'
           resets.push(`slots ${id} ${await seenBy(id)}`)
         },
       },
+      rateLimiter: {
+        reset: async (id) => {
+          resets.push(`bucket ${id} ${await seenBy(id)}`)
+        },
+      },
       clock,
     })
     await service.create({ id: 'acme' }, alice)
-    expect(resets).toEqual(['quota acme absent', 'slots acme absent'])
+    expect(resets).toEqual(['quota acme absent', 'slots acme absent', 'bucket acme absent'])
     resets.length = 0
     expect(await rejects(service.create({ id: 'acme' }, alice))).toBeInstanceOf(TenantAlreadyExistsError)
     expect(await rejects(service.create({ id: 'beta', plan: 'ghost' }, alice))).toBeInstanceOf(

@@ -33,6 +33,7 @@ import { storableTextProblem } from './json'
 import { KeyedLock } from './keyed-lock'
 import { type ListPlansOptions, type ListPlansResult, type PlanStore, validatePlanId } from './plans'
 import type { QuotaManager, QuotaSubjectOptions, QuotaUsage } from './quota'
+import type { RateLimiter } from './rate-limit'
 import {
   type PlanConfig,
   type PlanConfigInput,
@@ -155,6 +156,13 @@ export interface AdminServiceOptions {
    */
   concurrency?: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'>
   /**
+   * The limiter the rate-limit stage uses, reset (with `reset()`) before a tenant is created, as
+   * `quotas` and `concurrency` are: its buckets are keyed by tenant id alone, so without it a
+   * tenant created under the id of a deleted one starts with that customer's spent burst.
+   * @default undefined
+   */
+  rateLimiter?: Pick<RateLimiter, 'reset'>
+  /**
    * Stamps the audit records the service writes itself (usage resets; config changes are stamped
    * by the store).
    * @default systemClock
@@ -205,6 +213,7 @@ export class AdminService {
   readonly #store: ConfigManager & AuditedTenantStore
   readonly #auditLog: AuditLog
   readonly #quotas: Pick<QuotaManager, 'peek' | 'reset'> | undefined
+  readonly #rateLimiter: Pick<RateLimiter, 'reset'> | undefined
   readonly #clock: Clock
   readonly #plans: (PlanStore & AuditedPlanStore) | undefined
   readonly #concurrency: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'> | undefined
@@ -251,7 +260,11 @@ export class AdminService {
     ) {
       throw invalidOption('AdminService.concurrency', 'must have inFlight() and reset() methods')
     }
+    if (options.rateLimiter !== undefined && typeof options.rateLimiter?.reset !== 'function') {
+      throw invalidOption('AdminService.rateLimiter', 'must have a reset() method')
+    }
     this.#concurrency = options.concurrency
+    this.#rateLimiter = options.rateLimiter
     this.#store = options.store
     this.#auditLog = options.auditLog
     this.#quotas = options.quotas
@@ -293,9 +306,9 @@ export class AdminService {
    * `InvalidTenantConfigError` (path `plan`) when it names a plan that does not exist.
    *
    * The id starts fresh: before the tenant is written (so before any request can be admitted
-   * for it), its quota usage (`quotas.reset`, subjects included) and its in-flight slots
-   * (`concurrency.reset`) are reset, when those are configured. Quota and concurrency stores key
-   * their state by tenant id alone, so without this a tenant created under the id of a deleted
+   * for it), its quota usage (`quotas.reset`, subjects included), its in-flight slots
+   * (`concurrency.reset`) and its rate-limit bucket (`rateLimiter.reset`) are reset, when those
+   * are configured. Quota, concurrency and rate-limit stores key their state by tenant id alone, so without this a tenant created under the id of a deleted
    * one would inherit that customer's usage and slots. The `tenant.create` record stands for the
    * reset (no separate record). A failing reset fails the create with nothing written.
    */
@@ -634,7 +647,7 @@ export class AdminService {
     return getTenantConfigOrNull(this.#store, tenantId)
   }
 
-  // Resets what an earlier tenant of this id left in the quota and concurrency stores, before
+  // Resets what an earlier tenant of this id left in the quota, concurrency and rate-limit stores, before
   // the tenant exists. The id is looked up first so that a create refused as a duplicate (409)
   // resets nothing of the live tenant. Creates of one id are serialised in this process (see
   // create); two processes creating the same id at once can still both pass the look-up, and the
@@ -642,12 +655,13 @@ export class AdminService {
   async #freshStart(tenantId: string): Promise<void> {
     const quotas = this.#quotas
     const resetsUsage = typeof quotas?.reset === 'function'
-    if (!resetsUsage && this.#concurrency === undefined) return
+    if (!resetsUsage && this.#concurrency === undefined && this.#rateLimiter === undefined) return
     if ((await this.#find(tenantId)) !== null) {
       throw new TenantAlreadyExistsError(tenantId)
     }
     if (resetsUsage) await quotas!.reset!(tenantId)
     await this.#concurrency?.reset(tenantId)
+    await this.#rateLimiter?.reset?.(tenantId)
   }
 
   // A tenant may only name a plan that exists: one that does not would fail every read of the

@@ -23,4 +23,13 @@ export interface RateLimiter {
    * A tenant without a rate limit is always allowed.
    */
   consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision>
+  /**
+   * Forgets the tenant's bucket, as if it had sent nothing (a full bucket). `AdminService` calls
+   * it before a tenant is created, so that a new tenant under the id of a deleted one does not
+   * inherit that customer's spent burst. Other tenants are untouched. Idempotent. Throws
+   * `InvalidTenantIdError` for a bad id and `TenantBackendError` when the store fails. Optional so
+   * that stand-ins still type-check; every store of the toolkit has it, and the `testRateLimiter`
+   * conformance suite requires it.
+   */
+  reset?(tenantId: string): Promise<void>
 }

@@ -69,6 +69,11 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
     return this.#provider
   }
 
+  async reset(tenantId: string): Promise<void> {
+    validateTenantId(tenantId)
+    this.#buckets.delete(tenantId)
+  }
+
   consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
     return promiseOf(() => {
       if (options !== undefined && (typeof options !== 'object' || options === null)) {

@@ -26,7 +26,7 @@ const T0 = Date.UTC(2030, 2, 14, 9, 26)
 /**
  * The conformance suite every `RateLimiter` runs (in-memory token bucket, Redis, Durable
  * Objects): burst, continuous refill, `retryAfterMs = deficit / rate` (exact to the ms), costs,
- * tenants without a rate limit, bad costs, unknown tenants and 1,000 concurrent calls. Each test
+ * tenants without a rate limit, bad costs, unknown tenants, 1,000 concurrent calls and `reset`. Each test
  * uses new random tenant ids.
  *
  * @example
@@ -192,6 +192,24 @@ export function testRateLimiter(
           expect(error).toMatchObject({ code: 'invalid_cost', status: 400 })
         }
         expect(await limiter.consume(id)).toMatchObject({ allowed: true, remaining: 1 })
+      },
+      timeout,
+    )
+
+    it(
+      'reset gives the tenant a full bucket and leaves other tenants as they were',
+      async () => {
+        const { limiter, id, provider } = await setup({ requestsPerSecond: 0.01, burst: 2 })
+        const other = randomTenantId('rl')
+        provider.setRateLimit(other, { requestsPerSecond: 0.01, burst: 2 })
+        for (const tenant of [id, id, other]) expect((await limiter.consume(tenant)).allowed).toBe(true)
+        expect((await limiter.consume(id)).allowed).toBe(false)
+        expect(typeof limiter.reset).toBe('function')
+        await limiter.reset!(id)
+        await limiter.reset!(id) // idempotent
+        expect(await limiter.consume(id)).toMatchObject({ allowed: true, remaining: 1 })
+        expect(await limiter.consume(other)).toMatchObject({ allowed: true, remaining: 0 })
+        await expect(limiter.reset!('bad id!')).rejects.toMatchObject({ code: 'tenant_invalid_id' })
       },
       timeout,
     )

@@ -346,7 +346,8 @@ export function responseForHeaders(
  *
  * @example
  * ```ts
- * if (!carriesAll(response) || !claimResponse(response, outcome.headers(), outcome.owner)) {
+ * // The handler's response carries every stage header already (set through c.header()):
+ * if (!claimResponse(response, outcome.headers(), outcome.owner)) {
  *   response = responseForHeaders(response, outcome.headers(), outcome.owner)
  * }
  * ```

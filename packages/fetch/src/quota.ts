@@ -1,5 +1,6 @@
 import {
   type Clock,
+  type ConfigManager,
   consumeQuota,
   costAmount,
   InvalidCostError,
@@ -9,6 +10,7 @@ import {
   type QuotaDecision,
   type QuotaManager,
   type QuotaUsage,
+  readTenantConfig,
   TenantBackendError,
   TenantError,
   validateSubject,
@@ -247,8 +249,10 @@ class QuotaStage implements ChainStage {
     if (!refund) return
     const delta =
       cost.subject === undefined ? { tokens: -cost.tokens } : { tokens: -cost.tokens, subject: cost.subject }
+    // Not into a tenant created under this id since: the refund would lower a new customer's usage.
     Promise.resolve()
-      .then(() => this.manager.adjust(tenantId, delta))
+      .then(() => stillAdmitted(admission))
+      .then((same) => (same ? this.manager.adjust(tenantId, delta) : undefined))
       .catch((error: unknown) => reportError(core.hooks, error, info))
   }
 
@@ -285,6 +289,7 @@ class QuotaStage implements ChainStage {
         }
         if (actualTokens === undefined) return undefined
         await adjust(core.hooks, this.manager, actualTokens, {
+          admission,
           request: admission.request,
           response,
           tenantId,
@@ -312,6 +317,7 @@ class QuotaStage implements ChainStage {
       estimated,
       adjust: (tokens) =>
         adjust(hooks, this.manager, () => tokens, {
+          admission,
           request,
           response,
           tenantId,
@@ -371,6 +377,7 @@ function validAmount(value: unknown, what: string): number | TenantError {
 }
 
 interface AdjustContext {
+  admission: Admission
   request: Request
   response: Response
   tenantId: string
@@ -379,6 +386,27 @@ interface AdjustContext {
   timeoutMs: number | undefined
   /** What the adjusted usage changes on the response (the quota headers), done before any hook runs. */
   adjusted?: (usage: QuotaUsage) => void
+}
+
+/**
+ * Whether the tenant `admission` admitted still holds its id. A tenant deleted and created again
+ * under the same id is another customer (`AdminService` resets its usage when it is created), and
+ * what a request of the earlier one settles afterwards (a stream that ends late, the refund of a
+ * late answer) must be neither charged nor refunded to it. Told by the config's `createdAt`, read
+ * from the resolver's store (its fast read when it has one); without a resolver that read a
+ * config, the tenant is taken as unchanged. Between this read and the store's write a delete and
+ * re-create can still slip in: the window is one store call, not the life of a stream.
+ */
+async function stillAdmitted(admission: Admission): Promise<boolean> {
+  const admitted = admission.tenant
+  const store = admission.source as Pick<ConfigManager, 'getTenantConfig'> | undefined
+  if (admitted === undefined || store === undefined) return true
+  try {
+    return (await readTenantConfig(store, admission.tenantId!)).createdAt === admitted.createdAt
+  } catch (error) {
+    if (isTenantError(error) && error.code === 'tenant_not_found') return false
+    throw error
+  }
 }
 
 /**
@@ -419,6 +447,14 @@ async function adjust(
     actual = costAmount(reported, 'actualTokens()', 0)
     if (actual === estimated) return undefined
     const delta = { tokens: actual - estimated, ...(subject === undefined ? {} : { subject }) }
+    if (!(await stillAdmitted(context.admission))) {
+      throw new TenantError(
+        'tenant_not_found',
+        `tenant "${tenantId}" was deleted, or deleted and created again, after this request was admitted: ` +
+          `its ${delta.tokens > 0 ? 'charge' : 'refund'} of ${Math.abs(delta.tokens)} tokens is dropped`,
+        { tenantId },
+      )
+    }
     const usage = frozenUsage(await callStore(() => manager.adjust(tenantId, delta), timeoutMs))
     context.adjusted?.(usage)
     emit(hooks, 'onAdjust', 'quota', {

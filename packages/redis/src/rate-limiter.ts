@@ -23,6 +23,7 @@ import {
 } from './options'
 import { type DecodedReply, unexpectedReply } from './quota-state'
 import { afterFailure, RECEIPT_TTL_RANGE_MS, receiptScript } from './receipts'
+import { LuaScript } from './script'
 
 /** How long the record of a bucket's refunds lives: as long as the longest receipt can. */
 const REFUND_RECORD_TTL_MS = RECEIPT_TTL_RANGE_MS.max
@@ -125,6 +126,11 @@ if cost <= level then store(level - cost, now) end
 return reply
 `,
 })
+
+/** Drops a tenant's bucket and its refund record: a full bucket. KEYS: the bucket, the record. */
+export const RESET_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+return redis.call('DEL', KEYS[1], KEYS[2])
+`)
 
 /** The key of a bucket's refund record (see {@link TOKEN_BUCKET_SCRIPT}). */
 export function refundRecordKey(bucketKey: string): string {
@@ -258,6 +264,19 @@ export class RedisRateLimiter implements RateLimiter {
       this.#localDeny.remember(tenantId, entry, refundsBefore)
     }
     return decision
+  }
+
+  /** Forgets the tenant's bucket (a full one), as `RateLimiter.reset` says. */
+  async reset(tenantId: string): Promise<void> {
+    const { redis, gate, clock, prefix } = this.#options
+    const key = `${tenantTag(prefix, tenantId)}:b`
+    await gate.run(
+      () => RESET_BUCKET_SCRIPT.run(redis, [key, refundRecordKey(key)], [nowArg(clock)]),
+      'rate limit reset',
+      tenantId,
+    )
+    // A remembered denial is about tokens that are back.
+    this.#localDeny?.refunded(tenantId)
   }
 
   /**

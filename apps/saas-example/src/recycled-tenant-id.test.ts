@@ -1,0 +1,101 @@
+// A tenant deleted and created again under the same id is a new customer: it must start with none
+// of the earlier customer's rate-limit burst spent, and a request of the earlier customer that
+// settles later (a stream still open) must not charge it. In-memory limits and Redis limits.
+import { withPlans } from '@tenant/core'
+import { Redis } from 'ioredis'
+import { afterAll, describe, expect, it } from 'vitest'
+import { inProcessApp } from '../test/in-process'
+import { redisLimits } from './limits'
+
+const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379')
+afterAll(() => redis.quit())
+
+async function app(store: 'memory' | 'redis') {
+  if (store === 'memory') return inProcessApp()
+  // The Redis limits read the app's own configs, bound once the app exists.
+  let view: ReturnType<typeof withPlans> | undefined
+  const provider = {
+    quotaConfig: (id: string) => view!.quotaConfig(id),
+    rateLimitConfig: (id: string) => view!.rateLimitConfig(id),
+  } as unknown as ReturnType<typeof withPlans>
+  const prefix = `recycled-${Date.now()}-${Math.random().toString(36).slice(2)}`
+  const t = await inProcessApp({ ...redisLimits(provider, { redis, prefix, algorithm: 'fixed' }) })
+  view = withPlans(t.deps.configs, t.deps.plans)
+  return t
+}
+
+type App = Awaited<ReturnType<typeof app>>
+
+/** Deletes `acme` and creates it again (a millisecond later: its createdAt tells the two apart). */
+async function handOver(t: App, body: object) {
+  expect((await t.request('DELETE', '/admin/tenants/acme', { admin: true })).status).toBe(204)
+  t.clock.advance(1)
+  expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
+}
+
+async function usage(t: App) {
+  const answer = (await (await t.request('GET', '/admin/tenants/acme/usage', { admin: true })).json()) as {
+    windows: { used: { requests: number; tokens: number } }[]
+  }
+  return answer.windows[0]!.used
+}
+
+for (const store of ['memory', 'redis'] as const) {
+  describe(`a recycled tenant id (${store} limits)`, () => {
+    it("starts with a full rate-limit bucket, not the earlier customer's spent one", async () => {
+      const t = await app(store)
+      const body = {
+        id: 'acme',
+        // 3 requests, then one every 100 s.
+        rateLimit: { requestsPerSecond: 0.01, burst: 3 },
+        quota: { limits: [{ window: 'day', requests: 100 }] },
+      }
+      expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
+      for (let i = 0; i < 3; i++) {
+        expect((await t.request('GET', '/api/v1/resources', { tenant: 'acme' })).status).toBe(200)
+      }
+      expect((await t.request('GET', '/api/v1/resources', { tenant: 'acme' })).status).toBe(429)
+      await handOver(t, body)
+      const first = await t.request('GET', '/api/v1/resources', { tenant: 'acme' })
+      expect(first.status).toBe(200)
+      expect(first.headers.get('RateLimit')).toContain('"rate";r=2')
+    })
+
+    it('is not charged for a stream of the earlier customer that ends after the hand-over', async () => {
+      const t = await app(store)
+      const body = { id: 'acme', quota: { limits: [{ window: 'day', requests: 1000, tokens: 100_000 }] } }
+      expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
+      // Estimated at 1 token; the answer's usage event reports about 15,000 (a 60 kB prompt).
+      const stream = await t.request('POST', '/api/v1/chat/completions', {
+        tenant: 'acme',
+        headers: { 'X-Token-Count': '1' },
+        body: {
+          model: 'gpt-4o-mini',
+          stream: true,
+          messages: [{ role: 'user', content: 'x'.repeat(60_000) }],
+        },
+      })
+      expect(stream.status).toBe(200)
+      await handOver(t, body)
+      expect(await usage(t)).toEqual({ requests: 0, tokens: 0 })
+      await stream.text()
+      // The settlement is dropped and reported (onError, logged by the app).
+      await expect
+        .poll(() => JSON.stringify(t.lines.filter((line) => line.msg === 'tenancy store error')))
+        .toContain('is dropped')
+      expect(await usage(t)).toEqual({ requests: 0, tokens: 0 })
+      // The new customer's own stream is settled as usual.
+      const own = await t.request('POST', '/api/v1/chat/completions', {
+        tenant: 'acme',
+        headers: { 'X-Token-Count': '1' },
+        body: {
+          model: 'gpt-4o-mini',
+          stream: true,
+          messages: [{ role: 'user', content: 'x'.repeat(60_000) }],
+        },
+      })
+      await own.text()
+      await expect.poll(async () => (await usage(t)).tokens).toBeGreaterThan(10_000)
+    })
+  })
+}
