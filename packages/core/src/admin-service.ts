@@ -308,9 +308,10 @@ export class AdminService {
    * The id starts fresh: before the tenant is written (so before any request can be admitted
    * for it), its quota usage (`quotas.reset`, subjects included), its in-flight slots
    * (`concurrency.reset`) and its rate-limit bucket (`rateLimiter.reset`) are reset, when those
-   * are configured. Quota, concurrency and rate-limit stores key their state by tenant id alone, so without this a tenant created under the id of a deleted
-   * one would inherit that customer's usage and slots. The `tenant.create` record stands for the
-   * reset (no separate record). A failing reset fails the create with nothing written.
+   * are configured. Quota, concurrency and rate-limit stores key their state by tenant id alone,
+   * so without this a tenant created under the id of a deleted one would inherit that customer's
+   * usage, slots and spent burst. The `tenant.create` record stands for the reset (no separate
+   * record). A failing reset fails the create with nothing written.
    */
   async create(input: TenantConfigInput, context: AdminContext): Promise<TenantConfig> {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
@@ -647,11 +648,11 @@ export class AdminService {
     return getTenantConfigOrNull(this.#store, tenantId)
   }
 
-  // Resets what an earlier tenant of this id left in the quota, concurrency and rate-limit stores, before
-  // the tenant exists. The id is looked up first so that a create refused as a duplicate (409)
-  // resets nothing of the live tenant. Creates of one id are serialised in this process (see
-  // create); two processes creating the same id at once can still both pass the look-up, and the
-  // loser's reset then wipes the winner's first moments of usage.
+  // Resets what an earlier tenant of this id left in the quota, concurrency and rate-limit
+  // stores, before the tenant exists. The id is looked up first so that a create refused as a
+  // duplicate (409) resets nothing of the live tenant. Creates of one id are serialised in this
+  // process (see create); two processes creating the same id at once can still both pass the
+  // look-up, and the loser's reset then wipes the winner's first moments of usage.
   async #freshStart(tenantId: string): Promise<void> {
     const quotas = this.#quotas
     const resetsUsage = typeof quotas?.reset === 'function'
