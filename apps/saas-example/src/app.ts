@@ -171,8 +171,12 @@ export function createApp(deps: AppDeps) {
       plans: deps.plans,
       auditLog: deps.auditLog,
       quotas: deps.quotas,
-      // A tenant created under the id of a deleted one starts with none of its usage, slots or burst.
+      // A tenant created under the id of a deleted one starts with none of its usage, slots,
+      // burst or rows.
       rateLimiter: deps.rateLimiter,
+      freshStart: async (tenantId) => {
+        await deps.resources.purge(tenantId)
+      },
       ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
     })
     app.route(

@@ -40,6 +40,26 @@ async function usage(t: App) {
   return answer.windows[0]!.used
 }
 
+describe('a recycled tenant id', () => {
+  it("does not find the earlier customer's resources; other tenants keep theirs", async () => {
+    const t = await app('memory')
+    const body = { id: 'acme' }
+    for (const id of ['acme', 'globex']) {
+      expect((await t.request('POST', '/admin/tenants', { admin: true, body: { id } })).status).toBe(201)
+    }
+    const secret = { name: 'old-secret', data: { card: '4111' } }
+    expect((await t.request('POST', '/api/v1/resources', { tenant: 'acme', body: secret })).status).toBe(201)
+    expect((await t.request('POST', '/api/v1/resources', { tenant: 'globex', body: secret })).status).toBe(
+      201,
+    )
+    await handOver(t, body)
+    const list = async (tenant: string) =>
+      ((await (await t.request('GET', '/api/v1/resources', { tenant })).json()) as { items: unknown[] }).items
+    expect(await list('acme')).toEqual([])
+    expect(await list('globex')).toHaveLength(1)
+  })
+})
+
 for (const store of ['memory', 'redis'] as const) {
   describe(`a recycled tenant id (${store} limits)`, () => {
     it("starts with a full rate-limit bucket, not the earlier customer's spent one", async () => {

@@ -616,6 +616,11 @@ describe('AdminService in-flight counts', () => {
       'AdminService.rateLimiter',
       /reset/,
     )
+    expectInvalidOption(
+      () => new AdminService({ store: auditedStore(configs, auditLog), auditLog, freshStart: 'x' as never }),
+      'AdminService.freshStart',
+      /function/,
+    )
   })
 })
 
@@ -907,10 +912,18 @@ describe('AdminService create resets what an earlier tenant of the same id left'
           resets.push(`bucket ${id} ${await seenBy(id)}`)
         },
       },
+      freshStart: async (id) => {
+        resets.push(`app ${id} ${await seenBy(id)}`)
+      },
       clock,
     })
     await service.create({ id: 'acme' }, alice)
-    expect(resets).toEqual(['quota acme absent', 'slots acme absent', 'bucket acme absent'])
+    expect(resets).toEqual([
+      'quota acme absent',
+      'slots acme absent',
+      'bucket acme absent',
+      'app acme absent',
+    ])
     resets.length = 0
     expect(await rejects(service.create({ id: 'acme' }, alice))).toBeInstanceOf(TenantAlreadyExistsError)
     expect(await rejects(service.create({ id: 'beta', plan: 'ghost' }, alice))).toBeInstanceOf(

@@ -163,6 +163,21 @@ export interface AdminServiceOptions {
    */
   rateLimiter?: Pick<RateLimiter, 'reset'>
   /**
+   * Clears what your application keeps per tenant id (rows of its own tables, `TenantCache`
+   * entries) before a tenant is created under an id, after the quota, slot and bucket resets: a
+   * customer given the id of a deleted one must not find that customer's data. Runs before the
+   * tenant exists, only when the id is free; a throw fails the create with nothing written.
+   * @default undefined
+   * @example
+   * ```ts
+   * freshStart: async (tenantId) => {
+   *   await scoped(db, tenantId).delete(documents)
+   *   await cache.clear(tenantId)
+   * }
+   * ```
+   */
+  freshStart?: (tenantId: string) => Promise<void>
+  /**
    * Stamps the audit records the service writes itself (usage resets; config changes are stamped
    * by the store).
    * @default systemClock
@@ -214,6 +229,7 @@ export class AdminService {
   readonly #auditLog: AuditLog
   readonly #quotas: Pick<QuotaManager, 'peek' | 'reset'> | undefined
   readonly #rateLimiter: Pick<RateLimiter, 'reset'> | undefined
+  readonly #appFreshStart: ((tenantId: string) => Promise<void>) | undefined
   readonly #clock: Clock
   readonly #plans: (PlanStore & AuditedPlanStore) | undefined
   readonly #concurrency: Pick<ConcurrencyLimiter, 'inFlight' | 'reset'> | undefined
@@ -263,6 +279,10 @@ export class AdminService {
     if (options.rateLimiter !== undefined && typeof options.rateLimiter?.reset !== 'function') {
       throw invalidOption('AdminService.rateLimiter', 'must have a reset() method')
     }
+    if (options.freshStart !== undefined && typeof options.freshStart !== 'function') {
+      throw invalidOption('AdminService.freshStart', 'must be a function (tenantId) => Promise<void>')
+    }
+    this.#appFreshStart = options.freshStart
     this.#concurrency = options.concurrency
     this.#rateLimiter = options.rateLimiter
     this.#store = options.store
@@ -310,8 +330,9 @@ export class AdminService {
    * (`concurrency.reset`) and its rate-limit bucket (`rateLimiter.reset`) are reset, when those
    * are configured. Quota, concurrency and rate-limit stores key their state by tenant id alone,
    * so without this a tenant created under the id of a deleted one would inherit that customer's
-   * usage, slots and spent burst. The `tenant.create` record stands for the reset (no separate
-   * record). A failing reset fails the create with nothing written.
+   * usage, slots and spent burst. Then `freshStart(id)` clears what the application keeps per
+   * tenant id. The `tenant.create` record stands for the reset (no separate record). A failing
+   * reset fails the create with nothing written.
    */
   async create(input: TenantConfigInput, context: AdminContext): Promise<TenantConfig> {
     const parsed = parseOrThrow(tenantConfigInputSchema, input)
@@ -656,13 +677,15 @@ export class AdminService {
   async #freshStart(tenantId: string): Promise<void> {
     const quotas = this.#quotas
     const resetsUsage = typeof quotas?.reset === 'function'
-    if (!resetsUsage && this.#concurrency === undefined && this.#rateLimiter === undefined) return
+    const app = this.#appFreshStart
+    if (!resetsUsage && this.#concurrency === undefined && this.#rateLimiter === undefined && !app) return
     if ((await this.#find(tenantId)) !== null) {
       throw new TenantAlreadyExistsError(tenantId)
     }
     if (resetsUsage) await quotas!.reset!(tenantId)
     await this.#concurrency?.reset(tenantId)
     await this.#rateLimiter?.reset?.(tenantId)
+    await app?.(tenantId)
   }
 
   // A tenant may only name a plan that exists: one that does not would fail every read of the

@@ -44,6 +44,11 @@ export interface ResourceStore {
   update(tenantId: string, id: string, input: ResourceInput): Promise<Resource | undefined>
   /** True when a resource was deleted, false when the tenant has none with this id. */
   delete(tenantId: string, id: string): Promise<boolean>
+  /**
+   * Deletes every resource of the tenant; resolves to how many. Run before a tenant is created
+   * (AdminService's `freshStart`): a customer given the id of a deleted one starts with no rows.
+   */
+  purge(tenantId: string): Promise<number>
   /** Resolves when the database answers a trivial query (the health check). */
   ping(): Promise<void>
 }
@@ -202,6 +207,14 @@ export class DrizzleResourceStore implements ResourceStore {
         .where(and(eq(t.id, id)))
         .returning({ id: t.id })
       return rows.length > 0
+    })
+  }
+
+  purge(tenantId: string): Promise<number> {
+    const t = this.#table
+    return this.#run(tenantId, 'purging resources', async (tdb) => {
+      const rows = await tdb.delete(t).returning({ id: t.id })
+      return rows.length
     })
   }
 
