@@ -156,6 +156,7 @@ describe('createApp', () => {
   it('answers an unexpected error with 500 and the request id, logging the error', async () => {
     const broken = {
       list: () => Promise.reject(new TypeError('a bug')),
+      purge: async () => 0,
     } as unknown as ResourceStore
     const t = await inProcessApp({ resources: broken })
     await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
