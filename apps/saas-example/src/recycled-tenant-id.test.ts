@@ -33,6 +33,15 @@ async function handOver(t: App, body: object) {
   expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
 }
 
+/** A streamed chat completion of acme's, estimated at 1 token; its usage event reports about 15,000. */
+function bigStream(t: App) {
+  return t.request('POST', '/api/v1/chat/completions', {
+    tenant: 'acme',
+    headers: { 'X-Token-Count': '1' },
+    body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'x'.repeat(60_000) }] },
+  })
+}
+
 async function usage(t: App) {
   const answer = (await (await t.request('GET', '/admin/tenants/acme/usage', { admin: true })).json()) as {
     windows: { used: { requests: number; tokens: number } }[]
@@ -85,16 +94,7 @@ for (const store of ['memory', 'redis'] as const) {
       const t = await app(store)
       const body = { id: 'acme', quota: { limits: [{ window: 'day', requests: 1000, tokens: 100_000 }] } }
       expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
-      // Estimated at 1 token; the answer's usage event reports about 15,000 (a 60 kB prompt).
-      const stream = await t.request('POST', '/api/v1/chat/completions', {
-        tenant: 'acme',
-        headers: { 'X-Token-Count': '1' },
-        body: {
-          model: 'gpt-4o-mini',
-          stream: true,
-          messages: [{ role: 'user', content: 'x'.repeat(60_000) }],
-        },
-      })
+      const stream = await bigStream(t)
       expect(stream.status).toBe(200)
       await handOver(t, body)
       expect(await usage(t)).toEqual({ requests: 0, tokens: 0 })
@@ -105,15 +105,7 @@ for (const store of ['memory', 'redis'] as const) {
         .toContain('is dropped')
       expect(await usage(t)).toEqual({ requests: 0, tokens: 0 })
       // The new customer's own stream is settled as usual.
-      const own = await t.request('POST', '/api/v1/chat/completions', {
-        tenant: 'acme',
-        headers: { 'X-Token-Count': '1' },
-        body: {
-          model: 'gpt-4o-mini',
-          stream: true,
-          messages: [{ role: 'user', content: 'x'.repeat(60_000) }],
-        },
-      })
+      const own = await bigStream(t)
       await own.text()
       await expect.poll(async () => (await usage(t)).tokens).toBeGreaterThan(10_000)
     })

@@ -394,8 +394,9 @@ interface AdjustContext {
  * what a request of the earlier one settles afterwards (a stream that ends late, the refund of a
  * late answer) must be neither charged nor refunded to it. Told by the config's `createdAt`, read
  * from the resolver's store (its fast read when it has one); without a resolver that read a
- * config, the tenant is taken as unchanged. Between this read and the store's write a delete and
- * re-create can still slip in: the window is one store call, not the life of a stream.
+ * config, the tenant is taken as unchanged. What this cannot see: a store whose cache still holds
+ * the old tenant (another instance's, up to its `ttl`), a predecessor created in the same
+ * millisecond, and a delete and re-create between this read and the store's write.
  */
 async function stillAdmitted(admission: Admission): Promise<boolean> {
   const admitted = admission.tenant

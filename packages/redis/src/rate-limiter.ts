@@ -226,8 +226,8 @@ export class RedisRateLimiter implements RateLimiter {
    * tenant without a rate limit is always allowed, without a round trip.
    */
   async consume(tenantId: string, options?: { cost?: number }): Promise<RateLimitDecision> {
-    const { redis, prefix, gate, clock, localClock, receipts } = this.#options
-    const key = `${tenantTag(prefix, tenantId)}:b`
+    const { redis, gate, clock, localClock, receipts } = this.#options
+    const key = this.#key(tenantId)
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidCostError('rate limit options must be an object like { cost }')
     }
@@ -268,8 +268,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   /** Forgets the tenant's bucket (a full one), as `RateLimiter.reset` says. */
   async reset(tenantId: string): Promise<void> {
-    const { redis, gate, clock, prefix } = this.#options
-    const key = `${tenantTag(prefix, tenantId)}:b`
+    const { redis, gate, clock } = this.#options
+    const key = this.#key(tenantId)
     await gate.run(
       () => RESET_BUCKET_SCRIPT.run(redis, [key, refundRecordKey(key)], [nowArg(clock)]),
       'rate limit reset',
@@ -277,6 +277,11 @@ export class RedisRateLimiter implements RateLimiter {
     )
     // A remembered denial is about tokens that are back.
     this.#localDeny?.refunded(tenantId)
+  }
+
+  // The tenant's bucket, inside its Cluster hash tag (which validates the id).
+  #key(tenantId: string): string {
+    return `${tenantTag(this.#options.prefix, tenantId)}:b`
   }
 
   /**
