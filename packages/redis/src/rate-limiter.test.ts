@@ -153,4 +153,17 @@ describe.runIf(REDIS_URL)('RedisRateLimiter: the void of a take whose reply was 
     await x.fail()
     expect(await t.limiter.consume(t.id, { cost: 3 })).toMatchObject({ allowed: true, remaining: 0 })
   })
+
+  it('gives nothing back into the bucket a reset made after the take', async () => {
+    // Burst 10, no refill to speak of, the clock still: X takes 5 and its reply is lost; the tenant
+    // is reset (a full bucket) and Y takes 8 before X's void lands. Exactly 10 are admitted after
+    // the reset, not 15.
+    const t = setup({ requestsPerSecond: 0.001, burst: 10 })
+    const x = await t.takeLosingReply(5)
+    await t.limiter.reset(t.id)
+    expect(await t.limiter.consume(t.id, { cost: 8 })).toMatchObject({ allowed: true, remaining: 2 })
+    await x.fail()
+    expect(await t.limiter.consume(t.id, { cost: 2 })).toMatchObject({ allowed: true, remaining: 0 })
+    expect((await t.limiter.consume(t.id, { cost: 1 })).allowed).toBe(false)
+  })
 })

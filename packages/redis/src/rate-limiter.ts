@@ -44,10 +44,11 @@ const REFUND_RECORD_TTL_MS = RECEIPT_TTL_RANGE_MS.max
  * bit as the take computed it, and the take gets back its tokens less what the cap at the burst
  * can have wasted since: `min(cost, burst - max(level now, what it left refilled))`, exact when no
  * other take ran since. That bound misses a level that a refund raised and a take then lowered
- * again, so the refund record (a hash written by refunds only, for as long as a receipt lives:
- * the time of the last refund, the state it wrote, and the time of the last refund that a take
- * followed) makes a refund give nothing once a take has followed a refund made at or after the
- * refunded take's time. Takes cost nothing more for it: no field, no write.
+ * again, so the refund record (a hash written by refunds and resets only, for as long as a
+ * receipt lives: the time of the last refund, the state it wrote, the time of the last refund that
+ * a take followed, and the time of the last reset) makes a refund give nothing once a take has
+ * followed a refund made at or after the refunded take's time, or a reset came at or after it
+ * (see `RESET_BUCKET_SCRIPT`). Takes cost nothing more for it: no field, no write.
  */
 export const TOKEN_BUCKET_SCRIPT = receiptScript(LUA_PRELUDE, {
   receiptKey: 2,
@@ -91,7 +92,10 @@ if ARGV[5] == 'refund' then
   -- The refund record: a take since the last refund (the bucket is no longer on the line that
   -- refund wrote, or exists when it wrote none) makes that refund the last one a take followed.
   local record = KEYS[1] .. ':refunds'
-  local last = redis.call('HMGET', record, 'at', 'taken', 'tokens', 'updatedAt')
+  local last = redis.call('HMGET', record, 'at', 'taken', 'tokens', 'updatedAt', 'reset')
+  -- A reset since the take (or in its millisecond) dropped what it took: the bucket is a new one.
+  local reset_at = tonumber(last[5] or '')
+  if reset_at and reset_at >= decided then return reply end
   local last_at, taken = tonumber(last[1] or ''), tonumber(last[2] or '')
   if last_at then
     local wrote_tokens, wrote_at = tonumber(last[3] or ''), tonumber(last[4] or '')
@@ -127,9 +131,22 @@ return reply
 `,
 })
 
-/** Drops a tenant's bucket and its refund record: a full bucket. KEYS: the bucket, the record. */
+/**
+ * Drops a tenant's bucket (a full one) and its refund record, which then holds the reset's time
+ * alone (the latest, if resets race): a refund of a take decided before the reset, or in its
+ * millisecond, gives nothing, as what the take took went with the bucket. Without it, a void
+ * landing after the reset and a take would add its tokens to the new bucket (more than `burst`
+ * admitted). It lives as long as a receipt can, so no void of an earlier take can outlive it.
+ * KEYS: the bucket, the record. ARGV: now.
+ */
 export const RESET_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
-return redis.call('DEL', KEYS[1], KEYS[2])
+local now = now_ms(ARGV[1])
+local before = tonumber(redis.call('HGET', KEYS[2], 'reset') or '')
+if before and before > now then now = before end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], 'reset', fmt(now))
+redis.call('PEXPIRE', KEYS[2], ${REFUND_RECORD_TTL_MS})
+return 1
 `)
 
 /** The key of a bucket's refund record (see {@link TOKEN_BUCKET_SCRIPT}). */

@@ -6,7 +6,7 @@ import { REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { toScriptClient } from './client'
 import { RedisQuotaManager } from './quota-manager'
 import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT } from './quota-scripts'
-import { refundRecordKey, TOKEN_BUCKET_SCRIPT } from './rate-limiter'
+import { RESET_BUCKET_SCRIPT, refundRecordKey, TOKEN_BUCKET_SCRIPT } from './rate-limiter'
 
 // The refund op of each script, driven directly: it takes an admission back from the windows or
 // buckets its decision time names, never below zero, and never from a window that has moved on.
@@ -262,6 +262,32 @@ describe.runIf(REDIS_URL)('refund op of the quota and rate-limit scripts', () =>
       const e = await b.take(T0 + 2_300, 1)
       await b.refund(T0 + 2_300, 1, e)
       expect(await b.tokens()).toBeCloseTo(1.15)
+    })
+
+    it('gives nothing back for a take decided before a reset, or in its millisecond', async () => {
+      // Burst 10, no refill to speak of: X takes 5, the bucket is reset (full again), Y takes 8.
+      // X's void must not land in the new bucket: 2 left, not 7 (15 admitted against a burst of 10).
+      const b = bucket(0.001, 10)
+      const reset = (at: number) => RESET_BUCKET_SCRIPT.run(client, [b.key, refundRecordKey(b.key)], [String(at)])
+      const x = await b.take(T0, 5)
+      await reset(T0 + 1)
+      const y = await b.take(T0 + 2, 8)
+      await b.refund(T0 + 3, 5, x)
+      expect(await b.tokens()).toBeCloseTo(2)
+      // A take in the reset's own millisecond is taken for one before it: nothing is given back.
+      await reset(T0 + 2)
+      const z = await b.take(T0 + 2, 4)
+      await b.refund(T0 + 3, 4, z)
+      expect(await b.tokens()).toBeCloseTo(6)
+      // A take after the reset is refunded as usual; an earlier one (Y) still gives nothing.
+      const w = await b.take(T0 + 4, 3)
+      await b.refund(T0 + 5, 3, w)
+      await b.refund(T0 + 5, 8, y)
+      expect(await b.tokens()).toBeCloseTo(6)
+      // A reset on a clock that went back keeps the later time.
+      await reset(T0 - 1_000)
+      expect(await redis.hget(refundRecordKey(b.key), 'reset')).toBe(String(T0 + 2))
+      expect(await redis.pttl(refundRecordKey(b.key))).toBeGreaterThan(590_000)
     })
   })
 })
