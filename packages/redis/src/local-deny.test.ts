@@ -2,16 +2,24 @@ import { describe, expect, it } from 'vitest'
 import { LocalDenyCache } from './local-deny'
 
 describe('LocalDenyCache and late-reply refunds', () => {
-  const entry = { until: 2_000, since: 0, requests: 1, fingerprint: 'f', decision: 'denied', retryAt: 2_000 }
+  const entry = {
+    until: 2_000,
+    since: 0,
+    requests: 1,
+    tokens: 0,
+    fingerprint: 'f',
+    decision: 'denied',
+    retryAt: 2_000,
+  }
 
   it('drops the tenant when one of its admissions is refunded', () => {
     const cache = new LocalDenyCache<string>({ maxHoldMs: 5_000 })
     cache.remember('acme', entry, cache.refunds)
     cache.remember('beta', entry, cache.refunds)
-    expect(cache.match('acme', 1_000, 1, 'f')?.decision).toBe('denied')
+    expect(cache.match('acme', 1_000, 1, 0, 'f')?.decision).toBe('denied')
     cache.refunded('acme')
-    expect(cache.match('acme', 1_000, 1, 'f')).toBeUndefined()
-    expect(cache.match('beta', 1_000, 1, 'f')?.decision).toBe('denied')
+    expect(cache.match('acme', 1_000, 1, 0, 'f')).toBeUndefined()
+    expect(cache.match('beta', 1_000, 1, 0, 'f')?.decision).toBe('denied')
   })
 
   it('does not remember a denial whose call was made before a refund was sent', () => {
@@ -30,10 +38,23 @@ describe('LocalDenyCache and late-reply refunds', () => {
     const long = { ...entry, until: 600_000, since: 10_000 }
     const cache = new LocalDenyCache<string>()
     cache.remember('acme', long, cache.refunds)
-    expect(cache.match('acme', 10_999, 1, 'f')?.decision).toBe('denied')
-    expect(cache.match('acme', 11_000, 1, 'f')).toBeUndefined()
+    expect(cache.match('acme', 10_999, 1, 0, 'f')?.decision).toBe('denied')
+    expect(cache.match('acme', 11_000, 1, 0, 'f')).toBeUndefined()
     const none = new LocalDenyCache<string>({ maxHoldMs: 0 })
     none.remember('acme', long, none.refunds)
     expect(none.size).toBe(0)
+  })
+
+  it('answers only a request of the denied cost, tokens included', () => {
+    // Another cost can be denied for another reason, and retry at another time.
+    const cache = new LocalDenyCache<string>({ maxHoldMs: 5_000 })
+    cache.remember('acme', { ...entry, requests: 2, tokens: 500 }, cache.refunds)
+    expect(cache.match('acme', 1_000, 2, 500, 'f')?.decision).toBe('denied')
+    expect(cache.match('acme', 1_000, 2, 0, 'f')).toBeUndefined()
+    expect(cache.match('acme', 1_000, 2, 501, 'f')).toBeUndefined()
+    expect(cache.match('acme', 1_000, 3, 500, 'f')).toBeUndefined()
+    expect(cache.match('acme', 1_000, 1, 500, 'f')).toBeUndefined()
+    // A miss keeps the entry for the next request of that cost.
+    expect(cache.match('acme', 1_000, 2, 500, 'f')?.decision).toBe('denied')
   })
 })

@@ -26,12 +26,19 @@ export const DEFAULT_LOCAL_DENY_HOLD_MS = 1_000
 
 /** One remembered denial. */
 export interface DenyEntry<D> {
-  /** Until when (manager clock, ms) a request of at least `requests` cannot be admitted. */
+  /** Until when (manager clock, ms) no request of at least `requests` can be admitted. */
   until: number
   /** When (manager clock, ms) the denied call was sent: the hold ends `maxHoldMs` after it at the latest. */
   since: number
-  /** The request count that was denied; only requests at least this large are answered locally. */
+  /**
+   * The cost that was denied (requests, or a rate limiter's tokens taken). Only a request of this
+   * cost, `tokens` included, is answered locally: the held decision, its reason and its retry time
+   * are that request's, and another cost can be denied for another reason and retry at another
+   * time (a larger one later, one with fewer tokens earlier).
+   */
   requests: number
+  /** The tokens of the denied quota request (0 for a rate limiter). */
+  tokens: number
   /** The tenant's quota config when Redis answered; a different config voids the entry. */
   fingerprint: string
   /** The decision Redis gave. */
@@ -74,15 +81,24 @@ export class LocalDenyCache<D> {
     return this.#entries.size
   }
 
-  /** The remembered denial that covers this request, if any; drops stale entries on the way. */
-  match(tenantId: string, now: number, requests: number, fingerprint: string): DenyEntry<D> | undefined {
+  /**
+   * The remembered denial of a request of this very cost, if any; drops stale entries on the way.
+   * A request of another cost goes to Redis (see {@link DenyEntry.requests}).
+   */
+  match(
+    tenantId: string,
+    now: number,
+    requests: number,
+    tokens: number,
+    fingerprint: string,
+  ): DenyEntry<D> | undefined {
     const entry = this.#entries.get(tenantId)
     if (entry === undefined) return undefined
     if (now >= entry.until || entry.fingerprint !== fingerprint) {
       this.#entries.delete(tenantId)
       return undefined
     }
-    return requests >= entry.requests ? entry : undefined
+    return requests === entry.requests && tokens === entry.tokens ? entry : undefined
   }
 
   /** How many late-reply refunds this process has sent: read it when a call is made, pass it to {@link remember}. */

@@ -323,7 +323,7 @@ describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
       await otherHost.adjust(id, { tokens: -50 })
       expect((await manager.consume(id, { tokens: 20 })).allowed).toBe(true)
 
-      // A request denial is held, but only for requests at least as large.
+      // A request denial is held, but only for a request of the same cost.
       expect((await manager.consume(id)).allowed).toBe(true)
       expect(await manager.consume(id, { requests: 2 })).toMatchObject({ allowed: false })
       const calls = client.calls
@@ -335,6 +335,42 @@ describe.runIf(REDIS_URL)('RedisQuotaManager against a real Redis', () => {
       // A raised limit is seen at once.
       provider.setQuota(id, { limits: [{ window: 'minute', requests: 5, tokens: 100 }] })
       expect((await manager.consume(id, { requests: 2 })).allowed).toBe(true)
+    })
+
+    it('answers locally only a request of the denied cost: another one gets its own reason and retry time', async () => {
+      // Minute: 1 request; hour: 1000 tokens. The second request of 1000 tokens is refused by both
+      // (retry in an hour); one of no tokens is refused by the minute alone (retry in a minute).
+      const { provider, id } = tenant([
+        { window: 'minute', requests: 1 },
+        { window: 'hour', tokens: 1_000 },
+      ])
+      const clock = new ManualClock(T0)
+      const client = counting(toScriptClient(redis))
+      const manager = new RedisQuotaManager(provider, {
+        redis: client,
+        clock,
+        prefix,
+        timeoutMs: 2_000,
+        localDeny: { maxHoldMs: MINUTE },
+      })
+      const minuteLeft = MINUTE - (T0 % MINUTE)
+      const hourLeft = 3_600_000 - (T0 % 3_600_000)
+      expect((await manager.consume(id, { tokens: 1_000 })).allowed).toBe(true)
+      expect(await manager.consume(id, { tokens: 1_000 })).toMatchObject({
+        allowed: false,
+        retryAfterMs: hourLeft,
+      })
+      const calls = client.calls
+      expect(await manager.consume(id, { tokens: 1_000 })).toMatchObject({
+        allowed: false,
+        retryAfterMs: hourLeft,
+      })
+      expect(client.calls).toBe(calls)
+      expect(await manager.consume(id, { tokens: 0 })).toMatchObject({
+        allowed: false,
+        retryAfterMs: minuteLeft,
+      })
+      expect(client.calls).toBe(calls + 1)
     })
 
     it('sees a reset made through another instance within maxHoldMs (1 s by default)', async () => {

@@ -246,7 +246,13 @@ export class RedisQuotaManager implements QuotaManager {
       return algorithm.consume(undefined, config, charge, this.#options.localClock.now()).decision
 
     const sentAt = this.#options.localClock.now()
-    const held = this.#localDeny?.match(tenantId, sentAt, charge.requests, fingerprint)
+    const held = this.#localDeny?.match(
+      tenantId,
+      sentAt,
+      charge.requests,
+      deniedTokens(limits, charge.tokens),
+      fingerprint,
+    )
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
@@ -609,6 +615,7 @@ export class RedisQuotaManager implements QuotaManager {
         until: sentAt + byRequests.decision.retryAfterMs,
         since: sentAt,
         requests: charge.requests,
+        tokens: deniedTokens(limits, charge.tokens),
         fingerprint,
         decision,
         retryAt: sentAt + decision.retryAfterMs,
@@ -616,4 +623,12 @@ export class RedisQuotaManager implements QuotaManager {
       call.refundsBefore,
     )
   }
+}
+
+/**
+ * The tokens of a request as the local-deny cache tells costs apart: they change neither the
+ * decision nor its retry time where no limit counts them, so there every token count matches.
+ */
+function deniedTokens(limits: readonly EffectiveLimit[], tokens: number): number {
+  return limits.some((limit) => limit.tokens !== undefined) ? tokens : 0
 }

@@ -104,6 +104,43 @@ describe.runIf(REDIS_URL)('RedisRateLimiter expiry', () => {
   })
 })
 
+describe.runIf(REDIS_URL)('RedisRateLimiter localDeny', () => {
+  const { client: redis, prefix } = useTestRedis('rate-local-deny')
+
+  it('answers locally only a take of the denied cost: a larger one gets its own retry time', async () => {
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('ld')
+    provider.setRateLimit(id, { requestsPerSecond: 1, burst: 10 })
+    let calls = 0
+    const inner = toScriptClient(redis)
+    const client: RedisScriptClient = {
+      evalScriptSha: (...args) => {
+        calls++
+        return inner.evalScriptSha(...args)
+      },
+      evalScript: (...args) => {
+        calls++
+        return inner.evalScript(...args)
+      },
+    }
+    const limiter = new RedisRateLimiter(provider, {
+      redis: client,
+      clock: new ManualClock(T0),
+      prefix,
+      timeoutMs: 5_000,
+      localDeny: true,
+    })
+    expect((await limiter.consume(id, { cost: 10 })).allowed).toBe(true)
+    expect(await limiter.consume(id, { cost: 1 })).toMatchObject({ allowed: false, retryAfterMs: 1_000 })
+    const sent = calls
+    expect(await limiter.consume(id, { cost: 1 })).toMatchObject({ allowed: false, retryAfterMs: 1_000 })
+    expect(calls).toBe(sent)
+    // Five tokens come back in 5 s, not in the 1 s the held denial of one says.
+    expect(await limiter.consume(id, { cost: 5 })).toMatchObject({ allowed: false, retryAfterMs: 5_000 })
+    expect(calls).toBe(sent + 1)
+  })
+})
+
 describe.runIf(REDIS_URL)('RedisRateLimiter: the void of a take whose reply was lost', () => {
   const { client: redis, prefix } = useTestRedis('rate-void')
 

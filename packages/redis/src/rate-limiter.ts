@@ -255,7 +255,7 @@ export class RedisRateLimiter implements RateLimiter {
     const config = checkedConfig(found)
 
     const fingerprint = this.#localDeny ? `${config.requestsPerSecond}/${config.burst}` : ''
-    const held = this.#localDeny?.match(tenantId, sentAt, cost, fingerprint)
+    const held = this.#localDeny?.match(tenantId, sentAt, cost, 0, fingerprint)
     if (held) return { ...held.decision, retryAfterMs: Math.max(1, Math.ceil(held.retryAt - sentAt)) }
     const refundsBefore = this.#localDeny?.refunds ?? 0
 
@@ -274,10 +274,19 @@ export class RedisRateLimiter implements RateLimiter {
       })
     }
     // Other instances only take tokens (but for late-reply refunds, see LocalDenyCache), so until
-    // the retry time no request of at least this cost can pass; a changed rate or burst voids the entry.
+    // the retry time no request of at least this cost can pass; one of this very cost is answered
+    // locally (its retry time is this one); a changed rate or burst voids the entry.
     if (!decision.allowed && this.#localDeny) {
       const retryAt = sentAt + decision.retryAfterMs
-      const entry = { until: retryAt, since: sentAt, requests: cost, fingerprint, decision, retryAt }
+      const entry = {
+        until: retryAt,
+        since: sentAt,
+        requests: cost,
+        tokens: 0,
+        fingerprint,
+        decision,
+        retryAt,
+      }
       this.#localDeny.remember(tenantId, entry, refundsBefore)
     }
     return decision

@@ -268,7 +268,8 @@ describe.runIf(REDIS_URL)('refund op of the quota and rate-limit scripts', () =>
       // Burst 10, no refill to speak of: X takes 5, the bucket is reset (full again), Y takes 8.
       // X's void must not land in the new bucket: 2 left, not 7 (15 admitted against a burst of 10).
       const b = bucket(0.001, 10)
-      const reset = (at: number) => RESET_BUCKET_SCRIPT.run(client, [b.key, refundRecordKey(b.key)], [String(at)])
+      const reset = (at: number) =>
+        RESET_BUCKET_SCRIPT.run(client, [b.key, refundRecordKey(b.key)], [String(at)])
       const x = await b.take(T0, 5)
       await reset(T0 + 1)
       const y = await b.take(T0 + 2, 8)
