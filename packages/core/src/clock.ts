@@ -48,3 +48,16 @@ export class ManualClock implements Clock {
     this.#now = ms
   }
 }
+
+/**
+ * The longest delay a timer keeps, in ms (2^31 - 1, about 24.8 days): `setTimeout` in Node, Bun,
+ * Deno, browsers and Workers runs a longer one after about 1 ms instead. Options that become a
+ * timer's delay (the stages' and stores' `timeoutMs`) are refused above it at construction, so a
+ * generous timeout never turns into one that fires at once.
+ *
+ * @example
+ * ```ts
+ * if (timeoutMs > MAX_TIMER_MS) throw invalidOption('timeoutMs', `must be at most ${MAX_TIMER_MS}`)
+ * ```
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1

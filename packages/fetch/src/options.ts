@@ -1,4 +1,4 @@
-import { assertMethods, type Clock, invalidOption } from '@tenant/core'
+import { assertMethods, type Clock, invalidOption, MAX_TIMER_MS } from '@tenant/core'
 
 function describe(value: unknown): string {
   return value === null ? 'null' : typeof value === 'string' ? JSON.stringify(value) : typeof value
@@ -16,9 +16,13 @@ export function checkStageOptions(
   const { timeoutMs } = options
   if (
     timeoutMs !== undefined &&
-    (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !(timeoutMs <= MAX_TIMER_MS))
   ) {
-    throw invalidOption(`${name}.timeoutMs`, `must be a number > 0, got ${describe(timeoutMs)}`)
+    // A longer delay would fire after about 1 ms (see MAX_TIMER_MS): every call would time out.
+    throw invalidOption(
+      `${name}.timeoutMs`,
+      `must be a number > 0 and at most ${MAX_TIMER_MS}, got ${describe(timeoutMs)}`,
+    )
   }
   if (options.clock !== undefined) assertMethods(options.clock, `${name}.clock`, ['now'])
 }

@@ -835,6 +835,10 @@ describe('tenantResolver', () => {
       [{ configManager: {} as never }, 'tenantResolver.configManager', /getTenantConfig/],
       [{ failOpen: 'yes' as never }, 'tenantResolver.failOpen', /must be a boolean/],
       [{ timeoutMs: 0 }, 'tenantResolver.timeoutMs', /must be a number > 0/],
+      // setTimeout runs a longer delay after about 1 ms: every lookup would time out.
+      [{ timeoutMs: 2 ** 31 }, 'tenantResolver.timeoutMs', /at most 2147483647/],
+      [{ timeoutMs: Number.POSITIVE_INFINITY }, 'tenantResolver.timeoutMs', /at most 2147483647/],
+      [{ timeoutMs: Number.NaN }, 'tenantResolver.timeoutMs', /must be a number > 0/],
       [{ onMissing: 'x' as never }, 'tenantResolver.onMissing', /must be a function/],
       [{ hooks: { onResolve: 1 as never } }, 'hooks.onResolve', /must be a function/],
     ]

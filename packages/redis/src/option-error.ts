@@ -17,10 +17,12 @@ export function wholeNumberOption(
   value: number | undefined,
   fallback: number,
   min: number,
+  max = Number.MAX_SAFE_INTEGER,
 ): number {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw optionError(path, `must be a whole number >= ${min}, got ${String(value)}`)
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`
+    throw optionError(path, `must be a whole number ${range}, got ${String(value)}`)
   }
   return value
 }

@@ -1,4 +1,4 @@
-import { assertMethods, type Clock, systemClock } from '@tenant/core'
+import { assertMethods, type Clock, MAX_TIMER_MS, systemClock } from '@tenant/core'
 import { type RedisClientInput, type RedisScriptClient, toScriptClient } from './client'
 import {
   CommandGate,
@@ -120,8 +120,9 @@ export function resolveStoreOptions(
     queueTimeoutMs: wholeNumberOption(
       'queueTimeoutMs',
       options.queueTimeoutMs,
-      QUEUE_TIMEOUTS_PER_TIMEOUT * timeoutMs,
+      Math.min(QUEUE_TIMEOUTS_PER_TIMEOUT * timeoutMs, MAX_TIMER_MS),
       1,
+      MAX_TIMER_MS,
     ),
   })
   const receiptTtlMs = wholeNumberOption(

@@ -73,6 +73,10 @@ describe('RedisQuotaManager without a server', () => {
     expect(issuePath(make({ precision: 10 }))).toBe('precision')
     expect(issuePath(make({ algorithm: 'sliding', precision: 7 }))).toBe('precision')
     expect(issuePath(make({ timeoutMs: 0 }))).toBe('timeoutMs')
+    // A timer longer than 2^31 - 1 ms fires after about 1 ms: refused, with the derived queue timeout.
+    expect(issuePath(make({ timeoutMs: 2 ** 31 }))).toBe('timeoutMs')
+    expect(issuePath(make({ queueTimeoutMs: 2 ** 31 }))).toBe('queueTimeoutMs')
+    expect(() => make({ timeoutMs: 2 ** 31 - 1 })()).not.toThrow()
     expect(issuePath(make({ clock: {} }))).toBe('options.clock')
     expect(issuePath(make({ localDeny: { maxEntries: 0 } }))).toBe('localDeny.maxEntries')
     expect(issuePath(make({ localDeny: { maxHoldMs: -1 } }))).toBe('localDeny.maxHoldMs')

@@ -1,4 +1,4 @@
-import { TenantBackendError } from '@tenant/core'
+import { MAX_TIMER_MS, TenantBackendError } from '@tenant/core'
 import type { RedisScriptClient } from './client'
 import { wholeNumberOption } from './option-error'
 
@@ -77,11 +77,12 @@ export class LuaScript {
 }
 
 /**
- * Validates a `timeoutMs` option: a whole number of ms > 0.
- * Throws `InvalidTenantConfigError` at construction so a typo never becomes a per-request failure.
+ * Validates a `timeoutMs` option: a whole number of ms > 0, at most core's `MAX_TIMER_MS` (a
+ * longer timer fires at once). Throws `InvalidTenantConfigError` at construction so a typo never
+ * becomes a per-request failure.
  */
 export function validateTimeout(timeoutMs: number | undefined): number {
-  return wholeNumberOption('timeoutMs', timeoutMs, DEFAULT_TIMEOUT_MS, 1)
+  return wholeNumberOption('timeoutMs', timeoutMs, DEFAULT_TIMEOUT_MS, 1, MAX_TIMER_MS)
 }
 
 /** Runs `callback` after the I/O of the current event-loop turn (setImmediate; a timer where there is none). */
