@@ -462,7 +462,9 @@ describe('adminRoutes validation and errors', () => {
     expect(quota.json.issues[0].path).toEqual(['limits', 0, 'requests'])
     const policy = await call('PUT', '/tenants/acme/policy', { body: { allowedModels: 'gpt-4o' } })
     expectProblem(policy, 400, 'tenant_invalid_config')
-    for (const query of ['limit=0', 'limit=abc', 'limit=1001', 'offset=-1', 'unknown=1']) {
+    // Digits only: Number() would read these as 2, 2, 2, 0, 1 and 1.
+    const notDigits = ['limit=0x2', 'limit=2e0', 'limit=%202%20', 'offset=', 'offset=0x1', 'offset=0b1']
+    for (const query of ['limit=0', 'limit=abc', 'limit=1001', 'offset=-1', 'unknown=1', ...notDigits]) {
       expectProblem(await call('GET', `/tenants?${query}`), 400, 'tenant_invalid_config')
     }
     // Both pagination styles at once: refused by core's option check, same problem shape.
@@ -470,6 +472,7 @@ describe('adminRoutes validation and errors', () => {
     expectProblem(both, 400, 'tenant_invalid_config')
     expect(both.json.issues[0].path).toEqual(['after'])
     expectProblem(await call('GET', '/tenants/acme/audit?limit=0'), 400, 'tenant_invalid_config')
+    expectProblem(await call('GET', '/tenants/acme/audit?limit=0x1'), 400, 'tenant_invalid_config')
     expectProblem(await call('GET', '/tenants/acme/audit?before=bogus'), 400, 'tenant_invalid_config')
   })
 

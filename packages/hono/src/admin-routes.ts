@@ -96,15 +96,27 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,255}$/
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
+/**
+ * A whole number in a query string, written in digits: `z.coerce.number()` is `Number()`, which
+ * also takes `0x10`, `1e3`, ` 12 ` and an empty value (as 0), as `X-Token-Count` refuses them.
+ */
+function queryNumber(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a whole number written in digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+}
+
 const listQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-  offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  limit: queryNumber(1, MAX_LIST_LIMIT).optional(),
+  offset: queryNumber(0, Number.MAX_SAFE_INTEGER).optional(),
   // The same rule as core's listTenants options, checked here so the answer is the route's 400.
   after: z.string().min(1).max(MAX_TENANT_ID_LENGTH).superRefine(storableText).optional(),
 })
 
 const auditQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
+  limit: queryNumber(1, MAX_LIST_LIMIT).optional(),
   before: z.string().min(1).max(255).optional(),
 })
 
