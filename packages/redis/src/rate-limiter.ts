@@ -132,14 +132,16 @@ return reply
 })
 
 /**
- * Drops a tenant's bucket (a full one) and its refund record, which then holds the reset's time
- * alone (the latest, if resets race): a refund of a take decided before the reset, or in its
- * millisecond, gives nothing, as what the take took went with the bucket. Without it, a void
- * landing after the reset and a take would add its tokens to the new bucket (more than `burst`
- * admitted). It lives as long as a receipt can, so no void of an earlier take can outlive it.
- * KEYS: the bucket, the record. ARGV: now.
+ * Makes a tenant's bucket full. A bucket that holds tokens is dropped, and its refund record then
+ * holds the reset's time alone (the latest, if resets race): a refund of a take decided before
+ * the reset, or in its millisecond, gives nothing, as what the take took went with the bucket.
+ * Without it, a void landing after the reset and a take would add its tokens to the new bucket
+ * (more than `burst` admitted). It lives as long as a receipt can, so no void of an earlier take
+ * can outlive it. A bucket that is gone is full already, which no refund can add to: nothing is
+ * written, so a tenant created under a new id leaves no key. KEYS: the bucket, the record. ARGV: now.
  */
 export const RESET_BUCKET_SCRIPT = new LuaScript(`${LUA_PRELUDE}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local now = now_ms(ARGV[1])
 local before = tonumber(redis.call('HGET', KEYS[2], 'reset') or '')
 if before and before > now then now = before end

@@ -289,6 +289,10 @@ describe.runIf(REDIS_URL)('refund op of the quota and rate-limit scripts', () =>
       await reset(T0 - 1_000)
       expect(await redis.hget(refundRecordKey(b.key), 'reset')).toBe(String(T0 + 2))
       expect(await redis.pttl(refundRecordKey(b.key))).toBeGreaterThan(590_000)
+      // A bucket that is gone is full: a reset writes nothing (no key for a tenant that took nothing).
+      const fresh = bucket(0.001, 10)
+      await RESET_BUCKET_SCRIPT.run(client, [fresh.key, refundRecordKey(fresh.key)], [String(T0)])
+      expect(await redis.exists(fresh.key, refundRecordKey(fresh.key))).toBe(0)
     })
   })
 })
