@@ -1,5 +1,4 @@
 import {
-  AdminService,
   type AuditedPlanStore,
   type AuditedTenantStore,
   type AuditLog,
@@ -25,11 +24,12 @@ import { HTTPException } from 'hono/http-exception'
 import { jwt } from 'hono/jwt'
 import { requestId } from 'hono/request-id'
 import { timingSafeEqual } from 'hono/utils/buffer'
+import { appAdminService } from './admin'
 import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
-import { modelSubject } from './model-subject'
-import { chatRoutes } from './routes/chat'
+import { modelSubject, policyInput } from './model'
+import { chatRoutes, readChatRequest } from './routes/chat'
 import { resourceRoutes } from './routes/resources'
 
 /** Everything the app needs; each runtime's entry builds these from its own storage. */
@@ -96,10 +96,11 @@ export type App = ReturnType<typeof createApp>
  *   with `openMetrics`, otherwise 503 `metrics_disabled` (like `/admin` without `adminToken`).
  * - `/admin/*`: the toolkit's admin plane (`adminRoutes`: tenants and plans) behind
  *   `Authorization: Bearer <token>`.
- * - `/api/v1/*`: metrics, [JWT], then the tenancy chain resolve -> policy -> concurrency -> rate limit -> quota
- *   (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the resource routes, which
- *   can only reach the caller's tenant's rows, and the streaming `POST /chat/completions`, whose
- *   tokens are settled at the stream's usage event.
+ * - `/api/v1/*`: metrics, [JWT], [the chat body], then the tenancy chain resolve -> policy -> concurrency
+ *   -> rate limit -> quota (tenant from `X-Tenant-ID`, or the JWT's `tenant_id` claim), then the
+ *   resource routes, which can only reach the caller's tenant's rows, and the streaming
+ *   `POST /chat/completions`, whose body's `model` is the one the policy checked and the quota
+ *   charged, and whose tokens are settled at the stream's usage event.
  *
  * @example
  * ```ts
@@ -166,19 +167,9 @@ export function createApp(deps: AppDeps) {
       problem(503, 'admin_disabled', 'the admin plane is off: set ADMIN_TOKEN to turn it on'),
     )
   } else {
-    const admin = new AdminService({
-      store: deps.configs,
-      plans: deps.plans,
-      auditLog: deps.auditLog,
-      quotas: deps.quotas,
-      // A tenant created under the id of a deleted one starts with none of its usage, slots,
-      // burst or rows.
-      rateLimiter: deps.rateLimiter,
-      freshStart: async (tenantId) => {
-        await deps.resources.purge(tenantId)
-      },
-      ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
-    })
+    // A tenant created under the id of a deleted one starts with none of its usage, slots,
+    // burst or rows (the same service as --seed and pnpm seed build).
+    const admin = appAdminService({ ...deps, concurrency: deps.concurrency })
     app.route(
       '/admin',
       adminRoutes(admin, {
@@ -192,15 +183,20 @@ export function createApp(deps: AppDeps) {
   // Outermost, so refusals of the chain are counted with the status actually sent.
   api.use(fromFetch(tenantMetricsMiddleware(deps.metrics)))
   if (deps.jwtSecret !== undefined) api.use(jwt({ secret: deps.jwtSecret, alg: 'HS256' }))
+  // A chat completion names its model in its body, as in OpenAI's API: read (and validated)
+  // before the chain, so that the model the policy checks and the quota charges is the body's,
+  // the one the route serves.
+  api.use('/chat/completions', readChatRequest())
   api.use(
     tenancy({
       // Effective configs: a tenant's own config over its plan's; a plan change applies at once.
       configManager: withPlans(deps.configs, deps.plans),
-      policy: deps.policy,
+      // The model: a chat completion's body, otherwise X-Model (see src/model.ts).
+      policy: { evaluator: deps.policy, extract: policyInput },
       ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
       rateLimit: deps.rateLimiter,
       // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers);
-      // per-model limits: the plans' `quota.subjects` match `model:<X-Model>`.
+      // per-model limits: the plans' `quota.subjects` match `model:<the model the policy checked>`.
       quota: { manager: deps.quotas, streamUsage: true, subject: modelSubject },
       clock: deps.clock,
       hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],

@@ -13,7 +13,8 @@ export const demoPlans: readonly PlanConfigInput[] = [
         { window: 'minute', requests: 20 },
         { window: 'day', requests: 1_000, tokens: 100_000 },
       ],
-      // Per model (the X-Model header, as the quota subject `model:<name>`).
+      // Per model (a chat completion's body `model`, otherwise the X-Model header, as the quota
+      // subject `model:<name>`).
       subjects: [{ match: 'model:*', limits: [{ window: 'minute', requests: 10 }] }],
     },
     rateLimit: { requestsPerSecond: 2, burst: 5 },

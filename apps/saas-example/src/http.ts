@@ -4,6 +4,7 @@ import type { z } from 'zod'
 /** The app's own problem codes (the tenancy chain and the admin plane add theirs). */
 export type AppProblemCode =
   | 'invalid_request'
+  | 'model_mismatch'
   | 'unsupported_media_type'
   | 'payload_too_large'
   | 'resource_not_found'
@@ -16,6 +17,7 @@ export type AppProblemCode =
 
 const titles: Record<AppProblemCode, string> = {
   invalid_request: 'Invalid request',
+  model_mismatch: 'Model mismatch',
   unsupported_media_type: 'Unsupported media type',
   payload_too_large: 'Payload too large',
   resource_not_found: 'Resource not found',

@@ -1,33 +1,31 @@
-import { AdminService } from '@tenant/core'
-import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
+import { appAdminService } from './admin'
 import { seedReport } from './banner'
-import { openDatabase } from './db/open'
 import { seedDemoTenants } from './demo-tenants'
 import { jsonLogger } from './logger'
 import { isMainModule, loadDotEnv } from './main-module'
+import { openStores } from './server'
 import { parseSettings, SettingsError, serverSettingsSchema } from './settings'
 
 /**
  * `pnpm seed`: migrates the database of `DATABASE_URL` and creates the demo plans and tenants that
- * are missing (idempotent), then prints the tenants' ids. It needs no running server.
+ * are missing (idempotent), then prints the tenants' ids. It needs no running server. It opens
+ * the stores as the server does (Redis too, with `REDIS_URL`) and creates tenants through the
+ * admin plane's service (`appAdminService`), so a demo tenant re-created under the id of a
+ * deleted one starts with none of its rows or (Redis) usage.
  */
 export async function seed(env: Record<string, string | undefined>): Promise<string> {
   const settings = parseSettings(serverSettingsSchema, env)
-  const database = await openDatabase(settings, jsonLogger({ level: settings.LOG_LEVEL }))
+  const stores = await openStores(settings, jsonLogger({ level: settings.LOG_LEVEL }))
   try {
-    const configs = new DrizzleConfigManager(database.db, { cache: false })
-    const plans = new DrizzlePlanStore(database.db, { cache: false })
-    const results = await seedDemoTenants(
-      new AdminService({ store: configs, plans, auditLog: new DrizzleAuditLog(database.db) }),
-    )
-    return `Seeded ${database.description}\n${seedReport(
+    const results = await seedDemoTenants(appAdminService(stores.admin))
+    return `Seeded ${stores.database.description}\n${seedReport(
       results,
       settings.ADMIN_TOKEN === undefined
         ? 'set ADMIN_TOKEN (or use the token the server prints at start) for /admin'
         : 'Authorization: Bearer $ADMIN_TOKEN',
     )}`
   } finally {
-    await database.close()
+    await stores.close()
   }
 }
 

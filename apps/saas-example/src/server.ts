@@ -1,11 +1,12 @@
-import { AdminService, type Clock, ConfigPolicyEvaluator, systemClock, withPlans } from '@tenant/core'
+import { type Clock, ConfigPolicyEvaluator, systemClock, withPlans } from '@tenant/core'
 import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore } from '@tenant/drizzle'
 import { TenantMetrics } from '@tenant/prometheus'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
+import { type AdminDeps, appAdminService } from './admin'
 import { type App, createApp } from './app'
 import { banner, displayUrl } from './banner'
-import { openDatabase } from './db/open'
+import { type OpenDatabase, openDatabase } from './db/open'
 import { DrizzleResourceStore } from './db/resource-store'
 import { type SeedResult, seedDemoTenants } from './demo-tenants'
 import { type Limits, memoryLimits, redisLimits } from './limits'
@@ -51,10 +52,92 @@ export function generateToken(): string {
     .replace(/=+$/, '')
 }
 
+/** The stores of the Node/Bun server and of `pnpm seed`: one database, one limits backend. */
+export interface Stores {
+  database: OpenDatabase
+  configs: DrizzleConfigManager
+  plans: DrizzlePlanStore
+  /** What every stage decides by: each tenant's own config over its plan's. */
+  tenants: ReturnType<typeof withPlans>
+  auditLog: DrizzleAuditLog
+  limits: Limits
+  resources: DrizzleResourceStore
+  /** The connected Redis client, with `REDIS_URL`. */
+  redis: Redis | undefined
+  /** What the app's admin service is built from (see `appAdminService`): every store it resets. */
+  admin: AdminDeps
+  /** One line per backing store, for the banner. */
+  storage: { database: string; limits: string }
+  /** Closes the database and Redis connections. */
+  close(): Promise<void>
+}
+
+/**
+ * Opens and migrates the database (libSQL file by default, PostgreSQL with
+ * `DATABASE_URL=postgres://`) and picks in-process or Redis limits (`REDIS_URL`), connecting to
+ * Redis at once. `clock` is the time of the stores; without one Redis decides by its own time.
+ * What {@link createServer} and `pnpm seed` share, so both create tenants with the same resets.
+ */
+export async function openStores(settings: ServerSettings, logger: Logger, clock?: Clock): Promise<Stores> {
+  const database = await openDatabase(settings, logger)
+  let redis: Redis | undefined
+  try {
+    const cache = { ttl: settings.CONFIG_CACHE_TTL_MS }
+    const storeClock = clock ?? systemClock
+    const configs = new DrizzleConfigManager(database.db, { clock: storeClock, cache })
+    const plans = new DrizzlePlanStore(database.db, { clock: storeClock, cache })
+    const tenants = withPlans(configs, plans)
+    const auditLog = new DrizzleAuditLog(database.db)
+    let limits: Limits
+    if (settings.REDIS_URL !== undefined) {
+      redis = new Redis(settings.REDIS_URL, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 5_000,
+      })
+      // Fail at start, not on the first request, when Redis is unreachable.
+      await redis.connect()
+      limits = redisLimits(tenants, {
+        redis,
+        prefix: settings.REDIS_PREFIX,
+        algorithm: settings.QUOTA_ALGORITHM,
+        ...(clock ? { clock } : {}),
+      })
+    } else {
+      limits = memoryLimits(tenants, { algorithm: settings.QUOTA_ALGORITHM, clock: storeClock })
+    }
+    const resources = new DrizzleResourceStore(database.db, { clock: storeClock })
+    const connectedRedis = redis
+    return {
+      database,
+      configs,
+      plans,
+      tenants,
+      auditLog,
+      limits,
+      resources,
+      redis: connectedRedis,
+      admin: { configs, plans, auditLog, ...limits, resources },
+      storage: {
+        database: database.description,
+        limits: connectedRedis
+          ? `Redis ${settings.QUOTA_ALGORITHM} windows (prefix ${settings.REDIS_PREFIX})`
+          : `in process, ${settings.QUOTA_ALGORITHM} windows`,
+      },
+      close: async () => {
+        await Promise.all([database.close(), connectedRedis?.quit()])
+      },
+    }
+  } catch (error) {
+    redis?.disconnect()
+    await database.close()
+    throw error
+  }
+}
+
 /**
  * The composition root shared by the Node and Bun entries: validates the settings from `env`,
- * opens and migrates the database (libSQL file by default, PostgreSQL with `DATABASE_URL=postgres://`),
- * picks in-process or Redis limits (`REDIS_URL`), and wires them into {@link createApp}; without
+ * opens the stores ({@link openStores}), and wires them into {@link createApp}; without
  * METRICS_TOKEN on a HOST that is not loopback, `/metrics` is off (and a warning says so). Throws
  * `SettingsError` for bad settings and the driver's error when a backend is unreachable, before
  * anything listens.
@@ -76,39 +159,13 @@ export async function createServer(
     clock,
     ...(options.write ? { write: options.write } : {}),
   })
-  const database = await openDatabase(settings, logger)
-  let redis: Redis | undefined
+  const stores = await openStores(settings, logger, options.clock)
   try {
-    const cache = { ttl: settings.CONFIG_CACHE_TTL_MS }
-    const configs = new DrizzleConfigManager(database.db, { clock, cache })
-    const plans = new DrizzlePlanStore(database.db, { clock, cache })
-    // What every stage decides by: each tenant's own config over its plan's.
-    const tenants = withPlans(configs, plans)
-    const auditLog = new DrizzleAuditLog(database.db)
-    let limits: Limits
-    if (settings.REDIS_URL !== undefined) {
-      redis = new Redis(settings.REDIS_URL, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 1,
-        connectTimeout: 5_000,
-      })
-      // Fail at start, not on the first request, when Redis is unreachable.
-      await redis.connect()
-      limits = redisLimits(tenants, {
-        redis,
-        prefix: settings.REDIS_PREFIX,
-        algorithm: settings.QUOTA_ALGORITHM,
-        ...(options.clock ? { clock: options.clock } : {}),
-      })
-    } else {
-      limits = memoryLimits(tenants, { algorithm: settings.QUOTA_ALGORITHM, clock })
-    }
-    const resources = new DrizzleResourceStore(database.db, { clock })
+    const { configs, plans, tenants, auditLog, limits, resources, redis } = stores
     const admin = {
       token: settings.ADMIN_TOKEN ?? generateToken(),
       generated: settings.ADMIN_TOKEN === undefined,
     }
-    const connectedRedis = redis
     const app = createApp({
       configs,
       plans,
@@ -126,7 +183,7 @@ export async function createServer(
       ...(settings.JWT_SECRET === undefined ? {} : { jwtSecret: settings.JWT_SECRET }),
       health: {
         database: () => resources.ping(),
-        ...(connectedRedis ? { redis: () => connectedRedis.ping() } : {}),
+        ...(redis ? { redis: () => redis.ping() } : {}),
       },
     })
     if (metricsAccess(settings) === 'off') {
@@ -136,26 +193,21 @@ export async function createServer(
         fix: 'set METRICS_TOKEN (16+ characters) and scrape with Authorization: Bearer, or listen on HOST=127.0.0.1',
       })
     }
-    const seeder = new AdminService({ store: configs, plans, auditLog })
+    // The admin plane's wiring (appAdminService): a demo tenant re-created under the id of a
+    // deleted one starts with none of its usage, slots, burst or rows.
+    const seeder = appAdminService(stores.admin)
     return {
       app,
       settings,
       logger,
       admin,
-      storage: {
-        database: database.description,
-        limits: redis
-          ? `Redis ${settings.QUOTA_ALGORITHM} windows (prefix ${settings.REDIS_PREFIX})`
-          : `in process, ${settings.QUOTA_ALGORITHM} windows`,
-      },
+      storage: stores.storage,
       seed: () => seedDemoTenants(seeder),
-      close: async () => {
-        await Promise.all([database.close(), connectedRedis?.quit()])
-      },
+      close: () => stores.close(),
     }
   } catch (error) {
-    redis?.disconnect()
-    await database.close()
+    stores.redis?.disconnect()
+    await stores.database.close()
     throw error
   }
 }

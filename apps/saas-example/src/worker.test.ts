@@ -1,12 +1,13 @@
 // The Workers entry's wiring of /metrics, in the test process (the e2e suite serves the Worker on
 // workerd with METRICS_TOKEN): a Worker is on the internet, so without a token /metrics is off.
+// The chat model check runs there too (the e2e scenario runs the policy and quota part on workerd).
 import { describe, expect, it, vi } from 'vitest'
 import { createWorker, type Env } from './worker'
 
 // The Durable Object class needs the Workers runtime; these requests never reach one.
 vi.mock('cloudflare:workers', () => ({ DurableObject: class {} }))
 
-/** Bindings that are never called: /metrics touches neither D1 nor an object. */
+/** Bindings that are never called: /metrics (and a chat body refused) touches neither D1 nor an object. */
 function env(vars: Partial<Env> = {}): Env {
   const unused = () => {
     throw new Error('not called by /metrics')
@@ -16,8 +17,11 @@ function env(vars: Partial<Env> = {}): Env {
 }
 
 async function get(vars: Partial<Env>, headers: Record<string, string> = {}) {
+  return send(vars, new Request('https://saas.example/metrics', { headers }))
+}
+
+async function send(vars: Partial<Env>, request: Request) {
   const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} }
-  const request = new Request('https://saas.example/metrics', { headers })
   return createWorker().fetch!(request as never, env(vars), ctx as never)
 }
 
@@ -37,5 +41,21 @@ describe('the Worker', () => {
     const allowed = await get({ METRICS_TOKEN: token }, { Authorization: `Bearer ${token}` })
     expect(allowed.status).toBe(200)
     expect(await allowed.text()).toContain('# TYPE tenant_requests_total counter')
+  })
+
+  it("reads a chat completion's model from its body: an X-Model naming another is 400 model_mismatch", async () => {
+    const request = new Request('https://saas.example/api/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'X-Tenant-ID': 'demo-free', 'X-Model': 'gpt-4o-mini', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+    })
+    const response = await send({}, request)
+    expect(response.status).toBe(400)
+    expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+    expect(await response.json()).toMatchObject({
+      code: 'model_mismatch',
+      model: 'gpt-4o',
+      header: 'gpt-4o-mini',
+    })
   })
 })

@@ -1,7 +1,11 @@
 // The streaming chat route in the test process: the body streams through the tenancy chain
 // unchanged, and the quota is settled at the stream's usage chunk (under ctx.waitUntil, as on Workers).
+// The model the policy checks and the quota charges is the body's, the one the route serves.
+import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { ADMIN_TOKEN, inProcessApp } from '../../test/in-process'
+import { demoPlans } from '../demo-tenants'
+import { chatRoutes, readChatRequest } from './chat'
 
 const chat = {
   model: 'gpt-4o-mini',
@@ -74,5 +78,126 @@ describe('POST /api/v1/chat/completions', () => {
     const response = await send({ ...chat, stream: false })
     expect(response.status).toBe(400)
     expect(await response.json()).toMatchObject({ code: 'invalid_request' })
+  })
+})
+
+describe("POST /api/v1/chat/completions: the model is the body's", () => {
+  /** The demo plans, and demo-free on the free plan (allowedModels: gpt-4o-mini; 10 a minute per model). */
+  async function demoFree() {
+    const t = await inProcessApp()
+    for (const plan of demoPlans) {
+      expect((await t.request('POST', '/admin/plans', { admin: true, body: plan })).status).toBe(201)
+    }
+    const body = { id: 'demo-free', plan: 'free' }
+    expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
+    const send = (model: string, headers: Record<string, string> = {}) =>
+      t.request('POST', '/api/v1/chat/completions', {
+        tenant: 'demo-free',
+        headers,
+        body: { ...chat, model },
+      })
+    const used = async (subject?: string) => {
+      const query = subject === undefined ? '' : `?subject=${subject}`
+      const usage = await t.request('GET', `/admin/tenants/demo-free/usage${query}`, { admin: true })
+      return ((await usage.json()) as { windows: { used: { requests: number } }[] }).windows[0]!.used.requests
+    }
+    return { t, send, used }
+  }
+
+  /** The model the fake upstream answered as. */
+  async function served(response: Response): Promise<string | undefined> {
+    return /"model":"([^"]+)"/.exec(await response.text())?.[1]
+  }
+
+  it("checks the body's model against the allow-list when no X-Model is sent", async () => {
+    const { send, used } = await demoFree()
+    const denied = await send('gpt-4o')
+    expect(denied.status).toBe(403)
+    expect(await denied.json()).toMatchObject({ code: 'tenant_policy_denied', rule: 'model' })
+    const allowed = await send('gpt-4o-mini')
+    expect(allowed.status).toBe(200)
+    expect(await served(allowed)).toBe('gpt-4o-mini')
+    // The denied request consumed nothing.
+    expect(await used()).toBe(1)
+  })
+
+  it('refuses an X-Model naming another model than the body with 400 model_mismatch, charging nothing', async () => {
+    const { send, used } = await demoFree()
+    for (const [header, model] of [
+      ['gpt-4o-mini', 'gpt-4o'],
+      ['gpt-4o', 'gpt-4o-mini'],
+    ] as const) {
+      const response = await send(model, { 'X-Model': header })
+      expect(response.status).toBe(400)
+      expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+      expect(await response.json()).toMatchObject({
+        type: 'urn:saas-example:error:model_mismatch',
+        code: 'model_mismatch',
+        status: 400,
+        model,
+        header,
+      })
+    }
+    expect(await used()).toBe(0)
+    // The same model in both is fine; a model the allow-list refuses is refused in both.
+    const same = await send('gpt-4o-mini', { 'X-Model': 'gpt-4o-mini' })
+    expect(same.status).toBe(200)
+    expect(await served(same)).toBe('gpt-4o-mini')
+    expect((await send('gpt-4o', { 'X-Model': 'gpt-4o' })).status).toBe(403)
+  })
+
+  it("charges the body's model as the quota subject: the free plan's 10 a minute per model, X-Model or not", async () => {
+    const { t, send, used } = await demoFree()
+    const statuses: number[] = []
+    for (let i = 0; i < 12; i++) {
+      const response = await send('gpt-4o-mini', i % 2 === 0 ? {} : { 'X-Model': 'gpt-4o-mini' })
+      statuses.push(response.status)
+      if (response.status === 429) {
+        expect(await response.json()).toMatchObject({ code: 'tenant_quota_exceeded' })
+      } else {
+        await response.text()
+      }
+      t.clock.advance(1000) // the bucket (2 a second) refills; still the same minute
+    }
+    expect(statuses).toEqual([...Array(10).fill(200), 429, 429])
+    expect(await used('model:gpt-4o-mini')).toBe(10)
+    expect(await used()).toBe(10)
+  })
+
+  it('refuses a body that is not a chat request before the chain charges it', async () => {
+    const { t, used } = await demoFree()
+    const response = await t.request('POST', '/api/v1/chat/completions', {
+      tenant: 'demo-free',
+      body: { messages: chat.messages, stream: true },
+    })
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ code: 'invalid_request' })
+    expect(await used()).toBe(0)
+  })
+
+  it('never serves a model the policy stage did not check (a wiring error is a 500)', async () => {
+    const request = () =>
+      new Request('http://saas.test/chat/completions', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...chat, model: 'gpt-4o' }),
+      })
+    // The route without the body reader, and with it but no policy stage reading the body's model.
+    const bare = new Hono().route('/chat', chatRoutes())
+    const unchecked = new Hono().use('/chat/completions', readChatRequest()).route('/chat', chatRoutes())
+    const errors: string[] = []
+    for (const app of [bare, unchecked]) {
+      app.onError((error) => {
+        errors.push(error.message)
+        return new Response('internal error', { status: 500 })
+      })
+      const response = await app.request(request())
+      expect(response.status).toBe(500)
+      expect(await response.text()).not.toContain('chat.completion.chunk')
+    }
+    expect(errors).toEqual([
+      expect.stringContaining('without readChatRequest()'),
+      expect.stringContaining('the policy stage checked model null'),
+    ])
   })
 })

@@ -1,8 +1,9 @@
 import type { TenantEnv } from '@tenant/hono'
-import { Hono } from 'hono'
+import { type Context, Hono, type MiddlewareHandler, type Next } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
 import { problem, readJson } from '../http'
+import { checkedModel, MODEL_HEADER, useBodyModel } from '../model'
 import { MAX_BODY_BYTES } from './resources'
 
 /** What `POST /chat/completions` accepts: the OpenAI request's shape, as far as the fake model reads it. */
@@ -70,9 +71,67 @@ export function fakeUpstream(request: ChatRequest): Response {
   return new Response(body, { headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' } })
 }
 
+// The chat request read by readChatRequest(), for the route, keyed by the Request the chain saw.
+const chatRequests = new WeakMap<Request, ChatRequest>()
+
+/**
+ * Reads and validates the body of `POST /chat/completions` **before the tenancy chain**: the
+ * body's `model` is the request's model (as in OpenAI's API), so the chain's policy stage checks
+ * it and its quota stage charges it as the subject `model:<name>` (see `requestModel`), and the
+ * route serves the very body read here. A body over 64 KiB is 413, one that is not JSON or fails
+ * {@link chatRequestSchema} 400 `invalid_request`, and an `X-Model` header naming another model
+ * than the body 400 `model_mismatch`: each before anything is charged. Other methods pass.
+ *
+ * @example
+ * ```ts
+ * api.use('/chat/completions', readChatRequest())
+ * api.use(tenancy({ policy: { evaluator, extract: policyInput }, quota: { manager, subject: modelSubject } }))
+ * api.route('/chat', chatRoutes())
+ * ```
+ */
+export function readChatRequest(): MiddlewareHandler {
+  const limit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => problem(413, 'payload_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`),
+  })
+  return async (c, next) => {
+    if (c.req.method !== 'POST') return next()
+    let refused: Response | undefined
+    const tooLarge = await limit(c, async () => {
+      refused = await read(c, next)
+    })
+    return tooLarge ?? refused
+  }
+}
+
+/** The body check of {@link readChatRequest}: its refusal, or undefined once `next()` ran. */
+async function read(c: Context, next: Next): Promise<Response | undefined> {
+  const body = await readJson(c, chatRequestSchema)
+  if (!body.ok) return body.response
+  const { model } = body.value
+  const named = c.req.header(MODEL_HEADER)
+  if (named !== undefined && named !== model) {
+    return problem(
+      400,
+      'model_mismatch',
+      `${MODEL_HEADER} names ${JSON.stringify(named)} but the body's model is ${JSON.stringify(model)}: send one model (the body's), or the same in both`,
+      { model, header: named },
+    )
+  }
+  // bodyLimit may have replaced c.req.raw (a body without Content-Length): the chain and the
+  // route see the Request as it is now.
+  useBodyModel(c.req.raw, model)
+  chatRequests.set(c.req.raw, body.value)
+  await next()
+  return undefined
+}
+
 /**
  * `POST /chat/completions`: an OpenAI-compatible streaming endpoint in front of
- * {@link fakeUpstream}. The tenancy chain charged the request's `X-Token-Count` up front; its
+ * {@link fakeUpstream}. It serves the body {@link readChatRequest} read before the tenancy chain,
+ * and only when the chain's policy stage checked that body's model (`policyInput`): a request
+ * that reached it any other way is a wiring error, answered 500 and logged, never served with an
+ * unchecked model. The tenancy chain charged the request's `X-Token-Count` up front; its
  * `streamUsage` reads the usage chunk as the stream goes out and settles the quota at it when the
  * stream ends (at what was sent, if the client leaves early).
  *
@@ -82,13 +141,17 @@ export function fakeUpstream(request: ChatRequest): Response {
  * ```
  */
 export function chatRoutes() {
-  const limit = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: () => problem(413, 'payload_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`),
-  })
-  return new Hono<TenantEnv>().post('/completions', limit, async (c) => {
-    const body = await readJson(c, chatRequestSchema)
-    if (!body.ok) return body.response
-    return fakeUpstream(body.value)
+  return new Hono<TenantEnv>().post('/completions', (c) => {
+    const chat = chatRequests.get(c.req.raw)
+    if (chat === undefined) {
+      throw new Error('POST /chat/completions reached without readChatRequest() before the tenancy chain')
+    }
+    const checked = checkedModel(c.req.raw)
+    if (checked !== chat.model) {
+      throw new Error(
+        `POST /chat/completions: the policy stage checked model ${JSON.stringify(checked)}, not the body's ${JSON.stringify(chat.model)} (wire policyInput as the policy's extract)`,
+      )
+    }
+    return fakeUpstream(chat)
   })
 }

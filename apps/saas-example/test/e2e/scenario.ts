@@ -537,6 +537,50 @@ export function describeScenario(target: Target): void {
       await expect.poll(used, { timeout: 5_000 }).toEqual({ requests: 1, tokens: 7 })
     })
 
+    it("checks and charges a chat completion's model from its body, X-Model or not", async () => {
+      const created = await call('POST', '/admin/tenants', {
+        admin: true,
+        body: {
+          id: 'chatter',
+          quota: {
+            limits: [{ window: 'day', requests: 100 }],
+            subjects: [{ match: 'model:*', limits: [{ window: 'day', requests: 1 }] }],
+          },
+          policy: { allowedModels: ['small-model'], allowedTools: [], allowedMethods: [], allowedPaths: [] },
+        },
+      })
+      expect(created.status).toBe(201)
+      const ask = (model: string, headers: Record<string, string> = {}) =>
+        call('POST', '/api/v1/chat/completions', {
+          tenant: 'chatter',
+          headers,
+          body: { model, messages: [{ role: 'user', content: 'hi' }], stream: true },
+        })
+      // The body names the model: no X-Model is needed for the allow-list to apply.
+      const denied = await ask('big-model')
+      expect(denied.status).toBe(403)
+      expect(denied.body).toMatchObject({ code: 'tenant_policy_denied', rule: 'model' })
+      // An X-Model naming another model than the body is refused, whichever is allowed.
+      const mismatch = await ask('big-model', { 'X-Model': 'small-model' })
+      expect(mismatch.status).toBe(400)
+      expect(mismatch.body).toMatchObject({
+        code: 'model_mismatch',
+        model: 'big-model',
+        header: 'small-model',
+      })
+      // The body's model is the quota subject: one a day per model.
+      const served = await ask('small-model')
+      expect(served.status).toBe(200)
+      expect(served.text).toContain('"model":"small-model"')
+      const second = await ask('small-model')
+      expect(second.status).toBe(429)
+      expect(second.body).toMatchObject({ code: 'tenant_quota_exceeded' })
+      const usage = await call('GET', '/admin/tenants/chatter/usage?subject=model:small-model', {
+        admin: true,
+      })
+      expect(usage.body.windows[0].used.requests).toBe(1)
+    })
+
     it('counts the traffic in /metrics', async () => {
       const { text } = await scrape()
       const value = (series: string) => {

@@ -143,8 +143,8 @@ export function postgresRedisTarget(runtime: Runtime): Target {
       })
 
       it('kept the quota and rate-limit counters in Redis under its own prefix', async () => {
-        // Fixed-window state of the tenants with quotas (their own or their plan's), the token
-        // bucket of the one with a rate limit; beside them, the receipts of recent admissions
+        // Fixed-window state of the tenants with quotas (their own or their plan's; chatter's
+        // per-model subject too), the token bucket of the one with a rate limit; beside them, the receipts of recent admissions
         // (`<state key>:op:<id>`, 15 s), each next to a state key of the list; and the reset
         // stamps that creating a tenant (which resets its usage) leaves, one per tenant's quota.
         const p = redis!.prefix
@@ -158,6 +158,9 @@ export function postgresRedisTarget(runtime: Runtime): Target {
           expect(marker).toMatch(new RegExp(`^\\{${p}:quota:[A-Za-z0-9._-]+\\}:f:reset$`))
         expect(state).toEqual([
           `{${p}:quota:beta}:f`,
+          `{${p}:quota:chatter}:f`,
+          `{${p}:quota:chatter}:f:subject:model:small-model`,
+          `{${p}:quota:chatter}:f:subjects`,
           `{${p}:quota:metered}:f`,
           `{${p}:quota:on-plan-2}:f`,
           `{${p}:quota:on-plan}:f`,
@@ -200,12 +203,12 @@ export function workerdTarget(): Target {
     name: 'workerd (wrangler dev): D1, Durable Object limits',
     extra() {
       it('kept the quota and rate-limit state in one Durable Object per tenant', async () => {
-        // beta, metered, streamer and the two tenants on a plan have quotas, bursty a rate limit;
+        // beta, metered, streamer, chatter and the two tenants on a plan have quotas, bursty a rate limit;
         // alpha has neither, so no request of it calls one. Its object exists all the same:
         // AdminService.create resets a new tenant's usage (an id may be a deleted tenant's, whose
         // counts must not carry over), one call when the tenant is created.
         const objects = await readdir(join(persist, 'v3/do/saas-example-TenantQuotaObject'))
-        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(7)
+        expect(objects.filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))).toHaveLength(8)
       })
     },
     async start() {

@@ -1,0 +1,55 @@
+import {
+  AdminService,
+  type AuditedPlanStore,
+  type AuditedTenantStore,
+  type AuditLog,
+  type ConcurrencyLimiter,
+  type ConfigManager,
+  type PlanStore,
+  type QuotaManager,
+  type RateLimiter,
+} from '@tenant/core'
+import type { ResourceStore } from './db/resource-store'
+
+/**
+ * What the app's admin service is built from. Every member is required (`concurrency` may be
+ * `undefined`, but must be given), so a path that creates tenants cannot leave a reset out.
+ */
+export interface AdminDeps {
+  configs: ConfigManager & AuditedTenantStore
+  plans: PlanStore & AuditedPlanStore
+  auditLog: AuditLog
+  /** The quota store the chain charges: reset before a tenant is created. */
+  quotas: QuotaManager
+  /** The rate limiter the chain uses: its bucket is reset before a tenant is created. */
+  rateLimiter: RateLimiter
+  /** The concurrency limiter the chain uses, or `undefined` when there is none. */
+  concurrency: ConcurrencyLimiter | undefined
+  /** The tenant-scoped rows: purged before a tenant is created. */
+  resources: Pick<ResourceStore, 'purge'>
+}
+
+/**
+ * The one construction of the app's `AdminService`, used by every path that creates tenants: the
+ * admin plane (`createApp`), `--seed` (`Server.seed()`) and `pnpm seed`. A tenant created under the
+ * id of a deleted one starts with none of its quota usage, in-flight slots, rate-limit burst or
+ * resources (`freshStart`), whichever path creates it.
+ *
+ * @example
+ * ```ts
+ * await seedDemoTenants(appAdminService({ configs, plans, auditLog, ...limits, resources }))
+ * ```
+ */
+export function appAdminService(deps: AdminDeps): AdminService {
+  return new AdminService({
+    store: deps.configs,
+    plans: deps.plans,
+    auditLog: deps.auditLog,
+    quotas: deps.quotas,
+    rateLimiter: deps.rateLimiter,
+    ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
+    freshStart: async (tenantId) => {
+      await deps.resources.purge(tenantId)
+    },
+  })
+}
