@@ -965,6 +965,53 @@ describe('AdminService create resets what an earlier tenant of the same id left'
     expect(resets).toBe(1)
   })
 
+  it('a create while a delete of the id waits on its audit append resets nothing when the delete is undone', async () => {
+    // The delete's append hangs, then fails: auditedStore puts the tenant back. A create made
+    // meanwhile must look the id up after that (through the store's change path), find the live
+    // tenant and be refused, without resetting its usage or clearing the application's data.
+    let appendReached: () => void = () => {}
+    let failAppend: () => void = () => {}
+    const reached = new Promise<void>((resolve) => (appendReached = resolve))
+    const failing = new Promise<void>((resolve) => (failAppend = resolve))
+    let armed = false
+    const log: typeof auditLog = Object.assign(Object.create(auditLog) as InMemoryAuditLog, {
+      append: async (record: AuditRecord) => {
+        if (!armed) return auditLog.append(record)
+        armed = false
+        appendReached()
+        await failing
+        throw new Error('audit sink timed out')
+      },
+    })
+    const quotas = new InMemoryQuotaManager(configs, { clock })
+    const appData = new Map<string, string>()
+    const service = new AdminService({
+      store: auditedStore(configs, log, { clock }),
+      auditLog,
+      quotas,
+      freshStart: async (id) => {
+        appData.delete(id)
+      },
+      clock,
+    })
+    await service.create({ id: 'acme', quota: { limits: [{ window: 'month', requests: 100 }] } }, alice)
+    appData.set('acme', 'rows')
+    await quotas.consume('acme', { requests: 40 })
+
+    armed = true
+    const deleting = service.delete('acme', alice)
+    await reached
+    const creating = service.create({ id: 'acme' }, { actor: 'bob' })
+    // The create gets every chance to run ahead while the append hangs.
+    for (let i = 0; i < 50; i++) await Promise.resolve()
+    failAppend()
+    expect(await rejects(deleting)).toBeInstanceOf(TenantBackendError)
+    expect(await rejects(creating)).toBeInstanceOf(TenantAlreadyExistsError)
+    expect((await configs.getTenantConfig('acme')).quota.limits[0]!.requests).toBe(100)
+    expect((await service.usage('acme')).windows[0]!.used.requests).toBe(40)
+    expect(appData.get('acme')).toBe('rows')
+  })
+
   it('fails the create (nothing written) when a reset fails', async () => {
     const service = new AdminService({
       store: auditedStore(configs, auditLog, { clock }),

@@ -346,7 +346,7 @@ export class AdminService {
       parsed.id,
       () =>
         this.#onPlan(parsed.plan, async () => {
-          await this.#freshStart(parsed.id)
+          await this.#freshStart(parsed.id, context)
           return this.#change(parsed.id, 'tenant.create', context, (before) => {
             if (before !== null) throw new TenantAlreadyExistsError(parsed.id)
             return parsed
@@ -674,18 +674,40 @@ export class AdminService {
   // duplicate (409) resets nothing of the live tenant. Creates of one id are serialised in this
   // process (see create); two processes creating the same id at once can still both pass the
   // look-up, and the loser's reset then wipes the winner's first moments of usage.
-  async #freshStart(tenantId: string): Promise<void> {
+  async #freshStart(tenantId: string, context: AdminContext): Promise<void> {
     const quotas = this.#quotas
     const resetsUsage = typeof quotas?.reset === 'function'
     const app = this.#appFreshStart
     if (!resetsUsage && this.#concurrency === undefined && this.#rateLimiter === undefined && !app) return
-    if ((await this.#find(tenantId)) !== null) {
+    if ((await this.#lookUp(tenantId, context)) !== null) {
       throw new TenantAlreadyExistsError(tenantId)
     }
     if (resetsUsage) await quotas!.reset!(tenantId)
     await this.#concurrency?.reset(tenantId)
     await this.#rateLimiter?.reset?.(tenantId)
     await app?.(tenantId)
+  }
+
+  /**
+   * The tenant as the store's change path reads it, through a change that writes nothing (its
+   * `apply` aborts with what it was given): after a change of the id in flight there, such as a
+   * delete whose audit append may yet fail and undo it (`auditedStore` runs one change of an id at
+   * a time), and past any cache, such as a miss that another process's `DrizzleConfigManager`
+   * cached before the id was created elsewhere (`applyChange` reads the row in its transaction).
+   * A plain read (`getTenantConfig`) would see neither, and the resets would wipe a live tenant.
+   */
+  async #lookUp(tenantId: string, context: AdminContext): Promise<TenantConfig | null> {
+    try {
+      await this.#apply(tenantId, 'tenant.create', context, (before) => {
+        throw new LookedUp(before)
+      })
+    } catch (error) {
+      if (error instanceof LookedUp) return error.tenant
+      throw error
+    }
+    throw new TenantBackendError(`the store changed tenant "${tenantId}" without reading it first`, {
+      tenantId,
+    })
   }
 
   // A tenant may only name a plan that exists: one that does not would fail every read of the
@@ -777,6 +799,13 @@ function mustMatch(bodyId: string | undefined, id: string, kind: 'tenant' | 'pla
 // Each retry follows another change of that tenant that was written, so only a stream of
 // concurrent moves of one tenant exhausts it; then the call fails (503) with nothing written.
 const PLAN_READ_ATTEMPTS = 3
+
+// Thrown from the `apply` of AdminService's look-up: aborts the change with what the store read.
+class LookedUp extends Error {
+  constructor(readonly tenant: TenantConfig | null) {
+    super('look-up only')
+  }
+}
 
 // Thrown from an `apply` when the tenant is no longer on the plan that was held for it: aborts
 // the change before anything is written, so that AdminService can retry with the right hold.

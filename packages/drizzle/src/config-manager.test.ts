@@ -532,6 +532,38 @@ describeEachDatabase(
       ])
     })
 
+    it("a create refused as a duplicate resets nothing, whatever another process's cache says", async () => {
+      // Process B cached "acme not found" (a request for it came in); A then creates acme, which
+      // is used. B's create of acme a second later must look it up past that cache, be refused
+      // (409) and leave the live tenant's usage and the application's data alone.
+      const cachingB = new DrizzleConfigManager(database.current.db, { clock })
+      const quotas = new InMemoryQuotaManager(manager, { clock }) // a quota store both share
+      const appData = new Map<string, string>()
+      const shared = {
+        auditLog,
+        quotas,
+        clock,
+        freshStart: async (id: string) => {
+          appData.delete(id)
+        },
+      }
+      const adminA = new AdminService({ store: manager, ...shared })
+      const adminB = new AdminService({ store: cachingB, ...shared })
+      await cachingB.getTenantConfig('acme').catch(() => undefined)
+      await adminA.create({ id: 'acme', quota: { limits: [{ window: 'month', requests: 100 }] } }, alice)
+      appData.set('acme', 'rows')
+      await quotas.consume('acme', { requests: 60 })
+      clock.advance(1_000) // well inside the negative cache's 5 s
+      const refused = await adminB.create({ id: 'acme' }, { actor: 'bob' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(isTenantError(refused) && refused.code).toBe('tenant_already_exists')
+      expect((await quotas.peek('acme')).windows[0]!.used.requests).toBe(60)
+      expect(appData.get('acme')).toBe('rows')
+      expect((await auditLog.list('acme')).items.map((r) => r.action)).toEqual(['tenant.create'])
+    })
+
     it('refuses text Postgres cannot store with 400 (not 503), keeping nothing', async () => {
       const bad = [
         { id: 'z1', policy: { allowedModels: ['gpt\u00004o'] } },
