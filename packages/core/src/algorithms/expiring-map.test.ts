@@ -70,6 +70,59 @@ describe('ExpiringMap', () => {
     expect(held(map, 'a')).toBe(2)
   })
 
+  it('keeps the slots of deleted entries bounded by the live ones, however often a key comes back', () => {
+    // A tenant reset in a loop: each reset deletes its entry, each request adds it back, and the
+    // old slots' time (a month away) never comes in the meantime.
+    const map = new ExpiringMap<Entry>(expiry)
+    put(map, 'other', 0, 1e9)
+    for (let i = 0; i < 100_000; i++) {
+      map.delete('acme')
+      put(map, 'acme', i, 1e9)
+      expect(map.slots).toBeLessThanOrEqual(2 * 2 + 2 * 1024)
+    }
+    expect(map.size).toBe(2)
+    expect(held(map, 'acme')).toBe(99_999)
+    expect(held(map, 'other')).toBe(0)
+    // The entries still expire, and the heap empties.
+    map.sweep(1e9)
+    expect(map.size).toBe(0)
+    expect(map.slots).toBe(0)
+  })
+
+  it('agrees with a plain map under random adds, deletes, moves and sweeps, with bounded slots (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('put', 'delete', 'sweep'), fc.nat(30), fc.nat(2_000)), {
+          maxLength: 3_000,
+        }),
+        (steps) => {
+          const map = new ExpiringMap<Entry>(expiry, 5)
+          const model = new Map<string, number>()
+          let now = 0
+          for (const [op, key, at] of steps) {
+            const k = String(key)
+            if (op === 'put') {
+              put(map, k, now + at, now + at)
+              // put() moves an existing entry's expiry to what it is given, earlier or later.
+              model.set(k, now + at)
+            } else if (op === 'delete') {
+              map.delete(k)
+              model.delete(k)
+            } else {
+              now += at % 50
+              map.sweep(now)
+            }
+            // Never forgets a live entry early; holds nothing the model does not.
+            for (const [mk, e] of model) if (e > now) expect(held(map, mk)).toBe(e)
+            for (const entry of map.values()) expect(model.has(entry.key)).toBe(true)
+            expect(map.slots).toBeLessThanOrEqual(2 * map.size + 2 * 1024)
+          }
+        },
+      ),
+      { numRuns: 50 },
+    )
+  })
+
   it('removes at most the budget per sweep', () => {
     const map = new ExpiringMap<Entry>(expiry, 10)
     for (let i = 0; i < 35; i++) put(map, `k${i}`, i, i)

@@ -71,6 +71,8 @@ export class ExpiringMap<E extends ExpiringEntry> {
   #heap: E[] = []
   /** Longest the heap has been since it was last compacted (see `#compact`). */
   #peak = 0
+  /** Heap slots of deleted entries, not yet popped (see `delete`). */
+  #dead = 0
   readonly #budget: number
   readonly #expiresAt: (entry: E) => number
 
@@ -88,6 +90,11 @@ export class ExpiringMap<E extends ExpiringEntry> {
     return this.#entries.size
   }
 
+  /** Heap slots held: one per live entry, plus those of deleted entries not yet discarded. */
+  get slots(): number {
+    return this.#heap.length
+  }
+
   /** The entry stored for `key`, expired or not (the algorithms read stale state as empty). */
   get(key: string): E | undefined {
     return this.#entries.get(key)
@@ -100,9 +107,16 @@ export class ExpiringMap<E extends ExpiringEntry> {
     this.#push(entry)
   }
 
-  /** Forgets `key` now. Its heap slot is discarded when its time comes. */
+  /**
+   * Forgets `key` now. Its heap slot is discarded when its time comes, or sooner: once deleted
+   * entries fill more slots than live ones, the heap is rebuilt from the live ones. Without that,
+   * a key deleted and added again and again (an admin resetting a tenant in a loop) would keep
+   * every old entry alive until its expiry, a month away for a month's window.
+   */
   delete(key: string): void {
-    this.#entries.delete(key)
+    if (!this.#entries.delete(key)) return
+    this.#dead++
+    if (this.#dead >= COMPACT_MIN && this.#dead * 2 > this.#heap.length) this.#rebuild()
   }
 
   /** Every live entry (including expired ones the sweep has not reached yet). */
@@ -118,7 +132,10 @@ export class ExpiringMap<E extends ExpiringEntry> {
   evictEarliest(): E | undefined {
     while (this.#heap.length > 0) {
       const entry = this.#pop()
-      if (this.#entries.get(entry.key) !== entry) continue
+      if (this.#entries.get(entry.key) !== entry) {
+        this.#dead--
+        continue
+      }
       this.#entries.delete(entry.key)
       this.#compact()
       return entry
@@ -132,7 +149,10 @@ export class ExpiringMap<E extends ExpiringEntry> {
     for (let n = 0; n < this.#budget && heap.length > 0 && heap[0]!.heapAt <= now; n++) {
       const entry = this.#pop()
       // A deleted (or deleted and re-added) key: this slot is no longer its entry's.
-      if (this.#entries.get(entry.key) !== entry) continue
+      if (this.#entries.get(entry.key) !== entry) {
+        this.#dead--
+        continue
+      }
       const expiresAt = this.#expiresAt(entry)
       if (expiresAt <= now) {
         this.#entries.delete(entry.key)
@@ -152,6 +172,16 @@ export class ExpiringMap<E extends ExpiringEntry> {
       this.#heap = this.#heap.slice()
       this.#peak = this.#heap.length
     }
+  }
+
+  // The heap of the live entries alone: sorted by heap time, which is a valid min-heap. Runs once
+  // deleted entries fill more than half the heap, so its cost is paid for by those deletes.
+  #rebuild(): void {
+    const live = this.#heap.filter((entry) => this.#entries.get(entry.key) === entry)
+    live.sort((a, b) => a.heapAt - b.heapAt)
+    this.#heap = live
+    this.#peak = live.length
+    this.#dead = 0
   }
 
   #push(entry: E): void {
