@@ -1,3 +1,4 @@
+import { describeValue } from './describe-value'
 import { InvalidTenantConfigError } from './errors'
 import { MAX_IN_FLIGHT } from './schemas'
 
@@ -74,7 +75,7 @@ export function validateMaxInFlight(maxInFlight: unknown): number {
   throw new InvalidTenantConfigError([
     {
       path: ['maxInFlight'],
-      message: `must be a whole number from 1 to ${MAX_IN_FLIGHT}, got ${String(maxInFlight).slice(0, 40)}`,
+      message: `must be a whole number from 1 to ${MAX_IN_FLIGHT}, got ${describeValue(maxInFlight)}`,
       code: 'invalid_value',
     },
   ])

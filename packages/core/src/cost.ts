@@ -1,3 +1,4 @@
+import { describeValue } from './describe-value'
 import { InvalidCostError } from './errors'
 import type { QuotaCost } from './quota'
 
@@ -5,12 +6,6 @@ import type { QuotaCost } from './quota'
 export interface NormalizedCost {
   requests: number
   tokens: number
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'number') return String(value)
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`
-  return value === null ? 'null' : typeof value
 }
 
 /**
@@ -27,7 +22,7 @@ function describe(value: unknown): string {
 export function costAmount(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidCostError(`${name} must be a whole number >= 0, got ${describe(value)}`)
+    throw new InvalidCostError(`${name} must be a whole number >= 0, got ${describeValue(value)}`)
   }
   // `+ 0` turns -0 into 0 so that no store ever serialises "-0".
   return value + 0
@@ -48,7 +43,7 @@ export function costAmount(value: unknown, name: string, fallback: number): numb
 export function normalizeCost(cost?: QuotaCost): NormalizedCost {
   if (cost === undefined) return { requests: 1, tokens: 0 }
   if (typeof cost !== 'object' || cost === null || Array.isArray(cost)) {
-    throw new InvalidCostError(`cost must be an object like { requests, tokens }, got ${describe(cost)}`)
+    throw new InvalidCostError(`cost must be an object like { requests, tokens }, got ${describeValue(cost)}`)
   }
   return {
     requests: costAmount(cost.requests, 'cost.requests', 1),
@@ -68,12 +63,12 @@ export function normalizeCost(cost?: QuotaCost): NormalizedCost {
  */
 export function normalizeTokenDelta(delta: { tokens: number }): number {
   if (typeof delta !== 'object' || delta === null) {
-    throw new InvalidCostError(`adjust expects { tokens }, got ${describe(delta)}`)
+    throw new InvalidCostError(`adjust expects { tokens }, got ${describeValue(delta)}`)
   }
   const tokens: unknown = delta.tokens
   if (typeof tokens !== 'number' || !Number.isSafeInteger(tokens)) {
     throw new InvalidCostError(
-      `adjust tokens must be a whole number (negative to refund), got ${describe(tokens)}`,
+      `adjust tokens must be a whole number (negative to refund), got ${describeValue(tokens)}`,
     )
   }
   return tokens + 0

@@ -25,7 +25,8 @@ describe('SlidingWindowQuotaManager', () => {
   it('defaults to 10 buckets per window and validates precision once, in the constructor', () => {
     expect(new SlidingWindowQuotaManager(provider).precision).toBe(10)
     expect(new SlidingWindowQuotaManager(provider, { precision: 60 }).precision).toBe(60)
-    for (const precision of [0, 7, 2.5, 5000, Number.NaN]) {
+    // An object without a prototype (no toString) is described by its type, not a TypeError.
+    for (const precision of [0, 7, 2.5, 5000, Number.NaN, Object.create(null)]) {
       expect(() => new SlidingWindowQuotaManager(provider, { precision })).toThrow(InvalidTenantConfigError)
     }
   })

@@ -41,6 +41,26 @@ describe('TokenBucketRateLimiter', () => {
     expect(open.size).toBe(0)
   })
 
+  it('refuses a rate limit the bucket arithmetic cannot use, from a hand-written provider (400)', async () => {
+    // burst 0 answered a denial saying "retry now" forever; requestsPerSecond 0 an Infinity wait.
+    for (const config of [
+      { requestsPerSecond: 10, burst: 0 },
+      { requestsPerSecond: 0, burst: 1 },
+      { requestsPerSecond: 1e-9, burst: 1 },
+      { requestsPerSecond: Number.NaN, burst: 1 },
+      { requestsPerSecond: Number.POSITIVE_INFINITY, burst: 1 },
+      { requestsPerSecond: 1, burst: 1.5 },
+      { requestsPerSecond: '5', burst: 1 },
+    ]) {
+      const limiter = new TokenBucketRateLimiter(
+        { rateLimitConfig: async () => config as unknown as RateLimitConfig },
+        { clock: new ManualClock(0) },
+      )
+      const error = await rejectionOf(limiter.consume('acme'))
+      expect(error).toMatchObject({ code: 'tenant_invalid_config', status: 400 })
+    }
+  })
+
   it('validates the tenant id and the cost before asking the provider', async () => {
     const provider = everyone(null)
     const limiter = new TokenBucketRateLimiter(provider, { clock: new ManualClock(T0) })

@@ -209,7 +209,7 @@ export function concurrencyLimiterConformance(
       async () => {
         const limiter = await factory()
         const id = randomTenantId('cc')
-        for (const bad of [0, -1, 1.5, Number.NaN, 100_001, '3' as unknown as number]) {
+        for (const bad of [0, -1, 1.5, Number.NaN, 100_001, '3' as unknown as number, Object.create(null)]) {
           const error = await rejectionOf(limiter.acquire(id, bad))
           expect(error).toMatchObject({ code: 'tenant_invalid_config', status: 400 })
         }

@@ -52,6 +52,8 @@ describe('RedisRateLimiter without a server', () => {
       { requestsPerSecond: 0, burst: 10 },
       { requestsPerSecond: Number.POSITIVE_INFINITY, burst: 10 },
       { requestsPerSecond: 10, burst: 0.5 },
+      // Below rateLimitConfigSchema's floor (MIN_REQUESTS_PER_SECOND), as every store refuses it.
+      { requestsPerSecond: 1e-16, burst: 3 },
     ]) {
       const limiter = new RedisRateLimiter({ rateLimitConfig: async () => config }, { redis: unreachable })
       expect(await rejectionOf(limiter.consume('acme'))).toBeInstanceOf(InvalidTenantConfigError)
@@ -86,7 +88,7 @@ describe.runIf(REDIS_URL)('RedisRateLimiter expiry', () => {
   // A bucket that would be full again only after PEXPIRE's range (about 9.2e18 ms): the script
   // must not fail after taking the tokens, and the bucket must still expire.
   it.each([
-    ['a tiny rate from a hand-written provider', { requestsPerSecond: 1e-16, burst: 3 }, 1],
+    ['the smallest rate with a huge burst', { requestsPerSecond: 1e-8, burst: 1e12 }, 1e12],
     ['a schema-valid rate with a huge burst and cost', { requestsPerSecond: 1e-6, burst: 1e12 }, 1e12],
   ])('%s: never errors after taking, and the bucket keeps an expiry', async (_name, config, cost) => {
     const limiter = new RedisRateLimiter(

@@ -1,8 +1,7 @@
 import {
+  checkRateLimitConfig,
   costAmount,
   InvalidCostError,
-  InvalidTenantConfigError,
-  type RateLimitConfig,
   type RateLimitDecision,
   type RateLimiter,
   type RateLimitProvider,
@@ -171,27 +170,6 @@ export interface RedisRateLimiterOptions extends RedisStoreOptions {
   localDeny?: boolean | LocalDenyOptions
 }
 
-// The bucket arithmetic divides by the rate: a hand-written provider must not smuggle in a 0.
-function checkedConfig(config: RateLimitConfig): RateLimitConfig {
-  const { requestsPerSecond: rate, burst } = config ?? {}
-  if (
-    typeof rate === 'number' &&
-    rate > 0 &&
-    Number.isFinite(rate) &&
-    Number.isSafeInteger(burst) &&
-    burst >= 1
-  ) {
-    return config
-  }
-  throw new InvalidTenantConfigError([
-    {
-      path: ['rateLimit'],
-      message: 'requestsPerSecond must be > 0 and burst a whole number >= 1',
-      code: 'custom',
-    },
-  ])
-}
-
 /** Decodes the script's `{now, taken, tokens?, updatedAt?}`; anything else is a backend fault. */
 function decodeBucketReply(reply: unknown): DecodedReply<TokenBucketState | undefined> {
   if (!Array.isArray(reply) || (reply.length !== 2 && reply.length !== 4)) throw unexpectedReply()
@@ -254,7 +232,8 @@ export class RedisRateLimiter implements RateLimiter {
     const found = await this.#provider.rateLimitConfig(tenantId)
     const sentAt = localClock.now()
     if (found === null) return tokenBucketConsume(undefined, null, cost, sentAt).decision
-    const config = checkedConfig(found)
+    // The bucket arithmetic divides by the rate: a hand-written provider must not smuggle in a 0.
+    const config = checkRateLimitConfig(found, tenantId)
 
     const fingerprint = this.#localDeny ? `${config.requestsPerSecond}/${config.burst}` : ''
     const held = this.#localDeny?.match(tenantId, sentAt, cost, 0, fingerprint)

@@ -1,5 +1,6 @@
 import type { NormalizedCost } from '../cost'
 import { normalizeCost } from '../cost'
+import { describeValue } from '../describe-value'
 import { InvalidTenantConfigError } from '../errors'
 import type { QuotaCost, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig, QuotaWindow } from '../schemas'
@@ -52,7 +53,7 @@ export function validatePrecision(precision: unknown): number {
     throw new InvalidTenantConfigError([
       {
         path: ['precision'],
-        message: `must be a whole number from 1 to ${MAX_SLIDING_PRECISION} that divides 60000 (e.g. 6, 10, 12, 60), got ${String(precision)}`,
+        message: `must be a whole number from 1 to ${MAX_SLIDING_PRECISION} that divides 60000 (e.g. 6, 10, 12, 60), got ${describeValue(precision)}`,
         code: 'custom',
       },
     ])

@@ -90,6 +90,16 @@ describe('subjectQuota', () => {
     ],
   })
 
+  it("refuses a hand-written provider's pattern without a match as a bad config (400), not a TypeError", async () => {
+    const broken = { limits: [], subjects: [{ limits: [{ window: 'minute', requests: 1 }] }] }
+    const quotas = new InMemoryQuotaManager({ quotaConfig: async () => broken as unknown as QuotaConfig })
+    const error = await quotas.consume('acme', { subject: 'key:1' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
+  })
+
   it('takes the exact match, else the longest prefix', () => {
     const requests = (subject: string) => subjectQuota(config, subject)?.limits[0]?.requests
     expect(requests('model:gpt-4o')).toBe(4)

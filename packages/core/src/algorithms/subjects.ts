@@ -2,7 +2,7 @@
 // tenant's pool): the id rules, the pattern match and the combined tenant + subject decision. Every
 // store (the in-memory managers, the Durable Object, the Redis scripts' TypeScript side) uses these,
 // so a subject is matched and reported the same way everywhere.
-import { InvalidSubjectError } from '../errors'
+import { InvalidSubjectError, InvalidTenantConfigError } from '../errors'
 import { isDeeplyFrozen } from '../json'
 import type { QuotaCost, QuotaDecision, QuotaWindowUsage } from '../quota'
 import type { QuotaConfig } from '../schemas'
@@ -73,7 +73,19 @@ function compile(subjects: NonNullable<QuotaConfig['subjects']>): CompiledSubjec
   if (cached !== undefined) return cached
   const exact = new Map<string, QuotaConfig>()
   const prefixes: CompiledSubjects['prefixes'] = []
-  for (const entry of subjects) {
+  for (let i = 0; i < subjects.length; i++) {
+    const entry = subjects[i]!
+    // The config stores validate this; a hand-written provider's pattern without a `match` must be
+    // the 400 of a bad config, not a TypeError taken for a store failure.
+    if (typeof entry?.match !== 'string') {
+      throw new InvalidTenantConfigError([
+        {
+          path: ['quota', 'subjects', i, 'match'],
+          message: 'must be a subject pattern (a string)',
+          code: 'custom',
+        },
+      ])
+    }
     const quota: QuotaConfig = { limits: entry.limits ?? [] }
     if (entry.match.endsWith('*')) prefixes.push({ prefix: entry.match.slice(0, -1), quota })
     else if (!exact.has(entry.match)) exact.set(entry.match, quota)

@@ -1,5 +1,42 @@
+import { InvalidTenantConfigError } from '../errors'
 import type { RateLimitDecision } from '../rate-limit'
-import type { RateLimitConfig } from '../schemas'
+import { MIN_REQUESTS_PER_SECOND, type RateLimitConfig } from '../schemas'
+
+/**
+ * `config` if the bucket arithmetic can use it, the rule of `rateLimitConfigSchema`:
+ * `requestsPerSecond` finite and at least `MIN_REQUESTS_PER_SECOND`, `burst` a whole number >= 1.
+ * Throws `InvalidTenantConfigError` (400) otherwise. The config stores validate what they hold;
+ * this stops a hand-written provider's `burst: 0` (a denial that says retry now, forever) or
+ * `requestsPerSecond: 0` (an `Infinity` wait) at every store, in a few comparisons per call.
+ *
+ * @example
+ * ```ts
+ * const config = checkRateLimitConfig(await provider.rateLimitConfig(tenantId), tenantId)
+ * ```
+ */
+export function checkRateLimitConfig(config: RateLimitConfig, tenantId?: string): RateLimitConfig {
+  const rate: unknown = config?.requestsPerSecond
+  const burst: unknown = config?.burst
+  if (
+    typeof rate === 'number' &&
+    rate >= MIN_REQUESTS_PER_SECOND &&
+    rate < Number.POSITIVE_INFINITY &&
+    Number.isSafeInteger(burst) &&
+    (burst as number) >= 1
+  ) {
+    return config
+  }
+  throw new InvalidTenantConfigError(
+    [
+      {
+        path: ['rateLimit'],
+        message: `requestsPerSecond must be a finite number >= ${MIN_REQUESTS_PER_SECOND} and burst a whole number >= 1`,
+        code: 'custom',
+      },
+    ],
+    tenantId === undefined ? undefined : { tenantId },
+  )
+}
 
 /**
  * A tenant's token bucket: the level at `updatedAt` (ms since the epoch). Levels are fractional
@@ -65,6 +102,7 @@ export function tokenBucketFullAt(state: TokenBucketState | undefined, config: R
  * after which waiting longer changes nothing) and a reason saying so.
  *
  * `cost` must already be validated (a whole number >= 0); managers use `costAmount` from core.
+ * `config` is checked ({@link checkRateLimitConfig}): a bad one throws `InvalidTenantConfigError`.
  *
  * @example
  * ```ts
@@ -78,6 +116,7 @@ export function tokenBucketConsume(
   now: number,
 ): TokenBucketStep {
   if (config === null) return { decision: { allowed: true, resetAt: now, retryAfterMs: 0 }, state: undefined }
+  checkRateLimitConfig(config)
   const level = tokenBucketLevel(state, config, now)
   if (cost <= level) {
     const tokens = level - cost
