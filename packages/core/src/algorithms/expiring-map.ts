@@ -74,13 +74,14 @@ export class ExpiringMap<E extends ExpiringEntry> {
   /** Heap slots of deleted entries, not yet popped (see `delete`). */
   #dead = 0
   readonly #budget: number
-  readonly #expiresAt: (entry: E) => number
+  readonly #expiresAt: (entry: E, now: number) => number
 
   /**
    * @param expiresAt From when an entry stops mattering (the map may forget it from then on), in
-   * the unit of `add` and `sweep`; asked only when the entry's heap time comes.
+   * the unit of `add` and `sweep`; asked only when the entry's heap time comes, with the `now` of
+   * that sweep. An answer after `now` files the entry again under it.
    */
-  constructor(expiresAt: (entry: E) => number, budget: number = SWEEP_BUDGET) {
+  constructor(expiresAt: (entry: E, now: number) => number, budget: number = SWEEP_BUDGET) {
     this.#expiresAt = expiresAt
     this.#budget = budget
   }
@@ -88,6 +89,14 @@ export class ExpiringMap<E extends ExpiringEntry> {
   /** Live entries (including expired ones the sweep has not reached yet). */
   get size(): number {
     return this.#entries.size
+  }
+
+  /**
+   * The earliest time an entry is filed under (`Infinity` when none): no entry is due before it.
+   * It may be a deleted entry's or one filed earlier than its expiry, so it can come early.
+   */
+  get nextAt(): number {
+    return this.#heap.length === 0 ? Number.POSITIVE_INFINITY : this.#heap[0]!.heapAt
   }
 
   /** Heap slots held: one per live entry, plus those of deleted entries not yet discarded. */
@@ -153,7 +162,7 @@ export class ExpiringMap<E extends ExpiringEntry> {
         this.#dead--
         continue
       }
-      const expiresAt = this.#expiresAt(entry)
+      const expiresAt = this.#expiresAt(entry, now)
       if (expiresAt <= now) {
         this.#entries.delete(entry.key)
       } else {

@@ -20,6 +20,9 @@ interface SubjectGroup extends ExpiringEntry {
  * tenant's; the groups live in an outer map that forgets a group once none of its subjects counts
  * anything, so idle tenants cost nothing.
  */
+/** The longest a tenant's subjects go unswept while it has any, in seconds (see the group map). */
+const GROUP_LOOK_SECONDS = 60
+
 export class MemorySubjects<S> {
   readonly #layout: MemoryLayout<S, ExpiringEntry>
   readonly #seconds: SecondsSinceBase
@@ -34,14 +37,22 @@ export class MemorySubjects<S> {
     this.#layout = layout
     this.#seconds = seconds
     this.#max = max
-    // A group matters until its latest subject stops counting; asked once per filed expiry, so a
-    // scan of its (at most `max`) subjects is paid once per window, not per request.
-    this.#groups = new ExpiringMap<SubjectGroup>((group) => {
-      let latest = 0
-      for (const entry of group.subjects.values()) {
+    // A group is looked at when its earliest subject may be due, and at least once a minute: its
+    // expired subjects go then (a budget at a time), so a tenant's month-long subject does not keep
+    // thousands of minute-long ones until the month ends; it goes once none is left.
+    this.#groups = new ExpiringMap<SubjectGroup>((group, now) => {
+      const { subjects } = group
+      subjects.sweep(now)
+      if (subjects.size === 0) return now
+      if (subjects.nextAt > now) return Math.min(subjects.nextAt, now + GROUP_LOOK_SECONDS)
+      // More were due than one sweep takes: when none counts any more, the whole group goes at
+      // once (a scan, only at such a backlog); otherwise the rest go a second later.
+      let latest = now
+      for (const entry of subjects.values()) {
         latest = Math.max(latest, this.#seconds.expiry(this.#layout.expiresAt(entry)))
+        if (latest > now) return now + 1
       }
-      return latest
+      return now
     })
   }
 
@@ -132,7 +143,7 @@ export class MemorySubjects<S> {
         heapAt: 0,
         subjects: new ExpiringMap<ExpiringEntry>((e) => this.#seconds.expiry(this.#layout.expiresAt(e))),
       }
-      this.#groups.add(target, expiry)
+      this.#groups.add(target, Math.min(expiry, this.#seconds.now(now) + GROUP_LOOK_SECONDS))
     }
     if (target.subjects.size >= this.#max) {
       target.subjects.sweep(this.#seconds.now(now))

@@ -213,5 +213,31 @@ describe('in-memory subject bound', () => {
       expect(quotas.subjectCount('acme')).toBe(0)
       expect(quotas.size).toBe(0)
     }, 30_000)
+
+    it(`${name} forgets a tenant's idle subjects with their windows while another of its subjects lives on`, async () => {
+      // One subject counts for the month; 5,000 count for a minute. Once their minute is over,
+      // the tenant's plain requests (no subject) sweep them, a batch a second, not at the month's end.
+      const clock = new ManualClock(T0)
+      const provider = {
+        quotaConfig: async () => ({
+          limits: [{ window: 'minute' as const, requests: 1_000_000 }],
+          subjects: [
+            { match: 'key:*', limits: [{ window: 'minute' as const, requests: 10 }] },
+            { match: 'plan:main', limits: [{ window: 'month' as const, tokens: 1_000_000 }] },
+          ],
+        }),
+      }
+      const quotas = make(provider as never, clock)
+      await quotas.consume('acme', { subject: 'plan:main' })
+      for (let i = 0; i < 5_000; i++) await quotas.consume('acme', { subject: `key:${i}` })
+      expect(quotas.subjectCount('acme')).toBe(5_001)
+      clock.advance(3 * 60_000)
+      for (let i = 0; i < 10; i++) {
+        await quotas.consume('acme')
+        clock.advance(1_000)
+      }
+      expect(quotas.subjectCount('acme')).toBe(1)
+      expect((await quotas.peek('acme', { subject: 'plan:main' })).windows[0]!.used.requests).toBe(1)
+    }, 30_000)
   }
 })
