@@ -1,6 +1,7 @@
 // A tenant deleted and created again under the same id is a new customer: it must start with none
 // of the earlier customer's rate-limit burst spent, and a request of the earlier customer that
-// settles later (a stream still open) must not charge it. In-memory limits and Redis limits.
+// settles later (a stream still open) must not charge it, nor find its resources or metrics.
+// In-memory limits and Redis limits.
 import { withPlans } from '@tenant/core'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -66,6 +67,26 @@ describe('a recycled tenant id', () => {
       ((await (await t.request('GET', '/api/v1/resources', { tenant })).json()) as { items: unknown[] }).items
     expect(await list('acme')).toEqual([])
     expect(await list('globex')).toHaveLength(1)
+  })
+
+  it("starts its metrics at zero: the earlier customer's series are gone from /metrics", async () => {
+    const t = await app('memory')
+    const body = { id: 'acme' }
+    // Requests are counted when their body has been read.
+    const status = async (path: string) => {
+      const response = await t.request('GET', path, { tenant: 'acme' })
+      await response.text()
+      return response.status
+    }
+    expect((await t.request('POST', '/admin/tenants', { admin: true, body })).status).toBe(201)
+    for (let i = 0; i < 3; i++) expect(await status('/api/v1/resources')).toBe(200)
+    expect(await status('/api/v1/resources/nope')).toBe(404)
+    await handOver(t, body)
+    expect(await status('/api/v1/resources')).toBe(200)
+    const acme = (await t.deps.metrics.registry.metrics())
+      .split('\n')
+      .filter((line) => line.startsWith('tenant_requests_total{tenant="acme"'))
+    expect(acme).toEqual(['tenant_requests_total{tenant="acme",outcome="success",code="200"} 1'])
   })
 })
 

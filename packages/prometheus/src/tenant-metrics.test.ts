@@ -59,6 +59,34 @@ describe('TenantMetrics recording', () => {
     }
   })
 
+  it('reserves the tenants of any iterable (a Set, a generator), not only of an array', () => {
+    function* generated() {
+      yield 'vip-1'
+      yield 'vip-2'
+      yield 'vip-1'
+    }
+    const iterables: Iterable<string>[] = [
+      new Set(['vip-1', 'vip-2']),
+      new Map([
+        ['vip-1', 1],
+        ['vip-2', 2],
+      ]).keys(),
+      generated(),
+    ]
+    for (const tenants of iterables) {
+      const metrics = new TenantMetrics({ maxTenants: 3, tenants })
+      expect([metrics.hasLabel('vip-1'), metrics.hasLabel('vip-2')]).toEqual([true, true])
+      // Two of the three labels are reserved (the duplicate counts once).
+      metrics.recordRateLimited('first')
+      expect(metrics.tenantLabel('second')).toBe('(other)')
+    }
+    expectInvalidOption(
+      () => new TenantMetrics({ maxTenants: 1, tenants: new Set(['a', 'b']) }),
+      'TenantMetrics.tenants',
+      /2 tenants listed, more than maxTenants \(1\)/,
+    )
+  })
+
   it('tells which ids have a label already, without taking one', () => {
     const metrics = new TenantMetrics({ maxTenants: 2, tenants: ['big'] })
     expect([metrics.hasLabel('big'), metrics.hasLabel('acme')]).toEqual([true, false])
@@ -225,8 +253,13 @@ describe('TenantMetrics registries', () => {
       [{ buckets: [] }, 'TenantMetrics.buckets', /strictly increasing/],
       [{ buckets: 5 as never }, 'TenantMetrics.buckets', /strictly increasing/],
       [{ tenants: ['a b'] }, 'TenantMetrics.tenants', /^contains an invalid id "a b"$/],
-      [{ tenants: 'acme' as never }, 'TenantMetrics.tenants', /must be an array/],
-      [{ tenants: 7 as never }, 'TenantMetrics.tenants', /must be an array/],
+      [{ tenants: 'acme' as never }, 'TenantMetrics.tenants', /^must be an iterable .* not a string$/],
+      [{ tenants: new String('acme') as never }, 'TenantMetrics.tenants', /must be an iterable/],
+      [{ tenants: 7 as never }, 'TenantMetrics.tenants', /must be an iterable/],
+      [{ tenants: null as never }, 'TenantMetrics.tenants', /must be an iterable/],
+      [{ tenants: { acme: true } as never }, 'TenantMetrics.tenants', /must be an iterable/],
+      [{ tenants: new Set(['ok', 'a/b']) }, 'TenantMetrics.tenants', /^contains an invalid id "a\/b"$/],
+      [{ tenants: new Set([7]) as never }, 'TenantMetrics.tenants', /^contains an invalid id "7"$/],
       [
         { maxTenants: 1, tenants: ['a', 'b'] },
         'TenantMetrics.tenants',

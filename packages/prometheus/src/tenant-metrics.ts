@@ -1,4 +1,4 @@
-import { invalidOption, isValidTenantId, type PolicyRule } from '@tenant/core'
+import { invalidOption, isValidTenantId, type PolicyRule, validateTenantId } from '@tenant/core'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Options of {@link TenantMetrics}. */
@@ -21,7 +21,8 @@ export interface TenantMetricsOptions {
   maxTenants?: number
   /**
    * Tenants that always get their own label (your largest customers), reserved up front so that
-   * they are never folded into the overflow. They count towards `maxTenants`.
+   * they are never folded into the overflow. They count towards `maxTenants`. Any iterable of
+   * tenant ids (an array, a `Set`, ...), but not a string.
    * @default []
    */
   tenants?: Iterable<string>
@@ -68,6 +69,9 @@ export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([
 ])
 
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/
+
+// The `rule` label values of policy_denials_total (see recordPolicyDenial).
+const POLICY_RULES: readonly (PolicyRule | 'unknown')[] = ['model', 'tool', 'method', 'path', 'unknown']
 
 function outcomeOf(status: number): RequestOutcome {
   return status >= 500 ? 'server_error' : status >= 400 ? 'client_error' : 'success'
@@ -117,7 +121,16 @@ export class TenantMetrics {
   readonly maxTenants: number
 
   readonly #tenants = new Set<string>()
-  readonly #reserved: readonly string[]
+  readonly #reserved: ReadonlySet<string>
+  // The codes requests_total has counted, by outcome: the series forget() removes for a tenant,
+  // since prom-client removes one series (all its labels given) at a time. At most 4 outcomes x 501
+  // codes, whatever the number of tenants.
+  readonly #requestCodes: Record<RequestOutcome, Set<string>> = {
+    success: new Set(),
+    client_error: new Set(),
+    server_error: new Set(),
+    cancelled: new Set(),
+  }
   readonly #requests: Counter<'tenant' | 'outcome' | 'code'>
   readonly #duration: Histogram<'tenant'>
   readonly #quotaRejections: Counter<'tenant'>
@@ -154,11 +167,20 @@ export class TenantMetrics {
     ) {
       throw invalidOption('TenantMetrics.buckets', 'must be positive and strictly increasing')
     }
-    // A string is iterable too: new Set('acme') would reserve four one-letter tenants.
-    if (options.tenants !== undefined && !Array.isArray(options.tenants)) {
-      throw invalidOption('TenantMetrics.tenants', 'must be an array of tenant ids')
+    const tenants: unknown = options.tenants === undefined ? [] : options.tenants
+    // A string is iterable too, but would reserve one-letter tenants ('acme' is a, c, m, e).
+    if (
+      typeof tenants !== 'object' ||
+      tenants === null ||
+      tenants instanceof String ||
+      typeof (tenants as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function'
+    ) {
+      throw invalidOption(
+        'TenantMetrics.tenants',
+        'must be an iterable (array, Set) of tenant ids, not a string',
+      )
     }
-    const reserved = [...new Set(options.tenants ?? [])]
+    const reserved = [...new Set(tenants as Iterable<unknown>)] as string[]
     for (const id of reserved) {
       if (!isValidTenantId(id))
         throw invalidOption('TenantMetrics.tenants', `contains an invalid id "${String(id)}"`)
@@ -229,7 +251,7 @@ export class TenantMetrics {
       registers,
     })
 
-    this.#reserved = reserved
+    this.#reserved = new Set(reserved)
     this.#reserve()
   }
 
@@ -262,7 +284,9 @@ export class TenantMetrics {
     const valid = Number.isInteger(status) && status >= 100 && status <= 599
     const outcome: RequestOutcome =
       end === 'cancelled' ? 'cancelled' : end === 'errored' || !valid ? 'server_error' : outcomeOf(status)
-    this.#requests.inc({ tenant, outcome, code: valid ? String(status) : '0' })
+    const code = valid ? String(status) : '0'
+    this.#requestCodes[outcome].add(code)
+    this.#requests.inc({ tenant, outcome, code })
     // Metrics are never the reason a request fails: a bad duration is dropped, not thrown.
     if (Number.isFinite(durationMs) && durationMs >= 0) this.#duration.observe({ tenant }, durationMs / 1000)
   }
@@ -300,6 +324,48 @@ export class TenantMetrics {
   }
 
   /**
+   * Removes every series of `tenantId` from these metrics and frees its label, so that another
+   * tenant can take it (a deleted tenant no longer holds one of the `maxTenants` labels) and a
+   * tenant created later under the same id starts from zero, not from the deleted customer's
+   * counts. A reserved tenant (`tenants`) loses its series but keeps its label. Call it where a
+   * tenant id is freed or reused: AdminService's `freshStart`, or after deleting a tenant.
+   *
+   * Returns `true` when the tenant had a label, `false` (and does nothing) otherwise. Throws
+   * `InvalidTenantIdError` for an invalid id; `overflowLabel` and `missingLabel` are not tenants
+   * and cannot be forgotten. Scrapers see the tenant's series end; if it records again, they start
+   * again from zero.
+   *
+   * @example
+   * ```ts
+   * new AdminService({ store, quotas, freshStart: async (tenantId) => { metrics.forget(tenantId) } })
+   * ```
+   */
+  forget(tenantId: string): boolean {
+    validateTenantId(tenantId)
+    if (!this.#tenants.has(tenantId)) return false
+    const tenant = tenantId
+    for (const [outcome, codes] of Object.entries(this.#requestCodes)) {
+      for (const code of codes) this.#requests.remove({ tenant, outcome, code })
+    }
+    for (const rule of POLICY_RULES) this.#policyDenials.remove({ tenant, rule })
+    for (const metric of [
+      this.#duration,
+      this.#quotaRejections,
+      this.#rateLimited,
+      this.#concurrencyRejections,
+      this.#tokens,
+      this.#refunds,
+    ]) {
+      metric.remove({ tenant })
+    }
+    if (!this.#reserved.has(tenantId)) {
+      this.#tenants.delete(tenantId)
+      this.#tracked.set(this.#tenants.size)
+    }
+    return true
+  }
+
+  /**
    * Zeroes these metrics and forgets which tenants have labels (except the reserved `tenants`), so
    * the next tenants seen get them. Scrapers see a counter reset, which `rate()` handles.
    */
@@ -316,6 +382,7 @@ export class TenantMetrics {
     ]) {
       metric.reset()
     }
+    for (const codes of Object.values(this.#requestCodes)) codes.clear()
     this.#reserve()
   }
 

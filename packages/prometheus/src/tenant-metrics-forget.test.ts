@@ -1,0 +1,175 @@
+// TenantMetrics.forget: a deleted tenant gives its label back, and a tenant created again under its
+// id starts from zero instead of continuing the deleted customer's counters.
+import {
+  AdminService,
+  auditedStore,
+  InMemoryAuditLog,
+  InMemoryConfigManager,
+  InvalidTenantIdError,
+} from '@tenant/core'
+import { applyMiddleware, withTenancy } from '@tenant/fetch'
+import { describe, expect, it } from 'vitest'
+import { tenantMetricsHooks, tenantMetricsMiddleware } from './fetch-metrics'
+import { TenantMetrics } from './tenant-metrics'
+
+/** The exposition lines of every metric of `metrics` that name `tenant`. */
+async function seriesOf(metrics: TenantMetrics, tenant: string): Promise<string[]> {
+  const text = await metrics.registry.metrics()
+  return text.split('\n').filter((line) => line.includes(`tenant="${tenant}"`))
+}
+
+/** Records one of everything for `tenantId`. */
+function recordAll(metrics: TenantMetrics, tenantId: string): void {
+  metrics.recordRequest(tenantId, { status: 200, durationMs: 5 })
+  metrics.recordRequest(tenantId, { status: 429, durationMs: 1 })
+  metrics.recordRequest(tenantId, { status: 200, durationMs: 5, end: 'cancelled' })
+  metrics.recordQuotaRejection(tenantId)
+  metrics.recordRateLimited(tenantId)
+  metrics.recordConcurrencyRejection(tenantId)
+  metrics.recordPolicyDenial(tenantId, 'model')
+  metrics.recordPolicyDenial(tenantId)
+  metrics.recordTokens(tenantId, 100)
+  metrics.recordTokens(tenantId, -10)
+}
+
+describe('TenantMetrics.forget', () => {
+  it('frees the label, so a new tenant gets its own instead of the overflow label', () => {
+    const metrics = new TenantMetrics({ maxTenants: 2 })
+    metrics.recordRateLimited('old-1')
+    metrics.recordRateLimited('old-2')
+    expect(metrics.tenantLabel('live')).toBe('(other)')
+    expect(metrics.forget('old-1')).toBe(true)
+    expect(metrics.hasLabel('old-1')).toBe(false)
+    expect(metrics.tenantLabel('live')).toBe('live')
+    // The slot is taken again: the cap still holds.
+    expect(metrics.tenantLabel('another')).toBe('(other)')
+  })
+
+  it('removes every series of the tenant from every metric, and updates the tracked count', async () => {
+    const metrics = new TenantMetrics()
+    recordAll(metrics, 'acme')
+    recordAll(metrics, 'globex')
+    metrics.recordRequest(undefined, { status: 401, durationMs: 1 })
+    const globex = await seriesOf(metrics, 'globex')
+    // requests x3, duration buckets + sum + count, 2 policy rules, 5 single-label counters.
+    expect(await seriesOf(metrics, 'acme')).toHaveLength(globex.length)
+    expect(await metrics.registry.metrics()).toContain('tenant_metrics_tracked_tenants 2')
+
+    expect(metrics.forget('acme')).toBe(true)
+    const text = await metrics.registry.metrics()
+    expect(text).not.toContain('acme')
+    expect(await seriesOf(metrics, 'globex')).toEqual(globex)
+    expect(text).toContain('tenant_requests_total{tenant="(none)",outcome="client_error",code="401"} 1')
+    expect(text).toContain('tenant_metrics_tracked_tenants 1')
+  })
+
+  it('makes a tenant recorded again under the id start from zero', async () => {
+    const metrics = new TenantMetrics()
+    recordAll(metrics, 'acme')
+    recordAll(metrics, 'acme')
+    metrics.forget('acme')
+    metrics.recordRequest('acme', { status: 200, durationMs: 20 })
+    metrics.recordTokens('acme', 7)
+    expect(await seriesOf(metrics, 'acme')).toEqual(
+      expect.arrayContaining([
+        'tenant_requests_total{tenant="acme",outcome="success",code="200"} 1',
+        'tenant_request_duration_seconds_count{tenant="acme"} 1',
+        'tenant_tokens_consumed_total{tenant="acme"} 7',
+      ]),
+    )
+    const text = await metrics.registry.metrics()
+    for (const gone of [
+      'tenant_requests_total{tenant="acme",outcome="client_error"',
+      'tenant_requests_total{tenant="acme",outcome="cancelled"',
+      'tenant_quota_rejections_total{tenant="acme"}',
+      'tenant_policy_denials_total{tenant="acme"',
+      'tenant_tokens_refunded_total{tenant="acme"}',
+    ]) {
+      expect(text).not.toContain(gone)
+    }
+  })
+
+  it('is a no-op for a tenant without a label (never seen, overflowed, or forgotten already)', async () => {
+    const metrics = new TenantMetrics({ maxTenants: 1 })
+    metrics.recordRateLimited('acme')
+    metrics.recordRateLimited('beyond')
+    const before = await metrics.registry.metrics()
+    expect(metrics.forget('unknown')).toBe(false)
+    expect(metrics.forget('beyond')).toBe(false)
+    expect(await metrics.registry.metrics()).toBe(before)
+    expect(metrics.forget('acme')).toBe(true)
+    expect(metrics.forget('acme')).toBe(false)
+  })
+
+  it('refuses an invalid id, the overflow and missing labels included, with InvalidTenantIdError', async () => {
+    const metrics = new TenantMetrics()
+    metrics.recordRateLimited('a b')
+    metrics.recordRateLimited(undefined)
+    const before = await metrics.registry.metrics()
+    for (const bad of ['a b', '', '..', '(other)', '(none)', 'x'.repeat(256), 7, undefined, null]) {
+      expect(() => metrics.forget(bad as string), String(bad)).toThrow(InvalidTenantIdError)
+    }
+    let error: unknown
+    try {
+      metrics.forget('acme/eu')
+    } catch (thrown) {
+      error = thrown
+    }
+    expect(error).toMatchObject({ code: 'tenant_invalid_id', status: 400 })
+    expect(await metrics.registry.metrics()).toBe(before)
+  })
+
+  it("removes a reserved tenant's series but keeps its reserved label", async () => {
+    const metrics = new TenantMetrics({ maxTenants: 2, tenants: ['vip'] })
+    metrics.recordTokens('vip', 50)
+    expect(metrics.forget('vip')).toBe(true)
+    expect(await seriesOf(metrics, 'vip')).toEqual([])
+    expect(metrics.hasLabel('vip')).toBe(true)
+    metrics.recordRateLimited('t1')
+    expect(metrics.tenantLabel('t2')).toBe('(other)')
+    expect(metrics.tenantLabel('vip')).toBe('vip')
+  })
+
+  it("as AdminService's freshStart: a re-created id is counted from zero, and deleted tenants free their labels", async () => {
+    const configs = new InMemoryConfigManager()
+    const auditLog = new InMemoryAuditLog()
+    const metrics = new TenantMetrics({ maxTenants: 2 })
+    const admin = new AdminService({
+      store: auditedStore(configs, auditLog),
+      auditLog,
+      freshStart: async (tenantId) => {
+        metrics.forget(tenantId)
+      },
+    })
+    const context = { actor: 'test' }
+    const serve = applyMiddleware(
+      tenantMetricsMiddleware(metrics),
+      withTenancy(() => new Response('ok'), { configManager: configs, hooks: tenantMetricsHooks(metrics) }),
+    )
+    const call = async (tenantId: string) => {
+      const response = await serve(new Request('http://x/', { headers: { 'X-Tenant-ID': tenantId } }))
+      await response.arrayBuffer()
+      return response.status
+    }
+
+    for (const id of ['acme', 'old']) {
+      await admin.create({ id }, context)
+      expect(await call(id)).toBe(200)
+    }
+    expect(await call('acme')).toBe(200)
+    await admin.delete('acme', context)
+    await admin.create({ id: 'acme' }, context)
+    expect(await call('acme')).toBe(200)
+    expect(await metrics.registry.metrics()).toContain(
+      'tenant_requests_total{tenant="acme",outcome="success",code="200"} 1',
+    )
+
+    // Both labels are taken (acme, old). 'new' is a free id, so its freshStart frees nothing:
+    // deleting 'old' must forget it for 'new' to get a label of its own.
+    await admin.delete('old', context)
+    metrics.forget('old')
+    await admin.create({ id: 'new' }, context)
+    expect(await call('new')).toBe(200)
+    expect(metrics.tenantLabel('new')).toBe('new')
+  })
+})
