@@ -1012,6 +1012,39 @@ describe('AdminService create resets what an earlier tenant of the same id left'
     expect(appData.get('acme')).toBe('rows')
   })
 
+  it("a usage reset that reached a tenant created under the id while it ran is recorded as that tenant's", async () => {
+    const inner = new InMemoryQuotaManager(configs, { clock })
+    let reached: () => void = () => {}
+    let letGo: () => void = () => {}
+    const inReset = new Promise<void>((resolve) => (reached = resolve))
+    const held = new Promise<void>((resolve) => (letGo = resolve))
+    const service = new AdminService({ store: auditedStore(configs, auditLog, { clock }), auditLog, clock })
+    const resetter = new AdminService({
+      store: auditedStore(configs, auditLog, { clock }),
+      auditLog,
+      quotas: {
+        peek: (id) => inner.peek(id),
+        reset: async (id) => {
+          reached()
+          await held
+          await inner.reset(id)
+        },
+      },
+      clock,
+    })
+    await service.create({ id: 'acme', metadata: { owner: 'old' } }, alice)
+    const resetting = resetter.resetUsage('acme', { actor: 'ops' })
+    await inReset
+    await service.delete('acme', alice)
+    clock.advance(1)
+    await service.create({ id: 'acme', metadata: { owner: 'new' } }, alice)
+    letGo()
+    await resetting
+    const [latest] = await history('acme')
+    expect(latest).toMatchObject({ action: 'tenant.usage.reset', actor: 'ops' })
+    expect(latest!.after?.metadata).toEqual({ owner: 'new' })
+  })
+
   it('fails the create (nothing written) when a reset fails', async () => {
     const service = new AdminService({
       store: auditedStore(configs, auditLog, { clock }),

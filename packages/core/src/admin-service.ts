@@ -475,7 +475,7 @@ export class AdminService {
     const config = await this.#store.getTenantConfig(id)
     const record = this.#resetRecord(config, 'tenant.usage.reset', context)
     await quotas.reset(id)
-    await this.#auditLog.append(record)
+    await this.#auditLog.append(await this.#recordOfReset(record, context))
     return quotas.peek(id)
   }
 
@@ -510,7 +510,7 @@ export class AdminService {
     const config = await this.#store.getTenantConfig(id)
     const record = this.#resetRecord(config, 'tenant.concurrency.reset', context)
     await limiter.reset(id)
-    await this.#auditLog.append(record)
+    await this.#auditLog.append(await this.#recordOfReset(record, context))
     return {
       tenantId: id,
       inFlight: await limiter.inFlight(id),
@@ -521,6 +521,21 @@ export class AdminService {
   // The record of a reset, complete before the reset runs: the reset cannot be undone, so nothing
   // that would make the append refuse the record (a bad clock reading) may be found after it.
   // `config` came from the store and `context` was checked, so `at` is all that is left to check.
+  /**
+   * The record of a reset that has run: `record` (built before it, so that a clock giving no
+   * valid time refused the call before anything was reset), or, when the id was deleted and
+   * created again for another tenant while the reset ran, a record of the tenant it reached. The
+   * id is looked up through the store's change path, after any change of it in flight there.
+   */
+  async #recordOfReset(
+    record: TenantAuditRecordInput,
+    context: AdminContext,
+  ): Promise<TenantAuditRecordInput> {
+    const now = await this.#lookUp(record.tenantId, context)
+    if (now === null || now.createdAt === record.before?.createdAt) return record
+    return this.#resetRecord(now, record.action, context)
+  }
+
   #resetRecord(
     config: TenantConfig,
     action: TenantAuditAction,
