@@ -1,8 +1,9 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
-import { AdminService, auditTimestamp, toTenantConfigInput } from './admin-service'
+import { AdminService, toTenantConfigInput } from './admin-service'
 import type { AuditRecord } from './audit'
+import { auditTimestamp } from './audit'
 import { auditedPlanStore, auditedStore } from './audited-store'
 import { ManualClock } from './clock'
 import {

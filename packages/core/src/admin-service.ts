@@ -1,16 +1,17 @@
 import { z } from 'zod'
 import { subjectOf } from './algorithms/subjects'
-import type {
-  AuditedPlanStore,
-  AuditedTenantStore,
-  AuditListOptions,
-  AuditLog,
-  AuditPage,
-  PlanAuditAction,
-  PlanAuditRecord,
-  TenantAuditAction,
-  TenantAuditRecord,
-  TenantAuditRecordInput,
+import {
+  type AuditedPlanStore,
+  type AuditedTenantStore,
+  type AuditListOptions,
+  type AuditLog,
+  type AuditPage,
+  auditTimestamp,
+  type PlanAuditAction,
+  type PlanAuditRecord,
+  type TenantAuditAction,
+  type TenantAuditRecord,
+  type TenantAuditRecordInput,
 } from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConcurrencyLimiter } from './concurrency'
@@ -82,40 +83,6 @@ export const planUpdateInputSchema = planConfigInputSchema.omit({ id: true }).ex
 
 /** What {@link AdminService.updatePlan} accepts. */
 export type PlanUpdateInput = z.input<typeof planUpdateInputSchema>
-
-// The last ms every store can write, 9999-12-31T23:59:59.999Z. Past it the Postgres encoding
-// fails: Drizzle sends a timestamptz as an ISO string, and from year 10000 on that is the
-// extended form (`+010000-...`), which Postgres does not parse (and past 8.64e15 there is no Date
-// at all). Checked here so that the "record checked before the reset" step is complete.
-const MAX_AUDIT_TIME = 253_402_300_799_999
-
-/**
- * The `at` of an audit record written now: `clock.now()` rounded down to a whole ms, the one
- * stamp every audit writer of the toolkit uses (`AdminService` resets, `auditedStore`,
- * `auditedPlanStore` and the Drizzle stores), so that records agree across stores and every log
- * accepts them (the Drizzle log refuses a fraction). Throws `InvalidTenantConfigError` (path `at`)
- * when the clock gives no such time (NaN, negative, or past 9999-12-31T23:59:59.999Z, the last
- * time every store can encode), before anything is written.
- *
- * @example
- * ```ts
- * auditTimestamp(new ManualClock(1767225600000.25)) // 1767225600000
- * ```
- */
-export function auditTimestamp(clock: Clock): number {
-  const now = clock.now()
-  const at = Math.floor(now)
-  if (!Number.isSafeInteger(at) || at < 0 || at > MAX_AUDIT_TIME) {
-    throw new InvalidTenantConfigError([
-      {
-        path: ['at'],
-        message: `the clock gave ${String(now)}, not a time in ms since the epoch up to the year 9999`,
-        code: 'invalid_type',
-      },
-    ])
-  }
-  return at
-}
 
 /** Who is making an admin change, recorded in the audit log. */
 export interface AdminContext {

@@ -1,4 +1,18 @@
-import type { PlanConfig, PlanConfigInput, TenantConfig, TenantConfigInput } from './schemas'
+import { z } from 'zod'
+import type { Clock } from './clock'
+import { InvalidTenantConfigError } from './errors'
+import { storableText } from './json'
+import { validatePlanId } from './plans'
+import {
+  type PlanConfig,
+  type PlanConfigInput,
+  planConfigSchema,
+  type TenantConfig,
+  type TenantConfigInput,
+  tenantConfigSchema,
+} from './schemas'
+import { validateTenantId } from './tenant-id'
+import { parseOrThrow } from './validate'
 
 /** What an admin mutation of a tenant did. */
 export type TenantAuditAction =
@@ -18,8 +32,7 @@ export type PlanAuditAction = 'plan.create' | 'plan.update' | 'plan.delete'
 /** What an admin mutation did. */
 export type AuditAction = TenantAuditAction | PlanAuditAction
 
-/** Every {@link AuditAction}, tenants' first. */
-export const auditActions: readonly AuditAction[] = Object.freeze([
+const tenantAuditActions = [
   'tenant.create',
   'tenant.update',
   'tenant.delete',
@@ -29,10 +42,19 @@ export const auditActions: readonly AuditAction[] = Object.freeze([
   'tenant.activate',
   'tenant.usage.reset',
   'tenant.concurrency.reset',
+] as const satisfies readonly TenantAuditAction[]
+
+const planAuditActions = [
   'plan.create',
   'plan.update',
   'plan.delete',
-] as const)
+] as const satisfies readonly PlanAuditAction[]
+
+/** Every {@link AuditAction}, tenants' first. */
+export const auditActions: readonly AuditAction[] = Object.freeze([
+  ...tenantAuditActions,
+  ...planAuditActions,
+])
 
 /** One audited change of a tenant. `before` is null on create, `after` is null on delete. */
 export interface TenantAuditRecord {
@@ -85,6 +107,148 @@ export function isPlanAuditRecord<R extends AuditRecord | AuditRecordInput>(
   record: R,
 ): record is Extract<R, { planId: string }> {
   return 'planId' in record
+}
+
+// The last ms every store can write, 9999-12-31T23:59:59.999Z. Past it the Postgres encoding
+// fails: Drizzle sends a timestamptz as an ISO string, and from year 10000 on that is the
+// extended form (`+010000-...`), which Postgres does not parse (and past 8.64e15 there is no Date
+// at all). Checked here so that the "record checked before the reset" step is complete.
+const MAX_AUDIT_TIME = 253_402_300_799_999
+
+/**
+ * The `at` of an audit record written now: `clock.now()` rounded down to a whole ms, the one
+ * stamp every audit writer of the toolkit uses (`AdminService` resets, `auditedStore`,
+ * `auditedPlanStore` and the Drizzle stores), so that records agree across stores and every log
+ * accepts them (the Drizzle log refuses a fraction). Throws `InvalidTenantConfigError` (path `at`)
+ * when the clock gives no such time (NaN, negative, or past 9999-12-31T23:59:59.999Z, the last
+ * time every store can encode), before anything is written.
+ *
+ * @example
+ * ```ts
+ * auditTimestamp(new ManualClock(1767225600000.25)) // 1767225600000
+ * ```
+ */
+export function auditTimestamp(clock: Clock): number {
+  const now = clock.now()
+  const at = Math.floor(now)
+  if (!Number.isSafeInteger(at) || at < 0 || at > MAX_AUDIT_TIME) {
+    throw new InvalidTenantConfigError([
+      {
+        path: ['at'],
+        message: `the clock gave ${String(now)}, not a time in ms since the epoch up to the year 9999`,
+        code: 'invalid_type',
+      },
+    ])
+  }
+  return at
+}
+
+// The rules of AdminService's `checkContext` (actor 1 to 255 characters, requestId at most 255),
+// both text every store keeps (storableText: no U+0000, no unpaired surrogate).
+const actorSchema = z
+  .string()
+  .min(1, 'must be a string of 1 to 255 characters')
+  .max(255, 'must be a string of 1 to 255 characters')
+  .superRefine(storableText)
+const requestIdSchema = z
+  .string()
+  .max(255, 'must be a string of at most 255 characters')
+  .superRefine(storableText)
+// `auditTimestamp` holds the one rule of which times every store can encode (whole ms from 0 to
+// the end of year 9999; later ones Postgres refuses): a record's `at` must be one it could stamp.
+const atSchema = z.number().refine((at) => {
+  try {
+    return auditTimestamp({ now: () => at }) === at
+  } catch {
+    return false
+  }
+}, 'must be a whole number of ms since the epoch, at most 253402300799999 (9999-12-31T23:59:59.999Z)')
+
+// Each snapshot must be of the record's subject: a record filed under one tenant (or plan) must
+// not carry another's config.
+function sameSubject(
+  id: string,
+  kind: 'tenant' | 'plan',
+  record: { before: { id: string } | null; after: { id: string } | null },
+  ctx: z.RefinementCtx,
+): void {
+  for (const key of ['before', 'after'] as const) {
+    const config = record[key]
+    if (config !== null && config.id !== id) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key, 'id'],
+        message: `must be "${id}", the ${kind} the record is for`,
+      })
+    }
+  }
+}
+
+// The subject id is checked first, by validateAuditRecord, with its own error.
+const tenantAuditRecordInputSchema = z
+  .object({
+    tenantId: z.string(),
+    actor: actorSchema,
+    action: z.enum(tenantAuditActions),
+    before: tenantConfigSchema.nullable(),
+    after: tenantConfigSchema.nullable(),
+    at: atSchema,
+    requestId: requestIdSchema.optional(),
+  })
+  .superRefine((record, ctx) => sameSubject(record.tenantId, 'tenant', record, ctx))
+
+const planAuditRecordInputSchema = z
+  .object({
+    planId: z.string(),
+    actor: actorSchema,
+    action: z.enum(planAuditActions),
+    before: planConfigSchema.nullable(),
+    after: planConfigSchema.nullable(),
+    at: atSchema,
+    requestId: requestIdSchema.optional(),
+  })
+  .superRefine((record, ctx) => sameSubject(record.planId, 'plan', record, ctx))
+
+/**
+ * Checks an audit record before a log stores it, and returns it as it should be stored (snapshots
+ * parsed as stored configs, unknown fields dropped). Every `AuditLog` of the toolkit calls it in
+ * `append`, so that all logs accept and refuse the same records, and a record a log accepted can
+ * always be read back. A tenant record needs a valid `tenantId` (else `InvalidTenantIdError`,
+ * `tenant_invalid_id`); a plan record (`'planId' in record`) a valid `planId`. Then, each refusal
+ * an {@link InvalidTenantConfigError} (`tenant_invalid_config`) whose issues name the bad fields:
+ * `actor` 1 to 255 characters, `requestId` (optional) at most 255, both without U+0000 or an
+ * unpaired surrogate (the rules `AdminService` applies to its context); `action` one of the
+ * subject's actions ({@link auditActions}); `before` and `after` null or a complete config (a
+ * `TenantConfig`, or a `PlanConfig` for a plan record) whose `id` is the record's subject; `at` a
+ * whole number of ms since the epoch from 0 to 9999-12-31T23:59:59.999Z (what `auditTimestamp`
+ * accepts; Postgres refuses later times). Records that `AdminService`, `auditedStore`,
+ * `auditedPlanStore` and the Drizzle stores write always pass.
+ *
+ * @example
+ * ```ts
+ * class MyAuditLog implements AuditLog {
+ *   async append(record: AuditRecordInput): Promise<AuditRecord> {
+ *     const checked = validateAuditRecord(record)
+ *     return { ...checked, id: await this.insert(checked) }
+ *   }
+ *   // ...
+ * }
+ * validateAuditRecord({ tenantId: 'acme', actor: '', action: 'tenant.update', before: null, after: null, at: 0 })
+ * // InvalidTenantConfigError: invalid tenant config: actor: must be a string of 1 to 255 characters
+ * ```
+ */
+export function validateAuditRecord(record: unknown): AuditRecordInput {
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    throw new InvalidTenantConfigError([
+      { path: [], message: 'must be an audit record object', code: 'invalid_type' },
+    ])
+  }
+  if ('planId' in record) {
+    validatePlanId(record.planId)
+    return parseOrThrow(planAuditRecordInputSchema, record)
+  }
+  validateTenantId((record as { tenantId?: unknown }).tenantId)
+  return parseOrThrow(tenantAuditRecordInputSchema, record)
 }
 
 /** Options of {@link AuditLog.list}: newest first, keyset paginated. */

@@ -1,13 +1,14 @@
-import { auditTimestamp, toTenantConfigInput } from './admin-service'
-import type {
-  AuditAction,
-  AuditedPlanStore,
-  AuditedTenantStore,
-  AuditLog,
-  AuditRecord,
-  AuditRecordInput,
-  PlanChange,
-  TenantChange,
+import { toTenantConfigInput } from './admin-service'
+import {
+  type AuditAction,
+  type AuditedPlanStore,
+  type AuditedTenantStore,
+  type AuditLog,
+  type AuditRecord,
+  type AuditRecordInput,
+  auditTimestamp,
+  type PlanChange,
+  type TenantChange,
 } from './audit'
 import { type Clock, systemClock } from './clock'
 import { type ConfigManager, getTenantConfigOrNull } from './config'

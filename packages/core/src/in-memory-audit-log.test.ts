@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { testAuditLog } from '../testing/audit-log'
-import type { AuditRecordInput } from './audit'
-import { InvalidTenantConfigError } from './errors'
+import { type AuditRecordInput, type TenantAuditRecordInput, validateAuditRecord } from './audit'
+import { InvalidTenantConfigError, InvalidTenantIdError } from './errors'
 import { InMemoryAuditLog, resolveAuditListOptions } from './in-memory-audit-log'
 
 testAuditLog('InMemoryAuditLog', () => new InMemoryAuditLog())
@@ -82,5 +82,38 @@ describe('resolveAuditListOptions', () => {
 
   it('lists every bad option at once', () => {
     expect(() => resolveAuditListOptions({ limit: 0, before: '' })).toThrow(/limit: .*; before: /)
+  })
+})
+
+describe('validateAuditRecord', () => {
+  const valid = input('acme', 1) as TenantAuditRecordInput
+
+  it('returns the record as a log stores it, unknown fields dropped', () => {
+    expect(validateAuditRecord(valid)).toEqual(valid)
+    expect(validateAuditRecord({ ...valid, id: '0000000000000007', extra: true })).toEqual(valid)
+  })
+
+  it('refuses what is not a record, and a bad subject id with its own error', () => {
+    for (const bad of [null, undefined, 'acme', [valid]]) {
+      expect(() => validateAuditRecord(bad)).toThrow(InvalidTenantConfigError)
+    }
+    expect(() => validateAuditRecord({ ...valid, tenantId: 'a b' })).toThrow(InvalidTenantIdError)
+    expect(() => validateAuditRecord({ ...valid, tenantId: undefined })).toThrow(InvalidTenantIdError)
+    const { tenantId: _tenantId, ...noTenant } = valid
+    expect(() => validateAuditRecord({ ...noTenant, planId: 'a/b', action: 'plan.update' })).toThrow(
+      /planId: must be 1 to 255 characters/,
+    )
+  })
+
+  it('lists every bad field at once', () => {
+    expect(() => validateAuditRecord({ ...valid, actor: '', action: 'tenant.pwn', at: -1 })).toThrow(
+      /actor: .*; action: .*; at: /,
+    )
+  })
+
+  it('is what InMemoryAuditLog.append checks: nothing refused is stored', async () => {
+    const log = new InMemoryAuditLog()
+    await expect(log.append({ ...valid, actor: 'a\u0000b' })).rejects.toThrow(/actor: contains U\+0000/)
+    expect(log.size).toBe(0)
   })
 })

@@ -8,6 +8,7 @@ import {
   isPlanAuditRecord,
   type PlanAuditRecord,
   type TenantAuditRecord,
+  validateAuditRecord,
 } from './audit'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './config'
 import { InvalidTenantConfigError } from './errors'
@@ -109,12 +110,15 @@ export class InMemoryAuditLog implements AuditLog {
     return this.#order.length - this.#orderHead
   }
 
+  /**
+   * Checks `record` ({@link validateAuditRecord}: `InvalidTenantConfigError` naming the bad field,
+   * `InvalidTenantIdError` for a bad tenant id), then stores a frozen copy with the next id.
+   */
   async append(record: AuditRecordInput): Promise<AuditRecord> {
-    const key = isPlanAuditRecord(record)
-      ? `p:${validatePlanId(record.planId)}`
-      : `t:${validateTenantId(record.tenantId)}`
+    const checked = validateAuditRecord(record)
+    const key = isPlanAuditRecord(checked) ? `p:${checked.planId}` : `t:${checked.tenantId}`
     this.#seq += 1
-    const stored = deepFreeze(copyJson({ ...record, id: String(this.#seq).padStart(ID_WIDTH, '0') }))
+    const stored = deepFreeze(copyJson({ ...checked, id: String(this.#seq).padStart(ID_WIDTH, '0') }))
     let list = this.#bySubject.get(key)
     if (list === undefined) {
       list = []

@@ -83,7 +83,8 @@ async function all(log: AuditLog, tenantId: string, limit: number): Promise<Audi
 /**
  * The conformance suite every {@link AuditLog} store runs: records round-trip unchanged, history is
  * per tenant and newest first, keyset pagination visits every record once and is stable while new
- * records arrive, and bad input is a typed error.
+ * records arrive, and bad input is a typed error: a record with a bad actor, requestId, action,
+ * `at`, or a snapshot of another subject is refused (`validateAuditRecord`), and nothing is stored.
  *
  * @example
  * ```ts
@@ -201,6 +202,64 @@ export function testAuditLog(name: string, factory: AuditLogFactory): void {
         const error = await rejects(log.listPlan!(bad))
         expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
       }
+    })
+
+    it('refuses a record no toolkit writer would write, with tenant_invalid_config naming the field', async () => {
+      const acme = record('acme', 1)
+      const globex = config('globex')
+      const cases: [string, unknown, (string | number)[]][] = [
+        ['empty actor', { ...acme, actor: '' }, ['actor']],
+        ['actor over 255 characters', { ...acme, actor: 'a'.repeat(256) }, ['actor']],
+        ['actor with U+0000', { ...acme, actor: 'a\u0000b' }, ['actor']],
+        ['actor with a lone surrogate', { ...acme, actor: 'a\uD800b' }, ['actor']],
+        ['actor not a string', { ...acme, actor: 42 }, ['actor']],
+        ['requestId over 255 characters', { ...acme, requestId: 'r'.repeat(256) }, ['requestId']],
+        ['requestId with U+0000', { ...acme, requestId: 'r\u0000' }, ['requestId']],
+        ['requestId with a lone surrogate', { ...acme, requestId: '\uDC00' }, ['requestId']],
+        ['unknown action', { ...acme, action: 'tenant.pwn' }, ['action']],
+        ['plan action on a tenant record', { ...acme, action: 'plan.update' }, ['action']],
+        ['before of another tenant', { ...acme, before: globex }, ['before', 'id']],
+        ['after of another tenant', { ...acme, after: globex }, ['after', 'id']],
+        ['before not a config', { ...acme, before: { id: 'acme' } }, ['before', 'createdAt']],
+        ['fractional at', { ...acme, at: T0 + 0.5 }, ['at']],
+        ['negative at', { ...acme, at: -1 }, ['at']],
+        ['at past the year 9999', { ...acme, at: 253_402_300_800_000 }, ['at']],
+        [
+          'plan record with a tenant action',
+          { ...planRecord('pro', 1), action: 'tenant.update' },
+          ['action'],
+        ],
+        ['plan record with an empty actor', { ...planRecord('pro', 1), actor: '' }, ['actor']],
+        [
+          'plan snapshot of another plan',
+          { ...planRecord('pro', 1), after: planRecord('free', 1).after },
+          ['after', 'id'],
+        ],
+      ]
+      for (const [what, bad, path] of cases) {
+        const error = await rejects(log.append(bad as TenantAuditRecordInput))
+        expect(isTenantError(error) && error.code, what).toBe('tenant_invalid_config')
+        expect(
+          (error as { issues: { path: unknown[] }[] }).issues.map((i) => i.path),
+          what,
+        ).toContainEqual(path)
+      }
+      // Nothing refused was stored.
+      expect((await log.list('acme')).items).toEqual([])
+      expect((await log.listPlan!('pro')).items).toEqual([])
+    })
+
+    it('accepts the edges of what toolkit writers write', async () => {
+      const edges: TenantAuditRecordInput[] = [
+        record('acme', 1, { actor: 'a'.repeat(255), requestId: 'r'.repeat(255) }),
+        record('acme', 2, { actor: 'ünïcødé 👩‍💻', requestId: '' }),
+        record('acme', 3, { action: 'tenant.usage.reset', at: 0 }),
+        record('acme', 4, { action: 'tenant.concurrency.reset', at: 253_402_300_799_999 }),
+      ]
+      const stored: AuditRecord[] = []
+      for (const input of edges) stored.push(await log.append(input))
+      expect(stored).toEqual(edges.map((input, i) => ({ ...input, id: stored[i]!.id })))
+      expect((await log.list('acme')).items).toEqual([...stored].reverse())
     })
 
     it('refuses a cursor it did not issue', async () => {

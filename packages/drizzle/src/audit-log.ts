@@ -4,14 +4,11 @@ import {
   type AuditPage,
   type AuditRecord,
   type AuditRecordInput,
-  InvalidTenantConfigError,
   isPlanAuditRecord,
   type PlanAuditRecord,
-  parseOrThrow,
-  parseTenantConfig,
-  planConfigSchema,
   resolveAuditListOptions,
   type TenantAuditRecord,
+  validateAuditRecord,
   validatePlanId,
   validateTenantId,
 } from '@tenant/core'
@@ -55,30 +52,18 @@ export class DrizzleAuditLog implements AuditLog {
   }
 
   /**
-   * Inserts `record` (its snapshots validated first) into the tenant or the plan table, and
-   * returns it with its id: the row id, zero-padded to 16 digits.
+   * Inserts `record` into the tenant or the plan table, and returns it with its id: the row id,
+   * zero-padded to 16 digits. The record is checked first with core's `validateAuditRecord`, like
+   * every log of the toolkit does (`InvalidTenantConfigError` naming the bad field, such as an
+   * empty actor, an unknown action or a snapshot of another subject; `InvalidTenantIdError` for a
+   * bad tenant id), so that a bad record is a 400 on every database, never a backend error, and
+   * every stored record can be read back.
    */
   async append(record: AuditRecordInput): Promise<AuditRecord> {
-    if (!Number.isSafeInteger(record.at) || record.at < 0) {
-      throw new InvalidTenantConfigError([
-        { path: ['at'], message: 'must be a whole number of ms since the epoch', code: 'invalid_type' },
-      ])
-    }
-    // Snapshots are validated on the way in, so that every stored record can be read back.
-    let checked: AuditRecordInput
-    let table: AnyDb
-    let tenantId: string | undefined
-    if (isPlanAuditRecord(record)) {
-      validatePlanId(record.planId)
-      const plan = (value: unknown) => (value === null ? null : parseOrThrow(planConfigSchema, value))
-      checked = { ...record, before: plan(record.before), after: plan(record.after) }
-      table = this.#tables.planAuditLog
-    } else {
-      tenantId = validateTenantId(record.tenantId)
-      const tenant = (value: unknown) => (value === null ? null : parseTenantConfig(value))
-      checked = { ...record, before: tenant(record.before), after: tenant(record.after) }
-      table = this.#tables.auditLog
-    }
+    const checked = validateAuditRecord(record)
+    const plan = isPlanAuditRecord(checked)
+    const table: AnyDb = plan ? this.#tables.planAuditLog : this.#tables.auditLog
+    const tenantId = plan ? undefined : checked.tenantId
     const rows = await runQuery<{ id: unknown }[]>(WHAT, tenantId, () =>
       this.#db.insert(table).values(encodeAudit(this.dialect, checked)).returning({ id: table.id }),
     )

@@ -14,6 +14,7 @@ import {
   promiseOf,
   resolveListTenantsOptions,
   TenantBackendError,
+  validateAuditRecord,
 } from '@tenant/core'
 import { and, asc, eq, gt, notExists, type SQL, sql } from 'drizzle-orm'
 import {
@@ -340,20 +341,22 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
     } catch (error) {
       throw new Aborted(error)
     }
-    return {
-      id,
+    const record = kind.record(id, {
+      actor: change.actor,
+      action: change.action,
       before,
       after,
-      revision: row === undefined ? null : Number(row.revision),
-      record: kind.record(id, {
-        actor: change.actor,
-        action: change.action,
-        before,
-        after,
-        at: now,
-        ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
-      } as never),
+      at: now,
+      ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+    } as never)
+    try {
+      // The rules every audit log applies (an actor with U+0000 would otherwise reach Postgres and
+      // come back as a 503): a change whose record no log would take is refused, nothing written.
+      validateAuditRecord(record)
+    } catch (error) {
+      throw new Aborted(error)
     }
+    return { id, before, after, revision: row === undefined ? null : Number(row.revision), record }
   }
 
   /** The conditional write of a plan; returns the affected ids (one, or none on a lost race). */

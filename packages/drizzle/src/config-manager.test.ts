@@ -584,6 +584,16 @@ describeEachDatabase(
       expect(await rejection(admin.suspend('acme', { actor: 'al\u0000ice' }))).toBeInstanceOf(
         InvalidTenantConfigError,
       )
+      // The store's own change path, called directly, applies the same rules to its record.
+      for (const actor of ['al\u0000ice', '', 'a\ud800']) {
+        const direct = manager.applyChange({
+          tenantId: 'acme',
+          action: 'tenant.suspend',
+          actor,
+          apply: (before) => ({ ...toTenantConfigInput(before!), status: 'suspended' }),
+        })
+        expect(await rejection(direct)).toBeInstanceOf(InvalidTenantConfigError)
+      }
       expect((await manager.getTenantConfig('acme')).status).toBe('active')
       expect((await auditLog.list('acme')).items).toHaveLength(1)
     })
