@@ -209,6 +209,12 @@ describe('adminRoutes authentication', () => {
         /an actor in tokens must be a string of 1 to 255/,
       ],
       [() => adminRoutes(s, { tokens: { bob: 'has space' } }), 'adminRoutes.tokens', /the token of "bob"/],
+      // A shared token would record every change as the first actor's.
+      [
+        () => adminRoutes(s, { tokens: { alice: TOKEN, bob: TOKEN } }),
+        'adminRoutes.tokens',
+        /"alice" and "bob" have the same token/,
+      ],
       [
         () => adminRoutes(s, { token: TOKEN, actor: '' }),
         'adminRoutes.actor',
@@ -703,6 +709,28 @@ describe('adminRoutes OpenAPI', () => {
       'plan.update',
       'plan.delete',
     ])
+    // Every operation with a JSON body documents the body refusals its route sends (413, 415).
+    for (const [path, ops] of Object.entries(result.json.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (op.requestBody === undefined) continue
+        expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['413', '415']))
+      }
+    }
+  })
+
+  it('documents statuses the routes send: 415 for a body that is not JSON on every PUT', async () => {
+    await call('POST', '/tenants', { body: { id: 'acme' } })
+    const document = (await call('GET', '/openapi.json')).json
+    for (const path of ['/tenants/acme', '/tenants/acme/quota', '/tenants/acme/policy']) {
+      const response = await app.request(`/admin${path}`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'text/plain' },
+        body: 'x',
+      })
+      expect(response.status).toBe(415)
+      const documented = document.paths[path.replace('acme', '{id}')].put.responses
+      expect(Object.keys(documented)).toContain('415')
+    }
   })
 
   it('can be left out, and documents a server url when given', async () => {

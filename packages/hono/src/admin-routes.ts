@@ -212,12 +212,18 @@ function authenticator(options: AdminRoutesOptions): Authenticate {
   const entries: [actor: string, token: string][] =
     options.tokens !== undefined ? Object.entries(options.tokens) : [[actor, options.token!]]
   if (entries.length === 0) throw invalidOption(where, 'is empty')
+  const owners = new Map<string, string>()
   for (const [actor, token] of entries) {
     if (!isActor(actor))
       throw invalidOption(where, 'an actor in tokens must be a string of 1 to 255 characters')
     if (typeof token !== 'string' || !B64TOKEN.test(token)) {
       throw invalidOption(where, `the token of "${actor}" must be a non-empty RFC 6750 b64token`)
     }
+    // One token per actor: a shared one would record every change as the first actor's, and could
+    // not be rotated for one of them alone.
+    const owner = owners.get(token)
+    if (owner !== undefined) throw invalidOption(where, `"${owner}" and "${actor}" have the same token`)
+    owners.set(token, actor)
   }
   return async (c) => {
     const header = c.req.header('Authorization')
@@ -562,6 +568,12 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
     401: problemRef('Missing or invalid credentials'),
     503: problemRef('The store is unavailable'),
   }
+  // What every route with a JSON body answers besides: its body checks run before anything else.
+  const bodyErrors = {
+    413: problemRef('The body is too large'),
+    415: problemRef('The body is not JSON'),
+  }
+  const withBody = (extra: Record<string, unknown>) => (extra.requestBody === undefined ? {} : bodyErrors)
   const tenant = { description: 'The tenant', content: jsonContent(ref('TenantConfig')) }
   const notFound = problemRef('No such tenant')
   const plan = { description: 'The plan', content: jsonContent(ref('PlanConfig')) }
@@ -579,7 +591,7 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
     operationId,
     parameters: [planIdParam],
     ...extra,
-    responses: { 200: plan, 404: planNotFound, 501: noPlans, ...errors },
+    responses: { 200: plan, 404: planNotFound, 501: noPlans, ...errors, ...withBody(extra) },
   })
   const auditRecord = (subject: 'tenantId' | 'planId', actions: string[], snapshot: string) => ({
     type: 'object',
@@ -601,7 +613,13 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
     operationId,
     parameters: [idParam],
     ...extra,
-    responses: { 200: tenant, 404: notFound, ...errors, ...((extra.responses as object) ?? {}) },
+    responses: {
+      200: tenant,
+      404: notFound,
+      ...errors,
+      ...withBody(extra),
+      ...((extra.responses as object) ?? {}),
+    },
   })
   const page = (item: string) => ({
     type: 'object',
@@ -638,8 +656,7 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
           responses: {
             201: { ...tenant, headers: { Location: { schema: { type: 'string' } } } },
             409: problemRef('The id is taken'),
-            413: problemRef('The body is too large'),
-            415: problemRef('The body is not JSON'),
+            ...bodyErrors,
             ...errors,
             400: problemRef('Invalid input, or a `plan` that does not exist (issue at path `plan`)'),
           },
@@ -758,8 +775,7 @@ export function adminOpenApiDocument(options: AdminOpenApiOptions = {}): Record<
           responses: {
             201: { ...plan, headers: { Location: { schema: { type: 'string' } } } },
             409: problemRef('The id is taken (`plan_already_exists`)'),
-            413: problemRef('The body is too large'),
-            415: problemRef('The body is not JSON'),
+            ...bodyErrors,
             501: noPlans,
             ...errors,
           },
