@@ -123,6 +123,18 @@ describe('createApp', () => {
     expect(t.lines.filter((line) => line.level === 'error')).toEqual([])
   })
 
+  it('reads the list limit in digits only: 0x10, 1e1, " 10 ", 5.0 are 400 invalid_request', async () => {
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    for (const limit of ['0x10', '1e1', '%2010%20', '5.0', '0b11', '', '0', '101']) {
+      const response = await t.request('GET', `/api/v1/resources?limit=${limit}`, { tenant: 'acme' })
+      expect(response.status, limit).toBe(400)
+      expect(await response.json()).toMatchObject({ code: 'invalid_request' })
+    }
+    expect((await t.request('GET', '/api/v1/resources?limit=100', { tenant: 'acme' })).status).toBe(200)
+    expect((await t.request('GET', '/api/v1/resources', { tenant: 'acme' })).status).toBe(200)
+  })
+
   it('echoes only well-formed resource ids in a 404', async () => {
     const t = await inProcessApp()
     await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })

@@ -31,7 +31,14 @@ export const resourceInputSchema = z.strictObject({
 
 /** The query of `GET /resources`. */
 export const listQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  // Digits only, as the toolkit's admin routes read theirs: z.coerce.number() is Number(), which
+  // also takes 0x10, 1e1, ' 10 ' and 5.0.
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100, written in digits')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(100))
+    .default(20),
   after: z.string().regex(RESOURCE_ID_PATTERN, 'must be a resource id (the `next` of a page)').optional(),
 })
 
