@@ -485,24 +485,29 @@ export class AdminService {
     }
   }
 
-  // The record of a reset, complete before the reset runs: the reset cannot be undone, so nothing
-  // that would make the append refuse the record (a bad clock reading) may be found after it.
-  // `config` came from the store and `context` was checked, so `at` is all that is left to check.
   /**
    * The record of a reset that has run: `record` (built before it, so that a clock giving no
    * valid time refused the call before anything was reset), or, when the id was deleted and
-   * created again for another tenant while the reset ran, a record of the tenant it reached. The
-   * id is looked up through the store's change path, after any change of it in flight there.
+   * created again for another tenant while the reset ran, a record of the tenant it reached. A
+   * plain read, not the change path: the reset is done and must be recorded, so this waits in no
+   * store's queue, and when the read (or the clock) fails the record built before stands.
    */
   async #recordOfReset(
     record: TenantAuditRecordInput,
     context: AdminContext,
   ): Promise<TenantAuditRecordInput> {
-    const now = await this.#lookUp(record.tenantId, context)
-    if (now === null || now.createdAt === record.before?.createdAt) return record
-    return this.#resetRecord(now, record.action, context)
+    try {
+      const now = await this.#find(record.tenantId)
+      if (now === null || now.createdAt === record.before?.createdAt) return record
+      return this.#resetRecord(now, record.action, context)
+    } catch {
+      return record
+    }
   }
 
+  // The record of a reset, complete before the reset runs: the reset cannot be undone, so nothing
+  // that would make the append refuse the record (a bad clock reading) may be found after it.
+  // `config` came from the store and `context` was checked, so `at` is all that is left to check.
   #resetRecord(
     config: TenantConfig,
     action: TenantAuditAction,

@@ -291,7 +291,9 @@ export interface TenantChange {
   requestId?: string
   /**
    * Computes the new config from the current one (`null` when the tenant does not exist).
-   * Return `null` to delete the tenant; throw to abort (nothing is written).
+   * Return `null` to delete the tenant; throw to abort (nothing is written). A store rethrows
+   * what `apply` threw as it is, not wrapped: `AdminService` aborts a change this way to read the
+   * tenant through the store's change path (before a create), and to retry on a plan change.
    */
   apply(before: TenantConfig | null): TenantConfigInput | null
 }
