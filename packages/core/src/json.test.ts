@@ -59,6 +59,13 @@ describe('findNonJsonValue', () => {
       [{ 'k\uD800': 1 }, ['k\uD800'], 'key contains an unpaired UTF-16 surrogate, which UTF-8 cannot store'],
       // biome-ignore lint/suspicious/noSparseArray: the case under test
       [{ a: [1, , 3] }, ['a', 1], 'sparse array hole is not JSON data'],
+      // What JSON.stringify drops without a word: an array's named properties, hidden properties.
+      [{ a: Object.assign([1, 2], { extra: 3 }) }, ['a'], 'an array with named properties is not JSON data'],
+      [
+        { a: Object.defineProperty({ x: 1 }, 'hidden', { value: 2, enumerable: false }) },
+        ['a'],
+        'non-enumerable properties are not JSON data',
+      ],
     ]
     for (const [value, path, message] of cases) expect(findNonJsonValue(value)).toEqual({ path, message })
   })

@@ -95,6 +95,16 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
       return fail(`${v.constructor?.name ?? 'object'} is not JSON data`)
     }
     if (Object.getOwnPropertySymbols(v).length > 0) return fail('symbol keys are not JSON data')
+    // What JSON.stringify would drop without a word: an array's named properties, an object's
+    // non-enumerable ones (an array's own names are its indices, fewer with holes, and `length`).
+    const names = Object.getOwnPropertyNames(v).length
+    if (Array.isArray(v) ? names > v.length + 1 : names !== Object.keys(v).length) {
+      return fail(
+        Array.isArray(v)
+          ? 'an array with named properties is not JSON data'
+          : 'non-enumerable properties are not JSON data',
+      )
+    }
     ancestors.push(v)
     try {
       if (Array.isArray(v)) {

@@ -4,6 +4,7 @@ import {
   invalidOption,
   isValidTenantId,
   storableTextProblem,
+  TenantBackendError,
   tenantOfCacheKey,
   validateCacheTtl,
 } from '@tenant/core'
@@ -126,11 +127,14 @@ if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[2], fmt(now + math.min(tonumber(ARGV[4]), ${MAX_TTL_MS})), ARGV[2])
--- The group lives as long as its longest-lived entry.
+-- The group lives as long as its longest-lived entry, on the clock the entries are judged by:
+-- on an application clock pexpire() adds the margin for how that clock moves against the
+-- server's, and a group's lifetime is never shortened, so a write from a host whose clock runs
+-- ahead cannot drop entries another host wrote that are still live on its own clock.
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-local ttl = fmt(math.max(1, tonumber(last[2]) - now + 1))
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+local ttl = math.max(1, tonumber(last[2]) - now + 1)
+pexpire(KEYS[1], ttl, true)
+pexpire(KEYS[2], ttl, true)
 return 1
 `)
 
@@ -263,7 +267,16 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     checkText('key', key)
     const text = await this.#run(GET, this.#groupKeys(this.#groupOf(key)), [this.#now(), key], 'cache get')
     if (text === null || text === undefined) return undefined
-    return this.#serializer.deserialize(String(text))
+    try {
+      return this.#serializer.deserialize(String(text))
+    } catch (cause) {
+      // Written by another serializer, or by hand: the store's error, typed like the others.
+      const tenantId = this.#groupOf(key)
+      throw new TenantBackendError(`redis: the cached value of "${key.slice(0, 80)}" cannot be read`, {
+        cause,
+        ...(tenantId === '' ? {} : { tenantId }),
+      })
+    }
   }
 
   /** Stores `value` for `ttlMs` (default: the store's `ttlMs`); `undefined` deletes the key. */

@@ -33,8 +33,10 @@ local function fmt(x) return string.format('%.0f', x) end
 -- TTL is exact. On an application clock the server cannot know how that clock moves against its
 -- own, so a margin covers the difference (a ManualClock in tests, a skewed host in production).
 -- Capped at MAX_TTL_MS, so PEXPIRE never fails after a write.
-local function pexpire(key, ms)
+local function pexpire(key, ms, at_least)
   if ARGV[1] ~= '' then ms = ms + ${APP_CLOCK_TTL_MARGIN_MS} end
+  -- at_least: never shorten the key's life (the caller's clock may run ahead of another writer's).
+  if at_least then ms = math.max(ms, redis.call('PTTL', key)) end
   redis.call('PEXPIRE', key, fmt(math.max(1, math.min(ms, ${MAX_TTL_MS}))))
 end
 `
