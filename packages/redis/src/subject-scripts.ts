@@ -110,7 +110,10 @@ if op == 'consume' then
 end
 local t = run_tenant(op)
 local s = run_subject(op)
-if op == 'adjust' then index() end
+-- A refund (a void, a late reply's refund) that empties the subject's hash takes it out of the
+-- index too: left there, it would hold one of the places until its old expiry, and a new subject
+-- would evict a live one in its stead.
+if op == 'adjust' or op == 'refund' then index() end
 return { t, s }
 `,
   })

@@ -149,6 +149,47 @@ describe.runIf(REDIS_URL)('voids', () => {
       expect((await manager.peek(id)).windows[0]!.used).toEqual({ requests: 1, tokens: MAX - 100 })
     })
 
+    it("a void that empties a subject's hash takes it out of the subject index, with and without receipts", async () => {
+      // Left in the index, it would hold one of the 10,000 places until its old expiry (a day
+      // here), and a new subject past the bound would evict a live one in its stead.
+      const config: QuotaConfig = {
+        limits: [],
+        subjects: [{ match: 'd:*', limits: [{ window: 'day', requests: 1 }] }],
+      }
+      const t = setup(config, algorithm)
+      const index = `${t.key}:subjects`
+      const call = await t.consumeLosingReply({ subject: 'd:x' })
+      expect(await redis.zscore(index, 'd:x')).not.toBeNull()
+      await call.fail()
+      expect(await redis.exists(`${t.key}:subject:d:x`)).toBe(0)
+      expect(await redis.zscore(index, 'd:x')).toBeNull()
+
+      const provider = new TestConfigProvider()
+      const id = randomTenantId('late')
+      provider.setQuota(id, config)
+      const client = holdingReplies(toScriptClient(redis))
+      const manager = new RedisQuotaManager(provider, {
+        redis: client,
+        clock: new ManualClock(T0),
+        prefix,
+        timeoutMs: 50,
+        algorithm,
+        receipts: false,
+      })
+      const held = client.holdNext()
+      const outcome = manager.consume(id, { subject: 'd:y' }).then(
+        () => 'answered',
+        (error: unknown) => error,
+      )
+      await held.ran
+      expect(await outcome).toBeInstanceOf(TenantBackendError)
+      held.release()
+      await manager.drain()
+      const key = `{${prefix}:${id}}:${algorithm === 'fixed' ? 'f' : 's10'}`
+      expect(await redis.exists(`${key}:subject:d:y`)).toBe(0)
+      expect(await redis.zscore(`${key}:subjects`, 'd:y')).toBeNull()
+    })
+
     it('a hash emptied by an adjust and made anew is new state: a void of an earlier admission takes nothing from it', async () => {
       const t = setup({ limits: [{ window: 'minute', requests: 10, tokens: 1000 }] }, algorithm)
       const call = await t.consumeLosingReply({ requests: 0, tokens: 50 })
