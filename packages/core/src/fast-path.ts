@@ -147,7 +147,10 @@ export function readTenantConfig(
   tenantId: string,
 ): TenantConfig | Promise<TenantConfig> {
   const fast = (store as Partial<FastConfigStore>)[tenantConfigNow]
-  return fast === undefined ? store.getTenantConfig(tenantId) : fast.call(store, tenantId)
+  // The public method's answer as a native Promise: a store may hand back another library's
+  // promise (or one from another realm), which callers testing `instanceof Promise` would take
+  // for the config itself, leaving its rejection unhandled.
+  return fast === undefined ? Promise.resolve(store.getTenantConfig(tenantId)) : fast.call(store, tenantId)
 }
 
 /**
@@ -164,7 +167,8 @@ export function readPlanConfig(
   planId: string,
 ): PlanConfig | Promise<PlanConfig> {
   const fast = (store as Partial<FastPlanStore>)[planConfigNow]
-  return fast === undefined ? store.getPlan(planId) : fast.call(store, planId)
+  // A native Promise, as in readTenantConfig.
+  return fast === undefined ? Promise.resolve(store.getPlan(planId)) : fast.call(store, planId)
 }
 
 /**

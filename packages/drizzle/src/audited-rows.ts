@@ -191,14 +191,20 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
     const values = this.#kind.encode({ ...parsed, createdAt: now, updatedAt: now } as C)
     const { id: _id, createdAt: _createdAt, ...changes } = values
     const revision = this.#nextRevision()
-    const rows = await this.#run(parsed.id, () =>
-      this.#db
-        .insert(table)
-        .values({ ...values, revision })
-        .onConflictDoUpdate({ target: table.id, set: { ...changes, revision } })
-        .returning(),
-    )
-    this.#cache?.invalidate(parsed.id)
+    let rows: Row[]
+    try {
+      rows = await this.#run(parsed.id, () =>
+        this.#db
+          .insert(table)
+          .values({ ...values, revision })
+          .onConflictDoUpdate({ target: table.id, set: { ...changes, revision } })
+          .returning(),
+      )
+    } finally {
+      // Also when the write failed: it may have committed with only its reply lost, and the entry
+      // (a suspension, a delete) must not outlive it.
+      this.#cache?.invalidate(parsed.id)
+    }
     return this.#kind.decode(rows[0]!)
   }
 
@@ -206,8 +212,13 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
     this.#kind.validateId(id)
     const { table, inUse } = this.#kind
     const where = inUse ? and(eq(table.id, id), inUse.guard(this.#db, id)) : eq(table.id, id)
-    const rows = await this.#run(id, () => this.#db.delete(table).where(where).returning({ id: table.id }))
-    this.#cache?.invalidate(id)
+    let rows: unknown[]
+    try {
+      rows = await this.#run(id, () => this.#db.delete(table).where(where).returning({ id: table.id }))
+    } finally {
+      // As in set(): a delete whose reply was lost may have committed.
+      this.#cache?.invalidate(id)
+    }
     if (rows.length > 0) return
     // Nothing deleted: the row is absent, or the guard held it back.
     if (inUse && (await this.#find(id)) !== null) throw inUse.error(id)
@@ -242,6 +253,8 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
         result = await this.#attempt(id, change)
       } catch (error) {
         if (error instanceof Aborted) throw error.error
+        // A failed write may have committed with only its reply lost: its entry must not outlive it.
+        this.#cache?.invalidate(id)
         if (!(error instanceof Conflict)) throw this.#error(error, id)
       }
       if (result) {
