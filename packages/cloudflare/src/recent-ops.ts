@@ -1,6 +1,7 @@
 /**
  * How many op ids a {@link TenantQuotaObject} remembers (admissions and voids together); beyond
- * that the oldest is forgotten first. Bounds the object's memory: a few hundred bytes each.
+ * that the oldest is forgotten first. Bounds the object's memory: a few hundred bytes each (a
+ * charge keeps the limits of the windows it charged, never the caller's whole config).
  */
 export const MAX_RECENT_OPS = 4096
 

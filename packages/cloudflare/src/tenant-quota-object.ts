@@ -11,6 +11,7 @@ import type {
 } from '@tenant/core'
 import {
   consumeWithSubject,
+  costAmount,
   fixedWindowAlgorithm,
   MAX_SUBJECTS_PER_TENANT,
   slidingWindowAlgorithm,
@@ -286,6 +287,13 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
       const gone = keys.filter((k) => this.#drop(k))
       return { value: [], write: gone.length > 0 ? this.ctx.storage.delete(gone) : undefined }
     }
+    // The key names the algorithm and precision: one no manager sends would be state no manager
+    // can read or reset.
+    if (call.algorithm !== 'fixed' && (call.algorithm !== 'sliding' || call.precision === undefined)) {
+      throw new TenantBackendError(
+        `unknown quota algorithm ${JSON.stringify(String(call.algorithm)).slice(0, 40)} (precision ${String(call.precision).slice(0, 20)})`,
+      )
+    }
     const algorithm: QuotaAlgorithm<unknown> =
       call.algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(call.precision)
     const key = quotaKey(call)
@@ -322,6 +330,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   #rateLimit(call: RateLimitCall): Step<RateLimitDecision> {
     const now = timeOf(call)
     const previous = this.#records.get(RATE_KEY)?.state as TokenBucketState | undefined
+    // Checked again here, as the quota path checks its cost through core: a negative cost would
+    // refill the bucket, a fractional or non-number one corrupt it.
+    costAmount(call.cost, 'cost', 1)
     const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
     if (!decision.allowed) return { value: decision, write: undefined }
     const write = this.#save(
@@ -600,10 +611,14 @@ function quotaCharge(
   decidedAt: number,
   charged: QuotaCharge | undefined,
 ): Charge {
+  // A charge is remembered with its op id (RecentOps, up to 4,096 per object for a minute): it
+  // keeps the limits its refund needs, not the caller's whole config, whose subject patterns can
+  // run to tens of KB per call.
+  const limits: QuotaConfig = { limits: config.limits }
   return {
     key,
     undo: (state) => {
-      const refunded = algorithm.refund(state, config, cost, decidedAt, charged)
+      const refunded = algorithm.refund(state, limits, cost, decidedAt, charged)
       return { state: refunded, expiresAt: algorithm.expiresAt(refunded) }
     },
   }
