@@ -225,13 +225,17 @@ export function emit<K extends EventHookName>(
   }
 }
 
-// Duck-typed: a Response from another realm or another copy of undici fails `instanceof`.
+// Duck-typed: a Response from another realm or another copy of undici fails `instanceof`. Its
+// body methods are checked too, so a plain `{ status, headers }` is not taken for one.
 function isResponse(value: unknown): value is Response {
   return (
     typeof value === 'object' &&
     value !== null &&
     typeof (value as Response).status === 'number' &&
-    typeof (value as Response).headers?.get === 'function'
+    typeof (value as Response).headers?.get === 'function' &&
+    typeof (value as Response).clone === 'function' &&
+    typeof (value as Response).arrayBuffer === 'function' &&
+    'body' in value
   )
 }
 

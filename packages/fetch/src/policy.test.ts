@@ -120,6 +120,20 @@ describe('tenantPolicy', () => {
     })
   })
 
+  it('sends the default problem when onDenied answers something shaped like a Response but not one', async () => {
+    const { hooks, errors } = recorder()
+    const policy = chain({
+      evaluator,
+      hooks,
+      onDenied: () => ({ status: 403, headers: new Headers() }) as unknown as Response,
+    })
+    const response = await policy(req('/admin', { tenant: 'acme' }), okHandler().next)
+    expect(response).toBeInstanceOf(Response)
+    expect(response.status).toBe(403)
+    expect(response.headers.get('Content-Type')).toBe('application/problem+json')
+    expect(errors).toHaveLength(1)
+  })
+
   it('fires onPolicy for allowed and denied requests with the input', async () => {
     const { hooks, events } = recorder()
     const policy = chain({ evaluator, hooks })

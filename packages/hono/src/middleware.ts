@@ -69,11 +69,25 @@ export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): Mi
 
 /**
  * A refusal keeps the headers earlier middleware set with `c.header()`, as `c.json()` would:
- * reading `c.res` materialises them and the setter copies them onto the new response.
+ * reading `c.res` materialises them and the setter copies them onto the new response. The setter
+ * copies them over the refusal's own, so those are put back: its `Cache-Control: no-store` and its
+ * other headers win, and its `RateLimit-Policy` / `RateLimit` items go before the earlier stages'
+ * (as on the Fetch host and under @hono/node-server).
  */
 function refuse(c: Context, response: Response): Response {
-  if (c.res) c.res = response
-  return c.res
+  if (!c.res) return c.res
+  const own = [...response.headers]
+  c.res = response
+  const sent = c.res
+  if (sent === response) return sent
+  for (const [name, value] of own) {
+    if (name === 'set-cookie') continue
+    const now = sent.headers.get(name)
+    if (now === null || now === value) continue
+    if (name !== 'ratelimit-policy' && name !== 'ratelimit') sent.headers.set(name, value)
+    else if (!now.includes(value)) sent.headers.set(name, `${value}, ${now}`)
+  }
+  return sent
 }
 
 const APPEND = Object.freeze({ append: true })
