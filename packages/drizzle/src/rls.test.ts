@@ -119,6 +119,26 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(await setup.app.select().from(notes)).toEqual([])
     })
 
+    it('refuses transaction options that are not plain option values, before anything runs', async () => {
+      // Drizzle writes them into the statement that opens the transaction, and postgres.js runs a
+      // text of several statements: this one would set the tenant for the whole pooled session.
+      const injected = { isolationLevel: "read committed; select set_config('app.tenant_id', 'acme', false)" }
+      const error = await withTenantRls(setup.app, 'acme', async () => 'ran', {
+        config: injected as never,
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toMatchObject({ code: 'tenant_invalid_config' })
+      expect(['', null]).toContain(await setup.currentSetting())
+      expect(await setup.app.select().from(notes)).toEqual([])
+      // Real options still work.
+      const rows = await withTenantRls(setup.app, 'acme', (tx) => tx.select().from(notes), {
+        config: { isolationLevel: 'serializable', accessMode: 'read only' },
+      })
+      expect(rows.length).toBeGreaterThan(0)
+    })
+
     it('refuses a nested call for another tenant; the outer transaction keeps its own tenant', async () => {
       const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
         const error = await withTenantRls(tx, 'globex', (inner) => inner.select().from(notes)).then(

@@ -3,7 +3,7 @@ import { getTableName, is, sql } from 'drizzle-orm'
 import { type PgDatabase, type PgPolicy, type PgPolicyToOption, PgTable, pgPolicy } from 'drizzle-orm/pg-core'
 import { type AnyDb, queryRows, runQuery } from './driver'
 import { checkColumnName, UnsafeQueryError } from './raw-sql'
-import type { TransactionOf } from './tenant-db'
+import { type TransactionOf, transactionConfig } from './tenant-db'
 
 const PG = { dialect: 'pg' as const, mode: 'pg' as const }
 
@@ -208,6 +208,10 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
 ): Promise<R> {
   validateTenantId(tenantId)
   const setting = settingName(options.setting)
+  // Drizzle writes these options into the statement that opens the transaction, and postgres.js
+  // runs a text of several statements: checked as TenantDB.transaction checks them, or a value
+  // could set the tenant for the whole pooled session.
+  const config = transactionConfig(options.config, 'postgresql')
   let session: SessionGuard | undefined
   try {
     return await (db as AnyDb).transaction(async (tx: AnyDb) => {
@@ -236,7 +240,7 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
       } finally {
         handle.end()
       }
-    }, options.config)
+    }, config)
   } finally {
     // After the commit or rollback, which some drivers (node-postgres) send through the session.
     session?.end()

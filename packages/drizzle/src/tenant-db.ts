@@ -367,7 +367,13 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       tenantTables: this.#tenantTableOption,
       allowedFunctions: this.#allowedFunctions,
     }
-    const checked = transactionConfig(config, this.#dialect)
+    let checked: Record<string, unknown> | undefined
+    try {
+      checked = transactionConfig(config, this.#dialect)
+    } catch (error) {
+      // A rejection, as for every other failure of the call, not a synchronous throw.
+      return Promise.reject(error)
+    }
     return (this.#db as AnyDb).transaction(
       (tx: TransactionOf<TDb> & TenantDatabase) => fn(new TenantDB(tx, options)),
       checked,
@@ -391,7 +397,7 @@ const TRANSACTION_OPTIONS: Record<SqlDialect, Record<string, readonly unknown[]>
  * one of its values; anything else is a `tenant_invalid_config` error (a value written into the
  * statement could run SQL of its own outside the scoped API).
  */
-function transactionConfig(config: unknown, dialect: SqlDialect): Record<string, unknown> | undefined {
+export function transactionConfig(config: unknown, dialect: SqlDialect): Record<string, unknown> | undefined {
   if (config === undefined) return undefined
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new TenantError('tenant_invalid_config', 'transaction options must be an object')
