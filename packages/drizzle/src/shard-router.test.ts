@@ -129,6 +129,14 @@ describe('TenantShardRouter', () => {
       () => router(['a']).removeShard('a'),
       () => router(['a']).removeShard('b'),
       () => router(['a']).addShard({ id: 'a', shard: { name: 'a' } }),
+      // Malformed options, each a 400 naming what is wrong (a string made one shard per character).
+      () => new TenantShardRouter({ shards: 'eu-1' as never }),
+      () => new TenantShardRouter({ shards: null as never }),
+      () => new TenantShardRouter(undefined as never),
+      () => new TenantShardRouter({ shards: [null as never] }),
+      () => new TenantShardRouter({ shards: { a: 1 }, pins: null as never }),
+      () => new TenantShardRouter({ shards: { a: 1 }, pins: [null as never] }),
+      () => new TenantShardRouter({ shards: { a: 1 }, pins: 'acme' as never }),
     ]
     for (const fn of bad) {
       let error: unknown
@@ -140,6 +148,10 @@ describe('TenantShardRouter', () => {
       expect(isTenantError(error), String(fn)).toBe(true)
       expect((error as { code: string }).code).toBe('tenant_invalid_config')
     }
+    // A Map of shards (and of pins) is read as the object form is.
+    const fromMap = new TenantShardRouter({ shards: new Map([['a', 1]]), pins: new Map([['acme', 'a']]) })
+    expect(fromMap.shardIds).toEqual(['a'])
+    expect(fromMap.pins).toEqual([['acme', 'a']])
     expect(() => router(['a'], { 'bad id': 'a' })).toThrowError(
       expect.objectContaining({ code: 'tenant_invalid_id' }),
     )

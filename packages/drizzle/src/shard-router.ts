@@ -91,7 +91,7 @@ export interface TenantShardRouterOptions<S> {
    * seed with another (unit n > 0 of shard `x` is seeded by `x#n`, so `db#1` next to `db` of
    * weight 2 is refused with `tenant_invalid_config`).
    */
-  shards: Iterable<ShardDefinition<S>> | Record<string, S>
+  shards: Iterable<ShardDefinition<S>> | ReadonlyMap<string, S> | Record<string, S>
   /**
    * The directory: tenants placed on a named shard regardless of the hash (for example a large
    * tenant moved to its own shard). Every pin must name a configured shard.
@@ -151,14 +151,32 @@ export class TenantShardRouter<S> {
   readonly #seedOwners = new Map<number, [shardId: string, unit: number]>()
 
   constructor(options: TenantShardRouterOptions<S>) {
-    const defs = isIterable(options.shards)
-      ? [...options.shards]
-      : Object.entries(options.shards).map(([id, shard]) => ({ id, shard }))
+    if (typeof options !== 'object' || options === null) throw configError('options must be an object')
+    const { shards, pins } = options as { shards: unknown; pins: unknown }
+    // Not a string (iterable, and Object.entries would make one shard per character), not null.
+    if (typeof shards !== 'object' || shards === null) {
+      throw configError('shards must be an object of { id: shard }, a Map, or a list of { id, shard }')
+    }
+    const defs =
+      shards instanceof Map
+        ? [...shards].map(([id, shard]) => ({ id, shard }))
+        : isIterable(shards)
+          ? [...shards]
+          : Object.entries(shards).map(([id, shard]) => ({ id, shard }))
     if (defs.length === 0) throw configError('at least one shard is required')
-    for (const def of defs) this.addShard(def)
-    const pins =
-      options.pins === undefined ? [] : isIterable(options.pins) ? options.pins : Object.entries(options.pins)
-    for (const [tenantId, shardId] of pins) this.pin(tenantId, shardId)
+    for (const def of defs as ShardDefinition<S>[]) this.addShard(def)
+    if (pins === undefined) return
+    if (typeof pins !== 'object' || pins === null) {
+      throw configError(
+        'pins must be an object of { tenantId: shardId }, a Map, or a list of [tenantId, shardId]',
+      )
+    }
+    for (const pair of isIterable(pins) ? pins : Object.entries(pins)) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw configError('each pin must be a [tenantId, shardId] pair')
+      }
+      this.pin(pair[0], pair[1])
+    }
   }
 
   /** The configured shard ids, in the order they were added. */
@@ -231,6 +249,7 @@ export class TenantShardRouter<S> {
    * unit whose seed another unit already has (the router is left unchanged).
    */
   addShard(def: ShardDefinition<S>): void {
+    if (typeof def !== 'object' || def === null) throw configError('a shard must be an object { id, shard }')
     if (typeof def.id !== 'string' || def.id.length === 0)
       throw configError('a shard id must be a non-empty string')
     if (this.#shards.has(def.id)) throw configError(`duplicate shard id "${def.id}"`)
