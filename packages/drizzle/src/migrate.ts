@@ -41,7 +41,8 @@ const DEFAULT_TABLE = '__tenant_migrations'
  * Applies this package's migrations that the database does not have yet (the `tenants` and
  * `tenant_audit_log` tables), each in its own transaction (a `db.batch` on libSQL and D1) together
  * with its row in the migrations table. Safe to call on every start and from several processes at
- * once: a migration another process applied first is skipped. The SQL is bundled with the code,
+ * once: a migration another process applied first is skipped (on a SQLite file, a process that
+ * finds the file locked fails with `TenantBackendError`; retry it). The SQL is bundled with the code,
  * so it works on Workers and from an installed package alike. On Postgres the tables go into the
  * first schema of the connection's `search_path`.
  *
@@ -58,7 +59,19 @@ const DEFAULT_TABLE = '__tenant_migrations'
  */
 export async function migrate(db: TenantDatabase, options: MigrateOptions = {}): Promise<string[]> {
   const info = detectDriver(db)
-  return applyMigrations(db, info, shippedMigrations(info), options)
+  try {
+    return await applyMigrations(db, info, shippedMigrations(info), options)
+  } catch (error) {
+    // Typed like every other store failure: reading or creating the journal can fail raw (on a
+    // SQLite file another process holds locked, SQLITE_BUSY: SQLite does not wait by itself).
+    if (
+      error instanceof TenantBackendError ||
+      (error as { code?: unknown })?.code === 'tenant_invalid_config'
+    ) {
+      throw error
+    }
+    throw new TenantBackendError(`migrate failed: ${message(error)}`, { cause: error })
+  }
 }
 
 /**
