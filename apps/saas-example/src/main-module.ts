@@ -30,20 +30,25 @@ export function loadDotEnv(path = '.env'): void {
  * unreachable database) prints why and exits with 1.
  */
 export function runUntilSignal(start: () => Promise<{ stop(): Promise<void> }>): void {
-  start().then(
-    (running) => {
-      const shutdown = () => {
-        running.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        )
-      }
-      process.once('SIGINT', shutdown)
-      process.once('SIGTERM', shutdown)
-    },
-    (error: unknown) => {
-      console.error(error instanceof SettingsError ? error.message : error)
-      process.exit(1)
-    },
-  )
+  const started = start()
+  // The handlers go in before the start: a signal that came between the banner (which tells a
+  // supervisor the server is up) and a handler added afterwards would kill the process with the
+  // default action, without closing the server or the database (exit 143).
+  let stopping = false
+  const shutdown = () => {
+    if (stopping) return
+    stopping = true
+    started
+      .then((running) => running.stop())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
+  }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+  started.catch((error: unknown) => {
+    console.error(error instanceof SettingsError ? error.message : error)
+    process.exit(1)
+  })
 }
