@@ -11,6 +11,7 @@ import {
 import { randomTenantId, rejectionOf, TestConfigProvider } from '@tenant/core/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { counting } from '../test/helpers/counting'
 import { connectIoredis, REDIS_URL, useTestRedis } from '../test/helpers/redis-env'
 import { CAN_SPAWN_REDIS, RedisServerProcess } from '../test/helpers/redis-server'
 import { type RedisScriptClient, toScriptClient } from './client'
@@ -23,22 +24,6 @@ const MINUTE = 60_000
 const T0 = Date.UTC(2030, 2, 14, 9, 26)
 
 /** Wraps a client to count the scripts it runs. */
-function counting(inner: RedisScriptClient): RedisScriptClient & { calls: number; evals: number } {
-  const client = {
-    calls: 0,
-    evals: 0,
-    evalScriptSha: (sha: string, keys: string[], args: string[]) => {
-      client.calls++
-      return inner.evalScriptSha(sha, keys, args)
-    },
-    evalScript: (src: string, keys: string[], args: string[]) => {
-      client.evals++
-      return inner.evalScript(src, keys, args)
-    },
-  }
-  return client
-}
-
 async function redisTime(redis: Redis): Promise<number> {
   const [seconds, micros] = await redis.time()
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)

@@ -9,9 +9,10 @@ import {
 import { randomTenantId, TestConfigProvider } from '@tenant/core/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { counting } from '../test/helpers/counting'
 import { REDIS_URL, usePrivateRedis, useTestRedis } from '../test/helpers/redis-env'
 import { CAN_SPAWN_REDIS } from '../test/helpers/redis-server'
-import { type RedisScriptClient, toScriptClient } from './client'
+import { toScriptClient } from './client'
 import { RedisQuotaManager } from './quota-manager'
 import { FIXED_SUBJECT_SCRIPT } from './subject-scripts'
 
@@ -27,18 +28,6 @@ const config: QuotaConfig = {
     { match: 'key:*', limits: [{ window: 'minute', requests: 3, tokens: 400 }] },
     { match: 'key:vip', limits: [{ window: 'hour', requests: 6 }] },
   ],
-}
-
-function counting(inner: RedisScriptClient): RedisScriptClient & { calls: number } {
-  const client = {
-    calls: 0,
-    evalScriptSha: (sha: string, keys: string[], args: string[]) => {
-      client.calls++
-      return inner.evalScriptSha(sha, keys, args)
-    },
-    evalScript: (src: string, keys: string[], args: string[]) => inner.evalScript(src, keys, args),
-  }
-  return client
 }
 
 describe.runIf(REDIS_URL)('RedisQuotaManager subjects', () => {

@@ -92,6 +92,36 @@ describe.runIf(REDIS_URL)('voids', () => {
     return { id, clock, manager, key, used, consumeLosingReply }
   }
 
+  /** A manager without receipts whose client holds a consume's reply until after its timeout. */
+  function lateReplies(config: QuotaConfig, algorithm: Algorithm) {
+    const provider = new TestConfigProvider()
+    const id = randomTenantId('late')
+    provider.setQuota(id, config)
+    const client = holdingReplies(toScriptClient(redis))
+    const manager = new RedisQuotaManager(provider, {
+      redis: client,
+      clock: new ManualClock(T0),
+      prefix,
+      timeoutMs: 50,
+      algorithm,
+      receipts: false,
+    })
+    const key = `{${prefix}:${id}}:${algorithm === 'fixed' ? 'f' : 's10'}`
+    /** A consume whose caller is told it failed, whose reply then comes, and is refunded. */
+    const consumeRepliedLate = async (cost: QuotaCost) => {
+      const held = client.holdNext()
+      const outcome = manager.consume(id, cost).then(
+        () => 'answered',
+        (error: unknown) => error,
+      )
+      await held.ran
+      expect(await outcome).toBeInstanceOf(TenantBackendError)
+      held.release()
+      await manager.drain()
+    }
+    return { id, manager, key, consumeRepliedLate }
+  }
+
   describe.each(['fixed', 'sliding'] as const)('%s', (algorithm) => {
     it('a void takes back what a saturated admission added, not its cost (tenant and subject)', async () => {
       // Tokens unlimited: a count near MAX_QUOTA_COUNT takes only what keeps it within the bound.
@@ -123,30 +153,11 @@ describe.runIf(REDIS_URL)('voids', () => {
     })
 
     it('without receipts, a late reply is refunded of what the admission added', async () => {
-      const provider = new TestConfigProvider()
-      const id = randomTenantId('late')
-      provider.setQuota(id, { limits: [{ window: 'day', requests: 100 }] })
-      const client = holdingReplies(toScriptClient(redis))
-      const manager = new RedisQuotaManager(provider, {
-        redis: client,
-        clock: new ManualClock(T0),
-        prefix,
-        timeoutMs: 50,
-        algorithm,
-        receipts: false,
-      })
-      await manager.consume(id, { tokens: MAX - 100 })
-      const held = client.holdNext()
-      const outcome = manager.consume(id, { tokens: 1000 }).then(
-        () => 'answered',
-        (error: unknown) => error,
-      )
-      await held.ran
+      const late = lateReplies({ limits: [{ window: 'day', requests: 100 }] }, algorithm)
+      await late.manager.consume(late.id, { tokens: MAX - 100 })
       // The caller is told it failed; then the reply comes, and its admission is refunded.
-      expect(await outcome).toBeInstanceOf(TenantBackendError)
-      held.release()
-      await manager.drain()
-      expect((await manager.peek(id)).windows[0]!.used).toEqual({ requests: 1, tokens: MAX - 100 })
+      await late.consumeRepliedLate({ tokens: 1000 })
+      expect((await late.manager.peek(late.id)).windows[0]!.used).toEqual({ requests: 1, tokens: MAX - 100 })
     })
 
     it("a void that empties a subject's hash takes it out of the subject index, with and without receipts", async () => {
@@ -164,30 +175,10 @@ describe.runIf(REDIS_URL)('voids', () => {
       expect(await redis.exists(`${t.key}:subject:d:x`)).toBe(0)
       expect(await redis.zscore(index, 'd:x')).toBeNull()
 
-      const provider = new TestConfigProvider()
-      const id = randomTenantId('late')
-      provider.setQuota(id, config)
-      const client = holdingReplies(toScriptClient(redis))
-      const manager = new RedisQuotaManager(provider, {
-        redis: client,
-        clock: new ManualClock(T0),
-        prefix,
-        timeoutMs: 50,
-        algorithm,
-        receipts: false,
-      })
-      const held = client.holdNext()
-      const outcome = manager.consume(id, { subject: 'd:y' }).then(
-        () => 'answered',
-        (error: unknown) => error,
-      )
-      await held.ran
-      expect(await outcome).toBeInstanceOf(TenantBackendError)
-      held.release()
-      await manager.drain()
-      const key = `{${prefix}:${id}}:${algorithm === 'fixed' ? 'f' : 's10'}`
-      expect(await redis.exists(`${key}:subject:d:y`)).toBe(0)
-      expect(await redis.zscore(`${key}:subjects`, 'd:y')).toBeNull()
+      const late = lateReplies(config, algorithm)
+      await late.consumeRepliedLate({ subject: 'd:y' })
+      expect(await redis.exists(`${late.key}:subject:d:y`)).toBe(0)
+      expect(await redis.zscore(`${late.key}:subjects`, 'd:y')).toBeNull()
     })
 
     it('a hash emptied by an adjust and made anew is new state: a void of an earlier admission takes nothing from it', async () => {
