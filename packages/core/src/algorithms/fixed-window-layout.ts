@@ -136,27 +136,44 @@ function charge(
   }
   for (; count?.window !== undefined; count = count.next) if (!isCurrent(count, now)) return undefined
 
-  // Second pass: charge (the first pass found one count per limit). `map` sizes the array exactly,
-  // where a pushed-to `[]` starts at 16 slots.
+  // Second pass: charge (the first pass found one count per limit). One limit, the common case,
+  // gets a one-element literal; more get `map`, which sizes the array exactly, where a pushed-to
+  // `[]` starts at 16 slots.
+  if (limits.length === 1) {
+    let only: WindowCount = entry
+    while (only.window !== limits[0]!.window) only = only.next!
+    return quotaDecision(now, [chargeCount(only, limits[0]!, cost, now)], NO_DENIALS)
+  }
   let next: WindowCount | undefined = entry
   const windows = limits.map((limit): QuotaWindowUsage => {
     while (next!.window !== limit.window) next = next!.next
     const count = next!
-    const bounds = currentWindow(limit.window, now)
-    const minute = minuteOf(bounds.start)
-    if (count.minute !== minute) {
-      count.minute = minute
-      count.requests = 0
-      count.tokens = 0
-    }
-    // fixedWindowConsume's nextState: an unlimited dimension saturates at MAX_QUOTA_COUNT (a
-    // limited one is within its limit, so the minimum changes nothing there).
-    count.requests = Math.min(MAX_QUOTA_COUNT, count.requests + cost.requests)
-    count.tokens = Math.min(MAX_QUOTA_COUNT, count.tokens + cost.tokens)
     next = count.next
-    return windowUsage(limit, count, bounds.end)
+    return chargeCount(count, limit, cost, now)
   })
   return quotaDecision(now, windows, NO_DENIALS)
+}
+
+// Charges `cost` to `count`, the count of `limit`'s window, restarting it if its window has passed,
+// and answers the window's usage after the charge.
+function chargeCount(
+  count: WindowCount,
+  limit: EffectiveLimit,
+  cost: NormalizedCost,
+  now: number,
+): QuotaWindowUsage {
+  const bounds = currentWindow(limit.window, now)
+  const minute = minuteOf(bounds.start)
+  if (count.minute !== minute) {
+    count.minute = minute
+    count.requests = 0
+    count.tokens = 0
+  }
+  // fixedWindowConsume's nextState: an unlimited dimension saturates at MAX_QUOTA_COUNT (a limited
+  // one is within its limit, so the minimum changes nothing there).
+  count.requests = Math.min(MAX_QUOTA_COUNT, count.requests + cost.requests)
+  count.tokens = Math.min(MAX_QUOTA_COUNT, count.tokens + cost.tokens)
+  return windowUsage(limit, count, bounds.end)
 }
 
 /** InMemoryQuotaManager's layout of `fixedWindowAlgorithm` state. */

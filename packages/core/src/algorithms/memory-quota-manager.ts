@@ -113,53 +113,55 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     cost: QuotaCost | undefined,
     config: QuotaConfig | undefined,
   ): QuotaDecision | Promise<QuotaDecision> {
-    this.#validate(tenantId)
+    // The sweep runs first, so the entry read next is one the sweep left in the map; that one read
+    // serves both the id check (a stored entry proves its id valid, see #validate) and the charge.
+    const now = this.#now()
+    const entry = this.#entries.get(tenantId)
+    if (entry === undefined) validateTenantId(tenantId)
     // Most calls name no cost: share one frozen default instead of allocating it per call.
     const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
     const subject = cost === undefined ? undefined : subjectOf(cost)
-    if (subject !== undefined) {
-      if (config !== undefined) return this.#consumeSubject(tenantId, charge, config, subject)
+    let quota = config
+    if (quota === undefined) {
       const read = providedConfig(this.#provider, tenantId, 'quota')
-      return read instanceof Promise
-        ? read.then((quota) => this.#consumeSubject(tenantId, charge, quota, subject))
-        : this.#consumeSubject(tenantId, charge, read, subject)
+      // After an await the time and the entry are read again: the map may have changed meanwhile.
+      if (read instanceof Promise) {
+        return read.then((later) => {
+          const at = this.#now()
+          return this.#decide(tenantId, charge, later, subject, at, this.#entries.get(tenantId))
+        })
+      }
+      quota = read
     }
-    if (config !== undefined) return this.#consume(tenantId, charge, config)
-    const read = providedConfig(this.#provider, tenantId, 'quota')
-    return read instanceof Promise
-      ? read.then((quota) => this.#consume(tenantId, charge, quota))
-      : this.#consume(tenantId, charge, read)
-  }
-
-  // The tenant's and the subject's windows in one step, with no await: both charged or neither.
-  #consumeSubject(
-    tenantId: string,
-    charge: NormalizedCost,
-    config: QuotaConfig,
-    subject: string,
-  ): QuotaDecision {
-    const subjectConfig = subjectQuota(config, subject)
-    if (subjectConfig === undefined) return this.#consume(tenantId, charge, config)
-    const now = this.#now()
-    const entry = this.#entries.get(tenantId)
-    const step = this.#subjects.consume(
-      tenantId,
-      subject,
-      this.#layout.read(entry),
-      config,
-      subjectConfig,
-      charge,
-      now,
-    )
-    if (step.allowed) this.#store(tenantId, entry, step.tenant, now)
-    return step.decision
+    return this.#decide(tenantId, charge, quota, subject, now, entry)
   }
 
   // From the config to the return: no await, so the check and the charge are one atomic step.
-  #consume(tenantId: string, charge: NormalizedCost, config: QuotaConfig): QuotaDecision {
-    const now = this.#now()
+  // `entry` is the tenant's entry in the map at `now`, read after the sweep of `now`.
+  #decide(
+    tenantId: string,
+    charge: NormalizedCost,
+    config: QuotaConfig,
+    subject: string | undefined,
+    now: number,
+    entry: ExpiringEntry | undefined,
+  ): QuotaDecision {
     const layout = this.#layout
-    const entry = this.#entries.get(tenantId)
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined) {
+      // The tenant's and the subject's windows in one step: both charged or neither.
+      const step = this.#subjects.consume(
+        tenantId,
+        subject!,
+        layout.read(entry),
+        config,
+        subjectConfig,
+        charge,
+        now,
+      )
+      if (step.allowed) this.#store(tenantId, entry, step.tenant, now)
+      return step.decision
+    }
     if (entry !== undefined) {
       const decision = layout.charge(entry, limitsOf(config), charge, now)
       // The map asks for the entry's new expiry when its heap time comes.

@@ -76,6 +76,31 @@ describe('quotaDecision', () => {
       { numRuns: 2000 },
     )
   })
+
+  it('answers an admission over one window as over several, zero limits included (property)', () => {
+    // One window takes a shortcut; a second window with no limited dimension changes nothing in
+    // the general path, so the two must agree on everything but the list of windows.
+    const limit = fc.option(fc.nat(4), { nil: undefined })
+    fc.assert(
+      fc.property(
+        limit,
+        limit,
+        fc.nat(5),
+        fc.nat(5),
+        fc.integer({ min: 1, max: 3 }),
+        (requests, tokens, r, t, at) => {
+          const only = windowUsage({ window: 'minute', requests, tokens }, { requests: r, tokens: t }, at)
+          const unlimited = windowUsage({ window: 'month' }, { requests: 1, tokens: 1 }, 9)
+          const { windows, ...one } = quotaDecision(0, [only], [])
+          const { windows: _, ...general } = quotaDecision(0, [only, unlimited], [])
+          expect(one).toEqual(general)
+          expect(Object.keys(one)).toEqual(Object.keys(general))
+          expect(windows).toEqual([only])
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
 })
 
 describe('decision objects', () => {

@@ -185,6 +185,7 @@ export function quotaDecision(
   windows: QuotaWindowUsage[],
   denials: QuotaDenial[],
 ): QuotaDecision {
+  if (windows.length === 1 && denials.length === 0) return oneWindowAdmission(now, windows)
   // Comparisons on plain numbers and each dimension spelled out (constant property names), with no
   // objects built along the way: this runs once per decision.
   const remaining = new Amounts()
@@ -236,6 +237,32 @@ export function quotaDecision(
   decision.resetAt = Math.max(bindingReset, binding.retryAt)
   decision.retryAfterMs = Math.max(0, Math.ceil(binding.retryAt - now))
   decision.reason = ordered.map((d) => d.reason).join('; ')
+  decision.windows = windows
+  return decision
+}
+
+// quotaDecision's answer for an admission over a single window (a tenant with one limit, the
+// common case), without the searches: that window is the most constrained one in each of its
+// limited dimensions. The objects get their fields in the same order as in quotaDecision, so both
+// paths build decisions of one shape.
+function oneWindowAdmission(now: number, windows: QuotaWindowUsage[]): QuotaDecision {
+  const usage = windows[0]!
+  const remaining = new Amounts()
+  const limit = new Amounts()
+  if (usage.remaining.requests !== undefined) {
+    remaining.requests = usage.remaining.requests
+    limit.requests = usage.limit.requests!
+  }
+  if (usage.remaining.tokens !== undefined) {
+    remaining.tokens = usage.remaining.tokens
+    limit.tokens = usage.limit.tokens!
+  }
+  const decision = new Decision()
+  decision.allowed = true
+  decision.remaining = remaining
+  decision.limit = limit
+  decision.resetAt = Number.isNaN(remainingShare(usage)) ? now : usage.resetAt
+  decision.retryAfterMs = 0
   decision.windows = windows
   return decision
 }
