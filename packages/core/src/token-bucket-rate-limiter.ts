@@ -93,21 +93,39 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
     cost: number | undefined,
     config: RateLimitConfig | null | undefined,
   ): RateLimitDecision | Promise<RateLimitDecision> {
-    // Only valid ids are ever inserted and Map keys compare by value: a held id needs no regex.
-    if (this.#buckets.get(tenantId) === undefined) validateTenantId(tenantId)
-    const amount = costAmount(cost, 'cost', 1)
-    if (config !== undefined) return this.#take(tenantId, amount, config)
-    const read = providedConfig(this.#provider, tenantId, 'rateLimit')
-    return read instanceof Promise
-      ? read.then((found) => this.#take(tenantId, amount, found))
-      : this.#take(tenantId, amount, read)
-  }
-
-  // No await from the config to the return: the check and the take are one step.
-  #take(tenantId: string, cost: number, config: RateLimitConfig | null): RateLimitDecision {
+    // The sweep runs first, so the bucket read next is one the sweep left in the map; that one read
+    // serves both the id check (only valid ids are ever inserted, and Map keys compare by value, so
+    // a held id needs no regex) and the take.
     const now = this.#clock.now()
     this.#buckets.sweep(now)
     const bucket = this.#buckets.get(tenantId)
+    if (bucket === undefined) validateTenantId(tenantId)
+    const amount = costAmount(cost, 'cost', 1)
+    let limit = config
+    if (limit === undefined) {
+      const read = providedConfig(this.#provider, tenantId, 'rateLimit')
+      // After an await the time and the bucket are read again: the map may have changed meanwhile.
+      if (read instanceof Promise) {
+        return read.then((found) => {
+          const at = this.#clock.now()
+          this.#buckets.sweep(at)
+          return this.#take(tenantId, amount, found, at, this.#buckets.get(tenantId))
+        })
+      }
+      limit = read
+    }
+    return this.#take(tenantId, amount, limit, now, bucket)
+  }
+
+  // No await from the config to the return: the check and the take are one step. `bucket` is the
+  // tenant's bucket in the map at `now`, read after the sweep of `now`.
+  #take(
+    tenantId: string,
+    cost: number,
+    config: RateLimitConfig | null,
+    now: number,
+    bucket: Bucket | undefined,
+  ): RateLimitDecision {
     const { decision, state } = tokenBucketConsume(bucket, config, cost, now)
     if (!decision.allowed) return decision
     // A full bucket (or a tenant without a rate limit) needs no state; a state implies a config.
