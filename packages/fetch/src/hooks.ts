@@ -90,9 +90,10 @@ export interface SettleEvent {
   request: Request
   tenantId: string
   /**
-   * `'usage'`: the stream's usage event gave the tokens; `'aborted'`: the client went away (or the
-   * upstream failed) before one came, settled at what was sent; `'estimated'`: the stream ended
-   * without one, settled at the estimate plus one token per data event.
+   * `'usage'`: the stream got to its end (or its `[DONE]`) and its usage event gave the tokens;
+   * `'aborted'`: the client went away (or the upstream failed) before the end, settled at what was
+   * sent (never below a usage already reported); `'estimated'`: the stream ended without a usage
+   * event, settled at what was sent.
    */
   how: 'usage' | 'aborted' | 'estimated'
   /** Tokens charged up front (the estimate). */

@@ -108,6 +108,83 @@ describe.each(Object.entries(managers))(
       expect(await used()).toBe(103)
     })
 
+    it('settles an Anthropic stream cut short after message_start at what was sent, not its prompt count', async () => {
+      // message_start reports the input tokens and a placeholder output count; the real output
+      // count comes in message_delta at the end, which a client that leaves early never waits for.
+      const start =
+        'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}\n\n'
+      const deltas = Array.from(
+        { length: 20 },
+        (_, i) =>
+          `event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"w${i}"}}\n\n`,
+      )
+      const upstream = await serve([start, ...deltas], { hold: true })
+      const { send, settlement } = await app(upstream.url)
+      const controller = new AbortController()
+      const reader = (await send(controller.signal)).body!.getReader()
+      expect(await readEvents(reader, 21)).toContain('"w19"')
+      controller.abort()
+      // The prompt as reported plus one token per data event (message_start is one of the 21).
+      expect(await settlement).toMatchObject({
+        how: 'aborted',
+        estimatedTokens: 100,
+        tokens: 25 + 21,
+        events: 21,
+      })
+      await upstream.closed
+      expect(await used()).toBe(46)
+    })
+
+    it('settles a stream cut short at what was sent, never below the running usage it reported', async () => {
+      // A proxy that puts a usage object on every chunk: the last one read is a count so far.
+      const chunk = (i: number, total: number) =>
+        `data: {"choices":[{"delta":{"content":"w${i}"}}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":${total}}}\n\n`
+      const early = await serve(
+        Array.from({ length: 30 }, (_, i) => chunk(i, 0)),
+        { hold: true },
+      )
+      const first = await app(early.url)
+      const controller = new AbortController()
+      const reader = (await first.send(controller.signal)).body!.getReader()
+      expect(await readEvents(reader, 30)).toContain('"w29"')
+      controller.abort()
+      // A usage of 0 so far does not refund the stream: 30 data events went out.
+      expect(await first.settlement).toMatchObject({ how: 'aborted', tokens: 30, events: 30 })
+      await early.closed
+
+      const ahead = await serve([chunk(0, 500)], { hold: true })
+      const second = await app(ahead.url)
+      const stop = new AbortController()
+      const read = (await second.send(stop.signal)).body!.getReader()
+      expect(await readEvents(read, 1)).toContain('"w0"')
+      stop.abort()
+      expect(await second.settlement).toMatchObject({ how: 'aborted', tokens: 500, events: 1 })
+      expect(await used()).toBe(530)
+    })
+
+    it('takes the usage of a stream whose [DONE] went through, though the client left before its end', async () => {
+      const upstream = await serve(openAiEvents(['a', 'b'], { prompt: 70, completion: 5 }), { hold: true })
+      const { send, settlement } = await app(upstream.url)
+      const controller = new AbortController()
+      const reader = (await send(controller.signal)).body!.getReader()
+      expect(await readEvents(reader, 4)).toContain('[DONE]')
+      controller.abort()
+      expect(await settlement).toMatchObject({ how: 'usage', tokens: 75 })
+      expect(await used()).toBe(75)
+    })
+
+    it('settles a stream that ended without its usage report (an Anthropic error event) as estimated', async () => {
+      const upstream = await serve([
+        'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}\n\n',
+        'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"Hi"}}\n\n',
+        'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+      ])
+      const { send, settlement } = await app(upstream.url)
+      await (await send()).text()
+      expect(await settlement).toMatchObject({ how: 'estimated', tokens: 25 + 3, events: 3 })
+      expect(await used()).toBe(28)
+    })
+
     it('charges the estimate plus one token per data event when no usage event came', async () => {
       const upstream = await serve(openAiEvents(['one', 'two', 'three', 'four']))
       const { send, settlement } = await app(upstream.url)
@@ -125,11 +202,23 @@ describe.each(Object.entries(managers))(
       expect(await settlement).toMatchObject({ how: 'usage', tokens: 42 })
       expect(await used()).toBe(42)
 
+      // `null` answers nothing, as `undefined` does: the 42 read before it stands.
+      const nulls = await serve(['data: {"spent":42}\n\n', 'data: {"n":3}\n\n'])
+      const third = await app(nulls.url, {
+        streamUsage: {
+          usage: (event) =>
+            (JSON.parse(event.data) as { spent?: number }).spent ?? (null as unknown as undefined),
+        },
+      })
+      await (await third.send()).text()
+      expect(await third.settlement).toMatchObject({ how: 'usage', tokens: 42 })
+      expect(await used()).toBe(84)
+
       const silent = await serve(['data: x\n\n', 'data: y\n\n'])
       const second = await app(silent.url, { streamUsage: { sent: (progress) => progress.bytes } })
       await (await second.send()).text()
       expect(await second.settlement).toMatchObject({ how: 'estimated', tokens: 18 })
-      expect(await used()).toBe(42 + 18)
+      expect(await used()).toBe(84 + 18)
     })
 
     it('keeps the estimate and reports it when sent() returns no whole number', async () => {

@@ -99,6 +99,38 @@ describe('SseParser', () => {
     ])
   })
 
+  it('holds an unfinished line in about its own size, however finely it is split', async () => {
+    // A chunk copied per piece would cost an ArrayBuffer each: a 60 KB line dripped a byte at a
+    // time held about 200 times its size.
+    const { setFlagsFromString } = await import('node:v8')
+    const { runInNewContext } = await import('node:vm')
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const held = (chunkSize: number): number => {
+      gc()
+      const before = process.memoryUsage()
+      const chunk = new Uint8Array(chunkSize).fill(0x78)
+      const parsers = Array.from({ length: 10 }, () => {
+        const parser = new SseParser(() => {})
+        parser.push(encoder.encode('data: '))
+        for (let i = 0; i < 60_000 / chunkSize; i++) parser.push(chunk)
+        return parser
+      })
+      gc()
+      const after = process.memoryUsage()
+      expect(parsers).toHaveLength(10)
+      return after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers
+    }
+    const whole = held(60_000)
+    const dripped = held(1)
+    expect(dripped).toBeLessThan(Math.max(whole, 10 * 60_000) * 4)
+    // And the line still parses once it ends.
+    const events: SseEvent[] = []
+    const parser = new SseParser((event) => events.push(event))
+    for (const byte of encoder.encode('data: héllo\r\n\r\n')) parser.push(new Uint8Array([byte]))
+    expect(events).toEqual([{ event: 'message', data: 'héllo' }])
+  })
+
   it('decodes multi-byte characters split between chunks', () => {
     const bytes = encoder.encode('data: héllo €\n\n')
     for (let at = 1; at < bytes.length; at++) {
@@ -136,6 +168,26 @@ describe('sseUsage', () => {
     const text = 'data: {"n":3}\n\ndata: {"n":9}\n\ndata: {}\n\n'
     const { body, progress } = sseUsage(chunked([encoder.encode(text)]).stream, {
       usage: (event) => (JSON.parse(event.data) as { n?: number }).n,
+    })
+    await readAll(body)
+    expect((await progress).tokens).toBe(9)
+  })
+
+  it('takes message_start for the prompt only: without a message_delta the stream reported no usage', async () => {
+    const cut = anthropic.slice(0, anthropic.indexOf('event: message_delta'))
+    const { body, progress } = sseUsage(chunked([encoder.encode(cut)]).stream)
+    await readAll(body)
+    expect(await progress).toMatchObject({
+      tokens: undefined,
+      usage: { inputTokens: 25, outputTokens: 1 },
+      events: 3,
+    })
+  })
+
+  it('takes null from a custom usage reader as no answer', async () => {
+    const text = 'data: {"n":9}\n\ndata: {}\n\n'
+    const { body, progress } = sseUsage(chunked([encoder.encode(text)]).stream, {
+      usage: (event) => (JSON.parse(event.data) as { n?: number }).n ?? (null as unknown as undefined),
     })
     await readAll(body)
     expect((await progress).tokens).toBe(9)

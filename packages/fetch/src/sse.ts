@@ -26,7 +26,10 @@ export interface SseProgress {
    * away); `'errored'`: the upstream body failed mid-stream.
    */
   end: 'complete' | 'aborted' | 'errored'
-  /** Tokens the stream's usage event reported (see {@link SseUsageOptions.usage}); `undefined` without one. */
+  /**
+   * Tokens the stream's last usage event reported (see {@link SseUsageOptions.usage}); `undefined`
+   * without one. Anthropic's `message_start` is none: it only gives `usage.inputTokens`.
+   */
   tokens: number | undefined
   /** What the built-in reader found of the OpenAI / Anthropic usage fields, final or partial. */
   usage: SseTokenUsage
@@ -62,6 +65,10 @@ export const MAX_SSE_LINE = 64 * 1024
 const LF = 0x0a
 const CR = 0x0d
 const decoder = new TextDecoder()
+// The line buffer's first size (an event line of a chat stream fits), and the most it keeps
+// between lines.
+const LINE_START = 1024
+const LINE_KEEP = 16 * 1024
 
 /**
  * An incremental `text/event-stream` parser: feed it byte chunks split anywhere, it calls `onEvent`
@@ -69,8 +76,10 @@ const decoder = new TextDecoder()
  * {@link MAX_SSE_LINE} bytes is dropped, its event dispatched with empty data.
  */
 export class SseParser {
-  // The current line's bytes so far; `lineLength` counts them, `overflow` marks a dropped line.
-  #line: Uint8Array[] = []
+  // The current line's bytes so far, in one buffer that grows by doubling up to MAX_SSE_LINE (a
+  // copy per chunk would cost an ArrayBuffer per piece: a line dripped byte by byte would hold
+  // hundreds of times its size). `lineLength` counts them, `overflow` marks a dropped line.
+  #line = new Uint8Array(LINE_START)
   #lineLength = 0
   #overflow = false
   #afterCR = false
@@ -108,15 +117,26 @@ export class SseParser {
 
   #take(chunk: Uint8Array, from: number, to: number): void {
     if (to <= from || this.#overflow) return
-    if (this.#lineLength + (to - from) > MAX_SSE_LINE) {
+    const length = this.#lineLength + (to - from)
+    if (length > MAX_SSE_LINE) {
       this.#overflow = true
-      this.#line = []
-      this.#lineLength = 0
+      this.#restart()
       return
     }
+    if (length > this.#line.length) {
+      const grown = new Uint8Array(Math.min(MAX_SSE_LINE, Math.max(length, this.#line.length * 2)))
+      grown.set(this.#line.subarray(0, this.#lineLength))
+      this.#line = grown
+    }
     // A copy: the reader may reuse or transfer the chunk once it went through.
-    this.#line.push(chunk.slice(from, to))
-    this.#lineLength += to - from
+    this.#line.set(chunk.subarray(from, to), this.#lineLength)
+    this.#lineLength = length
+  }
+
+  // Empties the line; a buffer a long line grew is let go rather than kept for the stream's life.
+  #restart(): void {
+    if (this.#line.length > LINE_KEEP) this.#line = new Uint8Array(LINE_START)
+    this.#lineLength = 0
   }
 
   #endLine(): void {
@@ -127,21 +147,8 @@ export class SseParser {
       this.#hasData = true
       return
     }
-    const parts = this.#line
-    let line: string
-    if (parts.length === 0) line = ''
-    else if (parts.length === 1) line = decoder.decode(parts[0])
-    else {
-      const joined = new Uint8Array(this.#lineLength)
-      let at = 0
-      for (const part of parts) {
-        joined.set(part, at)
-        at += part.length
-      }
-      line = decoder.decode(joined)
-    }
-    this.#line = []
-    this.#lineLength = 0
+    const line = this.#lineLength === 0 ? '' : decoder.decode(this.#line.subarray(0, this.#lineLength))
+    this.#restart()
     this.#field(line)
   }
 
@@ -192,20 +199,27 @@ function count(value: unknown): number | undefined {
 }
 
 /**
+ * What one event told of the usage: nothing; only the prompt (Anthropic's `message_start`, whose
+ * output count is a placeholder); or a usage report (OpenAI's `usage`, Anthropic's
+ * `message_delta`).
+ */
+export type UsageRead = 'none' | 'prompt' | 'usage'
+
+/**
  * Reads the usage fields of one event's JSON into `usage`: OpenAI's `usage` object (present on
  * the final chunk with `stream_options.include_usage`, `null` on the others), Anthropic's
  * `message_start` (input tokens) and `message_delta` (cumulative output tokens).
  */
-export function readUsage(data: string, usage: SseTokenUsage): boolean {
+export function readUsage(data: string, usage: SseTokenUsage): UsageRead {
   // Most events carry no usage: skip their JSON.parse.
-  if (!data.includes('_tokens')) return false
+  if (!data.includes('_tokens')) return 'none'
   let json: unknown
   try {
     json = JSON.parse(data)
   } catch {
-    return false
+    return 'none'
   }
-  if (typeof json !== 'object' || json === null) return false
+  if (typeof json !== 'object' || json === null) return 'none'
   const record = json as Record<string, any>
   const type = record.type
   const found =
@@ -214,15 +228,15 @@ export function readUsage(data: string, usage: SseTokenUsage): boolean {
       : typeof record.usage === 'object' && record.usage !== null
         ? record.usage
         : undefined
-  if (typeof found !== 'object' || found === null) return false
+  if (typeof found !== 'object' || found === null) return 'none'
   const input = count(found.prompt_tokens ?? found.input_tokens)
   const output = count(found.completion_tokens ?? found.output_tokens)
   const total = count(found.total_tokens)
-  if (input === undefined && output === undefined && total === undefined) return false
+  if (input === undefined && output === undefined && total === undefined) return 'none'
   if (input !== undefined) usage.inputTokens = input
   if (output !== undefined) usage.outputTokens = output
   if (total !== undefined) usage.totalTokens = total
-  return true
+  return type === 'message_start' ? 'prompt' : 'usage'
 }
 
 function usageTotal(usage: SseTokenUsage): number {
@@ -280,11 +294,12 @@ export function sseUsage(
     state.events++
     if (custom !== undefined) {
       // A throwing `usage` callback must not break the body: that event reports nothing.
+      // `null` answers nothing, as `undefined` does (`?? null` is a common way to write a reader).
       try {
         const tokens = custom(event)
-        if (tokens !== undefined) state.tokens = tokens
+        if (tokens !== undefined && tokens !== null) state.tokens = tokens
       } catch {}
-    } else if (readUsage(event.data, state.usage)) found = true
+    } else if (readUsage(event.data, state.usage) === 'usage') found = true
   })
   let settle!: (progress: SseProgress) => void
   const progress = new Promise<SseProgress>((resolve) => {

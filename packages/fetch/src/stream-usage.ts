@@ -94,7 +94,12 @@ async function settle(
 ): Promise<void> {
   const { admission, tenantId, estimated } = settlement
   const reported = progress.tokens !== undefined
-  const how: SettleEvent['how'] = reported ? 'usage' : progress.end === 'complete' ? 'estimated' : 'aborted'
+  // A usage report is the answer only once the stream got to its end (or its `[DONE]`): one cut
+  // short may have reported a running count, or a usage object sent early, and is settled at what
+  // was sent, never below what it reported.
+  const finished = progress.end === 'complete' || progress.done
+  const how: SettleEvent['how'] =
+    reported && finished ? 'usage' : progress.end === 'complete' ? 'estimated' : 'aborted'
   const base = {
     request: admission.request,
     tenantId,
@@ -104,9 +109,14 @@ async function settle(
   }
   let tokens: number
   try {
-    tokens = reported
-      ? costAmount(progress.tokens, 'the stream usage', 0)
-      : costAmount(stream.sent({ ...progress, estimatedTokens: estimated }), 'streamUsage.sent()', 0)
+    const usage = reported ? costAmount(progress.tokens, 'the stream usage', 0) : 0
+    tokens =
+      how === 'usage'
+        ? usage
+        : Math.max(
+            usage,
+            costAmount(stream.sent({ ...progress, estimatedTokens: estimated }), 'streamUsage.sent()', 0),
+          )
   } catch (error) {
     // The estimate stands.
     settlement.reportError(error)
