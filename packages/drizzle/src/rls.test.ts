@@ -212,6 +212,82 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(titles.map((r) => r.title)).not.toContain('stolen')
     })
 
+    it('a savepoint opened inside works, and neither it nor what it built runs once the call has ended', async () => {
+      // On postgres.js a savepoint gets a transaction object and a session of its own, over the
+      // same connection: kept past the call, either would run inside the next tenant's transaction.
+      let kept: AppDb | undefined
+      let built: PromiseLike<unknown> | undefined
+      const inside = await withTenantRls(setup.app, 'acme', (tx) =>
+        tx.transaction(async (savepoint) => {
+          kept = savepoint as unknown as AppDb
+          built = savepoint.update(notes).set({ title: 'stolen' })
+          await savepoint.update(notes).set({ title: 'renamed' }).where(eq(notes.id, 'acme-n1'))
+          return savepoint.select().from(notes)
+        }),
+      )
+      expect(inside.map((r) => r.tenantId)).toEqual(['acme', 'acme', 'acme'])
+      const later = await withTenantRls(setup.app, 'globex', async () => {
+        const outcomes: unknown[] = []
+        for (const run of [
+          () => kept!.select().from(notes),
+          () => kept!.update(notes).set({ title: 'stolen' }),
+          () => built!,
+        ]) {
+          outcomes.push(
+            await Promise.resolve()
+              .then(run)
+              .then(
+                () => 'ran',
+                (error: unknown) => (error as { code?: string }).code,
+              ),
+          )
+        }
+        return outcomes
+      })
+      expect(later).toEqual(Array(3).fill('tenant_unsafe_query'))
+      const titles = await withTenantRls(setup.app, 'globex', (tx) =>
+        tx.select({ title: notes.title }).from(notes),
+      )
+      expect(titles.map((r) => r.title)).not.toContain('stolen')
+      const renamed = await withTenantRls(setup.app, 'acme', (tx) =>
+        tx.select({ title: notes.title }).from(notes).where(eq(notes.id, 'acme-n1')),
+      )
+      expect(renamed).toEqual([{ title: 'renamed' }])
+    })
+
+    it('inside a plain transaction, leaves no tenant set behind it, whether fn returned or threw', async () => {
+      // Releasing the savepoint it ran in keeps what set_config(..., true) set there.
+      const after = await setup.app.transaction(async (outer) => {
+        const own = await withTenantRls(outer, 'acme', (tx) => tx.select().from(notes))
+        await withTenantRls(outer, 'globex', () => {
+          throw new Error('fn failed')
+        }).catch(() => undefined)
+        return { own: own.length, outside: await outer.select().from(notes) }
+      })
+      expect(after).toEqual({ own: 3, outside: [] })
+      // Another tenant may follow in the same transaction, as in two transactions of their own.
+      const both = await setup.app.transaction(async (outer) => [
+        ...(await withTenantRls(outer, 'acme', (tx) => tx.select({ t: notes.tenantId }).from(notes))),
+        ...(await withTenantRls(outer, 'globex', (tx) => tx.select({ t: notes.tenantId }).from(notes))),
+      ])
+      expect(both.map((r) => r.t)).toEqual(['acme', 'acme', 'acme', 'globex', 'globex', 'globex'])
+    })
+
+    it('refuses what is not a Drizzle PostgreSQL database, with a typed error', async () => {
+      const tenantDb = scoped(setup.app, 'acme')
+      for (const db of [tenantDb, {}, null]) {
+        await expect(withTenantRls(db as unknown as AppDb, 'acme', () => 1)).rejects.toThrowError(
+          expect.objectContaining({ code: 'tenant_invalid_config' }),
+        )
+        await expect(checkTenantRls(db as unknown as AppDb, ['notes'])).rejects.toThrowError(
+          expect.objectContaining({ code: 'tenant_invalid_config' }),
+        )
+      }
+      await expect(
+        tenantDb.transaction((tx) => withTenantRls(tx as unknown as AppDb, 'acme', () => 1)),
+      ).rejects.toThrowError(expect.objectContaining({ code: 'tenant_invalid_config' }))
+    })
+
     it('a nested call for the same tenant runs, and leaves the tenant set', async () => {
       const seen = await withTenantRls(setup.app, 'acme', async (tx) => {
         const inner = await withTenantRls(tx, 'acme', (t2) => t2.select().from(notes))
@@ -292,13 +368,24 @@ describe('FORCE ROW LEVEL SECURITY on PGlite', () => {
       await client.exec(`
         create role owner_rls nologin nosuperuser nobypassrls;
         grant usage, create on schema public to owner_rls;
-        alter table notes owner to owner_rls;`)
+        alter table notes owner to owner_rls;
+        revoke truncate on notes from owner_rls;`)
       const db = database.db as AppDb
       await enableTenantRls(db, ['notes'])
       await client.exec('set role owner_rls')
       expect(await db.select().from(notes)).toEqual([])
       expect(await withTenantRls(db, 'acme', (tx) => tx.select().from(notes))).toHaveLength(3)
       expect((await checkTenantRls(db, ['notes'])).ok).toBe(true)
+      // FORCE does not reach TRUNCATE: an owner that holds it empties the table for every tenant.
+      await client.exec('grant truncate on notes to owner_rls')
+      expect((await checkTenantRls(db, ['notes'])).problems).toEqual([
+        expect.stringContaining('may TRUNCATE "notes", which row-level security does not restrict'),
+      ])
+      await withTenantRls(db, 'acme', (tx) => tx.execute(sql`truncate notes`))
+      await client.exec('reset role')
+      expect(await db.select().from(notes)).toEqual([])
+      await seedIsolationData(database)
+      await client.exec('revoke truncate on notes from owner_rls; set role owner_rls')
       await client.exec('alter table notes no force row level security')
       expect(await db.select().from(notes)).toHaveLength(9) // the owner bypasses an unforced policy
       expect((await checkTenantRls(db, ['notes'])).problems).toEqual([
@@ -332,7 +419,7 @@ async function bypassesNamed(
   // as drizzle-kit's migration of tenantRlsPolicy() leaves it: Postgres treats a member as the owner.
   const [enable, , drop, create] = tenantRlsSql(table, { to: app })
   await asAdmin(`grant "${owner}" to "${app}"; alter table ${table} owner to "${owner}";
-    ${enable}; ${drop}; ${create};`)
+    revoke truncate on ${table} from "${owner}"; ${enable}; ${drop}; ${create};`)
   expect(await acmeSees()).toBe(9)
   expect((await checkTenantRls(db, [table])).problems).toEqual([
     expect.stringContaining(`is owned by "${owner}", a role this role is a member of, and RLS is not forced`),
@@ -350,6 +437,13 @@ async function bypassesNamed(
   await asAdmin(`drop policy see_all on ${table};
     create policy narrow on ${table} as restrictive for select to "${app}" using (true)`)
   expect(await checkTenantRls(db, [table])).toEqual({ ok: true, problems: [] })
+  // GRANT ALL gives TRUNCATE, which row-level security does not restrict.
+  await asAdmin(`grant all on ${table} to "${app}"`)
+  expect((await checkTenantRls(db, [table])).problems).toEqual([
+    expect.stringMatching(new RegExp(`^role "${app}" may TRUNCATE .*notes`)),
+  ])
+  await asAdmin(`revoke truncate on ${table} from "${app}"`)
+  expect(await checkTenantRls(db, [table])).toEqual({ ok: true, problems: [] })
   // A role with BYPASSRLS that this role may SET ROLE to.
   await asAdmin(`create role "${bypass}" nologin bypassrls; grant "${bypass}" to "${app}"`)
   expect((await checkTenantRls(db, [table])).problems).toEqual([
@@ -357,7 +451,74 @@ async function bypassesNamed(
   ])
 }
 
+/**
+ * A partition (or inheritance child) queried by its own name is filtered by its own policies, not
+ * its parent's: checkTenantRls names those the role may use without them, and the way is real.
+ */
+async function partitionsNamed(
+  asAdmin: (statements: string) => Promise<unknown>,
+  db: AppDb,
+  app: string,
+  parent: string,
+): Promise<void> {
+  await asAdmin(`create table pnotes (id text not null, tenant_id text not null) partition by list (tenant_id);
+    create table pnotes_acme partition of pnotes for values in ('acme');
+    create table pnotes_rest partition of pnotes default;
+    create table pnotes_hidden (id text not null, tenant_id text not null);
+    grant select, insert, update, delete on pnotes, pnotes_acme, pnotes_rest to "${app}";
+    insert into pnotes values ('a1', 'acme'), ('g1', 'globex');
+    ${tenantRlsSql('pnotes', { to: app }).join('; ')}`)
+  const report = await checkTenantRls(db, [parent])
+  expect(report.problems).toEqual([
+    expect.stringMatching(/pnotes_acme does not have row-level security enabled/),
+    expect.stringMatching(/pnotes_acme has no policy/),
+    expect.stringMatching(/pnotes_rest does not have row-level security enabled/),
+    expect.stringMatching(/pnotes_rest has no policy/),
+  ])
+  const rows = await withTenantRls(db, 'acme', async (tx) => {
+    const result = (await tx.execute(sql`select tenant_id from pnotes_rest`)) as unknown
+    return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { tenant_id: string }[]
+  })
+  expect(rows).toEqual([{ tenant_id: 'globex' }])
+  // A table that is no child of the named one is not looked at.
+  await asAdmin(
+    `${tenantRlsSql('pnotes_acme', { to: app }).join('; ')}; ${tenantRlsSql('pnotes_rest', { to: app }).join('; ')}`,
+  )
+  expect(await checkTenantRls(db, [parent])).toEqual({ ok: true, problems: [] })
+}
+
 describe('checkTenantRls names the ways around RLS (PGlite)', () => {
+  it('partitions the role may query directly without their own policies', async () => {
+    const database = await openDatabase('pglite', { migrate: false })
+    try {
+      const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+      await client.exec(`create role app_p nologin nosuperuser nobypassrls; grant usage on schema public to app_p;
+        set role app_p`)
+      const asAdmin = async (statements: string) => {
+        await client.exec(`reset role; ${statements}; set role app_p`)
+      }
+      await partitionsNamed(asAdmin, database.db as AppDb, 'app_p', 'pnotes')
+    } finally {
+      await database.close()
+    }
+  })
+
+  it("CREATEROLE only before PostgreSQL 16, where it may grant itself a table owner's role", async () => {
+    const database = await openDatabase('pglite', { migrate: false })
+    try {
+      await createIsolationTables(database)
+      const client = (database.db as unknown as { $client: { exec(s: string): Promise<unknown> } }).$client
+      await client.exec(`create role app_c nologin nosuperuser nobypassrls createrole;
+        grant usage on schema public to app_c; grant select on notes to app_c;`)
+      await enableTenantRls(database.db as AppDb, ['notes'], { to: 'app_c' })
+      await client.exec('set role app_c')
+      // PGlite is PostgreSQL 16 or later: CREATEROLE grants only roles it administers.
+      expect(await checkTenantRls(database.db as AppDb, ['notes'])).toEqual({ ok: true, problems: [] })
+    } finally {
+      await database.close()
+    }
+  })
+
   it('a member of the owner role without FORCE, an open permissive policy, a BYPASSRLS role to SET ROLE to', async () => {
     const database = await openDatabase('pglite', { migrate: false })
     try {
@@ -505,6 +666,72 @@ if (pgReason === undefined) {
   )
 
   describe('checkTenantRls names the ways around RLS (PostgreSQL)', () => {
+    /** A login role of this run, its client, and a way to run statements as the admin in the schema. */
+    async function withRole(
+      options: string,
+      run: (context: {
+        db: TestDatabase
+        app: AppDb
+        role: string
+        asAdmin: (s: string) => Promise<unknown>
+      }) => Promise<void>,
+    ): Promise<void> {
+      const db = await openDatabase('postgres', { migrate: false })
+      const admin = db.postgres!.sql
+      const schema = db.postgres!.schema
+      const role = `rlr_${schema}`.slice(0, 60)
+      let client: postgres.Sql | undefined
+      try {
+        await admin.unsafe(`create role "${role}" login nosuperuser nobypassrls ${options};
+          grant usage on schema "${schema}" to "${role}"`)
+        client = postgres(roleUrl(db.postgres!.url, role), {
+          max: 1,
+          onnotice: () => {},
+          connection: { search_path: schema },
+        })
+        const asAdmin = (statements: string) => admin.unsafe(`set search_path to "${schema}"; ${statements}`)
+        await run({ db, app: drizzlePostgres({ client }), role, asAdmin })
+      } finally {
+        await client?.end({ timeout: 1 })
+        await admin.unsafe(`drop owned by "${role}"`).catch(() => {})
+        await admin.unsafe(`drop role if exists "${role}"`)
+        await db.close()
+      }
+    }
+
+    it('partitions the role may query directly without their own policies', async () => {
+      await withRole('', ({ app, role, asAdmin }) => partitionsNamed(asAdmin, app, role, 'pnotes'))
+    })
+
+    it("CREATEROLE before PostgreSQL 16, with which the role grants itself the owner's role and turns RLS off", async () => {
+      await withRole('createrole', async ({ db, app, role, asAdmin }) => {
+        await createIsolationTables(db)
+        await seedIsolationData(db)
+        const owner = `${role.slice(0, 50)}_own`
+        await asAdmin(`create role "${owner}" nologin; grant usage on schema "${db.postgres!.schema}" to "${owner}";
+          alter table notes owner to "${owner}";
+          grant select on notes to "${role}"; ${tenantRlsSql('notes', { to: role }).join('; ')}`)
+        try {
+          const [server] = await db.postgres!.sql`select current_setting('server_version_num')::int as v`
+          const before16 = (server!.v as number) < 160000
+          const report = await checkTenantRls(app, ['notes'])
+          expect(report.problems).toEqual(before16 ? [expect.stringContaining('has CREATEROLE')] : [])
+          if (before16) {
+            // The way is real: the role becomes the owner for a moment and lifts FORCE.
+            const seen = await withTenantRls(app, 'acme', async (tx) => {
+              await tx.execute(sql.raw(`grant "${owner}" to "${role}"; set local role "${owner}"`))
+              await tx.execute(sql`alter table notes no force row level security`)
+              return tx.select().from(notes)
+            })
+            expect(seen.length).toBeGreaterThan(3)
+          }
+        } finally {
+          await asAdmin(`drop owned by "${owner}"`).catch(() => {})
+          await asAdmin(`drop role if exists "${owner}"`)
+        }
+      })
+    })
+
     it('a member of the owner role without FORCE, an open permissive policy, a BYPASSRLS role to SET ROLE to', async () => {
       const db = await openDatabase('postgres', { migrate: false })
       const admin = db.postgres!.sql

@@ -1,7 +1,14 @@
-import { TenantError, validateTenantId } from '@tenant/core'
+import { invalidOption, TenantError, validateTenantId } from '@tenant/core'
 import { getTableName, is, sql } from 'drizzle-orm'
-import { type PgDatabase, type PgPolicy, type PgPolicyToOption, PgTable, pgPolicy } from 'drizzle-orm/pg-core'
-import { type AnyDb, queryRows, runQuery } from './driver'
+import {
+  type PgDatabase,
+  type PgPolicy,
+  type PgPolicyToOption,
+  PgTable,
+  PgTransaction,
+  pgPolicy,
+} from 'drizzle-orm/pg-core'
+import { type AnyDb, detectDriver, queryRows, runQuery } from './driver'
 import { checkColumnName, UnsafeQueryError } from './raw-sql'
 import { type TransactionOf, transactionConfig } from './tenant-db'
 
@@ -173,6 +180,7 @@ export async function enableTenantRls(
   tables: readonly (string | PgTable)[],
   options: TenantRlsOptions = {},
 ): Promise<void> {
+  postgresDb(db, 'enableTenantRls')
   const statements = tables.flatMap((t) => tenantRlsSql(t, options))
   await (db as AnyDb).transaction(async (tx: AnyDb) => {
     for (const statement of statements) await tx.execute(sql.raw(statement))
@@ -206,24 +214,31 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
   fn: (tx: TransactionOf<TDb>) => Promise<R> | R,
   options: WithTenantRlsOptions = {},
 ): Promise<R> {
+  postgresDb(db, 'withTenantRls')
   validateTenantId(tenantId)
   const setting = settingName(options.setting)
   // Drizzle writes these options into the statement that opens the transaction, and postgres.js
   // runs a text of several statements: checked as TenantDB.transaction checks them, or a value
   // could set the tenant for the whole pooled session.
   const config = transactionConfig(options.config, 'postgresql')
-  let session: SessionGuard | undefined
+  const scope: RlsScope = { tenantId, sessions: [] }
+  // Inside another transaction this one is a savepoint, and releasing a savepoint keeps what
+  // set_config(..., true) set in it: the enclosing transaction would go on with the tenant set.
+  const nested = is(db, PgTransaction)
   try {
     return await (db as AnyDb).transaction(async (tx: AnyDb) => {
       // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
       // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
       // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
-      // running meanwhile on the same connection would see the inner tenant's rows.
+      // running meanwhile on the same connection would see the inner tenant's rows. The value before
+      // is read in a subquery that `offset 0` keeps from being merged into the outer select, so it
+      // is read before set_config runs.
       const [row] = await queryRows(
         tx,
         PG,
-        sql`select case when coalesce(nullif(current_setting(${setting}, true), ''), ${tenantId}) = ${tenantId}
-          then set_config(${setting}, ${tenantId}, true) end as applied`,
+        sql`select case when coalesce(before.value, ${tenantId}) = ${tenantId}
+          then set_config(${setting}, ${tenantId}, true) end as applied, before.value as previous
+          from (select nullif(current_setting(${setting}, true), '') as value offset 0) before`,
       )
       if (row?.applied !== tenantId) {
         throw new UnsafeQueryError(
@@ -233,18 +248,39 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
       }
       // A savepoint on some drivers (PGlite, node-postgres) shares the session of the transaction
       // around it, which must keep working; only a session this transaction opened is ours to end.
-      if (tx.session !== (db as AnyDb).session) session = guardSession(tx.session, tenantId)
-      const handle = endingWith(tx, tenantId)
+      if (tx.session !== (db as AnyDb).session) scope.sessions.push(guardSession(tx.session, tenantId))
+      const handle = endingWith(tx, scope)
+      let result: R
       try {
-        return await fn(handle.tx)
+        result = await fn(handle.tx)
       } finally {
         handle.end()
       }
+      // The tenant this call set is taken back before the savepoint is released (a rollback to it,
+      // when fn threw, takes it back by itself).
+      if (nested && (row.previous === null || row.previous === undefined)) {
+        await queryRows(tx, PG, sql`select set_config(${setting}, '', true)`)
+      }
+      return result
     }, config)
   } finally {
     // After the commit or rollback, which some drivers (node-postgres) send through the session.
-    session?.end()
+    for (const session of scope.sessions) session.end()
   }
+}
+
+/** Throws `tenant_invalid_config` (path `db`) unless `db` is a Drizzle PostgreSQL database or transaction. */
+function postgresDb(db: unknown, where: string): void {
+  // A TenantDB, or a TenantDB transaction, has no execute(): the statements here need it.
+  if (detectDriver(db).dialect !== 'pg') {
+    throw invalidOption('db', `${where} needs a Drizzle PostgreSQL database or transaction, not a SQLite one`)
+  }
+}
+
+/** What one withTenantRls call guards: its tenant, and the sessions to end once it is over. */
+interface RlsScope {
+  readonly tenantId: string
+  readonly sessions: SessionGuard[]
 }
 
 function endedError(tenantId: string): UnsafeQueryError {
@@ -257,18 +293,36 @@ function endedError(tenantId: string): UnsafeQueryError {
 /**
  * The transaction as `fn` sees it: once `fn` has settled, every use throws. Kept past the call, the
  * raw transaction would run on its connection inside whatever transaction that connection serves
- * next, another tenant's included (seen with postgres.js and a pool of one).
+ * next, another tenant's included (seen with postgres.js and a pool of one). A savepoint opened
+ * from it (`transaction()`) is handed out the same way, and its session, when the driver gives it
+ * one of its own (postgres.js), refuses work once the whole call is over.
  */
-function endingWith<T extends object>(tx: T, tenantId: string): { tx: T; end(): void } {
+function endingWith<T extends object>(tx: T, scope: RlsScope): { tx: T; end(): void } {
   let open = true
   const proxy = new Proxy(tx, {
     get(target, prop, receiver) {
       if (!open) {
         // Awaiting the ended handle (a value fn returned) must not throw: it is not a thenable.
         if (prop === 'then') return undefined
-        throw endedError(tenantId)
+        throw endedError(scope.tenantId)
       }
-      return Reflect.get(target, prop, receiver)
+      const value = Reflect.get(target, prop, receiver)
+      if (prop !== 'transaction' || typeof value !== 'function') return value
+      return (inner: (savepoint: AnyDb) => unknown, config?: unknown) =>
+        value.call(
+          receiver,
+          async (savepoint: AnyDb) => {
+            const own = (savepoint as AnyDb).session
+            if (own !== (target as AnyDb).session) scope.sessions.push(guardSession(own, scope.tenantId))
+            const handle = endingWith(savepoint, scope)
+            try {
+              return await inner(handle.tx)
+            } finally {
+              handle.end()
+            }
+          },
+          config,
+        )
     },
   })
   return {
@@ -350,7 +404,11 @@ export interface TenantRlsReport {
 /**
  * Checks, from the application's own connection, that row-level security will actually apply:
  * - the role is not a superuser, has no BYPASSRLS, and is no member of a role that is or has
- *   (`SET ROLE` would turn RLS off);
+ *   (`SET ROLE` would turn RLS off); before PostgreSQL 16, it has no CREATEROLE either (it could
+ *   grant itself a table owner's role);
+ * - the role may not TRUNCATE a table (RLS does not restrict TRUNCATE);
+ * - the tables are the named ones and the partitions and inheritance children under them that
+ *   the role may use (queried by name, a child is filtered by its own policies);
  * - each table exists, has RLS enabled, and has it forced when this role owns the table or is a
  *   member of its owner role (Postgres treats both as the owner, whom RLS spares unless forced);
  * - each table has at least one policy, and every permissive policy that applies to this role
@@ -368,17 +426,27 @@ export async function checkTenantRls(
   db: PgDatabase<any, any, any>,
   tables: readonly (string | PgTable)[],
 ): Promise<TenantRlsReport> {
+  postgresDb(db, 'checkTenantRls')
   const problems: string[] = []
   const info = PG
   const [role] = await runQuery('RLS check', undefined, () =>
     queryRows(
       db,
       info,
-      sql`select current_user as name, rolsuper, rolbypassrls from pg_roles where rolname = current_user`,
+      sql`select current_user as name, rolsuper, rolbypassrls,
+            rolcreaterole and current_setting('server_version_num')::int < 160000 as grants_any
+          from pg_roles where rolname = current_user`,
     ),
   )
   if (role?.rolsuper) problems.push(`role "${role.name}" is a superuser, which bypasses row-level security`)
   if (role?.rolbypassrls) problems.push(`role "${role?.name}" has BYPASSRLS`)
+  // Before PostgreSQL 16, CREATEROLE may grant itself any role but a superuser: a table's owner,
+  // as whom it can turn the table's RLS off.
+  if (role?.grants_any && !role.rolsuper) {
+    problems.push(
+      `role "${role.name}" has CREATEROLE, which before PostgreSQL 16 lets it grant itself any table owner's role`,
+    )
+  }
   // A superuser is a member of every role: what follows would only repeat the problem above.
   const superuser = role?.rolsuper === true
   const bypassing = superuser
@@ -398,8 +466,26 @@ export async function checkTenantRls(
       `role "${role?.name}" is a member of "${other.name}", which bypasses row-level security (SET ROLE turns it off)`,
     )
   }
+  // Each named table, then the partitions and inheritance children under it that this role may use:
+  // a query that names one of those directly is checked against its own policies, not its parent's.
+  const checked: string[] = []
   for (const table of tables) {
-    const name = qualifiedTable(table)
+    const named = qualifiedTable(table)
+    const children = await runQuery('RLS check', undefined, () =>
+      queryRows(
+        db,
+        info,
+        sql`with recursive tree(oid) as (
+              select i.inhrelid from pg_inherits i where i.inhparent = to_regclass(${named})
+              union select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.oid)
+            select tree.oid::regclass::text as name from tree
+            where has_table_privilege(current_user, tree.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+            order by 1`,
+      ),
+    )
+    checked.push(named, ...children.map((child) => child.name as string))
+  }
+  for (const name of checked) {
     const [row] = await runQuery('RLS check', undefined, () =>
       queryRows(
         db,
@@ -408,6 +494,7 @@ export async function checkTenantRls(
               pg_has_role(current_user, c.relowner, 'MEMBER') as owned,
               pg_get_userbyid(c.relowner) = current_user as own,
               pg_get_userbyid(c.relowner) as owner,
+              has_table_privilege(current_user, c.oid, 'TRUNCATE') as truncates,
               (select count(*) from pg_policy p where p.polrelid = c.oid)::int as policies
             from pg_class c where c.oid = to_regclass(${name})`,
       ),
@@ -415,6 +502,10 @@ export async function checkTenantRls(
     if (row === undefined) {
       problems.push(`table ${name} does not exist`)
       continue
+    }
+    // Row-level security does not apply to TRUNCATE: it empties the table for every tenant.
+    if (row.truncates && !superuser) {
+      problems.push(`role "${role?.name}" may TRUNCATE ${name}, which row-level security does not restrict`)
     }
     if (!row.enabled) problems.push(`table ${name} does not have row-level security enabled`)
     if (row.owned && !row.forced && (row.own || !superuser)) {
