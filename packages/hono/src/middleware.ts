@@ -165,10 +165,33 @@ function isNodeResponse(value: unknown): value is NodeResponse {
   )
 }
 
-/** `c.env.outgoing` when the app runs under @hono/node-server: the request's Node response. */
+/**
+ * `c.env.outgoing` when the app runs under @hono/node-server and this context's request is the one
+ * the server made for it: the request's Node response. A request the app makes to itself with the
+ * same bindings (`app.request(path, init, c.env)`, Hono's way to hand them on) carries the outer
+ * request's response there; taken for its own, its headers would go out on the outer response and
+ * its slot would be held until the outer response closed. Such a request, or one a middleware
+ * replaced, takes the general path (headers through `c.header()`, the end from its body).
+ */
 function nodeResponseOf(c: Context): NodeResponse | undefined {
-  const outgoing: unknown = (c.env as { outgoing?: unknown } | undefined)?.outgoing
-  return isNodeResponse(outgoing) ? outgoing : undefined
+  const env = c.env as { incoming?: unknown; outgoing?: unknown } | undefined
+  const outgoing = env?.outgoing
+  if (!isNodeResponse(outgoing)) return undefined
+  return madeFrom(c.req.raw, env!.incoming) ? outgoing : undefined
+}
+
+// @hono/node-server keeps the IncomingMessage a Request was made from under a symbol of its own
+// (not a registered one), found once by its description on a request that has it.
+let incomingKey: symbol | undefined
+
+function madeFrom(request: Request, incoming: unknown): boolean {
+  if (incoming === undefined || incoming === null) return false
+  const held = request as unknown as Record<symbol, unknown>
+  if (incomingKey !== undefined) return held[incomingKey] === incoming
+  const key = Object.getOwnPropertySymbols(request).find((symbol) => symbol.description === 'incomingKey')
+  if (key === undefined || held[key] !== incoming) return false
+  incomingKey = key
+  return true
 }
 
 /**
