@@ -120,7 +120,10 @@ function charge(
   // name (kept until their window ends, see fixedWindowConsume) are skipped: both lists are in
   // window order, so a limit without a count runs off the end of the list.
   let count: WindowCount | undefined = entry.window === undefined ? undefined : entry
-  for (const limit of limits) {
+  // Indexed, not for-of: the limits are a frozen array, which for-of walks through the generic
+  // iterator (measured: the loop header alone was the hottest line of a consume).
+  for (let i = 0; i < limits.length; i++) {
+    const limit = limits[i]!
     while (count !== undefined && count.window !== limit.window) {
       if (!isCurrent(count, now)) return undefined
       count = count.next

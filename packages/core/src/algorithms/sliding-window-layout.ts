@@ -225,7 +225,9 @@ export function slidingWindowLayout(precision: number): MemoryLayout<SlidingWind
     // `saturate`: an unlimited dimension of some window cannot take the whole cost.
     let saturate = false
     let node: WindowBuckets | undefined = entry.window === undefined ? undefined : entry
-    for (const limit of limits) {
+    // Indexed, not for-of: for-of walks a frozen array (the limits) through the generic iterator.
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i]!
       while (node !== undefined && node.window !== limit.window) node = node.next
       if (node === undefined) return undefined
       const buckets = node.buckets
