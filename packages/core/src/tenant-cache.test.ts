@@ -149,6 +149,18 @@ describe('memoryCacheStore', () => {
     expect(await store.get('a')).toBe(value)
   })
 
+  it('refuses a write on a clock that answers no number, and serves nothing such a clock dates', async () => {
+    let now = 1_000
+    const store = memoryCacheStore({ clock: { now: () => now } })
+    const cache = new TenantCache(store)
+    await cache.set('acme', 'k', 'kept', { ttlMs: 1_000 })
+    now = Number.NaN
+    // NaN + ttl would be an entry that never expires.
+    await expect(cache.set('acme', 'k', 'new', { ttlMs: 1_000 })).rejects.toThrow(InvalidTenantConfigError)
+    // An entry is live only while the clock says so: a read at NaN finds none (and drops it).
+    expect(await cache.get('acme', 'k')).toBeUndefined()
+  })
+
   it('validates its options once, when created', () => {
     for (const bad of [{ max: 0 }, { max: 1.5 }, { ttlMs: 0 }, { clock: {} }, { maxSize: 3 }]) {
       expect(() => memoryCacheStore(bad as never), JSON.stringify(bad)).toThrow(InvalidTenantConfigError)
@@ -305,6 +317,17 @@ describe('TenantCache', () => {
     clock.advance(101)
     expect(await cache.get('t', 'short')).toBeUndefined()
     expect(await cache.get('t', 'long')).toBe(1)
+  })
+
+  it('refuses set options that are no object, and keeps what was cached', async () => {
+    const cache = new TenantCache(memoryCacheStore())
+    await cache.set('acme', 'k', 'kept')
+    for (const options of [null, 5, 'ttl']) {
+      await expect(cache.set('acme', 'k', 'new', options as unknown as { ttlMs?: number })).rejects.toThrow(
+        InvalidTenantConfigError,
+      )
+    }
+    expect(await cache.get('acme', 'k')).toBe('kept')
   })
 
   it('rejects invalid tenant ids and TTLs as rejected promises', async () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
+import { describeValue } from './describe-value'
 import { storableText, storableTextProblem } from './json'
 import { isValidTenantId, validateTenantId } from './tenant-id'
 import { assertMethods, invalidOption, parseOrThrow } from './validate'
@@ -201,9 +202,12 @@ export class TenantCache<V = unknown> {
   }
 
   /** Caches `value` for `ttlMs` (default: the cache's `ttlMs`, then the store's default). */
-  set(tenantId: string, key: string, value: V, options: { ttlMs?: number } = {}): Promise<void> {
+  set(tenantId: string, key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
     return this.#run(() => {
-      const ttlMs = validateCacheTtl(options.ttlMs) ?? this.#ttlMs
+      if (options !== undefined && (typeof options !== 'object' || options === null)) {
+        throw invalidOption('TenantCache.set.options', `must be an object, got ${describeValue(options)}`)
+      }
+      const ttlMs = validateCacheTtl(options?.ttlMs) ?? this.#ttlMs
       return this.#store.set(this.keyFor(tenantId, key), value, ttlMs === undefined ? undefined : { ttlMs })
     })
   }
@@ -328,7 +332,8 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
   }
   const live = (key: string, now: number): MemoryEntry<V> | undefined => {
     const entry = entries.get(key)
-    if (entry && entry.expiresAt < now) {
+    // Written so that NaN (a clock that answered no number) counts as expired, never as live.
+    if (entry && !(entry.expiresAt >= now)) {
       remove(key, entry)
       return undefined
     }
@@ -351,6 +356,14 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
     },
     async set(key, value, setOptions) {
       const ttl = validateCacheTtl(setOptions?.ttlMs) ?? defaultTtl
+      // Checked before anything changes: NaN + ttl would be an entry that never expires.
+      const now = clock.now()
+      if (!Number.isFinite(now)) {
+        throw invalidOption(
+          'memoryCacheStore.clock',
+          `now() must answer a finite number, got ${describeValue(now)}`,
+        )
+      }
       const old = entries.get(key)
       if (old) remove(key, old)
       if (value === undefined) return
@@ -363,7 +376,7 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
         group = new Set()
         groups.set(tenant, group)
       }
-      const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : clock.now() + ttl
+      const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl
       entries.set(key, { value, expiresAt, tenant, group })
       group.add(key)
       if (tenant !== '' && group.size > maxPerTenant) evictFirst(group)

@@ -161,6 +161,48 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(await users.get('acme', 'secret')).toBe('acme secret')
     })
 
+    it('needs a prefix of its own for another TenantCache prefix: two caches on one would share groups', async () => {
+      // On the default prefix, clear('acme') of one cache emptied acme in the other.
+      expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 'users:' })).toThrow(
+        InvalidTenantConfigError,
+      )
+      expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 'users:' })).toThrow(
+        /prefix of its own/,
+      )
+      const sessions = new TenantCache(new RedisTenantCacheStore({ redis, prefix: `${p}s` }))
+      const users = new TenantCache(
+        new RedisTenantCacheStore({ redis, prefix: `${p}u`, tenantCachePrefix: 'users:' }),
+        { prefix: 'users:' },
+      )
+      await sessions.set('acme', 's1', 'session')
+      await users.set('acme', 'u1', 'user')
+      expect(await sessions.clear('acme')).toBe(1)
+      expect(await users.get('acme', 'u1')).toBe('user')
+    })
+
+    it('refuses a value over maxValueBytes before sending it, and keeps the entry it would replace', async () => {
+      const small = new RedisTenantCacheStore({ redis, prefix: p, maxValueBytes: 16 })
+      const cache = new TenantCache(small)
+      await cache.set('acme', 'k', 'abcdefghijklmn') // 16 bytes as JSON
+      expect(await cache.get('acme', 'k')).toBe('abcdefghijklmn')
+      // Counted in UTF-8: 6 characters of 3 bytes each, plus the quotes.
+      await expect(cache.set('acme', 'k', '€€€€€€')).rejects.toThrow(
+        /at most 16 bytes \(maxValueBytes\), got 20/,
+      )
+      await expect(cache.set('acme', 'k', 'x'.repeat(15))).rejects.toThrow(InvalidTenantConfigError)
+      expect(await cache.get('acme', 'k')).toBe('abcdefghijklmn')
+      expect(() => new RedisTenantCacheStore({ redis, prefix: p, maxValueBytes: 0 })).toThrow(
+        InvalidTenantConfigError,
+      )
+      expect(() => new RedisTenantCacheStore({ redis, prefix: p, maxValueBytes: 2 ** 30 })).toThrow(
+        InvalidTenantConfigError,
+      )
+      // The default is 1 MiB.
+      await expect(new TenantCache(store).set('acme', 'big', 'x'.repeat(1_048_576))).rejects.toThrow(
+        /1048576/,
+      )
+    })
+
     it('clears a tenant by deleting its two keys, leaving look-alike tenants alone', async () => {
       const cache = new TenantCache(store)
       await cache.set('acme', 'k', 'acme')

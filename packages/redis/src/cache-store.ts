@@ -52,6 +52,12 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
    */
   maxEntriesPerTenant?: number
   /**
+   * The most bytes a value may take once serialized (UTF-8). A larger one is refused with
+   * `InvalidTenantConfigError` before anything is sent. At most 512 MiB, Redis's own bound.
+   * @default 1048576 (1 MiB)
+   */
+  maxValueBytes?: number
+  /**
    * How values become Redis strings. The default is JSON, and refuses values that JSON would
    * change (`Date`, `Map`, `undefined` inside objects, ...) with a `TypeError`.
    * @default JSON
@@ -61,6 +67,14 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
 
 /** Default {@link RedisTenantCacheStoreOptions.ttlMs}: one hour. */
 export const DEFAULT_CACHE_TTL_MS = 3_600_000
+
+/** Default {@link RedisTenantCacheStoreOptions.maxValueBytes}: 1 MiB. */
+export const DEFAULT_CACHE_VALUE_BYTES = 1_048_576
+
+// Redis refuses strings longer than this.
+const MAX_CACHE_VALUE_BYTES = 512 * 1_048_576
+
+const utf8 = new TextEncoder()
 
 /** Default {@link RedisTenantCacheStoreOptions.maxEntriesPerTenant}. */
 export const DEFAULT_CACHE_ENTRIES_PER_TENANT = 10_000
@@ -242,6 +256,7 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   }
   readonly #ttlMs: number
   readonly #maxEntries: string
+  readonly #maxValueBytes: number
   readonly #serializer: CacheSerializer<V>
 
   constructor(options: RedisTenantCacheStoreOptions<V>) {
@@ -250,6 +265,22 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
       throw optionError('tenantCachePrefix', 'must be a string')
     }
     this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
+    // A store's groups are named by its `prefix` and the tenant alone: a second cache left on the
+    // default prefix would share every tenant's group with the first, so clearing a tenant in one
+    // emptied it in the other, and one's writes evicted the other's entries.
+    if (this.#tenantCachePrefix !== 'tenant:' && options.prefix === undefined) {
+      throw optionError(
+        'prefix',
+        `a store for tenantCachePrefix "${this.#tenantCachePrefix}" needs a prefix of its own: on the default one its tenants' groups would be shared with those of every other cache there`,
+      )
+    }
+    this.#maxValueBytes = wholeNumberOption(
+      'maxValueBytes',
+      options.maxValueBytes,
+      DEFAULT_CACHE_VALUE_BYTES,
+      1,
+      MAX_CACHE_VALUE_BYTES,
+    )
     this.#ttlMs = validateCacheTtl(options.ttlMs) ?? DEFAULT_CACHE_TTL_MS
     this.#maxEntries = String(
       wholeNumberOption(
@@ -288,6 +319,14 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
       return
     }
     const payload = this.#serializer.serialize(value)
+    // Refused before it is sent: a write this large could time out and still be stored.
+    const bytes = payload.length * 3 <= this.#maxValueBytes ? 0 : utf8.encode(payload).length
+    if (bytes > this.#maxValueBytes) {
+      throw invalidOption(
+        'RedisTenantCacheStore.value',
+        `must serialize to at most ${this.#maxValueBytes} bytes (maxValueBytes), got ${bytes}`,
+      )
+    }
     const keys = this.#groupKeys(this.#groupOf(key))
     await this.#run(SET, keys, [this.#now(), key, payload, String(ttlMs), this.#maxEntries], 'cache set')
   }
