@@ -169,9 +169,9 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 'users:' })).toThrow(
         /prefix of its own/,
       )
-      const sessions = new TenantCache(new RedisTenantCacheStore({ redis, prefix: `${p}s` }))
+      const sessions = new TenantCache(new RedisTenantCacheStore<string>({ redis, prefix: `${p}s` }))
       const users = new TenantCache(
-        new RedisTenantCacheStore({ redis, prefix: `${p}u`, tenantCachePrefix: 'users:' }),
+        new RedisTenantCacheStore<string>({ redis, prefix: `${p}u`, tenantCachePrefix: 'users:' }),
         { prefix: 'users:' },
       )
       await sessions.set('acme', 's1', 'session')
