@@ -104,7 +104,10 @@ export interface SettleEvent {
   events: number
   /** Usage after the adjustment; absent when nothing changed or the adjustment failed. */
   usage?: QuotaUsage
-  /** Why the tokens could not be read (`streamUsage.sent()` returned no whole number >= 0). */
+  /**
+   * Why the tokens could not be read (`streamUsage.sent()` threw or returned no whole number >= 0).
+   * With `tokens`: a stream cut short after a usage report, settled at that usage instead.
+   */
   error?: unknown
 }
 

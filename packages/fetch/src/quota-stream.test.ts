@@ -162,6 +162,30 @@ describe.each(Object.entries(managers))(
       expect(await used()).toBe(530)
     })
 
+    it('settles a stream cut short at its usage when sent() fails, never at the estimate below it', async () => {
+      const chunk =
+        'data: {"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":400,"total_tokens":500}}\n\n'
+      for (const sent of [
+        () => {
+          throw new Error('sent() failed')
+        },
+        () => -5,
+      ]) {
+        const upstream = await serve([chunk], { hold: true })
+        const { send, settlement, errors } = await app(upstream.url, { streamUsage: { sent } })
+        const controller = new AbortController()
+        const reader = (await send(controller.signal)).body!.getReader()
+        expect(await readEvents(reader, 1)).toContain('total_tokens')
+        controller.abort()
+        const event = await settlement
+        expect(event).toMatchObject({ how: 'aborted', tokens: 500 })
+        expect(event.error).toBeDefined()
+        expect(errors.map((e) => e.error)).toEqual([event.error])
+        await upstream.closed
+      }
+      expect(await used()).toBe(1000)
+    })
+
     it('takes the usage of a stream whose [DONE] went through, though the client left before its end', async () => {
       const upstream = await serve(openAiEvents(['a', 'b'], { prompt: 70, completion: 5 }), { hold: true })
       const { send, settlement } = await app(upstream.url)

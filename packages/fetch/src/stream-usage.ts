@@ -107,22 +107,42 @@ async function settle(
     estimatedTokens: estimated,
     events: progress.events,
   }
-  let tokens: number
+  let reportedTokens: number | undefined
   try {
-    const usage = reported ? costAmount(progress.tokens, 'the stream usage', 0) : 0
-    tokens =
-      how === 'usage'
-        ? usage
-        : Math.max(
-            usage,
-            costAmount(stream.sent({ ...progress, estimatedTokens: estimated }), 'streamUsage.sent()', 0),
-          )
+    reportedTokens = reported ? costAmount(progress.tokens, 'the stream usage', 0) : undefined
   } catch (error) {
     // The estimate stands.
     settlement.reportError(error)
     settlement.onSettle({ ...base, error })
     return
   }
+  let tokens: number
+  let error: unknown
+  if (how === 'usage') tokens = reportedTokens!
+  else {
+    try {
+      const sent = costAmount(
+        stream.sent({ ...progress, estimatedTokens: estimated }),
+        'streamUsage.sent()',
+        0,
+      )
+      tokens = Math.max(reportedTokens ?? 0, sent)
+    } catch (sentError) {
+      settlement.reportError(sentError)
+      // Without a usage the estimate stands; with one, the usage does: never below it.
+      if (reportedTokens === undefined) {
+        settlement.onSettle({ ...base, error: sentError })
+        return
+      }
+      tokens = reportedTokens
+      error = sentError
+    }
+  }
   const usage = tokens === estimated ? undefined : await settlement.adjust(tokens)
-  settlement.onSettle(usage === undefined ? { ...base, tokens } : { ...base, tokens, usage })
+  settlement.onSettle({
+    ...base,
+    tokens,
+    ...(usage === undefined ? {} : { usage }),
+    ...(error === undefined ? {} : { error }),
+  })
 }
