@@ -466,8 +466,9 @@ export async function checkTenantRls(
       `role "${role?.name}" is a member of "${other.name}", which bypasses row-level security (SET ROLE turns it off)`,
     )
   }
-  // Each named table, then the partitions and inheritance children under it that this role may use:
-  // a query that names one of those directly is checked against its own policies, not its parent's.
+  // Each named table, then the partitions and inheritance children under it that this role may use
+  // (a privilege on the table or on some of its columns, in a schema it may use): a query that names
+  // one of those directly is checked against its own policies, not its parent's.
   const checked: string[] = []
   for (const table of tables) {
     const named = qualifiedTable(table)
@@ -478,8 +479,10 @@ export async function checkTenantRls(
         sql`with recursive tree(oid) as (
               select i.inhrelid from pg_inherits i where i.inhparent = to_regclass(${named})
               union select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.oid)
-            select tree.oid::regclass::text as name from tree
-            where has_table_privilege(current_user, tree.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+            select c.oid::regclass::text as name from tree join pg_class c on c.oid = tree.oid
+            where has_schema_privilege(current_user, c.relnamespace, 'USAGE')
+              and (has_table_privilege(current_user, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+                or has_any_column_privilege(current_user, c.oid, 'SELECT, INSERT, UPDATE'))
             order by 1`,
       ),
     )
