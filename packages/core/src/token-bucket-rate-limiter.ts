@@ -98,11 +98,12 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
     // a held id needs no regex) and the take.
     const now = this.#clock.now()
     this.#buckets.sweep(now)
-    const bucket = this.#buckets.get(tenantId)
+    let bucket = this.#buckets.get(tenantId)
     if (bucket === undefined) validateTenantId(tenantId)
     const amount = costAmount(cost, 'cost', 1)
     let limit = config
     if (limit === undefined) {
+      const changes = this.#buckets.changes
       const read = providedConfig(this.#provider, tenantId, 'rateLimit')
       // After an await the time and the bucket are read again: the map may have changed meanwhile.
       if (read instanceof Promise) {
@@ -113,6 +114,8 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
         })
       }
       limit = read
+      // A config store that called back into this limiter may have replaced or removed the bucket.
+      if (this.#buckets.changes !== changes) bucket = this.#buckets.get(tenantId)
     }
     return this.#take(tenantId, amount, limit, now, bucket)
   }

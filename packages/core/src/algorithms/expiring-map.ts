@@ -73,6 +73,8 @@ export class ExpiringMap<E extends ExpiringEntry> {
   #peak = 0
   /** Heap slots of deleted entries, not yet popped (see `delete`). */
   #dead = 0
+  /** Entries added or removed so far (see `changes`). */
+  #changes = 0
   readonly #budget: number
   readonly #expiresAt: (entry: E, now: number) => number
 
@@ -99,6 +101,15 @@ export class ExpiringMap<E extends ExpiringEntry> {
     return this.#heap.length === 0 ? Number.POSITIVE_INFINITY : this.#heap[0]!.heapAt
   }
 
+  /**
+   * How many entries have been added or removed so far. A caller that holds an entry across a call
+   * it does not control (a user's config store, which may call back into the manager) compares
+   * this before and after to know whether the entry it holds may no longer be the map's.
+   */
+  get changes(): number {
+    return this.#changes
+  }
+
   /** Heap slots held: one per live entry, plus those of deleted entries not yet discarded. */
   get slots(): number {
     return this.#heap.length
@@ -113,6 +124,7 @@ export class ExpiringMap<E extends ExpiringEntry> {
   add(entry: E, expiresAt: number): void {
     entry.heapAt = expiresAt
     this.#entries.set(entry.key, entry)
+    this.#changes++
     this.#push(entry)
   }
 
@@ -124,6 +136,7 @@ export class ExpiringMap<E extends ExpiringEntry> {
    */
   delete(key: string): void {
     if (!this.#entries.delete(key)) return
+    this.#changes++
     this.#dead++
     if (this.#dead >= COMPACT_MIN && this.#dead * 2 > this.#heap.length) this.#rebuild()
   }
@@ -146,6 +159,7 @@ export class ExpiringMap<E extends ExpiringEntry> {
         continue
       }
       this.#entries.delete(entry.key)
+      this.#changes++
       this.#compact()
       return entry
     }
@@ -165,6 +179,7 @@ export class ExpiringMap<E extends ExpiringEntry> {
       const expiresAt = this.#expiresAt(entry, now)
       if (expiresAt <= now) {
         this.#entries.delete(entry.key)
+        this.#changes++
       } else {
         entry.heapAt = expiresAt
         this.#push(entry)

@@ -116,13 +116,14 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     // The sweep runs first, so the entry read next is one the sweep left in the map; that one read
     // serves both the id check (a stored entry proves its id valid, see #validate) and the charge.
     const now = this.#now()
-    const entry = this.#entries.get(tenantId)
+    let entry = this.#entries.get(tenantId)
     if (entry === undefined) validateTenantId(tenantId)
     // Most calls name no cost: share one frozen default instead of allocating it per call.
     const charge = cost === undefined ? ONE_REQUEST : normalizeCost(cost)
     const subject = cost === undefined ? undefined : subjectOf(cost)
     let quota = config
     if (quota === undefined) {
+      const changes = this.#entries.changes
       const read = providedConfig(this.#provider, tenantId, 'quota')
       // After an await the time and the entry are read again: the map may have changed meanwhile.
       if (read instanceof Promise) {
@@ -132,6 +133,9 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
         })
       }
       quota = read
+      // A config store that called back into this manager (a reset, a nested consume) may have
+      // replaced or removed the entry read above: charged in place, it would count for nothing.
+      if (this.#entries.changes !== changes) entry = this.#entries.get(tenantId)
     }
     return this.#decide(tenantId, charge, quota, subject, now, entry)
   }
