@@ -161,23 +161,31 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       expect(await users.get('acme', 'secret')).toBe('acme secret')
     })
 
-    it('needs a prefix of its own for another TenantCache prefix: two caches on one would share groups', async () => {
-      // On the default prefix, clear('acme') of one cache emptied acme in the other.
-      expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 'users:' })).toThrow(
-        InvalidTenantConfigError,
-      )
-      expect(() => new RedisTenantCacheStore({ redis, tenantCachePrefix: 'users:' })).toThrow(
-        /prefix of its own/,
-      )
-      const sessions = new TenantCache(new RedisTenantCacheStore<string>({ redis, prefix: `${p}s` }))
-      const users = new TenantCache(
-        new RedisTenantCacheStore<string>({ redis, prefix: `${p}u`, tenantCachePrefix: 'users:' }),
-        { prefix: 'users:' },
-      )
-      await sessions.set('acme', 's1', 'session')
-      await users.set('acme', 'u1', 'user')
-      expect(await sessions.clear('acme')).toBe(1)
-      expect(await users.get('acme', 'u1')).toBe('user')
+    it('gives a store for another TenantCache prefix a default prefix of its own', async () => {
+      // On one prefix, clear('acme') of one cache emptied acme in the other.
+      const sessionsStore = new RedisTenantCacheStore<string>({ redis })
+      const usersStore = new RedisTenantCacheStore<string>({ redis, tenantCachePrefix: 'users:' })
+      const sessions = new TenantCache(sessionsStore)
+      const users = new TenantCache(usersStore, { prefix: 'users:' })
+      const tenant = `acme-${p.replace(/[^A-Za-z0-9]/g, '')}`
+      try {
+        await sessions.set(tenant, 's1', 'session')
+        await users.set(tenant, 'u1', 'user')
+        expect(await redis.exists(`{tenant:cache:${tenant}}:h`)).toBe(1)
+        expect(await sessions.clear(tenant)).toBe(1)
+        expect(await users.get(tenant, 'u1')).toBe('user')
+        // The same TenantCache prefix gives the same default, so its stores share their entries.
+        const again = new TenantCache(
+          new RedisTenantCacheStore<string>({ redis, tenantCachePrefix: 'users:' }),
+          {
+            prefix: 'users:',
+          },
+        )
+        expect(await again.get(tenant, 'u1')).toBe('user')
+      } finally {
+        await users.clear(tenant)
+        await sessions.clear(tenant)
+      }
     })
 
     it('refuses a value over maxValueBytes before sending it, and keeps the entry it would replace', async () => {

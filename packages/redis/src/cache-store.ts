@@ -25,8 +25,9 @@ export interface CacheSerializer<V> {
 export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
   /**
    * Start of every Redis key this store writes, inside the Cluster hash tag:
-   * `{prefix:tenantId}:h` and `{prefix:tenantId}:x`.
-   * @default 'tenant:cache'
+   * `{prefix:tenantId}:h` and `{prefix:tenantId}:x`. Two caches must not share one: give each
+   * store its own.
+   * @default 'tenant:cache'; with another `tenantCachePrefix`, 'tenant:cache:' and a hash of it
    */
   prefix?: string
   /**
@@ -67,6 +68,21 @@ export interface RedisTenantCacheStoreOptions<V> extends RedisStoreOptions {
 
 /** Default {@link RedisTenantCacheStoreOptions.ttlMs}: one hour. */
 export const DEFAULT_CACHE_TTL_MS = 3_600_000
+
+/**
+ * The default `prefix` of a store for `tenantCachePrefix`. A store's groups are named by its
+ * `prefix` and the tenant alone, so two caches on one prefix would share every tenant's group
+ * (clearing a tenant in one would empty it in the other): a store for another `TenantCache` prefix
+ * gets a default of its own, `tenant:cache:` and a 32-bit FNV-1a hash of that prefix in hex.
+ */
+function defaultCachePrefix(tenantCachePrefix: string): string {
+  if (tenantCachePrefix === 'tenant:') return 'tenant:cache'
+  let hash = 0x811c9dc5
+  for (let i = 0; i < tenantCachePrefix.length; i++) {
+    hash = Math.imul(hash ^ tenantCachePrefix.charCodeAt(i), 0x01000193)
+  }
+  return `tenant:cache:${(hash >>> 0).toString(16).padStart(8, '0')}`
+}
 
 /** Default {@link RedisTenantCacheStoreOptions.maxValueBytes}: 1 MiB. */
 export const DEFAULT_CACHE_VALUE_BYTES = 1_048_576
@@ -260,20 +276,17 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
   readonly #serializer: CacheSerializer<V>
 
   constructor(options: RedisTenantCacheStoreOptions<V>) {
-    this.#options = resolveStoreOptions('RedisTenantCacheStore', options, 'tenant:cache')
-    if (options.tenantCachePrefix !== undefined && typeof options.tenantCachePrefix !== 'string') {
+    const tenantCachePrefix =
+      typeof options === 'object' && options !== null ? options.tenantCachePrefix : undefined
+    if (tenantCachePrefix !== undefined && typeof tenantCachePrefix !== 'string') {
       throw optionError('tenantCachePrefix', 'must be a string')
     }
-    this.#tenantCachePrefix = options.tenantCachePrefix ?? 'tenant:'
-    // A store's groups are named by its `prefix` and the tenant alone: a second cache left on the
-    // default prefix would share every tenant's group with the first, so clearing a tenant in one
-    // emptied it in the other, and one's writes evicted the other's entries.
-    if (this.#tenantCachePrefix !== 'tenant:' && options.prefix === undefined) {
-      throw optionError(
-        'prefix',
-        `a store for tenantCachePrefix "${this.#tenantCachePrefix}" needs a prefix of its own: on the default one its tenants' groups would be shared with those of every other cache there`,
-      )
-    }
+    this.#tenantCachePrefix = tenantCachePrefix ?? 'tenant:'
+    this.#options = resolveStoreOptions(
+      'RedisTenantCacheStore',
+      options,
+      defaultCachePrefix(this.#tenantCachePrefix),
+    )
     this.#maxValueBytes = wholeNumberOption(
       'maxValueBytes',
       options.maxValueBytes,
