@@ -71,6 +71,21 @@ describe('ConfigPolicyEvaluator', () => {
     })
   })
 
+  it('lets GET allow HEAD, which routers answer with the GET handler, and nothing else', async () => {
+    const policy = new ConfigPolicyEvaluator(configs)
+    await withPolicy({ allowedMethods: ['get'] })
+    for (const method of ['HEAD', 'head', 'GET']) {
+      expect(await policy.evaluate('acme', { method }), method).toEqual({ allowed: true })
+    }
+    await withPolicy({ allowedMethods: ['POST', 'HEAD'] })
+    expect(await policy.evaluate('acme', { method: 'GET' })).toMatchObject({ allowed: false, rule: 'method' })
+    await withPolicy({ allowedMethods: ['POST'] })
+    expect(await policy.evaluate('acme', { method: 'HEAD' })).toMatchObject({
+      allowed: false,
+      rule: 'method',
+    })
+  })
+
   it('matches paths exactly or by prefix for entries ending in "*"', async () => {
     const policy = new ConfigPolicyEvaluator(configs)
     await withPolicy({ allowedPaths: ['/v1/chat', '/v1/files/*', '/beta*'] })

@@ -80,8 +80,11 @@ export function invalidPolicyRequest(request: PolicyRequest): PolicyDecision | u
 
 const same = (entry: string, value: string) => entry === value
 // Methods come in upper case almost always: the exact comparison spares two new strings per entry.
+// A GET entry allows HEAD too, as routers answer HEAD with the GET handler (Hono does).
 const sameMethod = (entry: string, value: string) =>
-  entry === value || entry.toUpperCase() === value.toUpperCase()
+  entry === value ||
+  entry.toUpperCase() === value.toUpperCase() ||
+  (value.toUpperCase() === 'HEAD' && entry.toUpperCase() === 'GET')
 
 /**
  * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
@@ -89,7 +92,8 @@ const sameMethod = (entry: string, value: string) =>
  *
  * Rules, checked in this order, the first refusal wins:
  * - `model`, `tool`: exact, case-sensitive match (`*` has no special meaning).
- * - `method`: case-insensitive match (`get` allows `GET`).
+ * - `method`: case-insensitive match (`get` allows `GET`); `GET` allows `HEAD` too, which routers
+ *   answer with the GET handler (a `HEAD` entry therefore still runs GET handlers).
  * - `path`: exact match, or a prefix match for entries ending in `*`; see {@link pathMatches}.
  *
  * An empty allow-list allows everything in its dimension. A request that does not name a value

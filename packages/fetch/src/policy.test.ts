@@ -92,6 +92,30 @@ describe('tenantPolicy', () => {
     expect((await policy(post('gpt-4o'), next)).status).toBe(403)
   })
 
+  it('checks the request line, not a method or path extract answers (a body handed back as is)', async () => {
+    const extract = async (request: Request) => (await request.clone().json()) as Record<string, string>
+    const { calls, next } = okHandler()
+    const policy = chain({ evaluator, extract })
+    const send = (method: string, path: string, body: Record<string, string>) =>
+      policy(req(path, { tenant: 'acme', method, body: JSON.stringify(body) }), next)
+    // The client names an allowed method and path in the body of a request the policy refuses.
+    const spoofed = await send('DELETE', '/admin/delete-everything', {
+      model: 'gpt-4o-mini',
+      method: 'POST',
+      path: '/v1/chat',
+    })
+    expect(spoofed.status).toBe(403)
+    expect(await problem(spoofed)).toMatchObject({ code: 'tenant_policy_denied', rule: 'method' })
+    const pathOnly = await send('POST', '/admin/x', { model: 'gpt-4o-mini', path: '/v1/chat' })
+    expect(await problem(pathOnly)).toMatchObject({ rule: 'path' })
+    expect(calls).toHaveLength(0)
+    // The same values as the request line's change nothing.
+    expect(
+      (await send('POST', '/v1/chat', { model: 'gpt-4o-mini', method: 'POST', path: '/v1/chat' })).status,
+    ).toBe(200)
+    expect((await send('POST', '/v1/chat', { model: 'gpt-4o' })).status).toBe(403)
+  })
+
   it('refuses with the code of a TenantError thrown by extract', async () => {
     const extract = () => {
       throw new TenantError('invalid_cost', 'body too large to inspect')

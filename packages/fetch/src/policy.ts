@@ -33,9 +33,10 @@ export interface PolicyOptions extends StageOptions {
   /**
    * Reads model and tool from the request instead of the headers (a JSON body, a route
    * parameter). Read the body from `request.clone()` so the handler can still read it. The
-   * method and path come from the request unless this returns them. A value that is not a
-   * string (`null`, an array, an object from a JSON body) is denied with 403
-   * `tenant_policy_denied` before the evaluator runs, `failOpen` or not.
+   * method and path always come from the request line: a `method` or `path` this returns that
+   * differs from the request's is denied (a JSON body handed back as is would let the client name
+   * them). A value that is not a string (`null`, an array, an object from a JSON body) is denied
+   * with 403 `tenant_policy_denied` before the evaluator runs, `failOpen` or not.
    * @default undefined (the headers)
    */
   extract?: (request: Request) => MaybePromise<PolicyRequest>
@@ -68,6 +69,16 @@ export function policyStage(options: PolicyOptions = {}): ChainStage | undefined
 }
 
 const AMBIGUOUS_PATH: PolicyDecision = Object.freeze({ allowed: false, rule: 'path', reason: AMBIGUOUS_URL })
+
+const LINE_RULES = ['method', 'path'] as const
+
+function lineMismatch(rule: 'method' | 'path', extracted: string, actual: string): PolicyDecision {
+  return {
+    allowed: false,
+    rule,
+    reason: `extract() answered the ${rule} ${JSON.stringify(extracted.slice(0, 200))}, but the request's is ${JSON.stringify(actual.slice(0, 200))}: the policy checks the request line's`,
+  }
+}
 
 class PolicyStage implements ChainStage {
   readonly stage = 'policy' as const
@@ -107,14 +118,26 @@ class PolicyStage implements ChainStage {
 
   #extracted(admission: Admission, input: PolicyRequest, read: PolicyRequest | UserRefusal): StageStep {
     if (read instanceof UserRefusal) return this.#core.refuse(admission, { input: {} }, { error: read.error })
+    const extracted: PolicyRequest = {}
     for (const [key, value] of Object.entries(read ?? {})) {
       // A JSON body's "__proto__" key would set the input's prototype, not a field of it.
-      if (value !== undefined && key !== '__proto__') input[key as keyof PolicyRequest] = value
+      if (value !== undefined && key !== '__proto__') extracted[key as keyof PolicyRequest] = value
     }
     // What `extract` read is request input (a JSON body): a value of the wrong type is denied here,
     // before the evaluator, so it never reaches the store call whose failures failOpen passes.
-    const invalid = invalidPolicyRequest(input)
-    if (invalid !== undefined) return this.#decided(admission, input, invalid)
+    const invalid = invalidPolicyRequest(extracted)
+    if (invalid !== undefined) return this.#decided(admission, { ...input, ...extracted }, invalid)
+    // The method and path are the request line's, which the router serves. An `extract` that hands
+    // back a JSON body would otherwise let the client name the ones the policy checks: one that
+    // differs is denied.
+    for (const rule of LINE_RULES) {
+      const value = extracted[rule]
+      if (value !== undefined && value !== input[rule]) {
+        return this.#decided(admission, { ...input, ...extracted }, lineMismatch(rule, value, input[rule]!))
+      }
+    }
+    if (extracted.model !== undefined) input.model = extracted.model
+    if (extracted.tool !== undefined) input.tool = extracted.tool
     return this.#evaluate(admission, input)
   }
 
