@@ -1,8 +1,10 @@
+import fc from 'fast-check'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { ManualClock } from './clock'
 import type { PolicyProvider } from './config'
 import { InvalidTenantConfigError, InvalidTenantIdError, TenantNotFoundError } from './errors'
 import { InMemoryConfigManager } from './in-memory-config-manager'
+import { deepFreeze } from './json'
 import { ConfigPolicyEvaluator, pathMatches } from './policy-evaluator'
 import type { PolicyConfig } from './schemas'
 
@@ -236,5 +238,37 @@ describe('pathMatches', () => {
     ['/a*', '/b/a', false],
   ])('pathMatches(%j, %j) is %s', (entry, path, expected) => {
     expect(pathMatches(entry, path)).toBe(expected)
+  })
+})
+
+describe('ConfigPolicyEvaluator on frozen policies (compiled once) and on plain ones', () => {
+  it('decides the same, entry by entry or by lookup (property)', async () => {
+    // Few letters, so entries, prefixes and values often meet; "*" ends prefix entries.
+    const text = fc.stringMatching(/^[aAbB/]{0,4}$/)
+    const entry = fc.oneof(
+      text,
+      text.map((t) => `${t}*`),
+      fc.constantFrom('GET', 'get', 'HEAD', 'Post', '*'),
+    )
+    const list = fc.array(entry, { maxLength: 6 })
+    const value = fc.option(fc.oneof(text, fc.constantFrom('GET', 'head', 'HEAD', 'post')), {
+      nil: undefined,
+    })
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ allowedModels: list, allowedTools: list, allowedMethods: list, allowedPaths: list }),
+        fc.record({ model: value, tool: value, method: value, path: value }),
+        fc.boolean(),
+        async (policy, request, strict) => {
+          const plain = new ConfigPolicyEvaluator({ policyConfig: async () => policy }, { strict })
+          const frozen = new ConfigPolicyEvaluator(
+            { policyConfig: async () => deepFreeze(structuredClone(policy)) },
+            { strict },
+          )
+          expect(await frozen.evaluate('acme', request)).toEqual(await plain.evaluate('acme', request))
+        },
+      ),
+      { numRuns: 3000 },
+    )
   })
 })
