@@ -262,7 +262,7 @@ describe('ConfigPolicyEvaluator on frozen policies (compiled once) and on plain 
         async (policy, request, strict) => {
           const plain = new ConfigPolicyEvaluator({ policyConfig: async () => policy }, { strict })
           const frozen = new ConfigPolicyEvaluator(
-            { policyConfig: async () => deepFreeze(structuredClone(policy)) },
+            { policyConfig: async () => deepFreeze(JSON.parse(JSON.stringify(policy)) as typeof policy) },
             { strict },
           )
           expect(await frozen.evaluate('acme', request)).toEqual(await plain.evaluate('acme', request))
