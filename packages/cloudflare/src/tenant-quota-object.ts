@@ -152,6 +152,12 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   #alarmAt: number | null = null
   /** Recent admissions and voids by op id: in memory only, bounded (see {@link RecentOps}). */
   readonly #ops = new RecentOps<Admission>()
+  /**
+   * Lease ids released lately, held or not: an acquire that arrives after its own release (the
+   * limiter releases an acquire whose call failed, and the call may still run) takes no slot.
+   * In memory only, bounded like {@link RecentOps}.
+   */
+  readonly #released = new RecentOps<never>()
   /** Counts the calls; an admission and a state's birth are numbered with it. */
   #seq = 0
   /**
@@ -450,6 +456,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         // The same acquire again (its first answer was lost): it holds its slot already.
         if (given !== undefined && leases.has(given))
           return { value: { allowed: true, inFlight: count, leaseId: given }, write: undefined }
+        // Released before it arrived: held now, the slot would stay taken for the lease's ttl.
+        if (given !== undefined && this.#released.get(given, now) !== undefined)
+          throw new TenantBackendError('this lease was released before its acquire arrived')
         if (count >= max) return { value: { allowed: false, inFlight: count }, write: undefined }
         const leaseId = given ?? crypto.randomUUID()
         leases.set(leaseId, now + ttl)
@@ -457,8 +466,13 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         return { value: { allowed: true, inFlight: count + 1, leaseId }, write: save() }
       }
       case 'release': {
-        // An unknown id (released before, reset, expired, never handed out) frees nothing and
-        // writes nothing: releases are idempotent.
+        // Remembered either way, so that its acquire, if it comes (again) later, takes no slot.
+        // Only an id an acquire could have named: a longer one would cost memory for nothing.
+        const id: unknown = call.leaseId
+        if (typeof id === 'string' && id.length > 0 && id.length <= 128)
+          this.#released.remember(id, undefined, now)
+        // An unknown id (released before, reset, expired, never handed out, or its acquire not
+        // arrived yet) frees nothing and writes nothing: releases are idempotent.
         if (!leases.delete(call.leaseId)) return { value: { inFlight: count }, write: undefined }
         // A loop, not Math.max(...values): spreading up to 100,000 leases into one call is close
         // to the engine's stack limit for arguments (Node overflows at about 200,000).

@@ -70,6 +70,34 @@ it(
 )
 
 it(
+  'TenantQuotaObject takes no slot for an acquire that arrives after its own release',
+  async () => {
+    // The limiter releases an acquire whose call failed; that acquire may still reach the object
+    // later, or arrive again after a normal release. Holding a slot then would keep it taken,
+    // with nobody to give it back, for the lease's whole ttl.
+    const id = `early-${Math.random().toString(36).slice(2)}`
+    const call = (body: Record<string, unknown>) =>
+      workerd().send({ kind: 'raw-concurrency', tenantId: id, call: body })
+    const acquire = (leaseId: string) => call({ op: 'acquire', maxInFlight: 1, leaseTtlMs: 600_000, leaseId })
+    expect(await call({ op: 'release', leaseId: 'lease-a' })).toMatchObject({
+      ok: true,
+      value: { inFlight: 0 },
+    })
+    expect(await acquire('lease-a')).toMatchObject({ ok: false })
+    expect(await call({ op: 'inFlight' })).toMatchObject({ ok: true, value: { inFlight: 0 } })
+    // A lease acquired, released, then acquired again by the same id: the repeat takes nothing.
+    expect(await acquire('lease-b')).toMatchObject({ ok: true, value: { allowed: true, inFlight: 1 } })
+    expect(await call({ op: 'release', leaseId: 'lease-b' })).toMatchObject({
+      ok: true,
+      value: { inFlight: 0 },
+    })
+    expect(await acquire('lease-b')).toMatchObject({ ok: false })
+    expect(await acquire('lease-c')).toMatchObject({ ok: true, value: { allowed: true, inFlight: 1 } })
+  },
+  timeout,
+)
+
+it(
   'TenantQuotaObject answers an acquire run twice with the same lease id as the first, holding one slot',
   async () => {
     const id = `twice-${Math.random().toString(36).slice(2)}`
