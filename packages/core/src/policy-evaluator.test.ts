@@ -88,6 +88,25 @@ describe('ConfigPolicyEvaluator', () => {
     })
   })
 
+  it('folds only ASCII letters: an entry whose other letters upper-case to ASCII allows no method', async () => {
+    // 'ſ'.toUpperCase() is 'S', 'ı'.toUpperCase() is 'I' and 'ﬀ'.toUpperCase() is 'FF'.
+    for (const frozen of [false, true]) {
+      const allowedMethods = ['poſt', 'deleteﬀ', 'optıons']
+      const policy = new ConfigPolicyEvaluator({
+        policyConfig: async () => ({
+          allowedMethods: frozen ? Object.freeze([...allowedMethods]) : allowedMethods,
+        }),
+      })
+      for (const method of ['POST', 'post', 'DELETEFF', 'OPTIONS']) {
+        expect(await policy.evaluate('acme', { method }), `${method} frozen=${frozen}`).toMatchObject({
+          allowed: false,
+          rule: 'method',
+        })
+      }
+      expect(await policy.evaluate('acme', { method: 'poſt' })).toEqual({ allowed: true })
+    }
+  })
+
   it('matches paths exactly or by prefix for entries ending in "*"', async () => {
     const policy = new ConfigPolicyEvaluator(configs)
     await withPolicy({ allowedPaths: ['/v1/chat', '/v1/files/*', '/beta*'] })
@@ -248,10 +267,10 @@ describe('ConfigPolicyEvaluator on frozen policies (compiled once) and on plain 
     const entry = fc.oneof(
       text,
       text.map((t) => `${t}*`),
-      fc.constantFrom('GET', 'get', 'HEAD', 'Post', '*'),
+      fc.constantFrom('GET', 'get', 'HEAD', 'Post', '*', 'poſt', 'POſT', 'geﬀ'),
     )
     const list = fc.array(entry, { maxLength: 6 })
-    const value = fc.option(fc.oneof(text, fc.constantFrom('GET', 'head', 'HEAD', 'post')), {
+    const value = fc.option(fc.oneof(text, fc.constantFrom('GET', 'head', 'HEAD', 'post', 'poſt', 'GEFF')), {
       nil: undefined,
     })
     await fc.assert(

@@ -83,8 +83,16 @@ const same = (entry: string, value: string) => entry === value
 // A GET entry allows HEAD too, as routers answer HEAD with the GET handler (Hono does).
 const sameMethod = (entry: string, value: string) =>
   entry === value ||
-  entry.toUpperCase() === value.toUpperCase() ||
-  (value.toUpperCase() === 'HEAD' && entry.toUpperCase() === 'GET')
+  methodKey(entry) === methodKey(value) ||
+  (methodKey(value) === 'HEAD' && methodKey(entry) === 'GET')
+
+// Methods are ASCII tokens, so only ASCII letters fold: String#toUpperCase also maps some other
+// letters onto ASCII ones ('ſ' to 'S', 'ﬀ' to 'FF'), which would let an entry `poſt` allow POST.
+// A value with any other character is compared as written.
+function methodKey(method: string): string {
+  for (let i = 0; i < method.length; i++) if (method.charCodeAt(i) > 0x7f) return method
+  return method.toUpperCase()
+}
 
 /**
  * A {@link PolicyEvaluator} that reads each tenant's allow-lists from a {@link PolicyProvider}
@@ -92,7 +100,7 @@ const sameMethod = (entry: string, value: string) =>
  *
  * Rules, checked in this order, the first refusal wins:
  * - `model`, `tool`: exact, case-sensitive match (`*` has no special meaning).
- * - `method`: case-insensitive match (`get` allows `GET`); `GET` allows `HEAD` too, which routers
+ * - `method`: case-insensitive match of ASCII letters (`get` allows `GET`); `GET` allows `HEAD` too, which routers
  *   answer with the GET handler (a `HEAD` entry therefore still runs GET handlers).
  * - `path`: exact match, or a prefix match for entries ending in `*`; see {@link pathMatches}.
  *
@@ -206,7 +214,7 @@ function compileList(rule: PolicyRule, list: readonly string[]): CompiledList {
   const exact = new Set<string>()
   const prefixes: string[] = []
   for (const entry of list) {
-    if (rule === 'method') exact.add(entry.toUpperCase())
+    if (rule === 'method') exact.add(methodKey(entry))
     else if (rule === 'path' && entry.charCodeAt(entry.length - 1) === STAR) prefixes.push(entry.slice(0, -1))
     else exact.add(entry)
   }
@@ -226,8 +234,8 @@ function listAllows(rule: PolicyRule, list: readonly string[], value: string): b
     compiledLists[rule].set(list, compiled)
   }
   if (rule === 'method') {
-    const upper = value.toUpperCase()
-    return compiled.exact.has(upper) || (upper === 'HEAD' && compiled.exact.has('GET'))
+    const key = methodKey(value)
+    return compiled.exact.has(key) || (key === 'HEAD' && compiled.exact.has('GET'))
   }
   if (compiled.exact.has(value)) return true
   for (const prefix of compiled.prefixes) if (value.startsWith(prefix)) return true
