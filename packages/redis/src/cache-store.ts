@@ -187,22 +187,26 @@ end
 return clear_group(KEYS[1], KEYS[2], ARGV[2], now)
 `)
 
-// One SCAN step over this store's own groups, for prefixes that span tenants. The MATCH pattern
-// is built from the validated store prefix only; the caller's prefix is compared literally.
+// One SCAN step over this store's own groups, for prefixes that span tenants. KEYS[1] is where
+// this store's keys start (\`{<store prefix>:\`), given as a key so that it reaches the script as
+// every key does: with the prefix the client puts before keys (ioredis \`keyPrefix\`), which the
+// pattern must start with too. Its glob characters are escaped; the caller's prefix is compared
+// literally. ARGV: now, the caller's prefix, the SCAN cursor, the SCAN count.
 const CLEAR_SPAN = new LuaScript(`${LUA_PRELUDE}${GROUP_LUA}
 if string.find(redis.call('INFO', 'cluster'), 'cluster_enabled:1', 1, true) then
   return redis.error_reply('ERR a deletePrefix spanning several tenants needs a non-cluster Redis')
 end
 local now = now_ms(ARGV[1])
-local start = ARGV[2]
-local step = redis.call('SCAN', ARGV[4], 'MATCH', start .. '*', 'COUNT', ARGV[5])
+local start = KEYS[1]
+local pattern = string.gsub(start, '[%*%?%[%]\\\\]', '\\\\%0') .. '*'
+local step = redis.call('SCAN', ARGV[3], 'MATCH', pattern, 'COUNT', ARGV[4])
 local live = 0
 for _, key in ipairs(step[2]) do
-  if string.sub(key, -3) == '}:h' then
+  if string.sub(key, 1, #start) == start and string.sub(key, -3) == '}:h' then
     local group = string.sub(key, #start + 1, -4)
     -- Another store whose prefix extends ours has a ':' here; it is not ours to touch.
     if string.find(group, '^[%w%._%-]*$') then
-      live = live + clear_group(key, string.sub(key, 1, -2) .. 'x', ARGV[3], now)
+      live = live + clear_group(key, string.sub(key, 1, -2) .. 'x', ARGV[2], now)
     end
   end
 end
@@ -372,8 +376,9 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     let cursor = '0'
     let removed = 0
     do {
-      const args = [this.#now(), `{${this.#options.prefix}:`, prefix, cursor, '1000']
-      const step = (await this.#run(CLEAR_SPAN, [], args, 'cache deletePrefix')) as [unknown, unknown]
+      const args = [this.#now(), prefix, cursor, '1000']
+      const start = [`{${this.#options.prefix}:`]
+      const step = (await this.#run(CLEAR_SPAN, start, args, 'cache deletePrefix')) as [unknown, unknown]
       cursor = String(step[0])
       removed += Number(step[1])
     } while (cursor !== '0')

@@ -333,8 +333,7 @@ export class RedisQuotaManager implements QuotaManager {
     // the counts made after the reset (see RESET_MARK_LUA).
     const run =
       subject === undefined
-        ? () =>
-            RESET_WITH_SUBJECTS_SCRIPT.run(redis, [key, index], [nowArg(clock), this.#subjectKey(key, '')])
+        ? () => RESET_WITH_SUBJECTS_SCRIPT.run(redis, [key, index], [nowArg(clock)])
         : () =>
             RESET_SUBJECT_SCRIPT.run(redis, [this.#subjectKey(key, subject), index], [nowArg(clock), subject])
     await gate.run(run, 'quota reset', tenantId)

@@ -128,13 +128,14 @@ export const SLIDING_SUBJECT_SCRIPT = subjectScript(QUOTA_COMMON_LUA, SLIDING_WI
 /**
  * Deletes a tenant's hash, its subjects' hashes and their index (`QuotaManager.reset`), leaving a
  * new reset stamp for each hash (see `RESET_MARK_LUA`). KEYS: the tenant's hash, the index; ARGV:
- * now ('' = Redis TIME), the start of a subject's key (the subject id follows it).
+ * now ('' = Redis TIME). A subject's key is the tenant's key as the script got it, so with the
+ * prefix a client puts before every key (ioredis `keyPrefix`), followed by `:subject:<id>`.
  */
 export const RESET_WITH_SUBJECTS_SCRIPT = new LuaScript(`${LUA_PRELUDE}${MARKER_LUA}${RESET_MARK_LUA}
 local now = now_ms(ARGV[1])
 reset_hash(KEYS[1], now)
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
-for i = 1, #members do reset_hash(ARGV[2] .. members[i], now) end
+for i = 1, #members do reset_hash(KEYS[1] .. ':subject:' .. members[i], now) end
 redis.call('DEL', KEYS[2])
 return #members
 `)
