@@ -1,7 +1,8 @@
-import { ManualClock } from '@tenant/core'
+import { ManualClock, TenantBackendError } from '@tenant/core'
 import { concurrencyLimiterConformance } from '@tenant/core/testing'
-import { describe, expect, it } from 'vitest'
-import { REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
+import { Redis } from 'ioredis'
+import { describe, expect, it, vi } from 'vitest'
+import { fastFailOptions, REDIS_URL, useNodeRedis, useTestRedis } from '../test/helpers/redis-env'
 import { toScriptClient } from './client'
 import { ACQUIRE_SCRIPT, RedisConcurrencyLimiter } from './concurrency-limiter'
 
@@ -84,6 +85,33 @@ describe.runIf(REDIS_URL)('RedisConcurrencyLimiter', () => {
     expect(await ioredis.zcard(key)).toBe(1)
     // Another lease still finds the one slot taken.
     expect(await acquire('lease-b')).toEqual([0, 1])
+  })
+
+  it('a release the client refuses (its connection dropped) is owed and lands once it is back', async () => {
+    // The recommended ioredis options: no offline queue, so a command sent while the connection
+    // is down is refused at once, never sent. Redis itself keeps the lease meanwhile.
+    const client = new Redis(REDIS_URL!, {
+      ...fastFailOptions,
+      retryStrategy: () => 300,
+    })
+    client.on('error', () => {})
+    await client.connect()
+    try {
+      const limiter = new RedisConcurrencyLimiter({ redis: client, prefix, timeoutMs })
+      const id = `blip-${Math.random().toString(36).slice(2)}`
+      const held = await limiter.acquire(id, 1)
+      expect(held.allowed).toBe(true)
+      await ioredis.client('KILL', 'ID', String(await client.client('ID')))
+      await vi.waitFor(() => expect(client.status).not.toBe('ready'))
+      await expect(held.lease!.release()).rejects.toBeInstanceOf(TenantBackendError)
+      // Owed: drain() resolves once it landed, after the client reconnected by itself.
+      await limiter.drain()
+      expect(client.status).toBe('ready')
+      expect(await limiter.inFlight(id)).toBe(0)
+      expect((await limiter.acquire(id, 1)).allowed).toBe(true)
+    } finally {
+      client.disconnect()
+    }
   })
 
   it('keeps each tenant in one key under its hash tag, and that key expires', async () => {

@@ -181,15 +181,23 @@ export class RedisConcurrencyLimiter implements ConcurrencyLimiter {
   }
 
   #lease(tenantId: string, key: string, id: string): ConcurrencyLease {
-    const { redis, gate, clock } = this.#options
+    const { redis, gate, clock, owed } = this.#options
+    const send = () => RELEASE_SCRIPT.run(redis, [key], [nowArg(clock), id])
     let released: Promise<void> | undefined
     return {
       id,
       release: () => {
         // Once per lease object; the ZREM itself is idempotent across objects and processes.
-        released ??= gate
-          .run(() => RELEASE_SCRIPT.run(redis, [key], [nowArg(clock), id]), 'concurrency release', tenantId)
-          .then(() => undefined)
+        // A release that failed (not sent: Redis away, the queue full; or sent and not answered)
+        // is owed until it lands, as an acquire's is: otherwise a short outage as requests end
+        // would hold their slots for leaseTtlMs. The caller still learns of the failure.
+        released ??= gate.run(send, 'concurrency release', tenantId).then(
+          () => undefined,
+          (error: unknown) => {
+            owed.add(tenantId, 'concurrency release', send, noop)
+            throw error
+          },
+        )
         return released
       },
     }
