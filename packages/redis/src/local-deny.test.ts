@@ -1,5 +1,7 @@
+import { InvalidTenantConfigError } from '@tenant/core'
 import { describe, expect, it } from 'vitest'
 import { LocalDenyCache } from './local-deny'
+import { localDenyCache } from './options'
 
 describe('LocalDenyCache and late-reply refunds', () => {
   const entry = {
@@ -56,5 +58,20 @@ describe('LocalDenyCache and late-reply refunds', () => {
     expect(cache.match('acme', 1_000, 1, 500, 'f')).toBeUndefined()
     // A miss keeps the entry for the next request of that cost.
     expect(cache.match('acme', 1_000, 2, 500, 'f')?.decision).toBe('denied')
+  })
+})
+
+describe('the localDeny option', () => {
+  it('is true, false, undefined or an options object; anything else is InvalidTenantConfigError', () => {
+    expect(localDenyCache(undefined)).toBeUndefined()
+    expect(localDenyCache(false)).toBeUndefined()
+    expect(localDenyCache(true)).toBeInstanceOf(LocalDenyCache)
+    expect(localDenyCache({ maxEntries: 5 })).toBeInstanceOf(LocalDenyCache)
+    // null was a TypeError; 5, 'yes' and [] turned the cache on with its defaults.
+    for (const bad of [null, 5, 'yes', [], () => true]) {
+      const make = () => localDenyCache(bad as never)
+      expect(make, String(bad)).toThrow(InvalidTenantConfigError)
+      expect(make, String(bad)).toThrow(/localDeny/)
+    }
   })
 })

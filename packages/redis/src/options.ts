@@ -157,5 +157,12 @@ export function localDenyCache<D>(
   option: boolean | LocalDenyOptions | undefined,
 ): LocalDenyCache<D> | undefined {
   if (option === undefined || option === false) return undefined
-  return new LocalDenyCache<D>(option === true ? {} : option)
+  if (option === true) return new LocalDenyCache<D>({})
+  if (typeof option !== 'object' || option === null || Array.isArray(option)) {
+    throw optionError(
+      'localDeny',
+      `must be true, false or { maxEntries?, maxHoldMs? }, got ${option === null ? 'null' : typeof option}`,
+    )
+  }
+  return new LocalDenyCache<D>(option)
 }
