@@ -439,7 +439,7 @@ export class AdminService {
     if (quotas?.reset === undefined) {
       throw invalidOption('AdminService.quotas', 'resetting usage needs a quota manager with reset()')
     }
-    const config = await this.#store.getTenantConfig(id)
+    const config = await this.#liveTenant(id, context)
     const record = this.#resetRecord(config, 'tenant.usage.reset', context)
     await quotas.reset(id)
     await this.#auditLog.append(await this.#recordOfReset(record, context))
@@ -474,7 +474,7 @@ export class AdminService {
     const id = validateTenantId(tenantId)
     checkContext(context)
     const limiter = this.#requireConcurrency()
-    const config = await this.#store.getTenantConfig(id)
+    const config = await this.#liveTenant(id, context)
     const record = this.#resetRecord(config, 'tenant.concurrency.reset', context)
     await limiter.reset(id)
     await this.#auditLog.append(await this.#recordOfReset(record, context))
@@ -488,16 +488,17 @@ export class AdminService {
   /**
    * The record of a reset that has run: `record` (built before it, so that a clock giving no
    * valid time refused the call before anything was reset), or, when the id was deleted and
-   * created again for another tenant while the reset ran, a record of the tenant it reached. A
-   * plain read, not the change path: the reset is done and must be recorded, so this waits in no
-   * store's queue, and when the read (or the clock) fails the record built before stands.
+   * created again for another tenant while the reset ran, a record of the tenant it reached. Read
+   * as a change reads it (a cached read would bring back the tenant before the re-create); the
+   * reset is done and must be recorded, so when the read (or the clock) fails the record built
+   * before stands.
    */
   async #recordOfReset(
     record: TenantAuditRecordInput,
     context: AdminContext,
   ): Promise<TenantAuditRecordInput> {
     try {
-      const now = await this.#find(record.tenantId)
+      const now = await this.#lookUp(record.tenantId, context)
       if (now === null || now.createdAt === record.before?.createdAt) return record
       return this.#resetRecord(now, record.action, context)
     } catch {
@@ -650,6 +651,15 @@ export class AdminService {
         }
       }
     }
+  }
+
+  // The tenant a reset acts on and records, read as a change reads it: a cached read could answer
+  // for a tenant another process deleted (the reset would be recorded after its delete) or
+  // re-created (the record would describe the old one).
+  async #liveTenant(tenantId: string, context: AdminContext): Promise<TenantConfig> {
+    const tenant = await this.#lookUp(tenantId, context)
+    if (tenant === null) throw new TenantNotFoundError(tenantId)
+    return tenant
   }
 
   #find(tenantId: string): Promise<TenantConfig | null> {

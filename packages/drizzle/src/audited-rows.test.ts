@@ -230,6 +230,46 @@ describeEachDatabase(
       expect((await admin.audit('acme')).items.map((r) => r.action)).toEqual(['tenant.create'])
     })
 
+    it('resets and records the live tenant when another process deleted or re-created it (its cache is stale)', async () => {
+      // Two processes over one database, each with its own cached DrizzleConfigManager. B has
+      // acme cached from serving its traffic; A deletes acme, then creates it for a new customer.
+      const clock = new ManualClock(T0)
+      const auditLog = new DrizzleAuditLog(database.current.db)
+      const configsA = new DrizzleConfigManager(database.current.db, { clock })
+      const configsB = new DrizzleConfigManager(database.current.db, { clock })
+      const a = new AdminService({ store: configsA, auditLog, clock })
+      const b = new AdminService({
+        store: configsB,
+        auditLog,
+        clock,
+        quotas: new InMemoryQuotaManager(configsB, { clock }),
+        concurrency: new InMemoryConcurrencyLimiter(),
+      })
+      await a.create({ id: 'acme', metadata: { customer: 'old' } }, bob)
+      await configsB.getTenantConfig('acme')
+      clock.advance(1_000)
+      await a.delete('acme', bob)
+      // Deleted: B refuses, and records nothing after the delete.
+      await expect(b.resetUsage('acme', bob)).rejects.toMatchObject({ code: 'tenant_not_found' })
+      await expect(b.resetInFlight('acme', bob)).rejects.toMatchObject({ code: 'tenant_not_found' })
+      expect((await auditLog.list('acme')).items.map((r) => r.action)).toEqual([
+        'tenant.delete',
+        'tenant.create',
+      ])
+      clock.advance(1_000)
+      const created = await a.create({ id: 'acme', metadata: { customer: 'new' } }, bob)
+      // Re-created: B's records describe the new customer's tenant, not its cached old one.
+      clock.advance(1_000)
+      await b.resetUsage('acme', bob)
+      await b.resetInFlight('acme', bob)
+      const [inFlight, usage] = (await auditLog.list('acme', { limit: 2 })).items
+      for (const record of [usage!, inFlight!]) {
+        expect(record.before, record.action).toEqual(created)
+        expect(record.after, record.action).toEqual(created)
+      }
+      expect([usage!.action, inFlight!.action]).toEqual(['tenant.usage.reset', 'tenant.concurrency.reset'])
+    })
+
     it('starts a tenant created under a deleted id with none of the old usage or slots', async () => {
       const clock = new ManualClock(T0)
       const configs = new DrizzleConfigManager(database.current.db, { clock })
