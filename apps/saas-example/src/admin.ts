@@ -3,6 +3,7 @@ import {
   type AuditedPlanStore,
   type AuditedTenantStore,
   type AuditLog,
+  type Clock,
   type ConcurrencyLimiter,
   type ConfigManager,
   type PlanStore,
@@ -37,6 +38,11 @@ export interface AdminDeps {
    * @default undefined
    */
   metrics?: Pick<TenantMetrics, 'forget'>
+  /**
+   * The stores' clock: the time of the records the service writes itself (usage and in-flight
+   * resets), which must agree with the records the stores write.
+   */
+  clock: Clock
 }
 
 /**
@@ -47,7 +53,7 @@ export interface AdminDeps {
  *
  * @example
  * ```ts
- * await seedDemoTenants(appAdminService({ configs, plans, auditLog, ...limits, resources }))
+ * await seedDemoTenants(appAdminService({ configs, plans, auditLog, ...limits, resources, clock }))
  * ```
  */
 export function appAdminService(deps: AdminDeps): AdminService {
@@ -57,6 +63,7 @@ export function appAdminService(deps: AdminDeps): AdminService {
     auditLog: deps.auditLog,
     quotas: deps.quotas,
     rateLimiter: deps.rateLimiter,
+    clock: deps.clock,
     ...(deps.concurrency === undefined ? {} : { concurrency: deps.concurrency }),
     freshStart: async (tenantId) => {
       await deps.resources.purge(tenantId)

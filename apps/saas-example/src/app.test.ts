@@ -4,7 +4,7 @@
 import { AdminService, MAX_JSON_DEPTH } from '@tenant/core'
 import { sign } from 'hono/jwt'
 import { describe, expect, it } from 'vitest'
-import { inProcessApp } from '../test/in-process'
+import { inProcessApp, START } from '../test/in-process'
 import type { ResourceStore } from './db/resource-store'
 import { seedDemoTenants } from './demo-tenants'
 import { MAX_BODY_BYTES } from './routes/resources'
@@ -36,6 +36,25 @@ describe('createApp', () => {
     for (let i = 0; i < 5; i++) {
       expect((await t.request('GET', '/api/v1/resources', { tenant: 'demo-pro' })).status).toBe(200)
     }
+  })
+
+  it("stamps the admin plane's reset records with the app's clock, as the stores stamp the others", async () => {
+    const t = await inProcessApp()
+    expect((await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })).status).toBe(
+      201,
+    )
+    t.clock.advance(60_000)
+    expect((await t.request('POST', '/admin/tenants/acme/usage/reset', { admin: true })).status).toBe(200)
+    t.clock.advance(60_000)
+    expect((await t.request('POST', '/admin/tenants/acme/in-flight/reset', { admin: true })).status).toBe(200)
+    const audit = (await (await t.request('GET', '/admin/tenants/acme/audit', { admin: true })).json()) as {
+      items: { action: string; at: number }[]
+    }
+    expect(audit.items.map(({ action, at }) => [action, at - START])).toEqual([
+      ['tenant.concurrency.reset', 120_000],
+      ['tenant.usage.reset', 60_000],
+      ['tenant.create', 0],
+    ])
   })
 
   it('answers unknown routes with a problem, outside the tenant chain', async () => {

@@ -117,7 +117,7 @@ export async function openStores(settings: ServerSettings, logger: Logger, clock
       limits,
       resources,
       redis: connectedRedis,
-      admin: { configs, plans, auditLog, ...limits, resources },
+      admin: { configs, plans, auditLog, ...limits, resources, clock: storeClock },
       storage: {
         database: database.description,
         limits: connectedRedis

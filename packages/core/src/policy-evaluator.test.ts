@@ -94,7 +94,10 @@ describe('ConfigPolicyEvaluator', () => {
       const allowedMethods = ['poſt', 'deleteﬀ', 'optıons']
       const policy = new ConfigPolicyEvaluator({
         policyConfig: async () => ({
-          allowedMethods: frozen ? Object.freeze([...allowedMethods]) : allowedMethods,
+          allowedModels: [],
+          allowedTools: [],
+          allowedMethods: frozen ? (Object.freeze([...allowedMethods]) as string[]) : allowedMethods,
+          allowedPaths: [],
         }),
       })
       for (const method of ['POST', 'post', 'DELETEFF', 'OPTIONS']) {
