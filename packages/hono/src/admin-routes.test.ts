@@ -165,7 +165,15 @@ describe('adminRoutes authentication', () => {
     build({
       authorize: (request) => {
         if (request.headers.get('X-Mode') === 'throw') throw new Error('idp down')
-        return { actor: '' }
+        // Empty, or text the audit log refuses (a NUL, a lone surrogate): the app's bug, not the client's.
+        return {
+          actor:
+            request.headers.get('X-Mode') === 'nul'
+              ? 'ci\u0000bot'
+              : request.headers.get('X-Mode') === 'surrogate'
+                ? 'ci\ud800'
+                : '',
+        }
       },
       onError: (error) => reported.push(error),
     })
@@ -174,13 +182,18 @@ describe('adminRoutes authentication', () => {
       500,
       'internal_error',
     )
-    const bad = await call('POST', '/tenants', { token: null, body: { id: 'acme' } })
-    expectProblem(bad, 500, 'internal_error')
-    expect(bad.json.detail).not.toMatch(/actor/)
-    expect(reported.map((e) => (e as Error).message)).toEqual([
-      'idp down',
-      'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters',
-    ])
+    for (const mode of ['empty', 'nul', 'surrogate']) {
+      const bad = await call('POST', '/tenants', {
+        token: null,
+        body: { id: 'acme' },
+        headers: { 'X-Mode': mode },
+      })
+      expectProblem(bad, 500, 'internal_error')
+      expect(bad.json.detail).not.toMatch(/actor/)
+    }
+    const actorBug =
+      'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters, without U+0000 or lone surrogates'
+    expect(reported.map((e) => (e as Error).message)).toEqual(['idp down', actorBug, actorBug, actorBug])
     expect(await history('acme')).toEqual([])
   })
 
@@ -208,6 +221,16 @@ describe('adminRoutes authentication', () => {
         'adminRoutes.tokens',
         /an actor in tokens must be a string of 1 to 255/,
       ],
+      [
+        () => adminRoutes(s, { tokens: { 'ci\u0000bot': TOKEN } }),
+        'adminRoutes.tokens',
+        /without U\+0000 or lone surrogates/,
+      ],
+      [
+        () => adminRoutes(s, { token: TOKEN, actor: 'ci\udc00' }),
+        'adminRoutes.actor',
+        /without U\+0000 or lone surrogates/,
+      ],
       [() => adminRoutes(s, { tokens: { bob: 'has space' } }), 'adminRoutes.tokens', /the token of "bob"/],
       // A shared token would record every change as the first actor's.
       [
@@ -218,7 +241,7 @@ describe('adminRoutes authentication', () => {
       [
         () => adminRoutes(s, { token: TOKEN, actor: '' }),
         'adminRoutes.actor',
-        /^must be a string of 1 to 255 characters$/,
+        /^must be a string of 1 to 255 characters, without U\+0000 or lone surrogates$/,
       ],
       [
         () => adminRoutes(s, { token: TOKEN, maxBodyBytes: 0 }),

@@ -13,6 +13,7 @@ import {
   policyConfigSchema,
   quotaConfigSchema,
   storableText,
+  storableTextProblem,
   type TenantError,
   tenantConfigInputSchema,
   tenantConfigSchema,
@@ -172,8 +173,15 @@ function unauthorized(detail: string, invalidToken: boolean): Response {
   return adminProblem(401, 'admin_unauthorized', 'Unauthorized', detail, { 'WWW-Authenticate': challenge })
 }
 
+// What the audit log stores as an actor: 1 to 255 characters, text every store keeps as written
+// (no U+0000, no lone surrogate), so that a write is never refused for its actor after auth.
 function isActor(actor: unknown): actor is string {
-  return typeof actor === 'string' && actor.length > 0 && actor.length <= 255
+  return (
+    typeof actor === 'string' &&
+    actor.length > 0 &&
+    actor.length <= 255 &&
+    storableTextProblem(actor) === undefined
+  )
 }
 
 function authenticator(options: AdminRoutesOptions): Authenticate {
@@ -195,7 +203,7 @@ function authenticator(options: AdminRoutesOptions): Authenticate {
       // a config error the client would see as its own 400.
       if (!isActor(result.actor)) {
         throw new TypeError(
-          'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters',
+          'adminRoutes: the actor returned by authorize must be a string of 1 to 255 characters, without U+0000 or lone surrogates',
         )
       }
       return { actor: result.actor }
@@ -207,7 +215,10 @@ function authenticator(options: AdminRoutesOptions): Authenticate {
   }
   const actor = options.actor ?? 'admin'
   if (options.tokens === undefined && !isActor(actor)) {
-    throw invalidOption('adminRoutes.actor', 'must be a string of 1 to 255 characters')
+    throw invalidOption(
+      'adminRoutes.actor',
+      'must be a string of 1 to 255 characters, without U+0000 or lone surrogates',
+    )
   }
   const entries: [actor: string, token: string][] =
     options.tokens !== undefined ? Object.entries(options.tokens) : [[actor, options.token!]]
@@ -215,7 +226,10 @@ function authenticator(options: AdminRoutesOptions): Authenticate {
   const owners = new Map<string, string>()
   for (const [actor, token] of entries) {
     if (!isActor(actor))
-      throw invalidOption(where, 'an actor in tokens must be a string of 1 to 255 characters')
+      throw invalidOption(
+        where,
+        'an actor in tokens must be a string of 1 to 255 characters, without U+0000 or lone surrogates',
+      )
     if (typeof token !== 'string' || !B64TOKEN.test(token)) {
       throw invalidOption(where, `the token of "${actor}" must be a non-empty RFC 6750 b64token`)
     }
