@@ -9,6 +9,7 @@ import {
   auditTimestamp,
   type PlanChange,
   type TenantChange,
+  validateAuditRecord,
 } from './audit'
 import { type Clock, systemClock } from './clock'
 import { type ConfigManager, getTenantConfigOrNull } from './config'
@@ -185,6 +186,16 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
         // Stamped before the write: a clock that gives no valid time then refuses the change
         // instead of leaving it written without its record.
         const at = auditTimestamp(clock)
+        const fields = {
+          actor: change.actor,
+          action: change.action,
+          at,
+          ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+        }
+        // All of the record but `after` is known now: a record the log would refuse (an empty
+        // actor, an unknown action) refuses the change here, before the write and its undo, which
+        // would leave the subject missing for a moment and give it a new createdAt.
+        validateAuditRecord(subject.record(id, { ...fields, before, after: before } as never))
         let after: C | null
         if (next === null) {
           if (before === null) throw subject.notFound(id)
@@ -204,16 +215,7 @@ function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Ch
         }
         let audit: AuditRecord
         try {
-          audit = await auditLog.append(
-            subject.record(id, {
-              actor: change.actor,
-              action: change.action,
-              before,
-              after,
-              at,
-              ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
-            } as never),
-          )
+          audit = await auditLog.append(subject.record(id, { ...fields, before, after } as never))
         } catch (appendError) {
           const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
           try {

@@ -177,6 +177,30 @@ export function testAuditedTenantStore(
       expect((await auditLog.list('acme')).items).toHaveLength(0)
     })
 
+    it('refuses a change whose record no log accepts before writing anything (no delete and re-create)', async () => {
+      await store.applyChange(
+        change('acme', () => ({ id: 'acme', metadata: { v: 1 } }), { action: 'tenant.create' }),
+      )
+      const before = await store.getTenantConfig('acme')
+      clock.advance(60_000)
+      const bad: Partial<TenantChange>[] = [
+        { actor: '' },
+        { actor: 'x'.repeat(256) },
+        { actor: 'ci\u0000bot' },
+        { requestId: 'r\ud800' },
+        { action: 'tenant.explode' as never },
+      ]
+      for (const extra of bad) {
+        for (const apply of [() => null, () => ({ id: 'acme', metadata: { v: 2 } })]) {
+          const error = await rejects(store.applyChange(change('acme', apply, extra)))
+          expect(isTenantError(error) && error.code, JSON.stringify(extra)).toBe('tenant_invalid_config')
+          // Unchanged, createdAt included: the tenant was never deleted and created again.
+          expect(await store.getTenantConfig('acme'), JSON.stringify(extra)).toEqual(before)
+        }
+      }
+      expect((await auditLog.list('acme')).items).toHaveLength(1)
+    })
+
     it('refuses a config for another tenant than the one being changed', async () => {
       const error = await rejects(store.applyChange(change('acme', () => ({ id: 'other' }))))
       expect(isTenantError(error) && error.code).toBe('tenant_invalid_config')
@@ -345,6 +369,21 @@ export function testAuditedPlanStore(
       expect(await planExists('other')).toBe(false)
       expect(await history('pro')).toHaveLength(1)
       expect(await history('ghost')).toHaveLength(0)
+    })
+
+    it('refuses a change whose record no log accepts before writing anything', async () => {
+      const { store, clock } = fixture
+      await store.applyPlanChange(planChange('pro', () => ({ id: 'pro' }), { action: 'plan.create' }))
+      const before = await store.getPlan('pro')
+      clock.advance(60_000)
+      for (const extra of [{ actor: '' }, { requestId: 'r\u0000' }, { action: 'tenant.update' as never }]) {
+        for (const apply of [() => null, () => ({ id: 'pro', metadata: { v: 2 } })]) {
+          const error = await rejects(store.applyPlanChange(planChange('pro', apply, extra)))
+          expect(isTenantError(error) && error.code, JSON.stringify(extra)).toBe('tenant_invalid_config')
+          expect(await store.getPlan('pro'), JSON.stringify(extra)).toEqual(before)
+        }
+      }
+      expect(await history('pro')).toHaveLength(1)
     })
 
     it('refuses to delete a plan tenants are on, recording nothing', async () => {
