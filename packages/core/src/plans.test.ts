@@ -203,6 +203,36 @@ describe('effectiveTenantConfig', () => {
     expect(effectiveTenantConfig(mutable, pro).metadata).toEqual({ changed: true })
   })
 
+  it('never freezes objects of a caller that are not frozen, and follows their later changes', () => {
+    const mutablePlan = {
+      ...planConfigInputSchema.parse({
+        id: 'pro',
+        quota: { limits: [{ window: 'day', requests: 10 }] },
+        policy: { allowedModels: ['small'] },
+      }),
+      createdAt: 0,
+      updatedAt: 0,
+    }
+    const mutableTenant = {
+      ...tenantConfigInputSchema.parse({ id: 'm', plan: 'pro', metadata: { team: 'a' } }),
+      createdAt: 0,
+      updatedAt: 0,
+    }
+    const first = effectiveTenantConfig(mutableTenant, mutablePlan)
+    expect(isDeeplyFrozen(first)).toBe(true)
+    expect(Object.isFrozen(mutablePlan.quota)).toBe(false)
+    expect(Object.isFrozen(mutablePlan.quota.limits[0])).toBe(false)
+    expect(Object.isFrozen(mutablePlan.policy.allowedModels)).toBe(false)
+    expect(Object.isFrozen(mutableTenant.metadata)).toBe(false)
+    // A hand-written plan store that updates its plan in place.
+    mutablePlan.quota.limits[0]!.requests = 5
+    mutablePlan.policy.allowedModels.push('large')
+    const second = effectiveTenantConfig(mutableTenant, mutablePlan)
+    expect(second.quota.limits).toEqual([{ window: 'day', requests: 5 }])
+    expect(second.policy.allowedModels).toEqual(['small', 'large'])
+    expect(first.quota.limits).toEqual([{ window: 'day', requests: 10 }])
+  })
+
   it('refuses a plan the tenant is not on', () => {
     expect(() => effectiveTenantConfig(tenant({ id: 'acme', plan: 'free' }), pro)).toThrow(/on plan "free"/)
     expect(() => effectiveTenantConfig(tenant({ id: 'acme' }), pro)).toThrow(InvalidTenantConfigError)

@@ -1,6 +1,6 @@
 import type { ListTenantsOptions } from './config'
 import { InvalidTenantConfigError, isTenantError } from './errors'
-import { deepFreeze, isDeeplyFrozen } from './json'
+import { copyJson, deepFreeze, isDeeplyFrozen } from './json'
 import {
   type PlanConfig,
   type PlanConfigInput,
@@ -123,15 +123,21 @@ export function effectiveTenantConfig(tenant: TenantConfig, plan: PlanConfig | n
       },
     ])
   }
+  // The result shares parts with its inputs (a plan's quota object serves all its tenants), and
+  // freezing it freezes them: an input its owner may still change is copied first, so the caller's
+  // objects are never frozen in place. A config that is not frozen may be changed by its owner
+  // later, so only frozen pairs are kept.
+  const frozen = isDeeplyFrozen(tenant) && isDeeplyFrozen(plan)
+  const own = frozen ? tenant : copyJson(tenant)
+  const base = frozen ? plan : copyJson(plan)
   const config = deepFreeze<TenantConfig>({
-    ...tenant,
-    quota: mergeQuota(tenant.quota, plan.quota),
-    rateLimit: tenant.rateLimit ?? plan.rateLimit,
-    concurrency: tenant.concurrency ?? plan.concurrency,
-    policy: mergePolicy(tenant.policy, plan.policy),
+    ...own,
+    quota: mergeQuota(own.quota, base.quota),
+    rateLimit: own.rateLimit ?? base.rateLimit,
+    concurrency: own.concurrency ?? base.concurrency,
+    policy: mergePolicy(own.policy, base.policy),
   })
-  // A config that is not frozen may be changed by its owner later, so only frozen pairs are kept.
-  if (isDeeplyFrozen(tenant) && isDeeplyFrozen(plan)) effective.set(tenant, { plan, config })
+  if (frozen) effective.set(tenant, { plan, config })
   return config
 }
 
