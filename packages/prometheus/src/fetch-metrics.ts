@@ -9,7 +9,7 @@ import {
   type TenancyHooks,
   whenBodyEnds,
 } from '@tenant/fetch'
-import type { TenantMetrics } from './tenant-metrics'
+import { forgetCount, forgottenSince, type TenantMetrics } from './tenant-metrics'
 
 // Requests a stage refused, as the hooks saw it: the exact sign of a refusal by the chain, whatever
 // response an override hook (`onDenied`, `onRejected`) made of it. Only refusals are added, so the
@@ -154,8 +154,14 @@ export function tenantMetricsMiddleware(
     }
     const tenantId = labelledTenant(metrics, request, response)
     const { status } = response
+    const forgets = metrics[forgetCount]()
+    // A tenant forgotten while its answer streamed (deleted, maybe created again for another
+    // customer): the request is counted, under missingLabel, not under the id's next tenant.
     const record = (end: BodyEnd): void =>
-      metrics.recordRequest(tenantId, { status, durationMs: clock.now() - start, end })
+      metrics.recordRequest(
+        tenantId !== undefined && metrics[forgottenSince](tenantId, forgets) ? undefined : tenantId,
+        { status, durationMs: clock.now() - start, end },
+      )
     // A HEAD answer has nothing to wait for: the server drops its body.
     if (request.method === 'HEAD') {
       record('complete')

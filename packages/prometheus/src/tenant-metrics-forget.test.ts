@@ -172,4 +172,47 @@ describe('TenantMetrics.forget', () => {
     expect(await call('new')).toBe(200)
     expect(metrics.tenantLabel('new')).toBe('new')
   })
+
+  it('counts a request that outlived its forgotten tenant under the missing label, not under the next tenant of its id', async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme' })
+    const metrics = new TenantMetrics({ maxTenants: 1 })
+    const streams: ReadableStreamDefaultController<Uint8Array>[] = []
+    const serve = applyMiddleware(
+      tenantMetricsMiddleware(metrics),
+      withTenancy(
+        () =>
+          new Response(
+            new ReadableStream<Uint8Array>({ start: (controller) => void streams.push(controller) }),
+          ),
+        { configManager: configs, hooks: tenantMetricsHooks(metrics) },
+      ),
+    )
+    const call = () => serve(new Request('http://x/', { headers: { 'X-Tenant-ID': 'acme' } }))
+    const old = await call()
+    // Deleted and created again for another customer while the old answer still streams.
+    await configs.deleteTenantConfig('acme')
+    metrics.forget('acme')
+    await configs.setTenantConfig({ id: 'acme' })
+    const fresh = await call()
+    for (const controller of streams) controller.close()
+    await Promise.all([old.arrayBuffer(), fresh.arrayBuffer()])
+    const text = await metrics.registry.metrics()
+    expect(text).toContain('tenant_requests_total{tenant="acme",outcome="success",code="200"} 1')
+    expect(text).toContain('tenant_requests_total{tenant="(none)",outcome="success",code="200"} 1')
+    // The late record took no label: the new tenant holds the only one.
+    expect(metrics.tenantLabel('acme')).toBe('acme')
+  })
+})
+
+describe('TenantMetrics.recordRequest', () => {
+  it('never throws, even without a record (counted as a bad status)', async () => {
+    const metrics = new TenantMetrics()
+    for (const record of [undefined, null, 'x', { status: '200', durationMs: 5n }]) {
+      expect(() => metrics.recordRequest('acme', record as never)).not.toThrow()
+    }
+    expect(await metrics.registry.metrics()).toContain(
+      'tenant_requests_total{tenant="acme",outcome="server_error",code="0"} 4',
+    )
+  })
 })

@@ -84,6 +84,19 @@ function checkLabel(value: unknown, name: string): string {
   return value
 }
 
+/** How many forgotten tenant ids a {@link TenantMetrics} remembers (see `forgottenSince`). */
+const MAX_REMEMBERED_FORGETS = 10_000
+
+/**
+ * Internal to this package (not exported from its index): the middleware reads a tenant's forget
+ * count when the handler answers, and asks when the body ends whether the tenant was forgotten in
+ * between, so a request that outlived its (deleted) tenant is not counted under the tenant created
+ * next under its id.
+ */
+export const forgetCount: unique symbol = Symbol('TenantMetrics.forgetCount')
+/** See {@link forgetCount}. */
+export const forgottenSince: unique symbol = Symbol('TenantMetrics.forgottenSince')
+
 /**
  * Per-tenant Prometheus metrics on prom-client, with bounded label cardinality.
  *
@@ -122,6 +135,10 @@ export class TenantMetrics {
 
   readonly #tenants = new Set<string>()
   readonly #reserved: ReadonlySet<string>
+  // forget() calls so far, and the count at each remembered id's last forget (oldest first; at
+  // most MAX_REMEMBERED_FORGETS, beyond that the oldest is dropped).
+  #forgets = 0
+  readonly #forgotten = new Map<string, number>()
   // The codes requests_total has counted, by outcome: the series forget() removes for a tenant,
   // since prom-client removes one series (all its labels given) at a time. At most 4 outcomes x 501
   // codes, whatever the number of tenants.
@@ -279,16 +296,21 @@ export class TenantMetrics {
 
   /** Counts a finished request and observes its duration. */
   recordRequest(tenantId: string | undefined, record: RequestRecord): void {
-    const { status, durationMs, end } = record
+    // Metrics are never the reason a request fails: no record counts as a bad status.
+    const { status, durationMs, end } = (typeof record === 'object' && record !== null ? record : {}) as {
+      [K in keyof RequestRecord]?: unknown
+    }
     const tenant = this.tenantLabel(tenantId)
-    const valid = Number.isInteger(status) && status >= 100 && status <= 599
+    const valid = typeof status === 'number' && Number.isInteger(status) && status >= 100 && status <= 599
     const outcome: RequestOutcome =
       end === 'cancelled' ? 'cancelled' : end === 'errored' || !valid ? 'server_error' : outcomeOf(status)
     const code = valid ? String(status) : '0'
     this.#requestCodes[outcome].add(code)
     this.#requests.inc({ tenant, outcome, code })
-    // Metrics are never the reason a request fails: a bad duration is dropped, not thrown.
-    if (Number.isFinite(durationMs) && durationMs >= 0) this.#duration.observe({ tenant }, durationMs / 1000)
+    // A bad duration is dropped, not thrown.
+    if (typeof durationMs === 'number' && Number.isFinite(durationMs) && durationMs >= 0) {
+      this.#duration.observe({ tenant }, durationMs / 1000)
+    }
   }
 
   /** Counts a request refused for an exhausted quota. */
@@ -342,6 +364,13 @@ export class TenantMetrics {
    */
   forget(tenantId: string): boolean {
     validateTenantId(tenantId)
+    // Remembered with or without a label: a request in flight may take one when it ends.
+    this.#forgets++
+    this.#forgotten.delete(tenantId)
+    this.#forgotten.set(tenantId, this.#forgets)
+    if (this.#forgotten.size > MAX_REMEMBERED_FORGETS) {
+      this.#forgotten.delete(this.#forgotten.keys().next().value!)
+    }
     if (!this.#tenants.has(tenantId)) return false
     const tenant = tenantId
     for (const [outcome, codes] of Object.entries(this.#requestCodes)) {
@@ -384,6 +413,21 @@ export class TenantMetrics {
     }
     for (const codes of Object.values(this.#requestCodes)) codes.clear()
     this.#reserve()
+  }
+
+  /** How many times `forget` was called: taken when a request is answered. */
+  [forgetCount](): number {
+    return this.#forgets
+  }
+
+  /**
+   * Whether `tenantId` was forgotten after `count` (a {@link forgetCount} reading). An id forgotten
+   * more than MAX_REMEMBERED_FORGETS forgets ago is no longer known, and answers false.
+   */
+  [forgottenSince](tenantId: string, count: number): boolean {
+    if (count === this.#forgets) return false
+    const at = this.#forgotten.get(tenantId)
+    return at !== undefined && at > count
   }
 
   #reserve(): void {
