@@ -68,6 +68,19 @@ function gate() {
 }
 
 describe('InMemoryPlanStore.holdPlan', () => {
+  it('refuses a bad plan id or a task that is not a function with a typed error, holding nothing', async () => {
+    const plans = new InMemoryPlanStore({ tenants: new InMemoryConfigManager() })
+    await plans.setPlan({ id: 'pro' })
+    await expect(plans.holdPlan('pro', undefined as never)).rejects.toMatchObject({
+      code: 'tenant_invalid_config',
+    })
+    await expect(plans.holdPlan('no/slash', async () => 1)).rejects.toMatchObject({
+      code: 'tenant_invalid_config',
+    })
+    // Nothing was left held: the plan can be deleted.
+    await plans.deletePlan('pro')
+  })
+
   it('runs holds of one plan side by side: a hold that never settles blocks no other hold', async () => {
     const tenants = new InMemoryConfigManager()
     const plans = new InMemoryPlanStore({ tenants })

@@ -135,6 +135,12 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
    * plan being deleted.
    */
   holdPlan<T>(planId: string, task: () => Promise<T>): Promise<T> {
+    try {
+      validatePlanId(planId)
+      if (typeof task !== 'function') throw invalidOption('holdPlan.task', 'must be a function')
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const current = this.#holds.get(planId)
     if (current?.deleting) return Promise.reject(beingDeleted(planId))
     const entry = current ?? { holders: 0, deleting: false }
