@@ -207,8 +207,58 @@ describe('createApp', () => {
 
   describe('with JWT_SECRET', () => {
     const secret = 'a-secret-of-at-least-thirty-two-characters'
-    const bearer = async (claims: Record<string, unknown>) => ({
-      Authorization: `Bearer ${await sign(claims, secret, 'HS256')}`,
+    // Issued now on the app's clock, unless the claims say otherwise.
+    const bearer = async (claims: Record<string, unknown>, iat = Math.floor(START / 1000)) => ({
+      Authorization: `Bearer ${await sign({ iat, ...claims }, secret, 'HS256')}`,
+    })
+
+    it("checks exp, nbf and iat on the app's clock", async () => {
+      const t = await inProcessApp({ jwtSecret: secret })
+      await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+      const now = Math.floor(START / 1000)
+      const status = async (claims: Record<string, unknown>) =>
+        (
+          await t.request('GET', '/api/v1/resources', {
+            headers: await bearer({ tenant_id: 'acme', ...claims }),
+          })
+        ).status
+      expect(await status({ exp: now + 10, nbf: now })).toBe(200)
+      expect(await status({ exp: now })).toBe(401)
+      expect(await status({ nbf: now + 1 })).toBe(401)
+      expect(await status({ iat: now + 1 })).toBe(401)
+      expect(await status({ exp: 'soon' })).toBe(401)
+      t.clock.advance(10_000)
+      expect(await status({ exp: now + 10 })).toBe(401)
+      expect(await status({ nbf: now + 1, iat: now + 5 })).toBe(200)
+    })
+
+    it("refuses a token of an id's deleted customer, and one without iat, charging no one", async () => {
+      const t = await inProcessApp({ jwtSecret: secret })
+      await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+      const old = await bearer({ tenant_id: 'acme' })
+      expect((await t.request('GET', '/api/v1/resources', { headers: old })).status).toBe(200)
+      t.clock.advance(60_000)
+      expect((await t.request('DELETE', '/admin/tenants/acme', { admin: true })).status).toBe(204)
+      expect((await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })).status).toBe(
+        201,
+      )
+      const fresh = await bearer({ tenant_id: 'acme' }, Math.floor(t.clock.now() / 1000))
+      await t.request('POST', '/api/v1/resources', { headers: fresh, body: { name: 'new customer secret' } })
+      for (const headers of [old, await bearer({ tenant_id: 'acme', iat: undefined })]) {
+        const refused = await t.request('GET', '/api/v1/resources', { headers })
+        expect(refused.status).toBe(401)
+        expect(refused.headers.get('WWW-Authenticate')).toMatch(/invalid_token/)
+        const body = await refused.text()
+        expect(body).toContain('"code":"unauthorized"')
+        expect(body).not.toContain('new customer secret')
+      }
+      const usage = (await (await t.request('GET', '/admin/tenants/acme/usage', { admin: true })).json()) as {
+        windows: { used: { requests: number } }[]
+      }
+      // The new customer's own two requests, not the refused ones.
+      expect(usage.windows.map((w) => w.used.requests)).not.toContain(4)
+      const listed = await t.request('GET', '/api/v1/resources', { headers: fresh })
+      expect(((await listed.json()) as { items: unknown[] }).items).toHaveLength(1)
     })
 
     it('takes the tenant from the token and refuses requests without one', async () => {

@@ -5,7 +5,9 @@ import {
   type Clock,
   type ConcurrencyLimiter,
   type ConfigManager,
+  getTenantConfigOrNull,
   isTenantError,
+  isValidTenantId,
   type PlanStore,
   type PolicyEvaluator,
   type QuotaManager,
@@ -19,7 +21,7 @@ import {
   tenantMetricsHooks,
   tenantMetricsMiddleware,
 } from '@tenant/prometheus'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { jwt } from 'hono/jwt'
 import { requestId } from 'hono/request-id'
@@ -77,7 +79,11 @@ export interface AppDeps {
    * @default false
    */
   openMetrics?: boolean
-  /** When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant. @default undefined */
+  /**
+   * When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant, with an `iat`
+   * no earlier than the second that tenant was created (`exp`, `nbf` and `iat` are checked on
+   * `clock`). @default undefined
+   */
   jwtSecret?: string
   /**
    * Named readiness checks for `/health`; each resolves when its backend answers.
@@ -182,7 +188,13 @@ export function createApp(deps: AppDeps) {
   const api = new Hono<TenantEnv>()
   // Outermost, so refusals of the chain are counted with the status actually sent.
   api.use(fromFetch(tenantMetricsMiddleware(deps.metrics)))
-  if (deps.jwtSecret !== undefined) api.use(jwt({ secret: deps.jwtSecret, alg: 'HS256' }))
+  if (deps.jwtSecret !== undefined) {
+    // The signature here; the time claims on the app's clock, in tokenTimes.
+    api.use(
+      jwt({ secret: deps.jwtSecret, alg: 'HS256', verification: { exp: false, nbf: false, iat: false } }),
+    )
+    api.use(tokenTimes(deps.configs, deps.clock))
+  }
   // A chat completion names its model in its body, as in OpenAI's API: read (and validated)
   // before the chain, so that the model the policy checks and the quota charges is the body's,
   // the one the route serves.
@@ -233,6 +245,41 @@ export function createApp(deps: AppDeps) {
   })
 
   return app
+}
+
+/**
+ * The time claims of a verified token, on the app's clock (hono/jwt would read the wall clock):
+ * `exp` and `nbf` as usual, and `iat`, which must be present, not in the future, and no earlier
+ * than the second the tenant the token names was created. Tenant ids are reused (an id freed by a
+ * delete can be given to a new customer, see the admin plane) and a token only names an id: without
+ * the last check a token of the id's deleted customer would read and write its new customer's
+ * data. Runs before the chain, so a refused token is charged to no one. The tenant is read as the
+ * chain reads it (the config cache), so another process sees a re-created tenant once its cache
+ * entry expires (`CONFIG_CACHE_TTL_MS`).
+ */
+function tokenTimes(configs: ConfigManager, clock: Clock): MiddlewareHandler {
+  const refuse = (detail: string) =>
+    problem(401, 'unauthorized', detail, {}, { 'WWW-Authenticate': 'Bearer error="invalid_token"' })
+  const seconds = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
+  return async (c, next) => {
+    const payload = c.get('jwtPayload') as Record<string, unknown>
+    const now = clock.now() / 1000
+    const { exp, nbf, iat, tenant_id: tenantId } = payload
+    if (exp !== undefined && !(seconds(exp) && now < exp)) return refuse('the token has expired')
+    if (nbf !== undefined && !(seconds(nbf) && nbf <= now)) return refuse('the token is not valid yet')
+    if (!seconds(iat)) return refuse('the token has no iat (issued at) claim')
+    if (iat > now) return refuse('the token was issued in the future')
+    // A token without a valid tenant claim is the chain's to refuse (tenant_required).
+    if (typeof tenantId === 'string' && isValidTenantId(tenantId)) {
+      const tenant = await getTenantConfigOrNull(configs, tenantId)
+      if (tenant !== null && iat < Math.floor(tenant.createdAt / 1000)) {
+        return refuse(
+          `the token was issued before tenant "${tenantId}" was created: it belongs to an earlier tenant of the id`,
+        )
+      }
+    }
+    await next()
+  }
 }
 
 /** Whether `header` is `Bearer <token>`, compared in constant time (the scheme is case-insensitive). */
