@@ -107,7 +107,9 @@ CREATE TABLE "resources" (
 	"name" text NOT NULL,
 	"data" jsonb NOT NULL,
 	"created_at" timestamp (3) with time zone NOT NULL,
-	"updated_at" timestamp (3) with time zone NOT NULL
+	"updated_at" timestamp (3) with time zone NOT NULL,
+	-- Which tenant of the id wrote the row: its createdAt in ms (ids are reused once deleted).
+	"tenant_created_at" bigint DEFAULT 0 NOT NULL
 );
 
 ALTER TABLE "resources" ENABLE ROW LEVEL SECURITY;

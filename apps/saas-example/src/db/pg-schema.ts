@@ -1,6 +1,6 @@
 import { tenantRlsPolicy } from '@tenant/drizzle'
 import { tenantIdColumn } from '@tenant/drizzle/pg'
-import { index, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core'
+import { bigint, index, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core'
 
 /**
  * The app's own table on PostgreSQL: the same shape as the SQLite one, plus the tenant
@@ -13,6 +13,11 @@ export const resources = pgTable(
   {
     id: text('id').primaryKey(),
     tenantId: tenantIdColumn(),
+    // Which tenant of the id owns the row: its createdAt (ms). Ids are reused once deleted, and a
+    // request of a deleted tenant still running when the id is given to a new customer must not
+    // write into the new one; every query also matches this column (see DrizzleResourceStore).
+    // The default only serves the migration that added the column, which fills it in.
+    tenantCreatedAt: bigint('tenant_created_at', { mode: 'number' }).notNull().default(0),
     name: text('name').notNull(),
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
     createdAt: timestamp('created_at', { precision: 3, withTimezone: true, mode: 'date' }).notNull(),

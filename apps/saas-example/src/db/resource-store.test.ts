@@ -16,6 +16,9 @@ describe('newResourceId', () => {
   })
 })
 
+const acme = { id: 'acme', createdAt: START }
+const globex = { id: 'globex', createdAt: START }
+
 describe('DrizzleResourceStore (libSQL)', () => {
   async function store() {
     const { db } = await inProcessApp()
@@ -25,34 +28,49 @@ describe('DrizzleResourceStore (libSQL)', () => {
 
   it("never reads, changes or deletes another tenant's row", async () => {
     const { store: s } = await store()
-    const mine = await s.create('acme', { name: 'mine', data: { n: 1 } })
-    expect(await s.get('globex', mine.id)).toBeUndefined()
-    expect(await s.update('globex', mine.id, { name: 'theirs', data: {} })).toBeUndefined()
-    expect(await s.delete('globex', mine.id)).toBe(false)
-    expect(await s.list('globex', { limit: 10 })).toEqual({ items: [] })
-    expect(await s.get('acme', mine.id)).toEqual(mine)
+    const mine = await s.create(acme, { name: 'mine', data: { n: 1 } })
+    expect(await s.get(globex, mine.id)).toBeUndefined()
+    expect(await s.update(globex, mine.id, { name: 'theirs', data: {} })).toBeUndefined()
+    expect(await s.delete(globex, mine.id)).toBe(false)
+    expect(await s.list(globex, { limit: 10 })).toEqual({ items: [] })
+    expect(await s.get(acme, mine.id)).toEqual(mine)
+  })
+
+  it('keeps the rows of the tenants of one id apart: a later tenant of the id sees none of an earlier one', async () => {
+    const { store: s } = await store()
+    const earlier = { id: 'acme', createdAt: START - 60_000 }
+    // Written by a request of the earlier tenant that was still running when the id was reused.
+    const late = await s.create(earlier, { name: 'late write', data: {} })
+    const mine = await s.create(acme, { name: 'mine', data: {} })
+    expect(await s.list(acme, { limit: 10 })).toEqual({ items: [mine] })
+    expect(await s.get(acme, late.id)).toBeUndefined()
+    expect(await s.update(acme, late.id, { name: 'x', data: {} })).toBeUndefined()
+    expect(await s.delete(acme, late.id)).toBe(false)
+    expect(await s.get(earlier, mine.id)).toBeUndefined()
+    // purge, before an id is given to a new customer, removes the rows of every tenant of the id.
+    expect(await s.purge('acme')).toBe(2)
   })
 
   it('pages in creation order with a cursor', async () => {
     const { clock, store: s } = await store()
     const made = []
     for (let i = 0; i < 5; i++) {
-      made.push(await s.create('acme', { name: `r${i}`, data: {} }))
+      made.push(await s.create(acme, { name: `r${i}`, data: {} }))
       clock.advance(1)
     }
-    const first = await s.list('acme', { limit: 2 })
+    const first = await s.list(acme, { limit: 2 })
     expect(first.items.map((r) => r.name)).toEqual(['r0', 'r1'])
-    const second = await s.list('acme', { limit: 2, after: first.next! })
+    const second = await s.list(acme, { limit: 2, after: first.next! })
     expect(second.items.map((r) => r.name)).toEqual(['r2', 'r3'])
-    const last = await s.list('acme', { limit: 2, after: second.next! })
+    const last = await s.list(acme, { limit: 2, after: second.next! })
     expect(last).toEqual({ items: [made[4]] })
   })
 
   it('stamps times from its clock', async () => {
     const { clock, store: s } = await store()
-    const created = await s.create('acme', { name: 'x', data: {} })
+    const created = await s.create(acme, { name: 'x', data: {} })
     clock.advance(60_000)
-    const updated = await s.update('acme', created.id, { name: 'y', data: { v: 2 } })
+    const updated = await s.update(acme, created.id, { name: 'y', data: { v: 2 } })
     expect(updated).toEqual({
       id: created.id,
       name: 'y',
@@ -67,13 +85,15 @@ describe('DrizzleResourceStore (libSQL)', () => {
     const { store: s } = await store()
     let data: unknown[] = []
     for (let i = 0; i < 20_000; i++) data = [data]
-    const failure = await s.create('acme', { name: 'deep', data: { data } }).catch((error: unknown) => error)
+    const failure = await s.create(acme, { name: 'deep', data: { data } }).catch((error: unknown) => error)
     expect(failure).toBeInstanceOf(RangeError)
-    expect(await s.list('acme', { limit: 1 })).toEqual({ items: [] })
+    expect(await s.list(acme, { limit: 1 })).toEqual({ items: [] })
   })
 
   it('refuses an invalid tenant id before touching the database', async () => {
     const { store: s } = await store()
-    await expect(s.list('not valid!', { limit: 1 })).rejects.toMatchObject({ code: 'tenant_invalid_id' })
+    await expect(s.list({ id: 'not valid!', createdAt: START }, { limit: 1 })).rejects.toMatchObject({
+      code: 'tenant_invalid_id',
+    })
   })
 })

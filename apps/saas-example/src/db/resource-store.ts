@@ -31,22 +31,35 @@ export interface ResourcePage {
 }
 
 /**
+ * Which tenant a call is for: its id, and its `createdAt`, which tells the tenants of one id apart
+ * (an id freed by a delete can be given to a new customer). The HTTP layer passes `c.var.tenant`,
+ * the config the tenancy chain resolved and checked.
+ */
+export interface TenantRef {
+  id: string
+  /** ms since the epoch, as in `TenantConfig.createdAt`. */
+  createdAt: number
+}
+
+/**
  * The app's data access, always for one tenant: every method takes the tenant first and can only
- * see or change that tenant's rows. The HTTP layer passes `c.var.tenantId`, which the tenancy chain
- * has resolved and checked.
+ * see or change that tenant's rows. A row belongs to the tenant of its id that wrote it: a request
+ * of a deleted tenant that writes after its id was given to a new customer writes a row no one
+ * sees (and `purge` removes), never one of the new customer's.
  */
 export interface ResourceStore {
-  list(tenantId: string, page: { limit: number; after?: string }): Promise<ResourcePage>
-  create(tenantId: string, input: ResourceInput): Promise<Resource>
+  list(tenant: TenantRef, page: { limit: number; after?: string }): Promise<ResourcePage>
+  create(tenant: TenantRef, input: ResourceInput): Promise<Resource>
   /** The resource, or undefined when the tenant has none with this id (another tenant's included). */
-  get(tenantId: string, id: string): Promise<Resource | undefined>
+  get(tenant: TenantRef, id: string): Promise<Resource | undefined>
   /** The replaced resource, or undefined when the tenant has none with this id. */
-  update(tenantId: string, id: string, input: ResourceInput): Promise<Resource | undefined>
+  update(tenant: TenantRef, id: string, input: ResourceInput): Promise<Resource | undefined>
   /** True when a resource was deleted, false when the tenant has none with this id. */
-  delete(tenantId: string, id: string): Promise<boolean>
+  delete(tenant: TenantRef, id: string): Promise<boolean>
   /**
-   * Deletes every resource of the tenant; resolves to how many. Run before a tenant is created
-   * (AdminService's `freshStart`): a customer given the id of a deleted one starts with no rows.
+   * Deletes every resource of the id, whichever tenant of it wrote them; resolves to how many. Run
+   * before a tenant is created (AdminService's `freshStart`): a customer given the id of a deleted
+   * one starts with no rows.
    */
   purge(tenantId: string): Promise<number>
   /** Resolves when the database answers a trivial query (the health check). */
@@ -112,8 +125,9 @@ function toResource(row: Row): Resource {
  * @example
  * ```ts
  * const store = new DrizzleResourceStore(drizzle({ connection: { url: 'file:data/app.db' } }))
- * const created = await store.create('acme', { name: 'report', data: { pages: 3 } })
- * await store.get('globex', created.id) // undefined: another tenant's id
+ * const acme = await configs.getTenantConfig('acme') // what the chain puts in c.var.tenant
+ * const created = await store.create(acme, { name: 'report', data: { pages: 3 } })
+ * await store.get(globex, created.id) // undefined: another tenant's id
  * ```
  */
 export class DrizzleResourceStore implements ResourceStore {
@@ -127,6 +141,11 @@ export class DrizzleResourceStore implements ResourceStore {
     this.#pg = is(db, PgDatabase)
     this.#table = (this.#pg ? pgResources : sqliteResources) as unknown as Table
     this.#clock = options.clock ?? systemClock
+  }
+
+  // The rows of this tenant of the id (scoped() adds the id itself to every query).
+  #ownedBy(tenant: TenantRef) {
+    return eq(this.#table.tenantCreatedAt, tenant.createdAt)
   }
 
   /** Runs `fn` with the tenant's scoped database (inside a tenant RLS transaction on Postgres). */
@@ -147,13 +166,13 @@ export class DrizzleResourceStore implements ResourceStore {
     }
   }
 
-  list(tenantId: string, page: { limit: number; after?: string }): Promise<ResourcePage> {
+  list(tenant: TenantRef, page: { limit: number; after?: string }): Promise<ResourcePage> {
     const t = this.#table
-    return this.#run(tenantId, 'listing resources', async (tdb) => {
+    return this.#run(tenant.id, 'listing resources', async (tdb) => {
       const rows = await tdb
         .select()
         .from(t)
-        .where(page.after === undefined ? undefined : gt(t.id, page.after))
+        .where(and(this.#ownedBy(tenant), page.after === undefined ? undefined : gt(t.id, page.after)))
         .orderBy(asc(t.id))
         .limit(page.limit + 1)
       const items = rows.slice(0, page.limit).map(toResource)
@@ -161,14 +180,15 @@ export class DrizzleResourceStore implements ResourceStore {
     })
   }
 
-  create(tenantId: string, input: ResourceInput): Promise<Resource> {
+  create(tenant: TenantRef, input: ResourceInput): Promise<Resource> {
     const t = this.#table
-    return this.#run(tenantId, 'creating a resource', async (tdb) => {
+    return this.#run(tenant.id, 'creating a resource', async (tdb) => {
       const now = new Date(this.#clock.now())
       const [row] = await tdb
         .insert(t)
         .values({
           id: newResourceId(now.getTime()),
+          tenantCreatedAt: tenant.createdAt,
           name: input.name,
           data: input.data,
           createdAt: now,
@@ -179,32 +199,36 @@ export class DrizzleResourceStore implements ResourceStore {
     })
   }
 
-  get(tenantId: string, id: string): Promise<Resource | undefined> {
+  get(tenant: TenantRef, id: string): Promise<Resource | undefined> {
     const t = this.#table
-    return this.#run(tenantId, 'reading a resource', async (tdb) => {
-      const [row] = await tdb.select().from(t).where(eq(t.id, id)).limit(1)
+    return this.#run(tenant.id, 'reading a resource', async (tdb) => {
+      const [row] = await tdb
+        .select()
+        .from(t)
+        .where(and(this.#ownedBy(tenant), eq(t.id, id)))
+        .limit(1)
       return row === undefined ? undefined : toResource(row)
     })
   }
 
-  update(tenantId: string, id: string, input: ResourceInput): Promise<Resource | undefined> {
+  update(tenant: TenantRef, id: string, input: ResourceInput): Promise<Resource | undefined> {
     const t = this.#table
-    return this.#run(tenantId, 'updating a resource', async (tdb) => {
+    return this.#run(tenant.id, 'updating a resource', async (tdb) => {
       const [row] = await tdb
         .update(t)
         .set({ name: input.name, data: input.data, updatedAt: new Date(this.#clock.now()) })
-        .where(eq(t.id, id))
+        .where(and(this.#ownedBy(tenant), eq(t.id, id)))
         .returning()
       return row === undefined ? undefined : toResource(row)
     })
   }
 
-  delete(tenantId: string, id: string): Promise<boolean> {
+  delete(tenant: TenantRef, id: string): Promise<boolean> {
     const t = this.#table
-    return this.#run(tenantId, 'deleting a resource', async (tdb) => {
+    return this.#run(tenant.id, 'deleting a resource', async (tdb) => {
       const rows = await tdb
         .delete(t)
-        .where(and(eq(t.id, id)))
+        .where(and(this.#ownedBy(tenant), eq(t.id, id)))
         .returning({ id: t.id })
       return rows.length > 0
     })

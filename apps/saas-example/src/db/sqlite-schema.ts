@@ -11,6 +11,11 @@ export const resources = sqliteTable(
   {
     id: text('id').primaryKey(),
     tenantId: tenantIdColumn(),
+    // Which tenant of the id owns the row: its createdAt (ms). Ids are reused once deleted, and a
+    // request of a deleted tenant still running when the id is given to a new customer must not
+    // write into the new one; every query also matches this column (see DrizzleResourceStore).
+    // The default only serves the migration that added the column, which fills it in.
+    tenantCreatedAt: integer('tenant_created_at').notNull().default(0),
     name: text('name').notNull(),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),

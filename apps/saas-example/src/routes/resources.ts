@@ -1,9 +1,9 @@
 import { storableJsonObject, storableText } from '@tenant/core'
 import type { TenantEnv } from '@tenant/hono'
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { RESOURCE_ID_PATTERN, type ResourceStore } from '../db/resource-store'
+import { RESOURCE_ID_PATTERN, type ResourceStore, type TenantRef } from '../db/resource-store'
 import { problem, readJson, toIssues } from '../http'
 
 /** Largest request body the resource routes read. */
@@ -50,7 +50,17 @@ function notFound(id: string): Response {
 }
 
 /**
- * The tenant-scoped resource API, mounted behind the tenancy chain: `c.var.tenantId` is the
+ * The tenant the chain resolved, with the `createdAt` that tells it from other tenants of its id.
+ * Only unset when the routes are mounted without the chain: a bug of the app, a 500.
+ */
+function tenantOf(c: Context<TenantEnv>): TenantRef {
+  const tenant = c.var.tenant
+  if (tenant === undefined) throw new Error('resourceRoutes must be mounted behind the tenancy chain')
+  return tenant
+}
+
+/**
+ * The tenant-scoped resource API, mounted behind the tenancy chain: `c.var.tenant` is the
  * resolved, active tenant, and every store call is for that tenant only.
  *
  * | Route               | Success                          |
@@ -77,18 +87,18 @@ export function resourceRoutes(store: ResourceStore) {
       if (!query.success) {
         return problem(400, 'invalid_request', 'invalid query parameters', { issues: toIssues(query.error) })
       }
-      return c.json(await store.list(c.var.tenantId, query.data))
+      return c.json(await store.list(tenantOf(c), query.data))
     })
     .post('/', limit, async (c) => {
       const body = await readJson(c, resourceInputSchema)
       if (!body.ok) return body.response
-      const created = await store.create(c.var.tenantId, body.value)
+      const created = await store.create(tenantOf(c), body.value)
       c.header('Location', `${c.req.path.replace(/\/$/, '')}/${created.id}`)
       return c.json(created, 201)
     })
     .get('/:id', async (c) => {
       const id = c.req.param('id')
-      const found = RESOURCE_ID_PATTERN.test(id) ? await store.get(c.var.tenantId, id) : undefined
+      const found = RESOURCE_ID_PATTERN.test(id) ? await store.get(tenantOf(c), id) : undefined
       return found ? c.json(found) : notFound(id)
     })
     .put('/:id', limit, async (c) => {
@@ -97,13 +107,13 @@ export function resourceRoutes(store: ResourceStore) {
       const body = await readJson(c, resourceInputSchema)
       if (!body.ok) return body.response
       const updated = RESOURCE_ID_PATTERN.test(id)
-        ? await store.update(c.var.tenantId, id, body.value)
+        ? await store.update(tenantOf(c), id, body.value)
         : undefined
       return updated ? c.json(updated) : notFound(id)
     })
     .delete('/:id', async (c) => {
       const id = c.req.param('id')
-      const deleted = RESOURCE_ID_PATTERN.test(id) && (await store.delete(c.var.tenantId, id))
+      const deleted = RESOURCE_ID_PATTERN.test(id) && (await store.delete(tenantOf(c), id))
       return deleted ? c.body(null, 204) : notFound(id)
     })
 }
