@@ -105,7 +105,7 @@ CREATE TABLE "resources" (
 	"id" text PRIMARY KEY NOT NULL,
 	"tenant_id" text NOT NULL,
 	"name" text NOT NULL,
-	"data" jsonb NOT NULL,
+	"data" json NOT NULL,
 	"created_at" timestamp (3) with time zone NOT NULL,
 	"updated_at" timestamp (3) with time zone NOT NULL,
 	-- Which tenant of the id wrote the row: its createdAt in ms (ids are reused once deleted).

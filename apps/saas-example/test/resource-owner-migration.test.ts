@@ -26,7 +26,7 @@ afterAll(() => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A copy of the app's `dialect` migrations without the one named `tag`, for the version before it. */
+/** A copy of the app's `dialect` migrations up to the one named `tag`, excluded: the version before it. */
 function migrationsBefore(dialect: 'sqlite' | 'pg', tag: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'saas-migrations-'))
   made.push(dir)
@@ -34,7 +34,10 @@ function migrationsBefore(dialect: 'sqlite' | 'pg', tag: string): string {
   const journalPath = join(dir, 'meta/_journal.json')
   const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: { tag: string }[] }
   expect(journal.entries.map((e) => e.tag)).toContain(tag)
-  journal.entries = journal.entries.filter((e) => e.tag !== tag)
+  journal.entries = journal.entries.slice(
+    0,
+    journal.entries.findIndex((e) => e.tag === tag),
+  )
   writeFileSync(journalPath, JSON.stringify(journal))
   return dir
 }

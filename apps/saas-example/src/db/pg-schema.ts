@@ -1,6 +1,6 @@
 import { tenantRlsPolicy } from '@tenant/drizzle'
 import { tenantIdColumn } from '@tenant/drizzle/pg'
-import { bigint, index, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core'
+import { bigint, index, json, pgTable, text, timestamp } from 'drizzle-orm/pg-core'
 
 /**
  * The app's own table on PostgreSQL: the same shape as the SQLite one, plus the tenant
@@ -19,7 +19,8 @@ export const resources = pgTable(
     // The default only serves the migration that added the column, which fills it in.
     tenantCreatedAt: bigint('tenant_created_at', { mode: 'number' }).notNull().default(0),
     name: text('name').notNull(),
-    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    // json, not jsonb: jsonb sorts object keys, and data must come back as sent (as on SQLite).
+    data: json('data').$type<Record<string, unknown>>().notNull(),
     createdAt: timestamp('created_at', { precision: 3, withTimezone: true, mode: 'date' }).notNull(),
     updatedAt: timestamp('updated_at', { precision: 3, withTimezone: true, mode: 'date' }).notNull(),
   },

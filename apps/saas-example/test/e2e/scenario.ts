@@ -288,6 +288,19 @@ export function describeScenario(target: Target): void {
       expect(list.body.items).toHaveLength(2)
     })
 
+    it('gives data back exactly as sent, key order included, on every store', async () => {
+      const data = '{"zeta":1,"alpha":[2,{"b":1,"a":2}],"mid":{"y":"é","x":null}}'
+      const created = await call('POST', resources, {
+        tenant: 'beta',
+        raw: `{"name":"ordered","data":${data}}`,
+      })
+      expect(created.status, created.text).toBe(201)
+      expect(created.text).toContain(`"data":${data}`)
+      const read = await call('GET', `${resources}/${created.body.id}`, { tenant: 'beta' })
+      expect(read.text).toContain(`"data":${data}`)
+      expect((await call('DELETE', `${resources}/${created.body.id}`, { tenant: 'beta' })).status).toBe(204)
+    })
+
     it('refuses text and data a store would not keep as sent with 400, on every store, storing nothing', async () => {
       const deep = (levels: number) =>
         `{"name":"deep","data":{"x":${'['.repeat(levels)}${']'.repeat(levels)}}}`
