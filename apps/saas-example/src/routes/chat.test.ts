@@ -73,6 +73,36 @@ describe('POST /api/v1/chat/completions', () => {
     expect(await usedTokens()).toBe(102)
   })
 
+  it('counts a body sent without Content-Length under its tenant, with its request id in the logs', async () => {
+    const { t } = await setUp()
+    const encoded = new TextEncoder().encode(JSON.stringify(chat))
+    // A streamed upload: no Content-Length, so the body limit counts the bytes as they come.
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoded)
+        controller.close()
+      },
+    })
+    const response = await t.app.request('/api/v1/chat/completions', {
+      method: 'POST',
+      headers: {
+        'X-Tenant-ID': 'acme',
+        'X-Token-Count': '100',
+        'X-Request-Id': 'chunked-1',
+        'Content-Type': 'application/json',
+      },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    expect(response.status).toBe(200)
+    await response.text()
+    const metrics = await t.deps.metrics.registry.metrics()
+    expect(metrics).toContain('tenant_requests_total{tenant="acme",outcome="success",code="200"} 1')
+    const decisions = t.lines.filter((line) => line.msg === 'tenancy decision')
+    expect(decisions.length).toBeGreaterThan(0)
+    for (const line of decisions) expect(line.requestId).toBe('chunked-1')
+  })
+
   it('refuses a request that does not ask to stream', async () => {
     const { send } = await setUp()
     const response = await send({ ...chat, stream: false })

@@ -96,17 +96,26 @@ export function readChatRequest(): MiddlewareHandler {
   })
   return async (c, next) => {
     if (c.req.method !== 'POST') return next()
+    const sent = c.req.raw
     let refused: Response | undefined
     const tooLarge = await limit(c, async () => {
-      refused = await read(c, next)
+      refused = await read(c, next, sent)
     })
+    c.req.raw = sent
     return tooLarge ?? refused
   }
 }
 
-/** The body check of {@link readChatRequest}: its refusal, or undefined once `next()` ran. */
-async function read(c: Context, next: Next): Promise<Response | undefined> {
+/**
+ * The body check of {@link readChatRequest}: its refusal, or undefined once `next()` ran. `sent` is
+ * the Request as it came in: for a body without Content-Length, bodyLimit put a copy that counts
+ * the bytes in its place, and what outer middleware keyed on the Request (the request id, the
+ * tenant the metrics count) would not be found on the copy. Once the body is read, the request
+ * goes on as `sent`.
+ */
+async function read(c: Context, next: Next, sent: Request): Promise<Response | undefined> {
   const body = await readJson(c, chatRequestSchema)
+  c.req.raw = sent
   if (!body.ok) return body.response
   const { model } = body.value
   const named = c.req.header(MODEL_HEADER)
@@ -118,8 +127,6 @@ async function read(c: Context, next: Next): Promise<Response | undefined> {
       { model, header: named },
     )
   }
-  // bodyLimit may have replaced c.req.raw (a body without Content-Length): the chain and the
-  // route see the Request as it is now.
   useBodyModel(c.req.raw, model)
   chatRequests.set(c.req.raw, body.value)
   await next()
