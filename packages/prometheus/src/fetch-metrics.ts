@@ -154,12 +154,12 @@ export function tenantMetricsMiddleware(
     }
     const tenantId = labelledTenant(metrics, request, response)
     const { status } = response
-    const forgets = metrics[forgetCount]()
+    const forgets = forgetCount(metrics)
     // A tenant forgotten while its answer streamed (deleted, maybe created again for another
     // customer): the request is counted, under missingLabel, not under the id's next tenant.
     const record = (end: BodyEnd): void =>
       metrics.recordRequest(
-        tenantId !== undefined && metrics[forgottenSince](tenantId, forgets) ? undefined : tenantId,
+        tenantId !== undefined && forgottenSince(metrics, tenantId, forgets) ? undefined : tenantId,
         { status, durationMs: clock.now() - start, end },
       )
     // A HEAD answer has nothing to wait for: the server drops its body.

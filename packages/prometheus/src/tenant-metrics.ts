@@ -84,18 +84,44 @@ function checkLabel(value: unknown, name: string): string {
   return value
 }
 
-/** How many forgotten tenant ids a {@link TenantMetrics} remembers (see `forgottenSince`). */
+/** How many forgotten tenant ids a {@link TenantMetrics} remembers (see {@link forgottenSince}). */
 const MAX_REMEMBERED_FORGETS = 10_000
 
+/** The `forget` calls of one {@link TenantMetrics}: how many so far, and when each id last was. */
+class ForgetLog {
+  count = 0
+  // Id -> `count` at its last forget, oldest first; at most MAX_REMEMBERED_FORGETS.
+  readonly last = new Map<string, number>()
+
+  add(tenantId: string): void {
+    this.count++
+    this.last.delete(tenantId)
+    this.last.set(tenantId, this.count)
+    if (this.last.size > MAX_REMEMBERED_FORGETS) this.last.delete(this.last.keys().next().value!)
+  }
+}
+
+// Internal to this package, apart from the public class: the middleware reads the count when the
+// handler answers, and asks when the body ends whether the tenant was forgotten in between, so a
+// request that outlived its (deleted) tenant is not counted under the tenant created next under
+// its id.
+const forgetLogs = new WeakMap<TenantMetrics, ForgetLog>()
+
+/** How many times `metrics.forget` was called so far. */
+export function forgetCount(metrics: TenantMetrics): number {
+  return forgetLogs.get(metrics)?.count ?? 0
+}
+
 /**
- * Internal to this package (not exported from its index): the middleware reads a tenant's forget
- * count when the handler answers, and asks when the body ends whether the tenant was forgotten in
- * between, so a request that outlived its (deleted) tenant is not counted under the tenant created
- * next under its id.
+ * Whether `tenantId` was forgotten by `metrics` after `count` (a {@link forgetCount} reading). An
+ * id forgotten more than MAX_REMEMBERED_FORGETS forgets ago is no longer known, and answers false.
  */
-export const forgetCount: unique symbol = Symbol('TenantMetrics.forgetCount')
-/** See {@link forgetCount}. */
-export const forgottenSince: unique symbol = Symbol('TenantMetrics.forgottenSince')
+export function forgottenSince(metrics: TenantMetrics, tenantId: string, count: number): boolean {
+  const log = forgetLogs.get(metrics)
+  if (log === undefined || count === log.count) return false
+  const at = log.last.get(tenantId)
+  return at !== undefined && at > count
+}
 
 /**
  * Per-tenant Prometheus metrics on prom-client, with bounded label cardinality.
@@ -135,10 +161,6 @@ export class TenantMetrics {
 
   readonly #tenants = new Set<string>()
   readonly #reserved: ReadonlySet<string>
-  // forget() calls so far, and the count at each remembered id's last forget (oldest first; at
-  // most MAX_REMEMBERED_FORGETS, beyond that the oldest is dropped).
-  #forgets = 0
-  readonly #forgotten = new Map<string, number>()
   // The codes requests_total has counted, by outcome: the series forget() removes for a tenant,
   // since prom-client removes one series (all its labels given) at a time. At most 4 outcomes x 501
   // codes, whatever the number of tenants.
@@ -270,6 +292,7 @@ export class TenantMetrics {
 
     this.#reserved = new Set(reserved)
     this.#reserve()
+    forgetLogs.set(this, new ForgetLog())
   }
 
   /**
@@ -365,12 +388,7 @@ export class TenantMetrics {
   forget(tenantId: string): boolean {
     validateTenantId(tenantId)
     // Remembered with or without a label: a request in flight may take one when it ends.
-    this.#forgets++
-    this.#forgotten.delete(tenantId)
-    this.#forgotten.set(tenantId, this.#forgets)
-    if (this.#forgotten.size > MAX_REMEMBERED_FORGETS) {
-      this.#forgotten.delete(this.#forgotten.keys().next().value!)
-    }
+    forgetLogs.get(this)!.add(tenantId)
     if (!this.#tenants.has(tenantId)) return false
     const tenant = tenantId
     for (const [outcome, codes] of Object.entries(this.#requestCodes)) {
@@ -413,21 +431,6 @@ export class TenantMetrics {
     }
     for (const codes of Object.values(this.#requestCodes)) codes.clear()
     this.#reserve()
-  }
-
-  /** How many times `forget` was called: taken when a request is answered. */
-  [forgetCount](): number {
-    return this.#forgets
-  }
-
-  /**
-   * Whether `tenantId` was forgotten after `count` (a {@link forgetCount} reading). An id forgotten
-   * more than MAX_REMEMBERED_FORGETS forgets ago is no longer known, and answers false.
-   */
-  [forgottenSince](tenantId: string, count: number): boolean {
-    if (count === this.#forgets) return false
-    const at = this.#forgotten.get(tenantId)
-    return at !== undefined && at > count
   }
 
   #reserve(): void {
