@@ -3,8 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { InvalidTenantConfigError, isTenantError, toTenantConfigInput, withPlans } from '@tenant/core'
+import { createClient } from '@libsql/client'
+import {
+  InvalidTenantConfigError,
+  isTenantError,
+  TenantBackendError,
+  toTenantConfigInput,
+  withPlans,
+} from '@tenant/core'
 import { sql } from 'drizzle-orm'
+import { drizzle as drizzleLibsql } from 'drizzle-orm/libsql'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { describeEachDatabase, withD1 } from '../test/databases'
 import { DrizzleAuditLog } from './audit-log'
@@ -28,6 +36,32 @@ const wrangler = join(repoDrizzle, '..', 'node_modules', '.bin', 'wrangler')
 const run = promisify(execFile)
 const PACKAGE_TABLES = ['__tenant_migrations', 'plan_audit_log', 'plans', 'tenant_audit_log', 'tenants']
 const TAGS = ['0000_init', '0001_plans', '0002_subjects_concurrency']
+
+describe('migrate and rollback failures', () => {
+  it('are TenantBackendError with the driver error as cause, for a closed client and a foreign journal', async () => {
+    const closed = createClient({ url: ':memory:' })
+    const db = drizzleLibsql({ client: closed })
+    await migrate(db)
+    closed.close()
+    for (const run of [() => migrate(db), () => rollback(db)]) {
+      const error = await run().catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(TenantBackendError)
+      expect((error as TenantBackendError).cause).toBeDefined()
+    }
+    // A journal table of another shape: its SQL stays in the cause, out of the message.
+    const other = createClient({ url: ':memory:' })
+    const db2 = drizzleLibsql({ client: other })
+    await db2.run(sql`create table other_journal (id integer primary key, name text)`)
+    for (const run of [
+      () => migrate(db2, { migrationsTable: 'other_journal' }),
+      () => rollback(db2, { migrationsTable: 'other_journal' }),
+    ]) {
+      const error = await run().catch((caught: unknown) => caught)
+      expect(isTenantError(error), String(error)).toBe(true)
+    }
+    other.close()
+  })
+})
 
 describe('shipped migrations', () => {
   it('are exactly the SQL in the drizzle/ folder (rerun `pnpm embed-migrations` after editing it)', () => {

@@ -59,18 +59,23 @@ const DEFAULT_TABLE = '__tenant_migrations'
  */
 export async function migrate(db: TenantDatabase, options: MigrateOptions = {}): Promise<string[]> {
   const info = detectDriver(db)
+  return typedFailure('migrate', () => applyMigrations(db, info, shippedMigrations(info), options))
+}
+
+// Typed like every other store failure: reading or creating the journal can fail raw (on a SQLite
+// file another process holds locked, SQLITE_BUSY: SQLite does not wait by itself), and a driver's
+// message can carry SQL, which stays in `cause`.
+async function typedFailure<T>(what: 'migrate' | 'rollback', run: () => Promise<T>): Promise<T> {
   try {
-    return await applyMigrations(db, info, shippedMigrations(info), options)
+    return await run()
   } catch (error) {
-    // Typed like every other store failure: reading or creating the journal can fail raw (on a
-    // SQLite file another process holds locked, SQLITE_BUSY: SQLite does not wait by itself).
     if (
       error instanceof TenantBackendError ||
       (error as { code?: unknown })?.code === 'tenant_invalid_config'
     ) {
       throw error
     }
-    throw new TenantBackendError(`migrate failed: ${message(error)}`, { cause: error })
+    throw new TenantBackendError(`${what} failed: ${message(error)}`, { cause: error })
   }
 }
 
@@ -86,7 +91,7 @@ export async function migrate(db: TenantDatabase, options: MigrateOptions = {}):
  */
 export async function rollback(db: TenantDatabase, options: RollbackOptions = {}): Promise<string[]> {
   const info = detectDriver(db)
-  return revertMigrations(db, info, shippedMigrations(info), options)
+  return typedFailure('rollback', () => revertMigrations(db, info, shippedMigrations(info), options))
 }
 
 /** The migrations this package ships for the database's dialect. */
