@@ -3,6 +3,7 @@ import { testConfigManager } from '../testing/index'
 import { ManualClock } from './clock'
 import { InvalidTenantConfigError } from './errors'
 import { InMemoryConfigManager } from './in-memory-config-manager'
+import { InMemoryPlanStore } from './in-memory-plan-store'
 
 testConfigManager('InMemoryConfigManager', ({ clock }) => new InMemoryConfigManager({ clock }))
 
@@ -51,5 +52,17 @@ describe('InMemoryConfigManager', () => {
     expect(config.createdAt).toBeLessThanOrEqual(Date.now())
     const manual = new InMemoryConfigManager({ clock: new ManualClock(1_000.7) })
     expect((await manual.setTenantConfig({ id: 'a' })).updatedAt).toBe(1_000)
+  })
+
+  it('refuses a write its clock gives no valid time for, as the database stores do, storing nothing', async () => {
+    for (const now of [Number.NaN, -5_000, 8.7e15]) {
+      const configs = new InMemoryConfigManager({ clock: { now: () => now } })
+      await expect(configs.setTenantConfig({ id: 'a' }), String(now)).rejects.toBeInstanceOf(
+        InvalidTenantConfigError,
+      )
+      await expect(configs.getTenantConfig('a')).rejects.toMatchObject({ code: 'tenant_not_found' })
+      const plans = new InMemoryPlanStore({ tenants: configs, clock: { now: () => now } })
+      await expect(plans.setPlan({ id: 'pro' }), String(now)).rejects.toBeInstanceOf(InvalidTenantConfigError)
+    }
   })
 })

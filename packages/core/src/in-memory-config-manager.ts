@@ -1,3 +1,4 @@
+import { auditTimestamp } from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager, ListTenantsOptions, ListTenantsResult } from './config'
 import { TenantNotFoundError } from './errors'
@@ -67,7 +68,8 @@ export class InMemoryConfigManager implements ConfigManager, FastConfigStore {
   async setTenantConfig(input: TenantConfigInput): Promise<TenantConfig> {
     // Parsing copies the structure, but metadata values are passed through by reference.
     const parsed = copyJson(parseTenantConfigInput(input))
-    const now = Math.floor(this.#clock.now())
+    // The whole-ms stamp of the other stores: a clock giving no valid time refuses the write.
+    const now = auditTimestamp(this.#clock)
     const existing = this.#configs.get(parsed.id)
     const config = deepFreeze<TenantConfig>({
       ...parsed,

@@ -1,3 +1,4 @@
+import { auditTimestamp } from './audit'
 import { type Clock, systemClock } from './clock'
 import type { ConfigManager } from './config'
 import { PlanInUseError, PlanNotFoundError, TenantBackendError } from './errors'
@@ -85,7 +86,8 @@ export class InMemoryPlanStore implements PlanStore, FastPlanStore {
 
   async setPlan(input: PlanConfigInput): Promise<PlanConfig> {
     const parsed = copyJson(parseOrThrow(planConfigInputSchema, input))
-    const now = Math.floor(this.#clock.now())
+    // The whole-ms stamp of the other stores: a clock giving no valid time refuses the write.
+    const now = auditTimestamp(this.#clock)
     const existing = this.#plans.get(parsed.id)
     const plan = deepFreeze<PlanConfig>({ ...parsed, createdAt: existing?.createdAt ?? now, updatedAt: now })
     this.#plans.set(parsed.id, plan)

@@ -70,6 +70,21 @@ describe('findNonJsonValue', () => {
     for (const [value, path, message] of cases) expect(findNonJsonValue(value)).toEqual({ path, message })
   })
 
+  it('refuses getters and setters, which could answer one value when checked and another when stored', () => {
+    let reads = 0
+    const nested = {
+      get x(): unknown {
+        reads += 1
+        return reads === 1 ? 'ok' : new Date(0)
+      },
+    }
+    expect(findNonJsonValue({ a: nested })).toMatchObject({ path: ['a', 'x'], message: /getter or setter/ })
+    expect(reads).toBe(0)
+    const list = [1]
+    Object.defineProperty(list, 0, { get: () => 1, enumerable: true })
+    expect(findNonJsonValue({ list })).toMatchObject({ path: ['list', 0] })
+  })
+
   it('reports an object without a constructor by kind', () => {
     const odd = Object.create(Object.create(null))
     expect(findNonJsonValue({ odd })).toEqual({ path: ['odd'], message: 'object is not JSON data' })

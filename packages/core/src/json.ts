@@ -53,9 +53,18 @@ function isPlainObject(value: object): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
+// A getter is not data: what it answers when checked need not be what it answers when the value is
+// copied or written, so a value could pass the check and be stored as something else.
+const ACCESSOR = 'a getter or setter is not JSON data'
+
+function isAccessor(value: object, key: string | number): boolean {
+  const descriptor = Object.getOwnPropertyDescriptor(value, key)
+  return descriptor !== undefined && !('value' in descriptor)
+}
+
 /**
  * Finds the first part of `value` that is not plain JSON data: `undefined`, functions, symbols,
- * bigints, non-finite numbers, `-0`, strings or keys {@link storableTextProblem} refuses, class instances (`Date`, `Map`, ...), sparse arrays, symbol keys,
+ * bigints, non-finite numbers, `-0`, strings or keys {@link storableTextProblem} refuses, class instances (`Date`, `Map`, ...), sparse arrays, getters and setters, symbol keys,
  * circular references, or nesting deeper than {@link MAX_JSON_DEPTH}. Returns `undefined` when
  * `value` is plain JSON.
  *
@@ -110,7 +119,11 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
           path.push(i)
-          const problem = i in v ? visit(v[i]) : fail('sparse array hole is not JSON data')
+          const problem = !(i in v)
+            ? fail('sparse array hole is not JSON data')
+            : isAccessor(v, i)
+              ? fail(ACCESSOR)
+              : visit(v[i])
           path.pop()
           if (problem) return problem
         }
@@ -118,7 +131,12 @@ export function findNonJsonValue(value: unknown): NonJsonValue | undefined {
         for (const key of Object.keys(v)) {
           path.push(key)
           const keyProblem = storableTextProblem(key)
-          const problem = keyProblem === undefined ? visit(v[key]) : fail(`key ${keyProblem}`)
+          const problem =
+            keyProblem !== undefined
+              ? fail(`key ${keyProblem}`)
+              : isAccessor(v, key)
+                ? fail(ACCESSOR)
+                : visit(v[key])
           path.pop()
           if (problem) return problem
         }

@@ -42,6 +42,17 @@ describe('quota schemas', () => {
     ])
   })
 
+  it('rejects -0, which every database store gives back as 0', () => {
+    for (const limit of [
+      { window: 'day', requests: -0 },
+      { window: 'day', tokens: -0 },
+    ]) {
+      const result = quotaConfigSchema.safeParse({ limits: [limit] })
+      expect(result.success, JSON.stringify(limit)).toBe(false)
+    }
+    expect(quotaConfigSchema.safeParse({ limits: [{ window: 'day', requests: 0 }] }).success).toBe(true)
+  })
+
   it('rejects unknown windows and unknown keys', () => {
     expect(quotaLimitSchema.safeParse({ window: 'week', requests: 1 }).success).toBe(false)
     const extra = quotaLimitSchema.safeParse({ window: 'day', requests: 1, burst: 2 })

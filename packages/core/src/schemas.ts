@@ -13,6 +13,8 @@ const wholeCount = z
   .int('must be a whole number')
   .min(0, 'must be >= 0')
   .max(Number.MAX_SAFE_INTEGER)
+  // Every database store gives -0 back as 0: refused, as in metadata, so that all stores agree.
+  .refine((n) => !Object.is(n, -0), '-0 is not allowed (stores write it as 0)')
 
 // One rule for tenant and plan ids, with messages that name which id it is. `.` and `..` are dot
 // segments: URL parsers remove them from a path, so /admin/tenants/.. could never reach one.
