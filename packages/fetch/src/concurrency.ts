@@ -86,10 +86,11 @@ class ConcurrencyStage implements ChainStage {
     return this.#capped(admission, config)
   }
 
-  #capped(admission: Admission, config: ConcurrencyConfig | null | StoreFailed): StageStep {
+  #capped(admission: Admission, config: ConcurrencyConfig | null | undefined | StoreFailed): StageStep {
     if (config instanceof StoreFailed) return this.#core.failed(admission, {}, config)
-    // A tenant without a cap is not counted at all: nothing to acquire, nothing to release.
-    if (config === null) return undefined
+    // A tenant without a cap is not counted at all: nothing to acquire, nothing to release. A
+    // config without the member (a hand-written store, a record older than it) has none either.
+    if (config === null || config === undefined) return undefined
     const max = config.maxInFlight
     const tenantId = admission.tenantId!
     const acquire = () => this.limiter.acquire(tenantId, max)

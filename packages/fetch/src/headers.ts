@@ -290,6 +290,10 @@ export function withHeaders(
   const mark = (response as Marked)[written]
   const request = identity(owner)
   if (headers.length === 0 && (mark === undefined || mark.owner === request)) return response
+  // A network error (`Response.error()`, status 0) or an upgrade (101, a WebSocket on Workers)
+  // cannot be copied (the Response constructor takes 200 to 599 only), nor carry headers for
+  // the client: it passes as it is.
+  if (response.status < 200) return response
   const target = marked(response, headers, request)
   applyHeaders(target.headers, headers)
   return target

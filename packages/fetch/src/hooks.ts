@@ -176,6 +176,14 @@ export function hookSet(hooks: TenancyHooks | readonly TenancyHooks[] | undefine
   const sets: readonly (TenancyHooks | undefined)[] = Array.isArray(hooks)
     ? hooks
     : [hooks as TenancyHooks | undefined]
+  for (const set of sets) {
+    if (set !== undefined && (typeof set !== 'object' || set === null)) {
+      throw invalidOption(
+        'hooks',
+        `must be an object of hook functions (or a list of them), got ${set === null ? 'null' : typeof set}`,
+      )
+    }
+  }
   const result = {} as Record<keyof TenancyHooks, HookFn[]>
   for (const name of hookNames) {
     result[name] = sets.flatMap((set) => {

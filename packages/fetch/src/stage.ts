@@ -9,7 +9,7 @@ import {
   TenantError,
 } from '@tenant/core'
 import type { Admission, StageStep } from './chain'
-import { withMissingHeaders } from './headers'
+import { retryAfterHeader, withMissingHeaders } from './headers'
 import {
   type EventHookName,
   type EventOf,
@@ -321,6 +321,7 @@ export class StageCore<K extends EventHookName> {
    * The refusal's headers are added to an override's response where it did not set them.
    */
   async refuse(admission: Admission, event: EventInput<K>, refusal: Refusal): Promise<Response> {
+    refusal = withRetryAfter(refusal)
     const made = await overrideResponse(
       this.hooks,
       {
@@ -350,6 +351,19 @@ export class StageCore<K extends EventHookName> {
       ...event,
     } as EventOf<K>)
   }
+}
+
+/**
+ * A 429 always says when to retry. The stages' own refusals carry their `Retry-After`; a limit
+ * error thrown by a store or a user callback (`QuotaExceededError`, `RateLimitExceededError`) gets
+ * one from its `retryAfterMs`, and any other 429 the shortest wait, 1 second.
+ */
+function withRetryAfter(refusal: Refusal): Refusal {
+  const { error, headers } = refusal
+  if (error.status !== 429 || headers?.some(([name]) => name.toLowerCase() === 'retry-after')) return refusal
+  const wait = (error as { retryAfterMs?: unknown }).retryAfterMs
+  const ms = typeof wait === 'number' && Number.isFinite(wait) && wait >= 0 ? wait : 1000
+  return { ...refusal, headers: [...(headers ?? []), retryAfterHeader(ms)] }
 }
 
 /** The clock of a stage, for the `t=` of the RateLimit field. */

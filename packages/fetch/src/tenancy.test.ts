@@ -4,7 +4,9 @@ import {
   InMemoryConfigManager,
   InMemoryQuotaManager,
   ManualClock,
+  QuotaExceededError,
   type QuotaManager,
+  RateLimitExceededError,
   TokenBucketRateLimiter,
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -478,5 +480,116 @@ describe('event hooks that change the events they get', () => {
       200,
       200,
     ])
+  })
+})
+
+describe('tenancy options that would leave a stage out or crash it', () => {
+  let clock: ManualClock
+  let configs: InMemoryConfigManager
+  let quotas: InMemoryQuotaManager
+  beforeEach(async () => {
+    clock = new ManualClock(Date.UTC(2026, 0, 15, 10, 20, 30))
+    configs = new InMemoryConfigManager({ clock })
+    quotas = new InMemoryQuotaManager(configs, { clock })
+    await configs.setTenantConfig({
+      id: 'acme',
+      concurrency: { maxInFlight: 1 },
+      quota: { limits: [{ window: 'minute', requests: 1 }] },
+    })
+  })
+
+  it('refuses a stage option that is neither a store nor options naming one (the stage was silently left out)', () => {
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, quota: 5 as never }),
+      'tenancy.quota',
+      /got number/,
+    )
+    // A config manager given as the quota: an object without consume() or a manager.
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, quota: configs as never }),
+      'tenancy.quota',
+      /manager/,
+    )
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, quota: { failOpen: true } as never }),
+      'tenancy.quota',
+      /manager/,
+    )
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, rateLimit: 'redis' as never }),
+      'tenancy.rateLimit',
+      /string/,
+    )
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, concurrency: true as never }),
+      'tenancy.concurrency',
+      /boolean/,
+    )
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, policy: [] as never }),
+      'tenancy.policy',
+      /evaluator/,
+    )
+    expectInvalidOption(
+      () => tenancy({ configManager: configs, resolver: 5 as never }),
+      'tenancy.resolver',
+      /options/,
+    )
+    expectInvalidOption(() => tenancy({ configManager: configs, hooks: 'x' as never }), 'hooks', /object/)
+    // Naming the store as undefined still leaves the stage out on purpose (wiring by environment).
+    expect(() => tenancy({ configManager: configs, quota: { manager: undefined } })).not.toThrow()
+  })
+
+  it('refuses a concurrency stage with nowhere to read caps from', () => {
+    const limiter = new InMemoryConcurrencyLimiter()
+    expectInvalidOption(() => tenancy({ concurrency: limiter }), 'tenancy.concurrency', /configManager/)
+    expect(() => tenancy({ concurrency: { limiter, provider: configs } })).not.toThrow()
+  })
+
+  it('serves a tenant whose config has no concurrency member as uncapped (it was a TypeError)', async () => {
+    const custom = {
+      getTenantConfig: async (id: string) => {
+        const { concurrency: _none, ...rest } = await configs.getTenantConfig(id)
+        return rest as never
+      },
+    }
+    const chain = tenancy({ configManager: custom, concurrency: new InMemoryConcurrencyLimiter() })
+    expect((await chain(req('/', { tenant: 'acme' }), okHandler().next)).status).toBe(200)
+  })
+
+  it("lets a handler's network error through as it is (copying it to add headers threw a RangeError)", async () => {
+    const chain = tenancy({ configManager: configs, quota: quotas, clock })
+    const response = await chain(req('/', { tenant: 'acme' }), async () => Response.error())
+    expect(response.type).toBe('error')
+  })
+
+  it('gives a limit error thrown by a store or a callback its Retry-After', async () => {
+    const fromEstimator = tenancy({
+      configManager: configs,
+      quota: {
+        manager: quotas,
+        tokenEstimator: () => {
+          throw new QuotaExceededError('monthly budget spent', 5_000)
+        },
+      },
+      clock,
+    })
+    const quota = await fromEstimator(req('/', { tenant: 'acme' }), okHandler().next)
+    expect([quota.status, quota.headers.get('Retry-After'), (await problem(quota)).code]).toEqual([
+      429,
+      '5',
+      'tenant_quota_exceeded',
+    ])
+    const fromStore = tenancy({
+      configManager: configs,
+      rateLimit: {
+        consume: async () => {
+          throw new RateLimitExceededError('slow down', 2_000)
+        },
+      },
+      clock,
+    })
+    const rate = await fromStore(req('/', { tenant: 'acme' }), okHandler().next)
+    expect([rate.status, rate.headers.get('Retry-After')]).toEqual([429, '2'])
   })
 })

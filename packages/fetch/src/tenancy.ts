@@ -51,13 +51,28 @@ export interface TenancyOptions {
   clock?: Clock
 }
 
+// A stage's option: its store, or its options object naming the store. Anything else (a number,
+// a string, another kind of store passed by mistake, options that do not name their store) would
+// leave the stage out without a word, and the chain would serve every request without it.
 function stageOptions<M extends object, O extends object>(
   value: M | O | undefined,
   method: string,
   key: string,
+  name: string,
 ): O | undefined {
   if (value === undefined || value === null) return undefined
+  if (typeof value !== 'object' && typeof value !== 'function') {
+    throw invalidOption(`tenancy.${name}`, `must be a store or the stage's options, got ${typeof value}`)
+  }
   if (typeof (value as Record<string, unknown>)[method] === 'function') return { [key]: value } as O
+  // Options that name their store as undefined skip the stage on purpose (wiring that depends on
+  // the environment); options that do not name it at all are a mistake.
+  if (Array.isArray(value) || !(key in value)) {
+    throw invalidOption(
+      `tenancy.${name}`,
+      `must be a store (with ${method}()) or the stage's options with its ${key}; leave it out to skip the stage`,
+    )
+  }
   return value as O
 }
 
@@ -93,6 +108,9 @@ function withShared<O extends Shared>(options: O, shared: TenancyOptions): O {
 export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPrincipal): ChainStage[] {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('tenancy', 'options must be an object')
+  if (options.resolver !== undefined && (typeof options.resolver !== 'object' || options.resolver === null)) {
+    throw invalidOption('tenancy.resolver', "must be the resolver's options object")
+  }
   const resolver = withShared(options.resolver ?? {}, options)
   const stages: (ChainStage | undefined)[] = [
     resolverStage(
@@ -100,7 +118,12 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
       principalOf,
     ),
   ]
-  const policy = stageOptions<PolicyEvaluator, PolicyOptions>(options.policy, 'evaluate', 'evaluator')
+  const policy = stageOptions<PolicyEvaluator, PolicyOptions>(
+    options.policy,
+    'evaluate',
+    'evaluator',
+    'policy',
+  )
   if (policy?.evaluator) stages.push(policyStage(withShared(policy, options)))
   // Where the quota's cost check goes when a stage that consumes runs before the quota.
   const consumersFrom = stages.length
@@ -108,6 +131,7 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
     options.concurrency,
     'acquire',
     'limiter',
+    'concurrency',
   )
   if (concurrency?.limiter) {
     // The store the resolver reads, when it can answer caps too.
@@ -117,11 +141,24 @@ export function tenancyStages(options: TenancyOptions = {}, principalOf?: HostPr
     const provider =
       concurrency.provider ??
       (typeof fallback?.concurrencyConfig === 'function' ? (fallback as ConcurrencyProvider) : undefined)
+    // Caps come from the tenant's config: with no store to read it from, no request would ever
+    // be capped.
+    if (provider === undefined && fallback === undefined) {
+      throw invalidOption(
+        'tenancy.concurrency',
+        "needs somewhere to read each tenant's cap: a configManager (on tenancy or its resolver) or concurrency.provider",
+      )
+    }
     stages.push(concurrencyStage(withShared({ ...concurrency, provider }, options)))
   }
-  const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(options.rateLimit, 'consume', 'limiter')
+  const rateLimit = stageOptions<RateLimiter, RateLimitOptions>(
+    options.rateLimit,
+    'consume',
+    'limiter',
+    'rateLimit',
+  )
   if (rateLimit?.limiter) stages.push(rateLimitStage(withShared(rateLimit, options)))
-  const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager')
+  const quota = stageOptions<QuotaManager, QuotaOptions>(options.quota, 'consume', 'manager', 'quota')
   const quotaChain = quota?.manager ? quotaStage(withShared(quota, options)) : undefined
   if (quotaChain !== undefined) {
     // A request refused for its cost (400 invalid_cost) must have charged nothing: its cost is
