@@ -1,7 +1,14 @@
 import type { QuotaWindowUsage, RateLimitDecision } from '@tenant/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { quotaHeaders, rateLimitFields, rateLimitHeaders, retryAfterSeconds } from './index'
+import {
+  listItemsAt,
+  quotaHeaders,
+  rateLimitFields,
+  rateLimitHeaders,
+  retryAfterSeconds,
+  withHeaders,
+} from './index'
 
 describe('headers', () => {
   it('Retry-After is whole seconds, rounded up, at least 1', () => {
@@ -234,5 +241,29 @@ describe('headers: reused policy values', () => {
       ])
     }
     expect(rateLimitHeaders(decision(undefined, 0), 0)).toEqual([])
+  })
+})
+
+describe('listItemsAt', () => {
+  it('finds whole items only, never a prefix of a longer item', () => {
+    expect(listItemsAt('"rate";q=100, "rate";q=10', '"rate";q=10')).toBe(14)
+    expect(listItemsAt('"rate";q=100', '"rate";q=10')).toBe(-1)
+    expect(listItemsAt('"a";r=1;t=450', '"a";r=1;t=45')).toBe(-1)
+    expect(listItemsAt('x"a";q=1', '"a";q=1')).toBe(-1)
+    expect(listItemsAt('"a";q=1,"b";q=2', '"a";q=1')).toBe(0)
+    expect(listItemsAt('"own";q=5 ,\t"a";q=1, "b";q=2', '"a";q=1, "b";q=2')).toBe(12)
+    expect(listItemsAt('"a";q=1', '')).toBe(-1)
+  })
+
+  it("lets a copy for another request take out the first request's items, not a longer one's", async () => {
+    // One response object answered twice: the second request's copy drops what the first wrote.
+    const upstream = new Response('x', { headers: { 'RateLimit-Policy': '"rate";q=100' } })
+    const first = withHeaders(upstream, [['RateLimit-Policy', '"rate";q=10']], {})
+    expect(first.headers.get('RateLimit-Policy')).toBe('"rate";q=100, "rate";q=10')
+    expect(withHeaders(first, [], {}).headers.get('RateLimit-Policy')).toBe('"rate";q=100')
+    const shared = new Response('x', { headers: { 'RateLimit-Policy': '"b";q=1, "a";q=12' } })
+    const once = withHeaders(shared, [['RateLimit-Policy', '"a";q=1']], {})
+    expect(once.headers.get('RateLimit-Policy')).toBe('"b";q=1, "a";q=12, "a";q=1')
+    expect(withHeaders(once, [], {}).headers.get('RateLimit-Policy')).toBe('"b";q=1, "a";q=12')
   })
 })

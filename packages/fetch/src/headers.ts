@@ -415,8 +415,43 @@ function removeHeaders(target: Headers, headers: readonly [string, string][]): v
   for (const [name, value] of headers) {
     const now = isListField(name) ? target.get(name) : null
     if (now === null || now === value) target.delete(name)
-    else target.set(name, now.replace(`, ${value}`, '').replace(`${value}, `, ''))
+    else target.set(name, withoutListItems(now, value))
   }
+}
+
+/**
+ * Where `items` (one list item or several, as a stage writes them) stand in the list field `field`
+ * as whole items, or -1. A match starts and ends at item boundaries: `"rate";q=10` is not in
+ * `"rate";q=100`, nor `t=45` in `t=450`. Fields are compared as the stages write them (items
+ * joined by `, `), so a quoted string holding a comma is not split.
+ *
+ * @example
+ * ```ts
+ * listItemsAt('"rate";q=100, "rate";q=10', '"rate";q=10') // 14
+ * listItemsAt('"rate";q=100', '"rate";q=10') // -1
+ * ```
+ */
+export function listItemsAt(field: string, items: string): number {
+  if (items === '') return -1
+  for (let at = field.indexOf(items); at !== -1; at = field.indexOf(items, at + 1)) {
+    if (itemEdge(field, at - 1, -1) && itemEdge(field, at + items.length, 1)) return at
+  }
+  return -1
+}
+
+// Whether, from `i` going in `step`, only spaces or tabs stand before the field's edge or a comma.
+function itemEdge(field: string, i: number, step: 1 | -1): boolean {
+  while (i >= 0 && i < field.length && (field[i] === ' ' || field[i] === '\t')) i += step
+  return i < 0 || i >= field.length || field[i] === ','
+}
+
+/** `field` without the whole items `items` (once) and the separator next to them. */
+function withoutListItems(field: string, items: string): string {
+  const at = listItemsAt(field, items)
+  if (at === -1) return field
+  const before = field.slice(0, at).replace(/[ \t]*,[ \t]*$/, '')
+  const after = field.slice(at + items.length).replace(/^[ \t]*,[ \t]*/, '')
+  return before !== '' && after !== '' ? `${before}, ${after}` : before + after
 }
 
 /**

@@ -44,6 +44,7 @@ export {
 export {
   claimResponse,
   isListField,
+  listItemsAt,
   quotaHeaders,
   type RateLimitItem,
   rateLimitFields,

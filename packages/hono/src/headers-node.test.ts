@@ -173,6 +173,31 @@ describe('@tenant/hono headers on @hono/node-server', () => {
     expect(SHARED_HEADERS).toEqual({ 'Content-Type': 'text/plain', 'X-Quota-Remaining-Requests': 'mine' })
   })
 
+  it("keeps its own items next to a proxied upstream's items that merely start the same way", async () => {
+    // An upstream on the same toolkit with a burst of 100 sends "rate";q=100; this gateway's own
+    // item is "rate";q=10, which a text search finds inside the upstream's and dropped.
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 15))
+    const configs = new InMemoryConfigManager({ clock })
+    await configs.setTenantConfig({ id: 'acme', rateLimit: { requestsPerSecond: 10, burst: 10 } })
+    const app = new Hono()
+    app.use(
+      '*',
+      tenancy({ configManager: configs, rateLimit: new TokenBucketRateLimiter(configs, { clock }), clock }),
+    )
+    app.get(
+      '/proxy',
+      () =>
+        new Response('upstream', {
+          headers: { 'RateLimit-Policy': '"rate";q=100', RateLimit: '"rate";r=99;t=12' },
+        }),
+    )
+    for (const via of [throughRequest, overNode]) {
+      const { headers } = await via(app, '/proxy')
+      expect(headers['ratelimit-policy'], via.name).toBe('"rate";q=100, "rate";q=10')
+      expect(headers.ratelimit, via.name).toMatch(/^"rate";r=99;t=12, "rate";r=\d;t=1$/)
+    }
+  })
+
   it('sends the values the quota adjusted after the handler (actualTokens)', async () => {
     const { app, quotas } = await chainApp()
     const text = await overNode(app, '/api/text')

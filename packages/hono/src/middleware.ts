@@ -14,6 +14,7 @@ import {
   type HostPrincipal,
   inheritTenantState,
   isListField,
+  listItemsAt,
   type Middleware,
   type PolicyOptions,
   policyStage,
@@ -85,7 +86,7 @@ function refuse(c: Context, response: Response): Response {
     const now = sent.headers.get(name)
     if (now === null || now === value) continue
     if (name !== 'ratelimit-policy' && name !== 'ratelimit') sent.headers.set(name, value)
-    else if (!now.includes(value)) sent.headers.set(name, `${value}, ${now}`)
+    else if (listItemsAt(now, value) === -1) sent.headers.set(name, `${value}, ${now}`)
   }
   return sent
 }
@@ -403,7 +404,7 @@ function withStageHeaders(
 function appended(own: NodeHeaderValue | undefined, value: string): string {
   const current = own === undefined ? '' : Array.isArray(own) ? own.join(', ') : String(own)
   if (current === '') return value
-  return current.includes(value) ? current : `${current}, ${value}`
+  return listItemsAt(current, value) !== -1 ? current : `${current}, ${value}`
 }
 
 /** A `writeHead` list of headers (flat, or pairs) as an object; a repeated name keeps every value. */
@@ -472,10 +473,11 @@ function fixesFor(
     if (now === value) continue
     let fixed = value
     if (isListField(name) && now !== null) {
-      if (now.includes(value)) continue
+      if (listItemsAt(now, value) !== -1) continue
       const before = written.find(([n]) => n === name)?.[1]
       // An adjusted value (actualTokens) replaces what went out before the handler ran.
-      fixed = before !== undefined && now.includes(before) ? now.replace(before, value) : appended(now, value)
+      const at = before === undefined ? -1 : listItemsAt(now, before)
+      fixed = at !== -1 ? now.slice(0, at) + value + now.slice(at + before!.length) : appended(now, value)
     }
     fixes ??= []
     fixes.push([name, fixed])
