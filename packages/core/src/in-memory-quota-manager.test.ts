@@ -310,3 +310,24 @@ describe('fixedWindowLayout: an unlimited dimension saturates in place', () => {
     expect(month.used).toEqual({ requests: 6, tokens: MAX })
   })
 })
+
+describe('adjust with a subject whose pattern has invalid limits', () => {
+  it.each([
+    ['fixed', (provider: QuotaProvider, clock: ManualClock) => new InMemoryQuotaManager(provider, { clock })],
+    [
+      'sliding',
+      (provider: QuotaProvider, clock: ManualClock) => new SlidingWindowQuotaManager(provider, { clock }),
+    ],
+  ])('%s: refuses before adjusting the tenant, so a retry cannot adjust it twice', async (_name, make) => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1))
+    // A hand-written provider: the config managers would have refused this pattern.
+    const quota = {
+      limits: [{ window: 'minute' as const, tokens: 100 }],
+      subjects: [{ match: 'k:*', limits: [{ window: 'minute' as const, tokens: -5 }] }],
+    }
+    const quotas = make({ quotaConfig: async () => quota }, clock)
+    const error = await rejectionOf(quotas.adjust('acme', { tokens: 40, subject: 'k:1' }))
+    expect(error).toBeInstanceOf(InvalidTenantConfigError)
+    expect((await quotas.peek('acme')).windows[0]!.used.tokens).toBe(0)
+  })
+})

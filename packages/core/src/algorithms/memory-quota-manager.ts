@@ -183,9 +183,13 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
     const entry = this.#entries.get(tenantId)
+    // The subject's limits are read and checked before anything is stored: a pattern with invalid
+    // limits (a hand-written provider) must not leave the tenant adjusted and the call failed,
+    // which a retry would adjust again.
+    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    if (subjectConfig !== undefined) limitsOf(subjectConfig)
     const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
     this.#store(tenantId, entry, state, now)
-    const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
     if (subjectConfig === undefined) return { tenantId, windows: usage }
     const own = this.#subjects.adjust(tenantId, subject!, subjectConfig, tokens, now)
     return { tenantId, subject, windows: [...usage, ...tagSubject(own, subject!)] }
