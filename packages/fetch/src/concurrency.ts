@@ -9,6 +9,7 @@ import {
 } from '@tenant/core'
 import { whenBodyEnds } from './body-end'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import type { WaitUntil } from './execution-context'
 import { type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
 import { StageCore, type StageOptions, StoreFailed } from './stage'
@@ -192,6 +193,9 @@ function holdUntilDone(
       }
     }
   }
+  // On Workers the body goes out through a pipe under ctx.waitUntil (see pipedUnder): the only
+  // way a client that leaves mid-body is seen there.
+  hold.context = () => admission.executionContext
   // Last: a finisher that reads the body (a clone for `actualTokens`) must not count as the client.
   admission.onResponse(hold.answer, { last: true })
 }
@@ -266,6 +270,8 @@ class Hold {
   sent = false
   /** The request's abort signal while it is listened to. */
   signal: AbortSignal | undefined = undefined
+  /** The runtime's execution context (Workers' `ctx`), read when the response is answered. */
+  context: (() => WaitUntil | undefined) | undefined = undefined
 
   constructor(
     readonly slot: Slot,
@@ -293,7 +299,7 @@ class Hold {
       return undefined
     }
     if (this.sent) return undefined
-    const wrapped = whenBodyEnds(response, this.over)
+    const wrapped = whenBodyEnds(response, this.over, this.context?.())
     const slot = this.slot
     if (wrapped !== undefined && dropped !== undefined && !slot.released) {
       slot.method = this.request.method

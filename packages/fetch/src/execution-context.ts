@@ -15,8 +15,14 @@ function isWaitUntil(value: unknown): value is WaitUntil {
 
 /**
  * Records the first of a fetch handler's extra arguments that has `waitUntil` (Workers' `ctx`,
- * the edge runtimes' `context`) as the request's execution context. Internal: `applyMiddleware`
- * and `withTenancy` call it.
+ * the edge runtimes' `context`) as the request's execution context. `applyMiddleware` and
+ * `withTenancy` call it; a host adapter that runs Fetch middleware its own way (`fromFetch` in
+ * @tenant/hono) calls it with the context it has.
+ *
+ * @example
+ * ```ts
+ * recordExecutionContext(request, [env, ctx]) // ctx.waitUntil keeps the body's watchers alive
+ * ```
  */
 export function recordExecutionContext(request: Request, args: readonly unknown[]): void {
   for (const arg of args) {
@@ -27,7 +33,15 @@ export function recordExecutionContext(request: Request, args: readonly unknown[
   }
 }
 
-/** The execution context recorded for `request`, if its handler was given one. Internal. */
+/**
+ * The execution context recorded for `request`, if its handler was given one: what a Fetch
+ * middleware passes to {@link whenBodyEnds} so that a client leaving mid-body is seen on Workers.
+ *
+ * @example
+ * ```ts
+ * return whenBodyEnds(response, record, executionContextOf(request)) ?? response
+ * ```
+ */
 export function executionContextOf(request: Request): WaitUntil | undefined {
   return contexts.get(request)
 }

@@ -5,7 +5,7 @@
  * @module @tenant/fetch
  */
 
-export { type BodyEnd, whenBodyEnds } from './body-end'
+export { type BodyEnd, pipedUnder, whenBodyEnds } from './body-end'
 export {
   Admission,
   type ChainStage,
@@ -29,7 +29,7 @@ export {
   isTenantContextAvailable,
   runWithTenantId,
 } from './context'
-export type { WaitUntil } from './execution-context'
+export { executionContextOf, recordExecutionContext, type WaitUntil } from './execution-context'
 export {
   type ChainExtractor,
   chain,

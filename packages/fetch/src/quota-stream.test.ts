@@ -297,7 +297,8 @@ describe.each(Object.entries(managers))(
         {},
         ctx,
       )
-      expect(waited).toHaveLength(1)
+      // The settlement, and the pipe the body goes out through (see pipedUnder).
+      expect(waited).toHaveLength(2)
       await response.text()
       await Promise.all(waited)
       expect(await used()).toBe(6)

@@ -1,4 +1,5 @@
 import { costAmount, type QuotaUsage } from '@tenant/core'
+import { pipedUnder } from './body-end'
 import type { Admission } from './chain'
 import type { SettleEvent } from './hooks'
 import { invalidOption } from './options'
@@ -84,7 +85,9 @@ export function settleStream(
 ): Response {
   const { body, progress } = sseUsage(response.body!, { usage: stream.usage })
   settlement.admission.keepAlive(progress.then((ended) => settle(ended, stream, settlement)))
-  return new Response(body, response)
+  // Under a runtime's waitUntil, so that a client that leaves ends the stream where its
+  // settlement can reach the quota store (see pipedUnder).
+  return new Response(pipedUnder(body, settlement.admission.executionContext), response)
 }
 
 async function settle(

@@ -302,7 +302,8 @@ export function streamUsageCases(make: QuotaManagerFactory = inMemoryQuotas): Po
           t(tenant, { 'X-Token-Count': '100' }),
         )
         const response = await withTenancy(held, options)(request, {}, ctx)
-        equal(waited.length, 1, 'settlement handed to waitUntil')
+        // The settlement, and the pipe the body goes out through (see pipedUnder).
+        equal(waited.length, 2, 'settlement and body pipe handed to waitUntil')
         const reader = response.body!.getReader()
         for (let i = 0; i < 3; i++) await reader.read()
         await reader.cancel('client went away')

@@ -22,6 +22,7 @@ import {
   quotaStage,
   type RateLimitOptions,
   rateLimitStage,
+  recordExecutionContext,
   resolverStage,
   responseForHeaders,
   tenancyStages,
@@ -46,6 +47,9 @@ type MaybePromise<T> = T | Promise<T>
 export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): MiddlewareHandler<E> {
   return async function fromFetchMiddleware(c, next) {
     const request = requestOf(c)
+    // What applyMiddleware records from a fetch handler's arguments: a middleware that watches the
+    // response body (tenantMetricsMiddleware) needs Workers' ctx to see a client leave.
+    recordExecutionContext(request, [executionContextOf(c)])
     let passed = false
     const response = await middleware(request, async () => {
       passed = true

@@ -1,6 +1,7 @@
 import type { Clock } from '@tenant/core'
 import {
   type BodyEnd,
+  executionContextOf,
   getTenant,
   getTenantId,
   type Middleware,
@@ -169,7 +170,9 @@ export function tenantMetricsMiddleware(
     }
     // Not request.signal for a client that goes away: servers cancel the body then, which ends it
     // here too, and on @hono/node-server reading the signal builds the whole Request.
-    return whenBodyEnds(response, record) ?? response
+    // Under the runtime's waitUntil where there is one: on Workers the body of a client that
+    // leaves is dropped unseen otherwise, for this wrapper and for the chain's inside it.
+    return whenBodyEnds(response, record, executionContextOf(request)) ?? response
   }
 }
 

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { allCases } from '../portable/all-cases'
 import { bin, freePort, packageDir, type Service, startService } from './spawn'
@@ -80,6 +81,34 @@ describe('runtime: workerd (wrangler dev)', () => {
     expect(over.status).toBe(429)
     expect(Number(over.headers.get('Retry-After'))).toBeGreaterThanOrEqual(1)
     expect(await over.json()).toMatchObject({ code: 'tenant_quota_exceeded' })
+  })
+
+  it("gives a streamed response's concurrency slot back when the client leaves mid-stream", async () => {
+    // The client reads a little of an endless stream, then closes its connection. workerd drops a
+    // JavaScript response body unseen then; the chain's body goes out through a pipe under
+    // ctx.waitUntil, which sees the cancel and releases the slot.
+    await new Promise<void>((resolve, reject) => {
+      const request = httpRequest(
+        `${origin}/stream`,
+        { headers: { 'X-Tenant-ID': 'streamer' } },
+        (response) => {
+          expect(response.statusCode).toBe(200)
+          let got = 0
+          response.on('data', (chunk: Buffer) => {
+            got += chunk.length
+            if (got > 4_000) {
+              request.destroy()
+              resolve()
+            }
+          })
+        },
+      )
+      request.on('error', (error) => (request.destroyed ? undefined : reject(error)))
+      request.end()
+    })
+    const inFlight = async () =>
+      ((await (await fetch(`${origin}/stream/in-flight`)).json()) as { inFlight: number }).inFlight
+    await expect.poll(inFlight, { timeout: 10_000, interval: 100 }).toBe(0)
   })
 
   it('loads and resolves without nodejs_compat, where currentTenantId() explains itself', async () => {

@@ -1,7 +1,7 @@
 // The Worker `wrangler dev` serves in workerd.test.ts (with nodejs_compat): the portable suite
 // run inside workerd at /__suite, a withTenancy handler for end-to-end requests, and /nocompat/*
 // forwarded to a second Worker without nodejs_compat.
-import { InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
+import { InMemoryConcurrencyLimiter, InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { currentTenantId, getTenant, getTenantId, isTenantContextAvailable, withTenancy } from '@tenant/fetch'
 import { inProcess, runCases } from '@tenant/fetch/testing'
 import { allCases } from '../../portable/all-cases'
@@ -22,6 +22,27 @@ const ready = configs.setTenantConfig({
   quota: { limits: [{ window: 'day', requests: 2 }] },
 })
 
+// A tenant allowed one request in flight, and an endless event stream, paced like a model's: the
+// slot must come back when the client leaves mid-stream (the body's pipe runs under waitUntil).
+const streaming = configs.setTenantConfig({ id: 'streamer', concurrency: { maxInFlight: 1 } })
+const slots = new InMemoryConcurrencyLimiter()
+const stream = withTenancy(
+  async (_request: Request, _env: Env, _ctx: ExecutionContext) => {
+    const encoder = new TextEncoder()
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 1))
+          controller.enqueue(encoder.encode(`data: ${'x'.repeat(500)}\n\n`))
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
+  },
+  { configManager: configs, concurrency: slots },
+)
+
 const app = withTenancy(
   async (request: Request, env: Env, ctx: ExecutionContext) => {
     await new Promise((resolve) => setTimeout(resolve, 1))
@@ -40,7 +61,11 @@ const app = withTenancy(
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     await ready
+    await streaming
     const url = new URL(request.url)
+    if (url.pathname === '/stream/in-flight')
+      return Response.json({ inFlight: await slots.inFlight('streamer') })
+    if (url.pathname === '/stream') return stream(request, env, ctx)
     if (url.pathname === '/__ready') return new Response('ready')
     if (url.pathname === '/__suite') return Response.json(await runCases(allCases, inProcess))
     if (url.pathname.startsWith('/nocompat/')) return env.NOCOMPAT.fetch(request)
