@@ -9,7 +9,7 @@ import {
 } from '@tenant/core'
 import { whenBodyEnds } from './body-end'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import type { WaitUntil } from './execution-context'
+import { keepPromiseAlive, type WaitUntil } from './execution-context'
 import { type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
 import { StageCore, type StageOptions, StoreFailed } from './stage'
@@ -228,8 +228,12 @@ class Slot {
     readonly tenantId: string,
   ) {}
 
-  /** Releases the lease once; `request` for the error report (absent after a collection). */
-  release(request: Request | undefined): void {
+  /**
+   * Releases the lease once; `request` for the error report (absent after a collection). Under a
+   * runtime's `context` the release call is handed to its `waitUntil`: on Workers a release that
+   * starts as the body's pipe ends (a client that left) would otherwise be cut off with the request.
+   */
+  release(request: Request | undefined, context?: WaitUntil): void {
     if (this.released) return
     this.released = true
     if (this.registered) dropped!.unregister(this)
@@ -239,6 +243,7 @@ class Slot {
     } catch (error) {
       done = Promise.reject(error)
     }
+    keepPromiseAlive(context, done)
     // The response is on its way; a failed release is reported, and the lease's expiry gives the
     // slot back.
     done.then(undefined, (error: unknown) =>
@@ -349,7 +354,7 @@ class Hold {
   #release(): void {
     this.signal?.removeEventListener('abort', this.over)
     this.signal = undefined
-    this.slot.release(this.request)
+    this.slot.release(this.request, this.context?.())
   }
 }
 
