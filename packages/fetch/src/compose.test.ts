@@ -1,6 +1,15 @@
+import { InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { describe, expect, it } from 'vitest'
 import { expectInvalidOption, req } from '../test/helpers'
-import { applyMiddleware, compose, getTenantId, type Middleware, tenantResolver } from './index'
+import {
+  applyMiddleware,
+  compose,
+  currentTenantId,
+  getTenantId,
+  type Middleware,
+  tenantQuota,
+  tenantResolver,
+} from './index'
 
 describe('compose', () => {
   it('runs middleware in order around the handler', async () => {
@@ -65,5 +74,33 @@ describe('compose', () => {
     )
     const response = await handler(req('/', { tenant: 'acme' }), env, ctx)
     expect(await response.json()).toEqual({ tenant: 'acme', db: 'd1', ctx: true })
+  })
+})
+
+describe('compose: a Request object handed downstream for several requests', () => {
+  it("carries each request's own tenant, and the quota charges it, not the first request's", async () => {
+    const configs = new InMemoryConfigManager()
+    for (const id of ['acme', 'globex']) {
+      await configs.setTenantConfig({ id, quota: { limits: [{ window: 'minute', requests: 100 }] } })
+    }
+    const quotas = new InMemoryQuotaManager(configs)
+    // A rewrite to a fixed upstream that reuses one Request object.
+    const upstream = new Request('https://upstream.example.com/')
+    const rewrite: Middleware = (_request, next) => next(upstream)
+    const chain = compose(
+      tenantResolver({ configManager: configs }),
+      rewrite,
+      tenantQuota({ manager: quotas }),
+    )
+    const seen: string[] = []
+    for (const tenant of ['acme', 'globex']) {
+      await chain(req('/', { tenant }), async (request) => {
+        seen.push(`${tenant}: ${getTenantId(request!)} ${currentTenantId()}`)
+        return new Response('x')
+      })
+    }
+    expect(seen).toEqual(['acme: acme acme', 'globex: globex globex'])
+    const used = async (tenant: string) => (await quotas.peek(tenant)).windows[0]!.used.requests
+    expect([await used('acme'), await used('globex')]).toEqual([1, 1])
   })
 })

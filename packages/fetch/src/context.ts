@@ -54,8 +54,10 @@ export function isResolved(request: Request): boolean {
 }
 
 /**
- * Carries the tenant a resolver found for `from` over to `to`, a Request made from it, unless a
- * resolver already ran on `to`. `compose()` does this when a middleware hands a new Request
+ * Carries the tenant a resolver found for `from` over to `to`, a Request made from it, unless `to`
+ * already carries a decision of the same request (a resolver ran on it since). A decision `to`
+ * carries from another request (one Request object handed downstream by several requests) is
+ * replaced: it would answer that request's tenant. `compose()` does this when a middleware hands a new Request
  * downstream, and `@tenant/hono` when a middleware replaces `c.req.raw` (Hono's `bodyLimit` does
  * for a chunked body); call it where your own code replaces the request outside those, so that
  * the stages after it find the tenant and a later resolver confirms it rather than resolving again.
@@ -69,7 +71,9 @@ export function isResolved(request: Request): boolean {
  */
 export function inheritTenantState(from: Request, to: Request): void {
   const state = tenantState(from)
-  if (state && !isResolved(to)) setTenantState(to, state)
+  if (state === undefined) return
+  const held = tenantState(to)
+  if (held === undefined || held.owner !== state.owner) setTenantState(to, state)
 }
 
 /**

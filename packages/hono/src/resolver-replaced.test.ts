@@ -9,6 +9,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import {
   currentTenantId,
   fromSubdomain,
+  getTenantId,
   type TenantEnv,
   tenancy,
   tenantConcurrency,
@@ -267,5 +268,30 @@ describe('the tenant context of one request', () => {
       ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
+  })
+})
+
+describe('a Request object that middleware hands downstream for several requests', () => {
+  it("carries each request's own tenant, and the quota charges it, not the first request's", async () => {
+    // A middleware keeping one prebuilt Request per route: the first request's decision on it
+    // must not answer for the next one.
+    const shared = new Request('http://upstream.example.com/x')
+    const app = new Hono<TenantEnv>()
+      .use('*', tenantResolver({ configManager: configs }))
+      .use('*', async (c, next) => {
+        c.req.raw = shared
+        await next()
+      })
+      .use('*', tenantQuota({ manager: quotas }))
+      .get('/x', (c) =>
+        c.json({ var: c.var.tenantId, req: getTenantId(c.req.raw) ?? null, ctx: currentTenantId() ?? null }),
+      )
+    const acme = await (await app.request('/x', { headers: { 'X-Tenant-ID': 'acme' } })).json()
+    const globex = await (await app.request('/x', { headers: { 'X-Tenant-ID': 'globex' } })).json()
+    expect({ acme, globex }).toEqual({
+      acme: { var: 'acme', req: 'acme', ctx: 'acme' },
+      globex: { var: 'globex', req: 'globex', ctx: 'globex' },
+    })
+    expect([await charged('acme'), await charged('globex')]).toEqual([1, 1])
   })
 })
