@@ -83,33 +83,36 @@ describe('runtime: workerd (wrangler dev)', () => {
     expect(await over.json()).toMatchObject({ code: 'tenant_quota_exceeded' })
   })
 
-  it("gives a streamed response's concurrency slot back when the client leaves mid-stream", async () => {
-    // The client reads a little of an endless stream, then closes its connection. workerd drops a
-    // JavaScript response body unseen then; the chain's body goes out through a pipe under
-    // ctx.waitUntil, which sees the cancel and releases the slot.
-    await new Promise<void>((resolve, reject) => {
-      const request = httpRequest(
-        `${origin}/stream`,
-        { headers: { 'X-Tenant-ID': 'streamer' } },
-        (response) => {
-          expect(response.statusCode).toBe(200)
-          let got = 0
-          response.on('data', (chunk: Buffer) => {
-            got += chunk.length
-            if (got > 4_000) {
-              request.destroy()
-              resolve()
-            }
-          })
-        },
-      )
-      request.on('error', (error) => (request.destroyed ? undefined : reject(error)))
-      request.end()
-    })
-    const inFlight = async () =>
-      ((await (await fetch(`${origin}/stream/in-flight`)).json()) as { inFlight: number }).inFlight
-    await expect.poll(inFlight, { timeout: 10_000, interval: 100 }).toBe(0)
-  })
+  it.each(['/stream', '/hono-stream'])(
+    "gives a streamed response's concurrency slot back when the client leaves mid-stream (%s)",
+    async (path) => {
+      // The client reads a little of an endless stream, then closes its connection. workerd drops a
+      // JavaScript response body unseen then; the chain's body goes out through a pipe under
+      // ctx.waitUntil, which sees the cancel and releases the slot.
+      await new Promise<void>((resolve, reject) => {
+        const request = httpRequest(
+          `${origin}/stream`,
+          { headers: { 'X-Tenant-ID': 'streamer' } },
+          (response) => {
+            expect(response.statusCode).toBe(200)
+            let got = 0
+            response.on('data', (chunk: Buffer) => {
+              got += chunk.length
+              if (got > 4_000) {
+                request.destroy()
+                resolve()
+              }
+            })
+          },
+        )
+        request.on('error', (error) => (request.destroyed ? undefined : reject(error)))
+        request.end()
+      })
+      const inFlight = async () =>
+        ((await (await fetch(`${origin}${path}/in-flight`)).json()) as { inFlight: number }).inFlight
+      await expect.poll(inFlight, { timeout: 10_000, interval: 100 }).toBe(0)
+    },
+  )
 
   it('loads and resolves without nodejs_compat, where currentTenantId() explains itself', async () => {
     const response = await fetch(`${origin}/nocompat/me`, { headers: { 'X-Tenant-ID': 'acme' } })

@@ -4,6 +4,8 @@
 import { InMemoryConcurrencyLimiter, InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { currentTenantId, getTenant, getTenantId, isTenantContextAvailable, withTenancy } from '@tenant/fetch'
 import { inProcess, runCases } from '@tenant/fetch/testing'
+import { Hono } from 'hono'
+import { tenancy as honoTenancy } from '../../../src/index'
 import { allCases } from '../../portable/all-cases'
 
 interface Env {
@@ -43,6 +45,24 @@ const stream = withTenancy(
   { configManager: configs, concurrency: slots },
 )
 
+// The same through the Hono adapter (c.executionCtx is the context).
+const honoSlots = new InMemoryConcurrencyLimiter()
+const honoApp = new Hono()
+honoApp.use('/hono-stream', honoTenancy({ configManager: configs, concurrency: honoSlots }))
+honoApp.get('/hono-stream', () => {
+  const encoder = new TextEncoder()
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        controller.enqueue(encoder.encode(`data: ${'x'.repeat(500)}\n\n`))
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
+})
+
 const app = withTenancy(
   async (request: Request, env: Env, ctx: ExecutionContext) => {
     await new Promise((resolve) => setTimeout(resolve, 1))
@@ -66,6 +86,9 @@ export default {
     if (url.pathname === '/stream/in-flight')
       return Response.json({ inFlight: await slots.inFlight('streamer') })
     if (url.pathname === '/stream') return stream(request, env, ctx)
+    if (url.pathname === '/hono-stream/in-flight')
+      return Response.json({ inFlight: await honoSlots.inFlight('streamer') })
+    if (url.pathname === '/hono-stream') return honoApp.fetch(request, env, ctx as never)
     if (url.pathname === '/__ready') return new Response('ready')
     if (url.pathname === '/__suite') return Response.json(await runCases(allCases, inProcess))
     if (url.pathname.startsWith('/nocompat/')) return env.NOCOMPAT.fetch(request)
