@@ -112,7 +112,18 @@ export class DurableObjectConcurrencyLimiter implements ConcurrencyLimiter {
     return {
       id,
       release: () => {
-        released ??= this.release(tenantId, id)
+        // A release whose call failed is sent again through new stubs while it fails, as a failed
+        // acquire's is (releasing twice frees nothing else): a transient fault must not hold the
+        // slot for leaseTtlMs. Only when that gives up does the caller see the failure, and a
+        // later release() tries again.
+        released ??= this.release(tenantId, id).catch(async (error: unknown) => {
+          const owed = this.#client.owe(tenantId, (stub) =>
+            stub.concurrency(this.#message({ op: 'release', leaseId: id })),
+          )
+          if (await owed) return
+          released = undefined
+          throw error
+        })
         return released
       },
     }

@@ -13,6 +13,7 @@ import {
   consumeWithSubject,
   costAmount,
   fixedWindowAlgorithm,
+  InvalidTenantConfigError,
   MAX_SUBJECTS_PER_TENANT,
   slidingWindowAlgorithm,
   TenantBackendError,
@@ -302,6 +303,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     }
     const algorithm: QuotaAlgorithm<unknown> =
       call.algorithm === 'fixed' ? fixedWindowAlgorithm : slidingWindowAlgorithm(call.precision)
+    configObject(call.config, 'config')
     const key = quotaKey(call)
     const now = timeOf(call)
     const previous = this.#records.get(key)?.state
@@ -337,8 +339,10 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     const now = timeOf(call)
     const previous = this.#records.get(RATE_KEY)?.state as TokenBucketState | undefined
     // Checked again here, as the quota path checks its cost through core: a negative cost would
-    // refill the bucket, a fractional or non-number one corrupt it.
+    // refill the bucket, a fractional or non-number one corrupt it. A config that is not an
+    // object reads as no rate limit to core, which would drop the spent bucket.
     costAmount(call.cost, 'cost', 1)
+    configObject(call.config, 'config')
     const { decision, state } = tokenBucketConsume(previous, call.config, call.cost, now)
     if (!decision.allowed) return { value: decision, write: undefined }
     const write = this.#save(
@@ -508,7 +512,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
     const theirs = this.#records.get(sKey)?.state
     const writes = (tenantState: unknown, subjectState: unknown) => {
       if (call.op === 'reset') return undefined
-      this.#makeRoom(call, sKey)
+      // Room only for a subject state that will be stored (see #save): a refund to a subject the
+      // object holds nothing for stores nothing, and must not evict a live subject's counts.
+      if (algorithm.expiresAt(subjectState) > now) this.#makeRoom(call, sKey)
       const done = [
         this.#saveQuota(key, algorithm, tenantState, now),
         this.#saveQuota(sKey, algorithm, subjectState, now),
@@ -635,5 +641,15 @@ function quotaCharge(
       const refunded = algorithm.refund(state, limits, cost, decidedAt, charged)
       return { state: refunded, expiresAt: algorithm.expiresAt(refunded) }
     },
+  }
+}
+
+/**
+ * Refuses a call whose config is not an object (a call from another build, a bug), which core
+ * would read as "no limits": typed, before anything is read or written.
+ */
+function configObject(config: unknown, path: string): void {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new InvalidTenantConfigError([{ path: [path], message: 'must be an object', code: 'invalid_type' }])
   }
 }
