@@ -1,29 +1,15 @@
 // Starts test/faulty-worker.ts on workerd through Miniflare and runs its scenarios by name.
-import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
 import { afterAll, beforeAll } from 'vitest'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
+import { bundledWorker } from './workerd'
 
 /** Inside a `describe`: a function that runs one scenario of the faulty worker and answers its value. */
 export function useFaultyObject(): (name: string, arg: unknown) => Promise<any> {
   let mf: Miniflare | undefined
   beforeAll(async () => {
-    const out = await build({
-      entryPoints: [`${root}test/faulty-worker.ts`],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      conditions: ['@tenant/source', 'workerd', 'worker', 'browser'],
-      external: ['cloudflare:workers'],
-      write: false,
-      logLevel: 'silent',
-    })
     mf = new Miniflare({
       modules: true,
-      script: out.outputFiles[0]!.text,
+      script: await bundledWorker('faulty-worker.ts'),
       compatibilityDate: '2025-09-01',
       durableObjects: { TENANT_QUOTA: { className: 'FaultyObject', useSQLite: true } },
     })

@@ -24,21 +24,28 @@ import type { Inspection, PrefilterMode, TestMessage, TestReply } from './worker
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-let bundle: Promise<string> | undefined
+const bundles = new Map<string, Promise<string>>()
 
-/** The test worker bundled the way wrangler would (ESM, workerd conditions, our sources). */
-function bundled(): Promise<string> {
-  bundle ??= build({
-    entryPoints: [`${root}test/worker.ts`],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    conditions: ['@tenant/source', 'workerd', 'worker', 'browser'],
-    external: ['cloudflare:workers'],
-    write: false,
-    logLevel: 'silent',
-  }).then((result) => result.outputFiles[0]!.text)
+/**
+ * A test worker of this folder (`test/<file>`) bundled the way wrangler would (ESM, workerd
+ * conditions, our sources), once per file.
+ */
+export function bundledWorker(file: string): Promise<string> {
+  let bundle = bundles.get(file)
+  if (bundle === undefined) {
+    bundle = build({
+      entryPoints: [`${root}test/${file}`],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      conditions: ['@tenant/source', 'workerd', 'worker', 'browser'],
+      external: ['cloudflare:workers'],
+      write: false,
+      logLevel: 'silent',
+    }).then((result) => result.outputFiles[0]!.text)
+    bundles.set(file, bundle)
+  }
   return bundle
 }
 
@@ -83,7 +90,7 @@ export class Workerd {
   static async start(options: WorkerdOptions = {}): Promise<Workerd> {
     const mf = new Miniflare({
       modules: true,
-      script: await bundled(),
+      script: await bundledWorker('worker.ts'),
       compatibilityDate: '2025-09-01',
       durableObjects: { TENANT_QUOTA: { className: 'CountingQuotaObject', useSQLite: true } },
       durableObjectsPersist: options.persist ?? false,

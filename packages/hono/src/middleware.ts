@@ -49,7 +49,7 @@ export function fromFetch<E extends Env = TenantEnv>(middleware: Middleware): Mi
     const request = requestOf(c)
     // What applyMiddleware records from a fetch handler's arguments: a middleware that watches the
     // response body (tenantMetricsMiddleware) needs Workers' ctx to see a client leave.
-    recordExecutionContext(request, [executionContextOf(c)])
+    recordExecutionContext(request, [honoExecutionContext(c)])
     let passed = false
     const response = await middleware(request, async () => {
       passed = true
@@ -137,7 +137,7 @@ function honoChain(name: string, stages: readonly ChainStage[]): MiddlewareHandl
 }
 
 /** Hono's `c.executionCtx`, whose getter throws when the app was called without one (Node, Bun). */
-function executionContextOf(host: unknown): WaitUntil | undefined {
+function honoExecutionContext(host: unknown): WaitUntil | undefined {
   try {
     return (host as Context).executionCtx
   } catch {
@@ -215,7 +215,7 @@ function whenSent(host: unknown, done: () => void): boolean {
   return true
 }
 
-const honoHost: HostHooks = Object.freeze({ executionContext: executionContextOf, whenSent })
+const honoHost: HostHooks = Object.freeze({ executionContext: honoExecutionContext, whenSent })
 
 /** A single stage as a Hono middleware; a stage without its store is a pass-through. */
 function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandler<TenantEnv> {

@@ -24,32 +24,8 @@ const ready = configs.setTenantConfig({
   quota: { limits: [{ window: 'day', requests: 2 }] },
 })
 
-// A tenant allowed one request in flight, and an endless event stream, paced like a model's: the
-// slot must come back when the client leaves mid-stream (the body's pipe runs under waitUntil).
-const streaming = configs.setTenantConfig({ id: 'streamer', concurrency: { maxInFlight: 1 } })
-const slots = new InMemoryConcurrencyLimiter()
-const stream = withTenancy(
-  async (_request: Request, _env: Env, _ctx: ExecutionContext) => {
-    const encoder = new TextEncoder()
-    const body = new ReadableStream<Uint8Array>(
-      {
-        async pull(controller) {
-          await new Promise((resolve) => setTimeout(resolve, 1))
-          controller.enqueue(encoder.encode(`data: ${'x'.repeat(500)}\n\n`))
-        },
-      },
-      { highWaterMark: 0 },
-    )
-    return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
-  },
-  { configManager: configs, concurrency: slots },
-)
-
-// The same through the Hono adapter (c.executionCtx is the context).
-const honoSlots = new InMemoryConcurrencyLimiter()
-const honoApp = new Hono()
-honoApp.use('/hono-stream', honoTenancy({ configManager: configs, concurrency: honoSlots }))
-honoApp.get('/hono-stream', () => {
+/** An endless event stream, paced like a model's (it waits between events). */
+function pacedEvents(): Response {
   const encoder = new TextEncoder()
   const body = new ReadableStream<Uint8Array>(
     {
@@ -61,6 +37,25 @@ honoApp.get('/hono-stream', () => {
     { highWaterMark: 0 },
   )
   return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
+}
+
+// A tenant allowed one request in flight, and an endless event stream, paced like a model's: the
+// slot must come back when the client leaves mid-stream (the body's pipe runs under waitUntil).
+const streaming = configs.setTenantConfig({ id: 'streamer', concurrency: { maxInFlight: 1 } })
+const slots = new InMemoryConcurrencyLimiter()
+const stream = withTenancy(
+  async (_request: Request, _env: Env, _ctx: ExecutionContext) => {
+    return pacedEvents()
+  },
+  { configManager: configs, concurrency: slots },
+)
+
+// The same through the Hono adapter (c.executionCtx is the context).
+const honoSlots = new InMemoryConcurrencyLimiter()
+const honoApp = new Hono()
+honoApp.use('/hono-stream', honoTenancy({ configManager: configs, concurrency: honoSlots }))
+honoApp.get('/hono-stream', () => {
+  return pacedEvents()
 })
 
 const app = withTenancy(
