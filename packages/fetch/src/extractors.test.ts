@@ -61,6 +61,9 @@ describe('extractors', () => {
       [fromPathPrefix('/t/'), 'http://api.example.com\\t\\acme/t/globex/x'],
       [fromQuery(), 'http://api.example.com/a/../b?tenant=acme'],
       [fromSubdomain('example.com'), 'http://acme.example.com\\x/y'],
+      // `Host: /x` on Deno: a URL parser and Hono read the path /t/globex/invoices (host "x").
+      [fromPathPrefix('/t/'), 'http:///x/t/globex/invoices'],
+      [fromQuery(), 'http:///x/y?tenant=acme'],
     ] as const) {
       expect(() => read(extractor, raw(url)), url).toThrowError(
         expect.objectContaining({

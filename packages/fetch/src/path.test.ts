@@ -49,8 +49,12 @@ describe('pathOf', () => {
     }
   })
 
-  it('reads no path when a raw Host header holds "\\", "?" or "#", or the URL has no path', () => {
+  it('reads no path when a raw Host header holds "\\", "?" or "#", is empty, or the URL has no path', () => {
     for (const url of [
+      // Deno: `Host: /v1` before `GET /admin/users`. A URL parser and Hono's getPath() read the
+      // path /admin/users (host "v1"); slicing from the scheme read /v1/admin/users.
+      'http:///v1/admin/users',
+      'https:///x/t/globex/invoices',
       'http://x\\admin/v1/chat',
       'http://x?y/v1/chat',
       'http://x#y/v1/chat',

@@ -18,6 +18,8 @@ const SUSPECT = /[.%\t\n\r]/
  * - a dot segment in the path (`.`, `..`, `%2e` in any case);
  * - a backslash, tab or line break in the path, or a backslash in the authority;
  * - a `?` or `#` in the authority (a raw Host header), before the path begins;
+ * - an empty authority (a raw Host header that starts with `/`: `http:///v1/admin`, whose path a
+ *   URL parser and Hono read as `/admin`, the `v1` being the host);
  * - a URL without a path, or that `new URL` cannot parse.
  *
  * Clients and proxies normalize these away, so a real request never has one. Every other URL's
@@ -32,6 +34,9 @@ const SUSPECT = /[.%\t\n\r]/
 export function pathOf(url: string): string | undefined {
   const from = url.startsWith('https://') ? 8 : url.startsWith('http://') ? 7 : -1
   if (from === -1) return parsedPath(url)
+  // An empty authority: readers that skip it as the host (a URL parser, Hono's getPath()) start
+  // the path at the next '/', not at this one.
+  if (url.charCodeAt(from) === 47) return undefined
   const start = url.indexOf('/', from)
   let end = url.length
   const query = url.indexOf('?', from)
@@ -57,4 +62,4 @@ function parsedPath(url: string): string | undefined {
 
 /** Why {@link pathOf} reads no path from a URL, for error messages. */
 export const AMBIGUOUS_URL =
-  'the request URL reads differently to a URL parser and to a router (a dot segment, a backslash, or a "?" or "#" in the host): send it normalized'
+  'the request URL reads differently to a URL parser and to a router (a dot segment, a backslash, a "?" or "#" in the host, or an empty host): send it normalized'

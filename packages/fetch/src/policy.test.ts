@@ -243,6 +243,8 @@ describe('tenantPolicy', () => {
       // A raw Host header: URL reads /v1/admin/keys, a slicing router /admin/keys.
       'http://api.example.com\\v1/admin/keys',
       'http://api.example.com?/v1/chat',
+      // An empty Host before the path (`Host: /v1`): URL and Hono read /admin/keys (host "v1").
+      'http:///v1/admin/keys',
     ]
     for (const url of urls) {
       const { calls, next } = okHandler()

@@ -28,7 +28,7 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
 // case runs the policy on a real Deno server (sources through the @tenant/source condition, npm
 // packages from the existing node_modules, loopback only), requests written byte for byte.
 describe('runtime: deno, raw request-target', () => {
-  it('refuses raw dot segments and a raw Host with "\\\\", "?" or "#" under allowedPaths ["/v1/*"], whichever way the app routes', async () => {
+  it('refuses raw dot segments and a raw Host with "\\\\", "?" or "#" or an empty one under allowedPaths ["/v1/*"], whichever way the app routes', async () => {
     const { code, output } = await run([
       'run',
       '--no-check',
@@ -54,6 +54,8 @@ describe('runtime: deno, raw request-target', () => {
       ['api.example.com\\v1 /admin/keys', 403],
       ['api.example.com? /admin/keys', 403],
       ['api.example.com# /admin/keys', 403],
+      // An empty Host before the path: URL reads /admin/keys (host "v1").
+      ['/v1 /admin/keys', 403],
     ])
     expect(results.map((r) => r.body)).not.toContain('ADMIN')
   }, 60_000)

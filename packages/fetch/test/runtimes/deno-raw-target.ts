@@ -66,7 +66,8 @@ for (const target of [
 ]) {
   results.push(await raw(target))
 }
-for (const host of ['api.example.com\\v1', 'api.example.com?', 'api.example.com#']) {
+// `/v1`: an empty authority before the path; URL and Hono read /admin/keys, with v1 as the host.
+for (const host of ['api.example.com\\v1', 'api.example.com?', 'api.example.com#', '/v1']) {
   results.push(await raw('/admin/keys', host))
 }
 await server.shutdown()
