@@ -29,6 +29,13 @@ export interface HostHooks {
    * concurrency stage then holds its slot until the answer.
    */
   readonly whenSent?: (host: unknown, done: () => void) => boolean
+  /**
+   * The path the host's router serves the request under, when it reads the URL differently from
+   * the text after the host: the policy stage asks it for a path that ends with `/`, since a
+   * router may drop that slash (Hono's `strict: false`) and serve a handler the path with it
+   * would not name.
+   */
+  readonly routedPath?: (host: unknown) => string | undefined
 }
 
 const NO_HOST_HOOKS: HostHooks = Object.freeze({})

@@ -224,6 +224,36 @@ describe('tenantPolicy', () => {
     expect(open.errors.map((e) => e.error)).toEqual([dead.error])
   })
 
+  // Allow-lists are written as clients send paths: a middleware between the resolver and the
+  // policy that hands a Request with another URL downstream (a rewrite, a mounted sub-app) does not
+  // change the path checked. The method is the one the handler serves.
+  it('checks the path of the request the tenant was resolved on, and the method handed on', async () => {
+    const rewrite =
+      (path: string, method?: string): Middleware =>
+      (request, next) =>
+        next(
+          new Request(new URL(path, request.url), {
+            method: method ?? request.method,
+            headers: request.headers,
+          }),
+        )
+    const via = (rewriter: Middleware, path: string, method = 'GET') =>
+      compose(
+        tenantResolver(),
+        rewriter,
+        tenantPolicy({ evaluator }),
+      )(req(path, { tenant: 'acme', method }), okHandler().next)
+    // /admin rewritten to /v1/chat: the client sent /admin, which the allow-list leaves out.
+    const denied = await via(rewrite('/v1/chat'), '/admin')
+    expect(denied.status).toBe(403)
+    expect(await problem(denied)).toMatchObject({ rule: 'path' })
+    expect((await via(rewrite('/admin'), '/v1/chat')).status).toBe(200)
+    // A method override downstream (GET sent, DELETE served) is checked as served.
+    const overridden = await via(rewrite('/v1/chat', 'DELETE'), '/v1/chat')
+    expect(overridden.status).toBe(403)
+    expect(await problem(overridden)).toMatchObject({ rule: 'method' })
+  })
+
   // Deno.serve puts the raw request-target in request.url; an app routing on new URL().pathname
   // sees the dot segments resolved, so the policy must check that path.
   it('denies a URL whose path a URL parser and a router read differently (a raw request-target on Deno)', async () => {

@@ -80,6 +80,24 @@ function lineMismatch(rule: 'method' | 'path', extracted: string, actual: string
   }
 }
 
+/**
+ * The path the policy checks: the path the client sent (allow-lists are written that way), read
+ * from the request the tenant was resolved on. A chain in a sub-application reached through
+ * Hono's `mount()` sees the path with the mount prefix cut off, but the resolver's request still
+ * carries the client's. Where the host's router drops a trailing slash (Hono's `strict: false`
+ * routes `/v1/files/` to `/v1/files`), the path without it, which is what the handler serves.
+ */
+function policyPath(admission: Admission): string | undefined {
+  const { request, owner } = admission
+  const sent = owner !== request && owner instanceof Request ? owner : request
+  const path = pathOf(sent.url)
+  if (path === undefined || path.length < 2 || path.charCodeAt(path.length - 1) !== SLASH) return path
+  const routed = admission.hostHooks.routedPath?.(admission.host)
+  return routed === undefined || routed.charCodeAt(routed.length - 1) === SLASH ? path : path.slice(0, -1)
+}
+
+const SLASH = 47
+
 class PolicyStage implements ChainStage {
   readonly stage = 'policy' as const
   readonly middleware = 'tenantPolicy'
@@ -99,7 +117,7 @@ class PolicyStage implements ChainStage {
     const { request } = admission
     // The method and path come from the request line; without `extract`, model and tool from the
     // headers, with no await.
-    const path = pathOf(request.url)
+    const path = policyPath(admission)
     const input: PolicyRequest = { method: request.method, path }
     // A URL whose path one reader sees and the router another (a raw request-target on Deno).
     if (path === undefined) return this.#decided(admission, input, AMBIGUOUS_PATH)

@@ -215,7 +215,10 @@ function whenSent(host: unknown, done: () => void): boolean {
   return true
 }
 
-const honoHost: HostHooks = Object.freeze({ executionContext: honoExecutionContext, whenSent })
+// Hono's routed path (`c.req.path`): under `strict: false` it has no trailing slash.
+const routedPath = (host: unknown): string => (host as Context).req.path
+
+const honoHost: HostHooks = Object.freeze({ executionContext: honoExecutionContext, whenSent, routedPath })
 
 /** A single stage as a Hono middleware; a stage without its store is a pass-through. */
 function honoStage(name: string, stage: ChainStage | undefined): MiddlewareHandler<TenantEnv> {

@@ -1,0 +1,96 @@
+import type { AddressInfo } from 'node:net'
+import { type ServerType, serve } from '@hono/node-server'
+import { ConfigPolicyEvaluator, InMemoryConfigManager } from '@tenant/core'
+import { Hono } from 'hono'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type TenantEnv, tenancy, tenantResolver } from './index'
+
+const headers = { 'X-Tenant-ID': 'acme' }
+
+async function configs(allowedPaths: string[]): Promise<InMemoryConfigManager> {
+  const store = new InMemoryConfigManager()
+  await store.setTenantConfig({ id: 'acme', policy: { allowedPaths } })
+  return store
+}
+
+function filesApp(store: InMemoryConfigManager, strict: boolean): Hono<TenantEnv> {
+  const app = new Hono<TenantEnv>({ strict })
+  app.use('*', tenancy({ configManager: store, policy: new ConfigPolicyEvaluator(store) }))
+  app.get('/v1/files', (c) => c.text('list-all-files'))
+  app.get('/v1/files/:id', (c) => c.text(`file ${c.req.param('id')}`))
+  return app
+}
+
+// Hono's strict: false serves /v1/files/ with the /v1/files handler. The policy checked the text
+// of the URL, which /v1/files/* allows: the tenant reached the handler its allow-list leaves out.
+describe('the policy checks the path Hono serves under strict: false', () => {
+  let app: Hono<TenantEnv>
+  let server: ServerType
+  let base: string
+  beforeAll(async () => {
+    // acme may read single files, not list them all.
+    app = filesApp(await configs(['/v1/files/*']), false)
+    server = await new Promise<ServerType>((resolve) => {
+      const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+    })
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+
+  it('denies /v1/files/, which runs the /v1/files handler, on app.request() and @hono/node-server', async () => {
+    for (const response of [
+      await app.request('/v1/files/', { headers }),
+      await fetch(`${base}/v1/files/`, { headers }),
+    ]) {
+      expect(response.status).toBe(403)
+      expect(await response.json()).toMatchObject({ code: 'tenant_policy_denied', rule: 'path' })
+    }
+    expect((await app.request('/v1/files', { headers })).status).toBe(403)
+  })
+
+  it('allows what the allow-list names, with or without the trailing slash the router drops', async () => {
+    for (const path of ['/v1/files/42', '/v1/files/42/']) {
+      const response = await fetch(`${base}${path}`, { headers })
+      expect(response.status, path).toBe(200)
+      expect(await response.text(), path).toBe('file 42')
+    }
+  })
+
+  it('keeps the trailing slash significant on a strict app, as documented', async () => {
+    const strict = filesApp(await configs(['/v1/files/*']), true)
+    // /v1/files/ is its own route there (none here: 404 after the policy allowed it).
+    expect((await strict.request('/v1/files/', { headers })).status).toBe(404)
+    expect((await strict.request('/v1/files', { headers })).status).toBe(403)
+  })
+})
+
+// mount() hands the sub-app a Request without the mount prefix; allow-lists are written as clients
+// send paths, so the sub-app's policy checks the path on the request the tenant was resolved on.
+describe('the policy of a sub-app reached through mount() checks the path the client sent', () => {
+  async function mounted(allowedPaths: string[]) {
+    const store = await configs(allowedPaths)
+    const app = new Hono<TenantEnv>()
+    app.use('*', tenantResolver({ configManager: store }))
+    app.get('/public/*', (c) => c.text('public'))
+    const internal = new Hono<TenantEnv>()
+    internal.use('*', tenancy({ configManager: store, policy: new ConfigPolicyEvaluator(store) }))
+    internal.get('*', (c) => c.text(`internal ${c.req.path}`))
+    app.mount('/internal', internal.fetch)
+    return app
+  }
+
+  it('does not allow /internal/public/x by an allowedPaths of ["/public/*"]', async () => {
+    const app = await mounted(['/public/*'])
+    expect((await app.request('/public/x', { headers })).status).toBe(200)
+    const response = await app.request('/internal/public/x', { headers })
+    expect(response.status).toBe(403)
+    expect(await response.json()).toMatchObject({ code: 'tenant_policy_denied', rule: 'path' })
+  })
+
+  it('allows it by an entry for the path the client sent', async () => {
+    const app = await mounted(['/internal/*'])
+    const response = await app.request('/internal/public/x', { headers })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('internal /public/x')
+  })
+})
