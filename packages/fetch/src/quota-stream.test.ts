@@ -245,6 +245,19 @@ describe.each(Object.entries(managers))(
       expect(await used()).toBe(84 + 18)
     })
 
+    it('reports a usage answer that is no whole number, and settles at what the stream sent', async () => {
+      const upstream = await serve(['data: {"n":1}\n\n', 'data: {"n":2}\n\n', 'data: {"spent":-1}\n\n'])
+      const { send, settlement, errors } = await app(upstream.url, {
+        streamUsage: { usage: (event) => (JSON.parse(event.data) as { spent?: number }).spent },
+      })
+      await (await send()).text()
+      const event = await settlement
+      // The estimate (100) and one token per event sent: not the estimate alone.
+      expect(event).toMatchObject({ how: 'estimated', tokens: 103, estimatedTokens: 100 })
+      expect(errors.map((e) => e.error)).toEqual([event.error])
+      expect(await used()).toBe(103)
+    })
+
     it('keeps the estimate and reports it when sent() returns no whole number', async () => {
       const upstream = await serve(['data: x\n\n'])
       const { send, settlement, errors } = await app(upstream.url, { streamUsage: { sent: () => -5 } })

@@ -137,6 +137,13 @@ describe('SseParser', () => {
       expect(parse(bytes, [at])).toEqual([{ event: 'message', data: 'héllo €' }])
     }
   })
+  it('drops a byte order mark at the start of the stream only', () => {
+    expect(parse('\uFEFFdata: a\n\n')).toEqual([{ event: 'message', data: 'a' }])
+    // Later, a line starting with one names the field "\uFEFFdata", which clients ignore.
+    expect(parse('data: a\n\n\uFEFFdata: hidden\n\n')).toEqual([{ event: 'message', data: 'a' }])
+    const bytes = encoder.encode('\uFEFFdata: a\n\n')
+    for (let at = 1; at < 4; at++) expect(parse(bytes, [at])).toEqual([{ event: 'message', data: 'a' }])
+  })
 })
 
 describe('sseUsage', () => {
@@ -191,6 +198,35 @@ describe('sseUsage', () => {
     })
     await readAll(body)
     expect((await progress).tokens).toBe(9)
+  })
+
+  it('counts Anthropic cache writes and reads as input: billed, and not in input_tokens', async () => {
+    const text = [
+      'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":4,"cache_creation_input_tokens":9000,"cache_read_input_tokens":20000,"output_tokens":1}}}\n\n',
+      'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":15}}\n\n',
+    ].join('')
+    const { body, progress } = sseUsage(chunked([encoder.encode(text)]).stream)
+    await readAll(body)
+    expect(await progress).toMatchObject({ tokens: 29_019, usage: { inputTokens: 29_004, outputTokens: 15 } })
+  })
+
+  it('takes the last usage report whole: a total only an earlier one gave does not stand', async () => {
+    const text =
+      'data: {"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}\n\n' +
+      'data: {"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":90}}\n\n'
+    const { body, progress } = sseUsage(chunked([encoder.encode(text)]).stream)
+    await readAll(body)
+    expect(await progress).toMatchObject({ tokens: 100, usage: { inputTokens: 10, outputTokens: 90 } })
+    expect((await progress).usage.totalTokens).toBeUndefined()
+  })
+
+  it('reads no usage from a line a client ignores (a byte order mark mid-stream)', async () => {
+    const text =
+      'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n' +
+      '\uFEFFdata: {"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}\n\n'
+    const { body, progress } = sseUsage(chunked([encoder.encode(text)]).stream)
+    await readAll(body)
+    expect(await progress).toMatchObject({ tokens: undefined, events: 1 })
   })
 
   it('reads no usage from a stream without one', async () => {

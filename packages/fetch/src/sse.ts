@@ -11,7 +11,11 @@ export interface SseEvent {
 
 /** Token usage an event stream reported, as far as it got. */
 export interface SseTokenUsage {
-  /** Prompt tokens: OpenAI `usage.prompt_tokens`, Anthropic `message_start` `input_tokens`. */
+  /**
+   * Prompt tokens: OpenAI `usage.prompt_tokens` (cached ones included), Anthropic `input_tokens`
+   * plus `cache_creation_input_tokens` and `cache_read_input_tokens` (billed, and not part of its
+   * `input_tokens`).
+   */
   inputTokens?: number
   /** Completion tokens: OpenAI `usage.completion_tokens`, Anthropic `message_delta` `output_tokens`. */
   outputTokens?: number
@@ -64,7 +68,10 @@ export const MAX_SSE_LINE = 64 * 1024
 
 const LF = 0x0a
 const CR = 0x0d
-const decoder = new TextDecoder()
+// Keeps a byte order mark: the parser drops one only at the start of the stream (WHATWG), and a
+// line that starts with one elsewhere names no field a client knows.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
+const BOM = 0xfeff
 // The line buffer's first size (an event line of a chat stream fits), and the most it keeps
 // between lines.
 const LINE_START = 1024
@@ -89,6 +96,7 @@ export class SseParser {
   #truncated = false
   #event = ''
   #id: string | undefined = undefined
+  #first = true
 
   constructor(readonly onEvent: (event: SseEvent) => void) {}
 
@@ -142,13 +150,18 @@ export class SseParser {
   #endLine(): void {
     if (this.#overflow) {
       this.#overflow = false
+      this.#first = false
       // The event still happened (it counts as sent) but its content is not parsed.
       this.#truncated = true
       this.#hasData = true
       return
     }
-    const line = this.#lineLength === 0 ? '' : decoder.decode(this.#line.subarray(0, this.#lineLength))
+    let line = this.#lineLength === 0 ? '' : decoder.decode(this.#line.subarray(0, this.#lineLength))
     this.#restart()
+    if (this.#first) {
+      this.#first = false
+      if (line.charCodeAt(0) === BOM) line = line.slice(1)
+    }
     this.#field(line)
   }
 
@@ -229,14 +242,27 @@ export function readUsage(data: string, usage: SseTokenUsage): UsageRead {
         ? record.usage
         : undefined
   if (typeof found !== 'object' || found === null) return 'none'
-  const input = count(found.prompt_tokens ?? found.input_tokens)
+  const input = found.prompt_tokens !== undefined ? count(found.prompt_tokens) : anthropicInput(found)
   const output = count(found.completion_tokens ?? found.output_tokens)
   const total = count(found.total_tokens)
   if (input === undefined && output === undefined && total === undefined) return 'none'
   if (input !== undefined) usage.inputTokens = input
   if (output !== undefined) usage.outputTokens = output
+  if (type === 'message_start') return 'prompt'
+  // A later report replaces an earlier one: a total only the earlier one gave no longer holds.
+  // (The prompt, which Anthropic gives only in message_start, is kept.)
   if (total !== undefined) usage.totalTokens = total
-  return type === 'message_start' ? 'prompt' : 'usage'
+  else delete usage.totalTokens
+  return 'usage'
+}
+
+// Anthropic bills cache writes and reads as input and leaves them out of `input_tokens`.
+function anthropicInput(found: Record<string, unknown>): number | undefined {
+  const base = count(found.input_tokens)
+  const created = count(found.cache_creation_input_tokens)
+  const read = count(found.cache_read_input_tokens)
+  if (base === undefined && created === undefined && read === undefined) return undefined
+  return (base ?? 0) + (created ?? 0) + (read ?? 0)
 }
 
 function usageTotal(usage: SseTokenUsage): number {

@@ -96,7 +96,17 @@ async function settle(
   settlement: StreamSettlement,
 ): Promise<void> {
   const { admission, tenantId, estimated } = settlement
-  const reported = progress.tokens !== undefined
+  let reportedTokens: number | undefined
+  let error: unknown
+  try {
+    reportedTokens =
+      progress.tokens === undefined ? undefined : costAmount(progress.tokens, 'the stream usage', 0)
+  } catch (invalid) {
+    // Reported, and settled as if the stream had given no usage: what it sent still counts.
+    settlement.reportError(invalid)
+    error = invalid
+  }
+  const reported = reportedTokens !== undefined
   // A usage report is the answer only once the stream got to its end (or its `[DONE]`): one cut
   // short may have reported a running count, or a usage object sent early, and is settled at what
   // was sent, never below what it reported.
@@ -110,17 +120,7 @@ async function settle(
     estimatedTokens: estimated,
     events: progress.events,
   }
-  let reportedTokens: number | undefined
-  try {
-    reportedTokens = reported ? costAmount(progress.tokens, 'the stream usage', 0) : undefined
-  } catch (error) {
-    // The estimate stands.
-    settlement.reportError(error)
-    settlement.onSettle({ ...base, error })
-    return
-  }
   let tokens: number
-  let error: unknown
   if (how === 'usage') tokens = reportedTokens!
   else {
     try {
