@@ -31,7 +31,7 @@ import type { ResourceStore } from './db/resource-store'
 import { problem } from './http'
 import { describeError, type Logger, requestIds, tenancyLogHooks } from './logger'
 import { modelSubject, policyInput } from './model'
-import { chatRoutes, readChatRequest } from './routes/chat'
+import { chatRoutes, chatTokenEstimate, readChatRequest } from './routes/chat'
 import { resourceRoutes } from './routes/resources'
 
 /** Everything the app needs; each runtime's entry builds these from its own storage. */
@@ -209,7 +209,14 @@ export function createApp(deps: AppDeps) {
       rateLimit: deps.rateLimiter,
       // Streamed (SSE) answers are settled at their usage event when they end (waitUntil on Workers);
       // per-model limits: the plans' `quota.subjects` match `model:<the model the policy checked>`.
-      quota: { manager: deps.quotas, streamUsage: true, subject: modelSubject },
+      // A chat completion is charged its prompt when admitted (chatTokenEstimate), other requests
+      // their X-Token-Count.
+      quota: {
+        manager: deps.quotas,
+        streamUsage: true,
+        subject: modelSubject,
+        tokenEstimator: chatTokenEstimate,
+      },
       clock: deps.clock,
       hooks: [tenancyLogHooks(deps.logger), tenantMetricsHooks(deps.metrics)],
     }),

@@ -25,12 +25,12 @@ async function setUp() {
     passThroughOnException() {},
     props: {},
   }
-  const send = (body: unknown) =>
+  const send = (body: unknown, headers: Record<string, string> = { 'X-Token-Count': '100' }) =>
     t.app.request(
       '/api/v1/chat/completions',
       {
         method: 'POST',
-        headers: { 'X-Tenant-ID': 'acme', 'X-Token-Count': '100', 'Content-Type': 'application/json' },
+        headers: { 'X-Tenant-ID': 'acme', 'Content-Type': 'application/json', ...headers },
         body: JSON.stringify(body),
       },
       undefined,
@@ -74,6 +74,41 @@ describe('POST /api/v1/chat/completions', () => {
     // The 100 estimated, the two events read, and one more: under waitUntil the body goes out
     // through a pipe, which holds the next event before the client asks for it (see pipedUnder).
     expect(await usedTokens()).toBe(103)
+  })
+
+  // The prompt is charged when the request is admitted: the model reads it whether or not the
+  // client stays for the usage chunk. Charged the client's X-Token-Count alone (0 without one),
+  // a client that left before that chunk paid for a few words, and a prompt over the whole quota
+  // was admitted.
+  it('charges the prompt up front: a client leaving before the usage chunk pays for it', async () => {
+    const { send, waited, usedTokens } = await setUp()
+    // About 1,000 tokens by the fake model's rule (4 characters each), in a few words.
+    const prompt = `${'x'.repeat(3_995)} end`
+    const response = await send({ ...chat, messages: [{ role: 'user', content: prompt }] }, {})
+    expect(response.status).toBe(200)
+    expect(response.headers.get('X-Quota-Remaining-Tokens')).toBe(String(10_000 - 1_000))
+    const reader = response.body!.getReader()
+    await reader.read()
+    await reader.cancel()
+    await Promise.all(waited)
+    // The prompt, the event read and the one a pipe holds ahead (see pipedUnder).
+    expect(await usedTokens()).toBe(1_002)
+  })
+
+  it('refuses a prompt over the tenant token quota before the model reads it, and takes a larger X-Token-Count', async () => {
+    const { send, usedTokens } = await setUp()
+    const over = { ...chat, messages: [{ role: 'user', content: 'x'.repeat(44_000) }] }
+    const refused = await send(over, {})
+    expect(refused.status).toBe(429)
+    expect(await refused.json()).toMatchObject({ code: 'tenant_quota_exceeded' })
+    expect(await usedTokens()).toBe(0)
+    // The prompt here is 6 tokens; the client reserves 500 for the completion.
+    const reserved = await send(chat, { 'X-Token-Count': '500' })
+    expect(reserved.headers.get('X-Quota-Remaining-Tokens')).toBe(String(10_000 - 500))
+    await reserved.text()
+    const bad = await send(chat, { 'X-Token-Count': '1e3' })
+    expect(bad.status).toBe(400)
+    expect(await bad.json()).toMatchObject({ code: 'invalid_cost' })
   })
 
   it('counts a body sent without Content-Length under its tenant, with its request id in the logs', async () => {

@@ -1,3 +1,4 @@
+import { costAmount, InvalidCostError } from '@tenant/core'
 import type { TenantEnv } from '@tenant/hono'
 import { type Context, Hono, type MiddlewareHandler, type Next } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -37,7 +38,7 @@ function tokensOf(text: string): number {
  * ```
  */
 export function fakeUpstream(request: ChatRequest): Response {
-  const prompt = request.messages.map((message) => message.content).join('\n')
+  const prompt = promptOf(request)
   const last = request.messages.findLast((message) => message.role === 'user')?.content ?? ''
   const words = `You said: ${last}`.split(/(?<= )/)
   const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '').slice(0, 24)}`
@@ -71,8 +72,41 @@ export function fakeUpstream(request: ChatRequest): Response {
   return new Response(body, { headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' } })
 }
 
+// The text the fake model reads as the prompt (and counts as prompt_tokens).
+function promptOf(request: ChatRequest): string {
+  return request.messages.map((message) => message.content).join('\n')
+}
+
 // The chat request read by readChatRequest(), for the route, keyed by the Request the chain saw.
 const chatRequests = new WeakMap<Request, ChatRequest>()
+
+/**
+ * The quota stage's `tokenEstimator`: the tokens a request is charged when it is admitted. A chat
+ * completion is charged its prompt (what the model reads whether or not the client stays for the
+ * usage chunk), or the client's `X-Token-Count` when that is more (room kept for the completion);
+ * so a prompt alone over the tenant's token quota is refused before it reaches the model. Other
+ * requests are charged their `X-Token-Count` (0 without one); one that is not a whole number is
+ * 400 `invalid_cost`, as without an estimator.
+ *
+ * @example
+ * ```ts
+ * tenancy({ quota: { manager, streamUsage: true, tokenEstimator: chatTokenEstimate } })
+ * ```
+ */
+export function chatTokenEstimate(request: Request): number {
+  const header = request.headers.get(TOKEN_HEADER)
+  // Digits only, as the quota stage reads the header: Number() would take "1e3" or " 12 ".
+  if (header !== null && !/^\d+$/.test(header)) {
+    throw new InvalidCostError(
+      `${TOKEN_HEADER} must be a whole number >= 0, got ${JSON.stringify(header.slice(0, 40))}`,
+    )
+  }
+  const declared = header === null ? 0 : costAmount(Number(header), TOKEN_HEADER, 0)
+  const chat = chatRequests.get(request)
+  return chat === undefined ? declared : Math.max(declared, tokensOf(promptOf(chat)))
+}
+
+const TOKEN_HEADER = 'X-Token-Count'
 
 /**
  * Reads and validates the body of `POST /chat/completions` **before the tenancy chain**: the
@@ -138,7 +172,7 @@ async function read(c: Context, next: Next, sent: Request): Promise<Response | u
  * {@link fakeUpstream}. It serves the body {@link readChatRequest} read before the tenancy chain,
  * and only when the chain's policy stage checked that body's model (`policyInput`): a request
  * that reached it any other way is a wiring error, answered 500 and logged, never served with an
- * unchecked model. The tenancy chain charged the request's `X-Token-Count` up front; its
+ * unchecked model. The tenancy chain charged the prompt up front ({@link chatTokenEstimate}); its
  * `streamUsage` reads the usage chunk as the stream goes out and settles the quota at it when the
  * stream ends (at what was sent, if the client leaves early).
  *
