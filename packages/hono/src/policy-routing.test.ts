@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
-import { ConfigPolicyEvaluator, InMemoryConfigManager } from '@tenant/core'
+import { ConfigPolicyEvaluator, InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { Hono } from 'hono'
+import { methodOverride } from 'hono/method-override'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type TenantEnv, tenancy, tenantResolver } from './index'
 
@@ -92,5 +93,35 @@ describe('the policy of a sub-app reached through mount() checks the path the cl
     const response = await app.request('/internal/public/x', { headers })
     expect(response.status).toBe(200)
     expect(await response.text()).toBe('internal /public/x')
+  })
+})
+
+// hono/method-override dispatches again through app.fetch(): mounted before tenancy(), as the
+// README asks, the chain runs once, on the method the handler serves.
+describe('hono/method-override before tenancy()', () => {
+  it('checks the overridden method and charges the request once', async () => {
+    const store = new InMemoryConfigManager()
+    await store.setTenantConfig({
+      id: 'acme',
+      policy: { allowedMethods: ['POST', 'DELETE'] },
+      quota: { limits: [{ window: 'day', requests: 100 }] },
+    })
+    const quotas = new InMemoryQuotaManager(store)
+    const app = new Hono<TenantEnv>()
+    app.use('*', methodOverride({ app, header: 'X-HTTP-Method-Override' }))
+    app.use('*', tenancy({ configManager: store, policy: new ConfigPolicyEvaluator(store), quota: quotas }))
+    app.put('/items/1', (c) => c.text('put'))
+    app.delete('/items/1', (c) => c.text('delete'))
+    const send = (method: string) =>
+      app.request('/items/1', { method: 'POST', headers: { ...headers, 'X-HTTP-Method-Override': method } })
+    const used = async () => (await quotas.peek('acme')).windows[0]!.used.requests
+
+    const denied = await send('PUT')
+    expect(denied.status).toBe(403)
+    expect(await denied.json()).toMatchObject({ rule: 'method' })
+    expect(await used()).toBe(0)
+    const allowed = await send('DELETE')
+    expect(await allowed.text()).toBe('delete')
+    expect(await used()).toBe(1)
   })
 })
