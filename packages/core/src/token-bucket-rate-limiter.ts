@@ -130,8 +130,11 @@ export class TokenBucketRateLimiter implements RateLimiter, FastRateLimiter {
     bucket: Bucket | undefined,
   ): RateLimitDecision {
     const { decision, state } = tokenBucketConsume(bucket, config, cost, now)
-    if (!decision.allowed) return decision
-    // A full bucket (or a tenant without a rate limit) needs no state; a state implies a config.
+    // Without a rate limit nothing is taken, and the bucket stays as it stands: a limit set again
+    // applies to it, as any changed limit does (dropping it refilled the tenant's burst). It goes
+    // at its full time, as before.
+    if (!decision.allowed || config === null) return decision
+    // A full bucket needs no state; a state implies a config.
     if (state === undefined) {
       this.#buckets.delete(tenantId)
     } else if (bucket === undefined) {

@@ -228,5 +228,21 @@ export function testRateLimiter(
       },
       timeout,
     )
+
+    it(
+      'a rate limit removed and set again finds the bucket as it stood, not a full one',
+      async () => {
+        const { limiter, id, provider, clock } = await setup({ requestsPerSecond: 1, burst: 10 })
+        for (let i = 0; i < 10; i++) expect((await limiter.consume(id)).allowed).toBe(true)
+        provider.setRateLimit(id, null)
+        expect(await limiter.consume(id, { cost: 5 })).toMatchObject({ allowed: true, retryAfterMs: 0 })
+        clock.advance(2_000)
+        provider.setRateLimit(id, { requestsPerSecond: 1, burst: 10 })
+        // Two tokens refilled in the 2 s: not the whole burst.
+        expect(await limiter.consume(id, { cost: 3 })).toMatchObject({ allowed: false, retryAfterMs: 1_000 })
+        expect(await limiter.consume(id, { cost: 2 })).toMatchObject({ allowed: true, remaining: 0 })
+      },
+      timeout,
+    )
   })
 }
