@@ -242,7 +242,8 @@ export function readUsage(data: string, usage: SseTokenUsage): UsageRead {
         ? record.usage
         : undefined
   if (typeof found !== 'object' || found === null) return 'none'
-  const input = found.prompt_tokens !== undefined ? count(found.prompt_tokens) : anthropicInput(found)
+  const prompt = found.prompt_tokens
+  const input = prompt !== undefined && prompt !== null ? count(prompt) : anthropicInput(found)
   const output = count(found.completion_tokens ?? found.output_tokens)
   const total = count(found.total_tokens)
   if (input === undefined && output === undefined && total === undefined) return 'none'
