@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect, type Socket } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
 import {
   type ConcurrencyDecision,
@@ -278,4 +278,122 @@ describe('concurrency slots on @hono/node-server: HEAD and early aborts', () => 
     await limiter.releasedAtLeast(2)
     expect(limiter.released).toBe(2)
   }
+})
+
+// Pipelining: a second request sent on the connection before the first's response ended runs
+// at once, but its response waits behind the first's, with no socket of its own. When the client
+// leaves, Node closes only the response on the socket: the queued one emitted no 'close', and its
+// slot was held for leaseTtlMs (10 minutes by default).
+describe('@tenant/hono concurrency on @hono/node-server, pipelined requests', () => {
+  let limiter: WatchedLimiter
+  let server: ServerType
+  let port: number
+  let ends: (() => void)[]
+  let answered: number
+  // Resolves once the server side of the last connection read the client's FIN.
+  let serverEnded: Promise<void>
+  const sockets: Socket[] = []
+
+  beforeEach(async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 2 } })
+    limiter = new WatchedLimiter()
+    ends = []
+    answered = 0
+    const app = new Hono()
+    app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+    app.get('/stream', (c) => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
+          ends.push(() => {
+            try {
+              controller.close()
+            } catch {
+              // Closed already: the client went away.
+            }
+          })
+        },
+      })
+      return c.body(body, 200, { 'Content-Type': 'text/event-stream' })
+    })
+    app.get('/ok', (c) => {
+      answered++
+      return c.text('ok')
+    })
+    server = await new Promise<ServerType>((resolve) => {
+      const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+    })
+    port = (server.address() as AddressInfo).port
+    server.on('connection', (socket: Socket) => {
+      serverEnded = new Promise((resolve) => socket.once('end', () => resolve()))
+    })
+  })
+
+  afterEach(async () => {
+    for (const end of ends) end()
+    for (const socket of sockets.splice(0)) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+
+  const line = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Tenant-ID: acme\r\n\r\n`
+
+  /** A raw connection and what it received so far; resolves once connected. */
+  async function open(): Promise<{
+    socket: Socket
+    received: () => string
+    arrived: (text: string) => Promise<void>
+  }> {
+    const socket = connect(port, '127.0.0.1')
+    sockets.push(socket)
+    socket.on('error', () => {})
+    let received = ''
+    const waiting: (() => void)[] = []
+    socket.on('data', (chunk) => {
+      received += chunk.toString()
+      for (const wake of waiting.splice(0)) wake()
+    })
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+    const arrived = async (text: string) => {
+      while (!received.includes(text)) await new Promise<void>((wake) => waiting.push(wake))
+    }
+    return { socket, received: () => received, arrived }
+  }
+
+  it('frees the slot of a queued response when the client closes the connection', async () => {
+    const { socket, arrived } = await open()
+    socket.write(line('/stream') + line('/ok'))
+    await arrived('data: 1')
+    while (answered < 1) await new Promise((resolve) => setImmediate(resolve))
+    expect(await limiter.inFlight('acme')).toBe(2)
+    socket.destroy()
+    await limiter.releasedAtLeast(2)
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('frees every slot of a client that sends its requests and half-closes', async () => {
+    const { socket } = await open()
+    // printf 'GET …GET …' | nc host port: both requests, then FIN.
+    socket.end(line('/stream') + line('/ok'))
+    while (answered < 1) await new Promise((resolve) => setImmediate(resolve))
+    // The server has read the FIN while the first response streams: it ends the connection once
+    // that response is written, and the queued one never goes out.
+    await serverEnded
+    for (const end of ends) end()
+    await limiter.releasedAtLeast(2)
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
+
+  it('frees each slot as its response goes out when the client stays', async () => {
+    const { socket, received, arrived } = await open()
+    socket.write(line('/stream') + line('/ok') + line('/ok'))
+    await arrived('data: 1')
+    while (answered < 1) await new Promise((resolve) => setImmediate(resolve))
+    for (const end of ends) end()
+    // The third came while two were held: over the cap of 2.
+    await arrived('HTTP/1.1 429')
+    await limiter.releasedAtLeast(2)
+    expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 429'])
+    expect(await limiter.inFlight('acme')).toBe(0)
+  })
 })

@@ -152,11 +152,21 @@ type NodeHeaders = Record<string, NodeHeaderValue | undefined>
 /** The part of Node's `http.ServerResponse` (or HTTP/2 compatibility response) the chain uses. */
 interface NodeResponse {
   once(event: 'close', listener: () => void): unknown
+  off(event: 'close', listener: () => void): unknown
   writeHead(status: number, second?: unknown, third?: unknown): unknown
   getHeader(name: string): NodeHeaderValue | undefined
   setHeader(name: string, value: NodeHeaderValue): unknown
   destroyed?: boolean
   writableFinished?: boolean
+  /** The connection, once the response may write to it; null while queued behind another. */
+  socket?: NodeConnection | null
+}
+
+/** The part of a `net.Socket` a queued response's end is watched on. */
+interface NodeConnection {
+  once(event: 'close', listener: () => void): unknown
+  off(event: 'close', listener: () => void): unknown
+  destroyed?: boolean
 }
 
 function isNodeResponse(value: unknown): value is NodeResponse {
@@ -211,8 +221,39 @@ function whenSent(host: unknown, done: () => void): boolean {
   if (outgoing === undefined) return false
   // Already over (the client went away before the chain ran): 'close' will not come again.
   if (outgoing.destroyed === true || outgoing.writableFinished === true) done()
-  else outgoing.once('close', done)
+  else if (outgoing.socket !== null) outgoing.once('close', done)
+  else
+    whenQueuedSent(outgoing, (host as Context).env as { incoming?: { socket?: NodeConnection | null } }, done)
   return true
+}
+
+/**
+ * A pipelined request's response waits for the one before it on the connection, with no socket
+ * of its own yet; when the client leaves, Node closes only the response on the socket, and a
+ * queued one never emits 'close'. So its end is also the connection's close. The connection's
+ * listener goes when the response closes: a kept-alive connection would collect one per request.
+ */
+function whenQueuedSent(
+  outgoing: NodeResponse,
+  env: { incoming?: { socket?: NodeConnection | null } },
+  done: () => void,
+): void {
+  const connection = env.incoming?.socket
+  if (connection === undefined || connection === null) {
+    outgoing.once('close', done)
+    return
+  }
+  if (connection.destroyed === true) {
+    done()
+    return
+  }
+  const end = () => {
+    outgoing.off('close', end)
+    connection.off('close', end)
+    done()
+  }
+  outgoing.once('close', end)
+  connection.once('close', end)
 }
 
 // Hono's routed path (`c.req.path`): under `strict: false` it has no trailing slash.
