@@ -230,4 +230,62 @@ describe.runIf(REDIS_URL)('Redis stores decide exactly like core', () => {
       { numRuns: 80 },
     )
   }, 120_000)
+
+  // The local-deny cache answers a repeated denied request in process with the retry time of the
+  // denial it holds. A charge this instance made since (an admission of another cost) can push
+  // the real retry later: the held time was too early, where core and Redis without the cache
+  // said later.
+  describe('with localDeny, after this instance charged the tenant again', () => {
+    const T0 = Date.UTC(2030, 2, 14, 12, 0, 10)
+
+    it('quota: a held denial does not answer with the retry time it had before the charge', async () => {
+      const clock = new ManualClock(T0)
+      const provider = new TestConfigProvider()
+      const id = randomTenantId('ld')
+      provider.setQuota(id, {
+        limits: [
+          { window: 'minute', requests: 2 },
+          { window: 'hour', requests: 3 },
+        ],
+      })
+      const reference = new InMemoryQuotaManager(provider, { clock })
+      const manager = new RedisQuotaManager(provider, {
+        redis,
+        clock,
+        prefix,
+        timeoutMs: 5_000,
+        localDeny: true,
+      })
+      expect(await manager.consume(id)).toEqual(await reference.consume(id))
+      // Denied by the minute (retry at its end), and held.
+      expect(await manager.consume(id, { requests: 2 })).toEqual(await reference.consume(id, { requests: 2 }))
+      expect(await manager.consume(id)).toEqual(await reference.consume(id))
+      // Two more now need the hour to end as well.
+      const wanted = await reference.consume(id, { requests: 2 })
+      expect(wanted).toMatchObject({ allowed: false, retryAfterMs: Date.UTC(2030, 2, 14, 13) - T0 })
+      expect(await manager.consume(id, { requests: 2 })).toEqual(wanted)
+    })
+
+    it('rate limit: a held denial does not answer with the retry time it had before the take', async () => {
+      const clock = new ManualClock(T0)
+      const provider = new TestConfigProvider()
+      const id = randomTenantId('ld')
+      provider.setRateLimit(id, { requestsPerSecond: 1, burst: 5 })
+      const reference = new TokenBucketRateLimiter(provider, { clock })
+      const limiter = new RedisRateLimiter(provider, {
+        redis,
+        clock,
+        prefix,
+        timeoutMs: 5_000,
+        localDeny: true,
+      })
+      expect(await limiter.consume(id, { cost: 3 })).toEqual(await reference.consume(id, { cost: 3 }))
+      // 2 left: denied with a retry of 2 s, held.
+      expect(await limiter.consume(id, { cost: 4 })).toEqual(await reference.consume(id, { cost: 4 }))
+      expect(await limiter.consume(id, { cost: 2 })).toEqual(await reference.consume(id, { cost: 2 }))
+      const wanted = await reference.consume(id, { cost: 4 })
+      expect(wanted).toMatchObject({ allowed: false, retryAfterMs: 4_000 })
+      expect(await limiter.consume(id, { cost: 4 })).toEqual(wanted)
+    })
+  })
 })

@@ -24,6 +24,17 @@ describe('LocalDenyCache and late-reply refunds', () => {
     expect(cache.match('beta', 1_000, 1, 0, 'f')?.decision).toBe('denied')
   })
 
+  it('drops the tenant when this process charges it again, without counting a refund', () => {
+    const cache = new LocalDenyCache<string>({ maxHoldMs: 5_000 })
+    cache.remember('acme', entry, cache.refunds)
+    cache.remember('beta', entry, cache.refunds)
+    const refunds = cache.refunds
+    cache.charged('acme')
+    expect(cache.match('acme', 1_000, 1, 0, 'f')).toBeUndefined()
+    expect(cache.match('beta', 1_000, 1, 0, 'f')?.decision).toBe('denied')
+    expect(cache.refunds).toBe(refunds)
+  })
+
   it('does not remember a denial whose call was made before a refund was sent', () => {
     // Redis may have decided the denial before the refund ran: the room it made is not in it.
     const cache = new LocalDenyCache<string>()

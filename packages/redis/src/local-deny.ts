@@ -123,6 +123,14 @@ export class LocalDenyCache<D> {
     }
   }
 
+  /**
+   * This process charged the tenant (an admission, a positive `adjust`): the entry's retry time
+   * was computed before that charge, which can push the real one later, so it goes.
+   */
+  charged(tenantId: string): void {
+    this.#entries.delete(tenantId)
+  }
+
   /** A refund of one of the tenant's admissions was sent: the room it makes voids the entry. */
   refunded(tenantId: string): void {
     this.#refunds++

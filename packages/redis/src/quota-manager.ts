@@ -273,7 +273,8 @@ export class RedisQuotaManager implements QuotaManager {
       after.failed?.()
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
-    if (!decision.allowed && this.#localDeny)
+    if (decision.allowed) this.#localDeny?.charged(tenantId)
+    else if (this.#localDeny)
       this.#holdDenial(tenantId, limits, state, charge, now, { sentAt, refundsBefore }, decision, fingerprint)
     return decision
   }
@@ -299,6 +300,7 @@ export class RedisQuotaManager implements QuotaManager {
     // hash writes a new stamp there (see stamp_if_emptied).
     const keys = [key, resetMarkerKey(key)]
     const reply = await this.#call(tenantId, keys, 'adjust', [String(tokens), '0', ...limitArgs], limits)
+    if (tokens > 0) this.#localDeny?.charged(tenantId)
     return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now).usage }
   }
 
@@ -407,6 +409,7 @@ export class RedisQuotaManager implements QuotaManager {
       after.failed?.()
       throw new TenantBackendError('redis: the quota script and core disagree on admission', { tenantId })
     }
+    if (step.allowed) this.#localDeny?.charged(tenantId)
     return step.decision
   }
 
@@ -423,6 +426,7 @@ export class RedisQuotaManager implements QuotaManager {
     const [key, subjectKey] = call.keys as [string, string]
     const markers = subjectResetMarkers(key, subjectKey, subject)
     const reply = await this.#runSubject(tenantId, 'adjust', { ...call, keys: [...call.keys, ...markers] })
+    if (tokens > 0) this.#localDeny?.charged(tenantId)
     const { algorithm } = this.#engine
     const own = algorithm.adjust(reply.tenant, config, tokens, reply.now).usage
     const theirs = algorithm.adjust(reply.subject, subjectConfig, tokens, reply.now).usage

@@ -257,7 +257,9 @@ export class RedisRateLimiter implements RateLimiter {
     // Other instances only take tokens (but for late-reply refunds, see LocalDenyCache), so until
     // the retry time no request of at least this cost can pass; one of this very cost is answered
     // locally (its retry time is this one); a changed rate or burst voids the entry.
-    if (!decision.allowed && this.#localDeny) {
+    // An admission here takes tokens a held denial's retry time did not count.
+    if (decision.allowed) this.#localDeny?.charged(tenantId)
+    else if (this.#localDeny) {
       const retryAt = sentAt + decision.retryAfterMs
       const entry = {
         until: retryAt,
