@@ -147,15 +147,22 @@ export class ExpiringMap<E extends ExpiringEntry> {
   }
 
   /**
-   * Forgets the entry filed earliest in the heap (the one closest to expiry, as far as the map
-   * knows: an entry changed in place may expire later than it is filed) and returns it;
-   * `undefined` when the map is empty. What a caller at its size bound drops to make room.
+   * Forgets the entry that expires first and returns it; `undefined` when the map is empty. What
+   * a caller at its size bound drops to make room. An entry changed in place may expire later
+   * than it is filed: one found so is filed again under its expiry at `now` (as a sweep would)
+   * before the next is looked at, so a live entry is not dropped for one filed late.
    */
-  evictEarliest(): E | undefined {
+  evictEarliest(now: number): E | undefined {
     while (this.#heap.length > 0) {
       const entry = this.#pop()
       if (this.#entries.get(entry.key) !== entry) {
         this.#dead--
+        continue
+      }
+      const expiresAt = this.#expiresAt(entry, now)
+      if (expiresAt > entry.heapAt) {
+        entry.heapAt = expiresAt
+        this.#push(entry)
         continue
       }
       this.#entries.delete(entry.key)

@@ -128,12 +128,18 @@ export class MemorySubjects<S> {
     state: S,
     now: number,
   ): void {
+    const expiresAt = this.#layout.algorithm.expiresAt(state)
     if (entry !== undefined) {
+      // A subject left with nothing counted (refunded to zero) holds no place: at the bound it
+      // would push out one that counts. As in Redis, whose index drops emptied subjects.
+      if (expiresAt <= now) {
+        group!.subjects.delete(subject)
+        return
+      }
       this.#layout.write(entry, state)
       // The group's filed expiry may now be too early; it is asked again when that time comes.
       return
     }
-    const expiresAt = this.#layout.algorithm.expiresAt(state)
     if (expiresAt <= now) return
     const expiry = this.#seconds.expiry(expiresAt)
     let target = group
@@ -147,7 +153,7 @@ export class MemorySubjects<S> {
     }
     if (target.subjects.size >= this.#max) {
       target.subjects.sweep(this.#seconds.now(now))
-      if (target.subjects.size >= this.#max) target.subjects.evictEarliest()
+      if (target.subjects.size >= this.#max) target.subjects.evictEarliest(this.#seconds.now(now))
     }
     target.subjects.add(this.#layout.create(subject, state), expiry)
   }

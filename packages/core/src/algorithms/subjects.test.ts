@@ -214,6 +214,33 @@ describe('in-memory subject bound', () => {
       expect(quotas.size).toBe(0)
     }, 30_000)
 
+    // A subject refunded to zero holds nothing, so it holds no place either (as in Redis): it kept
+    // one, and the bound then evicted a subject that counts, giving it a fresh window.
+    it(`${name} gives up the place of a subject refunded to nothing: no live subject is evicted for it`, async () => {
+      const clock = new ManualClock(T0)
+      const provider = {
+        quotaConfig: async () => ({
+          limits: [],
+          subjects: [
+            { match: 'short:*', limits: [{ window: 'minute' as const, requests: 1000 }] },
+            { match: 'long:*', limits: [{ window: 'day' as const, requests: 1000 }] },
+          ],
+        }),
+      }
+      const quotas = make(provider as never, clock)
+      await quotas.consume('acme', { tokens: 5, subject: 'short:live' })
+      await quotas.consume('acme', { requests: 0, tokens: 7, subject: 'long:emptied' })
+      await quotas.adjust('acme', { tokens: -7, subject: 'long:emptied' })
+      expect(quotas.subjectCount('acme')).toBe(1)
+      for (let i = 0; i < MAX_SUBJECTS_PER_TENANT - 1; i++)
+        await quotas.consume('acme', { subject: `long:${i}` })
+      expect(quotas.subjectCount('acme')).toBe(MAX_SUBJECTS_PER_TENANT)
+      expect((await quotas.peek('acme', { subject: 'short:live' })).windows[0]!.used).toEqual({
+        requests: 1,
+        tokens: 5,
+      })
+    }, 30_000)
+
     it(`${name} forgets a tenant's idle subjects with their windows while another of its subjects lives on`, async () => {
       // One subject counts for the month; 5,000 count for a minute. Once their minute is over,
       // the tenant's plain requests (no subject) sweep them, a batch a second, not at the month's end.
@@ -240,4 +267,27 @@ describe('in-memory subject bound', () => {
       expect((await quotas.peek('acme', { subject: 'plan:main' })).windows[0]!.used.requests).toBe(1)
     }, 30_000)
   }
+
+  // A subject charged again counts longer than it was filed for: at the bound, the subject whose
+  // counts end first goes, not the one filed first. (On fixed windows every subject of a window
+  // ends with it.)
+  it('SlidingWindowQuotaManager evicts the subject whose counts end first, not one charged again since it was filed', async () => {
+    const clock = new ManualClock(T0)
+    const provider = {
+      quotaConfig: async () => ({
+        limits: [],
+        subjects: [{ match: 's:*', limits: [{ window: 'minute' as const, requests: 1000 }] }],
+      }),
+    }
+    const quotas = new SlidingWindowQuotaManager(provider as never, { clock })
+    await quotas.consume('acme', { subject: 's:a' })
+    clock.advance(12_000)
+    for (let i = 1; i < MAX_SUBJECTS_PER_TENANT; i++) await quotas.consume('acme', { subject: `s:b${i}` })
+    clock.advance(18_000)
+    // s:a again: on the sliding window its counts now last longest of all.
+    await quotas.consume('acme', { subject: 's:a' })
+    await quotas.consume('acme', { subject: 's:new' })
+    expect(quotas.subjectCount('acme')).toBe(MAX_SUBJECTS_PER_TENANT)
+    expect((await quotas.peek('acme', { subject: 's:a' })).windows[0]!.used.requests).toBe(2)
+  }, 30_000)
 })
