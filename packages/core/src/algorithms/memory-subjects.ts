@@ -136,6 +136,14 @@ export class MemorySubjects<S> {
         group!.subjects.delete(subject)
         return
       }
+      const expiry = this.#seconds.expiry(expiresAt)
+      if (expiry < entry.heapAt) {
+        // A refund moved its end earlier than it is filed under: filed again (a new entry, so the
+        // old heap slot is a dead one), or the bound would evict a subject that counts longer.
+        group!.subjects.delete(subject)
+        group!.subjects.add(this.#layout.create(subject, state), expiry)
+        return
+      }
       this.#layout.write(entry, state)
       // The group's filed expiry may now be too early; it is asked again when that time comes.
       return

@@ -271,6 +271,34 @@ describe('in-memory subject bound', () => {
   // A subject charged again counts longer than it was filed for: at the bound, the subject whose
   // counts end first goes, not the one filed first. (On fixed windows every subject of a window
   // ends with it.)
+  // The other way: a refund moves a subject's end earlier than it is filed under. At the bound it
+  // is then the one that ends first, so the one evicted (as the Durable Object store does).
+  it('SlidingWindowQuotaManager evicts a subject whose end a refund moved earlier than the others', async () => {
+    const clock = new ManualClock(T0)
+    const provider = {
+      quotaConfig: async () => ({
+        limits: [],
+        subjects: [{ match: 'k:*', limits: [{ window: 'minute' as const, requests: 1000, tokens: 1000 }] }],
+      }),
+    }
+    const quotas = new SlidingWindowQuotaManager(provider as never, { clock })
+    // k:s counts in the first sub-window, the others in the second; then k:s gets tokens in the
+    // third, which make it end last.
+    await quotas.consume('acme', { subject: 'k:s' })
+    clock.advance(6_000)
+    for (let i = 1; i < MAX_SUBJECTS_PER_TENANT; i++) await quotas.consume('acme', { subject: `k:z${i}` })
+    clock.advance(6_000)
+    await quotas.consume('acme', { requests: 0, tokens: 5, subject: 'k:s' })
+    await quotas.consume('acme', { subject: 'k:w1' })
+    expect((await quotas.peek('acme', { subject: 'k:s' })).windows[0]!.used.requests).toBe(1)
+    // The tokens refunded: k:s ends with its first sub-window again, before every other subject.
+    await quotas.adjust('acme', { tokens: -5, subject: 'k:s' })
+    await quotas.consume('acme', { subject: 'k:w2' })
+    expect(quotas.subjectCount('acme')).toBe(MAX_SUBJECTS_PER_TENANT)
+    expect((await quotas.peek('acme', { subject: 'k:s' })).windows[0]!.used.requests).toBe(0)
+    expect((await quotas.peek('acme', { subject: 'k:w1' })).windows[0]!.used.requests).toBe(1)
+  }, 30_000)
+
   it('SlidingWindowQuotaManager evicts the subject whose counts end first, not one charged again since it was filed', async () => {
     const clock = new ManualClock(T0)
     const provider = {
