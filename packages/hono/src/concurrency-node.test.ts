@@ -7,7 +7,7 @@ import {
   type TenantConfigInput,
 } from '@tenant/core'
 import { withTenancy } from '@tenant/fetch'
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { tenancy } from './index'
 
@@ -42,6 +42,23 @@ class WatchedLimiter extends InMemoryConcurrencyLimiter {
   }
 }
 
+/** A response that sends one event and stays open until the test calls the `end` it pushes. */
+function openStream(c: Context, ends: (() => void)[]): Response {
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
+      ends.push(() => {
+        try {
+          controller.close()
+        } catch {
+          // Closed already: the test ended it, or the client went away.
+        }
+      })
+    },
+  })
+  return c.body(body, 200, { 'Content-Type': 'text/event-stream' })
+}
+
 // Under @hono/node-server the chain learns the end of a response from the ServerResponse's
 // 'close' (HostHooks.whenSent), not by wrapping the body: these run the chain on a real server.
 describe('@tenant/hono concurrency on @hono/node-server', () => {
@@ -59,21 +76,7 @@ describe('@tenant/hono concurrency on @hono/node-server', () => {
     ends = []
     const app = new Hono()
     app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
-    app.get('/stream', (c) => {
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
-          ends.push(() => {
-            try {
-              controller.close()
-            } catch {
-              // Closed already: the test ended it, or the client went away.
-            }
-          })
-        },
-      })
-      return c.body(body, 200, { 'Content-Type': 'text/event-stream' })
-    })
+    app.get('/stream', (c) => openStream(c, ends))
     app.get('/ok', (c) => c.json({ ok: true }))
     app.get('/throw', () => {
       throw new Error('handler failed')
@@ -302,21 +305,7 @@ describe('@tenant/hono concurrency on @hono/node-server, pipelined requests', ()
     answered = 0
     const app = new Hono()
     app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
-    app.get('/stream', (c) => {
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(new TextEncoder().encode('data: 1\n\n'))
-          ends.push(() => {
-            try {
-              controller.close()
-            } catch {
-              // Closed already: the client went away.
-            }
-          })
-        },
-      })
-      return c.body(body, 200, { 'Content-Type': 'text/event-stream' })
-    })
+    app.get('/stream', (c) => openStream(c, ends))
     app.get('/ok', (c) => {
       answered++
       return c.text('ok')
