@@ -140,33 +140,6 @@ export class CommandGate {
     })
   }
 
-  /**
-   * Sends an owed command (a void, a lease release; see `OwedCommands`) at once, past
-   * `maxInFlight`, the queue and a stall: it repairs a call that was sent already, and goes right
-   * behind it on the connection. Held back like a call, it waited behind the burst that timed out
-   * and for its retries, while the call it voids ran first and counted: about a second of 429s
-   * for other requests once Redis answered again after a pause. `OwedCommands` bounds how many
-   * there are. Its answer is waited for up to `queueTimeoutMs`, and counts as one (Redis answers).
-   */
-  runOwed<T>(send: () => Promise<T>, what: string, tenantId?: string): Promise<T> {
-    let work: Promise<T>
-    try {
-      work = send()
-    } catch (error) {
-      work = Promise.reject(error)
-    }
-    const answered = () => {
-      this.#answers++
-      this.#stalled = false
-    }
-    work.then(answered, answered)
-    // drain() waits for the answer or the timeout: a client may never settle a command whose
-    // connection dropped (see #send), and the owed command is tried again after a timeout anyway.
-    const timed = withBackendTimeout(work, this.#limits.queueTimeoutMs, what, tenantId)
-    this.track(timed)
-    return timed
-  }
-
   /** Counts `work` (a refund) in what {@link drain} waits for. */
   track(work: Promise<unknown>): void {
     this.#pending++

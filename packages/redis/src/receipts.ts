@@ -162,13 +162,11 @@ interface Owed {
 }
 
 /**
- * Commands a store owes Redis after a call failed on its caller (a void, a lease release). Each is
- * sent at once, past the gate's limits (`CommandGate.runOwed`), so that it reaches Redis right
- * behind the call it repairs. One that fails (no answer within the gate's `queueTimeoutMs`, a
- * dropped connection) is tried again, with the others that failed, after a pause that doubles
- * from 50 ms to 2 s, or at once when another owed command lands (Redis answers again); for at
- * most `windowMs` (after that the receipt it acts on is gone). At most
- * {@link MAX_OWED_COMMANDS} wait to be tried again; beyond that the oldest are given up.
+ * Commands a store owes Redis after a call failed on its caller (a void, a lease release), sent
+ * through the store's gate until one lands. When Redis cannot be reached they wait and are tried
+ * again, all together, after a pause that doubles from 50 ms to 2 s, for at most `windowMs`
+ * (after that the receipt they act on is gone). At most {@link MAX_OWED_COMMANDS} wait; beyond
+ * that the oldest are given up.
  */
 export class OwedCommands {
   readonly #gate: CommandGate
@@ -193,17 +191,19 @@ export class OwedCommands {
     this.#now = now
   }
 
-  /** Owes `send()`, and sends it now; `done` gets its reply once it lands. */
+  /** Owes `send()`; `done` gets its reply once it lands. */
   add(tenantId: string, what: string, send: () => Promise<unknown>, done: (reply: unknown) => void): void {
     if (this.#waiting.length + this.#sending === 0) {
       // The gate's drain() waits for everything owed.
       this.#gate.track(new Promise<void>((resolve) => (this.#idle = resolve)))
     }
-    this.#send({ send, what, tenantId, until: this.#now() + this.#windowMs, done })
+    this.#wait({ send, what, tenantId, until: this.#now() + this.#windowMs, done })
+    // Sent at once unless a retry is due (a timer) or sends are on their way (their end schedules
+    // the rest); after a failure it waits for the retry with the others.
+    if (this.#timer === undefined && (this.#retryMs === 0 || this.#sending === 0)) this.#flush()
   }
 
-  // Those waiting to be tried again are bounded here; those on their way by the calls that failed
-  // (each sent call owes at most one) and by their timeout.
+  // Those on their way are bounded by the gate (maxInFlight, maxQueue); those waiting here by this.
   #wait(owed: Owed): void {
     if (this.#waiting.length >= MAX_OWED_COMMANDS) {
       this.#waiting.shift()
@@ -217,37 +217,31 @@ export class OwedCommands {
     return this.#waiting.length + this.#sending
   }
 
-  #send(owed: Owed): void {
-    this.#sending++
-    this.#gate.runOwed(owed.send, owed.what, owed.tenantId).then(
-      (reply) => {
-        this.#sending--
-        this.#retryMs = 0
-        owed.done(reply)
-        // Redis answers again: those waiting for a retry go now, not after the pause.
-        if (this.#timer !== undefined) {
-          clearTimeout(this.#timer)
-          this.#flush()
-        }
-        this.#settle()
-      },
-      () => {
-        this.#sending--
-        this.#wait(owed)
-        this.#retryMs = Math.min(MAX_RETRY_MS, Math.max(FIRST_RETRY_MS, this.#retryMs * 2))
-        this.#settle()
-      },
-    )
-  }
-
   #flush(): void {
     this.#timer = undefined
     const now = this.#now()
     const batch = this.#waiting
     this.#waiting = []
     for (const owed of batch) {
-      if (owed.until <= now) this.givenUp++
-      else this.#send(owed)
+      if (owed.until <= now) {
+        this.givenUp++
+        continue
+      }
+      this.#sending++
+      this.#gate.run(owed.send, owed.what, owed.tenantId).then(
+        (reply) => {
+          this.#sending--
+          this.#retryMs = 0
+          owed.done(reply)
+          this.#settle()
+        },
+        () => {
+          this.#sending--
+          this.#wait(owed)
+          this.#retryMs = Math.min(MAX_RETRY_MS, Math.max(FIRST_RETRY_MS, this.#retryMs * 2))
+          this.#settle()
+        },
+      )
     }
     this.#settle()
   }
