@@ -142,12 +142,18 @@ export function tenantMetricsMiddleware(
   const clock = options.clock ?? monotonic
   return async function tenantMetricsMiddleware(request, next) {
     const start = clock.now()
+    // Read before the request runs: a tenant forgotten while its handler works or its answer
+    // streams (deleted, maybe created again for another customer) has the request counted under
+    // missingLabel, not under the id's next tenant. One forgotten before it was resolved is too.
+    const forgets = forgetCount(metrics)
+    const labelOf = (tenantId: string | undefined) =>
+      tenantId !== undefined && forgottenSince(metrics, tenantId, forgets) ? undefined : tenantId
     let response: Response
     try {
       response = await next()
     } catch (error) {
       // Thrown by a stage or by the handler: not known to be admitted.
-      metrics.recordRequest(labelledTenant(metrics, request, undefined), {
+      metrics.recordRequest(labelOf(labelledTenant(metrics, request, undefined)), {
         status: 500,
         durationMs: clock.now() - start,
       })
@@ -155,14 +161,8 @@ export function tenantMetricsMiddleware(
     }
     const tenantId = labelledTenant(metrics, request, response)
     const { status } = response
-    const forgets = forgetCount(metrics)
-    // A tenant forgotten while its answer streamed (deleted, maybe created again for another
-    // customer): the request is counted, under missingLabel, not under the id's next tenant.
     const record = (end: BodyEnd): void =>
-      metrics.recordRequest(
-        tenantId !== undefined && forgottenSince(metrics, tenantId, forgets) ? undefined : tenantId,
-        { status, durationMs: clock.now() - start, end },
-      )
+      metrics.recordRequest(labelOf(tenantId), { status, durationMs: clock.now() - start, end })
     // A HEAD answer has nothing to wait for: the server drops its body.
     if (request.method === 'HEAD') {
       record('complete')

@@ -203,6 +203,51 @@ describe('TenantMetrics.forget', () => {
     // The late record took no label: the new tenant holds the only one.
     expect(metrics.tenantLabel('acme')).toBe('acme')
   })
+
+  it('does so for a handler that was still working (answering or throwing) when its tenant was forgotten', async () => {
+    const configs = new InMemoryConfigManager()
+    await configs.setTenantConfig({ id: 'acme' })
+    const metrics = new TenantMetrics({ maxTenants: 1 })
+    // The old customer's two requests wait on a slow upstream: one answers, one throws.
+    const upstream: { release: () => void; fail: boolean }[] = []
+    let entered!: () => void
+    const bothEntered = new Promise<void>((resolve) => (entered = resolve))
+    const serve = applyMiddleware(
+      tenantMetricsMiddleware(metrics),
+      withTenancy(
+        async (request) => {
+          const fail = request.headers.get('X-Fail') === '1'
+          if (request.headers.get('X-Slow') === '1') {
+            await new Promise<void>((release) => {
+              if (upstream.push({ release, fail }) === 2) entered()
+            })
+          }
+          if (fail) throw new Error('upstream failed')
+          return new Response('ok')
+        },
+        { configManager: configs, hooks: tenantMetricsHooks(metrics) },
+      ),
+    )
+    const call = (headers: Record<string, string> = {}) =>
+      serve(new Request('http://x/', { headers: { 'X-Tenant-ID': 'acme', ...headers } }))
+    const answered = call({ 'X-Slow': '1' })
+    const thrown = call({ 'X-Slow': '1', 'X-Fail': '1' }).catch((error: unknown) => error)
+    await bothEntered
+    // Deleted and created again for another customer while both handlers still work.
+    await configs.deleteTenantConfig('acme')
+    metrics.forget('acme')
+    await configs.setTenantConfig({ id: 'acme' })
+    for (const { release } of upstream) release()
+    await (await answered).arrayBuffer()
+    expect(await thrown).toBeInstanceOf(Error)
+    await (await call()).arrayBuffer()
+    const text = await metrics.registry.metrics()
+    expect(text).toContain('tenant_requests_total{tenant="acme",outcome="success",code="200"} 1')
+    expect(text).toContain('tenant_requests_total{tenant="(none)",outcome="success",code="200"} 1')
+    expect(text).toContain('tenant_requests_total{tenant="(none)",outcome="server_error",code="500"} 1')
+    expect(text).not.toMatch(/tenant_requests_total\{tenant="acme",outcome="server_error"/)
+    expect(metrics.tenantLabel('acme')).toBe('acme')
+  })
 })
 
 describe('TenantMetrics.recordRequest', () => {
