@@ -68,6 +68,42 @@ describe('memoryCacheStore', () => {
     expect(await cache.get('globex', 'kept')).toBe(1)
   })
 
+  it("drops expired entries before any live one: one tenant's dead entries never push out another's live one", async () => {
+    const clock = new ManualClock(1_000_000)
+    const cache = new TenantCache<string>(memoryCacheStore({ max: 4, maxPerTenant: 2, clock }))
+    await cache.set('globex', 'k', 'live') // no TTL: live until evicted
+    await cache.set('acme', 'a1', 'x', { ttlMs: 1 })
+    await cache.set('acme', 'a2', 'x', { ttlMs: 5 })
+    clock.advance(10) // acme's two entries have expired, unread
+    await cache.set('initech', 'i1', 'x', { ttlMs: 60_000 })
+    await cache.set('initech', 'i2', 'x') // five entries, two of them dead: those go
+    expect(await cache.get('globex', 'k')).toBe('live')
+    expect(await cache.get('initech', 'i1')).toBe('x')
+    // Within a tenant too: its own expired entry goes before its live least recently used one.
+    await cache.set('globex', 'short', 'x', { ttlMs: 1 })
+    clock.advance(2)
+    await cache.set('globex', 'new', 'x') // globex: k (least recent), short (dead), new
+    expect(await cache.get('globex', 'k')).toBe('live')
+    expect(await cache.get('globex', 'new')).toBe('x')
+    // With nothing expired, the least recently used live entry goes, as before.
+    await cache.set('umbrella', 'u', 'x')
+    expect(await cache.get('initech', 'i2')).toBeUndefined()
+    expect(await cache.get('initech', 'i1')).toBe('x')
+    expect(await cache.get('umbrella', 'u')).toBe('x')
+  })
+
+  it('keys set with TTLs again and again keep their latest values, LRU order and expiry', async () => {
+    const clock = new ManualClock(1_000_000)
+    const store = memoryCacheStore<number>({ max: 3, clock })
+    for (let i = 0; i < 50_000; i++) await store.set(`k${i % 5}`, i, { ttlMs: 60_000 })
+    // Only the three most recent keys are kept, with their latest values.
+    expect(await store.get('k4')).toBe(49_999)
+    expect(await store.get('k2')).toBe(49_997)
+    expect(await store.get('k1')).toBeUndefined()
+    clock.advance(60_001)
+    expect(await store.get('k4')).toBeUndefined()
+  })
+
   it('bounds each tenant in every TenantCache on the store, whatever its prefix', async () => {
     // Before, only keys under the store's tenantCachePrefix were grouped by tenant: a cache with
     // another prefix put every tenant in one group, and one tenant's writes emptied it.

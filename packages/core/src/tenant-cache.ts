@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ExpiringMap } from './algorithms/expiring-map'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
 import { describeValue } from './describe-value'
@@ -276,6 +277,9 @@ export interface MemoryCacheStoreOptions {
 }
 
 interface MemoryEntry<V> {
+  readonly key: string
+  /** Owned by the expiry index (see ExpiringMap). */
+  heapAt: number
   value: V
   expiresAt: number
   /** `prefix{tenantId}` of the TenantCache entry it is; '' for any other key. */
@@ -304,7 +308,9 @@ const memoryOptionsSchema = z.strictObject({
 /**
  * A bounded in-process {@link CacheStore}: least-recently-used eviction at `max` entries, at most
  * `maxPerTenant` of them one tenant's (a tenant past it drops its own least recently used one),
- * and TTLs measured with the injected clock. An entry set with `ttlMs` at time `t` is returned
+ * and TTLs measured with the injected clock. Expired entries go first: a bound is enforced by
+ * dropping every expired entry before any live one, so one tenant's dead entries never push out
+ * another tenant's live ones (as in `RedisTenantCacheStore`). An entry set with `ttlMs` at time `t` is returned
  * through `t + ttlMs` and gone after. Values are kept by reference (like any in-process LRU):
  * do not mutate what you put in or get out.
  *
@@ -324,11 +330,27 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
   // tenant's keys are kept the same way in a Set of their own, which lives while it has keys.
   const entries = new Map<string, MemoryEntry<V>>()
   const groups = new Map<string, Set<string>>()
+  // The entries with a TTL, earliest expiry first: what a bound drops before any live entry.
+  // An entry's expiry never changes in place (a set replaces the entry), so it is filed once.
+  const expiring = new ExpiringMap<MemoryEntry<V>>((entry) => entry.expiresAt)
 
   const remove = (key: string, entry: MemoryEntry<V>) => {
     entries.delete(key)
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY) expiring.delete(key)
     entry.group.delete(key)
     if (entry.group.size === 0) groups.delete(entry.tenant)
+  }
+  const dropExpired = (now: number) => {
+    while (expiring.nextAt <= now) {
+      const entry = expiring.evictEarliest(now)
+      if (entry === undefined) return
+      if (entry.expiresAt >= now) {
+        // The earliest live one (the heap's top was a replaced entry's): it stays.
+        expiring.add(entry, entry.expiresAt)
+        return
+      }
+      remove(entry.key, entry)
+    }
   }
   const live = (key: string, now: number): MemoryEntry<V> | undefined => {
     const entry = entries.get(key)
@@ -377,8 +399,13 @@ export function memoryCacheStore<V = unknown>(options: MemoryCacheStoreOptions =
         groups.set(tenant, group)
       }
       const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl
-      entries.set(key, { value, expiresAt, tenant, group })
+      const entry: MemoryEntry<V> = { key, heapAt: 0, value, expiresAt, tenant, group }
+      entries.set(key, entry)
+      if (ttl !== undefined) expiring.add(entry, expiresAt)
       group.add(key)
+      const overTenant = tenant !== '' && group.size > maxPerTenant
+      if (!overTenant && entries.size <= max) return
+      dropExpired(now)
       if (tenant !== '' && group.size > maxPerTenant) evictFirst(group)
       while (entries.size > max) evictFirst(entries.keys())
     },
