@@ -10,6 +10,7 @@ import {
   memoryCacheStore,
   parseTenantCacheKey,
   TenantCache,
+  type TenantRef,
   tenantOfCacheKey,
   validateCacheTtl,
 } from './tenant-cache'
@@ -257,6 +258,44 @@ describe('TenantCache', () => {
     const store = memoryCacheStore({ clock })
     return { clock, store, cache: new TenantCache(store, { prefix: 'app:' }) }
   }
+
+  it("given a TenantRef, keeps each tenant of an id apart, and clear(id) removes every tenant's entries", async () => {
+    const { store, cache } = fresh()
+    const old = { id: 'acme', createdAt: 1_000 }
+    const next = { id: 'acme', createdAt: 2_000 }
+    expect(cache.keyFor(old, 'profile')).toBe('app:{acme}:@1000:profile')
+    await cache.set(old, 'profile', 'old customer')
+    expect(await cache.get(old, 'profile')).toBe('old customer')
+    // The next tenant of the id, and a read by id alone, see none of it.
+    expect(await cache.get(next, 'profile')).toBeUndefined()
+    expect(await cache.get('acme', 'profile')).toBeUndefined()
+    await cache.set(next, 'profile', 'new customer')
+    await cache.set('acme', 'profile', 'by id')
+    expect(await cache.get(old, 'profile')).toBe('old customer')
+    expect(await cache.get(next, 'profile')).toBe('new customer')
+    expect(await cache.delete(old, 'profile')).toBe(true)
+    expect(await cache.get(next, 'profile')).toBe('new customer')
+    // A TenantConfig is a TenantRef; extra fields are ignored.
+    await cache.set({ id: 'globex', createdAt: 5, status: 'active' } as TenantRef, 'k', 'g')
+    expect(await cache.clear(next)).toBe(2)
+    expect(await cache.get(next, 'profile')).toBeUndefined()
+    expect(await cache.get('acme', 'profile')).toBeUndefined()
+    expect(await store.get('app:{globex}:@5:k')).toBe('g')
+  })
+
+  it('refuses a TenantRef with a bad id or createdAt before asking the store', async () => {
+    const { cache } = fresh()
+    for (const createdAt of [-1, 1.5, Number.NaN, '1000', undefined, 2 ** 53]) {
+      const ref = { id: 'acme', createdAt } as unknown as TenantRef
+      const error = await cache.set(ref, 'k', 'v').catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(InvalidTenantConfigError)
+      expect((error as InvalidTenantConfigError).issues[0]?.path).toEqual(['TenantCache.tenant.createdAt'])
+      expect(() => cache.keyFor(ref, 'k')).toThrow(InvalidTenantConfigError)
+    }
+    for (const ref of [{ id: 'a b', createdAt: 1 }, { createdAt: 1 }, null]) {
+      await expect(cache.get(ref as unknown as TenantRef, 'k')).rejects.toBeInstanceOf(InvalidTenantIdError)
+    }
+  })
 
   it('stores keys as prefix + "{" + tenant id + "}:" + key', async () => {
     const { store, cache } = fresh()

@@ -108,6 +108,18 @@ export function tenantOfCacheKey(prefix: string, key: string): string | undefine
   return parsed !== undefined && parsed.prefix === prefix ? parsed.tenantId : undefined
 }
 
+/**
+ * One tenant of an id: its id and its `createdAt` (ms since the epoch), which tell apart the
+ * tenants an id has had (a deleted tenant's id can be given to a new customer). A `TenantConfig`
+ * is one: pass the config the tenancy chain resolved (`c.var.tenant` in Hono, `getTenant(request)`
+ * in `@tenant/fetch`).
+ */
+export interface TenantRef {
+  id: string
+  /** ms since the epoch, as in `TenantConfig.createdAt`. */
+  createdAt: number
+}
+
 /** Options of {@link TenantCache}. */
 export interface TenantCacheOptions {
   /**
@@ -132,7 +144,10 @@ export interface TenantCacheOptions {
 
 /**
  * Tenant-isolated caching over any {@link CacheStore}: every key is stored as
- * `prefix + '{' + tenantId + '}:' + key`.
+ * `prefix + '{' + tenantId + '}:' + key`. Given a {@link TenantRef} (the resolved `TenantConfig`)
+ * instead of an id, an entry is that tenant's alone: `prefix{tenantId}:@<createdAt>:key`, so a
+ * request of a deleted tenant still running after its id went to a new customer (and after
+ * `clear()` in `AdminService`'s `freshStart`) caches nothing the new customer reads.
  *
  * Why no two entries can share a store key, even across caches on one store: a prefix cannot
  * contain `{`, so the first `{` of a stored key ends the prefix; tenant ids are validated to
@@ -157,6 +172,8 @@ export interface TenantCacheOptions {
  * await cache.get('acme', 'user:42')     // { name: 'Ada' }
  * await cache.get('globex', 'user:42')   // undefined: another tenant's key
  * await cache.clear('acme')              // only acme's entries
+ * // Tied to this tenant of the id, not to whoever holds it later:
+ * await cache.set(c.var.tenant, 'profile', profile)
  * ```
  */
 export class TenantCache<V = unknown> {
@@ -188,43 +205,57 @@ export class TenantCache<V = unknown> {
   }
 
   /**
-   * The store key for `key` of `tenantId`. Throws `InvalidTenantIdError` for a bad id, and
-   * `InvalidTenantConfigError` for a key that is not a string, is longer than `maxKeyLength`, or
-   * holds U+0000 or an unpaired surrogate.
+   * The store key for `key` of `tenant` (an id, or a {@link TenantRef} for that tenant of the id
+   * alone). Throws `InvalidTenantIdError` for a bad id, and `InvalidTenantConfigError` for a
+   * `TenantRef` whose `createdAt` is not a whole number of ms >= 0, or a key that is not a string,
+   * is longer than `maxKeyLength`, or holds U+0000 or an unpaired surrogate.
    */
-  keyFor(tenantId: string, key: string): string {
-    const tenantPrefix = this.#tenantPrefix(tenantId)
+  keyFor(tenant: string | TenantRef, key: string): string {
+    const tenantPrefix = this.#tenantPrefix(tenant)
     return tenantPrefix + this.#checkKey(key)
   }
 
   /** The cached value, or `undefined` when absent or expired. */
-  get(tenantId: string, key: string): Promise<V | undefined> {
-    return this.#run(() => this.#store.get(this.keyFor(tenantId, key)))
+  get(tenant: string | TenantRef, key: string): Promise<V | undefined> {
+    return this.#run(() => this.#store.get(this.keyFor(tenant, key)))
   }
 
   /** Caches `value` for `ttlMs` (default: the cache's `ttlMs`, then the store's default). */
-  set(tenantId: string, key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
+  set(tenant: string | TenantRef, key: string, value: V, options?: { ttlMs?: number }): Promise<void> {
     return this.#run(() => {
       if (options !== undefined && (typeof options !== 'object' || options === null)) {
         throw invalidOption('TenantCache.set.options', `must be an object, got ${describeValue(options)}`)
       }
       const ttlMs = validateCacheTtl(options?.ttlMs) ?? this.#ttlMs
-      return this.#store.set(this.keyFor(tenantId, key), value, ttlMs === undefined ? undefined : { ttlMs })
+      return this.#store.set(this.keyFor(tenant, key), value, ttlMs === undefined ? undefined : { ttlMs })
     })
   }
 
   /** Removes one entry; resolves true when something was removed. */
-  delete(tenantId: string, key: string): Promise<boolean> {
-    return this.#run(() => this.#store.delete(this.keyFor(tenantId, key)))
+  delete(tenant: string | TenantRef, key: string): Promise<boolean> {
+    return this.#run(() => this.#store.delete(this.keyFor(tenant, key)))
   }
 
-  /** Removes every entry of `tenantId` and nothing else; resolves the count. */
-  clear(tenantId: string): Promise<number> {
-    return this.#run(() => this.#store.deletePrefix(this.#tenantPrefix(tenantId)))
+  /**
+   * Removes every entry of the tenant's id and nothing else, those set with a {@link TenantRef}
+   * of any tenant the id has had included; resolves the count.
+   */
+  clear(tenant: string | TenantRef): Promise<number> {
+    return this.#run(() => this.#store.deletePrefix(tenantCacheKeyPrefix(this.#prefix, idOf(tenant))))
   }
 
-  #tenantPrefix(tenantId: string): string {
-    return tenantCacheKeyPrefix(this.#prefix, tenantId)
+  #tenantPrefix(tenant: string | TenantRef): string {
+    const prefix = tenantCacheKeyPrefix(this.#prefix, idOf(tenant))
+    if (typeof tenant === 'string') return prefix
+    const { createdAt } = tenant
+    if (!Number.isSafeInteger(createdAt) || createdAt < 0) {
+      throw invalidOption(
+        'TenantCache.tenant.createdAt',
+        `must be a whole number of ms >= 0 (a TenantConfig's createdAt), got ${describeValue(createdAt)}`,
+      )
+    }
+    // A key set by id alone can read the same (`@5:k`): the same id's entry, never another id's.
+    return `${prefix}@${createdAt}:`
   }
 
   #checkKey(key: unknown): string {
@@ -248,6 +279,11 @@ export class TenantCache<V = unknown> {
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     return fn()
   }
+}
+
+/** The id of an id or a {@link TenantRef}; what else is passed is left to the id's validation. */
+function idOf(tenant: string | TenantRef): string {
+  return typeof tenant === 'object' && tenant !== null ? tenant.id : tenant
 }
 
 /** Options of {@link memoryCacheStore}. */

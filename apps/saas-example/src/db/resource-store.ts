@@ -1,4 +1,4 @@
-import { type Clock, isTenantError, systemClock, TenantBackendError } from '@tenant/core'
+import { type Clock, isTenantError, systemClock, TenantBackendError, type TenantRef } from '@tenant/core'
 import { scoped, type TenantDatabase, type TenantDB, withTenantRls } from '@tenant/drizzle'
 import { and, asc, eq, gt, is, sql } from 'drizzle-orm'
 import type { LibSQLDatabase } from 'drizzle-orm/libsql'
@@ -28,17 +28,6 @@ export interface ResourcePage {
   items: Resource[]
   /** Pass as `after` for the next page; absent on the last page. */
   next?: string
-}
-
-/**
- * Which tenant a call is for: its id, and its `createdAt`, which tells the tenants of one id apart
- * (an id freed by a delete can be given to a new customer). The HTTP layer passes `c.var.tenant`,
- * the config the tenancy chain resolved and checked.
- */
-export interface TenantRef {
-  id: string
-  /** ms since the epoch, as in `TenantConfig.createdAt`. */
-  createdAt: number
 }
 
 /**

@@ -1,9 +1,9 @@
-import { storableJsonObject, storableText } from '@tenant/core'
+import { storableJsonObject, storableText, type TenantRef } from '@tenant/core'
 import type { TenantEnv } from '@tenant/hono'
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { RESOURCE_ID_PATTERN, type ResourceStore, type TenantRef } from '../db/resource-store'
+import { RESOURCE_ID_PATTERN, type ResourceStore } from '../db/resource-store'
 import { problem, readJson, toIssues } from '../http'
 
 /** Largest request body the resource routes read. */
