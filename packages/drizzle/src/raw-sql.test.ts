@@ -122,7 +122,7 @@ describe('addTenantFilter', () => {
         params: [1, 'a', 2, 'b'],
       }),
     ).toEqual({
-      sql: 'INSERT INTO "notes" (id, title, tenant_id) VALUES (?1,?2,?5), (?3,?4,?5)',
+      sql: 'INSERT OR ABORT INTO "notes" (id, title, tenant_id) VALUES (?1,?2,?5), (?3,?4,?5)',
       params: [1, 'a', 2, 'b', 'acme'],
     })
     expect(
@@ -158,7 +158,7 @@ describe('addTenantFilter', () => {
       addTenantFilter('UPDATE notes SET title = ? WHERE id = ? OR 1 = 1', 'acme', 'tenant_id', {
         params: ['x', 'n'],
       }).sql,
-    ).toBe('UPDATE "notes" SET "title" = ?1 WHERE ("id" = ?2 OR 1 = 1) AND "notes"."tenant_id" = ?3')
+    ).toBe('UPDATE OR ABORT "notes" SET "title" = ?1 WHERE ("id" = ?2 OR 1 = 1) AND "notes"."tenant_id" = ?3')
     expect(addTenantFilter('delete from notes', 'acme', 'tenant_id', pg).sql).toBe(
       'DELETE FROM "notes" WHERE "notes"."tenant_id" = $1',
     )

@@ -193,7 +193,9 @@ export function scopeSql(
     )
   }
   verifyStatement(reparsed, ctx)
-  const { text, ids } = placeholders.split(rendered)
+  const { text, ids } = placeholders.split(
+    dialect === 'sqlite' ? abortOnConflict(rendered, reparsed) : rendered,
+  )
   const values: unknown[] = []
   const sources: number[] = []
   for (const id of ids) {
@@ -212,6 +214,24 @@ export function scopeSql(
     }
   }
   return { text, values, sources, dialect }
+}
+
+/**
+ * SQLite: `rendered` with `OR ABORT` after the verb of an INSERT or UPDATE that names no conflict
+ * clause. A table's own clause (`id text primary key on conflict replace`) would otherwise turn the
+ * statement into a REPLACE, which deletes the row whose key it collides with, another tenant's
+ * included; the statement's clause overrides the table's, and ABORT is SQLite's default (the
+ * statement fails and changes nothing). The parser cannot print `UPDATE OR ABORT`, so the clause
+ * goes into the text it printed and proved, at its start, which the printer always writes so.
+ */
+function abortOnConflict(rendered: string, ast: AstNode): string {
+  const verb =
+    ast.type === 'insert' && ast.or === undefined ? 'INSERT' : ast.type === 'update' ? 'UPDATE' : undefined
+  if (verb === undefined) return rendered
+  if (!rendered.startsWith(`${verb} `)) {
+    throw new UnsafeQueryError(`the statement does not start with ${verb} as printed; simplify it`)
+  }
+  return `${verb} OR ABORT${rendered.slice(verb.length)}`
 }
 
 /**

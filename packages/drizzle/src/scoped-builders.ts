@@ -1,4 +1,14 @@
-import { Column, getTableColumns, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
+import {
+  Column,
+  getTableColumns,
+  is,
+  isSQLWrapper,
+  Placeholder,
+  SQL,
+  StringChunk,
+  sql,
+  Table,
+} from 'drizzle-orm'
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
 import {
@@ -771,11 +781,62 @@ const INSERT: Intercepts<TableScope> = {
   select: refuse('INSERT ... SELECT is refused by the scoped API: insert values'),
 }
 
+/**
+ * SQLite: a table's own conflict clause (`id text primary key on conflict replace`, Drizzle's
+ * `integer().primaryKey({ onConflict: 'replace' })`) turns a plain INSERT or UPDATE that collides with
+ * another row's key into a REPLACE, which deletes that row, another tenant's included. The
+ * statement's own clause overrides the table's, so scoped writes say `insert or abort` and
+ * `update or abort` (ABORT is what SQLite does anyway without a clause anywhere): a collision
+ * fails the statement and changes nothing. Drizzle has no API for the clause, so the builder gets
+ * a dialect whose INSERT and UPDATE render with it.
+ */
+const abortingDialects = new WeakMap<object, object>()
+
+function abortOnConflict(builder: { dialect: object }, ctx: ScopeContext): void {
+  if (ctx.dialect !== 'sqlite') return
+  const dialect = builder.dialect as Record<string, (...args: unknown[]) => SQL>
+  let aborting = abortingDialects.get(dialect)
+  if (aborting === undefined) {
+    aborting = Object.create(dialect, {
+      buildInsertQuery: {
+        value(this: object, config: unknown) {
+          return withVerb(
+            dialect.buildInsertQuery!.call(this, config),
+            'insert into ',
+            'insert or abort into ',
+          )
+        },
+      },
+      buildUpdateQuery: {
+        value(this: object, config: unknown) {
+          return withVerb(dialect.buildUpdateQuery!.call(this, config), 'update ', 'update or abort ')
+        },
+      },
+    }) as object
+    abortingDialects.set(dialect, aborting)
+  }
+  builder.dialect = aborting
+}
+
+/** `query` with its verb chunk `from` (as Drizzle renders it) written `to`. */
+function withVerb(query: SQL, from: string, to: string): SQL {
+  const chunks = query.queryChunks
+  const at = chunks.findIndex(
+    (chunk) => is(chunk, StringChunk) && chunk.value.length === 1 && chunk.value[0] === from,
+  )
+  // Another Drizzle version rendering it otherwise: refused rather than run without the clause.
+  if (at < 0) throw new UnsafeQueryError(`Drizzle rendered a statement without "${from.trim()}"`)
+  const copy = [...chunks]
+  copy[at] = new StringChunk(to)
+  return new SQL(copy)
+}
+
 /** `db.insert(table)`: every row is tagged with the tenant; upserts cannot touch other tenants. */
 export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknown {
   const { key, column } = writableTenantColumn(table, ctx)
   const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.insert(table)
+  abortOnConflict(builder, ctx)
   return scopedProxy(builder, { ctx, condition, table: table as Table, key }, INSERT)
 }
 
@@ -808,6 +869,7 @@ export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknow
   const { key, column } = writableTenantColumn(table, ctx)
   const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.update(table)
+  abortOnConflict(builder, ctx)
   return scopedProxy(builder, { ctx, condition, table: table as Table, key }, UPDATE)
 }
 
