@@ -1,3 +1,4 @@
+import { validateTenantId } from '@tenant/core'
 import {
   Column,
   getTableColumns,
@@ -488,7 +489,6 @@ const PASS_THROUGH = new Set([
   'values',
   'toSQL',
   'getUsedTables',
-  '$withCache',
   '$dynamic',
   'setToken',
   'mapResult',
@@ -502,6 +502,8 @@ const PUBLIC = new Set([
   ...PASS_THROUGH,
   // Intercepted on every builder (see common()).
   'prepare',
+  // Intercepted on selects: the tag is made the tenant's own.
+  '$withCache',
   'getSelectedFields',
   'getSQL',
   'groupBy',
@@ -638,6 +640,7 @@ const UNSCOPABLE_JOIN =
 /** The query builder after `.from()`, with the tenant condition of its scope already in WHERE. */
 const SELECT_QUERY: Intercepts = {
   where: tenantWhere,
+  $withCache: ({ ctx }, t, config?: unknown) => t.$withCache(scopedCacheConfig(config, ctx)),
   having: ({ ctx }, t, having: unknown) => t.having(inspected(having, ctx)),
   orderBy: ({ ctx }, t, ...columns: unknown[]) => {
     if (typeof columns[0] === 'function') {
@@ -730,6 +733,42 @@ const SELECT: Intercepts = {
     if (condition !== undefined) query.where(condition)
     return scopedProxy(query, { ctx, condition }, SELECT_QUERY)
   },
+}
+
+/**
+ * The Drizzle cache tag a scoped select of `tenantId` is cached under when it names `tag` in
+ * `$withCache({ tag })`: `{tenantId}:tag`. Drizzle keys a tagged query's entry by its tag alone
+ * (not by the statement and its parameters, where the tenant is), so the same tag from two
+ * tenants would be one entry, and the tenant that filled it would answer the other's select.
+ * Invalidate a tenant's entry with it: `db.$cache.invalidate({ tags: scopedCacheTag('acme', 'notes') })`.
+ *
+ * @example
+ * ```ts
+ * await scoped(db, 'acme').select().from(notes).$withCache({ tag: 'notes' }) // cached as '{acme}:notes'
+ * await db.$cache.invalidate({ tags: scopedCacheTag('acme', 'notes') })
+ * ```
+ */
+export function scopedCacheTag(tenantId: string, tag: string): string {
+  if (typeof tag !== 'string') throw new UnsafeQueryError(`a cache tag must be a string, got ${typeof tag}`)
+  // Tenant ids hold no '{', '}' or ':': no two (tenant, tag) pairs give one key.
+  return `{${validateTenantId(tenantId)}}:${tag}`
+}
+
+const CACHE_FIELDS = new Set(['tag', 'config', 'autoInvalidate'])
+
+/** `$withCache(config)` of a scoped select: its tag made the tenant's own, each field read once. */
+function scopedCacheConfig(config: unknown, ctx: ScopeContext): unknown {
+  if (config === undefined || config === false) return config
+  if (!isPlainObject(config)) {
+    throw new UnsafeQueryError('$withCache takes false or an object ({ tag, config, autoInvalidate })')
+  }
+  const copy: Record<string, unknown> = {}
+  for (const [field, value] of Object.entries(config as Record<string, unknown>)) {
+    if (!CACHE_FIELDS.has(field)) throw new UnsafeQueryError(`$withCache: unknown option "${field}"`)
+    if (value !== undefined)
+      copy[field] = field === 'tag' ? scopedCacheTag(ctx.tenantId, value as string) : value
+  }
+  return copy
 }
 
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
