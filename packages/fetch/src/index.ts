@@ -75,7 +75,7 @@ export {
   problemDetails,
   problemResponse,
 } from './problem'
-export { type QuotaOptions, quotaStage, tenantQuota } from './quota'
+export { type QuotaOptions, quotaStage, requestTokenCount, tenantQuota } from './quota'
 export { type RateLimitOptions, rateLimitStage, tenantRateLimit } from './rate-limit'
 export { type HostPrincipal, type ResolverOptions, resolverStage, tenantResolver } from './resolver'
 export {

@@ -7,7 +7,14 @@ import {
 } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { expectInvalidOption, failing, okHandler, problem, recorder, req } from '../test/helpers'
-import { type AdjustEvent, compose, type QuotaOptions, tenantQuota, tenantResolver } from './index'
+import {
+  type AdjustEvent,
+  compose,
+  type QuotaOptions,
+  requestTokenCount,
+  tenantQuota,
+  tenantResolver,
+} from './index'
 
 // 30 s into a minute, so the minute window resets in 30 s.
 const START = Date.UTC(2026, 0, 15, 10, 20, 30)
@@ -149,6 +156,31 @@ describe('tenantQuota', () => {
       expect((await problem(response)).code).toBe('invalid_cost')
     },
   )
+
+  it('requestTokenCount reads the header as the stage does, for estimators that combine it with their own', async () => {
+    const tokenEstimator = async (request: Request) =>
+      Math.max(requestTokenCount(request), (await request.clone().text()).length)
+    const larger = await send(
+      { tokenEstimator },
+      { method: 'POST', body: 'x'.repeat(10), headers: { 'X-Token-Count': '300' } },
+    )
+    expect(larger.headers.get('X-Quota-Remaining-Tokens')).toBe('700')
+    for (const value of ['-5', '1.5', '1e3', '0x10', '', '99999999999999999999']) {
+      const response = await send(
+        { tokenEstimator },
+        { method: 'POST', body: 'x', headers: { 'X-Token-Count': value } },
+      )
+      expect(response.status).toBe(400)
+      expect((await problem(response)).code).toBe('invalid_cost')
+    }
+    expect(requestTokenCount(new Request('http://x/'))).toBe(0)
+    expect(requestTokenCount(new Request('http://x/', { headers: { 'X-Prompt': '42' } }), 'X-Prompt')).toBe(
+      42,
+    )
+    expect(() => requestTokenCount(new Request('http://x/'), 'bad header')).toThrow(
+      expect.objectContaining({ code: 'tenant_invalid_config' }),
+    )
+  })
 
   it('sends the onRejected response, with Retry-After and RateLimit fields added', async () => {
     const { hooks, events } = recorder()

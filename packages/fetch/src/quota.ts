@@ -164,15 +164,7 @@ class QuotaStage implements ChainStage {
   }
 
   #headerTokens(request: Request): number | TenantError {
-    const header = request.headers.get(this.tokenHeader)
-    if (header === null) return 0
-    // Digits only: Number() would take "1e3", "0x10", " 12 " and "" as numbers.
-    if (!DIGITS.test(header)) {
-      return new InvalidCostError(
-        `${this.tokenHeader} must be a whole number >= 0, got ${JSON.stringify(header.slice(0, 40))}`,
-      )
-    }
-    return validAmount(Number(header), this.tokenHeader)
+    return headerTokens(request, this.tokenHeader)
   }
 
   #estimated(admission: Admission, estimated: number | UserRefusal, check: boolean): StageStep {
@@ -365,6 +357,41 @@ function validSubject(value: unknown): string | undefined | TenantError {
     if (isTenantError(error)) return error
     throw error
   }
+}
+
+/** The token count in `request`'s `header`: 0 without one, the error for one that is not digits. */
+function headerTokens(request: Request, header: string): number | TenantError {
+  const value = request.headers.get(header)
+  if (value === null) return 0
+  // Digits only: Number() would take "1e3", "0x10", " 12 " and "" as numbers.
+  if (!DIGITS.test(value)) {
+    return new InvalidCostError(
+      `${header} must be a whole number >= 0, got ${JSON.stringify(value.slice(0, 40))}`,
+    )
+  }
+  return validAmount(Number(value), header)
+}
+
+/**
+ * The token count a client declared in `header` (default `X-Token-Count`), read as the quota stage
+ * reads it without a `tokenEstimator`: 0 when absent; digits only, a whole number up to 2^53 - 1.
+ * Anything else throws `InvalidCostError`, which the chain answers 400 `invalid_cost` when thrown
+ * by a `tokenEstimator`. For estimators that combine the header with an estimate of their own.
+ *
+ * @example
+ * ```ts
+ * tenancy({
+ *   quota: {
+ *     manager,
+ *     tokenEstimator: async (request) => Math.max(requestTokenCount(request), await promptTokens(request)),
+ *   },
+ * })
+ * ```
+ */
+export function requestTokenCount(request: Request, header = 'X-Token-Count'): number {
+  const tokens = headerTokens(request, checkToken('requestTokenCount.header', header))
+  if (typeof tokens !== 'number') throw tokens
+  return tokens
 }
 
 function validAmount(value: unknown, what: string): number | TenantError {

@@ -13,6 +13,7 @@ export {
   problemResponse,
   type QuotaOptions,
   type RateLimitOptions,
+  requestTokenCount,
   runWithTenantId,
   type TenancyHooks,
   type TenantExtractor,

@@ -1,5 +1,4 @@
-import { costAmount, InvalidCostError } from '@tenant/core'
-import type { TenantEnv } from '@tenant/hono'
+import { requestTokenCount, type TenantEnv } from '@tenant/hono'
 import { type Context, Hono, type MiddlewareHandler, type Next } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
@@ -94,19 +93,10 @@ const chatRequests = new WeakMap<Request, ChatRequest>()
  * ```
  */
 export function chatTokenEstimate(request: Request): number {
-  const header = request.headers.get(TOKEN_HEADER)
-  // Digits only, as the quota stage reads the header: Number() would take "1e3" or " 12 ".
-  if (header !== null && !/^\d+$/.test(header)) {
-    throw new InvalidCostError(
-      `${TOKEN_HEADER} must be a whole number >= 0, got ${JSON.stringify(header.slice(0, 40))}`,
-    )
-  }
-  const declared = header === null ? 0 : costAmount(Number(header), TOKEN_HEADER, 0)
+  const declared = requestTokenCount(request)
   const chat = chatRequests.get(request)
   return chat === undefined ? declared : Math.max(declared, tokensOf(promptOf(chat)))
 }
-
-const TOKEN_HEADER = 'X-Token-Count'
 
 /**
  * Reads and validates the body of `POST /chat/completions` **before the tenancy chain**: the
