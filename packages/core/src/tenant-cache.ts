@@ -3,7 +3,7 @@ import { ExpiringMap } from './algorithms/expiring-map'
 import type { CacheStore } from './cache'
 import { type Clock, systemClock } from './clock'
 import { describeValue } from './describe-value'
-import { storableText, storableTextProblem } from './json'
+import { storableTextProblem } from './json'
 import { isValidTenantId, validateTenantId } from './tenant-id'
 import { assertMethods, invalidOption, parseOrThrow } from './validate'
 
@@ -39,13 +39,31 @@ export const DEFAULT_MAX_CACHE_KEY_LENGTH = 1024
 /** Largest {@link TenantCacheOptions.maxKeyLength} accepted: 65536 (64 Ki UTF-16 code units). */
 export const MAX_CACHE_KEY_LENGTH_LIMIT = 65_536
 
+/**
+ * Why `prefix` cannot be a {@link TenantCache} prefix, or `undefined` when it can: at most 1024
+ * characters, no `{` or `}` (they delimit the tenant id), and text every store keeps exactly (see
+ * `storableTextProblem`). Stores that group keys by a TenantCache prefix check theirs with it.
+ *
+ * @example
+ * ```ts
+ * tenantCachePrefixProblem('app:') // undefined
+ * tenantCachePrefixProblem('a}') // 'may not contain "{" or "}": they delimit the tenant id'
+ * ```
+ */
+export function tenantCachePrefixProblem(prefix: string): string | undefined {
+  if (prefix.length > 1024) return 'must be at most 1024 characters'
+  if (/[{}]/.test(prefix)) return 'may not contain "{" or "}": they delimit the tenant id'
+  // Stores write UTF-8: two prefixes differing only in a lone surrogate would become one.
+  return storableTextProblem(prefix)
+}
+
 const tenantCacheOptionsSchema = z.strictObject({
   prefix: z
     .string()
-    .max(1024, 'prefix must be at most 1024 characters')
-    .refine((p) => !/[{}]/.test(p), 'prefix may not contain "{" or "}": they delimit the tenant id')
-    // Stores write UTF-8: two prefixes differing only in a lone surrogate would become one.
-    .superRefine(storableText)
+    .superRefine((prefix, ctx) => {
+      const problem = tenantCachePrefixProblem(prefix)
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `prefix ${problem}` })
+    })
     .optional(),
   ttlMs: ttlSchema,
   maxKeyLength: z

@@ -188,6 +188,60 @@ describe.runIf(REDIS_URL)('RedisTenantCacheStore', () => {
       }
     })
 
+    it('names each TenantCache prefix its own default store prefix, one to one', async () => {
+      // Their 32-bit FNV-1a hashes, the default before, are one: clear() in one emptied the other.
+      const a = new TenantCache(
+        new RedisTenantCacheStore<string>({ redis, tenantCachePrefix: 'app1039599:' }),
+        {
+          prefix: 'app1039599:',
+        },
+      )
+      const b = new TenantCache(
+        new RedisTenantCacheStore<string>({ redis, tenantCachePrefix: 'app1222382:' }),
+        {
+          prefix: 'app1222382:',
+        },
+      )
+      const tenant = `acme-${p.replace(/[^A-Za-z0-9]/g, '')}`
+      try {
+        await b.set(tenant, 'session', 'b secret')
+        await a.set(tenant, 'x', 'a value')
+        expect(await a.clear(tenant)).toBe(1)
+        expect(await b.get(tenant, 'session')).toBe('b secret')
+        expect(await redis.exists(`{tenant:cache:app1222382::${tenant}}:h`)).toBe(1)
+      } finally {
+        await b.clear(tenant)
+      }
+      // Characters outside the store prefix's set are written out, and '_' escapes itself.
+      const named = (tenantCachePrefix: string) => new RedisTenantCacheStore({ redis, tenantCachePrefix })
+      const odd = new TenantCache(named('a_b/c é:'), { prefix: 'a_b/c é:' })
+      await odd.set(tenant, 'k', 'v')
+      try {
+        expect(await redis.exists(`{tenant:cache:a__b_002fc_0020_00e9::${tenant}}:h`)).toBe(1)
+      } finally {
+        await odd.clear(tenant)
+      }
+      // Too long to be written out within 128 characters: the store needs a prefix of its own.
+      expect(() => named(`${'é'.repeat(40)}:`)).toThrow(
+        expect.objectContaining({ issues: [expect.objectContaining({ path: ['prefix'] })] }),
+      )
+      expect(
+        new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix: `${'é'.repeat(40)}:` }),
+      ).toBeDefined()
+    })
+
+    it('refuses a tenantCachePrefix no TenantCache can have', () => {
+      // With a '}' in it, the tenant of a key was misread and deletePrefix missed the tenant's keys.
+      for (const tenantCachePrefix of ['a}', '{a', 'x'.repeat(1025), 'a\u0000']) {
+        expect(() => new RedisTenantCacheStore({ redis, prefix: p, tenantCachePrefix })).toThrow(
+          expect.objectContaining({
+            code: 'tenant_invalid_config',
+            issues: [expect.objectContaining({ path: ['tenantCachePrefix'] })],
+          }),
+        )
+      }
+    })
+
     it('refuses a value over maxValueBytes before sending it, and keeps the entry it would replace', async () => {
       const small = new RedisTenantCacheStore({ redis, prefix: p, maxValueBytes: 16 })
       const cache = new TenantCache(small)

@@ -5,6 +5,7 @@ import {
   isValidTenantId,
   storableTextProblem,
   TenantBackendError,
+  tenantCachePrefixProblem,
   tenantOfCacheKey,
   validateCacheTtl,
 } from '@tenant/core'
@@ -73,16 +74,25 @@ export const DEFAULT_CACHE_TTL_MS = 3_600_000
  * The default `prefix` of a store for `tenantCachePrefix`. A store's groups are named by its
  * `prefix` and the tenant alone, so two caches on one prefix would share every tenant's group
  * (clearing a tenant in one would empty it in the other): a store for another `TenantCache` prefix
- * gets a default of its own, `tenant:cache:` and a 32-bit FNV-1a hash of that prefix in hex.
+ * gets a default of its own, `tenant:cache:` and that prefix written in the store prefix's
+ * characters, one to one (letters, digits, `:`, `.` and `-` as they are, `_` as `__`, any other
+ * UTF-16 unit as `_` and four hex digits), so two TenantCache prefixes never share one. A
+ * TenantCache prefix that does not fit in 128 characters so has no default: `undefined`.
  */
-function defaultCachePrefix(tenantCachePrefix: string): string {
+function defaultCachePrefix(tenantCachePrefix: string): string | undefined {
   if (tenantCachePrefix === 'tenant:') return 'tenant:cache'
-  let hash = 0x811c9dc5
-  for (let i = 0; i < tenantCachePrefix.length; i++) {
-    hash = Math.imul(hash ^ tenantCachePrefix.charCodeAt(i), 0x01000193)
+  let encoded = 'tenant:cache:'
+  for (let i = 0; i < tenantCachePrefix.length && encoded.length <= MAX_PREFIX_LENGTH; i++) {
+    const char = tenantCachePrefix[i]!
+    if (/[A-Za-z0-9:.-]/.test(char)) encoded += char
+    else if (char === '_') encoded += '__'
+    else encoded += `_${char.charCodeAt(0).toString(16).padStart(4, '0')}`
   }
-  return `tenant:cache:${(hash >>> 0).toString(16).padStart(8, '0')}`
+  return encoded.length <= MAX_PREFIX_LENGTH ? encoded : undefined
 }
+
+// The longest store prefix (see validatePrefix).
+const MAX_PREFIX_LENGTH = 128
 
 /** Default {@link RedisTenantCacheStoreOptions.maxValueBytes}: 1 MiB. */
 export const DEFAULT_CACHE_VALUE_BYTES = 1_048_576
@@ -285,12 +295,18 @@ export class RedisTenantCacheStore<V = unknown> implements CacheStore<V> {
     if (tenantCachePrefix !== undefined && typeof tenantCachePrefix !== 'string') {
       throw optionError('tenantCachePrefix', 'must be a string')
     }
+    // As TenantCache checks its prefix: with a '{' or '}' the group of a key would be misread.
+    const problem = tenantCachePrefix === undefined ? undefined : tenantCachePrefixProblem(tenantCachePrefix)
+    if (problem !== undefined) throw optionError('tenantCachePrefix', problem)
     this.#tenantCachePrefix = tenantCachePrefix ?? 'tenant:'
-    this.#options = resolveStoreOptions(
-      'RedisTenantCacheStore',
-      options,
-      defaultCachePrefix(this.#tenantCachePrefix),
-    )
+    const ownPrefix = defaultCachePrefix(this.#tenantCachePrefix)
+    if (ownPrefix === undefined && (options as { prefix?: unknown }).prefix === undefined) {
+      throw optionError(
+        'prefix',
+        'is needed: the tenantCachePrefix is too long to name a default prefix of its own (128 characters of [A-Za-z0-9:._-])',
+      )
+    }
+    this.#options = resolveStoreOptions('RedisTenantCacheStore', options, ownPrefix ?? 'tenant:cache')
     this.#maxValueBytes = wholeNumberOption(
       'maxValueBytes',
       options.maxValueBytes,
