@@ -104,3 +104,71 @@ describe.runIf(REDIS_URL)('an ioredis client with a keyPrefix', () => {
     expect(await other.get('globex', 'g')).toBe(2)
   })
 })
+
+// A keyPrefix in the Cluster hash-tag style ('{app}:') holds braces of its own. The scripts read a
+// subject's hash key to find its reset marker; they took the first '}' for the end of the hash
+// tag, read the subject's hash as a tenant's, and named its marker '<subject hash>:reset': the hash
+// of the subject '<id>:reset', which the reset then overwrote and every consume of the other one
+// failed on (WRONGTYPE).
+describe.runIf(REDIS_URL)('an ioredis client with a keyPrefix in braces', () => {
+  const prefix = uniquePrefix('kpb')
+  const keyPrefix = `{${uniquePrefix('app')}}:`
+  const plain = new Redis(REDIS_URL!, fastFailOptions)
+  const prefixed = new Redis(REDIS_URL!, { ...fastFailOptions, keyPrefix })
+  const config: QuotaConfig = {
+    limits: [{ window: 'day', requests: 1000 }],
+    subjects: [{ match: '*', limits: [{ window: 'month', requests: 50 }] }],
+  }
+  beforeAll(async () => {
+    await Promise.all([plain.connect(), prefixed.connect()])
+  })
+  afterAll(async () => {
+    const keys = await plain.keys(`*${prefix}*`)
+    if (keys.length > 0) await plain.del(...keys)
+    plain.disconnect()
+    prefixed.disconnect()
+  })
+
+  for (const algorithm of ['fixed', 'sliding'] as const) {
+    const manager = (id: string, receipts = true) => {
+      const provider = new TestConfigProvider()
+      provider.setQuota(id, config)
+      const clock = new ManualClock(Date.UTC(2030, 2, 14, 9, 26, 10))
+      return new RedisQuotaManager(provider, {
+        redis: prefixed,
+        clock,
+        prefix,
+        timeoutMs,
+        algorithm,
+        receipts,
+      })
+    }
+
+    it(`${algorithm}: subjects "model:gpt" and "model:gpt:reset" keep apart through consumes and resets`, async () => {
+      const id = randomTenantId('kpb')
+      const m = manager(id)
+      expect((await m.consume(id, { subject: 'model:gpt:reset' })).allowed).toBe(true)
+      expect((await m.consume(id, { subject: 'model:gpt' })).allowed).toBe(true)
+      await m.reset(id, { subject: 'model:gpt' })
+      const hash = `${keyPrefix}{${prefix}:${id}}:${algorithm === 'fixed' ? 'f' : 's10'}:subject:model:gpt:reset`
+      expect(await plain.type(hash)).toBe('hash')
+      expect((await m.peek(id, { subject: 'model:gpt:reset' })).windows[0]!.used.requests).toBe(1)
+      expect((await m.consume(id, { subject: 'model:gpt:reset' })).allowed).toBe(true)
+      expect((await m.peek(id, { subject: 'model:gpt' })).windows[0]!.used.requests).toBe(0)
+      await m.reset(id)
+      expect((await m.consume(id, { subject: 'model:gpt:reset' })).allowed).toBe(true)
+      expect((await m.consume(id, { subject: 'model:gpt' })).allowed).toBe(true)
+      expect((await m.peek(id, { subject: 'model:gpt:reset' })).windows[0]!.used.requests).toBe(1)
+    })
+
+    it(`${algorithm}: without receipts, a subject reset leaves the sibling's hash a hash`, async () => {
+      const id = randomTenantId('kpb')
+      const m = manager(id, false)
+      await m.consume(id, { subject: 'model:gpt:reset' })
+      await m.consume(id, { subject: 'model:gpt' })
+      await m.reset(id, { subject: 'model:gpt' })
+      expect((await m.consume(id, { subject: 'model:gpt:reset' })).allowed).toBe(true)
+      expect((await m.peek(id, { subject: 'model:gpt:reset' })).windows[0]!.used.requests).toBe(2)
+    })
+  }
+})

@@ -105,9 +105,11 @@ for i = 1, #raw, 2 do stored[raw[i]] = raw[i + 1] end
  * marker as a new stamp (`drop_legacy`), so that key serves its subject again.
  */
 export const MARKER_LUA = `
--- The marker of a quota hash, and for a subject's hash the previous version's name for it.
+-- The marker of a quota hash, and for a subject's hash the previous version's name for it. The
+-- hash tag ends at the last '}' (a client's keyPrefix may hold braces of its own, '{app}:') and a
+-- subject id holds none, so no part of the prefix is read as a subject.
 local function marker_of(key)
-  local tenant, subject = string.match(key, '^([^}]*}:[^:]*):subject:(.+)$')
+  local tenant, subject = string.match(key, '^(.*}:[^:]*):subject:([^}]+)$')
   if tenant then return tenant .. ':reset:' .. subject, key .. ':reset' end
   return key .. ':reset', nil
 end
@@ -144,7 +146,7 @@ end
 local function drop_legacy(key, now)
   if string.sub(key, -6) ~= ':reset' or redis.call('TYPE', key).ok ~= 'string' then return end
   local owner = string.sub(key, 1, -7)
-  if not string.match(owner, '^[^}]*}:[^:]*:subject:.') then return end
+  if not string.match(owner, '^.*}:[^:]*:subject:[^}]+$') then return end
   new_stamp(owner, now, math.max(1, redis.call('PTTL', key)))
   redis.call('DEL', key)
 end
