@@ -18,6 +18,7 @@ import {
   withTenantRls,
 } from './rls'
 import { scoped } from './scoped'
+import type { TenantDB } from './tenant-db'
 
 const { notes, users } = pgTables
 type AppDb = PostgresJsDatabase
@@ -209,6 +210,50 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       const titles = await withTenantRls(setup.app, 'globex', (tx) =>
         tx.select({ title: notes.title }).from(notes),
       )
+      expect(titles.map((r) => r.title)).not.toContain('stolen')
+    })
+
+    it('a scoped(db).transaction() handle, and what was built on it, do not run once it has ended', async () => {
+      // The same hazard as withTenantRls's: kept past the call, the transaction would run on its
+      // pooled connection inside the next tenant's transaction (and a write there would abort it).
+      let kept: TenantDB<AppDb> | undefined
+      const built: Array<() => PromiseLike<unknown>> = []
+      await scoped(setup.app, 'acme').transaction(async (tx) => {
+        kept = tx as unknown as TenantDB<AppDb>
+        const update = tx.update(notes).set({ title: 'stolen' })
+        const prepared = tx.select().from(notes).prepare('kept_past_tenant_tx')
+        built.push(
+          () => update,
+          () => prepared.execute(),
+        )
+      })
+      const later = await withTenantRls(setup.app, 'globex', async (tx) => {
+        const outcomes: unknown[] = []
+        for (const run of [
+          () => kept!.select().from(notes),
+          () => kept!.insert(notes).values({ id: 'acme-late', title: 'late' }),
+          () => kept!.query('SELECT id FROM notes'),
+          ...built,
+        ]) {
+          outcomes.push(
+            await Promise.resolve()
+              .then(run)
+              .then(
+                () => 'ran',
+                (error: unknown) => (error as { code?: string }).code,
+              ),
+          )
+        }
+        // The other tenant's transaction goes on and commits.
+        await tx.insert(notes).values({ id: 'globex-new', tenantId: 'globex', title: 'globex work' })
+        return outcomes
+      })
+      expect(later).toEqual(Array(5).fill('tenant_unsafe_query'))
+      expect(() => kept!.select()).toThrowError(/scoped\(db, "acme"\)\.transaction\(\) has ended/)
+      const titles = await withTenantRls(setup.app, 'globex', (tx) =>
+        tx.select({ title: notes.title }).from(notes),
+      )
+      expect(titles.map((r) => r.title)).toContain('globex work')
       expect(titles.map((r) => r.title)).not.toContain('stolen')
     })
 

@@ -11,6 +11,7 @@ import {
 import { type AnyDb, detectDriver, queryRows, runQuery } from './driver'
 import { checkColumnName, UnsafeQueryError } from './raw-sql'
 import { type TransactionOf, transactionConfig } from './tenant-db'
+import { endingWith, guardSession, type TransactionScope } from './transaction-guard'
 
 const PG = { dialect: 'pg' as const, mode: 'pg' as const }
 
@@ -221,7 +222,7 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
   // runs a text of several statements: checked as TenantDB.transaction checks them, or a value
   // could set the tenant for the whole pooled session.
   const config = transactionConfig(options.config, 'postgresql')
-  const scope: RlsScope = { tenantId, sessions: [] }
+  const scope: TransactionScope = { tenantId, call: `withTenantRls(db, "${tenantId}")`, sessions: [] }
   // Inside another transaction this one is a savepoint, and releasing a savepoint keeps what
   // set_config(..., true) set in it: the enclosing transaction would go on with the tenant set.
   const nested = is(db, PgTransaction)
@@ -248,7 +249,7 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
       }
       // A savepoint on some drivers (PGlite, node-postgres) shares the session of the transaction
       // around it, which must keep working; only a session this transaction opened is ours to end.
-      if (tx.session !== (db as AnyDb).session) scope.sessions.push(guardSession(tx.session, tenantId))
+      if (tx.session !== (db as AnyDb).session) scope.sessions.push(guardSession(tx.session, scope))
       const handle = endingWith(tx, scope)
       let result: R
       try {
@@ -275,122 +276,6 @@ function postgresDb(db: unknown, where: string): void {
   if (detectDriver(db).dialect !== 'pg') {
     throw invalidOption('db', `${where} needs a Drizzle PostgreSQL database or transaction, not a SQLite one`)
   }
-}
-
-/** What one withTenantRls call guards: its tenant, and the sessions to end once it is over. */
-interface RlsScope {
-  readonly tenantId: string
-  readonly sessions: SessionGuard[]
-}
-
-function endedError(tenantId: string): UnsafeQueryError {
-  return new UnsafeQueryError(
-    `the transaction of withTenantRls(db, "${tenantId}") has ended; use it only inside the callback`,
-    { tenantId },
-  )
-}
-
-/**
- * The transaction as `fn` sees it: once `fn` has settled, every use throws. Kept past the call, the
- * raw transaction would run on its connection inside whatever transaction that connection serves
- * next, another tenant's included (seen with postgres.js and a pool of one). A savepoint opened
- * from it (`transaction()`) is handed out the same way, and its session, when the driver gives it
- * one of its own (postgres.js), refuses work once the whole call is over.
- */
-function endingWith<T extends object>(tx: T, scope: RlsScope): { tx: T; end(): void } {
-  let open = true
-  const proxy = new Proxy(tx, {
-    get(target, prop, receiver) {
-      if (!open) {
-        // Awaiting the ended handle (a value fn returned) must not throw: it is not a thenable.
-        if (prop === 'then') return undefined
-        throw endedError(scope.tenantId)
-      }
-      const value = Reflect.get(target, prop, receiver)
-      if (prop !== 'transaction' || typeof value !== 'function') return value
-      return (inner: (savepoint: AnyDb) => unknown, config?: unknown) =>
-        value.call(
-          receiver,
-          async (savepoint: AnyDb) => {
-            const own = (savepoint as AnyDb).session
-            if (own !== (target as AnyDb).session) scope.sessions.push(guardSession(own, scope.tenantId))
-            const handle = endingWith(savepoint, scope)
-            try {
-              return await inner(handle.tx)
-            } finally {
-              handle.end()
-            }
-          },
-          config,
-        )
-    },
-  })
-  return {
-    tx: proxy,
-    end: () => {
-      open = false
-    },
-  }
-}
-
-interface SessionGuard {
-  end(): void
-}
-
-/**
- * Makes the transaction's own session refuse work once the transaction is over. Builders,
- * relational queries and prepared statements made inside `fn` hold this session (or a prepared
- * query of it), not the handle; run later, they would execute on the connection inside whatever
- * transaction it serves next. Every method of the session instance is shadowed by one that checks
- * first, and each prepared query it hands out is wrapped the same way.
- */
-function guardSession(session: object, tenantId: string): SessionGuard {
-  let open = true
-  const guarded = <T extends object>(target: T): T =>
-    new Proxy(target, {
-      get(t, prop, receiver) {
-        if (!open) {
-          if (prop === 'then') return undefined
-          throw endedError(tenantId)
-        }
-        return Reflect.get(t, prop, receiver)
-      },
-    })
-  for (const name of methodNames(session)) {
-    const original = (session as Record<string, unknown>)[name] as (...args: unknown[]) => unknown
-    Object.defineProperty(session, name, {
-      configurable: true,
-      writable: true,
-      value(this: unknown, ...args: unknown[]) {
-        if (!open) throw endedError(tenantId)
-        const result = original.apply(this, args)
-        return name === 'prepareQuery' && typeof result === 'object' && result !== null
-          ? guarded(result)
-          : result
-      },
-    })
-  }
-  return {
-    end: () => {
-      open = false
-    },
-  }
-}
-
-/** The methods an object inherits from its classes (not Object's own). */
-function methodNames(object: object): Set<string> {
-  const names = new Set<string>()
-  for (
-    let proto = Object.getPrototypeOf(object);
-    proto && proto !== Object.prototype;
-    proto = Object.getPrototypeOf(proto)
-  ) {
-    for (const name of Object.getOwnPropertyNames(proto)) {
-      if (name !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, name)?.value === 'function')
-        names.add(name)
-    }
-  }
-  return names
 }
 
 /** What {@link checkTenantRls} found. */

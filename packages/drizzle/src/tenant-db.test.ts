@@ -22,6 +22,40 @@ describeEachDatabase(
     })
     beforeEach(() => seedIsolationData(database.current))
 
+    it('transaction(): the handle and what was built on it refuse to run once the transaction has ended', async () => {
+      let kept: TenantDB<LibSQLDatabase> | undefined
+      let built: PromiseLike<unknown> | undefined
+      const inside = await acme.transaction(async (tx) => {
+        kept = tx as unknown as TenantDB<LibSQLDatabase>
+        built = tx.select().from(tablesFor(database.current).notes)
+        return tx.query<{ id: string }>('SELECT id FROM notes ORDER BY id')
+      })
+      expect(inside.map((row) => row.id)).toEqual(['acme-n1', 'acme-n2', 'acme-n3'])
+      const { notes } = tablesFor(database.current)
+      for (const run of [
+        () => kept!.select().from(notes),
+        () => kept!.query('SELECT id FROM notes'),
+        () => built!,
+      ]) {
+        const outcome = await Promise.resolve()
+          .then(run)
+          .then(
+            () => 'ran',
+            (error: unknown) => (isTenantError(error) ? error.code : String(error)),
+          )
+        expect(outcome).toBe('tenant_unsafe_query')
+      }
+      // A transaction that throws ends the same way, and the next one works.
+      await expect(
+        acme.transaction(async (tx) => {
+          kept = tx as unknown as TenantDB<LibSQLDatabase>
+          throw new Error('rolled back')
+        }),
+      ).rejects.toThrow('rolled back')
+      expect(() => kept!.select()).toThrowError(/has ended/)
+      expect(await acme.transaction((tx) => tx.query('SELECT id FROM notes'))).toHaveLength(3)
+    })
+
     it('query() returns the tenant rows with the caller parameters bound in order', async () => {
       const rows = await acme.query<{ id: string; score: number }>(
         `SELECT id, score FROM notes WHERE score >= ${p(1)} AND title <> ${p(2)} ORDER BY id`,

@@ -1,4 +1,4 @@
-import { TenantError, validateTenantId } from '@tenant/core'
+import { isThenable, TenantError, validateTenantId } from '@tenant/core'
 import { type Column, getTableName, is, isSQLWrapper, Placeholder, SQL, sql, Table } from 'drizzle-orm'
 import { type AnyDb, detectDriver, queryRows, runQuery, type TenantDatabase } from './driver'
 import { checkColumnName, scopeSql } from './raw-sql'
@@ -16,6 +16,7 @@ import {
 } from './scoped-builders'
 import { dataParameter } from './scoped-seal'
 import type { TenantIdForm } from './tenant-id-form'
+import { endingWith, guardSession, type TransactionScope } from './transaction-guard'
 
 /** Where the current tenant comes from: a fixed id, or a function such as `currentTenantId`. */
 export type TenantIdSource = string | (() => string | undefined)
@@ -374,10 +375,42 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       // A rejection, as for every other failure of the call, not a synchronous throw.
       return Promise.reject(error)
     }
-    return (this.#db as AnyDb).transaction(
-      (tx: TransactionOf<TDb> & TenantDatabase) => fn(new TenantDB(tx, options)),
-      checked,
-    )
+    const db = this.#db as AnyDb
+    const scope: TransactionScope = {
+      tenantId: this.tenantId,
+      call: `scoped(db, "${this.tenantId}").transaction()`,
+      sessions: [],
+    }
+    // The sessions end after the commit or rollback, which some drivers send through them.
+    const endSessions = () => {
+      for (const session of scope.sessions) session.end()
+    }
+    let out: unknown
+    try {
+      // Not an async function: a synchronous driver (bun:sqlite) runs fn synchronously and commits
+      // when it returns.
+      out = db.transaction((tx: AnyDb) => {
+        // A savepoint may share the session of the transaction around it, which must keep working.
+        if (tx.session !== db.session) scope.sessions.push(guardSession(tx.session, scope))
+        const handle = endingWith(tx, scope)
+        let result: unknown
+        try {
+          result = fn(new TenantDB(handle.tx as TransactionOf<TDb> & TenantDatabase, options))
+        } catch (error) {
+          handle.end()
+          throw error
+        }
+        if (!isThenable(result)) {
+          handle.end()
+          return result
+        }
+        return (result as Promise<unknown>).finally(handle.end)
+      }, checked)
+    } catch (error) {
+      endSessions()
+      return Promise.reject(error)
+    }
+    return Promise.resolve(out).finally(endSessions) as Promise<Awaited<R>>
   }
 }
 
