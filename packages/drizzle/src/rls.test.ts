@@ -318,6 +318,70 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
       expect(both.map((r) => r.t)).toEqual(['acme', 'acme', 'acme', 'globex', 'globex', 'globex'])
     })
 
+    it('inside a plain transaction, runs nested calls one at a time, and nothing on the transaction alongside', async () => {
+      // Work on the enclosing transaction while a call's tenant is set runs on the same connection:
+      // a query there sees that tenant's rows, and a savepoint opened then and rolled back later
+      // sets that tenant again, for the transaction or under the next call for another tenant.
+      const outcome = await setup.app.transaction(async (outer) => {
+        let entered!: () => void
+        const inside = new Promise<void>((resolve) => (entered = resolve))
+        let finish!: () => void
+        const finished = new Promise<void>((resolve) => (finish = resolve))
+        const acme = withTenantRls(outer, 'acme', async (tx) => {
+          entered()
+          await finished
+          return (await tx.select().from(notes)).map((r) => r.tenantId)
+        })
+        await inside
+        let globexRan = false
+        const refused = await Promise.all(
+          [
+            () =>
+              withTenantRls(outer, 'globex', () => {
+                globexRan = true
+                return 1
+              }),
+            () => outer.select().from(notes),
+            () => outer.transaction(async () => 'savepoint'),
+            () => outer.execute(sql`select 1`),
+          ].map((run) =>
+            Promise.resolve()
+              .then(run)
+              .then(
+                () => 'ran',
+                (error: unknown) => (error as { code?: string }).code,
+              ),
+          ),
+        )
+        finish()
+        const own = await acme
+        // Once the call is over, the transaction is the caller's again, with no tenant set.
+        return { refused, globexRan, own, after: await outer.select().from(notes) }
+      })
+      expect(outcome).toEqual({
+        refused: Array(4).fill('tenant_unsafe_query'),
+        globexRan: false,
+        own: ['acme', 'acme', 'acme'],
+        after: [],
+      })
+    })
+
+    it("withholds fn's answer when the tenant setting changed while fn ran inside a plain transaction", async () => {
+      const outcome = await setup.app.transaction(async (outer) => {
+        const error = await withTenantRls(outer, 'acme', async (tx) => {
+          await tx.execute(sql`select set_config('app.tenant_id', 'globex', true)`)
+          return tx.select().from(notes)
+        }).then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        return { error, after: await outer.select().from(notes) }
+      })
+      expect(outcome.error).toMatchObject({ code: 'tenant_unsafe_query' })
+      expect(String(outcome.error)).toMatch(/changed while fn ran/)
+      expect(outcome.after).toEqual([])
+    })
+
     it('refuses what is not a Drizzle PostgreSQL database, with a typed error', async () => {
       const tenantDb = scoped(setup.app, 'acme')
       for (const db of [tenantDb, {}, null]) {

@@ -11,7 +11,7 @@ import {
 import { type AnyDb, detectDriver, queryRows, runQuery } from './driver'
 import { checkColumnName, UnsafeQueryError } from './raw-sql'
 import { type TransactionOf, transactionConfig } from './tenant-db'
-import { endingWith, guardSession, type TransactionScope } from './transaction-guard'
+import { endingWith, guardSession, methodNames, type TransactionScope } from './transaction-guard'
 
 const PG = { dialect: 'pg' as const, mode: 'pg' as const }
 
@@ -226,49 +226,111 @@ export async function withTenantRls<TDb extends PgDatabase<any, any, any>, R>(
   // Inside another transaction this one is a savepoint, and releasing a savepoint keeps what
   // set_config(..., true) set in it: the enclosing transaction would go on with the tenant set.
   const nested = is(db, PgTransaction)
+  const begin = (db as AnyDb).transaction
+  // The enclosing transaction is this call's until it is over (see holdTransaction).
+  const release = nested ? holdTransaction(db, scope.call) : undefined
   try {
-    return await (db as AnyDb).transaction(async (tx: AnyDb) => {
-      // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
-      // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
-      // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
-      // running meanwhile on the same connection would see the inner tenant's rows. The value before
-      // is read in a subquery that `offset 0` keeps from being merged into the outer select, so it
-      // is read before set_config runs.
-      const [row] = await queryRows(
-        tx,
-        PG,
-        sql`select case when coalesce(before.value, ${tenantId}) = ${tenantId}
+    return await begin.call(
+      db,
+      async (tx: AnyDb) => {
+        // One statement reads the setting and, only when no other tenant holds it, sets ours. A nested
+        // call (a savepoint) for another tenant is refused: releasing the savepoint would leave that
+        // tenant set for the rest of the outer tenant's transaction, and queries of the outer one
+        // running meanwhile on the same connection would see the inner tenant's rows. The value before
+        // is read in a subquery that `offset 0` keeps from being merged into the outer select, so it
+        // is read before set_config runs.
+        const [row] = await queryRows(
+          tx,
+          PG,
+          sql`select case when coalesce(before.value, ${tenantId}) = ${tenantId}
           then set_config(${setting}, ${tenantId}, true) end as applied, before.value as previous
           from (select nullif(current_setting(${setting}, true), '') as value offset 0) before`,
-      )
-      if (row?.applied !== tenantId) {
-        throw new UnsafeQueryError(
-          `withTenantRls(db, "${tenantId}") inside a transaction (or session) that already carries another tenant in ${setting}: one transaction serves one tenant; run the other tenant's work in a transaction of its own`,
-          { tenantId },
         )
-      }
-      // A savepoint on some drivers (PGlite, node-postgres) shares the session of the transaction
-      // around it, which must keep working; only a session this transaction opened is ours to end.
-      if (tx.session !== (db as AnyDb).session) scope.sessions.push(guardSession(tx.session, scope))
-      const handle = endingWith(tx, scope)
-      let result: R
-      try {
-        result = await fn(handle.tx)
-      } finally {
-        handle.end()
-      }
-      // The tenant this call set is taken back before the savepoint is released (a rollback to it,
-      // when fn threw, takes it back by itself).
-      if (nested && (row.previous === null || row.previous === undefined)) {
-        await queryRows(tx, PG, sql`select set_config(${setting}, '', true)`)
-      }
-      return result
-    }, config)
+        if (row?.applied !== tenantId) {
+          throw new UnsafeQueryError(
+            `withTenantRls(db, "${tenantId}") inside a transaction (or session) that already carries another tenant in ${setting}: one transaction serves one tenant; run the other tenant's work in a transaction of its own`,
+            { tenantId },
+          )
+        }
+        // A savepoint on some drivers (PGlite, node-postgres) shares the session of the transaction
+        // around it, which must keep working; only a session this transaction opened is ours to end.
+        if (tx.session !== (db as AnyDb).session) scope.sessions.push(guardSession(tx.session, scope))
+        const handle = endingWith(tx, scope)
+        let result: R
+        try {
+          result = await fn(handle.tx)
+        } finally {
+          handle.end()
+        }
+        if (nested) {
+          // The setting is still this tenant's, or fn's answer may hold another tenant's rows: a
+          // savepoint of the enclosing transaction opened while a tenant was set and rolled back
+          // while fn ran sets back the tenant it saw. And the tenant this call set is taken back
+          // before the savepoint is released (a rollback to it, when fn threw, takes it back by itself).
+          const previous = row.previous === null || row.previous === undefined ? '' : row.previous
+          const [after] = await queryRows(
+            tx,
+            PG,
+            sql`select now.value, set_config(${setting}, ${previous}, true)
+            from (select nullif(current_setting(${setting}, true), '') as value offset 0) now`,
+          )
+          if (after?.value !== tenantId) {
+            throw new UnsafeQueryError(
+              `withTenantRls(db, "${tenantId}"): the tenant in ${setting} changed while fn ran (a savepoint of the enclosing transaction rolled back, or work ran on it alongside): its answer is withheld`,
+              { tenantId },
+            )
+          }
+        }
+        return result
+      },
+      config,
+    )
   } finally {
+    release?.()
     // After the commit or rollback, which some drivers (node-postgres) send through the session.
     for (const session of scope.sessions) session.end()
   }
 }
+
+/**
+ * Keeps the enclosing transaction `outer` for one nested call until `release()`: every method of
+ * it (a query, a savepoint, another call's savepoint) throws `UnsafeQueryError` meanwhile, and a
+ * second nested call is refused. Work on the enclosing transaction alongside the call runs on the
+ * same connection while the call's tenant is set: a query there would see that tenant's rows, and
+ * a savepoint opened then and rolled back later would set that tenant again, in the enclosing
+ * transaction or under the next call for another tenant.
+ */
+function holdTransaction(outer: object, call: string): () => void {
+  const held = heldTransactions.get(outer)
+  if (held !== undefined) {
+    throw new UnsafeQueryError(
+      `${call} inside a transaction that ${held} is running on: nested calls on one transaction run one after another (await each)`,
+    )
+  }
+  heldTransactions.set(outer, call)
+  const own = new Map<string, PropertyDescriptor | undefined>()
+  for (const name of methodNames(outer)) {
+    own.set(name, Object.getOwnPropertyDescriptor(outer, name))
+    Object.defineProperty(outer, name, {
+      configurable: true,
+      writable: true,
+      value() {
+        throw new UnsafeQueryError(
+          `this transaction is in use by ${call} until it returns: run other work on it after (or inside fn, through its tx)`,
+        )
+      },
+    })
+  }
+  return () => {
+    for (const [name, descriptor] of own) {
+      if (descriptor === undefined) delete (outer as Record<string, unknown>)[name]
+      else Object.defineProperty(outer, name, descriptor)
+    }
+    heldTransactions.delete(outer)
+  }
+}
+
+const heldTransactions = new WeakMap<object, string>()
 
 /** Throws `tenant_invalid_config` (path `db`) unless `db` is a Drizzle PostgreSQL database or transaction. */
 function postgresDb(db: unknown, where: string): void {

@@ -111,7 +111,7 @@ export function guardSession(session: object, scope: { tenantId: string; call: s
 }
 
 /** The methods an object inherits from its classes (not Object's own). */
-function methodNames(object: object): Set<string> {
+export function methodNames(object: object): Set<string> {
   const names = new Set<string>()
   for (
     let proto = Object.getPrototypeOf(object);
