@@ -344,7 +344,7 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
             () => outer.select().from(notes),
             () => outer.transaction(async () => 'savepoint'),
             () => outer.execute(sql`select 1`),
-          ].map((run) =>
+          ].map((run: () => unknown) =>
             Promise.resolve()
               .then(run)
               .then(
