@@ -97,6 +97,38 @@ describe('withPlans', () => {
     expect(await view.getTenantConfig('solo')).toBe(await configs.getTenantConfig('solo'))
   })
 
+  it('with caching stores, reads the tenant and the plan once more past the caches before it fails closed', async () => {
+    const { configs } = await setUp()
+    const calls: string[] = []
+    const cachedConfigs = {
+      getTenantConfig: (id: string) => configs.getTenantConfig(id),
+      setTenantConfig: configs.setTenantConfig.bind(configs),
+      deleteTenantConfig: configs.deleteTenantConfig.bind(configs),
+      listTenants: configs.listTenants.bind(configs),
+      quotaConfig: configs.quotaConfig.bind(configs),
+      policyConfig: configs.policyConfig.bind(configs),
+      rateLimitConfig: configs.rateLimitConfig.bind(configs),
+      concurrencyConfig: configs.concurrencyConfig.bind(configs),
+      invalidate: (id?: string) => void calls.push(`configs.invalidate ${id}`),
+    }
+    const gone = {
+      getPlan: (id: string) => {
+        calls.push(`getPlan ${id}`)
+        return new InMemoryPlanStore({ tenants: configs }).getPlan(id)
+      },
+      invalidate: (id?: string) => void calls.push(`plans.invalidate ${id}`),
+    }
+    const error = await rejects(withPlans(cachedConfigs, gone).getTenantConfig('acme'))
+    expect(error).toMatchObject({ code: 'tenant_backend_unavailable', tenantId: 'acme' })
+    // Once more, not in a loop.
+    expect(calls).toEqual([
+      'getPlan free',
+      'configs.invalidate acme',
+      'plans.invalidate free',
+      'getPlan free',
+    ])
+  })
+
   it('answers the chain as a value when both stores do (no promise on the fast path)', async () => {
     const { view } = await setUp()
     const onPlan = view[tenantConfigNow]('acme')

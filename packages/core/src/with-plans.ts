@@ -33,7 +33,10 @@ import { assertMethods } from './validate'
  * change) with `DrizzlePlanStore`. A tenant with `plan: null` reads exactly as from `configs`.
  *
  * A tenant whose plan does not exist (deleted behind the stores' back) fails closed: its reads
- * throw `TenantBackendError` (503 `tenant_backend_unavailable`), never an unlimited config.
+ * throw `TenantBackendError` (503 `tenant_backend_unavailable`), never an unlimited config. Stores
+ * with an `invalidate(id)` (the caching Drizzle stores) are read once more past their caches
+ * first, so that a tenant another process moved to a new plan (and whose old plan it deleted) is
+ * not refused for the two caches' different ages.
  *
  * @example
  * ```ts
@@ -45,8 +48,8 @@ import { assertMethods } from './validate'
  * ```
  */
 export function withPlans(
-  configs: ConfigManager,
-  plans: Pick<PlanStore, 'getPlan'>,
+  configs: ConfigManager & Partial<CachedStore>,
+  plans: Pick<PlanStore, 'getPlan'> & Partial<CachedStore>,
 ): ConfigManager & FastConfigStore {
   assertMethods(configs, 'withPlans.configs', [
     'getTenantConfig',
@@ -58,26 +61,40 @@ export function withPlans(
 
   // The effective config of a stored tenant: a value when both stores answer without I/O (the
   // in-memory stores, fresh cache hits), so the chain's fast path stays free of promises.
-  const applyPlan = (tenant: TenantConfig): TenantConfig | Promise<TenantConfig> => {
+  // `fresh`: the tenant was read past the caches, after its plan was not found in them.
+  const applyPlan = (tenant: TenantConfig, fresh = false): TenantConfig | Promise<TenantConfig> => {
     const planId = tenant.plan
     if (planId === null) return tenant
+    const missing = (error: unknown): TenantConfig | Promise<TenantConfig> => {
+      if (fresh || !isPlanNotFound(error) || !cached) throw missingPlan(tenant, planId, error)
+      return readAgain(tenant.id, planId)
+    }
     let plan: PlanConfig | Promise<PlanConfig>
     try {
       plan = readPlanConfig(plans, planId)
     } catch (error) {
-      throw missingPlan(tenant, planId, error)
+      return missing(error)
     }
     if (!(plan instanceof Promise)) return effectiveTenantConfig(tenant, plan)
-    return plan.then(
-      (p) => effectiveTenantConfig(tenant, p),
-      (error: unknown) => {
-        throw missingPlan(tenant, planId, error)
-      },
-    )
+    return plan.then((p) => effectiveTenantConfig(tenant, p), missing)
+  }
+  // Caching stores (DrizzleConfigManager, DrizzlePlanStore) keep their entries for their own ttl
+  // each: a tenant read from one while another process moved it to a new plan and deleted the old
+  // one, or a plan cached as missing before another process created it and put the tenant on it,
+  // would refuse a tenant whose stored config is valid. So a missing plan is read once more, the
+  // tenant and the plan past the caches, before the tenant is refused.
+  const cached = typeof configs.invalidate === 'function' || typeof plans.invalidate === 'function'
+  const readAgain = (tenantId: string, planId: string): Promise<TenantConfig> => {
+    configs.invalidate?.(tenantId)
+    plans.invalidate?.(planId)
+    return promiseOf(() => {
+      const tenant = readTenantConfig(configs, tenantId)
+      return tenant instanceof Promise ? tenant.then((t) => applyPlan(t, true)) : applyPlan(tenant, true)
+    })
   }
   const now = (tenantId: string): TenantConfig | Promise<TenantConfig> => {
     const tenant = readTenantConfig(configs, tenantId)
-    return tenant instanceof Promise ? tenant.then(applyPlan) : applyPlan(tenant)
+    return tenant instanceof Promise ? tenant.then((t) => applyPlan(t)) : applyPlan(tenant)
   }
   const getTenantConfig = (tenantId: string): Promise<TenantConfig> => promiseOf(() => now(tenantId))
 
@@ -121,8 +138,17 @@ export function withPlans(
 
 // An unknown plan behind a stored tenant is a broken store, not a tenant without limits: answered
 // like a failing backend (503), so the request is refused rather than let through unlimited.
+/** A store that caches what it reads and can drop an entry (`DrizzleConfigManager`, `DrizzlePlanStore`). */
+interface CachedStore {
+  invalidate(id?: string): void
+}
+
+function isPlanNotFound(error: unknown): boolean {
+  return isTenantError(error) && error.code === 'plan_not_found'
+}
+
 function missingPlan(tenant: TenantConfig, planId: string, error: unknown): unknown {
-  if (!isTenantError(error) || error.code !== 'plan_not_found') return error
+  if (!isPlanNotFound(error)) return error
   return new TenantBackendError(
     `tenant "${tenant.id}" is on plan "${planId}", which does not exist; its requests are refused until the plan is restored or the tenant moved`,
     { tenantId: tenant.id, cause: error },

@@ -101,6 +101,36 @@ describeEachDatabase(
       expect((await configs.getTenantConfig('acme')).updatedAt).toBe(T0)
     })
 
+    it('a tenant another process moved to a new plan, deleting the old one, is read again, not refused', async () => {
+      // This process caches the tenant for 30 s and the plan for 10 s: between the two, the old
+      // plan is gone from the database while the cached tenant still names it.
+      await plans.setPlan({ id: 'old', quota: { limits: [{ window: 'day', requests: 10 }] } })
+      await configs.setTenantConfig({ id: 'acme', plan: 'old' })
+      const view = withPlans(configs, plans)
+      expect((await view.quotaConfig('acme')).limits[0]!.requests).toBe(10)
+      const elsewhere = {
+        configs: new DrizzleConfigManager(database.current.db, { clock, cache: false }),
+        plans: new DrizzlePlanStore(database.current.db, { clock, cache: false }),
+      }
+      await elsewhere.plans.setPlan({ id: 'new', quota: { limits: [{ window: 'day', requests: 20 }] } })
+      await elsewhere.configs.setTenantConfig({ id: 'acme', plan: 'new' })
+      await elsewhere.plans.deletePlan('old')
+      clock.advance(10_000)
+      expect((await view.quotaConfig('acme')).limits[0]!.requests).toBe(20)
+      expect((await configs.getTenantConfig('acme')).plan).toBe('new')
+    })
+
+    it('a plan cached as missing that another process then created for the tenant is read again, not refused', async () => {
+      await expect(plans.getPlan('new')).rejects.toMatchObject({ code: 'plan_not_found' })
+      const elsewhere = {
+        configs: new DrizzleConfigManager(database.current.db, { clock, cache: false }),
+        plans: new DrizzlePlanStore(database.current.db, { clock, cache: false }),
+      }
+      await elsewhere.plans.setPlan({ id: 'new', quota: { limits: [{ window: 'day', requests: 20 }] } })
+      await elsewhere.configs.setTenantConfig({ id: 'acme', plan: 'new' })
+      expect((await withPlans(configs, plans).quotaConfig('acme')).limits[0]!.requests).toBe(20)
+    })
+
     it('reports a plan row that does not decode, and its tenants fail closed', async () => {
       await plans.setPlan({ id: 'pro' })
       await configs.setTenantConfig({ id: 'acme', plan: 'pro' })
