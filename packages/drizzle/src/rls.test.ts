@@ -49,6 +49,16 @@ interface RlsSetup {
   close(): Promise<void>
 }
 
+/** 'ran', or the code of the error `run` threw or rejected with. */
+function outcomeOf(run: () => unknown): Promise<string | undefined> {
+  return Promise.resolve()
+    .then(run)
+    .then(
+      () => 'ran',
+      (error: unknown) => (error as { code?: string }).code,
+    )
+}
+
 function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
   describe(title, () => {
     let setup: RlsSetup
@@ -195,16 +205,7 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
         return later
       })
       const outcomes = await withTenantRls(setup.app, 'globex', async () =>
-        Promise.all(
-          runs.map((run) =>
-            Promise.resolve()
-              .then(run)
-              .then(
-                () => 'ran',
-                (error: unknown) => (error as { code?: string }).code,
-              ),
-          ),
-        ),
+        Promise.all(runs.map((run) => outcomeOf(run))),
       )
       expect(outcomes).toEqual(Array(4).fill('tenant_unsafe_query'))
       const titles = await withTenantRls(setup.app, 'globex', (tx) =>
@@ -235,14 +236,7 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
           () => kept!.query('SELECT id FROM notes'),
           ...built,
         ]) {
-          outcomes.push(
-            await Promise.resolve()
-              .then(run)
-              .then(
-                () => 'ran',
-                (error: unknown) => (error as { code?: string }).code,
-              ),
-          )
+          outcomes.push(await outcomeOf(run))
         }
         // The other tenant's transaction goes on and commits.
         await tx.insert(notes).values({ id: 'globex-new', tenantId: 'globex', title: 'globex work' })
@@ -278,14 +272,7 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
           () => kept!.update(notes).set({ title: 'stolen' }),
           () => built!,
         ]) {
-          outcomes.push(
-            await Promise.resolve()
-              .then(run)
-              .then(
-                () => 'ran',
-                (error: unknown) => (error as { code?: string }).code,
-              ),
-          )
+          outcomes.push(await outcomeOf(run))
         }
         return outcomes
       })
@@ -344,14 +331,7 @@ function rlsSuite(title: string, open: () => Promise<RlsSetup>): void {
             () => outer.select().from(notes),
             () => outer.transaction(async () => 'savepoint'),
             () => outer.execute(sql`select 1`),
-          ].map((run: () => unknown) =>
-            Promise.resolve()
-              .then(run)
-              .then(
-                () => 'ran',
-                (error: unknown) => (error as { code?: string }).code,
-              ),
-          ),
+          ].map((run: () => unknown) => outcomeOf(run)),
         )
         finish()
         const own = await acme
