@@ -65,18 +65,26 @@ export function withPlans(
   const applyPlan = (tenant: TenantConfig, fresh = false): TenantConfig | Promise<TenantConfig> => {
     const planId = tenant.plan
     if (planId === null) return tenant
-    const missing = (error: unknown): TenantConfig | Promise<TenantConfig> => {
-      if (fresh || !isPlanNotFound(error) || !cached) throw missingPlan(tenant, planId, error)
-      return readAgain(tenant.id, planId)
-    }
     let plan: PlanConfig | Promise<PlanConfig>
     try {
       plan = readPlanConfig(plans, planId)
     } catch (error) {
-      return missing(error)
+      return planMissing(tenant, planId, error, fresh)
     }
     if (!(plan instanceof Promise)) return effectiveTenantConfig(tenant, plan)
-    return plan.then((p) => effectiveTenantConfig(tenant, p), missing)
+    return plan.then(
+      (p) => effectiveTenantConfig(tenant, p),
+      (error: unknown) => planMissing(tenant, planId, error, fresh),
+    )
+  }
+  const planMissing = (
+    tenant: TenantConfig,
+    planId: string,
+    error: unknown,
+    fresh: boolean,
+  ): Promise<TenantConfig> => {
+    if (fresh || !isPlanNotFound(error) || !cached) throw missingPlan(tenant, planId, error)
+    return readAgain(tenant.id, planId)
   }
   // Caching stores (DrizzleConfigManager, DrizzlePlanStore) keep their entries for their own ttl
   // each: a tenant read from one while another process moved it to a new plan and deleted the old
