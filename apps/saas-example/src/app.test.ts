@@ -232,6 +232,36 @@ describe('createApp', () => {
       expect(await status({ nbf: now + 1, iat: now + 5 })).toBe(200)
     })
 
+    it('refuses a token of the second the tenant was created in, unless it names the tenant by its createdAt', async () => {
+      // A delete and a create within one second: the old customer's token of that second has the
+      // same iat as one issued to the new customer after the create.
+      const t = await inProcessApp({ jwtSecret: secret })
+      t.clock.advance(100)
+      await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+      const old = await bearer({ tenant_id: 'acme' })
+      const oldCreatedAt = t.clock.now()
+      t.clock.advance(200)
+      expect((await t.request('DELETE', '/admin/tenants/acme', { admin: true })).status).toBe(204)
+      t.clock.advance(100)
+      const created = await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+      const { createdAt } = (await created.json()) as { createdAt: number }
+      const named = await bearer({ tenant_id: 'acme', tenant_created_at: createdAt })
+      const write = await t.request('POST', '/api/v1/resources', {
+        headers: named,
+        body: { name: 'new secret' },
+      })
+      expect(write.status).toBe(201)
+      for (const headers of [old, await bearer({ tenant_id: 'acme', tenant_created_at: oldCreatedAt })]) {
+        const refused = await t.request('GET', '/api/v1/resources', { headers })
+        expect(refused.status).toBe(401)
+        expect(await refused.text()).not.toContain('new secret')
+      }
+      // A token of a later second needs no claim.
+      t.clock.advance(1_000)
+      const later = await bearer({ tenant_id: 'acme' }, Math.floor(t.clock.now() / 1000))
+      expect((await t.request('GET', '/api/v1/resources', { headers: later })).status).toBe(200)
+    })
+
     it("refuses a token of an id's deleted customer, and one without iat, charging no one", async () => {
       const t = await inProcessApp({ jwtSecret: secret })
       await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })

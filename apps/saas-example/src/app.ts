@@ -81,8 +81,8 @@ export interface AppDeps {
   openMetrics?: boolean
   /**
    * When set, `/api` requires an HS256 JWT whose `tenant_id` claim is the tenant, with an `iat`
-   * no earlier than the second that tenant was created (`exp`, `nbf` and `iat` are checked on
-   * `clock`). @default undefined
+   * after the second that tenant was created, or a `tenant_created_at` claim equal to its
+   * `createdAt` (`exp`, `nbf` and `iat` are checked on `clock`). @default undefined
    */
   jwtSecret?: string
   /**
@@ -256,11 +256,13 @@ export function createApp(deps: AppDeps) {
 
 /**
  * The time claims of a verified token, on the app's clock (hono/jwt would read the wall clock):
- * `exp` and `nbf` as usual, and `iat`, which must be present, not in the future, and no earlier
- * than the second the tenant the token names was created. Tenant ids are reused (an id freed by a
- * delete can be given to a new customer, see the admin plane) and a token only names an id: without
- * the last check a token of the id's deleted customer would read and write its new customer's
- * data. Runs before the chain, so a refused token is charged to no one. The tenant is read as the
+ * `exp` and `nbf` as usual, and `iat`, which must be present, not in the future, and not in the
+ * second the tenant the token names was created or before (`iat` is whole seconds: a delete and a
+ * create within one second would otherwise let the deleted customer's token of that second in),
+ * unless the token has a `tenant_created_at` claim, which must then be that tenant's `createdAt`.
+ * Tenant ids are reused (an id freed by a delete can be given to a new customer, see the admin
+ * plane) and a token only names an id: without the last check a token of the id's deleted customer
+ * would read and write its new customer's data. Runs before the chain, so a refused token is charged to no one. The tenant is read as the
  * chain reads it (the config cache), so another process sees a re-created tenant once its cache
  * entry expires (`CONFIG_CACHE_TTL_MS`).
  */
@@ -271,7 +273,7 @@ function tokenTimes(configs: ConfigManager, clock: Clock): MiddlewareHandler {
   return async (c, next) => {
     const payload = c.get('jwtPayload') as Record<string, unknown>
     const now = clock.now() / 1000
-    const { exp, nbf, iat, tenant_id: tenantId } = payload
+    const { exp, nbf, iat, tenant_id: tenantId, tenant_created_at: createdAt } = payload
     if (exp !== undefined && !(seconds(exp) && now < exp)) return refuse('the token has expired')
     if (nbf !== undefined && !(seconds(nbf) && nbf <= now)) return refuse('the token is not valid yet')
     if (!seconds(iat)) return refuse('the token has no iat (issued at) claim')
@@ -279,9 +281,17 @@ function tokenTimes(configs: ConfigManager, clock: Clock): MiddlewareHandler {
     // A token without a valid tenant claim is the chain's to refuse (tenant_required).
     if (typeof tenantId === 'string' && isValidTenantId(tenantId)) {
       const tenant = await getTenantConfigOrNull(configs, tenantId)
-      if (tenant !== null && iat < Math.floor(tenant.createdAt / 1000)) {
+      if (tenant !== null && createdAt !== undefined && createdAt !== tenant.createdAt) {
         return refuse(
-          `the token was issued before tenant "${tenantId}" was created: it belongs to an earlier tenant of the id`,
+          `the token's tenant_created_at is not that of tenant "${tenantId}": it belongs to another tenant of the id`,
+        )
+      }
+      // iat is whole seconds: a token of the second the tenant was created in may be the deleted
+      // customer's (a delete and a create within one second), so it counts as issued before.
+      if (tenant !== null && createdAt === undefined && iat * 1000 < tenant.createdAt) {
+        return refuse(
+          `the token was not issued after tenant "${tenantId}" was created (iat is in seconds): it may belong to an earlier tenant of the id; ` +
+            "give it a tenant_created_at claim (the tenant's createdAt, in ms) to use it at once",
         )
       }
     }
