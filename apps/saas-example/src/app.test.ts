@@ -4,7 +4,7 @@
 import { AdminService, MAX_JSON_DEPTH } from '@tenant/core'
 import { sign } from 'hono/jwt'
 import { describe, expect, it } from 'vitest'
-import { inProcessApp, START } from '../test/in-process'
+import { ADMIN_TOKEN, inProcessApp, START } from '../test/in-process'
 import type { ResourceStore } from './db/resource-store'
 import { seedDemoTenants } from './demo-tenants'
 import { MAX_BODY_BYTES } from './routes/resources'
@@ -113,6 +113,33 @@ describe('createApp', () => {
     const response = await t.request('POST', '/api/v1/resources', { tenant: 'acme', body: big })
     expect(response.status).toBe(413)
     expect(await response.json()).toMatchObject({ code: 'payload_too_large' })
+  })
+
+  it('refuses a body that is not UTF-8 with 400, storing nothing, on the API and the admin plane', async () => {
+    // Decoded leniently, the bad byte became U+FFFD and was stored so: two bodies as one.
+    const t = await inProcessApp()
+    await t.request('POST', '/admin/tenants', { admin: true, body: { id: 'acme' } })
+    const utf8 = new TextEncoder()
+    const withByte = (before: string, byte: number, after: string) =>
+      new Uint8Array([...utf8.encode(before), byte, ...utf8.encode(after)])
+    const api = await t.app.request('/api/v1/resources', {
+      method: 'POST',
+      headers: { 'X-Tenant-ID': 'acme', 'Content-Type': 'application/json' },
+      body: withByte('{"name":"report', 0xff, '","data":{}}'),
+    })
+    expect(api.status).toBe(400)
+    expect(await api.json()).toMatchObject({ code: 'invalid_request', detail: 'the body is not valid UTF-8' })
+    const listed = (await (await t.request('GET', '/api/v1/resources', { tenant: 'acme' })).json()) as {
+      items: unknown[]
+    }
+    expect(listed.items).toEqual([])
+    const admin = await t.app.request('/admin/tenants', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+      body: withByte('{"id":"u1","metadata":{"owner":"', 0xc3, '"}}'),
+    })
+    expect(admin.status).toBe(400)
+    expect((await t.request('GET', '/admin/tenants/u1', { admin: true })).status).toBe(404)
   })
 
   it("stores data nested up to core's MAX_JSON_DEPTH as sent (it is bound, never read as SQL)", async () => {

@@ -75,6 +75,9 @@ export function toIssues(error: z.ZodError): Issue[] {
   }))
 }
 
+// Throws a TypeError on bytes that are not UTF-8.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
 /**
  * Reads and validates a JSON body: 415 unless the content type is JSON, 400 `invalid_request` when
  * the body is not JSON (with the parser's complaint) or fails `schema` (with every issue). Returns
@@ -91,9 +94,17 @@ export async function readJson<S extends z.ZodType>(
       response: problem(415, 'unsupported_media_type', 'send the body as application/json'),
     }
   }
+  let text: string
+  try {
+    // JSON is UTF-8: decoded leniently, a bad byte would be stored as U+FFFD, two bodies as one.
+    text = strictUtf8.decode(await c.req.arrayBuffer())
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error
+    return { ok: false, response: problem(400, 'invalid_request', 'the body is not valid UTF-8') }
+  }
   let parsed: unknown
   try {
-    parsed = JSON.parse(await c.req.text())
+    parsed = JSON.parse(text)
   } catch (error) {
     return {
       ok: false,

@@ -557,6 +557,35 @@ describe('adminRoutes validation and errors', () => {
     expect((await configs.listTenants()).items).toEqual([])
   })
 
+  it('refuses a body that is not UTF-8 with 400, writing nothing, and keeps UTF-8 text as sent', async () => {
+    // JSON is UTF-8: decoded leniently, the bad byte became U+FFFD and was stored as such.
+    const send = (bytes: Uint8Array) =>
+      app.request('http://admin.test/admin/tenants', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+        body: bytes,
+      })
+    const utf8 = new TextEncoder()
+    for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80]]) {
+      const body = new Uint8Array([
+        ...utf8.encode('{"id":"acme","metadata":{"owner":"'),
+        ...bad,
+        ...utf8.encode('"}}'),
+      ])
+      const response = await send(body)
+      expect(response.status).toBe(400)
+      expect(await response.json()).toMatchObject({
+        code: 'invalid_request',
+        detail: 'the body is not valid UTF-8',
+      })
+    }
+    expect((await configs.listTenants()).items).toEqual([])
+    expect(await history('acme')).toEqual([])
+    const created = await send(utf8.encode('{"id":"acme","metadata":{"owner":"Zoë 🐙"}}'))
+    expect(created.status).toBe(201)
+    expect((await configs.getTenantConfig('acme')).metadata).toEqual({ owner: 'Zoë 🐙' })
+  })
+
   it('accepts a JSON media type with parameters', async () => {
     const result = await call('POST', '/tenants', {
       body: { id: 'acme' },

@@ -95,6 +95,9 @@ export type AdminProblemCode =
 
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,255}$/
+// Throws a TypeError on bytes that are not UTF-8.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
 /**
@@ -337,7 +340,7 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
     }
     await next()
   }
-  const limitBody = bodyLimit({
+  const sizeLimit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: () =>
       adminProblem(
@@ -347,6 +350,26 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
         `the body is larger than ${maxBodyBytes} bytes`,
       ),
   })
+  // JSON is UTF-8 (RFC 8259): bytes that are not would be read as U+FFFD and stored so, two
+  // different bodies as one, so they are refused. Read once the size is known to be within bounds
+  // (Hono keeps the bytes for the validator).
+  const limitBody: MiddlewareHandler<AdminEnv> = async (c, next) => {
+    let malformed = false
+    const limited = await sizeLimit(c, async () => {
+      try {
+        strictUtf8.decode(await c.req.arrayBuffer())
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error
+        malformed = true
+        return
+      }
+      await next()
+    })
+    if (malformed) {
+      return adminProblem(400, 'invalid_request', 'Invalid request', 'the body is not valid UTF-8')
+    }
+    return limited
+  }
 
   const context = (c: Context<AdminEnv>) => {
     const requestId = c.get('adminRequestId')
