@@ -10,11 +10,40 @@ describe('newResourceId', () => {
     expect([...ids].sort()).toEqual(ids)
   })
 
-  it('makes different ids in the same millisecond', () => {
-    const ids = new Set(Array.from({ length: 1000 }, () => newResourceId(START)))
-    expect(ids.size).toBe(1000)
+  it('makes ids of one millisecond in creation order, still unlike each other', () => {
+    // A fresh random part in the same millisecond sorted before the last id half the time: a
+    // client paging with `after` then never saw the newer resource.
+    const ids = Array.from({ length: 1000 }, () => newResourceId(START + 7))
+    expect(new Set(ids).size).toBe(1000)
+    expect([...ids].sort()).toEqual(ids)
+    for (const id of ids) expect(id).toMatch(RESOURCE_ID_PATTERN)
+    // The next millisecond starts from a fresh random part, after all of them.
+    const next = newResourceId(START + 8)
+    expect(next > ids.at(-1)!).toBe(true)
+    // The steps are random (1 to 2^40), not +1: an id does not tell the next one.
+    const gaps = new Set(ids.slice(1).map((id, i) => decode(id) - decode(ids[i]!)))
+    expect(gaps.size).toBeGreaterThan(990)
+  })
+
+  it('lists resources created in one millisecond in creation order, and after a cursor all that came later', async () => {
+    const { db } = await inProcessApp()
+    const s = new DrizzleResourceStore(db, { clock: new ManualClock(START) })
+    const created = []
+    for (let i = 0; i < 12; i++) created.push((await s.create(acme, { name: `n${i}`, data: {} })).name)
+    expect((await s.list(acme, { limit: 100 })).items.map((r) => r.name)).toEqual(created)
+    const first = await s.create(acme, { name: 'a', data: {} })
+    const second = await s.create(acme, { name: 'b', data: {} })
+    expect((await s.list(acme, { limit: 100, after: first.id })).items.map((r) => r.id)).toEqual([second.id])
   })
 })
+
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'
+/** The 80-bit number of an id. */
+function decode(id: string): bigint {
+  let n = 0n
+  for (const char of id.slice(-16)) n = n * 32n + BigInt(ALPHABET.indexOf(char))
+  return n
+}
 
 const acme = { id: 'acme', createdAt: START }
 const globex = { id: 'globex', createdAt: START }

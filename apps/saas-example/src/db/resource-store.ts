@@ -74,21 +74,44 @@ type Row = typeof sqliteResources.$inferSelect
 const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz' // Crockford base32, lower case
 
 /**
- * A new resource id: `res_`, 10 characters of the clock's time and 16 random ones (a ULID in
- * lower case). Ids sort in creation order, so keyset paging by id lists oldest first, and
- * 80 random bits make them unguessable across tenants.
+ * A new resource id: `res_`, 10 characters of the clock's time and 16 of an 80-bit number (a
+ * ULID in lower case). Ids sort in creation order, so keyset paging by id lists oldest first: an
+ * id made in the same millisecond as the last one adds a random 1 to 2^40 to the last one's
+ * number, so it sorts after it (a fresh random
+ * number would put it before the last one half the time, and a client paging with `after` would
+ * never see it). The random parts keep ids unguessable across tenants. In order within one
+ * process: ids of one millisecond made by two processes sort at random.
  */
 export function newResourceId(now: number): string {
-  let time = ''
-  let t = Math.max(0, Math.floor(now))
-  for (let i = 0; i < 10; i++) {
-    time = ID_ALPHABET[t % 32] + time
-    t = Math.floor(t / 32)
+  let time = Math.max(0, Math.floor(now))
+  let number: bigint
+  if (time === lastId.time) {
+    number = lastId.number + 1n + randomBits(40)
+    if (number >= ID_NUMBER_LIMIT) {
+      // 2^80 numbers in one millisecond: the next one.
+      time++
+      number = randomBits(80)
+    }
+  } else {
+    number = randomBits(80)
   }
-  const random = crypto.getRandomValues(new Uint8Array(16))
-  let tail = ''
-  for (const byte of random) tail += ID_ALPHABET[byte % 32]
-  return `res_${time}${tail}`
+  lastId = { time, number }
+  let timePart = ''
+  for (let i = 0, t = time; i < 10; i++, t = Math.floor(t / 32)) timePart = ID_ALPHABET[t % 32] + timePart
+  let numberPart = ''
+  for (let i = 0, n = number; i < 16; i++, n >>= 5n) numberPart = ID_ALPHABET[Number(n & 31n)] + numberPart
+  return `res_${timePart}${numberPart}`
+}
+
+const ID_NUMBER_LIMIT = 1n << 80n
+let lastId = { time: -1, number: 0n }
+
+/** A random whole number of `bits` bits. */
+function randomBits(bits: number): bigint {
+  const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(bits / 8)))
+  let value = 0n
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte)
+  return value & ((1n << BigInt(bits)) - 1n)
 }
 
 /** The shape of ids made by {@link newResourceId}; anything else cannot exist, so it is a 404. */
