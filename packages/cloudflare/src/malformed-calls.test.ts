@@ -3,7 +3,7 @@
 import { randomTenantId } from '@tenant/core/testing'
 import { describe, expect, it } from 'vitest'
 import { useWorkerd } from '../test/workerd'
-import { BASE_PROTOCOL_VERSION } from './protocol'
+import { BASE_PROTOCOL_VERSION, PROTOCOL_VERSION } from './protocol'
 
 const workerd = useWorkerd()
 const T0 = Date.UTC(2030, 2, 14, 9, 26, 10)
@@ -64,5 +64,61 @@ describe('TenantQuotaObject: a malformed quota call', () => {
     const ins = (await workerd().inspect(id)) as any
     expect(r.ok).toBe(false)
     expect(ins.keys).toEqual([])
+  }, 60_000)
+})
+
+// The subject is part of a storage key: unchecked, a template string made 42, ['42'] and '42' one
+// subject, null the subject 'null', and a version 1 call with a subject ran as the tenant's alone.
+describe('TenantQuotaObject: a malformed subject', () => {
+  const tenantLimits = { limits: [{ window: 'minute', requests: 100 }] }
+  const subjectLimits = { limits: [{ window: 'minute', requests: 1 }] }
+  const consume = (id: string, subject: unknown, extra: Record<string, unknown> = {}) =>
+    rawq(id, {
+      v: PROTOCOL_VERSION,
+      op: 'consume',
+      config: tenantLimits,
+      subject,
+      subjectConfig: subjectLimits,
+      cost: { requests: 1, tokens: 0 },
+      ...extra,
+    })
+
+  it("a subject that is not a valid id is invalid_subject, never another subject's state", async () => {
+    const id = randomTenantId('subjtype')
+    for (const [bad, lookalike] of [
+      [42, '42'],
+      [['key:a'], 'key:a'],
+    ] as const) {
+      // The look-alike spends its one request of the minute; the bad call must not be its denial.
+      expect((await consume(id, lookalike)).value.allowed).toBe(true)
+      expect(await consume(id, bad)).toMatchObject({ ok: false, error: { code: 'invalid_subject' } })
+    }
+    const long = await consume(id, 'x'.repeat(3000))
+    expect(long).toMatchObject({ ok: false, error: { code: 'invalid_subject' } })
+    const peek = await rawq(id, { op: 'peek', config: tenantLimits })
+    expect(peek.value[0].used.requests).toBe(2)
+  }, 60_000)
+
+  it("a reset naming subject null is refused and resets nothing of subject 'null'", async () => {
+    const id = randomTenantId('subjnull')
+    expect((await consume(id, 'null')).value.allowed).toBe(true)
+    expect(await rawq(id, { v: PROTOCOL_VERSION, op: 'reset', subject: null })).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_subject' },
+    })
+    expect((await consume(id, 'null')).value.allowed).toBe(false)
+  }, 60_000)
+
+  it('a version 1 call or a call without the subject config is refused, not run as the tenant alone', async () => {
+    const id = randomTenantId('subjv1')
+    const refusals = [
+      await consume(id, 'key:a', { v: BASE_PROTOCOL_VERSION }),
+      await consume(id, 'key:a', { subjectConfig: undefined }),
+      await consume(id, 'key:a', { subjectConfig: 'limits' }),
+    ]
+    for (const refused of refusals) expect(refused.ok).toBe(false)
+    expect(((await workerd().inspect(id)) as { keys: unknown[] }).keys).toEqual([])
+    expect((await consume(id, 'key:a')).value.allowed).toBe(true)
+    expect((await consume(id, 'key:a')).value.allowed).toBe(false)
   }, 60_000)
 })

@@ -23,6 +23,7 @@ import {
   tokenBucketLevel,
   tokenBucketRefund,
   validateMaxInFlight,
+  validateSubject,
 } from '@tenant/core'
 import type {
   ConcurrencyAnswer,
@@ -283,6 +284,7 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
   }
 
   #quota(call: QuotaCall): Step<QuotaDecision | QuotaWindowUsage[]> {
+    checkSubject(call)
     if (call.op === 'reset') {
       const key = call.subject === undefined ? quotaKey(call) : subjectKey(call, call.subject)
       // A tenant reset takes its subjects with it.
@@ -648,6 +650,24 @@ function quotaCharge(
  * Refuses a call whose config is not an object (a call from another build, a bug), which core
  * would read as "no limits": typed, before anything is read or written.
  */
+/**
+ * A call's subject, checked as the managers check it before they send it: the subject is part of a
+ * storage key, and a template string would make `42`, `['42']` and `'42'` one key, `null` the
+ * subject `'null'`. A call naming a subject is version 2, and one that decides (not a reset) comes
+ * with the subject's config; a version 1 call with a subject would be run as the tenant's alone.
+ */
+function checkSubject(call: QuotaCall): void {
+  const { subject, subjectConfig } = call as { subject?: unknown; subjectConfig?: unknown }
+  if (subject === undefined && subjectConfig === undefined) return
+  if (call.v !== PROTOCOL_VERSION) {
+    throw new TenantBackendError(
+      `@tenant/cloudflare protocol mismatch: a call naming a subject is version ${PROTOCOL_VERSION}, got ${String(call.v)}`,
+    )
+  }
+  validateSubject(subject as string)
+  if (call.op !== 'reset') configObject(subjectConfig, 'subjectConfig')
+}
+
 function configObject(config: unknown, path: string): void {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new InvalidTenantConfigError([{ path: [path], message: 'must be an object', code: 'invalid_type' }])
