@@ -13,6 +13,7 @@ import {
 import { type SqlDialect, UnsafeQueryError } from './raw-sql-ast'
 import { lexSql } from './raw-sql-lex'
 import {
+  checkSqliteValues,
   inspectData,
   internal,
   readOnly,
@@ -533,7 +534,7 @@ const COMMON: Intercepts = {
   // A proxy over the builder's own field map (Drizzle's has no traps): an added field would run.
   getSelectedFields: (_scope, t) => readOnly(t.getSelectedFields()),
   // Its statement, driver client and session would otherwise be one cast away.
-  prepare: (_scope, t, ...args) => sealedPrepared(t.prepare(...args)),
+  prepare: ({ ctx }, t, ...args) => sealedPrepared(t.prepare(...args), ctx.dialect === 'sqlite'),
 }
 
 const LOCK_STRENGTHS = new Set(['update', 'no key update', 'share', 'key share'])
@@ -774,6 +775,7 @@ function scopedCacheConfig(config: unknown, ctx: ScopeContext): unknown {
 /** `db.select(fields)`, `db.selectDistinct(fields)`, `db.selectDistinctOn(on, fields)`. */
 export function scopedSelect(db: any, method: string, args: unknown[], ctx: ScopeContext): unknown {
   const builder = db[method](...args.map((a) => sealedBefore(a, ctx)))
+  sqliteDialect(builder, ctx)
   return scopedProxy(builder, { ctx }, SELECT)
 }
 
@@ -831,12 +833,28 @@ const INSERT: Intercepts<TableScope> = {
  */
 const abortingDialects = new WeakMap<object, object>()
 
-function abortOnConflict(builder: { dialect: object }, ctx: ScopeContext): void {
+/**
+ * SQLite: the builder renders with a dialect of its own (one per database dialect), which writes
+ * INSERT and UPDATE with `or abort` (above) and holds every value the statement binds to
+ * `checkSqliteValues` as it renders it for the driver (Drizzle's `sqlToQuery`), whichever builder
+ * made it: an object among them would be read by bun:sqlite as named parameters.
+ */
+function sqliteDialect(builder: { dialect: object }, ctx: ScopeContext): void {
   if (ctx.dialect !== 'sqlite') return
   const dialect = builder.dialect as Record<string, (...args: unknown[]) => SQL>
   let aborting = abortingDialects.get(dialect)
   if (aborting === undefined) {
     aborting = Object.create(dialect, {
+      sqlToQuery: {
+        value(this: object, ...args: unknown[]) {
+          const query = (dialect.sqlToQuery as unknown as (...a: unknown[]) => { params: unknown[] }).apply(
+            this,
+            args,
+          )
+          checkSqliteValues(query.params)
+          return query
+        },
+      },
       buildInsertQuery: {
         value(this: object, config: unknown) {
           return withVerb(
@@ -875,7 +893,7 @@ export function scopedInsert(db: any, table: unknown, ctx: ScopeContext): unknow
   const { key, column } = writableTenantColumn(table, ctx)
   const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.insert(table)
-  abortOnConflict(builder, ctx)
+  sqliteDialect(builder, ctx)
   return scopedProxy(builder, { ctx, condition, table: table as Table, key }, INSERT)
 }
 
@@ -908,7 +926,7 @@ export function scopedUpdate(db: any, table: unknown, ctx: ScopeContext): unknow
   const { key, column } = writableTenantColumn(table, ctx)
   const condition = sealedTenantCondition(column, ctx.tenantId)
   const builder = db.update(table)
-  abortOnConflict(builder, ctx)
+  sqliteDialect(builder, ctx)
   return scopedProxy(builder, { ctx, condition, table: table as Table, key }, UPDATE)
 }
 
@@ -920,6 +938,7 @@ export function scopedDelete(db: any, table: unknown, ctx: ScopeContext): unknow
   const { column } = writableTenantColumn(table, ctx)
   const condition = sealedTenantCondition(column, ctx.tenantId)
   const query = db.delete(table)
+  sqliteDialect(query, ctx)
   query.where(condition)
   return scopedProxy(query, { ctx, condition }, DELETE)
 }

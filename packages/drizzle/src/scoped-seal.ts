@@ -806,12 +806,40 @@ const PREPARED_PUBLIC = new Set([
 ])
 
 /**
+ * Refuses, on SQLite, a bound value that is an object other than a date or binary data. bun:sqlite
+ * reads an object given as the first parameter as named parameters, index keys included, in place
+ * of every positional one after it: `{ 0: 'g1', 1: 'globex' }` would bind the tenant's place to
+ * `'globex'`. The other SQLite drivers refuse such a value anyway, so nothing that runs is lost;
+ * store an object through a JSON column (`text({ mode: 'json' })`) or as `JSON.stringify(value)`.
+ */
+export function checkSqliteValues(values: readonly unknown[]): void {
+  for (const value of values) {
+    if (
+      typeof value === 'object' &&
+      value !== null &&
+      !ArrayBuffer.isView(value) &&
+      !(value instanceof ArrayBuffer) &&
+      !(value instanceof Date) &&
+      // Filled in when a prepared statement runs, its value checked then (sealedPrepared).
+      !is(value, Placeholder)
+    ) {
+      throw new UnsafeQueryError(
+        'on SQLite a bound value must be a string, number, bigint, boolean, null, Date or binary data, not an object: ' +
+          "bun:sqlite reads an object as named parameters in place of the others (the tenant's among them); " +
+          "store it through a JSON column (mode: 'json') or as JSON.stringify(value)",
+      )
+    }
+  }
+}
+
+/**
  * A prepared statement that runs as prepared and shows its statement, but keeps its driver
  * client, session and the text and parameters it runs out of reach: a rewritten `query` or
- * `queryString` would run unscoped, and the client runs anything.
+ * `queryString` would run unscoped, and the client runs anything. On SQLite the values given for
+ * its placeholders are held to {@link checkSqliteValues}.
  */
-export function sealedPrepared<T extends object>(prepared: T): T {
-  return new Proxy(prepared, PREPARED_TRAPS as SealedTraps<T>)
+export function sealedPrepared<T extends object>(prepared: T, sqlite = false): T {
+  return new Proxy(prepared, (sqlite ? SQLITE_PREPARED_TRAPS : PREPARED_TRAPS) as SealedTraps<T>)
 }
 
 class PreparedTraps extends SealedTraps<object> {
@@ -835,3 +863,20 @@ class PreparedTraps extends SealedTraps<object> {
 }
 
 const PREPARED_TRAPS = new PreparedTraps()
+
+// The methods of a prepared statement that take the values of its placeholders.
+const RUNS = new Set(['execute', 'all', 'get', 'run', 'values'])
+
+class SqlitePreparedTraps extends PreparedTraps {
+  override get(t: object, prop: string | symbol): unknown {
+    const method = super.get(t, prop)
+    if (typeof prop !== 'string' || !RUNS.has(prop) || typeof method !== 'function') return method
+    return (placeholders?: Record<string, unknown>, ...rest: unknown[]) => {
+      if (typeof placeholders === 'object' && placeholders !== null)
+        checkSqliteValues(Object.values(placeholders))
+      return (method as (...a: unknown[]) => unknown)(placeholders, ...rest)
+    }
+  }
+}
+
+const SQLITE_PREPARED_TRAPS = new SqlitePreparedTraps()

@@ -70,16 +70,17 @@ describeEachDatabase(
     })
 
     /**
-     * Runs `query`, where `value` is bound as data: either the driver refuses an object parameter
-     * (libSQL does) or the query runs and sees no row (no title is that object's text).
+     * Runs `query`, where `value` is bound as data: on SQLite an object parameter is refused before
+     * the driver sees it (bun:sqlite would read it as named parameters), as data and not for having
+     * become SQL; elsewhere the query runs and sees no row (no title is that object's text).
      */
     async function boundAsData(query: PromiseLike<unknown>): Promise<void> {
       let rows: unknown
       try {
         rows = await query
       } catch (error) {
-        expect(String(error)).toMatch(/Failed query/)
-        expect((error as { code?: string }).code).not.toBe('tenant_unsafe_query')
+        expect(database.current.dialect).toBe('sqlite')
+        expect(String(error)).toMatch(/on SQLite a bound value must be/)
         return
       }
       expect(rows).toEqual([])
@@ -314,16 +315,22 @@ describeEachDatabase(
           .set({ title: placeholder as unknown as string })
           .where(eq(t.notes.id, 'acme-n1'))
         becomeSql(placeholder, commentingOut(`'pwned'`))
+        let refused = false
         try {
           await query.prepare().execute({ title: 'renamed' })
         } catch (error) {
           expect((error as { code?: string }).code).toBe('tenant_unsafe_query')
+          refused = true
         }
         const rows = await allRows(database.current, 'notes')
         expect(rows.filter((r) => r.tenant_id !== 'acme')).toEqual(
           seeded.filter((r) => r.tenant_id !== 'acme'),
         )
-        expect(rows.find((r) => r.id === 'acme-n1')).toMatchObject({ title: 'renamed' })
+        // Run with the value it was given, or (on SQLite, where the changed placeholder is an
+        // object among the values) refused whole.
+        expect(rows.find((r) => r.id === 'acme-n1')).toMatchObject({
+          title: refused ? seeded.find((r) => r.id === 'acme-n1')!.title : 'renamed',
+        })
       })
 
       it('raw SQL parameters (TenantDB.query, exec) are bound, never rendered, whatever their prototype says', async () => {

@@ -14,7 +14,7 @@ import {
   tenantColumn,
   tenantColumnForm,
 } from './scoped-builders'
-import { dataParameter } from './scoped-seal'
+import { checkSqliteValues, dataParameter } from './scoped-seal'
 import type { TenantIdForm } from './tenant-id-form'
 import { endingWith, guardSession, type TransactionScope } from './transaction-guard'
 
@@ -294,6 +294,8 @@ export class TenantDB<TDb extends TenantDatabase = TenantDatabase> {
       },
       (key) => this.#tenantIdForm(key),
     )
+    // bun:sqlite would read an object as named parameters, the tenant's place among them.
+    if (parts.dialect === 'sqlite') checkSqliteValues(parts.values)
     const chunks: SQL[] = []
     parts.text.forEach((text, i) => {
       chunks.push(sql.raw(text))

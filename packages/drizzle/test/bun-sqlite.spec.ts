@@ -10,10 +10,19 @@ import {
   testConfigManager,
   testPlanStore,
 } from '@tenant/core/testing'
-import { sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/bun-sqlite'
+import { sqliteTable, text } from 'drizzle-orm/sqlite-core'
 import { describe, expect, it } from 'vitest'
-import { DrizzleAuditLog, DrizzleConfigManager, DrizzlePlanStore, migrate, rollback } from '../src/index'
+import {
+  DrizzleAuditLog,
+  DrizzleConfigManager,
+  DrizzlePlanStore,
+  migrate,
+  rollback,
+  scoped,
+} from '../src/index'
+import { tenantIdColumn } from '../src/sqlite/index'
 
 async function fresh() {
   const db = drizzle(new Database(':memory:'))
@@ -86,5 +95,63 @@ describe('bun:sqlite specifics', () => {
     expect(db.all(sql`select name from sqlite_master where name = 'tenants'`)).toEqual([])
     expect(await migrate(db)).toEqual(['0000_init', '0001_plans', '0002_subjects_concurrency'])
     expect((await new DrizzleConfigManager(db).setTenantConfig({ id: 'back' })).id).toBe('back')
+  })
+})
+
+// bun:sqlite reads an object given as the first parameter as named parameters, index keys
+// included, in place of every positional one after it: { 0: 'g1', 1: 'globex' } bound the
+// tenant's place to 'globex'. The scoped API refuses an object value on SQLite before it runs.
+describe('bun:sqlite: an object value cannot bind the tenant', () => {
+  const notes = sqliteTable('notes', {
+    id: text('id').primaryKey(),
+    tenantId: tenantIdColumn(),
+    title: text('title'),
+  })
+  function seeded() {
+    const db = drizzle(new Database(':memory:'))
+    db.run(sql`create table notes (id text primary key, tenant_id text not null, title text)`)
+    db.run(sql`insert into notes values ('g1', 'globex', 'globex secret'), ('a1', 'acme', 'acme note')`)
+    const rows = () => db.all(sql`select id, tenant_id, title from notes order by id`)
+    return { acme: scoped(db, 'acme'), rows }
+  }
+  const before = [
+    { id: 'a1', tenant_id: 'acme', title: 'acme note' },
+    { id: 'g1', tenant_id: 'globex', title: 'globex secret' },
+  ]
+  const refusal = (run: () => unknown) =>
+    Promise.resolve()
+      .then(run)
+      .then(
+        (value) => ({ ran: value }),
+        (error: { code?: string }) => error.code,
+      )
+
+  it('refuses it in raw SQL, in inserted and set values and in prepared statements, changing nothing', async () => {
+    const { acme, rows } = seeded()
+    const forged = { 0: 'g1', 1: 'globex', 2: 'planted' }
+    const attempts = [
+      () => acme.query('SELECT id, title FROM notes WHERE id = ?', [forged]),
+      () => acme.exec('DELETE FROM notes WHERE id = ?', [forged]),
+      () => acme.exec('UPDATE notes SET title = ? WHERE id = ?', [forged, 'zz']),
+      () => acme.insert(notes).values({ id: forged as never, title: 'y' }),
+      () =>
+        acme
+          .update(notes)
+          .set({ title: forged as never })
+          .where(eq(notes.id, 'a1')),
+      () => acme.select({ x: sql`${forged}` }).from(notes),
+      () =>
+        acme
+          .update(notes)
+          .set({ title: sql.placeholder('title') as never })
+          .where(eq(notes.id, 'a1'))
+          .prepare()
+          .execute({ title: forged }),
+    ]
+    for (const attempt of attempts) expect(await refusal(attempt)).toBe('tenant_unsafe_query')
+    expect(rows()).toEqual(before)
+    // Values bun:sqlite binds as they are still work.
+    await acme.insert(notes).values({ id: 'a2', title: 'second' })
+    expect(await acme.query('SELECT id FROM notes ORDER BY id')).toEqual([{ id: 'a1' }, { id: 'a2' }])
   })
 })
