@@ -74,6 +74,11 @@ export class Admission implements TenantState {
    * `currentTenantId()`, through {@link run}.
    */
   scoped = false
+  /**
+   * The cost the quota's pre-check read and checked, which its run charges: read again, a header
+   * an event hook (or a store) changed in between would be charged unchecked.
+   */
+  quotaCost: Readonly<{ requests: number; tokens: number; subject?: string }> | undefined = undefined
   // Each stage's response headers, in stage order (see `headers()`), and their merge once made.
   #headers: (readonly [string, string][])[] | undefined = undefined
   #merged: readonly [string, string][] | undefined = undefined

@@ -149,4 +149,50 @@ describe('tenancy(): the quota cost is checked before anything is consumed', () 
     expect((await run(req('/', { tenant: 'capped' }), okHandler().next)).status).toBe(200)
     expect(seen).toEqual([200])
   })
+
+  it('charges the header cost it checked, whatever a hook does to the header after the check', async () => {
+    // Read again at charge time, a header an event hook changed was charged unchecked: 9000
+    // tokens for a request checked at 10, or a 400 invalid_cost after the slot and the rate-limit
+    // token were taken.
+    await configs.setTenantConfig({
+      id: 'capped',
+      quota: { limits: [{ window: 'day', requests: 100, tokens: 10_000 }] },
+      concurrency: { maxInFlight: 1 },
+    })
+    const concurrency = new InMemoryConcurrencyLimiter()
+    for (const [hook, value] of [
+      ['onConcurrency', 'lots'],
+      ['onConcurrency', '9000'],
+    ] as const) {
+      const run = tenancy({
+        configManager: configs,
+        concurrency,
+        quota: quotas,
+        clock,
+        hooks: { [hook]: (event: { request: Request }) => event.request.headers.set('X-Token-Count', value) },
+      })
+      const before = (await quotas.peek('capped')).windows[0]!.used.tokens
+      const response = await run(
+        req('/', { tenant: 'capped', headers: { 'X-Token-Count': '10' } }),
+        okHandler().next,
+      )
+      expect(response.status).toBe(200)
+      await response.text() // the slot goes back when the body ends
+      expect((await quotas.peek('capped')).windows[0]!.used.tokens).toBe(before + 10)
+    }
+    const rated = chain(
+      {},
+      {
+        onRateLimit: (event) => event.request.headers.set('X-Token-Count', '9000'),
+      },
+    )
+    const response = await rated(
+      req('/', { tenant: 'acme', headers: { 'X-Token-Count': '10' } }),
+      okHandler().next,
+    )
+    expect(response.status).toBe(200)
+    expect((await quotas.peek('acme')).windows[0]!.used.tokens).toBe(10)
+    // The slot went back after each request.
+    expect(await concurrency.inFlight('capped')).toBe(0)
+  })
 })

@@ -123,9 +123,6 @@ class QuotaStage implements ChainStage {
   readonly middleware = 'tenantQuota'
   readonly #core: StageCore<'onQuota'>
   readonly #clock: Clock
-  // The costs a pre-check read with a tokenEstimator or subject callback, for run() to charge:
-  // those are called once per request. A header cost is read again instead (no entry to make).
-  #prepared: WeakMap<Admission, ChargedCost> | undefined = undefined
 
   constructor(
     readonly options: QuotaOptions,
@@ -139,15 +136,13 @@ class QuotaStage implements ChainStage {
 
   /** See {@link quotaPrecheck}. */
   precheck(): ChainStage {
-    if (this.options.tokenEstimator !== undefined || this.options.subject !== undefined) {
-      this.#prepared ??= new WeakMap()
-    }
     return { stage: 'quota', middleware: this.middleware, run: (admission) => this.#cost(admission, true) }
   }
 
   run(admission: Admission): StageStep {
     if (admission.tenantId === undefined) return undefined
-    const prepared = this.#prepared?.get(admission)
+    // What the pre-check read and checked, callbacks called once: charged as it was checked.
+    const prepared = admission.quotaCost
     if (prepared !== undefined) return this.#consume(admission, prepared)
     return this.#cost(admission, false)
   }
@@ -195,7 +190,7 @@ class QuotaStage implements ChainStage {
       subject === undefined ? { requests: 1, tokens } : { requests: 1, tokens, subject },
     )
     if (!check) return this.#consume(admission, cost)
-    this.#prepared?.set(admission, cost)
+    admission.quotaCost = cost
     return undefined
   }
 
