@@ -1,5 +1,12 @@
 import { type Clock, isThenable, type TenantConfig } from '@tenant/core'
-import { resolvedScope, runResolved, setTenantState, type TenantState, tenantState } from './context'
+import {
+  isStaleState,
+  resolvedScope,
+  runResolved,
+  setTenantState,
+  type TenantState,
+  tenantState,
+} from './context'
 import { executionContextOf, keepPromiseAlive, type WaitUntil } from './execution-context'
 import { withHeaders, withoutEarlierHeaders } from './headers'
 import type { TenancyStage } from './hooks'
@@ -69,6 +76,8 @@ export class Admission implements TenantState {
   owner: object
   /** Set by a resolver in this chain (it decided the tenant, `undefined` included). */
   resolved = false
+  /** Set by the host once the handler has answered (see `TenantState.finished`). */
+  finished = false
   /**
    * Set by a resolver in this chain: the host runs the handler with the tenant as
    * `currentTenantId()`, through {@link run}.
@@ -335,6 +344,8 @@ export function decide(
     // On the request; else (a sub-application called with a new Request) in the scope the
     // earlier resolver's host opened.
     let state = tenantState(request)
+    // Not one left on the Request by another run (see isStaleState).
+    if (state !== undefined && isStaleState(state)) state = undefined
     if (state === undefined) {
       state = resolvedScope()
       if (state === undefined) throw unresolved(first.middleware)
@@ -422,15 +433,28 @@ function proceed(outcome: Admission | Response, next: Next): Promise<Response> {
   // The headers are marked as the request's `owner`'s: an inner chain on another Request object of
   // the same request (a sub-application's) wrote as that one too, and its headers stay.
   const { owner } = outcome
-  if (!outcome.pending) return downstream.then((response) => withoutEarlierHeaders(response, owner))
+  if (!outcome.pending) {
+    return downstream.then(
+      (response) => {
+        outcome.finished = true
+        return withoutEarlierHeaders(response, owner)
+      },
+      (error: unknown) => {
+        outcome.finished = true
+        throw error
+      },
+    )
+  }
   return downstream
     .then((response) => {
+      outcome.finished = true
       const finished = outcome.finish(response)
       if (isThenable(finished)) return finished.then((sent) => withHeaders(sent, outcome.headers(), owner))
       return withHeaders(finished, outcome.headers(), owner)
     })
     .catch((error: unknown) => {
       // The handler or a finisher threw: no response will carry the request to its end.
+      outcome.finished = true
       outcome.abandon()
       throw error
     })

@@ -13,6 +13,12 @@ export interface TenantState {
    * response are not taken for another request's by an outer one (see {@link ownerOf}).
    */
   owner: object
+  /**
+   * True once the run this decision was made for has answered (its handler settled). The state
+   * stays on the Request object, which can be sent again, or handed to another request's code (a
+   * module-level Request for an internal call): no later run may take it as its own.
+   */
+  readonly finished?: boolean
 }
 
 // The state rides on the Request object itself, under a module-private symbol, so it lives exactly
@@ -118,12 +124,24 @@ interface Scope {
  * decision counts as an earlier resolver's for the resolvers and stages further down.
  */
 class ResolvedScope implements Scope, TenantState {
-  constructor(
-    readonly tenantId: string | undefined,
-    readonly tenant: TenantConfig | undefined,
-    readonly source: object | undefined,
-    readonly owner: object,
-  ) {}
+  readonly tenantId: string | undefined
+  readonly tenant: TenantConfig | undefined
+  readonly source: object | undefined
+  readonly owner: object
+  readonly #from: TenantState
+
+  constructor(from: TenantState) {
+    this.tenantId = from.tenantId
+    this.tenant = from.tenant
+    this.source = from.source
+    this.owner = from.owner
+    this.#from = from
+  }
+
+  /** The decision's own: a scope stored on a Request (see `decide`) ends with its run. */
+  get finished(): boolean {
+    return this.#from.finished === true
+  }
 }
 
 let storage: Storage<Scope> | null | undefined
@@ -191,7 +209,7 @@ export function runWithTenantId<R>(tenantId: string | undefined, fn: () => R): R
  */
 export function runResolved<R>(state: TenantState, fn: () => R): R {
   const als = loadStorage()
-  return als ? als.run(new ResolvedScope(state.tenantId, state.tenant, state.source, state.owner), fn) : fn()
+  return als ? als.run(new ResolvedScope(state), fn) : fn()
 }
 
 /**
@@ -203,6 +221,18 @@ export function resolvedScope(): TenantState | undefined {
   // Not loaded yet: no scope was ever opened, and nothing to pay for.
   const scope = storage?.getStore()
   return scope instanceof ResolvedScope ? scope : undefined
+}
+
+/**
+ * Whether `state`, found on a Request, is not the decision of the request being handled: its run
+ * has answered (the Request is sent again, or kept and used by later code), or the code runs in
+ * another request's resolved scope (one Request object used by several requests' code). Internal:
+ * a resolver and a chain without one then take the scope, or resolve, instead.
+ */
+export function isStaleState(state: TenantState): boolean {
+  if (state.finished === true) return true
+  const scope = resolvedScope()
+  return scope !== undefined && scope.owner !== state.owner
 }
 
 /**

@@ -8,7 +8,7 @@ import {
   validateTenantId,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import { resolvedScope, setTenantState, type TenantState, tenantState } from './context'
+import { isStaleState, resolvedScope, setTenantState, type TenantState, tenantState } from './context'
 import { extractEvery, extractFrom, type Found, fromHeader, type TenantExtractor } from './extractors'
 import { assertMethods, checkFunction, checkStageOptions, checkToken, invalidOption } from './options'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
@@ -212,6 +212,8 @@ class ResolverStage implements ChainStage {
     // Request, Hono's mount()), in the tenant context its host opened (only a resolver's scope
     // counts, not one of runWithTenantId).
     let state: TenantState | undefined = tenantState(admission.request)
+    // Not one left on the Request by another run (see isStaleState).
+    if (state !== undefined && isStaleState(state)) state = undefined
     if (state?.tenantId === undefined) state = resolvedScope() ?? state
     // One request, whichever Request object carries it now (see TenantState.owner).
     if (state !== undefined) admission.owner = state.owner

@@ -285,15 +285,22 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
     const done = outcome.runDownstream(next)
     // A response an earlier request's stages wrote into (one object handed to every request) goes
     // out without their headers.
-    return done.then(() => {
-      const response = c.res
-      const sent = withoutEarlierHeaders(response, outcome.owner)
-      if (sent !== response) {
-        c.res = undefined
-        c.res = sent
-      }
-      return undefined
-    })
+    return done.then(
+      () => {
+        outcome.finished = true
+        const response = c.res
+        const sent = withoutEarlierHeaders(response, outcome.owner)
+        if (sent !== response) {
+          c.res = undefined
+          c.res = sent
+        }
+        return undefined
+      },
+      (error: unknown) => {
+        outcome.finished = true
+        throw error
+      },
+    )
   }
   // Under @hono/node-server the headers join the response head as Node writes it (see
   // writeHeadWith); elsewhere they go through c.header(), and settle() checks them afterwards.
@@ -308,10 +315,12 @@ function proceed(c: Context, outcome: Admission | Response, next: Next): Promise
   // One reaction for both outcomes (not .then().catch(): a second promise on every request).
   const abandon = (error: unknown): never => {
     // The handler or a finisher threw past Hono's error handler: give back what the stages hold.
+    outcome.finished = true
     outcome.abandon()
     throw error
   }
   return done.then(() => {
+    outcome.finished = true
     try {
       const response = c.res
       const finished = outcome.finish(response)
