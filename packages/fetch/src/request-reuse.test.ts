@@ -76,7 +76,8 @@ describe('a Request object used by more than one run', () => {
       // A module-level Request for an internal call (no body: reusable under the Fetch spec).
       const ping = new Request('https://api.example.com/internal/usage')
       const outer = tenancy({ configManager: configs, quota: quotas, clock })
-      const handler = () => sub(ping, async (r) => new Response(`${currentTenantId()}|${getTenantId(r ?? ping)}`))
+      const handler = () =>
+        sub(ping, async (r) => new Response(`${currentTenantId()}|${getTenantId(r ?? ping)}`))
       expect(await (await outer(req('/', { tenant: 'acme' }), handler)).text()).toBe('acme|acme')
       expect(await (await outer(req('/', { tenant: 'globex' }), handler)).text()).toBe('globex|globex')
       // Both at once: each in its own scope.
