@@ -820,8 +820,10 @@ export function checkSqliteValues(values: readonly unknown[]): void {
       !ArrayBuffer.isView(value) &&
       !(value instanceof ArrayBuffer) &&
       !(value instanceof Date) &&
-      // Filled in when a prepared statement runs, its value checked then (sealedPrepared).
-      !is(value, Placeholder)
+      // Filled in when a prepared statement runs, its value checked then (sealedPrepared): bare,
+      // or through a column's encoder (Drizzle's insert and set()).
+      !is(value, Placeholder) &&
+      !(is(value, Param) && is(value.value, Placeholder))
     ) {
       throw new UnsafeQueryError(
         'on SQLite a bound value must be a string, number, bigint, boolean, null, Date or binary data, not an object: ' +
@@ -872,11 +874,23 @@ class SqlitePreparedTraps extends PreparedTraps {
     const method = super.get(t, prop)
     if (typeof prop !== 'string' || !RUNS.has(prop) || typeof method !== 'function') return method
     return (placeholders?: Record<string, unknown>, ...rest: unknown[]) => {
-      if (typeof placeholders === 'object' && placeholders !== null)
-        checkSqliteValues(Object.values(placeholders))
+      // The values as the driver will get them: a placeholder's value through its column's
+      // encoder, as Drizzle fills it in (a JSON column's object becomes text).
+      const { params } = (t as { getQuery(): { params: unknown[] } }).getQuery()
+      checkSqliteValues(params.map((param) => filledIn(param, placeholders)))
       return (method as (...a: unknown[]) => unknown)(placeholders, ...rest)
     }
   }
+}
+
+/** A prepared statement's parameter as it is bound once `values` fill in its placeholders. */
+function filledIn(param: unknown, values: Record<string, unknown> | undefined): unknown {
+  if (is(param, Placeholder)) return values?.[param.name]
+  if (is(param, Param) && is(param.value, Placeholder)) {
+    const value = values?.[param.value.name]
+    return value === null || value === undefined ? value : param.encoder.mapToDriverValue(value)
+  }
+  return param
 }
 
 const SQLITE_PREPARED_TRAPS = new SqlitePreparedTraps()
