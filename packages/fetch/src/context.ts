@@ -92,7 +92,7 @@ export function inheritTenantState(from: Request, to: Request): void {
  * ```
  */
 export function getTenantId(request: Request): string | undefined {
-  return tenantState(request)?.tenantId
+  return decisionOf(request)?.tenantId
 }
 
 /**
@@ -105,7 +105,20 @@ export function getTenantId(request: Request): string | undefined {
  * ```
  */
 export function getTenant(request: Request): TenantConfig | undefined {
-  return tenantState(request)?.tenant
+  return decisionOf(request)?.tenant
+}
+
+/**
+ * The decision `getTenantId` and `getTenant` answer from: the request's, unless the caller runs
+ * in another request's resolver scope (one Request object used by the code of several requests at
+ * once, the last decision written on it another request's), then the scope's. A finished decision
+ * still answers outside a scope: a middleware around the chain reads it after the handler.
+ */
+function decisionOf(request: Request): TenantState | undefined {
+  const state = tenantState(request)
+  if (state === undefined) return undefined
+  const scope = resolvedScope()
+  return scope !== undefined && scope.owner !== state.owner ? scope : state
 }
 
 interface Storage<T> {

@@ -5,7 +5,7 @@
 import { InMemoryConfigManager, InMemoryQuotaManager, ManualClock } from '@tenant/core'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { okHandler, recorder, req } from '../test/helpers'
-import { currentTenantId, getTenantId, tenancy, tenantQuota } from './index'
+import { currentTenantId, getTenant, getTenantId, tenancy, tenantQuota } from './index'
 
 describe('a Request object used by more than one run', () => {
   let clock: ManualClock
@@ -61,6 +61,27 @@ describe('a Request object used by more than one run', () => {
     expect((await chain(request, okHandler().next)).status).toBe(200)
     expect((await chain(request, okHandler().next)).status).toBe(429)
     expect(errors).toEqual([])
+  })
+
+  it('used for internal calls by two requests at once, getTenantId answers each handler its own tenant', async () => {
+    // Both sub-chains decide on the shared Request before either handler reads it: the object
+    // carries the later decision, the other handler still reads its own.
+    const ping = new Request('https://api.example.com/internal/usage')
+    const sub = tenantQuota({ manager: quotas, clock })
+    let decided = 0
+    let bothDecided!: () => void
+    const gate = new Promise<void>((resolve) => (bothDecided = resolve))
+    const outer = tenancy({ configManager: configs, clock })
+    const handler = () =>
+      sub(ping, async (r) => {
+        if (++decided === 2) bothDecided()
+        await gate
+        return new Response(`${currentTenantId()}|${getTenantId(r ?? ping)}|${getTenant(r ?? ping)?.id}`)
+      })
+    const answers = await Promise.all(
+      ['acme', 'globex'].map(async (tenant) => (await outer(req('/', { tenant }), handler)).text()),
+    )
+    expect(answers).toEqual(['acme|acme|acme', 'globex|globex|globex'])
   })
 
   for (const [name, makeSub] of [
