@@ -823,28 +823,25 @@ const INSERT: Intercepts<TableScope> = {
 }
 
 /**
- * SQLite: a table's own conflict clause (`id text primary key on conflict replace`, Drizzle's
- * `integer().primaryKey({ onConflict: 'replace' })`) turns a plain INSERT or UPDATE that collides with
- * another row's key into a REPLACE, which deletes that row, another tenant's included. The
- * statement's own clause overrides the table's, so scoped writes say `insert or abort` and
- * `update or abort` (ABORT is what SQLite does anyway without a clause anywhere): a collision
- * fails the statement and changes nothing. Drizzle has no API for the clause, so the builder gets
- * a dialect whose INSERT and UPDATE render with it.
+ * SQLite: the builder renders with a dialect of its own (one per database dialect, kept here).
+ * - INSERT and UPDATE say `or abort`: a table's own conflict clause (`id text primary key on
+ *   conflict replace`, Drizzle's `integer().primaryKey({ onConflict: 'replace' })`) would turn a
+ *   write that collides with another row's key into a REPLACE, deleting that row, another
+ *   tenant's included. The statement's clause overrides the table's, and ABORT is what SQLite
+ *   does without a clause anywhere: a collision fails the statement and changes nothing. Drizzle
+ *   has no API for the clause.
+ * - Every value the statement binds is held to `checkSqliteValues` as Drizzle renders it for the
+ *   driver (`sqlToQuery`), whichever builder made it: bun:sqlite reads an object among them as
+ *   named parameters.
  */
-const abortingDialects = new WeakMap<object, object>()
+const sqliteDialects = new WeakMap<object, object>()
 
-/**
- * SQLite: the builder renders with a dialect of its own (one per database dialect), which writes
- * INSERT and UPDATE with `or abort` (above) and holds every value the statement binds to
- * `checkSqliteValues` as it renders it for the driver (Drizzle's `sqlToQuery`), whichever builder
- * made it: an object among them would be read by bun:sqlite as named parameters.
- */
 function sqliteDialect(builder: { dialect: object }, ctx: ScopeContext): void {
   if (ctx.dialect !== 'sqlite') return
   const dialect = builder.dialect as Record<string, (...args: unknown[]) => SQL>
-  let aborting = abortingDialects.get(dialect)
-  if (aborting === undefined) {
-    aborting = Object.create(dialect, {
+  let guarded = sqliteDialects.get(dialect)
+  if (guarded === undefined) {
+    guarded = Object.create(dialect, {
       sqlToQuery: {
         value(this: object, ...args: unknown[]) {
           const query = (dialect.sqlToQuery as unknown as (...a: unknown[]) => { params: unknown[] }).apply(
@@ -870,9 +867,9 @@ function sqliteDialect(builder: { dialect: object }, ctx: ScopeContext): void {
         },
       },
     }) as object
-    abortingDialects.set(dialect, aborting)
+    sqliteDialects.set(dialect, guarded)
   }
-  builder.dialect = aborting
+  builder.dialect = guarded
 }
 
 /** `query` with its verb chunk `from` (as Drizzle renders it) written `to`. */

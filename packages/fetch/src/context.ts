@@ -116,9 +116,13 @@ export function getTenant(request: Request): TenantConfig | undefined {
  */
 function decisionOf(request: Request): TenantState | undefined {
   const state = tenantState(request)
-  if (state === undefined) return undefined
+  return state === undefined ? undefined : (foreignScope(state) ?? state)
+}
+
+/** The resolver scope the caller runs in, when it is another request's than `state`'s. */
+function foreignScope(state: TenantState): TenantState | undefined {
   const scope = resolvedScope()
-  return scope !== undefined && scope.owner !== state.owner ? scope : state
+  return scope !== undefined && scope.owner !== state.owner ? scope : undefined
 }
 
 interface Storage<T> {
@@ -243,9 +247,7 @@ export function resolvedScope(): TenantState | undefined {
  * a resolver and a chain without one then take the scope, or resolve, instead.
  */
 export function isStaleState(state: TenantState): boolean {
-  if (state.finished === true) return true
-  const scope = resolvedScope()
-  return scope !== undefined && scope.owner !== state.owner
+  return state.finished === true || foreignScope(state) !== undefined
 }
 
 /**
