@@ -1,5 +1,6 @@
 import type {
   NormalizedCost,
+  QuotaAdjustment,
   QuotaAlgorithm,
   QuotaConfig,
   QuotaCost,
@@ -16,6 +17,7 @@ import {
   fixedWindowAlgorithm,
   invalidOption,
   normalizeCost,
+  normalizeDecidedAt,
   normalizeTokenDelta,
   slidingWindowAlgorithm,
   subjectOf,
@@ -139,18 +141,21 @@ export class DurableObjectQuotaManager implements QuotaManager {
     )) as QuotaDecision
   }
 
-  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
+  async adjust(tenantId: string, delta: QuotaAdjustment): Promise<QuotaUsage> {
     validateTenantId(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const decidedAt = normalizeDecidedAt(delta)
     const subject = subjectOf(delta)
     const config = await this.#provider.quotaConfig(tenantId)
     const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    // Sent only when given: a call without it is one objects of every release understand.
+    const at = decidedAt === undefined ? {} : { decidedAt }
     if (subjectConfig !== undefined) {
-      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'adjust', tokens }
+      const call: QuotaCall = { ...this.#base(config, subject, subjectConfig), op: 'adjust', tokens, ...at }
       return { tenantId, subject, windows: await this.#windows(tenantId, call) }
     }
     if (effectiveLimits(config).length === 0) return { tenantId, windows: [] }
-    const call: QuotaCall = { ...this.#base(config), op: 'adjust', tokens }
+    const call: QuotaCall = { ...this.#base(config), op: 'adjust', tokens, ...at }
     return { tenantId, windows: await this.#windows(tenantId, call) }
   }
 

@@ -65,6 +65,22 @@ describe('TenantQuotaObject: a malformed quota call', () => {
     expect(r.ok).toBe(false)
     expect(ins.keys).toEqual([])
   }, 60_000)
+
+  it('an adjust with a decidedAt that is no decision time is refused and changes nothing', async () => {
+    const id = randomTenantId('rtdec')
+    const tokens = { limits: [{ window: 'minute', tokens: 100 }] }
+    expect((await rawq(id, { op: 'consume', cost: { requests: 1, tokens: 40 }, config: tokens })).ok).toBe(
+      true,
+    )
+    for (const decidedAt of ['1', -1, 1.5, null, Number.NaN]) {
+      const r = await rawq(id, { op: 'adjust', tokens: -40, decidedAt, config: tokens })
+      expect(r).toMatchObject({ ok: false, error: { code: 'invalid_cost' } })
+    }
+    const peek = await rawq(id, { op: 'peek', config: tokens })
+    expect(peek.value[0].used).toEqual({ requests: 1, tokens: 40 })
+    const refunded = await rawq(id, { op: 'adjust', tokens: -40, decidedAt: T0, config: tokens })
+    expect(refunded.value[0].used).toEqual({ requests: 1, tokens: 0 })
+  }, 60_000)
 })
 
 // The subject is part of a storage key: unchecked, a template string made 42, ['42'] and '42' one

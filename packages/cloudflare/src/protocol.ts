@@ -63,7 +63,16 @@ export type QuotaCall =
        */
       opId?: string
     })
-  | (QuotaCallBase & { op: 'adjust'; tokens: number })
+  | (QuotaCallBase & {
+      op: 'adjust'
+      tokens: number
+      /**
+       * The refunded admission's `decidedAt` (core's `QuotaAdjustment`): a refund leaves the
+       * windows started since alone. Objects of earlier releases ignore it and refund the current
+       * windows.
+       */
+      decidedAt?: number
+    })
   | (QuotaCallBase & { op: 'peek' })
   | (Omit<QuotaCallBase, 'config'> & { op: 'reset' })
 

@@ -15,6 +15,7 @@ import {
   fixedWindowAlgorithm,
   InvalidTenantConfigError,
   MAX_SUBJECTS_PER_TENANT,
+  normalizeDecidedAt,
   slidingWindowAlgorithm,
   TenantBackendError,
   tagSubject,
@@ -324,7 +325,13 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         }
       }
       case 'adjust': {
-        const { usage, state } = algorithm.adjust(previous, call.config, call.tokens, now)
+        const { usage, state } = algorithm.adjust(
+          previous,
+          call.config,
+          call.tokens,
+          now,
+          normalizeDecidedAt(call),
+        )
         const write = call.tokens === 0 ? undefined : this.#saveQuota(key, algorithm, state, now)
         return { value: usage, write }
       }
@@ -546,8 +553,9 @@ export class TenantQuotaObject<Env = unknown> extends DurableObject<Env> {
         }
       }
       case 'adjust': {
-        const own = algorithm.adjust(previous, call.config, call.tokens, now)
-        const other = algorithm.adjust(theirs, subjectConfig, call.tokens, now)
+        const decidedAt = normalizeDecidedAt(call)
+        const own = algorithm.adjust(previous, call.config, call.tokens, now, decidedAt)
+        const other = algorithm.adjust(theirs, subjectConfig, call.tokens, now, decidedAt)
         return {
           value: [...own.usage, ...tagSubject(other.usage, subject)],
           write: call.tokens === 0 ? undefined : writes(own.state, other.state),

@@ -73,3 +73,26 @@ export function normalizeTokenDelta(delta: { tokens: number }): number {
   }
   return tokens + 0
 }
+
+/**
+ * Validates the `decidedAt` of `QuotaManager.adjust` (see `QuotaAdjustment`): absent, or a safe
+ * whole number >= 0 (ms since the epoch, as a decision's `decidedAt` is). Call it after
+ * {@link normalizeTokenDelta}, which checks that `delta` is an object. Throws
+ * {@link InvalidCostError} otherwise.
+ *
+ * @example
+ * ```ts
+ * normalizeDecidedAt({ tokens: -120, decidedAt: decision.decidedAt }) // decision.decidedAt
+ * normalizeDecidedAt({ tokens: -120, decidedAt: '1700000000000' }) // throws InvalidCostError
+ * ```
+ */
+export function normalizeDecidedAt(delta: { decidedAt?: number }): number | undefined {
+  const at: unknown = delta.decidedAt
+  if (at === undefined) return undefined
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) {
+    throw new InvalidCostError(
+      `adjust decidedAt must be a decision's decidedAt (a whole number of ms since the epoch), got ${describeValue(at)}`,
+    )
+  }
+  return at + 0
+}

@@ -64,6 +64,27 @@ export interface QuotaDecision {
   reason?: string
   /** Every limit's state after this decision (unchanged on a denial). */
   windows: QuotaWindowUsage[]
+  /**
+   * When the store decided, ms since the epoch on the store's clock (Redis's for
+   * `RedisQuotaManager`). Hand it to {@link QuotaManager.adjust} with a refund, so the refund
+   * comes out of the windows this admission charged. Every store of the toolkit sets it; optional
+   * so that stand-ins and stores of earlier releases still type-check.
+   */
+  decidedAt?: number
+}
+
+/** What {@link QuotaManager.adjust} changes. */
+export interface QuotaAdjustment {
+  /** Whole number: positive charges, negative refunds. */
+  tokens: number
+  /** The subject whose windows change too (see `QuotaCost.subject`). */
+  subject?: string
+  /**
+   * The `decidedAt` of the admission a refund is for. With it, a refund comes out of the windows
+   * that admission charged: a window started since (a new minute) is not touched. Without it, or
+   * for a charge, the windows current when `adjust` runs change.
+   */
+  decidedAt?: number
 }
 
 /** Current usage of a tenant, from {@link QuotaManager.peek} or {@link QuotaManager.adjust}. */
@@ -91,9 +112,14 @@ export interface QuotaManager {
   /**
    * Charges (positive) or refunds (negative) `tokens` in the current windows, after the upstream
    * said what a request really used. Refunds stop at zero. Never denies. With `subject`, the
-   * subject's windows change too and are listed after the tenant's.
+   * subject's windows change too and are listed after the tenant's. With `decidedAt` (the
+   * admission's {@link QuotaDecision.decidedAt}), a refund leaves the windows started since that
+   * admission alone: a stream admitted in one minute and settled in the next is refunded from the
+   * minute it was charged in (and from the hour, day and month, which it has not left). Throws
+   * `InvalidCostError` for tokens that are no whole number or a `decidedAt` that is no whole
+   * number >= 0.
    */
-  adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage>
+  adjust(tenantId: string, delta: QuotaAdjustment): Promise<QuotaUsage>
   /**
    * Current usage without consuming anything. With `options.subject`: that subject's windows
    * only (none when no pattern of the tenant's quota matches it).

@@ -602,7 +602,19 @@ export function testQuotaManager(
           const error = await rejectionOf(manager.consume(id, cost as QuotaCost))
           expect(error).toMatchObject({ code: 'invalid_cost', status: 400 })
         }
-        for (const delta of [{ tokens: 1.5 }, { tokens: Number.NaN }, { tokens: '5' }, {}, null]) {
+        const badDeltas = [
+          { tokens: 1.5 },
+          { tokens: Number.NaN },
+          { tokens: '5' },
+          {},
+          null,
+          { tokens: -5, decidedAt: -1 },
+          { tokens: -5, decidedAt: 1.5 },
+          { tokens: -5, decidedAt: String(T0) },
+          { tokens: -5, decidedAt: Number.NaN },
+          { tokens: -5, decidedAt: null },
+        ]
+        for (const delta of badDeltas) {
           const error = await rejectionOf(manager.adjust(id, delta as { tokens: number }))
           expect(error).toMatchObject({ code: 'invalid_cost', status: 400 })
         }
@@ -637,6 +649,36 @@ export function testQuotaManager(
         expect((await manager.adjust(id, { tokens: 0 })).windows[0]!.used.tokens).toBe(0)
         expect(await used('day')).toEqual({ requests: 1, tokens: 0 })
         expect((await manager.consume(id, { tokens: 100 })).allowed).toBe(true)
+      },
+      timeout,
+    )
+
+    it(
+      "a refund given its admission's decidedAt leaves the windows started since alone",
+      async () => {
+        const { manager, id, clock, used } = await setup({
+          limits: [
+            { window: 'minute', tokens: 1000 },
+            { window: 'day', tokens: 10_000 },
+          ],
+        })
+        const admitted = await manager.consume(id, { tokens: 300 })
+        expect(admitted.decidedAt).toBe(T0)
+        // A stream that ran on into another minute, where another request was charged.
+        clock.set(T0 + 2 * MINUTE)
+        await manager.consume(id, { tokens: 50 })
+        const settled = await manager.adjust(id, { tokens: -250, decidedAt: admitted.decidedAt })
+        expect(settled.windows.map((w) => [w.window, w.used])).toEqual([
+          ['minute', { requests: 1, tokens: 50 }],
+          ['day', { requests: 2, tokens: 100 }],
+        ])
+        expect(await used('minute')).toEqual({ requests: 1, tokens: 50 })
+        // However large, such a refund leaves the new minute alone; a charge goes into the current
+        // windows whatever decidedAt says.
+        await manager.adjust(id, { tokens: -1_000_000, decidedAt: admitted.decidedAt })
+        expect(await used('minute')).toEqual({ requests: 1, tokens: 50 })
+        await manager.adjust(id, { tokens: 20, decidedAt: admitted.decidedAt })
+        expect(await used('minute')).toEqual({ requests: 1, tokens: 70 })
       },
       timeout,
     )

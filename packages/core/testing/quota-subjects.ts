@@ -168,6 +168,27 @@ export function testQuotaSubjects(
     )
 
     it(
+      "a subject's refund given its admission's decidedAt leaves the windows started since alone",
+      async () => {
+        const { manager, id, clock, used } = await setup(keyed)
+        const admitted = await manager.consume(id, { tokens: 300, subject: 'key:a' })
+        clock.set(T0 + 2 * 60_000)
+        await manager.consume(id, { tokens: 40, subject: 'key:a' })
+        const settled = await manager.adjust(id, {
+          tokens: -250,
+          subject: 'key:a',
+          decidedAt: admitted.decidedAt,
+        })
+        expect(settled.windows.map((w) => [w.subject, w.used.tokens])).toEqual([
+          [undefined, 40],
+          ['key:a', 40],
+        ])
+        expect(await used('key:a')).toEqual({ requests: 1, tokens: 40 })
+      },
+      timeout,
+    )
+
+    it(
       'peek, adjust and reset work per subject; a tenant reset clears its subjects',
       async () => {
         const { manager, id, used } = await setup(keyed)

@@ -23,11 +23,12 @@ describe.each(Object.entries(managers))(
   'quota streamUsage (%s window, real streaming upstream)',
   (_, make) => {
     let clock: ManualClock
+    let configs: InMemoryConfigManager
     let manager: QuotaManager
     let closers: (() => Promise<void>)[]
     beforeEach(async () => {
       clock = new ManualClock(START)
-      const configs = new InMemoryConfigManager({ clock })
+      configs = new InMemoryConfigManager({ clock })
       await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'minute', tokens: 10_000 }] } })
       manager = make(configs, clock)
       closers = []
@@ -315,6 +316,52 @@ describe.each(Object.entries(managers))(
       await response.text()
       await Promise.all(waited)
       expect(await used()).toBe(6)
+    })
+
+    it('refunds a stream settled in a later minute from the windows it was charged in', async () => {
+      await configs.setTenantConfig({
+        id: 'acme',
+        quota: {
+          limits: [
+            { window: 'minute', tokens: 10_000 },
+            { window: 'day', tokens: 100_000 },
+          ],
+        },
+      })
+      let upstream!: ReadableStreamDefaultController<Uint8Array>
+      const body = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          upstream = controller
+        },
+      })
+      let settled!: (event: SettleEvent) => void
+      const settlement = new Promise<SettleEvent>((resolve) => {
+        settled = resolve
+      })
+      const handler = withTenancy(
+        () => new Response(body, { headers: { 'Content-Type': 'text/event-stream' } }),
+        { quota: { manager, clock, streamUsage: true }, hooks: { onSettle: settled } },
+      )
+      const response = await handler(
+        new Request('http://app.test/', { headers: { 'X-Tenant-ID': 'acme', 'X-Token-Count': '100' } }),
+      )
+      const [first, ...rest] = openAiEvents(['Hi'], { prompt: 10, completion: 20 })
+      const bytes = new TextEncoder()
+      upstream.enqueue(bytes.encode(first!))
+      // The stream runs on into a later minute (one the sliding minute no longer reaches back
+      // from), where the tenant's other requests are charged.
+      clock.set(START + 90_000)
+      await manager.consume('acme', { tokens: 40 })
+      for (const event of rest) upstream.enqueue(bytes.encode(event))
+      upstream.close()
+      await response.text()
+      expect(await settlement).toMatchObject({ how: 'usage', estimatedTokens: 100, tokens: 30 })
+      // Estimated 100, used 30: the 70 come back from the day (charged 100 + 40), and the new
+      // minute keeps the 40 of the request charged in it.
+      expect((await manager.peek('acme')).windows.map((w) => [w.window, w.used.tokens])).toEqual([
+        ['minute', 40],
+        ['day', 70],
+      ])
     })
 
     it('rejects a bad streamUsage option', () => {

@@ -6,6 +6,7 @@ import {
   InvalidCostError,
   isTenantError,
   isThenable,
+  type QuotaAdjustment,
   type QuotaCost,
   type QuotaDecision,
   type QuotaManager,
@@ -234,8 +235,7 @@ class QuotaStage implements ChainStage {
       info,
     )
     if (!refund) return
-    const delta =
-      cost.subject === undefined ? { tokens: -cost.tokens } : { tokens: -cost.tokens, subject: cost.subject }
+    const delta = adjustment(-cost.tokens, cost.subject, decision.decidedAt)
     // Not into a tenant created under this id since: the refund would lower a new customer's usage.
     Promise.resolve()
       .then(() => stillAdmitted(admission))
@@ -272,7 +272,7 @@ class QuotaStage implements ChainStage {
     if (actualTokens !== undefined || stream !== undefined) {
       admission.onResponse(async (response) => {
         if (stream !== undefined && isEventStream(response)) {
-          return this.#stream(admission, response, stream, cost)
+          return this.#stream(admission, response, stream, cost, answer.decidedAt)
         }
         if (actualTokens === undefined) return undefined
         await adjust(core.hooks, this.manager, actualTokens, {
@@ -282,6 +282,7 @@ class QuotaStage implements ChainStage {
           tenantId,
           subject: cost.subject,
           estimated: cost.tokens,
+          decidedAt: answer.decidedAt,
           timeoutMs: core.timeoutMs,
           // Made before onAdjust fires, from the frozen copy the hooks get.
           adjusted: (usage) =>
@@ -293,7 +294,13 @@ class QuotaStage implements ChainStage {
     return undefined
   }
 
-  #stream(admission: Admission, response: Response, stream: StreamUsage, cost: ChargedCost): Response {
+  #stream(
+    admission: Admission,
+    response: Response,
+    stream: StreamUsage,
+    cost: ChargedCost,
+    decidedAt: number | undefined,
+  ): Response {
     const { hooks, timeoutMs } = this.#core
     const { tokens: estimated, subject } = cost
     const tenantId = admission.tenantId!
@@ -310,6 +317,7 @@ class QuotaStage implements ChainStage {
           tenantId,
           subject,
           estimated,
+          decidedAt,
           timeoutMs,
         }),
       onSettle: (event) => emit(hooks, 'onSettle', 'quota', event),
@@ -405,9 +413,27 @@ interface AdjustContext {
   tenantId: string
   subject: string | undefined
   estimated: number
+  /** The admission's `decidedAt`: a refund comes out of the windows it charged. */
+  decidedAt: number | undefined
   timeoutMs: number | undefined
   /** What the adjusted usage changes on the response (the quota headers), done before any hook runs. */
   adjusted?: (usage: QuotaUsage) => void
+}
+
+/**
+ * What `adjust()` is sent: the token difference, the subject, and the admission's decision time
+ * (absent from a store that does not tell it), so that a refund comes out of the windows the
+ * admission charged.
+ */
+function adjustment(
+  tokens: number,
+  subject: string | undefined,
+  decidedAt: number | undefined,
+): QuotaAdjustment {
+  const delta: QuotaAdjustment = { tokens }
+  if (subject !== undefined) delta.subject = subject
+  if (decidedAt !== undefined) delta.decidedAt = decidedAt
+  return delta
 }
 
 /**
@@ -469,7 +495,7 @@ async function adjust(
     if (reported === undefined) return undefined
     actual = costAmount(reported, 'actualTokens()', 0)
     if (actual === estimated) return undefined
-    const delta = { tokens: actual - estimated, ...(subject === undefined ? {} : { subject }) }
+    const delta = adjustment(actual - estimated, subject, context.decidedAt)
     if (!(await stillAdmitted(context.admission))) {
       throw new TenantError(
         'tenant_not_found',

@@ -8,7 +8,9 @@ import {
   MAX_SUBJECTS_PER_TENANT,
   type NormalizedCost,
   normalizeCost,
+  normalizeDecidedAt,
   normalizeTokenDelta,
+  type QuotaAdjustment,
   type QuotaAlgorithm,
   type QuotaCharge,
   type QuotaConfig,
@@ -279,15 +281,21 @@ export class RedisQuotaManager implements QuotaManager {
     return decision
   }
 
-  /** Charges (positive) or refunds (negative, down to zero) tokens in the current windows. */
-  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
+  /**
+   * Charges (positive) or refunds (negative, down to zero) tokens in the current windows; a refund
+   * given `decidedAt` leaves the windows started since that admission alone.
+   */
+  async adjust(tenantId: string, delta: QuotaAdjustment): Promise<QuotaUsage> {
     const key = this.#key(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const decidedAt = normalizeDecidedAt(delta)
     const subject = subjectOf(delta)
     const config = await this.#provider.quotaConfig(tenantId)
     const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
+    // The scripts' cost arguments for an adjust: the delta and the decision time ('' for none).
+    const head = [String(tokens), decidedAt === undefined ? '' : String(decidedAt)]
     if (subjectConfig !== undefined)
-      return this.#adjustSubject(tenantId, tokens, config, subject!, subjectConfig)
+      return this.#adjustSubject(tenantId, tokens, decidedAt, head, config, subject!, subjectConfig)
     const { limits, limitArgs } = this.#prepare(config)
     const { algorithm } = this.#engine
     if (limits.length === 0) {
@@ -299,9 +307,9 @@ export class RedisQuotaManager implements QuotaManager {
     // The marker (KEYS[2], not a receipt for an adjust) is declared: an adjust that empties the
     // hash writes a new stamp there (see stamp_if_emptied).
     const keys = [key, resetMarkerKey(key)]
-    const reply = await this.#call(tenantId, keys, 'adjust', [String(tokens), '0', ...limitArgs], limits)
+    const reply = await this.#call(tenantId, keys, 'adjust', [...head, ...limitArgs], limits)
     if (tokens > 0) this.#localDeny?.charged(tenantId)
-    return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now).usage }
+    return { tenantId, windows: algorithm.adjust(reply.state, config, tokens, reply.now, decidedAt).usage }
   }
 
   /** Every window's usage, read without a change. */
@@ -416,11 +424,13 @@ export class RedisQuotaManager implements QuotaManager {
   async #adjustSubject(
     tenantId: string,
     tokens: number,
+    decidedAt: number | undefined,
+    head: string[],
     config: QuotaConfig,
     subject: string,
     subjectConfig: QuotaConfig,
   ): Promise<QuotaUsage> {
-    const call = this.#subjectCall(tenantId, config, subject, subjectConfig, [String(tokens), '0'])
+    const call = this.#subjectCall(tenantId, config, subject, subjectConfig, head)
     // The markers, declared after the receipt's place (KEYS[4], unused by an adjust): an adjust
     // that empties a hash writes a new stamp into its marker.
     const [key, subjectKey] = call.keys as [string, string]
@@ -428,8 +438,8 @@ export class RedisQuotaManager implements QuotaManager {
     const reply = await this.#runSubject(tenantId, 'adjust', { ...call, keys: [...call.keys, ...markers] })
     if (tokens > 0) this.#localDeny?.charged(tenantId)
     const { algorithm } = this.#engine
-    const own = algorithm.adjust(reply.tenant, config, tokens, reply.now).usage
-    const theirs = algorithm.adjust(reply.subject, subjectConfig, tokens, reply.now).usage
+    const own = algorithm.adjust(reply.tenant, config, tokens, reply.now, decidedAt).usage
+    const theirs = algorithm.adjust(reply.subject, subjectConfig, tokens, reply.now, decidedAt).usage
     return { tenantId, subject, windows: [...own, ...tagSubject(theirs, subject)] }
   }
 

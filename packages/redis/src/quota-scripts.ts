@@ -17,9 +17,10 @@ import { LuaScript } from './script'
  *
  * ARGV: now ('' = Redis TIME), op ('consume' | 'adjust' | 'peek' | 'refund' | 'check': consume's
  * admission check alone, replying 1 when it would admit and writing nothing), requests cost (or
- * the token delta of adjust), tokens cost, then per effective limit (core's `effectiveLimits`,
- * shortest window first) its window, requests allowance and tokens allowance (0 = unlimited) and,
- * for sliding windows, the bucket length in ms.
+ * the token delta of adjust), tokens cost (or, for adjust, the decision time of the admission a
+ * refund is for, '' for none: core's `QuotaAdjustment.decidedAt`), then per effective limit
+ * (core's `effectiveLimits`, shortest window first) its window, requests allowance and tokens
+ * allowance (0 = unlimited) and, for sliding windows, the bucket length in ms.
  *
  * `refund` takes back an admission whose reply came too late for its caller (who was told the
  * call failed): ARGV[1] is then the decision time that admission's reply carried, and the cost
@@ -382,14 +383,16 @@ for i = 1, #fields, 2 do
     if not keep then redis.call('HDEL', KEYS[1], name) end
   end
 end
+-- (adjust: ARGV[3] is the token delta; a refund stops at zero, a charge at MAX_COUNT, where an
+-- admission's unlimited dimension stops too. A refund given its admission's time, ARGV[4], leaves
+-- a window that has started since alone: core's fixedWindowAdjust.)
+local decided_at = op == 'adjust' and cost_r < 0 and tonumber(ARGV[4])
 for j = 1, n do
   local c = 6 * j
   local r, t = cur[c - 1], cur[c]
-  -- (adjust: ARGV[3] is the token delta; a refund stops at zero, a charge at MAX_COUNT, where an
-  -- admission's unlimited dimension stops too)
   if op == 'consume' then
     r, t = math.min(MAX_COUNT, r + cost_r), math.min(MAX_COUNT, t + cost_t)
-  else
+  elseif not decided_at or calendar_window(windows[j], decided_at) == cur[c - 5] then
     t = math.min(MAX_COUNT, math.max(0, t + cost_r))
   end
   if r ~= 0 or t ~= 0 then
@@ -509,6 +512,15 @@ local function raw_sum(buckets, dim)
   for _, b in ipairs(buckets) do total = total + b[dim] end
   return total
 end
+-- refund_at: takes tokens out of the bucket containing t alone (the one an admission decided at t
+-- charged), down to zero: core's slidingWindowAdjust given decidedAt.
+local function refund_at(buckets, B, t, amount)
+  local start = math.floor(t / B) * B
+  for _, b in ipairs(buckets) do
+    if b[1] == start then b[3] = math.max(0, b[3] - amount) end
+  end
+  return non_empty(buckets)
+end
 -- refund: takes tokens out newest bucket first, down to zero.
 local function refund(buckets, amount)
   local left = amount
@@ -592,10 +604,13 @@ if op == 'consume' or op == 'check' then
   end
 else
   local delta = tonumber(ARGV[3])
+  -- The refunded admission's decision time ('' for none).
+  local decided_at = tonumber(ARGV[4])
   for _, s in ipairs(scans) do
     if delta >= 0 then
       -- A charge stops where the buckets would sum past MAX_COUNT.
       s.buckets = add_to_current(s.buckets, s.B, 0, math.min(delta, math.max(0, MAX_COUNT - raw_sum(s.buckets, 3))))
+    elseif decided_at then s.buckets = refund_at(s.buckets, s.B, decided_at, -delta)
     else s.buckets = refund(s.buckets, -delta) end
   end
 end

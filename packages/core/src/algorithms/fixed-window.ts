@@ -156,6 +156,10 @@ export function fixedWindowConsume(
  * denies; a refund stops at zero, a charge at `MAX_QUOTA_COUNT`. Keeps the counters of windows
  * `config` does not name, like {@link fixedWindowConsume}. Returns the usage after the change.
  *
+ * A refund given `decidedAt` (the time of the admission it is for) comes out of the windows that
+ * admission charged: a window whose counter has started afresh since (a new minute) keeps its
+ * count ({@link fixedWindowRefund} of the tokens alone).
+ *
  * @example
  * ```ts
  * const config = { limits: [{ window: 'minute' as const, requests: 100, tokens: 10_000 }] }
@@ -169,7 +173,12 @@ export function fixedWindowAdjust(
   config: QuotaConfig,
   tokens: number,
   now: number,
+  decidedAt?: number,
 ): { usage: QuotaWindowUsage[]; state: FixedWindowState } {
+  if (tokens < 0 && decidedAt !== undefined) {
+    const refunded = fixedWindowRefund(state, config, { requests: 0, tokens: -tokens }, decidedAt)
+    return { usage: fixedWindowPeek(refunded, config, now), state: refunded }
+  }
   const scans = scan(state, limitsOf(config), now)
   const next = nextState(state, scans, 0, tokens, now)
   return { usage: usages(scans), state: next }

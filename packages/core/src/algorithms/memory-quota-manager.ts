@@ -2,10 +2,17 @@ import type { Clock } from '../clock'
 import { systemClock } from '../clock'
 import type { QuotaProvider } from '../config'
 import type { NormalizedCost } from '../cost'
-import { normalizeCost, normalizeTokenDelta } from '../cost'
+import { normalizeCost, normalizeDecidedAt, normalizeTokenDelta } from '../cost'
 import { configSource, consumeNow, type FastQuotaManager, promiseOf } from '../fast-path'
 import { providedConfig } from '../provided-config'
-import type { QuotaCost, QuotaDecision, QuotaManager, QuotaSubjectOptions, QuotaUsage } from '../quota'
+import type {
+  QuotaAdjustment,
+  QuotaCost,
+  QuotaDecision,
+  QuotaManager,
+  QuotaSubjectOptions,
+  QuotaUsage,
+} from '../quota'
 import type { QuotaConfig } from '../schemas'
 import { validateTenantId } from '../tenant-id'
 import { assertMethods } from '../validate'
@@ -176,9 +183,10 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     return decision
   }
 
-  async adjust(tenantId: string, delta: { tokens: number; subject?: string }): Promise<QuotaUsage> {
+  async adjust(tenantId: string, delta: QuotaAdjustment): Promise<QuotaUsage> {
     this.#validate(tenantId)
     const tokens = normalizeTokenDelta(delta)
+    const decidedAt = normalizeDecidedAt(delta)
     const subject = subjectOf(delta)
     const config = await providedConfig(this.#provider, tenantId, 'quota')
     const now = this.#now()
@@ -188,10 +196,16 @@ export class MemoryQuotaManager<S> implements QuotaManager, FastQuotaManager {
     // which a retry would adjust again.
     const subjectConfig = subject === undefined ? undefined : subjectQuota(config, subject)
     if (subjectConfig !== undefined) limitsOf(subjectConfig)
-    const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
+    const { usage, state } = this.#layout.algorithm.adjust(
+      this.#layout.read(entry),
+      config,
+      tokens,
+      now,
+      decidedAt,
+    )
     this.#store(tenantId, entry, state, now)
     if (subjectConfig === undefined) return { tenantId, windows: usage }
-    const own = this.#subjects.adjust(tenantId, subject!, subjectConfig, tokens, now)
+    const own = this.#subjects.adjust(tenantId, subject!, subjectConfig, tokens, now, decidedAt)
     return { tenantId, subject, windows: [...usage, ...tagSubject(own, subject!)] }
   }
 

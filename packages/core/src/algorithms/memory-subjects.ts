@@ -93,17 +93,24 @@ export class MemorySubjects<S> {
     return step
   }
 
-  /** Adds `tokens` (negative: refunds) to the subject's current windows. */
+  /** Adds `tokens` (negative: refunds) to the subject's current windows (see the algorithm's `adjust`). */
   adjust(
     tenantId: string,
     subject: string,
     config: QuotaConfig,
     tokens: number,
     now: number,
+    decidedAt: number | undefined,
   ): QuotaWindowUsage[] {
     const group = this.#groups.get(tenantId)
     const entry = group?.subjects.get(subject)
-    const { usage, state } = this.#layout.algorithm.adjust(this.#layout.read(entry), config, tokens, now)
+    const { usage, state } = this.#layout.algorithm.adjust(
+      this.#layout.read(entry),
+      config,
+      tokens,
+      now,
+      decidedAt,
+    )
     this.#store(tenantId, group, subject, entry, state, now)
     return usage
   }

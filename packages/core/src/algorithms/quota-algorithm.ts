@@ -29,12 +29,16 @@ export interface QuotaAlgorithm<S> {
   readonly name: 'fixed' | 'sliding'
   /** Checks and, when every limit admits, charges; the state is unchanged on a denial. */
   consume(state: S | undefined, config: QuotaConfig, cost: QuotaCost | undefined, now: number): QuotaStep<S>
-  /** Charges or refunds tokens in the current windows; never denies. */
+  /**
+   * Charges or refunds tokens in the current windows; never denies. A refund given `decidedAt`
+   * (its admission's time) leaves the windows (fixed) or buckets (sliding) charged since alone.
+   */
   adjust(
     state: S | undefined,
     config: QuotaConfig,
     tokens: number,
     now: number,
+    decidedAt?: number,
   ): { usage: QuotaWindowUsage[]; state: S }
   /** Usage without a change. */
   peek(state: S | undefined, config: QuotaConfig, now: number): QuotaWindowUsage[]
@@ -83,7 +87,8 @@ export function slidingWindowAlgorithm(
   return Object.freeze({
     name: 'sliding' as const,
     consume: (state, config, cost, now) => slidingWindowConsume(state, config, cost, now, p),
-    adjust: (state, config, tokens, now) => slidingWindowAdjust(state, config, tokens, now, p),
+    adjust: (state, config, tokens, now, decidedAt) =>
+      slidingWindowAdjust(state, config, tokens, now, p, decidedAt),
     peek: (state, config, now) => slidingWindowPeek(state, config, now, p),
     expiresAt: (state) => slidingWindowExpiresAt(state, p),
     refund: (state, config, cost, decidedAt, charged) =>

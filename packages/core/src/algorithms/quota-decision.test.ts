@@ -45,7 +45,15 @@ function reference(now: number, windows: QuotaWindowUsage[], denials: QuotaDenia
       if (!tightest || tighter(candidate, tightest)) tightest = candidate
     }
   }
-  return { allowed: true, remaining, limit, resetAt: tightest?.resetAt ?? now, retryAfterMs: 0, windows }
+  return {
+    allowed: true,
+    remaining,
+    limit,
+    resetAt: tightest?.resetAt ?? now,
+    retryAfterMs: 0,
+    windows,
+    decidedAt: now,
+  }
 }
 
 describe('quotaDecision', () => {
@@ -134,6 +142,7 @@ describe('decision objects', () => {
       'resetAt',
       'retryAfterMs',
       'windows',
+      'decidedAt',
     ])
     expect(Object.keys(denied)).toEqual([
       'allowed',
@@ -143,6 +152,7 @@ describe('decision objects', () => {
       'retryAfterMs',
       'reason',
       'windows',
+      'decidedAt',
     ])
     expect(JSON.parse(JSON.stringify(allowed))).toEqual({
       allowed: true,
@@ -159,6 +169,7 @@ describe('decision objects', () => {
           resetAt: 60_000,
         },
       ],
+      decidedAt: 1_000,
     })
   })
 })

@@ -222,6 +222,7 @@ export function quotaDecision(
     decision.resetAt = resetAt
     decision.retryAfterMs = 0
     decision.windows = windows
+    decision.decidedAt = now
     return decision
   }
 
@@ -238,6 +239,7 @@ export function quotaDecision(
   decision.retryAfterMs = Math.max(0, Math.ceil(binding.retryAt - now))
   decision.reason = ordered.map((d) => d.reason).join('; ')
   decision.windows = windows
+  decision.decidedAt = now
   return decision
 }
 
@@ -264,5 +266,6 @@ function oneWindowAdmission(now: number, windows: QuotaWindowUsage[]): QuotaDeci
   decision.resetAt = Number.isNaN(remainingShare(usage)) ? now : usage.resetAt
   decision.retryAfterMs = 0
   decision.windows = windows
+  decision.decidedAt = now
   return decision
 }

@@ -445,6 +445,10 @@ function refund(buckets: SlidingBucket[], amount: number): SlidingBucket[] {
  * would sum past `MAX_QUOTA_COUNT`. Keeps the buckets of windows `config` does not name, like
  * {@link slidingWindowConsume}. Returns the usage after the change.
  *
+ * A refund given `decidedAt` (the time of the admission it is for) comes out of the bucket that
+ * admission charged, in each window that still holds it ({@link slidingWindowRefund} of the
+ * tokens alone): tokens charged since are not taken.
+ *
  * @example
  * ```ts
  * const { usage, state: next } = slidingWindowAdjust(state, config, -200, now) // refund 200 tokens
@@ -456,7 +460,18 @@ export function slidingWindowAdjust(
   tokens: number,
   now: number,
   precision: number = DEFAULT_SLIDING_PRECISION,
+  decidedAt?: number,
 ): { usage: QuotaWindowUsage[]; state: SlidingWindowState } {
+  if (tokens < 0 && decidedAt !== undefined) {
+    const refunded = slidingWindowRefund(
+      state,
+      config,
+      { requests: 0, tokens: -tokens },
+      decidedAt,
+      precision,
+    )
+    return { usage: slidingWindowPeek(refunded, config, now, precision), state: refunded }
+  }
   const scans = scan(state, config, now, precision).map((s) => {
     // A charge stops where the window's buckets would pass MAX_QUOTA_COUNT (see capRetryAt).
     const add = Math.min(tokens, Math.max(0, MAX_QUOTA_COUNT - rawCount(s.buckets, 2)))
