@@ -78,8 +78,22 @@ export function isResolved(request: Request): boolean {
 export function inheritTenantState(from: Request, to: Request): void {
   const state = tenantState(from)
   if (state === undefined) return
+  handedOn.add(to)
   const held = tenantState(to)
   if (held === undefined || held.owner !== state.owner) setTenantState(to, state)
+}
+
+// Requests a decision was handed to by inheritTenantState: the request they were made from, passed
+// on (a rewrite, a buffered body), not one the app made on its own inside another request's run.
+// Rare (a rewrite), so a WeakSet.
+const handedOn = new WeakSet<Request>()
+
+/**
+ * Whether `request` was handed its decision with `inheritTenantState` (it is the request it was
+ * made from, passed on). Internal: the policy checks such a request on the client's path.
+ */
+export function wasHandedOn(request: Request): boolean {
+  return handedOn.has(request)
 }
 
 /**

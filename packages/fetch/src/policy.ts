@@ -8,6 +8,7 @@ import {
   TenantError,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { wasHandedOn } from './context'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
 import { AMBIGUOUS_URL, pathOf } from './path'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
@@ -81,16 +82,54 @@ function lineMismatch(rule: 'method' | 'path', extracted: string, actual: string
 }
 
 /**
- * The path the policy checks: the path the client sent (allow-lists are written that way), read
- * from the request the tenant was resolved on. A chain in a sub-application reached through
- * Hono's `mount()` sees the path with the mount prefix cut off, but the resolver's request still
- * carries the client's. Where the host's router drops a trailing slash (Hono's `strict: false`
- * routes `/v1/files/` to `/v1/files`), the path without it, which is what the handler serves.
+ * The path the policy checks: the path the client sent (allow-lists are written that way). The
+ * request may be another Request object than the one the tenant was resolved on:
+ * - one a middleware handed downstream in its stead (a rewrite: `compose()` and the Hono adapter
+ *   hand the decision on, see `inheritTenantState`): the client's path, from the resolver's
+ *   request;
+ * - the client's with a mount prefix cut off (a sub-app reached through Hono's `mount()`, which
+ *   finds the decision in the tenant context): the client's path too;
+ * - any other request made inside the request's run (a handler calling
+ *   `app.request('/admin/keys')`, which also finds the decision in the tenant context): its own
+ *   path, the one it is served on. Checked as the client's, it ran where the allow-list of the
+ *   client's path let it.
+ * Where the host's router drops a trailing slash (Hono's `strict: false` routes `/v1/files/` to
+ * `/v1/files`), the path without it, which is what the handler serves.
  */
 function policyPath(admission: Admission): string | undefined {
   const { request, owner } = admission
-  const sent = owner !== request && owner instanceof Request ? owner : request
-  const path = pathOf(sent.url)
+  const own = pathOf(request.url)
+  if (own === undefined || owner === request || !(owner instanceof Request)) return servedPath(admission, own)
+  const sent = pathOf(owner.url)
+  if (sent === undefined) return undefined
+  const client = wasHandedOn(request) || mountedFrom(request.url, own, owner.url, sent)
+  return servedPath(admission, client ? sent : own)
+}
+
+/**
+ * Whether `url` (path `path`) is `sentUrl` (path `sent`) with a mount prefix cut off, as Hono's
+ * `mount()` makes it: the same URL but for the path, which is the end of the client's (`/`, for
+ * the mount point itself). A request the app made on its own (another origin, another query,
+ * another path) is not. What this cannot tell from a mount: a request the app made with the
+ * client's URL and a path that ends the client's (`/v1/batch` -> `/batch`).
+ */
+function mountedFrom(url: string, path: string, sentUrl: string, sent: string): boolean {
+  if (path !== '/' && !sent.endsWith(path)) return false
+  const own = aroundPath(url, path)
+  const theirs = aroundPath(sentUrl, sent)
+  return own !== undefined && theirs !== undefined && own[0] === theirs[0] && own[1] === theirs[1]
+}
+
+// A URL's text before its path (scheme and authority) and after it (query and fragment).
+function aroundPath(url: string, path: string): [string, string] | undefined {
+  const authority = url.indexOf('//')
+  const start = authority === -1 ? -1 : url.indexOf('/', authority + 2)
+  if (start === -1 || !url.startsWith(path, start)) return undefined
+  return [url.slice(0, start), url.slice(start + path.length)]
+}
+
+// The router's view of `path`: without a trailing slash where the host's router drops it.
+function servedPath(admission: Admission, path: string | undefined): string | undefined {
   if (path === undefined || path.length < 2 || path.charCodeAt(path.length - 1) !== SLASH) return path
   const routed = admission.hostHooks.routedPath?.(admission.host)
   return routed === undefined || routed.charCodeAt(routed.length - 1) === SLASH ? path : path.slice(0, -1)
@@ -150,7 +189,10 @@ class PolicyStage implements ChainStage {
     // differs is denied.
     for (const rule of LINE_RULES) {
       const value = extracted[rule]
-      if (value !== undefined && value !== input[rule]) {
+      // The request's own path, as extract() can read it, is the request line too (the policy's
+      // may be without a trailing slash the router drops, or the client's under mount()).
+      const own = rule === 'path' && value === pathOf(admission.request.url)
+      if (value !== undefined && value !== input[rule] && !own) {
         return this.#decided(admission, { ...input, ...extracted }, lineMismatch(rule, value, input[rule]!))
       }
     }

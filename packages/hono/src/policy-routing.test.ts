@@ -96,6 +96,80 @@ describe('the policy of a sub-app reached through mount() checks the path the cl
   })
 })
 
+// A handler inside the chain that runs requests of its own through the app (a batch route): each is
+// checked on its own path. They ran in the outer request's resolver scope, whose request the
+// policy took for the client's (as under mount()), so /admin/keys was checked as /v1/batch.
+describe('a request a handler makes through the app inside the chain', () => {
+  async function batchApp() {
+    const store = await configs(['/v1/*'])
+    const app = new Hono<TenantEnv>()
+    app.use('*', tenancy({ configManager: store, policy: new ConfigPolicyEvaluator(store) }))
+    app.post('/v1/batch', async (c) => {
+      const paths = (await c.req.json()) as string[]
+      const statuses: number[] = []
+      for (const path of paths) statuses.push((await app.request(path, { headers })).status)
+      return c.json(statuses)
+    })
+    app.get('/v1/hello', (c) => c.text('hello'))
+    app.get('/admin/keys', (c) => c.text('admin keys'))
+    // Same origin and query as the client's request, its path the end of the client's: a mount.
+    app.post('/v1/echo', async (c) => {
+      const url = new URL(c.req.url)
+      url.pathname = '/echo'
+      return app.request(new Request(url, { headers }))
+    })
+    app.get('/echo', (c) => c.text('echo'))
+    return app
+  }
+
+  it('is checked on its own path: /admin/keys is denied, /v1/hello allowed', async () => {
+    const app = await batchApp()
+    const response = await app.request('/v1/batch', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(['/v1/hello', '/admin/keys', '/v1/batch/../../admin/keys']),
+    })
+    expect(await response.json()).toEqual([200, 403, 403])
+  })
+
+  it("a request that is the client's with its path shortened reads as a mount, as mount() makes it", async () => {
+    const app = await batchApp()
+    const response = await app.request('/v1/echo?x=1', { method: 'POST', headers })
+    expect(response.status).toBe(200)
+  })
+})
+
+describe("an extract() that answers the request's own path", () => {
+  it('is not denied where the router drops the trailing slash', async () => {
+    const store = await configs(['/v1/*'])
+    const app = new Hono<TenantEnv>({ strict: false })
+    app.use(
+      '*',
+      tenancy({
+        configManager: store,
+        policy: {
+          evaluator: new ConfigPolicyEvaluator(store),
+          extract: (request) => ({ path: new URL(request.url).pathname }),
+        },
+      }),
+    )
+    app.get('/v1/files/:id', (c) => c.text('file'))
+    const response = await app.request('/v1/files/42/', { headers })
+    expect(response.status).toBe(200)
+    // Another path than the request line's is still denied.
+    const other = new Hono<TenantEnv>()
+    other.use(
+      '*',
+      tenancy({
+        configManager: store,
+        policy: { evaluator: new ConfigPolicyEvaluator(store), extract: () => ({ path: '/v1/other' }) },
+      }),
+    )
+    other.get('*', (c) => c.text('any'))
+    expect((await other.request('/v1/files/42', { headers })).status).toBe(403)
+  })
+})
+
 // hono/method-override dispatches again through app.fetch(): mounted before tenancy(), as the
 // README asks, the chain runs once, on the method the handler serves.
 describe('hono/method-override before tenancy()', () => {
