@@ -136,16 +136,17 @@ class ConcurrencyStage implements ChainStage {
   }
 }
 
-// A slot acquired after the stage's timeout: no request holds it, so it is given back now.
+// A slot acquired after the stage's timeout: no request holds it, so it is given back now (the
+// release is kept alive with the request's, see callStore).
 function releaseLate(
   admission: Admission,
   late: ConcurrencyDecision,
   core: StageCore<'onConcurrency'>,
-): void {
+): Promise<void> | undefined {
   const { lease } = late
-  if (lease === undefined) return
+  if (lease === undefined) return undefined
   const info = { stage: 'concurrency' as const, request: admission.request, tenantId: admission.tenantId }
-  Promise.resolve()
+  return Promise.resolve()
     .then(() => lease.release())
     .catch((error: unknown) => reportError(core.hooks, error, info))
 }

@@ -218,9 +218,9 @@ class QuotaStage implements ChainStage {
    * refunded with `adjust()`; the request count cannot be (the QuotaManager interface has no way
    * to), so the late charge is reported to `onError` with the tenant.
    */
-  #late(admission: Admission, cost: ChargedCost, decision: QuotaDecision): void {
+  #late(admission: Admission, cost: ChargedCost, decision: QuotaDecision): Promise<unknown> | undefined {
     const core = this.#core
-    if (!decision.allowed || core.failOpen) return
+    if (!decision.allowed || core.failOpen) return undefined
     const tenantId = admission.tenantId!
     const info = { stage: 'quota' as const, request: admission.request, tenantId }
     const refund = cost.tokens > 0 && typeof this.manager.adjust === 'function'
@@ -234,10 +234,11 @@ class QuotaStage implements ChainStage {
       ),
       info,
     )
-    if (!refund) return
+    if (!refund) return undefined
     const delta = adjustment(-cost.tokens, cost.subject, decision.decidedAt)
     // Not into a tenant created under this id since: the refund would lower a new customer's usage.
-    Promise.resolve()
+    // Kept alive with the request's work (see callStore).
+    return Promise.resolve()
       .then(() => stillAdmitted(admission))
       .then((same) => (same ? this.manager.adjust(tenantId, delta) : undefined))
       .catch((error: unknown) => reportError(core.hooks, error, info))

@@ -121,35 +121,41 @@ const stageNames: Record<TenancyStage, string> = {
  *
  * The timeout only stops the waiting: the store's call still runs and may change state when it
  * lands. `onLate` gets that late answer (not a late failure), so a stage can compensate what the
- * refused request was charged.
+ * refused request was charged; what it returns is awaited. `keep` gets the wait for the late
+ * answer and its compensation as the timeout fires, while the request is still being answered,
+ * so that a runtime that ends work with the response (Workers) lets it finish (`waitUntil`).
  */
 export function callStore<T>(
   call: () => T | Promise<T>,
   timeoutMs: number | undefined,
   tenantId?: string,
-  onLate?: (late: T) => void,
+  onLate?: (late: T) => unknown,
+  keep?: (work: Promise<unknown>) => void,
 ): T | Promise<T> {
   const answer = call()
   return timeoutMs === undefined || !isThenable(answer)
     ? answer
-    : raceTimeout(answer, timeoutMs, tenantId, onLate)
+    : raceTimeout(answer, timeoutMs, tenantId, onLate, keep)
 }
 
 async function raceTimeout<T>(
   answer: PromiseLike<T>,
   timeoutMs: number,
   tenantId: string | undefined,
-  onLate: ((late: T) => void) | undefined,
+  onLate: ((late: T) => unknown) | undefined,
+  keep: ((work: Promise<unknown>) => void) | undefined,
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new TenantBackendError(`no answer within ${timeoutMs} ms`, { tenantId }))
       // A late failure changed nothing to compensate; a late handler's own failure is its to report.
-      if (onLate)
-        Promise.resolve(answer)
+      if (onLate) {
+        const late = Promise.resolve(answer)
           .then(onLate)
           .catch(() => {})
+        keep?.(late)
+      }
     }, timeoutMs)
   })
   try {
@@ -270,11 +276,12 @@ export class StageCore<K extends EventHookName> {
   attempt<T>(
     call: () => T | Promise<T>,
     admission?: Admission,
-    onLate?: (late: T) => void,
+    onLate?: (late: T) => unknown,
   ): T | StoreFailed | Promise<T | StoreFailed> {
     let answer: T | Promise<T>
     try {
-      answer = callStore(call, this.timeoutMs, admission?.tenantId, onLate)
+      const keep = onLate && admission && ((work: Promise<unknown>) => admission.keepAlive(work))
+      answer = callStore(call, this.timeoutMs, admission?.tenantId, onLate, keep)
     } catch (thrown) {
       return new StoreFailed(thrown)
     }
