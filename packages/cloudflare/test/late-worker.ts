@@ -65,11 +65,14 @@ export default {
     }
     const stage = url.pathname === '/concurrency' ? { concurrency: { limiter, timeoutMs: 50 } } : {}
     const quota = url.pathname === '/quota' ? { quota: { manager: quotas, timeoutMs: 50 } } : {}
-    const handler = withTenancy(async () => new Response('ok'), {
-      configManager: configs,
-      ...stage,
-      ...quota,
-    })
+    const handler = withTenancy(
+      async (_request: Request, _env: Env, _ctx: ExecutionContext) => new Response('ok'),
+      {
+        configManager: configs,
+        ...stage,
+        ...quota,
+      },
+    )
     return handler(request, env, ctx)
   },
 }

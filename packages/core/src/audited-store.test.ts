@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { testAuditedTenantStore } from '../testing/audited-store'
 import { rejectionOf as rejects } from '../testing/quota-manager'
 import type { AuditListOptions, AuditLog, AuditRecordInput } from './audit'
@@ -87,6 +87,43 @@ describe('auditedStore: compensation when the audit append fails', () => {
       store.applyChange({ tenantId: 'acme', action: 'tenant.delete', actor: 'a', apply: () => null }),
     )
     expect((await configs.getTenantConfig('acme')).metadata).toEqual({ v: 1 })
+  })
+
+  // A plain write through the store while a change waits for its append: before, it went through
+  // at once, and the restore then overwrote it (or brought back the tenant it deleted).
+  it('runs a plain write made meanwhile after the undo, so the undo never erases it', async () => {
+    const clock = new ManualClock(T0)
+    const configs = new InMemoryConfigManager({ clock })
+    let failAppend!: (error: Error) => void
+    const slowLog: AuditLog = {
+      append: () =>
+        new Promise<never>((_, reject) => {
+          failAppend = reject
+        }),
+      list: (id, options) => new InMemoryAuditLog().list(id, options),
+    }
+    const store = auditedStore(configs, slowLog, { clock })
+    for (const plain of ['set', 'delete'] as const) {
+      await configs.setTenantConfig({ id: 'acme', metadata: { v: 'original' } })
+      const change = store.applyChange({
+        tenantId: 'acme',
+        action: 'tenant.update',
+        actor: 'alice',
+        apply: () => ({ id: 'acme', metadata: { v: 'audited' } }),
+      })
+      await vi.waitFor(() => expect(failAppend).toBeDefined())
+      const write =
+        plain === 'set'
+          ? store.setTenantConfig({ id: 'acme', metadata: { v: 'meanwhile' } })
+          : store.deleteTenantConfig('acme')
+      failAppend(new Error('audit db down'))
+      expect(await rejects(change)).toBeInstanceOf(TenantBackendError)
+      await write
+      if (plain === 'set')
+        expect((await configs.getTenantConfig('acme')).metadata).toEqual({ v: 'meanwhile' })
+      else expect(await getTenantConfigOrNull(configs, 'acme')).toBeNull()
+      failAppend = undefined as never
+    }
   })
 
   it('passes a TenantError from the log through unchanged', async () => {

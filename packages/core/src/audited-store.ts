@@ -51,7 +51,9 @@ export type AuditedConfigManager = ConfigManager & AuditedTenantStore
  * `DrizzleConfigManager` is truly transactional and should be preferred where it applies.
  *
  * Changes to one tenant through the same store are serialised in this process, so two concurrent
- * updates (say quota and policy) never overwrite each other's work. At most
+ * updates (say quota and policy) never overwrite each other's work; its `setTenantConfig` and
+ * `deleteTenantConfig` wait their turn too, so a restore never undoes a write made meanwhile (or
+ * brings back a tenant deleted meanwhile). At most
  * {@link MAX_QUEUED_CHANGES} wait per tenant ({@link MAX_QUEUED_CHANGES_TOTAL} in all); a change
  * beyond that fails at once with `TenantBackendError`.
  *
@@ -67,21 +69,25 @@ export function auditedStore(
   auditLog: AuditLog,
   options: AuditedStoreOptions = {},
 ): AuditedConfigManager {
-  const applyChange = auditedChanges<TenantConfig, TenantConfigInput, TenantChange>(auditLog, options, {
-    kind: 'tenant',
-    idOf: (change) => validateTenantId(change.tenantId),
-    get: (id) => getTenantConfigOrNull(configs, id),
-    set: (input) => configs.setTenantConfig(input),
-    delete: (id) => configs.deleteTenantConfig(id),
-    toInput: toTenantConfigInput,
-    notFound: (id) => new TenantNotFoundError(id),
-    record: (id, fields) => ({ tenantId: id, ...fields }) as AuditRecordInput,
-  })
+  const { apply: applyChange, locked } = auditedChanges<TenantConfig, TenantConfigInput, TenantChange>(
+    auditLog,
+    options,
+    {
+      kind: 'tenant',
+      idOf: (change) => validateTenantId(change.tenantId),
+      get: (id) => getTenantConfigOrNull(configs, id),
+      set: (input) => configs.setTenantConfig(input),
+      delete: (id) => configs.deleteTenantConfig(id),
+      toInput: toTenantConfigInput,
+      notFound: (id) => new TenantNotFoundError(id),
+      record: (id, fields) => ({ tenantId: id, ...fields }) as AuditRecordInput,
+    },
+  )
   return {
     applyChange: applyChange as AuditedTenantStore['applyChange'],
     getTenantConfig: (id) => configs.getTenantConfig(id),
-    setTenantConfig: (input) => configs.setTenantConfig(input),
-    deleteTenantConfig: (id) => configs.deleteTenantConfig(id),
+    setTenantConfig: (input) => locked(lockKey(input), () => configs.setTenantConfig(input)),
+    deleteTenantConfig: (id) => locked(id, () => configs.deleteTenantConfig(id)),
     listTenants: (listOptions) => configs.listTenants(listOptions),
     quotaConfig: (id) => configs.quotaConfig(id),
     policyConfig: (id) => configs.policyConfig(id),
@@ -113,21 +119,25 @@ export function auditedPlanStore(
   auditLog: AuditLog,
   options: AuditedStoreOptions = {},
 ): AuditedPlans {
-  const applyPlanChange = auditedChanges<PlanConfig, PlanConfigInput, PlanChange>(auditLog, options, {
-    kind: 'plan',
-    idOf: (change) => validatePlanId(change.planId),
-    get: (id) => getPlanOrNull(plans, id),
-    set: (input) => plans.setPlan(input),
-    delete: (id) => plans.deletePlan(id),
-    toInput: toPlanConfigInput,
-    notFound: (id) => new PlanNotFoundError(id),
-    record: (id, fields) => ({ planId: id, ...fields }) as AuditRecordInput,
-  })
+  const { apply: applyPlanChange, locked } = auditedChanges<PlanConfig, PlanConfigInput, PlanChange>(
+    auditLog,
+    options,
+    {
+      kind: 'plan',
+      idOf: (change) => validatePlanId(change.planId),
+      get: (id) => getPlanOrNull(plans, id),
+      set: (input) => plans.setPlan(input),
+      delete: (id) => plans.deletePlan(id),
+      toInput: toPlanConfigInput,
+      notFound: (id) => new PlanNotFoundError(id),
+      record: (id, fields) => ({ planId: id, ...fields }) as AuditRecordInput,
+    },
+  )
   return {
     applyPlanChange: applyPlanChange as AuditedPlanStore['applyPlanChange'],
     getPlan: (id) => plans.getPlan(id),
-    setPlan: (input) => plans.setPlan(input),
-    deletePlan: (id) => plans.deletePlan(id),
+    setPlan: (input) => locked(lockKey(input), () => plans.setPlan(input)),
+    deletePlan: (id) => locked(id, () => plans.deletePlan(id)),
     listPlans: (listOptions) => plans.listPlans(listOptions),
     // Passed through so that AdminService can hold a plan of the wrapped store (InMemoryPlanStore)
     // while it puts a tenant on it.
@@ -163,86 +173,98 @@ interface AnyChange<C, I> {
   apply(before: C | null): I | null
 }
 
+// The lock key of a plain write's input: its id (the store checks it; any other input is refused
+// there, under a key of its own).
+function lockKey(input: unknown): string {
+  const id = (input as { id?: unknown } | null | undefined)?.id
+  return typeof id === 'string' ? id : ''
+}
+
+/** What {@link auditedChanges} makes: the audited change, and the lock plain writes take too. */
+interface AuditedChanges<C, Change> {
+  apply(change: Change): Promise<{ before: C | null; after: C | null; audit: AuditRecord }>
+  /** Runs a plain write of `id` in its turn, after the changes of `id` before it (and their undo). */
+  locked<T>(id: string, write: () => Promise<T>): Promise<T>
+}
+
 // The one implementation of "write, then append, and undo the write if the append fails", for
 // tenants and plans alike.
 function auditedChanges<C extends { id: string }, I extends { id?: unknown }, Change extends AnyChange<C, I>>(
   auditLog: AuditLog,
   options: AuditedStoreOptions,
   subject: Subject<C, I, Change>,
-): (change: Change) => Promise<{ before: C | null; after: C | null; audit: AuditRecord }> {
+): AuditedChanges<C, Change> {
   const clock = options.clock ?? systemClock
   const locks = new KeyedLock()
-  return async (change) => {
+  const refusalOf = (id: string) => (reason: string) =>
+    new TenantBackendError(`${subject.kind} "${id}" is not changed: ${reason}`, {
+      ...(subject.kind === 'tenant' ? { tenantId: id } : {}),
+    })
+  const locked = <T>(id: string, write: () => Promise<T>): Promise<T> => locks.run(id, write, refusalOf(id))
+  const apply = async (change: Change) => {
     const id = subject.idOf(change)
-    const refusal = (reason: string) =>
-      new TenantBackendError(`${subject.kind} "${id}" is not changed: ${reason}`, {
-        ...(subject.kind === 'tenant' ? { tenantId: id } : {}),
-      })
-    return locks.run(
-      id,
-      async () => {
-        const before = await subject.get(id)
-        const next = change.apply(before)
-        // Stamped before the write: a clock that gives no valid time then refuses the change
-        // instead of leaving it written without its record.
-        const at = auditTimestamp(clock)
-        const fields = {
-          actor: change.actor,
-          action: change.action,
-          at,
-          ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
-        }
-        // All of the record but `after` is known now: a record the log would refuse (an empty
-        // actor, an unknown action) refuses the change here, before the write and its undo, which
-        // would leave the subject missing for a moment and give it a new createdAt.
-        validateAuditRecord(subject.record(id, { ...fields, before, after: before } as never))
-        let after: C | null
-        if (next === null) {
-          if (before === null) throw subject.notFound(id)
-          await subject.delete(id)
-          after = null
-        } else {
-          if (next.id !== id) {
-            throw new InvalidTenantConfigError([
-              {
-                path: ['id'],
-                message: `must be "${id}", the ${subject.kind} being changed`,
-                code: 'invalid_value',
-              },
-            ])
-          }
-          after = await subject.set(next)
-        }
-        let audit: AuditRecord
-        try {
-          audit = await auditLog.append(subject.record(id, { ...fields, before, after } as never))
-        } catch (appendError) {
-          const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
-          try {
-            if (before === null) await subject.delete(id)
-            else await subject.set(subject.toInput(before))
-          } catch (restoreError) {
-            // Says what the unrecorded change did, so the admin knows which state may remain.
-            const did = after === null ? 'deleted' : before === null ? 'created' : 'changed'
-            throw new TenantBackendError(
-              `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
-                `the change may be stored without an audit record (it ${did} the ${subject.kind}; ` +
-                'check it, then restore or record it by hand)',
-              { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
-            )
-          }
-          if (isTenantError(appendError)) throw appendError
-          throw new TenantBackendError(
-            `audit append failed for ${subject.kind} "${id}"; the change was undone`,
+    return locked(id, async () => {
+      const before = await subject.get(id)
+      const next = change.apply(before)
+      // Stamped before the write: a clock that gives no valid time then refuses the change
+      // instead of leaving it written without its record.
+      const at = auditTimestamp(clock)
+      const fields = {
+        actor: change.actor,
+        action: change.action,
+        at,
+        ...(change.requestId === undefined ? {} : { requestId: change.requestId }),
+      }
+      // All of the record but `after` is known now: a record the log would refuse (an empty
+      // actor, an unknown action) refuses the change here, before the write and its undo, which
+      // would leave the subject missing for a moment and give it a new createdAt.
+      validateAuditRecord(subject.record(id, { ...fields, before, after: before } as never))
+      let after: C | null
+      if (next === null) {
+        if (before === null) throw subject.notFound(id)
+        await subject.delete(id)
+        after = null
+      } else {
+        if (next.id !== id) {
+          throw new InvalidTenantConfigError([
             {
-              ...tenantId,
-              cause: appendError,
+              path: ['id'],
+              message: `must be "${id}", the ${subject.kind} being changed`,
+              code: 'invalid_value',
             },
+          ])
+        }
+        after = await subject.set(next)
+      }
+      let audit: AuditRecord
+      try {
+        audit = await auditLog.append(subject.record(id, { ...fields, before, after } as never))
+      } catch (appendError) {
+        const tenantId = subject.kind === 'tenant' ? { tenantId: id } : {}
+        try {
+          if (before === null) await subject.delete(id)
+          else await subject.set(subject.toInput(before))
+        } catch (restoreError) {
+          // Says what the unrecorded change did, so the admin knows which state may remain.
+          const did = after === null ? 'deleted' : before === null ? 'created' : 'changed'
+          throw new TenantBackendError(
+            `audit append failed for ${subject.kind} "${id}" and restoring its previous config also failed: ` +
+              `the change may be stored without an audit record (it ${did} the ${subject.kind}; ` +
+              'check it, then restore or record it by hand)',
+            { ...tenantId, cause: new AggregateError([appendError, restoreError]) },
           )
         }
-        return { before, after, audit }
-      },
-      refusal,
-    )
+        if (isTenantError(appendError)) throw appendError
+        throw new TenantBackendError(
+          `audit append failed for ${subject.kind} "${id}"; the change was undone`,
+          {
+            ...tenantId,
+            cause: appendError,
+          },
+        )
+      }
+      return { before, after, audit }
+    })
   }
+  return { apply, locked }
 }
