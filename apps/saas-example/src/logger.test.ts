@@ -84,6 +84,17 @@ describe('tenancyLogHooks', () => {
     })
   })
 
+  // @hono/node-server passes on a Host header a URL parser refuses: the line read the path with
+  // new URL(), threw, and the decision went unlogged (reported as a store error instead).
+  it('writes the line of a request whose Host a URL parser refuses', () => {
+    const { lines, logger } = collect()
+    const hooks = tenancyLogHooks(logger)
+    const request = new Request('http://x/')
+    Object.defineProperty(request, 'url', { value: 'http://1.2.3.4.5/api/v1/resources?x=1' })
+    hooks.onResolve!({ request, tenantId: 'acme', allowed: true, status: 200, source: 'header:X-Tenant-ID' })
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'tenancy decision', path: '/api/v1/resources' })
+  })
+
   it('logs store failures as errors with the cause, and 5xx decisions at error level', () => {
     const { lines, logger } = collect()
     const hooks = tenancyLogHooks(logger)

@@ -1,5 +1,5 @@
 import type { Clock } from '@tenant/core'
-import type { TenancyEventBase, TenancyHooks, TenancyStage } from '@tenant/fetch'
+import { pathOf, type TenancyEventBase, type TenancyHooks, type TenancyStage } from '@tenant/fetch'
 
 /** Log levels, most verbose first. `silent` writes nothing. */
 export const logLevels = ['info', 'warn', 'error', 'silent'] as const
@@ -81,7 +81,9 @@ function decisionLine(
   event: TenancyEventBase,
   extra: Record<string, unknown>,
 ): LogFields {
-  const url = new URL(event.request.url)
+  // Read as text, as the router reads it: a URL parser refuses some Host headers
+  // @hono/node-server passes on (`1.2.3.4.5`), and the line must be written all the same.
+  const path = pathOf(event.request.url) ?? null
   return {
     msg: 'tenancy decision',
     stage,
@@ -91,7 +93,7 @@ function decisionLine(
     ...(event.code === undefined ? {} : { code: event.code }),
     ...(event.failedOpen ? { failedOpen: true } : {}),
     method: event.request.method,
-    path: url.pathname,
+    path,
     requestId: requestIds.get(event.request) ?? null,
     ...extra,
   }

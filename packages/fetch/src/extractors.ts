@@ -19,10 +19,31 @@ export interface ChainExtractor extends TenantExtractor {
   readonly extractors: readonly TenantExtractor[]
 }
 
-/** The request's URL, parsed; a URL whose readers disagree (see `pathOf`) names no tenant. */
-function urlOf(request: Request): URL {
+/**
+ * The request's URL, parsed, or `undefined` when a URL parser refuses its host: @hono/node-server
+ * builds `request.url` from a Host header such as `1.2.3.4.5` or `acme.example.123` without
+ * parsing it, and such a host names no tenant. A URL whose readers disagree (see `pathOf`) names
+ * no tenant either, and is refused.
+ */
+function urlOf(request: Request): URL | undefined {
   if (pathOf(request.url) === undefined) throw new InvalidTenantIdError(AMBIGUOUS_URL)
-  return new URL(request.url)
+  try {
+    return new URL(request.url)
+  } catch {
+    return undefined
+  }
+}
+
+// The query of a request URL; of one whose host a URL parser refuses, read from the text after
+// the '?' (which `pathOf` has checked is not in the authority), as routers read it.
+function searchParamsOf(request: Request): URLSearchParams {
+  const url = urlOf(request)
+  if (url !== undefined) return url.searchParams
+  const text = request.url
+  const start = text.indexOf('?')
+  if (start === -1) return new URLSearchParams()
+  const fragment = text.indexOf('#', start)
+  return new URLSearchParams(text.slice(start + 1, fragment === -1 ? undefined : fragment))
 }
 
 // Cookie syntax (RFC 6265) allows spaces and tabs around names and values, nothing else:
@@ -68,7 +89,7 @@ export function fromQuery(name = 'tenant'): TenantExtractor {
   return {
     source: `query:${name}`,
     extract(request) {
-      const values = urlOf(request).searchParams.getAll(name)
+      const values = searchParamsOf(request).getAll(name)
       // A repeated parameter is read by one framework as its first value, by another as its last.
       if (values.length > 1 && values.some((value) => value !== values[0])) {
         throw new InvalidTenantIdError(
@@ -163,7 +184,9 @@ export function fromSubdomain(
   return {
     source: 'subdomain',
     extract(request) {
-      const host = urlOf(request).hostname.replace(/\.$/, '')
+      const url = urlOf(request)
+      if (url === undefined) return undefined
+      const host = url.hostname.replace(/\.$/, '')
       if (host.startsWith('[') || IPV4.test(host)) return undefined
       for (const base of bases) {
         if (host === base) return undefined

@@ -67,6 +67,7 @@ export type {
   TenancyHooks,
   TenancyStage,
 } from './hooks'
+export { pathOf } from './path'
 export { type PolicyOptions, policyStage, tenantPolicy } from './policy'
 export {
   PROBLEM_CONTENT_TYPE,

@@ -19,7 +19,7 @@ import {
   tenantConfigSchema,
   tenantUpdateInputSchema,
 } from '@tenant/core'
-import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, problemResponse } from '@tenant/fetch'
+import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, pathOf, problemResponse } from '@tenant/fetch'
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
@@ -391,7 +391,9 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
     await next()
   }
   const setLocation = (c: Context, id: string) => {
-    const path = new URL(c.req.url).pathname.replace(/\/+$/, '')
+    // The path the client sent (c.req.path is the one inside a mounted app), read as text: a URL
+    // parser refuses some Host headers @hono/node-server passes on (`1.2.3.4.5`).
+    const path = (pathOf(c.req.url) ?? c.req.path).replace(/\/+$/, '')
     c.header('Location', `${path}/${encodeURIComponent(id)}`)
   }
 
@@ -408,6 +410,15 @@ export function adminRoutes(service: AdminService, options: AdminRoutesOptions) 
   app.use('*', async (c, next) => {
     await next()
     c.header('Cache-Control', 'no-store')
+  })
+  // @hono/node-server passes on a Host header a URL parser refuses (`1.2.3.4.5`) and fails on the
+  // first read of the body (it builds a Request from the URL then): a 400 before anything runs,
+  // not a 500 halfway through a change.
+  app.use('*', async (c, next) => {
+    if (!URL.canParse(c.req.url)) {
+      return adminProblem(400, 'invalid_request', 'Invalid request', 'the Host header is no valid host name')
+    }
+    await next()
   })
   app.use('*', auth)
 
