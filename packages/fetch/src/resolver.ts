@@ -230,7 +230,13 @@ class ResolverStage implements ChainStage {
     answer: string | null | undefined | UserRefusal,
     earlier: TenantState | undefined,
   ): StageStep {
-    if (answer instanceof UserRefusal) return this.#core.refuse(admission, { source: 'principal' }, answer)
+    if (answer instanceof UserRefusal) {
+      // A principal that says the tenant is missing (a verified token without its claim) is
+      // answered as any missing tenant: the challenge, and onMissing.
+      if (answer.error.code === 'tenant_required')
+        return this.#missing(admission, { source: 'principal' }, answer)
+      return this.#core.refuse(admission, { source: 'principal' }, answer)
+    }
     const tenantId = answer === undefined || answer === null || answer === '' ? NO_PRINCIPAL : answer
     return this.#extract(admission, tenantId, 0, earlier)
   }
@@ -351,21 +357,13 @@ class ResolverStage implements ChainStage {
       source = fromRequest.source
     } else {
       if (this.#allowMissing) return this.#pass(admission, undefined, undefined)
-      const onMissing = this.#onMissing
-      return core.refuse(
-        admission,
-        {},
-        {
-          error: new TenantError(
-            'tenant_required',
-            this.#principalOnly
-              ? 'the authenticated principal carries no tenant'
-              : 'this request must name a tenant',
-          ),
-          headers: this.#challenge,
-          override: onMissing && { hook: 'onMissing', call: () => onMissing(admission.request) },
-        },
+      const error = new TenantError(
+        'tenant_required',
+        this.#principalOnly
+          ? 'the authenticated principal carries no tenant'
+          : 'this request must name a tenant',
       )
+      return this.#missing(admission, {}, { error })
     }
     admission.tenantId = tenantId
     if (earlier !== undefined && tenantId !== earlier.tenantId) {
@@ -425,6 +423,20 @@ class ResolverStage implements ChainStage {
     admission.tenant = answer
     admission.source = this.#configManager
     return this.#pass(admission, source, answer)
+  }
+
+  // The 401 `tenant_required` of a request without a tenant: with the challenge, or onMissing's answer.
+  #missing(
+    admission: Admission,
+    event: { source?: string },
+    refusal: { error: TenantError; cause?: unknown },
+  ): StageStep {
+    const onMissing = this.#onMissing
+    return this.#core.refuse(admission, event, {
+      ...refusal,
+      headers: this.#challenge,
+      override: onMissing && { hook: 'onMissing', call: () => onMissing(admission.request) },
+    })
   }
 
   #pass(

@@ -209,11 +209,26 @@ describe('@tenant/hono', () => {
       for (const headers of [token, { ...token, 'X-Tenant-ID': 'globex' }]) {
         const response = await get(jwtApp(), '/', headers)
         expect(response.status).toBe(401)
+        expect(response.headers.get('WWW-Authenticate')).toMatch(/^Bearer realm="tenant"/)
         expect(await problem(response)).toMatchObject({
           code: 'tenant_required',
           detail: 'the token has no "tenant_id" claim',
         })
       }
+    })
+
+    // Answered as any request without a tenant: it got the fallback challenge, and onMissing was
+    // never asked.
+    it("answers a token without the claim with the resolver's challenge and onMissing", async () => {
+      const token = await bearer({ sub: 'u1' })
+      const challenged = await get(jwtApp({ challenge: 'Bearer realm="api"' }), '/', token)
+      expect(challenged.headers.get('WWW-Authenticate')).toBe('Bearer realm="api"')
+      const answered = await get(
+        jwtApp({ onMissing: () => new Response('sign in with an organisation', { status: 401 }) }),
+        '/',
+        token,
+      )
+      expect([answered.status, await answered.text()]).toEqual([401, 'sign in with an organisation'])
     })
 
     it('resolves from the header on routes without hono/jwt (no token, no principal)', async () => {
