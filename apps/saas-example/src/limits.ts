@@ -44,7 +44,7 @@ export function memoryLimits(
         ? new SlidingWindowQuotaManager(provider, clock)
         : new InMemoryQuotaManager(provider, clock),
     rateLimiter: new TokenBucketRateLimiter(provider, clock),
-    concurrency: new InMemoryConcurrencyLimiter(),
+    concurrency: new InMemoryConcurrencyLimiter(clock),
   }
 }
 

@@ -121,6 +121,28 @@ describe('tenantConcurrency', () => {
     expect(events[2]!.code).toBe('tenant_concurrency_limited')
   })
 
+  // A limiter written in JavaScript whose release() answers no promise: the release's then() threw
+  // inside the body's pull, and the client's body failed.
+  it('sends the body of a lease whose release() answers no promise, and releases it', async () => {
+    const plain: ConcurrencyLimiter = {
+      acquire: async (tenantId, maxInFlight) => {
+        const decision = await limiter.acquire(tenantId, maxInFlight)
+        const lease = decision.lease
+        if (lease === undefined) return decision
+        return { ...decision, lease: { id: lease.id, release: () => void lease.release() as never } }
+      },
+      inFlight: (tenantId) => limiter.inFlight(tenantId),
+      reset: (tenantId) => limiter.reset(tenantId),
+    }
+    const errors: unknown[] = []
+    const mw = chain({ concurrency: plain, hooks: { onError: (error) => errors.push(error) } })
+    const response = await mw(req('/', { tenant: 'acme' }), async () => new Response('hello'))
+    expect(await response.text()).toBe('hello')
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    expect(errors).toEqual([])
+  })
+
   it('holds the slot while a streamed body is sent and releases it when the body ends', async () => {
     const { next, ends } = streaming()
     const response = await chain()(req('/', { tenant: 'acme' }), next)

@@ -240,7 +240,9 @@ class Slot {
     if (this.registered) dropped!.unregister(this)
     let done: Promise<void>
     try {
-      done = this.lease.release()
+      // Promise.resolve: a lease of a JavaScript limiter may answer no promise; its release still
+      // counts, and the body must not fail on it.
+      done = Promise.resolve(this.lease.release())
     } catch (error) {
       done = Promise.reject(error)
     }
