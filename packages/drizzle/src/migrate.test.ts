@@ -204,12 +204,17 @@ describeEachDatabase(
       const { db } = database.current
       const info = detectDriver(db)
       await migrate(db)
-      const broken = extra('0099_broken', ['create table extra_table (a integer)', 'this is not sql'])
+      const broken = extra('0099_broken', [
+        'create table extra_table (a integer)',
+        'select * from no_such_table',
+      ])
       const error = await applyMigrations(db, info, [...shippedMigrations(info), broken]).catch(
         (e: unknown) => e,
       )
       expect(isTenantError(error) && error.code).toBe('tenant_backend_unavailable')
       expect((error as Error).message).toContain('0099_broken')
+      // The SQL and the driver's text (which quotes it, or names its tables) stay in the cause.
+      expect((error as Error).message).not.toMatch(/no_such_table|extra_table|Failed query|insert into/i)
       expect((error as Error).cause).toBeDefined()
       expect(await database.current.tables()).toEqual(PACKAGE_TABLES)
       expect(await database.current.query(sql`select tag from __tenant_migrations order by tag`)).toEqual(
@@ -302,6 +307,11 @@ describeEachDatabase(
       await expect(rollback(db, { steps: -1 })).rejects.toThrow(/rollback\.steps: must be a whole number/)
       await expect(rollback(db, { steps: 1.5 })).rejects.toBeInstanceOf(InvalidTenantConfigError)
       await expect(migrate(db, { migrationsTable: '' })).rejects.toThrow(/migrationsTable: must be a name/)
+      // A journal in the place of one of the package's tables left the database half-migrated.
+      for (const name of ['plans', 'tenants', 'Tenant_Audit_Log', 'plan_audit_log']) {
+        await expect(migrate(db, { migrationsTable: name })).rejects.toThrow(/migrationsTable: must not be/)
+      }
+      expect(await database.current.tables()).toEqual([])
       await expect(migrate({} as never)).rejects.toBeInstanceOf(InvalidTenantConfigError)
     })
   },

@@ -1,9 +1,10 @@
 import { invalidOption, TenantBackendError } from '@tenant/core'
-import { eq, type SQL, sql } from 'drizzle-orm'
+import { eq, getTableName, type SQL, sql } from 'drizzle-orm'
 import { bigint, pgTable, text as pgText } from 'drizzle-orm/pg-core'
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 import { type AnyDb, type DriverInfo, detectDriver, runStatements, type TenantDatabase } from './driver'
 import { migrations as pgMigrations } from './pg/migrations'
+import { planAuditLog, plans, tenantAuditLog, tenants } from './pg/schema'
 import { migrations as sqliteMigrations } from './sqlite/migrations'
 
 /** One migration shipped with the package: drizzle-kit's up statements and the hand-written down. */
@@ -36,6 +37,8 @@ export interface RollbackOptions extends MigrateOptions {
 }
 
 const DEFAULT_TABLE = '__tenant_migrations'
+// The tables the migrations create (the same names on both dialects).
+const OWN_TABLES = new Set<string>([plans, tenants, tenantAuditLog, planAuditLog].map((t) => getTableName(t)))
 
 /**
  * Applies this package's migrations that the database does not have yet (the `tenants` and
@@ -75,7 +78,7 @@ async function typedFailure<T>(what: 'migrate' | 'rollback', run: () => Promise<
     ) {
       throw error
     }
-    throw new TenantBackendError(`${what} failed: ${message(error)}`, { cause: error })
+    throw new TenantBackendError(`${what} failed (the database's error is the cause)`, { cause: error })
   }
 }
 
@@ -120,10 +123,8 @@ export async function applyMigrations(
     } catch (error) {
       if ((await appliedTags(db, journal)).includes(migration.tag)) continue
       throw new TenantBackendError(
-        `migration ${migration.tag} failed and was rolled back: ${message(error)}`,
-        {
-          cause: error,
-        },
+        `migration ${migration.tag} failed and was rolled back (the database's error is the cause)`,
+        { cause: error },
       )
     }
     done.push(migration.tag)
@@ -160,9 +161,12 @@ export async function revertMigrations(
     try {
       await runStatements(db, info, [...migration.down.map((s) => sql.raw(s)), forget])
     } catch (error) {
-      throw new TenantBackendError(`rollback of ${tag} failed and was undone: ${message(error)}`, {
-        cause: error,
-      })
+      throw new TenantBackendError(
+        `rollback of ${tag} failed and was undone (the database's error is the cause)`,
+        {
+          cause: error,
+        },
+      )
     }
     reverted.push(tag)
   }
@@ -174,6 +178,11 @@ async function openJournal(db: TenantDatabase, info: DriverInfo, options: Migrat
   const table = options.migrationsTable ?? DEFAULT_TABLE
   if (typeof table !== 'string' || table.length === 0 || table.length > 63) {
     throw invalidOption('migrationsTable', 'must be a name of 1 to 63 characters')
+  }
+  // The journal would take the place of a table the migrations create, and the database would be
+  // left half-migrated. SQLite's table names ignore case.
+  if (OWN_TABLES.has(table.toLowerCase())) {
+    throw invalidOption('migrationsTable', `must not be "${table}", a table of @tenant/drizzle's own`)
   }
   await ensureTable(db, info, table)
   return journalTable(info, table)
@@ -218,8 +227,4 @@ function nowMs(info: DriverInfo): SQL {
   return info.dialect === 'pg'
     ? sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
     : sql`cast((julianday('now') - 2440587.5) * 86400000 as integer)`
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
