@@ -25,7 +25,7 @@ import { getPlanOrNull, type PlanStore, toPlanConfigInput, validatePlanId } from
 import type { PlanConfig, PlanConfigInput, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
 
-export { MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL }
+export { KeyedLock, MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL }
 
 /** Options of {@link auditedStore}. */
 export interface AuditedStoreOptions {

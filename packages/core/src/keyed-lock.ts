@@ -12,7 +12,14 @@ export const MAX_QUEUED_CHANGES_TOTAL = 10_000
 /**
  * Runs tasks one at a time per key, with at most {@link MAX_QUEUED_CHANGES} waiting per key and
  * {@link MAX_QUEUED_CHANGES_TOTAL} in all. Entries are removed when a key's last task settles, so
- * the map only holds keys with work in flight.
+ * the map only holds keys with work in flight. `run` rejects with `refusal(reason)` when the queue
+ * is full. The audited stores of core and of @tenant/drizzle serialise their changes with it.
+ *
+ * @example
+ * ```ts
+ * const locks = new KeyedLock()
+ * await locks.run('acme', () => store.change('acme'), (reason) => new TenantBackendError(reason))
+ * ```
  */
 export class KeyedLock {
   readonly #tails = new Map<string, { tail: Promise<unknown>; tasks: number }>()

@@ -10,6 +10,7 @@ import {
   copyJson,
   InvalidTenantConfigError,
   invalidOption,
+  KeyedLock,
   type ListTenantsOptions,
   promiseOf,
   resolveListTenantsOptions,
@@ -120,6 +121,7 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
   readonly #kind: RowKind<C, Change>
   readonly #clock: Clock
   readonly #cache: ConfigCache<C> | undefined
+  readonly #locks = new KeyedLock()
 
   constructor(
     db: AnyDb,
@@ -247,6 +249,18 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
    */
   async applyChange(change: Change): Promise<RowChangeResult<C>> {
     const id = this.#kind.validateId(this.#kind.changeId(change))
+    // One change of an id at a time in this process: racing each other, the Kth of K concurrent
+    // changes needed K attempts, and 33 at once left some failed after MAX_ATTEMPTS. Other
+    // processes still race, and the attempts below settle that.
+    return this.#locks.run(
+      id,
+      () => this.#change(id, change),
+      (reason) =>
+        new TenantBackendError(`${this.#kind.kind} "${id}" is not changed: ${reason}`, this.#tenantId(id)),
+    )
+  }
+
+  async #change(id: string, change: Change): Promise<RowChangeResult<C>> {
     for (let attempt = 1; ; attempt++) {
       let result: RowChangeResult<C> | undefined
       try {
@@ -255,7 +269,9 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
         if (error instanceof Aborted) throw error.error
         // A failed write may have committed with only its reply lost: its entry must not outlive it.
         this.#cache?.invalidate(id)
-        if (!(error instanceof Conflict)) throw this.#error(error, id)
+        // PostgreSQL rolled the transaction back whole (see isRetryableTransactionFailure).
+        if (!(error instanceof Conflict) && !isRetryableTransactionFailure(error))
+          throw this.#error(error, id)
       }
       if (result) {
         this.#cache?.invalidate(id)
@@ -432,10 +448,14 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
   }
 
   async #run(id: string | undefined, query: () => PromiseLike<Row[]>): Promise<Row[]> {
-    try {
-      return await query()
-    } catch (error) {
-      throw id === undefined ? toBackendError(error, this.#kind.what, undefined) : this.#error(error, id)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await query()
+      } catch (error) {
+        // One statement PostgreSQL rolled back for a concurrent one: run it again.
+        if (attempt < MAX_ATTEMPTS && isRetryableTransactionFailure(error)) continue
+        throw id === undefined ? toBackendError(error, this.#kind.what, undefined) : this.#error(error, id)
+      }
     }
   }
 
@@ -477,12 +497,29 @@ export class RowStore<C extends Stored, Change extends AnyChange<C>> {
  * Postgres' SQLSTATE 23503, SQLite's "FOREIGN KEY constraint failed" (libSQL, D1, bun:sqlite).
  */
 export function isForeignKeyViolation(error: unknown): boolean {
+  return someCause(
+    error,
+    ({ code, message }) =>
+      code === '23503' || (typeof message === 'string' && /FOREIGN KEY constraint failed/i.test(message)),
+  )
+}
+
+/**
+ * PostgreSQL's `serialization_failure` (40001) and `deadlock_detected` (40P01): the transaction (or
+ * statement) was rolled back whole because of a concurrent one, and running it again is the
+ * answer PostgreSQL documents. Ordinary races raise them where the database or role runs at
+ * REPEATABLE READ or SERIALIZABLE by default (`default_transaction_isolation`).
+ */
+export function isRetryableTransactionFailure(error: unknown): boolean {
+  return someCause(error, ({ code }) => code === '40001' || code === '40P01')
+}
+
+// Whether `error` or one of its causes (Drizzle wraps the driver's error) passes `test`.
+function someCause(error: unknown, test: (error: { code?: unknown; message?: unknown }) => boolean): boolean {
   let current: unknown = error
   for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
-    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown }
-    if (code === '23503') return true
-    if (typeof message === 'string' && /FOREIGN KEY constraint failed/i.test(message)) return true
-    current = cause
+    if (test(current as { code?: unknown; message?: unknown })) return true
+    current = (current as { cause?: unknown }).cause
   }
   return false
 }
