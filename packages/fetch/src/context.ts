@@ -19,6 +19,11 @@ export interface TenantState {
    * module-level Request for an internal call): no later run may take it as its own.
    */
   readonly finished?: boolean
+  /**
+   * Whether this request's run holds a slot of `limiter` (its concurrency stage took one) and has
+   * not answered yet: a chain nested in the run (a sub-app's, a route's) takes none of its own.
+   */
+  holdsSlot?(limiter: object): boolean
 }
 
 // The state rides on the Request object itself, under a module-private symbol, so it lives exactly
@@ -78,22 +83,29 @@ export function isResolved(request: Request): boolean {
 export function inheritTenantState(from: Request, to: Request): void {
   const state = tenantState(from)
   if (state === undefined) return
-  handedOn.add(to)
+  if (to !== from) handedOn.set(to, from)
   const held = tenantState(to)
   if (held === undefined || held.owner !== state.owner) setTenantState(to, state)
 }
 
-// Requests a decision was handed to by inheritTenantState: the request they were made from, passed
-// on (a rewrite, a buffered body), not one the app made on its own inside another request's run.
-// Rare (a rewrite), so a WeakSet.
-const handedOn = new WeakSet<Request>()
+// Request -> the request inheritTenantState handed its decision from: the same request passed on
+// (a rewrite, a buffered body). Rare (a rewrite), so a WeakMap.
+const handedOn = new WeakMap<Request, Request>()
 
 /**
- * Whether `request` was handed its decision with `inheritTenantState` (it is the request it was
- * made from, passed on). Internal: the policy checks such a request on the client's path.
+ * The request `request` was made from, through every `inheritTenantState` hand-on (`request`
+ * itself when it was handed nothing): the client's request for a rewrite of it, a request the app
+ * made on its own for a rewrite of that one. Internal: the policy checks the path of this one.
  */
-export function wasHandedOn(request: Request): boolean {
-  return handedOn.has(request)
+export function handedFrom(request: Request): Request {
+  let current = request
+  // Bounded: a hand-on chain is as long as the middleware that replace the request.
+  for (let step = 0; step < 64; step++) {
+    const from = handedOn.get(current)
+    if (from === undefined) return current
+    current = from
+  }
+  return current
 }
 
 /**
@@ -172,6 +184,10 @@ class ResolvedScope implements Scope, TenantState {
   /** The decision's own: a scope stored on a Request (see `decide`) ends with its run. */
   get finished(): boolean {
     return this.#from.finished === true
+  }
+
+  holdsSlot(limiter: object): boolean {
+    return this.#from.holdsSlot?.(limiter) === true
   }
 }
 

@@ -8,7 +8,7 @@ import {
   TenantError,
 } from '@tenant/core'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
-import { wasHandedOn } from './context'
+import { handedFrom } from './context'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
 import { AMBIGUOUS_URL, pathOf } from './path'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
@@ -97,35 +97,73 @@ function lineMismatch(rule: 'method' | 'path', extracted: string, actual: string
  * `/v1/files`), the path without it, which is what the handler serves.
  */
 function policyPath(admission: Admission): string | undefined {
-  const { request, owner } = admission
+  const { owner } = admission
+  // A rewrite is checked as the request it was made from (a sub-request's rewrite as that
+  // sub-request, not as the client's).
+  const request = handedFrom(admission.request)
   const own = pathOf(request.url)
   if (own === undefined || owner === request || !(owner instanceof Request)) return servedPath(admission, own)
   const sent = pathOf(owner.url)
   if (sent === undefined) return undefined
-  const client = wasHandedOn(request) || mountedFrom(request.url, own, owner.url, sent)
-  return servedPath(admission, client ? sent : own)
+  return servedPath(admission, mountedFrom(request, own, owner, sent) ? sent : own)
 }
 
 /**
- * Whether `url` (path `path`) is `sentUrl` (path `sent`) with a mount prefix cut off, as Hono's
- * `mount()` makes it: the same URL but for the path, which is the end of the client's (`/`, for
- * the mount point itself). A request the app made on its own (another origin, another query,
- * another path) is not. What this cannot tell from a mount: a request the app made with the
- * client's URL and a path that ends the client's (`/v1/batch` -> `/batch`).
+ * Whether `request` (path `path`) is the client's request `sent` (path `sentPath`) with a mount
+ * prefix cut off, as Hono's `mount()` makes it (`new Request(url, request)`): the same method,
+ * headers, origin and query, and a path that is the end of the client's (`/`, for the mount point
+ * itself). A request the app made on its own (`app.request('/admin/keys')`: its own headers, an
+ * origin of its own or the client's Host) is not. What this cannot tell from a mount: the client's
+ * whole request sent again by the app to a path that ends the client's (`/v1/batch` -> `/batch`).
  */
-function mountedFrom(url: string, path: string, sentUrl: string, sent: string): boolean {
-  if (path !== '/' && !sent.endsWith(path)) return false
-  const own = aroundPath(url, path)
-  const theirs = aroundPath(sentUrl, sent)
-  return own !== undefined && theirs !== undefined && own[0] === theirs[0] && own[1] === theirs[1]
+function mountedFrom(request: Request, path: string, sent: Request, sentPath: string): boolean {
+  // Hono's mount() writes the router's decoded path into the new URL (`/internal/%70ublic/x` ->
+  // `/public/x`), so the ends are compared decoded as routers decode them.
+  if (path !== '/' && !sentPath.endsWith(path) && !routerDecoded(sentPath).endsWith(routerDecoded(path))) {
+    return false
+  }
+  // Compared as URL parsers write them: mount() parses the client's URL (a Host in upper case, a
+  // default port, a query with characters a parser escapes) and writes it out again.
+  const own = parsedUrl(request.url)
+  const theirs = parsedUrl(sent.url)
+  if (
+    own === undefined ||
+    theirs === undefined ||
+    own.origin !== theirs.origin ||
+    own.search !== theirs.search
+  ) {
+    return false
+  }
+  return request.method === sent.method && sameHeaders(request.headers, sent.headers)
 }
 
-// A URL's text before its path (scheme and authority) and after it (query and fragment).
-function aroundPath(url: string, path: string): [string, string] | undefined {
-  const authority = url.indexOf('//')
-  const start = authority === -1 ? -1 : url.indexOf('/', authority + 2)
-  if (start === -1 || !url.startsWith(path, start)) return undefined
-  return [url.slice(0, start), url.slice(start + path.length)]
+function parsedUrl(url: string): URL | undefined {
+  try {
+    return new URL(url)
+  } catch {
+    return undefined
+  }
+}
+
+// Both lists in full, in the order Headers iterates them (sorted by name).
+function sameHeaders(a: Headers, b: Headers): boolean {
+  const left = [...a]
+  const right = [...b]
+  return (
+    left.length === right.length &&
+    left.every(([name, value], i) => right[i]![0] === name && right[i]![1] === value)
+  )
+}
+
+// A path percent-decoded as Hono's router decodes it: every escape but those of reserved
+// characters (decodeURI's rule); a malformed escape leaves the path as it is.
+function routerDecoded(path: string): string {
+  if (!path.includes('%')) return path
+  try {
+    return decodeURI(path)
+  } catch {
+    return path
+  }
 }
 
 // The router's view of `path`: without a trailing slash where the host's router drops it.

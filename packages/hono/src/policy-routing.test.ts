@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { type ServerType, serve } from '@hono/node-server'
 import { ConfigPolicyEvaluator, InMemoryConfigManager, InMemoryQuotaManager } from '@tenant/core'
 import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import { methodOverride } from 'hono/method-override'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type TenantEnv, tenancy, tenantResolver } from './index'
@@ -94,6 +95,17 @@ describe('the policy of a sub-app reached through mount() checks the path the cl
     expect(response.status).toBe(200)
     expect(await response.text()).toBe('internal /public/x')
   })
+
+  // mount() writes Hono's decoded path into the new URL, and a URL parser's form of the query: the
+  // sub-app's request was no longer read as the client's, and was checked on its own path.
+  it("reads it as the client's when mount() rewrote the escapes of the path or the query", async () => {
+    const denying = await mounted(['/public/*'])
+    for (const path of ['/internal/%70ublic/x', '/internal/public/x?q="a b"']) {
+      expect((await denying.request(`http://api.example.com${path}`, { headers })).status, path).toBe(403)
+    }
+    const allowing = await mounted(['/internal/*'])
+    expect((await allowing.request('http://api.example.com/internal/a%41b', { headers })).status).toBe(200)
+  })
 })
 
 // A handler inside the chain that runs requests of its own through the app (a batch route): each is
@@ -112,15 +124,46 @@ describe('a request a handler makes through the app inside the chain', () => {
     })
     app.get('/v1/hello', (c) => c.text('hello'))
     app.get('/admin/keys', (c) => c.text('admin keys'))
-    // Same origin and query as the client's request, its path the end of the client's: a mount.
+    // The client's URL with a path that ends the client's: the client's whole request sent on
+    // reads as a mount (as mount() makes it), a request with headers of its own does not, nor one
+    // on another origin the client chose with its Host.
     app.post('/v1/echo', async (c) => {
       const url = new URL(c.req.url)
       url.pathname = '/echo'
-      return app.request(new Request(url, { headers }))
+      const whole = c.req.query('whole') !== undefined
+      return app.request(whole ? new Request(url, c.req.raw) : new Request(url, { method: 'POST', headers }))
     })
-    app.get('/echo', (c) => c.text('echo'))
+    app.post('/echo', (c) => c.text('echo'))
     return app
   }
+
+  // A middleware that replaces the request (bodyLimit for a chunked body) hands the decision on:
+  // the replacement of the app's own request was taken for the client's and checked on its path.
+  it('is checked on its own path when a middleware replaced it on the way', async () => {
+    const store = await configs(['/v1/*'])
+    const app = new Hono<TenantEnv>()
+    app.use('*', tenantResolver({ configManager: store }))
+    app.use('*', bodyLimit({ maxSize: 1024 }))
+    app.use('*', tenancy({ policy: new ConfigPolicyEvaluator(store) }))
+    app.post('/v1/batch', async (c) => {
+      const statuses: number[] = []
+      for (const path of ['/v1/hello', '/admin/keys']) {
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('x'))
+            controller.close()
+          },
+        })
+        const init = { method: 'POST', headers, body, duplex: 'half' } as RequestInit
+        statuses.push((await app.request(path, init)).status)
+      }
+      return c.json(statuses)
+    })
+    app.post('/v1/hello', (c) => c.text('hello'))
+    app.post('/admin/keys', (c) => c.text('admin keys'))
+    const response = await app.request('/v1/batch', { method: 'POST', headers })
+    expect(await response.json()).toEqual([200, 403])
+  })
 
   it('is checked on its own path: /admin/keys is denied, /v1/hello allowed', async () => {
     const app = await batchApp()
@@ -132,10 +175,18 @@ describe('a request a handler makes through the app inside the chain', () => {
     expect(await response.json()).toEqual([200, 403, 403])
   })
 
-  it("a request that is the client's with its path shortened reads as a mount, as mount() makes it", async () => {
+  it("is read as a mount only when it is the client's whole request with its path shortened", async () => {
     const app = await batchApp()
-    const response = await app.request('/v1/echo?x=1', { method: 'POST', headers })
-    expect(response.status).toBe(200)
+    const client = { ...headers, Accept: 'text/plain' }
+    expect((await app.request('/v1/echo?whole', { method: 'POST', headers: client })).status).toBe(200)
+    expect((await app.request('/v1/echo', { method: 'POST', headers: client })).status).toBe(403)
+    // Host: localhost makes the client's origin the one app.request() uses; still its own headers.
+    const local = await app.request('http://localhost/v1/batch', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(['/', '/batch']),
+    })
+    expect(await local.json()).toEqual([403, 403])
   })
 })
 
