@@ -75,10 +75,10 @@ export function normalizeTokenDelta(delta: { tokens: number }): number {
 }
 
 /**
- * Validates the `decidedAt` of `QuotaManager.adjust` (see `QuotaAdjustment`): absent, or a safe
- * whole number >= 0 (ms since the epoch, as a decision's `decidedAt` is). Call it after
- * {@link normalizeTokenDelta}, which checks that `delta` is an object. Throws
- * {@link InvalidCostError} otherwise.
+ * Validates the `decidedAt` of `QuotaManager.adjust` (see `QuotaAdjustment`): absent, or a finite
+ * number (ms since the epoch on the store's clock, as a decision's `decidedAt` is: a `Clock` may
+ * answer fractions of a ms). Call it after {@link normalizeTokenDelta}, which checks that `delta`
+ * is an object. Throws {@link InvalidCostError} otherwise.
  *
  * @example
  * ```ts
@@ -89,9 +89,9 @@ export function normalizeTokenDelta(delta: { tokens: number }): number {
 export function normalizeDecidedAt(delta: { decidedAt?: number }): number | undefined {
   const at: unknown = delta.decidedAt
   if (at === undefined) return undefined
-  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) {
+  if (typeof at !== 'number' || !Number.isFinite(at)) {
     throw new InvalidCostError(
-      `adjust decidedAt must be a decision's decidedAt (a whole number of ms since the epoch), got ${describeValue(at)}`,
+      `adjust decidedAt must be a decision's decidedAt (ms since the epoch), got ${describeValue(at)}`,
     )
   }
   return at + 0

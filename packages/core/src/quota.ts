@@ -116,8 +116,8 @@ export interface QuotaManager {
    * admission's {@link QuotaDecision.decidedAt}), a refund leaves the windows started since that
    * admission alone: a stream admitted in one minute and settled in the next is refunded from the
    * minute it was charged in (and from the hour, day and month, which it has not left). Throws
-   * `InvalidCostError` for tokens that are no whole number or a `decidedAt` that is no whole
-   * number >= 0.
+   * `InvalidCostError` for tokens that are no whole number or a `decidedAt` that is no finite
+   * number.
    */
   adjust(tenantId: string, delta: QuotaAdjustment): Promise<QuotaUsage>
   /**

@@ -608,10 +608,9 @@ export function testQuotaManager(
           { tokens: '5' },
           {},
           null,
-          { tokens: -5, decidedAt: -1 },
-          { tokens: -5, decidedAt: 1.5 },
           { tokens: -5, decidedAt: String(T0) },
           { tokens: -5, decidedAt: Number.NaN },
+          { tokens: -5, decidedAt: Number.POSITIVE_INFINITY },
           { tokens: -5, decidedAt: null },
         ]
         for (const delta of badDeltas) {

@@ -289,6 +289,22 @@ describe('tenantQuota', () => {
       })
     })
 
+    // A Clock may answer fractions of a ms (the decision carries it as decidedAt, which adjust
+    // refused), and a hook may rewrite the decision it is handed (for a log line): neither may lose
+    // the refund, nor move it to other windows.
+    it('refunds an over-estimate under a clock with fractions, whatever a hook did to the decision', async () => {
+      clock.set(START + 0.25)
+      const onQuota = (event: { decision?: { decidedAt?: number } }) => {
+        if (event.decision) event.decision.decidedAt = Number.NaN
+      }
+      const { hooks, errors } = recorder()
+      const quota = chain({ actualTokens: usageHeader, hooks: [hooks, { onQuota }] })
+      await quota(req('/', { tenant: 'acme', headers: { 'X-Token-Count': '800' } }), upstream('50'))
+      expect(errors).toEqual([])
+      const minute = (await manager.peek('acme')).windows.find((w) => w.window === 'minute')!
+      expect(minute.used).toEqual({ requests: 1, tokens: 50 })
+    })
+
     it('refunds an over-estimate', async () => {
       const quota = chain({ actualTokens: usageHeader })
       const response = await quota(

@@ -266,6 +266,9 @@ class QuotaStage implements ChainStage {
         },
       )
     }
+    // Read before the hooks get the decision: one that rewrote it (a log line's date) must not
+    // move the refund to other windows.
+    const { decidedAt } = answer
     if (core.observed) core.allow(admission, { cost, decision: answer })
     const handle = admission.addHeaders(headers)
     const { actualTokens } = this.options
@@ -273,7 +276,7 @@ class QuotaStage implements ChainStage {
     if (actualTokens !== undefined || stream !== undefined) {
       admission.onResponse(async (response) => {
         if (stream !== undefined && isEventStream(response)) {
-          return this.#stream(admission, response, stream, cost, answer.decidedAt)
+          return this.#stream(admission, response, stream, cost, decidedAt)
         }
         if (actualTokens === undefined) return undefined
         await adjust(core.hooks, this.manager, actualTokens, {
@@ -283,7 +286,7 @@ class QuotaStage implements ChainStage {
           tenantId,
           subject: cost.subject,
           estimated: cost.tokens,
-          decidedAt: answer.decidedAt,
+          decidedAt,
           timeoutMs: core.timeoutMs,
           // Made before onAdjust fires, from the frozen copy the hooks get.
           adjusted: (usage) =>
