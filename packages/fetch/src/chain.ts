@@ -78,6 +78,8 @@ export class Admission implements TenantState {
   resolved = false
   /** Set by the host once the handler has answered (see `TenantState.finished`). */
   finished = false
+  // The limiters this run holds a slot of (see holdsSlot); rarely more than one.
+  #slots: object[] | undefined = undefined
   /**
    * Set by a resolver in this chain: the host runs the handler with the tenant as
    * `currentTenantId()`, through {@link run}.
@@ -211,6 +213,17 @@ export class Admission implements TenantState {
 
   set executionContext(context: WaitUntil | undefined) {
     this.#executionContext = context
+  }
+
+  /** Records that this run holds a slot of `limiter` (its concurrency stage took one). */
+  holdSlot(limiter: object): void {
+    this.#slots ??= []
+    this.#slots.push(limiter)
+  }
+
+  /** See `TenantState.holdsSlot`: a slot of `limiter`, while the handler has not answered. */
+  holdsSlot(limiter: object): boolean {
+    return !this.finished && this.#slots !== undefined && this.#slots.includes(limiter)
   }
 
   /**

@@ -143,6 +143,32 @@ describe('tenantConcurrency', () => {
     expect(errors).toEqual([])
   })
 
+  it('takes one slot for a request through two chains with the same limiter, and one per request', async () => {
+    await configs.setTenantConfig({ id: 'acme', concurrency: { maxInFlight: 1 } })
+    const seen: number[] = []
+    const mw = compose(chain(), tenantConcurrency({ limiter, provider: configs }))
+    const response = await mw(req('/', { tenant: 'acme' }), async () => {
+      seen.push(await limiter.inFlight('acme'))
+      return new Response('ok')
+    })
+    expect([response.status, seen]).toEqual([200, [1]])
+    await response.text()
+    await settle()
+    expect(await limiter.inFlight('acme')).toBe(0)
+    // One Request object run twice at once is two requests: the second is refused, not let through
+    // on the first one's slot.
+    const shared = req('/', { tenant: 'acme' })
+    let release!: () => void
+    const held = new Promise<Response>((resolve) => {
+      release = () => resolve(new Response('first'))
+    })
+    const first = mw(shared, () => held)
+    await settle()
+    expect((await mw(shared, async () => new Response('second'))).status).toBe(429)
+    release()
+    expect((await first).status).toBe(200)
+  })
+
   it('holds the slot while a streamed body is sent and releases it when the body ends', async () => {
     const { next, ends } = streaming()
     const response = await chain()(req('/', { tenant: 'acme' }), next)

@@ -9,6 +9,7 @@ import {
 } from '@tenant/core'
 import { whenBodyEnds } from './body-end'
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
+import { resolvedScope } from './context'
 import { keepPromiseAlive, type WaitUntil } from './execution-context'
 import { type HookSet, reportError } from './hooks'
 import { assertMethods, checkFunction, checkStageOptions } from './options'
@@ -75,6 +76,13 @@ class ConcurrencyStage implements ChainStage {
   run(admission: Admission): StageStep {
     const tenantId = admission.tenantId
     if (tenantId === undefined) return undefined
+    // A chain nested in a run that holds a slot of this limiter (an app-wide tenancy() and a
+    // sub-app's, hono/method-override dispatching again, a handler's sub-request): one client
+    // request, one slot. Only inside that run's tenant context, which a concurrent run of the same
+    // Request object is not in; without the context each chain takes its own.
+    const scope = resolvedScope()
+    if (scope !== undefined && scope.tenantId === tenantId && scope.holdsSlot?.(this.limiter))
+      return undefined
     const provider = this.#provider
     const tenant = admission.tenant
     if (tenant !== undefined && (provider === undefined || admission.source === provider)) {
@@ -111,6 +119,7 @@ class ConcurrencyStage implements ChainStage {
     const { lease, ...decision } = answer
     if (answer.allowed && lease !== undefined) {
       if (core.observed) core.allow(admission, { limit, decision })
+      admission.holdSlot(this.limiter)
       holdUntilDone(admission, lease, core)
       return undefined
     }

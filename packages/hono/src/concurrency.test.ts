@@ -226,4 +226,66 @@ describe('@tenant/hono concurrency', () => {
     await settle()
     expect(await limiter.inFlight('acme')).toBe(0)
   })
+
+  // One client request through two chains with concurrency (or dispatched twice) took two slots:
+  // with maxInFlight 1 its own second chain refused it 429.
+  describe('a request that runs through two chains holding the same limiter', () => {
+    // The handler's view: how many slots the tenant holds while it runs.
+    const seen = (c: { text: (t: string) => Response }) =>
+      limiter.inFlight('acme').then((n) => c.text(`in flight: ${n}`))
+    const send = (app: Hono<any>, path: string, init: RequestInit = {}) =>
+      app.request(`https://a.example${path}`, {
+        ...init,
+        headers: { 'X-Tenant-ID': 'acme', ...(init.headers as Record<string, string>) },
+      })
+
+    it("takes one slot: an app-wide tenancy() and a sub-app's, or a route's tenantConcurrency()", async () => {
+      const app = new Hono()
+      app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+      const api = new Hono()
+      api.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+      api.get('/x', seen)
+      app.route('/api', api)
+      app.get('/route', tenantConcurrency({ limiter, provider: configs }), seen)
+      for (const path of ['/api/x', '/route']) {
+        const response = await send(app, path)
+        expect([response.status, await response.text()], path).toEqual([200, 'in flight: 1'])
+        await settle()
+        expect(await limiter.inFlight('acme')).toBe(0)
+      }
+    })
+
+    it('still refuses another request of the tenant while the first holds the slot', async () => {
+      let release!: () => void
+      const held = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const app = new Hono()
+      app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+      app.get('/slow', async (c) => {
+        await held
+        return c.text('slow')
+      })
+      app.get('/route', tenantConcurrency({ limiter, provider: configs }), seen)
+      const slow = send(app, '/slow')
+      await settle()
+      expect((await send(app, '/route')).status).toBe(429)
+      release()
+      expect((await slow).status).toBe(200)
+    })
+
+    it('takes one slot when hono/method-override dispatches the request again after tenancy()', async () => {
+      const { methodOverride } = await import('hono/method-override')
+      const app = new Hono()
+      app.use('*', tenancy({ configManager: configs, concurrency: limiter }))
+      app.use('*', methodOverride({ app }))
+      app.delete('/x', seen)
+      const response = await send(app, '/x', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: '_method=DELETE',
+      })
+      expect([response.status, await response.text()]).toEqual([200, 'in flight: 1'])
+    })
+  })
 })
