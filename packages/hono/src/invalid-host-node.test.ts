@@ -23,10 +23,12 @@ async function listen(app: Hono<any>): Promise<number> {
   return (server.address() as AddressInfo).port
 }
 
-// One request as raw bytes, so the Host header is exactly the one written.
+// One request as raw bytes, so the Host header is exactly the one written. The socket stays open
+// for writing: a client that half-closes at once may see the server close before it answers. The
+// server closes it after the answer (Connection: close).
 function raw(port: number, text: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.end(text))
+    const socket = connect(port, '127.0.0.1', () => socket.write(text))
     let out = ''
     socket.on('data', (data) => {
       out += data
