@@ -358,7 +358,7 @@ export function decide(
     // earlier resolver's host opened.
     let state = tenantState(request)
     // Not one left on the Request by another run (see isStaleState).
-    if (state !== undefined && isStaleState(state)) state = undefined
+    if (state !== undefined && isStaleState(state, request)) state = undefined
     if (state === undefined) {
       state = resolvedScope()
       if (state === undefined) throw unresolved(first.middleware)

@@ -136,13 +136,17 @@ export function getTenant(request: Request): TenantConfig | undefined {
 
 /**
  * The decision `getTenantId` and `getTenant` answer from: the request's, unless the caller runs
- * in another request's resolver scope (one Request object used by the code of several requests at
- * once, the last decision written on it another request's), then the scope's. A finished decision
+ * in another request's resolver scope and the decision on the Request is not one made for the
+ * Request itself (one Request object used by the code of several requests at once, the last
+ * decision written on it another request's), then the scope's. A decision made for the Request
+ * itself and still running answers in any scope: code of one request that reads another's (a
+ * batch flushed from the first request's timer) gets that request's tenant. A finished decision
  * still answers outside a scope: a middleware around the chain reads it after the handler.
  */
 function decisionOf(request: Request): TenantState | undefined {
   const state = tenantState(request)
-  return state === undefined ? undefined : (foreignScope(state) ?? state)
+  if (state === undefined || (state.owner === request && state.finished !== true)) return state
+  return foreignScope(state) ?? state
 }
 
 /** The resolver scope the caller runs in, when it is another request's than `state`'s. */
@@ -271,13 +275,14 @@ export function resolvedScope(): TenantState | undefined {
 }
 
 /**
- * Whether `state`, found on a Request, is not the decision of the request being handled: its run
+ * Whether `state`, found on `request`, is not the decision of the request being handled: its run
  * has answered (the Request is sent again, or kept and used by later code), or the code runs in
- * another request's resolved scope (one Request object used by several requests' code). Internal:
- * a resolver and a chain without one then take the scope, or resolve, instead.
+ * another request's resolved scope and the decision is not `request`'s own (one Request object
+ * used by several requests' code). Internal: a resolver and a chain without one then take the
+ * scope, or resolve, instead.
  */
-export function isStaleState(state: TenantState): boolean {
-  return state.finished === true || foreignScope(state) !== undefined
+export function isStaleState(state: TenantState, request: Request): boolean {
+  return state.finished === true || (state.owner !== request && foreignScope(state) !== undefined)
 }
 
 /**

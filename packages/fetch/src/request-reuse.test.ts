@@ -109,4 +109,34 @@ describe('a Request object used by more than one run', () => {
       expect([await used(subQuotas, 'acme'), await used(subQuotas, 'globex')]).toEqual([2, 2])
     })
   }
+
+  // Code of one request that reads another request's own Request object (a batch flushed from the
+  // first request's work, a listener one request registered and another fired): it got the tenant
+  // of the scope it ran in, since the previous fix for a shared Request object took any decision
+  // read in another request's scope for a stale one.
+  it("read from another request's code, a Request answers its own run's tenant and config", async () => {
+    await configs.setTenantConfig({ id: 'globex', metadata: { plan: 'G' } })
+    let queued!: Request
+    let onQueued!: () => void
+    const isQueued = new Promise<void>((resolve) => (onQueued = resolve))
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const chain = tenancy({ configManager: configs, quota: quotas, clock })
+    const handler = async (passed?: Request) => {
+      const request = passed!
+      if (getTenantId(request) === 'globex') {
+        queued = request
+        onQueued()
+        await held
+        return new Response('globex done')
+      }
+      await isQueued
+      return new Response(`${getTenantId(queued)}|${getTenant(queued)?.metadata.plan}`)
+    }
+    const globex = chain(req('/', { tenant: 'globex' }), handler)
+    const acme = await chain(req('/', { tenant: 'acme' }), handler)
+    expect(await acme.text()).toBe('globex|G')
+    release()
+    expect(await (await globex).text()).toBe('globex done')
+  })
 })

@@ -213,7 +213,7 @@ class ResolverStage implements ChainStage {
     // counts, not one of runWithTenantId).
     let state: TenantState | undefined = tenantState(admission.request)
     // Not one left on the Request by another run (see isStaleState).
-    if (state !== undefined && isStaleState(state)) state = undefined
+    if (state !== undefined && isStaleState(state, admission.request)) state = undefined
     if (state?.tenantId === undefined) state = resolvedScope() ?? state
     // One request, whichever Request object carries it now (see TenantState.owner).
     if (state !== undefined) admission.owner = state.owner
