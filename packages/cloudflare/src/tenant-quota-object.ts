@@ -655,10 +655,6 @@ function quotaCharge(
 }
 
 /**
- * Refuses a call whose config is not an object (a call from another build, a bug), which core
- * would read as "no limits": typed, before anything is read or written.
- */
-/**
  * A call's subject, checked as the managers check it before they send it: the subject is part of a
  * storage key, and a template string would make `42`, `['42']` and `'42'` one key, `null` the
  * subject `'null'`. A call naming a subject is version 2, and one that decides (not a reset) comes
@@ -676,6 +672,10 @@ function checkSubject(call: QuotaCall): void {
   if (call.op !== 'reset') configObject(subjectConfig, 'subjectConfig')
 }
 
+/**
+ * Refuses a call whose config is not an object (a call from another build, a bug), which core
+ * would read as "no limits": typed, before anything is read or written.
+ */
 function configObject(config: unknown, path: string): void {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new InvalidTenantConfigError([{ path: [path], message: 'must be an object', code: 'invalid_type' }])
