@@ -64,34 +64,48 @@ function refusedTenant(metrics: TenantMetrics, event: TenancyEventBase): string 
  * ```
  */
 export function tenantMetricsHooks(metrics: TenantMetrics): TenancyHooks {
+  // The forget count when each request's run was resolved (see tenantMetricsMiddleware): a store
+  // answer or a settlement that lands after its tenant was forgotten (deleted, maybe created again
+  // for another customer) is not counted under the id, and takes no label.
+  const resolvedAt = new WeakMap<Request, number>()
+  const forgotten = (event: { tenantId?: string | undefined; request: Request }): boolean => {
+    const { tenantId, request } = event
+    const at = resolvedAt.get(request)
+    return tenantId !== undefined && at !== undefined && forgottenSince(metrics, tenantId, at)
+  }
   return {
     onResolve(event) {
-      refused(event)
+      resolvedAt.set(event.request, forgetCount(metrics))
+      // A Request object sent again: its earlier run's refusal is not this run's.
+      if (!refused(event)) refusedRequests.delete(event.request)
     },
     onPolicy(event) {
       if (refused(event) && event.code === 'tenant_policy_denied')
-        metrics.recordPolicyDenial(refusedTenant(metrics, event), event.decision?.rule)
+        metrics.recordPolicyDenial(
+          forgotten(event) ? undefined : refusedTenant(metrics, event),
+          event.decision?.rule,
+        )
     },
     onConcurrency(event) {
       if (refused(event) && event.code === 'tenant_concurrency_limited')
-        metrics.recordConcurrencyRejection(refusedTenant(metrics, event))
+        metrics.recordConcurrencyRejection(forgotten(event) ? undefined : refusedTenant(metrics, event))
     },
     onRateLimit(event) {
       if (refused(event) && event.code === 'tenant_rate_limited')
-        metrics.recordRateLimited(refusedTenant(metrics, event))
+        metrics.recordRateLimited(forgotten(event) ? undefined : refusedTenant(metrics, event))
     },
     onQuota(event) {
       if (refused(event)) {
         if (event.code === 'tenant_quota_exceeded')
-          metrics.recordQuotaRejection(refusedTenant(metrics, event))
-      } else if (event.failedOpen !== true && event.cost !== undefined) {
+          metrics.recordQuotaRejection(forgotten(event) ? undefined : refusedTenant(metrics, event))
+      } else if (event.failedOpen !== true && event.cost !== undefined && !forgotten(event)) {
         // Charged by the last stage: the request is admitted, so the tenant may take a label.
         metrics.recordTokens(event.tenantId, event.cost.tokens)
       }
     },
     onAdjust(event) {
       // A failed adjustment leaves the estimate charged, which is what was already counted.
-      if (event.error === undefined && event.actualTokens !== undefined) {
+      if (event.error === undefined && event.actualTokens !== undefined && !forgotten(event)) {
         metrics.recordTokens(event.tenantId, event.actualTokens - event.estimatedTokens)
       }
     },

@@ -5,7 +5,10 @@ import {
   auditedStore,
   InMemoryAuditLog,
   InMemoryConfigManager,
+  InMemoryQuotaManager,
   InvalidTenantIdError,
+  type QuotaCost,
+  type QuotaManager,
 } from '@tenant/core'
 import { applyMiddleware, withTenancy } from '@tenant/fetch'
 import { describe, expect, it } from 'vitest'
@@ -258,6 +261,89 @@ describe('TenantMetrics.recordRequest', () => {
     }
     expect(await metrics.registry.metrics()).toContain(
       'tenant_requests_total{tenant="acme",outcome="server_error",code="0"} 4',
+    )
+  })
+})
+
+// The hooks recorded a store's answer (a consume, a policy decision, an actualTokens adjustment)
+// that landed after its tenant was forgotten under the id, which then belonged to a new customer:
+// the new customer got the old one's counts and its label back.
+describe('tenantMetricsHooks and a tenant forgotten while its request runs', () => {
+  const as = (tenantId: string) =>
+    new Request('http://x/', { headers: { 'X-Tenant-ID': tenantId, 'X-Token-Count': '10' } })
+
+  for (const stage of ['quota', 'policy', 'actualTokens'] as const) {
+    it(`does not count the old customer's ${stage} answer under the id's next tenant`, async () => {
+      const configs = new InMemoryConfigManager()
+      const limits = { quota: { limits: [{ window: 'day' as const, tokens: 100_000 }] } }
+      await configs.setTenantConfig({ id: 'acme', ...limits })
+      const quotas = new InMemoryQuotaManager(configs)
+      const metrics = new TenantMetrics({ maxTenants: 5 })
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      let entered!: () => void
+      const inStore = new Promise<void>((resolve) => (entered = resolve))
+      const held = async <T>(answer: () => Promise<T>): Promise<T> => {
+        entered()
+        await gate
+        return answer()
+      }
+      const options =
+        stage === 'quota'
+          ? {
+              quota: {
+                consume: (id: string, cost?: QuotaCost) => held(() => quotas.consume(id, cost)),
+                adjust: quotas.adjust.bind(quotas),
+                peek: quotas.peek.bind(quotas),
+              } as QuotaManager,
+            }
+          : stage === 'policy'
+            ? {
+                policy: {
+                  evaluate: () =>
+                    held(async () => ({ allowed: false, rule: 'model' as const, reason: 'no' })),
+                },
+              }
+            : { quota: { manager: quotas, actualTokens: () => 5_000 } }
+      const handler =
+        stage === 'actualTokens' ? () => held(async () => new Response('ok')) : () => new Response('ok')
+      const app = withTenancy(handler, {
+        configManager: configs,
+        ...options,
+        hooks: tenantMetricsHooks(metrics),
+      })
+      const serve = applyMiddleware(tenantMetricsMiddleware(metrics), app)
+      const old = serve(as('acme'))
+      await inStore
+      // The old customer is deleted and the id given to a new one (AdminService's order).
+      await configs.deleteTenantConfig('acme')
+      metrics.forget('acme')
+      await configs.setTenantConfig({ id: 'acme', ...limits })
+      release()
+      await (await old).arrayBuffer()
+      expect(await seriesOf(metrics, 'acme')).toEqual([])
+      expect(metrics.hasLabel('acme')).toBe(false)
+    })
+  }
+
+  // A Request object sent again: the refusal of its first run marked it refused for good.
+  it('labels a Request object admitted on its second run after a refusal on its first', async () => {
+    const configs = new InMemoryConfigManager()
+    const metrics = new TenantMetrics({ maxTenants: 5 })
+    const app = withTenancy(() => new Response('ok'), {
+      quota: new InMemoryQuotaManager(configs),
+      hooks: tenantMetricsHooks(metrics),
+    })
+    const serve = applyMiddleware(tenantMetricsMiddleware(metrics), app)
+    // No tokens: a charge of tokens would give the id a label of its own, whatever the refusal.
+    const request = new Request('http://x/', { headers: { 'X-Tenant-ID': 'acme' } })
+    expect((await serve(request)).status).toBe(403)
+    await configs.setTenantConfig({ id: 'acme', quota: { limits: [{ window: 'day', requests: 10 }] } })
+    const second = await serve(request)
+    await second.arrayBuffer()
+    expect(second.status).toBe(200)
+    expect(await seriesOf(metrics, 'acme')).toContain(
+      'tenant_requests_total{tenant="acme",outcome="success",code="200"} 1',
     )
   })
 })
