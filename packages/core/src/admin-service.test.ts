@@ -452,6 +452,20 @@ describe('AdminService plans', () => {
 
   const planHistory = async (id: string) => (await withPlans.planAudit(id, { limit: 100 })).items
 
+  // The target plan was checked before the tenant was looked up: 400 for a missing plan.
+  it('answers an update of an unknown tenant naming a missing plan with tenant_not_found', async () => {
+    const { holdPlan: _, ...noHold } = auditedPlanStore(plans, auditLog, { clock })
+    const services = [
+      withPlans,
+      new AdminService({ store: auditedStore(configs, auditLog), plans: noHold, auditLog }),
+    ]
+    for (const service of services) {
+      expect(await rejects(service.update('nope', { plan: 'missing' }, alice))).toMatchObject({
+        code: 'tenant_not_found',
+      })
+    }
+  })
+
   it('creates, reads, lists, replaces and deletes plans, each change with its record', async () => {
     expect(withPlans.hasPlans).toBe(true)
     const created = await withPlans.createPlan(

@@ -632,9 +632,14 @@ export class AdminService {
     write: (held: string | null | undefined) => Promise<T>,
   ): Promise<T> {
     const plans = this.#plans
-    if (typeof plans?.holdPlan !== 'function') return this.#onPlan(target, () => write(undefined))
+    if (typeof plans?.holdPlan !== 'function') {
+      // An unknown tenant is 404 before its target plan is checked (a missing plan is a 400).
+      if (target !== null && (await this.#find(tenantId)) === null) throw new TenantNotFoundError(tenantId)
+      return this.#onPlan(target, () => write(undefined))
+    }
     for (let attempt = 1; ; attempt++) {
       const current = await this.#find(tenantId)
+      if (current === null && target !== null) throw new TenantNotFoundError(tenantId)
       const held = current?.plan ?? null
       const run = () => write(held)
       try {

@@ -21,9 +21,11 @@ import {
   TenantNotFoundError,
 } from './errors'
 import { KeyedLock, MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL } from './keyed-lock'
+import { isPlanView } from './plan-views'
 import { getPlanOrNull, type PlanStore, toPlanConfigInput, validatePlanId } from './plans'
 import type { PlanConfig, PlanConfigInput, TenantConfig, TenantConfigInput } from './schemas'
 import { validateTenantId } from './tenant-id'
+import { invalidOption } from './validate'
 
 export { KeyedLock, MAX_QUEUED_CHANGES, MAX_QUEUED_CHANGES_TOTAL }
 
@@ -69,6 +71,14 @@ export function auditedStore(
   auditLog: AuditLog,
   options: AuditedStoreOptions = {},
 ): AuditedConfigManager {
+  // A change reads the tenant, edits it and writes it back: read through the view, the plan's
+  // values would be written into the tenant's own config, and later plan changes never reach it.
+  if (isPlanView(configs)) {
+    throw invalidOption(
+      'auditedStore.configs',
+      'is a withPlans() view, whose reads are effective configs (tenant over plan): pass the store it reads',
+    )
+  }
   const { apply: applyChange, locked } = auditedChanges<TenantConfig, TenantConfigInput, TenantChange>(
     auditLog,
     options,

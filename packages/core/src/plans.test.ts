@@ -82,6 +82,15 @@ describe('effectiveTenantConfig', () => {
     expect(effectiveTenantConfig(solo, null)).toBe(solo)
   })
 
+  // A plan not found (getPlanOrNull's null) answered the tenant's own config: every allow-list
+  // empty and no plan quota, where withPlans fails closed.
+  it('refuses no plan for a tenant on a plan', () => {
+    const acme = tenant({ id: 'acme', plan: 'pro' })
+    expect(() => effectiveTenantConfig(acme, null)).toThrowError(
+      expect.objectContaining({ code: 'tenant_invalid_config', message: expect.stringMatching(/not found/) }),
+    )
+  })
+
   it('inherits everything the tenant does not set, sharing the plan objects', () => {
     const acme = tenant({ id: 'acme', plan: 'pro', metadata: { name: 'Acme' }, status: 'suspended' })
     const effective = effectiveTenantConfig(acme, pro)

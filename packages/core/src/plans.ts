@@ -98,10 +98,11 @@ const effective = new WeakMap<TenantConfig, { plan: PlanConfig; config: TenantCo
  * - **policy**: per allow-list, the tenant's when non-empty, else the plan's.
  * - **id, status, plan, metadata, timestamps**: the tenant's.
  *
- * `plan` null returns `tenant` itself. The result is deeply frozen and, when both inputs are
- * (what the stores hand out), memoized by the identity of the pair: asking again for the same two
- * objects costs one WeakMap lookup. Throws `InvalidTenantConfigError` when `plan` is not the plan
- * the tenant names.
+ * `plan` null returns `tenant` itself, for a tenant on no plan. The result is deeply frozen and,
+ * when both inputs are (what the stores hand out), memoized by the identity of the pair: asking
+ * again for the same two objects costs one WeakMap lookup. Throws `InvalidTenantConfigError` when
+ * `plan` is not the plan the tenant names, `null` for a tenant on a plan included (its plan was
+ * not found: the tenant's own config alone would drop the plan's limits and allow-lists).
  *
  * @example
  * ```ts
@@ -111,14 +112,17 @@ const effective = new WeakMap<TenantConfig, { plan: PlanConfig; config: TenantCo
  * ```
  */
 export function effectiveTenantConfig(tenant: TenantConfig, plan: PlanConfig | null): TenantConfig {
-  if (plan === null) return tenant
-  const cached = effective.get(tenant)
+  if (plan === null && tenant.plan === null) return tenant
+  const cached = plan === null ? undefined : effective.get(tenant)
   if (cached !== undefined && cached.plan === plan) return cached.config
-  if (tenant.plan !== plan.id) {
+  if (plan === null || tenant.plan !== plan.id) {
     throw new InvalidTenantConfigError([
       {
         path: ['plan'],
-        message: `tenant "${tenant.id}" is on plan ${JSON.stringify(tenant.plan)}, not "${plan.id}"`,
+        message:
+          plan === null
+            ? `tenant "${tenant.id}" is on plan ${JSON.stringify(tenant.plan)}, and no plan was given (it was not found)`
+            : `tenant "${tenant.id}" is on plan ${JSON.stringify(tenant.plan)}, not "${plan.id}"`,
         code: 'invalid_value',
       },
     ])

@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { testConfigManager } from '../testing/config-manager'
 import { expectInvalidOption } from '../testing/options'
 import { rejectionOf as rejects } from '../testing/quota-manager'
+import { auditedStore } from './audited-store'
 import { ManualClock } from './clock'
 import { TenantBackendError } from './errors'
 import { readTenantConfig, tenantConfigNow } from './fast-path'
+import { InMemoryAuditLog } from './in-memory-audit-log'
 import { InMemoryConfigManager } from './in-memory-config-manager'
 import { InMemoryPlanStore } from './in-memory-plan-store'
 import { InMemoryQuotaManager } from './in-memory-quota-manager'
@@ -35,6 +37,14 @@ async function setUp() {
 }
 
 describe('withPlans', () => {
+  // A change through auditedStore reads the tenant, edits it and writes it back: read through the
+  // view, a suspend wrote the plan's allow-lists into the tenant, and later plan changes never
+  // reached it. The view is no store to edit, so it is refused where a store is wired.
+  it('is refused as the store of auditedStore', async () => {
+    const { view } = await setUp()
+    expectInvalidOption(() => auditedStore(view, new InMemoryAuditLog()), 'auditedStore.configs', /withPlans/)
+  })
+
   it('reads a tenant without a plan exactly as the store does', async () => {
     const { configs, view } = await setUp()
     expect(await view.getTenantConfig('solo')).toBe(await configs.getTenantConfig('solo'))

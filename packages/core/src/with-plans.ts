@@ -7,6 +7,7 @@ import {
   readTenantConfig,
   tenantConfigNow,
 } from './fast-path'
+import { markPlanView } from './plan-views'
 import { effectiveTenantConfig, type PlanStore } from './plans'
 import type {
   ConcurrencyConfig,
@@ -106,7 +107,7 @@ export function withPlans(
   }
   const getTenantConfig = (tenantId: string): Promise<TenantConfig> => promiseOf(() => now(tenantId))
 
-  return {
+  const view: ConfigManager & FastConfigStore = {
     [tenantConfigNow]: now,
     getTenantConfig,
     setTenantConfig: (input: TenantConfigInput) => configs.setTenantConfig(input),
@@ -142,10 +143,10 @@ export function withPlans(
     concurrencyConfig: (tenantId: string): Promise<ConcurrencyConfig | null> =>
       getTenantConfig(tenantId).then((config) => config.concurrency),
   }
+  markPlanView(view)
+  return view
 }
 
-// An unknown plan behind a stored tenant is a broken store, not a tenant without limits: answered
-// like a failing backend (503), so the request is refused rather than let through unlimited.
 /** A store that caches what it reads and can drop an entry (`DrizzleConfigManager`, `DrizzlePlanStore`). */
 interface CachedStore {
   invalidate(id?: string): void
@@ -155,6 +156,8 @@ function isPlanNotFound(error: unknown): boolean {
   return isTenantError(error) && error.code === 'plan_not_found'
 }
 
+// An unknown plan behind a stored tenant is a broken store, not a tenant without limits: answered
+// like a failing backend (503), so the request is refused rather than let through unlimited.
 function missingPlan(tenant: TenantConfig, planId: string, error: unknown): unknown {
   if (!isPlanNotFound(error)) return error
   return new TenantBackendError(
