@@ -419,6 +419,65 @@ function checkFunction(node: AstNode, ctx: VerifyContext): void {
   )
 }
 
+// Names PostgreSQL reads as grammar, not as a function looked up by name and argument types: no
+// function of the database can stand in for them, and `pg_catalog.coalesce(...)` does not parse.
+const PG_GRAMMAR_CALLS = new Set(
+  words(`
+  coalesce nullif greatest least trim current_date current_time current_timestamp localtime
+  localtimestamp
+`),
+)
+
+/**
+ * Writes every call of an allowed built-in in a PostgreSQL statement as `pg_catalog.name(...)`,
+ * before the statement is printed and checked. PostgreSQL looks an unqualified name up along the
+ * search path by name and argument types, so a function of the database's own named like a
+ * built-in with other argument types (`length(notes)`, which could read every tenant's rows) would
+ * be called in its stead; in pg_catalog there is only the built-in. A call in special syntax
+ * (`POSITION('a' IN b)`, a name the parser marks `origin`) is grammar, and kept; so is a name the
+ * caller allowed as its own (`allowedFunctions`).
+ */
+export function pinBuiltinsToCatalog(
+  ast: unknown,
+  ctx: Pick<VerifyContext, 'dialect' | 'allowedFunctions'>,
+): void {
+  if (ctx.dialect !== 'postgresql') return
+  const seen = new Set<unknown>()
+  const visit = (node: unknown): void => {
+    if (node === null || typeof node !== 'object' || seen.has(node)) return
+    seen.add(node)
+    const n = node as AstNode
+    // Not window functions (row_number() OVER ...), nor aggregates with OVER, FILTER, DISTINCT or
+    // ORDER BY:
+    // the parser reads no schema on some of them (the statement would be refused), and only an
+    // aggregate or window function of the database's own could stand in for them.
+    const plainAggregate =
+      n.type === 'aggr_func' && !n.over && !n.filter && !n.args?.distinct && !n.args?.orderby
+    if (n.type === 'function' || plainAggregate) {
+      pinCall(n, ctx)
+    }
+    for (const value of Object.values(n)) visit(value)
+  }
+  visit(ast)
+}
+
+function pinCall(node: AstNode, ctx: Pick<VerifyContext, 'dialect' | 'allowedFunctions'>): void {
+  const name = node.name
+  const bare =
+    typeof name === 'string'
+      ? name.toLowerCase()
+      : Array.isArray(name?.name) && name.name.length === 1 && !name.schema
+        ? String(name.name[0]?.value ?? '').toLowerCase()
+        : undefined
+  if (bare === undefined || !ALLOWED_FUNCTIONS.postgresql.has(bare) || PG_GRAMMAR_CALLS.has(bare)) return
+  if (ctx.allowedFunctions?.has(bare)) return
+  if (typeof name === 'string') {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) node.name = `pg_catalog.${name}`
+    return
+  }
+  if (name.name[0]?.type === 'default') name.schema = { type: 'default', value: 'pg_catalog' }
+}
+
 /** `name` or `schema.name` as the database reads it: unquoted parts folded to lower case. */
 function functionName(node: AstNode, ctx: VerifyContext): string {
   const part = (p: unknown): string => {

@@ -16,6 +16,7 @@ import {
   isDerivedTable,
   isSharedTable,
   JOIN_SCOPED_BY_ON,
+  pinBuiltinsToCatalog,
   rejectCte,
   tableName,
   type VerifyContext,
@@ -184,6 +185,7 @@ export function scopeSql(
     tenantIdForm,
   }
   addConditions(ast, ctx, () => placeholders.node({ kind: 'tenant' }))
+  pinBuiltinsToCatalog(ast, ctx)
   const rendered = renderStatement(ast, dialect)
   const reparsed = parseStatement(rendered, dialect)
   if (renderStatement(reparsed, dialect) !== rendered) {
