@@ -381,6 +381,11 @@ function verifyNested(
     if (WRITE_TYPES.has(n.type))
       throw new UnsafeQueryError('a data-modifying statement inside another is refused')
     if (n.type === 'function' || n.type === 'aggr_func' || n.type === 'window_func') checkFunction(n, ctx)
+    if (n.type === 'binary_expr' && ctx.dialect === 'sqlite' && PG_ONLY_OPERATORS.has(String(n.operator))) {
+      throw new UnsafeQueryError(
+        `the operator ${String(n.operator)} is PostgreSQL's; in SQLite a "?" in it is a placeholder no value is bound for`,
+      )
+    }
     for (const key of Object.keys(n)) if (key !== 'loc') visit(n[key])
   }
   for (const key of Object.keys(node)) {
@@ -399,6 +404,10 @@ function verifyNested(
     }
   }
 }
+
+// PostgreSQL's JSON operators, which the SQLite grammar of node-sql-parser also reads. Printed for
+// SQLite, the `?` in them is a placeholder: the text would hold one more mark than values bound.
+const PG_ONLY_OPERATORS = new Set(['?', '?|', '?&', '@>', '<@', '#>', '#>>', '#-'])
 
 // `NOT (...)` and `EXISTS (...)` reach the AST as calls of functions with these names.
 const KEYWORD_CALLS = new Set(['not', 'exists'])

@@ -178,6 +178,9 @@ describe('addTenantFilter', () => {
       ['INSERT INTO notes VALUES (1, 2)', sqlite, 'name its columns'],
       ['REPLACE INTO notes (id) VALUES (1)', sqlite, 'REPLACE'],
       ['INSERT OR REPLACE INTO notes (id) VALUES (1)', sqlite, 'REPLACE'],
+      // PostgreSQL's JSON operators: printed for SQLite, their "?" was a placeholder of no value.
+      ["SELECT title FROM notes x WHERE x.title ? 'a'", sqlite, "the operator ? is PostgreSQL's"],
+      ["SELECT title FROM notes x WHERE x.title ?| 'a'", sqlite, "the operator ?| is PostgreSQL's"],
       ['UPDATE notes SET tenant_id = ?', { params: ['acme'] }, 'may not change the tenant column'],
       [
         'SELECT * FROM notes WHERE id IN (SELECT note_id FROM shares)',
