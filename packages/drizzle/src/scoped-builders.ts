@@ -535,6 +535,20 @@ const COMMON: Intercepts = {
   getSelectedFields: (_scope, t) => readOnly(t.getSelectedFields()),
   // Its statement, driver client and session would otherwise be one cast away.
   prepare: ({ ctx }, t, ...args) => sealedPrepared(t.prepare(...args), ctx.dialect === 'sqlite'),
+  // A SQLite builder run with placeholder values: Drizzle fills them in past the checks of the
+  // rendered statement, and bun:sqlite reads an object among them as named parameters, in place of
+  // the tenant's. So they run through the sealed prepared statement, which checks them as filled.
+  run: runWithValues('run'),
+  all: runWithValues('all'),
+  get: runWithValues('get'),
+  values: runWithValues('values'),
+}
+
+function runWithValues(method: 'run' | 'all' | 'get' | 'values'): Intercepts[string] {
+  return ({ ctx }, t, ...args) => {
+    if (ctx.dialect !== 'sqlite' || args[0] === undefined) return t[method](...args)
+    return sealedPrepared(t.prepare(), true)[method](...args)
+  }
 }
 
 const LOCK_STRENGTHS = new Set(['update', 'no key update', 'share', 'key share'])

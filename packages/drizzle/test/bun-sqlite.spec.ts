@@ -147,6 +147,23 @@ describe('bun:sqlite: an object value cannot bind the tenant', () => {
           .where(eq(notes.id, 'a1'))
           .prepare()
           .execute({ title: forged }),
+      // The same values given to the builder itself: Drizzle filled them in past the checks, and
+      // bun:sqlite changed and read globex's rows.
+      ...(['run', 'all', 'get', 'values'] as const).map(
+        (method) => () =>
+          acme
+            .update(notes)
+            .set({ title: sql.placeholder('title') as never })
+            .where(eq(notes.id, 'g1'))
+            [method]({ title: forged }),
+      ),
+      ...(['all', 'get', 'values'] as const).map(
+        (method) => () =>
+          acme
+            .select({ x: sql`${sql.placeholder('p')}`, id: notes.id })
+            .from(notes)
+            [method]({ p: { 0: 'x', 1: 'globex' } }),
+      ),
     ]
     for (const attempt of attempts) expect(await refusal(attempt)).toBe('tenant_unsafe_query')
     expect(rows()).toEqual(before)
