@@ -457,9 +457,8 @@ export function pinBuiltinsToCatalog(
     seen.add(node)
     const n = node as AstNode
     // Not window functions (row_number() OVER ...), nor aggregates with OVER, FILTER, DISTINCT or
-    // ORDER BY:
-    // the parser reads no schema on some of them (the statement would be refused), and only an
-    // aggregate or window function of the database's own could stand in for them.
+    // ORDER BY: the parser reads no schema on some of them (the statement would be refused), and
+    // only an aggregate or window function of the database's own could stand in for them.
     const plainAggregate =
       n.type === 'aggr_func' && !n.over && !n.filter && !n.args?.distinct && !n.args?.orderby
     if (n.type === 'function' || plainAggregate) {
@@ -484,7 +483,12 @@ function pinCall(node: AstNode, ctx: Pick<VerifyContext, 'dialect' | 'allowedFun
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) node.name = `pg_catalog.${name}`
     return
   }
-  if (name.name[0]?.type === 'default') name.schema = { type: 'default', value: 'pg_catalog' }
+  // A quoted name is looked up the same way ("length" is length); one in other case is no built-in
+  // and was refused already.
+  const part = name.name[0]
+  if (part?.type === 'default' || (part?.type === 'double_quote_string' && part.value === bare)) {
+    name.schema = { type: 'default', value: 'pg_catalog' }
+  }
 }
 
 /** `name` or `schema.name` as the database reads it: unquoted parts folded to lower case. */
