@@ -1,6 +1,6 @@
 import { InvalidTenantIdError, isThenable } from '@tenant/core'
 import { checkToken, invalidOption } from './options'
-import { AMBIGUOUS_URL, pathOf } from './path'
+import { AMBIGUOUS_URL, parsedUrl, pathOf, routerDecoded, tryDecode } from './path'
 import type { MaybePromise } from './types'
 
 /**
@@ -27,11 +27,7 @@ export interface ChainExtractor extends TenantExtractor {
  */
 function urlOf(request: Request): URL | undefined {
   if (pathOf(request.url) === undefined) throw new InvalidTenantIdError(AMBIGUOUS_URL)
-  try {
-    return new URL(request.url)
-  } catch {
-    return undefined
-  }
+  return parsedUrl(request.url)
 }
 
 // The query of a request URL; of one whose host a URL parser refuses, read from the text after
@@ -229,7 +225,7 @@ export function fromPathPrefix(prefix = '/t/'): TenantExtractor {
       if (!path.includes('%')) return id
       // The router reads the decoded path: every reading must name the same tenant, or none.
       if (
-        segmentAfter(tryDecode(path, decodeURIKeepingPercent), normalized) !== id ||
+        segmentAfter(routerDecoded(path), normalized) !== id ||
         segmentAfter(fullyDecoded(path), normalized) !== id
       ) {
         throw new InvalidTenantIdError(
@@ -248,12 +244,6 @@ function segmentAfter(path: string, prefix: string): string | undefined {
   return nonEmpty(end === -1 ? rest : rest.slice(0, end))
 }
 
-// Hono's getPath(): decodeURI, which keeps reserved characters (`%2F`, `%3F`, ...) encoded, with
-// `%25` kept too.
-function decodeURIKeepingPercent(value: string): string {
-  return decodeURI(value.includes('%25') ? value.replace(/%25/g, '%2525') : value)
-}
-
 // A router that decodes every escape, `%2F` included, behind a proxy that decoded once already:
 // decoded until nothing changes, in at most four rounds (deeper layers are no real deployment).
 function fullyDecoded(path: string): string {
@@ -264,22 +254,6 @@ function fullyDecoded(path: string): string {
     current = next
   }
   return current
-}
-
-// As Hono's tryDecode: a malformed escape (`%zz`, a broken UTF-8 sequence) stays as it is, and
-// the escapes around it are still decoded.
-function tryDecode(value: string, decode: (text: string) => string): string {
-  try {
-    return decode(value)
-  } catch {
-    return value.replace(/(?:%[0-9A-Fa-f]{2})+/g, (match) => {
-      try {
-        return decode(match)
-      } catch {
-        return match
-      }
-    })
-  }
 }
 
 /**

@@ -53,10 +53,46 @@ export function pathOf(url: string): string | undefined {
 }
 
 function parsedPath(url: string): string | undefined {
+  return parsedUrl(url)?.pathname
+}
+
+/** `url` as a URL parser reads it, or `undefined` when it refuses it. Internal. */
+export function parsedUrl(url: string): URL | undefined {
   try {
-    return new URL(url).pathname
+    return new URL(url)
   } catch {
     return undefined
+  }
+}
+
+/**
+ * A path percent-decoded as Hono's router decodes it (`getPath()`): decodeURI, which keeps
+ * reserved characters (`%2F`, `%3F`, ...) encoded, with `%25` kept too; a malformed escape stays
+ * as it is. Internal.
+ */
+export function routerDecoded(path: string): string {
+  return path.includes('%') ? tryDecode(path, decodeURIKeepingPercent) : path
+}
+
+function decodeURIKeepingPercent(value: string): string {
+  return decodeURI(value.includes('%25') ? value.replace(/%25/g, '%2525') : value)
+}
+
+/**
+ * As Hono's tryDecode: a malformed escape (`%zz`, a broken UTF-8 sequence) stays as it is, and the
+ * escapes around it are still decoded. Internal.
+ */
+export function tryDecode(value: string, decode: (text: string) => string): string {
+  try {
+    return decode(value)
+  } catch {
+    return value.replace(/(?:%[0-9A-Fa-f]{2})+/g, (match) => {
+      try {
+        return decode(match)
+      } catch {
+        return match
+      }
+    })
   }
 }
 

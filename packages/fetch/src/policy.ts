@@ -10,7 +10,7 @@ import {
 import { type Admission, type ChainStage, fetchChain, type StageStep } from './chain'
 import { handedFrom } from './context'
 import { assertMethods, checkFunction, checkStageOptions, checkToken } from './options'
-import { AMBIGUOUS_URL, pathOf } from './path'
+import { AMBIGUOUS_URL, parsedUrl, pathOf, routerDecoded } from './path'
 import { callUser, StageCore, type StageOptions, StoreFailed, UserRefusal } from './stage'
 import type { MaybePromise, Middleware } from './types'
 
@@ -137,14 +137,6 @@ function mountedFrom(request: Request, path: string, sent: Request, sentPath: st
   return request.method === sent.method && sameHeaders(request.headers, sent.headers)
 }
 
-function parsedUrl(url: string): URL | undefined {
-  try {
-    return new URL(url)
-  } catch {
-    return undefined
-  }
-}
-
 // Both lists in full, in the order Headers iterates them (sorted by name).
 function sameHeaders(a: Headers, b: Headers): boolean {
   const left = [...a]
@@ -153,17 +145,6 @@ function sameHeaders(a: Headers, b: Headers): boolean {
     left.length === right.length &&
     left.every(([name, value], i) => right[i]![0] === name && right[i]![1] === value)
   )
-}
-
-// A path percent-decoded as Hono's router decodes it: every escape but those of reserved
-// characters (decodeURI's rule); a malformed escape leaves the path as it is.
-function routerDecoded(path: string): string {
-  if (!path.includes('%')) return path
-  try {
-    return decodeURI(path)
-  } catch {
-    return path
-  }
 }
 
 // The router's view of `path`: without a trailing slash where the host's router drops it.
